@@ -1,0 +1,183 @@
+"""AMQP 0-9-1 frame codec (compiled: src_cy/frames.pyx; twin: mmate_fast/_py/frames.py).
+
+Fast paths: split a byte stream into frames; assemble basic.deliver / basic.get-ok / basic.return
+with their content header and body into one ``Delivery``; decode basic.ack / basic.nack into
+``Confirm``; encode basic.publish + content header + body straight into a bytearray. Every other
+method frame is decoded and encoded with pamqp.
+
+Field tables are encoded with Go-readable tags only (amqp091-go cannot read ``u``, ``i``, ``L``):
+bool->t, int in int32 range->I, other int in int64 range->l (else ValueError), float->d, str->S,
+bytes/bytearray/memoryview->x, None->V, dict->F, list/tuple->A, datetime->T (UTC seconds),
+decimal.Decimal->D, ``Typed(tag, value)`` -> exactly that tag. Decoding accepts every tag pamqp and
+RabbitMQ know (t b B s u I i l L f d D S x A T F V; ``s`` is a signed 16-bit int as RabbitMQ sends it).
+"""
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+from pamqp.base import Frame as PamqpFrame
+
+FRAME_METHOD: int  # 1
+FRAME_HEADER: int  # 2
+FRAME_BODY: int  # 3
+FRAME_HEARTBEAT: int  # 8
+FRAME_END: int  # 0xCE
+FRAME_MIN_SIZE: int  # 4096: the smallest frame_max a peer may negotiate
+HEARTBEAT_FRAME: bytes  # b"\x08\x00\x00\x00\x00\x00\x00\xce"
+
+class Typed:
+    """A field-table value with an explicit AMQP type tag, e.g. ``Typed("B", 5)`` for a Go uint8."""
+
+    tag: str
+    value: Any
+    def __init__(self, tag: str, value: Any) -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __repr__(self) -> str: ...
+
+class BasicProperties:
+    """The 14 basic content-header properties; ``None`` means absent. ``timestamp`` is POSIX seconds."""
+
+    content_type: str | None
+    content_encoding: str | None
+    headers: dict[str, Any] | None
+    delivery_mode: int | None
+    priority: int | None
+    correlation_id: str | None
+    reply_to: str | None
+    expiration: str | None
+    message_id: str | None
+    timestamp: int | None
+    type: str | None
+    user_id: str | None
+    app_id: str | None
+    cluster_id: str | None
+    def __init__(
+        self,
+        content_type: str | None = None,
+        content_encoding: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+        delivery_mode: int | None = None,
+        priority: int | None = None,
+        correlation_id: str | None = None,
+        reply_to: str | None = None,
+        expiration: str | None = None,
+        message_id: str | None = None,
+        timestamp: int | None = None,
+        type: str | None = None,
+        user_id: str | None = None,
+        app_id: str | None = None,
+        cluster_id: str | None = None,
+    ) -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __repr__(self) -> str: ...
+    def to_dict(self) -> dict[str, Any]:
+        """Only the properties that are set."""
+
+class Delivery:
+    """A complete message from the broker: basic.deliver (kind 0), basic.get-ok (1), basic.return (2).
+
+    Fields that do not apply to the kind are ``""``/0/False.
+    """
+
+    KIND_DELIVER: int  # 0  (class attribute)
+    KIND_GET_OK: int  # 1
+    KIND_RETURN: int  # 2
+    kind: int
+    channel: int
+    consumer_tag: str
+    delivery_tag: int
+    redelivered: bool
+    exchange: str
+    routing_key: str
+    message_count: int  # get-ok only
+    reply_code: int  # return only
+    reply_text: str  # return only
+    properties: BasicProperties
+    body: bytes
+    def __repr__(self) -> str: ...
+
+class Confirm:
+    """basic.ack (nack=False) or basic.nack (nack=True) from the broker (publisher confirms)."""
+
+    channel: int
+    delivery_tag: int
+    multiple: bool
+    nack: bool
+
+class MethodFrame:
+    """Any other method frame, decoded by pamqp (``method`` is e.g. a pamqp.commands.Queue.DeclareOk)."""
+
+    channel: int
+    method: PamqpFrame
+
+class Heartbeat:
+    """A heartbeat frame (channel 0)."""
+
+    channel: int
+
+class FrameReader:
+    """Incremental decoder: feed it whatever ``data_received`` got, get complete items back.
+
+    Raises mmate_fast.errors.FrameError (reply_code 501 bad frame end / oversize / unknown frame type,
+    502 undecodable method or header, 505 content frame where none is expected or a method frame in the
+    middle of content) and never anything else, on any input. After an error the reader is unusable.
+    """
+
+    frame_max: int  # frames larger than this (payload + 8) raise FrameError(501); 0 = no limit
+    def __init__(self, frame_max: int = 131072) -> None: ...
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Delivery | Confirm | MethodFrame | Heartbeat]:
+        """Consume ``data`` and return every item completed by it, in wire order."""
+    def pending(self) -> int:
+        """Bytes buffered but not yet forming a complete item."""
+
+def encode_table(table: Mapping[str, Any]) -> bytes:
+    """Field table payload WITH its 4-byte length prefix. Raises ValueError/TypeError on bad values."""
+
+def decode_table(data: bytes | bytearray | memoryview, offset: int = 0) -> tuple[dict[str, Any], int]:
+    """Decode a length-prefixed field table at ``offset``; returns (table, offset after it)."""
+
+def encode_properties(props: BasicProperties | None) -> bytes:
+    """Property-flags + property list of a content header (no class/weight/size prefix).
+
+    The result can be cached and passed to ``append_publish`` again and again.
+    """
+
+def decode_properties(data: bytes | bytearray | memoryview, offset: int = 0) -> tuple[BasicProperties, int]:
+    """Inverse of ``encode_properties``; returns (properties, offset after them)."""
+
+def append_publish(
+    out: bytearray,
+    channel: int,
+    exchange: str,
+    routing_key: str,
+    body: bytes | bytearray | memoryview,
+    encoded_properties: bytes,
+    mandatory: bool = False,
+    frame_max: int = 131072,
+) -> None:
+    """Append basic.publish + content header + body frame(s) (split at frame_max) to ``out``.
+
+    Raises ValueError for exchange/routing key longer than 255 bytes (UTF-8) or a frame_max < 4096.
+    """
+
+def append_ack(out: bytearray, channel: int, delivery_tag: int, multiple: bool = False) -> None:
+    """Append a basic.ack method frame."""
+
+def append_nack(out: bytearray, channel: int, delivery_tag: int, multiple: bool = False,
+                requeue: bool = True) -> None:
+    """Append a basic.nack method frame."""
+
+def append_reject(out: bytearray, channel: int, delivery_tag: int, requeue: bool = True) -> None:
+    """Append a basic.reject method frame."""
+
+def marshal_method(method: PamqpFrame, channel: int) -> bytes:
+    """Encode any method frame (pamqp), except that field tables in it use the Go-safe encoder."""
+
+__all__ = [
+    "FRAME_BODY", "FRAME_END", "FRAME_HEADER", "FRAME_HEARTBEAT", "FRAME_METHOD", "FRAME_MIN_SIZE",
+    "HEARTBEAT_FRAME", "BasicProperties", "Confirm", "Delivery", "FrameReader", "Heartbeat",
+    "MethodFrame", "Typed", "append_ack", "append_nack", "append_publish", "append_reject",
+    "decode_properties", "decode_table", "encode_properties", "encode_table", "marshal_method",
+]

@@ -1,0 +1,150 @@
+"""Named exceptions of mmate_fast.
+
+Every error that comes from the broker carries its AMQP ``reply_code`` and ``reply_text``; every
+message says what to do next. Credentials never appear in any message.
+"""
+from __future__ import annotations
+
+
+class MmateError(Exception):
+    """Base class of every mmate_fast error."""
+
+
+class InvalidURLError(MmateError, ValueError):
+    """The connection URL cannot be parsed (scheme, port or query option is wrong)."""
+
+
+class OperationTimeout(MmateError, TimeoutError):
+    """An operation did not finish within its timeout."""
+
+
+# --------------------------------------------------------------------------- connection level
+class AMQPConnectionError(MmateError, ConnectionError):
+    """The connection failed or was closed; ``reply_code``/``reply_text`` are the broker's when known."""
+
+    def __init__(self, message: str, reply_code: int = 0, reply_text: str = "") -> None:
+        super().__init__(message)
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+
+
+class BrokerUnreachableError(AMQPConnectionError):
+    """TCP connect to the broker failed (refused, unroutable, DNS). Check host, port and that it runs."""
+
+
+class AuthenticationError(AMQPConnectionError):
+    """The broker refused the credentials (ACCESS_REFUSED during the handshake)."""
+
+
+class HandshakeTimeout(AMQPConnectionError, OperationTimeout):
+    """The AMQP handshake did not complete within the connect timeout."""
+
+
+class ConnectionClosedError(AMQPConnectionError):
+    """The connection is closed (by us, by the broker with a reply code, or by the network)."""
+
+
+class HeartbeatTimeout(ConnectionClosedError):
+    """Nothing was heard from the broker for two heartbeat intervals; the connection was dropped."""
+
+
+class FrameError(AMQPConnectionError):
+    """The peer sent a corrupt, oversized or unexpected frame. ``reply_code`` is the AMQP code
+    (501 frame-error, 502 syntax-error, 503 command-invalid, 505 unexpected-frame) the connection is
+    closed with."""
+
+
+class ConnectionBlockedError(AMQPConnectionError):
+    """The broker blocked publishing (resource alarm) and the caller chose not to wait."""
+
+
+# --------------------------------------------------------------------------- channel level
+class ChannelError(MmateError):
+    """A channel-level failure; only that channel is closed, the connection lives on."""
+
+    def __init__(self, message: str, reply_code: int = 0, reply_text: str = "",
+                 class_id: int = 0, method_id: int = 0) -> None:
+        super().__init__(message)
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+        self.class_id = class_id
+        self.method_id = method_id
+
+
+class ChannelClosedError(ChannelError):
+    """The channel is closed (by the broker with ``reply_code``, or by us)."""
+
+
+class AccessRefusedError(ChannelClosedError):
+    """403 ACCESS_REFUSED: the user may not do this on this resource."""
+
+
+class NotFoundError(ChannelClosedError):
+    """404 NOT_FOUND: exchange or queue does not exist (declare it first)."""
+
+
+class ResourceLockedError(ChannelClosedError):
+    """405 RESOURCE_LOCKED: the queue is exclusive to another connection."""
+
+
+class PreconditionFailedError(ChannelClosedError):
+    """406 PRECONDITION_FAILED: e.g. re-declare with other flags/arguments, or an unknown delivery tag."""
+
+
+class NoChannelsAvailableError(ChannelError):
+    """channel_max reached: close channels you do not use, or raise channel_max."""
+
+
+class PublishError(ChannelError):
+    """A published message was not accepted by the broker."""
+
+
+class PublishNackedError(PublishError):
+    """The broker answered basic.nack to a confirmed publish: the message was NOT stored."""
+
+
+class PublishReturnedError(PublishError):
+    """A mandatory publish could not be routed to any queue (basic.return; usually 312 NO_ROUTE)."""
+
+
+_BY_CODE: dict[int, type[ChannelClosedError]] = {
+    403: AccessRefusedError,
+    404: NotFoundError,
+    405: ResourceLockedError,
+    406: PreconditionFailedError,
+}
+
+
+def channel_error_for(reply_code: int, reply_text: str, class_id: int = 0, method_id: int = 0,
+                      what: str = "") -> ChannelClosedError:
+    """Build the named ChannelClosedError subclass for a broker channel.close."""
+    cls = _BY_CODE.get(reply_code, ChannelClosedError)
+    prefix = f"{what}: " if what else ""
+    return cls(f"{prefix}channel closed by broker: {reply_code} {reply_text}", reply_code, reply_text,
+               class_id, method_id)
+
+
+__all__ = [
+    "AMQPConnectionError",
+    "AccessRefusedError",
+    "AuthenticationError",
+    "BrokerUnreachableError",
+    "ChannelClosedError",
+    "ChannelError",
+    "ConnectionBlockedError",
+    "ConnectionClosedError",
+    "FrameError",
+    "HandshakeTimeout",
+    "HeartbeatTimeout",
+    "InvalidURLError",
+    "MmateError",
+    "NoChannelsAvailableError",
+    "NotFoundError",
+    "OperationTimeout",
+    "PreconditionFailedError",
+    "PublishError",
+    "PublishNackedError",
+    "PublishReturnedError",
+    "ResourceLockedError",
+    "channel_error_for",
+]
