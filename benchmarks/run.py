@@ -1,0 +1,176 @@
+"""Benchmark runner: one workload, three clients (mmate_fast, aio-pika, raw), each run in a fresh process.
+
+    python benchmarks/run.py WORKLOAD [--messages N] [--loop uvloop|asyncio] [--repeat R]
+                             [--only mmate_fast,aio_pika,raw] [--level transport]
+
+WORKLOAD: publish | publish-confirm | publish-confirm-each | consume | e2e. Clients run one after
+another (the 2 cores are shared with the broker). With --repeat R each client runs R times; the
+table shows medians and the ratios are medians of per-repetition ratios (same repetition, so slow
+drift of the machine cancels out, as in the anchors). Progress goes to stderr; stdout holds the
+table and, as its very last line, one JSON object with the rates and ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WORKLOADS = ("publish", "publish-confirm", "publish-confirm-each", "consume", "e2e")
+DEFAULT_N = {"publish": 50_000, "publish-confirm": 50_000, "publish-confirm-each": 5_000,
+             "consume": 50_000, "e2e": 50_000}
+CLIENTS = {"raw": "_raw.py", "mmate_fast": "_mmate.py", "aio_pika": "_aiopika.py"}
+ORDER = ("raw", "mmate_fast", "aio_pika")  # raw first: the limit of this repetition
+AIO_PIKA_MAX_N = 50_000
+LATENCY_WORKLOADS = ("publish-confirm-each", "e2e")
+
+
+def client_n(client: str, n: int) -> int:
+    """aio-pika is slow; it runs at most 50k messages (rates stay comparable)."""
+    return min(n, AIO_PIKA_MAX_N) if client == "aio_pika" else n
+
+
+def run_child(client: str, workload: str, n: int, loop: str, timeout: float) -> tuple[dict[str, Any] | None,
+                                                                                       str | None]:
+    """Run one client in a fresh process; returns (its JSON result, None) or (None, error text)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH", ""), ROOT) if p)
+    argv = [sys.executable, os.path.join(HERE, CLIENTS[client]), workload, "--messages", str(n),
+            "--loop", loop]
+    p = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()  # our own child only
+        out, err = p.communicate()
+        return None, f"timeout after {timeout:.0f}s; stderr: {err.strip()[-400:]}"
+    lines = out.strip().splitlines()
+    if p.returncode != 0 or not lines:
+        tail = err.strip().splitlines()[-1:] or [f"rc={p.returncode}"]
+        return None, f"rc={p.returncode}: {tail[0][:300]}"
+    try:
+        res = json.loads(lines[-1])
+    except json.JSONDecodeError:
+        return None, f"bad output: {lines[-1][:200]!r}"
+    if not res.get("rate") or res.get("capped"):
+        return None, f"incomplete run: count={res.get('count')} of {n}"
+    return res, None
+
+
+def _med(vals: list[float]) -> float | None:
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def _fmt(v: float | None, spec: str = ",.0f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]],
+              errors: dict[str, list[str]], order: list[str]) -> dict[str, Any]:
+    """Medians per client, per-repetition ratios, the printed table and the final JSON object."""
+    reps = max((len(v) for v in runs.values()), default=0)
+    rows = []
+    rates: dict[str, float | None] = {}
+    latency: dict[str, dict[str, float | None]] = {}
+    cpu_us: dict[str, float | None] = {}
+    for c in order:
+        ok = [r for r in runs.get(c, []) if r]
+        rate = _med([r["rate"] for r in ok])
+        rates[c] = rate
+        cpu = _med([r["cpu_s"] / r["count"] * 1e6 for r in ok if r.get("cpu_s") is not None])
+        brk = _med([r["broker_cpu_s"] / r["count"] * 1e6 for r in ok if r.get("broker_cpu_s") is not None])
+        cpu_us[c] = cpu
+        p50 = _med([r["p50_ms"] for r in ok if r.get("p50_ms") is not None])
+        p99 = _med([r["p99_ms"] for r in ok if r.get("p99_ms") is not None])
+        if workload in LATENCY_WORKLOADS:
+            latency[c] = {"p50": p50, "p99": p99}
+        rs = [r["rate"] for r in ok]
+        spread = f"{min(rs):,.0f}..{max(rs):,.0f}" if len(rs) > 1 else ""
+        n_run = ok[0]["n"] if ok else client_n(c, n)
+        rows.append([c, _fmt(n_run, ",d"), _fmt(rate), spread, _fmt(cpu, ",.1f"), _fmt(brk, ",.1f"),
+                     _fmt(p50, ",.2f"), _fmt(p99, ",.2f"),
+                     f"{len(ok)}/{reps}" + (" ERR" if errors.get(c) else "")])
+
+    def ratio(a: str, b: str) -> float | None:
+        per = []
+        for i in range(reps):
+            ra = runs.get(a, [None] * reps)[i]
+            rb = runs.get(b, [None] * reps)[i]
+            if ra and rb:
+                per.append(ra["rate"] / rb["rate"])
+        return _med(per)
+
+    vs_aio, vs_raw = ratio("mmate_fast", "aio_pika"), ratio("mmate_fast", "raw")
+    head = ["client", "N", "msg/s (median)", "min..max", "client CPU µs/msg", "broker CPU µs/msg",
+            "p50 ms", "p99 ms", "ok runs"]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    lines = [f"workload {workload}: " + ", ".join(f"{c}" for c in order),
+             "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(head, widths,
+                                                                                          strict=True))),
+             "  ".join("-" * w for w in widths)]
+    for r in rows:
+        lines.append("  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths,
+                                                                                                 strict=True))))
+    lines.append(f"mmate_fast / aio_pika = {_fmt(vs_aio, '.2f')}    mmate_fast / raw = {_fmt(vs_raw, '.3f')}")
+    for c, errs in errors.items():
+        for e in errs:
+            lines.append(f"error {c}: {e}")
+    obj: dict[str, Any] = {"workload": workload, "messages": n, "rates": {c: rates.get(c) for c in CLIENTS},
+                           "vs_aio_pika": vs_aio, "vs_raw": vs_raw,
+                           "cpu_us_per_msg": {c: cpu_us.get(c) for c in CLIENTS}}
+    if latency:
+        obj["latency_ms"] = latency
+    if errors:
+        obj["errors"] = errors
+    return {"table": "\n".join(lines), "json": obj}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("workload", choices=WORKLOADS)
+    ap.add_argument("--messages", "-n", type=int, default=None,
+                    help="messages per run (default 50000; 5000 for publish-confirm-each)")
+    ap.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--only", default=",".join(ORDER), help="comma list of mmate_fast,aio_pika,raw")
+    ap.add_argument("--level", default="transport", choices=["transport", "mmate"],
+                    help="transport: Channel API (default); mmate: the Mmate layer (not yet implemented)")
+    ap.add_argument("--timeout", type=float, default=300.0, help="seconds per client run")
+    a = ap.parse_args(argv)
+    if a.level == "mmate":
+        print("run.py: --level mmate is not yet implemented", file=sys.stderr)
+        return 2
+    only = [c.strip().replace("-", "_") for c in a.only.split(",") if c.strip()]
+    bad = [c for c in only if c not in CLIENTS]
+    if bad or not only or a.repeat < 1:
+        ap.error(f"--only takes {','.join(CLIENTS)}; --repeat >= 1 (got {bad or a.repeat})")
+    order = [c for c in ORDER if c in only]
+    n = a.messages if a.messages is not None else DEFAULT_N[a.workload]
+    runs: dict[str, list[dict[str, Any] | None]] = {c: [] for c in order}
+    errors: dict[str, list[str]] = {}
+    for rep in range(1, a.repeat + 1):
+        for c in order:
+            t0 = time.time()
+            res, err = run_child(c, a.workload, client_n(c, n), a.loop, a.timeout)
+            runs[c].append(res)
+            if err:
+                errors.setdefault(c, []).append(f"rep {rep}: {err}")
+            status = f"{res['rate']:>10,.0f} msg/s" if res else f"ERROR {err}"
+            print(f"[rep {rep}/{a.repeat}] {a.workload} {c:<10} {status}  ({time.time() - t0:.1f}s)",
+                  file=sys.stderr, flush=True)
+    s = summarize(a.workload, n, runs, errors, order)
+    print(s["table"])
+    print(json.dumps(s["json"]), flush=True)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
