@@ -212,16 +212,17 @@ class Channel:
         if isinstance(m, spec.Channel.Close):
             self._on_remote_close(m)
         elif isinstance(m, spec.Basic.Cancel):
-            consumer = self._consumers.pop(m.consumer_tag, None)
+            tag = m.consumer_tag or ""
+            consumer = self._consumers.pop(tag, None)
             log.warning("broker cancelled consumer %r on channel %d (queue deleted or failed over)",
-                        m.consumer_tag, self.channel_id)
+                        tag, self.channel_id)
             if consumer is not None and consumer.on_cancel is not None:
                 try:
-                    consumer.on_cancel(m.consumer_tag)
+                    consumer.on_cancel(tag)
                 except Exception:
                     log.exception("on_cancel callback failed")
         elif isinstance(m, spec.Channel.Flow):
-            self.flow_active = m.active
+            self.flow_active = bool(m.active)
             self._conn._send_method(self.channel_id, spec.Channel.FlowOk(active=m.active))
         elif isinstance(m, spec.Channel.CloseOk):
             if self._close_future is not None and not self._close_future.done():
