@@ -13,7 +13,6 @@ RabbitMQ know (t b B s u I i l L f d D S x A T F V; ``s`` is a signed 16-bit int
 """
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping
 from typing import Any
 
@@ -127,7 +126,9 @@ class FrameReader:
 
     frame_max: int  # frames larger than this (payload + 8) raise FrameError(501); 0 = no limit
     def __init__(self, frame_max: int = 131072) -> None: ...
-    def feed(self, data: bytes | bytearray | memoryview) -> list[Delivery | Confirm | MethodFrame | Heartbeat]:
+    def feed(
+        self, data: bytes | bytearray | memoryview
+    ) -> list[Delivery | Confirm | MethodFrame | Heartbeat]:
         """Consume ``data`` and return every item completed by it, in wire order."""
     def pending(self) -> int:
         """Bytes buffered but not yet forming a complete item."""
