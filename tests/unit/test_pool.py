@@ -82,6 +82,9 @@ async def test_confirm_tracker_returned_cancelled_fail_reset(P: ModuleType) -> N
     for f in waiting:
         t.add(f)
     assert t.nack(7, True) == 2
+    for f in waiting[:2]:
+        with pytest.raises(PublishNackedError):
+            f.result()
     assert t.fail_all(ConnectionError("closed")) == 1
     with pytest.raises(ConnectionError):
         waiting[2].result()
