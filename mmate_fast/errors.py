@@ -107,6 +107,29 @@ class PublishReturnedError(PublishError):
     """A mandatory publish could not be routed to any queue (basic.return; usually 312 NO_ROUTE)."""
 
 
+# --------------------------------------------------------------------------- messaging level
+class EnvelopeError(MmateError, ValueError):
+    """A message body is not a valid Mmate envelope (not JSON, wrong field types, ...).
+    ``reason`` is a short machine-readable cause, used as the dead-letter reason header."""
+
+    def __init__(self, message: str, reason: str = "malformed-envelope") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ContractError(MmateError, TypeError):
+    """A message class or value does not fit the Mmate contract rules (bad field, unregistered
+    type, payload that does not decode into the registered class)."""
+
+
+class UnknownMessageTypeError(MmateError, LookupError):
+    """No handler or registered class for the envelope ``type`` of a received message."""
+
+
+class HandlerError(MmateError):
+    """A message handler failed; the message was rejected (dead-lettered when a DLX is set)."""
+
+
 _BY_CODE: dict[int, type[ChannelClosedError]] = {
     403: AccessRefusedError,
     404: NotFoundError,
@@ -133,6 +156,9 @@ __all__ = [
     "ChannelError",
     "ConnectionBlockedError",
     "ConnectionClosedError",
+    "ContractError",
+    "EnvelopeError",
+    "HandlerError",
     "FrameError",
     "HandshakeTimeout",
     "HeartbeatTimeout",
@@ -146,5 +172,6 @@ __all__ = [
     "PublishNackedError",
     "PublishReturnedError",
     "ResourceLockedError",
+    "UnknownMessageTypeError",
     "channel_error_for",
 ]
