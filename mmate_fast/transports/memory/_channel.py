@@ -352,7 +352,7 @@ class MemoryChannel:
         since the previous call (as the RabbitMQ channel does)."""
         self._check()
         if self._unconfirmed:
-            done, pending = await asyncio.wait(list(self._unconfirmed), timeout=timeout)
+            _done, pending = await asyncio.wait(list(self._unconfirmed), timeout=timeout)
             if pending:
                 raise OperationTimeout(f"{len(pending)} publishes still unconfirmed after {timeout} s")
         nacked, self._nacked_seen = self._nacked - self._nacked_seen, self._nacked
