@@ -122,6 +122,11 @@ class ContractError(MmateError, TypeError):
     type, payload that does not decode into the registered class)."""
 
 
+class InvalidPatternError(MmateError, ValueError):
+    """A handler pattern is not an exact type, ``"*"``, ``"Prefix*"`` or ``"*Suffix"`` (one ``*``,
+    only at either end)."""
+
+
 class UnknownMessageTypeError(MmateError, LookupError):
     """No handler or registered class for the envelope ``type`` of a received message."""
 
@@ -162,6 +167,7 @@ __all__ = [
     "HandlerError",
     "HandshakeTimeout",
     "HeartbeatTimeout",
+    "InvalidPatternError",
     "InvalidURLError",
     "MmateError",
     "NoChannelsAvailableError",

@@ -44,6 +44,9 @@ _KIND_GET_OK = _frames.Delivery.KIND_GET_OK
 _tag_counter = itertools.count(1)
 #: out-of-order settled delivery tags remembered for ack coalescing
 _MAX_OUT_OF_ORDER = 65536
+#: ``await publish()`` hands the queued bytes to the transport past this size, so the transport's
+#: flow control (pause_writing) can push back on a fast publisher
+_EAGER_FLUSH_BYTES = 256 * 1024
 
 
 def _nack_error(tag: int) -> BaseException:
@@ -385,7 +388,7 @@ class Channel:
                       properties: Any = None, *, mandatory: bool = False,
                       timeout: float | None = None) -> None:
         conn = self._conn
-        if not conn._writable.is_set():
+        if len(conn._wbuf) > _EAGER_FLUSH_BYTES or not conn._writable.is_set():
             await conn.drain(timeout)
         fut = self.publish_nowait(body, exchange, routing_key, properties, mandatory=mandatory)
         if fut is not None:

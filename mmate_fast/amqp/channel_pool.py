@@ -1,4 +1,4 @@
-"""A pool of publishing channels on one connection.
+"""A pool of publishing channels on one connection (any transport: RabbitMQ or memory://).
 
 Publishing never takes a lock: a publish is appended to the connection's write buffer in one step,
 so any number of coroutines can publish at once. The pool spreads publishes round-robin over
@@ -46,7 +46,8 @@ class ChannelPool:
             ch = self._rr.next()
             if ch.is_open:
                 return ch
-        self._conn._check_open()
+        if getattr(self._conn, "is_closed", False):
+            raise errors.ConnectionClosedError("the pool's connection is closed")
         raise errors.ChannelClosedError("every channel of the pool is closed; call await pool.repair()")
 
     def channel(self) -> Any:
@@ -65,6 +66,10 @@ class ChannelPool:
                       timeout: float | None = None) -> None:
         await self.channel().publish(body, exchange, routing_key, properties, mandatory=mandatory,
                                      timeout=timeout)
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for write-buffer room (the channels share one connection)."""
+        await self._pick().drain(timeout)
 
     async def wait_for_confirms(self, timeout: float | None = None) -> None:
         await asyncio.gather(*(c.wait_for_confirms(timeout) for c in self._channels if c.is_open))

@@ -145,7 +145,12 @@ class Connection(asyncio.Protocol):
                                                       reply_text))
 
     async def drain(self, timeout: float | None = None) -> None:
-        """Wait until the socket buffer is below its high-water mark and the broker is not blocking."""
+        """Wait until the socket buffer is below its high-water mark and the broker is not blocking.
+
+        Writes what is queued first: back-pressure is only known once the transport has the bytes.
+        """
+        if self._wbuf and self._transport is not None and self._closed_exc is None:
+            self._flush()
         if self._writable.is_set():
             self._check_open()
             return

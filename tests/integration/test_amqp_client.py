@@ -274,3 +274,22 @@ async def test_clean_close_then_calls_raise(conn: Connection) -> None:
     assert c2.is_closed
     with pytest.raises(errors.ConnectionClosedError):
         await c2.channel()
+
+
+async def test_drain_applies_back_pressure(conn: Connection) -> None:
+    ch = await conn.channel()
+    q = _name("drain")
+    await ch.queue_declare(q, arguments={"x-max-length": 1000})
+    body = b"x" * 2000
+    peak = 0
+    for _ in range(100):
+        for _ in range(1000):
+            ch.publish_nowait(body, "", q)
+        await ch.drain(timeout=30)
+        peak = max(peak, len(conn._wbuf))
+        transport = conn._transport
+        assert transport is not None
+        # after drain, what the client holds is below the transport's high-water mark
+        assert transport.get_write_buffer_size() <= 4 << 20
+    assert peak == 0
+    await ch.queue_delete(q)

@@ -35,6 +35,7 @@ _Delivery = _frames.Delivery
 _KIND_DELIVER = _Delivery.KIND_DELIVER
 _KIND_GET_OK = _Delivery.KIND_GET_OK
 _KIND_RETURN = _Delivery.KIND_RETURN
+_decode_properties = _frames.decode_properties
 
 log = logging.getLogger("mmate_fast.transports.memory")
 
@@ -264,6 +265,8 @@ class MemoryChannel:
                        properties: Any = None, *, mandatory: bool = False) -> asyncio.Future[bool] | None:
         if self._closed or self._conn._closed:
             self._raise_closed()
+        if type(properties) is bytes:  # pre-encoded (as the RabbitMQ channel accepts them)
+            properties = _decode_properties(properties)[0]
         loop = self._loop
         if self._pending is not None:  # the broker is closing this channel: the publish is dropped
             return self._failed_future(self._pending)

@@ -1,0 +1,137 @@
+"""Pure-Python twin of src_cy/dispatch.pyx: message type -> handlers, with a per-type result cache.
+
+Contract: mmate_fast/_cy/dispatch.pyi. A lookup of a type seen before is one dict lookup returning
+the cached tuple; any add/remove/clear drops the cache. The cache holds at most CACHE_MAX types
+(type names come off the wire, so it must not grow without bound): when full it is emptied.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from mmate_fast.errors import InvalidPatternError
+
+#: Most types whose handler tuples are cached at once.
+CACHE_MAX = 4096
+
+
+def _split(pattern: Any) -> tuple[int, str, str]:
+    """Classify a pattern: (0, type, "") exact, (1, prefix, suffix) glob, (2, "", "") for "*"."""
+    if not isinstance(pattern, str):
+        raise TypeError(f"pattern must be str, not {type(pattern).__name__}")
+    stars = pattern.count("*")
+    if stars == 0:
+        if not pattern:
+            raise InvalidPatternError("empty pattern; use an exact type, '*', 'Prefix*' or '*Suffix'")
+        return 0, pattern, ""
+    if pattern == "*":
+        return 2, "", ""
+    if stars == 1:
+        if pattern[-1] == "*":
+            return 1, pattern[:-1], ""
+        if pattern[0] == "*":
+            return 1, "", pattern[1:]
+    raise InvalidPatternError(
+        f"invalid pattern {pattern!r}: use an exact type, '*', 'Prefix*' or '*Suffix' "
+        "(one '*', only at the start or the end)")
+
+
+class DispatchTable:
+    """Handlers per wire type string, plus prefix/suffix globs and ``"*"`` (see dispatch.pyi)."""
+
+    __slots__ = ("_cache", "_count", "_exact", "_globs", "_regs", "_star")
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[Any, ...]] = {}
+        self._regs: dict[str, list[Any]] = {}  # pattern -> handlers; key order = registration order
+        self._exact: dict[str, list[Any]] = {}  # type -> handlers in registration order
+        self._globs: list[tuple[str, str, Any]] = []  # (prefix, suffix, handler) in registration order
+        self._star: list[Any] = []
+        self._count = 0
+
+    def add(self, pattern: str, handler: Any) -> None:
+        """Register ``handler`` for ``pattern``; the same (==) handler twice is kept once."""
+        kind, prefix, suffix = _split(pattern)
+        handlers = self._regs.get(pattern)
+        if handlers is None:
+            handlers = self._regs[pattern] = []
+        elif handler in handlers:
+            return
+        handlers.append(handler)
+        if kind == 0:
+            self._exact.setdefault(prefix, []).append(handler)
+        elif kind == 1:
+            self._globs.append((prefix, suffix, handler))
+        else:
+            self._star.append(handler)
+        self._count += 1
+        self._cache = {}
+
+    def remove(self, pattern: str, handler: Any) -> bool:
+        """Unregister; returns False when it was not registered."""
+        handlers = self._regs.get(pattern)
+        if handlers is None or handler not in handlers:
+            return False
+        kind, prefix, suffix = _split(pattern)
+        handlers.remove(handler)
+        if not handlers:
+            del self._regs[pattern]
+        if kind == 0:
+            exact = self._exact[prefix]
+            exact.remove(handler)
+            if not exact:
+                del self._exact[prefix]
+        elif kind == 1:
+            globs = self._globs
+            for i, (p, s, h) in enumerate(globs):
+                if p == prefix and s == suffix and h == handler:
+                    del globs[i]
+                    break
+        else:
+            self._star.remove(handler)
+        self._count -= 1
+        self._cache = {}
+        return True
+
+    def lookup(self, type_name: str) -> tuple[Any, ...]:
+        """Handlers for a type, () when none: exact, then globs, then "*" (each handler once)."""
+        hit = self._cache.get(type_name)
+        if hit is not None:
+            return hit
+        return self._resolve(type_name)
+
+    def _resolve(self, type_name: str) -> tuple[Any, ...]:
+        if not isinstance(type_name, str):
+            raise TypeError(f"type_name must be str, not {type(type_name).__name__}")
+        out = list(self._exact.get(type_name, ()))
+        for prefix, suffix, h in self._globs:
+            if type_name.startswith(prefix) and type_name.endswith(suffix) and h not in out:
+                out.append(h)
+        for h in self._star:
+            if h not in out:
+                out.append(h)
+        result = tuple(out)
+        cache = self._cache
+        if len(cache) >= CACHE_MAX:
+            cache.clear()
+        cache[type_name] = result
+        return result
+
+    def patterns(self) -> list[str]:
+        """Every registered pattern, in registration order."""
+        return list(self._regs)
+
+    def __len__(self) -> int:
+        """Number of (pattern, handler) registrations."""
+        return self._count
+
+    def clear(self) -> None:
+        """Forget every registration (and the cache)."""
+        self._cache = {}
+        self._regs = {}
+        self._exact = {}
+        self._globs = []
+        self._star = []
+        self._count = 0
+
+
+__all__ = ["CACHE_MAX", "DispatchTable"]

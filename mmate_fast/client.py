@@ -1,0 +1,242 @@
+"""The front door: ``async with Client(url, service_name=...) as client`` wires a connection, the
+Mmate topology, a publisher, a subscriber and a dispatcher.
+
+``memory://`` gives the embedded in-memory broker (no setup), ``amqp://``/``amqps://`` RabbitMQ;
+everything behaves the same on both.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from mmate_fast import errors
+from mmate_fast.amqp.channel_pool import ChannelPool
+from mmate_fast.contracts import MessageKind, TypeRegistry, kind_of, message_type
+from mmate_fast.messaging import topology
+from mmate_fast.messaging.dispatcher import Dispatcher, Handler
+from mmate_fast.messaging.publisher import Publisher
+from mmate_fast.messaging.subscriber import Subscriber, Subscription
+from mmate_fast.transports import connect
+
+log = logging.getLogger("mmate_fast.client")
+
+_NOT_CONNECTED = "Client is not connected: use 'async with Client(...)' or await client.connect()"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Client:
+    """A Mmate service endpoint.
+
+    Handlers registered with :meth:`handler` (decorator) or :meth:`add_handler` are served from the
+    service queue ``{service_name}-queue``: on :meth:`start_consuming` (or the first
+    :meth:`run`), the queue is bound to the Mmate exchanges for every handled type — commands
+    addressed to this service, events and queries of that type — and consumed with ``prefetch``.
+    Several clients with the same service name are competing consumers (a work queue).
+    """
+
+    def __init__(self, url: str = "memory://", *, service_name: str = "service",
+                 publisher_confirms: bool = True, prefetch: int = 10, concurrency: int | None = None,
+                 publish_channels: int = 2, dead_letter: bool = False, fifo: bool = False,
+                 declare_topology: bool = True, registry: TypeRegistry | None = None,
+                 connect_timeout: float = 10.0, auto_bind: bool = True) -> None:
+        self.url = url
+        self.service_name = service_name
+        self.publisher_confirms = publisher_confirms
+        self.prefetch = prefetch
+        self.concurrency = concurrency
+        self.publish_channels = publish_channels
+        self.dead_letter = dead_letter
+        self.fifo = fifo
+        self.declare_topology = declare_topology
+        self.connect_timeout = connect_timeout
+        self.auto_bind = auto_bind
+        self.dispatcher = Dispatcher(registry)
+        self.connection: Any = None
+        self.publisher: Publisher | None = None
+        self.subscriber: Subscriber | None = None
+        self._pool: ChannelPool | None = None
+        self._admin: Any = None
+        self._service_sub: Subscription | None = None
+        self._bound: set[tuple[str, str]] = set()
+        self._bindings_todo: list[topology.Binding] = []
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connection is not None and not self.connection.is_closed else "idle"
+        return f"<Client service={self.service_name!r} {state}>"
+
+    @property
+    def service_queue(self) -> str:
+        return topology.service_queue(self.service_name)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def connect(self) -> Client:
+        """Connect, declare the Mmate exchanges and the service queue, open publishing channels."""
+        if self.connection is not None:
+            return self
+        if "://" in self.url and self.url.split(":", 1)[0] in ("amqp", "amqps"):
+            self.connection = await connect(self.url, timeout=self.connect_timeout)
+        else:
+            self.connection = await connect(self.url)
+        self._admin = await self.connection.channel()
+        if self.declare_topology:
+            await topology.declare_exchanges(self._admin)
+            await topology.declare_service_queue(self._admin, self.service_name, fifo=self.fifo)
+        self._pool = await ChannelPool(self.connection, self.publish_channels,
+                                       publisher_confirms=self.publisher_confirms).open()
+        self.publisher = Publisher(self._pool, confirms=self.publisher_confirms)
+        dlq_target = self._pool if self.publisher_confirms else await self._confirm_pool()
+        self.subscriber = Subscriber(self.connection, self.dispatcher, services=self,
+                                     result_hook=self._on_handler_result, dead_letter_target=dlq_target)
+        return self
+
+    async def _confirm_pool(self) -> ChannelPool:
+        return await ChannelPool(self.connection, 1, publisher_confirms=True).open()
+
+    async def __aenter__(self) -> Client:
+        return await self.connect()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Graceful: stop consuming, let in-flight handlers finish and ack (within ``timeout``),
+        wait for outstanding publisher confirms, then close channels and the connection."""
+        if self._closed or self.connection is None:
+            self._closed = True
+            return
+        self._closed = True
+        if self.subscriber is not None:
+            await self.subscriber.close(timeout)
+        if self._pool is not None and self.publisher_confirms and not self.connection.is_closed:
+            try:
+                await self._pool.wait_for_confirms(timeout)
+            except errors.MmateError as exc:
+                log.warning("unconfirmed publishes at close: %s", exc)
+        if not self.connection.is_closed:
+            await self.connection.close()
+
+    # ------------------------------------------------------------------ handlers
+    def handler(self, message: type | str, *, bind: bool | None = None) -> Callable[[F], F]:
+        """Decorator: ``@client.handler(OrderCreatedEvent)`` — handle that type on the service queue."""
+
+        def register(fn: F) -> F:
+            self.add_handler(message, fn, bind=bind)
+            return fn
+
+        return register
+
+    def add_handler(self, message: type | str, fn: Handler, *, bind: bool | None = None) -> None:
+        """Register ``fn`` for a message class or a type pattern; bind the service queue for it."""
+        self.dispatcher.add_handler(message, fn)
+        if (self.auto_bind if bind is None else bind) and not isinstance(message, str):
+            binding = topology.binding_for(kind_of(message), message_type(message), self.service_name)
+            if binding is not None:
+                self._bindings_todo.append(binding)
+                if self._service_sub is not None:
+                    asyncio.get_running_loop().create_task(self._apply_bindings())
+
+    async def bind(self, exchange: str, routing_key: str, queue: str | None = None) -> None:
+        """Bind ``queue`` (default: the service queue) to ``exchange`` with ``routing_key``."""
+        await self._require().queue_bind(queue or self.service_queue, exchange, routing_key)
+
+    async def _apply_bindings(self) -> None:
+        admin = self._require()
+        todo, self._bindings_todo = self._bindings_todo, []
+        for b in todo:
+            key = (b.exchange, b.routing_key)
+            if key not in self._bound:
+                await admin.queue_bind(self.service_queue, b.exchange, b.routing_key)
+                self._bound.add(key)
+
+    async def start_consuming(self) -> Subscription:
+        """Bind the service queue for the registered handlers and start consuming it."""
+        if self._service_sub is not None:
+            return self._service_sub
+        await self._apply_bindings()
+        sub = await self._require_subscriber().subscribe(
+            self.service_queue, prefetch=self.prefetch, concurrency=self.concurrency,
+            dead_letter=self.dead_letter)
+        self._service_sub = sub
+        return sub
+
+    async def subscribe(self, queue: str, *, prefetch: int | None = None, concurrency: int | None = None,
+                        dead_letter: bool | None = None, bindings: Iterable[tuple[str, str]] = (),
+                        declare: bool = True, durable: bool = True) -> Subscription:
+        """Consume another queue with this client's handlers (declared durable and bound first
+        unless ``declare=False``)."""
+        admin = self._require()
+        if declare:
+            await admin.queue_declare(queue, durable=durable)
+        for exchange, routing_key in bindings:
+            await admin.queue_bind(queue, exchange, routing_key)
+        return await self._require_subscriber().subscribe(
+            queue, prefetch=self.prefetch if prefetch is None else prefetch,
+            concurrency=concurrency if concurrency is not None else self.concurrency,
+            dead_letter=self.dead_letter if dead_letter is None else dead_letter)
+
+    async def run(self) -> None:
+        """Start consuming (if not yet) and serve until cancelled or the connection closes."""
+        await self.start_consuming()
+        closed = getattr(self.connection, "closed", None)
+        if closed is not None:
+            await asyncio.shield(closed)
+        else:
+            await asyncio.Event().wait()
+
+    def _on_handler_result(self, result: Any, msg: Any, ctx: Any) -> Any:
+        """A handler returned something: a reply goes back to the requester's reply address."""
+        if kind_of(result) is not MessageKind.REPLY:
+            return None
+        reply_to = ctx.reply_to
+        if not reply_to:
+            log.warning("handler for %s returned a %s but the request has no reply address",
+                        message_type(msg), message_type(result))
+            return None
+        return self._require_publisher().publish_reply(result, reply_to, correlation_id=ctx.correlation_id
+                                                       or ctx.message_id)
+
+    # ------------------------------------------------------------------ publishing
+    def _require(self) -> Any:
+        if self._admin is None:
+            raise errors.MmateError(_NOT_CONNECTED)
+        return self._admin
+
+    def _require_publisher(self) -> Publisher:
+        if self.publisher is None:
+            raise errors.MmateError(_NOT_CONNECTED)
+        return self.publisher
+
+    def _require_subscriber(self) -> Subscriber:
+        if self.subscriber is None:
+            raise errors.MmateError(_NOT_CONNECTED)
+        return self.subscriber
+
+    async def publish_event(self, event: Any, **options: Any) -> str:
+        """Publish an event to ``mmate.events`` / ``evt.{aggregateId}.{Type}``; returns its id."""
+        return await self._require_publisher().publish_event(event, **options)
+
+    async def publish_command(self, command: Any, **options: Any) -> str:
+        """Publish a command to ``mmate.commands`` / ``cmd.{targetService}.{Type}``."""
+        return await self._require_publisher().publish_command(command, **options)
+
+    async def publish_query(self, query: Any, **options: Any) -> str:
+        """Publish a query to ``mmate.queries`` / ``qry.{Type}``."""
+        return await self._require_publisher().publish_query(query, **options)
+
+    async def publish_reply(self, reply: Any, reply_to: str, **options: Any) -> str:
+        """Send a reply to a requester's queue through the default exchange."""
+        return await self._require_publisher().publish_reply(reply, reply_to, **options)
+
+    async def publish(self, message: Any, **options: Any) -> str:
+        """Generic publish: route by kind unless ``exchange``/``routing_key`` are given. Options:
+        ``exchange``, ``routing_key``, ``headers``, ``correlation_id``, ``ttl`` (s, AMQP expiration),
+        ``priority`` (AMQP priority), ``persistent``, ``mandatory``, ``timeout``."""
+        return await self._require_publisher().publish(message, **options)
+
+    async def publish_batch(self, messages: Iterable[Any], **options: Any) -> list[str]:
+        """Publish many messages pipelined (confirmed per window of 1000 in confirm mode)."""
+        return await self._require_publisher().publish_batch(messages, **options)

@@ -1,0 +1,54 @@
+"""Message object <-> payload dict / envelope (the per-message hot path)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mmate_fast.contracts._base import GenericMessage
+from mmate_fast.contracts._plan import _PLANS, _parse_envelope_ts, plan_for
+from mmate_fast.contracts._registry import TypeRegistry, default_registry
+from mmate_fast.errors import ContractError
+
+
+def to_payload(msg: Any) -> dict[str, Any]:
+    """The JSON-ready payload dict of a message, with wire (camelCase) keys, the base fields of its
+    kind, omitempty fields dropped when empty, nested dataclasses / pydantic models converted.
+    datetime, timedelta, bytes, Decimal, UUID and Enum values are left for the envelope codec.
+    Excludes ``id``/``type``/``timestamp``/``correlationId`` (they travel in the envelope).
+    A GenericMessage gives its ``payload``; a plain dict is returned as it is."""
+    p = _PLANS.get(msg.__class__)
+    if p is None:
+        if isinstance(msg, Mapping):
+            return dict(msg)
+        if isinstance(msg, type):
+            raise ContractError(f"to_payload() needs a message instance, got the class {msg.__qualname__}")
+        p = plan_for(msg.__class__)
+    return p.encode(msg)
+
+
+def from_envelope(env: Any, registry: TypeRegistry = default_registry) -> Any:
+    """Decode an envelope into an instance of the class registered for ``env.type`` (payload keys
+    matched to fields case-insensitively like Go, values converted by annotation; a mismatch raises
+    ContractError naming the field), with id / timestamp (aware datetime) / correlation id from the
+    envelope. Unregistered types give a GenericMessage that keeps the payload."""
+    t = env.type
+    cls = registry._by_name.get(t)
+    payload = env.payload
+    if cls is None:
+        return GenericMessage(type=t, id=env.id, timestamp=_parse_envelope_ts(env.timestamp),
+                              correlation_id=env.correlation_id or None,
+                              payload=payload if payload is not None else {},
+                              headers=env.headers if env.headers is not None else {},
+                              reply_to=env.reply_to)
+    if payload.__class__ is not dict:
+        if payload is None:
+            payload = {}
+        elif isinstance(payload, dict):
+            payload = dict(payload)
+        else:
+            raise ContractError(f"{t}: payload must be a JSON object, got {type(payload).__name__}")
+    p = _PLANS.get(cls) or plan_for(cls)
+    return p.decode(payload, env.id, t, env.timestamp, env.correlation_id)
+
+
+__all__ = ["from_envelope", "to_payload"]

@@ -1,0 +1,140 @@
+"""Turn a typed message into what goes on the wire: envelope body, AMQP headers and properties.
+
+Headers are the set mmate-go writes (wire spec §4.2) with Go-readable field types (``S`` strings,
+``B`` for ``priority``/``delivery-mode``, ``l`` for ``x-delay``), plus the AMQP properties
+``message_id``, ``correlation_id``, ``type``, ``timestamp``, ``reply_to`` of the .NET mapping.
+``content_type`` is ``application/json`` and ``delivery_mode`` 2 unless the caller opts out of
+persistence. TTL and priority become real AMQP properties only when asked for (Go's informational
+``expiration: "300000"`` header never makes messages expire).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mmate_fast._ext import load
+from mmate_fast.contracts import MessageKind, kind_of, message_type, to_payload
+
+_env = load("envelope")
+_frames = load("frames")
+
+_BasicProperties = _frames.BasicProperties
+_Typed = _frames.Typed
+_encode_properties = _frames.encode_properties
+_encode_envelope = _env.encode_envelope
+_utc_timestamp = _env.utc_timestamp
+_format_timestamp = _env.format_timestamp
+
+SOURCE = "mmate-python"
+VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+#: Go's default informational TTL header (ms, as a string); never applied by the broker
+DEFAULT_EXPIRATION_HEADER = "300000"
+
+_KIND_HEADER = {
+    MessageKind.COMMAND: "command",
+    MessageKind.EVENT: "event",
+    MessageKind.QUERY: "query",
+    MessageKind.REPLY: "reply",
+}
+_PRIORITY_0 = _Typed("B", 0)
+_DELIVERY_PERSISTENT = _Typed("B", 2)
+_DELIVERY_TRANSIENT = _Typed("B", 1)
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """A message ready to publish."""
+
+    message_id: str
+    type_name: str
+    kind: MessageKind
+    body: bytes
+    properties: bytes  # pre-encoded AMQP basic properties
+    headers: dict[str, Any]
+    correlation_id: str | None
+    reply_to: str | None
+
+
+def _reply_address(msg: Any, kind: MessageKind) -> str:
+    if kind is MessageKind.COMMAND or kind is MessageKind.QUERY:
+        return getattr(msg, "reply_to", "") or ""
+    return ""
+
+
+def build(msg: Any, *, correlation_id: str | None = None, headers: Mapping[str, Any] | None = None,
+          ttl_ms: int | None = None, priority: int | None = None, persistent: bool = True,
+          delay_ms: int | None = None, reply_to: str | None = None,
+          type_name: str | None = None, source: str = SOURCE, envelope_reply_to: bool = True,
+          reply_to_header: bool = True) -> Outgoing:
+    """Envelope + headers + properties of ``msg`` (a registered dataclass or pydantic model).
+
+    A request's reply address always travels in the payload (``replyTo``, where Go reads it); with
+    ``envelope_reply_to``/``reply_to_header`` it is also written at envelope level and as
+    ``x-reply-to`` so .NET-style responders find it (wire spec §14, SHOULD).
+    """
+    kind = kind_of(msg)
+    tname = type_name or message_type(msg)
+    msg_id: str = getattr(msg, "id", None) or _env.new_id()
+    ts = getattr(msg, "timestamp", None)
+    if ts is None:
+        unix = int(time.time())
+        ts_str = _utc_timestamp(unix)
+    elif isinstance(ts, datetime):
+        ts_str = _format_timestamp(ts)
+        unix = int((ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)).timestamp())
+    else:
+        raise TypeError(f"{tname}.timestamp must be a datetime or None, not {type(ts).__name__}")
+    corr = correlation_id or getattr(msg, "correlation_id", None) or None
+    address = reply_to or _reply_address(msg, kind) or None
+
+    h: dict[str, Any] = {
+        "x-message-type": tname,
+        "x-message-id": msg_id,
+        "x-source": source,
+        "x-version": VERSION,
+        "message-id": msg_id,
+        "message-type": tname,
+        "timestamp": ts_str,
+        "source": source,
+        "expiration": str(ttl_ms) if ttl_ms else DEFAULT_EXPIRATION_HEADER,
+        "priority": _Typed("B", priority) if priority else _PRIORITY_0,
+        "delivery-mode": _DELIVERY_PERSISTENT if persistent else _DELIVERY_TRANSIENT,
+    }
+    kind_header = _KIND_HEADER.get(kind)
+    if kind_header is not None:
+        h["x-message-kind"] = kind_header
+    if corr:
+        h["x-correlation-id"] = corr
+        h["correlation-id"] = corr
+    if kind is MessageKind.EVENT:
+        h["x-aggregate-id"] = str(getattr(msg, "aggregate_id", "") or "")
+        h["x-sequence"] = str(getattr(msg, "sequence", 0) or 0)
+    elif kind is MessageKind.REPLY:
+        h["x-success"] = "true" if getattr(msg, "success", True) else "false"
+    if address and reply_to_header:
+        h["x-reply-to"] = address
+    if delay_ms is not None:
+        h["x-delay"] = _Typed("l", int(delay_ms))
+    if headers:
+        h.update(headers)
+
+    payload = to_payload(msg)
+    body = _encode_envelope(msg_id, tname, ts_str, corr, address if envelope_reply_to else None, h,
+                            payload)
+    props = _encode_properties(_BasicProperties(
+        content_type=CONTENT_TYPE,
+        delivery_mode=2 if persistent else 1,
+        headers=h,
+        message_id=msg_id,
+        correlation_id=corr,
+        type=tname,
+        timestamp=unix,
+        reply_to=address,
+        expiration=str(int(ttl_ms)) if ttl_ms else None,
+        priority=priority if priority else None,
+    ))
+    return Outgoing(msg_id, tname, kind, body, props, h, corr, address)

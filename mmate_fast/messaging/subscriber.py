@@ -1,0 +1,310 @@
+"""Subscriber: consume a queue, decode, dispatch to handlers, ack/reject.
+
+Ack policy: a message is acked only after all its handlers finished without error (acks of
+consecutive deliveries leave as one ``basic.ack(multiple)`` per loop turn). A body that is not an
+envelope, a type without handler or registered class, a payload that does not fit the class, or a
+handler exception: the message is rejected without requeue — or, with ``dead_letter=True``, moved
+to ``dlq.{queue}`` with ``x-mmate-reason``/``x-mmate-error`` headers (published with a confirm,
+then acked: nothing is lost between the two). It is counted and logged; the consumer goes on.
+
+Plain handlers run inline in the reader (no Task per delivery); ``async`` handlers get one Task per
+delivery, at most ``concurrency`` at a time (the rest wait, in order, in a local queue).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mmate_fast import errors
+from mmate_fast._ext import load
+from mmate_fast.contracts import from_envelope
+from mmate_fast.messaging import topology
+from mmate_fast.messaging.dispatcher import Dispatcher, HandlerSpec, MessageContext
+
+_env = load("envelope")
+_frames = load("frames")
+_decode_envelope = _env.decode_envelope
+
+log = logging.getLogger("mmate_fast.subscriber")
+
+#: called with (handler result, message, context) when a handler returns something (replies)
+ResultHook = Callable[[Any, Any, MessageContext], Any]
+
+REASON_HEADER = "x-mmate-reason"
+ERROR_HEADER = "x-mmate-error"
+QUEUE_HEADER = "x-mmate-original-queue"
+TIME_HEADER = "x-mmate-failed-at"
+_MAX_ERROR_TEXT = 1000
+
+
+@dataclass
+class SubscriptionStats:
+    """Counters of one subscription."""
+
+    received: int = 0
+    acked: int = 0
+    rejected: int = 0
+    dead_lettered: int = 0
+    handler_errors: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+class Subscription:
+    """One consumer on one queue. Create with ``await Subscriber.subscribe(...)``."""
+
+    def __init__(self, subscriber: Subscriber, queue: str, channel: Any, *, concurrency: int,
+                 dead_letter: bool) -> None:
+        self._sub = subscriber
+        self.queue = queue
+        self.channel = channel
+        self.concurrency = max(1, concurrency)
+        self.dead_letter = dead_letter
+        self.dead_letter_queue = topology.dead_letter_queue(queue) if dead_letter else None
+        self.consumer_tag = ""
+        self.stats = SubscriptionStats()
+        self._dispatcher = subscriber.dispatcher
+        self._table_lookup = subscriber.dispatcher.table.lookup
+        self._registry = subscriber.dispatcher.registry
+        self._in_flight = 0
+        self._backlog: deque[tuple[Any, Any, Any, tuple[HandlerSpec, ...]]] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopping = False
+
+    # ------------------------------------------------------------------ delivery path
+    def on_delivery(self, delivery: Any) -> None:
+        """Channel callback (plain function: runs inline in the frame reader loop)."""
+        stats = self.stats
+        stats.received += 1
+        try:
+            env = _decode_envelope(delivery.body)
+        except errors.EnvelopeError as exc:
+            self._fail(delivery, exc.reason, str(exc))
+            return
+        handlers = self._table_lookup(env.type)
+        if not handlers:
+            self._fail(delivery, "unknown-type",
+                       f"no handler for message type {env.type!r} on queue {self.queue!r}")
+            return
+        try:
+            msg = from_envelope(env, self._registry)
+        except (errors.ContractError, errors.EnvelopeError) as exc:
+            self._fail(delivery, "contract-error", str(exc))
+            return
+        if self._stopping:
+            self.channel.basic_nack(delivery.delivery_tag, False, True)
+            return
+        for spec in handlers:
+            if spec.is_async:
+                if self._in_flight >= self.concurrency:
+                    self._backlog.append((delivery, env, msg, handlers))
+                else:
+                    self._start(delivery, env, msg, handlers)
+                return
+        # every handler is plain: run inline
+        ctx = None
+        try:
+            for spec in handlers:
+                if spec.wants_context:
+                    if ctx is None:
+                        ctx = MessageContext(delivery, env, msg, self.queue, self._sub.services)
+                    result = spec.fn(msg, ctx)
+                else:
+                    result = spec.fn(msg)
+                if result is not None:
+                    self._on_result(result, msg, ctx, delivery, env)
+        except Exception as exc:
+            self._handler_failed(delivery, env, exc)
+            return
+        self.channel.basic_ack(delivery.delivery_tag)
+        stats.acked += 1
+
+    def _on_result(self, result: Any, msg: Any, ctx: MessageContext | None, delivery: Any, env: Any) -> None:
+        hook = self._sub.result_hook
+        if hook is None:
+            return
+        if ctx is None:
+            ctx = MessageContext(delivery, env, msg, self.queue, self._sub.services)
+        outcome = hook(result, msg, ctx)
+        if asyncio.iscoroutine(outcome):
+            task = asyncio.get_running_loop().create_task(outcome)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _start(self, delivery: Any, env: Any, msg: Any, handlers: tuple[HandlerSpec, ...]) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+        task = asyncio.get_running_loop().create_task(self._run(delivery, env, msg, handlers))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, delivery: Any, env: Any, msg: Any, handlers: tuple[HandlerSpec, ...]) -> None:
+        try:
+            ctx = None
+            for spec in handlers:
+                if spec.wants_context:
+                    if ctx is None:
+                        ctx = MessageContext(delivery, env, msg, self.queue, self._sub.services)
+                    result = spec.fn(msg, ctx)
+                else:
+                    result = spec.fn(msg)
+                if spec.is_async:
+                    result = await result
+                if result is not None:
+                    hook = self._sub.result_hook
+                    if hook is not None:
+                        if ctx is None:
+                            ctx = MessageContext(delivery, env, msg, self.queue, self._sub.services)
+                        outcome = hook(result, msg, ctx)
+                        if asyncio.iscoroutine(outcome):
+                            await outcome
+        except asyncio.CancelledError:
+            self._safe(self.channel.basic_nack, delivery.delivery_tag, False, True)
+            raise
+        except Exception as exc:
+            self._handler_failed(delivery, env, exc)
+        else:
+            if self._safe(self.channel.basic_ack, delivery.delivery_tag):
+                self.stats.acked += 1
+        finally:
+            self._in_flight -= 1
+            if self._backlog and not self._stopping:
+                self._start(*self._backlog.popleft())
+            elif self._in_flight == 0 and not self._backlog:
+                self._idle.set()
+
+    @staticmethod
+    def _safe(fn: Callable[..., None], *args: Any) -> bool:
+        try:
+            fn(*args)
+            return True
+        except errors.MmateError as exc:  # channel closed meanwhile: the broker requeues it
+            log.warning("could not settle delivery: %s", exc)
+            return False
+
+    # ------------------------------------------------------------------ failures
+    def _handler_failed(self, delivery: Any, env: Any, exc: BaseException) -> None:
+        self.stats.handler_errors += 1
+        log.error("handler for %s (id %s) on queue %r failed: %r", env.type, env.id, self.queue, exc,
+                  exc_info=exc)
+        self._fail(delivery, "handler-error", f"{type(exc).__name__}: {exc}")
+
+    def _fail(self, delivery: Any, reason: str, text: str) -> None:
+        stats = self.stats
+        stats.reasons[reason] += 1
+        if reason != "handler-error":
+            log.warning("rejecting delivery %d on queue %r (%s): %s", delivery.delivery_tag, self.queue,
+                        reason, text)
+        if self.dead_letter_queue is not None and self._sub.dead_letter_target is not None:
+            task = asyncio.get_running_loop().create_task(self._dead_letter(delivery, reason, text))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        if self._safe(self.channel.basic_reject, delivery.delivery_tag, False):
+            stats.rejected += 1
+
+    async def _dead_letter(self, delivery: Any, reason: str, text: str) -> None:
+        """Copy the message to dlq.{queue} with the reason, then ack it (confirmed first)."""
+        assert self.dead_letter_queue is not None
+        props = delivery.properties
+        headers = dict(props.headers or {})
+        headers[REASON_HEADER] = reason
+        headers[ERROR_HEADER] = text[:_MAX_ERROR_TEXT]
+        headers[QUEUE_HEADER] = self.queue
+        headers[TIME_HEADER] = _env.utc_timestamp(time.time())
+        copy = _frames.BasicProperties(**{**props.to_dict(), "headers": headers})
+        try:
+            await self._sub.dead_letter_target.publish(delivery.body, "", self.dead_letter_queue, copy)
+        except Exception as exc:
+            log.error("could not move delivery %d to %s (%r); rejecting it instead", delivery.delivery_tag,
+                      self.dead_letter_queue, exc)
+            if self._safe(self.channel.basic_reject, delivery.delivery_tag, False):
+                self.stats.rejected += 1
+            return
+        if self._safe(self.channel.basic_ack, delivery.delivery_tag):
+            self.stats.dead_lettered += 1
+
+    # ------------------------------------------------------------------ lifecycle
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop consuming, let in-flight handlers finish (bounded), requeue what never started."""
+        self._stopping = True
+        if self.consumer_tag and self.channel.is_open:
+            try:
+                await self.channel.basic_cancel(self.consumer_tag, timeout=timeout)
+            except errors.MmateError as exc:
+                log.warning("basic.cancel on %r failed: %s", self.queue, exc)
+        while self._backlog:
+            delivery = self._backlog.popleft()[0]
+            self._safe(self.channel.basic_nack, delivery.delivery_tag, False, True)
+        if self._in_flight:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._idle.wait()
+            except TimeoutError:
+                log.warning("%d handler(s) on %r still running after %s s; cancelling them",
+                            self._in_flight, self.queue, timeout)
+        for task in list(self._tasks):
+            if not task.done():
+                try:
+                    async with asyncio.timeout(max(0.1, timeout / 10)):
+                        await asyncio.shield(task)
+                except (TimeoutError, Exception):
+                    task.cancel()
+
+
+class Subscriber:
+    """Starts and stops Subscriptions on a connection; every subscription has its own channel."""
+
+    def __init__(self, connection: Any, dispatcher: Dispatcher, *, services: Any = None,
+                 result_hook: ResultHook | None = None, dead_letter_target: Any = None) -> None:
+        self.connection = connection
+        self.dispatcher = dispatcher
+        self.services = services
+        self.result_hook = result_hook
+        #: a confirm-mode channel/pool used to move failed messages to their DLQ
+        self.dead_letter_target = dead_letter_target
+        self.subscriptions: list[Subscription] = []
+
+    async def subscribe(self, queue: str, *, prefetch: int = 10, concurrency: int | None = None,
+                        dead_letter: bool = False, exclusive: bool = False,
+                        timeout: float | None = None) -> Subscription:
+        """Consume ``queue`` (which must exist) with ``prefetch`` unacked messages at most and
+        ``concurrency`` async handlers at once (default: prefetch)."""
+        channel = await self.connection.channel(timeout=timeout)
+        if prefetch:
+            await channel.basic_qos(prefetch_count=prefetch, timeout=timeout)
+        sub = Subscription(self, queue, channel, concurrency=concurrency or prefetch or 100,
+                           dead_letter=dead_letter)
+        if dead_letter:
+            await topology.declare_dead_letter_queue(channel, queue)
+        sub.consumer_tag = await channel.basic_consume(queue, sub.on_delivery, exclusive=exclusive,
+                                                       timeout=timeout)
+        self.subscriptions.append(sub)
+        return sub
+
+    async def unsubscribe(self, sub: Subscription, timeout: float = 10.0) -> None:
+        await sub.stop(timeout)
+        if sub in self.subscriptions:
+            self.subscriptions.remove(sub)
+        if sub.channel.is_open:
+            await sub.channel.close()
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop every subscription, draining in-flight handlers within ``timeout``."""
+        subs = list(self.subscriptions)
+        await asyncio.gather(*(s.stop(timeout) for s in subs), return_exceptions=True)
+        for s in subs:
+            if s.channel.is_open:
+                with contextlib.suppress(errors.MmateError):
+                    await s.channel.close()
+        self.subscriptions.clear()
+
+
+__all__ = ["Subscriber", "Subscription", "SubscriptionStats"]

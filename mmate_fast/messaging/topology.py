@@ -1,0 +1,107 @@
+"""Mmate topology: the exchanges, queues, bindings and routing keys mmate-go uses (wire spec §2).
+
+Every declaration carries exactly Go's flags and arguments, so a mixed Go/Python fleet never hits
+406 PRECONDITION_FAILED on a shared exchange or queue.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from mmate_fast.contracts import MessageKind
+
+COMMANDS = "mmate.commands"
+EVENTS = "mmate.events"
+QUERIES = "mmate.queries"
+MESSAGES = "mmate.messages"
+CONTRACTS = "mmate.contracts"
+DLX = "mmate.dlx"
+
+#: declared by every client, in Go's order; all topic, durable, not auto-delete, not internal
+EXCHANGES: tuple[str, ...] = (COMMANDS, EVENTS, QUERIES, MESSAGES, CONTRACTS, DLX)
+
+EXCHANGE_FOR_KIND: dict[MessageKind, str] = {
+    MessageKind.COMMAND: COMMANDS,
+    MessageKind.EVENT: EVENTS,
+    MessageKind.QUERY: QUERIES,
+    MessageKind.REPLY: MESSAGES,
+    MessageKind.MESSAGE: MESSAGES,
+}
+
+
+def service_queue(service_name: str) -> str:
+    """A service's own durable queue: ``{service}-queue``."""
+    return f"{service_name}-queue"
+
+
+def dead_letter_queue(queue: str) -> str:
+    """Where mmate_fast keeps messages a consumer of ``queue`` could not process: ``dlq.{queue}``."""
+    return f"dlq.{queue}"
+
+
+def event_routing_key(aggregate_id: str, type_name: str) -> str:
+    return f"evt.{aggregate_id}.{type_name}"
+
+
+def command_routing_key(target_service: str, type_name: str) -> str:
+    return f"cmd.{target_service}.{type_name}"
+
+
+def query_routing_key(type_name: str) -> str:
+    return f"qry.{type_name}"
+
+
+def message_routing_key(type_name: str) -> str:
+    return f"msg.{type_name}"
+
+
+def reply_routing_key(type_name: str) -> str:
+    """Generic ``publish`` of a reply without an address (Go's ``rpl.{type}``)."""
+    return f"rpl.{type_name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """Bind a queue to ``exchange`` with ``routing_key`` (empty binding arguments, as Go)."""
+
+    exchange: str
+    routing_key: str
+
+
+def binding_for(kind: MessageKind, type_name: str, service_name: str) -> Binding | None:
+    """The binding that brings messages of ``type_name`` to ``service_name``'s queue.
+
+    Commands addressed to this service, events of that type from any aggregate (``evt.#.{type}``:
+    aggregate ids may contain dots), queries of that type. Replies and plain messages are not bound.
+    """
+    if kind is MessageKind.COMMAND:
+        return Binding(COMMANDS, command_routing_key(service_name, type_name))
+    if kind is MessageKind.EVENT:
+        return Binding(EVENTS, f"evt.#.{type_name}")
+    if kind is MessageKind.QUERY:
+        return Binding(QUERIES, query_routing_key(type_name))
+    if kind is MessageKind.MESSAGE:
+        return Binding(MESSAGES, message_routing_key(type_name))
+    return None
+
+
+async def declare_exchanges(channel: Any, names: Iterable[str] = EXCHANGES) -> None:
+    """Declare the Mmate exchanges exactly as mmate-go does (topic, durable)."""
+    for name in names:
+        await channel.exchange_declare(name, "topic", durable=True, auto_delete=False, internal=False)
+
+
+async def declare_service_queue(channel: Any, service_name: str, *, fifo: bool = False) -> str:
+    """Declare ``{service}-queue`` (durable, no arguments; FIFO mode: single active consumer)."""
+    queue = service_queue(service_name)
+    args = {"x-single-active-consumer": True} if fifo else None
+    await channel.queue_declare(queue, durable=True, exclusive=False, auto_delete=False, arguments=args)
+    return queue
+
+
+async def declare_dead_letter_queue(channel: Any, queue: str) -> str:
+    """Declare ``dlq.{queue}`` (durable, no arguments)."""
+    name = dead_letter_queue(queue)
+    await channel.queue_declare(name, durable=True)
+    return name

@@ -1,0 +1,146 @@
+# cython: language_level=3, annotation_typing=False
+"""Compiled dispatch table: message type -> handlers (twin: mmate_fast/_py/dispatch.py).
+
+Contract: mmate_fast/_cy/dispatch.pyi. A lookup of a type seen before is one PyDict_GetItem
+returning the cached tuple (borrowed, no allocation); any add/remove/clear drops the cache. The
+cache holds at most CACHE_MAX types (type names come off the wire): when full it is emptied.
+"""
+from cpython.dict cimport PyDict_GetItem
+from cpython.ref cimport PyObject
+
+from typing import Any
+
+from mmate_fast.errors import InvalidPatternError
+
+#: Most types whose handler tuples are cached at once.
+CACHE_MAX = 4096
+cdef Py_ssize_t _CACHE_MAX = CACHE_MAX
+
+
+cdef tuple _split(object pattern):
+    """Classify a pattern: (0, type, "") exact, (1, prefix, suffix) glob, (2, "", "") for "*"."""
+    if not isinstance(pattern, str):
+        raise TypeError(f"pattern must be str, not {type(pattern).__name__}")
+    cdef str p = <str>pattern
+    cdef Py_ssize_t stars = p.count("*")
+    if stars == 0:
+        if not p:
+            raise InvalidPatternError("empty pattern; use an exact type, '*', 'Prefix*' or '*Suffix'")
+        return (0, p, "")
+    if p == "*":
+        return (2, "", "")
+    if stars == 1:
+        if p[len(p) - 1] == "*":
+            return (1, p[:len(p) - 1], "")
+        if p[0] == "*":
+            return (1, "", p[1:])
+    raise InvalidPatternError(
+        f"invalid pattern {p!r}: use an exact type, '*', 'Prefix*' or '*Suffix' "
+        "(one '*', only at the start or the end)")
+
+
+cdef class DispatchTable:
+    """Handlers per wire type string, plus prefix/suffix globs and ``"*"`` (see dispatch.pyi)."""
+
+    cdef dict _cache
+    cdef dict _regs  # pattern -> handlers; key order = registration order
+    cdef dict _exact  # type -> handlers in registration order
+    cdef list _globs  # (prefix, suffix, handler) in registration order
+    cdef list _star
+    cdef Py_ssize_t _count
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def add(self, pattern: str, handler: Any) -> None:
+        """Register ``handler`` for ``pattern``; the same (==) handler twice is kept once."""
+        kind, prefix, suffix = _split(pattern)
+        handlers = self._regs.get(pattern)
+        if handlers is None:
+            handlers = self._regs[pattern] = []
+        elif handler in handlers:
+            return
+        handlers.append(handler)
+        if kind == 0:
+            self._exact.setdefault(prefix, []).append(handler)
+        elif kind == 1:
+            self._globs.append((prefix, suffix, handler))
+        else:
+            self._star.append(handler)
+        self._count += 1
+        self._cache = {}
+
+    def remove(self, pattern: str, handler: Any) -> bool:
+        """Unregister; returns False when it was not registered."""
+        handlers = self._regs.get(pattern)
+        if handlers is None or handler not in handlers:
+            return False
+        kind, prefix, suffix = _split(pattern)
+        handlers.remove(handler)
+        if not handlers:
+            del self._regs[pattern]
+        cdef list exact
+        cdef Py_ssize_t i
+        if kind == 0:
+            exact = self._exact[prefix]
+            exact.remove(handler)
+            if not exact:
+                del self._exact[prefix]
+        elif kind == 1:
+            for i in range(len(self._globs)):
+                p, s, h = self._globs[i]
+                if p == prefix and s == suffix and h == handler:
+                    del self._globs[i]
+                    break
+        else:
+            self._star.remove(handler)
+        self._count -= 1
+        self._cache = {}
+        return True
+
+    def lookup(self, type_name: str) -> tuple:
+        """Handlers for a type, () when none: exact, then globs, then "*" (each handler once)."""
+        cdef PyObject* hit = PyDict_GetItem(self._cache, type_name)
+        if hit is not NULL:
+            return <object>hit
+        return self._resolve(type_name)
+
+    cdef tuple _resolve(self, object type_name):
+        if not isinstance(type_name, str):
+            raise TypeError(f"type_name must be str, not {type(type_name).__name__}")
+        cdef str name = <str>type_name
+        cdef list out
+        cdef str prefix, suffix
+        exact = self._exact.get(name)
+        out = [] if exact is None else list(<list>exact)
+        for prefix, suffix, h in self._globs:
+            if name.startswith(prefix) and name.endswith(suffix) and h not in out:
+                out.append(h)
+        for h in self._star:
+            if h not in out:
+                out.append(h)
+        cdef tuple result = tuple(out)
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()
+        self._cache[name] = result
+        return result
+
+    def patterns(self) -> list:
+        """Every registered pattern, in registration order."""
+        return list(self._regs)
+
+    def __len__(self) -> int:
+        """Number of (pattern, handler) registrations."""
+        return self._count
+
+    def clear(self) -> None:
+        """Forget every registration (and the cache)."""
+        self._cache = {}
+        self._regs = {}
+        self._exact = {}
+        self._globs = []
+        self._star = []
+        self._count = 0
+
+
+__all__ = ["CACHE_MAX", "DispatchTable"]

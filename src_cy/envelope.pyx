@@ -1,0 +1,792 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Compiled Mmate envelope codec; contract: mmate_fast/_cy/envelope.pyi, twin: mmate_fast/_py/envelope.py.
+
+orjson writes the JSON (one call for a whole envelope: a list ``[id, type, timestamp, ...]`` with sorted
+keys below it); one C pass then turns that list into the envelope object (Go's key order), escapes
+``< > &`` U+2028 U+2029 inside strings and rewrites non-integer number tokens into Go's float64
+notation. orjson writes NaN/Inf as ``null``, so a ``null`` in the output triggers a walk for them.
+Ids come from a 4 KiB os.urandom buffer (reset in forked children), timestamps are formatted in C and
+``utc_timestamp()`` is cached per second.
+"""
+import base64
+import datetime
+import decimal
+import enum
+import math
+import os
+import re
+from collections.abc import Mapping
+
+import orjson
+
+from mmate_fast.errors import ContractError, EnvelopeError
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.object cimport PyObject
+from libc.stdint cimport int64_t
+from libc.string cimport memcpy
+from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
+
+cdef extern from "Python.h":
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    unsigned char* PyUnicode_1BYTE_DATA(object o)
+
+_UTC = datetime.UTC
+_MAX_DEPTH = 254
+_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_INT64_MIN = -(2**63)
+_UINT64_MAX = 2**64 - 1
+_MIN_UNIX = -62135596800  # 0001-01-01T00:00:00Z
+_MAX_UNIX = 253402300799  # 9999-12-31T23:59:59Z
+_dumps_raw = orjson.dumps
+_loads = orjson.loads
+_Fragment = orjson.Fragment
+_JSONEncodeError = orjson.JSONEncodeError
+_JSONDecodeError = orjson.JSONDecodeError
+_datetime = datetime.datetime
+_date = datetime.date
+_timedelta = datetime.timedelta
+_Decimal = decimal.Decimal
+_Enum = enum.Enum
+_isfinite = math.isfinite
+_floor = math.floor
+_urandom = os.urandom
+
+
+def _typed_classes():
+    from mmate_fast._py import frames as _pyf
+    classes = [_pyf.Typed]
+    try:
+        from mmate_fast._cy import frames as _cyf
+        classes.append(_cyf.Typed)
+    except ImportError:
+        pass
+    return tuple(classes)
+
+
+_TYPED = _typed_classes()
+_ENUM_OR_TYPED = (_Enum, *_TYPED)
+
+
+cdef class Envelope:
+    """A decoded envelope. ``timestamp`` is the raw string; ``headers`` is {} when absent;
+    ``payload`` is the decoded JSON value ({} when absent)."""
+
+    cdef public object id, type, timestamp, correlation_id, reply_to, headers, payload
+
+    def __init__(self, id, type, timestamp, correlation_id=None, reply_to=None, headers=None,
+                 payload=None):
+        self.id = id
+        self.type = type
+        self.timestamp = timestamp
+        self.correlation_id = correlation_id
+        self.reply_to = reply_to
+        self.headers = {} if headers is None else headers
+        self.payload = {} if payload is None else payload
+
+    cdef tuple _values(self):
+        return (self.id, self.type, self.timestamp, self.correlation_id, self.reply_to, self.headers,
+                self.payload)
+
+    def __eq__(self, other):
+        if isinstance(other, Envelope):
+            return self._values() == (<Envelope>other)._values()
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self):
+        return (f"Envelope(id={self.id!r}, type={self.type!r}, timestamp={self.timestamp!r}, "
+                f"correlation_id={self.correlation_id!r}, reply_to={self.reply_to!r}, "
+                f"headers={self.headers!r}, payload={self.payload!r})")
+
+
+# --------------------------------------------------------------------------- ids
+cdef enum:
+    RND_SIZE = 4096
+cdef unsigned char _rnd[RND_SIZE]
+cdef Py_ssize_t _rpos = RND_SIZE
+cdef const char* _HEX = b"0123456789abcdef"
+
+
+def _reset_random():
+    """After fork: drop the buffered bytes so parent and child never share ids."""
+    global _rpos
+    _rpos = RND_SIZE
+
+
+os.register_at_fork(after_in_child=_reset_random)
+
+
+def new_id():
+    """A random lowercase UUID v4 with hyphens (36 chars), from a buffered CSPRNG (os.urandom)."""
+    global _rpos
+    cdef unsigned char r[16]
+    cdef bytes fresh
+    if _rpos > RND_SIZE - 16:
+        fresh = _urandom(RND_SIZE)  # may release the GIL: take our bytes right after the copy
+        memcpy(_rnd, PyBytes_AS_STRING(fresh), RND_SIZE)
+        _rpos = 0
+    memcpy(r, _rnd + _rpos, 16)
+    _rpos += 16
+    r[6] = (r[6] & 0x0F) | 0x40
+    r[8] = (r[8] & 0x3F) | 0x80
+    s = PyUnicode_New(36, 127)
+    cdef unsigned char* d = PyUnicode_1BYTE_DATA(s)
+    cdef int i, k = 0
+    for i in range(16):
+        if i == 4 or i == 6 or i == 8 or i == 10:
+            d[k] = 45  # '-'
+            k += 1
+        d[k] = _HEX[r[i] >> 4]
+        d[k + 1] = _HEX[r[i] & 15]
+        k += 2
+    return s
+
+
+# --------------------------------------------------------------------------- timestamps
+cdef inline void _put2(unsigned char* d, int v) noexcept:
+    d[0] = 48 + v // 10
+    d[1] = 48 + v % 10
+
+
+cdef object _civil(int64_t unix):
+    """``YYYY-MM-DDThh:mm:ssZ`` of whole Unix seconds (caller checks years 1..9999)."""
+    cdef int64_t days = unix // 86400
+    cdef int64_t sod = unix - days * 86400
+    if sod < 0:
+        sod += 86400
+        days -= 1
+    cdef int64_t z = days + 719468
+    cdef int64_t era = (z if z >= 0 else z - 146096) // 146097
+    cdef int64_t doe = z - era * 146097
+    cdef int64_t yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    cdef int64_t y = yoe + era * 400
+    cdef int64_t doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    cdef int64_t mp = (5 * doy + 2) // 153
+    cdef int dd = <int>(doy - (153 * mp + 2) // 5 + 1)
+    cdef int mm = <int>(mp + 3 if mp < 10 else mp - 9)
+    if mm <= 2:
+        y += 1
+    s = PyUnicode_New(20, 127)
+    cdef unsigned char* d = PyUnicode_1BYTE_DATA(s)
+    _put2(d, <int>(y // 100))
+    _put2(d + 2, <int>(y % 100))
+    d[4] = 45
+    _put2(d + 5, mm)
+    d[7] = 45
+    _put2(d + 8, dd)
+    d[10] = 84  # 'T'
+    _put2(d + 11, <int>(sod // 3600))
+    d[13] = 58
+    _put2(d + 14, <int>((sod // 60) % 60))
+    d[16] = 58
+    _put2(d + 17, <int>(sod % 60))
+    d[19] = 90  # 'Z'
+    return s
+
+
+cdef object _civil_checked(object unix):
+    if not _MIN_UNIX <= unix <= _MAX_UNIX:
+        raise ContractError(f"timestamp {unix} is outside the years 1..9999")
+    return _civil(<int64_t>unix)
+
+
+cdef int64_t _ts_sec = -(1 << 62)
+cdef object _ts_str = None
+
+
+def utc_timestamp(unix_seconds=None):
+    """Envelope timestamp: UTC RFC 3339, whole seconds (truncated), ``Z``. Now when None (cached
+    per second)."""
+    global _ts_sec, _ts_str
+    cdef timespec ts
+    if unix_seconds is None:
+        clock_gettime(CLOCK_REALTIME, &ts)
+        if ts.tv_sec != _ts_sec:
+            _ts_str = _civil(ts.tv_sec)
+            _ts_sec = ts.tv_sec
+        return _ts_str
+    try:
+        sec = _floor(unix_seconds)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ContractError(f"unix_seconds must be a finite number, not {unix_seconds!r}") from exc
+    return _civil_checked(sec)
+
+
+def format_timestamp(value):
+    """Envelope timestamp of a datetime (naive = UTC): converted to UTC, truncated to seconds."""
+    if not isinstance(value, _datetime):
+        raise ContractError(f"a timestamp must be a datetime.datetime, not {type(value).__qualname__}")
+    off = value.utcoffset()
+    d = value.replace(tzinfo=None)
+    if off:
+        try:
+            d = d - off
+        except OverflowError as exc:
+            raise ContractError(f"{value!r} is outside the years 1..9999 in UTC") from exc
+    s = PyUnicode_New(20, 127)
+    cdef unsigned char* p = PyUnicode_1BYTE_DATA(s)
+    cdef int y = d.year
+    _put2(p, y // 100)
+    _put2(p + 2, y % 100)
+    p[4] = 45
+    _put2(p + 5, d.month)
+    p[7] = 45
+    _put2(p + 8, d.day)
+    p[10] = 84
+    _put2(p + 11, d.hour)
+    p[13] = 58
+    _put2(p + 14, d.minute)
+    p[16] = 58
+    _put2(p + 17, d.second)
+    p[19] = 90
+    return s
+
+
+def format_go_time(value):
+    """Payload time: RFC 3339 with fraction (trailing zeros trimmed) and the value's own offset,
+    ``Z`` for UTC/naive; as Go's time.Time MarshalJSON."""
+    if not isinstance(value, _datetime):
+        raise ContractError(f"a time must be a datetime.datetime, not {type(value).__qualname__}")
+    d = value
+    s = f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+    if d.microsecond:
+        s += f".{d.microsecond:06d}".rstrip("0")
+    off = d.utcoffset()
+    secs = 0 if off is None else off.days * 86400 + off.seconds
+    if secs == 0:
+        return s + "Z"
+    zone = int(secs / 60)  # Go: minutes truncated toward zero; the sign comes from the minutes
+    sign = "+"
+    if zone < 0:
+        sign, zone = "-", -zone
+    return f"{s}{sign}{zone // 60:02d}:{zone % 60:02d}"
+
+
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
+    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))")
+
+
+def parse_timestamp(value):
+    """Parse RFC 3339 (fractions up to 9 digits, truncated to microseconds; ``Z``/``z`` or offsets)
+    to an aware datetime. Raises EnvelopeError(reason="bad-timestamp")."""
+    m = _RFC3339.fullmatch(value) if isinstance(value, str) else None
+    if m is None:
+        raise EnvelopeError(f"timestamp {value!r} is not RFC 3339", "bad-timestamp")
+    y, mo, d, h, mi, s, frac, z, sign, oh, om = m.groups()
+    try:
+        if z is not None:
+            tz = _UTC
+        else:
+            if int(oh) > 23 or int(om) > 59:
+                raise ValueError("offset out of range")
+            off = _timedelta(hours=int(oh), minutes=int(om))
+            tz = datetime.timezone(-off if sign == "-" else off)
+        us = int((frac + "00000")[:6]) if frac else 0
+        return _datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), us, tzinfo=tz)
+    except ValueError as exc:
+        raise EnvelopeError(f"timestamp {value!r} is not a valid time: {exc}", "bad-timestamp") from None
+
+
+# --------------------------------------------------------------------------- output buffer
+cdef struct Buf:
+    char* p
+    Py_ssize_t n
+    Py_ssize_t cap
+
+
+cdef int _reserve(Buf* b, Py_ssize_t extra) except -1:
+    cdef Py_ssize_t need = b.n + extra
+    cdef Py_ssize_t cap
+    cdef char* np
+    if need <= b.cap:
+        return 0
+    cap = b.cap * 2
+    if cap < need:
+        cap = need
+    np = <char*>PyMem_Realloc(b.p, cap)
+    if np == NULL:
+        raise MemoryError()
+    b.p = np
+    b.cap = cap
+    return 0
+
+
+cdef inline int _put(Buf* b, const char* src, Py_ssize_t n) except -1:
+    if b.n + n > b.cap:
+        _reserve(b, n)
+    memcpy(b.p + b.n, src, n)
+    b.n += n
+    return 0
+
+
+cdef inline int _putc(Buf* b, char c) except -1:
+    if b.n + 1 > b.cap:
+        _reserve(b, 1)
+    b.p[b.n] = c
+    b.n += 1
+    return 0
+
+
+cdef int _put_int(Buf* b, int64_t v) except -1:
+    cdef char tmp[24]
+    cdef int k = 24
+    if v == 0:
+        return _putc(b, 48)
+    while v > 0:
+        k -= 1
+        tmp[k] = <char>(48 + v % 10)
+        v //= 10
+    return _put(b, tmp + k, 24 - k)
+
+
+# --------------------------------------------------------------------------- Go numbers
+cdef int _go_number(const unsigned char* t, Py_ssize_t L, Buf* b) except -1:
+    """Rewrite a JSON number token (shortest digits) as Go prints a float64 (see the twin's go_number)."""
+    cdef bint neg = t[0] == 45
+    cdef Py_ssize_t i = 1 if neg else 0
+    cdef Py_ssize_t nd = 0, nf = 0, ne = 0, k
+    cdef bint dot = False
+    cdef int64_t exp = 0, sx
+    cdef int esign = 1
+    cdef unsigned char c
+    cdef char stackbuf[64]
+    cdef char* dig = stackbuf
+    if L > 64:
+        dig = <char*>PyMem_Malloc(L)
+        if dig == NULL:
+            raise MemoryError()
+    try:
+        while i < L:
+            c = t[i]
+            if c == 101 or c == 69:  # e E
+                break
+            if c == 46:
+                dot = True
+            else:
+                if dot:
+                    nf += 1
+                if nd > 0 or c != 48:
+                    dig[nd] = <char>c
+                    nd += 1
+            i += 1
+        if i < L:
+            i += 1
+            if t[i] == 43:
+                i += 1
+            elif t[i] == 45:
+                esign = -1
+                i += 1
+            ne = L - i
+            if ne > 9:
+                raise ContractError(f"number {(<bytes>t[:L]).decode()} has an exponent beyond Go's "
+                                    "float64 range")
+            while i < L:
+                exp = exp * 10 + (t[i] - 48)
+                i += 1
+        exp = esign * exp - nf
+        while nd > 0 and dig[nd - 1] == 48:
+            nd -= 1
+            exp += 1
+        if neg:
+            _putc(b, 45)
+        if nd == 0:
+            return _putc(b, 48)
+        sx = nd - 1 + exp
+        if sx < -6 or sx >= 21:
+            _putc(b, dig[0])
+            if nd > 1:
+                _putc(b, 46)
+                _put(b, dig + 1, nd - 1)
+            if sx < 0:
+                _put(b, b"e-", 2)
+                return _put_int(b, -sx)
+            _put(b, b"e+", 2)
+            return _put_int(b, sx)
+        if exp >= 0:
+            _put(b, dig, nd)
+            _reserve(b, exp)
+            for k in range(exp):
+                b.p[b.n + k] = 48
+            b.n += exp
+            return 0
+        k = nd + exp
+        if k > 0:
+            _put(b, dig, k)
+            _putc(b, 46)
+            return _put(b, dig + k, nd - k)
+        _put(b, b"0.", 2)
+        _reserve(b, -k)
+        for i in range(-k):
+            b.p[b.n + i] = 48
+        b.n += -k
+        return _put(b, dig, nd)
+    finally:
+        if dig != stackbuf:
+            PyMem_Free(dig)
+
+
+def go_number(bytes token):
+    """Go's float64 notation of one JSON number token (exposed for tests)."""
+    cdef Buf b
+    b.p = <char*>PyMem_Malloc(64)
+    b.n = 0
+    b.cap = 64
+    try:
+        _go_number(<const unsigned char*>PyBytes_AS_STRING(token), PyBytes_GET_SIZE(token), &b)
+        return PyBytes_FromStringAndSize(b.p, b.n)
+    finally:
+        PyMem_Free(b.p)
+
+
+# --------------------------------------------------------------------------- the Go pass
+cdef unsigned char _SPECIAL[256]   # bytes that end a plain run inside a string
+cdef unsigned char _NUMCH[256]     # 1: digit, 2: . e E, 3: + -
+
+
+cdef void _init_tables() noexcept:
+    cdef int i
+    for i in range(256):
+        _SPECIAL[i] = 0
+        _NUMCH[i] = 0
+    for c in b'"\\<>&\xe2':
+        _SPECIAL[c] = 1
+    for i in range(48, 58):
+        _NUMCH[i] = 1
+    _NUMCH[46] = 2
+    _NUMCH[101] = 2
+    _NUMCH[69] = 2
+    _NUMCH[43] = 3
+    _NUMCH[45] = 3
+
+
+_init_tables()
+
+
+cdef bytes _go_fix(bytes src, const char** kp, Py_ssize_t* kl, int nkeys):
+    """One pass over orjson output: Go string escapes, Go float notation, and (nkeys > 0) the
+    top-level list ``[a,b,...]`` turned into ``{"k0":a,"k1":b,...}`` (kp[i] holds the separators)."""
+    cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(src)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(src)
+    cdef Py_ssize_t i = 0, j, run = 0
+    cdef int depth = 0, ki = 0, cls
+    cdef bint isfloat, changed = nkeys > 0
+    cdef unsigned char c
+    cdef Buf b
+    b.cap = n + (n >> 3) + 64
+    for j in range(nkeys):
+        b.cap += kl[j]
+    b.p = <char*>PyMem_Malloc(b.cap)
+    b.n = 0
+    if b.p == NULL:
+        raise MemoryError()
+    try:
+        while i < n:
+            c = s[i]
+            if c == 34:  # string
+                i += 1
+                while True:
+                    while i < n and not _SPECIAL[s[i]]:
+                        i += 1
+                    if i >= n:
+                        break
+                    c = s[i]
+                    if c == 34:
+                        i += 1
+                        break
+                    if c == 92:
+                        i += 2
+                        continue
+                    if c == 0xE2:
+                        if i + 2 < n and s[i + 1] == 0x80 and (s[i + 2] == 0xA8 or s[i + 2] == 0xA9):
+                            _put(&b, <const char*>s + run, i - run)
+                            if s[i + 2] == 0xA8:
+                                _put(&b, b"\\u2028", 6)
+                            else:
+                                _put(&b, b"\\u2029", 6)
+                            i += 3
+                            run = i
+                            changed = True
+                        else:
+                            i += 1
+                        continue
+                    _put(&b, <const char*>s + run, i - run)
+                    if c == 60:
+                        _put(&b, b"\\u003c", 6)
+                    elif c == 62:
+                        _put(&b, b"\\u003e", 6)
+                    else:
+                        _put(&b, b"\\u0026", 6)
+                    i += 1
+                    run = i
+                    changed = True
+            elif c == 45 or (48 <= c <= 57):
+                j = i + 1
+                isfloat = False
+                while j < n:
+                    cls = _NUMCH[s[j]]
+                    if cls == 0:
+                        break
+                    if cls == 2:
+                        isfloat = True
+                    j += 1
+                if isfloat:
+                    _put(&b, <const char*>s + run, i - run)
+                    _go_number(s + i, j - i, &b)
+                    run = j
+                    changed = True
+                i = j
+            elif nkeys:
+                if c == 91 or c == 123:  # [ {
+                    if depth == 0:
+                        _put(&b, kp[0], kl[0])
+                        ki = 1
+                        run = i + 1
+                    depth += 1
+                elif c == 93 or c == 125:  # ] }
+                    depth -= 1
+                    if depth == 0:
+                        _put(&b, <const char*>s + run, i - run)
+                        _putc(&b, 125)
+                        run = i + 1
+                elif c == 44 and depth == 1:
+                    _put(&b, <const char*>s + run, i - run)
+                    _put(&b, kp[ki], kl[ki])
+                    ki += 1
+                    run = i + 1
+                i += 1
+            else:
+                i += 1
+        if not changed:
+            return src
+        _put(&b, <const char*>s + run, n - run)
+        return PyBytes_FromStringAndSize(b.p, b.n)
+    finally:
+        PyMem_Free(b.p)
+
+
+# --------------------------------------------------------------------------- value encoding
+def _default(obj):
+    """orjson hook: Go's representation of the non-JSON types of the contract."""
+    if isinstance(obj, _datetime):
+        return _Fragment(b'"' + format_go_time(obj).encode() + b'"')
+    if isinstance(obj, _date):
+        return _Fragment(f'"{obj.year:04d}-{obj.month:02d}-{obj.day:02d}"'.encode())
+    if isinstance(obj, _timedelta):
+        ns = ((obj.days * 86400 + obj.seconds) * 1_000_000 + obj.microseconds) * 1000
+        return _Fragment(str(ns).encode())
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return _Fragment(b'"' + base64.b64encode(obj) + b'"')
+    if isinstance(obj, _Decimal):
+        if not obj.is_finite():
+            raise ContractError(f"{obj} is not a JSON number (Go refuses NaN/Inf)")
+        return _Fragment(str(obj).encode())
+    if isinstance(obj, _TYPED):
+        return obj.value
+    if isinstance(obj, float):
+        if not _isfinite(obj):
+            raise ContractError(f"{obj!r} is not a JSON number (Go refuses NaN/Inf)")
+        return _Fragment(float.__repr__(obj).encode())
+    raise ContractError(f"cannot encode a value of type {type(obj).__module__}.{type(obj).__qualname__} "
+                        "as Mmate JSON")
+
+
+cdef int _check_finite(object value, int depth) except -1:
+    """orjson writes NaN/Inf as null: find them (only called when the output holds ``null``)."""
+    if depth > _MAX_DEPTH:
+        return 0
+    if isinstance(value, float):
+        if not _isfinite(value):
+            raise ContractError(f"{value!r} is not a JSON number (Go refuses NaN/Inf)")
+    elif isinstance(value, dict):
+        for v in (<dict>value).values():
+            _check_finite(v, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _check_finite(v, depth + 1)
+    elif isinstance(value, _ENUM_OR_TYPED):
+        _check_finite(value.value, depth + 1)
+    return 0
+
+
+cdef object _widen(object value, int depth):
+    """Copy of value with ints beyond 64 bits as raw number fragments (orjson stops at 64 bits)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if _INT64_MIN <= value <= _UINT64_MAX:
+            return value
+        return _Fragment(int.__repr__(value).encode())
+    if isinstance(value, dict):
+        if depth >= _MAX_DEPTH:
+            raise ContractError("cannot encode as Mmate JSON: Recursion limit reached")
+        return {k: _widen(v, depth + 1) for k, v in (<dict>value).items()}
+    if isinstance(value, (list, tuple)):
+        if depth >= _MAX_DEPTH:
+            raise ContractError("cannot encode as Mmate JSON: Recursion limit reached")
+        return [_widen(v, depth + 1) for v in value]
+    if isinstance(value, _ENUM_OR_TYPED):
+        return _widen(value.value, depth)
+    return value
+
+
+cdef bytes _dumps(object value):
+    try:
+        return _dumps_raw(value, _default, _OPTS)
+    except _JSONEncodeError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ContractError):
+            raise cause from None
+        if "64-bit" not in str(exc):
+            raise ContractError(f"cannot encode as Mmate JSON: {exc}") from None
+    try:
+        return _dumps_raw(_widen(value, 0), _default, _OPTS)
+    except _JSONEncodeError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ContractError):
+            raise cause from None
+        raise ContractError(f"cannot encode as Mmate JSON: {exc}") from None
+
+
+def encode_json(value):
+    """Go-compatible JSON of one value (keys sorted at every level), e.g. a payload."""
+    cdef bytes out = _dumps(value)
+    if b"null" in out:
+        _check_finite(value, 0)
+    return _go_fix(out, NULL, NULL, 0)
+
+
+cdef bytes K_ID = b'{"id":'
+cdef bytes K_TYPE = b',"type":'
+cdef bytes K_TS = b',"timestamp":'
+cdef bytes K_CID = b',"correlationId":'
+cdef bytes K_RT = b',"replyTo":'
+cdef bytes K_HDR = b',"headers":'
+cdef bytes K_PL = b',"payload":'
+_EMPTY = {}
+
+
+cdef inline int _need_str(str name, object value) except -1:
+    if not isinstance(value, str):
+        raise ContractError(f"envelope {name} must be a str, not {type(value).__qualname__}")
+    return 0
+
+
+def encode_envelope(id, type, timestamp, correlation_id, reply_to, headers, payload):
+    """The whole body, keys in Go's order (id, type, timestamp, correlationId?, replyTo?, headers?,
+    payload)."""
+    cdef const char* kp[7]
+    cdef Py_ssize_t kl[7]
+    cdef int nk = 3
+    _need_str("id", id)
+    _need_str("type", type)
+    _need_str("timestamp", timestamp)
+    items = [id, type, timestamp]
+    kp[0] = K_ID
+    kl[0] = 6
+    kp[1] = K_TYPE
+    kl[1] = 8
+    kp[2] = K_TS
+    kl[2] = 13
+    if correlation_id is not None and correlation_id != "":
+        _need_str("correlationId", correlation_id)
+        items.append(correlation_id)
+        kp[nk] = K_CID
+        kl[nk] = 17
+        nk += 1
+    if reply_to is not None and reply_to != "":
+        _need_str("replyTo", reply_to)
+        items.append(reply_to)
+        kp[nk] = K_RT
+        kl[nk] = 11
+        nk += 1
+    if headers is not None:
+        if not isinstance(headers, dict):
+            if not isinstance(headers, Mapping):
+                raise ContractError(f"headers must be a mapping, not {(<object>headers).__class__.__qualname__}")
+            headers = dict(headers)
+        items.append(headers)
+        kp[nk] = K_HDR
+        kl[nk] = 11
+        nk += 1
+    if payload is None:
+        payload = _EMPTY
+    items.append(payload)
+    kp[nk] = K_PL
+    kl[nk] = 11
+    nk += 1
+    cdef bytes out = _dumps(items)
+    if b"null" in out:
+        _check_finite(items, 0)
+    return _go_fix(out, kp, kl, nk)
+
+
+# --------------------------------------------------------------------------- decoding
+cdef str _tname(object v):
+    return (<object>v).__class__.__name__
+
+
+cdef inline object _get(dict doc, str key):
+    cdef PyObject* p = PyDict_GetItem(doc, key)
+    if p == NULL:
+        return None
+    return <object>p
+
+
+cdef inline int _str_or_none(str key, object v) except -1:
+    if v is not None and type(v) is not str:
+        raise EnvelopeError(f"envelope field {key!r} must be a string, not {_tname(v)}", "bad-field")
+    return 0
+
+
+def decode_envelope(body):
+    """Parse a body (Go's or .NET's). Raises EnvelopeError with reason ``not-json``,
+    ``not-an-object``, ``bad-field`` or ``missing-type``."""
+    try:
+        doc = _loads(body)
+    except _JSONDecodeError as exc:
+        raise EnvelopeError(f"message body is not JSON: {exc}", "not-json") from None
+    except TypeError as exc:
+        raise EnvelopeError(f"message body must be bytes, not {(<object>body).__class__.__qualname__}",
+                            "not-json") from exc
+    if type(doc) is not dict:
+        raise EnvelopeError(f"message body is a JSON {_tname(doc)}, not an object", "not-an-object")
+    cdef dict d = <dict>doc
+    mid = _get(d, "id")
+    mtype = _get(d, "type")
+    ts = _get(d, "timestamp")
+    cid = _get(d, "correlationId")
+    rto = _get(d, "replyTo")
+    _str_or_none("id", mid)
+    _str_or_none("type", mtype)
+    _str_or_none("timestamp", ts)
+    _str_or_none("correlationId", cid)
+    _str_or_none("replyTo", rto)
+    if not mtype:
+        raise EnvelopeError("envelope has no 'type'", "missing-type")
+    headers = _get(d, "headers")
+    if headers is None:
+        headers = {}
+    elif type(headers) is not dict:
+        raise EnvelopeError(f"envelope field 'headers' must be an object, not {_tname(headers)}",
+                            "bad-field")
+    cdef PyObject* pp = PyDict_GetItem(d, "payload")
+    cdef Envelope env = Envelope.__new__(Envelope)
+    env.id = mid if mid is not None else ""
+    env.type = mtype
+    env.timestamp = ts if ts is not None else ""
+    env.correlation_id = cid
+    env.reply_to = rto
+    env.headers = headers
+    env.payload = <object>pp if pp != NULL else {}
+    return env
+
+
+__all__ = [
+    "Envelope", "decode_envelope", "encode_envelope", "encode_json", "format_go_time",
+    "format_timestamp", "new_id", "parse_timestamp", "utc_timestamp",
+]
