@@ -1,15 +1,32 @@
 """mmate_fast: the fastest way to run Mmate messaging (RabbitMQ) from Python, wire-compatible with
 mmate-go.
 
-Layers (bottom-up): compiled frame codec and confirm tracker (``mmate_fast._cy``, pure-Python twins
-in ``mmate_fast._py``), the AMQP 0-9-1 client (``mmate_fast.amqp``), transports behind one interface
-(``mmate_fast.transports``: RabbitMQ and the embedded in-memory broker).
+Layers (bottom-up): compiled frame/envelope codecs, dispatch table and confirm tracker
+(``mmate_fast._cy``, pure-Python twins in ``mmate_fast._py``), the AMQP 0-9-1 client
+(``mmate_fast.amqp``), transports behind one interface (``mmate_fast.transports``: RabbitMQ and the
+embedded in-memory broker), contracts (``mmate_fast.contracts``), the messaging core
+(``mmate_fast.messaging``) and the front door (``Client``, the ``mmate`` command line).
 """
 from __future__ import annotations
 
 from mmate_fast import errors
 from mmate_fast._ext import COMPILED, NO_EXTENSIONS
 from mmate_fast.amqp import BasicProperties, ChannelPool, Delivery, Typed
+from mmate_fast.client import Client
+from mmate_fast.contracts import (
+    Command,
+    ErrorReply,
+    Event,
+    GenericMessage,
+    Message,
+    MessageKind,
+    Query,
+    Reply,
+    TypeRegistry,
+    default_registry,
+    register,
+    wire_field,
+)
 from mmate_fast.errors import (
     AMQPConnectionError,
     AuthenticationError,
@@ -17,6 +34,8 @@ from mmate_fast.errors import (
     ChannelClosedError,
     ChannelError,
     ConnectionClosedError,
+    ContractError,
+    EnvelopeError,
     FrameError,
     HandshakeTimeout,
     MmateError,
@@ -26,6 +45,7 @@ from mmate_fast.errors import (
     PublishNackedError,
     PublishReturnedError,
 )
+from mmate_fast.messaging import MessageContext, Publisher, Subscriber, Subscription
 from mmate_fast.transports import Channel, Connection, QueueDeclareOk, connect
 
 __version__ = "0.1.0"
@@ -41,20 +61,39 @@ __all__ = [
     "ChannelClosedError",
     "ChannelError",
     "ChannelPool",
+    "Client",
+    "Command",
     "Connection",
     "ConnectionClosedError",
+    "ContractError",
     "Delivery",
+    "EnvelopeError",
+    "ErrorReply",
+    "Event",
     "FrameError",
+    "GenericMessage",
     "HandshakeTimeout",
+    "Message",
+    "MessageContext",
+    "MessageKind",
     "MmateError",
     "NotFoundError",
     "OperationTimeout",
     "PreconditionFailedError",
     "PublishNackedError",
     "PublishReturnedError",
+    "Publisher",
+    "Query",
     "QueueDeclareOk",
+    "Reply",
+    "Subscriber",
+    "Subscription",
+    "TypeRegistry",
     "Typed",
     "__version__",
     "connect",
+    "default_registry",
     "errors",
+    "register",
+    "wire_field",
 ]
