@@ -16,6 +16,7 @@ from mmate_fast.amqp.channel_pool import ChannelPool
 from mmate_fast.contracts import MessageKind, TypeRegistry, kind_of, message_type
 from mmate_fast.messaging import topology
 from mmate_fast.messaging.dispatcher import Dispatcher, Handler
+from mmate_fast.messaging.pipeline import Interceptor, Pipeline
 from mmate_fast.messaging.publisher import Publisher
 from mmate_fast.messaging.subscriber import Subscriber, Subscription
 from mmate_fast.transports import connect
@@ -41,7 +42,8 @@ class Client:
                  publisher_confirms: bool = True, prefetch: int = 10, concurrency: int | None = None,
                  publish_channels: int = 2, dead_letter: bool = False, fifo: bool = False,
                  declare_topology: bool = True, registry: TypeRegistry | None = None,
-                 connect_timeout: float = 10.0, auto_bind: bool = True) -> None:
+                 connect_timeout: float = 10.0, auto_bind: bool = True,
+                 interceptors: Iterable[Interceptor] = (), source: str | None = None) -> None:
         self.url = url
         self.service_name = service_name
         self.publisher_confirms = publisher_confirms
@@ -54,6 +56,10 @@ class Client:
         self.connect_timeout = connect_timeout
         self.auto_bind = auto_bind
         self.dispatcher = Dispatcher(registry)
+        #: interceptors shared by publishing and consuming (see mmate_fast.messaging.pipeline)
+        self.pipeline = Pipeline(interceptors)
+        #: value of the ``source``/``x-source`` headers (default ``mmate-python``)
+        self.source = source
         self.connection: Any = None
         self.publisher: Publisher | None = None
         self.subscriber: Subscriber | None = None
@@ -87,10 +93,12 @@ class Client:
             await topology.declare_service_queue(self._admin, self.service_name, fifo=self.fifo)
         self._pool = await ChannelPool(self.connection, self.publish_channels,
                                        publisher_confirms=self.publisher_confirms).open()
-        self.publisher = Publisher(self._pool, confirms=self.publisher_confirms)
+        self.publisher = Publisher(self._pool, confirms=self.publisher_confirms, pipeline=self.pipeline,
+                                   source=self.source)
         dlq_target = self._pool if self.publisher_confirms else await self._confirm_pool()
         self.subscriber = Subscriber(self.connection, self.dispatcher, services=self,
-                                     result_hook=self._on_handler_result, dead_letter_target=dlq_target)
+                                     result_hook=self._on_handler_result, dead_letter_target=dlq_target,
+                                     pipeline=self.pipeline)
         return self
 
     async def _confirm_pool(self) -> ChannelPool:
@@ -118,6 +126,12 @@ class Client:
                 log.warning("unconfirmed publishes at close: %s", exc)
         if not self.connection.is_closed:
             await self.connection.close()
+
+    # ------------------------------------------------------------------ interceptors
+    def use(self, interceptor: Interceptor) -> Interceptor:
+        """Append an interceptor to the pipeline (runs on publish and consume); returns it."""
+        self.pipeline.add(interceptor)
+        return interceptor
 
     # ------------------------------------------------------------------ handlers
     def handler(self, message: type | str, *, bind: bool | None = None) -> Callable[[F], F]:

@@ -3,12 +3,27 @@ dispatcher and subscriber. Knows the transports' Channel interface, nothing of R
 from __future__ import annotations
 
 from mmate_fast.messaging.dispatcher import Dispatcher, MessageContext
+from mmate_fast.messaging.pipeline import ConsumeContext, Interceptor, Pipeline, PublishContext
 from mmate_fast.messaging.publisher import Publisher, default_route
-from mmate_fast.messaging.subscriber import Subscriber, Subscription, SubscriptionStats
+from mmate_fast.messaging.subscriber import (
+    ErrorHook,
+    Failure,
+    FailureHandler,
+    Subscriber,
+    Subscription,
+    SubscriptionStats,
+)
 
 __all__ = [
+    "ConsumeContext",
     "Dispatcher",
+    "ErrorHook",
+    "Failure",
+    "FailureHandler",
+    "Interceptor",
     "MessageContext",
+    "Pipeline",
+    "PublishContext",
     "Publisher",
     "Subscriber",
     "Subscription",

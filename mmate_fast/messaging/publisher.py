@@ -11,9 +11,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mmate_fast import errors
+from mmate_fast._ext import load
 from mmate_fast.contracts import MessageKind, kind_of, message_type
 from mmate_fast.messaging import topology
-from mmate_fast.messaging.outgoing import Outgoing, build
+from mmate_fast.messaging.outgoing import SOURCE, Outgoing, build
+from mmate_fast.messaging.pipeline import Pipeline, PublishContext
+
+_frames = load("frames")
 
 
 def default_route(msg: Any, kind: MessageKind, type_name: str) -> tuple[str, str]:
@@ -37,9 +41,13 @@ class Publisher:
     only once the broker has stored the message, and raises PublishNackedError otherwise.
     """
 
-    def __init__(self, target: Any, *, confirms: bool = False) -> None:
+    def __init__(self, target: Any, *, confirms: bool = False, pipeline: Pipeline | None = None,
+                 source: str | None = None) -> None:
         self._target = target
         self.confirms = confirms
+        #: interceptors (before/after hooks); an empty pipeline costs nothing
+        self.pipeline = pipeline if pipeline is not None else Pipeline()
+        self.source = source
         self.published = 0
 
     # ------------------------------------------------------------------ building blocks
@@ -58,7 +66,7 @@ class Publisher:
         out = build(msg, correlation_id=correlation_id, headers=headers,
                     ttl_ms=int(ttl * 1000) if ttl else None, priority=priority, persistent=persistent,
                     delay_ms=int(delay * 1000) if delay is not None else None, reply_to=reply_to,
-                    type_name=type_name)
+                    type_name=type_name, source=self.source or SOURCE)
         if exchange is None or routing_key is None:
             ex, rk = default_route(msg, k, type_name)
             exchange = ex if exchange is None else exchange
@@ -67,7 +75,13 @@ class Publisher:
 
     def publish_nowait(self, msg: Any, *, mandatory: bool = False,
                        **options: Any) -> asyncio.Future[bool] | None:
-        """Queue ``msg`` for the next write; returns the confirm future in confirm mode."""
+        """Queue ``msg`` for the next write; returns the confirm future in confirm mode.
+
+        Not available with publish interceptors (they are async): use ``await publish(...)``.
+        """
+        if self.pipeline.has_publish:
+            raise errors.MmateError("publish_nowait() cannot run the publish interceptors; "
+                                    "use await publish() or publish_batch()")
         exchange, routing_key, out = self.prepare(msg, **options)
         self.published += 1
         return self._target.publish_nowait(out.body, exchange, routing_key, out.properties,
@@ -77,6 +91,8 @@ class Publisher:
                       **options: Any) -> str:
         """Publish ``msg`` (route from its kind unless ``exchange``/``routing_key`` are given);
         returns its message id. Waits for the broker's confirm in confirm mode."""
+        if self.pipeline.has_publish:
+            return await self._intercepted(msg, mandatory, timeout, options, wait=True)
         exchange, routing_key, out = self.prepare(msg, **options)
         await self._target.publish(out.body, exchange, routing_key, out.properties, mandatory=mandatory,
                                    timeout=timeout)
@@ -114,10 +130,14 @@ class Publisher:
         ids: list[str] = []
         target = self._target
         pending = 0
+        intercepted = self.pipeline.has_publish
         for msg in messages:
-            exchange, routing_key, out = self.prepare(msg, **options)
-            target.publish_nowait(out.body, exchange, routing_key, out.properties)
-            ids.append(out.message_id)
+            if intercepted:
+                ids.append(await self._intercepted(msg, False, timeout, dict(options), wait=False))
+            else:
+                exchange, routing_key, out = self.prepare(msg, **options)
+                target.publish_nowait(out.body, exchange, routing_key, out.properties)
+                ids.append(out.message_id)
             pending += 1
             if pending >= window:
                 await self._settle(timeout)
@@ -126,6 +146,35 @@ class Publisher:
             await self._settle(timeout)
         self.published += len(ids)
         return ids
+
+    async def _intercepted(self, msg: Any, mandatory: bool, timeout: float | None,
+                           options: dict[str, Any], *, wait: bool) -> str:
+        """Publish through the interceptor pipeline; returns the message id ("" when dropped)."""
+        ctx = PublishContext(msg, options.pop("exchange", None), options.pop("routing_key", None), options)
+
+        def encode(c: PublishContext) -> None:
+            c.exchange, c.routing_key, c.outgoing = self.prepare(
+                c.message, exchange=c.exchange, routing_key=c.routing_key, headers=c.headers, **c.options)
+
+        async def send(c: PublishContext) -> None:
+            out = c.outgoing
+            props = out.properties
+            if c.amqp_headers:
+                decoded, _ = _frames.decode_properties(props)
+                decoded.headers = {**(decoded.headers or {}), **c.amqp_headers}
+                props = _frames.encode_properties(decoded)
+            if wait:
+                await self._target.publish(out.body, c.exchange, c.routing_key, props, mandatory=mandatory,
+                                           timeout=timeout)
+            else:
+                self._target.publish_nowait(out.body, c.exchange, c.routing_key, props, mandatory=mandatory)
+
+        await self.pipeline.publish(ctx, encode, send)
+        if ctx.dropped or ctx.outgoing is None:
+            return ""
+        if wait:
+            self.published += 1
+        return str(ctx.outgoing.message_id)
 
     async def _settle(self, timeout: float | None) -> None:
         if self.confirms:

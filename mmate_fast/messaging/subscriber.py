@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ from mmate_fast._ext import load
 from mmate_fast.contracts import from_envelope
 from mmate_fast.messaging import topology
 from mmate_fast.messaging.dispatcher import Dispatcher, HandlerSpec, MessageContext
+from mmate_fast.messaging.pipeline import ConsumeContext, Pipeline
 
 _env = load("envelope")
 _frames = load("frames")
@@ -55,25 +56,51 @@ class SubscriptionStats:
     reasons: Counter[str] = field(default_factory=Counter)
 
 
+class Failure:
+    """A delivery that could not be processed, handed to the subscription's failure handler."""
+
+    __slots__ = ("delivery", "envelope", "exception", "message", "reason", "subscription", "text")
+
+    def __init__(self, subscription: Subscription, delivery: Any, reason: str, text: str,
+                 exception: BaseException | None = None, envelope: Any = None, message: Any = None) -> None:
+        self.subscription = subscription
+        self.delivery = delivery
+        #: not-json, not-an-object, bad-field, missing-type, unknown-type, contract-error,
+        #: handler-error, bad-signature, ...
+        self.reason = reason
+        self.text = text
+        self.exception = exception
+        self.envelope = envelope
+        self.message = message
+
+
+#: decides what happens to a failed delivery; must settle it (e.g. via ``subscription.give_up``)
+FailureHandler = Callable[[Failure], Awaitable[None]]
+#: a handler raised for ``message``: return True if that was answered (e.g. an ErrorReply was sent)
+ErrorHook = Callable[[BaseException, Any, MessageContext], Awaitable[bool]]
+
+
 class Subscription:
     """One consumer on one queue. Create with ``await Subscriber.subscribe(...)``."""
 
     def __init__(self, subscriber: Subscriber, queue: str, channel: Any, *, concurrency: int,
-                 dead_letter: bool) -> None:
+                 dead_letter: bool, failure_handler: FailureHandler | None = None) -> None:
         self._sub = subscriber
         self.queue = queue
         self.channel = channel
         self.concurrency = max(1, concurrency)
         self.dead_letter = dead_letter
         self.dead_letter_queue = topology.dead_letter_queue(queue) if dead_letter else None
+        #: what to do with failed deliveries (default: dead-letter queue when enabled, else reject)
+        self.failure_handler = failure_handler
         self.consumer_tag = ""
         self.stats = SubscriptionStats()
-        self._dispatcher = subscriber.dispatcher
         self._table_lookup = subscriber.dispatcher.table.lookup
         self._registry = subscriber.dispatcher.registry
+        self._pipeline = subscriber.pipeline
         self._in_flight = 0
         self._backlog: deque[tuple[Any, Any, Any, tuple[HandlerSpec, ...]]] = deque()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = False
@@ -86,29 +113,28 @@ class Subscription:
         try:
             env = _decode_envelope(delivery.body)
         except errors.EnvelopeError as exc:
-            self._fail(delivery, exc.reason, str(exc))
+            self._fail(delivery, exc.reason, str(exc), exc)
             return
         handlers = self._table_lookup(env.type)
         if not handlers:
             self._fail(delivery, "unknown-type",
-                       f"no handler for message type {env.type!r} on queue {self.queue!r}")
+                       f"no handler for message type {env.type!r} on queue {self.queue!r}", None, env)
             return
         try:
             msg = from_envelope(env, self._registry)
         except (errors.ContractError, errors.EnvelopeError) as exc:
-            self._fail(delivery, "contract-error", str(exc))
+            self._fail(delivery, "contract-error", str(exc), exc, env)
             return
         if self._stopping:
-            self.channel.basic_nack(delivery.delivery_tag, False, True)
+            self._safe(self.channel.basic_nack, delivery.delivery_tag, False, True)
             return
-        for spec in handlers:
-            if spec.is_async:
-                if self._in_flight >= self.concurrency:
-                    self._backlog.append((delivery, env, msg, handlers))
-                else:
-                    self._start(delivery, env, msg, handlers)
-                return
-        # every handler is plain: run inline
+        if self._pipeline.has_consume or any(spec.is_async for spec in handlers):
+            if self._in_flight >= self.concurrency:
+                self._backlog.append((delivery, env, msg, handlers))
+            else:
+                self._start(delivery, env, msg, handlers)
+            return
+        # every handler is plain and nothing intercepts: run inline, no Task
         ctx = None
         try:
             for spec in handlers:
@@ -121,10 +147,15 @@ class Subscription:
                 if result is not None:
                     self._on_result(result, msg, ctx, delivery, env)
         except Exception as exc:
-            self._handler_failed(delivery, env, exc)
+            self._spawn(self._handler_failed(delivery, env, msg, ctx, exc))
             return
         self.channel.basic_ack(delivery.delivery_tag)
         stats.acked += 1
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _on_result(self, result: Any, msg: Any, ctx: MessageContext | None, delivery: Any, env: Any) -> None:
         hook = self._sub.result_hook
@@ -134,34 +165,30 @@ class Subscription:
             ctx = MessageContext(delivery, env, msg, self.queue, self._sub.services)
         outcome = hook(result, msg, ctx)
         if asyncio.iscoroutine(outcome):
-            task = asyncio.get_running_loop().create_task(outcome)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(outcome)
 
     def _start(self, delivery: Any, env: Any, msg: Any, handlers: tuple[HandlerSpec, ...]) -> None:
         self._in_flight += 1
         self._idle.clear()
-        task = asyncio.get_running_loop().create_task(self._run(delivery, env, msg, handlers))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._run(delivery, env, msg, handlers))
 
     async def _run(self, delivery: Any, env: Any, msg: Any, handlers: tuple[HandlerSpec, ...]) -> None:
+        ctx = MessageContext(delivery, env, msg, self.queue, self._sub.services)
+        pipeline = self._pipeline
         try:
-            ctx = None
             for spec in handlers:
-                if spec.wants_context:
-                    if ctx is None:
-                        ctx = MessageContext(delivery, env, msg, self.queue, self._sub.services)
-                    result = spec.fn(msg, ctx)
+                if pipeline.has_consume:
+                    cctx = ConsumeContext(delivery, env, msg, self.queue, spec, ctx)
+                    result = await pipeline.consume(cctx, _handler_call(spec, msg, ctx))
+                    if cctx.skipped:
+                        continue
                 else:
-                    result = spec.fn(msg)
-                if spec.is_async:
-                    result = await result
+                    result = spec.fn(msg, ctx) if spec.wants_context else spec.fn(msg)
+                    if spec.is_async:
+                        result = await result
                 if result is not None:
                     hook = self._sub.result_hook
                     if hook is not None:
-                        if ctx is None:
-                            ctx = MessageContext(delivery, env, msg, self.queue, self._sub.services)
                         outcome = hook(result, msg, ctx)
                         if asyncio.iscoroutine(outcome):
                             await outcome
@@ -169,7 +196,7 @@ class Subscription:
             self._safe(self.channel.basic_nack, delivery.delivery_tag, False, True)
             raise
         except Exception as exc:
-            self._handler_failed(delivery, env, exc)
+            await self._handler_failed(delivery, env, msg, ctx, exc)
         else:
             if self._safe(self.channel.basic_ack, delivery.delivery_tag):
                 self.stats.acked += 1
@@ -190,38 +217,65 @@ class Subscription:
             return False
 
     # ------------------------------------------------------------------ failures
-    def _handler_failed(self, delivery: Any, env: Any, exc: BaseException) -> None:
+    async def _handler_failed(self, delivery: Any, env: Any, msg: Any, ctx: MessageContext | None,
+                              exc: BaseException) -> None:
         self.stats.handler_errors += 1
         log.error("handler for %s (id %s) on queue %r failed: %r", env.type, env.id, self.queue, exc,
                   exc_info=exc)
-        self._fail(delivery, "handler-error", f"{type(exc).__name__}: {exc}")
+        hook = self._sub.error_hook
+        if hook is not None:
+            if ctx is None:
+                ctx = MessageContext(delivery, env, msg, self.queue, self._sub.services)
+            try:
+                answered = await hook(exc, msg, ctx)
+            except Exception as hook_exc:
+                log.error("error hook failed: %r", hook_exc)
+                answered = False
+            if answered:
+                if self._safe(self.channel.basic_ack, delivery.delivery_tag):
+                    self.stats.acked += 1
+                return
+        reason = getattr(exc, "reason", None) if isinstance(exc, errors.MmateError) else None
+        self._fail(delivery, reason or "handler-error", f"{type(exc).__name__}: {exc}", exc, env, msg)
 
-    def _fail(self, delivery: Any, reason: str, text: str) -> None:
-        stats = self.stats
-        stats.reasons[reason] += 1
+    def _fail(self, delivery: Any, reason: str, text: str, exc: BaseException | None = None,
+              env: Any = None, msg: Any = None) -> None:
+        self.stats.reasons[reason] += 1
         if reason != "handler-error":
             log.warning("rejecting delivery %d on queue %r (%s): %s", delivery.delivery_tag, self.queue,
                         reason, text)
-        if self.dead_letter_queue is not None and self._sub.dead_letter_target is not None:
-            task = asyncio.get_running_loop().create_task(self._dead_letter(delivery, reason, text))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            return
-        if self._safe(self.channel.basic_reject, delivery.delivery_tag, False):
-            stats.rejected += 1
+        failure = Failure(self, delivery, reason, text, exc, env, msg)
+        if self.failure_handler is not None:
+            self._spawn(self._run_failure_handler(failure))
+        elif self.dead_letter_queue is not None and self._sub.dead_letter_target is not None:
+            self._spawn(self.give_up(failure))
+        elif self._safe(self.channel.basic_reject, delivery.delivery_tag, False):
+            self.stats.rejected += 1
 
-    async def _dead_letter(self, delivery: Any, reason: str, text: str) -> None:
-        """Copy the message to dlq.{queue} with the reason, then ack it (confirmed first)."""
-        assert self.dead_letter_queue is not None
-        props = delivery.properties
-        headers = dict(props.headers or {})
-        headers[REASON_HEADER] = reason
-        headers[ERROR_HEADER] = text[:_MAX_ERROR_TEXT]
-        headers[QUEUE_HEADER] = self.queue
-        headers[TIME_HEADER] = _env.utc_timestamp(time.time())
-        copy = _frames.BasicProperties(**{**props.to_dict(), "headers": headers})
+    async def _run_failure_handler(self, failure: Failure) -> None:
+        assert self.failure_handler is not None
         try:
-            await self._sub.dead_letter_target.publish(delivery.body, "", self.dead_letter_queue, copy)
+            await self.failure_handler(failure)
+        except Exception as exc:
+            log.error("failure handler failed for delivery %d on %r (%r); giving up on the message",
+                      failure.delivery.delivery_tag, self.queue, exc)
+            await self.give_up(failure)
+
+    async def give_up(self, failure: Failure) -> None:
+        """The default end of a failed delivery: to ``dlq.{queue}`` with the reason when dead-lettering
+        is on (published with a confirm, then acked), else reject without requeue."""
+        delivery = failure.delivery
+        if self.dead_letter_queue is None or self._sub.dead_letter_target is None:
+            if self._safe(self.channel.basic_reject, delivery.delivery_tag, False):
+                self.stats.rejected += 1
+            return
+        try:
+            await self.republish(delivery, "", self.dead_letter_queue, {
+                REASON_HEADER: failure.reason,
+                ERROR_HEADER: failure.text[:_MAX_ERROR_TEXT],
+                QUEUE_HEADER: self.queue,
+                TIME_HEADER: _env.utc_timestamp(time.time()),
+            })
         except Exception as exc:
             log.error("could not move delivery %d to %s (%r); rejecting it instead", delivery.delivery_tag,
                       self.dead_letter_queue, exc)
@@ -230,6 +284,19 @@ class Subscription:
             return
         if self._safe(self.channel.basic_ack, delivery.delivery_tag):
             self.stats.dead_lettered += 1
+
+    async def republish(self, delivery: Any, exchange: str, routing_key: str,
+                        extra_headers: dict[str, Any], properties: dict[str, Any] | None = None) -> None:
+        """Publish a copy of ``delivery`` (same body and properties, ``extra_headers`` added) with a
+        broker confirm. The caller acks the original afterwards, so nothing is lost in between."""
+        target = self._sub.dead_letter_target
+        if target is None:
+            raise errors.MmateError("this subscriber has no confirm channel to republish on")
+        props = delivery.properties
+        headers = dict(props.headers or {})
+        headers.update(extra_headers)
+        fields = {**props.to_dict(), "headers": headers, **(properties or {})}
+        await target.publish(delivery.body, exchange, routing_key, _frames.BasicProperties(**fields))
 
     # ------------------------------------------------------------------ lifecycle
     async def stop(self, timeout: float = 10.0) -> None:
@@ -263,17 +330,22 @@ class Subscriber:
     """Starts and stops Subscriptions on a connection; every subscription has its own channel."""
 
     def __init__(self, connection: Any, dispatcher: Dispatcher, *, services: Any = None,
-                 result_hook: ResultHook | None = None, dead_letter_target: Any = None) -> None:
+                 result_hook: ResultHook | None = None, error_hook: ErrorHook | None = None,
+                 dead_letter_target: Any = None, pipeline: Pipeline | None = None) -> None:
         self.connection = connection
         self.dispatcher = dispatcher
         self.services = services
         self.result_hook = result_hook
+        self.error_hook = error_hook
+        #: interceptors run around every handler call (shared with the publisher by the Client)
+        self.pipeline = pipeline if pipeline is not None else Pipeline()
         #: a confirm-mode channel/pool used to move failed messages to their DLQ
         self.dead_letter_target = dead_letter_target
         self.subscriptions: list[Subscription] = []
 
     async def subscribe(self, queue: str, *, prefetch: int = 10, concurrency: int | None = None,
                         dead_letter: bool = False, exclusive: bool = False,
+                        failure_handler: FailureHandler | None = None,
                         timeout: float | None = None) -> Subscription:
         """Consume ``queue`` (which must exist) with ``prefetch`` unacked messages at most and
         ``concurrency`` async handlers at once (default: prefetch)."""
@@ -281,7 +353,7 @@ class Subscriber:
         if prefetch:
             await channel.basic_qos(prefetch_count=prefetch, timeout=timeout)
         sub = Subscription(self, queue, channel, concurrency=concurrency or prefetch or 100,
-                           dead_letter=dead_letter)
+                           dead_letter=dead_letter, failure_handler=failure_handler)
         if dead_letter:
             await topology.declare_dead_letter_queue(channel, queue)
         sub.consumer_tag = await channel.basic_consume(queue, sub.on_delivery, exclusive=exclusive,
@@ -307,4 +379,14 @@ class Subscriber:
         self.subscriptions.clear()
 
 
-__all__ = ["Subscriber", "Subscription", "SubscriptionStats"]
+def _handler_call(spec: HandlerSpec, msg: Any, ctx: MessageContext) -> Callable[[], Awaitable[Any]]:
+    async def call() -> Any:
+        result = spec.fn(msg, ctx) if spec.wants_context else spec.fn(msg)
+        if spec.is_async:
+            result = await result
+        return result
+
+    return call
+
+
+__all__ = ["ErrorHook", "Failure", "FailureHandler", "Subscriber", "Subscription", "SubscriptionStats"]

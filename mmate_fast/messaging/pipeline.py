@@ -1,0 +1,179 @@
+"""Interceptor pipeline: ordered before/after hooks on publish and consume.
+
+An interceptor overrides any of the hooks of :class:`Interceptor` (all ``async``):
+
+- ``before_publish(ctx)`` before the message is encoded: may change ``ctx.headers``/route, return
+  False to drop the publish (short-circuit), or raise to fail it;
+- ``before_send(ctx)`` after encoding (``ctx.outgoing.body`` is final): may add AMQP-only headers
+  (``ctx.amqp_headers``, e.g. a signature over the body);
+- ``after_publish(ctx, error)`` after the broker took it (or the publish failed);
+- ``before_consume(ctx)`` after decoding, before the handler: return False to skip the handler
+  (the message is acked: filtered), raise to fail it (rejected / dead-lettered with the reason);
+- ``around_handler(ctx, call_next)`` wraps the handler call (timeouts, retries, tracing spans);
+- ``after_consume(ctx, error)`` after the handler (with its exception or None).
+
+``before_*`` hooks run in registration order, ``after_*`` hooks in reverse order, ``around``
+wrappers nest with the first registered outermost. Only hooks an interceptor overrides are called,
+and with no interceptors the publish and consume paths skip the pipeline entirely.
+"""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+
+class PublishContext:
+    """One publish travelling through the pipeline."""
+
+    __slots__ = ("amqp_headers", "dropped", "exchange", "headers", "items", "message", "options",
+                 "outgoing", "routing_key")
+
+    def __init__(self, message: Any, exchange: str | None, routing_key: str | None,
+                 options: dict[str, Any]) -> None:
+        self.message = message
+        self.exchange = exchange
+        self.routing_key = routing_key
+        #: extra headers, written both into the envelope headers and the AMQP headers
+        self.headers: dict[str, Any] = dict(options.pop("headers", None) or {})
+        #: publish options (correlation_id, ttl, priority, persistent, mandatory, ...)
+        self.options = options
+        #: headers added to the AMQP properties only (after encoding; e.g. x-signature)
+        self.amqp_headers: dict[str, Any] = {}
+        #: the encoded message (set before ``before_send``)
+        self.outgoing: Any = None
+        self.dropped = False
+        #: free slots for interceptors to pass data from before to after hooks
+        self.items: dict[str, Any] = {}
+
+
+class ConsumeContext:
+    """One handler invocation for one delivery."""
+
+    __slots__ = ("delivery", "envelope", "handler", "items", "message", "message_context", "queue",
+                 "skipped")
+
+    def __init__(self, delivery: Any, envelope: Any, message: Any, queue: str, handler: Any,
+                 message_context: Any) -> None:
+        self.delivery = delivery
+        self.envelope = envelope
+        self.message = message
+        self.queue = queue
+        #: the HandlerSpec about to run (``.fn``, ``.name``)
+        self.handler = handler
+        #: the MessageContext the handler gets (reply address, correlation id, ...)
+        self.message_context = message_context
+        self.skipped = False
+        self.items: dict[str, Any] = {}
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        """The AMQP headers of the delivery (envelope headers when the AMQP ones are absent)."""
+        h = self.delivery.properties.headers
+        if h:
+            return h
+        return self.envelope.headers or {}
+
+
+class Interceptor:
+    """Base class: override the hooks you need (every hook is optional)."""
+
+    async def before_publish(self, ctx: PublishContext) -> bool | None:
+        return None
+
+    async def before_send(self, ctx: PublishContext) -> None:
+        return None
+
+    async def after_publish(self, ctx: PublishContext, error: BaseException | None) -> None:
+        return None
+
+    async def before_consume(self, ctx: ConsumeContext) -> bool | None:
+        return None
+
+    async def around_handler(self, ctx: ConsumeContext, call_next: Callable[[], Awaitable[Any]]) -> Any:
+        return await call_next()
+
+    async def after_consume(self, ctx: ConsumeContext, error: BaseException | None) -> None:
+        return None
+
+
+_HOOKS = ("before_publish", "before_send", "after_publish", "before_consume", "around_handler",
+          "after_consume")
+
+
+class Pipeline:
+    """An ordered list of interceptors, with the per-hook lists precomputed."""
+
+    def __init__(self, interceptors: Iterable[Interceptor] = ()) -> None:
+        self._items: list[Interceptor] = list(interceptors)
+        self._by_hook: dict[str, list[Interceptor]] = {}
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        for hook in _HOOKS:
+            base = getattr(Interceptor, hook)
+            self._by_hook[hook] = [i for i in self._items if getattr(type(i), hook, base) is not base]
+        self.has_publish = bool(self._by_hook["before_publish"] or self._by_hook["before_send"]
+                                or self._by_hook["after_publish"])
+        self.has_consume = bool(self._by_hook["before_consume"] or self._by_hook["around_handler"]
+                                or self._by_hook["after_consume"])
+
+    def add(self, interceptor: Interceptor) -> None:
+        self._items.append(interceptor)
+        self._rebuild()
+
+    def remove(self, interceptor: Interceptor) -> None:
+        self._items.remove(interceptor)
+        self._rebuild()
+
+    def __iter__(self) -> Any:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    async def publish(self, ctx: PublishContext, build: Callable[[PublishContext], None],
+                      send: Callable[[PublishContext], Awaitable[None]]) -> None:
+        """Run the publish hooks around ``build`` (encode) and ``send`` (to the broker)."""
+        for i in self._by_hook["before_publish"]:
+            if await i.before_publish(ctx) is False:
+                ctx.dropped = True
+                return
+        error: BaseException | None = None
+        try:
+            build(ctx)
+            for i in self._by_hook["before_send"]:
+                await i.before_send(ctx)
+            await send(ctx)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            for i in reversed(self._by_hook["after_publish"]):
+                await i.after_publish(ctx, error)
+
+    async def consume(self, ctx: ConsumeContext, call_handler: Callable[[], Awaitable[Any]]) -> Any:
+        """Run the consume hooks around one handler call; returns the handler's result."""
+        for i in self._by_hook["before_consume"]:
+            if await i.before_consume(ctx) is False:
+                ctx.skipped = True
+                return None
+        error: BaseException | None = None
+        try:
+            chain = call_handler
+            for i in reversed(self._by_hook["around_handler"]):
+                chain = _wrap(i, ctx, chain)
+            return await chain()
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            for i in reversed(self._by_hook["after_consume"]):
+                await i.after_consume(ctx, error)
+
+
+def _wrap(interceptor: Interceptor, ctx: ConsumeContext,
+          inner: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+    async def call() -> Any:
+        return await interceptor.around_handler(ctx, inner)
+
+    return call
