@@ -65,7 +65,18 @@ def _make_body() -> bytes:
     return out
 
 
-BODY = _make_body()
+#: "transport" (default): the 300-byte BODY above with plain properties. "mmate" (set by run.py
+#: --level mmate): BODY and PROPS are one real Mmate envelope built by our encoder (_mmate_event).
+BODY_KIND = os.environ.get("BENCH_BODY", "transport")
+#: Pre-encoded AMQP properties (flags + list) of BODY at the mmate level; None: pamqp's plain ones.
+PROPS: bytes | None = None
+if BODY_KIND == "mmate":
+    from _mmate_event import template
+
+    BODY, PROPS = template()
+    assert BODY.count(STAMP_TOKEN) == 1 and STAMP_TOKEN not in PROPS
+else:
+    BODY = _make_body()
 #: Offset of the 19 timestamp digits inside BODY.
 STAMP_OFF = BODY.index(STAMP_KEY) + len(STAMP_KEY)
 
@@ -205,6 +216,7 @@ NACK_ID = (60 << 16) | 120
 _CLOSE_IDS = ((10 << 16) | 50, (20 << 16) | 40)
 _CONFIRM_IDS = (ACK_ID, NACK_ID)
 _ACK = struct.Struct(">BHIHHQBB")
+_CH_PREFIX = struct.Struct(">HHQ")  # content header: class id, weight, body size
 
 
 def ack_frame(tag: int, multiple: bool, channel: int = 1) -> bytes:
@@ -213,11 +225,16 @@ def ack_frame(tag: int, multiple: bool, channel: int = 1) -> bytes:
 
 
 def publish_frames(routing_key: str, body: bytes, channel: int = 1) -> bytes:
-    """basic.publish + content header (application/json, transient) + body, encoded once by pamqp."""
-    props = C.Basic.Properties(content_type="application/json", delivery_mode=1)
+    """basic.publish + content header (application/json, transient; PROPS at the mmate level) + body,
+    encoded once by pamqp."""
+    if PROPS is not None:
+        payload = _CH_PREFIX.pack(60, 0, len(body)) + PROPS
+        header = HDR.pack(2, channel, len(payload)) + payload + bytes((FRAME_END,))
+    else:
+        props = C.Basic.Properties(content_type="application/json", delivery_mode=1)
+        header = pframe.marshal(pheader.ContentHeader(0, len(body), props), channel)
     return (pframe.marshal(C.Basic.Publish(exchange="", routing_key=routing_key), channel)
-            + pframe.marshal(pheader.ContentHeader(0, len(body), props), channel)
-            + pframe.marshal(pbody.ContentBody(body), channel))
+            + header + pframe.marshal(pbody.ContentBody(body), channel))
 
 
 class AMQPError(RuntimeError):

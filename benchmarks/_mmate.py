@@ -19,6 +19,7 @@ from _common import (
     PASSWORD,
     PORT,
     PREFETCH,
+    PROPS,
     USER,
     E2EState,
     RawAMQP,
@@ -52,6 +53,9 @@ async def _connect() -> Any:
 
 
 def _props() -> bytes:
+    """Plain pre-encoded properties; at the mmate level (BENCH_BODY=mmate) the envelope's own."""
+    if PROPS is not None:
+        return PROPS
     from mmate_fast.amqp import BasicProperties, encode_properties
 
     return encode_properties(BasicProperties(content_type="application/json", delivery_mode=1))

@@ -1,13 +1,19 @@
 """Benchmark runner: one workload, three clients (mmate_fast, aio-pika, raw), each run in a fresh process.
 
     python benchmarks/run.py WORKLOAD [--messages N] [--loop uvloop|asyncio] [--repeat R]
-                             [--only mmate_fast,aio_pika,raw] [--level transport]
+                             [--only mmate_fast,aio_pika,raw] [--level transport|mmate]
 
 WORKLOAD: publish | publish-confirm | publish-confirm-each | consume | e2e. Clients run one after
 another (the 2 cores are shared with the broker). With --repeat R each client runs R times; the
 table shows medians and the ratios are medians of per-repetition ratios (same repetition, so slow
 drift of the machine cancels out, as in the anchors). Progress goes to stderr; stdout holds the
 table and, as its very last line, one JSON object with the rates and ratios.
+
+--level mmate (publish | consume | e2e): typed events through the Client, every client on the same
+bytes (one real Mmate envelope + its AMQP properties, BENCH_BODY=mmate in the children):
+mmate_fast (Client.publish_event per new event object / Client handler; _mmate_level.py),
+mmate_fast_transport (the transport level, _mmate.py, on the envelope bytes), aio_pika (envelope
+built per message with the stdlib json; _aiopika_mmate.py) and raw. The JSON adds "vs_transport".
 """
 from __future__ import annotations
 
@@ -29,6 +35,10 @@ CLIENTS = {"raw": "_raw.py", "mmate_fast": "_mmate.py", "aio_pika": "_aiopika.py
 ORDER = ("raw", "mmate_fast", "aio_pika")  # raw first: the limit of this repetition
 AIO_PIKA_MAX_N = 50_000
 LATENCY_WORKLOADS = ("publish-confirm-each", "e2e")
+MMATE_WORKLOADS = ("publish", "consume", "e2e")
+MMATE_CLIENTS = {"raw": "_raw.py", "mmate_fast_transport": "_mmate.py", "mmate_fast": "_mmate_level.py",
+                 "aio_pika": "_aiopika_mmate.py"}
+MMATE_ORDER = ("raw", "mmate_fast_transport", "mmate_fast", "aio_pika")
 
 
 def client_n(client: str, n: int) -> int:
@@ -36,12 +46,18 @@ def client_n(client: str, n: int) -> int:
     return min(n, AIO_PIKA_MAX_N) if client == "aio_pika" else n
 
 
-def run_child(client: str, workload: str, n: int, loop: str, timeout: float) -> tuple[dict[str, Any] | None,
-                                                                                       str | None]:
+def run_child(client: str, workload: str, n: int, loop: str, timeout: float,
+              level: str = "transport") -> tuple[dict[str, Any] | None, str | None]:
     """Run one client in a fresh process; returns (its JSON result, None) or (None, error text)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH", ""), ROOT) if p)
-    argv = [sys.executable, os.path.join(HERE, CLIENTS[client]), workload, "--messages", str(n),
+    env.pop("BENCH_BODY", None)
+    if level == "mmate":
+        env["BENCH_BODY"] = "mmate"
+        script = MMATE_CLIENTS[client]
+    else:
+        script = CLIENTS[client]
+    argv = [sys.executable, os.path.join(HERE, script), workload, "--messages", str(n),
             "--loop", loop]
     p = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
@@ -74,8 +90,9 @@ def _fmt(v: float | None, spec: str = ",.0f") -> str:
 
 
 def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]],
-              errors: dict[str, list[str]], order: list[str]) -> dict[str, Any]:
+              errors: dict[str, list[str]], order: list[str], level: str = "transport") -> dict[str, Any]:
     """Medians per client, per-repetition ratios, the printed table and the final JSON object."""
+    clients = MMATE_CLIENTS if level == "mmate" else CLIENTS
     reps = max((len(v) for v in runs.values()), default=0)
     rows = []
     rates: dict[str, float | None] = {}
@@ -109,23 +126,34 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
         return _med(per)
 
     vs_aio, vs_raw = ratio("mmate_fast", "aio_pika"), ratio("mmate_fast", "raw")
+    vs_tr = ratio("mmate_fast", "mmate_fast_transport") if level == "mmate" else None
     head = ["client", "N", "msg/s (median)", "min..max", "client CPU µs/msg", "broker CPU µs/msg",
             "p50 ms", "p99 ms", "ok runs"]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
-    lines = [f"workload {workload}: " + ", ".join(f"{c}" for c in order),
+    title = f"workload {workload}" + (" (level mmate: typed events, same envelope bytes)" if level == "mmate"
+                                      else "")
+    lines = [title + ": " + ", ".join(f"{c}" for c in order),
              "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(head, widths,
                                                                                           strict=True))),
              "  ".join("-" * w for w in widths)]
     for r in rows:
         lines.append("  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths,
                                                                                                  strict=True))))
-    lines.append(f"mmate_fast / aio_pika = {_fmt(vs_aio, '.2f')}    mmate_fast / raw = {_fmt(vs_raw, '.3f')}")
+    tail = f"    mmate_fast / mmate_fast_transport = {_fmt(vs_tr, '.3f')}" if level == "mmate" else ""
+    lines.append(f"mmate_fast / aio_pika = {_fmt(vs_aio, '.2f')}    mmate_fast / raw = {_fmt(vs_raw, '.3f')}"
+                 + tail)
     for c, errs in errors.items():
         for e in errs:
             lines.append(f"error {c}: {e}")
-    obj: dict[str, Any] = {"workload": workload, "messages": n, "rates": {c: rates.get(c) for c in CLIENTS},
+    obj: dict[str, Any] = {"workload": workload, "messages": n, "rates": {c: rates.get(c) for c in clients},
                            "vs_aio_pika": vs_aio, "vs_raw": vs_raw,
-                           "cpu_us_per_msg": {c: cpu_us.get(c) for c in CLIENTS}}
+                           "cpu_us_per_msg": {c: cpu_us.get(c) for c in clients}}
+    if level == "mmate":
+        body_bytes = next((r["body_bytes"] for v in runs.values() for r in v if r and r.get("body_bytes")),
+                          None)
+        obj = {"workload": workload, "level": "mmate", "messages": n, "body_bytes": body_bytes,
+               "rates": obj["rates"], "vs_aio_pika": vs_aio, "vs_raw": vs_raw, "vs_transport": vs_tr,
+               "cpu_us_per_msg": obj["cpu_us_per_msg"]}
     if latency:
         obj["latency_ms"] = latency
     if errors:
@@ -140,33 +168,36 @@ def main(argv: list[str] | None = None) -> int:
                     help="messages per run (default 50000; 5000 for publish-confirm-each)")
     ap.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
     ap.add_argument("--repeat", type=int, default=1)
-    ap.add_argument("--only", default=",".join(ORDER), help="comma list of mmate_fast,aio_pika,raw")
+    ap.add_argument("--only", default=None,
+                    help="comma list of mmate_fast,aio_pika,raw (+ mmate_fast_transport at --level mmate)")
     ap.add_argument("--level", default="transport", choices=["transport", "mmate"],
-                    help="transport: Channel API (default); mmate: the Mmate layer (not yet implemented)")
+                    help="transport: Channel API (default); mmate: typed events through the Client")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per client run")
     a = ap.parse_args(argv)
-    if a.level == "mmate":
-        print("run.py: --level mmate is not yet implemented", file=sys.stderr)
+    if a.level == "mmate" and a.workload not in MMATE_WORKLOADS:
+        print(f"run.py: --level mmate supports the workloads {', '.join(MMATE_WORKLOADS)} only "
+              f"(got {a.workload!r}); use --level transport for it", file=sys.stderr)
         return 2
-    only = [c.strip().replace("-", "_") for c in a.only.split(",") if c.strip()]
-    bad = [c for c in only if c not in CLIENTS]
+    clients, default_order = (MMATE_CLIENTS, MMATE_ORDER) if a.level == "mmate" else (CLIENTS, ORDER)
+    only = [c.strip().replace("-", "_") for c in (a.only or ",".join(default_order)).split(",") if c.strip()]
+    bad = [c for c in only if c not in clients]
     if bad or not only or a.repeat < 1:
-        ap.error(f"--only takes {','.join(CLIENTS)}; --repeat >= 1 (got {bad or a.repeat})")
-    order = [c for c in ORDER if c in only]
+        ap.error(f"--only takes {','.join(clients)}; --repeat >= 1 (got {bad or a.repeat})")
+    order = [c for c in default_order if c in only]
     n = a.messages if a.messages is not None else DEFAULT_N[a.workload]
     runs: dict[str, list[dict[str, Any] | None]] = {c: [] for c in order}
     errors: dict[str, list[str]] = {}
     for rep in range(1, a.repeat + 1):
         for c in order:
             t0 = time.time()
-            res, err = run_child(c, a.workload, client_n(c, n), a.loop, a.timeout)
+            res, err = run_child(c, a.workload, client_n(c, n), a.loop, a.timeout, a.level)
             runs[c].append(res)
             if err:
                 errors.setdefault(c, []).append(f"rep {rep}: {err}")
             status = f"{res['rate']:>10,.0f} msg/s" if res else f"ERROR {err}"
             print(f"[rep {rep}/{a.repeat}] {a.workload} {c:<10} {status}  ({time.time() - t0:.1f}s)",
                   file=sys.stderr, flush=True)
-    s = summarize(a.workload, n, runs, errors, order)
+    s = summarize(a.workload, n, runs, errors, order, a.level)
     print(s["table"])
     print(json.dumps(s["json"]), flush=True)
     return 1 if errors else 0

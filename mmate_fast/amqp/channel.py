@@ -94,6 +94,8 @@ class Channel:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.on_return: ReturnCallback | None = None
         self.flow_active = True
+        #: set by RobustChannel: on connection loss, leave confirm waiters pending (to be re-sent)
+        self._retain_on_loss = False
         # ack coalescing
         self._settled_upto = 0
         self._settled_above: set[int] = set()
@@ -266,7 +268,8 @@ class Channel:
             rpc = self._rpcs.popleft()
             if not rpc.future.done():
                 rpc.future.set_exception(exc)
-        self._tracker.fail_all(exc)
+        if not (self._retain_on_loss and isinstance(exc, errors.AMQPConnectionError)):
+            self._tracker.fail_all(exc)
         for w in self._idle_waiters:
             if not w.done():
                 w.set_exception(exc)
@@ -383,6 +386,22 @@ class Channel:
                 self._tracker.add(fut)
             return fut
         return None
+
+    def _publish_tracked(self, body: bytes, exchange: str, routing_key: str, props: bytes,
+                         mandatory: bool, waiter: Any) -> None:
+        """Publish in confirm mode with a caller-made waiter (RobustChannel keeps its own futures so
+        they survive a reconnect)."""
+        if self._closed_exc is not None or not self._open:
+            self._raise_closed()
+        conn = self._conn
+        _append_publish(conn._wbuf, self.channel_id, exchange, routing_key, body, props, mandatory,
+                        conn.frame_max)
+        if not conn._flush_pending:
+            conn._schedule_flush()
+        if mandatory:
+            self._tracker.add_mandatory(waiter)
+        else:
+            self._tracker.add(waiter)
 
     async def publish(self, body: bytes, exchange: str = "", routing_key: str = "",
                       properties: Any = None, *, mandatory: bool = False,

@@ -1,0 +1,194 @@
+"""Our client at the Mmate level: typed events through ``mmate_fast.client.Client``.
+
+publish: a new ``OrderCreatedEvent`` per message, ``await client.publish_event(evt, exchange="",
+routing_key=q, persistent=False)`` (envelope, headers and properties built and encoded per message;
+no confirms, so the await only suspends when the write buffer is full); timed until the queue holds
+all N. consume: the queue pre-filled with N real envelopes (_common.BODY under BENCH_BODY=mmate),
+``client.subscribe(q, prefetch=1000, declare=False)`` with a plain handler that counts (the
+Subscription decodes, builds the dataclass, dispatches and acks). e2e: producer publishes as above
+with ``sent_at_ns`` set per event, a consumer process handles them; latency from that field.
+Run as ``BENCH_BODY=mmate python benchmarks/_mmate_level.py WORKLOAD --messages N``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from typing import Any
+
+from _common import (
+    BODY,
+    HOST,
+    PASSWORD,
+    PORT,
+    PREFETCH,
+    USER,
+    E2EState,
+    RawAMQP,
+    Span,
+    broker_cpu_s,
+    child_main,
+    deadline,
+    e2e_collect,
+    e2e_spawn_consumer,
+    prefill,
+    run_loop,
+    unique_name,
+    wait_event,
+    wait_queue_async,
+)
+from _mmate_event import OrderCreatedEvent, new_event
+
+CLIENT = "mmate_fast"
+URL = f"amqp://{USER}:{PASSWORD}@{HOST}:{PORT}/?heartbeat=60"
+
+
+def _client() -> Any:
+    """A Client as a service would create it (no topology declared: the bench queue is ours)."""
+    from mmate_fast.client import Client
+
+    return Client(URL, service_name=f"bench-{time.time_ns()}", publisher_confirms=False,
+                  declare_topology=False)
+
+
+async def _publish(q: str, n: int, admin: RawAMQP, dl: float) -> dict[str, Any]:
+    async with _client() as client:
+        publish_event = client.publish_event
+        perf = time.perf_counter
+        done = 0
+        sp = Span().start()
+        while done < n and perf() < dl:
+            for i in range(done, min(done + 1000, n)):
+                await publish_event(new_event(i), exchange="", routing_key=q, persistent=False)
+            done = min(done + 1000, n)
+        got = await wait_queue_async(admin, q, done, dl)
+        sp.stop()
+    return {"count": min(done, got), **sp.fields(), "queue_count": got, "capped": got < n}
+
+
+def publish(a: argparse.Namespace) -> dict[str, Any]:
+    admin = RawAMQP()
+    q = unique_name(CLIENT, a.workload)
+    admin.declare(q)
+    try:
+        dl = deadline()
+        return dict(run_loop(lambda: _publish(q, a.messages, admin, dl), a.loop))
+    finally:
+        admin.delete(q)
+        admin.close()
+
+
+async def _consume(q: str, n: int, dl: float) -> dict[str, Any]:
+    done = asyncio.Event()
+    cnt = [0]
+
+    def on_order(evt: OrderCreatedEvent) -> None:
+        c = cnt[0] = cnt[0] + 1
+        if c >= n:
+            done.set()
+
+    async with _client() as client:
+        client.add_handler(OrderCreatedEvent, on_order)
+        sp = Span().start()
+        sub = await client.subscribe(q, prefetch=PREFETCH, declare=False)
+        await wait_event(done, dl)
+        sp.stop()
+        stats = sub.stats
+    return {"count": cnt[0], **sp.fields(), "acked": stats.acked, "rejected": stats.rejected,
+            "capped": cnt[0] < n}
+
+
+def consume(a: argparse.Namespace) -> dict[str, Any]:
+    admin = RawAMQP()
+    q = unique_name(CLIENT, a.workload)
+    admin.declare(q)
+    try:
+        filled = prefill(admin, q, a.messages)
+        dl = deadline()
+        res = dict(run_loop(lambda: _consume(q, a.messages, dl), a.loop))
+        res.update(prefilled=filled, left_in_queue=admin.count(q))
+        return res
+    finally:
+        admin.delete(q)
+        admin.close()
+
+
+async def _produce(q: str, n: int, dl: float) -> dict[str, Any]:
+    async with _client() as client:
+        publish_event = client.publish_event
+        now_ns = time.time_ns
+        perf = time.perf_counter
+        b0 = broker_cpu_s()
+        c0 = time.process_time()
+        t0 = time.time()
+        sent = 0
+        while sent < n and perf() < dl:
+            for i in range(sent, min(sent + 1000, n)):
+                await publish_event(new_event(i, f"{now_ns():019d}"), exchange="", routing_key=q,
+                                    persistent=False)
+            sent = min(sent + 1000, n)
+        cpu = time.process_time() - c0
+    return {"t0": t0, "cpu_s": cpu, "sent": sent, "b0": b0}
+
+
+def e2e(a: argparse.Namespace) -> dict[str, Any]:
+    admin = RawAMQP()
+    q = unique_name(CLIENT, a.workload)
+    admin.declare(q)
+    child = None
+    try:
+        child = e2e_spawn_consumer(__file__, q, a.messages, a.loop)
+        dl = deadline()
+        prod = run_loop(lambda: _produce(q, a.messages, dl), a.loop)
+        return e2e_collect(child, prod, a.messages, dl)
+    finally:
+        if child is not None and child.poll() is None:
+            child.kill()
+            child.wait()
+        admin.delete(q)
+        admin.close()
+
+
+async def _e2e_consumer(q: str, n: int) -> dict[str, Any]:
+    st = E2EState(n)
+    done = asyncio.Event()
+    now_ns = time.time_ns
+    lat = st.lat
+
+    def on_order(evt: OrderCreatedEvent) -> None:
+        lat.append((now_ns() - int(evt.sent_at_ns)) * 1e-9)
+        st.count += 1
+        if st.count >= n:
+            st.t_end = time.time()
+            done.set()
+
+    async with _client() as client:
+        client.add_handler(OrderCreatedEvent, on_order)
+        await client.subscribe(q, prefetch=PREFETCH, declare=False)
+        c0 = time.process_time()
+        print("READY", flush=True)
+        await wait_event(done, deadline())
+        cpu = time.process_time() - c0
+    return st.result(cpu)
+
+
+def e2e_consumer(a: argparse.Namespace) -> dict[str, Any]:
+    return dict(run_loop(lambda: _e2e_consumer(a.queue, a.messages), a.loop))
+
+
+def _with_size(fn: Any) -> Any:
+    """Add the envelope size (bytes of the template body) to a runner's result."""
+    def run(a: argparse.Namespace) -> dict[str, Any]:
+        return {**fn(a), "body_bytes": len(BODY)}
+    return run
+
+
+RUNNERS = {
+    "publish": publish,
+    "consume": consume,
+    "e2e": e2e,
+    "e2e-consumer": e2e_consumer,
+}
+
+if __name__ == "__main__":
+    child_main(CLIENT, {k: _with_size(f) for k, f in RUNNERS.items()})
