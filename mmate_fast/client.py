@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from mmate_fast import errors
 from mmate_fast.amqp.channel_pool import ChannelPool
-from mmate_fast.contracts import MessageKind, TypeRegistry, kind_of, message_type
+from mmate_fast.amqp.robust import RecoveryPolicy, connect_robust
+from mmate_fast.bridge import Bridge
+from mmate_fast.contracts import ErrorReply, GenericMessage, MessageKind, TypeRegistry, kind_of, message_type
 from mmate_fast.messaging import topology
 from mmate_fast.messaging.dispatcher import Dispatcher, Handler
 from mmate_fast.messaging.pipeline import Interceptor, Pipeline
@@ -43,6 +45,7 @@ class Client:
                  publish_channels: int = 2, dead_letter: bool = False, fifo: bool = False,
                  declare_topology: bool = True, registry: TypeRegistry | None = None,
                  connect_timeout: float = 10.0, auto_bind: bool = True,
+                 recovery: bool | RecoveryPolicy = True,
                  interceptors: Iterable[Interceptor] = (), source: str | None = None) -> None:
         self.url = url
         self.service_name = service_name
@@ -54,6 +57,8 @@ class Client:
         self.fifo = fifo
         self.declare_topology = declare_topology
         self.connect_timeout = connect_timeout
+        #: RabbitMQ only: reconnect and restore topology, consumers and unconfirmed publishes
+        self.recovery = recovery
         self.auto_bind = auto_bind
         self.dispatcher = Dispatcher(registry)
         #: interceptors shared by publishing and consuming (see mmate_fast.messaging.pipeline)
@@ -68,6 +73,8 @@ class Client:
         self._service_sub: Subscription | None = None
         self._bound: set[tuple[str, str]] = set()
         self._bindings_todo: list[topology.Binding] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self._bridge: Bridge | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -80,13 +87,34 @@ class Client:
 
     # ------------------------------------------------------------------ lifecycle
     async def connect(self) -> Client:
-        """Connect, declare the Mmate exchanges and the service queue, open publishing channels."""
+        """Connect, declare the Mmate exchanges and the service queue, open publishing channels.
+
+        On RabbitMQ the connection recovers by itself (see ``recovery``); if anything here fails the
+        connection is closed again before the error propagates.
+        """
         if self.connection is not None:
             return self
-        if "://" in self.url and self.url.split(":", 1)[0] in ("amqp", "amqps"):
-            self.connection = await connect(self.url, timeout=self.connect_timeout)
+        if self.url.split(":", 1)[0].lower() in ("amqp", "amqps"):
+            if self.recovery:
+                policy = self.recovery if isinstance(self.recovery, RecoveryPolicy) else None
+                self.connection = await connect_robust(self.url, policy=policy, timeout=self.connect_timeout)
+            else:
+                self.connection = await connect(self.url, timeout=self.connect_timeout)
         else:
             self.connection = await connect(self.url)
+        try:
+            await self._setup()
+        except BaseException:
+            conn, self.connection = self.connection, None
+            self._admin = self._pool = self.publisher = self.subscriber = None
+            try:
+                await conn.close()
+            except Exception:  # the original error matters more
+                log.debug("close after a failed connect failed", exc_info=True)
+            raise
+        return self
+
+    async def _setup(self) -> None:
         self._admin = await self.connection.channel()
         if self.declare_topology:
             await topology.declare_exchanges(self._admin)
@@ -97,9 +125,8 @@ class Client:
                                    source=self.source)
         dlq_target = self._pool if self.publisher_confirms else await self._confirm_pool()
         self.subscriber = Subscriber(self.connection, self.dispatcher, services=self,
-                                     result_hook=self._on_handler_result, dead_letter_target=dlq_target,
-                                     pipeline=self.pipeline)
-        return self
+                                     result_hook=self._on_handler_result, error_hook=self._on_handler_error,
+                                     dead_letter_target=dlq_target, pipeline=self.pipeline)
 
     async def _confirm_pool(self) -> ChannelPool:
         return await ChannelPool(self.connection, 1, publisher_confirms=True).open()
@@ -117,6 +144,8 @@ class Client:
             self._closed = True
             return
         self._closed = True
+        if self._bridge is not None:
+            await self._bridge.close(timeout)
         if self.subscriber is not None:
             await self.subscriber.close(timeout)
         if self._pool is not None and self.publisher_confirms and not self.connection.is_closed:
@@ -151,7 +180,14 @@ class Client:
             if binding is not None:
                 self._bindings_todo.append(binding)
                 if self._service_sub is not None:
-                    asyncio.get_running_loop().create_task(self._apply_bindings())
+                    task = asyncio.get_running_loop().create_task(self._apply_bindings())
+                    self._background.add(task)
+                    task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("binding the service queue for a new handler failed: %r", task.exception())
 
     async def bind(self, exchange: str, routing_key: str, queue: str | None = None) -> None:
         """Bind ``queue`` (default: the service queue) to ``exchange`` with ``routing_key``."""
@@ -213,6 +249,50 @@ class Client:
         return self._require_publisher().publish_reply(result, reply_to, correlation_id=ctx.correlation_id
                                                        or ctx.message_id)
 
+    async def _on_handler_error(self, exc: BaseException, msg: Any, ctx: Any) -> bool:
+        """A handler raised: answer a request (command/query with a reply address) with an
+        ``ErrorReply`` (type ``ErrorReply``, which a Go bridge has registered; ``errorCode`` from the
+        exception's ``code``/``error_code`` attribute or ``HANDLER_ERROR``, ``errorMessage`` =
+        ``str(exc)``, ``success`` false, correlation id copied) and return True, so the request is
+        acked rather than dead-lettered. Anything else keeps the normal failure path (False)."""
+        if not _is_request(msg):
+            return False
+        reply_to = ctx.reply_to
+        if not reply_to:
+            return False
+        code = getattr(exc, "code", None) or getattr(exc, "error_code", None) or "HANDLER_ERROR"
+        text = str(exc) or type(exc).__name__
+        reply = ErrorReply(error_code=str(code), error_message=text, success=False)
+        await self._require_publisher().publish_reply(reply, reply_to,
+                                                      correlation_id=ctx.correlation_id or ctx.message_id)
+        return True
+
+    # ------------------------------------------------------------------ request / reply
+    @property
+    def bridge(self) -> Bridge:
+        """The request/reply bridge of this client (created on first use; its reply queue
+        ``bridge.reply.{8 hex}`` is declared by the first request)."""
+        if self._bridge is None:
+            if self.connection is None or self.publisher is None:
+                raise errors.MmateError(_NOT_CONNECTED)
+            self._bridge = Bridge(self.connection, self.publisher, registry=self.dispatcher.registry)
+        return self._bridge
+
+    async def request(self, message: Any, timeout: float = 30.0, **options: Any) -> Any:
+        """Send a command or query and wait for its typed reply (Go's ``RequestCommand`` /
+        ``RequestQuery``): ``reply = await client.request(GetOrder(order_id="1"), timeout=5)``.
+
+        The reply address (the bridge's ``bridge.reply.{8 hex}`` queue) goes into the payload
+        ``replyTo`` and a fresh correlation id into envelope ``correlationId``; commands need
+        ``target_service``. Many requests may be in flight at once. ``options`` are the publish
+        options (``headers``, ``ttl``, ``priority``, ...).
+
+        Raises ``errors.RemoteError`` (``.code``, ``.message``, ``.reply``) when the answer is an
+        error reply, ``errors.RequestTimeout`` after ``timeout`` seconds (a later reply is dropped
+        and counted in ``client.bridge.stats.late_replies``).
+        """
+        return await self.bridge.request(message, timeout, **options)
+
     # ------------------------------------------------------------------ publishing
     def _require(self) -> Any:
         if self._admin is None:
@@ -229,17 +309,17 @@ class Client:
             raise errors.MmateError(_NOT_CONNECTED)
         return self.subscriber
 
-    async def publish_event(self, event: Any, **options: Any) -> str:
+    def publish_event(self, event: Any, **options: Any) -> Awaitable[str]:
         """Publish an event to ``mmate.events`` / ``evt.{aggregateId}.{Type}``; returns its id."""
-        return await self._require_publisher().publish_event(event, **options)
+        return self._require_publisher().publish_event(event, **options)
 
-    async def publish_command(self, command: Any, **options: Any) -> str:
+    def publish_command(self, command: Any, **options: Any) -> Awaitable[str]:
         """Publish a command to ``mmate.commands`` / ``cmd.{targetService}.{Type}``."""
-        return await self._require_publisher().publish_command(command, **options)
+        return self._require_publisher().publish_command(command, **options)
 
-    async def publish_query(self, query: Any, **options: Any) -> str:
+    def publish_query(self, query: Any, **options: Any) -> Awaitable[str]:
         """Publish a query to ``mmate.queries`` / ``qry.{Type}``."""
-        return await self._require_publisher().publish_query(query, **options)
+        return self._require_publisher().publish_query(query, **options)
 
     async def publish_reply(self, reply: Any, reply_to: str, **options: Any) -> str:
         """Send a reply to a requester's queue through the default exchange."""
@@ -254,3 +334,13 @@ class Client:
     async def publish_batch(self, messages: Iterable[Any], **options: Any) -> list[str]:
         """Publish many messages pipelined (confirmed per window of 1000 in confirm mode)."""
         return await self._require_publisher().publish_batch(messages, **options)
+
+
+def _is_request(msg: Any) -> bool:
+    """A command or a query; a GenericMessage counts when its ``x-message-kind`` header says so or,
+    without that header, when its payload carries a ``replyTo``."""
+    kind = kind_of(msg)
+    if kind is MessageKind.COMMAND or kind is MessageKind.QUERY:
+        return True
+    return (kind is MessageKind.MESSAGE and isinstance(msg, GenericMessage) and isinstance(msg.payload, dict)
+            and bool(msg.payload.get("replyTo")))

@@ -42,9 +42,11 @@ class ChannelPool:
         await self.close()
 
     def _pick(self) -> Any:
-        for _ in range(len(self._channels)):
+        for attempt in range(len(self._channels)):
             ch = self._rr.next()
             if ch.is_open:
+                if attempt:  # skipped a closed one: replace it in the background
+                    self._start_repair()
                 return ch
         if getattr(self._conn, "is_closed", False):
             raise errors.ConnectionClosedError("the pool's connection is closed")
@@ -52,10 +54,7 @@ class ChannelPool:
 
     def channel(self) -> Any:
         """The next open channel (round-robin). Starts repairing closed ones in the background."""
-        ch = self._pick()
-        if len(self._channels) and not all(c.is_open for c in self._channels):
-            self._start_repair()
-        return ch
+        return self._pick()
 
     def publish_nowait(self, body: bytes, exchange: str = "", routing_key: str = "",
                        properties: Any = None, *, mandatory: bool = False) -> asyncio.Future[bool] | None:

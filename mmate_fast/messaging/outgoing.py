@@ -40,9 +40,6 @@ _KIND_HEADER = {
     MessageKind.QUERY: "query",
     MessageKind.REPLY: "reply",
 }
-_PRIORITY_0 = _Typed("B", 0)
-_DELIVERY_PERSISTENT = _Typed("B", 2)
-_DELIVERY_TRANSIENT = _Typed("B", 1)
 
 
 @dataclass(slots=True)
@@ -57,6 +54,39 @@ class Outgoing:
     headers: dict[str, Any]
     correlation_id: str | None
     reply_to: str | None
+
+
+_STATIC: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
+_STATIC_MAX = 4096
+
+
+def _static_headers(tname: str, kind: MessageKind, source: str, ttl_ms: int | None, priority: int | None,
+                    persistent: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The headers that are the same for every message of a type and option set (cached), and the
+    AMQP-typed values of the numeric ones (Go reads ``priority``/``delivery-mode`` as uint8 ``B``)."""
+    key = (tname, kind, source, ttl_ms, priority, persistent)
+    cached = _STATIC.get(key)
+    if cached is not None:
+        return cached
+    if len(_STATIC) >= _STATIC_MAX:
+        _STATIC.clear()
+    mode = 2 if persistent else 1
+    static: dict[str, Any] = {
+        "x-message-type": tname,
+        "x-source": source,
+        "x-version": VERSION,
+        "message-type": tname,
+        "source": source,
+        "expiration": str(ttl_ms) if ttl_ms else DEFAULT_EXPIRATION_HEADER,
+        "priority": priority or 0,
+        "delivery-mode": mode,
+    }
+    kind_header = _KIND_HEADER.get(kind)
+    if kind_header is not None:
+        static["x-message-kind"] = kind_header
+    typed = {"priority": _Typed("B", priority or 0), "delivery-mode": _Typed("B", mode)}
+    _STATIC[key] = (static, typed)
+    return static, typed
 
 
 def _reply_address(msg: Any, kind: MessageKind) -> str:
@@ -91,22 +121,12 @@ def build(msg: Any, *, correlation_id: str | None = None, headers: Mapping[str, 
     corr = correlation_id or getattr(msg, "correlation_id", None) or None
     address = reply_to or _reply_address(msg, kind) or None
 
-    h: dict[str, Any] = {
-        "x-message-type": tname,
-        "x-message-id": msg_id,
-        "x-source": source,
-        "x-version": VERSION,
-        "message-id": msg_id,
-        "message-type": tname,
-        "timestamp": ts_str,
-        "source": source,
-        "expiration": str(ttl_ms) if ttl_ms else DEFAULT_EXPIRATION_HEADER,
-        "priority": _Typed("B", priority) if priority else _PRIORITY_0,
-        "delivery-mode": _DELIVERY_PERSISTENT if persistent else _DELIVERY_TRANSIENT,
-    }
-    kind_header = _KIND_HEADER.get(kind)
-    if kind_header is not None:
-        h["x-message-kind"] = kind_header
+    static, typed = _static_headers(tname, kind, source, ttl_ms, priority, persistent)
+    # JSON headers (body) hold plain numbers; the AMQP table gets Go's field types (``typed``)
+    h = static.copy()
+    h["x-message-id"] = msg_id
+    h["message-id"] = msg_id
+    h["timestamp"] = ts_str
     if corr:
         h["x-correlation-id"] = corr
         h["correlation-id"] = corr
@@ -118,9 +138,15 @@ def build(msg: Any, *, correlation_id: str | None = None, headers: Mapping[str, 
     if address and reply_to_header:
         h["x-reply-to"] = address
     if delay_ms is not None:
-        h["x-delay"] = _Typed("l", int(delay_ms))
+        h["x-delay"] = int(delay_ms)
     if headers:
         h.update(headers)
+    amqp = h.copy()
+    for key, value in typed.items():
+        if headers is None or key not in headers:
+            amqp[key] = value
+    if delay_ms is not None and (headers is None or "x-delay" not in headers):
+        amqp["x-delay"] = _Typed("l", int(delay_ms))
 
     payload = to_payload(msg)
     body = _encode_envelope(msg_id, tname, ts_str, corr, address if envelope_reply_to else None, h,
@@ -128,7 +154,7 @@ def build(msg: Any, *, correlation_id: str | None = None, headers: Mapping[str, 
     props = _encode_properties(_BasicProperties(
         content_type=CONTENT_TYPE,
         delivery_mode=2 if persistent else 1,
-        headers=h,
+        headers=amqp,
         message_id=msg_id,
         correlation_id=corr,
         type=tname,
@@ -137,4 +163,5 @@ def build(msg: Any, *, correlation_id: str | None = None, headers: Mapping[str, 
         expiration=str(int(ttl_ms)) if ttl_ms else None,
         priority=priority if priority else None,
     ))
+    h = amqp
     return Outgoing(msg_id, tname, kind, body, props, h, corr, address)

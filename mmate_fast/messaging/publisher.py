@@ -7,7 +7,7 @@ each publish is built and appended to the connection's write buffer in one step.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any
 
 from mmate_fast import errors
@@ -34,6 +34,10 @@ def default_route(msg: Any, kind: MessageKind, type_name: str) -> tuple[str, str
     return topology.MESSAGES, topology.message_routing_key(type_name)
 
 
+#: without confirms, every this many publishes one is awaited (back-pressure and fairness)
+_AWAIT_EVERY = 128
+
+
 class Publisher:
     """Publishes Mmate messages on ``target`` (a Channel or ChannelPool).
 
@@ -49,6 +53,7 @@ class Publisher:
         self.pipeline = pipeline if pipeline is not None else Pipeline()
         self.source = source
         self.published = 0
+        self._unawaited = 0
 
     # ------------------------------------------------------------------ building blocks
     def prepare(self, msg: Any, *, exchange: str | None = None, routing_key: str | None = None,
@@ -94,26 +99,39 @@ class Publisher:
         if self.pipeline.has_publish:
             return await self._intercepted(msg, mandatory, timeout, options, wait=True)
         exchange, routing_key, out = self.prepare(msg, **options)
-        await self._target.publish(out.body, exchange, routing_key, out.properties, mandatory=mandatory,
-                                   timeout=timeout)
+        target = self._target
+        if self.confirms:
+            await target.publish(out.body, exchange, routing_key, out.properties, mandatory=mandatory,
+                                 timeout=timeout)
+        else:
+            # no confirm to wait for: queue it, and every _AWAIT_EVERY publishes go through the
+            # transport's awaited publish (write-buffer back-pressure; the memory broker yields)
+            n = self._unawaited + 1
+            if n >= _AWAIT_EVERY:
+                self._unawaited = 0
+                await target.publish(out.body, exchange, routing_key, out.properties, mandatory=mandatory,
+                                     timeout=timeout)
+            else:
+                self._unawaited = n
+                target.publish_nowait(out.body, exchange, routing_key, out.properties, mandatory=mandatory)
         self.published += 1
         return out.message_id
 
     # ------------------------------------------------------------------ Mmate verbs
-    async def publish_event(self, event: Any, **options: Any) -> str:
+    def publish_event(self, event: Any, **options: Any) -> Awaitable[str]:
         """To ``mmate.events`` with ``evt.{aggregateId}.{Type}``."""
-        return await self.publish(event, kind=MessageKind.EVENT, **options)
+        return self.publish(event, kind=MessageKind.EVENT, **options)
 
-    async def publish_command(self, command: Any, **options: Any) -> str:
+    def publish_command(self, command: Any, **options: Any) -> Awaitable[str]:
         """To ``mmate.commands`` with ``cmd.{targetService}.{Type}``."""
         if not getattr(command, "target_service", ""):
             raise errors.ContractError(
                 f"{message_type(command)}.target_service is empty: a command needs the service it is for")
-        return await self.publish(command, kind=MessageKind.COMMAND, **options)
+        return self.publish(command, kind=MessageKind.COMMAND, **options)
 
-    async def publish_query(self, query: Any, **options: Any) -> str:
+    def publish_query(self, query: Any, **options: Any) -> Awaitable[str]:
         """To ``mmate.queries`` with ``qry.{Type}``."""
-        return await self.publish(query, kind=MessageKind.QUERY, **options)
+        return self.publish(query, kind=MessageKind.QUERY, **options)
 
     async def publish_reply(self, reply: Any, reply_to: str, *, correlation_id: str | None = None,
                             **options: Any) -> str:
@@ -124,7 +142,7 @@ class Publisher:
                                   kind=MessageKind.REPLY, **options)
 
     async def publish_batch(self, messages: Iterable[Any], *, timeout: float | None = None,
-                            window: int = 1000, **options: Any) -> list[str]:
+                            window: int = 1000, mandatory: bool = False, **options: Any) -> list[str]:
         """Publish many messages pipelined: up to ``window`` in flight, then wait for their confirms
         (confirm mode) or for write-buffer room. Returns the message ids in order."""
         ids: list[str] = []
@@ -133,10 +151,10 @@ class Publisher:
         intercepted = self.pipeline.has_publish
         for msg in messages:
             if intercepted:
-                ids.append(await self._intercepted(msg, False, timeout, dict(options), wait=False))
+                ids.append(await self._intercepted(msg, mandatory, timeout, dict(options), wait=False))
             else:
                 exchange, routing_key, out = self.prepare(msg, **options)
-                target.publish_nowait(out.body, exchange, routing_key, out.properties)
+                target.publish_nowait(out.body, exchange, routing_key, out.properties, mandatory=mandatory)
                 ids.append(out.message_id)
             pending += 1
             if pending >= window:

@@ -220,8 +220,9 @@ class Subscription:
     async def _handler_failed(self, delivery: Any, env: Any, msg: Any, ctx: MessageContext | None,
                               exc: BaseException) -> None:
         self.stats.handler_errors += 1
+        # the traceback only at DEBUG: a poison stream must not flood the logs
         log.error("handler for %s (id %s) on queue %r failed: %r", env.type, env.id, self.queue, exc,
-                  exc_info=exc)
+                  exc_info=exc if log.isEnabledFor(logging.DEBUG) else None)
         hook = self._sub.error_hook
         if hook is not None:
             if ctx is None:
