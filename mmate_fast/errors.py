@@ -32,6 +32,11 @@ class BrokerUnreachableError(AMQPConnectionError):
     """TCP connect to the broker failed (refused, unroutable, DNS). Check host, port and that it runs."""
 
 
+class TLSError(AMQPConnectionError):
+    """The TLS handshake failed: the broker's certificate is not trusted by the CA (``cacertfile``),
+    does not match the host name (or ``server_name_indication``), or the broker refused ours."""
+
+
 class AuthenticationError(AMQPConnectionError):
     """The broker refused the credentials (ACCESS_REFUSED during the handshake)."""
 
@@ -135,6 +140,102 @@ class HandlerError(MmateError):
     """A message handler failed; the message was rejected (dead-lettered when a DLX is set)."""
 
 
+# --------------------------------------------------------------------------- request / reply
+class RequestTimeout(OperationTimeout):
+    """No reply to a bridge request arrived within its timeout; the pending entry was removed (a
+    reply arriving later is dropped and counted in ``bridge.stats.late_replies``)."""
+
+    def __init__(self, message: str, type_name: str = "", timeout: float = 0.0,
+                 correlation_id: str = "") -> None:
+        super().__init__(message)
+        self.type_name = type_name
+        self.timeout = timeout
+        self.correlation_id = correlation_id
+
+
+class RemoteError(MmateError):
+    """The responder answered a request with an error reply (Go ``contracts.ErrorReply``, the
+    request/reply server's ``ErrorReply`` or any reply with ``success=false`` and
+    ``errorCode``/``errorMessage``). ``code`` and ``message`` are the reply's; ``reply`` is the
+    decoded reply itself (an ErrorReply, another Reply class, or a GenericMessage)."""
+
+    def __init__(self, code: str, message: str, reply: object = None) -> None:
+        super().__init__(f"{code}: {message}" if code else message)
+        self.code = code
+        self.error_code = code
+        self.message = message
+        self.reply = reply
+
+
+class BridgeClosedError(MmateError):
+    """The request/reply bridge was closed (or its reply consumer cancelled) while a request was
+    waiting for its reply; send the request again on a connected client."""
+
+
+# --------------------------------------------------------------------------- interceptors
+class InterceptorError(MmateError):
+    """An interceptor refused a message. ``reason`` is a short machine-readable cause: the subscriber
+    uses it as the reject / dead-letter reason (``x-mmate-reason``)."""
+
+    default_reason = "interceptor-error"
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or self.default_reason
+
+
+class SignatureError(InterceptorError):
+    """A message's HMAC signature (``x-signature``) is missing, malformed or does not match its body."""
+
+    default_reason = "bad-signature"
+
+
+class ValidationError(InterceptorError, ValueError):
+    """A message failed validation (its ``validate()``, a registered validator or its model)."""
+
+    default_reason = "validation-failed"
+
+
+class HandlerTimeout(InterceptorError, OperationTimeout):
+    """A handler did not finish within its timeout and was cancelled."""
+
+    default_reason = "handler-timeout"
+
+
+class DuplicateMessage(InterceptorError):
+    """A message id was seen before (raised only by a deduplication store used in ``raise`` mode)."""
+
+    default_reason = "duplicate"
+
+
+class ConfigurationError(MmateError, ValueError):
+    """An interceptor or option was configured with an invalid value (never echoes secrets)."""
+
+
+# --------------------------------------------------------------------------- reliability
+class CircuitOpenError(MmateError):
+    """A circuit breaker is open: the call was not attempted. Wait for ``retry_after`` seconds (the
+    breaker then lets a few trial calls through). As a handler failure its reason is ``circuit-open``."""
+
+    reason = "circuit-open"
+
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RetryExhaustedError(MmateError):
+    """A retry policy gave up; ``attempts`` were made, ``__cause__`` is the last failure."""
+
+    def __init__(self, message: str, attempts: int = 0) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class SchedulingError(MmateError, ValueError):
+    """A scheduled publish was asked with a bad time (neither/both of ``delay``/``at``, negative delay)."""
+
+
 _BY_CODE: dict[int, type[ChannelClosedError]] = {
     403: AccessRefusedError,
     404: NotFoundError,
@@ -156,17 +257,23 @@ __all__ = [
     "AMQPConnectionError",
     "AccessRefusedError",
     "AuthenticationError",
+    "BridgeClosedError",
     "BrokerUnreachableError",
     "ChannelClosedError",
     "ChannelError",
+    "CircuitOpenError",
+    "ConfigurationError",
     "ConnectionBlockedError",
     "ConnectionClosedError",
     "ContractError",
+    "DuplicateMessage",
     "EnvelopeError",
     "FrameError",
     "HandlerError",
+    "HandlerTimeout",
     "HandshakeTimeout",
     "HeartbeatTimeout",
+    "InterceptorError",
     "InvalidPatternError",
     "InvalidURLError",
     "MmateError",
@@ -177,7 +284,14 @@ __all__ = [
     "PublishError",
     "PublishNackedError",
     "PublishReturnedError",
+    "RemoteError",
+    "RequestTimeout",
     "ResourceLockedError",
+    "RetryExhaustedError",
+    "SchedulingError",
+    "SignatureError",
+    "TLSError",
     "UnknownMessageTypeError",
+    "ValidationError",
     "channel_error_for",
 ]

@@ -1,0 +1,363 @@
+"""Request/reply bridge, wire-compatible with mmate-go's ``bridge.SyncAsyncBridge`` (wire spec §6.1).
+
+``reply = await client.request(GetOrderQuery(order_id="1"), timeout=5)`` publishes the request with
+Mmate's routing (commands ``mmate.commands`` / ``cmd.{targetService}.{Type}``, queries
+``mmate.queries`` / ``qry.{Type}``) and waits for the typed reply.
+
+How it matches Go:
+
+* one reply queue per bridge, ``bridge.reply.{8 hex}``, declared on first use non-durable,
+  exclusive, auto-delete, without arguments, consumed (manual ack, exclusive consumer) on the
+  bridge's own channel;
+* the reply address travels in the request **payload** ``replyTo`` (where Go reads it; also at
+  envelope level and in ``x-reply-to`` for .NET-style responders), the correlation id is a fresh
+  UUID v4 per request in envelope ``correlationId`` and the ``x-correlation-id``/``correlation-id``
+  headers;
+* a reply is matched by its envelope ``correlationId`` (fallbacks: AMQP ``correlation_id``, then the
+  ``x-correlation-id``/``correlation-id`` headers).
+
+Better than Go: no cap of 1000 pending requests and no lock (a dict of futures, all on the event
+loop); a reply in any of Go's error shapes (§6.4) raises :class:`~mmate_fast.errors.RemoteError`;
+a timeout raises :class:`~mmate_fast.errors.RequestTimeout` and removes the pending entry at once
+(no sweeper), so a reply that arrives later is acked, dropped and counted in
+``stats.late_replies``.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mmate_fast import errors
+from mmate_fast._ext import load
+from mmate_fast.contracts import (
+    ErrorReply,
+    GenericMessage,
+    MessageKind,
+    TypeRegistry,
+    default_registry,
+    from_envelope,
+    kind_of,
+    message_type,
+)
+from mmate_fast.messaging.outgoing import Outgoing
+from mmate_fast.messaging.publisher import Publisher
+
+_env = load("envelope")
+_decode_envelope = _env.decode_envelope
+
+log = logging.getLogger("mmate_fast.bridge")
+
+#: prefix of the reply queue names (Go: ``bridge.reply.`` + first 8 chars of a UUID v4)
+REPLY_QUEUE_PREFIX = "bridge.reply."
+#: unacked replies the reply consumer may hold (Go uses 10; replies are settled inline, so more is cheap)
+DEFAULT_PREFETCH = 100
+DEFAULT_TIMEOUT = 30.0
+
+
+def new_reply_queue_name() -> str:
+    """``bridge.reply.{first 8 hex chars of a UUID v4}``, as Go names its bridge reply queue."""
+    return REPLY_QUEUE_PREFIX + uuid.uuid4().hex[:8]
+
+
+@dataclass
+class BridgeStats:
+    """Counters of one bridge.
+
+    ``sent``: requests published; ``replied``: replies matched to a waiting request;
+    ``timeouts``: requests that raised RequestTimeout; ``late_replies``: replies for an unknown or
+    expired correlation id (acked and dropped); ``errors``: replies that raised RemoteError;
+    ``malformed``: reply bodies that were not an envelope / did not fit the registered class.
+    """
+
+    sent: int = 0
+    replied: int = 0
+    timeouts: int = 0
+    late_replies: int = 0
+    errors: int = 0
+    malformed: int = 0
+
+
+# ---------------------------------------------------------------------------------- reply decoding
+def reply_correlation_id(env: Any, properties: Any = None) -> str | None:
+    """The correlation id of a received reply: envelope ``correlationId``, then the AMQP
+    ``correlation_id`` property, then the ``x-correlation-id``/``correlation-id`` headers."""
+    if env.correlation_id:
+        return str(env.correlation_id)
+    if properties is not None:
+        if properties.correlation_id:
+            return str(properties.correlation_id)
+        amqp_headers = properties.headers or {}
+    else:
+        amqp_headers = {}
+    for headers in (env.headers or {}, amqp_headers):
+        value = headers.get("x-correlation-id") or headers.get("correlation-id")
+        if value:
+            return str(value)
+    return None
+
+
+def decode_reply(body: bytes, properties: Any = None,
+                 registry: TypeRegistry = default_registry) -> tuple[str | None, Any]:
+    """The bridge's reply path: body (+ AMQP properties) -> (correlation id, typed reply).
+
+    The reply is an instance of the class registered for its envelope ``type`` (an unregistered
+    type gives a GenericMessage). Raises EnvelopeError / ContractError for a malformed body.
+    """
+    env = _decode_envelope(body)
+    return reply_correlation_id(env, properties), from_envelope(env, registry)
+
+
+def error_of(reply: Any) -> tuple[str, str] | None:
+    """``(code, message)`` when ``reply`` is an error reply in one of Go's shapes (§6.4), else None.
+
+    Error replies: a contracts ErrorReply; any reply with ``success`` false and an error code or
+    message (``errorCode``/``errorMessage``, falling back to ``error``) — typed, or a GenericMessage
+    payload such as Go's ``{QueryType}Error``. A reply with ``success`` false and no error fields is
+    an ordinary answer (the caller inspects it, as in Go).
+    """
+    if isinstance(reply, ErrorReply):
+        return reply.error_code, reply.error_message or reply.error
+    if isinstance(reply, GenericMessage):
+        payload = reply.payload if isinstance(reply.payload, Mapping) else {}
+        if payload.get("success", True) is not False:
+            return None
+        code, text = payload.get("errorCode"), payload.get("errorMessage") or payload.get("error")
+    else:
+        if getattr(reply, "success", True) is not False:
+            return None
+        code = getattr(reply, "error_code", None)
+        text = getattr(reply, "error_message", None) or getattr(reply, "error", None)
+    if not code and not text:
+        return None
+    return str(code or ""), str(text or "")
+
+
+# ---------------------------------------------------------------------------------- the bridge
+class Bridge:
+    """Synchronous-looking request/reply over Mmate messaging (one per Client: ``client.bridge``).
+
+    ``connection`` opens the bridge's own channel (for the reply consumer), ``publisher`` sends the
+    requests, ``registry`` decodes the replies. The reply queue is declared and consumed lazily by
+    the first :meth:`request` (or explicitly with :meth:`start`).
+    """
+
+    def __init__(self, connection: Any, publisher: Publisher, *, registry: TypeRegistry | None = None,
+                 reply_queue: str | None = None, prefetch: int = DEFAULT_PREFETCH,
+                 default_timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.connection = connection
+        self.publisher = publisher
+        self.registry = registry if registry is not None else default_registry
+        #: ``bridge.reply.{8 hex}`` unless given (Go's ``WithReplyQueue``)
+        self.reply_queue = reply_queue or new_reply_queue_name()
+        self.prefetch = prefetch
+        self.default_timeout = default_timeout
+        self.stats = BridgeStats()
+        self.channel: Any = None
+        self.consumer_tag = ""
+        self._pending: dict[str, asyncio.Future[Any]] = {}
+        self._starting: asyncio.Future[None] | None = None
+        self._ready = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<Bridge {self.reply_queue} pending={len(self._pending)} ready={self._ready}>"
+
+    @property
+    def pending(self) -> int:
+        """Requests waiting for their reply."""
+        return len(self._pending)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Declare and consume the reply queue (once; concurrent callers share the same start)."""
+        if self._ready:
+            return
+        if self._closed:
+            raise errors.BridgeClosedError("the request/reply bridge is closed")
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+        starting = self._starting
+        try:
+            await asyncio.shield(starting)
+        except BaseException:
+            if starting.done() and self._starting is starting:
+                self._starting = None  # a failed start may be retried by the next request
+            raise
+
+    async def _start(self) -> None:
+        channel = await self.connection.channel()
+        try:
+            if self.prefetch:
+                await channel.basic_qos(prefetch_count=self.prefetch)
+            await channel.queue_declare(self.reply_queue, durable=False, exclusive=True, auto_delete=True)
+            self.channel = channel  # before consuming: the callback acks on it
+            self.consumer_tag = await channel.basic_consume(self.reply_queue, self._on_reply, exclusive=True,
+                                                            on_cancel=self._on_cancel)
+        except BaseException:
+            self.channel = None
+            if channel.is_open:
+                with contextlib.suppress(errors.MmateError):
+                    await channel.close()
+            raise
+        self._ready = True
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Cancel the reply consumer, close the bridge's channel (the exclusive, auto-delete reply
+        queue goes with it) and fail every waiting request with BridgeClosedError."""
+        self._closed = True
+        self._fail_pending(errors.BridgeClosedError(
+            f"request/reply bridge {self.reply_queue} closed before the reply arrived"))
+        channel, self.channel, self._ready = self.channel, None, False
+        if channel is None or not channel.is_open:
+            return
+        try:
+            if self.consumer_tag:
+                await channel.basic_cancel(self.consumer_tag, timeout=timeout)
+            await channel.close()
+        except errors.MmateError as exc:
+            log.debug("closing bridge %s: %s", self.reply_queue, exc)
+
+    def _on_cancel(self, consumer_tag: str) -> None:
+        """The broker cancelled the reply consumer (queue deleted): fail waiters, restart next time."""
+        log.warning("reply consumer of bridge %s was cancelled by the broker", self.reply_queue)
+        self._ready = False
+        self._starting = None
+        self._fail_pending(errors.BridgeClosedError(
+            f"the reply consumer of bridge {self.reply_queue} was cancelled by the broker"))
+
+    def _fail_pending(self, exc: BaseException) -> None:
+        pending, self._pending = self._pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(exc)
+
+    # ------------------------------------------------------------------ requests
+    def address(self, msg: Any, options: dict[str, Any]) -> str:
+        """Stamp ``msg`` as a request of this bridge: payload ``replyTo`` = the reply queue (the
+        message's ``reply_to`` field, or the ``replyTo`` key of a GenericMessage payload) and a fresh
+        UUID v4 correlation id, put into ``options`` (with ``reply_to``) for the publisher, which
+        writes it to envelope ``correlationId`` and both correlation headers. Returns the id."""
+        if options.get("correlation_id"):
+            raise errors.ContractError("request() chooses the correlation id itself; "
+                                       "do not pass correlation_id")
+        queue = self.reply_queue
+        if isinstance(msg, GenericMessage):
+            msg.payload = {**(msg.payload or {}), "replyTo": queue}
+            msg.reply_to = queue
+        elif hasattr(msg, "reply_to"):
+            msg.reply_to = queue
+        correlation_id = str(uuid.uuid4())
+        options["correlation_id"] = correlation_id
+        options["reply_to"] = queue
+        return correlation_id
+
+    def prepare_request(self, msg: Any, **options: Any) -> tuple[str, str, str, Outgoing]:
+        """What :meth:`request` would publish, without publishing or waiting:
+        ``(correlation_id, exchange, routing_key, outgoing)``."""
+        correlation_id = self.address(msg, options)
+        kind = kind_of(msg)
+        if kind is MessageKind.COMMAND or kind is MessageKind.QUERY:
+            options.setdefault("kind", kind)
+        exchange, routing_key, out = self.publisher.prepare(msg, **options)
+        return correlation_id, exchange, routing_key, out
+
+    async def request(self, msg: Any, timeout: float | None = None, **options: Any) -> Any:
+        """Send ``msg`` and return the typed reply.
+
+        Commands go out with ``publish_command`` (``target_service`` is required), queries with
+        ``publish_query``, anything else with the generic ``publish``; ``options`` are the
+        publisher's (``headers``, ``ttl``, ``priority``, ``exchange``/``routing_key``, ...).
+        ``timeout`` (seconds, default ``default_timeout``) covers publishing and waiting.
+
+        Raises RemoteError (``code``, ``message``, ``reply``) for an error reply, RequestTimeout
+        when no reply came in time, BridgeClosedError when the bridge closed meanwhile, and the
+        publisher's errors. ``msg.reply_to`` is set to the reply queue (as Go does).
+        """
+        if timeout is None:
+            timeout = self.default_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        type_name = message_type(msg)
+        correlation_id = ""
+        try:
+            async with asyncio.timeout_at(deadline):
+                if not self._ready:
+                    await self.start()
+                correlation_id = self.address(msg, options)
+                fut: asyncio.Future[Any] = loop.create_future()
+                self._pending[correlation_id] = fut
+                kind = kind_of(msg)
+                if kind is MessageKind.COMMAND:
+                    await self.publisher.publish_command(msg, **options)
+                elif kind is MessageKind.QUERY:
+                    await self.publisher.publish_query(msg, **options)
+                else:
+                    await self.publisher.publish(msg, **options)
+                self.stats.sent += 1
+                reply = await fut
+        except TimeoutError:
+            self.stats.timeouts += 1
+            raise errors.RequestTimeout(
+                f"no reply to {type_name} (correlation id {correlation_id or '-'}) within {timeout} s "
+                f"on {self.reply_queue}", type_name, timeout, correlation_id) from None
+        finally:
+            if correlation_id:
+                self._pending.pop(correlation_id, None)
+        failure = error_of(reply)
+        if failure is not None:
+            self.stats.errors += 1
+            raise errors.RemoteError(failure[0], failure[1], reply)
+        return reply
+
+    # ------------------------------------------------------------------ reply consumer
+    def _on_reply(self, delivery: Any) -> None:
+        """Reply-queue callback (plain: runs inline in the reader). Always acks: an unmatched or
+        malformed reply is counted and dropped, never redelivered."""
+        stats = self.stats
+        try:
+            env = _decode_envelope(delivery.body)
+        except errors.EnvelopeError as exc:
+            stats.malformed += 1
+            log.warning("dropping malformed reply on %s: %s", self.reply_queue, exc)
+            self._ack(delivery)
+            return
+        correlation_id = reply_correlation_id(env, delivery.properties)
+        fut = self._pending.pop(correlation_id, None) if correlation_id else None
+        if fut is None or fut.done():
+            stats.late_replies += 1
+            log.debug("dropping %s reply with unknown or expired correlation id %r on %s", env.type,
+                      correlation_id, self.reply_queue)
+            self._ack(delivery)
+            return
+        try:
+            reply = from_envelope(env, self.registry)
+        except (errors.ContractError, errors.EnvelopeError) as exc:
+            stats.malformed += 1
+            fut.set_exception(exc)
+        else:
+            stats.replied += 1
+            fut.set_result(reply)
+        self._ack(delivery)
+
+    def _ack(self, delivery: Any) -> None:
+        try:
+            self.channel.basic_ack(delivery.delivery_tag)
+        except (errors.MmateError, AttributeError) as exc:  # channel closed meanwhile
+            log.debug("could not ack reply on %s: %s", self.reply_queue, exc)
+
+
+__all__ = [
+    "DEFAULT_PREFETCH",
+    "REPLY_QUEUE_PREFIX",
+    "Bridge",
+    "BridgeStats",
+    "decode_reply",
+    "error_of",
+    "new_reply_queue_name",
+    "reply_correlation_id",
+]

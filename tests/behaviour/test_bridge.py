@@ -1,0 +1,339 @@
+"""Request/reply through the bridge (``client.request``) and the server side (handlers returning a
+Reply, handlers raising), on the embedded broker and on RabbitMQ (same suite)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from mmate_fast import errors
+from mmate_fast.client import Client
+from mmate_fast.contracts import Command, ErrorReply, GenericMessage, Query, Reply, TypeRegistry
+from mmate_fast.messaging import MessageContext, topology
+from mmate_fast.transports import connect
+from mmate_fast.transports.base import BasicProperties
+
+from .behaviour_helpers import drain_queue, wait_until
+
+
+@dataclass
+class BrGetOrder(Query):
+    order_id: str = ""
+    delay: float = 0.0
+
+
+@dataclass
+class BrCreateOrder(Command):
+    order_id: str = ""
+    amount: float = 0.0
+
+
+@dataclass
+class BrOrderReply(Reply):
+    order_id: str = ""
+    amount: float = 0.0
+    status: str = ""
+
+
+class OrderMissing(Exception):
+    code = "ORDER_NOT_FOUND"
+
+
+def _service() -> str:
+    return f"br-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def cleanup(url: str) -> AsyncIterator[list[str]]:
+    queues: list[str] = []
+    yield queues
+    conn = await connect(url)
+    ch = await conn.channel()
+    for q in queues:
+        await ch.queue_delete(q)
+    await conn.close()
+
+
+@pytest.fixture
+async def server(url: str, cleanup: list[str]) -> AsyncIterator[Client]:
+    """A responder service: answers BrGetOrder and BrCreateOrder, fails on demand."""
+    service = _service()
+    cleanup.append(topology.service_queue(service))
+    async with Client(url, service_name=service) as srv:
+
+        @srv.handler(BrGetOrder)
+        async def get_order(q: BrGetOrder) -> Reply:
+            if q.delay:
+                await asyncio.sleep(q.delay)
+            if q.order_id == "missing":
+                return ErrorReply(error_code="ORDER_NOT_FOUND", error_message="order missing not found")
+            if q.order_id == "raise":
+                raise OrderMissing("order raise not found")
+            if q.order_id == "boom":
+                raise RuntimeError("boom")
+            return BrOrderReply(order_id=q.order_id, amount=float(len(q.order_id)), status="shipped")
+
+        @srv.handler(BrCreateOrder)
+        def create_order(cmd: BrCreateOrder) -> BrOrderReply:
+            return BrOrderReply(order_id=cmd.order_id, amount=cmd.amount, status="created")
+
+        await srv.start_consuming()
+        yield srv
+
+
+async def test_query_round_trip_typed(url: str, server: Client) -> None:
+    async with Client(url, service_name=_service(), declare_topology=False) as client:
+        q = BrGetOrder(order_id="order-1001")
+        reply = await client.request(q, timeout=5)
+        assert isinstance(reply, BrOrderReply)
+        assert (reply.order_id, reply.amount, reply.status, reply.success) == ("order-1001", 10.0, "shipped", True)
+        bridge = client.bridge
+        assert q.reply_to == bridge.reply_queue  # payload replyTo, as Go sets it
+        assert reply.correlation_id and reply.correlation_id != q.id
+        assert (bridge.stats.sent, bridge.stats.replied, bridge.pending) == (1, 1, 0)
+
+
+async def test_command_round_trip_typed(url: str, server: Client) -> None:
+    async with Client(url, service_name=_service(), declare_topology=False) as client:
+        cmd = BrCreateOrder(order_id="order-1013", amount=13.0, target_service=server.service_name)
+        reply = await client.request(cmd, timeout=5)
+        assert isinstance(reply, BrOrderReply)
+        assert (reply.order_id, reply.amount, reply.status) == ("order-1013", 13.0, "created")
+
+
+async def test_command_without_target_service_is_refused(url: str, server: Client) -> None:
+    async with Client(url, service_name=_service(), declare_topology=False) as client:
+        with pytest.raises(errors.ContractError):
+            await client.request(BrCreateOrder(order_id="x"), timeout=2)
+        assert client.bridge.pending == 0
+
+
+async def test_many_concurrent_requests_get_their_own_replies(url: str, server: Client) -> None:
+    async with Client(url, service_name=_service(), declare_topology=False) as client:
+        ids = [f"order-{i:04d}-{'x' * (i % 7)}" for i in range(200)]
+        replies = await asyncio.gather(*(client.request(BrGetOrder(order_id=i), timeout=20) for i in ids))
+        assert [r.order_id for r in replies] == ids
+        assert [r.amount for r in replies] == [float(len(i)) for i in ids]
+        assert len({r.correlation_id for r in replies}) == 200
+        assert client.bridge.stats.replied == 200 and client.bridge.pending == 0
+
+
+async def test_error_reply_raises_remote_error(url: str, server: Client) -> None:
+    async with Client(url, service_name=_service(), declare_topology=False) as client:
+        with pytest.raises(errors.RemoteError) as info:
+            await client.request(BrGetOrder(order_id="missing"), timeout=5)
+        assert info.value.code == "ORDER_NOT_FOUND"
+        assert info.value.message == "order missing not found"
+        assert isinstance(info.value.reply, ErrorReply) and info.value.reply.success is False
+        assert client.bridge.stats.errors == 1 and client.bridge.pending == 0
+
+
+async def test_handler_exception_becomes_error_reply(url: str, server: Client) -> None:
+    async with Client(url, service_name=_service(), declare_topology=False) as client:
+        with pytest.raises(errors.RemoteError) as info:
+            await client.request(BrGetOrder(order_id="raise"), timeout=5)
+        assert (info.value.code, info.value.message) == ("ORDER_NOT_FOUND", "order raise not found")
+        with pytest.raises(errors.RemoteError) as info:
+            await client.request(BrGetOrder(order_id="boom"), timeout=5)
+        assert (info.value.code, info.value.message) == ("HANDLER_ERROR", "boom")
+        # answered requests are acked, not rejected
+        sub = server._service_sub
+        assert sub is not None
+        await wait_until(lambda: sub.stats.acked == 2)
+        assert sub.stats.rejected == 0 and sub.stats.handler_errors == 2
+
+
+async def test_error_reply_on_the_wire_is_gos_shape(url: str, server: Client, cleanup: list[str]) -> None:
+    """What a Go bridge receives for a failing handler: type ErrorReply, payload as
+    contracts.NewErrorReply, correlation id copied, default exchange."""
+    reply_q = f"br-capture-{uuid.uuid4().hex[:8]}"
+    cleanup.append(reply_q)
+    conn = await connect(url)
+    try:
+        ch = await conn.channel()
+        await ch.queue_declare(reply_q)
+        corr = str(uuid.uuid4())
+        await server.publish_query(BrGetOrder(order_id="raise", reply_to=reply_q), correlation_id=corr)
+        [d] = await drain_queue(ch, reply_q, expect=1)
+        body = orjson.loads(d.body)
+        assert d.exchange == "" and d.routing_key == reply_q
+        assert body["type"] == "ErrorReply" and body["correlationId"] == corr
+        assert body["payload"] == {"error": "order raise not found", "errorCode": "ORDER_NOT_FOUND",
+                                   "errorMessage": "order raise not found", "success": False}
+        assert body["headers"]["x-success"] == "false" and body["headers"]["x-message-kind"] == "reply"
+    finally:
+        await conn.close()
+
+
+VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "mmate-go"
+if not VECTORS.is_dir():  # CI lays shared/ beside the clone
+    VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "mmate-go"
+
+
+@pytest.mark.parametrize("prefix", ["12", "14"])
+async def test_we_answer_a_go_bridge_request(url: str, cleanup: list[str], prefix: str) -> None:
+    """Go's bridge request (vector 12 / 14, as captured, reply queue renamed) delivered to our
+    service: the reply goes to the default exchange with routing key = payload ``replyTo``, with the
+    request's envelope correlation id and payload ``success``."""
+    [body_file] = VECTORS.glob(f"{prefix}-bridge-query*.body.json")
+    sidecar = json.loads(body_file.with_name(body_file.name.replace(".body.", ".amqp.")).read_text())
+    reply_q = f"bridge.reply.{uuid.uuid4().hex[:8]}"
+    service = _service()
+    cleanup.extend([topology.service_queue(service), reply_q])
+    body = body_file.read_bytes().replace(b"bridge.reply.dce7c29b", reply_q.encode())
+    go = orjson.loads(body)
+    async with Client(url, service_name=service, registry=TypeRegistry()) as srv:
+
+        @srv.handler("GetOrderQuery")
+        def get_order(q: GenericMessage) -> BrOrderReply:
+            if q.payload["orderId"] == "missing":
+                raise OrderMissing("order missing not found")
+            return BrOrderReply(order_id=q.payload["orderId"], amount=42.5, status="shipped")
+
+        await srv.start_consuming()
+        conn = await connect(url)
+        try:
+            ch = await conn.channel()
+            await ch.queue_declare(reply_q, auto_delete=True)
+            headers = {k: v["v"] for k, v in sidecar["properties"]["headers"].items()}
+            await ch.publish(body, "", srv.service_queue, BasicProperties(
+                content_type="application/json", delivery_mode=2, headers=headers))
+            [d] = await drain_queue(ch, reply_q, expect=1)
+        finally:
+            await conn.close()
+    reply = orjson.loads(d.body)
+    assert (d.exchange, d.routing_key) == ("", reply_q)
+    assert reply["correlationId"] == go["correlationId"] == go["headers"]["x-correlation-id"]
+    assert reply["headers"]["x-correlation-id"] == reply["headers"]["correlation-id"] == go["correlationId"]
+    assert reply["headers"]["x-message-kind"] == "reply"
+    if prefix == "12":
+        assert reply["type"] == "BrOrderReply"
+        assert reply["payload"] == {"amount": 42.5, "orderId": "order-1001", "status": "shipped", "success": True}
+    else:
+        assert reply["type"] == "ErrorReply"
+        assert reply["payload"] == {"error": "order missing not found", "errorCode": "ORDER_NOT_FOUND",
+                                    "errorMessage": "order missing not found", "success": False}
+
+
+async def test_failing_handler_without_reply_address_keeps_failure_path(url: str, server: Client) -> None:
+    sub = server._service_sub
+    assert sub is not None
+    await server.publish_query(BrGetOrder(order_id="boom"))  # no replyTo
+    await wait_until(lambda: sub.stats.rejected == 1)
+    assert sub.stats.acked == 0
+
+
+async def test_timeout_raises_and_cleans_up(url: str, server: Client) -> None:
+    async with Client(url, service_name=_service(), declare_topology=False) as client:
+        await client.bridge.start()  # so that the short timeout covers only the request itself
+        with pytest.raises(errors.RequestTimeout) as info:
+            await client.request(BrGetOrder(order_id="slow", delay=0.5), timeout=0.1)
+        assert isinstance(info.value, errors.OperationTimeout)
+        assert info.value.type_name == "BrGetOrder" and info.value.timeout == 0.1
+        assert "BrGetOrder" in str(info.value) and "0.1" in str(info.value)
+        bridge = client.bridge
+        assert bridge.pending == 0 and bridge.stats.timeouts == 1
+        # the reply that arrives after the timeout is dropped and counted
+        await wait_until(lambda: bridge.stats.late_replies == 1)
+        assert bridge.stats.replied == 0
+        # and the bridge keeps working
+        reply = await client.request(BrGetOrder(order_id="after"), timeout=5)
+        assert reply.order_id == "after" and bridge.stats.late_replies == 1
+
+
+async def test_no_responder_times_out(url: str, cleanup: list[str]) -> None:
+    service = _service()
+    cleanup.append(topology.service_queue(service))
+    async with Client(url, service_name=service) as client:
+        with pytest.raises(errors.RequestTimeout):
+            await client.request(BrGetOrder(order_id="nobody"), timeout=0.2)
+        assert client.bridge.pending == 0
+
+
+async def test_unregistered_error_shape_is_remote_error(url: str, cleanup: list[str]) -> None:
+    """A Go ``QueryHandlerAdapter`` style error (type ``{Query}Error``, unregistered here) and the
+    request/reply server's ErrorReply shape (no ``error`` key) both raise RemoteError."""
+    service = _service()
+    cleanup.append(topology.service_queue(service))
+    async with Client(url, service_name=service) as srv, \
+            Client(url, service_name=_service(), declare_topology=False) as client:
+
+        @srv.handler(BrGetOrder)
+        async def answer(q: BrGetOrder, ctx: MessageContext) -> None:
+            if q.order_id == "adapter":
+                reply: Any = GenericMessage(type="BrGetOrderError", payload={
+                    "error": "db down", "errorCode": "QUERY_HANDLER_ERROR", "errorMessage": "db down",
+                    "success": False})
+            else:
+                reply = GenericMessage(type="ErrorReply", payload={
+                    "errorCode": "REQUEST_FAILED", "errorMessage": "handler failed", "success": False})
+            assert ctx.reply_to
+            await srv.publish_reply(reply, ctx.reply_to, correlation_id=ctx.correlation_id)
+
+        await srv.start_consuming()
+        with pytest.raises(errors.RemoteError) as info:
+            await client.request(BrGetOrder(order_id="adapter"), timeout=5)
+        assert (info.value.code, info.value.message) == ("QUERY_HANDLER_ERROR", "db down")
+        assert isinstance(info.value.reply, GenericMessage)
+        with pytest.raises(errors.RemoteError) as info:
+            await client.request(BrGetOrder(order_id="server"), timeout=5)
+        assert (info.value.code, info.value.message) == ("REQUEST_FAILED", "handler failed")
+        assert isinstance(info.value.reply, ErrorReply)
+
+
+async def test_reply_queue_is_named_like_go_and_exclusive(url: str, server: Client) -> None:
+    async with Client(url, service_name=_service(), declare_topology=False) as client:
+        await client.request(BrGetOrder(order_id="q"), timeout=5)
+        name = client.bridge.reply_queue
+        assert re.fullmatch(r"bridge\.reply\.[0-9a-f]{8}", name)
+        async with await connect(url) as other:
+            ch = await other.channel()
+            with pytest.raises(errors.ResourceLockedError) as info:
+                await ch.queue_declare(name, passive=True)
+            assert info.value.reply_code == 405
+            # same flags as Go: a non-durable, exclusive, auto-delete re-declare by the owner is accepted
+            owner = await client.connection.channel()
+            ok = await owner.queue_declare(name, durable=False, exclusive=True, auto_delete=True)
+            assert ok.consumer_count == 1
+            await owner.close()
+    # auto-delete / exclusive: gone with the client's connection
+    async with await connect(url) as other:
+        ch = await other.channel()
+        with pytest.raises(errors.NotFoundError):
+            await ch.queue_declare(name, passive=True)
+
+
+async def test_unknown_and_malformed_replies_are_dropped(url: str) -> None:
+    async with Client(url, service_name=_service(), declare_topology=False) as client:
+        bridge = client.bridge
+        await bridge.start()
+        await client.publish_reply(BrOrderReply(order_id="stray"), bridge.reply_queue,
+                                   correlation_id=str(uuid.uuid4()))
+        ch = await client.connection.channel()
+        await ch.publish(b"not json", "", bridge.reply_queue)
+        await ch.publish(b'{"id":"1","type":"BrOrderReply","payload":{}}', "", bridge.reply_queue)  # no corr
+        await wait_until(lambda: bridge.stats.late_replies == 2 and bridge.stats.malformed == 1)
+        assert bridge.stats.replied == 0
+        # all acked: nothing left on the queue
+        ok = await ch.queue_declare(bridge.reply_queue, passive=True)
+        assert ok.message_count == 0
+        await ch.close()
+
+
+async def test_close_fails_pending_requests(url: str, cleanup: list[str]) -> None:
+    service = _service()
+    cleanup.append(topology.service_queue(service))
+    client = await Client(url, service_name=service).connect()
+    task = asyncio.ensure_future(client.request(BrGetOrder(order_id="never"), timeout=10))
+    await wait_until(lambda: client._bridge is not None and client.bridge.pending == 1)
+    await client.close()
+    with pytest.raises(errors.BridgeClosedError):
+        await task
