@@ -12,6 +12,8 @@ from __future__ import annotations
 from mmate_fast import errors
 from mmate_fast._ext import COMPILED, NO_EXTENSIONS
 from mmate_fast.amqp import BasicProperties, ChannelPool, Delivery, Typed
+from mmate_fast.amqp.robust import RecoveryPolicy, RobustConnection, connect_robust
+from mmate_fast.bridge import Bridge
 from mmate_fast.client import Client
 from mmate_fast.contracts import (
     Command,
@@ -44,8 +46,18 @@ from mmate_fast.errors import (
     PreconditionFailedError,
     PublishNackedError,
     PublishReturnedError,
+    RemoteError,
+    RequestTimeout,
 )
-from mmate_fast.messaging import MessageContext, Publisher, Subscriber, Subscription
+from mmate_fast.messaging import (
+    ConsumeContext,
+    Interceptor,
+    MessageContext,
+    PublishContext,
+    Publisher,
+    Subscriber,
+    Subscription,
+)
 from mmate_fast.transports import Channel, Connection, QueueDeclareOk, connect
 
 __version__ = "0.1.0"
@@ -56,6 +68,7 @@ __all__ = [
     "AMQPConnectionError",
     "AuthenticationError",
     "BasicProperties",
+    "Bridge",
     "BrokerUnreachableError",
     "Channel",
     "ChannelClosedError",
@@ -65,6 +78,7 @@ __all__ = [
     "Command",
     "Connection",
     "ConnectionClosedError",
+    "ConsumeContext",
     "ContractError",
     "Delivery",
     "EnvelopeError",
@@ -73,6 +87,7 @@ __all__ = [
     "FrameError",
     "GenericMessage",
     "HandshakeTimeout",
+    "Interceptor",
     "Message",
     "MessageContext",
     "MessageKind",
@@ -80,18 +95,24 @@ __all__ = [
     "NotFoundError",
     "OperationTimeout",
     "PreconditionFailedError",
+    "PublishContext",
     "PublishNackedError",
     "PublishReturnedError",
     "Publisher",
     "Query",
     "QueueDeclareOk",
+    "RecoveryPolicy",
+    "RemoteError",
     "Reply",
+    "RequestTimeout",
+    "RobustConnection",
     "Subscriber",
     "Subscription",
     "TypeRegistry",
     "Typed",
     "__version__",
     "connect",
+    "connect_robust",
     "default_registry",
     "errors",
     "register",

@@ -66,6 +66,12 @@ class ConsumeContext:
         self.items: dict[str, Any] = {}
 
     @property
+    def amqp_headers(self) -> dict[str, Any]:
+        """Only the AMQP headers of the delivery (what a security check must read: the envelope
+        headers are inside the body and controlled by whoever wrote it)."""
+        return self.delivery.properties.headers or {}
+
+    @property
     def headers(self) -> dict[str, Any]:
         """The AMQP headers of the delivery (envelope headers when the AMQP ones are absent)."""
         h = self.delivery.properties.headers
@@ -133,13 +139,24 @@ class Pipeline:
 
     async def publish(self, ctx: PublishContext, build: Callable[[PublishContext], None],
                       send: Callable[[PublishContext], Awaitable[None]]) -> None:
-        """Run the publish hooks around ``build`` (encode) and ``send`` (to the broker)."""
-        for i in self._by_hook["before_publish"]:
-            if await i.before_publish(ctx) is False:
-                ctx.dropped = True
-                return
+        """Run the publish hooks around ``build`` (encode) and ``send`` (to the broker).
+
+        ``after_publish`` runs for every interceptor whose turn came (those before one that raised
+        or dropped the message too), with the error or None and ``ctx.dropped`` set.
+        """
+        entered = len(self._items)
         error: BaseException | None = None
         try:
+            for i in self._by_hook["before_publish"]:
+                try:
+                    outcome = await i.before_publish(ctx)
+                except BaseException:
+                    entered = self._items.index(i) + 1
+                    raise
+                if outcome is False:
+                    entered = self._items.index(i) + 1
+                    ctx.dropped = True
+                    return
             build(ctx)
             for i in self._by_hook["before_send"]:
                 await i.before_send(ctx)
@@ -149,16 +166,28 @@ class Pipeline:
             raise
         finally:
             for i in reversed(self._by_hook["after_publish"]):
-                await i.after_publish(ctx, error)
+                if self._items.index(i) < entered:
+                    await i.after_publish(ctx, error)
 
     async def consume(self, ctx: ConsumeContext, call_handler: Callable[[], Awaitable[Any]]) -> Any:
-        """Run the consume hooks around one handler call; returns the handler's result."""
-        for i in self._by_hook["before_consume"]:
-            if await i.before_consume(ctx) is False:
-                ctx.skipped = True
-                return None
+        """Run the consume hooks around one handler call; returns the handler's result.
+
+        ``after_consume`` runs for every interceptor whose turn came (those before one that raised
+        or skipped the message too), with the error or None and ``ctx.skipped`` set.
+        """
+        entered = len(self._items)
         error: BaseException | None = None
         try:
+            for i in self._by_hook["before_consume"]:
+                try:
+                    outcome = await i.before_consume(ctx)
+                except BaseException:
+                    entered = self._items.index(i) + 1
+                    raise
+                if outcome is False:
+                    entered = self._items.index(i) + 1
+                    ctx.skipped = True
+                    return None
             chain = call_handler
             for i in reversed(self._by_hook["around_handler"]):
                 chain = _wrap(i, ctx, chain)
@@ -168,7 +197,8 @@ class Pipeline:
             raise
         finally:
             for i in reversed(self._by_hook["after_consume"]):
-                await i.after_consume(ctx, error)
+                if self._items.index(i) < entered:
+                    await i.after_consume(ctx, error)
 
 
 def _wrap(interceptor: Interceptor, ctx: ConsumeContext,
