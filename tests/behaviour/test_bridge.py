@@ -8,7 +8,6 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,6 +19,7 @@ from mmate_fast.contracts import Command, ErrorReply, GenericMessage, Query, Rep
 from mmate_fast.messaging import MessageContext, topology
 from mmate_fast.transports import connect
 from mmate_fast.transports.base import BasicProperties
+from tests.vectors import VECTORS as VECTORS_PATH
 
 from .behaviour_helpers import drain_queue, wait_until
 
@@ -173,9 +173,7 @@ async def test_error_reply_on_the_wire_is_gos_shape(url: str, server: Client, cl
         await conn.close()
 
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "mmate-go"
-if not VECTORS.is_dir():  # CI lays shared/ beside the clone
-    VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "mmate-go"
+VECTORS = VECTORS_PATH
 
 
 @pytest.mark.parametrize("prefix", ["12", "14"])

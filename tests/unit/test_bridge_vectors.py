@@ -10,7 +10,6 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,10 +19,9 @@ from mmate_fast._ext import load
 from mmate_fast.bridge import Bridge, decode_reply, error_of, new_reply_queue_name
 from mmate_fast.contracts import Command, ErrorReply, GenericMessage, Query, Reply, TypeRegistry
 from mmate_fast.messaging.publisher import Publisher
+from tests.vectors import VECTORS as VECTORS_PATH
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "mmate-go"
-if not VECTORS.is_dir():  # CI lays shared/ beside the clone
-    VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "mmate-go"
+VECTORS = VECTORS_PATH
 
 GO_REPLY_Q = "bridge.reply.dce7c29b"
 TS = datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)

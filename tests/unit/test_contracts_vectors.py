@@ -25,9 +25,10 @@ from mmate_fast.contracts import (
     message_type,
     to_payload,
 )
+from tests.vectors import VECTORS as VECTORS_PATH
 
 _env = load("envelope")
-VECTOR_DIR = "/work/shared/vectors/mmate-go"
+VECTOR_DIR = str(VECTORS_PATH)
 BODIES = sorted(glob.glob(os.path.join(VECTOR_DIR, "*.body.json")))
 pytestmark = pytest.mark.skipif(not BODIES, reason="mmate-go vectors not present")
 

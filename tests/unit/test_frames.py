@@ -17,10 +17,11 @@ from pamqp import frame as pframe
 from pamqp import header as pheader
 
 from mmate_fast.errors import FrameError
+from tests.vectors import VECTORS as VECTOR_DIR
 
 from ._impls import impl_params
 
-VECTORS = sorted(glob.glob("/work/shared/vectors/mmate-go/*.amqp.json"))
+VECTORS = sorted(glob.glob(str(VECTOR_DIR / "*.amqp.json")))
 
 
 @pytest.fixture(params=impl_params("frames"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,10 +13,9 @@ from mmate_fast._ext import load
 from mmate_fast.contracts import Command, ErrorReply, Event, Message, Query, Reply
 from mmate_fast.messaging.outgoing import build
 from mmate_fast.messaging.publisher import default_route
+from tests.vectors import VECTORS as VECTORS_PATH
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "mmate-go"
-if not VECTORS.is_dir():  # CI lays shared/ beside the clone
-    VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "mmate-go"
+VECTORS = VECTORS_PATH
 
 TS = datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 REPLY_Q = "mmate-peer.vectors.reply"
