@@ -137,7 +137,22 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- the parser
-_SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (_add_demo,)
+def _add_dlq(sub: Any) -> None:
+    from mmate_fast.reliability.dlq_cli import add_dlq_parser, main_dlq
+
+    add_dlq_parser(sub)
+
+    def run_dlq(args: argparse.Namespace) -> int:
+        try:
+            return main_dlq(args)
+        except errors.MmateError as exc:
+            print(f"{PROG} dlq: error: {exc}", file=sys.stderr)
+            return 1
+
+    sub.choices["dlq"].set_defaults(run=run_dlq)
+
+
+_SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (_add_demo, _add_dlq)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,7 @@ from mmate_fast.messaging import topology
 from mmate_fast.messaging.dispatcher import Dispatcher, Handler
 from mmate_fast.messaging.pipeline import Interceptor, Pipeline
 from mmate_fast.messaging.publisher import Publisher
-from mmate_fast.messaging.subscriber import Subscriber, Subscription
+from mmate_fast.messaging.subscriber import FailureHandler, Subscriber, Subscription
 from mmate_fast.transports import connect
 
 log = logging.getLogger("mmate_fast.client")
@@ -46,6 +46,7 @@ class Client:
                  declare_topology: bool = True, registry: TypeRegistry | None = None,
                  connect_timeout: float = 10.0, auto_bind: bool = True,
                  recovery: bool | RecoveryPolicy = True,
+                 failure_handler: FailureHandler | None = None,
                  interceptors: Iterable[Interceptor] = (), source: str | None = None) -> None:
         self.url = url
         self.service_name = service_name
@@ -59,6 +60,8 @@ class Client:
         self.connect_timeout = connect_timeout
         #: RabbitMQ only: reconnect and restore topology, consumers and unconfirmed publishes
         self.recovery = recovery
+        #: what happens to failed deliveries (e.g. ``TtlRetry(...)``); default: DLQ or reject
+        self.failure_handler = failure_handler
         self.auto_bind = auto_bind
         self.dispatcher = Dispatcher(registry)
         #: interceptors shared by publishing and consuming (see mmate_fast.messaging.pipeline)
@@ -209,13 +212,14 @@ class Client:
         await self._apply_bindings()
         sub = await self._require_subscriber().subscribe(
             self.service_queue, prefetch=self.prefetch, concurrency=self.concurrency,
-            dead_letter=self.dead_letter)
+            dead_letter=self.dead_letter, failure_handler=self.failure_handler)
         self._service_sub = sub
         return sub
 
     async def subscribe(self, queue: str, *, prefetch: int | None = None, concurrency: int | None = None,
                         dead_letter: bool | None = None, bindings: Iterable[tuple[str, str]] = (),
-                        declare: bool = True, durable: bool = True) -> Subscription:
+                        declare: bool = True, durable: bool = True,
+                        failure_handler: FailureHandler | None = None) -> Subscription:
         """Consume another queue with this client's handlers (declared durable and bound first
         unless ``declare=False``)."""
         admin = self._require()
@@ -226,7 +230,8 @@ class Client:
         return await self._require_subscriber().subscribe(
             queue, prefetch=self.prefetch if prefetch is None else prefetch,
             concurrency=concurrency if concurrency is not None else self.concurrency,
-            dead_letter=self.dead_letter if dead_letter is None else dead_letter)
+            dead_letter=self.dead_letter if dead_letter is None else dead_letter,
+            failure_handler=failure_handler if failure_handler is not None else self.failure_handler)
 
     async def run(self) -> None:
         """Start consuming (if not yet) and serve until cancelled or the connection closes."""

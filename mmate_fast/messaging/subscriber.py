@@ -105,6 +105,11 @@ class Subscription:
         self._idle.set()
         self._stopping = False
 
+    @property
+    def subscriber(self) -> Subscriber:
+        """The Subscriber (and so ``.connection``) this subscription belongs to."""
+        return self._sub
+
     # ------------------------------------------------------------------ delivery path
     def on_delivery(self, delivery: Any) -> None:
         """Channel callback (plain function: runs inline in the frame reader loop)."""

@@ -127,3 +127,18 @@ async def test_wait_for_confirms_reports_nacks_once(conn: Connection, names: Any
     assert results == [True, False, False]
     await ch.wait_for_confirms(timeout=3)  # nothing new nacked: no error
     assert ch.is_open
+
+
+async def test_dead_letter_to_default_exchange_reaches_named_queue(conn: Connection, names: Any) -> None:
+    """Go's stage queues dead-letter to exchange "" with routing key dlq.{queue}."""
+    ch = await conn.channel()
+    dlq = names.queue("dlq")
+    await ch.queue_declare(dlq)
+    q = names.queue()
+    await ch.queue_declare(q, arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq,
+                                         "x-message-ttl": 100})
+    await ch.publish(b"stale", "", q)
+    [dead] = await drain_queue(ch, dlq, expect=1)
+    assert dead.body == b"stale"
+    assert (dead.exchange, dead.routing_key) == ("", dlq)
+    assert dead.properties.headers["x-death"][0]["reason"] == "expired"

@@ -114,3 +114,12 @@ def test_no_subcommand_and_bad_option_are_usage_errors(capsys: pytest.CaptureFix
     assert main([]) == 2
     assert main(["demo", "--orders", "0"]) == 2
     assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_dlq_subcommand_is_wired(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dlq", "list", "--url", "memory://cli-dlq-test"]) == 0
+    assert "no dead-letter queues" in capsys.readouterr().out
+    assert main(["dlq", "show", "dlq.missing", "--url", "memory://cli-dlq-test"]) == 1
+    assert "404" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+    assert "dlq" in capsys.readouterr().out

@@ -284,13 +284,21 @@ class Broker:
                 return self.route(ae, routing_key, headers)
         return queues
 
-    def route_internal(self, exchange: Exchange, routing_key: str, body: bytes, properties: Any,
+    def route_internal(self, exchange: Exchange | None, routing_key: str, body: bytes, properties: Any,
                        loop: asyncio.AbstractEventLoop) -> None:
-        """Publish from inside the broker (dead-lettering): no confirms, no returns."""
+        """Publish from inside the broker (dead-lettering): no confirms, no returns. ``None`` is the
+        default exchange: straight to the queue named by the routing key."""
         headers = properties.headers if properties is not None else None
         ttl = _expiration_ms(properties)
-        for q in self.route(exchange, routing_key, headers):
-            q.enqueue(Message(body, exchange.name, routing_key, properties, _expires_at(q, ttl, loop)), loop)
+        if exchange is None:
+            target = self.queues.get(routing_key)
+            queues = [target] if target is not None and not target.deleted else []
+            name = ""
+        else:
+            queues = self.route(exchange, routing_key, headers)
+            name = exchange.name
+        for q in queues:
+            q.enqueue(Message(body, name, routing_key, properties, _expires_at(q, ttl, loop)), loop)
 
     def exchange_for_publish(self, name: str) -> Exchange:
         """The exchange a basic.publish names (404 missing, 403 internal)."""

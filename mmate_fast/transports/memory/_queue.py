@@ -332,8 +332,8 @@ class Queue:
         """Republish ``msg`` to x-dead-letter-exchange with the x-death header (or drop it)."""
         if self.dlx is None:
             return
-        exchange = self.broker.exchanges.get(self.dlx)
-        if exchange is None:
+        exchange = self.broker.exchanges.get(self.dlx) if self.dlx != "" else None
+        if exchange is None and self.dlx != "":
             return
         old = msg.properties
         fields = old.to_dict() if old is not None else {}

@@ -1,0 +1,233 @@
+"""Dead-letter queue tools: list ``dlq.*`` queues, show, replay and purge their messages.
+
+A DLQ ``dlq.{queue}`` holds deliveries a consumer of ``queue`` gave up on, with the failure in
+headers (``x-mmate-reason``, ``x-mmate-error``, ``x-mmate-original-queue``, ``x-mmate-failed-at``,
+``x-mmate-attempt``). Showing never consumes (basic.get, then nack with requeue); replaying moves
+a message back with a broker confirm and acks it from the DLQ only afterwards, so nothing is lost.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mmate_fast import errors
+from mmate_fast._ext import load
+from mmate_fast.messaging.subscriber import ERROR_HEADER, QUEUE_HEADER, REASON_HEADER, TIME_HEADER
+from mmate_fast.reliability.ttl_retry import ATTEMPT_HEADER, LAST_ERROR_HEADER
+
+log = logging.getLogger("mmate_fast.dlq")
+
+_frames = load("frames")
+
+DLQ_PREFIX = "dlq."
+REPLAYED_HEADER = "x-mmate-replayed"
+#: failure headers removed on replay (the message starts afresh, with a new retry budget)
+FAILURE_HEADERS = frozenset({REASON_HEADER, ERROR_HEADER, QUEUE_HEADER, TIME_HEADER, ATTEMPT_HEADER,
+                             LAST_ERROR_HEADER, "x-death", "x-first-death-exchange", "x-first-death-queue",
+                             "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue",
+                             "x-last-death-reason"})
+
+
+@dataclass
+class DeadLetter:
+    """One message seen in a DLQ."""
+
+    queue: str
+    body: bytes
+    headers: dict[str, Any]
+    properties: Any
+    reason: str = ""
+    error: str = ""
+    original_queue: str = ""
+    failed_at: str = ""
+    attempt: int | None = None
+    message_type: str = ""
+    message_id: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def preview(self, width: int = 200) -> str:
+        text = self.body.decode("utf-8", "replace")
+        return text if len(text) <= width else text[:width] + "…"
+
+
+def _s(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(getattr(value, "value", value))
+
+
+def original_queue(dlq: str, headers: Mapping[str, Any] | None) -> str:
+    """Where a DLQ message came from: ``x-mmate-original-queue``, else the DLQ name minus ``dlq.``."""
+    q = _s((headers or {}).get(QUEUE_HEADER))
+    if q:
+        return q
+    if dlq.startswith(DLQ_PREFIX) and len(dlq) > len(DLQ_PREFIX):
+        return dlq[len(DLQ_PREFIX):]
+    raise errors.MmateError(f"cannot tell where messages of {dlq!r} came from: pass a target queue")
+
+
+def to_dead_letter(queue: str, delivery: Any) -> DeadLetter:
+    props = delivery.properties
+    headers = dict(props.headers or {}) if props is not None else {}
+    attempt_raw = headers.get(ATTEMPT_HEADER)
+    attempt = getattr(attempt_raw, "value", attempt_raw)
+    try:
+        orig = original_queue(queue, headers)
+    except errors.MmateError:
+        orig = ""
+    return DeadLetter(
+        queue=queue, body=bytes(delivery.body), headers=headers, properties=props,
+        reason=_s(headers.get(REASON_HEADER)), error=_s(headers.get(ERROR_HEADER)), original_queue=orig,
+        failed_at=_s(headers.get(TIME_HEADER)),
+        attempt=attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else None,
+        message_type=_s(headers.get("x-message-type") or headers.get("message-type")
+                        or (props.type if props is not None else None)),
+        message_id=_s(headers.get("x-message-id") or headers.get("message-id")
+                      or (props.message_id if props is not None else None)))
+
+
+# ---------------------------------------------------------------------------------------- list
+async def _rabbitmqctl_queues(vhost: str) -> list[tuple[str, int]] | None:
+    exe = shutil.which("rabbitmqctl")
+    if exe is None:
+        return None
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            exe, "list_queues", "-p", vhost, "-q", "name", "messages",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    except (OSError, TimeoutError) as exc:
+        log.warning("rabbitmqctl list_queues failed: %r", exc)
+        return None
+    if proc.returncode != 0:
+        log.warning("rabbitmqctl list_queues failed: %s", err.decode(errors="replace").strip())
+        return None
+    rows: list[tuple[str, int]] = []
+    for line in out.decode("utf-8", "replace").splitlines():
+        name, _, count = line.rpartition("\t")
+        if name and count.strip().isdigit():  # the "name\tmessages" title line is skipped here
+            rows.append((name, int(count)))
+    return rows
+
+
+async def list_dlqs(connection: Any, *, names: Iterable[str] = (), vhost: str = "/",
+                    prefix: str = DLQ_PREFIX) -> list[tuple[str, int]]:
+    """``(queue, messages)`` of every queue named ``dlq.*``, sorted by name.
+
+    The embedded broker is read directly; for RabbitMQ (which has no list-queues AMQP method)
+    ``rabbitmqctl list_queues`` is used when it is installed here. Queues in ``names`` are always
+    included (counted with a passive declare; missing ones are left out).
+    """
+    found: dict[str, int] = {}
+    broker = getattr(connection, "broker", None)
+    if broker is not None and hasattr(broker, "queues"):
+        for name, q in list(broker.queues.items()):
+            if name.startswith(prefix):
+                found[name] = len(q.messages)  # ready messages, as queue.declare counts
+    else:
+        rows = await _rabbitmqctl_queues(vhost)
+        if rows is None and not names:
+            raise errors.MmateError("cannot list queues: rabbitmqctl is not available here and RabbitMQ has "
+                                    "no AMQP method for it; name the DLQs explicitly")
+        for name, count in rows or ():
+            if name.startswith(prefix):
+                found[name] = count
+    for name in names:
+        ch = await connection.channel()
+        try:
+            ok = await ch.queue_declare(name, passive=True)
+            found[name] = ok.message_count
+        except errors.NotFoundError:
+            found.pop(name, None)
+        finally:
+            if ch.is_open:
+                await ch.close()
+    return sorted(found.items())
+
+
+# ---------------------------------------------------------------------------------------- show
+async def peek(connection: Any, queue: str, limit: int = 10) -> list[DeadLetter]:
+    """Up to ``limit`` messages of ``queue``, left in the queue (got unacked, then requeued)."""
+    ch = await connection.channel()
+    out: list[DeadLetter] = []
+    last_tag = 0
+    try:
+        await ch.queue_declare(queue, passive=True)
+        while len(out) < limit:
+            d = await ch.basic_get(queue, no_ack=False)
+            if d is None:
+                break
+            last_tag = d.delivery_tag
+            out.append(to_dead_letter(queue, d))
+        if last_tag:
+            ch.basic_nack(last_tag, multiple=True, requeue=True)
+    finally:
+        if ch.is_open:
+            await ch.close()  # closing also requeues anything still unacked
+    return out
+
+
+# ---------------------------------------------------------------------------------------- replay
+def replay_properties(properties: Any) -> Any:
+    """Properties for a replayed copy: failure headers removed, ``x-mmate-replayed`` + 1."""
+    fields = properties.to_dict() if properties is not None else {}
+    headers = {k: v for k, v in (fields.pop("headers", None) or {}).items() if k not in FAILURE_HEADERS}
+    prev = headers.get(REPLAYED_HEADER)
+    prev = getattr(prev, "value", prev)
+    headers[REPLAYED_HEADER] = (prev if isinstance(prev, int) and not isinstance(prev, bool) else 0) + 1
+    return _frames.BasicProperties(headers=headers, **fields)
+
+
+async def replay(connection: Any, queue: str, *, limit: int | None = None, to: str | None = None,
+                 timeout: float | None = 30.0) -> int:
+    """Move up to ``limit`` messages (default: all there now) from DLQ ``queue`` back to their
+    original queue (or ``to``), each confirmed by the broker before it is acked from the DLQ.
+    Returns how many moved. Messages that fail again meanwhile are not replayed twice."""
+    ch = await connection.channel(publisher_confirms=True)
+    moved = 0
+    try:
+        ok = await ch.queue_declare(queue, passive=True)
+        budget = ok.message_count if limit is None else min(limit, ok.message_count)
+        while moved < budget:
+            d = await ch.basic_get(queue, no_ack=False)
+            if d is None:
+                break
+            try:
+                dest = to or original_queue(queue, d.properties.headers if d.properties else None)
+                await ch.publish(d.body, "", dest, replay_properties(d.properties), mandatory=True,
+                                 timeout=timeout)
+            except BaseException:
+                if ch.is_open:
+                    ch.basic_nack(d.delivery_tag, False, True)
+                raise
+            ch.basic_ack(d.delivery_tag)
+            moved += 1
+    except errors.PublishReturnedError as exc:
+        raise errors.NotFoundError(f"replay from {queue!r} stopped after {moved} message(s): the target "
+                                   f"queue does not exist ({exc})", 404, "NOT_FOUND") from exc
+    finally:
+        if ch.is_open:
+            await ch.close()
+    return moved
+
+
+# ---------------------------------------------------------------------------------------- purge
+async def purge(connection: Any, queue: str) -> int:
+    """Drop every ready message of ``queue``; returns how many."""
+    ch = await connection.channel()
+    try:
+        await ch.queue_declare(queue, passive=True)
+        return int(await ch.queue_purge(queue))
+    finally:
+        if ch.is_open:
+            await ch.close()
+
+
+__all__ = ["DLQ_PREFIX", "FAILURE_HEADERS", "REPLAYED_HEADER", "DeadLetter", "list_dlqs", "original_queue",
+           "peek", "purge", "replay", "replay_properties", "to_dead_letter"]
