@@ -2,7 +2,7 @@
 # Install everything the test suite needs on a fresh Debian machine. Safe to run again and again.
 #
 # - RabbitMQ from Debian, only when `rabbitmq-server` is missing;
-# - the project itself, editable, with its test and bench extras;
+# - the project itself, editable, with its test, bench and otel extras (the tracing tests need otel);
 # - the compiled hot paths (src_cy/*.pyx), built in place and checked to import;
 # - the linters (ruff, mypy).
 #
@@ -40,8 +40,8 @@ fi
 log "pip: Cython, ruff, mypy"
 "$PY" -m pip install -q "Cython>=3,<4" ruff mypy
 
-log "pip: editable install of the project with [test,bench]"
-"$PY" -m pip install -q -e ".[test,bench]"
+log "pip: editable install of the project with [test,bench,otel]"
+"$PY" -m pip install -q -e ".[test,bench,otel]"
 
 # The editable install already compiles src_cy/*.pyx and copies the modules next to the sources;
 # build_ext --inplace makes sure they are fresh after a .pyx changed (it is a no-op otherwise).
