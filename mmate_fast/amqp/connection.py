@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,8 @@ _MethodFrame = _frames.MethodFrame
 _Heartbeat = _frames.Heartbeat
 
 CLIENT_PRODUCT = "mmate_fast"
+#: connect() overrides that change the TLS context built from the URL
+_TLS_OPTIONS = frozenset({"cacertfile", "certfile", "keyfile", "verify"})
 CLIENT_VERSION = "0.1.0"
 
 BlockedCallback = Callable[["Connection", str | None], None]
@@ -238,6 +241,13 @@ class Connection(asyncio.Protocol):
             if self._closing is not None:
                 err: BaseException = errors.ConnectionClosedError("connection closed by client", 200,
                                                                   "Normal shutdown")
+            elif not self._handshake.done() and self.params.tls and not self.server_properties:
+                # TLS up, but closed before connection.start: the broker's TLS layer refused us
+                # (a TLS 1.3 "certificate required" alert arrives here as a plain EOF)
+                err = errors.TLSError(
+                    f"broker {self.params.host}:{self.params.port} closed the TLS connection before the "
+                    f"AMQP handshake began{': ' + str(exc) if exc else ''}; it may require a client "
+                    "certificate (certfile=/keyfile=) or refuse the one sent")
             elif not self._handshake.done():
                 err = errors.AMQPConnectionError(
                     f"broker {self.params.host}:{self.params.port} closed the socket during the handshake"
@@ -431,17 +441,27 @@ async def connect(url: str | ConnectionParameters, *, timeout: float | None = No
         if not hasattr(params, key):
             raise TypeError(f"connect() got an unknown option {key!r}")
         setattr(params, key, value)
+    if overrides.get("ssl_context") is not None:
+        params.tls = True  # a ready context means TLS, even with an amqp:// URL
+    elif _TLS_OPTIONS & overrides.keys():
+        params.ssl_context = None  # rebuilt below from the overridden cacertfile/certfile/...
     if timeout is None:
         timeout = params.connection_timeout
     loop = loop or asyncio.get_running_loop()
     conn = Connection(params, loop)
-    ssl_ctx = params.ssl_context if params.tls else None
+    ssl_ctx = params.build_ssl_context() if params.tls else None
     try:
         async with asyncio.timeout(timeout):
             try:
                 await loop.create_connection(
                     lambda: conn, params.host, params.port, ssl=ssl_ctx,
                     server_hostname=(params.server_hostname or params.host) if ssl_ctx else None)
+            except ssl.SSLError as exc:  # before OSError, which it subclasses
+                detail = getattr(exc, "verify_message", None) or exc.reason or exc.strerror or str(exc)
+                raise errors.TLSError(
+                    f"TLS handshake with {params.safe_url()} failed: {detail} ({exc.reason}); check "
+                    "cacertfile, the host name / server_name_indication, and the client certificate"
+                ) from None
             except OSError as exc:
                 raise errors.BrokerUnreachableError(
                     f"cannot connect to {params.safe_url()}: {exc.strerror or exc}; is the broker "

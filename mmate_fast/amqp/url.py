@@ -1,12 +1,14 @@
 """Parse ``amqp://user:pass@host:port/vhost?heartbeat=..&frame_max=..`` into connection parameters.
 
-The password is kept out of ``repr`` and every error message.
+``amqps://`` takes the RabbitMQ URI spec's TLS options: ``cacertfile``, ``certfile``, ``keyfile``,
+``verify=verify_peer|verify_none``, ``server_name_indication`` and ``auth_mechanism=external`` (log
+in with the client certificate). The password is kept out of ``repr``, ``str`` and every error message.
 """
 from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from mmate_fast.errors import InvalidURLError
 
@@ -15,6 +17,8 @@ DEFAULT_TLS_PORT = 5671
 
 _INT_OPTIONS = ("heartbeat", "frame_max", "channel_max")
 _FLOAT_OPTIONS = ("connection_timeout", "timeout")
+_FILE_OPTIONS = ("cacertfile", "certfile", "keyfile")
+_VERIFY = {"verify_peer": True, "verify_none": False}
 
 
 @dataclass(slots=True)
@@ -35,17 +39,42 @@ class ConnectionParameters:
     #: default seconds for every broker round trip that gets no explicit timeout
     timeout: float = 30.0
     tls: bool = False
+    #: a ready context (``connect(..., ssl_context=ctx)``); built from the options below when None
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
+    #: TLS: CA bundle to verify the broker (None = the system store)
+    cacertfile: str | None = None
+    #: TLS: client certificate (PEM, may hold the key too) and its key
+    certfile: str | None = None
+    keyfile: str | None = None
+    #: TLS: verify the broker's certificate and host name (``verify=verify_none`` turns it off)
+    verify: bool = True
+    #: TLS: name sent as SNI and checked against the certificate (default: host)
     server_hostname: str | None = None
     #: SASL mechanism: PLAIN (user/password) or EXTERNAL (TLS client certificate)
     auth_mechanism: str = "PLAIN"
     connection_name: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.tls and self.ssl_context is None:
+            self.ssl_context = self.build_ssl_context()
+
+    def __str__(self) -> str:
+        return self.safe_url()
+
+    def build_ssl_context(self) -> ssl.SSLContext:
+        """The SSLContext for this connection: ``ssl_context`` if given, else one built from
+        cacertfile/certfile/keyfile/verify (see mmate_fast.amqp.tls)."""
+        from mmate_fast.amqp.tls import context_for
+
+        return context_for(self)
+
     def safe_url(self) -> str:
         """The URL without the password, for logs and error messages."""
         scheme = "amqps" if self.tls else "amqp"
-        vhost = "" if self.virtual_host == "/" else "/" + self.virtual_host
-        return f"{scheme}://{self.username}@{self.host}:{self.port}/{vhost.lstrip('/')}"
+        vhost = "" if self.virtual_host == "/" else quote(self.virtual_host, safe="")
+        user = quote(self.username, safe="")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{user}@{host}:{self.port}/{vhost}"
 
 
 def parse_url(url: str) -> ConnectionParameters:
@@ -53,8 +82,9 @@ def parse_url(url: str) -> ConnectionParameters:
     password."""
     try:
         parts = urlsplit(url)
-    except ValueError as exc:
-        raise InvalidURLError(f"cannot parse AMQP URL: {exc}") from None
+    except ValueError:
+        # the ValueError's text may quote the netloc, and so the password: never pass it on
+        raise InvalidURLError("cannot parse AMQP URL (malformed host, brackets or characters)") from None
     scheme = parts.scheme.lower()
     if scheme not in ("amqp", "amqps"):
         raise InvalidURLError(f"AMQP URL must start with amqp:// or amqps://, got {scheme!r}")
@@ -70,18 +100,24 @@ def parse_url(url: str) -> ConnectionParameters:
         vhost = unquote(path[1:])
         if "/" in path[1:]:
             raise InvalidURLError("AMQP URL path must be a single vhost segment; write '/' as %2F")
+    try:
+        hostname = parts.hostname
+    except ValueError:
+        raise InvalidURLError("AMQP URL has an invalid host") from None
     params = ConnectionParameters(
-        host=parts.hostname or "127.0.0.1",
+        host=hostname or "127.0.0.1",
         port=port,
         virtual_host=vhost,
         username=unquote(parts.username) if parts.username is not None else "guest",
         password=unquote(parts.password) if parts.password is not None else "guest",
-        tls=tls,
     )
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         _apply_option(params, key, value)
-    if tls and params.ssl_context is None:
-        params.ssl_context = ssl.create_default_context()
+    params.tls = tls
+    if tls:
+        params.ssl_context = params.build_ssl_context()
+    elif params.auth_mechanism == "EXTERNAL":
+        raise InvalidURLError("auth_mechanism=external needs TLS with a client certificate: use amqps://")
     return params
 
 
@@ -104,11 +140,22 @@ def _apply_option(params: ConnectionParameters, key: str, value: str) -> None:
         elif key in ("name", "connection_name"):
             params.connection_name = value
         elif key == "server_name_indication":
-            params.server_hostname = value
+            params.server_hostname = value or None
+        elif key in _FILE_OPTIONS:
+            if not value:
+                raise ValueError
+            setattr(params, key, value)
+        elif key == "verify":
+            if value not in _VERIFY:
+                raise InvalidURLError(f"AMQP URL option verify={value!r}: use verify_peer or verify_none")
+            params.verify = _VERIFY[value]
+        elif key == "fail_if_no_peer_cert":
+            pass  # a server-side option in the RabbitMQ URI spec: accepted, means nothing to a client
         else:
             raise InvalidURLError(
                 f"unknown AMQP URL option {key!r}; known: heartbeat, frame_max, channel_max, "
-                "connection_timeout, timeout, auth_mechanism, name, server_name_indication")
+                "connection_timeout, timeout, auth_mechanism, name, server_name_indication, "
+                "cacertfile, certfile, keyfile, verify")
     except ValueError:
         raise InvalidURLError(f"AMQP URL option {key}={value!r} is not a valid value") from None
     if key == "frame_max" and params.frame_max and params.frame_max < 4096:
