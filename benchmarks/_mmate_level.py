@@ -8,11 +8,17 @@ all N. consume: the queue pre-filled with N real envelopes (_common.BODY under B
 Subscription decodes, builds the dataclass, dispatches and acks). e2e: producer publishes as above
 with ``sent_at_ns`` set per event, a consumer process handles them; latency from that field.
 Run as ``BENCH_BODY=mmate python benchmarks/_mmate_level.py WORKLOAD --messages N``.
+
+``BENCH_MMATE_VARIANT`` (set by run.py --confirms / --no-recovery): ``confirms`` — the Client with
+publisher_confirms=True, each ``await publish_event`` returns once the broker confirmed it;
+``confirms_batch`` — the same Client, ``await client.publish_batch(events)`` per 1000 (pipelined,
+confirmed per window); ``norecovery`` — Client(recovery=False), everything else as the default.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -40,6 +46,7 @@ from _common import (
 from _mmate_event import OrderCreatedEvent, new_event
 
 CLIENT = "mmate_fast"
+VARIANT = os.environ.get("BENCH_MMATE_VARIANT", "")
 URL = f"amqp://{USER}:{PASSWORD}@{HOST}:{PORT}/?heartbeat=60"
 
 
@@ -47,8 +54,9 @@ def _client() -> Any:
     """A Client as a service would create it (no topology declared: the bench queue is ours)."""
     from mmate_fast.client import Client
 
-    return Client(URL, service_name=f"bench-{time.time_ns()}", publisher_confirms=False,
-                  declare_topology=False)
+    return Client(URL, service_name=f"bench-{time.time_ns()}",
+                  publisher_confirms=VARIANT in ("confirms", "confirms_batch"),
+                  recovery=VARIANT != "norecovery", declare_topology=False)
 
 
 async def _publish(q: str, n: int, admin: RawAMQP, dl: float) -> dict[str, Any]:
@@ -58,8 +66,12 @@ async def _publish(q: str, n: int, admin: RawAMQP, dl: float) -> dict[str, Any]:
         done = 0
         sp = Span().start()
         while done < n and perf() < dl:
-            for i in range(done, min(done + 1000, n)):
-                await publish_event(new_event(i), exchange="", routing_key=q, persistent=False)
+            if VARIANT == "confirms_batch":
+                await client.publish_batch([new_event(i) for i in range(done, min(done + 1000, n))],
+                                           exchange="", routing_key=q, persistent=False)
+            else:
+                for i in range(done, min(done + 1000, n)):
+                    await publish_event(new_event(i), exchange="", routing_key=q, persistent=False)
             done = min(done + 1000, n)
         got = await wait_queue_async(admin, q, done, dl)
         sp.stop()

@@ -2,8 +2,9 @@
 
     python benchmarks/run.py WORKLOAD [--messages N] [--loop uvloop|asyncio] [--repeat R]
                              [--only mmate_fast,aio_pika,raw] [--level transport|mmate]
+                             [--confirms] [--no-recovery] [--concurrency 1,64]
 
-WORKLOAD: publish | publish-confirm | publish-confirm-each | consume | e2e. Clients run one after
+WORKLOAD: publish | publish-confirm | publish-confirm-each | consume | e2e | rpc. Clients run one after
 another (the 2 cores are shared with the broker). With --repeat R each client runs R times; the
 table shows medians and the ratios are medians of per-repetition ratios (same repetition, so slow
 drift of the machine cancels out, as in the anchors). Progress goes to stderr; stdout holds the
@@ -14,6 +15,16 @@ bytes (one real Mmate envelope + its AMQP properties, BENCH_BODY=mmate in the ch
 mmate_fast (Client.publish_event per new event object / Client handler; _mmate_level.py),
 mmate_fast_transport (the transport level, _mmate.py, on the envelope bytes), aio_pika (envelope
 built per message with the stdlib json; _aiopika_mmate.py) and raw. The JSON adds "vs_transport".
+Extra rows at the mmate level, to show what confirms and recovery cost ("vs_mmate_fast" in the JSON
+= that row / mmate_fast, per repetition): ``--confirms`` (publish only) adds mmate_fast_confirms
+(Client(publisher_confirms=True), every publish awaited until confirmed) and
+mmate_fast_confirms_batch (the same Client, client.publish_batch in windows of 1000);
+``--no-recovery`` adds mmate_fast_norecovery (Client(recovery=False)).
+
+rpc: request/reply round trips/s at each ``--concurrency`` (default 1,64), p50/p99 latency, for
+mmate_fast (client.request against a Client responder), aio_pika (its RPC pattern) and raw; see
+_rpc_runner.py and the _rpc_*.py clients. Opt-in rows (--only): mmate_fast_transient (requests
+with persistent=False) and mmate_fast_noconfirm (requester Client(publisher_confirms=False)).
 """
 from __future__ import annotations
 
@@ -39,6 +50,9 @@ MMATE_WORKLOADS = ("publish", "consume", "e2e")
 MMATE_CLIENTS = {"raw": "_raw.py", "mmate_fast_transport": "_mmate.py", "mmate_fast": "_mmate_level.py",
                  "aio_pika": "_aiopika_mmate.py"}
 MMATE_ORDER = ("raw", "mmate_fast_transport", "mmate_fast", "aio_pika")
+#: the --confirms / --no-recovery rows: client name -> BENCH_MMATE_VARIANT of _mmate_level.py
+MMATE_VARIANTS = {"mmate_fast_confirms": "confirms", "mmate_fast_confirms_batch": "confirms_batch",
+                  "mmate_fast_norecovery": "norecovery"}
 
 
 def client_n(client: str, n: int) -> int:
@@ -52,9 +66,12 @@ def run_child(client: str, workload: str, n: int, loop: str, timeout: float,
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH", ""), ROOT) if p)
     env.pop("BENCH_BODY", None)
+    env.pop("BENCH_MMATE_VARIANT", None)
     if level == "mmate":
         env["BENCH_BODY"] = "mmate"
-        script = MMATE_CLIENTS[client]
+        if client in MMATE_VARIANTS:
+            env["BENCH_MMATE_VARIANT"] = MMATE_VARIANTS[client]
+        script = MMATE_CLIENTS.get(client, "_mmate_level.py")
     else:
         script = CLIENTS[client]
     argv = [sys.executable, os.path.join(HERE, script), workload, "--messages", str(n),
@@ -92,7 +109,9 @@ def _fmt(v: float | None, spec: str = ",.0f") -> str:
 def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]],
               errors: dict[str, list[str]], order: list[str], level: str = "transport") -> dict[str, Any]:
     """Medians per client, per-repetition ratios, the printed table and the final JSON object."""
-    clients = MMATE_CLIENTS if level == "mmate" else CLIENTS
+    clients = CLIENTS
+    if level == "mmate":
+        clients = {**MMATE_CLIENTS, **{c: "" for c in order if c in MMATE_VARIANTS}}
     reps = max((len(v) for v in runs.values()), default=0)
     rows = []
     rates: dict[str, float | None] = {}
@@ -148,12 +167,18 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
     obj: dict[str, Any] = {"workload": workload, "messages": n, "rates": {c: rates.get(c) for c in clients},
                            "vs_aio_pika": vs_aio, "vs_raw": vs_raw,
                            "cpu_us_per_msg": {c: cpu_us.get(c) for c in clients}}
+    variants = [c for c in order if c in MMATE_VARIANTS]
+    vs_variant = {c: ratio(c, "mmate_fast") for c in variants}
+    for c in variants:
+        lines.append(f"{c} / mmate_fast = {_fmt(vs_variant[c], '.3f')}")
     if level == "mmate":
         body_bytes = next((r["body_bytes"] for v in runs.values() for r in v if r and r.get("body_bytes")),
                           None)
         obj = {"workload": workload, "level": "mmate", "messages": n, "body_bytes": body_bytes,
                "rates": obj["rates"], "vs_aio_pika": vs_aio, "vs_raw": vs_raw, "vs_transport": vs_tr,
                "cpu_us_per_msg": obj["cpu_us_per_msg"]}
+        if variants:
+            obj["vs_mmate_fast"] = vs_variant
     if latency:
         obj["latency_ms"] = latency
     if errors:
@@ -163,7 +188,7 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("workload", choices=WORKLOADS)
+    ap.add_argument("workload", choices=(*WORKLOADS, "rpc"))
     ap.add_argument("--messages", "-n", type=int, default=None,
                     help="messages per run (default 50000; 5000 for publish-confirm-each)")
     ap.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
@@ -173,7 +198,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--level", default="transport", choices=["transport", "mmate"],
                     help="transport: Channel API (default); mmate: typed events through the Client")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per client run")
+    ap.add_argument("--confirms", action="store_true",
+                    help="--level mmate publish: add rows mmate_fast_confirms and mmate_fast_confirms_batch")
+    ap.add_argument("--no-recovery", action="store_true",
+                    help="--level mmate: add the row mmate_fast_norecovery (Client(recovery=False))")
+    ap.add_argument("--concurrency", default="1,64", help="rpc: comma list of concurrencies (default 1,64)")
     a = ap.parse_args(argv)
+    if a.workload == "rpc":
+        from _rpc_runner import DEFAULT_ONLY as RPC_DEFAULT
+        from _rpc_runner import ORDER as RPC_ORDER
+        from _rpc_runner import main as rpc_main
+
+        rpc_only = [c.strip().replace("-", "_") for c in (a.only or ",".join(RPC_DEFAULT)).split(",")
+                    if c.strip()]
+        try:
+            concs = [int(x) for x in a.concurrency.split(",") if x.strip()]
+        except ValueError:
+            concs = []
+        if not concs or min(concs) < 1 or a.repeat < 1 or any(c not in RPC_ORDER for c in rpc_only):
+            ap.error("rpc: --concurrency takes positive integers (e.g. 1,64), "
+                     f"--only {','.join(RPC_ORDER)}, --repeat >= 1")
+        return rpc_main(a.messages, concs, a.repeat, rpc_only, a.loop, a.timeout)
+    if (a.confirms or a.no_recovery) and a.level != "mmate":
+        ap.error("--confirms / --no-recovery need --level mmate")
+    if a.confirms and a.workload != "publish":
+        ap.error("--confirms applies to the publish workload only")
     if a.level == "mmate" and a.workload not in MMATE_WORKLOADS:
         print(f"run.py: --level mmate supports the workloads {', '.join(MMATE_WORKLOADS)} only "
               f"(got {a.workload!r}); use --level transport for it", file=sys.stderr)
@@ -184,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     if bad or not only or a.repeat < 1:
         ap.error(f"--only takes {','.join(clients)}; --repeat >= 1 (got {bad or a.repeat})")
     order = [c for c in default_order if c in only]
+    if a.level == "mmate":
+        if a.confirms:
+            order += ["mmate_fast_confirms", "mmate_fast_confirms_batch"]
+        if a.no_recovery:
+            order.append("mmate_fast_norecovery")
     n = a.messages if a.messages is not None else DEFAULT_N[a.workload]
     runs: dict[str, list[dict[str, Any] | None]] = {c: [] for c in order}
     errors: dict[str, list[str]] = {}

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Mapping
@@ -271,8 +272,12 @@ class Bridge:
 
         Commands go out with ``publish_command`` (``target_service`` is required), queries with
         ``publish_query``, anything else with the generic ``publish``; ``options`` are the
-        publisher's (``headers``, ``ttl``, ``priority``, ``exchange``/``routing_key``, ...).
+        publisher's (``headers``, ``ttl``, ``priority``, ``exchange``/``routing_key``, ...); requests
+        are transient (``persistent=False``) unless you pass ``persistent=True``.
         ``timeout`` (seconds, default ``default_timeout``) covers publishing and waiting.
+        The publisher confirm of the request is not awaited before the reply (that would add a
+        broker round trip): a nack/return fails the request unless its reply came first. With
+        publish interceptors the request goes through the awaited publish (confirm included).
 
         Raises RemoteError (``code``, ``message``, ``reply``) for an error reply, RequestTimeout
         when no reply came in time, BridgeClosedError when the bridge closed meanwhile, and the
@@ -280,6 +285,9 @@ class Bridge:
         """
         if timeout is None:
             timeout = self.default_timeout
+        # a request is worth nothing after its timeout: transient by default (no disk write in the
+        # broker, several times cheaper); ``persistent=True`` restores Go's delivery_mode 2
+        options.setdefault("persistent", False)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         type_name = message_type(msg)
@@ -291,13 +299,11 @@ class Bridge:
                 correlation_id = self.address(msg, options)
                 fut: asyncio.Future[Any] = loop.create_future()
                 self._pending[correlation_id] = fut
-                kind = kind_of(msg)
-                if kind is MessageKind.COMMAND:
-                    await self.publisher.publish_command(msg, **options)
-                elif kind is MessageKind.QUERY:
-                    await self.publisher.publish_query(msg, **options)
+                publisher = self.publisher
+                if publisher.pipeline.has_publish:
+                    await self._publish_awaited(msg, options)
                 else:
-                    await self.publisher.publish(msg, **options)
+                    self._publish_pipelined(msg, options, fut)
                 self.stats.sent += 1
                 reply = await fut
         except TimeoutError:
@@ -313,6 +319,33 @@ class Bridge:
             self.stats.errors += 1
             raise errors.RemoteError(failure[0], failure[1], reply)
         return reply
+
+    async def _publish_awaited(self, msg: Any, options: dict[str, Any]) -> None:
+        """Publish through the publisher's awaited verbs (interceptors run; a confirm is awaited)."""
+        kind = kind_of(msg)
+        if kind is MessageKind.COMMAND:
+            await self.publisher.publish_command(msg, **options)
+        elif kind is MessageKind.QUERY:
+            await self.publisher.publish_query(msg, **options)
+        else:
+            await self.publisher.publish(msg, **options)
+
+    def _publish_pipelined(self, msg: Any, options: dict[str, Any], reply: asyncio.Future[Any]) -> None:
+        """Queue the request without waiting for its publisher confirm (a broker round trip before
+        the reply could even be awaited): the confirm settles while the reply is on its way. A
+        nack/return (or a channel closed before the confirm) fails ``reply`` unless the reply came
+        first; the confirm future's outcome is always retrieved."""
+        kind = kind_of(msg)
+        if kind is MessageKind.COMMAND:
+            if not getattr(msg, "target_service", ""):
+                raise errors.ContractError(f"{message_type(msg)}.target_service is empty: "
+                                           "a command needs the service it is for")
+            options["kind"] = kind
+        elif kind is MessageKind.QUERY:
+            options["kind"] = kind
+        confirm = self.publisher.publish_nowait(msg, **options)
+        if confirm is not None:
+            confirm.add_done_callback(functools.partial(_confirm_settled, reply))
 
     # ------------------------------------------------------------------ reply consumer
     def _on_reply(self, delivery: Any) -> None:
@@ -349,6 +382,15 @@ class Bridge:
             self.channel.basic_ack(delivery.delivery_tag)
         except (errors.MmateError, AttributeError) as exc:  # channel closed meanwhile
             log.debug("could not ack reply on %s: %s", self.reply_queue, exc)
+
+
+def _confirm_settled(reply: asyncio.Future[Any], confirm: asyncio.Future[Any]) -> None:
+    """Done-callback of a request's publisher confirm: a failed confirm fails the waiting request."""
+    if confirm.cancelled():
+        return
+    exc = confirm.exception()  # always retrieved: never an "exception was never retrieved" warning
+    if exc is not None and not reply.done():
+        reply.set_exception(exc)
 
 
 __all__ = [

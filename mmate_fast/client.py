@@ -7,6 +7,7 @@ everything behaves the same on both.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
@@ -243,7 +244,8 @@ class Client:
             await asyncio.Event().wait()
 
     def _on_handler_result(self, result: Any, msg: Any, ctx: Any) -> Any:
-        """A handler returned something: a reply goes back to the requester's reply address."""
+        """A handler returned something: a reply goes back to the requester's reply address
+        (through the default exchange, transient, its publisher confirm not awaited)."""
         if kind_of(result) is not MessageKind.REPLY:
             return None
         reply_to = ctx.reply_to
@@ -251,8 +253,22 @@ class Client:
             log.warning("handler for %s returned a %s but the request has no reply address",
                         message_type(msg), message_type(result))
             return None
-        return self._require_publisher().publish_reply(result, reply_to, correlation_id=ctx.correlation_id
-                                                       or ctx.message_id)
+        publisher = self._require_publisher()
+        correlation_id = ctx.correlation_id or ctx.message_id
+        if publisher.pipeline.has_publish:  # interceptors are async: the awaited path
+            return publisher.publish_reply(result, reply_to, correlation_id=correlation_id)
+        # a reply is transient (its requester times out): no persistence and no confirm to wait for;
+        # a failed confirm is logged by the done-callback
+        try:
+            confirm = publisher.publish_nowait(result, exchange="", routing_key=reply_to,
+                                               correlation_id=correlation_id, kind=MessageKind.REPLY,
+                                               persistent=False)
+        except errors.MmateError as exc:
+            log.warning("could not send the %s reply to %s: %s", message_type(result), reply_to, exc)
+            return None
+        if confirm is not None:
+            confirm.add_done_callback(functools.partial(_reply_settled, message_type(result), reply_to))
+        return None
 
     async def _on_handler_error(self, exc: BaseException, msg: Any, ctx: Any) -> bool:
         """A handler raised: answer a request (command/query with a reply address) with an
@@ -339,6 +355,15 @@ class Client:
     async def publish_batch(self, messages: Iterable[Any], **options: Any) -> list[str]:
         """Publish many messages pipelined (confirmed per window of 1000 in confirm mode)."""
         return await self._require_publisher().publish_batch(messages, **options)
+
+
+def _reply_settled(type_name: str, reply_to: str, confirm: asyncio.Future[Any]) -> None:
+    """Done-callback of a reply's publisher confirm: log a nack/return (the requester will time out)."""
+    if confirm.cancelled():
+        return
+    exc = confirm.exception()
+    if exc is not None:
+        log.warning("the %s reply to %s was not confirmed: %s", type_name, reply_to, exc)
 
 
 def _is_request(msg: Any) -> bool:

@@ -335,3 +335,37 @@ async def test_close_fails_pending_requests(url: str, cleanup: list[str]) -> Non
     await client.close()
     with pytest.raises(errors.BridgeClosedError):
         await task
+
+
+@dataclass
+class BrUnbound(Query):
+    order_id: str = ""
+
+
+async def test_unroutable_request_fails_fast_with_the_return(url: str, cleanup: list[str]) -> None:
+    """The request's confirm is not awaited before the reply, but its failure still ends the request."""
+    service = _service()
+    cleanup.append(topology.service_queue(service))
+    async with Client(url, service_name=service) as client:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(errors.PublishReturnedError):
+            await client.request(BrUnbound(order_id="x"), timeout=10, mandatory=True)
+        assert loop.time() - t0 < 5
+        assert client.bridge.pending == 0
+
+
+async def test_requests_are_transient_unless_asked(url: str, cleanup: list[str]) -> None:
+    service = _service()
+    queue = f"{service}-spy"
+    cleanup.extend([topology.service_queue(service), queue])
+    async with Client(url, service_name=service) as client:
+        admin = await client.connection.channel()
+        await admin.queue_declare(queue, durable=False)
+        await admin.queue_bind(queue, topology.QUERIES, "qry.BrUnbound")
+        for persistent in (None, True):
+            opts = {} if persistent is None else {"persistent": True}
+            with pytest.raises(errors.RequestTimeout):
+                await client.request(BrUnbound(order_id="spy"), timeout=0.3, **opts)
+        [first, second] = await drain_queue(admin, queue, expect=2)
+        assert first.properties.delivery_mode == 1 and second.properties.delivery_mode == 2

@@ -1,0 +1,90 @@
+"""rpc workload, our client at the Mmate level: the bridge pattern.
+
+Requester: ``Client(url, service_name=...)`` (defaults: publisher confirms on, recovery on) and
+``await client.request(GetOrderQuery(...), timeout=30)`` from C concurrent loops; the query goes to
+``mmate.queries`` / ``qry.RpcBenchGetOrderQuery`` with the bridge's ``bridge.reply.{8 hex}`` queue
+as reply address (``BENCH_RPC_TRANSIENT=1``: requests with persistent=False;
+``BENCH_RPC_NOCONFIRM=1``: requester Client(publisher_confirms=False)). Responder (second
+process): a Client serving its service queue (prefetch 256) with a plain handler returning an
+``OrderReply``, which the Client publishes to the reply queue.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import uuid
+from typing import Any
+
+from _common import HOST, PASSWORD, PORT, USER, RawAMQP, deadline, run_loop
+from _rpc_common import (
+    SERVER_PREFETCH,
+    Timed,
+    merge,
+    profile_path,
+    profiled,
+    respond_until_stdin_closes,
+    rpc_cli,
+    run_workers,
+    spawn_responder,
+    stdin_closed,
+    stop_responder,
+)
+from _rpc_types import GetOrderQuery, OrderReply, new_query, reply_for
+
+CLIENT = "mmate_fast"
+URL = f"amqp://{USER}:{PASSWORD}@{HOST}:{PORT}/?heartbeat=60"
+_OPTS: dict[str, Any] = {"persistent": False} if os.environ.get("BENCH_RPC_TRANSIENT") else {}
+
+
+async def _request(n: int, conc: int, dl: float) -> dict[str, Any]:
+    from mmate_fast.client import Client
+
+    timed = Timed(profile_path(CLIENT, conc, "requester"))
+    async with Client(URL, service_name=f"bench-rpc-req-{os.getpid()}", declare_topology=False,
+                      publisher_confirms=not os.environ.get("BENCH_RPC_NOCONFIRM")) as client:
+        request = client.request
+
+        async def one(i: int) -> None:
+            reply = await request(new_query(i), timeout=30, **_OPTS)
+            if type(reply) is not OrderReply:
+                raise RuntimeError(f"unexpected reply {reply!r}")
+
+        await run_workers(conc, n, one, timed, dl)
+        stats = client.bridge.stats
+        extra = {"timeouts": stats.timeouts, "late_replies": stats.late_replies}
+    return {**timed.fields(), **extra}
+
+
+def requester(a: argparse.Namespace) -> dict[str, Any]:
+    service = f"bench-rpc-srv-{uuid.uuid4().hex[:8]}"
+    admin = RawAMQP()
+    srv = None
+    try:
+        srv = spawn_responder(__file__, service, a.loop, a.concurrency)
+        dl = deadline()
+        req = run_loop(lambda: _request(a.messages, a.concurrency, dl), a.loop)
+        return merge(req, stop_responder(srv), a.messages)
+    finally:
+        if srv is not None and srv.poll() is None:
+            stop_responder(srv)
+        admin.delete(f"{service}-queue")
+        admin.close()
+
+
+async def _serve(service: str, conc: int) -> None:
+    from mmate_fast.client import Client
+
+    async with Client(URL, service_name=service, prefetch=SERVER_PREFETCH) as srv:
+        srv.add_handler(GetOrderQuery, reply_for)  # plain handler: runs inline, its reply is published
+        await srv.start_consuming()
+        with profiled(profile_path(CLIENT, conc, "responder")):
+            print("READY", flush=True)
+            await stdin_closed()
+
+
+def responder(a: argparse.Namespace) -> None:
+    respond_until_stdin_closes(lambda: _serve(a.queue, a.concurrency), a.loop)
+
+
+if __name__ == "__main__":
+    rpc_cli(CLIENT, requester, responder)
