@@ -54,6 +54,13 @@ def _nack_error(tag: int) -> BaseException:
                                      "NACK")
 
 
+def _expire_confirm(fut: asyncio.Future[bool], wait: float, channel_id: int) -> None:
+    if not fut.done():
+        fut.set_exception(errors.OperationTimeout(
+            f"no publisher confirm within {wait} s on channel {channel_id}; the message may or may not "
+            "be stored"))
+
+
 class _Rpc:
     __slots__ = ("expect", "future", "what")
 
@@ -365,6 +372,15 @@ class Channel:
     def publish_nowait(self, body: bytes, exchange: str = "", routing_key: str = "",
                        properties: Any = None, *, mandatory: bool = False) -> asyncio.Future[bool] | None:
         """Queue a publish (written at the end of this loop turn). See transports.base.Channel."""
+        fut = self._append_publish(body, exchange, routing_key, properties, mandatory)
+        conn = self._conn
+        if not conn._flush_pending:
+            conn._schedule_flush()
+        return fut
+
+    def _append_publish(self, body: bytes, exchange: str, routing_key: str, properties: Any,
+                        mandatory: bool) -> asyncio.Future[bool] | None:
+        """Encode a publish into the write buffer (no write scheduled); the confirm future or None."""
         if self._closed_exc is not None or not self._open:
             self._raise_closed()
         if properties is None:
@@ -376,8 +392,6 @@ class Channel:
         conn = self._conn
         _append_publish(conn._wbuf, self.channel_id, exchange, routing_key, body, props, mandatory,
                         conn.frame_max)
-        if not conn._flush_pending:
-            conn._schedule_flush()
         if self._confirms:
             fut: asyncio.Future[bool] = self._loop.create_future()
             if mandatory:
@@ -409,15 +423,19 @@ class Channel:
         conn = self._conn
         if len(conn._wbuf) > _EAGER_FLUSH_BYTES or not conn._writable.is_set():
             await conn.drain(timeout)
-        fut = self.publish_nowait(body, exchange, routing_key, properties, mandatory=mandatory)
+        if not self._confirms:
+            self.publish_nowait(body, exchange, routing_key, properties, mandatory=mandatory)
+            return
+        fut = self._append_publish(body, exchange, routing_key, properties, mandatory)
         if fut is not None:
+            conn._flush()  # about to wait for the broker: write now, not at the end of the loop turn
+            wait = self._timeout(timeout)
+            # a bare timer is cheaper than asyncio.timeout() on this per-message path
+            timer = self._loop.call_later(wait, _expire_confirm, fut, wait, self.channel_id)
             try:
-                async with asyncio.timeout(self._timeout(timeout)):
-                    await fut
-            except TimeoutError:
-                raise errors.OperationTimeout(
-                    f"no publisher confirm within {self._timeout(timeout)} s on channel "
-                    f"{self.channel_id}; the message may or may not be stored") from None
+                await fut
+            finally:
+                timer.cancel()
 
     async def drain(self, timeout: float | None = None) -> None:
         if self._closed_exc is not None:

@@ -205,3 +205,22 @@ async def test_broker_connection_close_fails_pending_calls() -> None:
         assert info.value.reply_code == 320
         with pytest.raises(errors.ConnectionClosedError):
             await conn.channel()
+
+
+async def test_publish_confirm_timeout_is_named_error() -> None:
+    async def script(p: PeerSession) -> None:
+        await p.handshake()
+        await p.open_channel()
+        await p.expect(spec.Confirm.Select)
+        p.send(spec.Confirm.SelectOk(), 1)
+        await p.expect(spec.Basic.Publish)  # ... and never confirm it
+        await p.expect(spec.Connection.Close)
+        p.send(spec.Connection.CloseOk())
+
+    async with ScriptedPeer(script) as peer:
+        conn = await connect(peer.url, timeout=5)
+        ch = await conn.channel(publisher_confirms=True)
+        with pytest.raises(errors.OperationTimeout, match="no publisher confirm"):
+            await ch.publish(b"x", "", "q", timeout=0.2)
+        assert ch.is_open
+        await conn.close()
