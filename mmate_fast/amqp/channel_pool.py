@@ -42,6 +42,10 @@ class ChannelPool:
         await self.close()
 
     def _pick(self) -> Any:
+        if len(self._channels) == 1:
+            ch = self._channels[0]
+            if ch.is_open:
+                return ch
         for attempt in range(len(self._channels)):
             ch = self._rr.next()
             if ch.is_open:

@@ -99,14 +99,15 @@ def build(msg: Any, *, correlation_id: str | None = None, headers: Mapping[str, 
           ttl_ms: int | None = None, priority: int | None = None, persistent: bool = True,
           delay_ms: int | None = None, reply_to: str | None = None,
           type_name: str | None = None, source: str = SOURCE, envelope_reply_to: bool = True,
-          reply_to_header: bool = True) -> Outgoing:
+          reply_to_header: bool = True, kind: MessageKind | None = None) -> Outgoing:
     """Envelope + headers + properties of ``msg`` (a registered dataclass or pydantic model).
 
     A request's reply address always travels in the payload (``replyTo``, where Go reads it); with
     ``envelope_reply_to``/``reply_to_header`` it is also written at envelope level and as
     ``x-reply-to`` so .NET-style responders find it (wire spec §14, SHOULD).
     """
-    kind = kind_of(msg)
+    if kind is None:
+        kind = kind_of(msg)
     tname = type_name or message_type(msg)
     msg_id: str = getattr(msg, "id", None) or _env.new_id()
     ts = getattr(msg, "timestamp", None)

@@ -71,7 +71,7 @@ class Publisher:
         out = build(msg, correlation_id=correlation_id, headers=headers,
                     ttl_ms=int(ttl * 1000) if ttl else None, priority=priority, persistent=persistent,
                     delay_ms=int(delay * 1000) if delay is not None else None, reply_to=reply_to,
-                    type_name=type_name, source=self.source or SOURCE)
+                    type_name=type_name, source=self.source or SOURCE, kind=k)
         if exchange is None or routing_key is None:
             ex, rk = default_route(msg, k, type_name)
             exchange = ex if exchange is None else exchange

@@ -232,3 +232,33 @@ async def test_100k_confirmed_through_broker_restart() -> None:
 
     result = await _publish_consume_through(disrupt, URL)
     assert result["publisher_reconnects"] >= 1 and result["consumer_reconnects"] >= 1
+
+
+async def test_unconfirmed_channel_buffers_while_disconnected_and_sends_after() -> None:
+    async with TcpProxy() as proxy:
+        robust = await connect_robust(proxy.url(), policy=FAST)
+        ch = await robust.channel()  # no confirms: publish_nowait goes straight to the live channel
+        q = _name("plain")
+        await ch.queue_declare(q, durable=True)
+        assert ch.publish_nowait(b"before", "", q) is None
+        proxy.refusing = True
+        proxy.cut()
+        await _until(lambda: not robust.is_connected, 5, "disconnect")
+        for i in range(10):
+            assert ch.publish_nowait(b"during-%d" % i, "", q) is None  # buffered, no error
+        proxy.refusing = False
+        await _until(lambda: robust.is_connected, 10, "reconnect")
+        await robust.wait_connected()
+        bodies = []
+        for _ in range(200):
+            d = await ch.basic_get(q, no_ack=True)
+            if d is None:
+                if len(bodies) >= 11:
+                    break
+                await asyncio.sleep(0.02)
+                continue
+            bodies.append(d.body)
+        assert [b for b in bodies if b.startswith(b"during")] == [b"during-%d" % i for i in range(10)]
+        assert robust.stats.buffered_sent == 10
+        await ch.queue_delete(q)
+        await robust.close()
