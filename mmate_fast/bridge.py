@@ -149,7 +149,7 @@ class Bridge:
 
     def __init__(self, connection: Any, publisher: Publisher, *, registry: TypeRegistry | None = None,
                  reply_queue: str | None = None, prefetch: int = DEFAULT_PREFETCH,
-                 default_timeout: float = DEFAULT_TIMEOUT) -> None:
+                 default_timeout: float = DEFAULT_TIMEOUT, confirm_requests: bool = False) -> None:
         self.connection = connection
         self.publisher = publisher
         self.registry = registry if registry is not None else default_registry
@@ -157,6 +157,10 @@ class Bridge:
         self.reply_queue = reply_queue or new_reply_queue_name()
         self.prefetch = prefetch
         self.default_timeout = default_timeout
+        #: False (default): requests go out on the bridge's own channel without publisher confirms
+        #: -- the reply is the end-to-end confirmation, and an unroutable ``mandatory=True`` request
+        #: still fails at once through its basic.return. True: through the publisher (confirmed).
+        self.confirm_requests = confirm_requests
         self.stats = BridgeStats()
         self.channel: Any = None
         self.consumer_tag = ""
@@ -193,12 +197,13 @@ class Bridge:
     async def _start(self) -> None:
         channel = await self.connection.channel()
         try:
-            if self.prefetch:
-                await channel.basic_qos(prefetch_count=self.prefetch)
             await channel.queue_declare(self.reply_queue, durable=False, exclusive=True, auto_delete=True)
-            self.channel = channel  # before consuming: the callback acks on it
+            self.channel = channel
+            channel.on_return = self._on_return
+            # no_ack: every reply is settled at once anyway (matched, late or malformed), so the
+            # broker need not track acks for them; it saves a frame and broker work per reply
             self.consumer_tag = await channel.basic_consume(self.reply_queue, self._on_reply, exclusive=True,
-                                                            on_cancel=self._on_cancel)
+                                                            no_ack=True, on_cancel=self._on_cancel)
         except BaseException:
             self.channel = None
             if channel.is_open:
@@ -302,8 +307,10 @@ class Bridge:
                 publisher = self.publisher
                 if publisher.pipeline.has_publish:
                     await self._publish_awaited(msg, options)
-                else:
+                elif self.confirm_requests:
                     self._publish_pipelined(msg, options, fut)
+                else:
+                    self._publish_direct(msg, options)
                 self.stats.sent += 1
                 reply = await fut
         except TimeoutError:
@@ -329,6 +336,30 @@ class Bridge:
             await self.publisher.publish_query(msg, **options)
         else:
             await self.publisher.publish(msg, **options)
+
+    def _publish_direct(self, msg: Any, options: dict[str, Any]) -> None:
+        """Publish the request on the bridge's channel, unconfirmed (see ``confirm_requests``)."""
+        kind = kind_of(msg)
+        if kind is MessageKind.COMMAND:
+            if not getattr(msg, "target_service", ""):
+                raise errors.ContractError(f"{message_type(msg)}.target_service is empty: "
+                                           "a command needs the service it is for")
+            options["kind"] = kind
+        elif kind is MessageKind.QUERY:
+            options["kind"] = kind
+        mandatory = bool(options.pop("mandatory", False))
+        exchange, routing_key, out = self.publisher.prepare(msg, **options)
+        self.channel.publish_nowait(out.body, exchange, routing_key, out.properties, mandatory=mandatory)
+
+    def _on_return(self, delivery: Any) -> None:
+        """basic.return of an unroutable ``mandatory=True`` request: fail it now, not at its timeout."""
+        correlation_id = delivery.properties.correlation_id
+        fut = self._pending.pop(correlation_id, None) if correlation_id else None
+        if fut is not None and not fut.done():
+            fut.set_exception(errors.PublishReturnedError(
+                f"request to exchange {delivery.exchange!r} with routing key {delivery.routing_key!r} "
+                f"was returned: {delivery.reply_code} {delivery.reply_text} (nobody consumes it)",
+                delivery.reply_code, delivery.reply_text))
 
     def _publish_pipelined(self, msg: Any, options: dict[str, Any], reply: asyncio.Future[Any]) -> None:
         """Queue the request without waiting for its publisher confirm (a broker round trip before
@@ -357,7 +388,6 @@ class Bridge:
         except errors.EnvelopeError as exc:
             stats.malformed += 1
             log.warning("dropping malformed reply on %s: %s", self.reply_queue, exc)
-            self._ack(delivery)
             return
         correlation_id = reply_correlation_id(env, delivery.properties)
         fut = self._pending.pop(correlation_id, None) if correlation_id else None
@@ -365,7 +395,6 @@ class Bridge:
             stats.late_replies += 1
             log.debug("dropping %s reply with unknown or expired correlation id %r on %s", env.type,
                       correlation_id, self.reply_queue)
-            self._ack(delivery)
             return
         try:
             reply = from_envelope(env, self.registry)
@@ -375,13 +404,6 @@ class Bridge:
         else:
             stats.replied += 1
             fut.set_result(reply)
-        self._ack(delivery)
-
-    def _ack(self, delivery: Any) -> None:
-        try:
-            self.channel.basic_ack(delivery.delivery_tag)
-        except (errors.MmateError, AttributeError) as exc:  # channel closed meanwhile
-            log.debug("could not ack reply on %s: %s", self.reply_queue, exc)
 
 
 def _confirm_settled(reply: asyncio.Future[Any], confirm: asyncio.Future[Any]) -> None:

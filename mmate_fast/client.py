@@ -7,7 +7,6 @@ everything behaves the same on both.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
@@ -71,6 +70,7 @@ class Client:
         self.source = source
         self.connection: Any = None
         self.publisher: Publisher | None = None
+        self._reply_publisher: Publisher | None = None
         self.subscriber: Subscriber | None = None
         self._pool: ChannelPool | None = None
         self._admin: Any = None
@@ -110,7 +110,7 @@ class Client:
             await self._setup()
         except BaseException:
             conn, self.connection = self.connection, None
-            self._admin = self._pool = self.publisher = self.subscriber = None
+            self._admin = self._pool = self.publisher = self._reply_publisher = self.subscriber = None
             try:
                 await conn.close()
             except Exception:  # the original error matters more
@@ -127,6 +127,10 @@ class Client:
                                        publisher_confirms=self.publisher_confirms).open()
         self.publisher = Publisher(self._pool, confirms=self.publisher_confirms, pipeline=self.pipeline,
                                    source=self.source)
+        # replies are transient (the requester times out and may ask again): their own channel,
+        # without publisher confirms, so answering costs the broker no confirm bookkeeping
+        self._reply_publisher = Publisher(await self.connection.channel(), confirms=False,
+                                          pipeline=self.pipeline, source=self.source)
         dlq_target = self._pool if self.publisher_confirms else await self._confirm_pool()
         self.subscriber = Subscriber(self.connection, self.dispatcher, services=self,
                                      result_hook=self._on_handler_result, error_hook=self._on_handler_error,
@@ -253,21 +257,16 @@ class Client:
             log.warning("handler for %s returned a %s but the request has no reply address",
                         message_type(msg), message_type(result))
             return None
-        publisher = self._require_publisher()
+        publisher = self._require_reply_publisher()
         correlation_id = ctx.correlation_id or ctx.message_id
         if publisher.pipeline.has_publish:  # interceptors are async: the awaited path
-            return publisher.publish_reply(result, reply_to, correlation_id=correlation_id)
-        # a reply is transient (its requester times out): no persistence and no confirm to wait for;
-        # a failed confirm is logged by the done-callback
+            return publisher.publish_reply(result, reply_to, correlation_id=correlation_id, persistent=False)
+        # a reply is transient (its requester times out): not persisted, not confirmed
         try:
-            confirm = publisher.publish_nowait(result, exchange="", routing_key=reply_to,
-                                               correlation_id=correlation_id, kind=MessageKind.REPLY,
-                                               persistent=False)
+            publisher.publish_nowait(result, exchange="", routing_key=reply_to, correlation_id=correlation_id,
+                                     kind=MessageKind.REPLY, persistent=False)
         except errors.MmateError as exc:
             log.warning("could not send the %s reply to %s: %s", message_type(result), reply_to, exc)
-            return None
-        if confirm is not None:
-            confirm.add_done_callback(functools.partial(_reply_settled, message_type(result), reply_to))
         return None
 
     async def _on_handler_error(self, exc: BaseException, msg: Any, ctx: Any) -> bool:
@@ -284,8 +283,8 @@ class Client:
         code = getattr(exc, "code", None) or getattr(exc, "error_code", None) or "HANDLER_ERROR"
         text = str(exc) or type(exc).__name__
         reply = ErrorReply(error_code=str(code), error_message=text, success=False)
-        await self._require_publisher().publish_reply(reply, reply_to,
-                                                      correlation_id=ctx.correlation_id or ctx.message_id)
+        await self._require_reply_publisher().publish_reply(
+            reply, reply_to, correlation_id=ctx.correlation_id or ctx.message_id, persistent=False)
         return True
 
     # ------------------------------------------------------------------ request / reply
@@ -325,6 +324,11 @@ class Client:
             raise errors.MmateError(_NOT_CONNECTED)
         return self.publisher
 
+    def _require_reply_publisher(self) -> Publisher:
+        if self._reply_publisher is None:
+            raise errors.MmateError(_NOT_CONNECTED)
+        return self._reply_publisher
+
     def _require_subscriber(self) -> Subscriber:
         if self.subscriber is None:
             raise errors.MmateError(_NOT_CONNECTED)
@@ -355,15 +359,6 @@ class Client:
     async def publish_batch(self, messages: Iterable[Any], **options: Any) -> list[str]:
         """Publish many messages pipelined (confirmed per window of 1000 in confirm mode)."""
         return await self._require_publisher().publish_batch(messages, **options)
-
-
-def _reply_settled(type_name: str, reply_to: str, confirm: asyncio.Future[Any]) -> None:
-    """Done-callback of a reply's publisher confirm: log a nack/return (the requester will time out)."""
-    if confirm.cancelled():
-        return
-    exc = confirm.exception()
-    if exc is not None:
-        log.warning("the %s reply to %s was not confirmed: %s", type_name, reply_to, exc)
 
 
 def _is_request(msg: Any) -> bool:
