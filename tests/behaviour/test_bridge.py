@@ -342,11 +342,15 @@ class BrUnbound(Query):
     order_id: str = ""
 
 
-async def test_unroutable_request_fails_fast_with_the_return(url: str, cleanup: list[str]) -> None:
-    """The request's confirm is not awaited before the reply, but its failure still ends the request."""
+@pytest.mark.parametrize("confirmed", [False, True], ids=["direct", "confirmed"])
+async def test_unroutable_request_fails_fast_with_the_return(url: str, cleanup: list[str],
+                                                            confirmed: bool) -> None:
+    """Unconfirmed requests fail through their basic.return; confirmed ones through the failed
+    confirm (not awaited before the reply, but its failure still ends the request)."""
     service = _service()
     cleanup.append(topology.service_queue(service))
     async with Client(url, service_name=service) as client:
+        client.bridge.confirm_requests = confirmed
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         with pytest.raises(errors.PublishReturnedError):
