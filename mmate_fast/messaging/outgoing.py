@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ from mmate_fast.contracts import MessageKind, kind_of, message_type, to_payload
 
 _env = load("envelope")
 _frames = load("frames")
+_wire = load("wire")
 
 _BasicProperties = _frames.BasicProperties
 _Typed = _frames.Typed
@@ -42,18 +42,57 @@ _KIND_HEADER = {
 }
 
 
-@dataclass(slots=True)
 class Outgoing:
-    """A message ready to publish."""
+    """A message ready to publish.
 
-    message_id: str
-    type_name: str
-    kind: MessageKind
-    body: bytes
-    properties: bytes  # pre-encoded AMQP basic properties
-    headers: dict[str, Any]
-    correlation_id: str | None
-    reply_to: str | None
+    ``headers`` are the AMQP headers as a dict (Go field types as ``Typed``); on the template path
+    they are merged on first access from the template's static part and the per-message part.
+    """
+
+    __slots__ = ("_base", "_extra", "_headers", "body", "correlation_id", "kind", "message_id",
+                 "properties", "reply_to", "type_name")
+
+    def __init__(self, message_id: str, type_name: str, kind: MessageKind, body: bytes,
+                 properties: bytes, headers: dict[str, Any] | None, correlation_id: str | None,
+                 reply_to: str | None, *, base: dict[str, Any] | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
+        self.message_id = message_id
+        self.type_name = type_name
+        self.kind = kind
+        self.body = body
+        self.properties = properties  # pre-encoded AMQP basic properties
+        self._headers = headers
+        self._base = base
+        self._extra = extra
+        self.correlation_id = correlation_id
+        self.reply_to = reply_to
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        h = self._headers
+        if h is None:
+            h = self._headers = {**(self._base or {}), **(self._extra or {})}
+        return h
+
+    @headers.setter
+    def headers(self, value: dict[str, Any]) -> None:
+        self._headers = value
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.message_id, self.type_name, self.kind, self.body, self.properties, self.headers,
+                self.correlation_id, self.reply_to)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Outgoing):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"Outgoing(message_id={self.message_id!r}, type_name={self.type_name!r}, "
+                f"kind={self.kind!r}, body={len(self.body)} bytes, headers={self.headers!r}, "
+                f"correlation_id={self.correlation_id!r}, reply_to={self.reply_to!r})")
 
 
 _STATIC: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
@@ -89,6 +128,27 @@ def _static_headers(tname: str, kind: MessageKind, source: str, ttl_ms: int | No
     return static, typed
 
 
+_TEMPLATES: dict[tuple[Any, ...], Any] = {}
+
+
+def _template(tname: str, kind: MessageKind, source: str, ttl_ms: int | None, priority: int | None,
+              persistent: bool) -> Any:
+    """The pre-encoded MessageTemplate of a type and option set (cached like ``_static_headers``)."""
+    key = (tname, kind, source, ttl_ms, priority, persistent)
+    tpl = _TEMPLATES.get(key)
+    if tpl is not None:
+        return tpl
+    if len(_TEMPLATES) >= _STATIC_MAX:
+        _TEMPLATES.clear()
+    static, typed = _static_headers(tname, kind, source, ttl_ms, priority, persistent)
+    tpl = _wire.MessageTemplate(
+        static, typed, type_name=tname, content_type=CONTENT_TYPE,
+        delivery_mode=2 if persistent else 1, expiration=str(int(ttl_ms)) if ttl_ms else None,
+        priority=priority if priority else None)
+    _TEMPLATES[key] = tpl
+    return tpl
+
+
 def _reply_address(msg: Any, kind: MessageKind) -> str:
     if kind is MessageKind.COMMAND or kind is MessageKind.QUERY:
         return getattr(msg, "reply_to", "") or ""
@@ -121,6 +181,25 @@ def build(msg: Any, *, correlation_id: str | None = None, headers: Mapping[str, 
         raise TypeError(f"{tname}.timestamp must be a datetime or None, not {type(ts).__name__}")
     corr = correlation_id or getattr(msg, "correlation_id", None) or None
     address = reply_to or _reply_address(msg, kind) or None
+
+    if not headers and delay_ms is None:
+        # hot path: constant parts pre-encoded, only string-valued per-message headers vary
+        tpl = _template(tname, kind, source, ttl_ms, priority, persistent)
+        var: dict[str, Any] = {"x-message-id": msg_id, "message-id": msg_id, "timestamp": ts_str}
+        if corr:
+            var["x-correlation-id"] = corr
+            var["correlation-id"] = corr
+        if kind is MessageKind.EVENT:
+            var["x-aggregate-id"] = str(getattr(msg, "aggregate_id", "") or "")
+            var["x-sequence"] = str(getattr(msg, "sequence", 0) or 0)
+        elif kind is MessageKind.REPLY:
+            var["x-success"] = "true" if getattr(msg, "success", True) else "false"
+        if address and reply_to_header:
+            var["x-reply-to"] = address
+        body, props = tpl.encode(msg_id, ts_str, unix, corr, address, envelope_reply_to, var,
+                                 to_payload(msg))
+        return Outgoing(msg_id, tname, kind, body, props, None, corr, address,
+                        base=tpl.amqp_headers, extra=var)
 
     static, typed = _static_headers(tname, kind, source, ttl_ms, priority, persistent)
     # JSON headers (body) hold plain numbers; the AMQP table gets Go's field types (``typed``)

@@ -1,0 +1,54 @@
+"""Pre-encoded message templates: the publisher's hot path (compiled: src_cy/wire.pyx; twin:
+mmate_fast/_py/wire.py). Load with ``mmate_fast._ext.load("wire")``.
+
+A template holds what is the same for every message of one shape (type name, the static Mmate
+headers, content type, delivery mode, expiration, priority) already encoded: the static headers as
+sorted ``"key":value`` JSON fragments and as AMQP field-table entries (with the caller's ``typed``
+field types, e.g. ``Typed("B", 2)`` for Go's uint8 ``delivery-mode``). ``encode`` adds the per-message
+parts in one C pass each.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+class MessageTemplate:
+    """Constant parts of one message shape.
+
+    ``static_headers`` are the headers as they appear in the body's JSON (plain numbers); ``typed``
+    overrides AMQP field values (Typed of either frame codec). Bad names/values raise
+    mmate_fast.errors.ContractError (JSON side) or TypeError/ValueError (AMQP side), as the encoders.
+    """
+
+    type_name: str
+    content_type: str
+    delivery_mode: int
+    expiration: str | None
+    priority: int | None
+    static_headers: dict[str, Any]  # as given (body JSON values)
+    amqp_headers: dict[str, Any]  # static_headers with the ``typed`` overrides (AMQP table values)
+    def __init__(self, static_headers: Mapping[str, Any], typed: Mapping[str, Any], *,
+                 type_name: str, content_type: str = "application/json", delivery_mode: int = 2,
+                 expiration: str | None = None, priority: int | None = None) -> None: ...
+    def encode(self, msg_id: str, timestamp: str, unix: int, correlation_id: str | None,
+               reply_to: str | None, envelope_reply_to: bool, variable: Mapping[str, str],
+               payload: Any) -> tuple[bytes, bytes]:
+        """(body, encoded AMQP properties) of one message.
+
+        The body equals, byte for byte, ``encode_envelope(msg_id, type_name, timestamp,
+        correlation_id, reply_to if envelope_reply_to else None, {**static_headers, **variable},
+        payload)``; the properties equal ``encode_properties(BasicProperties(content_type=...,
+        delivery_mode=..., headers={**amqp_headers, **variable}, message_id=msg_id,
+        correlation_id=correlation_id, type=type_name, timestamp=unix, reply_to=reply_to,
+        expiration=expiration, priority=priority))`` byte for byte (table order: static entries,
+        then ``variable`` in its own order). ``variable`` values must be str and names str
+        (ContractError otherwise). A variable name equal to a static one wins (the compiled module
+        then takes the general path, as with more than 32 variable headers).
+        """
+    def general(self, msg_id: str, timestamp: str, unix: int, correlation_id: str | None,
+                reply_to: str | None, envelope_reply_to: bool, variable: Mapping[str, Any],
+                payload: Any) -> tuple[bytes, bytes]:
+        """The reference: the same result via encode_envelope + encode_properties on merged dicts
+        (no type check of ``variable``)."""
+
+__all__ = ["MessageTemplate"]

@@ -1,0 +1,435 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Compiled message templates; contract: mmate_fast/_cy/wire.pyi, twin: mmate_fast/_py/wire.py.
+
+A ``MessageTemplate`` holds the constant parts of one message shape already encoded: the static
+headers as sorted ``"key":value`` JSON fragments and as AMQP field-table entries, and the constant
+property bytes. ``encode`` writes the body and the properties in one C pass each: the few
+string-valued variable headers are sorted (insertion sort) and merged into the static fragments,
+strings are escaped as Go's encoding/json does (same bytes as envelope.encode_json), the payload goes
+through the compiled envelope.encode_json. A variable key that collides with a static one takes the
+general path (encode_envelope + encode_properties on merged dicts).
+"""
+from collections.abc import Mapping
+
+from mmate_fast._cy import envelope as _envmod
+from mmate_fast._cy import frames as _frmod
+from mmate_fast.errors import ContractError
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Realloc
+from cpython.object cimport PyObject
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcpy
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
+    int PyUnicode_Compare(object a, object b) except? -1
+    int PyDict_Contains(object d, object k) except -1
+    bint PyUnicode_Check(object o)
+
+_encode_json = _envmod.encode_json
+_encode_envelope = _envmod.encode_envelope
+_encode_properties = _frmod.encode_properties
+_encode_table = _frmod.encode_table
+_BasicProperties = _frmod.BasicProperties
+_Typed = _frmod.Typed
+
+DEF MAXV = 32
+
+# --------------------------------------------------------------------------- scratch output buffer
+cdef char* _scratch = NULL
+cdef Py_ssize_t _scap = 0
+
+
+cdef char* _reserve(Py_ssize_t need) except NULL:
+    """The module's scratch buffer with at least ``need`` bytes (grown, never shrunk)."""
+    global _scratch, _scap
+    cdef char* np
+    cdef Py_ssize_t cap
+    if need > _scap:
+        cap = need if need > 2 * _scap else 2 * _scap
+        if cap < 1024:
+            cap = 1024
+        np = <char*>PyMem_Realloc(_scratch, cap)
+        if np == NULL:
+            raise MemoryError()
+        _scratch = np
+        _scap = cap
+    return _scratch
+
+
+# --------------------------------------------------------------------------- Go string escaping
+cdef unsigned char _ESC[256]   # 0 plain, 1 \u00XX, 2 short escape, 3 \u00XX (<>&), 4 maybe U+2028/9
+cdef char _SHORT[256]
+cdef const char* _HEX = b"0123456789abcdef"
+
+
+cdef void _init_tables() noexcept:
+    cdef int i
+    for i in range(256):
+        _ESC[i] = 0
+        _SHORT[i] = 0
+    for i in range(32):
+        _ESC[i] = 1
+    for i, c in ((8, b"b"), (9, b"t"), (10, b"n"), (12, b"f"), (13, b"r"), (34, b'"'), (92, b"\\")):
+        _ESC[i] = 2
+        _SHORT[i] = ord(c)
+    _ESC[60] = 1
+    _ESC[62] = 1
+    _ESC[38] = 1
+    _ESC[0xE2] = 4
+
+
+_init_tables()
+
+
+cdef inline char* _jstr(char* w, const unsigned char* s, Py_ssize_t n) noexcept:
+    """Write ``"s"`` with Go's escapes at w (room for 6n+2 bytes); returns the end."""
+    cdef Py_ssize_t i = 0
+    cdef unsigned char c, e
+    w[0] = 34
+    w += 1
+    while i < n:
+        c = s[i]
+        e = _ESC[c]
+        if e == 0:
+            w[0] = c
+            w += 1
+        elif e == 2:
+            w[0] = 92
+            w[1] = _SHORT[c]
+            w += 2
+        elif e == 1:
+            w[0] = 92
+            w[1] = 117
+            w[2] = 48
+            w[3] = 48
+            w[4] = _HEX[c >> 4]
+            w[5] = _HEX[c & 15]
+            w += 6
+        else:  # 0xE2: U+2028 / U+2029 as \u2028 / \u2029, other characters raw
+            if i + 2 < n and s[i + 1] == 0x80 and (s[i + 2] == 0xA8 or s[i + 2] == 0xA9):
+                memcpy(w, b"\\u202", 5)
+                w[5] = 56 if s[i + 2] == 0xA8 else 57
+                w += 6
+                i += 3
+                continue
+            w[0] = c
+            w += 1
+        i += 1
+    w[0] = 34
+    return w + 1
+
+
+cdef const char* _utf8(object s, Py_ssize_t* n) except NULL:
+    """UTF-8 of a str for the JSON body; surrogates raise ContractError as orjson's would."""
+    try:
+        return PyUnicode_AsUTF8AndSize(s, n)
+    except UnicodeEncodeError:
+        raise ContractError("cannot encode as Mmate JSON: str is not valid UTF-8: surrogates not allowed") from None
+
+
+cdef inline int _need_str(str name, object value) except -1:
+    if not PyUnicode_Check(value):
+        raise ContractError(f"envelope {name} must be a str, not {type(value).__qualname__}")
+    return 0
+
+
+cdef inline int _sstr_prop(str name, object value, Py_ssize_t* n, const char** p) except -1:
+    if not PyUnicode_Check(value):
+        raise TypeError(f"property {name} must be str, got {type(value).__name__}")
+    p[0] = PyUnicode_AsUTF8AndSize(value, n)
+    if n[0] > 255:
+        raise ValueError(f"property {name} is longer than 255 bytes")
+    return 0
+
+
+cdef inline char* _wsstr(char* w, const char* s, Py_ssize_t n) noexcept:
+    w[0] = <uint8_t>n
+    memcpy(w + 1, s, n)
+    return w + 1 + n
+
+
+cdef inline char* _wbytes(char* w, bytes b) noexcept:
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
+    memcpy(w, PyBytes_AS_STRING(b), n)
+    return w + n
+
+
+cdef inline void _wr32(char* p, uint32_t v) noexcept:
+    p[0] = <char>(v >> 24)
+    p[1] = <char>((v >> 16) & 0xFF)
+    p[2] = <char>((v >> 8) & 0xFF)
+    p[3] = <char>(v & 0xFF)
+
+
+cdef bytes _sstr_const(str name, object value):
+    if not isinstance(value, str):
+        raise TypeError(f"property {name} must be str, got {type(value).__name__}")
+    b = (<str>value).encode()
+    if len(b) > 255:
+        raise ValueError(f"property {name} is longer than 255 bytes")
+    return bytes((len(b),)) + b
+
+
+cdef bytes _octet_const(str name, object value):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"property {name} must be int, got {type(value).__name__}")
+    if not 0 <= value <= 255:
+        raise ValueError(f"property {name} {value} outside 0..255")
+    return bytes((value,))
+
+
+cdef object _own_typed(object v):
+    """A Typed of the compiled frame codec (the twin's Typed is re-wrapped)."""
+    if isinstance(v, _Typed) or not hasattr(v, "tag") or not hasattr(v, "value"):
+        return v
+    return _Typed(v.tag, v.value)
+
+
+cdef class MessageTemplate:
+    """Pre-encoded constant parts of one message shape; see mmate_fast/_cy/wire.pyi."""
+
+    cdef readonly str type_name
+    cdef readonly object content_type, expiration, priority
+    cdef readonly int delivery_mode
+    cdef readonly dict static_headers
+    cdef readonly dict amqp_headers
+    cdef list _keys          # sorted static keys
+    cdef list _frags         # b'"key":value' per sorted key
+    cdef Py_ssize_t _frags_len
+    cdef bytes _type_json    # b',"type":"..."'
+    cdef bytes _tbl          # static field-table entries (amqp_headers order)
+    cdef bytes _p_ct, _p_mid, _p_exp, _p_type
+    cdef uint16_t _flags
+
+    def __init__(self, static_headers, typed, *, type_name, content_type="application/json",
+                 delivery_mode=2, expiration=None, priority=None):
+        if not isinstance(static_headers, Mapping) or not isinstance(typed, Mapping):
+            raise ContractError("static_headers and typed must be mappings")
+        if not isinstance(type_name, str):
+            raise ContractError(f"envelope type must be a str, not {type(type_name).__qualname__}")
+        self.type_name = type_name
+        self.content_type = content_type
+        self.delivery_mode = delivery_mode
+        self.expiration = expiration
+        self.priority = priority
+        self.static_headers = dict(static_headers)
+        self.amqp_headers = dict(self.static_headers)
+        for k, v in typed.items():
+            self.amqp_headers[k] = _own_typed(v)
+        for k in self.amqp_headers:
+            if not isinstance(k, str):
+                raise ContractError(f"header names must be str, not {type(k).__qualname__}")
+        self._keys = sorted(self.static_headers)
+        self._frags = [_encode_json(k) + b":" + _encode_json(self.static_headers[k]) for k in self._keys]
+        self._frags_len = sum(len(f) + 1 for f in self._frags)
+        self._type_json = b',"type":' + _encode_json(type_name)
+        self._tbl = b"".join(_encode_table({k: v})[4:] for k, v in self.amqp_headers.items())
+        self._flags = 0x8000 | 0x2000 | 0x1000 | 0x0080 | 0x0040 | 0x0020
+        self._p_ct = _sstr_const("content_type", content_type)
+        self._p_mid = _octet_const("delivery_mode", delivery_mode)
+        if priority is not None:
+            self._flags |= 0x0800
+            self._p_mid += _octet_const("priority", priority)
+        self._p_exp = b""
+        if expiration is not None:
+            self._flags |= 0x0100
+            self._p_exp = _sstr_const("expiration", expiration)
+        self._p_type = _sstr_const("type", type_name)
+
+    def __repr__(self):
+        return f"MessageTemplate(type_name={self.type_name!r}, static={len(self._keys)} headers)"
+
+    def general(self, msg_id, timestamp, unix, correlation_id, reply_to, bint envelope_reply_to,
+                variable, payload):
+        """The same result as ``encode`` by way of encode_envelope + encode_properties."""
+        h = dict(self.static_headers)
+        h.update(variable)
+        body = _encode_envelope(msg_id, self.type_name, timestamp, correlation_id,
+                                reply_to if envelope_reply_to else None, h, payload)
+        a = dict(self.amqp_headers)
+        a.update(variable)
+        props = _encode_properties(_BasicProperties(
+            content_type=self.content_type, delivery_mode=self.delivery_mode, headers=a,
+            message_id=msg_id, correlation_id=correlation_id, type=self.type_name, timestamp=unix,
+            reply_to=reply_to, expiration=self.expiration, priority=self.priority))
+        return body, props
+
+    def encode(self, msg_id, timestamp, unix, correlation_id, reply_to, bint envelope_reply_to,
+               variable, payload):
+        """(body, encoded AMQP properties) of one message; see the .pyi."""
+        cdef PyObject* vk[MAXV]
+        cdef PyObject* vv[MAXV]
+        cdef const char* kp[MAXV]
+        cdef const char* vp[MAXV]
+        cdef Py_ssize_t kn[MAXV]
+        cdef Py_ssize_t vn[MAXV]
+        cdef Py_ssize_t nv = 0, i, j, si, ns, need, n_id, n_ts, n_cid = 0, n_rt = 0
+        cdef Py_ssize_t pn_cid = 0, pn_rt = 0, pn_mid
+        cdef const char* p_id
+        cdef const char* p_ts
+        cdef const char* p_cid = NULL
+        cdef const char* p_rt = NULL
+        cdef const char* pp_cid = NULL
+        cdef const char* pp_rt = NULL
+        cdef const char* pp_mid
+        cdef int idx[MAXV]
+        cdef int t
+        cdef Py_ssize_t tn
+        cdef char* w
+        cdef char* start
+        cdef bint first = True, has_cid, has_rt, collides
+        cdef uint16_t flags
+        cdef uint64_t ts64
+        cdef bytes frag, pl
+        cdef dict var
+        if type(variable) is dict:
+            var = <dict>variable
+        elif isinstance(variable, Mapping):
+            var = dict(variable)
+        else:
+            raise ContractError(f"headers must be a mapping, not {type(variable).__qualname__}")
+        collides = False
+        for k, v in var.items():
+            if not PyUnicode_Check(k):
+                raise ContractError(f"header names must be str, not {type(k).__qualname__}")
+            if not PyUnicode_Check(v):
+                raise ContractError(f"header {k!r} must be a str here, not {type(v).__qualname__}")
+            if PyDict_Contains(self.static_headers, k):
+                collides = True
+        if collides or len(var) > MAXV:
+            return self.general(msg_id, timestamp, unix, correlation_id, reply_to, envelope_reply_to,
+                                var, payload)
+        # ---- body: validate the envelope fields first, as encode_envelope does
+        _need_str("id", msg_id)
+        _need_str("timestamp", timestamp)
+        has_cid = correlation_id is not None and correlation_id != ""
+        if has_cid:
+            _need_str("correlationId", correlation_id)
+        env_rt = reply_to if envelope_reply_to else None
+        has_rt = env_rt is not None and env_rt != ""
+        if has_rt:
+            _need_str("replyTo", env_rt)
+        p_id = _utf8(msg_id, &n_id)
+        p_ts = _utf8(timestamp, &n_ts)
+        if has_cid:
+            p_cid = _utf8(correlation_id, &n_cid)
+        if has_rt:
+            p_rt = _utf8(env_rt, &n_rt)
+        need = 96 + PyBytes_GET_SIZE(self._type_json) + self._frags_len + 6 * (n_id + n_ts + n_cid + n_rt)
+        for k, v in var.items():
+            vk[nv] = <PyObject*>k
+            vv[nv] = <PyObject*>v
+            nv += 1
+        for i in range(nv):
+            kp[i] = _utf8(<object>vk[i], &kn[i])
+            vp[i] = _utf8(<object>vv[i], &vn[i])
+            need += 6 * (kn[i] + vn[i]) + 8
+            idx[i] = i
+        # insertion sort of the variable keys (code point order = Go's byte order of UTF-8); the
+        # field table keeps the mapping's order
+        for i in range(1, nv):
+            t = idx[i]
+            j = i - 1
+            while j >= 0 and PyUnicode_Compare(<object>vk[idx[j]], <object>vk[t]) > 0:
+                idx[j + 1] = idx[j]
+                j -= 1
+            idx[j + 1] = t
+        pl = _encode_json(payload) if payload is not None else b"{}"
+        need += PyBytes_GET_SIZE(pl)
+        start = _reserve(need)
+        w = start
+        memcpy(w, b'{"id":', 6)
+        w = _jstr(w + 6, <const unsigned char*>p_id, n_id)
+        w = _wbytes(w, self._type_json)
+        memcpy(w, b',"timestamp":', 13)
+        w = _jstr(w + 13, <const unsigned char*>p_ts, n_ts)
+        if has_cid:
+            memcpy(w, b',"correlationId":', 17)
+            w = _jstr(w + 17, <const unsigned char*>p_cid, n_cid)
+        if has_rt:
+            memcpy(w, b',"replyTo":', 11)
+            w = _jstr(w + 11, <const unsigned char*>p_rt, n_rt)
+        memcpy(w, b',"headers":{', 12)
+        w += 12
+        ns = len(self._keys)
+        si = 0
+        i = 0
+        while si < ns or i < nv:
+            if not first:
+                w[0] = 44
+                w += 1
+            first = False
+            if i >= nv or (si < ns and PyUnicode_Compare(self._keys[si], <object>vk[idx[i]]) < 0):
+                frag = <bytes>self._frags[si]
+                w = _wbytes(w, frag)
+                si += 1
+            else:
+                t = idx[i]
+                w = _jstr(w, <const unsigned char*>kp[t], kn[t])
+                w[0] = 58
+                w = _jstr(w + 1, <const unsigned char*>vp[t], vn[t])
+                i += 1
+        memcpy(w, b'},"payload":', 12)
+        w = _wbytes(w + 12, pl)
+        w[0] = 125
+        w += 1
+        body = PyBytes_FromStringAndSize(start, w - start)
+        # ---- properties (encode_properties' checks, in its order)
+        flags = self._flags
+        if correlation_id is not None:
+            flags |= 0x0400
+            _sstr_prop("correlation_id", correlation_id, &pn_cid, &pp_cid)
+        if reply_to is not None:
+            flags |= 0x0200
+            _sstr_prop("reply_to", reply_to, &pn_rt, &pp_rt)
+        _sstr_prop("message_id", msg_id, &pn_mid, &pp_mid)
+        if isinstance(unix, bool) or not isinstance(unix, int):
+            raise TypeError(f"property timestamp must be int, got {type(unix).__name__}")
+        if not 0 <= unix < (1 << 64):
+            raise ValueError(f"property timestamp {unix} outside 0..2**64-1")
+        ts64 = unix
+        need = PyBytes_GET_SIZE(self._tbl)
+        for i in range(nv):
+            if kn[i] > 255:
+                raise ValueError(f"field table key longer than 255 bytes: {(<object>vk[i])[:40]!r}...")
+            need += 6 + kn[i] + vn[i]
+        if need > 0xFFFFFFFF:
+            raise ValueError("field table longer than 2**32-1 bytes")
+        tn = need
+        need += 2 + 4 + PyBytes_GET_SIZE(self._p_ct) + PyBytes_GET_SIZE(self._p_mid) + \
+            PyBytes_GET_SIZE(self._p_exp) + PyBytes_GET_SIZE(self._p_type) + 1 + pn_mid + 8
+        if pp_cid != NULL:
+            need += 1 + pn_cid
+        if pp_rt != NULL:
+            need += 1 + pn_rt
+        props = PyBytes_FromStringAndSize(NULL, need)
+        start = PyBytes_AS_STRING(props)
+        w = start
+        w[0] = <char>(flags >> 8)
+        w[1] = <char>(flags & 0xFF)
+        w = _wbytes(w + 2, self._p_ct)
+        _wr32(w, <uint32_t>tn)
+        w = _wbytes(w + 4, self._tbl)
+        for i in range(nv):
+            w = _wsstr(w, kp[i], kn[i])
+            w[0] = 83  # 'S'
+            _wr32(w + 1, <uint32_t>vn[i])
+            memcpy(w + 5, vp[i], vn[i])
+            w += 5 + vn[i]
+        w = _wbytes(w, self._p_mid)
+        if pp_cid != NULL:
+            w = _wsstr(w, pp_cid, pn_cid)
+        if pp_rt != NULL:
+            w = _wsstr(w, pp_rt, pn_rt)
+        w = _wbytes(w, self._p_exp)
+        w = _wsstr(w, pp_mid, pn_mid)
+        _wr32(w, <uint32_t>(ts64 >> 32))
+        _wr32(w + 4, <uint32_t>ts64)
+        w = _wbytes(w + 8, self._p_type)
+        assert w - start == need
+        return body, props
+
+
+__all__ = ["MessageTemplate"]
