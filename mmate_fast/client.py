@@ -42,7 +42,7 @@ class Client:
 
     def __init__(self, url: str = "memory://", *, service_name: str = "service",
                  publisher_confirms: bool = True, prefetch: int = 10, concurrency: int | None = None,
-                 publish_channels: int = 2, dead_letter: bool = False, fifo: bool = False,
+                 publish_channels: int = 1, dead_letter: bool = False, fifo: bool = False,
                  declare_topology: bool = True, registry: TypeRegistry | None = None,
                  connect_timeout: float = 10.0, auto_bind: bool = True,
                  recovery: bool | RecoveryPolicy = True,
@@ -336,7 +336,7 @@ class Client:
 
     def publish_event(self, event: Any, **options: Any) -> Awaitable[str]:
         """Publish an event to ``mmate.events`` / ``evt.{aggregateId}.{Type}``; returns its id."""
-        return self._require_publisher().publish_event(event, **options)
+        return self._require_publisher().publish(event, kind=MessageKind.EVENT, **options)
 
     def publish_command(self, command: Any, **options: Any) -> Awaitable[str]:
         """Publish a command to ``mmate.commands`` / ``cmd.{targetService}.{Type}``."""
