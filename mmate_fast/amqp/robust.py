@@ -409,6 +409,10 @@ class RobustChannel:
             # hot path: without confirms there is nothing to track, so publish straight into the live
             # channel (one call less per message); switched back off the moment the link drops
             self.publish_nowait = ch.publish_nowait  # type: ignore[method-assign]
+        if self._generation == 1:
+            # first connection: delivery tags are not shifted and none can be stale yet, so acks go
+            # straight to the channel until the link drops (later generations check every tag)
+            self.basic_ack = ch.basic_ack  # type: ignore[method-assign]
         if self._pending:
             resend = [p for p in self._pending if not p[0].done()]
             self._pending.clear()
@@ -421,8 +425,10 @@ class RobustChannel:
                             len(resend), ch.channel_id)
 
     def _link_lost(self) -> None:
-        """The connection dropped: route publishes through the buffering path again."""
+        """The connection dropped: route publishes through the buffering path and acks through the
+        stale-tag check again."""
         self.__dict__.pop("publish_nowait", None)
+        self.__dict__.pop("basic_ack", None)
 
     def _flush_buffered(self) -> None:
         """Send what was published while disconnected (called once recovery completed)."""

@@ -98,6 +98,7 @@ class Subscription:
         self._table_lookup = subscriber.dispatcher.table.lookup
         self._registry = subscriber.dispatcher.registry
         self._pipeline = subscriber.pipeline
+        self._async_handlers: dict[tuple[HandlerSpec, ...], bool] = {}
         self._in_flight = 0
         self._backlog: deque[tuple[Any, Any, Any, tuple[HandlerSpec, ...]]] = deque()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -133,7 +134,10 @@ class Subscription:
         if self._stopping:
             self._safe(self.channel.basic_nack, delivery.delivery_tag, False, True)
             return
-        if self._pipeline.has_consume or any(spec.is_async for spec in handlers):
+        is_async = self._async_handlers.get(handlers)
+        if is_async is None:  # once per handler tuple (the dispatch table caches the tuples)
+            is_async = self._async_handlers[handlers] = any(spec.is_async for spec in handlers)
+        if is_async or self._pipeline.has_consume:
             if self._in_flight >= self.concurrency:
                 self._backlog.append((delivery, env, msg, handlers))
             else:
