@@ -19,6 +19,7 @@ Channel-level errors (404, 406, ...) are not "recovered": they close that channe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import random
@@ -208,13 +209,11 @@ class RobustConnection:
                 self._note(f"attempt {attempt} failed: {exc}")
                 log.warning("reconnect attempt %d failed: %s", attempt, exc)
                 if conn is not None and not conn.is_closed:
-                    self._user_closing = True
-                    try:
+                    # a half-restored connection: drop it quietly (it is not a new disconnect)
+                    if self._on_lost in conn.on_close:
+                        conn.on_close.remove(self._on_lost)
+                    with contextlib.suppress(Exception):
                         await conn.close(timeout=2)
-                    except Exception:  # pragma: no cover - best effort
-                        pass
-                    finally:
-                        self._user_closing = False
                 continue
             self.stats.reconnects += 1
             self._note(f"reconnected after {attempt} attempt(s)")

@@ -262,3 +262,31 @@ async def test_unconfirmed_channel_buffers_while_disconnected_and_sends_after() 
         assert robust.stats.buffered_sent == 10
         await ch.queue_delete(q)
         await robust.close()
+
+
+async def test_failed_restore_is_retried_until_it_succeeds() -> None:
+    async with TcpProxy() as proxy:
+        robust = await connect_robust(proxy.url(), policy=FAST)
+        ch = await robust.channel()
+        q = _name("exclusive")
+        await ch.queue_declare(q, exclusive=True, auto_delete=True)
+        proxy.refusing = True
+        proxy.cut()
+        await _until(lambda: not robust.is_connected, 5, "disconnect")
+        other = await connect(URL)
+        och = await other.channel()
+        for _ in range(100):  # the broker drops our old exclusive queue once it sees the cut
+            try:
+                await och.queue_declare(q, exclusive=True)
+                break
+            except errors.ResourceLockedError:
+                och = await other.channel()
+                await asyncio.sleep(0.05)
+        proxy.refusing = False
+        # restoring our exclusive queue now fails (405, someone else holds the name): retried
+        await _until(lambda: robust.stats.failed_attempts >= 2, 10, "failed restore attempts")
+        assert not robust.is_connected
+        await other.close()  # the name is free again
+        await _until(lambda: robust.is_connected, 15, "recovery after the name was released")
+        assert (await ch.queue_declare(q, passive=True)).queue == q
+        await robust.close()
