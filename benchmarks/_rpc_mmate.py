@@ -73,10 +73,18 @@ def requester(a: argparse.Namespace) -> dict[str, Any]:
 
 async def _serve(service: str, conc: int) -> None:
     from mmate_fast.client import Client
+    from mmate_fast.messaging import topology
 
-    async with Client(URL, service_name=service, prefetch=SERVER_PREFETCH) as srv:
-        srv.add_handler(GetOrderQuery, reply_for)  # plain handler: runs inline, its reply is published
-        await srv.start_consuming()
+    queue = topology.service_queue(service)
+    async with Client(URL, service_name=service, prefetch=SERVER_PREFETCH, declare_topology=False) as srv:
+        admin = await srv.connection.channel()
+        await topology.declare_exchanges(admin)
+        # the service queue expires 60 s after its consumer is gone: a crashed run cannot leave a
+        # queue behind that keeps receiving (and slowing down) the requests of later runs
+        await admin.queue_declare(queue, durable=True, arguments={"x-expires": 60_000})
+        srv.add_handler(GetOrderQuery, reply_for, bind=False)  # plain handler: its reply is published
+        binding = (topology.QUERIES, topology.query_routing_key(GetOrderQuery.__mmate_type__))
+        await srv.subscribe(queue, declare=False, prefetch=SERVER_PREFETCH, bindings=[binding])
         with profiled(profile_path(CLIENT, conc, "responder")):
             print("READY", flush=True)
             await stdin_closed()
