@@ -46,7 +46,7 @@ from mmate_fast.contracts import (
     message_type,
 )
 from mmate_fast.messaging.outgoing import Outgoing
-from mmate_fast.messaging.publisher import Publisher
+from mmate_fast.messaging.publisher import Publisher, require_target_service
 
 _env = load("envelope")
 _decode_envelope = _env.decode_envelope
@@ -266,9 +266,7 @@ class Bridge:
         """What :meth:`request` would publish, without publishing or waiting:
         ``(correlation_id, exchange, routing_key, outgoing)``."""
         correlation_id = self.address(msg, options)
-        kind = kind_of(msg)
-        if kind is MessageKind.COMMAND or kind is MessageKind.QUERY:
-            options.setdefault("kind", kind)
+        _route_as_request(msg, options)
         exchange, routing_key, out = self.publisher.prepare(msg, **options)
         return correlation_id, exchange, routing_key, out
 
@@ -339,14 +337,7 @@ class Bridge:
 
     def _publish_direct(self, msg: Any, options: dict[str, Any]) -> None:
         """Publish the request on the bridge's channel, unconfirmed (see ``confirm_requests``)."""
-        kind = kind_of(msg)
-        if kind is MessageKind.COMMAND:
-            if not getattr(msg, "target_service", ""):
-                raise errors.ContractError(f"{message_type(msg)}.target_service is empty: "
-                                           "a command needs the service it is for")
-            options["kind"] = kind
-        elif kind is MessageKind.QUERY:
-            options["kind"] = kind
+        _route_as_request(msg, options)
         mandatory = bool(options.pop("mandatory", False))
         exchange, routing_key, out = self.publisher.prepare(msg, **options)
         self.channel.publish_nowait(out.body, exchange, routing_key, out.properties, mandatory=mandatory)
@@ -366,14 +357,7 @@ class Bridge:
         the reply could even be awaited): the confirm settles while the reply is on its way. A
         nack/return (or a channel closed before the confirm) fails ``reply`` unless the reply came
         first; the confirm future's outcome is always retrieved."""
-        kind = kind_of(msg)
-        if kind is MessageKind.COMMAND:
-            if not getattr(msg, "target_service", ""):
-                raise errors.ContractError(f"{message_type(msg)}.target_service is empty: "
-                                           "a command needs the service it is for")
-            options["kind"] = kind
-        elif kind is MessageKind.QUERY:
-            options["kind"] = kind
+        _route_as_request(msg, options)
         confirm = self.publisher.publish_nowait(msg, **options)
         if confirm is not None:
             confirm.add_done_callback(functools.partial(_confirm_settled, reply))
@@ -404,6 +388,17 @@ class Bridge:
         else:
             stats.replied += 1
             fut.set_result(reply)
+
+
+def _route_as_request(msg: Any, options: dict[str, Any]) -> None:
+    """Route commands and queries as ``publish_command``/``publish_query`` do (a command needs its
+    target service); anything else keeps the generic route."""
+    kind = kind_of(msg)
+    if kind is MessageKind.COMMAND:
+        require_target_service(msg)
+        options["kind"] = kind
+    elif kind is MessageKind.QUERY:
+        options["kind"] = kind
 
 
 def _confirm_settled(reply: asyncio.Future[Any], confirm: asyncio.Future[Any]) -> None:

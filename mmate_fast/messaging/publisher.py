@@ -34,6 +34,13 @@ def default_route(msg: Any, kind: MessageKind, type_name: str) -> tuple[str, str
     return topology.MESSAGES, topology.message_routing_key(type_name)
 
 
+def require_target_service(command: Any) -> None:
+    """A command is routed to ``cmd.{targetService}.{Type}``: refuse one without a target service."""
+    if not getattr(command, "target_service", ""):
+        raise errors.ContractError(
+            f"{message_type(command)}.target_service is empty: a command needs the service it is for")
+
+
 #: without confirms, every this many publishes one is awaited (back-pressure and fairness)
 _AWAIT_EVERY = 128
 
@@ -124,9 +131,7 @@ class Publisher:
 
     def publish_command(self, command: Any, **options: Any) -> Awaitable[str]:
         """To ``mmate.commands`` with ``cmd.{targetService}.{Type}``."""
-        if not getattr(command, "target_service", ""):
-            raise errors.ContractError(
-                f"{message_type(command)}.target_service is empty: a command needs the service it is for")
+        require_target_service(command)
         return self.publish(command, kind=MessageKind.COMMAND, **options)
 
     def publish_query(self, query: Any, **options: Any) -> Awaitable[str]:
