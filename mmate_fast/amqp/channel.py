@@ -379,8 +379,10 @@ class Channel:
         return fut
 
     def _append_publish(self, body: bytes, exchange: str, routing_key: str, properties: Any,
-                        mandatory: bool) -> asyncio.Future[bool] | None:
-        """Encode a publish into the write buffer (no write scheduled); the confirm future or None."""
+                        mandatory: bool, waiter: Any = None) -> asyncio.Future[bool] | None:
+        """Encode a publish into the write buffer (no write scheduled); the confirm future or None.
+        ``waiter``: a caller-made confirm future (RobustChannel keeps its own so they survive a
+        reconnect)."""
         if self._closed_exc is not None or not self._open:
             self._raise_closed()
         if properties is None:
@@ -393,7 +395,7 @@ class Channel:
         _append_publish(conn._wbuf, self.channel_id, exchange, routing_key, body, props, mandatory,
                         conn.frame_max)
         if self._confirms:
-            fut: asyncio.Future[bool] = self._loop.create_future()
+            fut: asyncio.Future[bool] = waiter if waiter is not None else self._loop.create_future()
             if mandatory:
                 self._tracker.add_mandatory(fut)
             else:
@@ -403,19 +405,11 @@ class Channel:
 
     def _publish_tracked(self, body: bytes, exchange: str, routing_key: str, props: bytes,
                          mandatory: bool, waiter: Any) -> None:
-        """Publish in confirm mode with a caller-made waiter (RobustChannel keeps its own futures so
-        they survive a reconnect)."""
-        if self._closed_exc is not None or not self._open:
-            self._raise_closed()
+        """``publish_nowait`` in confirm mode with a caller-made waiter (see ``_append_publish``)."""
+        self._append_publish(body, exchange, routing_key, props, mandatory, waiter)
         conn = self._conn
-        _append_publish(conn._wbuf, self.channel_id, exchange, routing_key, body, props, mandatory,
-                        conn.frame_max)
         if not conn._flush_pending:
             conn._schedule_flush()
-        if mandatory:
-            self._tracker.add_mandatory(waiter)
-        else:
-            self._tracker.add(waiter)
 
     async def publish(self, body: bytes, exchange: str = "", routing_key: str = "",
                       properties: Any = None, *, mandatory: bool = False,
