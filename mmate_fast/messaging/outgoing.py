@@ -149,6 +149,23 @@ def _template(tname: str, kind: MessageKind, source: str, ttl_ms: int | None, pr
     return tpl
 
 
+def _variable_headers(msg: Any, kind: MessageKind, msg_id: str, ts_str: str, corr: str | None,
+                      reply_to_header: str | None) -> dict[str, Any]:
+    """The per-message Mmate headers (all strings), as mmate-go writes them (wire spec §4.2)."""
+    var: dict[str, Any] = {"x-message-id": msg_id, "message-id": msg_id, "timestamp": ts_str}
+    if corr:
+        var["x-correlation-id"] = corr
+        var["correlation-id"] = corr
+    if kind is MessageKind.EVENT:
+        var["x-aggregate-id"] = str(getattr(msg, "aggregate_id", "") or "")
+        var["x-sequence"] = str(getattr(msg, "sequence", 0) or 0)
+    elif kind is MessageKind.REPLY:
+        var["x-success"] = "true" if getattr(msg, "success", True) else "false"
+    if reply_to_header:
+        var["x-reply-to"] = reply_to_header
+    return var
+
+
 def _reply_address(msg: Any, kind: MessageKind) -> str:
     if kind is MessageKind.COMMAND or kind is MessageKind.QUERY:
         return getattr(msg, "reply_to", "") or ""
@@ -185,17 +202,7 @@ def build(msg: Any, *, correlation_id: str | None = None, headers: Mapping[str, 
     if not headers and delay_ms is None:
         # hot path: constant parts pre-encoded, only string-valued per-message headers vary
         tpl = _template(tname, kind, source, ttl_ms, priority, persistent)
-        var: dict[str, Any] = {"x-message-id": msg_id, "message-id": msg_id, "timestamp": ts_str}
-        if corr:
-            var["x-correlation-id"] = corr
-            var["correlation-id"] = corr
-        if kind is MessageKind.EVENT:
-            var["x-aggregate-id"] = str(getattr(msg, "aggregate_id", "") or "")
-            var["x-sequence"] = str(getattr(msg, "sequence", 0) or 0)
-        elif kind is MessageKind.REPLY:
-            var["x-success"] = "true" if getattr(msg, "success", True) else "false"
-        if address and reply_to_header:
-            var["x-reply-to"] = address
+        var = _variable_headers(msg, kind, msg_id, ts_str, corr, address if reply_to_header else None)
         body, props = tpl.encode(msg_id, ts_str, unix, corr, address, envelope_reply_to, var,
                                  to_payload(msg))
         return Outgoing(msg_id, tname, kind, body, props, None, corr, address,
@@ -204,19 +211,7 @@ def build(msg: Any, *, correlation_id: str | None = None, headers: Mapping[str, 
     static, typed = _static_headers(tname, kind, source, ttl_ms, priority, persistent)
     # JSON headers (body) hold plain numbers; the AMQP table gets Go's field types (``typed``)
     h = static.copy()
-    h["x-message-id"] = msg_id
-    h["message-id"] = msg_id
-    h["timestamp"] = ts_str
-    if corr:
-        h["x-correlation-id"] = corr
-        h["correlation-id"] = corr
-    if kind is MessageKind.EVENT:
-        h["x-aggregate-id"] = str(getattr(msg, "aggregate_id", "") or "")
-        h["x-sequence"] = str(getattr(msg, "sequence", 0) or 0)
-    elif kind is MessageKind.REPLY:
-        h["x-success"] = "true" if getattr(msg, "success", True) else "false"
-    if address and reply_to_header:
-        h["x-reply-to"] = address
+    h.update(_variable_headers(msg, kind, msg_id, ts_str, corr, address if reply_to_header else None))
     if delay_ms is not None:
         h["x-delay"] = int(delay_ms)
     if headers:
