@@ -459,3 +459,39 @@ class E2EState:
     def result(self, cpu_s: float) -> dict[str, Any]:
         return {"count": self.count, "t_end": self.t_end or time.time(), "cpu_s": cpu_s,
                 **latency_fields(self.lat)}
+
+def consume_workload(client: str, a: Any, consume: Any) -> dict[str, Any]:
+    """The ``consume`` workload around a client's ``consume(queue, n, deadline)`` coroutine function:
+    a fresh queue pre-filled by the raw client, consumed, checked empty, deleted."""
+    admin = RawAMQP()
+    q = unique_name(client, a.workload)
+    admin.declare(q)
+    try:
+        filled = prefill(admin, q, a.messages)
+        dl = deadline()
+        res = dict(run_loop(lambda: consume(q, a.messages, dl), a.loop))
+        res.update(prefilled=filled, left_in_queue=admin.count(q))
+        return res
+    finally:
+        admin.delete(q)
+        admin.close()
+
+
+def e2e_workload(client: str, script: str, a: Any, produce: Any) -> dict[str, Any]:
+    """The ``e2e`` workload: ``script``'s consumer half in its own process, ``produce(queue, n,
+    deadline)`` here, both figures merged; the queue is deleted and the child reaped in any case."""
+    admin = RawAMQP()
+    q = unique_name(client, a.workload)
+    admin.declare(q)
+    child = None
+    try:
+        child = e2e_spawn_consumer(script, q, a.messages, a.loop)
+        dl = deadline()
+        prod = run_loop(lambda: produce(q, a.messages, dl), a.loop)
+        return e2e_collect(child, prod, a.messages, dl)
+    finally:
+        if child is not None and child.poll() is None:
+            child.kill()
+            child.wait()
+        admin.delete(q)
+        admin.close()

@@ -27,11 +27,10 @@ from _common import (
     body_age_ns,
     broker_cpu_s,
     child_main,
+    consume_workload,
     deadline,
-    e2e_collect,
-    e2e_spawn_consumer,
+    e2e_workload,
     latency_fields,
-    prefill,
     run_loop,
     stamped_body,
     unique_name,
@@ -134,18 +133,7 @@ async def _consume(q: str, n: int, dl: float) -> dict[str, Any]:
 
 
 def consume(a: argparse.Namespace) -> dict[str, Any]:
-    admin = RawAMQP()
-    q = unique_name(CLIENT, a.workload)
-    admin.declare(q)
-    try:
-        filled = prefill(admin, q, a.messages)
-        dl = deadline()
-        res = dict(run_loop(lambda: _consume(q, a.messages, dl), a.loop))
-        res.update(prefilled=filled, left_in_queue=admin.count(q))
-        return res
-    finally:
-        admin.delete(q)
-        admin.close()
+    return consume_workload(CLIENT, a, _consume)
 
 
 async def _produce(q: str, n: int, dl: float) -> dict[str, Any]:
@@ -171,21 +159,7 @@ async def _produce(q: str, n: int, dl: float) -> dict[str, Any]:
 
 
 def e2e(a: argparse.Namespace) -> dict[str, Any]:
-    admin = RawAMQP()
-    q = unique_name(CLIENT, a.workload)
-    admin.declare(q)
-    child = None
-    try:
-        child = e2e_spawn_consumer(__file__, q, a.messages, a.loop)
-        dl = deadline()
-        prod = run_loop(lambda: _produce(q, a.messages, dl), a.loop)
-        return e2e_collect(child, prod, a.messages, dl)
-    finally:
-        if child is not None and child.poll() is None:
-            child.kill()
-            child.wait()
-        admin.delete(q)
-        admin.close()
+    return e2e_workload(CLIENT, __file__, a, _produce)
 
 
 async def _e2e_consumer(q: str, n: int) -> dict[str, Any]:
