@@ -59,8 +59,17 @@ class FrameError(AMQPConnectionError):
     closed with."""
 
 
-class ConnectionBlockedError(AMQPConnectionError):
-    """The broker blocked publishing (resource alarm) and the caller chose not to wait."""
+class ConnectionBlockedError(AMQPConnectionError, OperationTimeout):
+    """The broker blocked publishing (a resource alarm: memory or disk) and it stayed blocked longer
+    than the caller waits, or the caller chose not to wait; ``reason`` is the broker's text."""
+
+    def __init__(self, message: str, reply_code: int = 0, reply_text: str = "", reason: str = "") -> None:
+        super().__init__(message, reply_code, reply_text)
+        self.reason = reason
+
+
+class ClientClosedError(MmateError):
+    """The Client (or connection) was closed: create a new one instead of reusing it."""
 
 
 # --------------------------------------------------------------------------- channel level
@@ -112,6 +121,17 @@ class PublishReturnedError(PublishError):
     """A mandatory publish could not be routed to any queue (basic.return; usually 312 NO_ROUTE)."""
 
 
+class InvalidArgumentError(MmateError, ValueError):
+    """An argument was refused before it reached the broker, because the broker would have closed
+    the channel for it: a name or routing key longer than 255 bytes (or not encodable as UTF-8), a
+    priority outside 0-255, a negative TTL or expiration, a header value the wire cannot carry.
+    ``argument`` names the offending argument."""
+
+    def __init__(self, message: str, argument: str = "") -> None:
+        super().__init__(message)
+        self.argument = argument
+
+
 # --------------------------------------------------------------------------- messaging level
 class EnvelopeError(MmateError, ValueError):
     """A message body is not a valid Mmate envelope (not JSON, wrong field types, ...).
@@ -125,6 +145,16 @@ class EnvelopeError(MmateError, ValueError):
 class ContractError(MmateError, TypeError):
     """A message class or value does not fit the Mmate contract rules (bad field, unregistered
     type, payload that does not decode into the registered class)."""
+
+
+class PayloadEncodeError(ContractError):
+    """A message could not be encoded to JSON (a value refers to itself, an object JSON cannot
+    carry, ...); ``reason`` says which."""
+
+
+class HandlerRegistrationError(MmateError, TypeError):
+    """A handler was refused at registration: not callable, takes no or too many required
+    arguments, or is already registered for that type."""
 
 
 class InvalidPatternError(MmateError, ValueError):
@@ -262,6 +292,7 @@ __all__ = [
     "ChannelClosedError",
     "ChannelError",
     "CircuitOpenError",
+    "ClientClosedError",
     "ConfigurationError",
     "ConnectionBlockedError",
     "ConnectionClosedError",
@@ -270,16 +301,19 @@ __all__ = [
     "EnvelopeError",
     "FrameError",
     "HandlerError",
+    "HandlerRegistrationError",
     "HandlerTimeout",
     "HandshakeTimeout",
     "HeartbeatTimeout",
     "InterceptorError",
+    "InvalidArgumentError",
     "InvalidPatternError",
     "InvalidURLError",
     "MmateError",
     "NoChannelsAvailableError",
     "NotFoundError",
     "OperationTimeout",
+    "PayloadEncodeError",
     "PreconditionFailedError",
     "PublishError",
     "PublishNackedError",
