@@ -389,6 +389,10 @@ class RobustChannel:
             await ch.basic_qos(self._qos[0], self._qos[1], global_=self._qos[2])
         self._generation += 1
         self._tag_base = (self._generation - 1) << _GEN_SHIFT
+        # the new channel becomes current before consumers restart: deliveries that arrive in the
+        # same read as consume-ok are settled right away, against this channel
+        self._ch = ch
+        self.channel_id = ch.channel_id
         for tag, rec in list(self._consumers.items()):
             if rec.queue in renamed:
                 rec.queue = renamed[rec.queue]
@@ -402,8 +406,6 @@ class RobustChannel:
                 if rec.on_cancel is not None:
                     rec.on_cancel(tag)
                 raise
-        self._ch = ch
-        self.channel_id = ch.channel_id
         if not self._confirms:
             # hot path: without confirms there is nothing to track, so publish straight into the live
             # channel (one call less per message); switched back off the moment the link drops
@@ -699,20 +701,30 @@ class RobustChannel:
             return None
         return ch
 
-    def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
+    def basic_ack(self, delivery_tag: int, multiple: bool = False) -> bool | None:
+        """Ack; returns False when the tag is from before a reconnect (dropped: the broker
+        redelivers that message), None otherwise (as a plain channel)."""
         ch = self._current(delivery_tag)
-        if ch is not None:
-            ch.basic_ack(delivery_tag & _TAG_MASK, multiple)
+        if ch is None:
+            return False
+        ch.basic_ack(delivery_tag & _TAG_MASK, multiple)
+        return None
 
-    def basic_nack(self, delivery_tag: int, multiple: bool = False, requeue: bool = True) -> None:
+    def basic_nack(self, delivery_tag: int, multiple: bool = False, requeue: bool = True) -> bool | None:
+        """Nack; False when the tag was dropped as stale (see ``basic_ack``), else None."""
         ch = self._current(delivery_tag)
-        if ch is not None:
-            ch.basic_nack(delivery_tag & _TAG_MASK, multiple, requeue)
+        if ch is None:
+            return False
+        ch.basic_nack(delivery_tag & _TAG_MASK, multiple, requeue)
+        return None
 
-    def basic_reject(self, delivery_tag: int, requeue: bool = True) -> None:
+    def basic_reject(self, delivery_tag: int, requeue: bool = True) -> bool | None:
+        """Reject; False when the tag was dropped as stale (see ``basic_ack``), else None."""
         ch = self._current(delivery_tag)
-        if ch is not None:
-            ch.basic_reject(delivery_tag & _TAG_MASK, requeue)
+        if ch is None:
+            return False
+        ch.basic_reject(delivery_tag & _TAG_MASK, requeue)
+        return None
 
     async def close(self, timeout: float | None = None) -> None:
         """Close for good (not re-opened on reconnect)."""
