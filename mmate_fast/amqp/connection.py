@@ -137,6 +137,7 @@ class Connection(asyncio.Protocol):
             return
         if self._closing is None:
             self._closing = self.loop.create_future()
+            self._emit_acks()  # acks of this loop turn go before the close (the broker drops later frames)
             self._send_method(0, spec.Connection.Close(reply_code, reply_text, 0, 0))
         try:
             async with asyncio.timeout(timeout if timeout is not None else self.params.timeout):
@@ -178,13 +179,18 @@ class Connection(asyncio.Protocol):
         self._flush_pending = True
         self.loop.call_soon(self._flush)
 
-    def _flush(self) -> None:
-        """Write everything queued this loop turn in one transport.write."""
-        self._flush_pending = False
+    def _emit_acks(self) -> None:
+        """Append the coalesced ack runs of this loop turn to the write buffer."""
         if self._ack_dirty:
             dirty, self._ack_dirty = self._ack_dirty, []
             for ch in dirty:
                 ch._emit_ack_run()
+
+    def _flush(self) -> None:
+        """Write everything queued this loop turn in one transport.write."""
+        self._flush_pending = False
+        if self._ack_dirty:
+            self._emit_acks()
         buf = self._wbuf
         if buf and self._transport is not None and self._closed_exc is None:
             self._wbuf = bytearray()

@@ -224,3 +224,25 @@ async def test_publish_confirm_timeout_is_named_error() -> None:
             await ch.publish(b"x", "", "q", timeout=0.2)
         assert ch.is_open
         await conn.close()
+
+
+async def test_ack_in_the_same_turn_as_close_leaves_before_connection_close() -> None:
+    order: list[str] = []
+
+    async def script(p: PeerSession) -> None:
+        await p.handshake()
+        await p.open_channel()
+        while True:
+            _, obj = await p.read_frame()
+            order.append(type(obj).__name__)
+            if isinstance(obj, spec.Connection.Close):
+                p.send(spec.Connection.CloseOk())
+                return
+
+    async with ScriptedPeer(script) as peer:
+        conn = await connect(peer.url, timeout=5)
+        ch = await conn.channel()
+        ch.basic_ack(1)  # coalesced: written at the end of the loop turn...
+        await conn.close()  # ...which must not put it after connection.close (the broker drops it)
+        await asyncio.wait_for(peer.done.wait(), 5)
+    assert order == ["Ack", "Close"]
