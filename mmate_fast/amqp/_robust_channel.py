@@ -24,7 +24,10 @@ channel is live again). Only the refused call fails, with the broker's named err
   broker's close arrived, were discarded by the broker (logged; use confirms to have them re-sent).
 
 A consumer that cannot be restored (its queue is gone: 404; exclusive to another connection: 405;
-403) is dropped and its ``on_cancel`` called once the channel is live; the rest are restored.
+403) is dropped and its ``on_cancel`` called once the channel is live; the rest are restored. At a
+reconnect, recorded topology the broker now refuses (a binding to an exchange deleted meanwhile: 404;
+a queue re-declared by someone else with other arguments: 406) is dropped from the record, logged and
+counted (``RecoveryStats.topology_dropped``); it does not fail the reconnect.
 Delivery tags carry the generation of the underlying channel (generation << 40): a settle of a
 delivery from an earlier channel is dropped (the broker redelivers that message) and reported:
 ``basic_ack``/``basic_nack``/``basic_reject`` return False then, None otherwise.
@@ -59,6 +62,9 @@ _tags = itertools.count(1)
 _RPC_ATTEMPTS = 3
 #: consumer restores that fail this way drop the consumer instead of failing the restore
 _CONSUMER_GONE = (errors.NotFoundError, errors.ResourceLockedError, errors.AccessRefusedError)
+#: topology a reconnect cannot restore this way is dropped from the record (405, an exclusive queue
+#: the broker still holds for our old connection, fails the attempt instead: it is retried)
+_TOPOLOGY_STALE = (errors.NotFoundError, errors.PreconditionFailedError, errors.AccessRefusedError)
 _NO_EXCHANGE = re.compile(r"no exchange '(.*)' in vhost '")
 _BASIC_PUBLISH = (60, 40)
 
@@ -182,6 +188,8 @@ class RobustChannel:
     async def _restore(self, conn: Connection, *, redeclare: bool = True) -> None:
         """Open a channel on ``conn`` and restore this one on it (see the module docstring)."""
         self._restoring = True
+        done: set[tuple[Any, ...]] = set()
+        renamed: dict[str, str] = {}
         try:
             while True:
                 ch = await conn.channel()
@@ -191,8 +199,8 @@ class RobustChannel:
                     ch.on_close = self._on_channel_closed
                     if self._confirms:
                         await ch.confirm_select()
-                    if redeclare:
-                        await self._redeclare(ch)
+                    if redeclare and not await self._redeclare(ch, done, renamed):
+                        continue  # a stale record was dropped; its refusal closed the channel
                     if self._qos is not None:
                         await ch.basic_qos(self._qos[0], self._qos[1], global_=self._qos[2])
                     self._generation += 1
@@ -212,26 +220,49 @@ class RobustChannel:
         finally:
             self._restoring = False
 
-    async def _redeclare(self, ch: Any) -> None:
-        renamed: dict[str, str] = {}
+    async def _redeclare(self, ch: Any, done: set[tuple[Any, ...]], renamed: dict[str, str]) -> bool:
+        """Declare the recorded topology not ``done`` yet; False when a stale record was dropped
+        (its refusal closed the channel). Server-named queues get new names (``renamed``)."""
         for key, (method, args, kwargs) in list(self._topology.items()):
-            if method == "queue_declare":
-                server_named = kwargs.pop("_server_named", False)
-                ok = await ch.queue_declare("" if server_named else args[0], **kwargs)
-                if server_named:
-                    kwargs["_server_named"] = True
-                    if ok.queue != args[0]:
-                        renamed[args[0]] = ok.queue
-                        del self._topology[key]
-                        self._topology[("q", ok.queue)] = (method, (ok.queue,), kwargs)
+            if key in done:
                 continue
             if method == "queue_bind" and args[0] in renamed:
                 del self._topology[key]
                 args = (renamed[args[0]], *args[1:])
-                self._topology[("qb", *args[:3])] = (method, args, kwargs)
-            await getattr(ch, method)(*args, **kwargs)
+                key = ("qb", *args[:3])
+                self._topology[key] = (method, args, kwargs)
+            try:
+                if method == "queue_declare":
+                    key = await self._redeclare_queue(ch, key, args[0], kwargs, renamed)
+                else:
+                    await getattr(ch, method)(*args, **kwargs)
+            except _TOPOLOGY_STALE as exc:
+                log.error("%s %s cannot be restored after the reconnect (%s): dropped from what "
+                          "reconnects restore", method.replace("_", "."), args[:3], exc)
+                self._topology.pop(key, None)
+                self._robust.stats.topology_dropped += 1
+                return False
+            done.add(key)
+        return True
+
+    async def _redeclare_queue(self, ch: Any, key: tuple[Any, ...], queue: str, kwargs: dict[str, Any],
+                               renamed: dict[str, str]) -> tuple[Any, ...]:
+        server_named = kwargs.pop("_server_named", False)
+        try:
+            ok = await ch.queue_declare("" if server_named else queue, **kwargs)
+        finally:
+            if server_named:
+                kwargs["_server_named"] = True
+        if not server_named or ok.queue == queue:
+            return key
+        renamed[queue] = ok.queue
+        del self._topology[key]
+        key = ("q", ok.queue)
+        self._topology[key] = ("queue_declare", (ok.queue,), kwargs)
         for rec in self._consumers.values():
-            rec.queue = renamed.get(rec.queue, rec.queue)
+            if rec.queue == queue:
+                rec.queue = ok.queue
+        return key
 
     async def _restart_consumers(self, ch: Any) -> bool:
         """Re-consume every consumer; False when one could not be (dropped; the channel closed)."""

@@ -75,6 +75,8 @@ class RecoveryStats:
     channel_reopens: int = 0
     #: consumers dropped because they could not be restored (queue gone, ...); on_cancel was called
     consumers_dropped: int = 0
+    #: recorded exchanges, queues or bindings a reconnect could not restore (404/406), dropped
+    topology_dropped: int = 0
     last_error: str = ""
     history: list[str] = field(default_factory=list)
 
@@ -291,7 +293,8 @@ async def connect_robust(url: str | ConnectionParameters, *, policy: RecoveryPol
     params = parse_url(url) if isinstance(url, str) else url
     for key, value in overrides.items():
         if not hasattr(params, key):
-            raise TypeError(f"connect_robust() got an unknown option {key!r}")
+            raise errors.InvalidArgumentError(
+                f"connect_robust() got an unknown option {key!r}: use a ConnectionParameters field", key)
         setattr(params, key, value)
     robust = RobustConnection(params, policy or RecoveryPolicy(), loop or asyncio.get_running_loop())
     await robust._start(timeout)

@@ -267,3 +267,39 @@ async def test_bad_arguments_never_reach_the_broker(robust: RobustConnection, qu
         ch.publish_nowait(b"x", "", "k" * 256)
     assert robust.stats.channel_reopens == 0  # refused before the broker saw it
     await ch.publish(b"ok", "", q)
+
+
+async def test_stale_topology_does_not_block_recovery(queues: list[str]) -> None:
+    """A binding to an exchange deleted while we were away (404) and a queue re-declared by someone
+    else with other arguments (406) are dropped from what a reconnect restores (logged, counted);
+    the rest is restored and recovery completes instead of failing every attempt."""
+    x, bound, changed, plain = _name("gone-x"), _name("bound"), _name("changed"), _name("plain")
+    queues += [bound, changed, plain]
+    admin = await connect(URL)
+    ach = await admin.channel()
+    await ach.exchange_declare(x, "topic", auto_delete=False)  # not declared through the robust channel
+    async with TcpProxy() as proxy:
+        robust = await connect_robust(proxy.url(), policy=FAST)
+        ch = await robust.channel()
+        for q in (bound, changed, plain):
+            await ch.queue_declare(q, durable=True)
+        await ch.queue_bind(bound, x, "k")
+        proxy.refusing = True
+        proxy.cut()
+        await _until(lambda: not robust.is_connected, 5, "disconnect")
+        await ach.exchange_delete(x)
+        await ach.queue_delete(changed)
+        await ach.queue_declare(changed, durable=False, auto_delete=False)
+        proxy.refusing = False
+        await _until(lambda: robust.is_connected, 10, "recovery despite the stale topology")
+        assert robust.stats.failed_attempts == 0
+        assert robust.stats.topology_dropped == 2
+        got: list[bytes] = []
+        await ch.basic_consume(plain, lambda d: got.append(d.body), no_ack=True)
+        await ach.publish(b"restored", "", plain)
+        await _until(lambda: got == [b"restored"], 5, "the channel works")
+        proxy.cut()  # the dropped records are not tried again
+        await _until(lambda: robust.stats.reconnects == 2 and robust.is_connected, 10, "second recovery")
+        assert robust.stats.failed_attempts == 0 and robust.stats.topology_dropped == 2
+        await robust.close()
+    await admin.close()

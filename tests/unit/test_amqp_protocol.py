@@ -246,3 +246,53 @@ async def test_ack_in_the_same_turn_as_close_leaves_before_connection_close() ->
         await conn.close()  # ...which must not put it after connection.close (the broker drops it)
         await asyncio.wait_for(peer.done.wait(), 5)
     assert order == ["Ack", "Close"]
+
+
+async def test_publish_while_blocked_raises_connection_blocked_with_the_reason() -> None:
+    proceed = asyncio.Event()
+
+    async def script(p: PeerSession) -> None:
+        await p.handshake()
+        await p.open_channel()
+        p.send(spec.Connection.Blocked(reason="low on memory"))
+        await proceed.wait()
+        p.send(spec.Connection.Unblocked())
+        await p.expect(spec.Basic.Publish)
+        await p.expect(spec.Connection.Close)
+        p.send(spec.Connection.CloseOk())
+
+    async with ScriptedPeer(script) as peer:
+        conn = await connect(peer.url, timeout=5)
+        ch = await conn.channel()
+        for _ in range(50):
+            if conn.blocked:
+                break
+            await asyncio.sleep(0.02)
+        with pytest.raises(errors.ConnectionBlockedError) as info:
+            await ch.publish(b"x", "", "q", timeout=0.2)
+        assert info.value.reason == "low on memory"
+        text = str(info.value)
+        assert "low on memory" in text and "0.2" in text and "blocked" in text
+        with pytest.raises(errors.ConnectionBlockedError):
+            await conn.drain(timeout=0.1)
+        assert ch.is_open  # nothing was sent; the next publish works once unblocked
+        proceed.set()
+        await ch.publish(b"x", "", "q", timeout=5)
+        await conn.close()
+
+
+async def test_drain_timeout_on_a_full_socket_buffer_is_a_named_error() -> None:
+    async def script(p: PeerSession) -> None:
+        await p.handshake()
+        await p.open_channel()
+        await asyncio.sleep(3)  # reads nothing more
+
+    async with ScriptedPeer(script) as peer:
+        conn = await connect(peer.url, timeout=5)
+        await conn.channel()
+        conn.pause_writing()  # as the transport does when its buffer is full
+        with pytest.raises(errors.OperationTimeout, match="write buffer") as info:
+            await conn.drain(timeout=0.1)
+        assert not isinstance(info.value, errors.ConnectionBlockedError)
+        conn.resume_writing()
+        await conn.close(timeout=0.5)

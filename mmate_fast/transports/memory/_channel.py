@@ -354,7 +354,11 @@ class MemoryChannel:
         self._check()
         fut = self.publish_nowait(body, exchange, routing_key, properties, mandatory=mandatory)
         if fut is not None:
-            await asyncio.wait_for(fut, timeout)
+            try:
+                await asyncio.wait_for(fut, timeout)
+            except TimeoutError:
+                raise OperationTimeout(f"no publisher confirm within {timeout} s on channel "
+                                       f"{self.channel_id}") from None
             return
         self._since_yield += 1
         if self._since_yield >= _YIELD_EVERY:
