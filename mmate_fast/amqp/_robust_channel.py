@@ -161,6 +161,7 @@ class RobustChannel:
             ch = self._live_ch
             if ch is not None and ch._closed_exc is None:
                 return ch
+            self._ready.clear()  # not live: wait for the next _go_live
             try:
                 async with asyncio.timeout(max(0.0, deadline - self._loop.time())):
                     await self._ready.wait()

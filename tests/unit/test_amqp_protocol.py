@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Any
 
 import pytest
 from pamqp import commands as spec
@@ -156,10 +157,9 @@ async def test_heartbeats_are_sent_and_silence_is_detected() -> None:
         assert isinstance(conn._closed_exc, errors.HeartbeatTimeout)
 
 
-async def test_blocked_and_unblocked_gate_publishing() -> None:
-    proceed = asyncio.Event()
-    events: list[str] = []
-
+def _blocking_peer(proceed: asyncio.Event) -> ScriptedPeer:
+    """A peer that blocks publishing ("low on memory") until ``proceed`` is set, then takes one
+    publish and the close."""
     async def script(p: PeerSession) -> None:
         await p.handshake()
         await p.open_channel()
@@ -170,15 +170,26 @@ async def test_blocked_and_unblocked_gate_publishing() -> None:
         await p.expect(spec.Connection.Close)
         p.send(spec.Connection.CloseOk())
 
-    async with ScriptedPeer(script) as peer:
+    return ScriptedPeer(script)
+
+
+async def _until_blocked(conn: Any) -> None:
+    for _ in range(50):
+        if conn.blocked:
+            return
+        await asyncio.sleep(0.02)
+
+
+async def test_blocked_and_unblocked_gate_publishing() -> None:
+    proceed = asyncio.Event()
+    events: list[str] = []
+
+    async with _blocking_peer(proceed) as peer:
         conn = await connect(peer.url, timeout=5)
         conn.on_blocked.append(lambda c, reason: events.append(f"blocked:{reason}"))
         conn.on_unblocked.append(lambda c, reason: events.append("unblocked"))
         ch = await conn.channel()
-        for _ in range(50):
-            if conn.blocked:
-                break
-            await asyncio.sleep(0.02)
+        await _until_blocked(conn)
         assert conn.blocked and conn.blocked_reason == "low on memory"
         publish = asyncio.ensure_future(ch.publish(b"x", "", "q", timeout=5))
         await asyncio.sleep(0.1)
@@ -250,24 +261,10 @@ async def test_ack_in_the_same_turn_as_close_leaves_before_connection_close() ->
 
 async def test_publish_while_blocked_raises_connection_blocked_with_the_reason() -> None:
     proceed = asyncio.Event()
-
-    async def script(p: PeerSession) -> None:
-        await p.handshake()
-        await p.open_channel()
-        p.send(spec.Connection.Blocked(reason="low on memory"))
-        await proceed.wait()
-        p.send(spec.Connection.Unblocked())
-        await p.expect(spec.Basic.Publish)
-        await p.expect(spec.Connection.Close)
-        p.send(spec.Connection.CloseOk())
-
-    async with ScriptedPeer(script) as peer:
+    async with _blocking_peer(proceed) as peer:
         conn = await connect(peer.url, timeout=5)
         ch = await conn.channel()
-        for _ in range(50):
-            if conn.blocked:
-                break
-            await asyncio.sleep(0.02)
+        await _until_blocked(conn)
         with pytest.raises(errors.ConnectionBlockedError) as info:
             await ch.publish(b"x", "", "q", timeout=0.2)
         assert info.value.reason == "low on memory"
