@@ -303,3 +303,23 @@ async def test_stale_topology_does_not_block_recovery(queues: list[str]) -> None
         assert robust.stats.failed_attempts == 0 and robust.stats.topology_dropped == 2
         await robust.close()
     await admin.close()
+
+
+async def test_a_double_ack_does_not_kill_the_consumer(robust: RobustConnection, queues: list[str]) -> None:
+    """The broker closes the channel for an ack of an unknown tag (406); the consumer comes back."""
+    q = await _declared(robust, queues, "double-ack")
+    ch = await robust.channel()
+    await ch.basic_qos(1)
+    got: list[Any] = []
+    await ch.basic_consume(q, got.append)
+    pub = await robust.channel(publisher_confirms=True)
+    await pub.publish(b"one", "", q)
+    await pub.publish(b"two", "", q)
+    await _until(lambda: len(got) == 1, 5, "first delivery")
+    ch.basic_ack(got[0].delivery_tag)
+    ch.basic_ack(got[0].delivery_tag, multiple=True)  # again: 406 unknown delivery tag
+    await _until(lambda: robust.stats.channel_reopens == 1, 5, "the channel reopened")
+    await _until(lambda: any(d.body == b"two" for d in got), 5, "the consumer goes on")
+    ch.basic_ack(got[-1].delivery_tag)
+    await asyncio.sleep(0.1)
+    assert [d.body for d in got if d.body == b"one"] == [b"one"]  # acked before the 406: not redelivered
