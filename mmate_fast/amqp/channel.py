@@ -3,7 +3,12 @@
 Synchronous AMQP methods are pipelined: each request is written at once and its expected reply
 queued; RabbitMQ answers in order per channel. A broker channel.close fails the request that caused
 it with the named error (404 -> NotFoundError, 406 -> PreconditionFailedError, ...), closes only
-this channel and makes every later call raise the same error.
+this channel and makes every later call raise the same error (``on_close`` is told, so a wrapper
+can reopen it: RobustChannel and ChannelPool do). Requests pipelined behind the refused one were
+not processed by the broker: they fail with a copy of that error whose message says so.
+
+Arguments the broker would refuse (names over 255 bytes, bad properties, ...) raise
+InvalidArgumentError before anything is written; the channel stays open (see ``_validate``).
 
 Acks are coalesced: consecutive in-order acks within one loop turn leave as a single
 ``basic.ack(multiple=True)`` frame, written together with everything else in that turn.
@@ -15,13 +20,14 @@ import inspect
 import itertools
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pamqp import commands as spec
 
 from mmate_fast import errors
 from mmate_fast._ext import load
+from mmate_fast.amqp._validate import ENCODE_ERRORS, check_fields, encode_properties, publish_error, rpc_error
 from mmate_fast.transports.base import CancelCallback, ConsumerCallback, QueueDeclareOk, ReturnCallback
 
 _frames = load("frames")
@@ -36,7 +42,6 @@ _append_publish = _frames.append_publish
 _append_ack = _frames.append_ack
 _append_nack = _frames.append_nack
 _append_reject = _frames.append_reject
-_encode_properties = _frames.encode_properties
 _EMPTY_PROPERTIES: bytes = _frames.encode_properties(None)
 _KIND_DELIVER = _frames.Delivery.KIND_DELIVER
 _KIND_GET_OK = _frames.Delivery.KIND_GET_OK
@@ -61,13 +66,21 @@ def _expire_confirm(fut: asyncio.Future[bool], wait: float, channel_id: int) -> 
             "be stored"))
 
 
-class _Rpc:
-    __slots__ = ("expect", "future", "what")
+def _method_name(class_id: int, method_id: int) -> str:
+    """``basic.publish`` for (60, 40); "" when unknown."""
+    method: Any = spec.INDEX_MAPPING.get((class_id << 16) | method_id)
+    return str(method.name).lower() if method is not None else ""
 
-    def __init__(self, expect: tuple[type, ...], future: asyncio.Future[Any], what: str) -> None:
+
+class _Rpc:
+    __slots__ = ("expect", "future", "index", "what")
+
+    def __init__(self, expect: tuple[type, ...], future: asyncio.Future[Any], what: str, index: int) -> None:
         self.expect = expect
         self.future = future
         self.what = what
+        #: (class_id << 16) | method_id of the request, to tell whether a channel.close is about it
+        self.index = index
 
 
 class _Consumer:
@@ -100,9 +113,11 @@ class Channel:
         self._close_future: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.on_return: ReturnCallback | None = None
+        #: called once with (channel, error) when the channel closes for any reason
+        self.on_close: Callable[[Channel, BaseException], None] | None = None
         self.flow_active = True
-        #: set by RobustChannel: on connection loss, leave confirm waiters pending (to be re-sent)
-        self._retain_on_loss = False
+        #: set by RobustChannel: on close, leave confirm waiters pending (it settles or re-sends them)
+        self._retain_waiters = False
         # ack coalescing
         self._settled_upto = 0
         self._settled_above: set[int] = set()
@@ -140,16 +155,21 @@ class Channel:
                    what: str = "") -> Any:
         if self._closed_exc is not None:
             self._raise_closed()
+        what = what or method.name.lower()
+        try:
+            frame = _frames.marshal_method(method, self.channel_id)
+        except ENCODE_ERRORS as exc:
+            raise rpc_error(exc, what) from None
         fut: asyncio.Future[Any] = self._loop.create_future()
-        self._rpcs.append(_Rpc(expect, fut, what or type(method).__name__))
-        self._conn._write(_frames.marshal_method(method, self.channel_id))
+        self._rpcs.append(_Rpc(expect, fut, what, method.index))
+        self._conn._write(frame)
         try:
             async with asyncio.timeout(self._timeout(timeout)):
                 return await fut
         except TimeoutError:
             raise errors.OperationTimeout(
-                f"{what or method.name} on channel {self.channel_id} got no answer within "
-                f"{self._timeout(timeout)} s") from None
+                f"{what} on channel {self.channel_id} got no answer within {self._timeout(timeout)} s"
+            ) from None
 
     async def _open_channel(self, timeout: float | None) -> None:
         self._open = True
@@ -257,25 +277,33 @@ class Channel:
                 f"{rpc.what}: unexpected reply {type(reply).__name__} on channel {self.channel_id}"))
 
     def _on_remote_close(self, m: Any) -> None:
-        what = self._rpcs[0].what if self._rpcs else ""
+        index = (m.class_id << 16) | m.method_id
+        # the request the broker refused: the oldest unanswered one, if the close names its method
+        # (a close about basic.publish or basic.ack is about no request; class 0 = unknown: assume it)
+        culprit = bool(self._rpcs) and (m.class_id == 0 or self._rpcs[0].index == index)
+        what = self._rpcs[0].what if culprit else _method_name(m.class_id, m.method_id)
         exc = errors.channel_error_for(m.reply_code, m.reply_text, m.class_id, m.method_id, what)
         self._conn._send_method(self.channel_id, spec.Channel.CloseOk())
-        self._teardown(exc)
+        self._teardown(exc, culprit)
         self._conn._forget_channel(self.channel_id)
 
     def _on_connection_closed(self, exc: BaseException) -> None:
-        self._teardown(exc)
+        self._teardown(exc, True)
 
-    def _teardown(self, exc: BaseException) -> None:
+    def _teardown(self, exc: BaseException, first_is_culprit: bool = True) -> None:
+        """Close with ``exc``: the first pending request gets ``exc`` itself when it caused the
+        close, the others (not processed by the broker) a copy that says so."""
         if self._closed_exc is not None:
             return
         self._closed_exc = exc
         self._open = False
+        first = first_is_culprit
         while self._rpcs:
             rpc = self._rpcs.popleft()
             if not rpc.future.done():
-                rpc.future.set_exception(exc)
-        if not (self._retain_on_loss and isinstance(exc, errors.AMQPConnectionError)):
+                rpc.future.set_exception(exc if first else self._not_processed(rpc, exc))
+            first = False
+        if not self._retain_waiters:
             self._tracker.fail_all(exc)
         for w in self._idle_waiters:
             if not w.done():
@@ -291,12 +319,28 @@ class Channel:
                         consumer.on_cancel(tag)
                     except Exception:
                         log.exception("on_cancel callback failed")
+        cb = self.on_close
+        if cb is not None:
+            try:
+                cb(self, exc)
+            except Exception:
+                log.exception("channel on_close callback failed")
+
+    def _not_processed(self, rpc: _Rpc, exc: BaseException) -> BaseException:
+        """The error of a request pipelined behind the one the broker refused (same class and code:
+        the channel is closed for it too, but the broker never looked at it)."""
+        if not isinstance(exc, errors.ChannelError):
+            return exc
+        return type(exc)(f"{rpc.what}: not processed: channel {self.channel_id} was closed by the broker "
+                         f"for an earlier call ({exc})", exc.reply_code, exc.reply_text, exc.class_id,
+                         exc.method_id)
 
     # ------------------------------------------------------------------ topology
     async def exchange_declare(self, exchange: str, exchange_type: str = "direct", *,
                                passive: bool = False, durable: bool = False, auto_delete: bool = False,
                                internal: bool = False, arguments: Mapping[str, Any] | None = None,
                                timeout: float | None = None) -> None:
+        check_fields(exchange=exchange)
         await self._rpc(spec.Exchange.Declare(
             exchange=exchange, exchange_type=exchange_type, passive=passive, durable=durable,
             auto_delete=auto_delete, internal=internal, arguments=dict(arguments or {})),
@@ -304,12 +348,14 @@ class Channel:
 
     async def exchange_delete(self, exchange: str, *, if_unused: bool = False,
                               timeout: float | None = None) -> None:
+        check_fields(exchange=exchange)
         await self._rpc(spec.Exchange.Delete(exchange=exchange, if_unused=if_unused),
                         (spec.Exchange.DeleteOk,), timeout, f"exchange.delete {exchange!r}")
 
     async def exchange_bind(self, destination: str, source: str, routing_key: str = "",
                             arguments: Mapping[str, Any] | None = None,
                             timeout: float | None = None) -> None:
+        check_fields(destination=destination, source=source, routing_key=routing_key)
         await self._rpc(spec.Exchange.Bind(destination=destination, source=source, routing_key=routing_key,
                                            arguments=dict(arguments or {})),
                         (spec.Exchange.BindOk,), timeout, f"exchange.bind {destination!r}<-{source!r}")
@@ -317,6 +363,7 @@ class Channel:
     async def exchange_unbind(self, destination: str, source: str, routing_key: str = "",
                               arguments: Mapping[str, Any] | None = None,
                               timeout: float | None = None) -> None:
+        check_fields(destination=destination, source=source, routing_key=routing_key)
         await self._rpc(spec.Exchange.Unbind(destination=destination, source=source,
                                              routing_key=routing_key, arguments=dict(arguments or {})),
                         (spec.Exchange.UnbindOk,), timeout, f"exchange.unbind {destination!r}<-{source!r}")
@@ -325,6 +372,7 @@ class Channel:
                             exclusive: bool = False, auto_delete: bool = False,
                             arguments: Mapping[str, Any] | None = None,
                             timeout: float | None = None) -> QueueDeclareOk:
+        check_fields(queue=queue)
         ok = await self._rpc(spec.Queue.Declare(
             queue=queue, passive=passive, durable=durable, exclusive=exclusive, auto_delete=auto_delete,
             arguments=dict(arguments or {})), (spec.Queue.DeclareOk,), timeout, f"queue.declare {queue!r}")
@@ -332,6 +380,7 @@ class Channel:
 
     async def queue_delete(self, queue: str, *, if_unused: bool = False, if_empty: bool = False,
                            timeout: float | None = None) -> int:
+        check_fields(queue=queue)
         ok = await self._rpc(spec.Queue.Delete(queue=queue, if_unused=if_unused, if_empty=if_empty),
                              (spec.Queue.DeleteOk,), timeout, f"queue.delete {queue!r}")
         return int(ok.message_count)
@@ -339,6 +388,7 @@ class Channel:
     async def queue_bind(self, queue: str, exchange: str, routing_key: str = "",
                          arguments: Mapping[str, Any] | None = None,
                          timeout: float | None = None) -> None:
+        check_fields(queue=queue, exchange=exchange, routing_key=routing_key)
         await self._rpc(spec.Queue.Bind(queue=queue, exchange=exchange, routing_key=routing_key,
                                         arguments=dict(arguments or {})),
                         (spec.Queue.BindOk,), timeout, f"queue.bind {queue!r}<-{exchange!r}")
@@ -346,11 +396,13 @@ class Channel:
     async def queue_unbind(self, queue: str, exchange: str, routing_key: str = "",
                            arguments: Mapping[str, Any] | None = None,
                            timeout: float | None = None) -> None:
+        check_fields(queue=queue, exchange=exchange, routing_key=routing_key)
         await self._rpc(spec.Queue.Unbind(queue=queue, exchange=exchange, routing_key=routing_key,
                                           arguments=dict(arguments or {})),
                         (spec.Queue.UnbindOk,), timeout, f"queue.unbind {queue!r}<-{exchange!r}")
 
     async def queue_purge(self, queue: str, *, timeout: float | None = None) -> int:
+        check_fields(queue=queue)
         ok = await self._rpc(spec.Queue.Purge(queue=queue), (spec.Queue.PurgeOk,), timeout,
                              f"queue.purge {queue!r}")
         return int(ok.message_count)
@@ -388,12 +440,15 @@ class Channel:
         if properties is None:
             props = _EMPTY_PROPERTIES
         elif type(properties) is bytes:
-            props = properties
+            props = properties  # pre-encoded: checked by whoever encoded them
         else:
-            props = _encode_properties(properties)
+            props = encode_properties(properties)
         conn = self._conn
-        _append_publish(conn._wbuf, self.channel_id, exchange, routing_key, body, props, mandatory,
-                        conn.frame_max)
+        try:
+            _append_publish(conn._wbuf, self.channel_id, exchange, routing_key, body, props, mandatory,
+                            conn.frame_max)
+        except ENCODE_ERRORS as exc:  # nothing was written
+            raise publish_error(exc, exchange, routing_key, body) from None
         if self._confirms:
             fut: asyncio.Future[bool] = waiter if waiter is not None else self._loop.create_future()
             if mandatory:
@@ -465,6 +520,7 @@ class Channel:
                             arguments: Mapping[str, Any] | None = None,
                             on_cancel: CancelCallback | None = None,
                             timeout: float | None = None) -> str:
+        check_fields(queue=queue, consumer_tag=consumer_tag)
         if not consumer_tag:
             consumer_tag = f"mmate.{self.channel_id}.{next(_tag_counter)}"
         if consumer_tag in self._consumers:
@@ -490,6 +546,7 @@ class Channel:
 
     async def basic_get(self, queue: str, *, no_ack: bool = False,
                         timeout: float | None = None) -> Any | None:
+        check_fields(queue=queue)
         reply = await self._rpc(spec.Basic.Get(queue=queue, no_ack=no_ack),
                                 (_Delivery, spec.Basic.GetEmpty), timeout, f"basic.get {queue!r}")
         if type(reply) is _Delivery:

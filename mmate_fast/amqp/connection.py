@@ -87,6 +87,7 @@ class Connection(asyncio.Protocol):
         self._paused = False
         self.blocked = False
         self.blocked_reason: str | None = None
+        self._blocked_at = 0.0
         self.on_blocked: list[BlockedCallback] = []
         self.on_unblocked: list[BlockedCallback] = []
         self.on_close: list[Callable[[Connection, BaseException | None], None]] = []
@@ -137,6 +138,7 @@ class Connection(asyncio.Protocol):
             return
         if self._closing is None:
             self._closing = self.loop.create_future()
+            self._emit_acks()  # acks of this loop turn go before the close (the broker drops later frames)
             self._send_method(0, spec.Connection.Close(reply_code, reply_text, 0, 0))
         try:
             async with asyncio.timeout(timeout if timeout is not None else self.params.timeout):
@@ -157,9 +159,28 @@ class Connection(asyncio.Protocol):
         if self._writable.is_set():
             self._check_open()
             return
-        async with asyncio.timeout(timeout if timeout is not None else self.params.timeout):
-            await self._writable.wait()
+        wait = timeout if timeout is not None else self.params.timeout
+        try:
+            async with asyncio.timeout(wait):
+                await self._writable.wait()
+        except TimeoutError:
+            raise self._drain_timeout(wait) from None
         self._check_open()
+
+    def _drain_timeout(self, waited: float) -> errors.OperationTimeout:
+        """Why nothing could be written for ``waited`` seconds: the broker blocked us, or the socket."""
+        if self.blocked:
+            reason = self.blocked_reason or ""
+            since = self.loop.time() - self._blocked_at
+            return errors.ConnectionBlockedError(
+                f"the broker blocked publishing on this connection ({reason or 'no reason given'}; "
+                f"blocked for {since:.1f} s) and it was still blocked after waiting {waited} s; the "
+                "call that waited sent nothing. The broker blocks publishers while a resource alarm is "
+                "on (memory or disk): free that resource on the broker (consume or purge backlogs, add "
+                "disk), then retry; or give publish() a longer timeout", reason=reason)
+        return errors.OperationTimeout(
+            f"the socket's write buffer stayed full for {waited} s (the broker or the network does not "
+            "keep up); nothing more was queued: retry, or give publish()/drain() a longer timeout")
 
     async def __aenter__(self) -> Connection:
         return self
@@ -178,13 +199,18 @@ class Connection(asyncio.Protocol):
         self._flush_pending = True
         self.loop.call_soon(self._flush)
 
-    def _flush(self) -> None:
-        """Write everything queued this loop turn in one transport.write."""
-        self._flush_pending = False
+    def _emit_acks(self) -> None:
+        """Append the coalesced ack runs of this loop turn to the write buffer."""
         if self._ack_dirty:
             dirty, self._ack_dirty = self._ack_dirty, []
             for ch in dirty:
                 ch._emit_ack_run()
+
+    def _flush(self) -> None:
+        """Write everything queued this loop turn in one transport.write."""
+        self._flush_pending = False
+        if self._ack_dirty:
+            self._emit_acks()
         buf = self._wbuf
         if buf and self._transport is not None and self._closed_exc is None:
             self._wbuf = bytearray()
@@ -343,6 +369,7 @@ class Connection(asyncio.Protocol):
         self.blocked = blocked
         self.blocked_reason = reason
         if blocked:
+            self._blocked_at = self.loop.time()
             log.warning("broker blocked publishing on this connection: %s", reason)
             self._writable.clear()
         else:
@@ -439,7 +466,8 @@ async def connect(url: str | ConnectionParameters, *, timeout: float | None = No
     params = parse_url(url) if isinstance(url, str) else url
     for key, value in overrides.items():
         if not hasattr(params, key):
-            raise TypeError(f"connect() got an unknown option {key!r}")
+            raise errors.InvalidArgumentError(
+                f"connect() got an unknown option {key!r}: use a ConnectionParameters field", key)
         setattr(params, key, value)
     if overrides.get("ssl_context") is not None:
         params.tls = True  # a ready context means TLS, even with an amqp:// URL

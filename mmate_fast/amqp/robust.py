@@ -14,35 +14,25 @@ the broker redelivers those (at-least-once).
 
 Recovery is observable: ``on_disconnected``/``on_reconnecting``/``on_reconnected``/``on_failed``
 callbacks, log lines on ``mmate_fast.amqp.recovery`` and :class:`RecoveryStats`.
-Channel-level errors (404, 406, ...) are not "recovered": they close that channel as usual.
+A channel-level error (404, 406, ...: the broker closed one channel, the connection lives) fails
+only the refused call: the channel reopens itself on the same connection (see ``_robust_channel``).
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import random
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mmate_fast import errors
-from mmate_fast._ext import load
+from mmate_fast.amqp._robust_channel import RobustChannel
 from mmate_fast.amqp.connection import Connection, connect
 from mmate_fast.amqp.url import ConnectionParameters, parse_url
-from mmate_fast.transports.base import CancelCallback, ConsumerCallback, QueueDeclareOk, ReturnCallback
-
-_frames = load("frames")
-_encode_properties = _frames.encode_properties
-_EMPTY_PROPERTIES: bytes = _frames.encode_properties(None)
 
 log = logging.getLogger("mmate_fast.amqp.recovery")
-
-_GEN_SHIFT = 40
-_TAG_MASK = (1 << _GEN_SHIFT) - 1
-_tags = itertools.count(1)
 
 
 @dataclass
@@ -57,9 +47,11 @@ class RecoveryPolicy:
     #: None = retry forever
     max_attempts: int | None = None
     #: "wait": buffer publishes / block ``await publish()`` until reconnected (bounded);
-    #: "fail": raise ConnectionClosedError at once while disconnected
+    #: "fail": raise ConnectionClosedError at once while disconnected. While a channel reopens
+    #: after a channel error (the connection is up) publishes are buffered either way.
     on_disconnect: Literal["wait", "fail"] = "wait"
-    #: how long ``await publish()`` and topology calls wait for the connection to come back
+    #: how long ``await publish()`` and topology calls wait for the connection (or a reopening
+    #: channel) to come back
     wait_timeout: float = 30.0
     #: how many publishes may be buffered while disconnected (then ConnectionBlockedError)
     max_buffered: int = 100_000
@@ -79,6 +71,12 @@ class RecoveryStats:
     republished: int = 0
     buffered_sent: int = 0
     stale_acks_dropped: int = 0
+    #: channels reopened on a live connection after the broker closed them (404, 406, ...)
+    channel_reopens: int = 0
+    #: consumers dropped because they could not be restored (queue gone, ...); on_cancel was called
+    consumers_dropped: int = 0
+    #: recorded exchanges, queues or bindings a reconnect could not restore (404/406), dropped
+    topology_dropped: int = 0
     last_error: str = ""
     history: list[str] = field(default_factory=list)
 
@@ -220,7 +218,7 @@ class RobustConnection:
             log.warning("reconnected to %s after %d attempt(s)", self.params.safe_url(), attempt)
             self._connected.set()
             for ch in list(self._channels):
-                ch._flush_buffered()
+                ch._reconnected()
             self._fire(self.on_reconnected, self)
             return
 
@@ -253,6 +251,7 @@ class RobustConnection:
         ch = RobustChannel(self, publisher_confirms)
         await ch._restore(conn)
         self._channels.append(ch)
+        ch._go_live()
         return ch
 
     async def drain(self, timeout: float | None = None) -> None:
@@ -287,447 +286,6 @@ class RobustConnection:
             self._channels.remove(ch)
 
 
-class _ConsumerRecord:
-    __slots__ = ("arguments", "callback", "exclusive", "no_ack", "on_cancel", "queue")
-
-    def __init__(self, queue: str, callback: ConsumerCallback, no_ack: bool, exclusive: bool,
-                 arguments: Mapping[str, Any] | None, on_cancel: CancelCallback | None) -> None:
-        self.queue = queue
-        self.callback = callback
-        self.no_ack = no_ack
-        self.exclusive = exclusive
-        self.arguments = dict(arguments or {})
-        self.on_cancel = on_cancel
-
-
-class RobustChannel:
-    """A channel that is re-opened and restored after every reconnect (see module docstring)."""
-
-    def __init__(self, robust: RobustConnection, publisher_confirms: bool) -> None:
-        self._robust = robust
-        self._loop = robust.loop
-        self._confirms = publisher_confirms
-        self._ch: Any = None
-        self._generation = 0
-        self._tag_base = 0
-        self._topology: dict[tuple[Any, ...], tuple[str, tuple[Any, ...], dict[str, Any]]] = {}
-        self._qos: tuple[int, int, bool] | None = None
-        self._consumers: dict[str, _ConsumerRecord] = {}
-        #: confirm mode: (future, body, exchange, routing_key, props, mandatory) not yet settled
-        self._pending: deque[tuple[asyncio.Future[bool], bytes, str, str, bytes, bool]] = deque()
-        #: publishes made while disconnected: (future | None, body, exchange, routing_key, props, mandatory)
-        self._buffer: deque[tuple[asyncio.Future[bool] | None, bytes, str, str, bytes, bool]] = deque()
-        self._nacked = 0
-        self._closed_exc: BaseException | None = None
-        self.on_return: ReturnCallback | None = None
-        self.channel_id = 0
-
-    def __repr__(self) -> str:
-        return (f"<RobustChannel {self.channel_id} generation={self._generation} "
-                f"confirms={self._confirms} {'open' if self.is_open else 'closed'}>")
-
-    # ------------------------------------------------------------------ state
-    @property
-    def is_open(self) -> bool:
-        if self._closed_exc is not None:
-            return False
-        ch = self._ch
-        if ch is None or ch.is_open:
-            return True
-        # closed by a channel-level error (not by a connection loss we will recover from)
-        return not isinstance(ch._closed_exc, errors.ChannelError)
-
-    @property
-    def publisher_confirms(self) -> bool:
-        return self._confirms
-
-    @property
-    def channel(self) -> Any:
-        """The current underlying Channel."""
-        return self._ch
-
-    def _check(self) -> None:
-        if self._closed_exc is not None:
-            raise self._closed_exc
-        ch = self._ch
-        if ch is not None and isinstance(ch._closed_exc, errors.ChannelError):
-            raise ch._closed_exc
-
-    async def _live(self, timeout: float | None = None) -> Any:
-        """The underlying channel once connected (waits, bounded, during recovery)."""
-        self._check()
-        if not self._robust.is_connected or self._ch is None or not self._ch.is_open:
-            await self._robust.wait_connected(timeout)
-            self._check()
-        return self._ch
-
-    # ------------------------------------------------------------------ restore after (re)connect
-    async def _restore(self, conn: Connection) -> None:
-        ch = await conn.channel()
-        ch._retain_on_loss = True
-        ch.on_return = self._on_return
-        if self._confirms:
-            await ch.confirm_select()
-        renamed: dict[str, str] = {}
-        for key, (method, args, kwargs) in list(self._topology.items()):
-            if method == "queue_declare":
-                server_named = kwargs.pop("_server_named", False)
-                ok = await ch.queue_declare("" if server_named else args[0], **kwargs)
-                if server_named:
-                    kwargs["_server_named"] = True
-                    if ok.queue != args[0]:
-                        renamed[args[0]] = ok.queue
-                        del self._topology[key]
-                        self._topology[("q", ok.queue)] = (method, (ok.queue,), kwargs)
-                continue
-            if method == "queue_bind" and args[0] in renamed:
-                del self._topology[key]
-                args = (renamed[args[0]], *args[1:])
-                self._topology[("qb", *args[:3])] = (method, args, kwargs)
-            await getattr(ch, method)(*args, **kwargs)
-        if self._qos is not None:
-            await ch.basic_qos(self._qos[0], self._qos[1], global_=self._qos[2])
-        self._generation += 1
-        self._tag_base = (self._generation - 1) << _GEN_SHIFT
-        for tag, rec in list(self._consumers.items()):
-            if rec.queue in renamed:
-                rec.queue = renamed[rec.queue]
-            try:
-                await ch.basic_consume(rec.queue, self._wrap(rec.callback), consumer_tag=tag,
-                                       no_ack=rec.no_ack, exclusive=rec.exclusive, arguments=rec.arguments,
-                                       on_cancel=self._cancelled_by_broker(tag))
-            except errors.ChannelClosedError as exc:
-                log.error("could not re-consume %r after reconnect: %s", rec.queue, exc)
-                self._consumers.pop(tag, None)
-                if rec.on_cancel is not None:
-                    rec.on_cancel(tag)
-                raise
-        self._ch = ch
-        self.channel_id = ch.channel_id
-        if not self._confirms:
-            # hot path: without confirms there is nothing to track, so publish straight into the live
-            # channel (one call less per message); switched back off the moment the link drops
-            self.publish_nowait = ch.publish_nowait  # type: ignore[method-assign]
-        if self._generation == 1:
-            # first connection: delivery tags are not shifted and none can be stale yet, so acks go
-            # straight to the channel until the link drops (later generations check every tag)
-            self.basic_ack = ch.basic_ack  # type: ignore[method-assign]
-        if self._pending:
-            resend = [p for p in self._pending if not p[0].done()]
-            self._pending.clear()
-            for p in resend:
-                ch._publish_tracked(p[1], p[2], p[3], p[4], p[5], p[0])
-                self._pending.append(p)
-            self._robust.stats.republished += len(resend)
-            if resend:
-                log.warning("re-sent %d unconfirmed publish(es) on channel %d after reconnect",
-                            len(resend), ch.channel_id)
-
-    def _link_lost(self) -> None:
-        """The connection dropped: route publishes through the buffering path and acks through the
-        stale-tag check again."""
-        self.__dict__.pop("publish_nowait", None)
-        self.__dict__.pop("basic_ack", None)
-
-    def _flush_buffered(self) -> None:
-        """Send what was published while disconnected (called once recovery completed)."""
-        buf, self._buffer = self._buffer, deque()
-        for fut, body, exchange, routing_key, props, mandatory in buf:
-            if fut is not None and fut.done():
-                continue
-            try:
-                self._send(body, exchange, routing_key, props, mandatory, fut)
-            except errors.MmateError as exc:
-                if fut is not None and not fut.done():
-                    fut.set_exception(exc)
-        self._robust.stats.buffered_sent += len(buf)
-
-    def _wrap(self, callback: ConsumerCallback) -> ConsumerCallback:
-        base = self._tag_base
-        if base == 0:
-            return callback
-        if asyncio.iscoroutinefunction(callback):
-            async def shifted_async(delivery: Any) -> None:
-                delivery.delivery_tag += base
-                await callback(delivery)
-
-            return shifted_async
-
-        def shifted(delivery: Any) -> Any:
-            delivery.delivery_tag += base
-            return callback(delivery)
-
-        return shifted
-
-    def _cancelled_by_broker(self, tag: str) -> CancelCallback:
-        def cancelled(consumer_tag: str) -> None:
-            rec = self._consumers.pop(tag, None)
-            if rec is not None and rec.on_cancel is not None:
-                rec.on_cancel(consumer_tag)
-
-        return cancelled
-
-    def _on_return(self, delivery: Any) -> None:
-        cb = self.on_return
-        if cb is not None:
-            cb(delivery)
-
-    def _fail_everything(self, exc: BaseException) -> None:
-        if self._closed_exc is None:
-            self._closed_exc = exc
-        for pending in self._pending:
-            if not pending[0].done():
-                pending[0].set_exception(exc)
-        self._pending.clear()
-        for buffered in self._buffer:
-            waiter = buffered[0]
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(exc)
-        self._buffer.clear()
-
-    # ------------------------------------------------------------------ topology (recorded)
-    async def exchange_declare(self, exchange: str, exchange_type: str = "direct", *, passive: bool = False,
-                               durable: bool = False, auto_delete: bool = False, internal: bool = False,
-                               arguments: Mapping[str, Any] | None = None,
-                               timeout: float | None = None) -> None:
-        ch = await self._live(timeout)
-        kwargs = {"passive": passive, "durable": durable, "auto_delete": auto_delete, "internal": internal,
-                  "arguments": dict(arguments or {})}
-        await ch.exchange_declare(exchange, exchange_type, timeout=timeout, **kwargs)
-        if not passive:
-            self._topology[("x", exchange)] = ("exchange_declare", (exchange, exchange_type), kwargs)
-
-    async def exchange_delete(self, exchange: str, *, if_unused: bool = False,
-                              timeout: float | None = None) -> None:
-        ch = await self._live(timeout)
-        await ch.exchange_delete(exchange, if_unused=if_unused, timeout=timeout)
-        for key in [k for k in self._topology if exchange in k[1:3] and k[0] in ("x", "xb", "qb")]:
-            del self._topology[key]
-
-    async def exchange_bind(self, destination: str, source: str, routing_key: str = "",
-                            arguments: Mapping[str, Any] | None = None, timeout: float | None = None) -> None:
-        ch = await self._live(timeout)
-        await ch.exchange_bind(destination, source, routing_key, arguments, timeout=timeout)
-        self._topology[("xb", destination, source, routing_key)] = (
-            "exchange_bind", (destination, source, routing_key, dict(arguments or {})), {})
-
-    async def exchange_unbind(self, destination: str, source: str, routing_key: str = "",
-                              arguments: Mapping[str, Any] | None = None,
-                              timeout: float | None = None) -> None:
-        ch = await self._live(timeout)
-        await ch.exchange_unbind(destination, source, routing_key, arguments, timeout=timeout)
-        self._topology.pop(("xb", destination, source, routing_key), None)
-
-    async def queue_declare(self, queue: str = "", *, passive: bool = False, durable: bool = False,
-                            exclusive: bool = False, auto_delete: bool = False,
-                            arguments: Mapping[str, Any] | None = None,
-                            timeout: float | None = None) -> QueueDeclareOk:
-        ch = await self._live(timeout)
-        kwargs: dict[str, Any] = {"durable": durable, "exclusive": exclusive, "auto_delete": auto_delete,
-                                  "arguments": dict(arguments or {})}
-        ok = await ch.queue_declare(queue, passive=passive, timeout=timeout, **kwargs)
-        if not passive:
-            if not queue:
-                kwargs["_server_named"] = True
-            self._topology[("q", ok.queue)] = ("queue_declare", (ok.queue,), kwargs)
-        return ok
-
-    async def queue_delete(self, queue: str, *, if_unused: bool = False, if_empty: bool = False,
-                           timeout: float | None = None) -> int:
-        ch = await self._live(timeout)
-        count = await ch.queue_delete(queue, if_unused=if_unused, if_empty=if_empty, timeout=timeout)
-        for key in [k for k in self._topology if k[0] in ("q", "qb") and k[1] == queue]:
-            del self._topology[key]
-        for tag in [t for t, rec in self._consumers.items() if rec.queue == queue]:
-            self._consumers.pop(tag, None)
-        return int(count)
-
-    async def queue_bind(self, queue: str, exchange: str, routing_key: str = "",
-                         arguments: Mapping[str, Any] | None = None, timeout: float | None = None) -> None:
-        ch = await self._live(timeout)
-        await ch.queue_bind(queue, exchange, routing_key, arguments, timeout=timeout)
-        self._topology[("qb", queue, exchange, routing_key)] = (
-            "queue_bind", (queue, exchange, routing_key, dict(arguments or {})), {})
-
-    async def queue_unbind(self, queue: str, exchange: str, routing_key: str = "",
-                           arguments: Mapping[str, Any] | None = None, timeout: float | None = None) -> None:
-        ch = await self._live(timeout)
-        await ch.queue_unbind(queue, exchange, routing_key, arguments, timeout=timeout)
-        self._topology.pop(("qb", queue, exchange, routing_key), None)
-
-    async def queue_purge(self, queue: str, *, timeout: float | None = None) -> int:
-        ch = await self._live(timeout)
-        return int(await ch.queue_purge(queue, timeout=timeout))
-
-    async def basic_qos(self, prefetch_count: int = 0, prefetch_size: int = 0, *, global_: bool = False,
-                        timeout: float | None = None) -> None:
-        ch = await self._live(timeout)
-        await ch.basic_qos(prefetch_count, prefetch_size, global_=global_, timeout=timeout)
-        self._qos = (prefetch_count, prefetch_size, global_)
-
-    async def confirm_select(self, *, timeout: float | None = None) -> None:
-        ch = await self._live(timeout)
-        await ch.confirm_select(timeout=timeout)
-        self._confirms = True
-        self._link_lost()  # confirms are tracked here: leave the direct path
-
-    # ------------------------------------------------------------------ publish
-    def _send(self, body: bytes, exchange: str, routing_key: str, props: bytes, mandatory: bool,
-              fut: asyncio.Future[bool] | None) -> asyncio.Future[bool] | None:
-        ch = self._ch
-        if self._confirms:
-            if fut is None:
-                fut = self._loop.create_future()
-            ch._publish_tracked(body, exchange, routing_key, props, mandatory, fut)
-            pending = self._pending
-            pending.append((fut, body, exchange, routing_key, props, mandatory))
-            while pending[0][0].done():
-                self._settled(pending.popleft()[0])
-            return fut
-        ch.publish_nowait(body, exchange, routing_key, props, mandatory=mandatory)
-        return None
-
-    def _settled(self, fut: asyncio.Future[bool]) -> None:
-        if not fut.cancelled() and fut.exception() is not None:
-            self._nacked += 1
-
-    def publish_nowait(self, body: bytes, exchange: str = "", routing_key: str = "",
-                       properties: Any = None, *, mandatory: bool = False) -> asyncio.Future[bool] | None:
-        if properties is None:
-            props = _EMPTY_PROPERTIES
-        elif type(properties) is bytes:
-            props = properties
-        else:
-            props = _encode_properties(properties)
-        ch = self._ch
-        if ch is not None and ch._open and ch._closed_exc is None and self._robust._connected.is_set():
-            return self._send(body, exchange, routing_key, props, mandatory, None)
-        self._check()
-        if self._robust.policy.on_disconnect == "fail":
-            raise errors.ConnectionClosedError(
-                f"disconnected from {self._robust.params.safe_url()}; reconnecting (on_disconnect='fail')")
-        if len(self._buffer) >= self._robust.policy.max_buffered:
-            raise errors.ConnectionBlockedError(
-                f"{len(self._buffer)} publishes already wait for the reconnect (max_buffered)")
-        fut = self._loop.create_future() if self._confirms else None
-        self._buffer.append((fut, body, exchange, routing_key, props, mandatory))
-        return fut
-
-    async def publish(self, body: bytes, exchange: str = "", routing_key: str = "",
-                      properties: Any = None, *, mandatory: bool = False,
-                      timeout: float | None = None) -> None:
-        ch = await self._live(timeout)
-        conn = ch._conn
-        if len(conn._wbuf) > 256 * 1024 or not conn._writable.is_set():
-            await conn.drain(timeout)
-        fut = self.publish_nowait(body, exchange, routing_key, properties, mandatory=mandatory)
-        if fut is not None:
-            wait = self._robust.params.timeout if timeout is None else timeout
-            try:
-                async with asyncio.timeout(wait):
-                    await fut
-            except TimeoutError:
-                raise errors.OperationTimeout(
-                    f"no publisher confirm within {wait} s; the message may or may not be stored") from None
-
-    async def drain(self, timeout: float | None = None) -> None:
-        ch = await self._live(timeout)
-        await ch._conn.drain(timeout)
-
-    async def wait_for_confirms(self, timeout: float | None = None) -> None:
-        """Wait until every publish so far is confirmed (across reconnects); raise
-        PublishNackedError if any was nacked since the previous call."""
-        if not self._confirms:
-            raise errors.ChannelError("wait_for_confirms() needs a channel in publisher-confirm mode")
-        wait = self._robust.params.timeout if timeout is None else timeout
-        try:
-            async with asyncio.timeout(wait):
-                while True:
-                    open_futs = [p[0] for p in self._pending if not p[0].done()]
-                    open_futs += [b[0] for b in self._buffer if b[0] is not None and not b[0].done()]
-                    if not open_futs:
-                        break
-                    await asyncio.wait([open_futs[-1]])
-        except TimeoutError:
-            raise errors.OperationTimeout(f"publishes still unconfirmed after {wait} s") from None
-        while self._pending and self._pending[0][0].done():
-            self._settled(self._pending.popleft()[0])
-        nacked, self._nacked = self._nacked, 0
-        self._check()
-        if nacked:
-            raise errors.PublishNackedError(f"broker nacked or failed {nacked} publish(es)", 0, "NACK")
-
-    # ------------------------------------------------------------------ consume
-    async def basic_consume(self, queue: str, callback: ConsumerCallback, *, consumer_tag: str = "",
-                            no_ack: bool = False, exclusive: bool = False,
-                            arguments: Mapping[str, Any] | None = None,
-                            on_cancel: CancelCallback | None = None, timeout: float | None = None) -> str:
-        ch = await self._live(timeout)
-        tag = consumer_tag or f"mmate.robust.{next(_tags)}"
-        rec = _ConsumerRecord(queue, callback, no_ack, exclusive, arguments, on_cancel)
-        self._consumers[tag] = rec
-        try:
-            await ch.basic_consume(queue, self._wrap(callback), consumer_tag=tag, no_ack=no_ack,
-                                   exclusive=exclusive, arguments=arguments,
-                                   on_cancel=self._cancelled_by_broker(tag), timeout=timeout)
-        except BaseException:
-            self._consumers.pop(tag, None)
-            raise
-        return tag
-
-    async def basic_cancel(self, consumer_tag: str, *, timeout: float | None = None) -> None:
-        self._consumers.pop(consumer_tag, None)
-        ch = self._ch
-        if ch is not None and ch.is_open and self._robust.is_connected:
-            await ch.basic_cancel(consumer_tag, timeout=timeout)
-
-    async def basic_get(self, queue: str, *, no_ack: bool = False, timeout: float | None = None) -> Any:
-        ch = await self._live(timeout)
-        d = await ch.basic_get(queue, no_ack=no_ack, timeout=timeout)
-        if d is not None and self._tag_base:
-            d.delivery_tag += self._tag_base
-        return d
-
-    def _current(self, delivery_tag: int) -> Any:
-        """The live channel if ``delivery_tag`` belongs to it, else None (a stale tag from before a
-        reconnect: the broker has requeued that message already)."""
-        self._check()
-        ch = self._ch
-        if (delivery_tag >> _GEN_SHIFT) != self._generation - 1 or ch is None or not ch.is_open:
-            self._robust.stats.stale_acks_dropped += 1
-            log.debug("dropping settle of delivery tag %d from before a reconnect", delivery_tag)
-            return None
-        return ch
-
-    def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
-        ch = self._current(delivery_tag)
-        if ch is not None:
-            ch.basic_ack(delivery_tag & _TAG_MASK, multiple)
-
-    def basic_nack(self, delivery_tag: int, multiple: bool = False, requeue: bool = True) -> None:
-        ch = self._current(delivery_tag)
-        if ch is not None:
-            ch.basic_nack(delivery_tag & _TAG_MASK, multiple, requeue)
-
-    def basic_reject(self, delivery_tag: int, requeue: bool = True) -> None:
-        ch = self._current(delivery_tag)
-        if ch is not None:
-            ch.basic_reject(delivery_tag & _TAG_MASK, requeue)
-
-    async def close(self, timeout: float | None = None) -> None:
-        """Close for good (not re-opened on reconnect)."""
-        if self._closed_exc is not None:
-            return
-        self._robust._forget(self)
-        self._link_lost()
-        exc = errors.ChannelClosedError("channel closed by client", 200, "Normal shutdown")
-        ch = self._ch
-        if ch is not None and ch.is_open and self._robust.is_connected:
-            await ch.close(timeout)
-        self._fail_everything(exc)
-        self._closed_exc = exc
-
-
 async def connect_robust(url: str | ConnectionParameters, *, policy: RecoveryPolicy | None = None,
                          timeout: float | None = None, loop: asyncio.AbstractEventLoop | None = None,
                          **overrides: Any) -> RobustConnection:
@@ -735,7 +293,8 @@ async def connect_robust(url: str | ConnectionParameters, *, policy: RecoveryPol
     params = parse_url(url) if isinstance(url, str) else url
     for key, value in overrides.items():
         if not hasattr(params, key):
-            raise TypeError(f"connect_robust() got an unknown option {key!r}")
+            raise errors.InvalidArgumentError(
+                f"connect_robust() got an unknown option {key!r}: use a ConnectionParameters field", key)
         setattr(params, key, value)
     robust = RobustConnection(params, policy or RecoveryPolicy(), loop or asyncio.get_running_loop())
     await robust._start(timeout)

@@ -6,7 +6,10 @@ It is AMQP 0-9-1's model: a Connection opens Channels; a Channel declares exchan
 them, publishes, consumes and acknowledges. Publishing and acking are synchronous and buffered
 (one socket write per loop turn); everything that waits for the broker is ``async`` and takes a
 timeout. Errors are the named exceptions of mmate_fast.errors: a channel-level failure (404, 406, ...)
-raises on the call that caused it and closes only that channel.
+raises on the call that caused it and closes only that channel (a plain channel stays closed and
+every later call on it raises; ``ChannelPool`` and the RabbitMQ ``RobustChannel`` reopen it by
+themselves). An argument the broker would refuse (a name over 255 bytes, a bad property) raises
+InvalidArgumentError before anything is sent, and the channel stays open.
 """
 from __future__ import annotations
 
@@ -107,7 +110,11 @@ class Channel(Protocol):
         """Queue a publish; written at the end of this loop turn together with everything else queued.
 
         Without confirms returns None. With confirms returns a future that resolves True on basic.ack
-        and raises PublishNackedError on basic.nack (PublishReturnedError if mandatory and unroutable).
+        and raises PublishNackedError on basic.nack (PublishReturnedError if mandatory and unroutable,
+        the broker's ChannelClosedError if it refused the publish and closed the channel).
+        Raises InvalidArgumentError (nothing sent) for a name over 255 bytes or not UTF-8, or
+        properties the broker would refuse (priority outside 0-255, expiration not a non-negative
+        integer string, delivery_mode not 1/2, ...); pre-encoded property bytes are sent as they are.
         Raises ChannelClosedError / ConnectionClosedError at once if the channel is closed.
         No back-pressure: for a long loop, ``await publish(...)`` or ``await drain()`` now and then.
         """
@@ -144,11 +151,19 @@ class Channel(Protocol):
         """One message (a Delivery of kind KIND_GET_OK) or None when the queue is empty."""
         ...
 
-    def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None: ...
+    def basic_ack(self, delivery_tag: int, multiple: bool = False) -> bool | None:
+        """Settle a delivery (written with this loop turn's other frames). Returns None; a
+        RobustChannel returns False when the tag belongs to a channel that is gone (dropped, not
+        sent: the broker redelivers that message), so callers can count those apart."""
+        ...
 
-    def basic_nack(self, delivery_tag: int, multiple: bool = False, requeue: bool = True) -> None: ...
+    def basic_nack(self, delivery_tag: int, multiple: bool = False, requeue: bool = True) -> bool | None:
+        """As ``basic_ack`` (False: dropped as stale)."""
+        ...
 
-    def basic_reject(self, delivery_tag: int, requeue: bool = True) -> None: ...
+    def basic_reject(self, delivery_tag: int, requeue: bool = True) -> bool | None:
+        """As ``basic_ack`` (False: dropped as stale)."""
+        ...
 
     async def close(self, timeout: float | None = None) -> None: ...
 

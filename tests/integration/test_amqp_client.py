@@ -85,6 +85,29 @@ async def test_channel_error_closes_only_that_channel(conn: Connection) -> None:
     await good.queue_delete(q)
 
 
+async def test_calls_pipelined_behind_a_refused_one_say_they_were_not_processed(conn: Connection) -> None:
+    ch = await conn.channel()
+    missing, q = _name("missing"), _name("fine")
+    refused, behind = await asyncio.gather(ch.queue_declare(missing, passive=True),
+                                           ch.queue_declare(q, auto_delete=True), return_exceptions=True)
+    assert isinstance(refused, errors.NotFoundError) and missing in str(refused)
+    assert "not processed" not in str(refused)
+    assert isinstance(behind, errors.NotFoundError)  # same class and code: the channel is closed
+    assert "not processed" in str(behind) and q in str(behind)
+    assert refused is ch._closed_exc and behind is not ch._closed_exc
+
+
+async def test_refused_publish_is_named_in_the_error_not_the_pending_call(conn: Connection) -> None:
+    ch = await conn.channel()
+    missing = _name("noexchange")
+    ch.publish_nowait(b"x", missing, "rk")
+    with pytest.raises(errors.NotFoundError) as info:
+        await ch.queue_declare(_name("any"), auto_delete=True)
+    assert str(info.value).startswith("queue.declare")
+    assert "not processed" in str(info.value) and "basic.publish" in str(info.value)
+    assert ch._closed_exc is not None and str(ch._closed_exc).startswith("basic.publish")
+
+
 async def test_406_on_redeclare_with_other_arguments(conn: Connection) -> None:
     ch = await conn.channel()
     q = _name("eq")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Any
 
 import pytest
 from pamqp import commands as spec
@@ -156,10 +157,9 @@ async def test_heartbeats_are_sent_and_silence_is_detected() -> None:
         assert isinstance(conn._closed_exc, errors.HeartbeatTimeout)
 
 
-async def test_blocked_and_unblocked_gate_publishing() -> None:
-    proceed = asyncio.Event()
-    events: list[str] = []
-
+def _blocking_peer(proceed: asyncio.Event) -> ScriptedPeer:
+    """A peer that blocks publishing ("low on memory") until ``proceed`` is set, then takes one
+    publish and the close."""
     async def script(p: PeerSession) -> None:
         await p.handshake()
         await p.open_channel()
@@ -170,15 +170,26 @@ async def test_blocked_and_unblocked_gate_publishing() -> None:
         await p.expect(spec.Connection.Close)
         p.send(spec.Connection.CloseOk())
 
-    async with ScriptedPeer(script) as peer:
+    return ScriptedPeer(script)
+
+
+async def _until_blocked(conn: Any) -> None:
+    for _ in range(50):
+        if conn.blocked:
+            return
+        await asyncio.sleep(0.02)
+
+
+async def test_blocked_and_unblocked_gate_publishing() -> None:
+    proceed = asyncio.Event()
+    events: list[str] = []
+
+    async with _blocking_peer(proceed) as peer:
         conn = await connect(peer.url, timeout=5)
         conn.on_blocked.append(lambda c, reason: events.append(f"blocked:{reason}"))
         conn.on_unblocked.append(lambda c, reason: events.append("unblocked"))
         ch = await conn.channel()
-        for _ in range(50):
-            if conn.blocked:
-                break
-            await asyncio.sleep(0.02)
+        await _until_blocked(conn)
         assert conn.blocked and conn.blocked_reason == "low on memory"
         publish = asyncio.ensure_future(ch.publish(b"x", "", "q", timeout=5))
         await asyncio.sleep(0.1)
@@ -224,3 +235,61 @@ async def test_publish_confirm_timeout_is_named_error() -> None:
             await ch.publish(b"x", "", "q", timeout=0.2)
         assert ch.is_open
         await conn.close()
+
+
+async def test_ack_in_the_same_turn_as_close_leaves_before_connection_close() -> None:
+    order: list[str] = []
+
+    async def script(p: PeerSession) -> None:
+        await p.handshake()
+        await p.open_channel()
+        while True:
+            _, obj = await p.read_frame()
+            order.append(type(obj).__name__)
+            if isinstance(obj, spec.Connection.Close):
+                p.send(spec.Connection.CloseOk())
+                return
+
+    async with ScriptedPeer(script) as peer:
+        conn = await connect(peer.url, timeout=5)
+        ch = await conn.channel()
+        ch.basic_ack(1)  # coalesced: written at the end of the loop turn...
+        await conn.close()  # ...which must not put it after connection.close (the broker drops it)
+        await asyncio.wait_for(peer.done.wait(), 5)
+    assert order == ["Ack", "Close"]
+
+
+async def test_publish_while_blocked_raises_connection_blocked_with_the_reason() -> None:
+    proceed = asyncio.Event()
+    async with _blocking_peer(proceed) as peer:
+        conn = await connect(peer.url, timeout=5)
+        ch = await conn.channel()
+        await _until_blocked(conn)
+        with pytest.raises(errors.ConnectionBlockedError) as info:
+            await ch.publish(b"x", "", "q", timeout=0.2)
+        assert info.value.reason == "low on memory"
+        text = str(info.value)
+        assert "low on memory" in text and "0.2" in text and "blocked" in text
+        with pytest.raises(errors.ConnectionBlockedError):
+            await conn.drain(timeout=0.1)
+        assert ch.is_open  # nothing was sent; the next publish works once unblocked
+        proceed.set()
+        await ch.publish(b"x", "", "q", timeout=5)
+        await conn.close()
+
+
+async def test_drain_timeout_on_a_full_socket_buffer_is_a_named_error() -> None:
+    async def script(p: PeerSession) -> None:
+        await p.handshake()
+        await p.open_channel()
+        await asyncio.sleep(3)  # reads nothing more
+
+    async with ScriptedPeer(script) as peer:
+        conn = await connect(peer.url, timeout=5)
+        await conn.channel()
+        conn.pause_writing()  # as the transport does when its buffer is full
+        with pytest.raises(errors.OperationTimeout, match="write buffer") as info:
+            await conn.drain(timeout=0.1)
+        assert not isinstance(info.value, errors.ConnectionBlockedError)
+        conn.resume_writing()
+        await conn.close(timeout=0.5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -311,6 +312,9 @@ class Broker:
         return ex
 
 
+_EXPIRATION = re.compile(r"[+-]?[0-9]+")
+
+
 def _expiration_ms(properties: Any) -> int | None:
     """Per-message TTL from the ``expiration`` property (406 when it is not a non-negative integer)."""
     if properties is None:
@@ -318,10 +322,8 @@ def _expiration_ms(properties: Any) -> int | None:
     exp = properties.expiration
     if exp is None:
         return None
-    try:
-        value = int(exp)
-    except (TypeError, ValueError):
-        value = -1
+    # as RabbitMQ parses it (Erlang string:to_integer, the whole string): optional sign, digits
+    value = int(exp) if isinstance(exp, str) and _EXPIRATION.fullmatch(exp) else -1
     if value < 0:
         raise broker_error(406, f"invalid expiration '{exp}'", "basic.publish")
     return value

@@ -2,7 +2,9 @@
 
 Errors follow RabbitMQ: a failing awaited call raises the named ChannelClosedError and closes this
 channel only; failures of fire-and-forget calls (publish to a missing exchange, ack of an unknown
-delivery tag) close the channel on the next loop turn and are raised by the next call.
+delivery tag) close the channel on the next loop turn and are raised by the next call. Arguments the
+AMQP client refuses before they reach RabbitMQ (names over 255 bytes, bad properties) raise the same
+InvalidArgumentError here, and the channel stays open.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from mmate_fast._ext import load
+from mmate_fast.amqp._validate import check_fields, check_publish, encode_properties
 from mmate_fast.errors import (
     ChannelClosedError,
     ConnectionClosedError,
@@ -137,6 +140,7 @@ class MemoryChannel:
                                passive: bool = False, durable: bool = False, auto_delete: bool = False,
                                internal: bool = False, arguments: Mapping[str, Any] | None = None,
                                timeout: float | None = None) -> None:
+        check_fields(exchange=exchange)
         self._check()
         try:
             self._broker.declare_exchange(exchange, exchange_type, passive, durable, auto_delete, internal,
@@ -146,6 +150,7 @@ class MemoryChannel:
 
     async def exchange_delete(self, exchange: str, *, if_unused: bool = False,
                               timeout: float | None = None) -> None:
+        check_fields(exchange=exchange)
         self._check()
         try:
             self._broker.delete_exchange(exchange, if_unused)
@@ -164,6 +169,7 @@ class MemoryChannel:
     async def exchange_bind(self, destination: str, source: str, routing_key: str = "",
                             arguments: Mapping[str, Any] | None = None,
                             timeout: float | None = None) -> None:
+        check_fields(destination=destination, source=source, routing_key=routing_key)
         self._check()
         try:
             dest = self._exchange(destination, "exchange.bind")
@@ -175,6 +181,7 @@ class MemoryChannel:
     async def exchange_unbind(self, destination: str, source: str, routing_key: str = "",
                               arguments: Mapping[str, Any] | None = None,
                               timeout: float | None = None) -> None:
+        check_fields(destination=destination, source=source, routing_key=routing_key)
         self._check()
         try:
             dest = self._exchange(destination, "exchange.unbind")
@@ -186,6 +193,7 @@ class MemoryChannel:
                             exclusive: bool = False, auto_delete: bool = False,
                             arguments: Mapping[str, Any] | None = None,
                             timeout: float | None = None) -> QueueDeclareOk:
+        check_fields(queue=queue)
         self._check()
         try:
             q = self._broker.declare_queue(queue, self._conn, passive, durable, exclusive, auto_delete,
@@ -198,6 +206,7 @@ class MemoryChannel:
 
     async def queue_delete(self, queue: str, *, if_unused: bool = False, if_empty: bool = False,
                            timeout: float | None = None) -> int:
+        check_fields(queue=queue)
         self._check()
         q = self._broker.queues.get(queue)
         if q is None:
@@ -215,6 +224,7 @@ class MemoryChannel:
     async def queue_bind(self, queue: str, exchange: str, routing_key: str = "",
                          arguments: Mapping[str, Any] | None = None,
                          timeout: float | None = None) -> None:
+        check_fields(queue=queue, exchange=exchange, routing_key=routing_key)
         self._check()
         try:
             if exchange == "":
@@ -227,6 +237,7 @@ class MemoryChannel:
     async def queue_unbind(self, queue: str, exchange: str, routing_key: str = "",
                            arguments: Mapping[str, Any] | None = None,
                            timeout: float | None = None) -> None:
+        check_fields(queue=queue, exchange=exchange, routing_key=routing_key)
         self._check()
         try:
             if exchange == "":
@@ -237,6 +248,7 @@ class MemoryChannel:
             self._fail(e)
 
     async def queue_purge(self, queue: str, *, timeout: float | None = None) -> int:
+        check_fields(queue=queue)
         self._check()
         try:
             q = self._broker.queue_for(queue, self._conn, "queue.purge")
@@ -265,8 +277,11 @@ class MemoryChannel:
                        properties: Any = None, *, mandatory: bool = False) -> asyncio.Future[bool] | None:
         if self._closed or self._conn._closed:
             self._raise_closed()
+        check_publish(exchange, routing_key)
         if type(properties) is bytes:  # pre-encoded (as the RabbitMQ channel accepts them)
             properties = _decode_properties(properties)[0]
+        elif properties is not None:
+            encode_properties(properties)  # refuses what the AMQP client refuses
         loop = self._loop
         if self._pending is not None:  # the broker is closing this channel: the publish is dropped
             return self._failed_future(self._pending)
@@ -339,7 +354,11 @@ class MemoryChannel:
         self._check()
         fut = self.publish_nowait(body, exchange, routing_key, properties, mandatory=mandatory)
         if fut is not None:
-            await asyncio.wait_for(fut, timeout)
+            try:
+                await asyncio.wait_for(fut, timeout)
+            except TimeoutError:
+                raise OperationTimeout(f"no publisher confirm within {timeout} s on channel "
+                                       f"{self.channel_id}") from None
             return
         self._since_yield += 1
         if self._since_yield >= _YIELD_EVERY:
@@ -369,6 +388,7 @@ class MemoryChannel:
                             arguments: Mapping[str, Any] | None = None,
                             on_cancel: CancelCallback | None = None,
                             timeout: float | None = None) -> str:
+        check_fields(queue=queue, consumer_tag=consumer_tag)
         self._check()
         m = "basic.consume"
         try:
@@ -439,6 +459,7 @@ class MemoryChannel:
 
     async def basic_get(self, queue: str, *, no_ack: bool = False,
                         timeout: float | None = None) -> Any | None:
+        check_fields(queue=queue)
         self._check()
         try:
             q = self._broker.queue_for(queue, self._conn, "basic.get")
