@@ -329,3 +329,16 @@ async def test_ttl_retry_and_scheduled_messages_survive_broker_restart(node: Bro
             await publisher.close()
             await consumer.close()
     await _delete_queues(node, consumer.service_queue, publisher.service_queue, dlq, retry_queue, schedule_queue)
+
+
+async def test_fault_injection_short_run(node: BrokerNode) -> None:
+    """The CI-sized run of ``benchmarks/fault_injection.py``: 10k confirmed publishes with 5
+    connection kills and 1 restart, a sync consumer at prefetch 10, one poison message of each kind
+    (when ``tests/poison.py`` exists): nothing lost or left behind, poison in the DLQ with its
+    reason, the consumer still running."""
+    from benchmarks import fault_injection
+
+    opts = fault_injection.Options(messages=10_000, kills=5, restarts=1, settle=60.0)
+    report = await fault_injection.run_on(node, opts)
+    fault_injection.print_report(report)
+    assert report.ok, "\n".join(report.problems)
