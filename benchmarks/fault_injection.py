@@ -263,7 +263,7 @@ class Run:
                 finally:
                     await _quietly(conn.close())
                 return
-            except errors.MmateError as exc:
+            except (errors.MmateError, TimeoutError, OSError) as exc:
                 if time.monotonic() > deadline:
                     self.report.problems.append(f"could not publish poison {kind!r}: {exc!r}")
                     return
