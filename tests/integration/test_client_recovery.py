@@ -319,7 +319,8 @@ async def test_ttl_retry_and_scheduled_messages_survive_broker_restart(node: Bro
             assert not handled, "nothing may arrive before its delay"
             await asyncio.to_thread(node.restart)
             await _until(lambda: len(handled) == 2 * k, SETTLE,
-                         lambda: f"the delayed messages after the restart: have {sorted(handled)}; {sub.stats}")
+                         lambda: f"the delayed messages after the restart: have {sorted(handled)}; {sub.stats}; "
+                                 f"stale acks dropped: {consumer.connection.stats.stale_acks_dropped}")
             assert retry.gave_up == 0
             queues = await asyncio.to_thread(node.list_queues)
             assert queues.get(dlq, {}).get("messages", 0) == 0, f"{dlq}: {queues.get(dlq)}"
