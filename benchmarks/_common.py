@@ -244,8 +244,8 @@ class AMQPError(RuntimeError):
 class RawAMQP:
     """A blocking-socket AMQP 0-9-1 connection with channel 1 open (pamqp for the slow path)."""
 
-    def __init__(self, timeout: float = 30.0) -> None:
-        self.sock = socket.create_connection((HOST, PORT), timeout=timeout)
+    def __init__(self, timeout: float = 30.0, *, port: int = PORT) -> None:
+        self.sock = socket.create_connection((HOST, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)

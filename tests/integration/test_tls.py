@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import ssl
 import traceback
 import uuid
@@ -24,7 +23,7 @@ from mmate_fast.amqp.tls import build_context
 from mmate_fast.amqp.url import ConnectionParameters, parse_url
 from mmate_fast.client import Client
 from mmate_fast.contracts import Command
-from tests.integration import tls_broker
+from tests.integration import broker_node, tls_broker
 from tests.integration.tls_broker import TLSBroker
 
 pytestmark = pytest.mark.integration
@@ -36,16 +35,7 @@ GUARD = 30.0
 @pytest.fixture(scope="module")
 def broker() -> Iterator[TLSBroker]:
     """The TLS node for this module: started once, stopped and wiped at the end."""
-    try:
-        node = tls_broker.start()
-    except tls_broker.TLSBrokerError as exc:
-        if os.environ.get("MMATE_SKIP_BROKER") == "1":
-            pytest.skip(f"TLS test node not available ({exc}); MMATE_SKIP_BROKER=1")
-        pytest.fail(f"cannot start the TLS test node: {exc}", pytrace=False)
-    try:
-        yield node
-    finally:
-        node.stop()
+    yield from broker_node.running(tls_broker.start)
 
 
 def _url(b: TLSBroker, *, host: str = "localhost", userinfo: str = "", **options: str | Path) -> str:

@@ -1,35 +1,27 @@
 """Start a second, throw-away RabbitMQ node with a TLS listener, for the TLS/EXTERNAL tests.
 
-Everything lives in one temp dir: certificates made with ``openssl`` (a CA, a server certificate for
+The node is a :mod:`broker_node` node (own name, ports, ``HOME``/cookie, data and logs in one temp
+dir; stopped and wiped by ``stop()``, orphans of killed runs reaped by the next start) with, in its
+temp dir, certificates made with ``openssl`` (a CA, a server certificate for
 ``localhost``/``127.0.0.1``, client certificates whose CN is the user name EXTERNAL logs in as, and
-a second CA the broker does not trust), the node's config, enabled-plugins file, definitions (users
-and permissions), Erlang cookie, mnesia and logs. The node is started with ``rabbitmq-server
--detached`` under its own name, ports and ``HOME`` (so its cookie is its own: it can never talk to,
-or be confused with, the main broker on 5672), and stopped with ``rabbitmqctl -n NODE stop``; if
-that fails the node's own pid (from its pid file) is killed. The temp dir is then removed. A node
-whose test run was killed before it could stop it is stopped by the next run (``reap_orphans``).
+a second CA the broker does not trust), definitions (users and permissions) and a TLS listener with
+PLAIN and EXTERNAL login.
 """
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
-import os
 import secrets
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
-import tempfile
-import time
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-RABBIT_BIN = Path(os.environ.get("MMATE_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
-START_TIMEOUT = 60.0
+from tests.integration import broker_node
+from tests.integration.broker_node import START_TIMEOUT, BrokerNode, BrokerNodeError, free_port
 
 #: the user EXTERNAL maps the client certificate's CN to
 EXTERNAL_USER = "mmate-ext"
@@ -40,8 +32,11 @@ UNKNOWN_USER = "mmate-nobody"
 #: the PLAIN user (its password is random per run; tests scan for it in reprs and errors)
 PLAIN_USER = "mmate-tls"
 
+__all__ = ["EXTERNAL_PREFIX", "EXTERNAL_USER", "PLAIN_USER", "UNKNOWN_USER", "Certs", "TLSBroker",
+           "TLSBrokerError", "free_port", "make_certs", "start"]
 
-class TLSBrokerError(RuntimeError):
+
+class TLSBrokerError(BrokerNodeError):
     """The TLS test node could not be prepared or started (the message says why and where the logs are)."""
 
 
@@ -61,17 +56,19 @@ class Certs:
 
 @dataclass
 class TLSBroker:
-    """A running second node: where it listens and how to log in."""
+    """A running TLS node: where it listens and how to log in."""
 
-    node: str
-    tmp: Path
+    node: BrokerNode
     certs: Certs
-    amqp_port: int
-    tls_port: int
-    dist_port: int
     password: str
-    env: dict[str, str] = field(repr=False)
-    startup_seconds: float = 0.0
+
+    @property
+    def tls_port(self) -> int:
+        return self.node.ports["tls"]
+
+    @property
+    def amqp_port(self) -> int:
+        return self.node.amqp_port
 
     @property
     def plain_url(self) -> str:
@@ -80,18 +77,8 @@ class TLSBroker:
                 f"?cacertfile={self.certs.ca}")
 
     def stop(self) -> None:
-        """Stop the node (rabbitmqctl stop, else kill its pid) and remove the temp dir."""
-        try:
-            _stop_node(self.node, self.tmp, self.env)
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        """Stop the node and remove its temp dir."""
+        self.node.stop()
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -161,44 +148,6 @@ def _definitions(password: str) -> dict[str, object]:
     return {"users": users, "vhosts": [{"name": "/"}], "permissions": perms}
 
 
-def _config(tmp: Path, certs: Certs, amqp_port: int, tls_port: int) -> str:
-    return "\n".join([
-        f"listeners.tcp.default = 127.0.0.1:{amqp_port}",
-        f"listeners.ssl.default = 127.0.0.1:{tls_port}",
-        f"ssl_options.cacertfile = {certs.ca}",
-        f"ssl_options.certfile = {certs.server_cert}",
-        f"ssl_options.keyfile = {certs.server_key}",
-        "ssl_options.verify = verify_peer",
-        "ssl_options.fail_if_no_peer_cert = false",
-        "auth_mechanisms.1 = PLAIN",
-        "auth_mechanisms.2 = EXTERNAL",
-        "ssl_cert_login_from = common_name",
-        f"load_definitions = {tmp / 'definitions.json'}",
-        "disk_free_limit.absolute = 1MB",
-        "log.console = false",
-        "log.file.level = info",
-        "",
-    ])
-
-
-def _stop_node(node: str, tmp: Path, env: dict[str, str]) -> None:
-    with contextlib.suppress(subprocess.TimeoutExpired, OSError):
-        subprocess.run([str(RABBIT_BIN / "rabbitmqctl"), "-n", node, "stop"], env=env,
-                       capture_output=True, timeout=60)
-    pid_file = tmp / "node.pid"
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-
-
 def _tls_answers(port: int, ca: Path) -> bool:
     """True when a TLS handshake with the server certificate succeeds on 127.0.0.1:port."""
     ctx = ssl.create_default_context(cafile=str(ca))
@@ -212,95 +161,33 @@ def _tls_answers(port: int, ca: Path) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie waiting for its parent to reap it counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError, IndexError):
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
-
-
-def reap_orphans() -> None:
-    """Stop nodes left behind by a test run that was killed (its owner pid is gone)."""
-    for tmp in Path(tempfile.gettempdir()).glob("mmate-tls-*"):
-        try:
-            owner = int((tmp / "owner.pid").read_text())
-            node = (tmp / "node.name").read_text().strip()
-        except (OSError, ValueError):
-            continue
-        if _alive(owner):
-            continue
-        env = {**os.environ, "HOME": str(tmp), "RABBITMQ_CONF_ENV_FILE": str(tmp / "rabbitmq-env.conf"),
-               "ERL_EPMD_ADDRESS": "127.0.0.1"}
-        _stop_node(node, tmp, env)
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def start(timeout: float = START_TIMEOUT) -> TLSBroker:
-    """Make certificates and config, start the node, wait (bounded) until its TLS port speaks AMQP."""
-    if not (RABBIT_BIN / "rabbitmq-server").exists():
-        raise TLSBrokerError(f"{RABBIT_BIN}/rabbitmq-server not found (run ci/setup.sh, or set "
-                             "MMATE_RABBITMQ_BIN)")
+    """Make certificates, definitions and config, start the node, wait (bounded) until its TLS
+    port speaks AMQP."""
     if shutil.which("openssl") is None:
         raise TLSBrokerError("openssl is not installed")
-    reap_orphans()
-    tmp = Path(tempfile.mkdtemp(prefix="mmate-tls-"))
-    tmp.chmod(0o755)
-    node = f"mmate-tls-{uuid.uuid4().hex[:8]}@localhost"
-    env: dict[str, str] = {}
-    (tmp / "owner.pid").write_text(str(os.getpid()))
-    (tmp / "node.name").write_text(node)
-    try:
-        certs = make_certs(tmp / "certs")
-        amqp_port, tls_port, dist_port = free_port(), free_port(), free_port()
-        password = secrets.token_urlsafe(18)
-        (tmp / "definitions.json").write_text(json.dumps(_definitions(password)))
-        (tmp / "rabbitmq.conf").write_text(_config(tmp, certs, amqp_port, tls_port))
-        (tmp / "enabled_plugins").write_text("[rabbitmq_auth_mechanism_ssl].\n")
-        (tmp / "rabbitmq-env.conf").write_text("")  # do not pick up the main node's env file
-        cookie = tmp / ".erlang.cookie"
-        cookie.write_text(secrets.token_hex(20).upper())
-        cookie.chmod(0o400)
-        env = {
-            **os.environ,
-            "HOME": str(tmp),
-            "RABBITMQ_NODENAME": node,
-            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-            "RABBITMQ_NODE_PORT": str(amqp_port),
-            "RABBITMQ_DIST_PORT": str(dist_port),
-            "RABBITMQ_CONFIG_FILE": str(tmp / "rabbitmq.conf"),
-            "RABBITMQ_CONF_ENV_FILE": str(tmp / "rabbitmq-env.conf"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(tmp / "enabled_plugins"),
-            "RABBITMQ_MNESIA_BASE": str(tmp / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(tmp / "log"),
-            "RABBITMQ_PID_FILE": str(tmp / "node.pid"),
-            "ERL_EPMD_ADDRESS": "127.0.0.1",
-        }
-        started = time.monotonic()
-        proc = subprocess.run([str(RABBIT_BIN / "rabbitmq-server"), "-detached"], env=env, cwd=tmp,
-                              capture_output=True, text=True, timeout=60)
-        if proc.returncode != 0:
-            raise TLSBrokerError(f"rabbitmq-server -detached failed ({proc.returncode}): "
-                                 f"{proc.stderr.strip() or proc.stdout.strip()}")
-        deadline = started + timeout
-        while not _tls_answers(tls_port, certs.ca):
-            if time.monotonic() > deadline:
-                logs = "\n".join(p.read_text(errors="replace")[-3000:]
-                                 for p in sorted((tmp / "log").glob("*.log")))
-                raise TLSBrokerError(
-                    f"TLS node {node} did not answer on 127.0.0.1:{tls_port} within {timeout:.0f} s; "
-                    f"last log lines:\n{logs}")
-            time.sleep(0.5)
-        return TLSBroker(node, tmp, certs, amqp_port, tls_port, dist_port, password, env,
-                         time.monotonic() - started)
-    except BaseException:
-        if env:
-            _stop_node(node, tmp, env)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    password = secrets.token_urlsafe(18)
+    made: list[Certs] = []
+
+    def configure(node: BrokerNode) -> list[str]:
+        certs = make_certs(node.tmp / "certs")
+        made.append(certs)
+        definitions = node.tmp / "definitions.json"
+        definitions.write_text(json.dumps(_definitions(password)))
+        return [
+            f"listeners.ssl.default = 127.0.0.1:{node.ports['tls']}",
+            f"ssl_options.cacertfile = {certs.ca}",
+            f"ssl_options.certfile = {certs.server_cert}",
+            f"ssl_options.keyfile = {certs.server_key}",
+            "ssl_options.verify = verify_peer",
+            "ssl_options.fail_if_no_peer_cert = false",
+            "auth_mechanisms.1 = PLAIN",
+            "auth_mechanisms.2 = EXTERNAL",
+            "ssl_cert_login_from = common_name",
+            f"load_definitions = {definitions}",
+        ]
+
+    node = broker_node.start(kind="tls", extra_ports=("tls",), configure=configure,
+                             plugins=("rabbitmq_auth_mechanism_ssl",),
+                             ready=lambda n: _tls_answers(n.ports["tls"], made[0].ca), timeout=timeout)
+    return TLSBroker(node, made[0], password)
