@@ -33,7 +33,8 @@ class TcpProxy:
                     break
                 writer.write(data)
                 await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
+        except (ConnectionError, RuntimeError, asyncio.CancelledError):
+            # RuntimeError: uvloop's "handler is closed" when the other side went away mid-write
             pass
         finally:
             with contextlib.suppress(Exception):
