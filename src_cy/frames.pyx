@@ -535,22 +535,30 @@ def encode_table(table):
 
 
 # --------------------------------------------------------------------------- field tables: decode
+cdef Py_ssize_t _truncated(str what) except -1:
+    raise _Bad(f"truncated {what}")
+
+
 cdef inline int _need(Py_ssize_t off, Py_ssize_t n, Py_ssize_t end, str what) except -1:
     if n < 0 or off + n > end:
-        raise _Bad(f"truncated {what}")
+        return _truncated(what)
     return 0
+
+
+cdef inline Py_ssize_t _sstr_len(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end,
+                                 str what) except -1:
+    """Length of the shortstr at p[off[0]], checked to fit before ``end``; off moves past its length."""
+    cdef Py_ssize_t o = off[0]
+    if o + 1 > end or o + 1 + p[o] > end:
+        return _truncated(what)
+    off[0] = o + 1
+    return p[o]
 
 
 cdef object _sstr(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end, str what):
     """Decode a shortstr at p[off[0]], advancing off."""
+    cdef Py_ssize_t n = _sstr_len(p, off, end, what)
     cdef Py_ssize_t o = off[0]
-    cdef Py_ssize_t n
-    if o + 1 > end:
-        raise _Bad(f"truncated {what}")
-    n = p[o]
-    o += 1
-    if o + n > end:
-        raise _Bad(f"truncated {what}")
     try:
         s = PyUnicode_DecodeUTF8(<const char*>p + o, n, NULL)
     except UnicodeDecodeError:
@@ -562,14 +570,8 @@ cdef object _sstr(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end, str w
 cdef object _name(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end, str what, Delivery d):
     """An exchange or routing key at p[off[0]], advancing off: one that is not UTF-8 (RabbitMQ
     forwards those) is decoded with ``surrogateescape`` and noted in ``d.undecodable``."""
+    cdef Py_ssize_t n = _sstr_len(p, off, end, what)
     cdef Py_ssize_t o = off[0]
-    cdef Py_ssize_t n
-    if o + 1 > end:
-        raise _Bad(f"truncated {what}")
-    n = p[o]
-    o += 1
-    if o + n > end:
-        raise _Bad(f"truncated {what}")
     off[0] = o + n
     try:
         return PyUnicode_DecodeUTF8(<const char*>p + o, n, NULL)
