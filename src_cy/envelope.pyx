@@ -10,7 +10,7 @@ Ids come from a 4 KiB os.urandom buffer (reset in forked children), timestamps a
 
 Decoding keeps every integer exact: orjson turns integers beyond 64 bits into floats, so a body with a
 run of 19 or more digits (found by a C scan that mostly skips 19 bytes at a time) is parsed again with
-the stdlib parser (the twin's ``_exact_loads``).
+the stdlib parser (the twin's ``_reparse``).
 """
 import base64
 import datetime
@@ -23,7 +23,7 @@ from collections.abc import Mapping
 
 import orjson
 
-from mmate_fast._py.envelope import _exact_loads
+from mmate_fast._py.envelope import _FAILED, _reparse
 from mmate_fast.errors import ContractError, EnvelopeError
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
@@ -772,14 +772,12 @@ cdef bint _digit_run(const unsigned char* p, Py_ssize_t n) noexcept nogil:
     return False
 
 
-cdef bint _long_digits(object body) noexcept:
-    """True when ``body`` holds a digit run long enough to be an integer orjson rounds."""
+cdef bint _long_digits_any(object body) noexcept:
+    """``_long_digits`` of a body that is not ``bytes`` (str, bytearray, memoryview, ...)."""
     cdef Py_buffer view
     cdef const char* s
     cdef Py_ssize_t n
     cdef bint found
-    if type(body) is bytes:
-        return _digit_run(<const unsigned char*>PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body))
     try:
         if isinstance(body, str):
             s = PyUnicode_AsUTF8AndSize(body, &n)
@@ -792,27 +790,11 @@ cdef bint _long_digits(object body) noexcept:
     return found
 
 
-cdef object _loads_exact(object body):
-    """orjson's reading of ``body``, re-parsed exactly when it may hold an integer beyond 64 bits.
-    Raises EnvelopeError(reason="not-json")."""
-    try:
-        doc = _loads(body)
-    except _JSONDecodeError as exc:
-        if _long_digits(body):  # e.g. an integer beyond float64, which orjson refuses
-            try:
-                return _exact_loads(body)
-            except (ValueError, RecursionError):
-                pass
-        raise EnvelopeError(f"message body is not JSON: {exc}", "not-json") from None
-    except TypeError as exc:
-        raise EnvelopeError(f"message body must be bytes, not {(<object>body).__class__.__qualname__}",
-                            "not-json") from exc
-    if _long_digits(body):
-        try:
-            return _exact_loads(body)
-        except (ValueError, RecursionError):  # deeper than the stdlib parser goes: orjson's reading
-            pass
-    return doc
+cdef inline bint _long_digits(object body) noexcept:
+    """True when ``body`` holds a digit run long enough to be an integer orjson rounds."""
+    if type(body) is bytes:
+        return _digit_run(<const unsigned char*>PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body))
+    return _long_digits_any(body)
 
 
 cdef str _tname(object v):
@@ -835,7 +817,17 @@ cdef inline int _str_or_none(str key, object v) except -1:
 def decode_envelope(body):
     """Parse a body (Go's or .NET's). Raises EnvelopeError with reason ``not-json``,
     ``not-an-object``, ``bad-field`` or ``missing-type``."""
-    doc = _loads_exact(body)
+    try:
+        doc = _loads(body)
+    except _JSONDecodeError as exc:  # e.g. an integer beyond float64, which orjson refuses
+        doc = _reparse(body, _FAILED) if _long_digits(body) else _FAILED
+        if doc is _FAILED:
+            raise EnvelopeError(f"message body is not JSON: {exc}", "not-json") from None
+    except TypeError as exc:
+        raise EnvelopeError(f"message body must be bytes, not {(<object>body).__class__.__qualname__}",
+                            "not-json") from exc
+    if _long_digits(body):  # orjson reads integers beyond 64 bits as floats: parse again, exactly
+        doc = _reparse(body, doc)
     if type(doc) is not dict:
         raise EnvelopeError(f"message body is a JSON {_tname(doc)}, not an object", "not-an-object")
     cdef dict d = <dict>doc
