@@ -759,7 +759,7 @@ cdef bint _digit_run(const unsigned char* p, Py_ssize_t n) noexcept nogil:
         if not _digit(p[i]):  # no run of LONG_RUN ends at i .. i + LONG_RUN - 1
             i += LONG_RUN
             continue
-        if not _digit(p[i - HALF]):  # a run through i starts after i - HALF: it ends at i + HALF + 1 or later
+        if not _digit(p[i - HALF]):  # a run through i starts after i - HALF: it ends at i + HALF + 1+
             i += HALF + 1
             continue
         lo = i - (LONG_RUN - 1)
@@ -826,8 +826,9 @@ def decode_envelope(body):
     except TypeError as exc:
         raise EnvelopeError(f"message body must be bytes, not {(<object>body).__class__.__qualname__}",
                             "not-json") from exc
-    if _long_digits(body):  # orjson reads integers beyond 64 bits as floats: parse again, exactly
-        doc = _reparse(body, doc)
+    else:
+        if _long_digits(body):  # orjson reads integers beyond 64 bits as floats: parse again, exactly
+            doc = _reparse(body, doc)
     if type(doc) is not dict:
         raise EnvelopeError(f"message body is a JSON {_tname(doc)}, not an object", "not-an-object")
     cdef dict d = <dict>doc
