@@ -7,6 +7,10 @@ keys below it); one C pass then turns that list into the envelope object (Go's k
 notation. orjson writes NaN/Inf as ``null``, so a ``null`` in the output triggers a walk for them.
 Ids come from a 4 KiB os.urandom buffer (reset in forked children), timestamps are formatted in C and
 ``utc_timestamp()`` is cached per second.
+
+Decoding keeps every integer exact: orjson turns integers beyond 64 bits into floats, so a body with a
+run of 19 or more digits (found by a C scan that mostly skips 19 bytes at a time) is parsed again with
+the stdlib parser (the twin's ``_reparse``).
 """
 import base64
 import datetime
@@ -19,8 +23,10 @@ from collections.abc import Mapping
 
 import orjson
 
+from mmate_fast._py.envelope import _FAILED, _reparse
 from mmate_fast.errors import ContractError, EnvelopeError
 
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
@@ -32,6 +38,7 @@ from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 cdef extern from "Python.h":
     object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
     unsigned char* PyUnicode_1BYTE_DATA(object o)
+    const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
 
 _UTC = datetime.UTC
 _MAX_DEPTH = 254
@@ -613,6 +620,15 @@ cdef int _check_finite(object value, int depth) except -1:
     return 0
 
 
+cdef object _big_int(object value):
+    """An int beyond 64 bits as its exact number literal (orjson stops at 64 bits)."""
+    try:
+        return _Fragment(int.__repr__(value).encode())
+    except ValueError:  # more digits than sys.get_int_max_str_digits() allows
+        raise ContractError(f"an int of {value.bit_length()} bits has more digits than Python writes as "
+                            "text (sys.set_int_max_str_digits); send it as a string") from None
+
+
 cdef object _widen(object value, int depth):
     """Copy of value with ints beyond 64 bits as raw number fragments (orjson stops at 64 bits)."""
     if isinstance(value, bool):
@@ -620,7 +636,7 @@ cdef object _widen(object value, int depth):
     if isinstance(value, int):
         if _INT64_MIN <= value <= _UINT64_MAX:
             return value
-        return _Fragment(int.__repr__(value).encode())
+        return _big_int(value)
     if isinstance(value, dict):
         if depth >= _MAX_DEPTH:
             raise ContractError("cannot encode as Mmate JSON: Recursion limit reached")
@@ -726,6 +742,61 @@ def encode_envelope(id, type, timestamp, correlation_id, reply_to, headers, payl
 
 
 # --------------------------------------------------------------------------- decoding
+DEF LONG_RUN = 19  # digits: -9999999999999999999 is the shortest integer orjson reads as a float
+DEF HALF = 9
+
+
+cdef inline bint _digit(unsigned char c) noexcept nogil:
+    return <unsigned char>(c - 48) < 10
+
+
+cdef bint _digit_run(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    """True when p[0:n] holds LONG_RUN digits in a row. Probes the last byte a run could end on:
+    bodies without long numbers are mostly skipped LONG_RUN (or, next to short digit runs such as
+    ids and times, HALF + 1) bytes at a time; only where both probes are digits is it scanned."""
+    cdef Py_ssize_t i = LONG_RUN - 1, j, lo
+    while i < n:
+        if not _digit(p[i]):  # no run of LONG_RUN ends at i .. i + LONG_RUN - 1
+            i += LONG_RUN
+            continue
+        if not _digit(p[i - HALF]):  # a run through i starts after i - HALF: it ends at i + HALF + 1+
+            i += HALF + 1
+            continue
+        lo = i - (LONG_RUN - 1)
+        j = i - 1
+        while j >= lo and _digit(p[j]):
+            j -= 1
+        if j < lo:
+            return True
+        i = j + LONG_RUN  # p[j] is no digit: a run can end at j + LONG_RUN at the earliest
+    return False
+
+
+cdef bint _long_digits_any(object body) noexcept:
+    """``_long_digits`` of a body that is not ``bytes`` (str, bytearray, memoryview, ...)."""
+    cdef Py_buffer view
+    cdef const char* s
+    cdef Py_ssize_t n
+    cdef bint found
+    try:
+        if isinstance(body, str):
+            s = PyUnicode_AsUTF8AndSize(body, &n)
+            return _digit_run(<const unsigned char*>s, n)
+        PyObject_GetBuffer(body, &view, PyBUF_SIMPLE)
+    except Exception:  # not text or bytes: orjson says what is wrong
+        return False
+    found = _digit_run(<const unsigned char*>view.buf, view.len)
+    PyBuffer_Release(&view)
+    return found
+
+
+cdef inline bint _long_digits(object body) noexcept:
+    """True when ``body`` holds a digit run long enough to be an integer orjson rounds."""
+    if type(body) is bytes:
+        return _digit_run(<const unsigned char*>PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body))
+    return _long_digits_any(body)
+
+
 cdef str _tname(object v):
     return (<object>v).__class__.__name__
 
@@ -748,11 +819,16 @@ def decode_envelope(body):
     ``not-an-object``, ``bad-field`` or ``missing-type``."""
     try:
         doc = _loads(body)
-    except _JSONDecodeError as exc:
-        raise EnvelopeError(f"message body is not JSON: {exc}", "not-json") from None
+    except _JSONDecodeError as exc:  # e.g. an integer beyond float64, which orjson refuses
+        doc = _reparse(body, _FAILED) if _long_digits(body) else _FAILED
+        if doc is _FAILED:
+            raise EnvelopeError(f"message body is not JSON: {exc}", "not-json") from None
     except TypeError as exc:
         raise EnvelopeError(f"message body must be bytes, not {(<object>body).__class__.__qualname__}",
                             "not-json") from exc
+    else:
+        if _long_digits(body):  # orjson reads integers beyond 64 bits as floats: parse again, exactly
+            doc = _reparse(body, doc)
     if type(doc) is not dict:
         raise EnvelopeError(f"message body is a JSON {_tname(doc)}, not an object", "not-an-object")
     cdef dict d = <dict>doc

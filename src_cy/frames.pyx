@@ -5,6 +5,10 @@ Hot paths are C: the FrameReader parses frames from one buffer by offset (direct
 buffer when nothing is pending), decodes content properties and field tables with pointer reads, and
 builds Delivery objects without Python-level calls; append_* write whole frames with one resize +
 memcpy. Rare paths (other methods via pamqp, Decimal/datetime objects) call into Python.
+
+A content header that frames but whose properties do not decode, and an exchange or routing key that
+is not UTF-8, mark that one Delivery ``undecodable`` (raw property bytes kept) instead of failing the
+connection; the decoders raise ``_Bad`` and the caller decides which of the two it is.
 """
 import datetime
 import decimal
@@ -45,11 +49,19 @@ _SECOND = datetime.timedelta(seconds=1)
 _timedelta = datetime.timedelta
 _datetime = datetime.datetime
 _Decimal = decimal.Decimal
+# AMQP decimals are a 32-bit mantissa and a scale: exact in this context, whatever the thread's one is
+_EXACT = decimal.Context(prec=64, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, traps=[])
 
 
 cdef object _ferr(int code, str what):
     text = _REPLY_TEXT[code]
     return FrameError(f"{what} ({code} {text}); the connection must be closed", code, text)
+
+
+class _Bad(Exception):
+    """A value inside an already delimited frame does not decode (the text says what). Whoever
+    called the decoder decides: a method frame fails the connection (FrameError 502), a content
+    header's properties fail only that delivery."""
 
 
 # --------------------------------------------------------------------------- byte helpers
@@ -203,7 +215,11 @@ cdef class BasicProperties:
 
 
 cdef class Delivery:
-    """A complete message from the broker: basic.deliver (kind 0), basic.get-ok (1), basic.return (2)."""
+    """A complete message from the broker: basic.deliver (kind 0), basic.get-ok (1), basic.return (2).
+
+    ``undecodable`` says what of it could not be decoded (None normally); ``raw_properties`` then
+    holds the property bytes as they came when those were the part that failed.
+    """
 
     KIND_DELIVER = 0
     KIND_GET_OK = 1
@@ -221,10 +237,17 @@ cdef class Delivery:
     cdef public object reply_text
     cdef public BasicProperties properties
     cdef public object body
+    cdef public object undecodable
+    cdef public object raw_properties
+    # assembly state while its content frames arrive (FrameReader only; no extra object per message)
+    cdef bint _have_header
+    cdef uint64_t _size
+    cdef bytearray _buf
 
     def __init__(self, int kind=0, int channel=0, consumer_tag="", uint64_t delivery_tag=0,
                  bint redelivered=False, exchange="", routing_key="", uint32_t message_count=0,
-                 int reply_code=0, reply_text="", BasicProperties properties=None, body=b""):
+                 int reply_code=0, reply_text="", BasicProperties properties=None, body=b"",
+                 undecodable=None, raw_properties=None):
         self.kind = kind
         self.channel = channel
         self.consumer_tag = consumer_tag
@@ -237,11 +260,25 @@ cdef class Delivery:
         self.reply_text = reply_text
         self.properties = properties if properties is not None else BasicProperties()
         self.body = body
+        self.undecodable = undecodable
+        self.raw_properties = raw_properties
 
     def __repr__(self):
+        bad = "" if self.undecodable is None else _repr_undecodable(self.undecodable, self.raw_properties)
         return (f"Delivery(kind={self.kind}, channel={self.channel}, delivery_tag={self.delivery_tag}, "
                 f"exchange={self.exchange!r}, routing_key={self.routing_key!r}, "
-                f"redelivered={self.redelivered}, body={len(self.body)} bytes)")
+                f"redelivered={self.redelivered}, body={len(self.body)} bytes{bad})")
+
+
+cdef str _repr_undecodable(object undecodable, object raw_properties):
+    raw = "None" if raw_properties is None else f"{len(raw_properties)} bytes"
+    return f", undecodable={undecodable!r}, raw_properties={raw}"
+
+
+cdef int _note(Delivery d, str what) except -1:
+    """Add ``what`` to the things of ``d`` that could not be decoded."""
+    d.undecodable = what if d.undecodable is None else f"{d.undecodable}; {what}"
+    return 0
 
 
 cdef class Confirm:
@@ -315,7 +352,7 @@ cdef int _encode_decimal(bytearray out, object value) except -1:
     scale = -exp if exp < 0 else 0
     if scale > 255:
         raise ValueError(f"decimal {value} has more than 255 decimal places")
-    raw = int(value.scaleb(scale)) if scale else int(value)
+    raw = int(value.scaleb(scale, _EXACT)) if scale else int(value)
     if not -(1 << 31) <= raw < (1 << 31):
         raise ValueError(f"decimal {value} does not fit AMQP's 32-bit decimal")
     cdef unsigned char* w = _grow(out, 5)
@@ -498,28 +535,49 @@ def encode_table(table):
 
 
 # --------------------------------------------------------------------------- field tables: decode
+cdef Py_ssize_t _truncated(str what) except -1:
+    raise _Bad(f"truncated {what}")
+
+
 cdef inline int _need(Py_ssize_t off, Py_ssize_t n, Py_ssize_t end, str what) except -1:
     if n < 0 or off + n > end:
-        raise _ferr(502, f"truncated {what}")
+        return _truncated(what)
     return 0
+
+
+cdef inline Py_ssize_t _sstr_len(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end,
+                                 str what) except -1:
+    """Length of the shortstr at p[off[0]], checked to fit before ``end``; off moves past its length."""
+    cdef Py_ssize_t o = off[0]
+    if o + 1 > end or o + 1 + p[o] > end:
+        return _truncated(what)
+    off[0] = o + 1
+    return p[o]
 
 
 cdef object _sstr(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end, str what):
     """Decode a shortstr at p[off[0]], advancing off."""
+    cdef Py_ssize_t n = _sstr_len(p, off, end, what)
     cdef Py_ssize_t o = off[0]
-    cdef Py_ssize_t n
-    if o + 1 > end:
-        raise _ferr(502, f"truncated {what}")
-    n = p[o]
-    o += 1
-    if o + n > end:
-        raise _ferr(502, f"truncated {what}")
     try:
         s = PyUnicode_DecodeUTF8(<const char*>p + o, n, NULL)
-    except UnicodeDecodeError as exc:
-        raise _ferr(502, f"{what} is not UTF-8") from exc
+    except UnicodeDecodeError:
+        raise _Bad(f"{what} is not UTF-8") from None
     off[0] = o + n
     return s
+
+
+cdef object _name(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end, str what, Delivery d):
+    """An exchange or routing key at p[off[0]], advancing off: one that is not UTF-8 (RabbitMQ
+    forwards those) is decoded with ``surrogateescape`` and noted in ``d.undecodable``."""
+    cdef Py_ssize_t n = _sstr_len(p, off, end, what)
+    cdef Py_ssize_t o = off[0]
+    off[0] = o + n
+    try:
+        return PyUnicode_DecodeUTF8(<const char*>p + o, n, NULL)
+    except UnicodeDecodeError:
+        _note(d, f"{what} is not UTF-8")
+        return PyUnicode_DecodeUTF8(<const char*>p + o, n, "surrogateescape")
 
 
 cdef object _decode_value(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end, int depth):
@@ -603,8 +661,8 @@ cdef object _decode_value(const unsigned char* p, Py_ssize_t* off, Py_ssize_t en
         u64 = rd64(p + o)
         try:
             v = _EPOCH + _timedelta(seconds=u64)
-        except OverflowError as exc:
-            raise _ferr(502, f"timestamp {u64} out of range") from exc
+        except OverflowError:
+            raise _Bad(f"timestamp {u64} out of range") from None
         off[0] = o + 8
         return v
     elif tag == b"x":
@@ -617,8 +675,8 @@ cdef object _decode_value(const unsigned char* p, Py_ssize_t* off, Py_ssize_t en
     elif tag == b"D":
         _need(o, 5, end, "decimal field")
         off[0] = o + 5
-        return _Decimal(<int32_t>rd32(p + o + 1)).scaleb(-<int>p[o])
-    raise _ferr(502, f"unknown field type tag 0x{tag:02x}")
+        return _Decimal(<int32_t>rd32(p + o + 1)).scaleb(-<int>p[o], _EXACT)
+    raise _Bad(f"unknown field type tag 0x{tag:02x}")
 
 
 cdef dict _decode_table(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end, int depth):
@@ -626,7 +684,7 @@ cdef dict _decode_table(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end,
     cdef Py_ssize_t tend
     cdef uint32_t n
     if depth > C_MAX_DEPTH:
-        raise _ferr(502, f"field table nested deeper than {MAX_DEPTH}")
+        raise _Bad(f"field table nested deeper than {MAX_DEPTH}")
     _need(o, 4, end, "field table")
     n = rd32(p + o)
     o += 4
@@ -645,7 +703,7 @@ cdef list _decode_array(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end,
     cdef Py_ssize_t tend
     cdef uint32_t n
     if depth > C_MAX_DEPTH:
-        raise _ferr(502, f"field array nested deeper than {MAX_DEPTH}")
+        raise _Bad(f"field array nested deeper than {MAX_DEPTH}")
     _need(o, 4, end, "field array")
     n = rd32(p + o)
     o += 4
@@ -678,7 +736,10 @@ def decode_table(data, Py_ssize_t offset=0):
     if offset < 0:
         raise _ferr(502, "negative offset")
     cdef Py_ssize_t off = offset
-    table = _decode_table(<const unsigned char*>v.view.buf, &off, v.view.len, 1)
+    try:
+        table = _decode_table(<const unsigned char*>v.view.buf, &off, v.view.len, 1)
+    except _Bad as exc:
+        raise _ferr(502, str(exc)) from None
     return table, off
 
 
@@ -739,7 +800,10 @@ def decode_properties(data, Py_ssize_t offset=0):
     if offset < 0:
         raise _ferr(502, "negative offset")
     cdef Py_ssize_t off = offset
-    props = _decode_properties(<const unsigned char*>v.view.buf, &off, v.view.len)
+    try:
+        props = _decode_properties(<const unsigned char*>v.view.buf, &off, v.view.len)
+    except _Bad as exc:
+        raise _ferr(502, str(exc)) from None
     return props, off
 
 
@@ -968,12 +1032,12 @@ def marshal_method(method, int channel):
 
 
 # --------------------------------------------------------------------------- frame reader
-cdef class _Partial:
-    """A delivery whose content header/body have not fully arrived yet (one per channel)."""
-    cdef Delivery delivery
-    cdef bint have_header
-    cdef uint64_t size
-    cdef bytearray body
+cdef int _bad_properties(Delivery d, object exc, object raw) except -1:
+    """Mark ``d``: its property list (``raw``) did not decode because of ``exc``."""
+    _note(d, str(exc) if isinstance(exc, _Bad) else f"properties do not decode: {exc!r}")
+    d.raw_properties = raw
+    d.properties = BasicProperties()
+    return 0
 
 
 cdef object _pamqp_method(const unsigned char* p, Py_ssize_t off, Py_ssize_t end, int class_id,
@@ -994,7 +1058,7 @@ cdef class FrameReader:
 
     cdef public Py_ssize_t frame_max
     cdef bytearray _buf
-    cdef dict _partial
+    cdef dict _partial  # channel -> Delivery whose content header/body have not fully arrived
     cdef object _error
 
     def __init__(self, Py_ssize_t frame_max=131072):
@@ -1006,10 +1070,10 @@ cdef class FrameReader:
     def pending(self):
         """Bytes buffered but not yet forming a complete item."""
         cdef Py_ssize_t n = PyByteArray_GET_SIZE(self._buf)
-        cdef _Partial part
+        cdef Delivery part
         for part in self._partial.values():
-            if part.body is not None:
-                n += PyByteArray_GET_SIZE(part.body)
+            if part._buf is not None:
+                n += PyByteArray_GET_SIZE(part._buf)
         return n
 
     def feed(self, data):
@@ -1040,6 +1104,9 @@ cdef class FrameReader:
         except FrameError as exc:
             self._error = exc
             raise
+        except _Bad as exc:  # a method frame that does not decode
+            self._error = _ferr(502, str(exc))
+            raise self._error from None
         except Exception as exc:  # safety net: the contract is FrameError and nothing else
             self._error = _ferr(502, f"undecodable frame: {exc!r}")
             raise self._error from exc
@@ -1084,7 +1151,6 @@ cdef class FrameReader:
         cdef uint16_t class_id, method_id
         cdef Delivery d
         cdef Confirm c
-        cdef _Partial part
         if self._partial and channel in self._partial:
             raise _ferr(505, f"method frame on channel {channel} while content is being assembled")
         _need(off, 4, end, "method frame")
@@ -1102,8 +1168,8 @@ cdef class FrameReader:
                     d.delivery_tag = rd64(p + off)
                     d.redelivered = p[off + 8] & 1
                     off += 9
-                    d.exchange = _sstr(p, &off, end, "exchange")
-                    d.routing_key = _sstr(p, &off, end, "routing key")
+                    d.exchange = _name(p, &off, end, "exchange", d)
+                    d.routing_key = _name(p, &off, end, "routing key", d)
                     d.reply_text = ""
                 elif method_id == 71:
                     d.kind = 1
@@ -1111,8 +1177,8 @@ cdef class FrameReader:
                     d.delivery_tag = rd64(p + off)
                     d.redelivered = p[off + 8] & 1
                     off += 9
-                    d.exchange = _sstr(p, &off, end, "exchange")
-                    d.routing_key = _sstr(p, &off, end, "routing key")
+                    d.exchange = _name(p, &off, end, "exchange", d)
+                    d.routing_key = _name(p, &off, end, "routing key", d)
                     _need(off, 4, end, "basic.get-ok")
                     d.message_count = rd32(p + off)
                     d.consumer_tag = ""
@@ -1123,12 +1189,10 @@ cdef class FrameReader:
                     d.reply_code = rd16(p + off)
                     off += 2
                     d.reply_text = _sstr(p, &off, end, "reply text")
-                    d.exchange = _sstr(p, &off, end, "exchange")
-                    d.routing_key = _sstr(p, &off, end, "routing key")
+                    d.exchange = _name(p, &off, end, "exchange", d)
+                    d.routing_key = _name(p, &off, end, "routing key", d)
                     d.consumer_tag = ""
-                part = _Partial.__new__(_Partial)
-                part.delivery = d
-                self._partial[channel] = part
+                self._partial[channel] = d
                 return 0
             if method_id == 80 or method_id == 120:
                 _need(off, 9, end, "basic.ack/nack")
@@ -1144,42 +1208,46 @@ cdef class FrameReader:
 
     cdef int _header(self, const unsigned char* p, Py_ssize_t off, Py_ssize_t end, int channel,
                      list items) except -1:
-        cdef _Partial part = self._partial.get(channel) if self._partial else None
+        cdef Delivery d = self._partial.get(channel) if self._partial else None
         cdef Py_ssize_t o
-        if part is None or part.have_header:
+        if d is None or d._have_header:
             raise _ferr(505, f"content header on channel {channel} without a content method")
         _need(off, 12, end, "content header")
         o = off + 12
-        part.delivery.properties = _decode_properties(p, &o, end)
-        part.have_header = True
-        part.size = rd64(p + off + 4)
-        if part.size == 0:
+        try:
+            d.properties = _decode_properties(p, &o, end)
+        except Exception as exc:  # the frame is sound: fail this message only, keep its bytes
+            _bad_properties(d, exc, PyBytes_FromStringAndSize(<const char*>p + off + 12, end - off - 12))
+        d._have_header = True
+        d._size = rd64(p + off + 4)
+        if d._size == 0:
             del self._partial[channel]
-            part.delivery.body = b""
-            items.append(part.delivery)
+            d.body = b""
+            items.append(d)
         return 0
 
     cdef int _body(self, const unsigned char* p, Py_ssize_t off, Py_ssize_t end, int channel,
                    list items) except -1:
-        cdef _Partial part = self._partial.get(channel) if self._partial else None
+        cdef Delivery d = self._partial.get(channel) if self._partial else None
         cdef uint64_t have
-        if part is None or not part.have_header:
+        if d is None or not d._have_header:
             raise _ferr(505, f"content body on channel {channel} without a content header")
         have = <uint64_t>(end - off)
-        if part.body is not None:
-            have += <uint64_t>PyByteArray_GET_SIZE(part.body)
-        if have > part.size:
-            raise _ferr(505, f"content body of {have} bytes exceeds body size {part.size}")
-        if have == part.size:
-            if part.body is None:
-                part.delivery.body = PyBytes_FromStringAndSize(<const char*>p + off, end - off)
+        if d._buf is not None:
+            have += <uint64_t>PyByteArray_GET_SIZE(d._buf)
+        if have > d._size:
+            raise _ferr(505, f"content body of {have} bytes exceeds body size {d._size}")
+        if have == d._size:
+            if d._buf is None:
+                d.body = PyBytes_FromStringAndSize(<const char*>p + off, end - off)
             else:
-                _put(part.body, p + off, end - off)
-                part.delivery.body = bytes(part.body)
+                _put(d._buf, p + off, end - off)
+                d.body = bytes(d._buf)
+                d._buf = None
             del self._partial[channel]
-            items.append(part.delivery)
+            items.append(d)
         else:
-            if part.body is None:
-                part.body = bytearray()
-            _put(part.body, p + off, end - off)
+            if d._buf is None:
+                d._buf = bytearray()
+            _put(d._buf, p + off, end - off)
         return 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import struct
 from typing import Any
 
 import pytest
@@ -60,6 +61,35 @@ def test_feed_1000_deliveries(benchmark: Any, impl: str) -> None:
     def run_ours() -> int:
         return len(F.FrameReader().feed(CHUNK))
     assert benchmark(run_ours) == 1000
+
+
+def _poison_chunk() -> bytes:
+    """1000 deliveries whose header table nests deeper than 64 (decoded as far as it goes, then kept
+    raw) and whose routing key is not UTF-8."""
+    deep = b"\x00\x00\x00\x00"
+    for _ in range(70):
+        deep = struct.pack(">I", len(deep) + 3) + b"\x01dF" + deep
+    props = b"\x20\x00" + deep
+    method = b"\x00\x3c\x00\x3c\x04ctag" + struct.pack(">QB", 1, 0) + b"\x02ex\x04rk\xff\xfe"
+    header = b"\x00\x3c\x00\x00" + struct.pack(">Q", len(BODY)) + props
+
+    def frame(ftype: int, payload: bytes) -> bytes:
+        return struct.pack(">BHI", ftype, 1, len(payload)) + payload + b"\xce"
+    return (frame(1, method) + frame(2, header) + frame(3, BODY)) * 1000
+
+
+POISON_CHUNK = _poison_chunk()
+
+
+@pytest.mark.parametrize("impl", ["cy", "py"])
+def test_feed_1000_poison_deliveries(benchmark: Any, impl: str) -> None:
+    F = IMPLS[impl]
+
+    def run() -> int:
+        items = F.FrameReader().feed(POISON_CHUNK)
+        assert items[-1].undecodable
+        return len(items)
+    assert benchmark(run) == 1000
 
 
 @pytest.mark.parametrize("impl", ["cy", "py", "pamqp"])

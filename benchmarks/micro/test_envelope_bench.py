@@ -62,6 +62,24 @@ def test_decode_envelope(benchmark: Any, impl: str) -> None:
     benchmark(IMPLS[impl].decode_envelope, BODY_300)
 
 
+# ~3.5 KB of order lines whose ids and SKUs are dense with short digit runs: the worst case of the
+# scan for integers beyond 64 bits that finds none (the normal path)
+BODY_DIGITS = IMPLS["py"].encode_envelope(
+    ID, "OrderCreatedEvent", TS, None, None, {"x-version": "1.0"},
+    {"items": [{"sku": f"SKU-{i:05d}", "qty": i, "price": i * 1.25, "id": f"0b5e0000-0000-4000-8000-{i:012d}"}
+               for i in range(40)]})
+# the same with one integer beyond 64 bits: the exact re-parse
+BODY_BIG_INT = BODY_DIGITS.replace(b'"qty":7,', b'"qty":18446744073709551617,')
+
+
+@pytest.mark.parametrize("impl", ["cy", "py"])
+@pytest.mark.parametrize("body", ["digits", "big-int"])
+def test_decode_envelope_numbers(benchmark: Any, impl: str, body: str) -> None:
+    data = BODY_DIGITS if body == "digits" else BODY_BIG_INT
+    assert (b"18446744073709551617" in data) == (body == "big-int")
+    benchmark(IMPLS[impl].decode_envelope, data)
+
+
 @pytest.mark.parametrize("impl", ["cy", "py", "stdlib"])
 def test_new_id(benchmark: Any, impl: str) -> None:
     benchmark(lambda: str(uuid.uuid4())) if impl == "stdlib" else benchmark(IMPLS[impl].new_id)

@@ -8,7 +8,10 @@ level (Go maps). Strings are escaped as Go's encoding/json does (``<`` ``>`` ``&
 lowercase except ``\\t`` ``\\n`` ``\\r`` ... as Go; non-ASCII raw UTF-8). Numbers as Go prints a
 float64 (``3.0`` -> ``3``, ``1e21`` -> ``1e+21``, ``1e-7`` -> ``1e-7``, 1e16 -> ``10000000000000000``,
 0.00001 -> ``0.00001``); Python ints are written exactly (no float64 precision loss: Go's loss above
-2^53 is a Go bug we do not copy). Other values: bool, None -> null, str, list/tuple, dict (str keys),
+2^53 is a Go bug we do not copy) and read back exactly (``2**64 + 1`` arrives as ``2**64 + 1``, not
+rounded; a body with a run of 19 or more digits is parsed again with an exact parser); an int with
+more digits than ``sys.get_int_max_str_digits()`` raises ContractError.
+Other values: bool, None -> null, str, list/tuple, dict (str keys),
 datetime -> Go RFC 3339 with nanosecond fraction trimmed and its own offset (``Z`` for UTC),
 date -> ``YYYY-MM-DD``, timedelta -> integer nanoseconds, bytes -> standard base64 with padding,
 Decimal -> number, UUID -> string, Enum -> its value, mmate_fast.frames Typed -> its value.
@@ -65,7 +68,8 @@ def encode_envelope(id: str, type: str, timestamp: str, correlation_id: str | No
 
 def decode_envelope(body: bytes | bytearray | memoryview) -> Envelope:
     """Parse a body (Go's or .NET's: envelope-level ``replyTo``, fractional timestamps and offsets
-    are accepted). Raises mmate_fast.errors.EnvelopeError with reason ``not-json``,
+    are accepted). Integers of any size decode exactly, floats as float64.
+    Raises mmate_fast.errors.EnvelopeError with reason ``not-json``,
     ``not-an-object``, ``bad-field`` (id/type/timestamp/correlationId/replyTo not a string,
     headers not an object) or ``missing-type``."""
 

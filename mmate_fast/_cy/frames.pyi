@@ -10,6 +10,8 @@ bool->t, int in int32 range->I, other int in int64 range->l (else ValueError), f
 bytes/bytearray/memoryview->x, None->V, dict->F, list/tuple->A, datetime->T (UTC seconds),
 decimal.Decimal->D, ``Typed(tag, value)`` -> exactly that tag. Decoding accepts every tag pamqp and
 RabbitMQ know (t b B s u I i l L f d D S x A T F V; ``s`` is a signed 16-bit int as RabbitMQ sends it).
+Integers and ``D`` decimals decode exactly (whatever the thread's decimal context); a long string ``S``
+that is not UTF-8 decodes to bytes.
 """
 from __future__ import annotations
 
@@ -78,6 +80,15 @@ class Delivery:
     """A complete message from the broker: basic.deliver (kind 0), basic.get-ok (1), basic.return (2).
 
     Fields that do not apply to the kind are ``""``/0/False.
+
+    A message the broker forwards but we cannot fully decode still arrives, marked: ``undecodable``
+    says what failed (``None`` on every normal delivery). When its property list did not decode (a
+    header table nested deeper than 64, a ``T`` timestamp out of range, a header key or shortstr
+    property that is not UTF-8, an unknown field tag, a length running past the frame, ...),
+    ``properties`` is an empty ``BasicProperties()`` and ``raw_properties`` holds the property bytes
+    exactly as in the frame (flags and values). An exchange or routing key that is not UTF-8 is
+    decoded with ``surrogateescape`` (``.encode("utf-8", "surrogateescape")`` gives the bytes back);
+    its properties decode as usual. Several failures are joined with ``"; "``.
     """
 
     KIND_DELIVER: int  # 0  (class attribute)
@@ -95,6 +106,13 @@ class Delivery:
     reply_text: str  # return only
     properties: BasicProperties
     body: bytes
+    undecodable: str | None
+    raw_properties: bytes | None
+    def __init__(self, kind: int = 0, channel: int = 0, consumer_tag: str = "", delivery_tag: int = 0,
+                 redelivered: bool = False, exchange: str = "", routing_key: str = "",
+                 message_count: int = 0, reply_code: int = 0, reply_text: str = "",
+                 properties: BasicProperties | None = None, body: bytes = b"",
+                 undecodable: str | None = None, raw_properties: bytes | None = None) -> None: ...
     def __repr__(self) -> str: ...
 
 class Confirm:
@@ -120,8 +138,10 @@ class FrameReader:
     """Incremental decoder: feed it whatever ``data_received`` got, get complete items back.
 
     Raises mmate_fast.errors.FrameError (reply_code 501 bad frame end / oversize / unknown frame type,
-    502 undecodable method or header, 505 content frame where none is expected or a method frame in the
-    middle of content) and never anything else, on any input. After an error the reader is unusable.
+    502 undecodable method frame or a content header shorter than its 12-byte prefix, 505 content
+    frame where none is expected or a method frame in the middle of content) and never anything else,
+    on any input. After an error the reader is unusable. Property values that do not decode in a
+    content header that frames never raise: that Delivery is marked ``undecodable``.
     """
 
     frame_max: int  # frames larger than this (payload + 8) raise FrameError(501); 0 = no limit
@@ -137,7 +157,8 @@ def encode_table(table: Mapping[str, Any]) -> bytes:
     """Field table payload WITH its 4-byte length prefix. Raises ValueError/TypeError on bad values."""
 
 def decode_table(data: bytes | bytearray | memoryview, offset: int = 0) -> tuple[dict[str, Any], int]:
-    """Decode a length-prefixed field table at ``offset``; returns (table, offset after it)."""
+    """Decode a length-prefixed field table at ``offset``; returns (table, offset after it).
+    Raises FrameError (502) when it does not decode."""
 
 def encode_properties(props: BasicProperties | None) -> bytes:
     """Property-flags + property list of a content header (no class/weight/size prefix).
@@ -146,7 +167,8 @@ def encode_properties(props: BasicProperties | None) -> bytes:
     """
 
 def decode_properties(data: bytes | bytearray | memoryview, offset: int = 0) -> tuple[BasicProperties, int]:
-    """Inverse of ``encode_properties``; returns (properties, offset after them)."""
+    """Inverse of ``encode_properties``; returns (properties, offset after them).
+    Raises FrameError (502) when they do not decode."""
 
 def append_publish(
     out: bytearray,

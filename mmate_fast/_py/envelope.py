@@ -8,6 +8,9 @@ timedelta, bytes, Decimal, Typed into Go's form; then a post-pass escapes ``< > 
 inside strings and rewrites every non-integer number token into Go's float64 notation. orjson writes
 NaN/Inf as ``null``, so when ``null`` occurs in the output the value is walked for non-finite floats
 (Go refuses them: ContractError).
+
+Decoding keeps every integer exact: orjson turns integers beyond 64 bits into floats, so a body with a
+run of 19 or more digits (the shortest integer orjson may round) is parsed again with the stdlib parser.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import builtins
 import datetime
 import decimal
 import enum
+import json
 import math
 import os
 import re
@@ -267,6 +271,15 @@ def _default(obj: Any) -> Any:
 _DEEP = "cannot encode as Mmate JSON: Recursion limit reached"
 
 
+def _big_int(value: int) -> orjson.Fragment:
+    """An int beyond 64 bits as its exact number literal (orjson stops at 64 bits)."""
+    try:
+        return orjson.Fragment(int.__repr__(value).encode())
+    except ValueError:  # more digits than sys.get_int_max_str_digits() allows
+        raise ContractError(f"an int of {value.bit_length()} bits has more digits than Python writes as "
+                            "text (sys.set_int_max_str_digits); send it as a string") from None
+
+
 def _prep(value: Any, bad: list[float], depth: int = 0) -> Any:
     """Copy of value as orjson input: floats as Go-notation fragments (non-finite ones become None
     and are listed in ``bad``), ints beyond 64 bits as fragments, Enum/Typed unwrapped; everything else
@@ -285,7 +298,7 @@ def _prep(value: Any, bad: list[float], depth: int = 0) -> Any:
     if isinstance(value, int):
         if _INT64_MIN <= value <= _UINT64_MAX:
             return value
-        return orjson.Fragment(int.__repr__(value).encode())
+        return _big_int(value)
     if isinstance(value, dict):
         if depth >= _MAX_DEPTH:
             raise ContractError(_DEEP)
@@ -356,16 +369,67 @@ def encode_envelope(id: str, type: str, timestamp: str, correlation_id: str | No
 
 
 # --------------------------------------------------------------------------- decoding
+_LONG_RUN = 19  # digits: -9999999999999999999 is the shortest integer orjson reads as a float
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))  # digit -> "0", else " "
+_RUN = b"0" * _LONG_RUN
+_LONG_DIGITS_STR = re.compile(f"[0-9]{{{_LONG_RUN}}}")
+
+
+def _long_digits(body: Any) -> bool:
+    """True when ``body`` holds a digit run long enough to be an integer orjson rounds."""
+    if isinstance(body, str):
+        return _LONG_DIGITS_STR.search(body) is not None
+    try:
+        data = body if isinstance(body, (bytes, bytearray)) else bytes(body)
+    except (TypeError, ValueError, BufferError):  # not bytes: orjson says what is wrong
+        return False
+    return _RUN in data.translate(_DIGITS_ONLY)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text} is beyond float64")
+    return value
+
+
+def _exact_loads(body: Any) -> Any:
+    """``body`` parsed with every integer exact (the stdlib parser, as strict as orjson on NaN,
+    Infinity and floats beyond float64). Raises ValueError or RecursionError when it does not parse."""
+    text = body if isinstance(body, str) else bytes(body).decode("utf-8")
+    return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+
+
+_FAILED = object()
+
+
+def _reparse(body: Any, fallback: Any) -> Any:
+    """``body`` parsed with every integer exact, or ``fallback`` when it does not parse that way."""
+    try:
+        return _exact_loads(body)
+    except (ValueError, RecursionError):  # e.g. deeper than the stdlib parser goes
+        return fallback
+
+
 def decode_envelope(body: bytes | bytearray | memoryview) -> Envelope:
     """Parse a body (Go's or .NET's). Raises EnvelopeError with reason ``not-json``,
     ``not-an-object``, ``bad-field`` or ``missing-type``."""
     try:
         doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise EnvelopeError(f"message body is not JSON: {exc}", "not-json") from None
+    except orjson.JSONDecodeError as exc:  # e.g. an integer beyond float64, which orjson refuses
+        doc = _reparse(body, _FAILED) if _long_digits(body) else _FAILED
+        if doc is _FAILED:
+            raise EnvelopeError(f"message body is not JSON: {exc}", "not-json") from None
     except TypeError as exc:
         raise EnvelopeError(f"message body must be bytes, not {type(body).__qualname__}",
                             "not-json") from exc
+    else:  # orjson reads integers beyond 64 bits as floats: parse those bodies again, exactly
+        if (_RUN in body.translate(_DIGITS_ONLY)) if type(body) is bytes else _long_digits(body):
+            doc = _reparse(body, doc)
     if not isinstance(doc, dict):
         raise EnvelopeError(f"message body is a JSON {type(doc).__name__}, not an object",
                             "not-an-object")

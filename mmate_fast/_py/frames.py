@@ -3,7 +3,10 @@ mmate_fast/_cy/frames.pyi for the contract.
 
 Wire rules shared with the compiled twin (tests check both give identical results):
 field tables nest at most ``MAX_DEPTH`` levels; a long string ``S`` that is not UTF-8 decodes to
-bytes; ``L`` is an unsigned 64-bit int; heartbeat frames must be empty and on channel 0.
+bytes; ``L`` is an unsigned 64-bit int; ``D`` decimals are exact whatever the thread's decimal
+context; heartbeat frames must be empty and on channel 0. A content header that frames but whose
+properties do not decode, and an exchange or routing key that is not UTF-8, mark that one Delivery
+``undecodable`` instead of failing the connection.
 """
 from __future__ import annotations
 
@@ -109,19 +112,25 @@ class BasicProperties:
 
 
 class Delivery:
-    """A complete message from the broker: basic.deliver (kind 0), basic.get-ok (1), basic.return (2)."""
+    """A complete message from the broker: basic.deliver (kind 0), basic.get-ok (1), basic.return (2).
+
+    ``undecodable`` says what of it could not be decoded (None normally); ``raw_properties`` then
+    holds the property bytes as they came when those were the part that failed.
+    """
 
     KIND_DELIVER = 0
     KIND_GET_OK = 1
     KIND_RETURN = 2
 
     __slots__ = ("body", "channel", "consumer_tag", "delivery_tag", "exchange", "kind", "message_count",
-                 "properties", "redelivered", "reply_code", "reply_text", "routing_key")
+                 "properties", "raw_properties", "redelivered", "reply_code", "reply_text", "routing_key",
+                 "undecodable")
 
     def __init__(self, kind: int = 0, channel: int = 0, consumer_tag: str = "", delivery_tag: int = 0,
                  redelivered: bool = False, exchange: str = "", routing_key: str = "",
                  message_count: int = 0, reply_code: int = 0, reply_text: str = "",
-                 properties: BasicProperties | None = None, body: bytes = b"") -> None:
+                 properties: BasicProperties | None = None, body: bytes = b"",
+                 undecodable: str | None = None, raw_properties: bytes | None = None) -> None:
         self.kind = kind
         self.channel = channel
         self.consumer_tag = consumer_tag
@@ -134,11 +143,24 @@ class Delivery:
         self.reply_text = reply_text
         self.properties = properties if properties is not None else BasicProperties()
         self.body = body
+        self.undecodable = undecodable
+        self.raw_properties = raw_properties
 
     def __repr__(self) -> str:
+        bad = "" if self.undecodable is None else _repr_undecodable(self.undecodable, self.raw_properties)
         return (f"Delivery(kind={self.kind}, channel={self.channel}, delivery_tag={self.delivery_tag}, "
                 f"exchange={self.exchange!r}, routing_key={self.routing_key!r}, "
-                f"redelivered={self.redelivered}, body={len(self.body)} bytes)")
+                f"redelivered={self.redelivered}, body={len(self.body)} bytes{bad})")
+
+
+def _repr_undecodable(undecodable: str, raw_properties: bytes | None) -> str:
+    raw = "None" if raw_properties is None else f"{len(raw_properties)} bytes"
+    return f", undecodable={undecodable!r}, raw_properties={raw}"
+
+
+def _note(d: Delivery, what: str) -> None:
+    """Add ``what`` to the things of ``d`` that could not be decoded."""
+    d.undecodable = what if d.undecodable is None else f"{d.undecodable}; {what}"
 
 
 class Confirm:
@@ -192,6 +214,12 @@ def _ferr(code: int, what: str) -> FrameError:
     return FrameError(f"{what} ({code} {text}); the connection must be closed", code, text)
 
 
+class _Bad(Exception):
+    """A value inside an already delimited frame does not decode (the text says what). Whoever
+    called the decoder decides: a method frame fails the connection (FrameError 502), a content
+    header's properties fail only that delivery."""
+
+
 # --------------------------------------------------------------------------- field tables: encode
 _U8 = struct.Struct(">B")
 _U16 = struct.Struct(">H")
@@ -214,6 +242,8 @@ _INT_TAGS: dict[str, tuple[struct.Struct, int, int]] = {
 }
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _SECOND = datetime.timedelta(seconds=1)
+# AMQP decimals are a 32-bit mantissa and a scale: exact in this context, whatever the thread's one is
+_EXACT = decimal.Context(prec=64, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, traps=[])
 
 
 def _timestamp_seconds(value: Any) -> int:
@@ -243,7 +273,7 @@ def _encode_decimal(out: bytearray, value: Any) -> None:
     scale = -exp if exp < 0 else 0
     if scale > 255:
         raise ValueError(f"decimal {value} has more than 255 decimal places")
-    raw = int(value.scaleb(scale)) if scale else int(value)
+    raw = int(value.scaleb(scale, _EXACT)) if scale else int(value)
     if not -(1 << 31) <= raw < (1 << 31):
         raise ValueError(f"decimal {value} does not fit AMQP's 32-bit decimal")
     out += _U8.pack(scale)
@@ -400,7 +430,7 @@ def encode_table(table: Mapping[str, Any]) -> bytes:
 # --------------------------------------------------------------------------- field tables: decode
 def _need(off: int, n: int, end: int, what: str) -> None:
     if n < 0 or off + n > end:
-        raise _ferr(502, f"truncated {what}")
+        raise _Bad(f"truncated {what}")
 
 
 def _shortstr(buf: Any, off: int, end: int, what: str) -> tuple[str, int]:
@@ -410,8 +440,24 @@ def _shortstr(buf: Any, off: int, end: int, what: str) -> tuple[str, int]:
     _need(off, n, end, what)
     try:
         return bytes(buf[off:off + n]).decode("utf-8"), off + n
-    except UnicodeDecodeError as exc:
-        raise _ferr(502, f"{what} is not UTF-8") from exc
+    except UnicodeDecodeError:
+        raise _Bad(f"{what} is not UTF-8") from None
+
+
+def _name(buf: Any, off: int, end: int, what: str, d: Delivery) -> tuple[str, int]:
+    """An exchange or routing key: one that is not UTF-8 (RabbitMQ forwards those) is decoded
+    with ``surrogateescape`` (``.encode("utf-8", "surrogateescape")`` gives the bytes back) and
+    noted in ``d.undecodable``."""
+    _need(off, 1, end, what)
+    n = buf[off]
+    off += 1
+    _need(off, n, end, what)
+    raw = bytes(buf[off:off + n])
+    try:
+        return raw.decode("utf-8"), off + n
+    except UnicodeDecodeError:
+        _note(d, f"{what} is not UTF-8")
+        return raw.decode("utf-8", "surrogateescape"), off + n
 
 
 def _decode_value(buf: Any, off: int, end: int, depth: int) -> tuple[Any, int]:
@@ -453,8 +499,8 @@ def _decode_value(buf: Any, off: int, end: int, depth: int) -> tuple[Any, int]:
         secs = _U64.unpack_from(buf, off)[0]
         try:
             return _EPOCH + datetime.timedelta(seconds=secs), off + 8
-        except OverflowError as exc:
-            raise _ferr(502, f"timestamp {secs} out of range") from exc
+        except OverflowError:
+            raise _Bad(f"timestamp {secs} out of range") from None
     if tag == 0x78:  # x
         _need(off, 4, end, "byte array")
         n = _U32.unpack_from(buf, off)[0]
@@ -465,13 +511,13 @@ def _decode_value(buf: Any, off: int, end: int, depth: int) -> tuple[Any, int]:
         _need(off, 5, end, "decimal field")
         scale = buf[off]
         raw = _I32.unpack_from(buf, off + 1)[0]
-        return decimal.Decimal(raw).scaleb(-scale), off + 5
-    raise _ferr(502, f"unknown field type tag 0x{tag:02x}")
+        return decimal.Decimal(raw).scaleb(-scale, _EXACT), off + 5
+    raise _Bad(f"unknown field type tag 0x{tag:02x}")
 
 
 def _decode_table(buf: Any, off: int, end: int, depth: int) -> tuple[dict[str, Any], int]:
     if depth > MAX_DEPTH:
-        raise _ferr(502, f"field table nested deeper than {MAX_DEPTH}")
+        raise _Bad(f"field table nested deeper than {MAX_DEPTH}")
     _need(off, 4, end, "field table")
     n = _U32.unpack_from(buf, off)[0]
     off += 4
@@ -486,7 +532,7 @@ def _decode_table(buf: Any, off: int, end: int, depth: int) -> tuple[dict[str, A
 
 def _decode_array(buf: Any, off: int, end: int, depth: int) -> tuple[list[Any], int]:
     if depth > MAX_DEPTH:
-        raise _ferr(502, f"field array nested deeper than {MAX_DEPTH}")
+        raise _Bad(f"field array nested deeper than {MAX_DEPTH}")
     _need(off, 4, end, "field array")
     n = _U32.unpack_from(buf, off)[0]
     off += 4
@@ -504,7 +550,10 @@ def decode_table(data: bytes | bytearray | memoryview, offset: int = 0) -> tuple
     buf = bytes(data)
     if offset < 0:
         raise _ferr(502, "negative offset")
-    return _decode_table(buf, offset, len(buf), 1)
+    try:
+        return _decode_table(buf, offset, len(buf), 1)
+    except _Bad as exc:
+        raise _ferr(502, str(exc)) from None
 
 
 # --------------------------------------------------------------------------- content properties
@@ -588,7 +637,10 @@ def decode_properties(data: bytes | bytearray | memoryview, offset: int = 0) -> 
     buf = bytes(data)
     if offset < 0:
         raise _ferr(502, "negative offset")
-    return _decode_properties(buf, offset, len(buf))
+    try:
+        return _decode_properties(buf, offset, len(buf))
+    except _Bad as exc:
+        raise _ferr(502, str(exc)) from None
 
 
 # --------------------------------------------------------------------------- encoders of method frames
@@ -715,6 +767,13 @@ class _Partial:
 _Item = Delivery | Confirm | MethodFrame | Heartbeat
 
 
+def _bad_properties(d: Delivery, exc: Exception, raw: bytes) -> None:
+    """Mark ``d``: its property list (``raw``) did not decode because of ``exc``."""
+    _note(d, str(exc) if isinstance(exc, _Bad) else f"properties do not decode: {exc!r}")
+    d.raw_properties = raw
+    d.properties = BasicProperties()
+
+
 class FrameReader:
     """Incremental decoder: feed it whatever ``data_received`` got, get complete items back."""
 
@@ -768,6 +827,9 @@ class FrameReader:
         except FrameError as exc:
             self._error = exc
             raise
+        except _Bad as exc:  # a method frame that does not decode
+            self._error = _ferr(502, str(exc))
+            raise self._error from None
         except Exception as exc:  # safety net: the contract is FrameError and nothing else
             self._error = _ferr(502, f"undecodable frame: {exc!r}")
             raise self._error from exc
@@ -784,32 +846,28 @@ class FrameReader:
             if method_id == 60:  # deliver
                 ctag, off = _shortstr(buf, off, end, "consumer tag")
                 _need(off, 9, end, "basic.deliver")
-                tag = _U64.unpack_from(buf, off)[0]
-                redelivered = bool(buf[off + 8] & 1)
-                exchange, off = _shortstr(buf, off + 9, end, "exchange")
-                rkey, off = _shortstr(buf, off, end, "routing key")
-                self._partial[channel] = _Partial(Delivery(0, channel, ctag, tag, redelivered, exchange,
-                                                           rkey))
+                d = Delivery(0, channel, ctag, _U64.unpack_from(buf, off)[0], bool(buf[off + 8] & 1))
+                d.exchange, off = _name(buf, off + 9, end, "exchange", d)
+                d.routing_key, off = _name(buf, off, end, "routing key", d)
+                self._partial[channel] = _Partial(d)
                 return None
             if method_id == 71:  # get-ok
                 _need(off, 9, end, "basic.get-ok")
-                tag = _U64.unpack_from(buf, off)[0]
-                redelivered = bool(buf[off + 8] & 1)
-                exchange, off = _shortstr(buf, off + 9, end, "exchange")
-                rkey, off = _shortstr(buf, off, end, "routing key")
+                d = Delivery(1, channel, "", _U64.unpack_from(buf, off)[0], bool(buf[off + 8] & 1))
+                d.exchange, off = _name(buf, off + 9, end, "exchange", d)
+                d.routing_key, off = _name(buf, off, end, "routing key", d)
                 _need(off, 4, end, "basic.get-ok")
-                count = _U32.unpack_from(buf, off)[0]
-                self._partial[channel] = _Partial(Delivery(1, channel, "", tag, redelivered, exchange, rkey,
-                                                           message_count=count))
+                d.message_count = _U32.unpack_from(buf, off)[0]
+                self._partial[channel] = _Partial(d)
                 return None
             if method_id == 50:  # return
                 _need(off, 2, end, "basic.return")
                 code = _U16.unpack_from(buf, off)[0]
                 text, off = _shortstr(buf, off + 2, end, "reply text")
-                exchange, off = _shortstr(buf, off, end, "exchange")
-                rkey, off = _shortstr(buf, off, end, "routing key")
-                self._partial[channel] = _Partial(Delivery(2, channel, "", 0, False, exchange, rkey,
-                                                           reply_code=code, reply_text=text))
+                d = Delivery(2, channel, "", 0, False, reply_code=code, reply_text=text)
+                d.exchange, off = _name(buf, off, end, "exchange", d)
+                d.routing_key, off = _name(buf, off, end, "routing key", d)
+                self._partial[channel] = _Partial(d)
                 return None
             if method_id == 80 or method_id == 120:  # ack / nack
                 _need(off, 9, end, "basic.ack/nack")
@@ -831,8 +889,10 @@ class FrameReader:
             raise _ferr(505, f"content header on channel {channel} without a content method")
         _need(off, 12, end, "content header")
         size = _U64.unpack_from(buf, off + 4)[0]
-        props, _ = _decode_properties(buf, off + 12, end)
-        part.delivery.properties = props
+        try:
+            part.delivery.properties = _decode_properties(buf, off + 12, end)[0]
+        except Exception as exc:  # the frame is sound: fail this message only, keep its bytes
+            _bad_properties(part.delivery, exc, bytes(buf[off + 12:end]))
         part.have_header = True
         part.size = size
         if size == 0:

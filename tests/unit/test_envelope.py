@@ -293,6 +293,96 @@ def test_decode_errors(E: ModuleType, body: bytes, reason: str) -> None:
     assert info.value.reason == reason
 
 
+# --------------------------------------------------------------------------- exact integers on receive
+BIG_INTS = [2**64 + 1, -(2**64 + 1), 10**30, -(2**63) - 1, 2**64, 10**400, -(10**400)]
+
+
+def _exact(sent: Any, got: Any) -> bool:
+    """Equal with every int exactly an int; a float may come back as the int Go notation wrote."""
+    if isinstance(sent, bool) or sent is None or isinstance(sent, str):
+        return type(got) is type(sent) and got == sent
+    if isinstance(sent, int):
+        return type(got) is int and got == sent
+    if isinstance(sent, float):  # Go writes 4.909267351727649e16 as 49092673517276490
+        return (type(got) is float and got == sent) or (type(got) is int and float(got) == sent)
+    if isinstance(sent, dict):
+        return isinstance(got, dict) and sent.keys() == got.keys() and all(_exact(sent[k], got[k]) for k in sent)
+    return isinstance(got, list) and len(got) == len(sent) and all(map(_exact, sent, got))
+
+
+def test_ints_beyond_64_bits_decode_exactly(E: ModuleType) -> None:
+    payload = {"big": BIG_INTS[0], "neg": BIG_INTS[1], "list": [1, BIG_INTS[2], [BIG_INTS[3]], {"x": 2**64}],
+               "obj": {"deep": {"n": BIG_INTS[5], "m": BIG_INTS[6]}}, "small": 7, "u64": 2**64 - 1,
+               "i64": -(2**63), "f": 2.5}
+    headers = {"x-big": 2**64 + 1, "x-s": "12345678901234567890123"}
+    body = E.encode_envelope("i", "T", "2025-01-02T03:04:05Z", None, None, headers, payload)
+    for b in (body, bytearray(body), memoryview(body), body.decode()):
+        env = E.decode_envelope(b)
+        assert _exact(payload, env.payload), env.payload
+        assert _exact(headers, env.headers)
+    for value in BIG_INTS:
+        assert _exact(value, E.decode_envelope(b'{"type":"T","payload":%d}' % value).payload)
+
+
+@settings(max_examples=300, deadline=None)
+@given(numbers=st.lists(st.integers(-(10**40), 10**40) | st.integers(-(2**64) - 2, 2**64 + 2), max_size=8),
+       pads=st.lists(st.sampled_from([" ", "\n", ""]), min_size=8, max_size=8), key=st.text("0123456789a", max_size=30))
+def test_every_long_integer_is_found(numbers: list[int], pads: list[str], key: str) -> None:
+    """Wherever a long number sits (any offset, next to other digit runs), it decodes exactly."""
+    items = ",".join(f"{pad}{n}" for pad, n in zip(pads, numbers, strict=False))
+    body = f'{{"type":"T","payload":{{"{key}":[{items}]}}}}'.encode()
+    for E in IMPLS:
+        got = E.decode_envelope(body).payload[key]
+        assert got == numbers and all(type(n) is int for n in got)
+
+
+def test_typed_contract_receives_big_ints_exactly(E: ModuleType) -> None:
+    """Through the contract layer too: int fields get the exact int, float fields a float."""
+    from dataclasses import dataclass, field
+
+    from mmate_fast.contracts import TypeRegistry, from_envelope, to_payload
+
+    @dataclass
+    class BigNumbers:
+        n: int = 0
+        items: list[int] = field(default_factory=list)
+        f: float = 0.0
+
+    reg = TypeRegistry()
+    reg.register(BigNumbers)
+    sent = BigNumbers(n=2**64 + 1, items=[-(2**64 + 1), 10**30], f=1e300)
+    body = E.encode_envelope("i", "BigNumbers", "2025-01-02T03:04:05Z", None, None, {}, to_payload(sent))
+    got = from_envelope(E.decode_envelope(body), reg)
+    assert (got.n, got.items, got.f) == (sent.n, sent.items, sent.f)
+    assert type(got.n) is int and type(got.f) is float
+
+
+def test_normal_floats_stay_floats(E: ModuleType) -> None:
+    payload = {"a": 0.1, "b": 99.95, "c": 1e300, "d": -1e-7, "e": 2.5e-5, "g": 1.0000000000000002,
+               "h": 0.000012345678901234567, "i": [1.5, -2.5], "n": 10, "s": "0.1234567890123456789012"}
+    body = E.encode_envelope("i", "T", "2025-01-02T03:04:05Z", None, None, {}, payload)
+    got = E.decode_envelope(body).payload
+    assert got == orjson.loads(E.encode_json(payload)) == payload
+    assert all(type(got[k]) is float for k in "abcdegh") and type(got["n"]) is int
+    long_digits = b'{"type":"T","payload":{"x":0.000012345678901234567890123,"y":"1234567890123456789012"}}'
+    assert E.decode_envelope(long_digits).payload == orjson.loads(long_digits)["payload"]
+
+
+def test_big_int_literals_are_still_validated(E: ModuleType) -> None:
+    for body in (b'{"type":"T","payload":[1' + b"0" * 400 + b',NaN]}',
+                 b'{"type":"T","payload":[1' + b"0" * 400 + b",1e400]}",
+                 b'{"type":"T","payload":1' + b"0" * 400 + b"",
+                 b'{"type":"T","payload":' + b"9" * 5000 + b"}"):
+        with pytest.raises(EnvelopeError) as info:
+            E.decode_envelope(body)
+        assert info.value.reason == "not-json"
+
+
+def test_ints_too_long_for_text_are_a_contract_error(E: ModuleType) -> None:
+    with pytest.raises(ContractError, match="digits"):
+        E.encode_json({"n": 10**5000})
+
+
 # --------------------------------------------------------------------------- properties
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
@@ -314,6 +404,14 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+def _keys_in_order(v: Any) -> Any:
+    if isinstance(v, dict):
+        return [(k, _keys_in_order(x)) for k, x in v.items()]
+    if isinstance(v, list):
+        return [_keys_in_order(x) for x in v]
+    return None
+
+
 def _sorted(v: Any) -> Any:
     if isinstance(v, dict):
         return {k: _sorted(v[k]) for k in sorted(v)}
@@ -333,11 +431,19 @@ def test_round_trip_property(payload: Any, headers: dict[str, Any], cid: str | N
         env = E.decode_envelope(body)
         expect = {} if payload is None else payload
         assert _same(env.payload, expect)
-        assert orjson.dumps(_sorted(env.payload)) == orjson.dumps(env.payload)  # keys arrive sorted
+        assert _keys_in_order(env.payload) == _keys_in_order(_sorted(env.payload))  # keys arrive sorted
         assert env.headers == headers and env.correlation_id == cid
         assert list(orjson.loads(body)) == (["id", "type", "timestamp"] + (["correlationId"] if cid else [])
                                             + ["headers", "payload"])
     assert len(bodies) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=json_values)
+def test_payload_round_trips_exactly(payload: Any) -> None:
+    for E in IMPLS:
+        env = E.decode_envelope(E.encode_envelope("i", "T", "2025-01-02T03:04:05Z", None, None, {}, payload))
+        assert _exact({} if payload is None else payload, env.payload)
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,8 +1,10 @@
-"""Fuzz both FrameReaders: only FrameError may escape, and both give identical results."""
+"""Fuzz both FrameReaders: only FrameError may escape, both give identical results, and property
+bytes that do not decode inside a well-framed content header never raise at all."""
 from __future__ import annotations
 
 import importlib
 import os
+import struct
 from typing import Any
 
 import pytest
@@ -37,7 +39,8 @@ def canon(item: Any) -> Any:
     if name == "Delivery":
         return (name, item.kind, item.channel, item.consumer_tag, item.delivery_tag, item.redelivered,
                 item.exchange, item.routing_key, item.message_count, item.reply_code, item.reply_text,
-                repr(sorted(item.properties.to_dict().items())), item.body)
+                repr(sorted(item.properties.to_dict().items())), item.body, item.undecodable,
+                item.raw_properties)
     if name == "Confirm":
         return (name, item.channel, item.delivery_tag, item.multiple, item.nack)
     if name == "MethodFrame":
@@ -96,3 +99,23 @@ def test_valid_stream_decodes_identically() -> None:
     items, err = run(PY, VALID, [5, 50, 51, 100])
     assert err is None and len(items) == 5
     assert (items, err) == run(CY, VALID, [5, 50, 51, 100])
+
+
+def _framed(props: bytes, rk: bytes) -> bytes:
+    def frame(ftype: int, payload: bytes) -> bytes:
+        return struct.pack(">BHI", ftype, 1, len(payload)) + payload + b"\xce"
+    deliver = b"\x00\x3c\x00\x3c\x01c" + struct.pack(">QB", 1, 0) + b"\x01e" + bytes([len(rk)]) + rk
+    return (frame(1, deliver) + frame(2, b"\x00\x3c\x00\x00" + struct.pack(">Q", 3) + props)
+            + frame(3, b"abc") + VALID)
+
+
+@SETTINGS
+@given(st.one_of(st.binary(max_size=200), st.builds(
+           lambda flags, rest: struct.pack(">H", flags) + rest, st.integers(0, 0xFFFF), st.binary(max_size=200))),
+       st.binary(max_size=8), st.lists(st.integers(0, 600), max_size=6))
+def test_property_failures_are_per_message(props: bytes, rk: bytes, cuts: list[int]) -> None:
+    """Any property bytes and routing key in frames that are sound: no error, the same items."""
+    data = _framed(props, rk)
+    items, err = run(PY, data, cuts)
+    assert err is None and len(items) == 6
+    assert (items, err) == run(CY, data, cuts)
