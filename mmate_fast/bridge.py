@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mmate_fast import errors
+from mmate_fast import _checks, errors
 from mmate_fast._ext import load
 from mmate_fast.contracts import (
     ErrorReply,
@@ -154,7 +154,8 @@ class Bridge:
         self.publisher = publisher
         self.registry = registry if registry is not None else default_registry
         #: ``bridge.reply.{8 hex}`` unless given (Go's ``WithReplyQueue``)
-        self.reply_queue = reply_queue or new_reply_queue_name()
+        self.reply_queue = _checks.name(reply_queue, "reply_queue", "reply queue name") if reply_queue \
+            else new_reply_queue_name()
         self.prefetch = prefetch
         self.default_timeout = default_timeout
         #: False (default): requests go out on the bridge's own channel without publisher confirms
