@@ -139,8 +139,9 @@ _ORPHANS = OrphanCatcher()
 logging.getLogger("asyncio").addHandler(_ORPHANS)
 
 
-def _report(records: list[str]) -> str:
-    return "\n\n".join(records)
+def _report(records: list[str], show: int = 3) -> str:
+    more = f"\n\n... and {len(records) - show} more" if len(records) > show else ""
+    return "\n\n".join(records[:show]) + more
 
 
 @pytest.hookimpl(wrapper=True)

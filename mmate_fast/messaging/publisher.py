@@ -43,6 +43,13 @@ def require_target_service(command: Any) -> None:
             f"{message_type(command)}.target_service is empty: a command needs the service it is for")
 
 
+def _retrieve(confirm: asyncio.Future[Any]) -> None:
+    """Done-callback of a confirm future nobody awaits (``publish_batch`` waits for the window
+    instead): mark its exception retrieved, so a failed window leaves no orphaned future."""
+    if not confirm.cancelled():
+        confirm.exception()
+
+
 #: without confirms, every this many publishes one is awaited (back-pressure and fairness)
 _AWAIT_EVERY = 128
 
@@ -181,8 +188,10 @@ class Publisher:
                     ready = [self.prepare(msg, **options) for msg in islice(it, window)]
                     n = len(ready)
                     for exchange, routing_key, out in ready:
-                        target.publish_nowait(out.body, exchange, routing_key, out.properties,
-                                              mandatory=mandatory)
+                        confirm = target.publish_nowait(out.body, exchange, routing_key, out.properties,
+                                                        mandatory=mandatory)
+                        if confirm is not None:  # its failure surfaces through _settle
+                            confirm.add_done_callback(_retrieve)
                         ids.append(out.message_id)
                 if n:
                     await self._settle(timeout)
@@ -216,7 +225,10 @@ class Publisher:
                 await self._target.publish(out.body, c.exchange, c.routing_key, props, mandatory=mandatory,
                                            timeout=timeout)
             else:
-                self._target.publish_nowait(out.body, c.exchange, c.routing_key, props, mandatory=mandatory)
+                confirm = self._target.publish_nowait(out.body, c.exchange, c.routing_key, props,
+                                                      mandatory=mandatory)
+                if confirm is not None:  # publish_batch: its failure surfaces through _settle
+                    confirm.add_done_callback(_retrieve)
 
         await self.pipeline.publish(ctx, encode, send)
         if ctx.dropped or ctx.outgoing is None:
