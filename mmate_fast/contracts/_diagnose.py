@@ -15,7 +15,7 @@ from typing import Any
 
 from mmate_fast._ext import load
 from mmate_fast.contracts._types import is_pydantic_model
-from mmate_fast.errors import MmateError, PayloadEncodeError
+from mmate_fast.errors import ContractError, MmateError, PayloadEncodeError
 
 _env = load("envelope")
 
@@ -101,12 +101,15 @@ def find_problem(value: Any, path: str) -> tuple[str, str] | None:
     return None
 
 
-def payload_error(msg: Any, type_name: str, cause: BaseException | None = None) -> PayloadEncodeError:
+def payload_error(msg: Any, type_name: str, cause: BaseException | None = None) -> ContractError:
     """The PayloadEncodeError for a message whose payload failed to encode (``cause``: the
-    encoder's error), naming the offending field's path when one is found."""
+    encoder's error), naming the offending field's path when one is found. ``cause`` itself when
+    it is a ContractError about something that is no message at all (a class, a number, ...)."""
     root: Any = msg
     if getattr(type(msg), "__mmate_generic__", False):  # a GenericMessage sends only its payload
         root, type_name = msg.payload, f"{type_name}.payload"
+    elif not _is_container(msg) and isinstance(cause, ContractError):
+        return cause
     found = find_problem(root, type_name)
     if found is not None:
         where, reason = found

@@ -18,8 +18,11 @@ from mmate_fast.contracts import Command, Event, GenericMessage, to_payload
 from mmate_fast.messaging import topology
 from mmate_fast.messaging.outgoing import build
 from mmate_fast.messaging.publisher import Publisher
+from mmate_fast.reliability.circuit_breaker import CircuitBreaker
+from mmate_fast.reliability.retry import ExponentialBackoff, FixedDelay
 from mmate_fast.reliability.scheduling import delay_name
 from mmate_fast.reliability.ttl_retry import delay_queue_name
+from mmate_fast.shutdown import GracefulShutdown
 
 
 @dataclass
@@ -234,3 +237,25 @@ def test_bridge_reply_queue_name_is_checked() -> None:
     with pytest.raises(errors.InvalidArgumentError) as info:
         Bridge(None, Publisher(None), reply_queue="amq.replies")
     assert info.value.argument == "reply_queue"
+
+
+def test_something_that_is_no_message_keeps_its_contract_error() -> None:
+    for not_a_message in (5, None, NeOrderPlaced):
+        with pytest.raises(errors.ContractError) as info:
+            Publisher(None).prepare(not_a_message)
+        assert not isinstance(info.value, errors.PayloadEncodeError)
+
+
+# --------------------------------------------------------------------------- configuration
+@pytest.mark.parametrize("make", [
+    lambda: ExponentialBackoff(initial=-1),
+    lambda: ExponentialBackoff(jitter=1.0),
+    lambda: ExponentialBackoff(max_retries="3"),  # type: ignore[arg-type]
+    lambda: FixedDelay(delay=float("nan")),
+    lambda: CircuitBreaker(failure_threshold=0),
+    lambda: CircuitBreaker(recovery_timeout=-1),
+    lambda: GracefulShutdown([], deadline=0),
+])
+def test_bad_configuration_is_a_configuration_error(make: Any) -> None:
+    with pytest.raises(errors.ConfigurationError):
+        make()
