@@ -20,6 +20,7 @@ RESERVED_PREFIX = "amq."
 #: RabbitMQ's largest per-message expiration (ms; ten years); a larger one is refused with 406
 MAX_EXPIRATION_MS = 315_360_000_000
 MAX_PRIORITY = 255
+_MAX_TTL_S = MAX_EXPIRATION_MS / 1000
 
 
 def short_str(value: Any, argument: str, what: str = "") -> str:
@@ -77,7 +78,9 @@ def ttl_ms(ttl: Any) -> int | None:
     """The AMQP ``expiration`` (whole ms) for ``ttl`` seconds: None for 0 (no TTL, as Go); a
     positive TTL below 1 ms becomes 1 ms (never "no TTL"). A negative TTL (RabbitMQ: 406 and the
     channel closed) or one beyond RabbitMQ's ten years raises InvalidArgumentError."""
-    seconds = duration(ttl, "ttl", "seconds", MAX_EXPIRATION_MS / 1000,
+    if (ttl.__class__ is int or ttl.__class__ is float) and 0.001 <= ttl <= _MAX_TTL_S:
+        return int(ttl * 1000)  # the common case, no call (NaN fails the comparison)
+    seconds = duration(ttl, "ttl", "seconds", _MAX_TTL_S,
                        hint=" (RabbitMQ refuses a negative expiration, closing the channel, and one beyond "
                             "ten years); use ttl=None for no expiry")
     ms = int(seconds * 1000)

@@ -30,6 +30,8 @@ _encode_envelope = _env.encode_envelope
 _utc_timestamp = _env.utc_timestamp
 _format_timestamp = _env.format_timestamp
 
+_MAX_EXPIRATION_MS = _checks.MAX_EXPIRATION_MS
+
 SOURCE = "mmate-python"
 VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -185,10 +187,10 @@ def build(msg: Any, *, correlation_id: str | None = None, headers: Mapping[str, 
     ``envelope_reply_to``/``reply_to_header`` it is also written at envelope level and as
     ``x-reply-to`` so .NET-style responders find it (wire spec §14, SHOULD).
     """
-    if priority is not None:
-        _checks.priority(priority)
-    if ttl_ms is not None:
-        _checks.duration(ttl_ms, "ttl_ms", "ms", _checks.MAX_EXPIRATION_MS)
+    if priority is not None and not (priority.__class__ is int and 0 <= priority <= 255):
+        _checks.priority(priority)  # raises
+    if ttl_ms is not None and not (ttl_ms.__class__ is int and 0 <= ttl_ms <= _MAX_EXPIRATION_MS):
+        _checks.duration(ttl_ms, "ttl_ms", "ms", _MAX_EXPIRATION_MS)
     if delay_ms is not None:
         _checks.delay_ms(delay_ms, "ms")
     if kind is None:

@@ -96,7 +96,8 @@ class Publisher:
             routing_key = rk if routing_key is None else routing_key
         else:
             _short_str(exchange, "exchange", "exchange name")
-        _short_str(routing_key, "routing_key", "routing key")
+        if not (routing_key.__class__ is str and len(routing_key) <= 255 and routing_key.isascii()):
+            _short_str(routing_key, "routing_key", "routing key")  # raises unless non-ASCII and short
         out = build(msg, correlation_id=correlation_id, headers=headers,
                     ttl_ms=_checks.ttl_ms(ttl) if ttl is not None else None, priority=priority,
                     persistent=persistent, delay_ms=_checks.delay_ms(delay) if delay is not None else None,
