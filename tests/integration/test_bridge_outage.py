@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -25,6 +25,7 @@ from mmate_fast import Client, errors
 from mmate_fast.amqp.robust import RecoveryPolicy
 from mmate_fast.contracts import Query, Reply
 from mmate_fast.transports import connect
+from tests.behaviour.behaviour_helpers import wait_until
 from tests.integration.conftest import AMQP_URL
 from tests.integration.tcp_proxy import TcpProxy
 
@@ -40,15 +41,6 @@ class BoGetOrder(Query):
 @dataclass
 class BoOrder(Reply):
     order_id: str = ""
-
-
-async def _until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 def _orphans(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -99,7 +91,7 @@ async def _requester(url: str, **options: object) -> AsyncIterator[Client]:
 async def _go_down(proxy: TcpProxy, client: Client) -> None:
     proxy.refusing = True
     proxy.cut()
-    await _until(lambda: not client.connection.is_connected)
+    await wait_until(lambda: not client.connection.is_connected, timeout=10)
 
 
 async def test_first_request_during_a_long_outage_fails_named_then_the_next_one_works(
@@ -111,7 +103,7 @@ async def test_first_request_during_a_long_outage_fails_named_then_the_next_one_
         await asyncio.sleep(0.8)  # the bridge's start outlives the request, then gives up (wait_timeout)
         assert _orphans(caplog) == []
         proxy.refusing = False
-        await _until(lambda: client.connection.is_connected)
+        await wait_until(lambda: client.connection.is_connected, timeout=10)
         reply = await client.request(BoGetOrder(order_id="after"), timeout=5)
         assert reply.order_id == "after"
 
@@ -141,7 +133,7 @@ async def test_request_in_flight_during_an_outage_times_out_then_the_next_one_wo
         with pytest.raises(errors.RequestTimeout):
             await client.request(BoGetOrder(order_id="during"), timeout=0.5)
         proxy.refusing = False
-        await _until(lambda: client.connection.is_connected)
+        await wait_until(lambda: client.connection.is_connected, timeout=10)
         reply = await client.request(BoGetOrder(order_id="after"), timeout=5)
         assert reply.order_id == "after"
 
@@ -153,7 +145,7 @@ async def test_deleted_reply_queue_fails_in_flight_requests_and_the_bridge_resub
         bridge = client.bridge
         await bridge.start()
         waiting = asyncio.ensure_future(client.request(BoGetOrder(order_id="in-flight"), timeout=30))
-        await _until(lambda: bridge.pending == 1)
+        await wait_until(lambda: bridge.pending == 1, timeout=10)
         ch = await client.connection.channel()
         await ch.queue_delete(bridge.reply_queue)
         await ch.close()
@@ -162,7 +154,7 @@ async def test_deleted_reply_queue_fails_in_flight_requests_and_the_bridge_resub
         with pytest.raises(errors.BridgeClosedError, match="cancelled"):
             await waiting
         assert loop.time() - started < 5  # failed at once, not at its 30 s timeout
-        await _until(lambda: bridge.stats.resubscribes == 1)  # by itself, before any new request
+        await wait_until(lambda: bridge.stats.resubscribes == 1, timeout=10)  # by itself, before any new request
         assert bridge.stats.cancellations == 1
         gate.set()
         reply = await client.request(BoGetOrder(order_id="next"), timeout=5)
