@@ -25,7 +25,7 @@ TIMEOUT=${MMATE_TEST_TIMEOUT:-300}
 export PYTHONDONTWRITEBYTECODE=1
 # asyncio debug mode everywhere (tests/conftest.py passes it on to pytest-asyncio): slow callbacks are
 # logged, tasks remember where they were created, and an exception nobody retrieved fails its test.
-export PYTHONASYNCIODEBUG=${PYTHONASYNCIODEBUG:-1}
+export PYTHONASYNCIODEBUG=${PYTHONASYNCIODEBUG-1}
 
 results=()
 failed=0
