@@ -51,6 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
     ``PYTHONASYNCIODEBUG`` (pytest-asyncio would otherwise run its loops with debug off)."""
     if os.environ.get("PYTHONASYNCIODEBUG") and config.getoption("asyncio_debug", None) is None:
         config.option.asyncio_debug = True
+    config.stash[_DEBUG] = bool(config.getoption("asyncio_debug", None))
     loop = config.getoption("--loop")
     if loop not in LOOPS:
         raise pytest.UsageError(f"MMATE_TEST_LOOP={loop!r}: use one of {', '.join(LOOPS)}")
@@ -110,6 +111,18 @@ def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
         return f"mmate-test.{prefix}.{test}.{uuid.uuid4().hex}"
 
     return make
+
+
+# --------------------------------------------------------------------------- asyncio debug mode
+_DEBUG = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Run the tests marked ``slow`` (100k-message runs) with asyncio debug off: debug mode records a
+    traceback for every callback and future, which makes them about 5x slower. The orphan check
+    below still applies to them (only the "created at" part of its report is missing)."""
+    item.config.option.asyncio_debug = item.config.stash[_DEBUG] and item.get_closest_marker("slow") is None
 
 
 # --------------------------------------------------------------------------- orphaned task exceptions
