@@ -211,13 +211,15 @@ def build(msg: Any, *, correlation_id: str | None = None, headers: Mapping[str, 
 
     if not headers and delay_ms is None:
         # hot path: constant parts pre-encoded, only string-valued per-message headers vary
-        tpl = _template(tname, kind, source, ttl_ms, priority, persistent)
         var = _variable_headers(msg, kind, msg_id, ts_str, corr, address if reply_to_header else None)
         try:
+            tpl = _template(tname, kind, source, ttl_ms, priority, persistent)
             body, props = tpl.encode(msg_id, ts_str, unix, corr, address, envelope_reply_to, var,
                                      to_payload(msg))
         except _ENCODE_ERRORS as exc:
-            raise wire_error(exc, msg, tname, _strings(msg_id, corr, address, tname), var) from None
+            static = _static_headers(tname, kind, source, ttl_ms, priority, persistent)[0]
+            raise wire_error(exc, msg, tname, _strings(msg_id, corr, address, tname), {**static, **var}) \
+                from None
         return Outgoing(msg_id, tname, kind, body, props, None, corr, address,
                         base=tpl.amqp_headers, extra=var)
 

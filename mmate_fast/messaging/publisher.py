@@ -96,6 +96,7 @@ class Publisher:
             routing_key = rk if routing_key is None else routing_key
         else:
             _short_str(exchange, "exchange", "exchange name")
+        # _short_str's own O(1) test, inlined: this runs for every publish
         if not (routing_key.__class__ is str and len(routing_key) <= 255 and routing_key.isascii()):
             _short_str(routing_key, "routing_key", "routing key")  # raises unless non-ASCII and short
         out = build(msg, correlation_id=correlation_id, headers=headers,

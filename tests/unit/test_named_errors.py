@@ -259,3 +259,12 @@ def test_something_that_is_no_message_keeps_its_contract_error() -> None:
 def test_bad_configuration_is_a_configuration_error(make: Any) -> None:
     with pytest.raises(errors.ConfigurationError):
         make()
+
+
+def test_template_failures_are_named_too() -> None:
+    with pytest.raises(errors.InvalidArgumentError) as info:  # explicit route: the type name is the culprit
+        _prepare(GenericMessage(type="T" * 256), exchange="x", routing_key="rk")
+    assert info.value.argument == "type"
+    with pytest.raises(errors.InvalidArgumentError) as info:
+        Publisher(None, source="bad\ud800").prepare(NeOrderPlaced())
+    assert info.value.argument == "headers['x-source']"
