@@ -6,6 +6,9 @@
 # Every check runs even when an earlier one failed; the exit code is non-zero when any failed.
 # pytest's exit code 5 ("no tests collected") counts as a failure.
 #
+# The suite runs in asyncio debug mode (PYTHONASYNCIODEBUG=1; set it empty to turn it off) and fails
+# any test during which a task/future exception was never retrieved (tests/conftest.py).
+#
 # Knobs: MMATE_SKIP_SETUP=1 skips ci/setup.sh (quick local reruns); MMATE_SKIP_BROKER=1 skips
 # ci/broker.sh and lets the integration tests skip; MMATE_TEST_TIMEOUT sets the per-test timeout
 # in seconds (default 300); extra arguments are passed to both pytest runs (e.g. -x, -k EXPR).
@@ -20,6 +23,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PYTHON:-python3}
 TIMEOUT=${MMATE_TEST_TIMEOUT:-300}
 export PYTHONDONTWRITEBYTECODE=1
+# asyncio debug mode everywhere (tests/conftest.py passes it on to pytest-asyncio): slow callbacks are
+# logged, tasks remember where they were created, and an exception nobody retrieved fails its test.
+export PYTHONASYNCIODEBUG=${PYTHONASYNCIODEBUG-1}
 
 results=()
 failed=0

@@ -25,7 +25,6 @@ a timeout raises :class:`~mmate_fast.errors.RequestTimeout` and removes the pend
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import uuid
@@ -33,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mmate_fast import errors
+from mmate_fast import _checks, errors
 from mmate_fast._ext import load
 from mmate_fast.contracts import (
     ErrorReply,
@@ -47,6 +46,7 @@ from mmate_fast.contracts import (
 )
 from mmate_fast.messaging.outgoing import Outgoing
 from mmate_fast.messaging.publisher import Publisher, require_target_service
+from mmate_fast.reliability.retry import ExponentialBackoff, RetryPolicy
 
 _env = load("envelope")
 _decode_envelope = _env.decode_envelope
@@ -58,6 +58,7 @@ REPLY_QUEUE_PREFIX = "bridge.reply."
 #: unacked replies the reply consumer may hold (Go uses 10; replies are settled inline, so more is cheap)
 DEFAULT_PREFETCH = 100
 DEFAULT_TIMEOUT = 30.0
+_FOREVER = 2**31  # resubscribe attempts: until it works or the bridge closes
 
 
 def new_reply_queue_name() -> str:
@@ -72,7 +73,10 @@ class BridgeStats:
     ``sent``: requests published; ``replied``: replies matched to a waiting request;
     ``timeouts``: requests that raised RequestTimeout; ``late_replies``: replies for an unknown or
     expired correlation id (acked and dropped); ``errors``: replies that raised RemoteError;
-    ``malformed``: reply bodies that were not an envelope / did not fit the registered class.
+    ``malformed``: reply bodies that were not an envelope / did not fit the registered class;
+    ``cancellations``: times the broker cancelled the reply consumer (reply queue deleted, the
+    bridge's channel closed); ``resubscribes``: times the bridge re-declared and re-consumed its reply
+    queue after that.
     """
 
     sent: int = 0
@@ -81,6 +85,8 @@ class BridgeStats:
     late_replies: int = 0
     errors: int = 0
     malformed: int = 0
+    cancellations: int = 0
+    resubscribes: int = 0
 
 
 # ---------------------------------------------------------------------------------- reply decoding
@@ -154,7 +160,8 @@ class Bridge:
         self.publisher = publisher
         self.registry = registry if registry is not None else default_registry
         #: ``bridge.reply.{8 hex}`` unless given (Go's ``WithReplyQueue``)
-        self.reply_queue = reply_queue or new_reply_queue_name()
+        self.reply_queue = _checks.name(reply_queue, "reply_queue", "reply queue name") if reply_queue \
+            else new_reply_queue_name()
         self.prefetch = prefetch
         self.default_timeout = default_timeout
         #: False (default): requests go out on the bridge's own channel without publisher confirms
@@ -162,10 +169,14 @@ class Bridge:
         #: still fails at once through its basic.return. True: through the publisher (confirmed).
         self.confirm_requests = confirm_requests
         self.stats = BridgeStats()
+        #: pause between attempts to re-declare and re-consume the reply queue after the broker
+        #: cancelled the reply consumer (0.1 s doubling up to 5 s, +-20 %, until it works or closes)
+        self.resubscribe_backoff: RetryPolicy = ExponentialBackoff(0.1, 5.0, 2.0, _FOREVER, 0.2)
         self.channel: Any = None
         self.consumer_tag = ""
         self._pending: dict[str, asyncio.Future[Any]] = {}
-        self._starting: asyncio.Future[None] | None = None
+        self._starting: asyncio.Task[None] | None = None
+        self._resubscribing: asyncio.Task[None] | None = None
         self._ready = False
         self._closed = False
 
@@ -179,37 +190,59 @@ class Bridge:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        """Declare and consume the reply queue (once; concurrent callers share the same start)."""
+        """Declare and consume the reply queue (once; concurrent callers share the same start).
+
+        The start runs in its own task: a caller that gives up (its timeout) leaves it running, and
+        its outcome is always retrieved; a failed start is tried again by the next caller.
+        """
         if self._ready:
             return
         if self._closed:
             raise errors.BridgeClosedError("the request/reply bridge is closed")
-        if self._starting is None:
-            self._starting = asyncio.ensure_future(self._start())
         starting = self._starting
+        if starting is None:
+            starting = self._starting = asyncio.ensure_future(self._start())
+            starting.add_done_callback(self._start_done)
         try:
             await asyncio.shield(starting)
-        except BaseException:
-            if starting.done() and self._starting is starting:
-                self._starting = None  # a failed start may be retried by the next request
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if starting.cancelled() and (current is None or not current.cancelling()):
+                raise errors.BridgeClosedError(  # the bridge closed while starting, not our caller
+                    f"request/reply bridge {self.reply_queue} closed while it was starting") from None
             raise
 
+    def _start_done(self, task: asyncio.Task[None]) -> None:
+        """Done-callback of a start: forget it (a failed start may be retried) and retrieve its
+        outcome, so a start nobody waits for any more never leaves an unretrieved exception."""
+        if self._starting is task:
+            self._starting = None
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("starting bridge %s failed: %r", self.reply_queue, task.exception())
+
     async def _start(self) -> None:
-        channel = await self.connection.channel()
+        channel = self.channel
+        if channel is None or not channel.is_open:  # first start, or the broker closed it
+            self.channel = None
+            if channel is not None:
+                await _close_quietly(channel)
+            channel = await self.connection.channel()
         try:
             await channel.queue_declare(self.reply_queue, durable=False, exclusive=True, auto_delete=True)
-            self.channel = channel
             channel.on_return = self._on_return
             # no_ack: every reply is settled at once anyway (matched, late or malformed), so the
             # broker need not track acks for them; it saves a frame and broker work per reply
-            self.consumer_tag = await channel.basic_consume(self.reply_queue, self._on_reply, exclusive=True,
-                                                            no_ack=True, on_cancel=self._on_cancel)
+            tag = await channel.basic_consume(self.reply_queue, self._on_reply, exclusive=True,
+                                              no_ack=True, on_cancel=self._on_cancel)
         except BaseException:
             self.channel = None
-            if channel.is_open:
-                with contextlib.suppress(errors.MmateError):
-                    await channel.close()
+            await _close_quietly(channel)
             raise
+        if self._closed:  # closed while starting: leave nothing behind
+            await _close_quietly(channel)
+            raise errors.BridgeClosedError(f"request/reply bridge {self.reply_queue} closed while starting")
+        self.channel = channel
+        self.consumer_tag = tag
         self._ready = True
 
     async def close(self, timeout: float = 5.0) -> None:
@@ -218,8 +251,13 @@ class Bridge:
         self._closed = True
         self._fail_pending(errors.BridgeClosedError(
             f"request/reply bridge {self.reply_queue} closed before the reply arrived"))
+        for task in (self._resubscribing, self._starting):
+            if task is not None and not task.done():
+                task.cancel()
         channel, self.channel, self._ready = self.channel, None, False
         if channel is None or not channel.is_open:
+            if channel is not None:
+                await _close_quietly(channel)
             return
         try:
             if self.consumer_tag:
@@ -229,12 +267,42 @@ class Bridge:
             log.debug("closing bridge %s: %s", self.reply_queue, exc)
 
     def _on_cancel(self, consumer_tag: str) -> None:
-        """The broker cancelled the reply consumer (queue deleted): fail waiters, restart next time."""
-        log.warning("reply consumer of bridge %s was cancelled by the broker", self.reply_queue)
+        """The broker cancelled the reply consumer (reply queue deleted, or the bridge's channel
+        closed, e.g. by a request to a missing exchange): fail the waiting requests at once (their
+        replies may be lost) and re-declare and re-consume the reply queue in the background."""
+        if self._closed or consumer_tag != self.consumer_tag:
+            return
+        channel = self.channel
+        why = ("its channel was closed by the broker" if channel is not None and not channel.is_open
+               else "the reply queue was deleted")
+        log.warning("reply consumer of bridge %s was cancelled by the broker (%s); subscribing again",
+                    self.reply_queue, why)
+        self.stats.cancellations += 1
         self._ready = False
-        self._starting = None
+        self.consumer_tag = ""
         self._fail_pending(errors.BridgeClosedError(
-            f"the reply consumer of bridge {self.reply_queue} was cancelled by the broker"))
+            f"the reply consumer of bridge {self.reply_queue} was cancelled by the broker ({why}) while "
+            "this request waited; its reply may be lost: send the request again"))
+        if self._resubscribing is None or self._resubscribing.done():
+            self._resubscribing = asyncio.get_running_loop().create_task(self._resubscribe())
+            self._resubscribing.add_done_callback(_retrieve)
+
+    async def _resubscribe(self) -> None:
+        """Start again until it works (or the bridge closes), pausing per ``resubscribe_backoff``."""
+        attempt = 0
+        while not self._ready and not self._closed:
+            try:
+                await self.start()
+            except errors.MmateError as exc:
+                attempt += 1
+                delay = self.resubscribe_backoff.delay(attempt)
+                wait = 5.0 if delay is None else delay
+                log.warning("bridge %s could not subscribe again (%s); next attempt in %.2f s",
+                            self.reply_queue, exc, wait)
+                await asyncio.sleep(wait)
+            else:
+                self.stats.resubscribes += 1
+                log.warning("bridge %s subscribed to its reply queue again", self.reply_queue)
 
     def _fail_pending(self, exc: BaseException) -> None:
         pending, self._pending = self._pending, {}
@@ -311,7 +379,9 @@ class Bridge:
                     self._publish_direct(msg, options)
                 self.stats.sent += 1
                 reply = await fut
-        except TimeoutError:
+        except TimeoutError as exc:
+            if isinstance(exc, errors.MmateError):  # a named timeout from below (e.g. still reconnecting)
+                raise
             self.stats.timeouts += 1
             raise errors.RequestTimeout(
                 f"no reply to {type_name} (correlation id {correlation_id or '-'}) within {timeout} s "
@@ -399,6 +469,20 @@ def _route_as_request(msg: Any, options: dict[str, Any]) -> None:
         options["kind"] = kind
     elif kind is MessageKind.QUERY:
         options["kind"] = kind
+
+
+async def _close_quietly(channel: Any) -> None:
+    """Close a channel of the bridge that is no longer used (closing a closed one is a no-op)."""
+    try:
+        await channel.close()
+    except errors.MmateError as exc:
+        log.debug("closing a bridge channel: %s", exc)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Done-callback of a background task: its exception is logged, never left unretrieved."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("bridge background task failed", exc_info=task.exception())
 
 
 def _confirm_settled(reply: asyncio.Future[Any], confirm: asyncio.Future[Any]) -> None:

@@ -149,7 +149,13 @@ class ContractError(MmateError, TypeError):
 
 class PayloadEncodeError(ContractError):
     """A message could not be encoded to JSON (a value refers to itself, an object JSON cannot
-    carry, ...); ``reason`` says which."""
+    carry, ...); ``reason`` says which, ``path`` where (e.g. ``OrderCreated.items[2].price``, empty
+    when unknown)."""
+
+    def __init__(self, message: str, reason: str = "", path: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+        self.path = path
 
 
 class HandlerRegistrationError(MmateError, TypeError):

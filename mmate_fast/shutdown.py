@@ -15,6 +15,8 @@ import signal
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from mmate_fast import errors
+
 log = logging.getLogger("mmate_fast.shutdown")
 
 DEFAULT_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
@@ -29,7 +31,7 @@ class GracefulShutdown:
     def __init__(self, clients: Iterable[Any], *, deadline: float = 10.0,
                  signals: Sequence[int] = DEFAULT_SIGNALS) -> None:
         if deadline <= 0:
-            raise ValueError("deadline must be > 0 seconds")
+            raise errors.ConfigurationError(f"deadline must be > 0 seconds, got {deadline!r}")
         self.clients = list(clients)
         self.deadline = deadline
         self.signals = tuple(signals)

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mmate_fast.contracts._base import GenericMessage
+from mmate_fast.contracts._diagnose import payload_error
 from mmate_fast.contracts._plan import _PLANS, _parse_envelope_ts, plan_for
 from mmate_fast.contracts._registry import TypeRegistry, default_registry
 from mmate_fast.errors import ContractError
@@ -15,7 +16,8 @@ def to_payload(msg: Any) -> dict[str, Any]:
     kind, omitempty fields dropped when empty, nested dataclasses / pydantic models converted.
     datetime, timedelta, bytes, Decimal, UUID and Enum values are left for the envelope codec.
     Excludes ``id``/``type``/``timestamp``/``correlationId`` (they travel in the envelope).
-    A GenericMessage gives its ``payload``; a plain dict is returned as it is."""
+    A GenericMessage gives its ``payload``; a plain dict is returned as it is. A payload that
+    contains itself raises PayloadEncodeError naming the field."""
     p = _PLANS.get(msg.__class__)
     if p is None:
         if isinstance(msg, Mapping):
@@ -23,7 +25,10 @@ def to_payload(msg: Any) -> dict[str, Any]:
         if isinstance(msg, type):
             raise ContractError(f"to_payload() needs a message instance, got the class {msg.__qualname__}")
         p = plan_for(msg.__class__)
-    return p.encode(msg)
+    try:
+        return p.encode(msg)
+    except (RecursionError, ValueError) as exc:  # a cycle; pydantic's "Circular reference detected"
+        raise payload_error(msg, p.type_name, exc) from None
 
 
 def from_envelope(env: Any, registry: TypeRegistry = default_registry) -> Any:

@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from mmate_fast import _checks, errors
 from mmate_fast._ext import load
 from mmate_fast.contracts import MessageKind, kind_of, message_type, to_payload
+from mmate_fast.messaging._diagnose import wire_error
 
 _env = load("envelope")
 _frames = load("frames")
@@ -27,6 +29,8 @@ _encode_properties = _frames.encode_properties
 _encode_envelope = _env.encode_envelope
 _utc_timestamp = _env.utc_timestamp
 _format_timestamp = _env.format_timestamp
+
+_MAX_EXPIRATION_MS = _checks.MAX_EXPIRATION_MS
 
 SOURCE = "mmate-python"
 VERSION = "1.0"
@@ -183,6 +187,12 @@ def build(msg: Any, *, correlation_id: str | None = None, headers: Mapping[str, 
     ``envelope_reply_to``/``reply_to_header`` it is also written at envelope level and as
     ``x-reply-to`` so .NET-style responders find it (wire spec §14, SHOULD).
     """
+    if priority is not None and not (priority.__class__ is int and 0 <= priority <= 255):
+        _checks.priority(priority)  # raises
+    if ttl_ms is not None and not (ttl_ms.__class__ is int and 0 <= ttl_ms <= _MAX_EXPIRATION_MS):
+        _checks.duration(ttl_ms, "ttl_ms", "ms", _MAX_EXPIRATION_MS)
+    if delay_ms is not None:
+        _checks.delay_ms(delay_ms, "ms")
     if kind is None:
         kind = kind_of(msg)
     tname = type_name or message_type(msg)
@@ -195,16 +205,21 @@ def build(msg: Any, *, correlation_id: str | None = None, headers: Mapping[str, 
         ts_str = _format_timestamp(ts)
         unix = int((ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)).timestamp())
     else:
-        raise TypeError(f"{tname}.timestamp must be a datetime or None, not {type(ts).__name__}")
+        raise errors.ContractError(f"{tname}.timestamp must be a datetime or None, not {type(ts).__name__}")
     corr = correlation_id or getattr(msg, "correlation_id", None) or None
     address = reply_to or _reply_address(msg, kind) or None
 
     if not headers and delay_ms is None:
         # hot path: constant parts pre-encoded, only string-valued per-message headers vary
-        tpl = _template(tname, kind, source, ttl_ms, priority, persistent)
         var = _variable_headers(msg, kind, msg_id, ts_str, corr, address if reply_to_header else None)
-        body, props = tpl.encode(msg_id, ts_str, unix, corr, address, envelope_reply_to, var,
-                                 to_payload(msg))
+        try:
+            tpl = _template(tname, kind, source, ttl_ms, priority, persistent)
+            body, props = tpl.encode(msg_id, ts_str, unix, corr, address, envelope_reply_to, var,
+                                     to_payload(msg))
+        except _ENCODE_ERRORS as exc:
+            static = _static_headers(tname, kind, source, ttl_ms, priority, persistent)[0]
+            raise wire_error(exc, msg, tname, _strings(msg_id, corr, address, tname), {**static, **var}) \
+                from None
         return Outgoing(msg_id, tname, kind, body, props, None, corr, address,
                         base=tpl.amqp_headers, extra=var)
 
@@ -223,20 +238,30 @@ def build(msg: Any, *, correlation_id: str | None = None, headers: Mapping[str, 
     if delay_ms is not None and (headers is None or "x-delay" not in headers):
         amqp["x-delay"] = _Typed("l", int(delay_ms))
 
-    payload = to_payload(msg)
-    body = _encode_envelope(msg_id, tname, ts_str, corr, address if envelope_reply_to else None, h,
-                            payload)
-    props = _encode_properties(_BasicProperties(
-        content_type=CONTENT_TYPE,
-        delivery_mode=2 if persistent else 1,
-        headers=amqp,
-        message_id=msg_id,
-        correlation_id=corr,
-        type=tname,
-        timestamp=unix,
-        reply_to=address,
-        expiration=str(int(ttl_ms)) if ttl_ms else None,
-        priority=priority if priority else None,
-    ))
-    h = amqp
-    return Outgoing(msg_id, tname, kind, body, props, h, corr, address)
+    try:
+        body = _encode_envelope(msg_id, tname, ts_str, corr, address if envelope_reply_to else None, h,
+                                to_payload(msg))
+        props = _encode_properties(_BasicProperties(
+            content_type=CONTENT_TYPE,
+            delivery_mode=2 if persistent else 1,
+            headers=amqp,
+            message_id=msg_id,
+            correlation_id=corr,
+            type=tname,
+            timestamp=unix,
+            reply_to=address,
+            expiration=str(int(ttl_ms)) if ttl_ms else None,
+            priority=priority if priority else None,
+        ))
+    except _ENCODE_ERRORS as exc:
+        raise wire_error(exc, msg, tname, _strings(msg_id, corr, address, tname), amqp) from None
+    return Outgoing(msg_id, tname, kind, body, props, amqp, corr, address)
+
+
+#: what the encoders raise for a value they cannot carry (ContractError is a TypeError)
+_ENCODE_ERRORS = (ValueError, TypeError, OverflowError, RecursionError)
+
+
+def _strings(msg_id: Any, corr: Any, address: Any, tname: Any) -> dict[str, Any]:
+    """The short-string properties of a message by argument name, for ``wire_error``."""
+    return {"id": msg_id, "correlation_id": corr, "reply_to": address, "type": tname}

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Iterable, Mapping
+from itertools import islice
 from typing import Any
 
-from mmate_fast import errors
+from mmate_fast import _checks, errors
 from mmate_fast._ext import load
 from mmate_fast.contracts import MessageKind, kind_of, message_type
 from mmate_fast.messaging import topology
@@ -18,6 +19,7 @@ from mmate_fast.messaging.outgoing import SOURCE, Outgoing, build
 from mmate_fast.messaging.pipeline import Pipeline, PublishContext
 
 _frames = load("frames")
+_short_str = _checks.short_str
 
 
 def default_route(msg: Any, kind: MessageKind, type_name: str) -> tuple[str, str]:
@@ -39,6 +41,13 @@ def require_target_service(command: Any) -> None:
     if not getattr(command, "target_service", ""):
         raise errors.ContractError(
             f"{message_type(command)}.target_service is empty: a command needs the service it is for")
+
+
+def _retrieve(confirm: asyncio.Future[Any]) -> None:
+    """Done-callback of a confirm future nobody awaits (``publish_batch`` waits for the window
+    instead): mark its exception retrieved, so a failed window leaves no orphaned future."""
+    if not confirm.cancelled():
+        confirm.exception()
 
 
 #: without confirms, every this many publishes one is awaited (back-pressure and fairness)
@@ -72,17 +81,28 @@ class Publisher:
 
         ``ttl`` and ``delay`` are seconds. ``ttl`` becomes the AMQP ``expiration`` property (the
         broker drops or dead-letters the message after it), ``priority`` the AMQP ``priority``.
+        What RabbitMQ would refuse (a negative ttl, a priority outside 0-255, a name, routing key,
+        id or header longer than 255 bytes, ...) raises InvalidArgumentError (a negative delay:
+        SchedulingError), a payload JSON cannot carry PayloadEncodeError; nothing is sent then.
         """
         type_name = message_type(msg)
         k = kind if kind is not None else kind_of(msg)
-        out = build(msg, correlation_id=correlation_id, headers=headers,
-                    ttl_ms=int(ttl * 1000) if ttl else None, priority=priority, persistent=persistent,
-                    delay_ms=int(delay * 1000) if delay is not None else None, reply_to=reply_to,
-                    type_name=type_name, source=self.source or SOURCE, kind=k)
         if exchange is None or routing_key is None:
             ex, rk = default_route(msg, k, type_name)
-            exchange = ex if exchange is None else exchange
+            if exchange is None:
+                exchange = ex
+            else:
+                _short_str(exchange, "exchange", "exchange name")
             routing_key = rk if routing_key is None else routing_key
+        else:
+            _short_str(exchange, "exchange", "exchange name")
+        # _short_str's own O(1) test, inlined: this runs for every publish
+        if not (routing_key.__class__ is str and len(routing_key) <= 255 and routing_key.isascii()):
+            _short_str(routing_key, "routing_key", "routing key")  # raises unless non-ASCII and short
+        out = build(msg, correlation_id=correlation_id, headers=headers,
+                    ttl_ms=_checks.ttl_ms(ttl) if ttl is not None else None, priority=priority,
+                    persistent=persistent, delay_ms=_checks.delay_ms(delay) if delay is not None else None,
+                    reply_to=reply_to, type_name=type_name, source=self.source or SOURCE, kind=k)
         return exchange, routing_key, out
 
     def publish_nowait(self, msg: Any, *, mandatory: bool = False,
@@ -149,26 +169,43 @@ class Publisher:
     async def publish_batch(self, messages: Iterable[Any], *, timeout: float | None = None,
                             window: int = 1000, mandatory: bool = False, **options: Any) -> list[str]:
         """Publish many messages pipelined: up to ``window`` in flight, then wait for their confirms
-        (confirm mode) or for write-buffer room. Returns the message ids in order."""
+        (confirm mode) or for write-buffer room. Returns the message ids in order.
+
+        Each window is encoded before any of it is sent, so a message refused before the broker
+        (InvalidArgumentError, PayloadEncodeError) fails its window without sending half of it;
+        earlier windows were sent (the error's note says how many messages)."""
         ids: list[str] = []
         target = self._target
-        pending = 0
         intercepted = self.pipeline.has_publish
-        for msg in messages:
-            if intercepted:
-                ids.append(await self._intercepted(msg, mandatory, timeout, dict(options), wait=False))
-            else:
-                exchange, routing_key, out = self.prepare(msg, **options)
-                target.publish_nowait(out.body, exchange, routing_key, out.properties, mandatory=mandatory)
-                ids.append(out.message_id)
-            pending += 1
-            if pending >= window:
-                await self._settle(timeout)
-                pending = 0
-        if pending:
-            await self._settle(timeout)
-        self.published += len(ids)
-        return ids
+        it = iter(messages)
+        try:
+            while True:
+                if intercepted:
+                    before = len(ids)
+                    for msg in islice(it, window):
+                        ids.append(await self._intercepted(msg, mandatory, timeout, dict(options),
+                                                           wait=False))
+                    n = len(ids) - before
+                else:
+                    ready = [self.prepare(msg, **options) for msg in islice(it, window)]
+                    n = len(ready)
+                    for exchange, routing_key, out in ready:
+                        confirm = target.publish_nowait(out.body, exchange, routing_key, out.properties,
+                                                        mandatory=mandatory)
+                        if confirm is not None:  # its failure surfaces through _settle
+                            confirm.add_done_callback(_retrieve)
+                        ids.append(out.message_id)
+                if n:
+                    await self._settle(timeout)
+                if n < window:
+                    return ids
+        except errors.MmateError as exc:
+            if ids:
+                exc.add_note(f"publish_batch: {len(ids)} messages of this batch were sent before this error "
+                             f"(ids {ids[0]} .. {ids[-1]})")
+            raise
+        finally:
+            self.published += len(ids)
 
     async def _intercepted(self, msg: Any, mandatory: bool, timeout: float | None,
                            options: dict[str, Any], *, wait: bool) -> str:
@@ -190,7 +227,10 @@ class Publisher:
                 await self._target.publish(out.body, c.exchange, c.routing_key, props, mandatory=mandatory,
                                            timeout=timeout)
             else:
-                self._target.publish_nowait(out.body, c.exchange, c.routing_key, props, mandatory=mandatory)
+                confirm = self._target.publish_nowait(out.body, c.exchange, c.routing_key, props,
+                                                      mandatory=mandatory)
+                if confirm is not None:  # publish_batch: its failure surfaces through _settle
+                    confirm.add_done_callback(_retrieve)
 
         await self.pipeline.publish(ctx, encode, send)
         if ctx.dropped or ctx.outgoing is None:

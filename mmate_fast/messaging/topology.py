@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from mmate_fast import _checks, errors
 from mmate_fast.contracts import MessageKind
 
 COMMANDS = "mmate.commands"
@@ -31,13 +32,19 @@ EXCHANGE_FOR_KIND: dict[MessageKind, str] = {
 
 
 def service_queue(service_name: str) -> str:
-    """A service's own durable queue: ``{service}-queue``."""
-    return f"{service_name}-queue"
+    """A service's own durable queue: ``{service}-queue`` (InvalidArgumentError for a service name
+    RabbitMQ would refuse in a queue name)."""
+    if not isinstance(service_name, str):
+        raise errors.InvalidArgumentError(
+            f"service_name must be a str, not {type(service_name).__qualname__}", "service_name")
+    return _checks.name(f"{service_name}-queue", "service_name", "service queue name")
 
 
 def dead_letter_queue(queue: str) -> str:
     """Where mmate_fast keeps messages a consumer of ``queue`` could not process: ``dlq.{queue}``."""
-    return f"dlq.{queue}"
+    if not isinstance(queue, str):
+        raise errors.InvalidArgumentError(f"queue must be a str, not {type(queue).__qualname__}", "queue")
+    return _checks.name(f"dlq.{queue}", "queue", "dead-letter queue name")
 
 
 def event_routing_key(aggregate_id: str, type_name: str) -> str:
@@ -88,12 +95,14 @@ def binding_for(kind: MessageKind, type_name: str, service_name: str) -> Binding
 
 async def declare_exchanges(channel: Any, names: Iterable[str] = EXCHANGES) -> None:
     """Declare the Mmate exchanges exactly as mmate-go does (topic, durable)."""
+    names = [_checks.name(name, "names", "exchange name") for name in names]
     for name in names:
         await channel.exchange_declare(name, "topic", durable=True, auto_delete=False, internal=False)
 
 
 async def declare_service_queue(channel: Any, service_name: str, *, fifo: bool = False) -> str:
-    """Declare ``{service}-queue`` (durable, no arguments; FIFO mode: single active consumer)."""
+    """Declare ``{service}-queue`` (durable, no arguments; FIFO mode: single active consumer);
+    InvalidArgumentError before anything is sent when RabbitMQ would refuse the name."""
     queue = service_queue(service_name)
     args = {"x-single-active-consumer": True} if fifo else None
     await channel.queue_declare(queue, durable=True, exclusive=False, auto_delete=False, arguments=args)
@@ -101,7 +110,8 @@ async def declare_service_queue(channel: Any, service_name: str, *, fifo: bool =
 
 
 async def declare_dead_letter_queue(channel: Any, queue: str) -> str:
-    """Declare ``dlq.{queue}`` (durable, no arguments)."""
+    """Declare ``dlq.{queue}`` (durable, no arguments); InvalidArgumentError before anything is
+    sent when RabbitMQ would refuse the name."""
     name = dead_letter_queue(queue)
     await channel.queue_declare(name, durable=True)
     return name

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
+from mmate_fast import errors
 from mmate_fast.errors import CircuitOpenError
 from mmate_fast.messaging.pipeline import ConsumeContext, Interceptor, PublishContext
 
@@ -43,9 +44,10 @@ class CircuitBreaker:
                  is_failure: Callable[[BaseException], bool] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if failure_threshold < 1 or half_open_max_calls < 1 or success_threshold < 1:
-            raise ValueError("failure_threshold, half_open_max_calls and success_threshold must be >= 1")
+            raise errors.ConfigurationError(
+                "failure_threshold, half_open_max_calls and success_threshold must be >= 1")
         if recovery_timeout < 0:
-            raise ValueError(f"recovery_timeout must be >= 0, got {recovery_timeout!r}")
+            raise errors.ConfigurationError(f"recovery_timeout must be >= 0, got {recovery_timeout!r}")
         self.failure_threshold = failure_threshold
         self.recovery_timeout = recovery_timeout
         self.half_open_max_calls = half_open_max_calls

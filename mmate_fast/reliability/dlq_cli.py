@@ -70,7 +70,7 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
                     out.write(f"{q:<{width}}  {n}\n")
         elif cmd == "show":
             if args.limit < 1:
-                raise ValueError("--limit must be >= 1")
+                raise errors.ConfigurationError("--limit must be >= 1")
             letters = await dlq.peek(conn, args.queue, args.limit)
             for i, d in enumerate(letters, 1):
                 if args.json:
@@ -89,14 +89,14 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
                 out.write(f"{args.queue} is empty\n")
         elif cmd == "replay":
             if args.limit is not None and args.limit < 1:
-                raise ValueError("--limit must be >= 1")
+                raise errors.ConfigurationError("--limit must be >= 1")
             n = await dlq.replay(conn, args.queue, limit=args.limit, to=args.to)
             out.write(f"replayed {n} message(s) from {args.queue}\n")
         elif cmd == "purge":
             n = await dlq.purge(conn, args.queue)
             out.write(f"purged {n} message(s) from {args.queue}\n")
         else:  # pragma: no cover - argparse rejects it
-            raise ValueError(f"unknown dlq command {cmd!r}")
+            raise errors.ConfigurationError(f"unknown dlq command {cmd!r}")
     finally:
         if not conn.is_closed:
             await conn.close()

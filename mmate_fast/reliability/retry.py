@@ -15,6 +15,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
+from mmate_fast.errors import ConfigurationError
 from mmate_fast.messaging.pipeline import ConsumeContext, Interceptor
 
 log = logging.getLogger("mmate_fast.retry")
@@ -49,8 +50,8 @@ def is_retryable(exc: BaseException, predicate: RetryPredicate | None = None) ->
 
 
 def _check(name: str, value: float, minimum: float = 0.0) -> None:
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= minimum:
+        raise ConfigurationError(f"{name} must be a number >= {minimum}, got {value!r}")
 
 
 class _Base:
@@ -72,7 +73,7 @@ class ExponentialBackoff(_Base):
         _check("multiplier", multiplier, 1.0)
         _check("max_retries", max_retries)
         if not 0.0 <= jitter < 1.0:
-            raise ValueError(f"jitter must be in [0, 1), got {jitter!r}")
+            raise ConfigurationError(f"jitter must be in [0, 1), got {jitter!r}")
         self.initial = initial
         self.max = max
         self.multiplier = multiplier

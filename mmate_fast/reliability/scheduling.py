@@ -28,7 +28,7 @@ import weakref
 from datetime import datetime, timedelta
 from typing import Any
 
-from mmate_fast import errors
+from mmate_fast import _checks, errors
 from mmate_fast.contracts import kind_of, message_type
 from mmate_fast.messaging.publisher import Publisher, default_route
 
@@ -46,8 +46,10 @@ def ceil_significant(ms: int, digits: int = 3) -> int:
 
 
 def delay_name(exchange: str, delay_ms: int) -> str:
-    """``mmate.delay.{exchange}.{ms}ms`` — the delay exchange and queue for ``exchange``."""
-    return f"{DELAY_PREFIX}{exchange or '_default'}.{delay_ms}ms"
+    """``mmate.delay.{exchange}.{ms}ms`` — the delay exchange and queue for ``exchange``
+    (InvalidArgumentError when RabbitMQ would refuse that name, e.g. longer than 255 bytes)."""
+    return _checks.name(f"{DELAY_PREFIX}{exchange or '_default'}.{delay_ms}ms", "exchange",
+                        "delay queue name")
 
 
 def seconds_until(at: datetime, now: float | None = None) -> float:
@@ -149,11 +151,11 @@ def _resolve(delay: float | timedelta | None, at: datetime | None) -> float:
     if (delay is None) == (at is None):
         raise errors.SchedulingError("give exactly one of delay= (seconds) or at= (datetime)")
     if at is not None:
+        if not isinstance(at, datetime):
+            raise errors.SchedulingError(f"at must be a datetime, not {type(at).__qualname__}")
         return seconds_until(at)
-    seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)  # type: ignore[arg-type]
-    if not math.isfinite(seconds) or seconds < 0:
-        raise errors.SchedulingError(f"delay must be a finite number of seconds >= 0, got {delay!r}")
-    return seconds
+    seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
+    return _checks.duration(seconds, "delay", error=errors.SchedulingError)
 
 
 _SCHEDULERS: weakref.WeakKeyDictionary[Any, Scheduler] = weakref.WeakKeyDictionary()

@@ -32,7 +32,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from mmate_fast import errors
+from mmate_fast import _checks, errors
 from mmate_fast.messaging.subscriber import QUEUE_HEADER, Failure, Subscription
 from mmate_fast.reliability.retry import ExponentialBackoff, RetryPolicy, policy_allows
 
@@ -62,8 +62,9 @@ def ceil_r10(ms: int) -> int:
 
 
 def delay_queue_name(queue: str, delay_ms: int) -> str:
-    """``{queue}.retry.{ms}ms``: the delay queue feeding ``queue`` after ``delay_ms``."""
-    return f"{queue}.retry.{delay_ms}ms"
+    """``{queue}.retry.{ms}ms``: the delay queue feeding ``queue`` after ``delay_ms``
+    (InvalidArgumentError when RabbitMQ would refuse that name, e.g. longer than 255 bytes)."""
+    return _checks.name(f"{queue}.retry.{delay_ms}ms", "queue", "retry delay queue name")
 
 
 def _as_int(value: Any) -> int:

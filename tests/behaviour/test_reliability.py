@@ -197,7 +197,7 @@ async def test_scheduled_publish_arrives_no_earlier_than_delay(url: str, cleanup
         await client.publish_event(RelJob(job="now", aggregate_id="agg-9"))
         await wait_until(lambda: len(arrived) == 2, timeout=5)
         late_at, delivery = arrived[1]
-        assert late_at - start >= 0.3
+        assert late_at - start >= 0.3 - 0.001  # uvloop's clock ticks in whole ms: 0.3 can read 0.29999...
         assert delivery.routing_key == "evt.agg-9.RelJob"     # its own routing key survived
         assert delivery.exchange == topology.EVENTS
         h = delivery.properties.headers
