@@ -92,7 +92,8 @@ async def test_hooks_run_in_order_and_enrich_headers(url: str, service: str) -> 
         @c.handler(PipeEvt)
         def handle(evt: PipeEvt, ctx: Any) -> None:
             log.append("handler")
-            got.append((evt.n, dict(ctx.headers), dict(ctx.delivery.properties.headers)))
+            got.append((evt.n, dict(ctx.envelope.headers), dict(ctx.delivery.properties.headers),
+                        dict(ctx.headers)))
 
         await c.start_consuming()
         await c.publish_event(PipeEvt(n=1, aggregate_id="p"))
@@ -109,10 +110,11 @@ async def test_hooks_run_in_order_and_enrich_headers(url: str, service: str) -> 
         "a.before_consume", "b.before_consume", "a.around>", "b.around>", "handler", "b.around<",
         "a.around<", "b.after_consume:True", "a.after_consume:True",
     ]
-    n, env_headers, amqp_headers = got[0]
+    n, env_headers, amqp_headers, view = got[0]
     assert n == 1
     assert env_headers["x-a"] == "seen" and env_headers["x-b"] == "seen"  # in the body too
     assert "x-a-body-len" in amqp_headers and "x-a-body-len" not in env_headers  # AMQP only
+    assert view == {**env_headers, **amqp_headers}  # ctx.headers: both, the AMQP value winning
 
 
 async def test_short_circuit_publish_and_consume_and_failing_interceptor(url: str, service: str) -> None:
