@@ -79,7 +79,7 @@ class ConsumeContext:
         envelope headers, the AMQP value winning (see ``mmate_fast.messaging._headers``)."""
         mctx = self.message_context
         if mctx is not None:
-            return mctx.headers  # type: ignore[no-any-return]
+            return mctx.headers
         return header_view(self.delivery.properties.headers, self.envelope.headers)
 
 
