@@ -66,7 +66,7 @@ async def cleanup(url: str) -> AsyncIterator[list[str]]:
 async def server(url: str, cleanup: list[str]) -> AsyncIterator[Client]:
     """A responder service: answers BrGetOrder and BrCreateOrder, fails on demand."""
     service = _service()
-    cleanup.append(topology.service_queue(service))
+    cleanup.extend([topology.service_queue(service), topology.dead_letter_queue(topology.service_queue(service))])
     async with Client(url, service_name=service) as srv:
 
         @srv.handler(BrGetOrder)
@@ -225,8 +225,8 @@ async def test_failing_handler_without_reply_address_keeps_failure_path(url: str
     sub = server._service_sub
     assert sub is not None
     await server.publish_query(BrGetOrder(order_id="boom"))  # no replyTo
-    await wait_until(lambda: sub.stats.rejected == 1)
-    assert sub.stats.acked == 0
+    await wait_until(lambda: sub.stats.dead_lettered == 1)  # kept in its DLQ (the default)
+    assert sub.stats.acked == 0 and sub.stats.rejected == 0
 
 
 async def test_timeout_raises_and_cleans_up(url: str, server: Client) -> None:

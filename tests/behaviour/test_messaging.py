@@ -15,6 +15,8 @@ from mmate_fast.contracts import Command, Event, GenericMessage
 from mmate_fast.messaging import MessageContext, topology
 from mmate_fast.transports import connect
 
+from .behaviour_helpers import queue_depth
+
 
 @dataclass
 class BhvOrderPlaced(Event):
@@ -177,7 +179,7 @@ async def test_failure_without_dlq_rejects_and_consumer_goes_on(url: str, cleanu
     sq = topology.service_queue(service)
     cleanup.append(sq)
     handled: list[str] = []
-    async with Client(url, service_name=service) as client:
+    async with Client(url, service_name=service, dead_letter=False) as client:
 
         @client.handler(BhvOrderPlaced)
         def on_order(evt: BhvOrderPlaced) -> None:
@@ -190,7 +192,8 @@ async def test_failure_without_dlq_rejects_and_consumer_goes_on(url: str, cleanu
             await client.publish_event(BhvOrderPlaced(order_id=oid, aggregate_id="z"))
         await _wait_for(lambda: handled == ["a", "b"] and sub.stats.rejected == 1)
         assert sub.stats.handler_errors == 1
-        assert (await client._require().queue_declare(sq, passive=True)).message_count == 0
+        assert await queue_depth(client.connection, sq) == 0
+        assert await queue_depth(client.connection, topology.dead_letter_queue(sq)) is None
 
 
 async def test_graceful_close_drains_in_flight_handlers(url: str, cleanup: list[str]) -> None:

@@ -81,6 +81,7 @@ async def service(url: str) -> AsyncIterator[str]:
     conn = await connect(url)
     ch = await conn.channel()
     await ch.queue_delete(topology.service_queue(name))
+    await ch.queue_delete(topology.dead_letter_queue(topology.service_queue(name)))
     await conn.close()
 
 
@@ -124,7 +125,7 @@ async def test_short_circuit_publish_and_consume_and_failing_interceptor(url: st
         sub = await c.start_consuming()
         ids = [await c.publish_event(PipeEvt(n=n, aggregate_id="p")) for n in (1, 2, 66, 100, 4)]
         assert ids[0] == "" and all(ids[1:])  # odd one dropped before encoding
-        await _wait(lambda: got == [2, 4] and sub.stats.rejected == 1 and sub.stats.acked == 3)
-        assert sub.stats.reasons["handler-error"] == 1  # 66: interceptor raised -> rejected
+        await _wait(lambda: got == [2, 4] and sub.stats.dead_lettered == 1 and sub.stats.acked == 3)
+        assert sub.stats.reasons["handler-error"] == 1  # 66: interceptor raised -> to the DLQ
         with pytest.raises(Exception, match="publish_nowait"):
             c.publisher.publish_nowait(PipeEvt(n=2, aggregate_id="p"))  # type: ignore[union-attr]

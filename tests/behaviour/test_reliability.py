@@ -30,7 +30,7 @@ from mmate_fast.reliability.scheduling import delay_name
 from mmate_fast.reliability.ttl_retry import delay_queue_name
 from mmate_fast.transports import connect
 
-from .behaviour_helpers import drain_queue, wait_until
+from .behaviour_helpers import drain_queue, queue_depth, wait_until
 
 
 @dataclass
@@ -94,10 +94,8 @@ async def test_ttl_retry_fails_twice_then_succeeds(url: str, cleanup: list[str])
         assert seen == [None, 1, 2]          # attempt header: absent, then retries done so far
         assert retry.retried == 2 and retry.gave_up == 0
         await wait_until(lambda: sub.stats.acked == 3)
-        ch = await client.connection.channel()
-        assert (await ch.queue_declare(f"dlq.{queue}", passive=True)).message_count == 0
-        assert (await ch.queue_declare(queue, passive=True)).message_count == 0
-        await ch.close()
+        assert await queue_depth(client.connection, f"dlq.{queue}") is None  # never needed: not declared
+        assert await queue_depth(client.connection, queue) == 0
 
 
 async def test_ttl_retry_gives_up_into_dlq_with_identical_body(url: str, cleanup: list[str]) -> None:
@@ -113,7 +111,7 @@ async def test_ttl_retry_gives_up_into_dlq_with_identical_body(url: str, cleanup
             calls.append((ctx.delivery.properties.headers or {}).get(ATTEMPT_HEADER))
             raise Boom("always")
 
-        await _consume_with_retry(client, queue, retry)
+        sub = await _consume_with_retry(client, queue, retry)
         # capture the exact published bytes through a second queue bound the same way
         spy = f"{svc}-spy"
         cleanup.append(spy)
@@ -121,6 +119,7 @@ async def test_ttl_retry_gives_up_into_dlq_with_identical_body(url: str, cleanup
         await ch.queue_declare(spy, durable=True)
         await ch.queue_bind(spy, topology.EVENTS, "evt.#.RelJob")
         await client.publish_event(RelJob(job="j2", aggregate_id="a2"))
+        await wait_until(lambda: sub.stats.dead_lettered == 1, timeout=5)  # the DLQ exists from now on
         dead = await drain_queue(ch, f"dlq.{queue}", timeout=5, expect=1)
         assert len(dead) == 1
         original = (await drain_queue(ch, spy, expect=1))[0]
@@ -143,9 +142,10 @@ async def test_malformed_body_is_not_retried(url: str, cleanup: list[str]) -> No
     cleanup.extend([topology.service_queue(svc), queue, f"dlq.{queue}"])
     async with Client(url, service_name=svc) as client:
         client.add_handler(RelJob, lambda m: None, bind=False)
-        await _consume_with_retry(client, queue, retry)
+        sub = await _consume_with_retry(client, queue, retry)
         ch = await client.connection.channel()
         await ch.publish(b"not json", "", queue)
+        await wait_until(lambda: sub.stats.dead_lettered == 1, timeout=5)
         dead = await drain_queue(ch, f"dlq.{queue}", timeout=5, expect=1)
         assert len(dead) == 1 and dead[0].body == b"not json"
         assert dead[0].properties.headers["x-mmate-reason"] == "not-json"
@@ -167,8 +167,9 @@ async def test_open_handler_circuit_fails_with_reason_circuit_open(url: str, cle
             calls.append(msg.job)
             raise Boom("down")
 
-        await client.start_consuming()
+        sub = await client.start_consuming()
         await client.publish_event(RelJob(job="first", aggregate_id="a"))
+        await wait_until(lambda: sub.stats.dead_lettered == 1, timeout=5)
         ch = await client.connection.channel()
         first = await drain_queue(ch, f"dlq.{client.service_queue}", timeout=5, expect=1)
         await client.publish_event(RelJob(job="second", aggregate_id="a"))
