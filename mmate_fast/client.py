@@ -81,6 +81,7 @@ class Client:
         self._reply_publisher: Publisher | None = None
         self.subscriber: Subscriber | None = None
         self._pool: ChannelPool | None = None
+        self._reply_pool: ChannelPool | None = None
         self._admin: Any = None
         self._admin_lock = asyncio.Lock()
         #: the publisher while connected (None before connect and after close): one check per publish
@@ -129,7 +130,8 @@ class Client:
             await self._setup()
         except BaseException:
             conn, self.connection = self.connection, None
-            self._admin = self._pool = self.publisher = self._reply_publisher = self.subscriber = None
+            self._admin = self._pool = self._reply_pool = self.publisher = self._reply_publisher = None
+            self.subscriber = None
             self._live_publisher = None
             try:
                 await conn.close()
@@ -150,9 +152,11 @@ class Client:
         self.publisher = Publisher(self._pool, confirms=self.publisher_confirms, pipeline=self.pipeline,
                                    source=self.source)
         # replies are transient (the requester times out and may ask again): their own channel,
-        # without publisher confirms, so answering costs the broker no confirm bookkeeping
-        self._reply_publisher = Publisher(await self.connection.channel(), confirms=False,
-                                          pipeline=self.pipeline, source=self.source)
+        # without publisher confirms, so answering costs the broker no confirm bookkeeping; in a
+        # pool of one, which reopens it when a refused publish closed it
+        self._reply_pool = await ChannelPool(self.connection, 1, publisher_confirms=False).open()
+        self._reply_publisher = Publisher(self._reply_pool, confirms=False, pipeline=self.pipeline,
+                                          source=self.source)
         dlq_target = self._pool if self.publisher_confirms else await self._confirm_pool()
         policy = self.recovery if isinstance(self.recovery, RecoveryPolicy) else RecoveryPolicy()
         self.subscriber = Subscriber(self.connection, self.dispatcher, services=self,
