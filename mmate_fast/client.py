@@ -22,7 +22,7 @@ from mmate_fast.messaging._channels import close_quietly
 from mmate_fast.messaging.dispatcher import Dispatcher, Handler
 from mmate_fast.messaging.pipeline import Interceptor, Pipeline
 from mmate_fast.messaging.publisher import Publisher
-from mmate_fast.messaging.subscriber import FailureHandler, Subscriber, Subscription
+from mmate_fast.messaging.subscriber import FailureHandler, Subscriber, Subscription, check_consumer_limits
 from mmate_fast.transports import connect
 
 log = logging.getLogger("mmate_fast.client")
@@ -56,6 +56,11 @@ class Client:
                  recovery: bool | RecoveryPolicy = True,
                  failure_handler: FailureHandler | None = None,
                  interceptors: Iterable[Interceptor] = (), source: str | None = None) -> None:
+        check_consumer_limits(prefetch, concurrency)
+        if type(publish_channels) is not int or publish_channels < 1:
+            raise errors.InvalidArgumentError(
+                f"publish_channels must be a whole number of at least 1, got {publish_channels!r}",
+                "publish_channels")
         self.url = url
         self.service_name = service_name
         self.publisher_confirms = publisher_confirms

@@ -107,6 +107,18 @@ ErrorHook = Callable[[BaseException, Any, MessageContext], Awaitable[bool]]
 _Pending = tuple[Any, Any, Any, Any, tuple[HandlerSpec, ...]]  # (channel, delivery, env, msg, handlers)
 
 
+def check_consumer_limits(prefetch: int, concurrency: int | None) -> None:
+    """Refuse what basic.qos cannot carry (prefetch 0-65535, 0 = no limit) and a concurrency below 1,
+    with InvalidArgumentError, before anything is sent."""
+    if type(prefetch) is not int or not 0 <= prefetch <= 65535:
+        raise errors.InvalidArgumentError(
+            f"prefetch must be a whole number from 0 (no limit) to 65535, got {prefetch!r}", "prefetch")
+    if concurrency is not None and (type(concurrency) is not int or concurrency < 1):
+        raise errors.InvalidArgumentError(
+            f"concurrency must be a whole number of at least 1 (or None: as prefetch), got {concurrency!r}",
+            "concurrency")
+
+
 class Subscription:
     """One consumer on one queue. Create with ``await Subscriber.subscribe(...)``."""
 
@@ -311,6 +323,15 @@ class Subscription:
                       failure.delivery.delivery_tag, self.queue, exc)
             await self.give_up(failure)
 
+    def ack(self, failure: Failure) -> bool:
+        """Ack a failed delivery a failure handler has dealt with (e.g. a retry copy is stored), on the
+        channel it came on; counts it in ``stats.acked`` (or ``stale_settles``). False if not acked:
+        then the broker redelivers it."""
+        if self._settle(failure.channel.basic_ack, failure.delivery.delivery_tag):
+            self.stats.acked += 1
+            return True
+        return False
+
     async def give_up(self, failure: Failure) -> None:
         """The default end of a failed delivery: to ``dlq.{queue}`` with the reason when dead-lettering
         is on (declared on first use, published with a confirm, then acked), else reject without
@@ -504,6 +525,7 @@ class Subscriber:
         ``dead_letter=False``. ``redeclare`` declares the queue and its bindings again before a
         cancelled consumer is restarted (without it, the queue is consumed again once it exists).
         """
+        check_consumer_limits(prefetch, concurrency)
         channel = await self._open_channel(prefetch, timeout)
         sub = Subscription(self, queue, channel, concurrency=concurrency or prefetch or 100,
                            dead_letter=dead_letter, failure_handler=failure_handler, prefetch=prefetch,
@@ -574,4 +596,4 @@ def _handler_call(spec: HandlerSpec, msg: Any, ctx: MessageContext) -> Callable[
 
 
 __all__ = ["ErrorHook", "Failure", "FailureHandler", "Redeclare", "Subscriber", "Subscription",
-           "SubscriptionStats"]
+           "SubscriptionStats", "check_consumer_limits"]

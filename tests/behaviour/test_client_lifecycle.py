@@ -131,3 +131,23 @@ async def test_start_consuming_concurrently_makes_one_consumer(url: str, names: 
         await client.publish_event(LcEvt(n=1, aggregate_id="a"))
         await wait_until(lambda: got == [1], timeout=5)
         assert await queue_depth(client.connection, client.service_queue) == 0
+
+
+@pytest.mark.parametrize("kwargs, argument", [
+    ({"prefetch": -1}, "prefetch"), ({"prefetch": 70000}, "prefetch"), ({"prefetch": "10"}, "prefetch"),
+    ({"concurrency": 0}, "concurrency"), ({"publish_channels": 0}, "publish_channels"),
+])
+def test_bad_consumer_arguments_are_refused_when_the_client_is_made(kwargs: dict[str, Any],
+                                                                    argument: str) -> None:
+    with pytest.raises(errors.InvalidArgumentError) as info:
+        Client("memory://args", service_name="args", **kwargs)
+    assert info.value.argument == argument
+
+
+async def test_subscribe_with_a_bad_prefetch_fails_alone(url: str, names: Any) -> None:
+    async with Client(url, service_name=names.service()) as client:
+        queue = names.queue()
+        with pytest.raises(errors.InvalidArgumentError, match="prefetch"):
+            await client.subscribe(queue, prefetch=65536)
+        assert client._require_subscriber().subscriptions == []
+        await client.subscribe(queue, prefetch=65535)

@@ -90,3 +90,36 @@ async def test_stale_rejects_and_dead_letter_acks_are_counted_apart() -> None:
     assert (stats.rejected, stats.stale_settles) == (3, 1)
     stats = await _run(failing, dead_letter=True, stale={4})
     assert (stats.dead_lettered, stats.stale_settles) == (3, 1)
+
+
+async def test_a_failure_handler_acks_through_the_subscription() -> None:
+    """``subscription.ack(failure)`` (what a retry handler calls once its copy is stored) counts a
+    stale settle apart too, and says whether the delivery was acked."""
+    outcomes: list[bool] = []
+
+    async def handled_elsewhere(failure: Any) -> None:
+        outcomes.append(failure.subscription.ack(failure))
+
+    service = f"st-{uuid.uuid4().hex[:8]}"
+    async with Client(f"memory://{service}", service_name=service, failure_handler=handled_elsewhere) as client:
+        conn: MemoryConnection = client.connection
+        real_channel = conn.channel
+
+        async def channel(**kw: Any) -> Any:
+            return _StaleChannel(await real_channel(**kw), {2})
+
+        conn.channel = channel  # type: ignore[method-assign]
+
+        def failing(e: StEvt) -> None:
+            raise ValueError("no")
+
+        client.add_handler(StEvt, failing)
+        sub = await client.start_consuming()
+        for n in range(3):
+            await client.publish_event(StEvt(n=n, aggregate_id="a"))
+        for _ in range(300):
+            if len(outcomes) == 3:
+                break
+            await asyncio.sleep(0.01)
+    assert outcomes == [True, False, True]
+    assert (sub.stats.acked, sub.stats.stale_settles) == (2, 1)
