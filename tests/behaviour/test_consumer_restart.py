@@ -113,42 +113,30 @@ async def test_user_owned_queue_is_consumed_again_once_it_exists(url: str, names
     await ch.close()
 
 
-async def test_consumer_whose_channel_is_closed_comes_back_on_a_new_channel(
-        url: str, names: Any, other: Any, request: pytest.FixtureRequest) -> None:
-    if url.startswith("memory://"):
+@pytest.mark.parametrize("recovery", [False, True], ids=["plain", "robust"])
+async def test_consumer_whose_channel_is_closed_comes_back(
+        url: str, names: Any, other: Any, request: pytest.FixtureRequest, recovery: bool) -> None:
+    """Without recovery the subscription consumes again on a new channel. With recovery (the default
+    on RabbitMQ) it does the same, or, once the robust channel heals its own channel-level closes, the
+    channel does; either way messages published afterwards are handled by one consumer."""
+    memory = url.startswith("memory://")
+    if memory:
         request.applymarker(pytest.mark.xfail(
             reason="the memory channel fires on_cancel on a channel-level close only with wip/healing",
             strict=False))
     got: list[int] = []
-    async with Client(url, service_name=names.service(), recovery=False, prefetch=3) as client:
+    async with Client(url, service_name=names.service(), recovery=FAST if recovery else False,
+                      prefetch=3) as client:
         client.add_handler(RsEvt, lambda e: got.append(e.n))
         sub = await client.start_consuming()
         old = sub.channel
         old.basic_ack(10**6)  # unknown delivery tag: the broker closes that channel (406)
-        await wait_until(lambda: sub.stats.consumer_restarts == 1, timeout=1 if url.startswith("memory") else 5)
-        assert sub.channel is not old and sub.channel.is_open and not old.is_open
+        if recovery:
+            await asyncio.sleep(0.2)
+        else:
+            await wait_until(lambda: sub.stats.consumer_restarts == 1, timeout=1 if memory else 5)
+            assert sub.channel is not old and sub.channel.is_open and not old.is_open
         for n in range(5):
             await client.publish_event(RsEvt(n=n, aggregate_id="a"))
-        await wait_until(lambda: sorted(got) == list(range(5)), timeout=5)
-        assert await _consumers(other, client.service_queue) == 1
-
-
-async def test_consumer_on_a_recovering_connection_survives_its_channel_closing(
-        url: str, names: Any, other: Any, request: pytest.FixtureRequest) -> None:
-    """With recovery (the default on RabbitMQ) the same fault: the subscription restarts the consumer
-    itself, or (once the robust channel heals its own channel-level closes) the channel does; either
-    way messages published afterwards are handled by one consumer."""
-    if url.startswith("memory://"):
-        request.applymarker(pytest.mark.xfail(
-            reason="the memory channel fires on_cancel on a channel-level close only with wip/healing",
-            strict=False))
-    got: list[int] = []
-    async with Client(url, service_name=names.service(), recovery=FAST, prefetch=3) as client:
-        client.add_handler(RsEvt, lambda e: got.append(e.n))
-        sub = await client.start_consuming()
-        sub.channel.basic_ack(10**6)  # unknown delivery tag: the broker closes that channel (406)
-        await asyncio.sleep(0.2)
-        for n in range(5):
-            await client.publish_event(RsEvt(n=n, aggregate_id="a"))
-        await wait_until(lambda: sorted(got) == list(range(5)), timeout=1 if url.startswith("memory") else 5)
+        await wait_until(lambda: sorted(got) == list(range(5)), timeout=1 if memory else 5)
         assert await _consumers(other, client.service_queue) == 1
