@@ -427,7 +427,6 @@ class Client:
         return self.subscriber
 
     # ------------------------------------------------------------------ publishing
-
     def publish_event(self, event: Any, **options: Any) -> Awaitable[str]:
         """Publish an event to ``mmate.events`` / ``evt.{aggregateId}.{Type}``; returns its id."""
         return self._require_publisher().publish(event, kind=MessageKind.EVENT, **options)

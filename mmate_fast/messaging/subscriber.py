@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 import uuid
@@ -39,6 +38,7 @@ from mmate_fast.amqp.robust import RecoveryPolicy
 from mmate_fast.contracts import from_envelope
 from mmate_fast.messaging import topology
 from mmate_fast.messaging._channels import close_quietly
+from mmate_fast.messaging._dead_letter_queues import DeadLetterQueues
 from mmate_fast.messaging.dispatcher import Dispatcher, HandlerSpec, MessageContext
 from mmate_fast.messaging.pipeline import ConsumeContext, Pipeline
 
@@ -365,7 +365,7 @@ class Subscription:
         """Republish to the DLQ, declared first unless done already. Mandatory: a DLQ deleted since it
         was declared returns the copy instead of dropping it; then it is declared again, once."""
         for last in (False, True):
-            await self._sub.ensure_dead_letter_queue(self.queue)
+            await self._sub.dead_letter_queues.ensure(self.queue)
             try:
                 await self.republish(delivery, "", dlq, headers, mandatory=True)
                 return
@@ -373,7 +373,7 @@ class Subscription:
                 if last:
                     raise
                 log.warning("%s is gone; declaring it again", dlq)
-                self._sub.forget_dead_letter_queue(self.queue)
+                self._sub.dead_letter_queues.forget(self.queue)
 
     async def republish(self, delivery: Any, exchange: str, routing_key: str,
                         extra_headers: dict[str, Any], properties: dict[str, Any] | None = None, *,
@@ -502,7 +502,8 @@ class Subscriber:
         #: seconds before restart attempt n (1, 2, ...) of a cancelled consumer: the recovery backoff
         self.restart_delay = restart_delay if restart_delay is not None else RecoveryPolicy().delay
         self.subscriptions: list[Subscription] = []
-        self._dead_letter_queues: dict[str, asyncio.Task[None]] = {}
+        #: the ``dlq.{queue}`` declared so far (on the first failure of each queue)
+        self.dead_letter_queues = DeadLetterQueues(connection)
 
     async def _open_channel(self, prefetch: int, timeout: float | None = None) -> Any:
         channel = await self.connection.channel(timeout=timeout)
@@ -537,38 +538,6 @@ class Subscriber:
             raise
         self.subscriptions.append(sub)
         return sub
-
-    async def ensure_dead_letter_queue(self, queue: str) -> str:
-        """Declare ``dlq.{queue}`` (durable) unless this subscriber did already; returns its name.
-
-        Concurrent callers share one declare. It runs on a channel of its own, so a refusal (e.g. 406:
-        a ``dlq.{queue}`` with other arguments exists) closes nothing else; it raises to the callers
-        waiting for it and the next call tries again.
-        """
-        task = self._dead_letter_queues.get(queue)
-        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-            task = asyncio.get_running_loop().create_task(self._declare_dead_letter_queue(queue))
-            self._dead_letter_queues[queue] = task
-            task.add_done_callback(functools.partial(self._dead_letter_queue_done, queue))
-        await asyncio.shield(task)
-        return topology.dead_letter_queue(queue)
-
-    def forget_dead_letter_queue(self, queue: str) -> None:
-        """``dlq.{queue}`` is gone (deleted since): the next ``ensure_dead_letter_queue`` declares it."""
-        task = self._dead_letter_queues.get(queue)
-        if task is not None and task.done():
-            del self._dead_letter_queues[queue]
-
-    def _dead_letter_queue_done(self, queue: str, task: asyncio.Task[None]) -> None:
-        if (task.cancelled() or task.exception() is not None) and self._dead_letter_queues.get(queue) is task:
-            del self._dead_letter_queues[queue]  # failed: the next failure tries again
-
-    async def _declare_dead_letter_queue(self, queue: str) -> None:
-        channel = await self.connection.channel()
-        try:
-            await topology.declare_dead_letter_queue(channel, queue)
-        finally:
-            await close_quietly(channel)
 
     async def unsubscribe(self, sub: Subscription, timeout: float = 10.0) -> None:
         await sub.stop(timeout)
