@@ -45,6 +45,9 @@ from mmate_fast.messaging.pipeline import ConsumeContext, Pipeline
 _env = load("envelope")
 _frames = load("frames")
 _decode_envelope = _env.decode_envelope
+#: the frame reader marks a delivery whose AMQP properties could not be decoded (``undecodable``,
+#: ``raw_properties``) instead of closing the connection (frames builds from issue 7 on)
+_MARKS_UNDECODABLE = hasattr(_frames.Delivery(), "undecodable")
 
 log = logging.getLogger("mmate_fast.subscriber")
 
@@ -57,6 +60,8 @@ REASON_HEADER = "x-mmate-reason"
 ERROR_HEADER = "x-mmate-error"
 QUEUE_HEADER = "x-mmate-original-queue"
 TIME_HEADER = "x-mmate-failed-at"
+#: on a ``bad-properties`` dead letter: the property bytes exactly as they came (a byte array)
+RAW_PROPERTIES_HEADER = "x-mmate-raw-properties"
 _MAX_ERROR_TEXT = 1000
 
 
@@ -87,8 +92,8 @@ class Failure:
                  channel: Any = None) -> None:
         self.subscription = subscription
         self.delivery = delivery
-        #: not-json, not-an-object, bad-field, missing-type, unknown-type, contract-error,
-        #: handler-error, bad-signature, ...
+        #: bad-properties, not-json, not-an-object, bad-field, missing-type, unknown-type,
+        #: contract-error, handler-error, bad-signature, ...
         self.reason = reason
         self.text = text
         self.exception = exception
@@ -162,6 +167,9 @@ class Subscription:
         stats = self.stats
         stats.received += 1
         ch = self.channel
+        if _MARKS_UNDECODABLE and delivery.undecodable is not None:
+            self._fail(ch, delivery, "bad-properties", f"undecodable delivery: {delivery.undecodable}")
+            return
         try:
             env = _decode_envelope(delivery.body)
         except errors.EnvelopeError as exc:
@@ -350,6 +358,9 @@ class Subscription:
             QUEUE_HEADER: self.queue,
             TIME_HEADER: _env.utc_timestamp(time.time()),
         }
+        raw = getattr(delivery, "raw_properties", None)
+        if raw is not None:
+            headers[RAW_PROPERTIES_HEADER] = bytes(raw)
         try:
             await self._move_to(dlq, delivery, headers)
         except Exception as exc:
