@@ -7,6 +7,7 @@ everything behaves the same on both.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
@@ -17,15 +18,17 @@ from mmate_fast.amqp.robust import RecoveryPolicy, connect_robust
 from mmate_fast.bridge import Bridge
 from mmate_fast.contracts import ErrorReply, GenericMessage, MessageKind, TypeRegistry, kind_of, message_type
 from mmate_fast.messaging import topology
+from mmate_fast.messaging._channels import close_quietly
 from mmate_fast.messaging.dispatcher import Dispatcher, Handler
 from mmate_fast.messaging.pipeline import Interceptor, Pipeline
 from mmate_fast.messaging.publisher import Publisher
-from mmate_fast.messaging.subscriber import FailureHandler, Subscriber, Subscription
+from mmate_fast.messaging.subscriber import FailureHandler, Subscriber, Subscription, check_consumer_limits
 from mmate_fast.transports import connect
 
 log = logging.getLogger("mmate_fast.client")
 
 _NOT_CONNECTED = "Client is not connected: use 'async with Client(...)' or await client.connect()"
+_CLOSED = "this Client was closed: create a new Client (a closed one cannot be connected again)"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,16 +41,26 @@ class Client:
     :meth:`run`), the queue is bound to the Mmate exchanges for every handled type — commands
     addressed to this service, events and queries of that type — and consumed with ``prefetch``.
     Several clients with the same service name are competing consumers (a work queue).
+
+    A message that fails (handler error, bad body, unknown type) is kept in ``dlq.{queue}`` with the
+    reason (declared on the first failure); ``dead_letter=False`` rejects it instead. A consumer the
+    broker cancels (queue deleted, failover) comes back: its queue is declared and bound again and
+    consumed, with the ``recovery`` backoff between attempts.
     """
 
     def __init__(self, url: str = "memory://", *, service_name: str = "service",
                  publisher_confirms: bool = True, prefetch: int = 10, concurrency: int | None = None,
-                 publish_channels: int = 1, dead_letter: bool = False, fifo: bool = False,
+                 publish_channels: int = 1, dead_letter: bool = True, fifo: bool = False,
                  declare_topology: bool = True, registry: TypeRegistry | None = None,
                  connect_timeout: float = 10.0, auto_bind: bool = True,
                  recovery: bool | RecoveryPolicy = True,
                  failure_handler: FailureHandler | None = None,
                  interceptors: Iterable[Interceptor] = (), source: str | None = None) -> None:
+        check_consumer_limits(prefetch, concurrency)
+        if type(publish_channels) is not int or publish_channels < 1:
+            raise errors.InvalidArgumentError(
+                f"publish_channels must be a whole number of at least 1, got {publish_channels!r}",
+                "publish_channels")
         self.url = url
         self.service_name = service_name
         self.publisher_confirms = publisher_confirms
@@ -60,7 +73,7 @@ class Client:
         self.connect_timeout = connect_timeout
         #: RabbitMQ only: reconnect and restore topology, consumers and unconfirmed publishes
         self.recovery = recovery
-        #: what happens to failed deliveries (e.g. ``TtlRetry(...)``); default: DLQ or reject
+        #: what happens to failed deliveries (e.g. ``TtlRetry(...)``); default: DLQ (or reject)
         self.failure_handler = failure_handler
         self.auto_bind = auto_bind
         self.dispatcher = Dispatcher(registry)
@@ -73,13 +86,22 @@ class Client:
         self._reply_publisher: Publisher | None = None
         self.subscriber: Subscriber | None = None
         self._pool: ChannelPool | None = None
+        self._reply_pool: ChannelPool | None = None
         self._admin: Any = None
+        self._admin_lock = asyncio.Lock()
+        #: the publisher while connected (None before connect and after close): one check per publish
+        self._live_publisher: Publisher | None = None
         self._service_sub: Subscription | None = None
-        self._bound: set[tuple[str, str]] = set()
+        self._consume_lock = asyncio.Lock()
+        #: queue -> how this client declared it, and the bindings it made: what a restarted
+        #: consumer re-applies when its queue was deleted
+        self._declarations: dict[str, Callable[[Any], Awaitable[Any]]] = {}
+        self._bindings: dict[str, set[tuple[str, str]]] = {}
         self._bindings_todo: list[topology.Binding] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._bridge: Bridge | None = None
         self._closed = False
+        self._close_requested = asyncio.Event()
 
     def __repr__(self) -> str:
         state = "connected" if self.connection is not None and not self.connection.is_closed else "idle"
@@ -94,8 +116,11 @@ class Client:
         """Connect, declare the Mmate exchanges and the service queue, open publishing channels.
 
         On RabbitMQ the connection recovers by itself (see ``recovery``); if anything here fails the
-        connection is closed again before the error propagates.
+        connection is closed again before the error propagates (and ``connect()`` may be tried again).
+        Raises ClientClosedError after ``close()``: a Client is used once.
         """
+        if self._closed:
+            raise errors.ClientClosedError(_CLOSED)
         if self.connection is not None:
             return self
         if self.url.split(":", 1)[0].lower() in ("amqp", "amqps"):
@@ -110,7 +135,9 @@ class Client:
             await self._setup()
         except BaseException:
             conn, self.connection = self.connection, None
-            self._admin = self._pool = self.publisher = self._reply_publisher = self.subscriber = None
+            self._admin = self._pool = self._reply_pool = self.publisher = self._reply_publisher = None
+            self.subscriber = None
+            self._live_publisher = None
             try:
                 await conn.close()
             except Exception:  # the original error matters more
@@ -122,19 +149,26 @@ class Client:
         self._admin = await self.connection.channel()
         if self.declare_topology:
             await topology.declare_exchanges(self._admin)
-            await topology.declare_service_queue(self._admin, self.service_name, fifo=self.fifo)
+            self._declarations[self.service_queue] = functools.partial(
+                topology.declare_service_queue, service_name=self.service_name, fifo=self.fifo)
+            await self._declarations[self.service_queue](self._admin)
         self._pool = await ChannelPool(self.connection, self.publish_channels,
                                        publisher_confirms=self.publisher_confirms).open()
         self.publisher = Publisher(self._pool, confirms=self.publisher_confirms, pipeline=self.pipeline,
                                    source=self.source)
         # replies are transient (the requester times out and may ask again): their own channel,
-        # without publisher confirms, so answering costs the broker no confirm bookkeeping
-        self._reply_publisher = Publisher(await self.connection.channel(), confirms=False,
-                                          pipeline=self.pipeline, source=self.source)
+        # without publisher confirms, so answering costs the broker no confirm bookkeeping; in a
+        # pool of one, which reopens it when a refused publish closed it
+        self._reply_pool = await ChannelPool(self.connection, 1, publisher_confirms=False).open()
+        self._reply_publisher = Publisher(self._reply_pool, confirms=False, pipeline=self.pipeline,
+                                          source=self.source)
         dlq_target = self._pool if self.publisher_confirms else await self._confirm_pool()
+        policy = self.recovery if isinstance(self.recovery, RecoveryPolicy) else RecoveryPolicy()
         self.subscriber = Subscriber(self.connection, self.dispatcher, services=self,
                                      result_hook=self._on_handler_result, error_hook=self._on_handler_error,
-                                     dead_letter_target=dlq_target, pipeline=self.pipeline)
+                                     dead_letter_target=dlq_target, pipeline=self.pipeline,
+                                     restart_delay=policy.delay)
+        self._live_publisher = self.publisher
 
     async def _confirm_pool(self) -> ChannelPool:
         return await ChannelPool(self.connection, 1, publisher_confirms=True).open()
@@ -147,15 +181,23 @@ class Client:
 
     async def close(self, timeout: float = 10.0) -> None:
         """Graceful: stop consuming, let in-flight handlers finish and ack (within ``timeout``),
-        wait for outstanding publisher confirms, then close channels and the connection."""
-        if self._closed or self.connection is None:
-            self._closed = True
+        wait for outstanding publisher confirms, then close channels and the connection.
+
+        Closing twice is harmless; afterwards every call raises ClientClosedError (the stats of the
+        publisher and subscriptions stay readable)."""
+        if self._closed:
             return
         self._closed = True
+        self._close_requested.set()
+        if self.connection is None:
+            return
+        for task in list(self._background):
+            task.cancel()
         if self._bridge is not None:
             await self._bridge.close(timeout)
         if self.subscriber is not None:
-            await self.subscriber.close(timeout)
+            await self.subscriber.close(timeout)  # in-flight handlers may still publish and reply
+        self._live_publisher = None
         if self._pool is not None and self.publisher_confirms and not self.connection.is_closed:
             try:
                 await self._pool.wait_for_confirms(timeout)
@@ -187,7 +229,7 @@ class Client:
             binding = topology.binding_for(kind_of(message), message_type(message), self.service_name)
             if binding is not None:
                 self._bindings_todo.append(binding)
-                if self._service_sub is not None:
+                if self._service_sub is not None and not self._closed:
                     task = asyncio.get_running_loop().create_task(self._apply_bindings())
                     self._background.add(task)
                     task.add_done_callback(self._background_done)
@@ -198,54 +240,81 @@ class Client:
             log.error("binding the service queue for a new handler failed: %r", task.exception())
 
     async def bind(self, exchange: str, routing_key: str, queue: str | None = None) -> None:
-        """Bind ``queue`` (default: the service queue) to ``exchange`` with ``routing_key``."""
-        await self._require().queue_bind(queue or self.service_queue, exchange, routing_key)
+        """Bind ``queue`` (default: the service queue) to ``exchange`` with ``routing_key`` (bound
+        again if the queue is deleted under a consumer of this client)."""
+        queue = queue or self.service_queue
+        await (await self._admin_channel()).queue_bind(queue, exchange, routing_key)
+        self._bindings.setdefault(queue, set()).add((exchange, routing_key))
 
     async def _apply_bindings(self) -> None:
-        admin = self._require()
-        todo, self._bindings_todo = self._bindings_todo, []
-        for b in todo:
+        """Bind the service queue for the handlers registered so far (a binding that fails stays to do)."""
+        bound = self._bindings.setdefault(self.service_queue, set())
+        for b in list(self._bindings_todo):
             key = (b.exchange, b.routing_key)
-            if key not in self._bound:
-                await admin.queue_bind(self.service_queue, b.exchange, b.routing_key)
-                self._bound.add(key)
+            if key not in bound:
+                await (await self._admin_channel()).queue_bind(self.service_queue, b.exchange, b.routing_key)
+                bound.add(key)
+            if b in self._bindings_todo:
+                self._bindings_todo.remove(b)
+
+    async def _redeclare(self, queue: str) -> None:
+        """Declare ``queue`` again as this client declared it, with the bindings it made (called
+        before a cancelled consumer of it is restarted: the queue may have been deleted)."""
+        declare = self._declarations.get(queue)
+        if declare is not None:
+            await declare(await self._admin_channel())
+        for exchange, routing_key in sorted(self._bindings.get(queue, ())):
+            await (await self._admin_channel()).queue_bind(queue, exchange, routing_key)
+        if queue == self.service_queue:
+            await self._apply_bindings()
 
     async def start_consuming(self) -> Subscription:
-        """Bind the service queue for the registered handlers and start consuming it."""
-        if self._service_sub is not None:
-            return self._service_sub
-        await self._apply_bindings()
-        sub = await self._require_subscriber().subscribe(
-            self.service_queue, prefetch=self.prefetch, concurrency=self.concurrency,
-            dead_letter=self.dead_letter, failure_handler=self.failure_handler)
-        self._service_sub = sub
-        return sub
+        """Bind the service queue for the registered handlers and start consuming it (once: later and
+        concurrent calls return the same Subscription)."""
+        self._check_open()
+        async with self._consume_lock:
+            if self._service_sub is None:
+                await self._apply_bindings()
+                self._service_sub = await self._require_subscriber().subscribe(
+                    self.service_queue, prefetch=self.prefetch, concurrency=self.concurrency,
+                    dead_letter=self.dead_letter, failure_handler=self.failure_handler,
+                    redeclare=functools.partial(self._redeclare, self.service_queue))
+        return self._service_sub
 
     async def subscribe(self, queue: str, *, prefetch: int | None = None, concurrency: int | None = None,
                         dead_letter: bool | None = None, bindings: Iterable[tuple[str, str]] = (),
                         declare: bool = True, durable: bool = True,
                         failure_handler: FailureHandler | None = None) -> Subscription:
         """Consume another queue with this client's handlers (declared durable and bound first
-        unless ``declare=False``)."""
-        admin = self._require()
+        unless ``declare=False``). A refused declare or bind (e.g. 406: the queue exists with other
+        arguments) raises its named error and leaves this client's other calls working."""
+        admin = await self._admin_channel()
         if declare:
-            await admin.queue_declare(queue, durable=durable)
+            declaration = functools.partial(_declare_queue, queue=queue, durable=durable)
+            await declaration(admin)
+            self._declarations[queue] = declaration
         for exchange, routing_key in bindings:
-            await admin.queue_bind(queue, exchange, routing_key)
+            await self.bind(exchange, routing_key, queue)
         return await self._require_subscriber().subscribe(
             queue, prefetch=self.prefetch if prefetch is None else prefetch,
             concurrency=concurrency if concurrency is not None else self.concurrency,
             dead_letter=self.dead_letter if dead_letter is None else dead_letter,
-            failure_handler=failure_handler if failure_handler is not None else self.failure_handler)
+            failure_handler=failure_handler if failure_handler is not None else self.failure_handler,
+            redeclare=functools.partial(self._redeclare, queue))
 
     async def run(self) -> None:
-        """Start consuming (if not yet) and serve until cancelled or the connection closes."""
+        """Start consuming (if not yet) and serve until cancelled, the client is closed, or the
+        connection closes for good."""
         await self.start_consuming()
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._close_requested.wait())]
         closed = getattr(self.connection, "closed", None)
         if closed is not None:
-            await asyncio.shield(closed)
-        else:
-            await asyncio.Event().wait()
+            waits.append(asyncio.shield(closed))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     def _on_handler_result(self, result: Any, msg: Any, ctx: Any) -> Any:
         """A handler returned something: a reply goes back to the requester's reply address
@@ -293,7 +362,8 @@ class Client:
         """The request/reply bridge of this client (created on first use; its reply queue
         ``bridge.reply.{8 hex}`` is declared by the first request)."""
         if self._bridge is None:
-            if self.connection is None or self.publisher is None:
+            self._check_open()
+            if self.publisher is None:
                 raise errors.MmateError(_NOT_CONNECTED)
             self._bridge = Bridge(self.connection, self.publisher, registry=self.dispatcher.registry)
         return self._bridge
@@ -311,18 +381,39 @@ class Client:
         error reply, ``errors.RequestTimeout`` after ``timeout`` seconds (a later reply is dropped
         and counted in ``client.bridge.stats.late_replies``).
         """
+        self._check_open()
         return await self.bridge.request(message, timeout, **options)
 
-    # ------------------------------------------------------------------ publishing
-    def _require(self) -> Any:
-        if self._admin is None:
-            raise errors.MmateError(_NOT_CONNECTED)
-        return self._admin
+    # ------------------------------------------------------------------ state checks
+    def _unusable(self) -> errors.MmateError:
+        """Why this client cannot be used now: closed, or not connected yet."""
+        return errors.ClientClosedError(_CLOSED) if self._closed else errors.MmateError(_NOT_CONNECTED)
+
+    def _check_open(self) -> None:
+        if self._closed or self.connection is None:
+            raise self._unusable()
+
+    async def _admin_channel(self) -> Any:
+        """The channel for declares and binds, reopened when a refused call (404, 406, ...) closed it:
+        a refused call fails alone, the next one works. The dead channel is closed and forgotten."""
+        self._check_open()
+        admin = self._admin
+        if admin is not None and admin.is_open:
+            return admin
+        async with self._admin_lock:
+            self._check_open()
+            admin = self._admin
+            if admin is None or not admin.is_open:
+                log.info("the admin channel was closed by a refused call; opening a new one")
+                await close_quietly(admin)
+                self._admin = admin = await self.connection.channel()
+        return admin
 
     def _require_publisher(self) -> Publisher:
-        if self.publisher is None:
-            raise errors.MmateError(_NOT_CONNECTED)
-        return self.publisher
+        publisher = self._live_publisher
+        if publisher is None:
+            raise self._unusable()
+        return publisher
 
     def _require_reply_publisher(self) -> Publisher:
         if self._reply_publisher is None:
@@ -330,10 +421,12 @@ class Client:
         return self._reply_publisher
 
     def _require_subscriber(self) -> Subscriber:
+        self._check_open()
         if self.subscriber is None:
             raise errors.MmateError(_NOT_CONNECTED)
         return self.subscriber
 
+    # ------------------------------------------------------------------ publishing
     def publish_event(self, event: Any, **options: Any) -> Awaitable[str]:
         """Publish an event to ``mmate.events`` / ``evt.{aggregateId}.{Type}``; returns its id."""
         return self._require_publisher().publish(event, kind=MessageKind.EVENT, **options)
@@ -359,6 +452,11 @@ class Client:
     async def publish_batch(self, messages: Iterable[Any], **options: Any) -> list[str]:
         """Publish many messages pipelined (confirmed per window of 1000 in confirm mode)."""
         return await self._require_publisher().publish_batch(messages, **options)
+
+
+async def _declare_queue(channel: Any, queue: str, durable: bool) -> None:
+    """How ``Client.subscribe`` declares a queue (also when its consumer is restarted)."""
+    await channel.queue_declare(queue, durable=durable)
 
 
 def _is_request(msg: Any) -> bool:

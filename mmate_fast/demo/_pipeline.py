@@ -272,11 +272,15 @@ class Pipeline:
         conn = await connect(self.cfg.url)
         try:
             ch = await conn.channel()
-            count = (await ch.queue_declare(dlq, passive=True)).message_count
-            d = await ch.basic_get(dlq, no_ack=True)
-            if d is not None:
-                h = d.properties.headers or {}
-                reason, error = str(h.get("x-mmate-reason", "")), str(h.get("x-mmate-error", ""))
+            try:
+                count = (await ch.queue_declare(dlq, passive=True)).message_count
+            except errors.NotFoundError:  # declared on the first failure: none failed
+                count = 0
+            if count:
+                d = await ch.basic_get(dlq, no_ack=True)
+                if d is not None:
+                    h = d.properties.headers or {}
+                    reason, error = str(h.get("x-mmate-reason", "")), str(h.get("x-mmate-error", ""))
         finally:
             await conn.close()
         return DemoResult(

@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from mmate_fast.messaging._headers import header_view
+
 
 class PublishContext:
     """One publish travelling through the pipeline."""
@@ -73,11 +75,12 @@ class ConsumeContext:
 
     @property
     def headers(self) -> dict[str, Any]:
-        """The AMQP headers of the delivery (envelope headers when the AMQP ones are absent)."""
-        h = self.delivery.properties.headers
-        if h:
-            return h
-        return self.envelope.headers or {}
+        """The same view as the handler's ``ctx.headers``: every AMQP header of the delivery plus the
+        envelope headers, the AMQP value winning (see ``mmate_fast.messaging._headers``)."""
+        mctx = self.message_context
+        if mctx is not None:
+            return mctx.headers
+        return header_view(self.delivery.properties.headers, self.envelope.headers)
 
 
 class Interceptor:

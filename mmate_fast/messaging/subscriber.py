@@ -3,9 +3,19 @@
 Ack policy: a message is acked only after all its handlers finished without error (acks of
 consecutive deliveries leave as one ``basic.ack(multiple)`` per loop turn). A body that is not an
 envelope, a type without handler or registered class, a payload that does not fit the class, or a
-handler exception: the message is rejected without requeue — or, with ``dead_letter=True``, moved
-to ``dlq.{queue}`` with ``x-mmate-reason``/``x-mmate-error`` headers (published with a confirm,
-then acked: nothing is lost between the two). It is counted and logged; the consumer goes on.
+handler exception: by default the message is moved to ``dlq.{queue}`` with ``x-mmate-reason``/
+``x-mmate-error`` headers (published with a confirm, then acked: nothing is lost between the two).
+The DLQ is declared on the first failure only (so a consumer that never fails leaves no queue
+behind); with ``dead_letter=False`` the message is rejected without requeue instead (lost unless the
+queue has a broker dead-letter exchange). It is counted and logged; the consumer goes on. A settle
+the transport dropped as stale (a delivery from before a reconnect: the broker redelivers it) is
+counted in ``stats.stale_settles``, not as acked or rejected.
+
+A consumer the broker cancels (its queue was deleted, a quorum/mirrored queue failed over) or whose
+channel was closed under it comes back: the subscription re-declares its queue and bindings (as its
+creator declared them), then consumes again — on a new channel with its QoS when the old one is
+closed — with the recovery backoff between attempts; it logs a warning, counts
+``stats.consumer_restarts``, and stops trying once stopped or its connection is closed for good.
 
 Plain handlers run inline in the reader (no Task per delivery); ``async`` handlers get one Task per
 delivery, at most ``concurrency`` at a time (the rest wait, in order, in a local queue).
@@ -16,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,24 +34,34 @@ from typing import Any
 
 from mmate_fast import errors
 from mmate_fast._ext import load
+from mmate_fast.amqp.robust import RecoveryPolicy
 from mmate_fast.contracts import from_envelope
 from mmate_fast.messaging import topology
+from mmate_fast.messaging._channels import close_quietly
+from mmate_fast.messaging._dead_letter_queues import DeadLetterQueues
 from mmate_fast.messaging.dispatcher import Dispatcher, HandlerSpec, MessageContext
 from mmate_fast.messaging.pipeline import ConsumeContext, Pipeline
 
 _env = load("envelope")
 _frames = load("frames")
 _decode_envelope = _env.decode_envelope
+#: the frame reader marks a delivery whose AMQP properties could not be decoded (``undecodable``,
+#: ``raw_properties``) instead of closing the connection (frames builds from issue 7 on)
+_MARKS_UNDECODABLE = hasattr(_frames.Delivery(), "undecodable")
 
 log = logging.getLogger("mmate_fast.subscriber")
 
 #: called with (handler result, message, context) when a handler returns something (replies)
 ResultHook = Callable[[Any, Any, MessageContext], Any]
+#: declares a subscription's queue (and its bindings) again before its consumer is restarted
+Redeclare = Callable[[], Awaitable[None]]
 
 REASON_HEADER = "x-mmate-reason"
 ERROR_HEADER = "x-mmate-error"
 QUEUE_HEADER = "x-mmate-original-queue"
 TIME_HEADER = "x-mmate-failed-at"
+#: on a ``bad-properties`` dead letter: the property bytes exactly as they came (a byte array)
+RAW_PROPERTIES_HEADER = "x-mmate-raw-properties"
 _MAX_ERROR_TEXT = 1000
 
 
@@ -53,25 +74,34 @@ class SubscriptionStats:
     rejected: int = 0
     dead_lettered: int = 0
     handler_errors: int = 0
+    #: settles the transport dropped as stale (a delivery from before a reconnect; redelivered)
+    stale_settles: int = 0
+    #: times the consumer was started again after the broker cancelled it or its channel closed
+    consumer_restarts: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
 
 
 class Failure:
     """A delivery that could not be processed, handed to the subscription's failure handler."""
 
-    __slots__ = ("delivery", "envelope", "exception", "message", "reason", "subscription", "text")
+    __slots__ = ("channel", "delivery", "envelope", "exception", "message", "reason", "subscription",
+                 "text")
 
     def __init__(self, subscription: Subscription, delivery: Any, reason: str, text: str,
-                 exception: BaseException | None = None, envelope: Any = None, message: Any = None) -> None:
+                 exception: BaseException | None = None, envelope: Any = None, message: Any = None,
+                 channel: Any = None) -> None:
         self.subscription = subscription
         self.delivery = delivery
-        #: not-json, not-an-object, bad-field, missing-type, unknown-type, contract-error,
-        #: handler-error, bad-signature, ...
+        #: bad-properties, not-json, not-an-object, bad-field, missing-type, unknown-type,
+        #: contract-error, handler-error, bad-signature, ...
         self.reason = reason
         self.text = text
         self.exception = exception
         self.envelope = envelope
         self.message = message
+        #: the channel the delivery came on: settle it there (the subscription may have moved on
+        #: to a new channel since; the old one's deliveries were requeued with it)
+        self.channel = channel if channel is not None else subscription.channel
 
 
 #: decides what happens to a failed delivery; must settle it (e.g. via ``subscription.give_up``)
@@ -79,15 +109,33 @@ FailureHandler = Callable[[Failure], Awaitable[None]]
 #: a handler raised for ``message``: return True if that was answered (e.g. an ErrorReply was sent)
 ErrorHook = Callable[[BaseException, Any, MessageContext], Awaitable[bool]]
 
+_Pending = tuple[Any, Any, Any, Any, tuple[HandlerSpec, ...]]  # (channel, delivery, env, msg, handlers)
+
+
+def check_consumer_limits(prefetch: int, concurrency: int | None) -> None:
+    """Refuse what basic.qos cannot carry (prefetch 0-65535, 0 = no limit) and a concurrency below 1,
+    with InvalidArgumentError, before anything is sent."""
+    if type(prefetch) is not int or not 0 <= prefetch <= 65535:
+        raise errors.InvalidArgumentError(
+            f"prefetch must be a whole number from 0 (no limit) to 65535, got {prefetch!r}", "prefetch")
+    if concurrency is not None and (type(concurrency) is not int or concurrency < 1):
+        raise errors.InvalidArgumentError(
+            f"concurrency must be a whole number of at least 1 (or None: as prefetch), got {concurrency!r}",
+            "concurrency")
+
 
 class Subscription:
     """One consumer on one queue. Create with ``await Subscriber.subscribe(...)``."""
 
     def __init__(self, subscriber: Subscriber, queue: str, channel: Any, *, concurrency: int,
-                 dead_letter: bool, failure_handler: FailureHandler | None = None) -> None:
+                 dead_letter: bool, failure_handler: FailureHandler | None = None, prefetch: int = 0,
+                 exclusive: bool = False, redeclare: Redeclare | None = None) -> None:
         self._sub = subscriber
         self.queue = queue
+        #: the channel consumed on (replaced when a channel-level error closed it)
         self.channel = channel
+        self.prefetch = prefetch
+        self.exclusive = exclusive
         self.concurrency = max(1, concurrency)
         self.dead_letter = dead_letter
         self.dead_letter_queue = topology.dead_letter_queue(queue) if dead_letter else None
@@ -100,11 +148,13 @@ class Subscription:
         self._pipeline = subscriber.pipeline
         self._async_handlers: dict[tuple[HandlerSpec, ...], bool] = {}
         self._in_flight = 0
-        self._backlog: deque[tuple[Any, Any, Any, tuple[HandlerSpec, ...]]] = deque()
+        self._backlog: deque[_Pending] = deque()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = False
+        self._redeclare = redeclare
+        self._restarting: asyncio.Task[None] | None = None
 
     @property
     def subscriber(self) -> Subscriber:
@@ -116,32 +166,36 @@ class Subscription:
         """Channel callback (plain function: runs inline in the frame reader loop)."""
         stats = self.stats
         stats.received += 1
+        ch = self.channel
+        if _MARKS_UNDECODABLE and delivery.undecodable is not None:
+            self._fail(ch, delivery, "bad-properties", f"undecodable delivery: {delivery.undecodable}")
+            return
         try:
             env = _decode_envelope(delivery.body)
         except errors.EnvelopeError as exc:
-            self._fail(delivery, exc.reason, str(exc), exc)
+            self._fail(ch, delivery, exc.reason, str(exc), exc)
             return
         handlers = self._table_lookup(env.type)
         if not handlers:
-            self._fail(delivery, "unknown-type",
+            self._fail(ch, delivery, "unknown-type",
                        f"no handler for message type {env.type!r} on queue {self.queue!r}", None, env)
             return
         try:
             msg = from_envelope(env, self._registry)
         except (errors.ContractError, errors.EnvelopeError) as exc:
-            self._fail(delivery, "contract-error", str(exc), exc, env)
+            self._fail(ch, delivery, "contract-error", str(exc), exc, env)
             return
         if self._stopping:
-            self._safe(self.channel.basic_nack, delivery.delivery_tag, False, True)
+            self._settle(ch.basic_nack, delivery.delivery_tag, False, True)
             return
         is_async = self._async_handlers.get(handlers)
         if is_async is None:  # once per handler tuple (the dispatch table caches the tuples)
             is_async = self._async_handlers[handlers] = any(spec.is_async for spec in handlers)
         if is_async or self._pipeline.has_consume:
             if self._in_flight >= self.concurrency:
-                self._backlog.append((delivery, env, msg, handlers))
+                self._backlog.append((ch, delivery, env, msg, handlers))
             else:
-                self._start(delivery, env, msg, handlers)
+                self._start(ch, delivery, env, msg, handlers)
             return
         # every handler is plain and nothing intercepts: run inline, no Task
         ctx = None
@@ -156,10 +210,12 @@ class Subscription:
                 if result is not None:
                     self._on_result(result, msg, ctx, delivery, env)
         except Exception as exc:
-            self._spawn(self._handler_failed(delivery, env, msg, ctx, exc))
+            self._spawn(self._handler_failed(ch, delivery, env, msg, ctx, exc))
             return
-        self.channel.basic_ack(delivery.delivery_tag)
-        stats.acked += 1
+        if ch.basic_ack(delivery.delivery_tag) is False:  # dropped as stale by a recovering channel
+            stats.stale_settles += 1
+        else:
+            stats.acked += 1
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -176,12 +232,13 @@ class Subscription:
         if asyncio.iscoroutine(outcome):
             self._spawn(outcome)
 
-    def _start(self, delivery: Any, env: Any, msg: Any, handlers: tuple[HandlerSpec, ...]) -> None:
+    def _start(self, ch: Any, delivery: Any, env: Any, msg: Any, handlers: tuple[HandlerSpec, ...]) -> None:
         self._in_flight += 1
         self._idle.clear()
-        self._spawn(self._run(delivery, env, msg, handlers))
+        self._spawn(self._run(ch, delivery, env, msg, handlers))
 
-    async def _run(self, delivery: Any, env: Any, msg: Any, handlers: tuple[HandlerSpec, ...]) -> None:
+    async def _run(self, ch: Any, delivery: Any, env: Any, msg: Any,
+                   handlers: tuple[HandlerSpec, ...]) -> None:
         ctx = MessageContext(delivery, env, msg, self.queue, self._sub.services)
         pipeline = self._pipeline
         try:
@@ -202,12 +259,12 @@ class Subscription:
                         if asyncio.iscoroutine(outcome):
                             await outcome
         except asyncio.CancelledError:
-            self._safe(self.channel.basic_nack, delivery.delivery_tag, False, True)
+            self._settle(ch.basic_nack, delivery.delivery_tag, False, True)
             raise
         except Exception as exc:
-            await self._handler_failed(delivery, env, msg, ctx, exc)
+            await self._handler_failed(ch, delivery, env, msg, ctx, exc)
         else:
-            if self._safe(self.channel.basic_ack, delivery.delivery_tag):
+            if self._settle(ch.basic_ack, delivery.delivery_tag):
                 self.stats.acked += 1
         finally:
             self._in_flight -= 1
@@ -216,17 +273,20 @@ class Subscription:
             elif self._in_flight == 0 and not self._backlog:
                 self._idle.set()
 
-    @staticmethod
-    def _safe(fn: Callable[..., None], *args: Any) -> bool:
+    def _settle(self, settle: Callable[..., Any], *args: Any) -> bool:
+        """Ack/nack/reject; False when that did not happen: dropped as stale by a recovering channel
+        (counted) or the channel is closed (the broker requeues the delivery either way)."""
         try:
-            fn(*args)
-            return True
-        except errors.MmateError as exc:  # channel closed meanwhile: the broker requeues it
-            log.warning("could not settle delivery: %s", exc)
+            if settle(*args) is False:
+                self.stats.stale_settles += 1
+                return False
+        except errors.MmateError as exc:
+            log.warning("could not settle delivery on %r: %s", self.queue, exc)
             return False
+        return True
 
     # ------------------------------------------------------------------ failures
-    async def _handler_failed(self, delivery: Any, env: Any, msg: Any, ctx: MessageContext | None,
+    async def _handler_failed(self, ch: Any, delivery: Any, env: Any, msg: Any, ctx: MessageContext | None,
                               exc: BaseException) -> None:
         self.stats.handler_errors += 1
         # the traceback only at DEBUG: a poison stream must not flood the logs
@@ -242,24 +302,24 @@ class Subscription:
                 log.error("error hook failed: %r", hook_exc)
                 answered = False
             if answered:
-                if self._safe(self.channel.basic_ack, delivery.delivery_tag):
+                if self._settle(ch.basic_ack, delivery.delivery_tag):
                     self.stats.acked += 1
                 return
         reason = getattr(exc, "reason", None) if isinstance(exc, errors.MmateError) else None
-        self._fail(delivery, reason or "handler-error", f"{type(exc).__name__}: {exc}", exc, env, msg)
+        self._fail(ch, delivery, reason or "handler-error", f"{type(exc).__name__}: {exc}", exc, env, msg)
 
-    def _fail(self, delivery: Any, reason: str, text: str, exc: BaseException | None = None,
+    def _fail(self, ch: Any, delivery: Any, reason: str, text: str, exc: BaseException | None = None,
               env: Any = None, msg: Any = None) -> None:
         self.stats.reasons[reason] += 1
         if reason != "handler-error":
             log.warning("rejecting delivery %d on queue %r (%s): %s", delivery.delivery_tag, self.queue,
                         reason, text)
-        failure = Failure(self, delivery, reason, text, exc, env, msg)
+        failure = Failure(self, delivery, reason, text, exc, env, msg, ch)
         if self.failure_handler is not None:
             self._spawn(self._run_failure_handler(failure))
         elif self.dead_letter_queue is not None and self._sub.dead_letter_target is not None:
             self._spawn(self.give_up(failure))
-        elif self._safe(self.channel.basic_reject, delivery.delivery_tag, False):
+        elif self._settle(ch.basic_reject, delivery.delivery_tag, False):
             self.stats.rejected += 1
 
     async def _run_failure_handler(self, failure: Failure) -> None:
@@ -271,34 +331,67 @@ class Subscription:
                       failure.delivery.delivery_tag, self.queue, exc)
             await self.give_up(failure)
 
+    def ack(self, failure: Failure) -> bool:
+        """Ack a failed delivery a failure handler has dealt with (e.g. a retry copy is stored), on the
+        channel it came on; counts it in ``stats.acked`` (or ``stale_settles``). False if not acked:
+        then the broker redelivers it."""
+        if self._settle(failure.channel.basic_ack, failure.delivery.delivery_tag):
+            self.stats.acked += 1
+            return True
+        return False
+
     async def give_up(self, failure: Failure) -> None:
         """The default end of a failed delivery: to ``dlq.{queue}`` with the reason when dead-lettering
-        is on (published with a confirm, then acked), else reject without requeue."""
+        is on (declared on first use, published with a confirm, then acked), else reject without
+        requeue. When the move fails (the DLQ cannot be declared, the copy is not confirmed) the
+        delivery is rejected, counted in ``stats.rejected`` and logged; the next failure tries again."""
         delivery = failure.delivery
-        if self.dead_letter_queue is None or self._sub.dead_letter_target is None:
-            if self._safe(self.channel.basic_reject, delivery.delivery_tag, False):
+        ch = failure.channel
+        dlq = self.dead_letter_queue
+        if dlq is None or self._sub.dead_letter_target is None:
+            if self._settle(ch.basic_reject, delivery.delivery_tag, False):
                 self.stats.rejected += 1
             return
+        headers = {
+            REASON_HEADER: failure.reason,
+            ERROR_HEADER: failure.text[:_MAX_ERROR_TEXT],
+            QUEUE_HEADER: self.queue,
+            TIME_HEADER: _env.utc_timestamp(time.time()),
+        }
+        raw = getattr(delivery, "raw_properties", None)
+        if raw is not None:
+            headers[RAW_PROPERTIES_HEADER] = bytes(raw)
         try:
-            await self.republish(delivery, "", self.dead_letter_queue, {
-                REASON_HEADER: failure.reason,
-                ERROR_HEADER: failure.text[:_MAX_ERROR_TEXT],
-                QUEUE_HEADER: self.queue,
-                TIME_HEADER: _env.utc_timestamp(time.time()),
-            })
+            await self._move_to(dlq, delivery, headers)
         except Exception as exc:
             log.error("could not move delivery %d to %s (%r); rejecting it instead", delivery.delivery_tag,
-                      self.dead_letter_queue, exc)
-            if self._safe(self.channel.basic_reject, delivery.delivery_tag, False):
+                      dlq, exc)
+            if self._settle(ch.basic_reject, delivery.delivery_tag, False):
                 self.stats.rejected += 1
             return
-        if self._safe(self.channel.basic_ack, delivery.delivery_tag):
+        if self._settle(ch.basic_ack, delivery.delivery_tag):
             self.stats.dead_lettered += 1
 
+    async def _move_to(self, dlq: str, delivery: Any, headers: dict[str, Any]) -> None:
+        """Republish to the DLQ, declared first unless done already. Mandatory: a DLQ deleted since it
+        was declared returns the copy instead of dropping it; then it is declared again, once."""
+        for last in (False, True):
+            await self._sub.dead_letter_queues.ensure(self.queue)
+            try:
+                await self.republish(delivery, "", dlq, headers, mandatory=True)
+                return
+            except errors.PublishReturnedError:
+                if last:
+                    raise
+                log.warning("%s is gone; declaring it again", dlq)
+                self._sub.dead_letter_queues.forget(self.queue)
+
     async def republish(self, delivery: Any, exchange: str, routing_key: str,
-                        extra_headers: dict[str, Any], properties: dict[str, Any] | None = None) -> None:
+                        extra_headers: dict[str, Any], properties: dict[str, Any] | None = None, *,
+                        mandatory: bool = False) -> None:
         """Publish a copy of ``delivery`` (same body and properties, ``extra_headers`` added) with a
-        broker confirm. The caller acks the original afterwards, so nothing is lost in between."""
+        broker confirm. The caller acks the original afterwards, so nothing is lost in between.
+        ``mandatory``: an unroutable copy raises PublishReturnedError instead of being dropped."""
         target = self._sub.dead_letter_target
         if target is None:
             raise errors.MmateError("this subscriber has no confirm channel to republish on")
@@ -306,20 +399,85 @@ class Subscription:
         headers = dict(props.headers or {})
         headers.update(extra_headers)
         fields = {**props.to_dict(), "headers": headers, **(properties or {})}
-        await target.publish(delivery.body, exchange, routing_key, _frames.BasicProperties(**fields))
+        await target.publish(delivery.body, exchange, routing_key, _frames.BasicProperties(**fields),
+                             mandatory=mandatory)
+
+    # ------------------------------------------------------------------ consumer (re)start
+    async def _consume(self, timeout: float | None = None) -> None:
+        """Start the consumer on the current channel. The tag is ours, so a cancel that arrives right
+        after consume-ok is recognised."""
+        tag = f"mmate.{uuid.uuid4().hex}"
+        self.consumer_tag = tag
+        try:
+            await self.channel.basic_consume(self.queue, self.on_delivery, consumer_tag=tag,
+                                             exclusive=self.exclusive, on_cancel=self._on_cancel,
+                                             timeout=timeout)
+        except BaseException:
+            if self.consumer_tag == tag:
+                self.consumer_tag = ""
+            raise
+
+    def _on_cancel(self, consumer_tag: str) -> None:
+        """The broker cancelled the consumer (queue deleted, failover) or its channel closed under it:
+        restart it in the background."""
+        if consumer_tag != self.consumer_tag or self._stopping:
+            return
+        self.consumer_tag = ""
+        log.warning("consumer on queue %r was cancelled (queue deleted or failed over, or its channel "
+                    "closed); restarting it", self.queue)
+        if self._restarting is None or self._restarting.done():
+            self._restarting = asyncio.get_running_loop().create_task(self._restart())
+
+    async def _restart(self) -> None:
+        attempt = 0
+        while not self._stopping:
+            attempt += 1
+            await asyncio.sleep(self._sub.restart_delay(attempt))
+            if self._stopping:
+                return
+            if self._sub.connection.is_closed:
+                log.warning("not restarting the consumer on %r: its connection is closed", self.queue)
+                return
+            try:
+                await self._consume_again()
+            except Exception as exc:
+                log.warning("restarting the consumer on %r failed (attempt %d): %s; trying again",
+                            self.queue, attempt, exc)
+                continue
+            self.stats.consumer_restarts += 1
+            log.warning("consumer on queue %r restarted (attempt %d)", self.queue, attempt)
+            return
+
+    async def _consume_again(self) -> None:
+        if self._redeclare is not None:
+            await self._redeclare()
+        if not self.channel.is_open:
+            old = self.channel
+            self.channel = await self._sub._open_channel(self.prefetch)
+            # deliveries still waiting for a handler came on the old channel: requeued with it
+            self._backlog = deque(p for p in self._backlog if p[0] is not old)
+            if self._in_flight == 0 and not self._backlog:
+                self._idle.set()
+            await close_quietly(old)
+        await self._consume()
 
     # ------------------------------------------------------------------ lifecycle
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop consuming, let in-flight handlers finish (bounded), requeue what never started."""
         self._stopping = True
+        restarting = self._restarting
+        if restarting is not None and not restarting.done():
+            restarting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await restarting
         if self.consumer_tag and self.channel.is_open:
             try:
                 await self.channel.basic_cancel(self.consumer_tag, timeout=timeout)
             except errors.MmateError as exc:
                 log.warning("basic.cancel on %r failed: %s", self.queue, exc)
         while self._backlog:
-            delivery = self._backlog.popleft()[0]
-            self._safe(self.channel.basic_nack, delivery.delivery_tag, False, True)
+            ch, delivery = self._backlog.popleft()[:2]
+            self._settle(ch.basic_nack, delivery.delivery_tag, False, True)
         if self._in_flight:
             try:
                 async with asyncio.timeout(timeout):
@@ -341,7 +499,8 @@ class Subscriber:
 
     def __init__(self, connection: Any, dispatcher: Dispatcher, *, services: Any = None,
                  result_hook: ResultHook | None = None, error_hook: ErrorHook | None = None,
-                 dead_letter_target: Any = None, pipeline: Pipeline | None = None) -> None:
+                 dead_letter_target: Any = None, pipeline: Pipeline | None = None,
+                 restart_delay: Callable[[int], float] | None = None) -> None:
         self.connection = connection
         self.dispatcher = dispatcher
         self.services = services
@@ -351,23 +510,43 @@ class Subscriber:
         self.pipeline = pipeline if pipeline is not None else Pipeline()
         #: a confirm-mode channel/pool used to move failed messages to their DLQ
         self.dead_letter_target = dead_letter_target
+        #: seconds before restart attempt n (1, 2, ...) of a cancelled consumer: the recovery backoff
+        self.restart_delay = restart_delay if restart_delay is not None else RecoveryPolicy().delay
         self.subscriptions: list[Subscription] = []
+        #: the ``dlq.{queue}`` declared so far (on the first failure of each queue)
+        self.dead_letter_queues = DeadLetterQueues(connection)
 
-    async def subscribe(self, queue: str, *, prefetch: int = 10, concurrency: int | None = None,
-                        dead_letter: bool = False, exclusive: bool = False,
-                        failure_handler: FailureHandler | None = None,
-                        timeout: float | None = None) -> Subscription:
-        """Consume ``queue`` (which must exist) with ``prefetch`` unacked messages at most and
-        ``concurrency`` async handlers at once (default: prefetch)."""
+    async def _open_channel(self, prefetch: int, timeout: float | None = None) -> Any:
         channel = await self.connection.channel(timeout=timeout)
         if prefetch:
-            await channel.basic_qos(prefetch_count=prefetch, timeout=timeout)
+            try:
+                await channel.basic_qos(prefetch_count=prefetch, timeout=timeout)
+            except BaseException:
+                await close_quietly(channel)
+                raise
+        return channel
+
+    async def subscribe(self, queue: str, *, prefetch: int = 10, concurrency: int | None = None,
+                        dead_letter: bool = True, exclusive: bool = False,
+                        failure_handler: FailureHandler | None = None,
+                        timeout: float | None = None, redeclare: Redeclare | None = None) -> Subscription:
+        """Consume ``queue`` (which must exist) with ``prefetch`` unacked messages at most and
+        ``concurrency`` async handlers at once (default: prefetch).
+
+        Failed messages go to ``dlq.{queue}`` (declared on the first failure) unless
+        ``dead_letter=False``. ``redeclare`` declares the queue and its bindings again before a
+        cancelled consumer is restarted (without it, the queue is consumed again once it exists).
+        """
+        check_consumer_limits(prefetch, concurrency)
+        channel = await self._open_channel(prefetch, timeout)
         sub = Subscription(self, queue, channel, concurrency=concurrency or prefetch or 100,
-                           dead_letter=dead_letter, failure_handler=failure_handler)
-        if dead_letter:
-            await topology.declare_dead_letter_queue(channel, queue)
-        sub.consumer_tag = await channel.basic_consume(queue, sub.on_delivery, exclusive=exclusive,
-                                                       timeout=timeout)
+                           dead_letter=dead_letter, failure_handler=failure_handler, prefetch=prefetch,
+                           exclusive=exclusive, redeclare=redeclare)
+        try:
+            await sub._consume(timeout)
+        except BaseException:
+            await close_quietly(channel)  # refused (e.g. 404: no such queue): leave nothing behind
+            raise
         self.subscriptions.append(sub)
         return sub
 
@@ -375,17 +554,14 @@ class Subscriber:
         await sub.stop(timeout)
         if sub in self.subscriptions:
             self.subscriptions.remove(sub)
-        if sub.channel.is_open:
-            await sub.channel.close()
+        await close_quietly(sub.channel)
 
     async def close(self, timeout: float = 10.0) -> None:
         """Stop every subscription, draining in-flight handlers within ``timeout``."""
         subs = list(self.subscriptions)
         await asyncio.gather(*(s.stop(timeout) for s in subs), return_exceptions=True)
         for s in subs:
-            if s.channel.is_open:
-                with contextlib.suppress(errors.MmateError):
-                    await s.channel.close()
+            await close_quietly(s.channel)
         self.subscriptions.clear()
 
 
@@ -399,4 +575,5 @@ def _handler_call(spec: HandlerSpec, msg: Any, ctx: MessageContext) -> Callable[
     return call
 
 
-__all__ = ["ErrorHook", "Failure", "FailureHandler", "Subscriber", "Subscription", "SubscriptionStats"]
+__all__ = ["ErrorHook", "Failure", "FailureHandler", "Redeclare", "Subscriber", "Subscription",
+           "SubscriptionStats", "check_consumer_limits"]

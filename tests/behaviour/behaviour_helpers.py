@@ -31,3 +31,17 @@ async def drain_queue(ch: Any, queue: str, timeout: float = 3.0, expect: int | N
         if loop.time() > deadline:
             return out
         await asyncio.sleep(0.01)
+
+
+async def queue_depth(conn: Any, queue: str) -> int | None:
+    """Messages in ``queue``, or None when it does not exist (a passive declare on its own channel)."""
+    from mmate_fast import errors
+
+    ch = await conn.channel()
+    try:
+        return (await ch.queue_declare(queue, passive=True)).message_count
+    except errors.NotFoundError:
+        return None
+    finally:
+        if ch.is_open:
+            await ch.close()

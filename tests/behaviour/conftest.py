@@ -46,6 +46,13 @@ class Names:
         self.queues.append(name)
         return name
 
+    def service(self, what: str = "svc") -> str:
+        """A unique service name; its service queue and that queue's ``dlq.`` are deleted after."""
+        name = f"bt-{what}-{self._tag}-{len(self.queues)}"
+        queue = f"{name}-queue"
+        self.queues.extend([queue, f"dlq.{queue}"])
+        return name
+
     def exchange(self, what: str = "x") -> str:
         name = f"bt-{what}-{self._tag}-{len(self.exchanges)}"
         self.exchanges.append(name)

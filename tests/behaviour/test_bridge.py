@@ -66,7 +66,7 @@ async def cleanup(url: str) -> AsyncIterator[list[str]]:
 async def server(url: str, cleanup: list[str]) -> AsyncIterator[Client]:
     """A responder service: answers BrGetOrder and BrCreateOrder, fails on demand."""
     service = _service()
-    cleanup.append(topology.service_queue(service))
+    cleanup.extend([topology.service_queue(service), topology.dead_letter_queue(topology.service_queue(service))])
     async with Client(url, service_name=service) as srv:
 
         @srv.handler(BrGetOrder)
@@ -225,8 +225,8 @@ async def test_failing_handler_without_reply_address_keeps_failure_path(url: str
     sub = server._service_sub
     assert sub is not None
     await server.publish_query(BrGetOrder(order_id="boom"))  # no replyTo
-    await wait_until(lambda: sub.stats.rejected == 1)
-    assert sub.stats.acked == 0
+    await wait_until(lambda: sub.stats.dead_lettered == 1)  # kept in its DLQ (the default)
+    assert sub.stats.acked == 0 and sub.stats.rejected == 0
 
 
 async def test_timeout_raises_and_cleans_up(url: str, server: Client) -> None:
@@ -245,6 +245,19 @@ async def test_timeout_raises_and_cleans_up(url: str, server: Client) -> None:
         # and the bridge keeps working
         reply = await client.request(BrGetOrder(order_id="after"), timeout=5)
         assert reply.order_id == "after" and bridge.stats.late_replies == 1
+
+
+@pytest.mark.xfail(reason="needs ChannelPool repairing a closed channel by itself (wip/healing)", strict=False)
+async def test_replies_go_on_after_the_reply_channel_was_closed(url: str, server: Client) -> None:
+    """The responder's reply channel closed by a refused call (here: an ack of an unknown delivery
+    tag, 406): the next replies still go out."""
+    assert server._reply_pool is not None
+    server._reply_pool.channel().basic_ack(10**6)
+    await asyncio.sleep(0.2)  # closed by now (a recovering channel may have healed itself already)
+    async with Client(url, service_name=_service(), declare_topology=False) as client:
+        for n in range(3):
+            reply = await client.request(BrGetOrder(order_id=f"after-{n}"), timeout=3)
+            assert reply.order_id == f"after-{n}"
 
 
 async def test_no_responder_times_out(url: str, cleanup: list[str]) -> None:

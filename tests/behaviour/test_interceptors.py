@@ -47,6 +47,7 @@ async def service(url: str) -> AsyncIterator[str]:
     try:
         ch = await conn.channel()
         await ch.queue_delete(topology.service_queue(name))
+        await ch.queue_delete(topology.dead_letter_queue(topology.service_queue(name)))
     finally:
         await conn.close()
 
@@ -80,7 +81,7 @@ async def test_signing_end_to_end_rejects_tampered_and_unsigned(url: str, servic
         await wait_until(lambda: sub.stats.reasons["bad-signature"] == 2)
         await c.publish_event(IcEvt(n=3, aggregate_id="a"))  # the consumer goes on
         await wait_until(lambda: got == [1, 2, 3])
-        assert sub.stats.rejected == 2 and 666 not in got
+        assert sub.stats.dead_lettered == 2 and 666 not in got  # kept in the DLQ with the reason
         await probe.close()
         await raw.close()
 
@@ -117,7 +118,7 @@ async def test_handler_timeout_rejects_with_reason(url: str, service: str) -> No
         await c.publish_event(IcEvt(n=1, aggregate_id="a"))
         await c.publish_event(IcEvt(n=2, aggregate_id="a"))
         await wait_until(lambda: sub.stats.reasons["handler-timeout"] == 1 and done == [2])
-        assert sub.stats.rejected == 1
+        await wait_until(lambda: sub.stats.dead_lettered == 1)
 
 
 async def test_validation_on_publish_and_on_consume(url: str, service: str) -> None:
@@ -159,7 +160,7 @@ async def test_metrics_count_publishes_and_handler_calls(url: str, service: str)
         sub = await c.start_consuming()
         for n in (1, 2, 3):
             await c.publish_event(IcEvt(n=n, aggregate_id="a"))
-        await wait_until(lambda: sub.stats.acked + sub.stats.rejected == 3)
+        await wait_until(lambda: sub.stats.acked + sub.stats.dead_lettered == 3)
         snap = m.snapshot()
         assert snap["published"] == {"IcEvt": 3}
         assert snap["consumed"] == {"IcEvt": 2} and snap["failed"] == {"IcEvt": 1}

@@ -15,6 +15,8 @@ from mmate_fast.contracts import Command, Event, GenericMessage
 from mmate_fast.messaging import MessageContext, topology
 from mmate_fast.transports import connect
 
+from .behaviour_helpers import queue_depth
+
 
 @dataclass
 class BhvOrderPlaced(Event):
@@ -45,6 +47,12 @@ async def _wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+async def _bind_own_events(client: Client) -> None:
+    """Bind the service queue to this test's events only (aggregate id = the service name): other
+    runs of this suite on the shared broker publish the same event types."""
+    await client.bind(topology.EVENTS, f"evt.{client.service_name}.#")
+
+
 @pytest.fixture
 async def cleanup(url: str) -> AsyncIterator[list[str]]:
     queues: list[str] = []
@@ -63,22 +71,23 @@ async def test_publish_subscribe_event_typed(url: str, cleanup: list[str]) -> No
     contexts: list[MessageContext] = []
     async with Client(url, service_name=service) as client:
 
-        @client.handler(BhvOrderPlaced)
+        @client.handler(BhvOrderPlaced, bind=False)
         def on_order(evt: BhvOrderPlaced, ctx: MessageContext) -> None:
             got.append(evt)
             contexts.append(ctx)
 
+        await _bind_own_events(client)
         sub = await client.start_consuming()
-        evt = BhvOrderPlaced(order_id="O-1", amount=12.5, aggregate_id="order-1", sequence=3)
+        evt = BhvOrderPlaced(order_id="O-1", amount=12.5, aggregate_id=service, sequence=3)
         msg_id = await client.publish_event(evt, correlation_id="corr-1")
         await _wait_for(lambda: len(got) == 1)
         assert got[0].order_id == "O-1" and got[0].amount == 12.5
-        assert got[0].aggregate_id == "order-1" and got[0].sequence == 3
+        assert got[0].aggregate_id == service and got[0].sequence == 3
         assert got[0].id == msg_id
         ctx = contexts[0]
         assert ctx.correlation_id == "corr-1"
         assert ctx.delivery.exchange == "mmate.events"
-        assert ctx.delivery.routing_key == "evt.order-1.BhvOrderPlaced"
+        assert ctx.delivery.routing_key == f"evt.{service}.BhvOrderPlaced"
         assert ctx.headers["x-message-kind"] == "event" and ctx.headers["x-sequence"] == "3"
         await _wait_for(lambda: sub.stats.acked == 1)
 
@@ -121,10 +130,10 @@ async def test_topic_wildcard_binding_and_generic_handler(url: str, cleanup: lis
     got: list[Any] = []
     async with Client(url, service_name=service) as client:
         client.add_handler("*", got.append)
-        await client.subscribe(queue, bindings=[(topology.EVENTS, "evt.order-7.#")], durable=False)
-        await client.publish_event(BhvOrderPlaced(order_id="A", aggregate_id="order-7"))
-        await client.publish_event(BhvRefund(order_id="B", aggregate_id="order-7"))
-        await client.publish_event(BhvOrderPlaced(order_id="C", aggregate_id="order-8"))
+        await client.subscribe(queue, bindings=[(topology.EVENTS, f"evt.{service}-7.#")], durable=False)
+        await client.publish_event(BhvOrderPlaced(order_id="A", aggregate_id=f"{service}-7"))
+        await client.publish_event(BhvRefund(order_id="B", aggregate_id=f"{service}-7"))
+        await client.publish_event(BhvOrderPlaced(order_id="C", aggregate_id=f"{service}-8"))
         await _wait_for(lambda: len(got) == 2)
         await asyncio.sleep(0.1)
         assert sorted(m.order_id for m in got) == ["A", "B"]
@@ -139,19 +148,20 @@ async def test_unknown_type_malformed_body_and_failing_handler_go_to_dlq(
     handled: list[str] = []
     async with Client(url, service_name=service, dead_letter=True) as client:
 
-        @client.handler(BhvOrderPlaced)
+        @client.handler(BhvOrderPlaced, bind=False)
         async def on_order(evt: BhvOrderPlaced) -> None:
             if evt.order_id == "boom":
                 raise RuntimeError("payment service down")
             handled.append(evt.order_id)
 
+        await _bind_own_events(client)
         sub = await client.start_consuming()
         raw = await client.connection.channel()
         await raw.publish(b"this is not json", "", sq)
         await raw.publish(b'{"id":"x","type":"NobodyKnowsMe","timestamp":"2025-01-01T00:00:00Z",'
                           b'"payload":{}}', "", sq)
-        await client.publish_event(BhvOrderPlaced(order_id="boom", aggregate_id="o"))
-        await client.publish_event(BhvOrderPlaced(order_id="fine", aggregate_id="o"))
+        await client.publish_event(BhvOrderPlaced(order_id="boom", aggregate_id=service))
+        await client.publish_event(BhvOrderPlaced(order_id="fine", aggregate_id=service))
         await _wait_for(lambda: sub.stats.dead_lettered == 3 and handled == ["fine"])
         assert sub.stats.reasons == {"not-json": 1, "unknown-type": 1, "handler-error": 1}
         reasons = {}
@@ -177,20 +187,22 @@ async def test_failure_without_dlq_rejects_and_consumer_goes_on(url: str, cleanu
     sq = topology.service_queue(service)
     cleanup.append(sq)
     handled: list[str] = []
-    async with Client(url, service_name=service) as client:
+    async with Client(url, service_name=service, dead_letter=False) as client:
 
-        @client.handler(BhvOrderPlaced)
+        @client.handler(BhvOrderPlaced, bind=False)
         def on_order(evt: BhvOrderPlaced) -> None:
             if evt.order_id == "bad":
                 raise ValueError("nope")
             handled.append(evt.order_id)
 
+        await _bind_own_events(client)
         sub = await client.start_consuming()
         for oid in ("a", "bad", "b"):
-            await client.publish_event(BhvOrderPlaced(order_id=oid, aggregate_id="z"))
+            await client.publish_event(BhvOrderPlaced(order_id=oid, aggregate_id=service))
         await _wait_for(lambda: handled == ["a", "b"] and sub.stats.rejected == 1)
         assert sub.stats.handler_errors == 1
-        assert (await client._require().queue_declare(sq, passive=True)).message_count == 0
+        assert await queue_depth(client.connection, sq) == 0
+        assert await queue_depth(client.connection, topology.dead_letter_queue(sq)) is None
 
 
 async def test_graceful_close_drains_in_flight_handlers(url: str, cleanup: list[str]) -> None:
@@ -202,14 +214,15 @@ async def test_graceful_close_drains_in_flight_handlers(url: str, cleanup: list[
     client = Client(url, service_name=service)
     await client.connect()
 
-    @client.handler(BhvOrderPlaced)
+    @client.handler(BhvOrderPlaced, bind=False)
     async def slow(evt: BhvOrderPlaced) -> None:
         started.set()
         await asyncio.sleep(0.3)
         finished.append(evt.order_id)
 
+    await _bind_own_events(client)
     sub = await client.start_consuming()
-    await client.publish_event(BhvOrderPlaced(order_id="slow", aggregate_id="s"))
+    await client.publish_event(BhvOrderPlaced(order_id="slow", aggregate_id=service))
     await asyncio.wait_for(started.wait(), 5)
     await client.close(timeout=5)
     assert finished == ["slow"] and sub.stats.acked == 1

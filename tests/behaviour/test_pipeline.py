@@ -81,6 +81,7 @@ async def service(url: str) -> AsyncIterator[str]:
     conn = await connect(url)
     ch = await conn.channel()
     await ch.queue_delete(topology.service_queue(name))
+    await ch.queue_delete(topology.dead_letter_queue(topology.service_queue(name)))
     await conn.close()
 
 
@@ -92,7 +93,8 @@ async def test_hooks_run_in_order_and_enrich_headers(url: str, service: str) -> 
         @c.handler(PipeEvt)
         def handle(evt: PipeEvt, ctx: Any) -> None:
             log.append("handler")
-            got.append((evt.n, dict(ctx.headers), dict(ctx.delivery.properties.headers)))
+            got.append((evt.n, dict(ctx.envelope.headers), dict(ctx.delivery.properties.headers),
+                        dict(ctx.headers)))
 
         await c.start_consuming()
         await c.publish_event(PipeEvt(n=1, aggregate_id="p"))
@@ -109,10 +111,11 @@ async def test_hooks_run_in_order_and_enrich_headers(url: str, service: str) -> 
         "a.before_consume", "b.before_consume", "a.around>", "b.around>", "handler", "b.around<",
         "a.around<", "b.after_consume:True", "a.after_consume:True",
     ]
-    n, env_headers, amqp_headers = got[0]
+    n, env_headers, amqp_headers, view = got[0]
     assert n == 1
     assert env_headers["x-a"] == "seen" and env_headers["x-b"] == "seen"  # in the body too
     assert "x-a-body-len" in amqp_headers and "x-a-body-len" not in env_headers  # AMQP only
+    assert view == {**env_headers, **amqp_headers}  # ctx.headers: both, the AMQP value winning
 
 
 async def test_short_circuit_publish_and_consume_and_failing_interceptor(url: str, service: str) -> None:
@@ -122,7 +125,7 @@ async def test_short_circuit_publish_and_consume_and_failing_interceptor(url: st
         sub = await c.start_consuming()
         ids = [await c.publish_event(PipeEvt(n=n, aggregate_id="p")) for n in (1, 2, 66, 100, 4)]
         assert ids[0] == "" and all(ids[1:])  # odd one dropped before encoding
-        await _wait(lambda: got == [2, 4] and sub.stats.rejected == 1 and sub.stats.acked == 3)
-        assert sub.stats.reasons["handler-error"] == 1  # 66: interceptor raised -> rejected
+        await _wait(lambda: got == [2, 4] and sub.stats.dead_lettered == 1 and sub.stats.acked == 3)
+        assert sub.stats.reasons["handler-error"] == 1  # 66: interceptor raised -> to the DLQ
         with pytest.raises(Exception, match="publish_nowait"):
             c.publisher.publish_nowait(PipeEvt(n=2, aggregate_id="p"))  # type: ignore[union-attr]

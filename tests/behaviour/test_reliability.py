@@ -30,7 +30,7 @@ from mmate_fast.reliability.scheduling import delay_name
 from mmate_fast.reliability.ttl_retry import delay_queue_name
 from mmate_fast.transports import connect
 
-from .behaviour_helpers import drain_queue, wait_until
+from .behaviour_helpers import drain_queue, queue_depth, wait_until
 
 
 @dataclass
@@ -64,10 +64,11 @@ def _svc() -> str:
 
 
 async def _consume_with_retry(client: Client, queue: str, retry: TtlRetry) -> Any:
-    """Declare ``queue`` bound for RelJob events and consume it with TTL retry and a DLQ."""
+    """Declare ``queue`` bound for this test's RelJob events (aggregate id = the service name: other
+    test runs share the broker) and consume it with TTL retry and a DLQ."""
     admin = await client.connection.channel()
     await admin.queue_declare(queue, durable=True)
-    await admin.queue_bind(queue, topology.EVENTS, "evt.#.RelJob")
+    await admin.queue_bind(queue, topology.EVENTS, f"evt.{client.service_name}.RelJob")
     await admin.close()
     assert client.subscriber is not None
     return await client.subscriber.subscribe(queue, dead_letter=True, failure_handler=retry)
@@ -88,16 +89,14 @@ async def test_ttl_retry_fails_twice_then_succeeds(url: str, cleanup: list[str])
                 raise Boom(f"fail {len(seen)}")
 
         sub = await _consume_with_retry(client, queue, retry)
-        await client.publish_event(RelJob(job="j1", aggregate_id="a1"))
+        await client.publish_event(RelJob(job="j1", aggregate_id=svc))
         await wait_until(lambda: len(seen) >= 3, timeout=5)
         await asyncio.sleep(0.3)
         assert seen == [None, 1, 2]          # attempt header: absent, then retries done so far
         assert retry.retried == 2 and retry.gave_up == 0
         await wait_until(lambda: sub.stats.acked == 3)
-        ch = await client.connection.channel()
-        assert (await ch.queue_declare(f"dlq.{queue}", passive=True)).message_count == 0
-        assert (await ch.queue_declare(queue, passive=True)).message_count == 0
-        await ch.close()
+        assert await queue_depth(client.connection, f"dlq.{queue}") is None  # never needed: not declared
+        assert await queue_depth(client.connection, queue) == 0
 
 
 async def test_ttl_retry_gives_up_into_dlq_with_identical_body(url: str, cleanup: list[str]) -> None:
@@ -113,14 +112,15 @@ async def test_ttl_retry_gives_up_into_dlq_with_identical_body(url: str, cleanup
             calls.append((ctx.delivery.properties.headers or {}).get(ATTEMPT_HEADER))
             raise Boom("always")
 
-        await _consume_with_retry(client, queue, retry)
+        sub = await _consume_with_retry(client, queue, retry)
         # capture the exact published bytes through a second queue bound the same way
         spy = f"{svc}-spy"
         cleanup.append(spy)
         ch = await client.connection.channel()
         await ch.queue_declare(spy, durable=True)
-        await ch.queue_bind(spy, topology.EVENTS, "evt.#.RelJob")
-        await client.publish_event(RelJob(job="j2", aggregate_id="a2"))
+        await ch.queue_bind(spy, topology.EVENTS, f"evt.{svc}.RelJob")
+        await client.publish_event(RelJob(job="j2", aggregate_id=svc))
+        await wait_until(lambda: sub.stats.dead_lettered == 1, timeout=5)  # the DLQ exists from now on
         dead = await drain_queue(ch, f"dlq.{queue}", timeout=5, expect=1)
         assert len(dead) == 1
         original = (await drain_queue(ch, spy, expect=1))[0]
@@ -143,9 +143,10 @@ async def test_malformed_body_is_not_retried(url: str, cleanup: list[str]) -> No
     cleanup.extend([topology.service_queue(svc), queue, f"dlq.{queue}"])
     async with Client(url, service_name=svc) as client:
         client.add_handler(RelJob, lambda m: None, bind=False)
-        await _consume_with_retry(client, queue, retry)
+        sub = await _consume_with_retry(client, queue, retry)
         ch = await client.connection.channel()
         await ch.publish(b"not json", "", queue)
+        await wait_until(lambda: sub.stats.dead_lettered == 1, timeout=5)
         dead = await drain_queue(ch, f"dlq.{queue}", timeout=5, expect=1)
         assert len(dead) == 1 and dead[0].body == b"not json"
         assert dead[0].properties.headers["x-mmate-reason"] == "not-json"
@@ -162,16 +163,18 @@ async def test_open_handler_circuit_fails_with_reason_circuit_open(url: str, cle
     async with Client(url, service_name=svc, dead_letter=True,
                       interceptors=[HandlerCircuitBreakerInterceptor(breaker)]) as client:
 
-        @client.handler(RelJob)
+        @client.handler(RelJob, bind=False)
         def on_job(msg: RelJob) -> None:
             calls.append(msg.job)
             raise Boom("down")
 
-        await client.start_consuming()
-        await client.publish_event(RelJob(job="first", aggregate_id="a"))
+        await client.bind(topology.EVENTS, f"evt.{svc}.RelJob")  # only this test's events
+        sub = await client.start_consuming()
+        await client.publish_event(RelJob(job="first", aggregate_id=svc))
+        await wait_until(lambda: sub.stats.dead_lettered == 1, timeout=5)
         ch = await client.connection.channel()
         first = await drain_queue(ch, f"dlq.{client.service_queue}", timeout=5, expect=1)
-        await client.publish_event(RelJob(job="second", aggregate_id="a"))
+        await client.publish_event(RelJob(job="second", aggregate_id=svc))
         second = await drain_queue(ch, f"dlq.{client.service_queue}", timeout=5, expect=1)
         assert calls == ["first"]            # the open circuit kept the handler from running
         assert first[0].properties.headers["x-mmate-reason"] == "handler-error"
@@ -187,18 +190,19 @@ async def test_scheduled_publish_arrives_no_earlier_than_delay(url: str, cleanup
     async with Client(url, service_name=svc) as client:
         loop = asyncio.get_running_loop()
 
-        @client.handler(RelJob)
+        @client.handler(RelJob, bind=False)
         def on_job(msg: RelJob, ctx: MessageContext) -> None:
             arrived.append((loop.time(), ctx.delivery))
 
+        await client.bind(topology.EVENTS, f"evt.{svc}.RelJob")  # only this test's events
         await client.start_consuming()
         start = loop.time()
-        msg_id = await schedule(client, RelJob(job="later", aggregate_id="agg-9"), delay=0.3)
-        await client.publish_event(RelJob(job="now", aggregate_id="agg-9"))
+        msg_id = await schedule(client, RelJob(job="later", aggregate_id=svc), delay=0.3)
+        await client.publish_event(RelJob(job="now", aggregate_id=svc))
         await wait_until(lambda: len(arrived) == 2, timeout=5)
         late_at, delivery = arrived[1]
         assert late_at - start >= 0.3 - 0.001  # uvloop's clock ticks in whole ms: 0.3 can read 0.29999...
-        assert delivery.routing_key == "evt.agg-9.RelJob"     # its own routing key survived
+        assert delivery.routing_key == f"evt.{svc}.RelJob"    # its own routing key survived
         assert delivery.exchange == topology.EVENTS
         h = delivery.properties.headers
         assert h["x-message-id"] == msg_id
@@ -272,13 +276,14 @@ async def test_in_process_retry_interceptor_acks_once(url: str, cleanup: list[st
     runs: list[str] = []
     async with Client(url, service_name=svc, interceptors=[RetryInterceptor(FixedDelay(0.01, 3))]) as client:
 
-        @client.handler(RelJob)
+        @client.handler(RelJob, bind=False)
         async def on_job(msg: RelJob) -> None:
             runs.append(msg.job)
             if len(runs) < 3:
                 raise Boom("again")
 
+        await client.bind(topology.EVENTS, f"evt.{svc}.RelJob")  # only this test's events
         sub = await client.start_consuming()
-        await client.publish_event(RelJob(job="r", aggregate_id="a"))
+        await client.publish_event(RelJob(job="r", aggregate_id=svc))
         await wait_until(lambda: sub.stats.acked == 1)
         assert runs == ["r", "r", "r"] and sub.stats.handler_errors == 0

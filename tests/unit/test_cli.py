@@ -50,6 +50,14 @@ def test_demo_memory_competing_instances_and_progress_lines(capsys: pytest.Captu
     assert "\x1b[" not in captured.err and "Traceback" not in captured.err
 
 
+def test_demo_without_bad_orders_has_no_dead_letter_queue(capsys: pytest.CaptureFixture[str]) -> None:
+    """The DLQ is declared on the first failure: a run where nothing fails finds none, and says 0."""
+    assert main(["demo", "--orders", "40", "--bad-every", "0", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert _field(out, "completed") == 40 and _field(out, "rejected") == 0
+    assert re.search(r"dead letter 0 in dlq\.demo-orders-\w+-queue\n", out)
+
+
 @pytest.mark.integration
 @pytest.mark.skipif(os.environ.get("MMATE_SKIP_BROKER") == "1", reason="MMATE_SKIP_BROKER=1")
 def test_demo_rabbitmq(capsys: pytest.CaptureFixture[str]) -> None:
