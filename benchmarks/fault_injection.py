@@ -259,7 +259,7 @@ class Run:
                 conn = await connect(self.node.url_with(name=f"{self.tag}-poison"), timeout=10)
                 try:
                     await self.poison.publish_poison(conn, kind, "mmate.events", f"evt.poison.{index}",
-                                                     out.body)
+                                                     out.body, persistent=True)  # as the events are
                 finally:
                     await _quietly(conn.close())
                 return

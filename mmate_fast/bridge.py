@@ -274,7 +274,7 @@ class Bridge:
             return
         channel = self.channel
         why = ("its channel was closed by the broker" if channel is not None and not channel.is_open
-               else "the reply queue was deleted")
+               else "the reply queue was deleted, or its channel was closed and reopened")
         log.warning("reply consumer of bridge %s was cancelled by the broker (%s); subscribing again",
                     self.reply_queue, why)
         self.stats.cancellations += 1

@@ -44,12 +44,14 @@ def require_target_service(command: Any) -> None:
 
 
 def _retrieve(confirm: asyncio.Future[Any]) -> None:
-    """Done-callback of a confirm future nobody awaits (``publish_batch`` waits for the window
-    instead): mark its exception retrieved, so a failed window leaves no orphaned future."""
+    """Done-callback of a confirm future nobody awaits any more: mark its exception retrieved."""
     if not confirm.cancelled():
         confirm.exception()
 
 
+#: how long ``publish_batch`` waits for a window's confirms when given no timeout (the transport's
+#: default round-trip timeout)
+_CONFIRM_WAIT = 30.0
 #: without confirms, every this many publishes one is awaited (back-pressure and fairness)
 _AWAIT_EVERY = 128
 
@@ -180,11 +182,12 @@ class Publisher:
         it = iter(messages)
         try:
             while True:
+                confirms: list[asyncio.Future[bool]] = []  # this window's, settled by _settle
                 if intercepted:
                     before = len(ids)
                     for msg in islice(it, window):
                         ids.append(await self._intercepted(msg, mandatory, timeout, dict(options),
-                                                           wait=False))
+                                                           wait=False, confirms=confirms))
                     n = len(ids) - before
                 else:
                     ready = [self.prepare(msg, **options) for msg in islice(it, window)]
@@ -192,11 +195,11 @@ class Publisher:
                     for exchange, routing_key, out in ready:
                         confirm = target.publish_nowait(out.body, exchange, routing_key, out.properties,
                                                         mandatory=mandatory)
-                        if confirm is not None:  # its failure surfaces through _settle
-                            confirm.add_done_callback(_retrieve)
+                        if confirm is not None:
+                            confirms.append(confirm)
                         ids.append(out.message_id)
                 if n:
-                    await self._settle(timeout)
+                    await self._settle(timeout, confirms)
                 if n < window:
                     return ids
         except errors.MmateError as exc:
@@ -208,8 +211,10 @@ class Publisher:
             self.published += len(ids)
 
     async def _intercepted(self, msg: Any, mandatory: bool, timeout: float | None,
-                           options: dict[str, Any], *, wait: bool) -> str:
-        """Publish through the interceptor pipeline; returns the message id ("" when dropped)."""
+                           options: dict[str, Any], *, wait: bool,
+                           confirms: list[asyncio.Future[bool]] | None = None) -> str:
+        """Publish through the interceptor pipeline; returns the message id ("" when dropped).
+        Without ``wait``, the confirm future (confirm mode) is appended to ``confirms``."""
         ctx = PublishContext(msg, options.pop("exchange", None), options.pop("routing_key", None), options)
 
         def encode(c: PublishContext) -> None:
@@ -229,8 +234,8 @@ class Publisher:
             else:
                 confirm = self._target.publish_nowait(out.body, c.exchange, c.routing_key, props,
                                                       mandatory=mandatory)
-                if confirm is not None:  # publish_batch: its failure surfaces through _settle
-                    confirm.add_done_callback(_retrieve)
+                if confirm is not None and confirms is not None:
+                    confirms.append(confirm)
 
         await self.pipeline.publish(ctx, encode, send)
         if ctx.dropped or ctx.outgoing is None:
@@ -239,8 +244,25 @@ class Publisher:
             self.published += 1
         return str(ctx.outgoing.message_id)
 
-    async def _settle(self, timeout: float | None) -> None:
-        if self.confirms:
-            await self._target.wait_for_confirms(timeout)
-        else:
+    async def _settle(self, timeout: float | None, confirms: list[asyncio.Future[bool]]) -> None:
+        """Wait for one window of ``publish_batch``: the confirms of its own publishes (each one is
+        retrieved, the first failure raised), or write-buffer room without confirms."""
+        if not confirms:
             await self._target.drain(timeout)
+            return
+        wait = _CONFIRM_WAIT if timeout is None else timeout
+        _done, pending = await asyncio.wait(confirms, timeout=wait)
+        failure: BaseException | None = None
+        for confirm in confirms:
+            if confirm.done():
+                exc = None if confirm.cancelled() else confirm.exception()
+                if exc is not None and failure is None:
+                    failure = exc
+        if failure is not None:
+            raise failure
+        if pending:
+            for confirm in pending:  # settles after we gave up on it: nobody will retrieve it
+                confirm.add_done_callback(_retrieve)
+            raise errors.OperationTimeout(
+                f"{len(pending)} of {len(confirms)} publishes of this batch still unconfirmed after "
+                f"{wait} s; they may or may not be stored")

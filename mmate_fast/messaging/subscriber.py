@@ -45,9 +45,6 @@ from mmate_fast.messaging.pipeline import ConsumeContext, Pipeline
 _env = load("envelope")
 _frames = load("frames")
 _decode_envelope = _env.decode_envelope
-#: the frame reader marks a delivery whose AMQP properties could not be decoded (``undecodable``,
-#: ``raw_properties``) instead of closing the connection (frames builds from issue 7 on)
-_MARKS_UNDECODABLE = hasattr(_frames.Delivery(), "undecodable")
 
 log = logging.getLogger("mmate_fast.subscriber")
 
@@ -56,6 +53,8 @@ ResultHook = Callable[[Any, Any, MessageContext], Any]
 #: declares a subscription's queue (and its bindings) again before its consumer is restarted
 Redeclare = Callable[[], Awaitable[None]]
 
+#: the properties every dead-letter copy gets on top of the original's
+_PERSISTENT = {"delivery_mode": 2}
 REASON_HEADER = "x-mmate-reason"
 ERROR_HEADER = "x-mmate-error"
 QUEUE_HEADER = "x-mmate-original-queue"
@@ -167,7 +166,7 @@ class Subscription:
         stats = self.stats
         stats.received += 1
         ch = self.channel
-        if _MARKS_UNDECODABLE and delivery.undecodable is not None:
+        if delivery.undecodable is not None:  # properties or routing key the reader could not decode
             self._fail(ch, delivery, "bad-properties", f"undecodable delivery: {delivery.undecodable}")
             return
         try:
@@ -315,7 +314,8 @@ class Subscription:
             log.warning("rejecting delivery %d on queue %r (%s): %s", delivery.delivery_tag, self.queue,
                         reason, text)
         failure = Failure(self, delivery, reason, text, exc, env, msg, ch)
-        if self.failure_handler is not None:
+        # an undecodable delivery cannot be retried (its properties cannot be sent again): to the DLQ
+        if self.failure_handler is not None and reason != "bad-properties":
             self._spawn(self._run_failure_handler(failure))
         elif self.dead_letter_queue is not None and self._sub.dead_letter_target is not None:
             self._spawn(self.give_up(failure))
@@ -358,7 +358,7 @@ class Subscription:
             QUEUE_HEADER: self.queue,
             TIME_HEADER: _env.utc_timestamp(time.time()),
         }
-        raw = getattr(delivery, "raw_properties", None)
+        raw = delivery.raw_properties
         if raw is not None:
             headers[RAW_PROPERTIES_HEADER] = bytes(raw)
         try:
@@ -378,7 +378,8 @@ class Subscription:
         for last in (False, True):
             await self._sub.dead_letter_queues.ensure(self.queue)
             try:
-                await self.republish(delivery, "", dlq, headers, mandatory=True)
+                # persistent whatever the original was: a dead letter is kept through a broker restart
+                await self.republish(delivery, "", dlq, headers, _PERSISTENT, mandatory=True)
                 return
             except errors.PublishReturnedError:
                 if last:

@@ -158,13 +158,11 @@ class TtlRetry:
                       failure.delivery.delivery_tag, sub.queue, exc)
             await self._give_up(failure)
             return
-        try:
-            sub.channel.basic_ack(failure.delivery.delivery_tag)
-        except errors.MmateError as exc:  # channel gone: the broker redelivers the original too
-            log.warning("retry copy stored but the original could not be acked: %s", exc)
+        if not sub.ack(failure):  # channel gone: the broker redelivers the original too
+            log.warning("retry copy of delivery %d stored but the original could not be acked",
+                        failure.delivery.delivery_tag)
             return
         self.retried += 1
-        sub.stats.acked += 1
 
     async def _give_up(self, failure: Failure) -> None:
         self.gave_up += 1

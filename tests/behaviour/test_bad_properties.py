@@ -16,7 +16,7 @@ import pytest
 from mmate_fast._ext import load
 from mmate_fast.client import Client
 from mmate_fast.contracts import Event
-from mmate_fast.messaging import subscriber as subscriber_module
+from mmate_fast.messaging.subscriber import Failure
 
 from .behaviour_helpers import drain_queue, wait_until
 
@@ -47,20 +47,25 @@ class _MarkingChannel:
                                     exchange=d.exchange, routing_key=d.routing_key,
                                     properties=load("frames").BasicProperties(),
                                     undecodable="header key is not UTF-8", raw_properties=RAW)
-            elif not hasattr(d, "undecodable"):
-                d = SimpleNamespace(**{k: getattr(d, k) for k in (
-                    "body", "delivery_tag", "redelivered", "exchange", "routing_key", "properties")},
-                    undecodable=None, raw_properties=None)
             return callback(d)
 
         return await self._ch.basic_consume(queue, marking, **kw)
 
 
+@pytest.mark.parametrize("with_handler", [False, True], ids=["default", "failure-handler"])
 async def test_undecodable_properties_go_to_the_dlq_with_their_raw_bytes(
-        url: str, names: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(subscriber_module, "_MARKS_UNDECODABLE", True)  # as built from issue 7 on
+        url: str, names: Any, with_handler: bool) -> None:
+    """Also with a failure handler (e.g. TtlRetry): a delivery whose properties cannot be sent again
+    cannot be retried, so it goes to the DLQ straight away; the handler never sees it."""
     got: list[int] = []
-    async with Client(url, service_name=names.service()) as client:
+    handled: list[str] = []
+
+    async def failure_handler(failure: Failure) -> None:
+        handled.append(failure.reason)
+        await failure.subscription.give_up(failure)
+
+    async with Client(url, service_name=names.service(),
+                      failure_handler=failure_handler if with_handler else None) as client:
         real_channel = client.connection.channel
 
         async def channel(**kw: Any) -> Any:
@@ -76,6 +81,7 @@ async def test_undecodable_properties_go_to_the_dlq_with_their_raw_bytes(
             await client.publish_event(BpEvt(n=n, aggregate_id="a"))
         await wait_until(lambda: got == [1, 3] and sub.stats.dead_lettered == 1, timeout=5)
         assert sub.stats.reasons == {"bad-properties": 1}
+        assert handled == []
         ch = await client.connection.channel()
         [dead] = await drain_queue(ch, f"dlq.{client.service_queue}", expect=1)
         await ch.close()
@@ -83,4 +89,5 @@ async def test_undecodable_properties_go_to_the_dlq_with_their_raw_bytes(
     assert h["x-mmate-reason"] == "bad-properties"
     assert "header key is not UTF-8" in h["x-mmate-error"]
     assert h["x-mmate-raw-properties"] == RAW
+    assert dead.properties.delivery_mode == 2  # persistent, though the original's properties were lost
     assert b'"n":2' in dead.body

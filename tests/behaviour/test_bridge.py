@@ -247,7 +247,6 @@ async def test_timeout_raises_and_cleans_up(url: str, server: Client) -> None:
         assert reply.order_id == "after" and bridge.stats.late_replies == 1
 
 
-@pytest.mark.xfail(reason="needs ChannelPool repairing a closed channel by itself (wip/healing)", strict=False)
 async def test_replies_go_on_after_the_reply_channel_was_closed(url: str, server: Client) -> None:
     """The responder's reply channel closed by a refused call (here: an ack of an unknown delivery
     tag, 406): the next replies still go out."""

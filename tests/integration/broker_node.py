@@ -48,6 +48,7 @@ Prefix = <<"~s">>,
 Pids = [P || I <- rabbit_networking:connection_info_all([pid, client_properties]),
              {pid, P} <- [lists:keyfind(pid, 1, I)],
              {client_properties, Props} <- [lists:keyfind(client_properties, 1, I)],
+             is_list(Props),  % 'none' while a connection is still in its handshake
              Name <- [case lists:keyfind(<<"connection_name">>, 1, Props) of
                           {_, _, N} when is_binary(N) -> N; _ -> <<>> end],
              binary:longest_common_prefix([Name, Prefix]) =:= byte_size(Prefix)],

@@ -83,8 +83,6 @@ async def test_deleted_service_queue_is_back_and_survives_a_reconnect() -> None:
         await admin.close()
 
 
-@pytest.mark.xfail(reason="needs RobustChannel.basic_ack returning False for a stale tag (wip/healing)",
-                   strict=False)
 async def test_an_ack_dropped_as_stale_after_a_reconnect_is_counted_apart() -> None:
     """An async handler still running across a reconnect: its ack is stale (the broker redelivers
     the message), so it is counted in ``stale_settles``, and only the redelivery in ``acked``."""

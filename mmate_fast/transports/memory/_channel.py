@@ -117,8 +117,11 @@ class MemoryChannel:
         self._closed = True
         self._error = err
         self._conn._channels.pop(self.channel_id, None)
+        refused = err.reply_code != 200  # closed by a channel-level error, not by the application
         for c in list(self._consumers.values()):
             c.queue.remove_consumer(c)
+            if refused and c.on_cancel is not None:  # as RabbitMQ's client: the consumer is gone
+                self._loop.call_soon(self._call_on_cancel, c.on_cancel, c.tag)
         self._consumers.clear()
         self._requeue(list(self._unacked.values()))
         self._unacked.clear()
