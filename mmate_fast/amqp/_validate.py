@@ -8,9 +8,9 @@ front: it catches what the compiled encoder raises and asks :func:`publish_error
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from mmate_fast import _checks
 from mmate_fast._ext import load
 from mmate_fast.errors import InvalidArgumentError
 
@@ -20,46 +20,25 @@ _BasicProperties = _frames.BasicProperties
 
 #: what the compiled encoders raise for a value they cannot put on the wire
 ENCODE_ERRORS = (ValueError, TypeError, OverflowError)
-#: AMQP short strings (names, routing keys, tags, string properties) are at most this many bytes
-MAX_SHORTSTR = 255
-#: characters the AMQP method encoder accepts in exchange and queue names (pamqp's domain rule)
-_ENTITY_NAME = re.compile(r"[a-zA-Z0-9\-_.:@#,/+ ]*")
 #: method fields that name an exchange or a queue (the other names are plain short strings)
 _ENTITY_FIELDS = frozenset({"exchange", "queue", "destination", "source"})
+#: method fields that carry a name or key (checked here; pamqp's narrower name rules are bypassed)
+_NAME_FIELDS = (*_ENTITY_FIELDS, "routing_key", "consumer_tag")
 _STRING_PROPERTIES = ("content_type", "content_encoding", "correlation_id", "reply_to", "expiration",
                       "message_id", "type", "user_id", "app_id", "cluster_id")
-
-
-def _show(value: str) -> str:
-    return repr(value if len(value) <= 40 else value[:40] + "...")
 
 
 def check_name(value: Any, argument: str) -> None:
     """A short string (routing key, consumer tag, string property): a str of at most 255 bytes in
     UTF-8."""
-    if type(value) is str and len(value) <= MAX_SHORTSTR and value.isascii():
-        return
-    if not isinstance(value, str):
-        raise InvalidArgumentError(f"{argument} must be a str, not {type(value).__name__}", argument)
-    try:
-        size = len(value.encode())
-    except UnicodeEncodeError:
-        raise InvalidArgumentError(
-            f"{argument} {_show(value)} cannot be encoded as UTF-8 (it holds a lone surrogate): pass "
-            "text that can", argument) from None
-    if size > MAX_SHORTSTR:
-        raise InvalidArgumentError(
-            f"{argument} is {size} bytes long in UTF-8; AMQP allows at most {MAX_SHORTSTR}: use a "
-            "shorter one", argument)
+    _checks.short_str(value, argument)
 
 
 def check_entity(value: Any, argument: str) -> None:
-    """An exchange or queue name: a short string of the characters AMQP names may carry."""
-    check_name(value, argument)
-    if not _ENTITY_NAME.fullmatch(value):
-        raise InvalidArgumentError(
-            f"{argument} {_show(value)} has characters an exchange or queue name cannot carry: use "
-            "letters, digits, spaces and - _ . : @ # , / +", argument)
+    """An exchange or queue name: a short string without CR/LF (RabbitMQ accepts any other
+    character; its ``amq.`` prefix rule is left to the broker, since passive declares and binds to
+    ``amq.*`` exchanges are fine)."""
+    _checks.name(value, argument, argument.replace("_", " "), declare=False)
 
 
 def check_fields(**fields: Any) -> None:
@@ -69,6 +48,18 @@ def check_fields(**fields: Any) -> None:
             check_entity(value, argument)
         else:
             check_name(value, argument)
+
+
+def build_method(cls: Any, **fields: Any) -> Any:
+    """The pamqp method ``cls(**fields)`` with its names checked here instead of by pamqp, whose
+    rules (ASCII letters and a few signs, exchange names up to 127 characters) refuse names RabbitMQ
+    accepts: built with empty names, then the real ones set."""
+    names = {key: fields.pop(key) for key in _NAME_FIELDS if key in fields}
+    check_fields(**names)
+    method = cls(**fields, **dict.fromkeys(names, ""))
+    for key, value in names.items():
+        setattr(method, key, value)
+    return method
 
 
 def check_publish(exchange: Any, routing_key: Any) -> None:
@@ -160,5 +151,5 @@ def rpc_error(exc: BaseException, what: str) -> InvalidArgumentError:
                                 "arguments")
 
 
-__all__ = ["ENCODE_ERRORS", "MAX_SHORTSTR", "check_entity", "check_fields", "check_name", "check_publish",
+__all__ = ["ENCODE_ERRORS", "build_method", "check_entity", "check_fields", "check_name", "check_publish",
            "encode_properties", "properties_error", "publish_error", "rpc_error"]

@@ -27,7 +27,7 @@ from pamqp import commands as spec
 
 from mmate_fast import errors
 from mmate_fast._ext import load
-from mmate_fast.amqp._validate import ENCODE_ERRORS, check_fields, encode_properties, publish_error, rpc_error
+from mmate_fast.amqp._validate import ENCODE_ERRORS, build_method, encode_properties, publish_error, rpc_error
 from mmate_fast.transports.base import CancelCallback, ConsumerCallback, QueueDeclareOk, ReturnCallback
 
 _frames = load("frames")
@@ -340,70 +340,63 @@ class Channel:
                                passive: bool = False, durable: bool = False, auto_delete: bool = False,
                                internal: bool = False, arguments: Mapping[str, Any] | None = None,
                                timeout: float | None = None) -> None:
-        check_fields(exchange=exchange)
-        await self._rpc(spec.Exchange.Declare(
-            exchange=exchange, exchange_type=exchange_type, passive=passive, durable=durable,
-            auto_delete=auto_delete, internal=internal, arguments=dict(arguments or {})),
+        await self._rpc(build_method(
+            spec.Exchange.Declare, exchange=exchange, exchange_type=exchange_type, passive=passive,
+            durable=durable, auto_delete=auto_delete, internal=internal, arguments=dict(arguments or {})),
             (spec.Exchange.DeclareOk,), timeout, f"exchange.declare {exchange!r}")
 
     async def exchange_delete(self, exchange: str, *, if_unused: bool = False,
                               timeout: float | None = None) -> None:
-        check_fields(exchange=exchange)
-        await self._rpc(spec.Exchange.Delete(exchange=exchange, if_unused=if_unused),
+        await self._rpc(build_method(spec.Exchange.Delete, exchange=exchange, if_unused=if_unused),
                         (spec.Exchange.DeleteOk,), timeout, f"exchange.delete {exchange!r}")
 
     async def exchange_bind(self, destination: str, source: str, routing_key: str = "",
                             arguments: Mapping[str, Any] | None = None,
                             timeout: float | None = None) -> None:
-        check_fields(destination=destination, source=source, routing_key=routing_key)
-        await self._rpc(spec.Exchange.Bind(destination=destination, source=source, routing_key=routing_key,
-                                           arguments=dict(arguments or {})),
+        await self._rpc(build_method(spec.Exchange.Bind, destination=destination, source=source,
+                                     routing_key=routing_key, arguments=dict(arguments or {})),
                         (spec.Exchange.BindOk,), timeout, f"exchange.bind {destination!r}<-{source!r}")
 
     async def exchange_unbind(self, destination: str, source: str, routing_key: str = "",
                               arguments: Mapping[str, Any] | None = None,
                               timeout: float | None = None) -> None:
-        check_fields(destination=destination, source=source, routing_key=routing_key)
-        await self._rpc(spec.Exchange.Unbind(destination=destination, source=source,
-                                             routing_key=routing_key, arguments=dict(arguments or {})),
+        await self._rpc(build_method(spec.Exchange.Unbind, destination=destination, source=source,
+                                     routing_key=routing_key, arguments=dict(arguments or {})),
                         (spec.Exchange.UnbindOk,), timeout, f"exchange.unbind {destination!r}<-{source!r}")
 
     async def queue_declare(self, queue: str = "", *, passive: bool = False, durable: bool = False,
                             exclusive: bool = False, auto_delete: bool = False,
                             arguments: Mapping[str, Any] | None = None,
                             timeout: float | None = None) -> QueueDeclareOk:
-        check_fields(queue=queue)
-        ok = await self._rpc(spec.Queue.Declare(
-            queue=queue, passive=passive, durable=durable, exclusive=exclusive, auto_delete=auto_delete,
-            arguments=dict(arguments or {})), (spec.Queue.DeclareOk,), timeout, f"queue.declare {queue!r}")
+        ok = await self._rpc(build_method(
+            spec.Queue.Declare, queue=queue, passive=passive, durable=durable, exclusive=exclusive,
+            auto_delete=auto_delete, arguments=dict(arguments or {})),
+            (spec.Queue.DeclareOk,), timeout, f"queue.declare {queue!r}")
         return QueueDeclareOk(ok.queue, ok.message_count, ok.consumer_count)
 
     async def queue_delete(self, queue: str, *, if_unused: bool = False, if_empty: bool = False,
                            timeout: float | None = None) -> int:
-        check_fields(queue=queue)
-        ok = await self._rpc(spec.Queue.Delete(queue=queue, if_unused=if_unused, if_empty=if_empty),
+        ok = await self._rpc(build_method(spec.Queue.Delete, queue=queue, if_unused=if_unused,
+                                          if_empty=if_empty),
                              (spec.Queue.DeleteOk,), timeout, f"queue.delete {queue!r}")
         return int(ok.message_count)
 
     async def queue_bind(self, queue: str, exchange: str, routing_key: str = "",
                          arguments: Mapping[str, Any] | None = None,
                          timeout: float | None = None) -> None:
-        check_fields(queue=queue, exchange=exchange, routing_key=routing_key)
-        await self._rpc(spec.Queue.Bind(queue=queue, exchange=exchange, routing_key=routing_key,
-                                        arguments=dict(arguments or {})),
+        await self._rpc(build_method(spec.Queue.Bind, queue=queue, exchange=exchange,
+                                     routing_key=routing_key, arguments=dict(arguments or {})),
                         (spec.Queue.BindOk,), timeout, f"queue.bind {queue!r}<-{exchange!r}")
 
     async def queue_unbind(self, queue: str, exchange: str, routing_key: str = "",
                            arguments: Mapping[str, Any] | None = None,
                            timeout: float | None = None) -> None:
-        check_fields(queue=queue, exchange=exchange, routing_key=routing_key)
-        await self._rpc(spec.Queue.Unbind(queue=queue, exchange=exchange, routing_key=routing_key,
-                                          arguments=dict(arguments or {})),
+        await self._rpc(build_method(spec.Queue.Unbind, queue=queue, exchange=exchange,
+                                     routing_key=routing_key, arguments=dict(arguments or {})),
                         (spec.Queue.UnbindOk,), timeout, f"queue.unbind {queue!r}<-{exchange!r}")
 
     async def queue_purge(self, queue: str, *, timeout: float | None = None) -> int:
-        check_fields(queue=queue)
-        ok = await self._rpc(spec.Queue.Purge(queue=queue), (spec.Queue.PurgeOk,), timeout,
+        ok = await self._rpc(build_method(spec.Queue.Purge, queue=queue), (spec.Queue.PurgeOk,), timeout,
                              f"queue.purge {queue!r}")
         return int(ok.message_count)
 
@@ -520,7 +513,6 @@ class Channel:
                             arguments: Mapping[str, Any] | None = None,
                             on_cancel: CancelCallback | None = None,
                             timeout: float | None = None) -> str:
-        check_fields(queue=queue, consumer_tag=consumer_tag)
         if not consumer_tag:
             consumer_tag = f"mmate.{self.channel_id}.{next(_tag_counter)}"
         if consumer_tag in self._consumers:
@@ -528,8 +520,8 @@ class Channel:
         # registered before the request so deliveries right after consume-ok find it
         self._consumers[consumer_tag] = _Consumer(queue, callback, on_cancel, no_ack)
         try:
-            await self._rpc(spec.Basic.Consume(queue=queue, consumer_tag=consumer_tag, no_ack=no_ack,
-                                               exclusive=exclusive, arguments=dict(arguments or {})),
+            await self._rpc(build_method(spec.Basic.Consume, queue=queue, consumer_tag=consumer_tag,
+                                         no_ack=no_ack, exclusive=exclusive, arguments=dict(arguments or {})),
                             (spec.Basic.ConsumeOk,), timeout, f"basic.consume {queue!r}")
         except BaseException:
             self._consumers.pop(consumer_tag, None)
@@ -540,14 +532,13 @@ class Channel:
         if self._closed_exc is not None:
             self._consumers.pop(consumer_tag, None)
             return
-        await self._rpc(spec.Basic.Cancel(consumer_tag=consumer_tag), (spec.Basic.CancelOk,), timeout,
-                        f"basic.cancel {consumer_tag!r}")
+        await self._rpc(build_method(spec.Basic.Cancel, consumer_tag=consumer_tag), (spec.Basic.CancelOk,),
+                        timeout, f"basic.cancel {consumer_tag!r}")
         self._consumers.pop(consumer_tag, None)
 
     async def basic_get(self, queue: str, *, no_ack: bool = False,
                         timeout: float | None = None) -> Any | None:
-        check_fields(queue=queue)
-        reply = await self._rpc(spec.Basic.Get(queue=queue, no_ack=no_ack),
+        reply = await self._rpc(build_method(spec.Basic.Get, queue=queue, no_ack=no_ack),
                                 (_Delivery, spec.Basic.GetEmpty), timeout, f"basic.get {queue!r}")
         if type(reply) is _Delivery:
             if no_ack:

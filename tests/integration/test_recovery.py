@@ -1,16 +1,15 @@
 """Automatic recovery against the real broker: links cut by a TCP proxy, connections closed from the
-broker side, and (disruptive, CI or MMATE_DISRUPTIVE=1 only) a broker restart — during a confirmed
+broker side, and a restart of a throw-away broker node of the test's own — during a confirmed
 publish of persistent messages to a durable queue consumed with manual acks."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -18,13 +17,14 @@ import pytest
 from mmate_fast import errors
 from mmate_fast.amqp import connect
 from mmate_fast.amqp.robust import RecoveryPolicy, RobustConnection, connect_robust
+from tests.integration import broker_node
+from tests.integration.broker_node import BrokerNode
 from tests.integration.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
 URL = "amqp://guest:guest@127.0.0.1:5672/"
 FAST = RecoveryPolicy(initial_delay=0.05, max_delay=1.0, wait_timeout=60.0)
-DISRUPTIVE = os.environ.get("CI") == "true" or os.environ.get("MMATE_DISRUPTIVE") == "1"
 
 
 def _name(what: str) -> str:
@@ -194,8 +194,9 @@ async def _publish_consume_through(disrupt: Callable[[RobustConnection], Awaitab
     result = {"messages": n, "duplicates": duplicates, "republished": pub.stats.republished,
               "publisher_reconnects": pub.stats.reconnects, "consumer_reconnects": sub.stats.reconnects}
     print(f"recovery result: {result}")
-    ch = await (await connect(URL)).channel()
-    await ch.queue_delete(q)
+    conn = await connect(url)
+    await (await conn.channel()).queue_delete(q)
+    await conn.close()
     await pub.close()
     await sub.close()
     return result
@@ -222,15 +223,20 @@ async def test_100k_confirmed_through_broker_side_close() -> None:
     assert result["publisher_reconnects"] >= 1 and result["consumer_reconnects"] >= 1
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not DISRUPTIVE, reason="restarts RabbitMQ: runs in CI or with MMATE_DISRUPTIVE=1")
-async def test_100k_confirmed_through_broker_restart() -> None:
-    async def disrupt(pub: RobustConnection) -> None:
-        await asyncio.to_thread(_rabbitmqctl, "stop_app")
-        await asyncio.sleep(1.0)
-        await asyncio.to_thread(_rabbitmqctl, "start_app")
+@pytest.fixture
+def node() -> Iterator[BrokerNode]:
+    """A throw-away node of this test's own (restarting it disturbs nobody)."""
+    yield from broker_node.running(broker_node.start)
 
-    result = await _publish_consume_through(disrupt, URL)
+
+@pytest.mark.slow
+async def test_100k_confirmed_through_broker_restart(node: BrokerNode) -> None:
+    async def disrupt(pub: RobustConnection) -> None:
+        await asyncio.to_thread(node.stop_app)
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(node.start_app)
+
+    result = await _publish_consume_through(disrupt, node.url)
     assert result["publisher_reconnects"] >= 1 and result["consumer_reconnects"] >= 1
 
 
