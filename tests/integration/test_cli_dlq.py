@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from mmate_fast.amqp.url import parse_url
 from mmate_fast.cli import main
 from tests.integration import broker_node
 from tests.integration.broker_node import BrokerNode, amqp_answers, free_port
@@ -154,19 +155,35 @@ def test_list_uses_the_management_api_with_counts(shared_dlq: str, monkeypatch: 
     assert f"source: RabbitMQ management API at {SHARED_API} (vhost /)" in out
 
 
-def test_list_follows_url_to_another_node(mgmt_node: BrokerNode, capsys: pytest.CaptureFixture[str]) -> None:
-    """The case that was broken: ``--url`` at another node listed the local node's queues."""
-    queue = f"dlq.cli-node-{uuid.uuid4().hex[:10]}"
-    _fill(mgmt_node.url, queue, 5)
+def test_list_follows_url_to_another_node(mgmt_node: BrokerNode, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The case that was broken: ``--url`` at a node holding 1,000 dead letters listed the local
+    node's queues instead (and printed "no dead-letter queues" where it had none)."""
+    from mmate_fast.cli import _management
+
+    tag = uuid.uuid4().hex[:10]
+    expected = {f"dlq.cli-node-{tag}-{i}": n for i, n in enumerate((1000, 0, 2))}
+    queues = list(expected)
+    for queue, n in expected.items():
+        _fill(mgmt_node.url, queue, n)
+    _fill(mgmt_node.url, f"cli-node-{tag}", 1)  # not a DLQ: not listed
+    monkeypatch.setattr(_management, "PAGE_SIZE", 2)  # the queues come in several pages
     try:
         argv = ["--url", mgmt_node.url, "--management-url", _api_of(mgmt_node)]
-        result = _list_until(capsys, argv, lambda r: _has(r, queue, 5))
-        assert _has(result, queue, 5), result
+        result = _list_until(capsys, argv, lambda r: all(_has(r, q, n) for q, n in expected.items()))
+        assert result["queues"] == [{"queue": q, "messages": n} for q, n in expected.items()], result
         assert result["source"] == "management-api" and result["management_url"] == _api_of(mgmt_node)
-        # none of the shared broker's DLQs (it has plenty) leaks into the node's list
-        assert all(row["queue"].startswith("dlq.cli-node-") for row in result["queues"]), result
+        # the API's own counts (a new queue has none for a moment: the list counts it over AMQP then)
+        api = _management.ManagementAPI(_management.endpoint_for(parse_url(mgmt_node.url), _api_of(mgmt_node)))
+        deadline = time.monotonic() + STATS_WAIT
+        while True:
+            counts = {row["name"]: row.get("messages") for row in api.queues("/", r"^dlq\.cli-node-")}
+            if counts == expected or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert counts == expected
     finally:
-        _delete(mgmt_node.url, queue)
+        _delete(mgmt_node.url, *queues, f"cli-node-{tag}")
 
 
 def test_management_url_option_after_the_subcommand_and_credentials_in_it(
