@@ -78,6 +78,15 @@ def endpoint_for(amqp: ConnectionParameters, management_url: str | None = None) 
     return Endpoint(f"{scheme}://{netloc}{prefix}", username, password, context, derived=False)
 
 
+def amqp_listener_ports(listeners: Any) -> set[int]:
+    """The ports of the AMQP listeners in a RabbitMQ listener list (``[{"protocol", "port", ...}]``,
+    as the API's overview and ``rabbitmq-diagnostics listeners`` give it)."""
+    if not isinstance(listeners, list):
+        return set()
+    return {lst["port"] for lst in listeners if isinstance(lst, dict) and
+            lst.get("protocol") in _AMQP_PROTOCOLS and isinstance(lst.get("port"), int)}
+
+
 def is_local(host: str) -> bool:
     """True for ``localhost`` and loopback addresses (the node a local ``rabbitmqctl`` may reach)."""
     if host.lower() in ("localhost", "localhost."):
@@ -88,6 +97,13 @@ def is_local(host: str) -> bool:
         return False
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an error answer: urllib would send the credentials on to wherever it points."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 class ManagementAPI:
     """Read-only requests to one management API."""
 
@@ -96,6 +112,8 @@ class ManagementAPI:
         self.timeout = timeout
         token = base64.b64encode(f"{endpoint.username}:{endpoint.password}".encode()).decode("ascii")
         self._auth = f"Basic {token}"
+        self._opener = urllib.request.build_opener(_NoRedirects(),
+                                                   urllib.request.HTTPSHandler(context=endpoint.ssl_context))
 
     @property
     def url(self) -> str:
@@ -107,8 +125,7 @@ class ManagementAPI:
         request = urllib.request.Request(target, headers={"Authorization": self._auth,
                                                           "Accept": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout,
-                                        context=self.endpoint.ssl_context) as response:
+            with self._opener.open(request, timeout=self.timeout) as response:
                 body = response.read()
         except urllib.error.HTTPError as exc:
             raise self._http_error(exc) from None
@@ -168,10 +185,7 @@ class ManagementAPI:
         listeners = overview.get("listeners") if isinstance(overview, dict) else None
         if not isinstance(listeners, list) or not listeners:
             return None
-        ports = {int(lst["port"]) for lst in listeners
-                 if isinstance(lst, dict) and lst.get("protocol") in _AMQP_PROTOCOLS and
-                 isinstance(lst.get("port"), int)}
-        return str(overview.get("node") or "?"), ports
+        return str(overview.get("node") or "?"), amqp_listener_ports(listeners)
 
     # ------------------------------------------------------------------ errors
     def _unreachable(self, reason: object) -> errors.ManagementAPIUnreachableError:
@@ -202,4 +216,5 @@ def _error_reason(exc: urllib.error.HTTPError) -> str:
     return re.sub(r"\s+", " ", text)[:300]
 
 
-__all__ = ["HTTPS_PORT", "HTTP_PORT", "Endpoint", "ManagementAPI", "endpoint_for", "is_local"]
+__all__ = ["HTTPS_PORT", "HTTP_PORT", "Endpoint", "ManagementAPI", "amqp_listener_ports", "endpoint_for",
+           "is_local"]

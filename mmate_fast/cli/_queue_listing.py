@@ -19,7 +19,7 @@ from typing import Any
 
 from mmate_fast import errors
 from mmate_fast.amqp.url import ConnectionParameters
-from mmate_fast.cli._management import ManagementAPI, endpoint_for, is_local
+from mmate_fast.cli._management import ManagementAPI, amqp_listener_ports, endpoint_for, is_local
 
 API, RABBITMQCTL = "management-api", "rabbitmqctl"
 #: seconds a rabbitmqctl / rabbitmq-diagnostics call may take
@@ -111,7 +111,7 @@ async def _from_rabbitmqctl(amqp: ConnectionParameters, name_regex: str, reason:
         _ctl_json(ctl, "list_queues", "-p", amqp.virtual_host, "-q", "name", "messages", "--formatter",
                   "json"), return_exceptions=True)
     for result in results:
-        if isinstance(result, errors.MmateError):
+        if isinstance(result, _ToolFailed):
             raise errors.ManagementAPIUnreachableError(f"{reason}, and {result}") from None
         if isinstance(result, BaseException):
             raise result
@@ -119,9 +119,7 @@ async def _from_rabbitmqctl(amqp: ConnectionParameters, name_regex: str, reason:
     if not isinstance(listeners, dict) or not isinstance(listing, list):
         raise errors.ManagementAPIUnreachableError(f"{reason}, and rabbitmqctl answered in an unknown form")
     node = str(listeners.get("node") or "?")
-    ports = {int(lst["port"]) for lst in listeners.get("listeners") or ()
-             if isinstance(lst, dict) and str(lst.get("protocol")) in ("amqp", "amqp/ssl")
-             and isinstance(lst.get("port"), int)}
+    ports = amqp_listener_ports(listeners.get("listeners") or [])
     if amqp.port not in ports:
         raise errors.ManagementAPIUnreachableError(
             f"{reason}, and rabbitmqctl reaches node {node}, which does not serve AMQP port {amqp.port} of "
@@ -132,8 +130,12 @@ async def _from_rabbitmqctl(amqp: ConnectionParameters, name_regex: str, reason:
     return QueueListing(RABBITMQCTL, amqp.virtual_host, rows, node, reason)
 
 
+class _ToolFailed(Exception):
+    """A RabbitMQ CLI tool failed; the message says how (it ends up in a ManagementAPIUnreachableError)."""
+
+
 async def _ctl_json(exe: str, *args: str) -> Any:
-    """Run a RabbitMQ CLI tool with ``--formatter json``; its decoded output (MmateError on failure)."""
+    """Run a RabbitMQ CLI tool with ``--formatter json``; its decoded output (_ToolFailed otherwise)."""
     name = exe.rsplit("/", 1)[-1]
     proc = await asyncio.create_subprocess_exec(exe, *args, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
@@ -142,15 +144,15 @@ async def _ctl_json(exe: str, *args: str) -> Any:
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        raise errors.MmateError(f"{name} did not finish within {CTL_TIMEOUT:.0f} s") from None
+        raise _ToolFailed(f"{name} did not finish within {CTL_TIMEOUT:.0f} s") from None
     if proc.returncode != 0:
         text = (err or out).decode("utf-8", "replace").strip().splitlines()
         last = text[-1] if text else "no output"
-        raise errors.MmateError(f"{name} failed (exit {proc.returncode}): {last}")
+        raise _ToolFailed(f"{name} failed (exit {proc.returncode}): {last}")
     try:
         return json.loads(out or b"[]")
     except ValueError:
-        raise errors.MmateError(f"{name} printed something other than JSON") from None
+        raise _ToolFailed(f"{name} printed something other than JSON") from None
 
 
 __all__ = ["API", "RABBITMQCTL", "QueueListing", "list_queues"]

@@ -208,3 +208,45 @@ def test_management_endpoint_given() -> None:
                                              ("localhost.example", False)])
 def test_only_loopback_hosts_are_the_local_node(host: str, local: bool) -> None:
     assert is_local(host) is local
+
+
+def test_management_api_does_not_follow_redirects_with_the_credentials() -> None:
+    """urllib would send the Authorization header on to wherever a redirect points: a redirect is an
+    error answer instead, and the other address sees no request."""
+    import http.server
+    import threading
+
+    from mmate_fast.cli._management import ManagementAPI
+
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(f"{self.server.server_address[1]}{self.path} {self.headers.get('Authorization')}")
+            if self.path.startswith("/api/"):
+                self.send_response(302)
+                self.send_header("Location", f"http://127.0.0.1:{other.server_address[1]}/steal")
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    servers = [http.server.HTTPServer(("127.0.0.1", 0), Handler) for _ in range(2)]
+    first, other = servers
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    for t in threads:
+        t.start()
+    try:
+        api = ManagementAPI(endpoint_for(parse_url("amqp://u:s3cret@127.0.0.1/"),
+                                         f"http://127.0.0.1:{first.server_address[1]}/"), timeout=5)
+        with pytest.raises(errors.ManagementAPIError) as info:
+            api.get("overview")
+        assert info.value.status == 302 and "s3cret" not in str(info.value)
+        assert len(seen) == 1 and seen[0].startswith(f"{first.server_address[1]}/api/overview Basic ")
+    finally:
+        for s in servers:
+            s.shutdown()
+            s.server_close()
