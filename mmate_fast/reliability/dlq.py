@@ -7,7 +7,6 @@ a message back with a broker confirm and acks it from the DLQ only afterwards, s
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +15,6 @@ from mmate_fast import errors
 from mmate_fast._ext import load
 from mmate_fast.messaging.subscriber import ERROR_HEADER, QUEUE_HEADER, REASON_HEADER, TIME_HEADER
 from mmate_fast.reliability.ttl_retry import ATTEMPT_HEADER, LAST_ERROR_HEADER
-
-log = logging.getLogger("mmate_fast.dlq")
 
 _frames = load("frames")
 
