@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Make sure a RabbitMQ broker answers on 127.0.0.1:5672 with the streams plugin enabled.
+# Make sure a RabbitMQ broker answers on 127.0.0.1:5672 with the streams and management plugins
+# enabled (the management HTTP API on 15672 is what `mmate dlq list` reads).
 #
 # A broker that already answers is left alone: never stopped, never restarted. One is started
 # (`rabbitmq-server -detached`) only when nothing answers and no RabbitMQ node is starting up.
-# RABBITMQ_NODE_PORT overrides the port (as it does for rabbitmq-server itself);
-# MMATE_BROKER_WAIT the number of seconds to wait for it (default 120).
+# Plugins are enabled on the node that answers, started or found, online (`rabbitmq-plugins enable`
+# needs no restart). RABBITMQ_NODE_PORT overrides the port (as it does for rabbitmq-server itself);
+# MMATE_STREAM_PORT / MMATE_MANAGEMENT_PORT the plugins' ports waited for (default 5552 / 15672);
+# MMATE_BROKER_WAIT the number of seconds to wait for the broker (default 120).
 set -euo pipefail
 
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 HOST=127.0.0.1
 PORT=${RABBITMQ_NODE_PORT:-5672}
 STREAM_PORT=${MMATE_STREAM_PORT:-5552}
+MANAGEMENT_PORT=${MMATE_MANAGEMENT_PORT:-15672}
 WAIT=${MMATE_BROKER_WAIT:-120}
 
 log() { printf '[broker] %s\n' "$*"; }
@@ -52,13 +56,17 @@ else
     log "broker answers on $HOST:$PORT"
 fi
 
-# Enabling a plugin on a running node is done online (no restart); 'already enabled' is fine.
-if out=$(rabbitmq-plugins enable rabbitmq_stream 2>&1); then
-    log "streams plugin enabled"
-    if ! wait_port "$STREAM_PORT" 30; then
-        log "WARNING: streams plugin enabled but $HOST:$STREAM_PORT does not answer yet"
-    fi
+# The plugins, online (no restart; 'already enabled' is fine), in one call: each call of
+# rabbitmq-plugins starts an Erlang VM (seconds). Then wait (up to 30 s each) for their ports.
+if out=$(rabbitmq-plugins enable rabbitmq_stream rabbitmq_management 2>&1); then
+    log "plugins enabled: rabbitmq_stream, rabbitmq_management"
+    for port in "$STREAM_PORT" "$MANAGEMENT_PORT"; do
+        if ! wait_port "$port" 30; then
+            log "WARNING: plugins enabled but $HOST:$port does not answer yet"
+        fi
+    done
 else
-    log "WARNING: could not enable rabbitmq_stream (streams tests will fail):"
+    log "WARNING: could not enable rabbitmq_stream, rabbitmq_management (the streams tests and"
+    log "'mmate dlq list' and its tests will fail):"
     printf '%s\n' "$out" >&2
 fi

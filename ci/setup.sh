@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs on a fresh Debian machine. Safe to run again and again.
 #
-# - RabbitMQ from Debian, only when `rabbitmq-server` is missing;
+# - RabbitMQ from Debian, only when `rabbitmq-server` is missing, with the plugins the suite uses
+#   (streams, management) enabled offline, so that the node ci/broker.sh starts has them at once;
 # - the project itself, editable, with its test, bench and otel extras (the tracing tests need otel);
 # - the compiled hot paths (src_cy/*.pyx), built in place and checked to import;
 # - the linters (ruff, mypy).
@@ -32,6 +33,9 @@ else
     fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends rabbitmq-server
+    # Offline: writes the enabled-plugins file only (no node runs yet). ci/broker.sh enables them
+    # online as well, for a node that was already running.
+    rabbitmq-plugins enable --offline rabbitmq_stream rabbitmq_management
 fi
 
 # --- Python packages -------------------------------------------------------------------------

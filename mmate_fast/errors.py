@@ -272,6 +272,23 @@ class SchedulingError(MmateError, ValueError):
     """A scheduled publish was asked with a bad time (neither/both of ``delay``/``at``, negative delay)."""
 
 
+# --------------------------------------------------------------------------- broker administration
+class ManagementAPIError(MmateError):
+    """The RabbitMQ management HTTP API answered with an error (wrong credentials, unknown vhost, not
+    the API, the API of another broker); ``status`` is the HTTP status (0 when there is none), ``url``
+    the API's address without credentials."""
+
+    def __init__(self, message: str, status: int = 0, url: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.url = url
+
+
+class ManagementAPIUnreachableError(ManagementAPIError, ConnectionError):
+    """Nothing answered at the management API's address (refused, unknown host, timeout): the plugin
+    is off (``rabbitmq-plugins enable rabbitmq_management``) or the address is wrong."""
+
+
 _BY_CODE: dict[int, type[ChannelClosedError]] = {
     403: AccessRefusedError,
     404: NotFoundError,
@@ -315,6 +332,8 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidPatternError",
     "InvalidURLError",
+    "ManagementAPIError",
+    "ManagementAPIUnreachableError",
     "MmateError",
     "NoChannelsAvailableError",
     "NotFoundError",

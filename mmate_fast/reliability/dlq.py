@@ -7,9 +7,6 @@ a message back with a broker confirm and acks it from the DLQ only afterwards, s
 """
 from __future__ import annotations
 
-import asyncio
-import logging
-import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,8 +15,6 @@ from mmate_fast import errors
 from mmate_fast._ext import load
 from mmate_fast.messaging.subscriber import ERROR_HEADER, QUEUE_HEADER, REASON_HEADER, TIME_HEADER
 from mmate_fast.reliability.ttl_retry import ATTEMPT_HEADER, LAST_ERROR_HEADER
-
-log = logging.getLogger("mmate_fast.dlq")
 
 _frames = load("frames")
 
@@ -93,52 +88,34 @@ def to_dead_letter(queue: str, delivery: Any) -> DeadLetter:
 
 
 # ---------------------------------------------------------------------------------------- list
-async def _rabbitmqctl_queues(vhost: str) -> list[tuple[str, int]] | None:
-    exe = shutil.which("rabbitmqctl")
-    if exe is None:
-        return None
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            exe, "list_queues", "-p", vhost, "-q", "name", "messages",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
-    except (OSError, TimeoutError) as exc:
-        log.warning("rabbitmqctl list_queues failed: %r", exc)
-        return None
-    if proc.returncode != 0:
-        log.warning("rabbitmqctl list_queues failed: %s", err.decode(errors="replace").strip())
-        return None
-    rows: list[tuple[str, int]] = []
-    for line in out.decode("utf-8", "replace").splitlines():
-        name, _, count = line.rpartition("\t")
-        if name and count.strip().isdigit():  # the "name\tmessages" title line is skipped here
-            rows.append((name, int(count)))
-    return rows
-
-
-async def list_dlqs(connection: Any, *, names: Iterable[str] = (), vhost: str = "/",
+async def list_dlqs(connection: Any, *, names: Iterable[str] = (),
+                    listed: Iterable[tuple[str, int | None]] | None = None,
                     prefix: str = DLQ_PREFIX) -> list[tuple[str, int]]:
     """``(queue, messages)`` of every queue named ``dlq.*``, sorted by name.
 
-    The embedded broker is read directly; for RabbitMQ (which has no list-queues AMQP method)
-    ``rabbitmqctl list_queues`` is used when it is installed here. Queues in ``names`` are always
-    included (counted with a passive declare; missing ones are left out).
+    RabbitMQ has no AMQP method to list queues: pass the queues someone listed as ``listed``
+    (``mmate dlq list`` gets them from the management API); a count of None there, and every queue
+    in ``names``, is counted with a passive declare on ``connection`` (missing ones are left out).
+    Without ``listed`` the embedded broker is read directly; for RabbitMQ only ``names`` are counted.
     """
     found: dict[str, int] = {}
+    to_count = list(names)
     broker = getattr(connection, "broker", None)
-    if broker is not None and hasattr(broker, "queues"):
-        for name, q in list(broker.queues.items()):
-            if name.startswith(prefix):
-                found[name] = len(q.messages)  # ready messages, as queue.declare counts
-    else:
-        rows = await _rabbitmqctl_queues(vhost)
-        if rows is None and not names:
-            raise errors.MmateError("cannot list queues: rabbitmqctl is not available here and RabbitMQ has "
-                                    "no AMQP method for it; name the DLQs explicitly")
-        for name, count in rows or ():
-            if name.startswith(prefix):
-                found[name] = count
-    for name in names:
+    if listed is None and broker is not None and hasattr(broker, "queues"):
+        # ready messages, as queue.declare counts them
+        listed = [(name, len(q.messages)) for name, q in list(broker.queues.items())]
+    elif listed is None and not to_count:
+        raise errors.InvalidArgumentError("RabbitMQ has no AMQP method to list queues: pass listed= (the "
+                                          "management API lists them, as `mmate dlq list` does) or names=",
+                                          argument="listed")
+    for name, count in listed or ():
+        if not name.startswith(prefix):
+            continue
+        if count is None:
+            to_count.append(name)
+        else:
+            found[name] = count
+    for name in to_count:
         ch = await connection.channel()
         try:
             ok = await ch.queue_declare(name, passive=True)

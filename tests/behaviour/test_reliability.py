@@ -1,11 +1,9 @@
 """Reliability on both transports: TTL retry through delay queues, DLQ with reasons, scheduled
-publish without the plugin, the circuit breaker on the handler path, and the ``mmate dlq`` CLI."""
+publish without the plugin, the circuit breaker on the handler path, and the DLQ tools (their command
+line, ``mmate dlq``, is tested in test_cli_dlq.py)."""
 from __future__ import annotations
 
-import argparse
 import asyncio
-import io
-import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,7 +23,6 @@ from mmate_fast.reliability import (
     schedule,
 )
 from mmate_fast.reliability import dlq as dlq_tools
-from mmate_fast.reliability.dlq_cli import add_dlq_parser, main_dlq_async
 from mmate_fast.reliability.scheduling import delay_name
 from mmate_fast.reliability.ttl_retry import delay_queue_name
 from mmate_fast.transports import connect
@@ -208,48 +205,6 @@ async def test_scheduled_publish_arrives_no_earlier_than_delay(url: str, cleanup
         assert h["x-message-id"] == msg_id
         assert 250 <= h["x-delay"] <= 300                      # Go's header, int64 ms
         assert arrived[0][1].properties.headers["x-message-id"] != msg_id
-
-
-async def test_dlq_cli_list_show_replay_purge(url: str, cleanup: list[str]) -> None:
-    queue = f"rel-cli-{uuid.uuid4().hex[:8]}"
-    dq = f"dlq.{queue}"
-    cleanup.extend([queue, dq])
-    conn = await connect(url)
-    ch = await conn.channel(publisher_confirms=True)
-    await ch.queue_declare(queue, durable=True)
-    await ch.queue_declare(dq, durable=True)
-    from mmate_fast._ext import load
-
-    props = load("frames").BasicProperties
-    for i in range(3):
-        await ch.publish(f'{{"n":{i}}}'.encode(), "", dq, props(headers={
-            "x-mmate-reason": "handler-error", "x-mmate-error": f"Boom: {i}", "x-mmate-original-queue": queue,
-            "x-mmate-attempt": 3, "x-message-type": "RelJob", "x-message-id": f"id-{i}", "keep": "me"}))
-
-    parser = argparse.ArgumentParser(prog="mmate")
-    add_dlq_parser(parser.add_subparsers(dest="command"))
-
-    async def run(*argv: str) -> str:
-        out = io.StringIO()
-        args = parser.parse_args(["dlq", "--url", url, *argv])
-        assert await main_dlq_async(args, out=out) == 0
-        return out.getvalue()
-
-    listed = json.loads(await run("list", "--json", dq))
-    assert {"queue": dq, "messages": 3} in listed
-    shown = await run("show", dq, "--limit", "2")
-    assert "reason:   handler-error" in shown and "Boom: 0" in shown and "Boom: 1" in shown
-    assert "Boom: 2" not in shown and f"from:     {queue}" in shown and "attempts: 3" in shown
-    assert (await ch.queue_declare(dq, passive=True)).message_count == 3   # show keeps them
-    assert "replayed 2 message(s)" in await run("replay", dq, "--limit", "2")
-    back = await drain_queue(ch, queue, expect=2)
-    assert [d.body for d in back] == [b'{"n":0}', b'{"n":1}']
-    h = back[0].properties.headers
-    assert h["x-mmate-replayed"] == 1 and h["keep"] == "me" and h["x-message-id"] == "id-0"
-    assert not {"x-mmate-reason", "x-mmate-error", "x-mmate-original-queue", "x-mmate-attempt"} & set(h)
-    assert "purged 1 message(s)" in await run("purge", dq)
-    assert (await ch.queue_declare(dq, passive=True)).message_count == 0
-    await conn.close()
 
 
 async def test_dlq_replay_to_missing_queue_keeps_the_message(url: str, cleanup: list[str]) -> None:

@@ -1,13 +1,20 @@
-"""The ``mmate`` command line: demo on the embedded broker and on RabbitMQ, errors, --version."""
+"""The ``mmate`` command line: demo on the embedded broker and on RabbitMQ, errors, --version, the dlq
+command's wiring, exit codes and management API address (its broker tests: tests/integration/test_cli_dlq.py)."""
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
 import mmate_fast
+from mmate_fast import errors
+from mmate_fast.amqp.url import parse_url
 from mmate_fast.cli import main
+from mmate_fast.cli._management import endpoint_for, is_local
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -126,8 +133,120 @@ def test_no_subcommand_and_bad_option_are_usage_errors(capsys: pytest.CaptureFix
 
 def test_dlq_subcommand_is_wired(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["dlq", "list", "--url", "memory://cli-dlq-test"]) == 0
-    assert "no dead-letter queues" in capsys.readouterr().out
+    assert capsys.readouterr().out == "no dead-letter queues\nsource: the embedded broker memory://cli-dlq-test\n"
+    assert main(["dlq", "list", "--json", "--url", "memory://cli-dlq-test"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"source": "embedded", "broker": "memory://cli-dlq-test",
+                                                   "vhost": "/", "queues": []}
     assert main(["dlq", "show", "dlq.missing", "--url", "memory://cli-dlq-test"]) == 1
-    assert "404" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("mmate dlq: error: ") and "404" in err
     assert main(["--help"]) == 0
     assert "dlq" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["dlq"], ["dlq", "show", "q", "--limit", "0"], ["dlq", "replay", "q", "--limit", "x"],
+                                  ["dlq", "list", "--url", "nats://x"], ["dlq", "list", "--management-url", "ftp://x"],
+                                  ["dlq", "list", "--url", "amqp://h:99999/"]])
+def test_dlq_bad_use_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_console_script_runs_cli_main() -> None:
+    """pyproject's ``mmate`` script is ``mmate_fast.cli:main``, the package's dispatcher; the old
+    module of the dlq command is gone (command-line code lives only in ``mmate_fast.cli``)."""
+    import importlib.util
+    import tomllib
+    from pathlib import Path
+
+    import mmate_fast.cli
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    module, _, attr = pyproject["project"]["scripts"]["mmate"].partition(":")
+    assert getattr(importlib.import_module(module), attr) is mmate_fast.cli.main
+    assert importlib.util.find_spec("mmate_fast.reliability.dlq_cli") is None
+    assert [cmd.__name__ for cmd in mmate_fast.cli.COMMANDS] == ["mmate_fast.cli.demo", "mmate_fast.cli.dlq"]
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    out = subprocess.run([sys.executable, "-m", "mmate_fast.cli", "--version"], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert out.startswith(f"mmate {mmate_fast.__version__} ")
+
+
+# ---------------------------------------------------------------------------- management API address
+def test_management_endpoint_derived_from_the_amqp_url() -> None:
+    ep = endpoint_for(parse_url("amqp://ops:pa%3Ass@broker.example:5673/prod"))
+    assert (ep.url, ep.username, ep.password, ep.derived) == ("http://broker.example:15672/", "ops", "pa:ss", True)
+    assert "pa:ss" not in repr(ep) and ep.ssl_context is None
+    assert endpoint_for(parse_url("amqp://[::1]:5672/")).url == "http://[::1]:15672/"
+    assert endpoint_for(parse_url("amqp://")).url == "http://127.0.0.1:15672/"
+
+
+def test_management_endpoint_for_amqps_is_https_with_the_urls_tls_settings() -> None:
+    params = parse_url("amqps://u:p@rabbit.example/?verify=verify_none")
+    ep = endpoint_for(params)
+    assert ep.url == "https://rabbit.example:15671/" and ep.ssl_context is params.ssl_context
+
+
+def test_management_endpoint_given() -> None:
+    params = parse_url("amqp://u:p@127.0.0.1:5672/")
+    ep = endpoint_for(params, "http://admin:s3cret@mgmt.example:8080/rabbitmq")
+    assert (ep.url, ep.username, ep.password, ep.derived) == ("http://mgmt.example:8080/rabbitmq/", "admin",
+                                                              "s3cret", False)
+    assert endpoint_for(params, "http://mgmt.example:8080").username == "u"  # no user: --url's
+    assert endpoint_for(params, "http://admin@mgmt.example/").password == ""
+    assert endpoint_for(params, "https://mgmt.example/").ssl_context is not None
+    for bad in ("ftp://mgmt.example/", "mgmt.example:15672", "http://mgmt.example:99999/", "http://h/?x=1"):
+        with pytest.raises(errors.InvalidURLError) as info:
+            endpoint_for(params, bad.replace("mgmt", "admin:s3cret@mgmt"))
+        assert "s3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize(("host", "local"), [("127.0.0.1", True), ("127.0.1.1", True), ("localhost", True),
+                                             ("::1", True), ("10.0.0.5", False), ("rabbit.example", False),
+                                             ("localhost.example", False)])
+def test_only_loopback_hosts_are_the_local_node(host: str, local: bool) -> None:
+    assert is_local(host) is local
+
+
+def test_management_api_does_not_follow_redirects_with_the_credentials() -> None:
+    """urllib would send the Authorization header on to wherever a redirect points: a redirect is an
+    error answer instead, and the other address sees no request."""
+    import http.server
+    import threading
+
+    from mmate_fast.cli._management import ManagementAPI
+
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(f"{self.server.server_address[1]}{self.path} {self.headers.get('Authorization')}")
+            if self.path.startswith("/api/"):
+                self.send_response(302)
+                self.send_header("Location", f"http://127.0.0.1:{other.server_address[1]}/steal")
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    servers = [http.server.HTTPServer(("127.0.0.1", 0), Handler) for _ in range(2)]
+    first, other = servers
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    for t in threads:
+        t.start()
+    try:
+        api = ManagementAPI(endpoint_for(parse_url("amqp://u:s3cret@127.0.0.1/"),
+                                         f"http://127.0.0.1:{first.server_address[1]}/"), timeout=5)
+        with pytest.raises(errors.ManagementAPIError) as info:
+            api.get("overview")
+        assert info.value.status == 302 and "s3cret" not in str(info.value)
+        assert len(seen) == 1 and seen[0].startswith(f"{first.server_address[1]}/api/overview Basic ")
+    finally:
+        for s in servers:
+            s.shutdown()
+            s.server_close()
