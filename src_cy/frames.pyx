@@ -1090,6 +1090,7 @@ cdef class FrameReader:
 
     cdef uint64_t _frame_max
     cdef uint64_t _max_message_size
+    cdef public uint64_t oversized_count  # deliveries handed on marked ``oversized`` so far
     cdef bytearray _buf
     cdef dict _partial  # channel -> Delivery whose content header/body have not fully arrived
     cdef object _error
@@ -1294,6 +1295,7 @@ cdef class FrameReader:
             if d._dropped == d._size:
                 del self._partial[channel]
                 d.body = b""
+                self.oversized_count += 1
                 items.append(d)
             return 0
         have = <uint64_t>(end - off)

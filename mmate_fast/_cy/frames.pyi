@@ -164,6 +164,8 @@ class FrameReader:
     frame_max: int
     #: a delivery declaring a larger body is dropped and marked ``oversized``; 1..2**64-1 bytes
     max_message_size: int
+    #: deliveries handed on marked ``oversized`` so far
+    oversized_count: int
     def __init__(self, frame_max: int = 131072, max_message_size: int = 134217728) -> None: ...
     def feed(
         self, data: bytes | bytearray | memoryview

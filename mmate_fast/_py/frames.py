@@ -815,7 +815,7 @@ def _oversized_note(size: int, limit: int) -> str:
 class FrameReader:
     """Incremental decoder: feed it whatever ``data_received`` got, get complete items back."""
 
-    __slots__ = ("_buf", "_error", "_frame_max", "_max_message_size", "_partial")
+    __slots__ = ("_buf", "_error", "_frame_max", "_max_message_size", "_partial", "oversized_count")
 
     def __init__(self, frame_max: int = 131072,
                  max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
@@ -824,6 +824,8 @@ class FrameReader:
         self._buf = bytearray()
         self._partial: dict[int, _Partial] = {}
         self._error: FrameError | None = None
+        #: deliveries handed on marked ``oversized`` so far
+        self.oversized_count = 0
 
     @property
     def frame_max(self) -> int:
@@ -971,6 +973,7 @@ class FrameReader:
                 raise _ferr(505, f"content body of {part.dropped} bytes exceeds body size {part.size}")
             if part.dropped == part.size:
                 del self._partial[channel]
+                self.oversized_count += 1
                 items.append(part.delivery)
             return
         have = len(part.body) + (end - off)

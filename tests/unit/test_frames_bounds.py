@@ -79,6 +79,7 @@ def test_oversized_delivery_is_marked_and_the_next_one_is_normal(F: ModuleType) 
     assert big.raw_properties is None
     assert small.body == b"b" * 10 and small.oversized == 0 and small.undecodable is None
     assert small.properties.message_id == "small"
+    assert reader.oversized_count == 1
 
 
 def test_the_limit_is_inclusive(F: ModuleType) -> None:
@@ -101,9 +102,11 @@ def test_oversized_assembly_does_not_depend_on_how_bytes_arrive(F: ModuleType, s
 def test_get_ok_and_return_are_bounded_too(F: ModuleType) -> None:
     get_ok = pframe.marshal(pc.Basic.GetOk(7, False, "ex", "rk", 3), 1)
     ret = pframe.marshal(pc.Basic.Return(312, "NO_ROUTE", "ex", "rk"), 2)
-    items = F.FrameReader(131072, 100).feed(get_ok + header(200) + bodies(200)
-                                            + ret + header(300, 2) + bodies(300, 2))
+    reader = F.FrameReader(131072, 100)
+    items = reader.feed(get_ok + header(200) + bodies(200)
+                               + ret + header(300, 2) + bodies(300, 2))
     assert [(d.kind, d.oversized, d.body) for d in items] == [(1, 200, b""), (2, 300, b"")]
+    assert reader.oversized_count == 2
     assert items[0].message_count == 3 and items[1].reply_text == "NO_ROUTE"
 
 
