@@ -71,7 +71,7 @@ class Connection(asyncio.Protocol):
         self.params = params
         self.loop = loop
         self._transport: asyncio.Transport | None = None
-        # until tune: our own frame_max (0 = "the broker's value" is not known yet: the default)
+        # until tune: our own frame_max (for 0, "the broker's value", not known yet: the default)
         self.frame_max = params.frame_max or 131072
         self._reader = _frames.FrameReader(self.frame_max, params.max_message_size)
         self._oversized_seen = 0

@@ -4,6 +4,7 @@ The two input limits have no "unlimited": ``frame_max`` is 4096..2**32-1 bytes, 
 broker's value" (negotiation then takes what the broker proposes, and the reader enforces it);
 ``max_message_size`` is 1..2**64-1 bytes (default 128 MiB, RabbitMQ's own default): a delivery
 declaring a larger body is dropped as it arrives and handed on marked ``oversized``.
+
 ``amqps://`` takes the RabbitMQ URI spec's TLS options: ``cacertfile``, ``certfile``, ``keyfile``,
 ``verify=verify_peer|verify_none``, ``server_name_indication`` and ``auth_mechanism=external`` (log
 in with the client certificate). The password is kept out of ``repr``, ``str`` and every error message.
@@ -154,8 +155,8 @@ def limit_problem(name: str, value: object) -> str | None:
                     "bytes: give a frame size the broker may accept, or 0 to take the broker's value")
     elif not 1 <= value < (1 << 64):
         return (f"max_message_size {value} is outside 1..2**64-1 bytes (there is no 0 = unlimited): "
-                f"give the largest body to accept (default {DEFAULT_MAX_MESSAGE_SIZE}, RabbitMQ's own "
-                "default; RabbitMQ itself refuses bodies over 536870912)")
+                f"give the largest body to accept (default {DEFAULT_MAX_MESSAGE_SIZE} = 128 MiB, "
+                "RabbitMQ's own default; no RabbitMQ node accepts more than 536870912 = 512 MiB)")
     return None
 
 
