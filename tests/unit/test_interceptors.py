@@ -481,8 +481,7 @@ async def test_metrics_prometheus_text() -> None:
 
 async def test_metrics_labels_stay_bounded_with_10000_message_types(
         caplog: pytest.LogCaptureFixture) -> None:
-    m = MetricsInterceptor()
-    assert m.max_types == 100
+    m = MetricsInterceptor()  # max_types=100 by default
     caplog.set_level(logging.WARNING, "mmate_fast.interceptors.metrics")
 
     def consumed(type_: str) -> Any:
@@ -503,6 +502,7 @@ async def test_metrics_labels_stay_bounded_with_10000_message_types(
     assert len(set(re.findall(r'type="([^"]*)"', text))) == 101
     warned = [r for r in caplog.records if "max_types" in r.getMessage()]
     assert len(warned) == 1  # said once, when the cap was reached
+    assert m.max_types == 100
 
 
 async def test_metrics_max_types_is_configurable_and_checked() -> None:
