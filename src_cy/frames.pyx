@@ -8,7 +8,9 @@ memcpy. Rare paths (other methods via pamqp, Decimal/datetime objects) call into
 
 A content header that frames but whose properties do not decode, and an exchange or routing key that
 is not UTF-8, mark that one Delivery ``undecodable`` (raw property bytes kept) instead of failing the
-connection; the decoders raise ``_Bad`` and the caller decides which of the two it is.
+connection; the decoders raise ``_Bad`` and the caller decides which of the two it is. Input is
+bounded: every frame is checked against ``frame_max`` (no "0 = unlimited"), and the body frames of a
+delivery declaring more than ``max_message_size`` bytes are counted and dropped as they come.
 """
 import datetime
 import decimal
@@ -38,6 +40,8 @@ FRAME_MIN_SIZE = 4096
 HEARTBEAT_FRAME = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 MAX_DEPTH = 64
 DEF C_MAX_DEPTH = 64
+FRAME_MAX_LIMIT = 0xFFFFFFFF
+DEFAULT_MAX_MESSAGE_SIZE = 128 << 20
 
 _PROP_NAMES = (
     "content_type", "content_encoding", "headers", "delivery_mode", "priority", "correlation_id",
@@ -218,7 +222,9 @@ cdef class Delivery:
     """A complete message from the broker: basic.deliver (kind 0), basic.get-ok (1), basic.return (2).
 
     ``undecodable`` says what of it could not be decoded (None normally); ``raw_properties`` then
-    holds the property bytes as they came when those were the part that failed.
+    holds the property bytes as they came when those were the part that failed. ``oversized`` is the
+    declared body size of a delivery over the reader's ``max_message_size`` (its body was dropped:
+    ``body == b""``), 0 normally.
     """
 
     KIND_DELIVER = 0
@@ -239,15 +245,17 @@ cdef class Delivery:
     cdef public object body
     cdef public object undecodable
     cdef public object raw_properties
+    cdef public uint64_t oversized
     # assembly state while its content frames arrive (FrameReader only; no extra object per message)
     cdef bint _have_header
     cdef uint64_t _size
+    cdef uint64_t _dropped  # body bytes of an oversized delivery: counted, not kept
     cdef bytearray _buf
 
     def __init__(self, int kind=0, int channel=0, consumer_tag="", uint64_t delivery_tag=0,
                  bint redelivered=False, exchange="", routing_key="", uint32_t message_count=0,
                  int reply_code=0, reply_text="", BasicProperties properties=None, body=b"",
-                 undecodable=None, raw_properties=None):
+                 undecodable=None, raw_properties=None, uint64_t oversized=0):
         self.kind = kind
         self.channel = channel
         self.consumer_tag = consumer_tag
@@ -262,12 +270,14 @@ cdef class Delivery:
         self.body = body
         self.undecodable = undecodable
         self.raw_properties = raw_properties
+        self.oversized = oversized
 
     def __repr__(self):
         bad = "" if self.undecodable is None else _repr_undecodable(self.undecodable, self.raw_properties)
+        big = f", oversized={self.oversized}" if self.oversized else ""
         return (f"Delivery(kind={self.kind}, channel={self.channel}, delivery_tag={self.delivery_tag}, "
                 f"exchange={self.exchange!r}, routing_key={self.routing_key!r}, "
-                f"redelivered={self.redelivered}, body={len(self.body)} bytes{bad})")
+                f"redelivered={self.redelivered}, body={len(self.body)} bytes{big}{bad})")
 
 
 cdef str _repr_undecodable(object undecodable, object raw_properties):
@@ -1053,19 +1063,62 @@ cdef object _pamqp_method(const unsigned char* p, Py_ssize_t off, Py_ssize_t end
     return method
 
 
+cdef int _check_int(object value, str what) except -1:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int (bytes), got {type(value).__name__}")
+    return 0
+
+
+cdef uint64_t _check_frame_max(object value) except? 0:
+    _check_int(value, "frame_max")
+    if not FRAME_MIN_SIZE <= value <= FRAME_MAX_LIMIT:
+        raise ValueError(f"frame_max {value} is outside {FRAME_MIN_SIZE}..{FRAME_MAX_LIMIT}: every "
+                         "connection has a frame limit (there is no 0 = unlimited)")
+    return value
+
+
+cdef uint64_t _check_max_message_size(object value) except? 0:
+    _check_int(value, "max_message_size")
+    if not 1 <= value < (1 << 64):
+        raise ValueError(f"max_message_size {value} is outside 1..2**64-1 bytes (there is no "
+                         "0 = unlimited)")
+    return value
+
+
 cdef class FrameReader:
     """Incremental decoder: feed it whatever ``data_received`` got, get complete items back."""
 
-    cdef public Py_ssize_t frame_max
+    cdef uint64_t _frame_max
+    cdef uint64_t _max_message_size
+    cdef public uint64_t oversized_count  # deliveries handed on marked ``oversized`` so far
     cdef bytearray _buf
     cdef dict _partial  # channel -> Delivery whose content header/body have not fully arrived
     cdef object _error
 
-    def __init__(self, Py_ssize_t frame_max=131072):
-        self.frame_max = frame_max
+    def __init__(self, frame_max=131072, max_message_size=DEFAULT_MAX_MESSAGE_SIZE):
+        self._frame_max = _check_frame_max(frame_max)
+        self._max_message_size = _check_max_message_size(max_message_size)
         self._buf = bytearray()
         self._partial = {}
         self._error = None
+
+    @property
+    def frame_max(self):
+        """Frames larger than this (payload + 8) raise FrameError(501)."""
+        return self._frame_max
+
+    @frame_max.setter
+    def frame_max(self, value):
+        self._frame_max = _check_frame_max(value)
+
+    @property
+    def max_message_size(self):
+        """A delivery declaring a larger body is dropped and marked ``oversized``."""
+        return self._max_message_size
+
+    @max_message_size.setter
+    def max_message_size(self, value):
+        self._max_message_size = _check_max_message_size(value)
 
     def pending(self):
         """Bytes buffered but not yet forming a complete item."""
@@ -1127,8 +1180,8 @@ cdef class FrameReader:
                 raise _ferr(501, f"unknown frame type {ftype}")
             if ftype == 8 and (channel != 0 or size != 0):
                 raise _ferr(501, f"heartbeat on channel {channel} with {size} payload bytes")
-            if self.frame_max and <uint64_t>size + 8 > <uint64_t>self.frame_max:
-                raise _ferr(501, f"frame of {<uint64_t>size + 8} bytes exceeds frame_max {self.frame_max}")
+            if <uint64_t>size + 8 > self._frame_max:
+                raise _ferr(501, f"frame of {<uint64_t>size + 8} bytes exceeds frame_max {self._frame_max}")
             if <uint64_t>(n - pos) < <uint64_t>size + 8:
                 break
             start = pos + 7
@@ -1220,7 +1273,10 @@ cdef class FrameReader:
             _bad_properties(d, exc, PyBytes_FromStringAndSize(<const char*>p + off + 12, end - off - 12))
         d._have_header = True
         d._size = rd64(p + off + 4)
-        if d._size == 0:
+        if d._size > self._max_message_size:  # its body frames are counted and dropped (_body)
+            d.oversized = d._size
+            _note(d, f"body of {d._size} bytes exceeds max_message_size {self._max_message_size}")
+        elif d._size == 0:
             del self._partial[channel]
             d.body = b""
             items.append(d)
@@ -1232,6 +1288,16 @@ cdef class FrameReader:
         cdef uint64_t have
         if d is None or not d._have_header:
             raise _ferr(505, f"content body on channel {channel} without a content header")
+        if d.oversized:
+            d._dropped += <uint64_t>(end - off)
+            if d._dropped > d._size:
+                raise _ferr(505, f"content body of {d._dropped} bytes exceeds body size {d._size}")
+            if d._dropped == d._size:
+                del self._partial[channel]
+                d.body = b""
+                self.oversized_count += 1
+                items.append(d)
+            return 0
         have = <uint64_t>(end - off)
         if d._buf is not None:
             have += <uint64_t>PyByteArray_GET_SIZE(d._buf)

@@ -26,6 +26,8 @@ FRAME_BODY: int  # 3
 FRAME_HEARTBEAT: int  # 8
 FRAME_END: int  # 0xCE
 FRAME_MIN_SIZE: int  # 4096: the smallest frame_max a peer may negotiate
+FRAME_MAX_LIMIT: int  # 0xFFFFFFFF: the largest frame_max a tune can carry
+DEFAULT_MAX_MESSAGE_SIZE: int  # 128 MiB, RabbitMQ's own default max_message_size
 HEARTBEAT_FRAME: bytes  # b"\x08\x00\x00\x00\x00\x00\x00\xce"
 
 class Typed:
@@ -89,6 +91,12 @@ class Delivery:
     exactly as in the frame (flags and values). An exchange or routing key that is not UTF-8 is
     decoded with ``surrogateescape`` (``.encode("utf-8", "surrogateescape")`` gives the bytes back);
     its properties decode as usual. Several failures are joined with ``"; "``.
+
+    A delivery whose content header declares a body larger than the reader's ``max_message_size``
+    is never held in memory: its body frames are counted and dropped as they arrive, and it is handed
+    on with its properties decoded as usual, ``body == b""``, ``oversized`` = the declared body size
+    and ``undecodable`` saying ``"body of N bytes exceeds max_message_size M"``. ``oversized`` is 0
+    on every other delivery.
     """
 
     KIND_DELIVER: int  # 0  (class attribute)
@@ -108,11 +116,13 @@ class Delivery:
     body: bytes
     undecodable: str | None
     raw_properties: bytes | None
+    oversized: int  # declared body size of a dropped (too large) body; 0 normally
     def __init__(self, kind: int = 0, channel: int = 0, consumer_tag: str = "", delivery_tag: int = 0,
                  redelivered: bool = False, exchange: str = "", routing_key: str = "",
                  message_count: int = 0, reply_code: int = 0, reply_text: str = "",
                  properties: BasicProperties | None = None, body: bytes = b"",
-                 undecodable: str | None = None, raw_properties: bytes | None = None) -> None: ...
+                 undecodable: str | None = None, raw_properties: bytes | None = None,
+                 oversized: int = 0) -> None: ...
     def __repr__(self) -> str: ...
 
 class Confirm:
@@ -142,10 +152,21 @@ class FrameReader:
     frame where none is expected or a method frame in the middle of content) and never anything else,
     on any input. After an error the reader is unusable. Property values that do not decode in a
     content header that frames never raise: that Delivery is marked ``undecodable``.
+
+    Input is bounded: ``pending()`` never exceeds one frame plus the bodies of the deliveries being
+    assembled, each at most ``max_message_size``; a larger delivery is dropped as it arrives and
+    handed on marked ``oversized`` (see ``Delivery``). Neither limit can be switched off: setting
+    ``frame_max`` outside 4096..2**32-1 or ``max_message_size`` below 1 raises ValueError (a non-int
+    TypeError); both may be changed between feeds (the connection sets the negotiated frame_max).
     """
 
-    frame_max: int  # frames larger than this (payload + 8) raise FrameError(501); 0 = no limit
-    def __init__(self, frame_max: int = 131072) -> None: ...
+    #: frames larger than this (payload + 8) raise FrameError(501); 4096..2**32-1
+    frame_max: int
+    #: a delivery declaring a larger body is dropped and marked ``oversized``; 1..2**64-1 bytes
+    max_message_size: int
+    #: deliveries handed on marked ``oversized`` so far
+    oversized_count: int
+    def __init__(self, frame_max: int = 131072, max_message_size: int = 134217728) -> None: ...
     def feed(
         self, data: bytes | bytearray | memoryview
     ) -> list[Delivery | Confirm | MethodFrame | Heartbeat]:
@@ -199,8 +220,9 @@ def marshal_method(method: PamqpFrame, channel: int) -> bytes:
     """Encode any method frame (pamqp), except that field tables in it use the Go-safe encoder."""
 
 __all__ = [
-    "FRAME_BODY", "FRAME_END", "FRAME_HEADER", "FRAME_HEARTBEAT", "FRAME_METHOD", "FRAME_MIN_SIZE",
-    "HEARTBEAT_FRAME", "BasicProperties", "Confirm", "Delivery", "FrameReader", "Heartbeat",
-    "MethodFrame", "Typed", "append_ack", "append_nack", "append_publish", "append_reject",
-    "decode_properties", "decode_table", "encode_properties", "encode_table", "marshal_method",
+    "DEFAULT_MAX_MESSAGE_SIZE", "FRAME_BODY", "FRAME_END", "FRAME_HEADER", "FRAME_HEARTBEAT",
+    "FRAME_MAX_LIMIT", "FRAME_METHOD", "FRAME_MIN_SIZE", "HEARTBEAT_FRAME", "BasicProperties",
+    "Confirm", "Delivery", "FrameReader", "Heartbeat", "MethodFrame", "Typed", "append_ack",
+    "append_nack", "append_publish", "append_reject", "decode_properties", "decode_table",
+    "encode_properties", "encode_table", "marshal_method",
 ]

@@ -6,7 +6,10 @@ field tables nest at most ``MAX_DEPTH`` levels; a long string ``S`` that is not 
 bytes; ``L`` is an unsigned 64-bit int; ``D`` decimals are exact whatever the thread's decimal
 context; heartbeat frames must be empty and on channel 0. A content header that frames but whose
 properties do not decode, and an exchange or routing key that is not UTF-8, mark that one Delivery
-``undecodable`` instead of failing the connection.
+``undecodable`` instead of failing the connection. Input is bounded: every frame is checked against
+``frame_max`` (4096..2**32-1, no "0 = unlimited"), and a delivery whose content header declares more
+than ``max_message_size`` bytes has its body frames counted and dropped as they come, then arrives
+with ``body == b""`` and ``oversized`` = the declared size.
 """
 from __future__ import annotations
 
@@ -30,6 +33,8 @@ FRAME_END = 0xCE
 FRAME_MIN_SIZE = 4096
 HEARTBEAT_FRAME = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 MAX_DEPTH = 64  # nesting limit of field tables/arrays (deeper input is a 502 syntax error)
+FRAME_MAX_LIMIT = 0xFFFFFFFF  # the largest frame_max a tune can carry (a long)
+DEFAULT_MAX_MESSAGE_SIZE = 128 << 20  # RabbitMQ's own default max_message_size (128 MiB)
 
 _PROP_NAMES = (
     "content_type", "content_encoding", "headers", "delivery_mode", "priority", "correlation_id",
@@ -115,7 +120,9 @@ class Delivery:
     """A complete message from the broker: basic.deliver (kind 0), basic.get-ok (1), basic.return (2).
 
     ``undecodable`` says what of it could not be decoded (None normally); ``raw_properties`` then
-    holds the property bytes as they came when those were the part that failed.
+    holds the property bytes as they came when those were the part that failed. ``oversized`` is the
+    declared body size of a delivery over the reader's ``max_message_size`` (its body was dropped:
+    ``body == b""``), 0 normally.
     """
 
     KIND_DELIVER = 0
@@ -123,14 +130,15 @@ class Delivery:
     KIND_RETURN = 2
 
     __slots__ = ("body", "channel", "consumer_tag", "delivery_tag", "exchange", "kind", "message_count",
-                 "properties", "raw_properties", "redelivered", "reply_code", "reply_text", "routing_key",
-                 "undecodable")
+                 "oversized", "properties", "raw_properties", "redelivered", "reply_code", "reply_text",
+                 "routing_key", "undecodable")
 
     def __init__(self, kind: int = 0, channel: int = 0, consumer_tag: str = "", delivery_tag: int = 0,
                  redelivered: bool = False, exchange: str = "", routing_key: str = "",
                  message_count: int = 0, reply_code: int = 0, reply_text: str = "",
                  properties: BasicProperties | None = None, body: bytes = b"",
-                 undecodable: str | None = None, raw_properties: bytes | None = None) -> None:
+                 undecodable: str | None = None, raw_properties: bytes | None = None,
+                 oversized: int = 0) -> None:
         self.kind = kind
         self.channel = channel
         self.consumer_tag = consumer_tag
@@ -145,12 +153,14 @@ class Delivery:
         self.body = body
         self.undecodable = undecodable
         self.raw_properties = raw_properties
+        self.oversized = oversized
 
     def __repr__(self) -> str:
         bad = "" if self.undecodable is None else _repr_undecodable(self.undecodable, self.raw_properties)
+        big = f", oversized={self.oversized}" if self.oversized else ""
         return (f"Delivery(kind={self.kind}, channel={self.channel}, delivery_tag={self.delivery_tag}, "
                 f"exchange={self.exchange!r}, routing_key={self.routing_key!r}, "
-                f"redelivered={self.redelivered}, body={len(self.body)} bytes{bad})")
+                f"redelivered={self.redelivered}, body={len(self.body)} bytes{big}{bad})")
 
 
 def _repr_undecodable(undecodable: str, raw_properties: bytes | None) -> str:
@@ -753,14 +763,17 @@ def marshal_method(method: _PamqpFrame, channel: int) -> bytes:
 
 # --------------------------------------------------------------------------- frame reader
 class _Partial:
-    """A delivery whose content header/body have not fully arrived yet (one per channel)."""
+    """A delivery whose content header/body have not fully arrived yet (one per channel).
 
-    __slots__ = ("body", "delivery", "have_header", "size")
+    ``dropped`` counts the body bytes of an oversized delivery, which are not kept."""
+
+    __slots__ = ("body", "delivery", "dropped", "have_header", "size")
 
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
         self.have_header = False
         self.size = 0
+        self.dropped = 0
         self.body = bytearray()
 
 
@@ -774,16 +787,63 @@ def _bad_properties(d: Delivery, exc: Exception, raw: bytes) -> None:
     d.properties = BasicProperties()
 
 
+def _check_int(value: object, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int (bytes), got {type(value).__name__}")
+
+
+def _check_frame_max(value: int) -> int:
+    _check_int(value, "frame_max")
+    if not FRAME_MIN_SIZE <= value <= FRAME_MAX_LIMIT:
+        raise ValueError(f"frame_max {value} is outside {FRAME_MIN_SIZE}..{FRAME_MAX_LIMIT}: every "
+                         "connection has a frame limit (there is no 0 = unlimited)")
+    return value
+
+
+def _check_max_message_size(value: int) -> int:
+    _check_int(value, "max_message_size")
+    if not 1 <= value < (1 << 64):
+        raise ValueError(f"max_message_size {value} is outside 1..2**64-1 bytes (there is no "
+                         "0 = unlimited)")
+    return value
+
+
+def _oversized_note(size: int, limit: int) -> str:
+    return f"body of {size} bytes exceeds max_message_size {limit}"
+
+
 class FrameReader:
     """Incremental decoder: feed it whatever ``data_received`` got, get complete items back."""
 
-    __slots__ = ("_buf", "_error", "_partial", "frame_max")
+    __slots__ = ("_buf", "_error", "_frame_max", "_max_message_size", "_partial", "oversized_count")
 
-    def __init__(self, frame_max: int = 131072) -> None:
-        self.frame_max = frame_max
+    def __init__(self, frame_max: int = 131072,
+                 max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+        self._frame_max = _check_frame_max(frame_max)
+        self._max_message_size = _check_max_message_size(max_message_size)
         self._buf = bytearray()
         self._partial: dict[int, _Partial] = {}
         self._error: FrameError | None = None
+        #: deliveries handed on marked ``oversized`` so far
+        self.oversized_count = 0
+
+    @property
+    def frame_max(self) -> int:
+        """Frames larger than this (payload + 8) raise FrameError(501)."""
+        return self._frame_max
+
+    @frame_max.setter
+    def frame_max(self, value: int) -> None:
+        self._frame_max = _check_frame_max(value)
+
+    @property
+    def max_message_size(self) -> int:
+        """A delivery declaring a larger body is dropped and marked ``oversized``."""
+        return self._max_message_size
+
+    @max_message_size.setter
+    def max_message_size(self, value: int) -> None:
+        self._max_message_size = _check_max_message_size(value)
 
     def pending(self) -> int:
         """Bytes buffered but not yet forming a complete item."""
@@ -798,6 +858,7 @@ class FrameReader:
         items: list[_Item] = []
         pos = 0
         n = len(buf)
+        frame_max = self._frame_max
         try:
             while n - pos >= 7:
                 ftype, channel, size = _HDR.unpack_from(buf, pos)
@@ -805,8 +866,8 @@ class FrameReader:
                     raise _ferr(501, f"unknown frame type {ftype}")
                 if ftype == FRAME_HEARTBEAT and (channel != 0 or size != 0):
                     raise _ferr(501, f"heartbeat on channel {channel} with {size} payload bytes")
-                if self.frame_max and size + 8 > self.frame_max:
-                    raise _ferr(501, f"frame of {size + 8} bytes exceeds frame_max {self.frame_max}")
+                if size + 8 > frame_max:
+                    raise _ferr(501, f"frame of {size + 8} bytes exceeds frame_max {frame_max}")
                 if n - pos < size + 8:
                     break
                 start = pos + 7
@@ -895,7 +956,10 @@ class FrameReader:
             _bad_properties(part.delivery, exc, bytes(buf[off + 12:end]))
         part.have_header = True
         part.size = size
-        if size == 0:
+        if size > self._max_message_size:  # its body frames are counted and dropped (_body)
+            part.delivery.oversized = size
+            _note(part.delivery, _oversized_note(size, self._max_message_size))
+        elif size == 0:
             del self._partial[channel]
             items.append(part.delivery)
 
@@ -903,6 +967,15 @@ class FrameReader:
         part = self._partial.get(channel)
         if part is None or not part.have_header:
             raise _ferr(505, f"content body on channel {channel} without a content header")
+        if part.delivery.oversized:
+            part.dropped += end - off
+            if part.dropped > part.size:
+                raise _ferr(505, f"content body of {part.dropped} bytes exceeds body size {part.size}")
+            if part.dropped == part.size:
+                del self._partial[channel]
+                self.oversized_count += 1
+                items.append(part.delivery)
+            return
         have = len(part.body) + (end - off)
         if have > part.size:
             raise _ferr(505, f"content body of {have} bytes exceeds body size {part.size}")
@@ -919,8 +992,9 @@ class FrameReader:
 
 
 __all__ = [
-    "FRAME_BODY", "FRAME_END", "FRAME_HEADER", "FRAME_HEARTBEAT", "FRAME_METHOD", "FRAME_MIN_SIZE",
-    "HEARTBEAT_FRAME", "BasicProperties", "Confirm", "Delivery", "FrameReader", "Heartbeat",
-    "MethodFrame", "Typed", "append_ack", "append_nack", "append_publish", "append_reject",
-    "decode_properties", "decode_table", "encode_properties", "encode_table", "marshal_method",
+    "DEFAULT_MAX_MESSAGE_SIZE", "FRAME_BODY", "FRAME_END", "FRAME_HEADER", "FRAME_HEARTBEAT",
+    "FRAME_MAX_LIMIT", "FRAME_METHOD", "FRAME_MIN_SIZE", "HEARTBEAT_FRAME", "BasicProperties",
+    "Confirm", "Delivery", "FrameReader", "Heartbeat", "MethodFrame", "Typed", "append_ack",
+    "append_nack", "append_publish", "append_reject", "decode_properties", "decode_table",
+    "encode_properties", "encode_table", "marshal_method",
 ]

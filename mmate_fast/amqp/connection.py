@@ -4,6 +4,10 @@ It does the handshake (PLAIN or EXTERNAL), tune/frame_max negotiation, heartbeat
 connection.blocked/unblocked, and clean close. Incoming bytes go through the compiled FrameReader
 and are dispatched to channels in bulk; outgoing frames of every channel are appended to one
 buffer that is written once per loop turn (``_flush`` scheduled with ``call_soon``).
+
+Input is bounded: the reader enforces a frame_max from the first byte (ours until tune, then the
+negotiated one) and ``max_message_size``; a delivery over the latter arrives marked ``oversized``
+(body dropped as it came), is counted in ``oversized_messages`` and logged once.
 """
 from __future__ import annotations
 
@@ -67,7 +71,10 @@ class Connection(asyncio.Protocol):
         self.params = params
         self.loop = loop
         self._transport: asyncio.Transport | None = None
-        self._reader = _frames.FrameReader(max(params.frame_max, 0))
+        # until tune: our own frame_max (for 0, "the broker's value", not known yet: the default)
+        self.frame_max = params.frame_max or 131072
+        self._reader = _frames.FrameReader(self.frame_max, params.max_message_size)
+        self._oversized_seen = 0
         self._wbuf = bytearray()
         self._flush_pending = False
         self._ack_dirty: list[Any] = []
@@ -78,7 +85,6 @@ class Connection(asyncio.Protocol):
         self._closed_exc: BaseException | None = None
         self._close_waiter: asyncio.Future[None] = loop.create_future()
         self.server_properties: dict[str, Any] = {}
-        self.frame_max = params.frame_max or 131072
         self.channel_max = params.channel_max or 2047
         self.heartbeat = 0
         # flow control: the socket's buffer (pause/resume_writing) and the broker (blocked)
@@ -103,6 +109,11 @@ class Connection(asyncio.Protocol):
     @property
     def is_closed(self) -> bool:
         return self._closed_exc is not None
+
+    @property
+    def oversized_messages(self) -> int:
+        """Deliveries received over ``max_message_size`` (handed on marked ``oversized``)."""
+        return int(self._reader.oversized_count)
 
     @property
     def closed(self) -> asyncio.Future[None]:
@@ -240,6 +251,8 @@ class Connection(asyncio.Protocol):
         except errors.FrameError as exc:
             self._protocol_error(exc)
             return
+        if self._reader.oversized_count != self._oversized_seen:
+            self._log_oversized(items)
         channels = self._channels
         for item in items:
             cid = item.channel
@@ -251,6 +264,18 @@ class Connection(asyncio.Protocol):
                 # frames for a channel we already forgot (e.g. in-flight deliveries after close)
                 continue
             ch._on_frame(item)
+
+    def _log_oversized(self, items: list[Any]) -> None:
+        """Log each delivery of ``items`` the reader marked oversized (once per message)."""
+        self._oversized_seen = self._reader.oversized_count
+        for item in items:
+            if type(item) is _Delivery and item.oversized:
+                log.warning(
+                    "delivery tag %d on channel %d (exchange %r, routing key %r) declared a body of %d "
+                    "bytes, over max_message_size %d: its body was dropped as it arrived; it is handed "
+                    "on marked oversized (raise max_message_size to accept such messages)",
+                    item.delivery_tag, item.channel, item.exchange, item.routing_key, item.oversized,
+                    self._reader.max_message_size)
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -341,7 +366,14 @@ class Connection(asyncio.Protocol):
             return min(ours, theirs)
 
         self.channel_max = negotiate(self.params.channel_max, m.channel_max) or 65535
-        self.frame_max = negotiate(self.params.frame_max, m.frame_max) or 131072
+        frame_max = negotiate(self.params.frame_max, m.frame_max) or 131072
+        if frame_max < _frames.FRAME_MIN_SIZE:
+            self._protocol_error(errors.AMQPConnectionError(
+                f"broker {self.params.host}:{self.params.port} proposed frame_max {frame_max}, below the "
+                f"AMQP minimum {_frames.FRAME_MIN_SIZE}; fix the broker's frame_max setting",
+                530, "NOT_ALLOWED"))
+            return
+        self.frame_max = frame_max
         self.heartbeat = m.heartbeat if self.params.heartbeat is None else self.params.heartbeat
         self._channel_ids = _pool.ChannelIds(min(self.channel_max, 65535))
         self._reader.frame_max = self.frame_max
@@ -461,7 +493,8 @@ async def connect(url: str | ConnectionParameters, *, timeout: float | None = No
     """Connect and complete the AMQP handshake, or raise a named error within ``timeout`` seconds.
 
     ``url``: ``amqp://user:pass@host:port/vhost?heartbeat=30&frame_max=131072`` or parameters.
-    ``overrides``: any ConnectionParameters field (e.g. ``ssl_context=...``, ``heartbeat=0``).
+    ``overrides``: any ConnectionParameters field (e.g. ``ssl_context=...``, ``heartbeat=0``,
+    ``max_message_size=1 << 20``); the limits are checked as in the URL (InvalidArgumentError).
     """
     params = parse_url(url) if isinstance(url, str) else url
     for key, value in overrides.items():
@@ -469,6 +502,8 @@ async def connect(url: str | ConnectionParameters, *, timeout: float | None = No
             raise errors.InvalidArgumentError(
                 f"connect() got an unknown option {key!r}: use a ConnectionParameters field", key)
         setattr(params, key, value)
+    if (bad := params.limits_problem()) is not None:
+        raise errors.InvalidArgumentError(f"connection option {bad[1]}", bad[0])
     if overrides.get("ssl_context") is not None:
         params.tls = True  # a ready context means TLS, even with an amqp:// URL
     elif _TLS_OPTIONS & overrides.keys():

@@ -1,5 +1,10 @@
 """Parse ``amqp://user:pass@host:port/vhost?heartbeat=..&frame_max=..`` into connection parameters.
 
+The two input limits have no "unlimited": ``frame_max`` is 4096..2**32-1 bytes, or 0 for "the
+broker's value" (negotiation then takes what the broker proposes, and the reader enforces it);
+``max_message_size`` is 1..2**64-1 bytes (default 128 MiB, RabbitMQ's own default): a delivery
+declaring a larger body is dropped as it arrives and handed on marked ``oversized``.
+
 ``amqps://`` takes the RabbitMQ URI spec's TLS options: ``cacertfile``, ``certfile``, ``keyfile``,
 ``verify=verify_peer|verify_none``, ``server_name_indication`` and ``auth_mechanism=external`` (log
 in with the client certificate). The password is kept out of ``repr``, ``str`` and every error message.
@@ -10,12 +15,19 @@ import ssl
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from mmate_fast._ext import load
 from mmate_fast.errors import InvalidURLError
+
+_frames = load("frames")
 
 DEFAULT_PORT = 5672
 DEFAULT_TLS_PORT = 5671
+#: RabbitMQ's own default max_message_size (128 MiB)
+DEFAULT_MAX_MESSAGE_SIZE: int = _frames.DEFAULT_MAX_MESSAGE_SIZE
 
-_INT_OPTIONS = ("heartbeat", "frame_max", "channel_max")
+_INT_OPTIONS = ("heartbeat", "frame_max", "channel_max", "max_message_size")
+#: options checked by :func:`limit_problem` (also when given to ``connect()``)
+LIMIT_OPTIONS = ("frame_max", "max_message_size")
 _FLOAT_OPTIONS = ("connection_timeout", "timeout")
 _FILE_OPTIONS = ("cacertfile", "certfile", "keyfile")
 _VERIFY = {"verify_peer": True, "verify_none": False}
@@ -32,8 +44,11 @@ class ConnectionParameters:
     password: str = field(default="guest", repr=False)
     #: seconds; None = accept the broker's proposal, 0 = off
     heartbeat: int | None = None
+    #: bytes; 0 = take the broker's value (never "no limit"), else 4096..2**32-1
     frame_max: int = 131072
     channel_max: int = 2047
+    #: bytes (1..2**64-1): a delivery declaring a larger body is dropped, handed on marked ``oversized``
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     #: seconds for TCP connect + handshake
     connection_timeout: float = 10.0
     #: default seconds for every broker round trip that gets no explicit timeout
@@ -60,6 +75,15 @@ class ConnectionParameters:
 
     def __str__(self) -> str:
         return self.safe_url()
+
+    def limits_problem(self) -> tuple[str, str] | None:
+        """(option, why) for a limit (frame_max, max_message_size) set to a value that is not
+        allowed, else None: ``connect()`` checks it before it opens a socket."""
+        for name in LIMIT_OPTIONS:
+            problem = limit_problem(name, getattr(self, name))
+            if problem is not None:
+                return name, problem
+        return None
 
     def build_ssl_context(self) -> ssl.SSLContext:
         """The SSLContext for this connection: ``ssl_context`` if given, else one built from
@@ -121,6 +145,21 @@ def parse_url(url: str) -> ConnectionParameters:
     return params
 
 
+def limit_problem(name: str, value: object) -> str | None:
+    """Why ``value`` is not an allowed ``frame_max`` / ``max_message_size``, or None when it is."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{name} must be an int (bytes), got {type(value).__name__}"
+    if name == "frame_max":
+        if value != 0 and not _frames.FRAME_MIN_SIZE <= value <= _frames.FRAME_MAX_LIMIT:
+            return (f"frame_max {value} is outside {_frames.FRAME_MIN_SIZE}..{_frames.FRAME_MAX_LIMIT} "
+                    "bytes: give a frame size the broker may accept, or 0 to take the broker's value")
+    elif not 1 <= value < (1 << 64):
+        return (f"max_message_size {value} is outside 1..2**64-1 bytes (there is no 0 = unlimited): "
+                f"give the largest body to accept (default {DEFAULT_MAX_MESSAGE_SIZE} = 128 MiB, "
+                "RabbitMQ's own default; no RabbitMQ node accepts more than 536870912 = 512 MiB)")
+    return None
+
+
 def _apply_option(params: ConnectionParameters, key: str, value: str) -> None:
     try:
         if key in _INT_OPTIONS:
@@ -154,9 +193,9 @@ def _apply_option(params: ConnectionParameters, key: str, value: str) -> None:
         else:
             raise InvalidURLError(
                 f"unknown AMQP URL option {key!r}; known: heartbeat, frame_max, channel_max, "
-                "connection_timeout, timeout, auth_mechanism, name, server_name_indication, "
-                "cacertfile, certfile, keyfile, verify")
+                "max_message_size, connection_timeout, timeout, auth_mechanism, name, "
+                "server_name_indication, cacertfile, certfile, keyfile, verify")
     except ValueError:
         raise InvalidURLError(f"AMQP URL option {key}={value!r} is not a valid value") from None
-    if key == "frame_max" and params.frame_max and params.frame_max < 4096:
-        raise InvalidURLError("frame_max must be at least 4096 (or 0 for the broker's maximum)")
+    if key in LIMIT_OPTIONS and (problem := limit_problem(key, getattr(params, key))) is not None:
+        raise InvalidURLError(f"AMQP URL option {problem}")

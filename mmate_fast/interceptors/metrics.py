@@ -9,10 +9,16 @@ fixed cumulative ``buckets`` (seconds).
 the Prometheus text exposition format (0.0.4), e.g. for an HTTP ``/metrics`` endpoint.
 A message failed by another interceptor's ``before_consume`` (bad signature, validation) never
 reaches ``after_consume``: it is counted by the subscription stats, not here.
+
+The ``type`` label set is bounded, so a ``"*"`` handler fed arbitrary type names cannot grow memory
+or a Prometheus scrape without limit: the first ``max_types`` distinct types (default 100) get a
+label each, every later type (and any type name longer than 255 characters) is counted under
+``"other"``, and that is logged once. :meth:`MetricsInterceptor.reset` frees the labels.
 """
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 import time
 from collections import Counter
@@ -25,6 +31,11 @@ from mmate_fast.messaging.pipeline import ConsumeContext, Interceptor, PublishCo
 DEFAULT_BUCKETS: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                                       2.5, 5.0, 10.0)
 _T0 = "metrics.t0"
+#: the label of every message type beyond ``max_types`` (and of over-long type names)
+OTHER = "other"
+DEFAULT_MAX_TYPES = 100
+_MAX_LABEL = 255  # characters of a type name that still gets a label of its own
+log = logging.getLogger(__name__)
 _COUNTERS = {
     "published": "Messages published (broker accepted).",
     "publish_failed": "Publishes that failed.",
@@ -64,18 +75,44 @@ class Histogram:
 
 
 class MetricsInterceptor(Interceptor):
-    """Count and time publishes and handler calls per message type."""
+    """Count and time publishes and handler calls per message type.
 
-    def __init__(self, *, buckets: tuple[float, ...] = DEFAULT_BUCKETS, namespace: str = "mmate") -> None:
+    ``max_types``: how many distinct message types get a ``type`` label of their own (0 or more);
+    later ones are counted under ``"other"``.
+    """
+
+    def __init__(self, *, buckets: tuple[float, ...] = DEFAULT_BUCKETS, namespace: str = "mmate",
+                 max_types: int = DEFAULT_MAX_TYPES) -> None:
         if not buckets or list(buckets) != sorted(set(buckets)) or buckets[0] <= 0:
             raise ConfigurationError("buckets must be positive, strictly increasing upper bounds in seconds")
+        if isinstance(max_types, bool) or not isinstance(max_types, int) or max_types < 0:
+            raise ConfigurationError(
+                f"max_types must be an int >= 0 (message types with a label of their own; the rest "
+                f"count as {OTHER!r}), got {max_types!r}")
         self.buckets = tuple(float(b) for b in buckets)
         self.namespace = namespace
+        self.max_types = max_types
         self.counters: dict[str, Counter[str]] = {name: Counter() for name in _COUNTERS}
         self.histograms: dict[str, dict[str, Histogram]] = {name: {} for name in _HISTOGRAMS}
+        self._types: set[str] = set()
+        self._capped = False
 
     def __repr__(self) -> str:
         return f"<MetricsInterceptor {self.namespace}>"
+
+    def _label(self, type_: str) -> str:
+        """``type_`` when it has (or may still get) a label of its own, else ``"other"``."""
+        if type_ in self._types:
+            return type_
+        if len(self._types) < self.max_types and len(type_) <= _MAX_LABEL:
+            self._types.add(type_)
+            return type_
+        if not self._capped:
+            self._capped = True
+            log.warning("metrics %s: more than max_types=%d message types (or a type name over %d "
+                        "characters); further types are counted under %r (raise max_types to see more)",
+                        self.namespace, self.max_types, _MAX_LABEL, OTHER)
+        return OTHER
 
     def _observe(self, name: str, type_: str, seconds: float) -> None:
         per_type = self.histograms[name]
@@ -90,7 +127,7 @@ class MetricsInterceptor(Interceptor):
         return None
 
     async def after_publish(self, ctx: PublishContext, error: BaseException | None) -> None:
-        type_ = type_name(ctx.message)
+        type_ = self._label(type_name(ctx.message))
         if error is None:
             self.counters["published"][type_] += 1
             now = time.perf_counter()
@@ -103,7 +140,7 @@ class MetricsInterceptor(Interceptor):
         return None
 
     async def after_consume(self, ctx: ConsumeContext, error: BaseException | None) -> None:
-        type_ = ctx.envelope.type
+        type_ = self._label(ctx.envelope.type)
         if error is not None:
             self.counters["failed"][type_] += 1
         elif ctx.skipped:
@@ -125,10 +162,13 @@ class MetricsInterceptor(Interceptor):
         return out
 
     def reset(self) -> None:
+        """Zero every metric and free the type labels."""
         for c in self.counters.values():
             c.clear()
         for per_type in self.histograms.values():
             per_type.clear()
+        self._types.clear()
+        self._capped = False
 
     def render_prometheus(self) -> str:
         """The metrics in the Prometheus text exposition format (version 0.0.4)."""
@@ -161,4 +201,4 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
-__all__ = ["DEFAULT_BUCKETS", "Histogram", "MetricsInterceptor"]
+__all__ = ["DEFAULT_BUCKETS", "DEFAULT_MAX_TYPES", "OTHER", "Histogram", "MetricsInterceptor"]

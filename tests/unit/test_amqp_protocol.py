@@ -3,11 +3,16 @@ and the client's answer to bad input (corrupt/oversized frames, silence, refusal
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
+import struct
 from typing import Any
 
 import pytest
+from pamqp import body as pbody
 from pamqp import commands as spec
+from pamqp import frame as pframe
+from pamqp import header as pheader
 
 from mmate_fast import errors
 from mmate_fast.amqp import connect
@@ -293,3 +298,102 @@ async def test_drain_timeout_on_a_full_socket_buffer_is_a_named_error() -> None:
         assert not isinstance(info.value, errors.ConnectionBlockedError)
         conn.resume_writing()
         await conn.close(timeout=0.5)
+
+
+# --------------------------------------------------------------------------- bounded input
+async def test_frame_max_zero_in_the_url_keeps_a_frame_limit_before_tune() -> None:
+    async def script(p: PeerSession) -> None:
+        await p.read_protocol_header()
+        p.send_raw(struct.pack(">BHI", 1, 0, 1 << 30))  # a 1 GiB "connection.start", then silence
+        await asyncio.sleep(5)
+
+    async with ScriptedPeer(script) as peer:
+        with pytest.raises(errors.FrameError) as info:  # at once, not a handshake timeout
+            await connect(peer.url + "?frame_max=0", timeout=3)
+    assert info.value.reply_code == 501 and "frame_max" in str(info.value)
+
+
+async def test_frame_max_zero_in_the_url_takes_the_brokers_value_and_enforces_it() -> None:
+    tune_ok: list[Any] = []
+
+    async def script(p: PeerSession) -> None:
+        await p.read_protocol_header()
+        p.send(spec.Connection.Start(server_properties={}, mechanisms="PLAIN", locales="en_US"))
+        await p.expect(spec.Connection.StartOk)
+        p.send(spec.Connection.Tune(channel_max=10, frame_max=8192, heartbeat=0))
+        tune_ok.append(await p.expect(spec.Connection.TuneOk))
+        await p.expect(spec.Connection.Open)
+        p.send(spec.Connection.OpenOk())
+        await p.expect(spec.Channel.Open)
+        p.send_raw(struct.pack(">BHI", 3, 1, 9000) + b"x" * 9000 + b"\xce")  # > 8192
+        await p.expect(spec.Connection.Close, timeout=3)
+
+    async with ScriptedPeer(script) as peer:
+        conn = await connect(peer.url + "?frame_max=0", timeout=5)
+        assert conn.frame_max == 8192
+        with pytest.raises(errors.FrameError) as info:
+            await conn.channel(timeout=5)
+        assert info.value.reply_code == 501 and conn.is_closed
+        await asyncio.wait_for(peer.done.wait(), 5)
+    assert tune_ok[0].frame_max == 8192  # type: ignore[attr-defined]
+
+
+async def test_a_broker_frame_max_below_the_amqp_minimum_is_refused() -> None:
+    async def script(p: PeerSession) -> None:
+        await p.read_protocol_header()
+        p.send(spec.Connection.Start(server_properties={}, mechanisms="PLAIN", locales="en_US"))
+        await p.expect(spec.Connection.StartOk)
+        p.send(spec.Connection.Tune(channel_max=10, frame_max=1024, heartbeat=0))
+        await asyncio.sleep(3)
+
+    async with ScriptedPeer(script) as peer:
+        with pytest.raises(errors.AMQPConnectionError, match="frame_max 1024") as info:
+            await connect(peer.url + "?frame_max=0", timeout=2)
+    assert not isinstance(info.value, errors.HandshakeTimeout)
+
+
+def _content(channel: int, tag: int, body: bytes, frame_max: int = 131072) -> bytes:
+    out = pframe.marshal(spec.Basic.Deliver("ctag", tag, False, "ex", "rk"), channel)
+    out += pframe.marshal(pheader.ContentHeader(0, len(body), spec.Basic.Properties(message_id=f"m{tag}")),
+                          channel)
+    for start in range(0, len(body), frame_max - 8):
+        out += pframe.marshal(pbody.ContentBody(body[start:start + frame_max - 8]), channel)
+    return out
+
+
+async def test_oversized_delivery_is_marked_counted_logged_and_the_connection_stays_up(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def script(p: PeerSession) -> None:
+        await p.handshake()
+        channel = await p.open_channel()
+        await p.expect(spec.Basic.Consume)
+        p.send(spec.Basic.ConsumeOk("ctag"), channel)
+        p.send_raw(_content(channel, 1, b"x" * 300_000) + _content(channel, 2, b"small"))
+        await p.expect(spec.Connection.Close)
+        p.send(spec.Connection.CloseOk())
+
+    got: list[Any] = []
+    two = asyncio.Event()
+
+    def on_message(d: Any) -> None:
+        got.append(d)
+        if len(got) == 2:
+            two.set()
+
+    caplog.set_level(logging.WARNING, "mmate_fast.amqp")
+    async with ScriptedPeer(script) as peer:
+        conn = await connect(peer.url + "?max_message_size=100000", timeout=5)
+        assert conn.oversized_messages == 0
+        ch = await conn.channel()
+        await ch.basic_consume("q", on_message, consumer_tag="ctag")
+        await asyncio.wait_for(two.wait(), 5)
+        big, small = got
+        assert (big.body, big.oversized, big.properties.message_id) == (b"", 300_000, "m1")
+        assert big.undecodable == "body of 300000 bytes exceeds max_message_size 100000"
+        assert (small.body, small.oversized, small.undecodable) == (b"small", 0, None)
+        assert conn.oversized_messages == 1 and not conn.is_closed and ch.is_open
+        await conn.close()
+    logged = [r for r in caplog.records if "max_message_size" in r.getMessage()]
+    assert len(logged) == 1
+    text = logged[0].getMessage()
+    assert "300000" in text and "100000" in text and "delivery tag 1" in text

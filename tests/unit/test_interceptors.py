@@ -479,6 +479,57 @@ async def test_metrics_prometheus_text() -> None:
         MetricsInterceptor(buckets=(1.0, 0.5))
 
 
+async def test_metrics_labels_stay_bounded_with_10000_message_types(
+        caplog: pytest.LogCaptureFixture) -> None:
+    m = MetricsInterceptor()  # max_types=100 by default
+    caplog.set_level(logging.WARNING, "mmate_fast.interceptors.metrics")
+
+    def consumed(type_: str) -> Any:
+        return SimpleNamespace(envelope=SimpleNamespace(type=type_), skipped=False, items={})
+
+    for i in range(10_000):  # what a "*" handler sees when anyone may publish any type
+        await m.after_consume(consumed(f"Type{i}"), None if i % 3 else RuntimeError("x"))
+    await m.after_consume(consumed("Type5"), None)  # a type seen before the cap keeps its label
+    await m.after_publish(pctx(), None)  # a new type after the cap: "other"
+    snap = m.snapshot()
+    labels = set(snap["consumed"]) | set(snap["failed"]) | set(snap["handler_seconds"])
+    assert len(labels) == 101 and "other" in labels  # 100 types + "other"
+    assert sum(snap["consumed"].values()) + sum(snap["failed"].values()) == 10_001
+    assert snap["consumed"]["Type5"] == 2
+    assert snap["handler_seconds"]["other"]["count"] == 10_000 - 100
+    assert snap["published"] == {"other": 1}
+    text = m.render_prometheus()
+    assert len(set(re.findall(r'type="([^"]*)"', text))) == 101
+    warned = [r for r in caplog.records if "max_types" in r.getMessage()]
+    assert len(warned) == 1  # said once, when the cap was reached
+    assert m.max_types == 100
+
+
+async def test_metrics_max_types_is_configurable_and_checked() -> None:
+    m = MetricsInterceptor(max_types=2)
+    for name in ("A", "B", "C", "D"):
+        p = pctx()
+        p.message = type(name, (), {})()
+        await m.after_publish(p, None)
+    assert m.snapshot()["published"] == {"A": 1, "B": 1, "other": 2}
+    m.reset()
+    await m.after_publish(pctx(), None)
+    assert m.snapshot()["published"] == {"UEvt": 1}  # reset frees the labels
+    only_other = MetricsInterceptor(max_types=0)
+    await only_other.after_publish(pctx(), None)
+    assert only_other.snapshot()["published"] == {"other": 1}
+    for bad in (-1, 1.5, True, None):
+        with pytest.raises(errors.ConfigurationError, match="max_types"):
+            MetricsInterceptor(max_types=bad)  # type: ignore[arg-type]
+
+
+async def test_metrics_a_huge_type_name_is_counted_as_other() -> None:
+    m = MetricsInterceptor()
+    await m.after_consume(SimpleNamespace(envelope=SimpleNamespace(type="T" * 10_000), skipped=False,
+                                          items={}), None)
+    assert m.snapshot()["consumed"] == {"other": 1}
+
+
 # --------------------------------------------------------------------------- logging
 async def test_logging_outcomes_without_bodies_or_secrets(caplog: pytest.LogCaptureFixture) -> None:
     lg = LoggingInterceptor("test.mmate")
