@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from mmate_fast import errors
 from mmate_fast._ext import COMPILED, NO_EXTENSIONS
+from mmate_fast._version import __version__
 from mmate_fast.amqp import BasicProperties, ChannelPool, Delivery, Typed
 from mmate_fast.amqp.robust import RecoveryPolicy, RobustConnection, connect_robust
 from mmate_fast.bridge import Bridge
@@ -64,8 +65,6 @@ from mmate_fast.messaging import (
     Subscription,
 )
 from mmate_fast.transports import Channel, Connection, QueueDeclareOk, connect
-
-__version__ = "0.1.0"
 
 __all__ = [
     "COMPILED",
