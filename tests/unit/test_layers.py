@@ -175,3 +175,14 @@ def test_downward_and_sideways_imports_pass(tmp_path: Path) -> None:
                                                "from . import channel\n")
     (root / "amqp" / "channel.py").write_text("")
     assert list(violations(root)) == []
+
+
+def test_the_transport_interface_is_still_where_users_import_it() -> None:
+    """Moved below amqp/ and transports/, re-exported unchanged from mmate_fast.transports(.base)."""
+    from mmate_fast import _transport, transports
+    from mmate_fast.transports import base
+
+    for name in _transport.__all__:
+        assert getattr(base, name) is getattr(_transport, name)
+    for name in ("Channel", "Connection", "QueueDeclareOk"):
+        assert getattr(transports, name) is getattr(_transport, name)
