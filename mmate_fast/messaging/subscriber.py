@@ -32,9 +32,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mmate_fast import errors
+from mmate_fast import _backoff, errors
 from mmate_fast._ext import load
-from mmate_fast.amqp.robust import RecoveryPolicy
 from mmate_fast.contracts import from_envelope
 from mmate_fast.messaging import topology
 from mmate_fast.messaging._channels import close_quietly
@@ -512,7 +511,7 @@ class Subscriber:
         #: a confirm-mode channel/pool used to move failed messages to their DLQ
         self.dead_letter_target = dead_letter_target
         #: seconds before restart attempt n (1, 2, ...) of a cancelled consumer: the recovery backoff
-        self.restart_delay = restart_delay if restart_delay is not None else RecoveryPolicy().delay
+        self.restart_delay = restart_delay if restart_delay is not None else _backoff.RECOVERY.delay
         self.subscriptions: list[Subscription] = []
         #: the ``dlq.{queue}`` declared so far (on the first failure of each queue)
         self.dead_letter_queues = DeadLetterQueues(connection)
