@@ -1,11 +1,14 @@
 """mmate_fast: the fastest way to run Mmate messaging (RabbitMQ) from Python, wire-compatible with
 mmate-go.
 
-Layers (bottom-up): compiled frame/envelope codecs, dispatch table and confirm tracker
-(``mmate_fast._cy``, pure-Python twins in ``mmate_fast._py``), the AMQP 0-9-1 client
-(``mmate_fast.amqp``), transports behind one interface (``mmate_fast.transports``: RabbitMQ and the
-embedded in-memory broker), contracts (``mmate_fast.contracts``), the messaging core
-(``mmate_fast.messaging``) and the front door (``Client``, the ``mmate`` command line).
+Layers (bottom-up, as ARCHITECTURE.md; imports point down, tests/unit/test_layers.py checks it):
+errors and the version, compiled frame/envelope codecs, dispatch table and confirm tracker
+(``mmate_fast._cy``, pure-Python twins in ``mmate_fast._py``), the transport interface
+(``mmate_fast._transport``), the AMQP 0-9-1 client (``mmate_fast.amqp``), the transports
+(``mmate_fast.transports``: RabbitMQ and the embedded in-memory broker), contracts
+(``mmate_fast.contracts``), the messaging core (``mmate_fast.messaging``), the patterns (bridge,
+interceptors, reliability) and the front door (``Client``, the ``mmate`` command line). This module
+re-exports the front door for users; the library never imports it.
 """
 from __future__ import annotations
 
