@@ -28,11 +28,12 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("transports", frozenset({"transports"})),
     ("contracts", frozenset({"contracts"})),
     ("messaging core", frozenset({"messaging"})),
-    ("patterns", frozenset({"bridge", "interceptors", "reliability", "stageflow", "discovery",
+    # shutdown: graceful shutdown of any closable (README's Layout counts it among the patterns)
+    ("patterns", frozenset({"bridge", "interceptors", "reliability", "shutdown", "stageflow", "discovery",
                             "observability"})),
     ("adapters", frozenset({"compat"})),
-    # the command line, the service main loop (shutdown), the worker fleet, the pytest plugin
-    ("front door", frozenset({"client", "cli", "demo", "shutdown", "fleet", "testing"})),
+    # the Client, the command line (demo: moving into cli/), the worker fleet, the pytest plugin
+    ("front door", frozenset({"client", "cli", "demo", "fleet", "testing"})),
 )
 RANK = {top: rank for rank, (_, tops) in enumerate(LAYERS) for top in tops}
 NAME = {top: name for name, tops in LAYERS for top in tops}
