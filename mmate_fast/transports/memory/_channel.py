@@ -1,4 +1,4 @@
-"""MemoryChannel: the Channel interface (transports.base) on top of the in-memory Broker.
+"""MemoryChannel: the Channel interface (mmate_fast._transport) on top of the in-memory Broker.
 
 Errors follow RabbitMQ: a failing awaited call raises the named ChannelClosedError and closes this
 channel only; failures of fire-and-forget calls (publish to a missing exchange, ack of an unknown
