@@ -1,16 +1,20 @@
 """mmate_fast: the fastest way to run Mmate messaging (RabbitMQ) from Python, wire-compatible with
 mmate-go.
 
-Layers (bottom-up): compiled frame/envelope codecs, dispatch table and confirm tracker
-(``mmate_fast._cy``, pure-Python twins in ``mmate_fast._py``), the AMQP 0-9-1 client
-(``mmate_fast.amqp``), transports behind one interface (``mmate_fast.transports``: RabbitMQ and the
-embedded in-memory broker), contracts (``mmate_fast.contracts``), the messaging core
-(``mmate_fast.messaging``) and the front door (``Client``, the ``mmate`` command line).
+Layers (bottom-up, as ARCHITECTURE.md; imports point down, tests/unit/test_layers.py checks it):
+errors and the version, compiled frame/envelope codecs, dispatch table and confirm tracker
+(``mmate_fast._cy``, pure-Python twins in ``mmate_fast._py``), the transport interface
+(``mmate_fast._transport``), the AMQP 0-9-1 client (``mmate_fast.amqp``), the transports
+(``mmate_fast.transports``: RabbitMQ and the embedded in-memory broker), contracts
+(``mmate_fast.contracts``), the messaging core (``mmate_fast.messaging``), the patterns (bridge,
+interceptors, reliability) and the front door (``Client``, the ``mmate`` command line). This module
+re-exports the front door for users; the library never imports it.
 """
 from __future__ import annotations
 
 from mmate_fast import errors
 from mmate_fast._ext import COMPILED, NO_EXTENSIONS
+from mmate_fast._version import __version__
 from mmate_fast.amqp import BasicProperties, ChannelPool, Delivery, Typed
 from mmate_fast.amqp.robust import RecoveryPolicy, RobustConnection, connect_robust
 from mmate_fast.bridge import Bridge
@@ -64,8 +68,6 @@ from mmate_fast.messaging import (
     Subscription,
 )
 from mmate_fast.transports import Channel, Connection, QueueDeclareOk, connect
-
-__version__ = "0.1.0"
 
 __all__ = [
     "COMPILED",

@@ -59,6 +59,62 @@ def name(value: Any, argument: str, what: str = "queue name", *, declare: bool =
     return value
 
 
+def entity(value: Any, argument: str) -> str:
+    """An exchange or queue name a method refers to (``queue=``, ``exchange=``, ``source=``, ...): as
+    :func:`name` but without the ``amq.`` rule, which is left to the broker (passive declares and
+    binds to ``amq.*`` exchanges are fine)."""
+    return name(value, argument, argument.replace("_", " "), declare=False)
+
+
+#: method fields that name an exchange or a queue (the other names are plain short strings)
+ENTITY_FIELDS = frozenset({"exchange", "queue", "destination", "source"})
+
+
+def method_names(**values: Any) -> None:
+    """Check the names a method carries (``queue=...``, ``routing_key=...``, ``consumer_tag=...``):
+    exchange and queue names as :func:`entity`, the others as :func:`short_str`."""
+    for argument, value in values.items():
+        if argument in ENTITY_FIELDS:
+            entity(value, argument)
+        else:
+            short_str(value, argument)
+
+
+def publish_names(exchange: Any, routing_key: Any) -> None:
+    """The names of a publish: short strings (a missing exchange is the broker's 404, not an
+    argument error)."""
+    short_str(exchange, "exchange")
+    short_str(routing_key, "routing_key")
+
+
+def expiration(value: Any) -> str:
+    """``value`` when it is an AMQP ``expiration`` property RabbitMQ accepts: a string of digits (ms)."""
+    if type(value) is str and value.isdigit() and value.isascii():
+        return value
+    raise InvalidArgumentError(
+        f"expiration {value!r} is not a non-negative integer string (milliseconds, e.g. \"60000\"); "
+        "the broker would close the channel for it", "expiration")
+
+
+def delivery_mode(value: Any) -> int:
+    """``value`` when it is an AMQP ``delivery_mode``: 1 (transient) or 2 (persistent)."""
+    if value.__class__ is int and (value == 1 or value == 2):
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgumentError(f"delivery_mode must be an int (1 or 2), not {type(value).__name__}",
+                                   "delivery_mode")
+    raise InvalidArgumentError(f"delivery_mode {value} is neither 1 (transient) nor 2 (persistent)",
+                               "delivery_mode")
+
+
+def timestamp(value: Any) -> int:
+    """``value`` when it is an AMQP ``timestamp`` property: an int in 0..2**64-1 (seconds since the epoch)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 64:
+        raise InvalidArgumentError(f"timestamp {value!r} is not an int in 0..2**64-1 (seconds since "
+                                   "the epoch)", "timestamp")
+    return int(value)
+
+
 def duration(value: Any, argument: str, unit: str = "seconds", maximum: float = math.inf,
              error: type[InvalidArgumentError] | type[SchedulingError] = InvalidArgumentError,
              hint: str = "") -> float:
@@ -108,5 +164,6 @@ def delay_ms(delay: Any, unit: str = "seconds") -> int:
     return int(value if unit == "ms" else value * 1000)
 
 
-__all__ = ["MAX_EXPIRATION_MS", "MAX_PRIORITY", "MAX_SHORT_STR", "RESERVED_PREFIX", "delay_ms", "duration",
-           "name", "priority", "short_str", "ttl_ms"]
+__all__ = ["ENTITY_FIELDS", "MAX_EXPIRATION_MS", "MAX_PRIORITY", "MAX_SHORT_STR", "RESERVED_PREFIX",
+           "delay_ms", "delivery_mode", "duration", "entity", "expiration", "method_names", "name",
+           "priority", "publish_names", "short_str", "timestamp", "ttl_ms"]

@@ -460,6 +460,37 @@ class Bridge:
             fut.set_result(reply)
 
 
+# ---------------------------------------------------------------------------------- the responder side
+def is_request(msg: Any) -> bool:
+    """A command or a query; a GenericMessage counts when its ``x-message-kind`` header says so or,
+    without that header, when its payload carries a ``replyTo``."""
+    kind = kind_of(msg)
+    if kind is MessageKind.COMMAND or kind is MessageKind.QUERY:
+        return True
+    return (kind is MessageKind.MESSAGE and isinstance(msg, GenericMessage) and isinstance(msg.payload, dict)
+            and bool(msg.payload.get("replyTo")))
+
+
+async def reply_with_error(publisher: Publisher, exc: BaseException, msg: Any, ctx: Any) -> bool:
+    """The error-reply policy (a subscriber's error hook; the Client binds its reply publisher): a
+    handler raised for ``msg``. A request (command/query with a reply address) is answered with an
+    ``ErrorReply`` (type ``ErrorReply``, which a Go bridge has registered; ``errorCode`` from the
+    exception's ``code``/``error_code`` attribute or ``HANDLER_ERROR``, ``errorMessage`` =
+    ``str(exc)``, ``success`` false, correlation id copied) and True is returned, so the request is
+    acked rather than dead-lettered. Anything else keeps the normal failure path (False)."""
+    if not is_request(msg):
+        return False
+    reply_to = ctx.reply_to
+    if not reply_to:
+        return False
+    code = getattr(exc, "code", None) or getattr(exc, "error_code", None) or "HANDLER_ERROR"
+    text = str(exc) or type(exc).__name__
+    reply = ErrorReply(error_code=str(code), error_message=text, success=False)
+    await publisher.publish_reply(reply, reply_to, correlation_id=ctx.correlation_id or ctx.message_id,
+                                  persistent=False)
+    return True
+
+
 def _route_as_request(msg: Any, options: dict[str, Any]) -> None:
     """Route commands and queries as ``publish_command``/``publish_query`` do (a command needs its
     target service); anything else keeps the generic route."""
@@ -501,6 +532,8 @@ __all__ = [
     "BridgeStats",
     "decode_reply",
     "error_of",
+    "is_request",
     "new_reply_queue_name",
     "reply_correlation_id",
+    "reply_with_error",
 ]

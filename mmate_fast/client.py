@@ -15,14 +15,15 @@ from typing import Any, TypeVar
 from mmate_fast import errors
 from mmate_fast.amqp.channel_pool import ChannelPool
 from mmate_fast.amqp.robust import RecoveryPolicy, connect_robust
-from mmate_fast.bridge import Bridge
-from mmate_fast.contracts import ErrorReply, GenericMessage, MessageKind, TypeRegistry, kind_of, message_type
+from mmate_fast.bridge import Bridge, reply_with_error
+from mmate_fast.contracts import MessageKind, TypeRegistry, kind_of, message_type
 from mmate_fast.messaging import topology
 from mmate_fast.messaging._channels import close_quietly
 from mmate_fast.messaging.dispatcher import Dispatcher, Handler
 from mmate_fast.messaging.pipeline import Interceptor, Pipeline
 from mmate_fast.messaging.publisher import Publisher
 from mmate_fast.messaging.subscriber import FailureHandler, Subscriber, Subscription, check_consumer_limits
+from mmate_fast.reliability.dead_lettering import DeadLettering
 from mmate_fast.transports import connect
 
 log = logging.getLogger("mmate_fast.client")
@@ -160,14 +161,17 @@ class Client:
         # without publisher confirms, so answering costs the broker no confirm bookkeeping; in a
         # pool of one, which reopens it when a refused publish closed it
         self._reply_pool = await ChannelPool(self.connection, 1, publisher_confirms=False).open()
-        self._reply_publisher = Publisher(self._reply_pool, confirms=False, pipeline=self.pipeline,
-                                          source=self.source)
+        self._reply_publisher = replies = Publisher(self._reply_pool, confirms=False, pipeline=self.pipeline,
+                                                    source=self.source)
         dlq_target = self._pool if self.publisher_confirms else await self._confirm_pool()
         policy = self.recovery if isinstance(self.recovery, RecoveryPolicy) else RecoveryPolicy()
+        # the patterns' policies, injected into the messaging core: a failed request is answered with
+        # an error reply (the bridge's), any other failed delivery ends in its DLQ (reliability's)
         self.subscriber = Subscriber(self.connection, self.dispatcher, services=self,
-                                     result_hook=self._on_handler_result, error_hook=self._on_handler_error,
+                                     result_hook=self._on_handler_result,
+                                     error_hook=functools.partial(reply_with_error, replies),
                                      dead_letter_target=dlq_target, pipeline=self.pipeline,
-                                     restart_delay=policy.delay)
+                                     restart_delay=policy.delay, dead_letterer=DeadLettering(self.connection))
         self._live_publisher = self.publisher
 
     async def _confirm_pool(self) -> ChannelPool:
@@ -338,24 +342,6 @@ class Client:
             log.warning("could not send the %s reply to %s: %s", message_type(result), reply_to, exc)
         return None
 
-    async def _on_handler_error(self, exc: BaseException, msg: Any, ctx: Any) -> bool:
-        """A handler raised: answer a request (command/query with a reply address) with an
-        ``ErrorReply`` (type ``ErrorReply``, which a Go bridge has registered; ``errorCode`` from the
-        exception's ``code``/``error_code`` attribute or ``HANDLER_ERROR``, ``errorMessage`` =
-        ``str(exc)``, ``success`` false, correlation id copied) and return True, so the request is
-        acked rather than dead-lettered. Anything else keeps the normal failure path (False)."""
-        if not _is_request(msg):
-            return False
-        reply_to = ctx.reply_to
-        if not reply_to:
-            return False
-        code = getattr(exc, "code", None) or getattr(exc, "error_code", None) or "HANDLER_ERROR"
-        text = str(exc) or type(exc).__name__
-        reply = ErrorReply(error_code=str(code), error_message=text, success=False)
-        await self._require_reply_publisher().publish_reply(
-            reply, reply_to, correlation_id=ctx.correlation_id or ctx.message_id, persistent=False)
-        return True
-
     # ------------------------------------------------------------------ request / reply
     @property
     def bridge(self) -> Bridge:
@@ -458,12 +444,3 @@ async def _declare_queue(channel: Any, queue: str, durable: bool) -> None:
     """How ``Client.subscribe`` declares a queue (also when its consumer is restarted)."""
     await channel.queue_declare(queue, durable=durable)
 
-
-def _is_request(msg: Any) -> bool:
-    """A command or a query; a GenericMessage counts when its ``x-message-kind`` header says so or,
-    without that header, when its payload carries a ``replyTo``."""
-    kind = kind_of(msg)
-    if kind is MessageKind.COMMAND or kind is MessageKind.QUERY:
-        return True
-    return (kind is MessageKind.MESSAGE and isinstance(msg, GenericMessage) and isinstance(msg.payload, dict)
-            and bool(msg.payload.get("replyTo")))

@@ -43,9 +43,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mmate_fast import errors
+from mmate_fast._checks import publish_names
 from mmate_fast._ext import load
-from mmate_fast.amqp._validate import check_publish, encode_properties
-from mmate_fast.transports.base import CancelCallback, ConsumerCallback, QueueDeclareOk, ReturnCallback
+from mmate_fast._transport import CancelCallback, ConsumerCallback, QueueDeclareOk, ReturnCallback
+from mmate_fast._transport.properties import encode_properties
 
 if TYPE_CHECKING:
     from mmate_fast.amqp.connection import Connection
@@ -599,7 +600,7 @@ class RobustChannel:
             raise errors.ConnectionBlockedError(
                 f"{len(self._buffer)} publishes already wait for channel {self.channel_id} to be "
                 "reconnected or reopened (max_buffered)")
-        check_publish(exchange, routing_key)
+        publish_names(exchange, routing_key)
         fut = self._loop.create_future() if self._confirms else None
         self._buffer.append((fut, body, exchange, routing_key, props, mandatory))
         return fut

@@ -27,8 +27,9 @@ from pamqp import commands as spec
 
 from mmate_fast import errors
 from mmate_fast._ext import load
-from mmate_fast.amqp._validate import ENCODE_ERRORS, build_method, encode_properties, publish_error, rpc_error
-from mmate_fast.transports.base import CancelCallback, ConsumerCallback, QueueDeclareOk, ReturnCallback
+from mmate_fast._transport import CancelCallback, ConsumerCallback, QueueDeclareOk, ReturnCallback
+from mmate_fast._transport.properties import ENCODE_ERRORS, encode_properties
+from mmate_fast.amqp._validate import build_method, publish_error, rpc_error
 
 _frames = load("frames")
 _pool = load("pool")

@@ -20,8 +20,9 @@ from collections import deque
 from typing import Any
 
 from mmate_fast import errors
+from mmate_fast._checks import publish_names
 from mmate_fast._ext import load
-from mmate_fast.amqp._validate import check_publish, encode_properties
+from mmate_fast._transport.properties import encode_properties
 
 _pool = load("pool")
 
@@ -147,7 +148,7 @@ class ChannelPool:
                   mandatory: bool) -> asyncio.Future[bool] | None:
         """Keep a publish made while no channel is open; sent once one is (see the module doc)."""
         self._check_usable()
-        check_publish(exchange, routing_key)
+        publish_names(exchange, routing_key)
         if properties is not None and type(properties) is not bytes:
             properties = encode_properties(properties)
         if len(self._buffer) >= self.max_buffered:

@@ -23,6 +23,7 @@ from pamqp import commands as spec
 
 from mmate_fast import errors
 from mmate_fast._ext import load
+from mmate_fast._version import __version__ as CLIENT_VERSION
 from mmate_fast.amqp.url import ConnectionParameters, parse_url
 
 _frames = load("frames")
@@ -39,7 +40,6 @@ _Heartbeat = _frames.Heartbeat
 CLIENT_PRODUCT = "mmate_fast"
 #: connect() overrides that change the TLS context built from the URL
 _TLS_OPTIONS = frozenset({"cacertfile", "certfile", "keyfile", "verify"})
-CLIENT_VERSION = "0.1.0"
 
 BlockedCallback = Callable[["Connection", str | None], None]
 

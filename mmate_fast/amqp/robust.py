@@ -22,12 +22,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mmate_fast import errors
+from mmate_fast import _backoff, errors
 from mmate_fast.amqp._robust_channel import RobustChannel
 from mmate_fast.amqp.connection import Connection, connect
 from mmate_fast.amqp.url import ConnectionParameters, parse_url
@@ -39,11 +38,11 @@ log = logging.getLogger("mmate_fast.amqp.recovery")
 class RecoveryPolicy:
     """How to reconnect and what publishers see meanwhile."""
 
-    initial_delay: float = 0.25
-    max_delay: float = 15.0
-    multiplier: float = 2.0
+    initial_delay: float = _backoff.RECOVERY.initial
+    max_delay: float = _backoff.RECOVERY.maximum
+    multiplier: float = _backoff.RECOVERY.multiplier
     #: +- fraction of random jitter on every delay
-    jitter: float = 0.2
+    jitter: float = _backoff.RECOVERY.jitter
     #: None = retry forever
     max_attempts: int | None = None
     #: "wait": buffer publishes / block ``await publish()`` until reconnected (bounded);
@@ -57,8 +56,9 @@ class RecoveryPolicy:
     max_buffered: int = 100_000
 
     def delay(self, attempt: int) -> float:
-        base = min(self.max_delay, self.initial_delay * (self.multiplier ** max(0, attempt - 1)))
-        return max(0.0, base * (1.0 + random.uniform(-self.jitter, self.jitter)))
+        """Seconds before reconnect (or reopen, restart) attempt ``attempt``: exponential, capped,
+        with jitter (:func:`mmate_fast._backoff.exponential`)."""
+        return _backoff.exponential(attempt, self.initial_delay, self.max_delay, self.multiplier, self.jitter)
 
 
 @dataclass

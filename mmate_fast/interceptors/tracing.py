@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+from mmate_fast._version import __version__
 from mmate_fast.interceptors._types import type_name
 from mmate_fast.messaging.pipeline import ConsumeContext, Interceptor, PublishContext
 
@@ -59,9 +60,7 @@ class TracingInterceptor(Interceptor):
     def __init__(self, tracer_provider: Any = None, *, propagator: Any = None,
                  tracer_name: str = "mmate_fast", system: str = "rabbitmq") -> None:
         self._propagate, self._trace = _import_otel()
-        from mmate_fast import __version__ as version
-
-        self._tracer = self._trace.get_tracer(tracer_name, version, tracer_provider=tracer_provider)
+        self._tracer = self._trace.get_tracer(tracer_name, __version__, tracer_provider=tracer_provider)
         self._propagator = propagator
         self.system = system
 

@@ -1,5 +1,7 @@
 """Mmate messaging core: topology and routing, the wire mapping of typed messages, publisher,
-dispatcher and subscriber. Knows the transports' Channel interface, nothing of RabbitMQ itself."""
+dispatcher and subscriber. Knows the transports' Channel interface (mmate_fast._transport), nothing
+of RabbitMQ itself, nor of the patterns above it: their policies for failed deliveries (dead-lettering,
+error replies) are injected (the Client wires them)."""
 from __future__ import annotations
 
 from mmate_fast.messaging.dispatcher import Dispatcher, MessageContext

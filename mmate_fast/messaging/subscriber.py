@@ -3,13 +3,13 @@
 Ack policy: a message is acked only after all its handlers finished without error (acks of
 consecutive deliveries leave as one ``basic.ack(multiple)`` per loop turn). A body that is not an
 envelope, a type without handler or registered class, a payload that does not fit the class, or a
-handler exception: by default the message is moved to ``dlq.{queue}`` with ``x-mmate-reason``/
-``x-mmate-error`` headers (published with a confirm, then acked: nothing is lost between the two).
-The DLQ is declared on the first failure only (so a consumer that never fails leaves no queue
-behind); with ``dead_letter=False`` the message is rejected without requeue instead (lost unless the
-queue has a broker dead-letter exchange). It is counted and logged; the consumer goes on. A settle
-the transport dropped as stale (a delivery from before a reconnect: the broker redelivers it) is
-counted in ``stats.stale_settles``, not as acked or rejected.
+handler exception: the failed delivery goes to the subscription's failure handler (e.g. a retry),
+and what that does not settle ends with :meth:`Subscription.give_up`: the subscriber's dead-letterer
+when dead-lettering is on (the Client wires the reliability layer's: ``dlq.{queue}`` with the reason;
+this layer knows nothing of it), else reject without requeue (lost unless the queue has a broker
+dead-letter exchange). It is counted and logged; the consumer goes on. A settle the transport dropped
+as stale (a delivery from before a reconnect: the broker redelivers it) is counted in
+``stats.stale_settles``, not as acked or rejected.
 
 A consumer the broker cancels (its queue was deleted, a quorum/mirrored queue failed over) or whose
 channel was closed under it comes back: the subscription re-declares its queue and bindings (as its
@@ -25,26 +25,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mmate_fast import errors
+from mmate_fast import _backoff, errors
 from mmate_fast._ext import load
-from mmate_fast.amqp.robust import RecoveryPolicy
 from mmate_fast.contracts import from_envelope
 from mmate_fast.messaging import topology
 from mmate_fast.messaging._channels import close_quietly
-from mmate_fast.messaging._dead_letter_queues import DeadLetterQueues
 from mmate_fast.messaging.dispatcher import Dispatcher, HandlerSpec, MessageContext
 from mmate_fast.messaging.pipeline import ConsumeContext, Pipeline
 
-_env = load("envelope")
 _frames = load("frames")
-_decode_envelope = _env.decode_envelope
+_decode_envelope = load("envelope").decode_envelope
 
 log = logging.getLogger("mmate_fast.subscriber")
 
@@ -52,16 +48,6 @@ log = logging.getLogger("mmate_fast.subscriber")
 ResultHook = Callable[[Any, Any, MessageContext], Any]
 #: declares a subscription's queue (and its bindings) again before its consumer is restarted
 Redeclare = Callable[[], Awaitable[None]]
-
-#: the properties every dead-letter copy gets on top of the original's
-_PERSISTENT = {"delivery_mode": 2}
-REASON_HEADER = "x-mmate-reason"
-ERROR_HEADER = "x-mmate-error"
-QUEUE_HEADER = "x-mmate-original-queue"
-TIME_HEADER = "x-mmate-failed-at"
-#: on a ``bad-properties`` dead letter: the property bytes exactly as they came (a byte array)
-RAW_PROPERTIES_HEADER = "x-mmate-raw-properties"
-_MAX_ERROR_TEXT = 1000
 
 
 @dataclass
@@ -138,7 +124,7 @@ class Subscription:
         self.concurrency = max(1, concurrency)
         self.dead_letter = dead_letter
         self.dead_letter_queue = topology.dead_letter_queue(queue) if dead_letter else None
-        #: what to do with failed deliveries (default: dead-letter queue when enabled, else reject)
+        #: what to do with failed deliveries (default: :meth:`give_up`)
         self.failure_handler = failure_handler
         self.consumer_tag = ""
         self.stats = SubscriptionStats()
@@ -314,13 +300,13 @@ class Subscription:
             log.warning("rejecting delivery %d on queue %r (%s): %s", delivery.delivery_tag, self.queue,
                         reason, text)
         failure = Failure(self, delivery, reason, text, exc, env, msg, ch)
-        # an undecodable delivery cannot be retried (its properties cannot be sent again): to the DLQ
+        # an undecodable delivery cannot be retried (its properties cannot be sent again): given up
         if self.failure_handler is not None and reason != "bad-properties":
             self._spawn(self._run_failure_handler(failure))
-        elif self.dead_letter_queue is not None and self._sub.dead_letter_target is not None:
+        elif self._dead_letterer() is not None:
             self._spawn(self.give_up(failure))
-        elif self._settle(ch.basic_reject, delivery.delivery_tag, False):
-            self.stats.rejected += 1
+        else:
+            self.reject(failure)
 
     async def _run_failure_handler(self, failure: Failure) -> None:
         assert self.failure_handler is not None
@@ -331,61 +317,47 @@ class Subscription:
                       failure.delivery.delivery_tag, self.queue, exc)
             await self.give_up(failure)
 
-    def ack(self, failure: Failure) -> bool:
+    def ack(self, failure: Failure, *, dead_lettered: bool = False) -> bool:
         """Ack a failed delivery a failure handler has dealt with (e.g. a retry copy is stored), on the
-        channel it came on; counts it in ``stats.acked`` (or ``stale_settles``). False if not acked:
-        then the broker redelivers it."""
-        if self._settle(failure.channel.basic_ack, failure.delivery.delivery_tag):
+        channel it came on; counts it in ``stats.acked`` (``stats.dead_lettered`` when its copy is in
+        its dead-letter queue; ``stale_settles`` if dropped). False if not acked: then the broker
+        redelivers it."""
+        if not self._settle(failure.channel.basic_ack, failure.delivery.delivery_tag):
+            return False
+        if dead_lettered:
+            self.stats.dead_lettered += 1
+        else:
             self.stats.acked += 1
+        return True
+
+    def reject(self, failure: Failure) -> bool:
+        """Reject a failed delivery without requeue (counted in ``stats.rejected``): the broker drops
+        it, or dead-letters it if its queue has a dead-letter exchange."""
+        if self._settle(failure.channel.basic_reject, failure.delivery.delivery_tag, False):
+            self.stats.rejected += 1
             return True
         return False
 
-    async def give_up(self, failure: Failure) -> None:
-        """The default end of a failed delivery: to ``dlq.{queue}`` with the reason when dead-lettering
-        is on (declared on first use, published with a confirm, then acked), else reject without
-        requeue. When the move fails (the DLQ cannot be declared, the copy is not confirmed) the
-        delivery is rejected, counted in ``stats.rejected`` and logged; the next failure tries again."""
-        delivery = failure.delivery
-        ch = failure.channel
-        dlq = self.dead_letter_queue
-        if dlq is None or self._sub.dead_letter_target is None:
-            if self._settle(ch.basic_reject, delivery.delivery_tag, False):
-                self.stats.rejected += 1
-            return
-        headers = {
-            REASON_HEADER: failure.reason,
-            ERROR_HEADER: failure.text[:_MAX_ERROR_TEXT],
-            QUEUE_HEADER: self.queue,
-            TIME_HEADER: _env.utc_timestamp(time.time()),
-        }
-        raw = delivery.raw_properties
-        if raw is not None:
-            headers[RAW_PROPERTIES_HEADER] = bytes(raw)
-        try:
-            await self._move_to(dlq, delivery, headers)
-        except Exception as exc:
-            log.error("could not move delivery %d to %s (%r); rejecting it instead", delivery.delivery_tag,
-                      dlq, exc)
-            if self._settle(ch.basic_reject, delivery.delivery_tag, False):
-                self.stats.rejected += 1
-            return
-        if self._settle(ch.basic_ack, delivery.delivery_tag):
-            self.stats.dead_lettered += 1
+    def _dead_letterer(self) -> FailureHandler | None:
+        """Where given-up deliveries go, if dead-lettering is on for this subscription."""
+        if self.dead_letter_queue is None or self._sub.dead_letter_target is None:
+            return None
+        return self._sub.dead_letterer
 
-    async def _move_to(self, dlq: str, delivery: Any, headers: dict[str, Any]) -> None:
-        """Republish to the DLQ, declared first unless done already. Mandatory: a DLQ deleted since it
-        was declared returns the copy instead of dropping it; then it is declared again, once."""
-        for last in (False, True):
-            await self._sub.dead_letter_queues.ensure(self.queue)
-            try:
-                # persistent whatever the original was: a dead letter is kept through a broker restart
-                await self.republish(delivery, "", dlq, headers, _PERSISTENT, mandatory=True)
-                return
-            except errors.PublishReturnedError:
-                if last:
-                    raise
-                log.warning("%s is gone; declaring it again", dlq)
-                self._sub.dead_letter_queues.forget(self.queue)
+    async def give_up(self, failure: Failure) -> None:
+        """The end of a failed delivery: the subscriber's dead-letterer (the Client's: to
+        ``dlq.{queue}`` with the reason) when dead-lettering is on, else reject without requeue. A
+        dead-letterer that raises has the delivery rejected (counted, logged)."""
+        dead_letterer = self._dead_letterer()
+        if dead_letterer is None:
+            self.reject(failure)
+            return
+        try:
+            await dead_letterer(failure)
+        except Exception as exc:
+            log.error("dead-lettering delivery %d on %r failed (%r); rejecting it instead",
+                      failure.delivery.delivery_tag, self.queue, exc)
+            self.reject(failure)
 
     async def republish(self, delivery: Any, exchange: str, routing_key: str,
                         extra_headers: dict[str, Any], properties: dict[str, Any] | None = None, *,
@@ -501,7 +473,8 @@ class Subscriber:
     def __init__(self, connection: Any, dispatcher: Dispatcher, *, services: Any = None,
                  result_hook: ResultHook | None = None, error_hook: ErrorHook | None = None,
                  dead_letter_target: Any = None, pipeline: Pipeline | None = None,
-                 restart_delay: Callable[[int], float] | None = None) -> None:
+                 restart_delay: Callable[[int], float] | None = None,
+                 dead_letterer: FailureHandler | None = None) -> None:
         self.connection = connection
         self.dispatcher = dispatcher
         self.services = services
@@ -509,13 +482,14 @@ class Subscriber:
         self.error_hook = error_hook
         #: interceptors run around every handler call (shared with the publisher by the Client)
         self.pipeline = pipeline if pipeline is not None else Pipeline()
-        #: a confirm-mode channel/pool used to move failed messages to their DLQ
+        #: a confirm-mode channel/pool that failed messages are republished on (to a DLQ, a retry queue)
         self.dead_letter_target = dead_letter_target
+        #: the end of a failed delivery when dead-lettering is on (``Subscription.give_up``); the Client
+        #: wires the reliability layer's ``DeadLettering``; without one, failed deliveries are rejected
+        self.dead_letterer = dead_letterer
         #: seconds before restart attempt n (1, 2, ...) of a cancelled consumer: the recovery backoff
-        self.restart_delay = restart_delay if restart_delay is not None else RecoveryPolicy().delay
+        self.restart_delay = restart_delay if restart_delay is not None else _backoff.RECOVERY.delay
         self.subscriptions: list[Subscription] = []
-        #: the ``dlq.{queue}`` declared so far (on the first failure of each queue)
-        self.dead_letter_queues = DeadLetterQueues(connection)
 
     async def _open_channel(self, prefetch: int, timeout: float | None = None) -> Any:
         channel = await self.connection.channel(timeout=timeout)
@@ -534,9 +508,10 @@ class Subscriber:
         """Consume ``queue`` (which must exist) with ``prefetch`` unacked messages at most and
         ``concurrency`` async handlers at once (default: prefetch).
 
-        Failed messages go to ``dlq.{queue}`` (declared on the first failure) unless
-        ``dead_letter=False``. ``redeclare`` declares the queue and its bindings again before a
-        cancelled consumer is restarted (without it, the queue is consumed again once it exists).
+        Failed messages go to the ``failure_handler``, then to the subscriber's dead-letterer
+        (``dlq.{queue}``) unless ``dead_letter=False``. ``redeclare`` declares the queue and its
+        bindings again before a cancelled consumer is restarted (without it, the queue is consumed
+        again once it exists).
         """
         check_consumer_limits(prefetch, concurrency)
         channel = await self._open_channel(prefetch, timeout)

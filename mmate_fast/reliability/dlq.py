@@ -13,7 +13,7 @@ from typing import Any
 
 from mmate_fast import errors
 from mmate_fast._ext import load
-from mmate_fast.messaging.subscriber import ERROR_HEADER, QUEUE_HEADER, REASON_HEADER, TIME_HEADER
+from mmate_fast.reliability.dead_lettering import ERROR_HEADER, QUEUE_HEADER, REASON_HEADER, TIME_HEADER
 from mmate_fast.reliability.ttl_retry import ATTEMPT_HEADER, LAST_ERROR_HEADER
 
 _frames = load("frames")

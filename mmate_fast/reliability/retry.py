@@ -15,6 +15,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
+from mmate_fast import _backoff
 from mmate_fast.errors import ConfigurationError
 from mmate_fast.messaging.pipeline import ConsumeContext, Interceptor
 
@@ -85,14 +86,7 @@ class ExponentialBackoff(_Base):
     def delay(self, attempt: int) -> float | None:
         if attempt < 1 or attempt > self.max_retries:
             return None
-        try:
-            d = self.initial * self.multiplier ** (attempt - 1)
-        except OverflowError:
-            d = self.max
-        d = min(d, self.max)
-        if self.jitter:
-            d *= 1.0 + self.jitter * (2.0 * self._rng() - 1.0)
-        return max(0.0, d)
+        return _backoff.exponential(attempt, self.initial, self.max, self.multiplier, self.jitter, self._rng)
 
     def __repr__(self) -> str:
         return (f"ExponentialBackoff(initial={self.initial}, max={self.max}, multiplier={self.multiplier}, "

@@ -19,8 +19,8 @@ digits (at most 1 % late, never early) so ``at=`` times share a bounded set of q
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -31,6 +31,7 @@ from typing import Any
 from mmate_fast import _checks, errors
 from mmate_fast.contracts import kind_of, message_type
 from mmate_fast.messaging.publisher import Publisher, default_route
+from mmate_fast.reliability._declared import Declarations
 
 log = logging.getLogger("mmate_fast.scheduling")
 
@@ -72,8 +73,8 @@ class Scheduler:
         self._channel = channel
         self.expires_margin_ms = max(1000, int(expires_margin * 1000))
         self.precision = precision
-        self._declared: dict[str, float] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        #: delay topology declared, again before ``x-expires`` could run out
+        self._declared = Declarations(refresh=self.expires_margin_ms / 2000)
 
     async def _admin(self) -> Any:
         ch = self._channel
@@ -90,23 +91,17 @@ class Scheduler:
     async def ensure(self, exchange: str, delay_ms: int, *, force: bool = False) -> str:
         """Declare the delay exchange + queue for (``exchange``, ``delay_ms``) unless recently done."""
         name = delay_name(exchange, delay_ms)
-        loop = asyncio.get_running_loop()
-        refresh = self.expires_margin_ms / 2000
-        seen = self._declared.get(name)
-        if not force and seen is not None and loop.time() - seen < refresh:
-            return name
-        async with self._locks.setdefault(name, asyncio.Lock()):
-            seen = self._declared.get(name)
-            if not force and seen is not None and loop.time() - seen < refresh:
-                return name
-            ch = await self._admin()
-            await ch.exchange_declare(name, "fanout", durable=True, auto_delete=False)
-            await ch.queue_declare(name, durable=True, arguments={
-                "x-message-ttl": delay_ms, "x-dead-letter-exchange": exchange,
-                "x-expires": delay_ms + self.expires_margin_ms})
-            await ch.queue_bind(name, name, "")
-            self._declared[name] = loop.time()
+        await self._declared.ensure(name, functools.partial(self._declare, name, exchange, delay_ms),
+                                    force=force)
         return name
+
+    async def _declare(self, name: str, exchange: str, delay_ms: int) -> None:
+        ch = await self._admin()
+        await ch.exchange_declare(name, "fanout", durable=True, auto_delete=False)
+        await ch.queue_declare(name, durable=True, arguments={
+            "x-message-ttl": delay_ms, "x-dead-letter-exchange": exchange,
+            "x-expires": delay_ms + self.expires_margin_ms})
+        await ch.queue_bind(name, name, "")
 
     async def schedule(self, msg: Any, *, delay: float | timedelta | None = None, at: datetime | None = None,
                        exchange: str | None = None, routing_key: str | None = None, **options: Any) -> str:
@@ -135,7 +130,7 @@ class Scheduler:
                 if tries > 1:
                     raise
                 log.warning("delay queue %r vanished; declaring it again", name)
-                self._declared.pop(name, None)
+                self._declared.forget(name)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def close(self) -> None:

@@ -25,15 +25,17 @@ attempts (Go's counter is always 0). Delays are rounded UP to the next step of t
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from mmate_fast import _checks, errors
-from mmate_fast.messaging.subscriber import QUEUE_HEADER, Failure, Subscription
+from mmate_fast.messaging.subscriber import Failure, Subscription
+from mmate_fast.reliability._declared import Declarations
+from mmate_fast.reliability.dead_lettering import MAX_ERROR_TEXT, QUEUE_HEADER
 from mmate_fast.reliability.retry import ExponentialBackoff, RetryPolicy, policy_allows
 
 log = logging.getLogger("mmate_fast.ttl_retry")
@@ -43,7 +45,6 @@ LAST_ERROR_HEADER = "x-mmate-last-error"
 ORIGINAL_QUEUE_HEADER = QUEUE_HEADER
 #: failure reasons a later attempt may cure; the others (bad body, unknown type, ...) never retry
 RETRYABLE_REASONS = frozenset({"handler-error", "circuit-open", "handler-timeout"})
-_MAX_ERROR_TEXT = 1000
 _R10 = (100, 125, 160, 200, 250, 315, 400, 500, 630, 800, 1000)
 
 
@@ -119,8 +120,8 @@ class TtlRetry:
         self.quantize = quantize
         self._connection = connection
         self._channel: Any = None
-        self._declared: dict[str, float] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        #: delay queues declared, again before ``x-expires`` could run out
+        self._declared = Declarations(refresh=self.expires_margin_ms / 2000)
         #: counters: retried (republished to a delay queue), gave_up (handed to give_up)
         self.retried = 0
         self.gave_up = 0
@@ -151,7 +152,7 @@ class TtlRetry:
             await sub.republish(failure.delivery, "", target, {
                 ATTEMPT_HEADER: attempt,
                 ORIGINAL_QUEUE_HEADER: sub.queue,
-                LAST_ERROR_HEADER: failure.text[:_MAX_ERROR_TEXT],
+                LAST_ERROR_HEADER: failure.text[:MAX_ERROR_TEXT],
             }, {"expiration": None})
         except Exception as exc:
             log.error("could not schedule retry %d of delivery %d on %r (%r); giving up on it", attempt,
@@ -181,28 +182,20 @@ class TtlRetry:
         idle timer, a declare does), so a cached queue never expires under a message just sent.
         """
         name = delay_queue_name(queue, delay_ms)
-        loop = asyncio.get_running_loop()
-        refresh = self.expires_margin_ms / 2000
-        seen = self._declared.get(name)
-        if seen is not None and loop.time() - seen < refresh:
-            return name
-        lock = self._locks.setdefault(name, asyncio.Lock())
-        async with lock:
-            seen = self._declared.get(name)
-            if seen is not None and loop.time() - seen < refresh:
-                return name
-            args = {"x-message-ttl": delay_ms, "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": queue, "x-expires": delay_ms + self.expires_margin_ms}
-            ch = await self._admin(connection)
-            try:
-                await ch.queue_declare(name, durable=True, arguments=args)
-            except errors.PreconditionFailedError:
-                # declared elsewhere with another x-expires: same name = same TTL and target; use it
-                log.warning("delay queue %r exists with other arguments; using it as it is", name)
-                ch = await self._admin(connection)
-                await ch.queue_declare(name, passive=True)
-            self._declared[name] = loop.time()
+        await self._declared.ensure(name, functools.partial(self._declare, name, queue, delay_ms, connection))
         return name
+
+    async def _declare(self, name: str, queue: str, delay_ms: int, connection: Any) -> None:
+        args = {"x-message-ttl": delay_ms, "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": queue, "x-expires": delay_ms + self.expires_margin_ms}
+        ch = await self._admin(connection)
+        try:
+            await ch.queue_declare(name, durable=True, arguments=args)
+        except errors.PreconditionFailedError:
+            # declared elsewhere with another x-expires: same name = same TTL and target; use it
+            log.warning("delay queue %r exists with other arguments; using it as it is", name)
+            ch = await self._admin(connection)
+            await ch.queue_declare(name, passive=True)
 
     async def close(self) -> None:
         """Close the declaring channel (the client's connection stays open)."""

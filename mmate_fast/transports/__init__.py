@@ -1,11 +1,11 @@
 """Transports: RabbitMQ over AMQP 0-9-1 (``amqp://``, ``amqps://``) and the embedded in-memory
-broker (``memory://[name]``), behind one interface (see ``base``)."""
+broker (``memory://[name]``), behind one interface (:mod:`mmate_fast._transport`, re-exported here)."""
 from __future__ import annotations
 
 from typing import Any
 
+from mmate_fast._transport import Channel, Connection, QueueDeclareOk
 from mmate_fast.errors import InvalidURLError
-from mmate_fast.transports.base import Channel, Connection, QueueDeclareOk
 
 
 async def connect(url: str, **kwargs: Any) -> Connection:

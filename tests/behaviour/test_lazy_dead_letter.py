@@ -11,8 +11,8 @@ import pytest
 
 from mmate_fast.client import Client
 from mmate_fast.contracts import Event
-from mmate_fast.messaging import subscriber as subscriber_module
 from mmate_fast.messaging import topology
+from mmate_fast.reliability import dead_lettering
 from mmate_fast.transports import connect
 
 from .behaviour_helpers import drain_queue, queue_depth, wait_until
@@ -103,7 +103,7 @@ async def test_concurrent_failures_declare_once(url: str, names: Any, monkeypatc
         await asyncio.sleep(0.05)  # keep the declare in flight while the other failures arrive
         return await real(channel, queue)
 
-    monkeypatch.setattr(subscriber_module.topology, "declare_dead_letter_queue", counting)
+    monkeypatch.setattr(dead_lettering.topology, "declare_dead_letter_queue", counting)
     async with Client(url, service_name=names.service(), prefetch=20) as client:
 
         @client.handler(LazyJob)

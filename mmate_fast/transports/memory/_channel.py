@@ -1,4 +1,4 @@
-"""MemoryChannel: the Channel interface (transports.base) on top of the in-memory Broker.
+"""MemoryChannel: the Channel interface (mmate_fast._transport) on top of the in-memory Broker.
 
 Errors follow RabbitMQ: a failing awaited call raises the named ChannelClosedError and closes this
 channel only; failures of fire-and-forget calls (publish to a missing exchange, ack of an unknown
@@ -16,8 +16,10 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from mmate_fast._checks import method_names, publish_names
 from mmate_fast._ext import load
-from mmate_fast.amqp._validate import check_fields, check_publish, encode_properties
+from mmate_fast._transport import CancelCallback, ConsumerCallback, QueueDeclareOk, ReturnCallback
+from mmate_fast._transport.properties import encode_properties
 from mmate_fast.errors import (
     ChannelClosedError,
     ConnectionClosedError,
@@ -25,7 +27,6 @@ from mmate_fast.errors import (
     PublishNackedError,
     PublishReturnedError,
 )
-from mmate_fast.transports.base import CancelCallback, ConsumerCallback, QueueDeclareOk, ReturnCallback
 from mmate_fast.transports.memory._broker import Exchange, expiration_ms, expires_at
 from mmate_fast.transports.memory._errors import broker_error, copy_error, default_exchange_refused
 from mmate_fast.transports.memory._queue import Consumer, Message, Queue
@@ -143,7 +144,7 @@ class MemoryChannel:
                                passive: bool = False, durable: bool = False, auto_delete: bool = False,
                                internal: bool = False, arguments: Mapping[str, Any] | None = None,
                                timeout: float | None = None) -> None:
-        check_fields(exchange=exchange)
+        method_names(exchange=exchange)
         self._check()
         try:
             self._broker.declare_exchange(exchange, exchange_type, passive, durable, auto_delete, internal,
@@ -153,7 +154,7 @@ class MemoryChannel:
 
     async def exchange_delete(self, exchange: str, *, if_unused: bool = False,
                               timeout: float | None = None) -> None:
-        check_fields(exchange=exchange)
+        method_names(exchange=exchange)
         self._check()
         try:
             self._broker.delete_exchange(exchange, if_unused)
@@ -172,7 +173,7 @@ class MemoryChannel:
     async def exchange_bind(self, destination: str, source: str, routing_key: str = "",
                             arguments: Mapping[str, Any] | None = None,
                             timeout: float | None = None) -> None:
-        check_fields(destination=destination, source=source, routing_key=routing_key)
+        method_names(destination=destination, source=source, routing_key=routing_key)
         self._check()
         try:
             dest = self._exchange(destination, "exchange.bind")
@@ -184,7 +185,7 @@ class MemoryChannel:
     async def exchange_unbind(self, destination: str, source: str, routing_key: str = "",
                               arguments: Mapping[str, Any] | None = None,
                               timeout: float | None = None) -> None:
-        check_fields(destination=destination, source=source, routing_key=routing_key)
+        method_names(destination=destination, source=source, routing_key=routing_key)
         self._check()
         try:
             dest = self._exchange(destination, "exchange.unbind")
@@ -196,7 +197,7 @@ class MemoryChannel:
                             exclusive: bool = False, auto_delete: bool = False,
                             arguments: Mapping[str, Any] | None = None,
                             timeout: float | None = None) -> QueueDeclareOk:
-        check_fields(queue=queue)
+        method_names(queue=queue)
         self._check()
         try:
             q = self._broker.declare_queue(queue, self._conn, passive, durable, exclusive, auto_delete,
@@ -209,7 +210,7 @@ class MemoryChannel:
 
     async def queue_delete(self, queue: str, *, if_unused: bool = False, if_empty: bool = False,
                            timeout: float | None = None) -> int:
-        check_fields(queue=queue)
+        method_names(queue=queue)
         self._check()
         q = self._broker.queues.get(queue)
         if q is None:
@@ -227,7 +228,7 @@ class MemoryChannel:
     async def queue_bind(self, queue: str, exchange: str, routing_key: str = "",
                          arguments: Mapping[str, Any] | None = None,
                          timeout: float | None = None) -> None:
-        check_fields(queue=queue, exchange=exchange, routing_key=routing_key)
+        method_names(queue=queue, exchange=exchange, routing_key=routing_key)
         self._check()
         try:
             if exchange == "":
@@ -240,7 +241,7 @@ class MemoryChannel:
     async def queue_unbind(self, queue: str, exchange: str, routing_key: str = "",
                            arguments: Mapping[str, Any] | None = None,
                            timeout: float | None = None) -> None:
-        check_fields(queue=queue, exchange=exchange, routing_key=routing_key)
+        method_names(queue=queue, exchange=exchange, routing_key=routing_key)
         self._check()
         try:
             if exchange == "":
@@ -251,7 +252,7 @@ class MemoryChannel:
             self._fail(e)
 
     async def queue_purge(self, queue: str, *, timeout: float | None = None) -> int:
-        check_fields(queue=queue)
+        method_names(queue=queue)
         self._check()
         try:
             q = self._broker.queue_for(queue, self._conn, "queue.purge")
@@ -280,7 +281,7 @@ class MemoryChannel:
                        properties: Any = None, *, mandatory: bool = False) -> asyncio.Future[bool] | None:
         if self._closed or self._conn._closed:
             self._raise_closed()
-        check_publish(exchange, routing_key)
+        publish_names(exchange, routing_key)
         if type(properties) is bytes:  # pre-encoded (as the RabbitMQ channel accepts them)
             properties = _decode_properties(properties)[0]
         elif properties is not None:
@@ -391,7 +392,7 @@ class MemoryChannel:
                             arguments: Mapping[str, Any] | None = None,
                             on_cancel: CancelCallback | None = None,
                             timeout: float | None = None) -> str:
-        check_fields(queue=queue, consumer_tag=consumer_tag)
+        method_names(queue=queue, consumer_tag=consumer_tag)
         self._check()
         m = "basic.consume"
         try:
@@ -462,7 +463,7 @@ class MemoryChannel:
 
     async def basic_get(self, queue: str, *, no_ack: bool = False,
                         timeout: float | None = None) -> Any | None:
-        check_fields(queue=queue)
+        method_names(queue=queue)
         self._check()
         try:
             q = self._broker.queue_for(queue, self._conn, "basic.get")

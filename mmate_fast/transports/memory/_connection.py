@@ -1,4 +1,4 @@
-"""MemoryConnection: the Connection interface (transports.base) to an in-memory Broker."""
+"""MemoryConnection: the Connection interface (mmate_fast._transport) to an in-memory Broker."""
 from __future__ import annotations
 
 import asyncio
