@@ -43,12 +43,6 @@ TOP = len(LAYERS)
 _THROUGH_INTERFACE = {"messaging", "bridge", "interceptors", "reliability", "stageflow", "discovery",
                       "observability"}
 _BROKER_SIDE = {"amqp", "transports"}
-#: modules on their way out of a layer they do not belong to (skipped while they exist there)
-_MOVING = {
-    # command-line code in the patterns layer: moves to mmate_fast/cli/ (issue 8 item 10, cli branch);
-    # delete this entry once it has
-    "reliability/dlq_cli.py",
-}
 FRONT_DOOR = RANK["client"]
 
 
@@ -105,8 +99,6 @@ def violations(root: Path = ROOT) -> Iterator[str]:
                   "ARCHITECTURE.md's table)"
             continue
         rank = TOP if top is None else RANK[top]
-        if path.relative_to(root).as_posix() in _MOVING:
-            continue
         seen: set[tuple[int, str]] = set()
         for line, imported in imports_of(path.read_text(), module, path.name == "__init__.py", root):
             if (line, imported) in seen:
