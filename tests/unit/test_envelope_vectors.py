@@ -12,6 +12,7 @@ import pytest
 from mmate_fast._py.frames import Typed
 from tests.unit._impls import impl_params
 from tests.vectors import VECTORS
+
 BODIES = sorted(VECTORS.glob("*.body.json"))
 GO_TIME = "2025-01-02T03:04:05.123456789Z"  # the fixed message timestamp of vectors 01-09
 

@@ -8,7 +8,6 @@ import importlib
 import struct
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pamqp import body as pbody
