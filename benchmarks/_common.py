@@ -26,6 +26,8 @@ from pamqp import commands as C
 from pamqp import frame as pframe
 from pamqp import header as pheader
 
+#: the checkout (client processes run from here)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST = "127.0.0.1"  # loopback only
 PORT = 5672
 USER = "guest"
@@ -386,10 +388,26 @@ def prefill(admin: RawAMQP, q: str, n: int, dl: float | None = None) -> int:
 Runner = Callable[[argparse.Namespace], dict[str, Any]]
 
 
+def extensions_in_use() -> dict[str, Any] | None:
+    """Whether this process ran mmate_fast's compiled extensions: ``{"compiled": all of the loaded
+    codec modules are compiled, "modules": {name: compiled}}``; None when mmate_fast was not used."""
+    ext = sys.modules.get("mmate_fast._ext")
+    if ext is None:
+        return None
+    modules = dict(ext.COMPILED)
+    return {"compiled": bool(modules) and all(modules.values()), "modules": modules}
+
+
+def our_client(client: str) -> bool:
+    """True for the mmate_fast rows (whose results record extensions_in_use())."""
+    return client.startswith("mmate_fast")
+
+
 def child_main(client: str, runners: Mapping[str, Runner]) -> None:
     """CLI of a client module: ``python _x.py WORKLOAD --messages N [--loop L]`` prints one JSON line.
 
     ``e2e-consumer`` (with --queue) is the consumer half of e2e, started by the producer process.
+    The line holds ``extensions`` (our clients) and ``body_bytes`` (at the mmate level).
     """
     ap = argparse.ArgumentParser(description=f"{client} benchmark child")
     ap.add_argument("workload", choices=[*runners])
@@ -405,6 +423,10 @@ def child_main(client: str, runners: Mapping[str, Runner]) -> None:
     res.setdefault("n", a.messages)
     if res.get("elapsed_s") and res.get("count") is not None:
         res["rate"] = res["count"] / res["elapsed_s"]
+    if our_client(client):
+        res["extensions"] = extensions_in_use()
+    if BODY_KIND == "mmate":
+        res.setdefault("body_bytes", len(BODY))
     sys.stdout.write(json.dumps(res) + "\n")
     sys.stdout.flush()
 
@@ -488,10 +510,71 @@ def e2e_workload(client: str, script: str, a: Any, produce: Any) -> dict[str, An
         child = e2e_spawn_consumer(script, q, a.messages, a.loop)
         dl = deadline()
         prod = run_loop(lambda: produce(q, a.messages, dl), a.loop)
-        return e2e_collect(child, prod, a.messages, dl)
+        res = e2e_collect(child, prod, a.messages, dl)
+        res["left_in_queue"] = admin.count(q)
+        return res
     finally:
         if child is not None and child.poll() is None:
             child.kill()
             child.wait()
         admin.delete(q)
         admin.close()
+
+
+# ---------------------------------------------------------------------------------------- parent side
+def run_child_process(argv: list[str], env: Mapping[str, str], timeout: float,
+                      n: int) -> tuple[dict[str, Any] | None, str | None]:
+    """Run one client process (argv) and read its JSON line: (result, None) when it ran well;
+    (None, why) when it failed, timed out or did not finish its n messages; (result, why) when it
+    finished but left messages in its queue (the figures are kept, the run still fails)."""
+    import subprocess
+
+    p = subprocess.Popen(argv, cwd=ROOT, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()  # our own child only
+        out, err = p.communicate()
+        return None, f"timeout after {timeout:.0f}s; stderr: {err.strip()[-400:]}"
+    lines = out.strip().splitlines()
+    if p.returncode != 0 or not lines:
+        tail = err.strip().splitlines()[-1:] or [f"rc={p.returncode}"]
+        return None, f"rc={p.returncode}: {tail[0][:300]}"
+    try:
+        res = json.loads(lines[-1])
+    except json.JSONDecodeError:
+        return None, f"bad output: {lines[-1][:200]!r}"
+    if not res.get("rate") or res.get("capped"):
+        return None, f"incomplete run: count={res.get('count')} of {n}"
+    left = res.get("left_in_queue")
+    if left:
+        return res, (f"left {left:,} message(s) in its queue at the end (consumed {res.get('count'):,}): "
+                     "a run must settle everything it received; its figures are not comparable")
+    return res, None
+
+
+def _compiled(result: Mapping[str, Any], key: str) -> bool:
+    return bool((result.get(key) or {}).get("compiled", False))
+
+
+def extensions_summary(runs: Mapping[str, list[dict[str, Any] | None]]) -> dict[str, bool | None]:
+    """Per mmate_fast row: True when every run (and its rpc responder) used the compiled extensions,
+    False when any ran the pure-Python twins, None when no run reported."""
+    out: dict[str, bool | None] = {}
+    for client, results in runs.items():
+        if not our_client(client):
+            continue
+        flags = [_compiled(r, "extensions") for r in results if r]
+        flags += [_compiled(r, "responder_extensions") for r in results if r and "responder_extensions" in r]
+        out[client] = all(flags) if flags else None
+    return out
+
+
+def extensions_line(summary: Mapping[str, bool | None]) -> str:
+    """One table line saying which of our rows ran compiled (the ratios mean little otherwise)."""
+    def word(v: bool | None) -> str:
+        if v is None:
+            return "-"
+        return "compiled" if v else "PURE-PYTHON TWINS (MMATE_NO_EXTENSIONS=1 or not built)"
+    return "extensions: " + ", ".join(f"{c} {word(v)}" for c, v in summary.items())

@@ -23,7 +23,6 @@ import time
 from typing import Any
 
 from _common import (
-    BODY,
     HOST,
     PASSWORD,
     PORT,
@@ -162,13 +161,6 @@ def e2e_consumer(a: argparse.Namespace) -> dict[str, Any]:
     return dict(run_loop(lambda: _e2e_consumer(a.queue, a.messages), a.loop))
 
 
-def _with_size(fn: Any) -> Any:
-    """Add the envelope size (bytes of the template body) to a runner's result."""
-    def run(a: argparse.Namespace) -> dict[str, Any]:
-        return {**fn(a), "body_bytes": len(BODY)}
-    return run
-
-
 RUNNERS = {
     "publish": publish,
     "consume": consume,
@@ -177,4 +169,4 @@ RUNNERS = {
 }
 
 if __name__ == "__main__":
-    child_main(CLIENT, {k: _with_size(f) for k, f in RUNNERS.items()})
+    child_main(CLIENT, RUNNERS)

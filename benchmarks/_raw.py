@@ -242,6 +242,7 @@ def e2e(a: argparse.Namespace) -> dict[str, Any]:
             prod = {"t0": t0, "cpu_s": time.process_time() - c0, "sent": sent, "b0": b0}
             res = e2e_collect(child, prod, n, dl)
             conn.close()
+            res["left_in_queue"] = admin.count(q)
             return res
         finally:
             if child.poll() is None:

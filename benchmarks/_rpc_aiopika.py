@@ -2,25 +2,25 @@
 
 Requester: a server-named exclusive auto-delete callback queue consumed no-ack, a future per
 correlation id; per request the body is a dict (the mmate request envelope, decoded once) with a
-fresh id/correlation id, encoded with the stdlib json (compact: the same size as our envelope),
-published through the default exchange with ``reply_to``/``correlation_id``; the reply is decoded
-with ``json.loads``. Responder (second process): prefetch 256, decode the request, build the reply
-dict, encode, publish to ``reply_to`` through the default exchange (mandatory=False, see the
-anchors), ack. No publisher confirms on either side (the anchors' setup).
+fresh id/correlation id, encoded with orjson (as a good user would: compact, the same size as our
+envelope), published through the default exchange with ``reply_to``/``correlation_id``; the reply is
+decoded with ``orjson.loads``. Responder (second process): prefetch 256, decode the request, build
+the reply dict, encode, publish to ``reply_to`` through the default exchange (mandatory=False, see
+the anchors), ack. No publisher confirms on either side (the anchors' setup).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import uuid
 from typing import Any
 
+import orjson
 from _common import AMQP_URL, RawAMQP, deadline, run_loop, unique_name
 from _rpc_common import (
     SERVER_PREFETCH,
     Timed,
-    merge,
+    finish,
     profile_path,
     profiled,
     respond_until_stdin_closes,
@@ -33,14 +33,13 @@ from _rpc_common import (
 from _rpc_types import templates
 
 CLIENT = "aio_pika"
-_SEP = (",", ":")
 
 
 async def _request(q: str, n: int, conc: int, dl: float) -> dict[str, Any]:
     import aio_pika
     from aio_pika import DeliveryMode, Message
 
-    req_template = json.loads(templates()[0])
+    req_template = orjson.loads(templates()[0])
     timed = Timed(profile_path(CLIENT, conc, "requester"))
     conn = await aio_pika.connect(AMQP_URL)
     ch = await conn.channel(publisher_confirms=False)
@@ -48,7 +47,7 @@ async def _request(q: str, n: int, conc: int, dl: float) -> dict[str, Any]:
     rq = await ch.declare_queue("", exclusive=True, auto_delete=True)
     reply_to = rq.name
     futures: dict[str, asyncio.Future[bytes]] = {}
-    loads, dumps = json.loads, json.dumps
+    loads, dumps = orjson.loads, orjson.dumps
 
     async def on_reply(m: Any) -> None:
         fut = futures.pop(m.correlation_id, None)
@@ -66,7 +65,7 @@ async def _request(q: str, n: int, conc: int, dl: float) -> dict[str, Any]:
         env["payload"] = {**req_template["payload"], "orderId": f"ORD-{i:08d}", "replyTo": reply_to}
         fut: asyncio.Future[bytes] = loop.create_future()
         futures[corr] = fut
-        await ex.publish(Message(dumps(env, separators=_SEP).encode(), content_type="application/json",
+        await ex.publish(Message(dumps(env), content_type="application/json",
                                  correlation_id=corr, reply_to=reply_to, delivery_mode=nonpersistent),
                          routing_key=q)
         loads(await asyncio.wait_for(fut, timeout=30))
@@ -85,7 +84,7 @@ def requester(a: argparse.Namespace) -> dict[str, Any]:
         srv = spawn_responder(__file__, q, a.loop, a.concurrency)
         dl = deadline()
         req = run_loop(lambda: _request(q, a.messages, a.concurrency, dl), a.loop)
-        return merge(req, stop_responder(srv), a.messages)
+        return finish(req, srv, admin, q, a.messages)
     finally:
         if srv is not None and srv.poll() is None:
             stop_responder(srv)
@@ -97,13 +96,13 @@ async def _serve(q: str, conc: int) -> None:
     import aio_pika
     from aio_pika import DeliveryMode, Message
 
-    reply_template = json.loads(templates()[1])
+    reply_template = orjson.loads(templates()[1])
     conn = await aio_pika.connect(AMQP_URL)
     ch = await conn.channel(publisher_confirms=False)
     await ch.set_qos(prefetch_count=SERVER_PREFETCH)
     queue = await ch.get_queue(q, ensure=False)
     ex = ch.default_exchange
-    loads, dumps = json.loads, json.dumps
+    loads, dumps = orjson.loads, orjson.dumps
     nonpersistent = DeliveryMode.NOT_PERSISTENT
 
     async def on_req(m: Any) -> None:
@@ -112,7 +111,7 @@ async def _serve(q: str, conc: int) -> None:
         env["id"] = str(uuid.uuid4())
         env["correlationId"] = req["correlationId"]
         env["payload"] = {**reply_template["payload"], "orderId": req["payload"]["orderId"]}
-        await ex.publish(Message(dumps(env, separators=_SEP).encode(), content_type="application/json",
+        await ex.publish(Message(dumps(env), content_type="application/json",
                                  correlation_id=m.correlation_id, delivery_mode=nonpersistent),
                          routing_key=m.reply_to, mandatory=False)
         await m.ack()

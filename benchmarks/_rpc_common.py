@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from _common import broker_cpu_s, latency_fields
+from _common import RawAMQP, broker_cpu_s, extensions_in_use, latency_fields, our_client
 
 #: round trips before the timed section (reply queues declared, consumers and caches warm)
 WARMUP = 200
@@ -132,7 +132,8 @@ def respond_until_stdin_closes(serve: Callable[[], Any], loop_name: str) -> None
 
     c0 = time.process_time()
     run_loop(serve, loop_name)
-    sys.stdout.write(json.dumps({"cpu_s": time.process_time() - c0}) + "\n")
+    res = {"cpu_s": time.process_time() - c0, "extensions": extensions_in_use()}
+    sys.stdout.write(json.dumps(res) + "\n")
     sys.stdout.flush()
 
 
@@ -141,9 +142,20 @@ def merge(req: dict[str, Any], srv: dict[str, Any], n: int) -> dict[str, Any]:
     res = dict(req)
     if srv.get("cpu_s") is not None:
         res["responder_cpu_s"] = srv["cpu_s"]
+    if srv.get("extensions") is not None:
+        res["responder_extensions"] = srv["extensions"]
     res["capped"] = res["count"] < n
     if res.get("elapsed_s"):
         res["rate"] = res["count"] / res["elapsed_s"]
+    return res
+
+
+def finish(req: dict[str, Any], srv: subprocess.Popen[str], admin: RawAMQP, queue: str,
+           n: int) -> dict[str, Any]:
+    """Stop the responder, merge its figures, and count the requests left in ``queue`` (the run
+    fails when any is: every request must have been answered and settled)."""
+    res = merge(req, stop_responder(srv), n)
+    res["left_in_queue"] = admin.count(queue)
     return res
 
 
@@ -162,6 +174,8 @@ def rpc_cli(client: str, requester: Callable[[argparse.Namespace], dict[str, Any
         return
     res = requester(a)
     res.update(client=client, workload="rpc", n=a.messages, concurrency=a.concurrency)
+    if our_client(client):
+        res["extensions"] = extensions_in_use()
     sys.stdout.write(json.dumps(res) + "\n")
     sys.stdout.flush()
 

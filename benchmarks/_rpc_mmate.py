@@ -3,10 +3,9 @@
 Requester: ``Client(url, service_name=...)`` (defaults: publisher confirms on, recovery on) and
 ``await client.request(GetOrderQuery(...), timeout=30)`` from C concurrent loops; the query goes to
 ``mmate.queries`` / ``qry.RpcBenchGetOrderQuery`` with the bridge's ``bridge.reply.{8 hex}`` queue
-as reply address (``BENCH_RPC_TRANSIENT=1``: requests with persistent=False;
-``BENCH_RPC_NOCONFIRM=1``: requester Client(publisher_confirms=False)). Responder (second
-process): a Client serving its service queue (prefetch 256) with a plain handler returning an
-``OrderReply``, which the Client publishes to the reply queue.
+as reply address (``BENCH_RPC_PERSISTENT=1``: requests with persistent=True, as Go sends them).
+Responder (second process): a Client serving its service queue (prefetch 256) with a plain handler
+returning an ``OrderReply``, which the Client publishes to the reply queue.
 """
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from _common import HOST, PASSWORD, PORT, USER, RawAMQP, deadline, run_loop
 from _rpc_common import (
     SERVER_PREFETCH,
     Timed,
-    merge,
+    finish,
     profile_path,
     profiled,
     respond_until_stdin_closes,
@@ -33,15 +32,14 @@ from _rpc_types import GetOrderQuery, OrderReply, new_query, reply_for
 
 CLIENT = "mmate_fast"
 URL = f"amqp://{USER}:{PASSWORD}@{HOST}:{PORT}/?heartbeat=60"
-_OPTS: dict[str, Any] = {"persistent": False} if os.environ.get("BENCH_RPC_TRANSIENT") else {}
+_OPTS: dict[str, Any] = {"persistent": True} if os.environ.get("BENCH_RPC_PERSISTENT") else {}
 
 
 async def _request(n: int, conc: int, dl: float) -> dict[str, Any]:
     from mmate_fast.client import Client
 
     timed = Timed(profile_path(CLIENT, conc, "requester"))
-    async with Client(URL, service_name=f"bench-rpc-req-{os.getpid()}", declare_topology=False,
-                      publisher_confirms=not os.environ.get("BENCH_RPC_NOCONFIRM")) as client:
+    async with Client(URL, service_name=f"bench-rpc-req-{os.getpid()}", declare_topology=False) as client:
         request = client.request
 
         async def one(i: int) -> None:
@@ -63,7 +61,7 @@ def requester(a: argparse.Namespace) -> dict[str, Any]:
         srv = spawn_responder(__file__, service, a.loop, a.concurrency)
         dl = deadline()
         req = run_loop(lambda: _request(a.messages, a.concurrency, dl), a.loop)
-        return merge(req, stop_responder(srv), a.messages)
+        return finish(req, srv, admin, f"{service}-queue", a.messages)
     finally:
         if srv is not None and srv.poll() is None:
             stop_responder(srv)

@@ -20,7 +20,7 @@ from _common import HDR, RawAMQP, deadline, unique_name
 from _rpc_common import (
     WARMUP,
     Timed,
-    merge,
+    finish,
     profile_path,
     profiled,
     rpc_cli,
@@ -106,7 +106,7 @@ def requester(a: argparse.Namespace) -> dict[str, Any]:
         timed.stop()
         timed.count = len(timed.lat)
         conn.close()
-        return merge(timed.fields(), stop_responder(srv), a.messages)
+        return finish(timed.fields(), srv, admin, q, a.messages)
     finally:
         if srv is not None and srv.poll() is None:
             stop_responder(srv)

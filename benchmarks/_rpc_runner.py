@@ -1,29 +1,37 @@
 """``run.py rpc``: round trips/s of raw, mmate_fast and aio-pika at each concurrency, each client
 (requester + its responder) in fresh processes, one after another per repetition.
 
+Rows: ``mmate_fast`` is client.request with the library's defaults; ``mmate_fast_persistent`` the
+same with ``persistent=True`` (Go's delivery mode 2 for requests: written to disk by the broker).
+Each row must measure something the default row does not (the rows ``mmate_fast_transient``,
+``persistent=False``, and ``mmate_fast_noconfirm``, a requester Client without publisher confirms,
+were removed: requests are transient by default and the bridge publishes them unconfirmed on its own
+channel whatever the Client's confirm setting, so both ran exactly the default row's code).
+
 Ratios are medians of per-repetition ratios (same repetition and concurrency). The JSON (last
-stdout line) holds ``rates``/``latency_ms``/``cpu_us_per_rt`` keyed by ``c{C}`` then client, and
-``vs_aio_pika``/``vs_raw`` keyed by ``c{C}``.
+stdout line) holds ``rates``/``latency_ms``/``cpu_us_per_rt`` keyed by ``c{C}`` then client,
+``vs_aio_pika``/``vs_raw``/``vs_mmate_fast`` keyed by ``c{C}``, and ``extensions`` (whether our rows
+ran the compiled extensions). A run that leaves requests in its queue fails (exit 1).
 """
 from __future__ import annotations
 
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from typing import Any
 
+from _common import extensions_line, extensions_summary, run_child_process
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-CLIENTS = {"raw": "_rpc_raw.py", "mmate_fast": "_rpc_mmate.py", "aio_pika": "_rpc_aiopika.py",
-           "mmate_fast_transient": "_rpc_mmate.py", "mmate_fast_noconfirm": "_rpc_mmate.py"}
-#: opt-in rows (``--only``) showing what the defaults cost: requests published with
-#: persistent=False, or a requester Client with publisher_confirms=False
-VARIANT_ENV = {"mmate_fast_transient": "BENCH_RPC_TRANSIENT", "mmate_fast_noconfirm": "BENCH_RPC_NOCONFIRM"}
-ORDER = ("raw", "mmate_fast", "mmate_fast_transient", "mmate_fast_noconfirm", "aio_pika")
-DEFAULT_ONLY = ("raw", "mmate_fast", "aio_pika")
+CLIENTS = {"raw": "_rpc_raw.py", "mmate_fast": "_rpc_mmate.py", "mmate_fast_persistent": "_rpc_mmate.py",
+           "aio_pika": "_rpc_aiopika.py"}
+#: rows of _rpc_mmate.py that differ from the default row: client -> environment variable it sets
+VARIANT_ENV = {"mmate_fast_persistent": "BENCH_RPC_PERSISTENT"}
+ORDER = ("raw", "mmate_fast", "mmate_fast_persistent", "aio_pika")
+DEFAULT_ONLY = ORDER
 DEFAULT_N = 10_000
 #: aio-pika runs at most this many round trips per run (~0.6k/s at concurrency 1)
 AIO_PIKA_MAX_N = 5_000
@@ -35,7 +43,7 @@ def _n(client: str, n: int) -> int:
 
 def run_one(client: str, n: int, conc: int, loop: str,
             timeout: float) -> tuple[dict[str, Any] | None, str | None]:
-    """One requester process (it starts its responder); (result, None) or (None, error)."""
+    """One requester process (it starts its responder); see _common.run_child_process."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH", ""), ROOT) if p)
     env.pop("BENCH_BODY", None)
@@ -45,24 +53,7 @@ def run_one(client: str, n: int, conc: int, loop: str,
         env[VARIANT_ENV[client]] = "1"
     argv = [sys.executable, os.path.join(HERE, CLIENTS[client]), "requester", "--messages", str(n),
             "--concurrency", str(conc), "--loop", loop]
-    p = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()  # our own child only
-        out, err = p.communicate()
-        return None, f"timeout after {timeout:.0f}s; stderr: {err.strip()[-400:]}"
-    lines = out.strip().splitlines()
-    if p.returncode != 0 or not lines:
-        tail = err.strip().splitlines()[-1:] or [f"rc={p.returncode}"]
-        return None, f"rc={p.returncode}: {tail[0][:300]}"
-    try:
-        res = json.loads(lines[-1])
-    except json.JSONDecodeError:
-        return None, f"bad output: {lines[-1][:200]!r}"
-    if not res.get("rate") or res.get("capped"):
-        return None, f"incomplete run: count={res.get('count')} of {n}"
-    return res, None
+    return run_child_process(argv, env, timeout, n)
 
 
 def _med(vals: list[Any]) -> float | None:
@@ -87,7 +78,7 @@ def main(n: int | None, concs: list[int], repeat: int, only: list[str], loop: st
                 runs[f"c{k}"][c].append(res)
                 if err:
                     errors.setdefault(c, []).append(f"rep {rep} c{k}: {err}")
-                status = f"{res['rate']:>8,.0f} rt/s" if res else f"ERROR {err}"
+                status = (f"{res['rate']:>8,.0f} rt/s" if res else "") + (f" ERROR {err}" if err else "")
                 print(f"[rep {rep}/{repeat}] rpc c{k:<3} {c:<20} {status}  ({time.time() - t0:.1f}s)",
                       file=sys.stderr, flush=True)
     rates: dict[str, dict[str, float | None]] = {}
@@ -95,6 +86,7 @@ def main(n: int | None, concs: list[int], repeat: int, only: list[str], loop: st
     cpu: dict[str, dict[str, dict[str, float | None]]] = {}
     vs_aio: dict[str, float | None] = {}
     vs_raw: dict[str, float | None] = {}
+    vs_ours: dict[str, dict[str, float | None]] = {}
     head = ["conc", "client", "N", "rt/s (median)", "min..max", "requester µs/rt", "responder µs/rt",
             "broker µs/rt", "p50 ms", "p99 ms", "ok"]
     rows = []
@@ -122,6 +114,7 @@ def main(n: int | None, concs: list[int], repeat: int, only: list[str], loop: st
             return _med([ra["rate"] / rb["rate"] for ra, rb in zip(per[a], per[b], strict=True) if ra and rb])
 
         vs_aio[ck], vs_raw[ck] = ratio("mmate_fast", "aio_pika"), ratio("mmate_fast", "raw")
+        vs_ours[ck] = {c: ratio(c, "mmate_fast") for c in order if c in VARIANT_ENV}
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     print(f"workload rpc (request/reply round trips, responder in a second process, loop {loop})")
     for r in [head, ["-" * w for w in widths], *rows]:
@@ -129,12 +122,16 @@ def main(n: int | None, concs: list[int], repeat: int, only: list[str], loop: st
         print("  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(cells)))
     for ck in runs:
         print(f"{ck}: mmate_fast / aio_pika = {_fmt(vs_aio[ck], '.2f')}    "
-              f"mmate_fast / raw = {_fmt(vs_raw[ck], '.3f')}")
+              f"mmate_fast / raw = {_fmt(vs_raw[ck], '.3f')}"
+              + "".join(f"    {c} / mmate_fast = {_fmt(v, '.3f')}" for c, v in vs_ours[ck].items()))
+    ext = extensions_summary({c: [r for per in runs.values() for r in per[c]] for c in order})
+    print(extensions_line(ext))
     for c, errs in errors.items():
         for e in errs:
             print(f"error {c}: {e}")
     obj: dict[str, Any] = {"workload": "rpc", "messages": n, "rates": rates, "vs_aio_pika": vs_aio,
-                           "vs_raw": vs_raw, "latency_ms": lat, "cpu_us_per_rt": cpu}
+                           "vs_raw": vs_raw, "vs_mmate_fast": vs_ours, "latency_ms": lat,
+                           "cpu_us_per_rt": cpu, "extensions": ext}
     if errors:
         obj["errors"] = errors
     print(json.dumps(obj), flush=True)

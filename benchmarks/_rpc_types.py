@@ -4,7 +4,7 @@
 ``RpcBenchOrderReply``) so the binding ``qry.RpcBenchGetOrderQuery`` on ``mmate.queries`` meets no
 one else's queue on a shared broker. ``templates()`` gives one real request and reply envelope built
 by our encoder; the aio-pika and raw clients move bodies of the same size (aio-pika re-encodes the
-decoded dicts per message with the stdlib json, raw sends the bytes as they are).
+decoded dicts per message with orjson, raw sends the bytes as they are).
 """
 from __future__ import annotations
 

@@ -8,13 +8,17 @@ WORKLOAD: publish | publish-confirm | publish-confirm-each | consume | e2e | rpc
 another (the 2 cores are shared with the broker). With --repeat R each client runs R times; the
 table shows medians and the ratios are medians of per-repetition ratios (same repetition, so slow
 drift of the machine cancels out, as in the anchors). Progress goes to stderr; stdout holds the
-table and, as its very last line, one JSON object with the rates and ratios.
+table and, as its very last line, one JSON object with the rates and ratios; it records in
+"extensions" whether our rows ran the compiled extensions (the table says so too). A run that leaves
+messages in its queue (``left_in_queue`` of a consume, e2e or rpc run) fails: its error is printed
+and the exit code is 1, as for a run that failed or did not finish.
 
 --level mmate (publish | consume | e2e): typed events through the Client, every client on the same
 bytes (one real Mmate envelope + its AMQP properties, BENCH_BODY=mmate in the children):
 mmate_fast (Client.publish_event per new event object / Client handler; _mmate_level.py),
-mmate_fast_transport (the transport level, _mmate.py, on the envelope bytes), aio_pika (envelope
-built per message with the stdlib json; _aiopika_mmate.py) and raw. The JSON adds "vs_transport".
+mmate_fast_transport (the transport level, _mmate.py, on the envelope bytes), aio_pika (the same
+envelope bytes built per message as a good aio-pika user would: explicit dicts and orjson, checked
+byte for byte against ours at startup; _aiopika_mmate.py) and raw. The JSON adds "vs_transport".
 Extra rows at the mmate level, to show what confirms and recovery cost ("vs_mmate_fast" in the JSON
 = that row / mmate_fast, per repetition): ``--confirms`` (publish only) adds mmate_fast_confirms
 (Client(publisher_confirms=True), every publish awaited until confirmed) and
@@ -22,9 +26,9 @@ mmate_fast_confirms_batch (the same Client, client.publish_batch in windows of 1
 ``--no-recovery`` adds mmate_fast_norecovery (Client(recovery=False)).
 
 rpc: request/reply round trips/s at each ``--concurrency`` (default 1,64), p50/p99 latency, for
-mmate_fast (client.request against a Client responder), aio_pika (its RPC pattern) and raw; see
-_rpc_runner.py and the _rpc_*.py clients. Opt-in rows (--only): mmate_fast_transient (requests
-with persistent=False) and mmate_fast_noconfirm (requester Client(publisher_confirms=False)).
+mmate_fast (client.request against a Client responder, library defaults), mmate_fast_persistent
+(the same with persistent=True requests, as Go sends them), aio_pika (its RPC pattern) and raw; see
+_rpc_runner.py and the _rpc_*.py clients.
 """
 from __future__ import annotations
 
@@ -32,10 +36,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from typing import Any
+
+from _common import extensions_line, extensions_summary, run_child_process
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -62,7 +67,8 @@ def client_n(client: str, n: int) -> int:
 
 def run_child(client: str, workload: str, n: int, loop: str, timeout: float,
               level: str = "transport") -> tuple[dict[str, Any] | None, str | None]:
-    """Run one client in a fresh process; returns (its JSON result, None) or (None, error text)."""
+    """Run one client in a fresh process: (its JSON result, None), or an error text (see
+    _common.run_child_process: a run that left messages in its queue keeps its result and fails)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH", ""), ROOT) if p)
     env.pop("BENCH_BODY", None)
@@ -76,25 +82,7 @@ def run_child(client: str, workload: str, n: int, loop: str, timeout: float,
         script = CLIENTS[client]
     argv = [sys.executable, os.path.join(HERE, script), workload, "--messages", str(n),
             "--loop", loop]
-    p = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()  # our own child only
-        out, err = p.communicate()
-        return None, f"timeout after {timeout:.0f}s; stderr: {err.strip()[-400:]}"
-    lines = out.strip().splitlines()
-    if p.returncode != 0 or not lines:
-        tail = err.strip().splitlines()[-1:] or [f"rc={p.returncode}"]
-        return None, f"rc={p.returncode}: {tail[0][:300]}"
-    try:
-        res = json.loads(lines[-1])
-    except json.JSONDecodeError:
-        return None, f"bad output: {lines[-1][:200]!r}"
-    if not res.get("rate") or res.get("capped"):
-        return None, f"incomplete run: count={res.get('count')} of {n}"
-    return res, None
+    return run_child_process(argv, env, timeout, n)
 
 
 def _med(vals: list[float]) -> float | None:
@@ -161,6 +149,8 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
     tail = f"    mmate_fast / mmate_fast_transport = {_fmt(vs_tr, '.3f')}" if level == "mmate" else ""
     lines.append(f"mmate_fast / aio_pika = {_fmt(vs_aio, '.2f')}    mmate_fast / raw = {_fmt(vs_raw, '.3f')}"
                  + tail)
+    ext = extensions_summary({c: runs.get(c, []) for c in order})
+    lines.append(extensions_line(ext))
     for c, errs in errors.items():
         for e in errs:
             lines.append(f"error {c}: {e}")
@@ -179,6 +169,7 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
                "cpu_us_per_msg": obj["cpu_us_per_msg"]}
         if variants:
             obj["vs_mmate_fast"] = vs_variant
+    obj["extensions"] = ext
     if latency:
         obj["latency_ms"] = latency
     if errors:
@@ -248,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             runs[c].append(res)
             if err:
                 errors.setdefault(c, []).append(f"rep {rep}: {err}")
-            status = f"{res['rate']:>10,.0f} msg/s" if res else f"ERROR {err}"
+            status = (f"{res['rate']:>10,.0f} msg/s" if res else "") + (f" ERROR {err}" if err else "")
             print(f"[rep {rep}/{a.repeat}] {a.workload} {c:<10} {status}  ({time.time() - t0:.1f}s)",
                   file=sys.stderr, flush=True)
     s = summarize(a.workload, n, runs, errors, order, a.level)

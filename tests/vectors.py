@@ -1,22 +1,29 @@
-"""Where the captured mmate-go wire vectors are: ``$MMATE_VECTORS``, else ``shared/`` beside the
-checkout (how CI lays it out), else the team's ``/work/shared``."""
+"""Where the captured mmate-go wire vectors are: ``tests/data/mmate-go`` in this repository (a plain
+clone runs the wire tests), or the folder named by ``$MMATE_VECTORS`` (an override, e.g. a newer
+capture). An override that is not a folder is an error, never a silent fallback."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-_REPO = Path(__file__).resolve().parents[1]
+#: the copy in the repository (with its README: producer, capture method, what each vector shows)
+IN_REPO = Path(__file__).resolve().parent / "data" / "mmate-go"
 
 
-def _find() -> Path:
-    env = os.environ.get("MMATE_VECTORS")
-    candidates = [Path(env)] if env else []
-    candidates += [_REPO.parent / "shared" / "vectors" / "mmate-go", Path("/work/shared/vectors/mmate-go")]
-    for c in candidates:
-        if c.is_dir():
-            return c
-    raise FileNotFoundError(
-        "mmate-go vectors not found: set MMATE_VECTORS or put shared/ beside the checkout")
+def find(override: str | None = None) -> Path:
+    """The vector folder: ``override`` (``$MMATE_VECTORS`` by default) when set, else IN_REPO."""
+    env = os.environ.get("MMATE_VECTORS") if override is None else override
+    if env:
+        path = Path(env)
+        if not path.is_dir():
+            raise FileNotFoundError(f"MMATE_VECTORS={env!r} is not a folder: point it at a folder of "
+                                    "mmate-go vectors (*.body.json + *.amqp.json), or unset it to use "
+                                    f"the copy in the repository ({IN_REPO})")
+        return path
+    if not IN_REPO.is_dir():
+        raise FileNotFoundError(f"the mmate-go vectors are missing from the repository ({IN_REPO}): "
+                                "restore tests/data/mmate-go from git, or set MMATE_VECTORS")
+    return IN_REPO
 
 
-VECTORS: Path = _find()
+VECTORS: Path = find()

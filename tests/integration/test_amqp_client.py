@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import AsyncIterator
 
@@ -9,6 +10,7 @@ import pytest
 
 from mmate_fast import errors
 from mmate_fast.amqp import BasicProperties, ChannelPool, Connection, Typed, connect
+from tests.integration.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -299,20 +301,81 @@ async def test_clean_close_then_calls_raise(conn: Connection) -> None:
         await c2.channel()
 
 
-async def test_drain_applies_back_pressure(conn: Connection) -> None:
-    ch = await conn.channel()
-    q = _name("drain")
-    await ch.queue_declare(q, arguments={"x-max-length": 1000})
-    body = b"x" * 2000
-    peak = 0
-    for _ in range(100):
-        for _ in range(1000):
-            ch.publish_nowait(body, "", q)
-        await ch.drain(timeout=30)
-        peak = max(peak, len(conn._wbuf))
-        transport = conn._transport
-        assert transport is not None
-        # after drain, what the client holds is below the transport's high-water mark
-        assert transport.get_write_buffer_size() <= 4 << 20
-    assert peak == 0
-    await ch.queue_delete(q)
+class _Gate:
+    """A StreamReader stand-in whose reads wait while ``flowing`` is clear."""
+
+    def __init__(self, reader: asyncio.StreamReader, flowing: asyncio.Event) -> None:
+        self.reader, self.flowing = reader, flowing
+
+    async def read(self, n: int) -> bytes:
+        await self.flowing.wait()
+        return await self.reader.read(n)
+
+
+class StallingProxy(TcpProxy):
+    """A TcpProxy that can stop reading what the client sends (``stall()``/``flow()``), like a broker
+    that does not keep up: the client's socket fills and its writes must wait. Small receive buffers
+    on the proxy's side keep what the kernel absorbs meanwhile to a few MB."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+
+    def stall(self) -> None:
+        self.flowing.clear()
+
+    def flow(self) -> None:
+        self.flowing.set()
+
+    async def __aenter__(self) -> StallingProxy:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)  # accepted sockets inherit it
+        sock.bind(("127.0.0.1", 0))
+        self.server = await asyncio.start_server(self._handle, sock=sock)
+        return self
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        towards_broker = writer.get_extra_info("peername")[1] == self.upstream[1]
+        await super()._pipe(_Gate(reader, self.flowing) if towards_broker else reader,
+                            writer)
+
+
+async def test_drain_waits_while_the_broker_does_not_read() -> None:
+    """Back-pressure where it matters: while the broker side reads nothing, drain() waits (and names
+    the cause when its timeout runs out) instead of letting the client buffer without limit; what the
+    client holds stays at the transport's high-water mark plus one batch; once the broker reads
+    again, drain() returns and every message arrives."""
+    batch, body = 1000, b"x" * 2000
+    held_max = (4 << 20) + batch * (len(body) + 100)  # high-water mark + the batch that crossed it
+    async with StallingProxy() as proxy:
+        conn = await connect(proxy.url(), timeout=10)
+        try:
+            ch = await conn.channel()
+            q = _name("drain")
+            await ch.queue_declare(q)
+            proxy.stall()
+            sent = 0
+            with pytest.raises(errors.OperationTimeout, match="write buffer"):
+                for _ in range(60):  # 120 MB: far beyond what the sockets absorb while stalled
+                    for _ in range(batch):
+                        ch.publish_nowait(body, "", q)
+                    sent += batch
+                    await ch.drain(timeout=0.5)
+            transport = conn._transport
+            assert transport is not None
+            held = transport.get_write_buffer_size() + len(conn._wbuf)
+            assert held <= held_max, f"the client buffered {held:,} bytes while the broker did not read"
+            assert not conn.is_closed and ch.is_open  # a timed-out drain() loses nothing
+            proxy.flow()
+            await ch.drain(timeout=30)
+            count = 0
+            for _ in range(300):
+                count = (await ch.queue_declare(q, passive=True)).message_count
+                if count >= sent:
+                    break
+                await asyncio.sleep(0.05)
+            assert count == sent
+            await ch.queue_delete(q)
+        finally:
+            await conn.close()

@@ -2,7 +2,8 @@
 
 The node (see tls_broker.py) has a TLS listener with certificates made for this run, PLAIN and
 EXTERNAL (client certificate CN -> user) login, and ``verify_peer`` without requiring a client cert.
-Also here: the URL's TLS options, and that no password ever shows up in a repr, str, error or log.
+Also here: that no password ever shows up in a repr, str, error or log. The URL's TLS options (no
+broker needed) are tested in tests/unit/test_tls_url.py.
 """
 from __future__ import annotations
 
@@ -19,8 +20,7 @@ import pytest
 
 from mmate_fast import errors
 from mmate_fast.amqp import connect
-from mmate_fast.amqp.tls import build_context
-from mmate_fast.amqp.url import ConnectionParameters, parse_url
+from mmate_fast.amqp.url import parse_url
 from mmate_fast.client import Client
 from mmate_fast.contracts import Command
 from tests.integration import broker_node, tls_broker
@@ -90,6 +90,21 @@ async def test_ip_address_host_is_verified_against_the_san(broker: TLSBroker) ->
     url = _url(broker, host="127.0.0.1", userinfo=f"{tls_broker.PLAIN_USER}:{broker.password}@",
                cacertfile=broker.certs.ca)
     conn = await asyncio.wait_for(connect(url), GUARD)
+    await conn.close()
+
+
+async def test_ip_address_not_in_the_san_is_a_named_tls_error(broker: TLSBroker) -> None:
+    """The same node, port and certificate (trusted CA, IP SAN 127.0.0.1) reached at another loopback
+    address: the certificate does not name the address connected to, so the handshake is refused."""
+    url = _url(broker, host=tls_broker.OTHER_IP, userinfo=f"{tls_broker.PLAIN_USER}:{broker.password}@",
+               cacertfile=broker.certs.ca)
+    with pytest.raises(errors.TLSError) as info:
+        await asyncio.wait_for(connect(url, timeout=10), GUARD)
+    assert tls_broker.OTHER_IP in str(info.value)
+    assert broker.password not in str(info.value)
+    # the listener does serve that address: with the check off, the same URL logs in
+    conn = await asyncio.wait_for(connect(url.replace(f"cacertfile={broker.certs.ca}", "verify=verify_none")),
+                                  GUARD)
     await conn.close()
 
 
@@ -282,59 +297,3 @@ async def test_password_never_in_reprs_errors_or_logs(broker: TLSBroker, rabbitm
     leaked = [t for t in texts if secret in t]
     assert not leaked, f"the password leaked into: {leaked[0][:500]}"
     assert f"{tls_broker.PLAIN_USER}@localhost" in "\n".join(texts)  # the scan did see the params
-
-
-# ----------------------------------------------------------------------------- URL options
-def test_url_tls_options_are_parsed(tmp_path: Path) -> None:
-    certs = tls_broker.make_certs(tmp_path)
-    p = parse_url(f"amqps://u:pw@broker.example:5999/vh?cacertfile={certs.ca}&certfile={certs.client_cert}"
-                  f"&keyfile={certs.client_key}&verify=verify_peer&server_name_indication=sni.example"
-                  "&auth_mechanism=external&fail_if_no_peer_cert=true")
-    assert (p.tls, p.host, p.port, p.virtual_host) == (True, "broker.example", 5999, "vh")
-    assert (p.cacertfile, p.certfile, p.keyfile) == (str(certs.ca), str(certs.client_cert),
-                                                      str(certs.client_key))
-    assert p.verify is True and p.server_hostname == "sni.example" and p.auth_mechanism == "EXTERNAL"
-    ctx = p.ssl_context
-    assert isinstance(ctx, ssl.SSLContext)
-    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
-    assert ctx.minimum_version >= ssl.TLSVersion.TLSv1_2
-    assert p.safe_url() == "amqps://u@broker.example:5999/vh"
-
-
-def test_url_verify_none_turns_checks_off() -> None:
-    p = parse_url("amqps://h/?verify=verify_none")
-    assert p.port == 5671 and p.ssl_context is not None
-    assert p.ssl_context.verify_mode == ssl.CERT_NONE and not p.ssl_context.check_hostname
-
-
-def test_amqp_without_tls_has_no_context() -> None:
-    p = parse_url("amqp://h/")
-    assert not p.tls and p.ssl_context is None
-
-
-@pytest.mark.parametrize("query", ["verify=maybe", "keyfile=/tmp/k.pem", "cacertfile=",
-                                   "cacertfile=/no/such/ca.pem", "certfile=/no/such/cert.pem"])
-def test_url_bad_tls_options_are_named_errors(query: str) -> None:
-    with pytest.raises(errors.InvalidURLError):
-        parse_url(f"amqps://h/?{query}")
-
-
-def test_external_over_plain_amqp_is_rejected() -> None:
-    with pytest.raises(errors.InvalidURLError, match="amqps"):
-        parse_url("amqp://h/?auth_mechanism=external")
-
-
-def test_build_context_loads_a_client_chain(tmp_path: Path) -> None:
-    certs = tls_broker.make_certs(tmp_path)
-    ctx = build_context(cacertfile=str(certs.ca), certfile=str(certs.client_cert),
-                        keyfile=str(certs.client_key))
-    assert ctx.verify_mode == ssl.CERT_REQUIRED
-    with pytest.raises(errors.InvalidURLError, match="certfile"):  # key of another certificate
-        build_context(cacertfile=str(certs.ca), certfile=str(certs.client_cert),
-                      keyfile=str(certs.unknown_key))
-
-
-def test_parameters_made_directly_with_tls_get_a_context() -> None:
-    p = ConnectionParameters(host="h", port=5671, tls=True, password="pw-123")
-    assert p.ssl_context is not None
-    assert "pw-123" not in repr(p) and "pw-123" not in str(p)

@@ -2,10 +2,11 @@
 
 The node is a :mod:`broker_node` node (own name, ports, ``HOME``/cookie, data and logs in one temp
 dir; stopped and wiped by ``stop()``, orphans of killed runs reaped by the next start) with, in its
-temp dir, certificates made with ``openssl`` (a CA, a server certificate for
+temp dir, certificates made by :mod:`tests.tls_certs` (a CA, a server certificate for
 ``localhost``/``127.0.0.1``, client certificates whose CN is the user name EXTERNAL logs in as, and
 a second CA the broker does not trust), definitions (users and permissions) and a TLS listener with
-PLAIN and EXTERNAL login.
+PLAIN and EXTERNAL login, on 127.0.0.1 and on OTHER_IP (same port and certificate, an address the
+certificate does not name: the negative IP-SAN case).
 """
 from __future__ import annotations
 
@@ -16,42 +17,26 @@ import secrets
 import shutil
 import socket
 import ssl
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.integration import broker_node
 from tests.integration.broker_node import START_TIMEOUT, BrokerNode, BrokerNodeError, free_port
+from tests.tls_certs import EXTERNAL_USER, UNKNOWN_USER, CertError, Certs, make_certs
 
-#: the user EXTERNAL maps the client certificate's CN to
-EXTERNAL_USER = "mmate-ext"
 #: queue-name prefix the EXTERNAL user has permissions on (and nothing else)
 EXTERNAL_PREFIX = "mmate-ext."
-#: a CN with no user behind it (EXTERNAL must refuse it)
-UNKNOWN_USER = "mmate-nobody"
+#: a second loopback address the TLS listener also serves, not in the server certificate
+OTHER_IP = "127.0.0.2"
 #: the PLAIN user (its password is random per run; tests scan for it in reprs and errors)
 PLAIN_USER = "mmate-tls"
 
-__all__ = ["EXTERNAL_PREFIX", "EXTERNAL_USER", "PLAIN_USER", "UNKNOWN_USER", "Certs", "TLSBroker",
-           "TLSBrokerError", "free_port", "make_certs", "start"]
+__all__ = ["EXTERNAL_PREFIX", "EXTERNAL_USER", "OTHER_IP", "PLAIN_USER", "UNKNOWN_USER", "Certs",
+           "TLSBroker", "TLSBrokerError", "free_port", "make_certs", "start"]
 
 
 class TLSBrokerError(BrokerNodeError):
     """The TLS test node could not be prepared or started (the message says why and where the logs are)."""
-
-
-@dataclass
-class Certs:
-    """Paths of the PEM files made for one run."""
-
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-    unknown_cert: Path
-    unknown_key: Path
-    other_ca: Path
 
 
 @dataclass
@@ -79,51 +64,6 @@ class TLSBroker:
     def stop(self) -> None:
         """Stop the node and remove its temp dir."""
         self.node.stop()
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    proc = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0:
-        raise TLSBrokerError(f"openssl {' '.join(args[:2])} failed: {proc.stderr.strip()}")
-
-
-def _make_ca(d: Path, name: str) -> tuple[Path, Path]:
-    key, cert = d / f"{name}.key", d / f"{name}.pem"
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
-             "-keyout", str(key), "-out", str(cert),
-             "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-    return cert, key
-
-
-def _make_leaf(d: Path, name: str, cn: str, ca: tuple[Path, Path], *, server: bool) -> tuple[Path, Path]:
-    key, csr, cert, ext = d / f"{name}.key", d / f"{name}.csr", d / f"{name}.pem", d / f"{name}.ext"
-    lines = ["basicConstraints=CA:FALSE", "keyUsage=critical,digitalSignature,keyEncipherment",
-             "subjectKeyIdentifier=hash", "authorityKeyIdentifier=keyid,issuer"]
-    if server:
-        lines += ["extendedKeyUsage=serverAuth", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
-    else:
-        lines += ["extendedKeyUsage=clientAuth"]
-    ext.write_text("\n".join(lines) + "\n")
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}/O=mmate-test",
-             "-keyout", str(key), "-out", str(csr), cwd=d)
-    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]),
-             "-CAcreateserial", "-days", "2", "-out", str(cert), "-extfile", str(ext), cwd=d)
-    return cert, key
-
-
-def make_certs(d: Path) -> Certs:
-    """CA, server cert (localhost + 127.0.0.1), client certs for EXTERNAL_USER and UNKNOWN_USER, and
-    an unrelated CA (for the wrong-CA test)."""
-    d.mkdir(parents=True, exist_ok=True)
-    ca = _make_ca(d, "mmate-test-ca")
-    server = _make_leaf(d, "server", "localhost", ca, server=True)
-    client = _make_leaf(d, "client", EXTERNAL_USER, ca, server=False)
-    unknown = _make_leaf(d, "unknown", UNKNOWN_USER, ca, server=False)
-    other_ca, _ = _make_ca(d, "other-ca")
-    for p in d.iterdir():  # the node may run as another user (rabbitmq): let it read the files
-        p.chmod(0o644)
-    return Certs(ca[0], server[0], server[1], client[0], client[1], unknown[0], unknown[1], other_ca)
 
 
 def _password_hash(password: str) -> str:
@@ -170,12 +110,16 @@ def start(timeout: float = START_TIMEOUT) -> TLSBroker:
     made: list[Certs] = []
 
     def configure(node: BrokerNode) -> list[str]:
-        certs = make_certs(node.tmp / "certs")
+        try:
+            certs = make_certs(node.tmp / "certs")
+        except CertError as exc:
+            raise TLSBrokerError(str(exc)) from exc
         made.append(certs)
         definitions = node.tmp / "definitions.json"
         definitions.write_text(json.dumps(_definitions(password)))
         return [
             f"listeners.ssl.default = 127.0.0.1:{node.ports['tls']}",
+            f"listeners.ssl.other_ip = {OTHER_IP}:{node.ports['tls']}",
             f"ssl_options.cacertfile = {certs.ca}",
             f"ssl_options.certfile = {certs.server_cert}",
             f"ssl_options.keyfile = {certs.server_key}",

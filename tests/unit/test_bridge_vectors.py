@@ -19,9 +19,7 @@ from mmate_fast._ext import load
 from mmate_fast.bridge import Bridge, decode_reply, error_of, new_reply_queue_name
 from mmate_fast.contracts import Command, ErrorReply, GenericMessage, Query, Reply, TypeRegistry
 from mmate_fast.messaging.publisher import Publisher
-from tests.vectors import VECTORS as VECTORS_PATH
-
-VECTORS = VECTORS_PATH
+from tests.vectors import VECTORS
 
 GO_REPLY_Q = "bridge.reply.dce7c29b"
 TS = datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""The envelope codec against mmate-go's captured bodies (shared/vectors/mmate-go), both implementations."""
+"""The envelope codec against mmate-go's captured bodies (tests/data/mmate-go), both implementations."""
 from __future__ import annotations
 
 import datetime
@@ -11,9 +11,8 @@ import pytest
 
 from mmate_fast._py.frames import Typed
 from tests.unit._impls import impl_params
-from tests.vectors import VECTORS as VECTORS_PATH
+from tests.vectors import VECTORS
 
-VECTORS = VECTORS_PATH
 BODIES = sorted(VECTORS.glob("*.body.json"))
 GO_TIME = "2025-01-02T03:04:05.123456789Z"  # the fixed message timestamp of vectors 01-09
 

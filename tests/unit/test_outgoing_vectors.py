@@ -13,9 +13,7 @@ from mmate_fast._ext import load
 from mmate_fast.contracts import Command, ErrorReply, Event, Message, Query, Reply
 from mmate_fast.messaging.outgoing import build
 from mmate_fast.messaging.publisher import default_route
-from tests.vectors import VECTORS as VECTORS_PATH
-
-VECTORS = VECTORS_PATH
+from tests.vectors import VECTORS
 
 TS = datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 REPLY_Q = "mmate-peer.vectors.reply"
