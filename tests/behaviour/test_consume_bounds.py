@@ -16,7 +16,7 @@ class BoundEvt(Event):
     n: int = 0
 
 
-async def test_prefetch_zero_keeps_the_backlog_bounded(url: str, names: Any) -> None:
+async def test_prefetch_zero_keeps_the_backlog_bounded(url: str, conn: Any, names: Any) -> None:
     """prefetch=0 with async handlers that do not finish: the broker hands over at most
     ``UNLIMITED_PREFETCH_FACTOR * concurrency`` messages; the rest stay in the queue."""
     service = names.service()

@@ -4,11 +4,13 @@ the signature covers the headers that steer handling, replays and stale messages
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -18,17 +20,27 @@ from mmate_fast import errors
 from mmate_fast._ext import load
 from mmate_fast.client import Client
 from mmate_fast.contracts import Event, Query, Reply
-from mmate_fast.interceptors import FilterInterceptor, SigningInterceptor
-from mmate_fast.messaging import topology
+from mmate_fast.interceptors import (
+    ENCRYPTION_HEADER,
+    EncryptionInterceptor,
+    FilterInterceptor,
+    SigningInterceptor,
+    sign_message,
+)
+from mmate_fast.messaging import MessageContext, topology
 from mmate_fast.messaging.outgoing import build
+from mmate_fast.messaging.pipeline import Interceptor, PublishContext
+from mmate_fast.reliability import FixedDelay, TtlRetry
+from mmate_fast.reliability.ttl_retry import ATTEMPT_HEADER, delay_queue_name
 from mmate_fast.transports import connect
 from mmate_fast.transports.base import BasicProperties
-from tests.behaviour.behaviour_helpers import wait_until
+from tests.behaviour.behaviour_helpers import drain_queue, wait_until
 
 _frames = load("frames")
 
 SECRET = b"trust-secret-0123456789abcdef0123"
 WRONG = b"wrong-secret-0123456789abcdef0123"
+KEY = bytes(range(32))
 
 
 @dataclass
@@ -48,16 +60,9 @@ class TrReply(Reply):
 
 
 @pytest.fixture
-async def service(url: str) -> AsyncIterator[str]:
-    name = f"trust-{uuid.uuid4().hex[:8]}"
-    yield name
-    conn = await connect(url)
-    try:
-        ch = await conn.channel()
-        await ch.queue_delete(topology.service_queue(name))
-        await ch.queue_delete(topology.dead_letter_queue(topology.service_queue(name)))
-    finally:
-        await conn.close()
+def service(conn: Any, names: Any) -> str:
+    """A unique service name; its queue and DLQ are deleted after the test (by ``conn``)."""
+    return str(names.service("trust"))
 
 
 def _reply_wire(reply: Any, correlation_id: str) -> tuple[bytes, Any]:
@@ -175,3 +180,158 @@ async def test_a_replayed_signed_message_is_refused(url: str, service: str) -> N
         await c.publish_event(TrEvt(n=2, aggregate_id="a"))
         await wait_until(lambda: got == [1, 2])
         await probe.close()
+
+
+async def test_a_forged_reply_does_not_cut_short_the_genuine_one(url: str, service: str) -> None:
+    """Refused replies are dropped, not raised: the correctly signed reply that follows a forged
+    one answers the request."""
+
+    def forge_then_answer(corr: str, reply_to: str) -> list[tuple[bytes, Any]]:
+        forged = _reply_wire(TrReply(item="x", status="forged"), corr)
+        body, props = _reply_wire(TrReply(item="x", status="genuine"), corr)
+        props.headers = {**props.headers, "x-signature": sign_message(SECRET, props, body)}
+        return [forged, (body, props)]
+
+    async with Client(url, service_name=service, interceptors=[SigningInterceptor(SECRET)]) as client, \
+            FakeResponder(url, "TrGet", forge_then_answer):
+        reply = await client.request(TrGet(item="x"), timeout=5)
+        assert isinstance(reply, TrReply) and reply.status == "genuine"
+        assert (client.bridge.stats.refused, client.bridge.stats.replied) == (1, 1)
+
+
+async def test_signed_and_encrypted_request_reply_between_two_clients(url: str, service: str) -> None:
+    """Requester and responder sign and encrypt (registered in opposite orders); what the broker
+    carries is ciphertext; the typed reply arrives."""
+
+    def trust(order: int) -> list[Any]:
+        pair = [SigningInterceptor(SECRET, key_id="s1"), EncryptionInterceptor(KEY, "e1")]
+        return pair if order else pair[::-1]
+
+    async with Client(url, service_name=service, interceptors=trust(0)) as srv, \
+            Client(url, service_name=f"{service}-req", declare_topology=False, interceptors=trust(1)) as req:
+
+        @srv.handler(TrGet)
+        async def get(q: TrGet) -> TrReply:
+            return TrReply(item=q.item, status="in stock")
+
+        await srv.start_consuming()
+        probe = await req.connection.channel()
+        probe_q = f"{service}-probe"
+        await probe.queue_declare(probe_q, exclusive=True, auto_delete=True)
+        await probe.queue_bind(probe_q, topology.QUERIES, "qry.TrGet")
+        reply = await req.request(TrGet(item="widget-4711"), timeout=5)
+        assert isinstance(reply, TrReply) and (reply.item, reply.status) == ("widget-4711", "in stock")
+        [seen] = await drain_queue(probe, probe_q, expect=1)
+        assert b"widget-4711" not in seen.body and isinstance(orjson.loads(seen.body)["payload"], str)
+        assert seen.properties.headers[ENCRYPTION_HEADER] == "aes-gcm"
+        assert seen.properties.headers["x-signature-key"] == "s1"
+        assert req.bridge.stats.refused == 0
+        await probe.close()
+
+
+async def test_bad_ciphertext_and_plain_messages_go_to_the_dlq_and_the_consumer_goes_on(
+        url: str, service: str) -> None:
+    got: list[int] = []
+    async with Client(url, service_name=service, interceptors=[EncryptionInterceptor(KEY, "e1")]) as c, \
+            Client(url, service_name=f"{service}-plain", declare_topology=False) as plain:
+        c.add_handler(TrEvt, lambda e: got.append(e.n))
+        sub = await c.start_consuming()
+        await c.publish_event(TrEvt(n=1, aggregate_id="a"))
+        await wait_until(lambda: got == [1])
+        # the same event, its ciphertext changed
+        msg = TrEvt(n=2, aggregate_id="a")
+        out = build(msg)
+        ctx = PublishContext(msg, None, None, {})
+        ctx.outgoing = out
+        EncryptionInterceptor(KEY, "e1").seal(ctx)
+        wire = orjson.loads(ctx.outgoing.body)
+        sealed = bytearray(base64.b64decode(wire["payload"]))
+        sealed[-1] ^= 1  # one bit of the tag
+        wire["payload"] = base64.b64encode(sealed).decode()
+        raw = await c.connection.channel()
+        await raw.publish(orjson.dumps(wire), "", c.service_queue, ctx.properties())
+        await plain.publish_event(TrEvt(n=3, aggregate_id="a"))  # not encrypted
+        await wait_until(lambda: sub.stats.reasons["bad-ciphertext"] == 1 and sub.stats.reasons["not-encrypted"] == 1)
+        await c.publish_event(TrEvt(n=4, aggregate_id="a"))
+        await wait_until(lambda: got == [1, 4] and sub.stats.dead_lettered == 2)
+        dead = await drain_queue(raw, topology.dead_letter_queue(c.service_queue), expect=2)
+        reasons = sorted(d.properties.headers["x-mmate-reason"] for d in dead)
+        assert reasons == ["bad-ciphertext", "not-encrypted"]
+        await raw.close()
+
+
+async def test_a_stale_signed_message_is_refused_as_expired(url: str, service: str) -> None:
+    got: list[int] = []
+    async with Client(url, service_name=service,
+                      interceptors=[SigningInterceptor(SECRET, max_age=60)]) as c:
+        c.add_handler(TrEvt, lambda e: got.append(e.n))
+        sub = await c.start_consuming()
+        old = TrEvt(n=1, aggregate_id="a", timestamp=datetime.now(UTC) - timedelta(minutes=5))
+        out = build(old)
+        props, _ = _frames.decode_properties(out.properties)
+        props.headers["x-signature"] = sign_message(SECRET, props, out.body)
+        raw = await c.connection.channel()
+        await raw.publish(out.body, "", c.service_queue, props)
+        await c.publish_event(TrEvt(n=2, aggregate_id="a"))
+        await wait_until(lambda: got == [2] and sub.stats.reasons["expired"] == 1)
+        await wait_until(lambda: sub.stats.dead_lettered == 1)
+        await raw.close()
+
+
+async def test_a_ttl_retry_of_a_signed_message_is_not_a_replay(url: str, conn: Any, names: Any) -> None:
+    """A handler failure releases the message id: its retry (same id, same signature) is handled."""
+    service = names.service()
+    names.queues.append(delay_queue_name(f"{service}-queue", 50))
+    seen: list[Any] = []
+    async with Client(url, service_name=service, interceptors=[SigningInterceptor(SECRET)],
+                      failure_handler=TtlRetry(FixedDelay(0.05, max_retries=3))) as client:
+
+        @client.handler(TrEvt)
+        def on_evt(e: TrEvt, ctx: MessageContext) -> None:
+            seen.append(ctx.headers.get(ATTEMPT_HEADER))
+            if len(seen) < 2:
+                raise RuntimeError("not yet")
+
+        sub = await client.start_consuming()
+        await client.publish_event(TrEvt(n=1, aggregate_id="a"))
+        await wait_until(lambda: sub.stats.acked >= 2, timeout=10)
+        assert seen == [None, 1] and sub.stats.reasons["replayed"] == 0 and sub.stats.dead_lettered == 0
+
+
+class _Recorder(Interceptor):
+    """Refuses bodies holding ``refuse``, breaks on ``boom``; records what it was asked."""
+
+    def __init__(self) -> None:
+        self.released: list[str] = []
+
+    def verify_delivery(self, delivery: Any, body: bytes, queue: str) -> bytes | None:
+        if b"refuse" in body:
+            raise errors.SignatureError("refused by the recorder")
+        if b"boom" in body:
+            raise RuntimeError("a bug in a verifier")
+        return None
+
+    def release_delivery(self, delivery: Any, queue: str) -> None:
+        self.released.append(str(delivery.properties.message_id))
+
+
+async def test_only_failures_after_verification_are_released_and_a_broken_verifier_refuses(
+        url: str, service: str) -> None:
+    rec = _Recorder()
+    async with Client(url, service_name=service, interceptors=[rec]) as c:
+
+        @c.handler(TrEvt)
+        def on_evt(e: TrEvt) -> None:
+            if e.n == 1:
+                raise ValueError("handler fails")
+
+        sub = await c.start_consuming()
+        raw = await c.connection.channel()
+        for n, tag in ((1, "fails"), (2, "refuse"), (3, "boom"), (4, "ok")):
+            out = build(TrEvt(n=n, aggregate_id=tag, id=f"m-{tag}"))
+            await raw.publish(out.body, "", c.service_queue, out.properties)
+        await wait_until(lambda: sub.stats.acked == 1 and sub.stats.dead_lettered == 3)
+        assert rec.released == ["m-fails"]
+        assert (sub.stats.reasons["handler-error"], sub.stats.reasons["bad-signature"],
+                sub.stats.reasons["interceptor-error"]) == (1, 1, 1)
+        await raw.close()
