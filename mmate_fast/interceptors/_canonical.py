@@ -20,6 +20,10 @@ ENCRYPTION_KEY_HEADER = "x-mmate-encryption-key"
 
 def encode_fields(tag: bytes, values: Iterable[str]) -> bytes:
     """``tag`` + ``{len}:{utf-8 bytes}\\n`` per value (lone surrogates kept as their 3-byte forms)."""
+    values = tuple(values)
+    text = "".join([f"{len(value)}:{value}\n" for value in values])
+    if text.isascii():  # the usual case: character counts are byte counts
+        return tag + text.encode("ascii")
     parts = [tag]
     for value in values:
         raw = value.encode("utf-8", "surrogatepass")

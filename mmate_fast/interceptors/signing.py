@@ -122,7 +122,7 @@ def sign_message(secret: bytes, properties: Any, body: bytes | bytearray | memor
 class _Key:
     """One HMAC key; its repr never shows the secret."""
 
-    __slots__ = ("_secret", "key_id")
+    __slots__ = ("_mac", "key_id")
 
     def __init__(self, secret: bytes, key_id: str | None) -> None:
         if isinstance(secret, str) or not isinstance(secret, bytes | bytearray | memoryview):
@@ -131,11 +131,13 @@ class _Key:
             raise ConfigurationError("a signing secret must not be empty")
         if key_id is not None and (not isinstance(key_id, str) or not key_id):
             raise ConfigurationError("a signing key id must be a non-empty str (or None)")
-        self._secret = bytes(secret)
+        #: keyed once; each signature continues a copy (saves the key setup per message)
+        self._mac = hmac.new(bytes(secret), digestmod=hashlib.sha256)
         self.key_id = key_id
 
     def sign(self, prefix: bytes, body: bytes | bytearray | memoryview) -> str:
-        mac = hmac.new(self._secret, prefix, hashlib.sha256)
+        mac = self._mac.copy()
+        mac.update(prefix)
         mac.update(body)
         return mac.hexdigest()
 

@@ -120,7 +120,8 @@ def check_consumer_limits(prefetch: int, concurrency: int | None) -> None:
     is sent."""
     if type(prefetch) is not int or not 0 <= prefetch <= 65535:
         raise errors.InvalidArgumentError(
-            f"prefetch must be a whole number from 0 (no limit) to 65535, got {prefetch!r}", "prefetch")
+            f"prefetch must be a whole number from 0 (as the handlers need) to 65535, got {prefetch!r}",
+            "prefetch")
     if concurrency is not None and (type(concurrency) is not int or concurrency < 1):
         raise errors.InvalidArgumentError(
             f"concurrency must be a whole number of at least 1 (or None: as prefetch), got {concurrency!r}",

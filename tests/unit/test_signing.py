@@ -15,6 +15,7 @@ from mmate_fast import errors
 from mmate_fast._ext import load
 from mmate_fast.contracts import Command, Event
 from mmate_fast.interceptors import SigningInterceptor, sign_message, signing_input
+from mmate_fast.interceptors._canonical import encode_fields
 from mmate_fast.interceptors._replay import ReplayWindow
 from mmate_fast.messaging.outgoing import build
 from mmate_fast.messaging.pipeline import PublishContext
@@ -297,3 +298,8 @@ def test_the_window_forgets_expired_ids_and_is_bounded(caplog: pytest.LogCapture
         w.admit("q", "id-8", int(clock.now), 0, False)
     w.forget("q", "id-8")
     w.admit("q", "id-8", int(clock.now), 0, False)
+
+
+def test_field_lengths_are_utf8_byte_counts() -> None:
+    assert encode_fields(b"t\n", ["é", "a:b\nc", ""]) == b"t\n2:\xc3\xa9\n5:a:b\nc\n0:\n"
+    assert encode_fields(b"t\n", ["\ud800"]) == b"t\n3:\xed\xa0\x80\n"  # a lone surrogate from JSON
