@@ -67,13 +67,15 @@ _KEY_SIZES = (16, 24, 32)
 _PAYLOAD_LAST = b'"payload":0}'
 
 
-def _aesgcm() -> Any:
+def _cryptography() -> tuple[Any, type[Exception]]:
+    """AESGCM and InvalidTag, imported when an EncryptionInterceptor is made (an optional extra)."""
     try:
+        from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     except ImportError:
         raise ConfigurationError('EncryptionInterceptor needs the "cryptography" package: '
                                  'pip install "mmate-fast[crypto]"') from None
-    return AESGCM
+    return AESGCM, InvalidTag
 
 
 def associated_data(key_id: str, env: Any) -> bytes:
@@ -117,7 +119,7 @@ class EncryptionInterceptor(Interceptor):
 
     def __init__(self, key: bytes, key_id: str, *, previous: Mapping[str, bytes] | None = None,
                  required: bool = True, encrypt: bool = True, decrypt: bool = True) -> None:
-        aesgcm = _aesgcm()
+        aesgcm, self._invalid_tag = _cryptography()
         self._current = _Key(key, key_id, aesgcm)
         if previous is not None and not isinstance(previous, Mapping):
             raise ConfigurationError("previous must map key ids to keys ({'k1': old_key})")
@@ -127,7 +129,6 @@ class EncryptionInterceptor(Interceptor):
         self.required = required
         self.encrypt = encrypt
         self.decrypt = decrypt
-        self._InvalidTag = _invalid_tag()
 
     def __repr__(self) -> str:
         return (f"<EncryptionInterceptor key_id={self.key_id!r} keys={len(self._by_id)} "
@@ -187,7 +188,7 @@ class EncryptionInterceptor(Interceptor):
             raise DecryptionError(f"ciphertext of {len(raw)} bytes is too short for AES-GCM")
         try:
             plain = key.aead.decrypt(raw[:NONCE_SIZE], raw[NONCE_SIZE:], associated_data(key_id, env))
-        except self._InvalidTag:
+        except self._invalid_tag:
             raise DecryptionError("ciphertext does not authenticate: wrong key, or the payload or the "
                                   "envelope fields were changed") from None
         return _with_payload(env, plain)
@@ -201,12 +202,6 @@ def _with_payload(env: Any, payload_json: bytes) -> bytes:
     if not shell.endswith(_PAYLOAD_LAST):  # pragma: no cover - the encoder's documented layout
         raise DecryptionError("cannot rebuild the decrypted envelope")
     return shell[:-2] + payload_json + b"}"
-
-
-def _invalid_tag() -> type[Exception]:
-    from cryptography.exceptions import InvalidTag
-
-    return InvalidTag
 
 
 __all__ = ["AAD_TAG", "ALGORITHM", "ENCRYPTION_HEADER", "ENCRYPTION_KEY_HEADER", "EncryptionInterceptor",
