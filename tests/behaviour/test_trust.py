@@ -3,7 +3,6 @@ other delivery, verification runs before anything decodes the body whatever the 
 the signature covers the headers that steer handling, replays and stale messages are refused."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -168,13 +167,7 @@ async def test_a_replayed_signed_message_is_refused(url: str, service: str) -> N
         await probe.queue_bind(probe_q, topology.EVENTS, "evt.a.TrEvt")
         await c.publish_event(TrEvt(n=1, aggregate_id="a"))
         await wait_until(lambda: got == [1])
-        captured = None
-        for _ in range(100):
-            captured = await probe.basic_get(probe_q, no_ack=True)
-            if captured is not None:
-                break
-            await asyncio.sleep(0.01)
-        assert captured is not None
+        [captured] = await drain_queue(probe, probe_q, expect=1)
         await probe.publish(captured.body, "", c.service_queue, captured.properties)  # the replay
         await wait_until(lambda: sub.stats.reasons["replayed"] == 1 and sub.stats.dead_lettered == 1)
         await c.publish_event(TrEvt(n=2, aggregate_id="a"))
