@@ -4,8 +4,6 @@ the signature covers the headers that steer handling, replays and stale messages
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,7 +110,7 @@ async def test_forged_replies_are_refused_and_the_request_times_out(url: str, se
     def forge(corr: str, reply_to: str) -> list[tuple[bytes, Any]]:
         unsigned = _reply_wire(TrReply(item="x", status="forged"), corr)
         body, props = _reply_wire(TrReply(item="x", status="forged-with-key"), corr)
-        props.headers = {**props.headers, "x-signature": hmac.new(WRONG, body, hashlib.sha256).hexdigest()}
+        props.headers = {**props.headers, "x-signature": sign_message(WRONG, props, body)}  # right form
         return [unsigned, (body, props)]
 
     async with Client(url, service_name=service, interceptors=[SigningInterceptor(SECRET)]) as client, \
