@@ -8,7 +8,8 @@ errors and the version, compiled frame/envelope codecs, dispatch table and confi
 (``mmate_fast.transports``: RabbitMQ and the embedded in-memory broker), contracts
 (``mmate_fast.contracts``), the messaging core (``mmate_fast.messaging``), the patterns (bridge,
 interceptors, reliability) and the front door (``Client``, the ``mmate`` command line). This module
-re-exports the front door for users; the library never imports it.
+re-exports the front door for users (with the trust interceptors, ``SigningInterceptor`` and
+``EncryptionInterceptor``); the library never imports it.
 """
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ from mmate_fast.errors import (
     RemoteError,
     RequestTimeout,
 )
+from mmate_fast.interceptors import EncryptionInterceptor, SigningInterceptor
 from mmate_fast.messaging import (
     ConsumeContext,
     Interceptor,
@@ -90,6 +92,7 @@ __all__ = [
     "ConsumeContext",
     "ContractError",
     "Delivery",
+    "EncryptionInterceptor",
     "EnvelopeError",
     "ErrorReply",
     "Event",
@@ -118,6 +121,7 @@ __all__ = [
     "Reply",
     "RequestTimeout",
     "RobustConnection",
+    "SigningInterceptor",
     "Subscriber",
     "Subscription",
     "TypeRegistry",

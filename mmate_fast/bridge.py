@@ -74,6 +74,8 @@ class BridgeStats:
     ``timeouts``: requests that raised RequestTimeout; ``late_replies``: replies for an unknown or
     expired correlation id (acked and dropped); ``errors``: replies that raised RemoteError;
     ``malformed``: reply bodies that were not an envelope / did not fit the registered class;
+    ``refused``: replies the wire stage refused before decoding (bad or missing signature, expired,
+    replayed, not decryptable), dropped without failing their request;
     ``cancellations``: times the broker cancelled the reply consumer (reply queue deleted, the
     bridge's channel closed); ``resubscribes``: times the bridge re-declared and re-consumed its reply
     queue after that.
@@ -85,6 +87,7 @@ class BridgeStats:
     late_replies: int = 0
     errors: int = 0
     malformed: int = 0
+    refused: int = 0
     cancellations: int = 0
     resubscribes: int = 0
 
@@ -435,10 +438,26 @@ class Bridge:
     # ------------------------------------------------------------------ reply consumer
     def _on_reply(self, delivery: Any) -> None:
         """Reply-queue callback (plain: runs inline in the reader). Always acks: an unmatched or
-        malformed reply is counted and dropped, never redelivered."""
+        malformed reply is counted and dropped, never redelivered.
+
+        A reply goes through the pipeline's wire stage first, like every delivery of a subscription
+        (signature, freshness, decryption; before anything decodes it): one it refuses is dropped and
+        counted in ``stats.refused`` — it does not fail the request, so a forged reply cannot cut
+        short the wait for the genuine one; without that the request times out."""
         stats = self.stats
+        body = delivery.body
+        pipeline = self.publisher.pipeline
+        if pipeline.has_wire:
+            try:
+                body = pipeline.verify(delivery, self.reply_queue)
+            except Exception as exc:
+                stats.refused += 1
+                reason = exc.reason if isinstance(exc, errors.InterceptorError) else "interceptor-error"
+                log.warning("dropping a reply on %s refused before decoding (%s): %s", self.reply_queue,
+                            reason, exc)
+                return
         try:
-            env = _decode_envelope(delivery.body)
+            env = _decode_envelope(body)
         except errors.EnvelopeError as exc:
             stats.malformed += 1
             log.warning("dropping malformed reply on %s: %s", self.reply_queue, exc)

@@ -226,6 +226,27 @@ class SignatureError(InterceptorError):
     default_reason = "bad-signature"
 
 
+class ExpiredMessageError(InterceptorError):
+    """A signed message is older than the verifier's ``max_age`` (or dated too far in the future):
+    refused before it is decoded. Publish it again (a fresh message) if it is still wanted."""
+
+    default_reason = "expired"
+
+
+class ReplayedMessageError(InterceptorError):
+    """A signed message id was already accepted on this queue within the verifier's ``max_age``: a
+    replay, refused before it is decoded."""
+
+    default_reason = "replayed"
+
+
+class DecryptionError(InterceptorError):
+    """An encrypted message does not decrypt (wrong or unknown key, tampered ciphertext or envelope
+    fields), or a message that must be encrypted is not (reason ``not-encrypted``)."""
+
+    default_reason = "bad-ciphertext"
+
+
 class ValidationError(InterceptorError, ValueError):
     """A message failed validation (its ``validate()``, a registered validator or its model)."""
 
@@ -320,8 +341,10 @@ __all__ = [
     "ConnectionBlockedError",
     "ConnectionClosedError",
     "ContractError",
+    "DecryptionError",
     "DuplicateMessage",
     "EnvelopeError",
+    "ExpiredMessageError",
     "FrameError",
     "HandlerError",
     "HandlerRegistrationError",
@@ -344,6 +367,7 @@ __all__ = [
     "PublishNackedError",
     "PublishReturnedError",
     "RemoteError",
+    "ReplayedMessageError",
     "RequestTimeout",
     "ResourceLockedError",
     "RetryExhaustedError",

@@ -15,13 +15,35 @@ An interceptor overrides any of the hooks of :class:`Interceptor` (all ``async``
 ``before_*`` hooks run in registration order, ``after_*`` hooks in reverse order, ``around``
 wrappers nest with the first registered outermost. Only hooks an interceptor overrides are called,
 and with no interceptors the publish and consume paths skip the pipeline entirely.
+
+The wire stage (plain, synchronous hooks: they run inline in the frame reader, on every delivery
+of a subscription and on every reply of the bridge) protects the bytes themselves:
+
+- ``seal(ctx)`` after every ``before_send``: the last change to what goes on the wire (encrypt the
+  body, sign body and headers); it reads the final properties with ``ctx.properties()``;
+- ``verify_delivery(delivery, body, queue)`` on the raw delivery, **before anything decodes the
+  body** and before every other consume hook, whatever the registration order: raise an
+  InterceptorError to refuse the delivery (its ``reason`` becomes the dead-letter reason), return
+  None to pass ``body`` on, or new bytes to decode instead (e.g. decrypted); the delivery itself is
+  never changed, so a dead letter keeps what came;
+- ``release_delivery(delivery, queue)``: a delivery that passed ``verify_delivery`` was not handled
+  after all (it failed and goes to retry or to the DLQ): forget what was recorded for it (a replay
+  window lets its retry in).
+
+Wire layers nest by ``wire_layer`` (lower is outer), not by registration order: ``verify_delivery``
+runs outer to inner (signature 100, then decryption 200), ``seal`` inner to outer (encrypt, then
+sign). With no interceptor overriding them the stage costs one attribute test per delivery.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
+from mmate_fast._ext import load
 from mmate_fast.messaging._headers import header_view
+
+_frames = load("frames")
 
 
 class PublishContext:
@@ -46,6 +68,14 @@ class PublishContext:
         self.dropped = False
         #: free slots for interceptors to pass data from before to after hooks
         self.items: dict[str, Any] = {}
+
+    def properties(self) -> Any:
+        """The AMQP properties as they will be sent (decoded): the encoded ones with ``amqp_headers``
+        merged in, as the publisher merges them. For a ``seal`` that signs them."""
+        decoded, _ = _frames.decode_properties(self.outgoing.properties)
+        if self.amqp_headers:
+            decoded.headers = {**(decoded.headers or {}), **self.amqp_headers}
+        return decoded
 
 
 class ConsumeContext:
@@ -86,6 +116,10 @@ class ConsumeContext:
 class Interceptor:
     """Base class: override the hooks you need (every hook is optional)."""
 
+    #: where ``seal``/``verify_delivery`` sit among the wire layers (lower is outer; see the module
+    #: docstring): signatures 100, encryption 200, anything else 1000
+    wire_layer: ClassVar[int] = 1000
+
     async def before_publish(self, ctx: PublishContext) -> bool | None:
         return None
 
@@ -104,9 +138,18 @@ class Interceptor:
     async def after_consume(self, ctx: ConsumeContext, error: BaseException | None) -> None:
         return None
 
+    def seal(self, ctx: PublishContext) -> None:
+        return None
+
+    def verify_delivery(self, delivery: Any, body: bytes, queue: str) -> bytes | None:
+        return None
+
+    def release_delivery(self, delivery: Any, queue: str) -> None:
+        return None
+
 
 _HOOKS = ("before_publish", "before_send", "after_publish", "before_consume", "around_handler",
-          "after_consume")
+          "after_consume", "seal", "verify_delivery", "release_delivery")
 
 
 class Pipeline:
@@ -121,10 +164,18 @@ class Pipeline:
         for hook in _HOOKS:
             base = getattr(Interceptor, hook)
             self._by_hook[hook] = [i for i in self._items if getattr(type(i), hook, base) is not base]
+        by_layer = functools.partial(sorted, key=lambda i: i.wire_layer)
+        #: the wire stage: verified outer to inner (registration order within a layer), sealed in
+        #: exactly the reverse order
+        self._verifiers = tuple(by_layer(self._by_hook["verify_delivery"]))
+        self._sealers = tuple(reversed(by_layer(self._by_hook["seal"])))
+        self._releasers = tuple(self._by_hook["release_delivery"])
         self.has_publish = bool(self._by_hook["before_publish"] or self._by_hook["before_send"]
-                                or self._by_hook["after_publish"])
+                                or self._by_hook["after_publish"] or self._sealers)
         self.has_consume = bool(self._by_hook["before_consume"] or self._by_hook["around_handler"]
                                 or self._by_hook["after_consume"])
+        #: a ``verify_delivery`` hook exists: every delivery goes through :meth:`verify` first
+        self.has_wire = bool(self._verifiers)
 
     def add(self, interceptor: Interceptor) -> None:
         self._items.append(interceptor)
@@ -163,6 +214,8 @@ class Pipeline:
             build(ctx)
             for i in self._by_hook["before_send"]:
                 await i.before_send(ctx)
+            for s in self._sealers:
+                s.seal(ctx)
             await send(ctx)
         except BaseException as exc:
             error = exc
@@ -171,6 +224,21 @@ class Pipeline:
             for i in reversed(self._by_hook["after_publish"]):
                 if self._items.index(i) < entered:
                     await i.after_publish(ctx, error)
+
+    def verify(self, delivery: Any, queue: str) -> bytes:
+        """Run the ``verify_delivery`` hooks on a raw delivery of ``queue`` (outer layer first);
+        returns the body to decode. Raises what a hook raised (the delivery is refused)."""
+        body = delivery.body
+        for i in self._verifiers:
+            out = i.verify_delivery(delivery, body, queue)
+            if out is not None:
+                body = out
+        return body
+
+    def release(self, delivery: Any, queue: str) -> None:
+        """A verified delivery of ``queue`` failed after all: the ``release_delivery`` hooks forget it."""
+        for i in self._releasers:
+            i.release_delivery(delivery, queue)
 
     async def consume(self, ctx: ConsumeContext, call_handler: Callable[[], Awaitable[Any]]) -> Any:
         """Run the consume hooks around one handler call; returns the handler's result.

@@ -11,6 +11,14 @@ dead-letter exchange). It is counted and logged; the consumer goes on. A settle 
 as stale (a delivery from before a reconnect: the broker redelivers it) is counted in
 ``stats.stale_settles``, not as acked or rejected.
 
+Before anything decodes a body, the pipeline's wire stage (``Interceptor.verify_delivery``:
+signatures, decryption) runs on the raw delivery, whatever the interceptor order; a delivery it
+refuses (``bad-signature``, ``expired``, ``replayed``, ``bad-ciphertext``, ...) is given up at once,
+like one whose properties did not decode (``bad-properties``) or whose body was over the
+connection's ``max_message_size`` (``too-large``: its body was dropped as it came, so its DLQ
+record is the properties alone and the original is rejected, for a broker dead-letter policy to
+keep the body): no retry could help them.
+
 A consumer the broker cancels (its queue was deleted, a quorum/mirrored queue failed over) or whose
 channel was closed under it comes back: the subscription re-declares its queue and bindings (as its
 creator declared them), then consumes again — on a new channel with its QoS when the old one is
@@ -18,7 +26,8 @@ closed — with the recovery backoff between attempts; it logs a warning, counts
 ``stats.consumer_restarts``, and stops trying once stopped or its connection is closed for good.
 
 Plain handlers run inline in the reader (no Task per delivery); ``async`` handlers get one Task per
-delivery, at most ``concurrency`` at a time (the rest wait, in order, in a local queue).
+delivery, at most ``concurrency`` at a time (the rest wait, in order, in a local queue, which the
+prefetch bounds: prefetch 0 is sent as ``UNLIMITED_PREFETCH_FACTOR * concurrency``).
 """
 from __future__ import annotations
 
@@ -77,8 +86,9 @@ class Failure:
                  channel: Any = None) -> None:
         self.subscription = subscription
         self.delivery = delivery
-        #: bad-properties, not-json, not-an-object, bad-field, missing-type, unknown-type,
-        #: contract-error, handler-error, bad-signature, ...
+        #: bad-properties, too-large, bad-signature, expired, replayed, bad-ciphertext, not-encrypted,
+        #: not-json, not-an-object, bad-field, missing-type, unknown-type, contract-error,
+        #: handler-error, ...
         self.reason = reason
         self.text = text
         self.exception = exception
@@ -96,17 +106,36 @@ ErrorHook = Callable[[BaseException, Any, MessageContext], Awaitable[bool]]
 
 _Pending = tuple[Any, Any, Any, Any, tuple[HandlerSpec, ...]]  # (channel, delivery, env, msg, handlers)
 
+#: reasons whose one log line comes from elsewhere: handler errors (``_handler_failed``), too-large
+#: deliveries (the connection, when it dropped the body)
+_LOGGED_ELSEWHERE = frozenset({"handler-error", "too-large"})
+#: prefetch=0 ("no fixed limit") is sent as basic.qos of this many messages per concurrent handler:
+#: enough to keep the handlers busy, while the deliveries waiting locally stay bounded
+UNLIMITED_PREFETCH_FACTOR = 10
+
 
 def check_consumer_limits(prefetch: int, concurrency: int | None) -> None:
-    """Refuse what basic.qos cannot carry (prefetch 0-65535, 0 = no limit) and a concurrency below 1,
-    with InvalidArgumentError, before anything is sent."""
+    """Refuse what basic.qos cannot carry (prefetch 0-65535; 0 = as the handlers need, see
+    :func:`effective_prefetch`) and a concurrency below 1, with InvalidArgumentError, before anything
+    is sent."""
     if type(prefetch) is not int or not 0 <= prefetch <= 65535:
         raise errors.InvalidArgumentError(
-            f"prefetch must be a whole number from 0 (no limit) to 65535, got {prefetch!r}", "prefetch")
+            f"prefetch must be a whole number from 0 (as the handlers need) to 65535, got {prefetch!r}",
+            "prefetch")
     if concurrency is not None and (type(concurrency) is not int or concurrency < 1):
         raise errors.InvalidArgumentError(
             f"concurrency must be a whole number of at least 1 (or None: as prefetch), got {concurrency!r}",
             "concurrency")
+
+
+def effective_prefetch(prefetch: int, concurrency: int) -> int:
+    """The basic.qos prefetch a subscription uses: ``prefetch``, or for 0 ("no fixed limit")
+    ``UNLIMITED_PREFETCH_FACTOR * concurrency`` (at most 65535). A broker without a limit would push
+    a whole queue into this process, where it waits for the async handlers in the local backlog:
+    bounded this way, the rest stays in the broker until the handlers catch up."""
+    if prefetch:
+        return prefetch
+    return min(65535, UNLIMITED_PREFETCH_FACTOR * max(1, concurrency))
 
 
 class Subscription:
@@ -153,10 +182,22 @@ class Subscription:
         stats.received += 1
         ch = self.channel
         if delivery.undecodable is not None:  # properties or routing key the reader could not decode
-            self._fail(ch, delivery, "bad-properties", f"undecodable delivery: {delivery.undecodable}")
+            if delivery.oversized:  # body over max_message_size, dropped as it came
+                self._fail(ch, delivery, "too-large", delivery.undecodable, final=True)
+            else:
+                self._fail(ch, delivery, "bad-properties", f"undecodable delivery: {delivery.undecodable}",
+                           final=True)
             return
+        body = delivery.body
+        if self._pipeline.has_wire:  # signatures, decryption: on the raw delivery, before any decoding
+            try:
+                body = self._pipeline.verify(delivery, self.queue)
+            except Exception as exc:
+                reason = exc.reason if isinstance(exc, errors.InterceptorError) else "interceptor-error"
+                self._fail(ch, delivery, reason, str(exc) or type(exc).__name__, exc, final=True)
+                return
         try:
-            env = _decode_envelope(delivery.body)
+            env = _decode_envelope(body)
         except errors.EnvelopeError as exc:
             self._fail(ch, delivery, exc.reason, str(exc), exc)
             return
@@ -294,14 +335,22 @@ class Subscription:
         self._fail(ch, delivery, reason or "handler-error", f"{type(exc).__name__}: {exc}", exc, env, msg)
 
     def _fail(self, ch: Any, delivery: Any, reason: str, text: str, exc: BaseException | None = None,
-              env: Any = None, msg: Any = None) -> None:
+              env: Any = None, msg: Any = None, *, final: bool = False) -> None:
+        """A delivery failed: to the failure handler, else given up. ``final``: it never passed the
+        wire stage (bad properties, too large, refused by a signature or decryption): no retry can
+        help, so it is given up at once; otherwise the wire stage releases it (a retry may come)."""
         self.stats.reasons[reason] += 1
-        if reason != "handler-error":
+        if reason not in _LOGGED_ELSEWHERE:
             log.warning("rejecting delivery %d on queue %r (%s): %s", delivery.delivery_tag, self.queue,
                         reason, text)
         failure = Failure(self, delivery, reason, text, exc, env, msg, ch)
-        # an undecodable delivery cannot be retried (its properties cannot be sent again): given up
-        if self.failure_handler is not None and reason != "bad-properties":
+        if not final and self._pipeline.has_wire:
+            try:
+                self._pipeline.release(delivery, self.queue)
+            except Exception as release_exc:
+                log.error("releasing delivery %d on %r failed: %r", delivery.delivery_tag, self.queue,
+                          release_exc)
+        if self.failure_handler is not None and not final:
             self._spawn(self._run_failure_handler(failure))
         elif self._dead_letterer() is not None:
             self._spawn(self.give_up(failure))
@@ -330,11 +379,15 @@ class Subscription:
             self.stats.acked += 1
         return True
 
-    def reject(self, failure: Failure) -> bool:
-        """Reject a failed delivery without requeue (counted in ``stats.rejected``): the broker drops
-        it, or dead-letters it if its queue has a dead-letter exchange."""
+    def reject(self, failure: Failure, *, dead_lettered: bool = False) -> bool:
+        """Reject a failed delivery without requeue (counted in ``stats.rejected``; in
+        ``stats.dead_lettered`` when a record of it is in its DLQ): the broker drops it, or
+        dead-letters it if its queue has a dead-letter exchange."""
         if self._settle(failure.channel.basic_reject, failure.delivery.delivery_tag, False):
-            self.stats.rejected += 1
+            if dead_lettered:
+                self.stats.dead_lettered += 1
+            else:
+                self.stats.rejected += 1
             return True
         return False
 
@@ -506,7 +559,8 @@ class Subscriber:
                         failure_handler: FailureHandler | None = None,
                         timeout: float | None = None, redeclare: Redeclare | None = None) -> Subscription:
         """Consume ``queue`` (which must exist) with ``prefetch`` unacked messages at most and
-        ``concurrency`` async handlers at once (default: prefetch).
+        ``concurrency`` async handlers at once (default: prefetch, or 100 with prefetch 0). Prefetch 0
+        is bounded too: ``UNLIMITED_PREFETCH_FACTOR * concurrency`` (see :func:`effective_prefetch`).
 
         Failed messages go to the ``failure_handler``, then to the subscriber's dead-letterer
         (``dlq.{queue}``) unless ``dead_letter=False``. ``redeclare`` declares the queue and its
@@ -514,8 +568,10 @@ class Subscriber:
         again once it exists).
         """
         check_consumer_limits(prefetch, concurrency)
+        concurrency = concurrency or prefetch or 100
+        prefetch = effective_prefetch(prefetch, concurrency)
         channel = await self._open_channel(prefetch, timeout)
-        sub = Subscription(self, queue, channel, concurrency=concurrency or prefetch or 100,
+        sub = Subscription(self, queue, channel, concurrency=concurrency,
                            dead_letter=dead_letter, failure_handler=failure_handler, prefetch=prefetch,
                            exclusive=exclusive, redeclare=redeclare)
         try:
@@ -551,5 +607,5 @@ def _handler_call(spec: HandlerSpec, msg: Any, ctx: MessageContext) -> Callable[
     return call
 
 
-__all__ = ["ErrorHook", "Failure", "FailureHandler", "Redeclare", "Subscriber", "Subscription",
-           "SubscriptionStats", "check_consumer_limits"]
+__all__ = ["UNLIMITED_PREFETCH_FACTOR", "ErrorHook", "Failure", "FailureHandler", "Redeclare", "Subscriber",
+           "Subscription", "SubscriptionStats", "check_consumer_limits", "effective_prefetch"]

@@ -9,6 +9,11 @@ persistent whatever the original was, plus the headers ``x-mmate-reason``, ``x-m
 exactly as they came, ``x-mmate-raw-properties``) — with a broker confirm, and only then acked:
 nothing is lost between the two.
 
+A delivery over the connection's ``max_message_size`` (reason ``too-large``) arrives without its
+body (dropped as it came): its DLQ copy is a record — the properties and the headers above, an
+empty body and ``x-mmate-original-size`` (the declared body size) — and the original is rejected
+without requeue instead of acked, so a dead-letter exchange on its queue keeps the whole body.
+
 The DLQ is declared on the first failure of its queue (a consumer that never fails leaves no queue
 behind), once, on a channel of its own, so a refusal (406: a ``dlq.{queue}`` with other arguments
 exists) closes nothing else. The copy is published ``mandatory``: a DLQ deleted since it was declared
@@ -39,6 +44,8 @@ QUEUE_HEADER = "x-mmate-original-queue"
 TIME_HEADER = "x-mmate-failed-at"
 #: on a ``bad-properties`` dead letter: the property bytes exactly as they came (a byte array)
 RAW_PROPERTIES_HEADER = "x-mmate-raw-properties"
+#: on a ``too-large`` record: the body size the original declared (its body is not in the copy)
+ORIGINAL_SIZE_HEADER = "x-mmate-original-size"
 #: the properties every dead-letter copy gets on top of the original's
 _PERSISTENT = {"delivery_mode": 2}
 #: error texts in headers are cut to this many characters
@@ -53,9 +60,12 @@ def failure_headers(failure: Failure) -> dict[str, Any]:
         QUEUE_HEADER: failure.subscription.queue,
         TIME_HEADER: _env.utc_timestamp(time.time()),
     }
-    raw = failure.delivery.raw_properties
+    delivery = failure.delivery
+    raw = delivery.raw_properties
     if raw is not None:
         headers[RAW_PROPERTIES_HEADER] = bytes(raw)
+    if delivery.oversized:
+        headers[ORIGINAL_SIZE_HEADER] = int(delivery.oversized)
     return headers
 
 
@@ -79,7 +89,10 @@ class DeadLettering:
                       dlq, exc)
             sub.reject(failure)
             return
-        sub.ack(failure, dead_lettered=True)
+        if delivery.oversized:  # a record only: the broker's dead-letter policy may keep the body
+            sub.reject(failure, dead_lettered=True)
+        else:
+            sub.ack(failure, dead_lettered=True)
 
     async def ensure(self, queue: str) -> str:
         """Declare ``dlq.{queue}`` (durable, as ``topology.declare_dead_letter_queue``) unless done
@@ -115,5 +128,5 @@ class DeadLettering:
                 self.forget(sub.queue)
 
 
-__all__ = ["ERROR_HEADER", "MAX_ERROR_TEXT", "QUEUE_HEADER", "RAW_PROPERTIES_HEADER", "REASON_HEADER",
-           "TIME_HEADER", "DeadLettering", "failure_headers"]
+__all__ = ["ERROR_HEADER", "MAX_ERROR_TEXT", "ORIGINAL_SIZE_HEADER", "QUEUE_HEADER", "RAW_PROPERTIES_HEADER",
+           "REASON_HEADER", "TIME_HEADER", "DeadLettering", "failure_headers"]

@@ -46,7 +46,7 @@ class _MarkingChannel:
                 d = SimpleNamespace(body=d.body, delivery_tag=d.delivery_tag, redelivered=d.redelivered,
                                     exchange=d.exchange, routing_key=d.routing_key,
                                     properties=load("frames").BasicProperties(),
-                                    undecodable="header key is not UTF-8", raw_properties=RAW)
+                                    undecodable="header key is not UTF-8", raw_properties=RAW, oversized=0)
             return callback(d)
 
         return await self._ch.basic_consume(queue, marking, **kw)

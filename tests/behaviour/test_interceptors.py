@@ -21,7 +21,7 @@ from mmate_fast.interceptors import (
     SigningInterceptor,
     TimeoutInterceptor,
     ValidationInterceptor,
-    sign_body,
+    sign_message,
 )
 from mmate_fast.messaging import topology
 from mmate_fast.transports import connect
@@ -72,11 +72,12 @@ async def test_signing_end_to_end_rejects_tampered_and_unsigned(url: str, servic
         assert d is not None
         seen.append(d)
         headers = dict(d.properties.headers)
-        assert headers["x-signature"] == sign_body(SECRET, d.body) and headers["x-signature-key"] == "k1"
+        assert headers["x-signature"] == sign_message(SECRET, d.properties, d.body, "k1")
+        assert headers["x-signature-key"] == "k1"
         tampered = d.body.replace(b'"n":2', b'"n":666')
         assert tampered != d.body
         raw = await c.connection.channel()
-        await raw.publish(tampered, "", c.service_queue, BasicProperties(headers=headers))
+        await raw.publish(tampered, "", c.service_queue, d.properties)
         await raw.publish(d.body, "", c.service_queue, BasicProperties(headers={}))  # unsigned
         await wait_until(lambda: sub.stats.reasons["bad-signature"] == 2)
         await c.publish_event(IcEvt(n=3, aggregate_id="a"))  # the consumer goes on
