@@ -38,12 +38,14 @@ decodes the body and before every other interceptor, whatever the registration o
 (when ``required``), malformed or wrong signature raises SignatureError (reason ``bad-signature``):
 the message goes to the DLQ and the consumer goes on.
 
-Freshness (``max_age``, default 300 s; None turns it off): a signed message older than ``max_age``
+Freshness (``max_age``, default 24 h; None turns it off): a signed message older than ``max_age``
 (counted from its timestamp plus its delay) or dated more than ``clock_skew`` ahead is refused as
 ``expired``; a message id accepted before on the same queue within ``max_age`` as ``replayed``
 (bounded memory: ``max_ids``; see ``_replay.py``). Both read the signed fields, so neither can be
 forged. ``max_age`` must cover the longest time a message may legitimately wait: a consumer
-backlog, TTL-retry delays (a retry keeps its original timestamp), DLQ replays.
+backlog, TTL-retry delays (a retry keeps its original timestamp), DLQ replays. The default (a day)
+keeps messages that waited through an ordinary outage deliverable (nothing is lost by default);
+lower it where tighter replay protection matters more than long backlogs.
 
 Key rotation: sign with ``secret`` (and ``key_id``), verify with it and every entry of ``previous``
 (a mapping key id -> secret, or a list of secrets). With a known ``x-signature-key`` only that key is
@@ -71,7 +73,7 @@ KEY_ID_HEADER = "x-signature-key"
 #: the first line of the signature input (version 1)
 SIGNATURE_TAG = b"mmate-signature-v1\n"
 #: default freshness limits (seconds) and replay-window size
-DEFAULT_MAX_AGE = 300.0
+DEFAULT_MAX_AGE = 86_400.0
 DEFAULT_CLOCK_SKEW = 60.0
 DEFAULT_MAX_IDS = 100_000
 _HEX_LEN = 64
