@@ -60,33 +60,37 @@ class Names:
 
 
 @pytest.fixture
-def names() -> Names:
-    return Names()
+async def names(url: str) -> AsyncIterator[Names]:
+    """Unique names; every queue and exchange named through it is deleted after the test (whether
+    or not the test used the ``conn`` fixture)."""
+    n = Names()
+    yield n
+    cleaner = await connect(url)
+    try:
+        for q in n.queues:
+            ch = await cleaner.channel()
+            try:
+                await ch.queue_delete(q)
+            finally:
+                if ch.is_open:
+                    await ch.close()
+        for x in n.exchanges:
+            ch = await cleaner.channel()
+            try:
+                await ch.exchange_delete(x)
+            finally:
+                if ch.is_open:
+                    await ch.close()
+    finally:
+        await cleaner.close()
 
 
 @pytest.fixture
 async def conn(url: str, names: Names) -> AsyncIterator[Connection]:
+    """A connection to the broker under test (``names`` cleans up after it is closed)."""
     c = await connect(url)
     try:
         yield c
     finally:
         if not c.is_closed:
             await c.close()
-        cleaner = await connect(url)
-        try:
-            for q in names.queues:
-                ch = await cleaner.channel()
-                try:
-                    await ch.queue_delete(q)
-                finally:
-                    if ch.is_open:
-                        await ch.close()
-            for x in names.exchanges:
-                ch = await cleaner.channel()
-                try:
-                    await ch.exchange_delete(x)
-                finally:
-                    if ch.is_open:
-                        await ch.close()
-        finally:
-            await cleaner.close()
