@@ -9,6 +9,9 @@ How it matches Go:
 * one reply queue per bridge, ``bridge.reply.{8 hex}``, declared on first use non-durable,
   exclusive, auto-delete, without arguments, consumed (manual ack, exclusive consumer) on the
   bridge's own channel;
+* beyond Go: the reply queue is also bound to ``mmate.messages`` with its own name as routing key,
+  where mmate-go's ``RequestReplyServer`` sends its replies (wire spec §6.3; a Go bridge never gets
+  them and times out);
 * the reply address travels in the request **payload** ``replyTo`` (where Go reads it; also at
   envelope level and in ``x-reply-to`` for .NET-style responders), the correlation id is a fresh
   UUID v4 per request in envelope ``correlationId`` and the ``x-correlation-id``/``correlation-id``
@@ -44,6 +47,7 @@ from mmate_fast.contracts import (
     kind_of,
     message_type,
 )
+from mmate_fast.messaging import topology
 from mmate_fast.messaging.outgoing import Outgoing
 from mmate_fast.messaging.publisher import Publisher, require_target_service
 from mmate_fast.reliability.retry import ExponentialBackoff, RetryPolicy
@@ -155,7 +159,8 @@ class Bridge:
 
     def __init__(self, connection: Any, publisher: Publisher, *, registry: TypeRegistry | None = None,
                  reply_queue: str | None = None, prefetch: int = DEFAULT_PREFETCH,
-                 default_timeout: float = DEFAULT_TIMEOUT, confirm_requests: bool = False) -> None:
+                 default_timeout: float = DEFAULT_TIMEOUT, confirm_requests: bool = False,
+                 bind_messages_exchange: bool = True) -> None:
         self.connection = connection
         self.publisher = publisher
         self.registry = registry if registry is not None else default_registry
@@ -168,6 +173,9 @@ class Bridge:
         #: -- the reply is the end-to-end confirmation, and an unroutable ``mandatory=True`` request
         #: still fails at once through its basic.return. True: through the publisher (confirmed).
         self.confirm_requests = confirm_requests
+        #: True (default): bind the reply queue to ``mmate.messages`` with its own name as routing key
+        #: (declaring that exchange as Go does), so replies of mmate-go's RequestReplyServer arrive
+        self.bind_messages_exchange = bind_messages_exchange
         self.stats = BridgeStats()
         #: pause between attempts to re-declare and re-consume the reply queue after the broker
         #: cancelled the reply consumer (0.1 s doubling up to 5 s, +-20 %, until it works or closes)
@@ -229,6 +237,9 @@ class Bridge:
             channel = await self.connection.channel()
         try:
             await channel.queue_declare(self.reply_queue, durable=False, exclusive=True, auto_delete=True)
+            if self.bind_messages_exchange:
+                await topology.declare_exchanges(channel, (topology.MESSAGES,))
+                await channel.queue_bind(self.reply_queue, topology.MESSAGES, self.reply_queue)
             channel.on_return = self._on_return
             # no_ack: every reply is settled at once anyway (matched, late or malformed), so the
             # broker need not track acks for them; it saves a frame and broker work per reply

@@ -385,3 +385,72 @@ async def test_requests_are_transient_unless_asked(url: str, cleanup: list[str])
                 await client.request(BrUnbound(order_id="spy"), timeout=0.3, **opts)
         [first, second] = await drain_queue(admin, queue, expect=2)
         assert first.properties.delivery_mode == 1 and second.properties.delivery_mode == 2
+
+
+# ---------------------------------------------------------------------------------- issue 8 item 8
+@dataclass
+class BrGetOrderStatus(Query):
+    order_id: str = ""
+
+
+async def _go_rr_server(url: str, queue: str, vector: str) -> tuple[Any, list[dict[str, Any]]]:
+    """A responder that answers the way mmate-go's ``RequestReplyServer`` does (wire spec §6.3,
+    vectors 18-21): it consumes ``queue`` (bound to ``mmate.queries`` / ``qry.{type}``) and publishes
+    the captured reply ``vector`` (19: OrderReply, 21: ErrorReply), its ids and correlation id set
+    to the request's, to **``mmate.messages``** with routing key = the request's payload ``replyTo``,
+    with the captured properties (content type, ``delivery_mode`` 2, the 15 Go headers)."""
+    [body_file] = VECTORS.glob(f"{vector}-rr-server-*.body.json")
+    sidecar = json.loads(body_file.with_name(body_file.name.replace(".body.", ".amqp.")).read_text())
+    template = orjson.loads(body_file.read_bytes())
+    assert sidecar["exchange"] == topology.MESSAGES
+    conn = await connect(url)
+    ch = await conn.channel()
+    await topology.declare_exchanges(ch)  # as every mmate-go client does at start
+    await ch.queue_declare(queue, durable=False, auto_delete=True)
+    await ch.queue_bind(queue, topology.QUERIES, "qry.BrGetOrderStatus")
+    answered: list[dict[str, Any]] = []
+
+    def on_request(d: Any) -> None:
+        request = orjson.loads(d.body)
+        corr, reply_to = request["correlationId"], request["payload"]["replyTo"]
+        body = json.loads(json.dumps(template))
+        body["id"] = body["headers"]["x-message-id"] = body["headers"]["message-id"] = str(uuid.uuid4())
+        body["correlationId"] = body["headers"]["correlation-id"] = corr
+        body["headers"]["x-correlation-id"] = corr
+        typed = {k: v["v"] for k, v in sidecar["properties"]["headers"].items()}
+        typed.update({k: body["headers"][k] for k in ("x-message-id", "message-id", "correlation-id",
+                                                       "x-correlation-id")})
+        ch.publish_nowait(orjson.dumps(body), topology.MESSAGES, reply_to, BasicProperties(
+            content_type="application/json", delivery_mode=2, headers=typed))
+        answered.append({"exchange": topology.MESSAGES, "routing_key": reply_to, "body": body})
+
+    await ch.basic_consume(queue, on_request, no_ack=True)
+    return conn, answered
+
+
+@pytest.mark.parametrize("vector", ["19", "21"])
+async def test_request_to_a_go_request_reply_server_gets_its_reply(url: str, cleanup: list[str],
+                                                                   vector: str) -> None:
+    """mmate-go's RequestReplyServer publishes replies to ``mmate.messages`` with the reply queue
+    as routing key, not to the default exchange; our bridge binds its reply queue there too, so the
+    reply arrives (a Go bridge times out: vectors 18-21)."""
+    service = _service()
+    rpc_queue = f"mmate.rpc.BrGetOrderStatus.{uuid.uuid4().hex[:8]}"
+    cleanup.extend([topology.service_queue(service), rpc_queue])
+    go_server, answered = await _go_rr_server(url, rpc_queue, vector)
+    try:
+        async with Client(url, service_name=service) as client:
+            if vector == "19":
+                reply = await client.request(BrGetOrderStatus(order_id="order-1001"), timeout=5)
+                assert isinstance(reply, GenericMessage) and reply.type == "OrderReply"  # not registered here
+                assert reply.payload == {"amount": 42.5, "orderId": "order-1001", "status": "shipped",
+                                         "success": True}
+            else:
+                with pytest.raises(errors.RemoteError) as info:
+                    await client.request(BrGetOrderStatus(order_id="missing"), timeout=5)
+                assert (info.value.code, info.value.message) == ("REQUEST_FAILED", "order missing not found")
+            [sent] = answered
+            assert sent["routing_key"] == client.bridge.reply_queue
+            assert client.bridge.stats.timeouts == 0
+    finally:
+        await go_server.close()
