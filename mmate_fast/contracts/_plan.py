@@ -115,6 +115,8 @@ class ContractPlan:
         self.is_generic = bool(cls.__dict__.get("__mmate_generic__", False))
         self.is_pydantic = _types.is_pydantic_model(cls)
         self.is_dataclass = dataclasses.is_dataclass(cls)
+        #: a request's reply class (``register(cls, reply=...)``), or None
+        self.reply_type: type | None = None
         #: msg -> payload dict (top level: envelope fields excluded)
         self.encode: Callable[[Any], dict[str, Any]] = self._first_encode
         #: (payload, id, type, timestamp string, correlation id) -> instance

@@ -15,7 +15,7 @@ import pytest
 
 from mmate_fast import errors
 from mmate_fast.client import Client
-from mmate_fast.contracts import Command, ErrorReply, GenericMessage, Query, Reply, TypeRegistry
+from mmate_fast.contracts import Command, ErrorReply, GenericMessage, Query, Reply, TypeRegistry, register
 from mmate_fast.messaging import MessageContext, topology
 from mmate_fast.transports import connect
 from mmate_fast.transports.base import BasicProperties
@@ -83,6 +83,8 @@ async def server(url: str, cleanup: list[str]) -> AsyncIterator[Client]:
 
         @srv.handler(BrCreateOrder)
         def create_order(cmd: BrCreateOrder) -> BrOrderReply:
+            if cmd.order_id == "raise":
+                raise OrderMissing("order raise not found")
             return BrOrderReply(order_id=cmd.order_id, amount=cmd.amount, status="created")
 
         await srv.start_consuming()
@@ -215,10 +217,12 @@ async def test_we_answer_a_go_bridge_request(url: str, cleanup: list[str], prefi
     if prefix == "12":
         assert reply["type"] == "BrOrderReply"
         assert reply["payload"] == {"amount": 42.5, "orderId": "order-1001", "status": "shipped", "success": True}
-    else:
-        assert reply["type"] == "ErrorReply"
-        assert reply["payload"] == {"error": "order missing not found", "errorCode": "ORDER_NOT_FOUND",
-                                    "errorMessage": "order missing not found", "success": False}
+    else:  # the handler's reply type (its return annotation), as the Go bridge registered it
+        assert reply["type"] == "BrOrderReply"
+        assert reply["payload"] == {"amount": 0.0, "orderId": "", "status": "", "success": False,
+                                    "error": "order missing not found", "errorCode": "ORDER_NOT_FOUND",
+                                    "errorMessage": "order missing not found"}
+        assert reply["headers"]["x-success"] == "false"
 
 
 async def test_failing_handler_without_reply_address_keeps_failure_path(url: str, server: Client) -> None:
@@ -371,7 +375,9 @@ async def test_unroutable_request_fails_fast_with_the_return(url: str, cleanup: 
         assert client.bridge.pending == 0
 
 
-async def test_requests_are_transient_unless_asked(url: str, cleanup: list[str]) -> None:
+async def test_requests_are_persistent_unless_asked(url: str, cleanup: list[str]) -> None:
+    """As Go sends them (delivery_mode 2): a command in flight survives a broker restart;
+    ``persistent=False`` opts out for speed."""
     service = _service()
     queue = f"{service}-spy"
     cleanup.extend([topology.service_queue(service), queue])
@@ -379,12 +385,101 @@ async def test_requests_are_transient_unless_asked(url: str, cleanup: list[str])
         admin = await client.connection.channel()
         await admin.queue_declare(queue, durable=False)
         await admin.queue_bind(queue, topology.QUERIES, "qry.BrUnbound")
-        for persistent in (None, True):
-            opts = {} if persistent is None else {"persistent": True}
+        for persistent in (None, False, True):
+            opts = {} if persistent is None else {"persistent": persistent}
             with pytest.raises(errors.RequestTimeout):
                 await client.request(BrUnbound(order_id="spy"), timeout=0.3, **opts)
-        [first, second] = await drain_queue(admin, queue, expect=2)
-        assert first.properties.delivery_mode == 1 and second.properties.delivery_mode == 2
+        got = await drain_queue(admin, queue, expect=3)
+        assert [d.properties.delivery_mode for d in got] == [2, 1, 2]
+        assert [orjson.loads(d.body)["headers"]["delivery-mode"] for d in got] == [2, 1, 2]
+
+
+@pytest.mark.parametrize("persistent", [None, False])
+async def test_replies_are_persistent_like_their_request(url: str, server: Client, cleanup: list[str],
+                                                         persistent: bool | None) -> None:
+    """A reply (and an error reply) has its request's delivery mode: persistent by default, as Go
+    sends them; transient when the requester asked ``persistent=False``."""
+    reply_q = f"br-capture-{uuid.uuid4().hex[:8]}"
+    cleanup.append(reply_q)
+    conn = await connect(url)
+    try:
+        ch = await conn.channel()
+        await ch.queue_declare(reply_q)
+        opts = {} if persistent is None else {"persistent": persistent}
+        for order_id in ("fine", "raise"):
+            await server.publish_query(BrGetOrder(order_id=order_id, reply_to=reply_q),
+                                       correlation_id=str(uuid.uuid4()), **opts)
+        replies = await drain_queue(ch, reply_q, expect=2)
+    finally:
+        await conn.close()
+    assert sorted(orjson.loads(d.body)["type"] for d in replies) == ["BrOrderReply", "ErrorReply"]
+    want = 1 if persistent is False else 2
+    assert [d.properties.delivery_mode for d in replies] == [want, want]
+
+
+async def test_typed_error_reply_for_a_handler_with_a_reply_type(url: str, server: Client,
+                                                                cleanup: list[str]) -> None:
+    """A Go requester registers only its own reply types: a failing handler whose reply type is
+    known (here its return annotation) answers with that type, ``success: false`` and Go's error
+    fields, so a Go bridge returns at once with the error instead of dropping an ErrorReply and
+    timing out. Our requester raises RemoteError for it, as for an ErrorReply."""
+    reply_q = f"br-capture-{uuid.uuid4().hex[:8]}"
+    cleanup.append(reply_q)
+    conn = await connect(url)
+    try:
+        ch = await conn.channel()
+        await ch.queue_declare(reply_q)
+        corr = str(uuid.uuid4())
+        await server.publish_command(BrCreateOrder(order_id="raise", target_service=server.service_name,
+                                                   reply_to=reply_q), correlation_id=corr)
+        [d] = await drain_queue(ch, reply_q, expect=1)
+    finally:
+        await conn.close()
+    body = orjson.loads(d.body)
+    assert (d.exchange, d.routing_key, body["type"], body["correlationId"]) == ("", reply_q, "BrOrderReply", corr)
+    assert body["payload"] == {"amount": 0.0, "orderId": "", "status": "", "success": False,
+                               "error": "order raise not found", "errorCode": "ORDER_NOT_FOUND",
+                               "errorMessage": "order raise not found"}
+    assert body["headers"]["x-success"] == "false" and body["headers"]["x-message-kind"] == "reply"
+    async with Client(url, service_name=_service(), declare_topology=False) as client:
+        with pytest.raises(errors.RemoteError) as info:
+            await client.request(BrCreateOrder(order_id="raise", target_service=server.service_name), timeout=5)
+        assert (info.value.code, info.value.message) == ("ORDER_NOT_FOUND", "order raise not found")
+        assert isinstance(info.value.reply, BrOrderReply) and info.value.reply.success is False
+        assert client.bridge.stats.errors == 1 and client.bridge.pending == 0
+
+
+@dataclass
+class BrGetStock(Query):
+    sku: str = ""
+
+
+@dataclass
+class BrStockReply(Reply):
+    sku: str = ""
+    count: int = 0
+
+
+register(BrGetStock, reply=BrStockReply)
+
+
+async def test_typed_error_reply_for_a_reply_type_given_at_registration(url: str, cleanup: list[str]) -> None:
+    """No return annotation: ``register(BrGetStock, reply=BrStockReply)`` names the reply type."""
+    service = _service()
+    cleanup.append(topology.service_queue(service))
+    async with Client(url, service_name=service) as srv:
+
+        @srv.handler(BrGetStock)
+        def stock(q: BrGetStock):  # no return annotation: the reply type comes from register()
+            raise LookupError(f"no sku {q.sku}")
+
+        await srv.start_consuming()
+        async with Client(url, service_name=_service(), declare_topology=False) as client:
+            with pytest.raises(errors.RemoteError) as info:
+                await client.request(BrGetStock(sku="s-1"), timeout=5)
+    assert (info.value.code, info.value.message) == ("HANDLER_ERROR", "no sku s-1")
+    reply = info.value.reply
+    assert isinstance(reply, BrStockReply) and (reply.sku, reply.count, reply.success) == ("", 0, False)
 
 
 # ---------------------------------------------------------------------------------- issue 8 item 8
@@ -439,10 +534,10 @@ async def test_request_to_a_go_request_reply_server_gets_its_reply(url: str, cle
     cleanup.extend([topology.service_queue(service), rpc_queue])
     go_server, answered = await _go_rr_server(url, rpc_queue, vector)
     try:
-        async with Client(url, service_name=service) as client:
+        async with Client(url, service_name=service, registry=TypeRegistry()) as client:
             if vector == "19":
                 reply = await client.request(BrGetOrderStatus(order_id="order-1001"), timeout=5)
-                assert isinstance(reply, GenericMessage) and reply.type == "OrderReply"  # not registered here
+                assert isinstance(reply, GenericMessage) and reply.type == "OrderReply"  # not in this registry
                 assert reply.payload == {"amount": 42.5, "orderId": "order-1001", "status": "shipped",
                                          "success": True}
             else:
