@@ -77,38 +77,37 @@ def _value_fixer(tp: Any, nested_decoder: NestedDecoder) -> Fix | None:
             return model_nulls(tp, False, nested_decoder)
         return None
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-        return _list_fixer(_Slot(args[0], nested_decoder))
+        return _container_fixer(_Slot(args[0], nested_decoder), list)
     if origin in (list, set, frozenset, cabc.Sequence, cabc.MutableSequence, cabc.Set, cabc.MutableSet,
                   cabc.Iterable, cabc.Collection):
-        return _list_fixer(_Slot(args[0], nested_decoder)) if args else None
+        return _container_fixer(_Slot(args[0], nested_decoder), list) if args else None
     if origin in (dict, cabc.Mapping, cabc.MutableMapping) and len(args) == 2:
-        return _dict_fixer(_Slot(args[1], nested_decoder))
+        return _container_fixer(_Slot(args[1], nested_decoder), dict)
     return None
 
 
-def _list_fixer(item: _Slot) -> Fix | None:
-    if item.admits_none and item.sub is None:
+def _container_fixer(slot: _Slot, kind: type) -> Fix | None:
+    """Go's nulls for the items of a JSON array (``kind`` list) or the values of an object (dict)."""
+    if slot.admits_none and slot.sub is None:
         return None
-    sub, keep_none, zero = item.sub, item.admits_none, item.zero
+    sub, keep_none, zero = slot.sub, slot.admits_none, slot.zero
 
-    def fix(v: Any) -> Any:
+    def one(x: Any) -> Any:
+        if x is None:
+            return None if keep_none else zero()
+        return x if sub is None else sub(x)
+
+    # not the container (the validator says what is wrong), or nothing to do: the value as it is
+    def fix_list(v: Any) -> Any:
         if v.__class__ is not list or (sub is None and None not in v):
-            return v  # not a list: the validator says what is wrong
-        return [(None if keep_none else zero()) if x is None else (x if sub is None else sub(x)) for x in v]
-    return fix
+            return v
+        return [one(x) for x in v]
 
-
-def _dict_fixer(value: _Slot) -> Fix | None:
-    if value.admits_none and value.sub is None:
-        return None
-    sub, keep_none, zero = value.sub, value.admits_none, value.zero
-
-    def fix(v: Any) -> Any:
+    def fix_dict(v: Any) -> Any:
         if v.__class__ is not dict or (sub is None and None not in v.values()):
             return v
-        return {k: (None if keep_none else zero()) if x is None else (x if sub is None else sub(x))
-                for k, x in v.items()}
-    return fix
+        return {k: one(x) for k, x in v.items()}
+    return fix_list if kind is list else fix_dict
 
 
 class _Field:

@@ -153,26 +153,37 @@ async def test_handler_exception_becomes_error_reply(url: str, server: Client) -
         assert sub.stats.rejected == 0 and sub.stats.handler_errors == 2
 
 
-async def test_error_reply_on_the_wire_is_gos_shape(url: str, server: Client, cleanup: list[str]) -> None:
-    """What a Go bridge receives for a failing handler: type ErrorReply, payload as
-    contracts.NewErrorReply, correlation id copied, default exchange."""
+async def _captured_replies(url: str, cleanup: list[str], requests: list[tuple[Any, dict[str, Any]]],
+                            send: Any) -> tuple[str, list[Any]]:
+    """Send ``requests`` (message, publish options) with ``send`` after pointing their ``reply_to``
+    at a capture queue of our own; (that queue, the replies it got, in arrival order)."""
     reply_q = f"br-capture-{uuid.uuid4().hex[:8]}"
     cleanup.append(reply_q)
     conn = await connect(url)
     try:
         ch = await conn.channel()
         await ch.queue_declare(reply_q)
-        corr = str(uuid.uuid4())
-        await server.publish_query(BrGetOrder(order_id="raise", reply_to=reply_q), correlation_id=corr)
-        [d] = await drain_queue(ch, reply_q, expect=1)
-        body = orjson.loads(d.body)
-        assert d.exchange == "" and d.routing_key == reply_q
-        assert body["type"] == "ErrorReply" and body["correlationId"] == corr
-        assert body["payload"] == {"error": "order raise not found", "errorCode": "ORDER_NOT_FOUND",
-                                   "errorMessage": "order raise not found", "success": False}
-        assert body["headers"]["x-success"] == "false" and body["headers"]["x-message-kind"] == "reply"
+        for msg, options in requests:
+            msg.reply_to = reply_q
+            await send(msg, **options)
+        return reply_q, await drain_queue(ch, reply_q, expect=len(requests))
     finally:
         await conn.close()
+
+
+async def test_error_reply_on_the_wire_is_gos_shape(url: str, server: Client, cleanup: list[str]) -> None:
+    """What a Go bridge receives for a failing handler whose reply type is unknown (annotated
+    with the base ``Reply``): type ErrorReply, payload as contracts.NewErrorReply, correlation id
+    copied, default exchange."""
+    corr = str(uuid.uuid4())
+    reply_q, [d] = await _captured_replies(url, cleanup, [(BrGetOrder(order_id="raise"), {"correlation_id": corr})],
+                                           server.publish_query)
+    body = orjson.loads(d.body)
+    assert d.exchange == "" and d.routing_key == reply_q
+    assert body["type"] == "ErrorReply" and body["correlationId"] == corr
+    assert body["payload"] == {"error": "order raise not found", "errorCode": "ORDER_NOT_FOUND",
+                               "errorMessage": "order raise not found", "success": False}
+    assert body["headers"]["x-success"] == "false" and body["headers"]["x-message-kind"] == "reply"
 
 
 VECTORS = VECTORS_PATH
@@ -399,19 +410,10 @@ async def test_replies_are_persistent_like_their_request(url: str, server: Clien
                                                          persistent: bool | None) -> None:
     """A reply (and an error reply) has its request's delivery mode: persistent by default, as Go
     sends them; transient when the requester asked ``persistent=False``."""
-    reply_q = f"br-capture-{uuid.uuid4().hex[:8]}"
-    cleanup.append(reply_q)
-    conn = await connect(url)
-    try:
-        ch = await conn.channel()
-        await ch.queue_declare(reply_q)
-        opts = {} if persistent is None else {"persistent": persistent}
-        for order_id in ("fine", "raise"):
-            await server.publish_query(BrGetOrder(order_id=order_id, reply_to=reply_q),
-                                       correlation_id=str(uuid.uuid4()), **opts)
-        replies = await drain_queue(ch, reply_q, expect=2)
-    finally:
-        await conn.close()
+    opts: dict[str, Any] = {} if persistent is None else {"persistent": persistent}
+    _, replies = await _captured_replies(
+        url, cleanup, [(BrGetOrder(order_id=order_id), {"correlation_id": str(uuid.uuid4()), **opts})
+                       for order_id in ("fine", "raise")], server.publish_query)
     assert sorted(orjson.loads(d.body)["type"] for d in replies) == ["BrOrderReply", "ErrorReply"]
     want = 1 if persistent is False else 2
     assert [d.properties.delivery_mode for d in replies] == [want, want]
@@ -423,18 +425,10 @@ async def test_typed_error_reply_for_a_handler_with_a_reply_type(url: str, serve
     known (here its return annotation) answers with that type, ``success: false`` and Go's error
     fields, so a Go bridge returns at once with the error instead of dropping an ErrorReply and
     timing out. Our requester raises RemoteError for it, as for an ErrorReply."""
-    reply_q = f"br-capture-{uuid.uuid4().hex[:8]}"
-    cleanup.append(reply_q)
-    conn = await connect(url)
-    try:
-        ch = await conn.channel()
-        await ch.queue_declare(reply_q)
-        corr = str(uuid.uuid4())
-        await server.publish_command(BrCreateOrder(order_id="raise", target_service=server.service_name,
-                                                   reply_to=reply_q), correlation_id=corr)
-        [d] = await drain_queue(ch, reply_q, expect=1)
-    finally:
-        await conn.close()
+    corr = str(uuid.uuid4())
+    request = BrCreateOrder(order_id="raise", target_service=server.service_name)
+    reply_q, [d] = await _captured_replies(url, cleanup, [(request, {"correlation_id": corr})],
+                                           server.publish_command)
     body = orjson.loads(d.body)
     assert (d.exchange, d.routing_key, body["type"], body["correlationId"]) == ("", reply_q, "BrOrderReply", corr)
     assert body["payload"] == {"amount": 0.0, "orderId": "", "status": "", "success": False,
