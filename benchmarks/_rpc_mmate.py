@@ -3,11 +3,10 @@
 Requester: ``Client(url, service_name=...)`` (defaults: publisher confirms on, recovery on) and
 ``await client.request(GetOrderQuery(...), timeout=30)`` from C concurrent loops; the query goes to
 ``mmate.queries`` / ``qry.RpcBenchGetOrderQuery`` with the bridge's ``bridge.reply.{8 hex}`` queue
-as reply address; requests are persistent, the default (``BENCH_RPC_TRANSIENT=1``: requests with
-persistent=False; ``BENCH_RPC_NOCONFIRM=1``: requester Client(publisher_confirms=False)).
-Responder (second process): a Client serving its service queue (prefetch 256) with a plain handler
-returning an ``OrderReply``, which the Client publishes to the reply queue with the request's
-delivery mode.
+as reply address (``BENCH_RPC_TRANSIENT=1``: requests with persistent=False;
+``BENCH_RPC_NOCONFIRM=1``: requester Client(publisher_confirms=False)). Responder (second
+process): a Client serving its service queue (prefetch 256) with a plain handler returning an
+``OrderReply``, which the Client publishes to the reply queue.
 """
 from __future__ import annotations
 

@@ -1,13 +1,9 @@
 """``run.py rpc``: round trips/s of raw, mmate_fast and aio-pika at each concurrency, each client
 (requester + its responder) in fresh processes, one after another per repetition.
 
-Rows by default: raw, mmate_fast (our defaults: requests and replies persistent, delivery_mode 2
-as Go sends them), mmate_fast_transient (``persistent=False``: requests and so replies transient,
-like the raw and aio-pika rows) and aio_pika. Ratios are medians of per-repetition ratios (same
-repetition and concurrency). The JSON (last stdout line) holds ``rates``/``latency_ms``/
-``cpu_us_per_rt`` keyed by ``c{C}`` then client, and keyed by ``c{C}``: ``vs_aio_pika``/``vs_raw``
-(the default row), ``transient_vs_aio_pika``/``transient_vs_raw`` (like for like: all transient)
-and ``persistent_vs_transient`` (what persistence costs).
+Ratios are medians of per-repetition ratios (same repetition and concurrency). The JSON (last
+stdout line) holds ``rates``/``latency_ms``/``cpu_us_per_rt`` keyed by ``c{C}`` then client, and
+``vs_aio_pika``/``vs_raw`` keyed by ``c{C}``.
 """
 from __future__ import annotations
 
@@ -23,11 +19,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CLIENTS = {"raw": "_rpc_raw.py", "mmate_fast": "_rpc_mmate.py", "aio_pika": "_rpc_aiopika.py",
            "mmate_fast_transient": "_rpc_mmate.py", "mmate_fast_noconfirm": "_rpc_mmate.py"}
-#: rows showing what the defaults cost: requests published with persistent=False (a default row),
-#: or a requester Client with publisher_confirms=False (opt-in, ``--only``)
+#: opt-in rows (``--only``) showing what the defaults cost: requests published with
+#: persistent=False, or a requester Client with publisher_confirms=False
 VARIANT_ENV = {"mmate_fast_transient": "BENCH_RPC_TRANSIENT", "mmate_fast_noconfirm": "BENCH_RPC_NOCONFIRM"}
 ORDER = ("raw", "mmate_fast", "mmate_fast_transient", "mmate_fast_noconfirm", "aio_pika")
-DEFAULT_ONLY = ("raw", "mmate_fast", "mmate_fast_transient", "aio_pika")
+DEFAULT_ONLY = ("raw", "mmate_fast", "aio_pika")
 DEFAULT_N = 10_000
 #: aio-pika runs at most this many round trips per run (~0.6k/s at concurrency 1)
 AIO_PIKA_MAX_N = 5_000
@@ -99,9 +95,6 @@ def main(n: int | None, concs: list[int], repeat: int, only: list[str], loop: st
     cpu: dict[str, dict[str, dict[str, float | None]]] = {}
     vs_aio: dict[str, float | None] = {}
     vs_raw: dict[str, float | None] = {}
-    tr_aio: dict[str, float | None] = {}
-    tr_raw: dict[str, float | None] = {}
-    pers: dict[str, float | None] = {}
     head = ["conc", "client", "N", "rt/s (median)", "min..max", "requester µs/rt", "responder µs/rt",
             "broker µs/rt", "p50 ms", "p99 ms", "ok"]
     rows = []
@@ -129,9 +122,6 @@ def main(n: int | None, concs: list[int], repeat: int, only: list[str], loop: st
             return _med([ra["rate"] / rb["rate"] for ra, rb in zip(per[a], per[b], strict=True) if ra and rb])
 
         vs_aio[ck], vs_raw[ck] = ratio("mmate_fast", "aio_pika"), ratio("mmate_fast", "raw")
-        tr_aio[ck] = ratio("mmate_fast_transient", "aio_pika")
-        tr_raw[ck] = ratio("mmate_fast_transient", "raw")
-        pers[ck] = ratio("mmate_fast", "mmate_fast_transient")
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     print(f"workload rpc (request/reply round trips, responder in a second process, loop {loop})")
     for r in [head, ["-" * w for w in widths], *rows]:
@@ -139,16 +129,12 @@ def main(n: int | None, concs: list[int], repeat: int, only: list[str], loop: st
         print("  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(cells)))
     for ck in runs:
         print(f"{ck}: mmate_fast / aio_pika = {_fmt(vs_aio[ck], '.2f')}    "
-              f"mmate_fast / raw = {_fmt(vs_raw[ck], '.3f')}    "
-              f"(persistent / transient = {_fmt(pers[ck], '.3f')})")
-        print(f"{ck}: mmate_fast_transient / aio_pika = {_fmt(tr_aio[ck], '.2f')}    "
-              f"mmate_fast_transient / raw = {_fmt(tr_raw[ck], '.3f')}    (like for like: all transient)")
+              f"mmate_fast / raw = {_fmt(vs_raw[ck], '.3f')}")
     for c, errs in errors.items():
         for e in errs:
             print(f"error {c}: {e}")
     obj: dict[str, Any] = {"workload": "rpc", "messages": n, "rates": rates, "vs_aio_pika": vs_aio,
-                           "vs_raw": vs_raw, "transient_vs_aio_pika": tr_aio, "transient_vs_raw": tr_raw,
-                           "persistent_vs_transient": pers, "latency_ms": lat, "cpu_us_per_rt": cpu}
+                           "vs_raw": vs_raw, "latency_ms": lat, "cpu_us_per_rt": cpu}
     if errors:
         obj["errors"] = errors
     print(json.dumps(obj), flush=True)

@@ -22,10 +22,9 @@ mmate_fast_confirms_batch (the same Client, client.publish_batch in windows of 1
 ``--no-recovery`` adds mmate_fast_norecovery (Client(recovery=False)).
 
 rpc: request/reply round trips/s at each ``--concurrency`` (default 1,64), p50/p99 latency, for
-mmate_fast (client.request against a Client responder; requests and replies persistent, the
-default), mmate_fast_transient (the same with persistent=False), aio_pika (its RPC pattern) and raw
-(both transient); see _rpc_runner.py and the _rpc_*.py clients. Opt-in row (--only):
-mmate_fast_noconfirm (requester Client(publisher_confirms=False)).
+mmate_fast (client.request against a Client responder), aio_pika (its RPC pattern) and raw; see
+_rpc_runner.py and the _rpc_*.py clients. Opt-in rows (--only): mmate_fast_transient (requests
+with persistent=False) and mmate_fast_noconfirm (requester Client(publisher_confirms=False)).
 """
 from __future__ import annotations
 
