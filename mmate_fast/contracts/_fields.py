@@ -11,6 +11,8 @@ WIRE = "wire"
 OMITEMPTY = "omitempty"
 #: the payload key must be present (null is still Go's zero value); see ``wire_field(required=True)``
 REQUIRED = "mmate_required"
+#: payload keys Go deletes at the top level; fields with these wire names travel in the envelope
+ENVELOPE_WIRE = ("id", "type", "timestamp", "correlationId")
 #: private: encode ``attr or <other attr>`` (ErrorReply.error copies errorMessage when empty)
 FALLBACK = "mmate_fallback"
 

@@ -19,9 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mmate_fast.contracts import _types
-
-#: payload keys that travel in the envelope at the top level (as ``_plan.ENVELOPE_WIRE``)
-_ENVELOPE_WIRE = ("id", "type", "timestamp", "correlationId")
+from mmate_fast.contracts._fields import ENVELOPE_WIRE
 
 Fix = Callable[[Any], Any]
 NestedDecoder = Callable[[type], Callable[[Any], Any]]
@@ -142,7 +140,7 @@ class _ModelNulls:
                 alias = info.validation_alias
                 if not isinstance(alias, str):
                     alias = info.alias or name
-                if self.top and alias in _ENVELOPE_WIRE:
+                if self.top and alias in ENVELOPE_WIRE:
                     continue
                 required = info.is_required()
                 out.append(_Field(name, alias, required, name in required_names or (strict and required),

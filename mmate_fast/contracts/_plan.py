@@ -23,14 +23,11 @@ from typing import Any
 
 from mmate_fast._ext import load
 from mmate_fast.contracts import _go_nulls, _types
-from mmate_fast.contracts._fields import FALLBACK, OMITEMPTY, REQUIRED, WIRE, camel_name
+from mmate_fast.contracts._fields import ENVELOPE_WIRE, FALLBACK, OMITEMPTY, REQUIRED, WIRE, camel_name
 from mmate_fast.contracts._kinds import MessageKind
 from mmate_fast.errors import ContractError
 
 _env = load("envelope")
-
-#: payload keys Go deletes at the top level; fields with these wire names travel in the envelope
-ENVELOPE_WIRE = ("id", "type", "timestamp", "correlationId")
 
 _MISSING = object()
 
