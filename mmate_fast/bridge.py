@@ -9,6 +9,9 @@ How it matches Go:
 * one reply queue per bridge, ``bridge.reply.{8 hex}``, declared on first use non-durable,
   exclusive, auto-delete, without arguments, consumed (manual ack, exclusive consumer) on the
   bridge's own channel;
+* beyond Go: the reply queue is also bound to ``mmate.messages`` with its own name as routing key,
+  where mmate-go's ``RequestReplyServer`` sends its replies (wire spec §6.3; a Go bridge never gets
+  them and times out);
 * the reply address travels in the request **payload** ``replyTo`` (where Go reads it; also at
   envelope level and in ``x-reply-to`` for .NET-style responders), the correlation id is a fresh
   UUID v4 per request in envelope ``correlationId`` and the ``x-correlation-id``/``correlation-id``
@@ -17,7 +20,8 @@ How it matches Go:
   ``x-correlation-id``/``correlation-id`` headers).
 
 Better than Go: no cap of 1000 pending requests and no lock (a dict of futures, all on the event
-loop); a reply in any of Go's error shapes (§6.4) raises :class:`~mmate_fast.errors.RemoteError`;
+loop); a reply in any of Go's error shapes (§6.4), or a typed reply with ``success: false`` and
+error fields, raises :class:`~mmate_fast.errors.RemoteError`;
 a timeout raises :class:`~mmate_fast.errors.RequestTimeout` and removes the pending entry at once
 (no sweeper), so a reply that arrives later is acked, dropped and counted in
 ``stats.late_replies``.
@@ -25,8 +29,11 @@ a timeout raises :class:`~mmate_fast.errors.RequestTimeout` and removes the pend
 from __future__ import annotations
 
 import asyncio
+import collections.abc as cabc
 import functools
 import logging
+import types
+import typing
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,11 +46,15 @@ from mmate_fast.contracts import (
     GenericMessage,
     MessageKind,
     TypeRegistry,
+    contract_plan,
     default_registry,
     from_envelope,
     kind_of,
     message_type,
+    reply_type_of,
+    to_payload,
 )
+from mmate_fast.messaging import topology
 from mmate_fast.messaging.outgoing import Outgoing
 from mmate_fast.messaging.publisher import Publisher, require_target_service
 from mmate_fast.reliability.retry import ExponentialBackoff, RetryPolicy
@@ -122,26 +133,29 @@ def decode_reply(body: bytes, properties: Any = None,
     return reply_correlation_id(env, properties), from_envelope(env, registry)
 
 
-def error_of(reply: Any) -> tuple[str, str] | None:
+def error_of(reply: Any, payload: Any = None) -> tuple[str, str] | None:
     """``(code, message)`` when ``reply`` is an error reply in one of Go's shapes (§6.4), else None.
 
     Error replies: a contracts ErrorReply; any reply with ``success`` false and an error code or
-    message (``errorCode``/``errorMessage``, falling back to ``error``) — typed, or a GenericMessage
-    payload such as Go's ``{QueryType}Error``. A reply with ``success`` false and no error fields is
-    an ordinary answer (the caller inspects it, as in Go).
+    message (``errorCode``/``errorMessage``, falling back to ``error``) — typed (from its fields, else
+    from its received ``payload``: the typed failure reply of ``reply_with_error``), or a
+    GenericMessage payload such as Go's ``{QueryType}Error``. A reply with ``success`` false and no
+    error fields is an ordinary answer (the caller inspects it, as in Go).
     """
     if isinstance(reply, ErrorReply):
         return reply.error_code, reply.error_message or reply.error
     if isinstance(reply, GenericMessage):
-        payload = reply.payload if isinstance(reply.payload, Mapping) else {}
-        if payload.get("success", True) is not False:
+        fields = reply.payload if isinstance(reply.payload, Mapping) else {}
+        if fields.get("success", True) is not False:
             return None
-        code, text = payload.get("errorCode"), payload.get("errorMessage") or payload.get("error")
+        code, text = fields.get("errorCode"), fields.get("errorMessage") or fields.get("error")
     else:
         if getattr(reply, "success", True) is not False:
             return None
         code = getattr(reply, "error_code", None)
         text = getattr(reply, "error_message", None) or getattr(reply, "error", None)
+        if not code and not text and isinstance(payload, Mapping):
+            code, text = payload.get("errorCode"), payload.get("errorMessage") or payload.get("error")
     if not code and not text:
         return None
     return str(code or ""), str(text or "")
@@ -158,7 +172,8 @@ class Bridge:
 
     def __init__(self, connection: Any, publisher: Publisher, *, registry: TypeRegistry | None = None,
                  reply_queue: str | None = None, prefetch: int = DEFAULT_PREFETCH,
-                 default_timeout: float = DEFAULT_TIMEOUT, confirm_requests: bool = False) -> None:
+                 default_timeout: float = DEFAULT_TIMEOUT, confirm_requests: bool = False,
+                 bind_messages_exchange: bool = True) -> None:
         self.connection = connection
         self.publisher = publisher
         self.registry = registry if registry is not None else default_registry
@@ -171,6 +186,9 @@ class Bridge:
         #: -- the reply is the end-to-end confirmation, and an unroutable ``mandatory=True`` request
         #: still fails at once through its basic.return. True: through the publisher (confirmed).
         self.confirm_requests = confirm_requests
+        #: True (default): bind the reply queue to ``mmate.messages`` with its own name as routing key
+        #: (declaring that exchange as Go does), so replies of mmate-go's RequestReplyServer arrive
+        self.bind_messages_exchange = bind_messages_exchange
         self.stats = BridgeStats()
         #: pause between attempts to re-declare and re-consume the reply queue after the broker
         #: cancelled the reply consumer (0.1 s doubling up to 5 s, +-20 %, until it works or closes)
@@ -232,6 +250,9 @@ class Bridge:
             channel = await self.connection.channel()
         try:
             await channel.queue_declare(self.reply_queue, durable=False, exclusive=True, auto_delete=True)
+            if self.bind_messages_exchange:
+                await topology.declare_exchanges(channel, (topology.MESSAGES,))
+                await channel.queue_bind(self.reply_queue, topology.MESSAGES, self.reply_queue)
             channel.on_return = self._on_return
             # no_ack: every reply is settled at once anyway (matched, late or malformed), so the
             # broker need not track acks for them; it saves a frame and broker work per reply
@@ -347,7 +368,8 @@ class Bridge:
         Commands go out with ``publish_command`` (``target_service`` is required), queries with
         ``publish_query``, anything else with the generic ``publish``; ``options`` are the
         publisher's (``headers``, ``ttl``, ``priority``, ``exchange``/``routing_key``, ...); requests
-        are transient (``persistent=False``) unless you pass ``persistent=True``.
+        are persistent (``delivery_mode`` 2, as Go sends them: a request in flight survives a broker
+        restart) unless you pass ``persistent=False`` (faster; the reply then comes transient too).
         ``timeout`` (seconds, default ``default_timeout``) covers publishing and waiting.
         The publisher confirm of the request is not awaited before the reply (that would add a
         broker round trip): a nack/return fails the request unless its reply came first. With
@@ -359,9 +381,8 @@ class Bridge:
         """
         if timeout is None:
             timeout = self.default_timeout
-        # a request is worth nothing after its timeout: transient by default (no disk write in the
-        # broker, several times cheaper); ``persistent=True`` restores Go's delivery_mode 2
-        options.setdefault("persistent", False)
+        # persistent by default, as Go: a command in flight survives a broker restart
+        options.setdefault("persistent", True)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         type_name = message_type(msg)
@@ -392,10 +413,6 @@ class Bridge:
         finally:
             if correlation_id:
                 self._pending.pop(correlation_id, None)
-        failure = error_of(reply)
-        if failure is not None:
-            self.stats.errors += 1
-            raise errors.RemoteError(failure[0], failure[1], reply)
         return reply
 
     async def _publish_awaited(self, msg: Any, options: dict[str, Any]) -> None:
@@ -474,9 +491,14 @@ class Bridge:
         except (errors.ContractError, errors.EnvelopeError) as exc:
             stats.malformed += 1
             fut.set_exception(exc)
-        else:
-            stats.replied += 1
+            return
+        stats.replied += 1
+        failure = error_of(reply, env.payload)
+        if failure is None:
             fut.set_result(reply)
+        else:
+            stats.errors += 1
+            fut.set_exception(errors.RemoteError(failure[0], failure[1], reply))
 
 
 # ---------------------------------------------------------------------------------- the responder side
@@ -490,24 +512,101 @@ def is_request(msg: Any) -> bool:
             and bool(msg.payload.get("replyTo")))
 
 
-async def reply_with_error(publisher: Publisher, exc: BaseException, msg: Any, ctx: Any) -> bool:
-    """The error-reply policy (a subscriber's error hook; the Client binds its reply publisher): a
-    handler raised for ``msg``. A request (command/query with a reply address) is answered with an
-    ``ErrorReply`` (type ``ErrorReply``, which a Go bridge has registered; ``errorCode`` from the
-    exception's ``code``/``error_code`` attribute or ``HANDLER_ERROR``, ``errorMessage`` =
-    ``str(exc)``, ``success`` false, correlation id copied) and True is returned, so the request is
-    acked rather than dead-lettered. Anything else keeps the normal failure path (False)."""
+def reply_persistent(ctx: Any) -> bool:
+    """Whether the reply to the request of ``ctx`` goes out persistent: as its request came, so
+    persistent (Go's ``delivery_mode`` 2, our default) unless the requester sent it transient."""
+    return getattr(ctx.delivery.properties, "delivery_mode", None) != 1
+
+
+async def reply_with_error(publisher: Publisher, exc: BaseException, msg: Any, ctx: Any, *,
+                           dispatcher: Any = None) -> bool:
+    """The error-reply policy (a subscriber's error hook; the Client binds its reply publisher and
+    dispatcher): a handler raised for ``msg``. A request (command/query with a reply address) is
+    answered and True is returned, so the request is acked rather than dead-lettered; anything else
+    keeps the normal failure path (False).
+
+    The answer carries ``errorCode`` (the exception's ``code``/``error_code`` attribute, else
+    ``HANDLER_ERROR``), ``errorMessage`` and ``error`` (``str(exc)``), ``success`` false and the
+    request's correlation id. Its type is the handler's reply type when known (see
+    :func:`reply_type_for`): then the payload is that type's zero value plus those fields, a reply a
+    Go requester has registered (a Go bridge registers only its own reply types and drops anything
+    else, so the request would time out with the error lost). Otherwise it is an ``ErrorReply``.
+    """
     if not is_request(msg):
         return False
     reply_to = ctx.reply_to
     if not reply_to:
         return False
-    code = getattr(exc, "code", None) or getattr(exc, "error_code", None) or "HANDLER_ERROR"
+    code = str(getattr(exc, "code", None) or getattr(exc, "error_code", None) or "HANDLER_ERROR")
     text = str(exc) or type(exc).__name__
-    reply = ErrorReply(error_code=str(code), error_message=text, success=False)
+    reply_type = reply_type_for(msg, ctx, dispatcher)
+    reply: Any = None
+    if reply_type is not None:
+        reply = typed_error_reply(reply_type, code, text)
+    if reply is None:
+        reply = ErrorReply(error_code=code, error_message=text, success=False)
     await publisher.publish_reply(reply, reply_to, correlation_id=ctx.correlation_id or ctx.message_id,
-                                  persistent=False)
+                                  persistent=reply_persistent(ctx))
     return True
+
+
+def typed_error_reply(reply_type: type, code: str, text: str) -> GenericMessage | None:
+    """A failure answer of type ``reply_type`` as Go's error replies look (§6.4): the type's zero
+    value (every field at its default or zero) with ``success`` false, ``errorCode``,
+    ``errorMessage`` and ``error``. None when that type cannot be built from zero values."""
+    try:
+        payload = to_payload(contract_plan(reply_type).zero())
+    except (errors.ContractError, TypeError, ValueError) as exc:
+        log.warning("cannot build a failure reply of type %s (%s); answering with an ErrorReply",
+                    reply_type.__qualname__, exc)
+        return None
+    payload["success"] = False
+    for key, value in (("errorCode", code), ("errorMessage", text), ("error", text)):
+        if not payload.get(key):
+            payload[key] = value
+    return GenericMessage(type=message_type(reply_type), payload=payload)
+
+
+def reply_type_for(msg: Any, ctx: Any, dispatcher: Any = None) -> type | None:
+    """The reply class a request's handler answers with, when it is known: the one reply class the
+    return annotations of the handlers for its type name (``-> OrderReply``, ``-> OrderReply | None``)
+    agree on, else the one given at registration (``register(GetOrder, reply=OrderReply)``). The
+    base classes (``Reply``, ``ErrorReply`` and its subclasses) name no particular type: None."""
+    if dispatcher is not None:
+        found = {t for spec in dispatcher.lookup(ctx.envelope.type)
+                 if (t := _annotated_reply(spec.fn)) is not None}
+        if len(found) == 1:
+            return found.pop()
+    if isinstance(msg, GenericMessage):
+        return None
+    return reply_type_of(msg)
+
+
+def _annotated_reply(fn: Any) -> type | None:
+    """The particular reply class in ``fn``'s return annotation, or None."""
+    target = fn if isinstance(fn, types.FunctionType | types.MethodType) else getattr(fn, "__call__", fn)  # noqa: B004
+    try:
+        ret = typing.get_type_hints(target).get("return")
+    except Exception:  # an annotation that does not resolve names nothing
+        return None
+    origin = typing.get_origin(ret)
+    if origin in (cabc.Awaitable, cabc.Coroutine):
+        ret = typing.get_args(ret)[-1]
+        origin = typing.get_origin(ret)
+    options = typing.get_args(ret) if origin is typing.Union or origin is types.UnionType else (ret,)
+    found = [t for t in options if _is_particular_reply(t)]
+    return found[0] if len(found) == 1 else None
+
+
+def _is_particular_reply(tp: Any) -> bool:
+    if not isinstance(tp, type) or tp is GenericMessage or issubclass(tp, ErrorReply):
+        return False
+    if tp.__module__.startswith("mmate_fast.contracts"):  # Reply, PydanticReply: the base classes
+        return False
+    try:
+        return kind_of(tp) is MessageKind.REPLY
+    except errors.ContractError:
+        return False
 
 
 def _route_as_request(msg: Any, options: dict[str, Any]) -> None:
@@ -554,5 +653,8 @@ __all__ = [
     "is_request",
     "new_reply_queue_name",
     "reply_correlation_id",
+    "reply_persistent",
+    "reply_type_for",
     "reply_with_error",
+    "typed_error_reply",
 ]

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from mmate_fast import errors
 from mmate_fast.amqp.channel_pool import ChannelPool
 from mmate_fast.amqp.robust import RecoveryPolicy, connect_robust
-from mmate_fast.bridge import Bridge, reply_with_error
+from mmate_fast.bridge import Bridge, reply_persistent, reply_with_error
 from mmate_fast.contracts import MessageKind, TypeRegistry, kind_of, message_type
 from mmate_fast.messaging import topology
 from mmate_fast.messaging._channels import close_quietly
@@ -157,9 +157,9 @@ class Client:
                                        publisher_confirms=self.publisher_confirms).open()
         self.publisher = Publisher(self._pool, confirms=self.publisher_confirms, pipeline=self.pipeline,
                                    source=self.source)
-        # replies are transient (the requester times out and may ask again): their own channel,
-        # without publisher confirms, so answering costs the broker no confirm bookkeeping; in a
-        # pool of one, which reopens it when a refused publish closed it
+        # replies go out on their own channel, without publisher confirms (the requester times out
+        # and may ask again), so answering costs the broker no confirm bookkeeping; in a pool of
+        # one, which reopens it when a refused publish closed it
         self._reply_pool = await ChannelPool(self.connection, 1, publisher_confirms=False).open()
         self._reply_publisher = replies = Publisher(self._reply_pool, confirms=False, pipeline=self.pipeline,
                                                     source=self.source)
@@ -169,7 +169,8 @@ class Client:
         # an error reply (the bridge's), any other failed delivery ends in its DLQ (reliability's)
         self.subscriber = Subscriber(self.connection, self.dispatcher, services=self,
                                      result_hook=self._on_handler_result,
-                                     error_hook=functools.partial(reply_with_error, replies),
+                                     error_hook=functools.partial(reply_with_error, replies,
+                                                                  dispatcher=self.dispatcher),
                                      dead_letter_target=dlq_target, pipeline=self.pipeline,
                                      restart_delay=policy.delay, dead_letterer=DeadLettering(self.connection))
         self._live_publisher = self.publisher
@@ -322,7 +323,8 @@ class Client:
 
     def _on_handler_result(self, result: Any, msg: Any, ctx: Any) -> Any:
         """A handler returned something: a reply goes back to the requester's reply address
-        (through the default exchange, transient, its publisher confirm not awaited)."""
+        (through the default exchange, its publisher confirm not awaited), persistent as Go sends
+        it unless the request came transient (the requester's ``persistent=False``)."""
         if kind_of(result) is not MessageKind.REPLY:
             return None
         reply_to = ctx.reply_to
@@ -332,12 +334,13 @@ class Client:
             return None
         publisher = self._require_reply_publisher()
         correlation_id = ctx.correlation_id or ctx.message_id
+        persistent = reply_persistent(ctx)
         if publisher.pipeline.has_publish:  # interceptors are async: the awaited path
-            return publisher.publish_reply(result, reply_to, correlation_id=correlation_id, persistent=False)
-        # a reply is transient (its requester times out): not persisted, not confirmed
+            return publisher.publish_reply(result, reply_to, correlation_id=correlation_id,
+                                           persistent=persistent)
         try:
             publisher.publish_nowait(result, exchange="", routing_key=reply_to, correlation_id=correlation_id,
-                                     kind=MessageKind.REPLY, persistent=False)
+                                     kind=MessageKind.REPLY, persistent=persistent)
         except errors.MmateError as exc:
             log.warning("could not send the %s reply to %s: %s", message_type(result), reply_to, exc)
         return None

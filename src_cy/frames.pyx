@@ -26,7 +26,7 @@ from libc.string cimport memcpy, memmove
 from pamqp import commands as _pc
 from pamqp import encode as _penc
 
-from mmate_fast.errors import FrameError
+from mmate_fast.errors import FrameError, InvalidArgumentError
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
@@ -150,15 +150,30 @@ cdef int _put_str(bytearray out, char tag, object value) except -1:
 
 
 # --------------------------------------------------------------------------- data classes
+#: field types amqp091-go (mmate-go's client) cannot read: one such header kills a Go consumer's connection
+GO_UNSAFE_TAGS = frozenset(("u", "i", "L"))
+
+
 cdef class Typed:
-    """A field-table value with an explicit AMQP type tag, e.g. ``Typed("B", 5)`` for a Go uint8."""
+    """A field-table value with an explicit AMQP type tag, e.g. ``Typed("B", 5)`` for a Go uint8.
 
-    cdef public object tag
-    cdef public object value
+    The Go-unsafe tags ``u``, ``i`` and ``L`` raise InvalidArgumentError unless ``go_safe=False``
+    says that no Go peer reads the header. Immutable (hashable; the tag stays the checked one)."""
 
-    def __init__(self, tag, value):
+    cdef readonly object tag
+    cdef readonly object value
+    cdef readonly bint go_safe
+
+    def __init__(self, tag, value, *, go_safe=True):
+        if go_safe and isinstance(tag, str) and tag in GO_UNSAFE_TAGS:
+            raise InvalidArgumentError(
+                f"Typed({tag!r}, {value!r}): Go consumers cannot read AMQP field type {tag!r} (amqp091-go, "
+                "mmate-go's client, closes the connection on it and the message goes back to every Go "
+                "consumer of the queue): use a plain int (sent as 'I' or 'l') or Typed('I'|'l', value); "
+                f"if no Go peer ever reads this header, say so: Typed({tag!r}, value, go_safe=False)", "tag")
         self.tag = tag
         self.value = value
+        self.go_safe = go_safe
 
     def __eq__(self, other):
         if isinstance(other, Typed):
@@ -169,7 +184,9 @@ cdef class Typed:
         return hash((self.tag, self.value))
 
     def __repr__(self):
-        return f"Typed({self.tag!r}, {self.value!r})"
+        if self.go_safe:
+            return f"Typed({self.tag!r}, {self.value!r})"
+        return f"Typed({self.tag!r}, {self.value!r}, go_safe=False)"
 
 
 cdef class BasicProperties:

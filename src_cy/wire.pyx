@@ -184,7 +184,7 @@ cdef object _own_typed(object v):
     """A Typed of the compiled frame codec (the twin's Typed is re-wrapped)."""
     if isinstance(v, _Typed) or not hasattr(v, "tag") or not hasattr(v, "value"):
         return v
-    return _Typed(v.tag, v.value)
+    return _Typed(v.tag, v.value, go_safe=getattr(v, "go_safe", True))
 
 
 cdef class MessageTemplate:

@@ -8,7 +8,8 @@ method frame is decoded and encoded with pamqp.
 Field tables are encoded with Go-readable tags only (amqp091-go cannot read ``u``, ``i``, ``L``):
 bool->t, int in int32 range->I, other int in int64 range->l (else ValueError), float->d, str->S,
 bytes/bytearray/memoryview->x, None->V, dict->F, list/tuple->A, datetime->T (UTC seconds),
-decimal.Decimal->D, ``Typed(tag, value)`` -> exactly that tag. Decoding accepts every tag pamqp and
+decimal.Decimal->D, ``Typed(tag, value)`` -> exactly that tag (``u``/``i``/``L`` only with
+``go_safe=False``: amqp091-go cannot read them, see ``Typed``). Decoding accepts every tag pamqp and
 RabbitMQ know (t b B s u I i l L f d D S x A T F V; ``s`` is a signed 16-bit int as RabbitMQ sends it).
 Integers and ``D`` decimals decode exactly (whatever the thread's decimal context); a long string ``S``
 that is not UTF-8 decodes to bytes.
@@ -30,12 +31,22 @@ FRAME_MAX_LIMIT: int  # 0xFFFFFFFF: the largest frame_max a tune can carry
 DEFAULT_MAX_MESSAGE_SIZE: int  # 128 MiB, RabbitMQ's own default max_message_size
 HEARTBEAT_FRAME: bytes  # b"\x08\x00\x00\x00\x00\x00\x00\xce"
 
-class Typed:
-    """A field-table value with an explicit AMQP type tag, e.g. ``Typed("B", 5)`` for a Go uint8."""
+#: field types amqp091-go (mmate-go's client) cannot read: one such header kills a Go consumer's connection
+GO_UNSAFE_TAGS: frozenset[str]
 
-    tag: str
-    value: Any
-    def __init__(self, tag: str, value: Any) -> None: ...
+class Typed:
+    """A field-table value with an explicit AMQP type tag, e.g. ``Typed("B", 5)`` for a Go uint8.
+
+    The Go-unsafe tags ``u``, ``i`` and ``L`` raise InvalidArgumentError unless ``go_safe=False``
+    says that no Go peer reads the header. Immutable (hashable; the tag stays the checked one)."""
+
+    @property
+    def tag(self) -> str: ...
+    @property
+    def value(self) -> Any: ...
+    @property
+    def go_safe(self) -> bool: ...
+    def __init__(self, tag: str, value: Any, *, go_safe: bool = True) -> None: ...
     def __eq__(self, other: object) -> bool: ...
     def __repr__(self) -> str: ...
 
@@ -221,8 +232,8 @@ def marshal_method(method: PamqpFrame, channel: int) -> bytes:
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE", "FRAME_BODY", "FRAME_END", "FRAME_HEADER", "FRAME_HEARTBEAT",
-    "FRAME_MAX_LIMIT", "FRAME_METHOD", "FRAME_MIN_SIZE", "HEARTBEAT_FRAME", "BasicProperties",
-    "Confirm", "Delivery", "FrameReader", "Heartbeat", "MethodFrame", "Typed", "append_ack",
-    "append_nack", "append_publish", "append_reject", "decode_properties", "decode_table",
+    "FRAME_MAX_LIMIT", "FRAME_METHOD", "FRAME_MIN_SIZE", "GO_UNSAFE_TAGS", "HEARTBEAT_FRAME",
+    "BasicProperties", "Confirm", "Delivery", "FrameReader", "Heartbeat", "MethodFrame", "Typed",
+    "append_ack", "append_nack", "append_publish", "append_reject", "decode_properties", "decode_table",
     "encode_properties", "encode_table", "marshal_method",
 ]

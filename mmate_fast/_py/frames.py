@@ -23,7 +23,7 @@ from pamqp import commands as _pc
 from pamqp import encode as _penc
 from pamqp.base import Frame as _PamqpFrame
 
-from mmate_fast.errors import FrameError
+from mmate_fast.errors import FrameError, InvalidArgumentError
 
 FRAME_METHOD = 1
 FRAME_HEADER = 2
@@ -42,14 +42,35 @@ _PROP_NAMES = (
 )
 
 
+#: field types amqp091-go (mmate-go's client) cannot read: one such header kills a Go consumer's connection
+GO_UNSAFE_TAGS = frozenset(("u", "i", "L"))
+
+
 class Typed:
-    """A field-table value with an explicit AMQP type tag, e.g. ``Typed("B", 5)`` for a Go uint8."""
+    """A field-table value with an explicit AMQP type tag, e.g. ``Typed("B", 5)`` for a Go uint8.
 
-    __slots__ = ("tag", "value")
+    The Go-unsafe tags ``u``, ``i`` and ``L`` raise InvalidArgumentError unless ``go_safe=False``
+    says that no Go peer reads the header. Immutable (hashable; the tag stays the checked one)."""
 
-    def __init__(self, tag: str, value: Any) -> None:
-        self.tag = tag
-        self.value = value
+    __slots__ = ("go_safe", "tag", "value")
+
+    tag: str
+    value: Any
+    go_safe: bool
+
+    def __init__(self, tag: str, value: Any, *, go_safe: bool = True) -> None:
+        if go_safe and isinstance(tag, str) and tag in GO_UNSAFE_TAGS:
+            raise InvalidArgumentError(
+                f"Typed({tag!r}, {value!r}): Go consumers cannot read AMQP field type {tag!r} (amqp091-go, "
+                "mmate-go's client, closes the connection on it and the message goes back to every Go "
+                "consumer of the queue): use a plain int (sent as 'I' or 'l') or Typed('I'|'l', value); "
+                f"if no Go peer ever reads this header, say so: Typed({tag!r}, value, go_safe=False)", "tag")
+        object.__setattr__(self, "tag", tag)
+        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "go_safe", bool(go_safe))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Typed is immutable: cannot set {name!r}")
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Typed):
@@ -60,7 +81,9 @@ class Typed:
         return hash((self.tag, self.value))
 
     def __repr__(self) -> str:
-        return f"Typed({self.tag!r}, {self.value!r})"
+        if self.go_safe:
+            return f"Typed({self.tag!r}, {self.value!r})"
+        return f"Typed({self.tag!r}, {self.value!r}, go_safe=False)"
 
 
 class BasicProperties:
@@ -993,8 +1016,8 @@ class FrameReader:
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE", "FRAME_BODY", "FRAME_END", "FRAME_HEADER", "FRAME_HEARTBEAT",
-    "FRAME_MAX_LIMIT", "FRAME_METHOD", "FRAME_MIN_SIZE", "HEARTBEAT_FRAME", "BasicProperties",
-    "Confirm", "Delivery", "FrameReader", "Heartbeat", "MethodFrame", "Typed", "append_ack",
-    "append_nack", "append_publish", "append_reject", "decode_properties", "decode_table",
+    "FRAME_MAX_LIMIT", "FRAME_METHOD", "FRAME_MIN_SIZE", "GO_UNSAFE_TAGS", "HEARTBEAT_FRAME",
+    "BasicProperties", "Confirm", "Delivery", "FrameReader", "Heartbeat", "MethodFrame", "Typed",
+    "append_ack", "append_nack", "append_publish", "append_reject", "decode_properties", "decode_table",
     "encode_properties", "encode_table", "marshal_method",
 ]

@@ -19,7 +19,7 @@ def _own_typed(value: Any) -> Any:
     """A Typed of the twin frame codec (the compiled one's Typed is re-wrapped)."""
     if isinstance(value, _frames.Typed) or not hasattr(value, "tag") or not hasattr(value, "value"):
         return value
-    return _frames.Typed(value.tag, value.value)
+    return _frames.Typed(value.tag, value.value, go_safe=getattr(value, "go_safe", True))
 
 
 def _sstr(name: str, value: Any) -> None:

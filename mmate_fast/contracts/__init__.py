@@ -29,6 +29,7 @@ from mmate_fast.contracts._registry import (
     kind_of,
     message_type,
     register,
+    reply_type_of,
 )
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "kind_of",
     "message_type",
     "register",
+    "reply_type_of",
     "to_payload",
     "wire_field",
 ]

@@ -5,6 +5,11 @@ field-level part (wire names, converters from ``typing.get_type_hints``) is buil
 first encode/decode, so forward references resolve and ``__init_subclass__`` (which runs before
 ``@dataclass``) can register cheaply. Encoders/decoders are generated Python source (like
 dataclasses does for ``__init__``): one dict display plus inline type checks, no per-field loops.
+
+Missing keys and ``null`` (Go's nil slices, maps and pointers, its omitempty fields) decode as Go
+decodes them: the field keeps its default, or else gets the zero value of its type. Only a field
+declared ``wire_field(required=True)`` (dataclasses), named in ``__mmate_required__`` (pydantic), or
+declared without a default in a class with ``__mmate_strict__ = True`` refuses a missing key.
 """
 from __future__ import annotations
 
@@ -17,25 +22,26 @@ from collections.abc import Callable
 from typing import Any
 
 from mmate_fast._ext import load
-from mmate_fast.contracts import _types
-from mmate_fast.contracts._fields import FALLBACK, OMITEMPTY, WIRE, camel_name
+from mmate_fast.contracts import _go_nulls, _types
+from mmate_fast.contracts._fields import ENVELOPE_WIRE, FALLBACK, OMITEMPTY, REQUIRED, WIRE, camel_name
 from mmate_fast.contracts._kinds import MessageKind
 from mmate_fast.errors import ContractError
 
 _env = load("envelope")
 
-#: payload keys Go deletes at the top level; fields with these wire names travel in the envelope
-ENVELOPE_WIRE = ("id", "type", "timestamp", "correlationId")
-
 _MISSING = object()
 
 
 class FieldPlan:
-    """One dataclass field: attribute, wire name, omitempty, converter, default info."""
+    """One dataclass field: attribute, wire name, omitempty, converter, default info, and whether
+    its payload key is required (``strict``: the class's ``__mmate_strict__`` for a field without
+    a default, or ``wire_field(required=True)``)."""
 
-    __slots__ = ("attr", "conv", "fallback", "has_default", "init", "omitempty", "tag", "tp", "wire")
+    __slots__ = ("attr", "conv", "fallback", "has_default", "init", "omitempty", "required", "tag", "tp",
+                 "wire")
 
-    def __init__(self, f: dataclasses.Field[Any], tp: Any, nested_decoder: Callable[[type], Any]) -> None:
+    def __init__(self, f: dataclasses.Field[Any], tp: Any, nested_decoder: Callable[[type], Any],
+                 strict: bool = False) -> None:
         meta = f.metadata
         self.attr = f.name
         self.wire: str = meta.get(WIRE) or camel_name(f.name)
@@ -43,9 +49,16 @@ class FieldPlan:
         self.fallback: str | None = meta.get(FALLBACK)
         self.has_default = (f.default is not dataclasses.MISSING
                             or f.default_factory is not dataclasses.MISSING)
+        self.required = bool(meta.get(REQUIRED, False)) or (strict and not self.has_default)
         self.init = f.init
         self.tp = tp
         self.tag, self.conv = _types.converter(tp, nested_decoder)
+
+    def zero(self) -> Any:
+        """Go's zero value of this field's type (a fresh one: lists are not shared); raises
+        ConvError for a type that has none (an Enum without a "" or 0 member, an unknown class)."""
+        conv = self.conv
+        return None if conv is None else conv(None)
 
     @property
     def needs_encoding(self) -> bool:
@@ -99,6 +112,8 @@ class ContractPlan:
         self.is_generic = bool(cls.__dict__.get("__mmate_generic__", False))
         self.is_pydantic = _types.is_pydantic_model(cls)
         self.is_dataclass = dataclasses.is_dataclass(cls)
+        #: a request's reply class (``register(cls, reply=...)``), or None
+        self.reply_type: type | None = None
         #: msg -> payload dict (top level: envelope fields excluded)
         self.encode: Callable[[Any], dict[str, Any]] = self._first_encode
         #: (payload, id, type, timestamp string, correlation id) -> instance
@@ -124,7 +139,8 @@ class ContractPlan:
                 raise ContractError(f"{cls.__qualname__} declares fields but is not decorated with "
                                     "@dataclass (add @dataclasses.dataclass)")
             hints = _type_hints(cls)
-            self._fields = [FieldPlan(f, hints.get(f.name, Any), _nested_decoder)
+            strict = bool(getattr(cls, "__mmate_strict__", False))
+            self._fields = [FieldPlan(f, hints.get(f.name, Any), _nested_decoder, strict)
                             for f in dataclasses.fields(cls)
                             if not (f.name.startswith("_") and not f.metadata.get(WIRE))]
             wires = [fp.wire for fp in self._fields]
@@ -214,7 +230,7 @@ class ContractPlan:
         ns.update({"_cls": cls, "_M": _MISSING, "_ConvError": _types.ConvError, "_bad": _types.bad,
                    "_c_int": _types.c_int, "_c_float": _types.c_float, "_fail": _fail_top if top else
                    _fail_nested, "_fold": _make_fold(fields), "_missing": _missing_top if top else
-                   _missing_nested, "_dict": dict})
+                   _missing_nested, "_absent": _absent, "_dict": dict})
         lines = [signature]
         if not top:
             lines.append("    if p.__class__ is not _dict: raise _bad('object', p)")
@@ -250,11 +266,49 @@ class ContractPlan:
                 lines.append(f"{ind2}except _ConvError as e: _fail(_cls, {f.attr!r}, {w}, e)")
             lines.append(f"{ind}kw[{f.attr!r}] = v")
         lines.append("    if n != len(p): _fold(p, kw, _cls, _fail)")
-        for f in fields:
-            if not f.has_default:
-                lines.append(f"    if {f.attr!r} not in kw: _missing(_cls, {f.attr!r}, {f.wire!r})")
+        # not decoded (missing or null): the default, else Go's zero; a required key must be there
+        for i, f in enumerate(fields):
+            if f.required:
+                ns[f"_f{i}"] = f
+                lines.append(f"    if {f.attr!r} not in kw: _absent(p, kw, _cls, _f{i}, _fail, _missing)")
+            elif not f.has_default:
+                ns[f"_z{i}"] = f.zero
+                lines.append(f"    if {f.attr!r} not in kw:")
+                lines.append(f"        try: kw[{f.attr!r}] = _z{i}()")
+                lines.append(f"        except _ConvError as e: _fail(_cls, {f.attr!r}, {f.wire!r}, e)")
         lines.append("    return _cls(**kw)")
         return lines
+
+    # ----------------------------------------------------------------- zero value
+    def zero(self) -> Any:
+        """Go's zero value of the class (what a ``null`` nested object decodes to): every field
+        at its default or the zero of its type, strictness aside. Raises ConvError."""
+        cls = self.cls
+        if self.is_pydantic:
+            return _pydantic_validate(cls, _go_nulls.model_nulls(cls, False, _nested_decoder)({}))
+        if cls in _ZEROING:
+            raise _types.ConvError(f"is null, and {cls.__qualname__} contains itself without Optional: "
+                                   "declare the field Optional (``X | None``)")
+        _ZEROING.add(cls)
+        try:
+            kw = {}
+            for f in self.fields():
+                if f.init and not f.has_default:
+                    try:
+                        kw[f.attr] = f.zero()
+                    except _types.ConvError as e:
+                        raise e.at(f".{f.wire}") from None
+            try:
+                return cls(**kw)
+            except (TypeError, ValueError) as e:
+                raise _types.ConvError(f"is null, and {cls.__qualname__}() cannot be built from zero values: "
+                                       f"{e}") from None
+        finally:
+            _ZEROING.discard(cls)
+
+
+#: classes whose zero value is being built (a class that contains itself has none)
+_ZEROING: set[type] = set()
 
 
 def _wants_datetime(tp: Any) -> bool:
@@ -289,12 +343,31 @@ def _fail_nested(cls: type, attr: str, wire: str, e: _types.ConvError) -> typing
     raise e.at(f".{wire}")
 
 
+_STRICT_HINT = "(the class asks for it: __mmate_strict__ or a required field)"
+
+
 def _missing_top(cls: type, attr: str, wire: str) -> typing.NoReturn:
-    raise ContractError(f"{cls.__qualname__}.{attr}: required payload key {wire!r} is missing or null")
+    raise ContractError(f"{cls.__qualname__}.{attr}: required payload key {wire!r} is missing {_STRICT_HINT}")
 
 
 def _missing_nested(cls: type, attr: str, wire: str) -> typing.NoReturn:
-    raise _types.ConvError(f"required key {wire!r} ({cls.__qualname__}.{attr}) is missing or null")
+    raise _types.ConvError(f"required key {wire!r} ({cls.__qualname__}.{attr}) is missing {_STRICT_HINT}")
+
+
+def _absent(p: dict[str, Any], kw: dict[str, Any], cls: type, f: FieldPlan, fail: Callable[..., Any],
+            missing: Callable[..., Any]) -> None:
+    """A required field that was not decoded: its key present as ``null`` (exact or, like Go,
+    case-insensitively) gives the default or the zero value; a missing key is refused."""
+    wire = f.wire
+    if wire not in p:
+        low = wire.lower()
+        if not any(k.lower() == low for k in p):
+            missing(cls, f.attr, wire)
+    if not f.has_default:
+        try:
+            kw[f.attr] = f.zero()
+        except _types.ConvError as e:
+            fail(cls, f.attr, wire, e)
 
 
 def _make_fold(fields: list[FieldPlan]) -> Callable[..., None]:
@@ -344,6 +417,8 @@ def plan_for(cls: type) -> ContractPlan:
 
 def _nested_decoder(tp: type) -> Callable[[Any], Any]:
     def conv(v: Any) -> Any:
+        if v is None:  # Go: a nil pointer or null object leaves the zero struct
+            return plan_for(tp).zero()
         return plan_for(tp).decode_nested(v)
     return conv
 
@@ -394,11 +469,16 @@ def _pydantic_validate(cls: Any, data: Any) -> Any:
 def _pydantic_top_decoder(cls: Any) -> Callable[[Any, str, str, str, str | None], Any]:
     names = _pydantic_fields(cls)
     env = {w: n for n, w in names.items() if w in ENVELOPE_WIRE}
+    go_nulls = _go_nulls.model_nulls(cls, True, _nested_decoder)
 
     def decode(p: Any, _id: str, _type: str, _ts: str, _cid: str | None) -> Any:
         data = dict(p)
         for w in ENVELOPE_WIRE:
             data.pop(w, None)
+        try:
+            data = go_nulls(data)
+        except _types.ConvError as e:
+            raise ContractError(f"{cls.__qualname__}{e.path}: {e.reason}") from None
         if "id" in env:
             data[env["id"]] = _id
         if "type" in env:
@@ -415,10 +495,12 @@ def _pydantic_top_decoder(cls: Any) -> Callable[[Any, str, str, str, str | None]
 
 
 def _pydantic_nested_decoder(cls: Any) -> Callable[[Any], Any]:
+    go_nulls = _go_nulls.model_nulls(cls, False, _nested_decoder)
+
     def decode(v: Any) -> Any:
         if v.__class__ is not dict:
             raise _types.bad("object", v)
-        return _pydantic_validate(cls, v)
+        return _pydantic_validate(cls, go_nulls(v))
     return decode
 
 

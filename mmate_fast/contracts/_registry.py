@@ -33,6 +33,13 @@ def kind_of(msg_or_cls: Any) -> MessageKind:
     return p.kind
 
 
+def reply_type_of(msg_or_cls: Any) -> type | None:
+    """The reply class registered for a request class (``register(GetOrder, reply=OrderReply)``),
+    or None: what a failing handler for it answers with (see ``mmate_fast.bridge``)."""
+    cls = msg_or_cls if isinstance(msg_or_cls, type) else msg_or_cls.__class__
+    return (_PLANS.get(cls) or plan_for(cls)).reply_type
+
+
 class TypeRegistry:
     """Envelope type name -> message class. Re-registering a name replaces the old class silently
     (redefining a class in a notebook or test just works)."""
@@ -40,10 +47,13 @@ class TypeRegistry:
     def __init__(self) -> None:
         self._by_name: dict[str, type] = {}
 
-    def register(self, cls: T, name: str | None = None, *, kind: MessageKind | str | None = None) -> T:
+    def register(self, cls: T, name: str | None = None, *, kind: MessageKind | str | None = None,
+                 reply: type | None = None) -> T:
         """Register ``cls`` (dataclass, Message subclass or pydantic model) under ``name`` (default:
         ``message_type(cls)``). An explicit ``name``/``kind`` also becomes the class's type name /
-        kind for publishing."""
+        kind for publishing. ``reply``: the reply class a request of this type is answered with
+        (a failing handler then answers with that type, ``success: false`` and the error fields,
+        which a Go requester can read; see ``mmate_fast.bridge.reply_with_error``)."""
         if not isinstance(cls, type):
             raise ContractError(f"register() needs a class, got {cls!r}")
         p = plan_for(cls)
@@ -58,6 +68,11 @@ class TypeRegistry:
                 p.kind = MessageKind(kind)
             except ValueError:
                 raise ContractError(f"register(): unknown kind {kind!r}") from None
+        if reply is not None:
+            if not isinstance(reply, type) or plan_for(reply).kind is not MessageKind.REPLY:
+                raise ContractError("register(): reply must be a reply class (a Reply subclass, or one "
+                                    f"registered with kind='reply'), got {reply!r}")
+            p.reply_type = reply
         self._by_name[p.type_name] = cls
         return cls
 
@@ -87,20 +102,22 @@ default_registry = TypeRegistry()
 
 
 @overload
-def register(cls: T, *, name: str | None = None, kind: MessageKind | str | None = None) -> T: ...
+def register(cls: T, *, name: str | None = None, kind: MessageKind | str | None = None,
+             reply: type | None = None) -> T: ...
 @overload
-def register(cls: None = None, *, name: str | None = None,
-             kind: MessageKind | str | None = None) -> Callable[[T], T]: ...
+def register(cls: None = None, *, name: str | None = None, kind: MessageKind | str | None = None,
+             reply: type | None = None) -> Callable[[T], T]: ...
 
 
-def register(cls: Any = None, *, name: str | None = None, kind: MessageKind | str | None = None) -> Any:
+def register(cls: Any = None, *, name: str | None = None, kind: MessageKind | str | None = None,
+             reply: type | None = None) -> Any:
     """Register a class in the default registry; usable as ``register(Cls)``, ``@register`` or
-    ``@register(name="OrderCreated", kind="event")``."""
+    ``@register(name="OrderCreated", kind="event")``; ``reply=`` names a request's reply class."""
     if cls is None:
         def deco(c: T) -> T:
-            return default_registry.register(c, name, kind=kind)
+            return default_registry.register(c, name, kind=kind, reply=reply)
         return deco
-    return default_registry.register(cls, name, kind=kind)
+    return default_registry.register(cls, name, kind=kind, reply=reply)
 
 
-__all__ = ["TypeRegistry", "default_registry", "kind_of", "message_type", "register"]
+__all__ = ["TypeRegistry", "default_registry", "kind_of", "message_type", "register", "reply_type_of"]

@@ -2,7 +2,10 @@
 runtime encoder for values whose class is only known at publish time (``Any``, nested models).
 
 Decode follows Go's encoding/json strictness (a string is not an int, ``1.5`` is not an int,
-``true`` is not a number) and raises ``ConvError`` (a ContractError) naming the path.
+``true`` is not a number) and raises ``ConvError`` (a ContractError) naming the path. Like Go's
+decoder, every converter takes JSON ``null`` as the zero value of its type (``conv(None)`` *is* the
+zero: ``""``, 0, 0.0, False, [], {}, set(), the zero time ``0001-01-01T00:00:00Z``, the zero struct
+of a nested class, None for Optional and Any).
 """
 from __future__ import annotations
 
@@ -56,15 +59,23 @@ def bad(expected: str, v: Any) -> ConvError:
 
 
 # --------------------------------------------------------------------------- scalar converters
+#: Go's zero time, what Go itself sends for an unset ``time.Time``
+ZERO_TIME = _dt.datetime(1, 1, 1, tzinfo=_dt.UTC)
+
+
 def c_str(v: Any) -> str:
     if v.__class__ is str:
         return v
+    if v is None:
+        return ""
     raise bad("string", v)
 
 
 def c_bool(v: Any) -> bool:
     if v.__class__ is bool:
         return v
+    if v is None:
+        return False
     raise bad("bool", v)
 
 
@@ -74,6 +85,8 @@ def c_int(v: Any) -> int:
         return v
     if c is float and v.is_integer():
         return int(v)
+    if v is None:
+        return 0
     raise bad("integer", v)
 
 
@@ -83,6 +96,8 @@ def c_float(v: Any) -> float:
         return v
     if c is int:
         return float(v)
+    if v is None:
+        return 0.0
     raise bad("number", v)
 
 
@@ -94,6 +109,8 @@ def c_datetime(v: Any) -> _dt.datetime:
             raise ConvError(f"not an RFC 3339 time: {v!r}") from e
     if isinstance(v, _dt.datetime):
         return v
+    if v is None:
+        return ZERO_TIME
     raise bad("RFC 3339 time string", v)
 
 
@@ -103,6 +120,8 @@ def c_date(v: Any) -> _dt.date:
             return _dt.date.fromisoformat(v[:10])
         except ValueError as e:
             raise ConvError(f"not a date: {v!r}") from e
+    if v is None:
+        return _dt.date.min
     raise bad("date string", v)
 
 
@@ -117,6 +136,8 @@ def c_bytes(v: Any) -> bytes:
             return base64.b64decode(v, validate=True)
         except (binascii.Error, ValueError) as e:
             raise ConvError(f"not standard base64: {v[:40]!r}") from e
+    if v is None:  # Go: a nil []byte
+        return b""
     raise bad("base64 string", v)
 
 
@@ -127,6 +148,8 @@ def c_decimal(v: Any) -> Decimal:
             return Decimal(repr(v) if c is float else v)
         except InvalidOperation as e:
             raise ConvError(f"not a decimal number: {v!r}") from e
+    if v is None:
+        return Decimal(0)
     raise bad("number", v)
 
 
@@ -136,11 +159,33 @@ def c_uuid(v: Any) -> uuid.UUID:
             return uuid.UUID(v)
         except ValueError as e:
             raise ConvError(f"not a UUID: {v!r}") from e
+    if v is None:
+        return uuid.UUID(int=0)
     raise bad("UUID string", v)
 
 
+def _no_zero(what: str) -> ConvError:
+    return ConvError(f"is null, and {what} has no zero value to take its place (Go would leave the zero "
+                     "of its type): declare the field Optional (``X | None``) or give it a default")
+
+
+def _zero_member(values: Any, value_of: Callable[[Any], Any] = lambda x: x) -> tuple[bool, Any]:
+    """(found, item): the first of ``values`` whose ``value_of`` is Go's zero ("", 0, False, None)."""
+    for item in values:
+        value = value_of(item)
+        if value is None or (isinstance(value, str | int | float) and not value):
+            return True, item
+    return False, None
+
+
 def _enum_conv(tp: type[enum.Enum]) -> Conv:
+    found, zero = _zero_member(tp, lambda m: m.value)
+
     def conv(v: Any) -> Any:
+        if v is None:
+            if found:
+                return zero
+            raise _no_zero(f"{tp.__name__} (no member has the value \"\" or 0)")
         try:
             return tp(v)
         except ValueError:
@@ -152,6 +197,8 @@ def _isinstance_conv(tp: type, expected: str) -> Conv:
     def conv(v: Any) -> Any:
         if isinstance(v, tp):
             return v
+        if v is None:
+            raise _no_zero(expected)
         raise bad(expected, v)
     return conv
 
@@ -165,6 +212,8 @@ def _none_conv(v: Any) -> None:
 def _list_conv(item: Conv | None, make: Callable[[Any], Any] = list) -> Conv:
     def conv(v: Any) -> Any:
         if v.__class__ is not list:
+            if v is None:  # Go: a nil slice
+                return [] if make is list else make(())
             raise bad("array", v)
         if item is None:
             return v if make is list else make(v)
@@ -181,6 +230,8 @@ def _list_conv(item: Conv | None, make: Callable[[Any], Any] = list) -> Conv:
 def _tuple_conv(items: list[Conv | None]) -> Conv:
     def conv(v: Any) -> Any:
         if v.__class__ is not list:
+            if v is None:  # Go: a fixed-size array holds the zero of each element
+                return tuple(None if c is None else c(None) for c in items)
             raise bad("array", v)
         if len(v) != len(items):
             raise ConvError(f"expected an array of {len(items)} items, got {len(v)}")
@@ -197,6 +248,8 @@ def _tuple_conv(items: list[Conv | None]) -> Conv:
 def _dict_conv(key: Conv | None, val: Conv | None) -> Conv:
     def conv(v: Any) -> Any:
         if v.__class__ is not dict:
+            if v is None:  # Go: a nil map
+                return {}
             raise bad("object", v)
         if key is None and val is None:
             return v
@@ -230,9 +283,15 @@ def _union_conv(convs: list[Conv | None], names: str) -> Conv:
 
 
 def _literal_conv(values: tuple[Any, ...]) -> Conv:
+    found, zero = _zero_member(values)
+
     def conv(v: Any) -> Any:
         if v in values:
             return v
+        if v is None:
+            if found:
+                return zero
+            raise _no_zero(f"Literal{list(values)!r}")
         raise ConvError(f"{v!r} is not one of {values!r}")
     return conv
 

@@ -164,7 +164,11 @@ def _variable_headers(msg: Any, kind: MessageKind, msg_id: str, ts_str: str, cor
         var["x-aggregate-id"] = str(getattr(msg, "aggregate_id", "") or "")
         var["x-sequence"] = str(getattr(msg, "sequence", 0) or 0)
     elif kind is MessageKind.REPLY:
-        var["x-success"] = "true" if getattr(msg, "success", True) else "false"
+        success = getattr(msg, "success", None)
+        if success is None:  # a GenericMessage: its payload says
+            payload = getattr(msg, "payload", None)
+            success = payload.get("success", True) if isinstance(payload, dict) else True
+        var["x-success"] = "true" if success else "false"
     if reply_to_header:
         var["x-reply-to"] = reply_to_header
     return var

@@ -15,7 +15,7 @@ import pytest
 
 from mmate_fast import errors
 from mmate_fast.client import Client
-from mmate_fast.contracts import Command, ErrorReply, GenericMessage, Query, Reply, TypeRegistry
+from mmate_fast.contracts import Command, ErrorReply, GenericMessage, Query, Reply, TypeRegistry, register
 from mmate_fast.messaging import MessageContext, topology
 from mmate_fast.transports import connect
 from mmate_fast.transports.base import BasicProperties
@@ -83,6 +83,8 @@ async def server(url: str, cleanup: list[str]) -> AsyncIterator[Client]:
 
         @srv.handler(BrCreateOrder)
         def create_order(cmd: BrCreateOrder) -> BrOrderReply:
+            if cmd.order_id == "raise":
+                raise OrderMissing("order raise not found")
             return BrOrderReply(order_id=cmd.order_id, amount=cmd.amount, status="created")
 
         await srv.start_consuming()
@@ -151,26 +153,37 @@ async def test_handler_exception_becomes_error_reply(url: str, server: Client) -
         assert sub.stats.rejected == 0 and sub.stats.handler_errors == 2
 
 
-async def test_error_reply_on_the_wire_is_gos_shape(url: str, server: Client, cleanup: list[str]) -> None:
-    """What a Go bridge receives for a failing handler: type ErrorReply, payload as
-    contracts.NewErrorReply, correlation id copied, default exchange."""
+async def _captured_replies(url: str, cleanup: list[str], requests: list[tuple[Any, dict[str, Any]]],
+                            send: Any) -> tuple[str, list[Any]]:
+    """Send ``requests`` (message, publish options) with ``send`` after pointing their ``reply_to``
+    at a capture queue of our own; (that queue, the replies it got, in arrival order)."""
     reply_q = f"br-capture-{uuid.uuid4().hex[:8]}"
     cleanup.append(reply_q)
     conn = await connect(url)
     try:
         ch = await conn.channel()
         await ch.queue_declare(reply_q)
-        corr = str(uuid.uuid4())
-        await server.publish_query(BrGetOrder(order_id="raise", reply_to=reply_q), correlation_id=corr)
-        [d] = await drain_queue(ch, reply_q, expect=1)
-        body = orjson.loads(d.body)
-        assert d.exchange == "" and d.routing_key == reply_q
-        assert body["type"] == "ErrorReply" and body["correlationId"] == corr
-        assert body["payload"] == {"error": "order raise not found", "errorCode": "ORDER_NOT_FOUND",
-                                   "errorMessage": "order raise not found", "success": False}
-        assert body["headers"]["x-success"] == "false" and body["headers"]["x-message-kind"] == "reply"
+        for msg, options in requests:
+            msg.reply_to = reply_q
+            await send(msg, **options)
+        return reply_q, await drain_queue(ch, reply_q, expect=len(requests))
     finally:
         await conn.close()
+
+
+async def test_error_reply_on_the_wire_is_gos_shape(url: str, server: Client, cleanup: list[str]) -> None:
+    """What a Go bridge receives for a failing handler whose reply type is unknown (annotated
+    with the base ``Reply``): type ErrorReply, payload as contracts.NewErrorReply, correlation id
+    copied, default exchange."""
+    corr = str(uuid.uuid4())
+    reply_q, [d] = await _captured_replies(url, cleanup, [(BrGetOrder(order_id="raise"), {"correlation_id": corr})],
+                                           server.publish_query)
+    body = orjson.loads(d.body)
+    assert d.exchange == "" and d.routing_key == reply_q
+    assert body["type"] == "ErrorReply" and body["correlationId"] == corr
+    assert body["payload"] == {"error": "order raise not found", "errorCode": "ORDER_NOT_FOUND",
+                               "errorMessage": "order raise not found", "success": False}
+    assert body["headers"]["x-success"] == "false" and body["headers"]["x-message-kind"] == "reply"
 
 
 VECTORS = VECTORS_PATH
@@ -215,10 +228,12 @@ async def test_we_answer_a_go_bridge_request(url: str, cleanup: list[str], prefi
     if prefix == "12":
         assert reply["type"] == "BrOrderReply"
         assert reply["payload"] == {"amount": 42.5, "orderId": "order-1001", "status": "shipped", "success": True}
-    else:
-        assert reply["type"] == "ErrorReply"
-        assert reply["payload"] == {"error": "order missing not found", "errorCode": "ORDER_NOT_FOUND",
-                                    "errorMessage": "order missing not found", "success": False}
+    else:  # the handler's reply type (its return annotation), as the Go bridge registered it
+        assert reply["type"] == "BrOrderReply"
+        assert reply["payload"] == {"amount": 0.0, "orderId": "", "status": "", "success": False,
+                                    "error": "order missing not found", "errorCode": "ORDER_NOT_FOUND",
+                                    "errorMessage": "order missing not found"}
+        assert reply["headers"]["x-success"] == "false"
 
 
 async def test_failing_handler_without_reply_address_keeps_failure_path(url: str, server: Client) -> None:
@@ -371,7 +386,9 @@ async def test_unroutable_request_fails_fast_with_the_return(url: str, cleanup: 
         assert client.bridge.pending == 0
 
 
-async def test_requests_are_transient_unless_asked(url: str, cleanup: list[str]) -> None:
+async def test_requests_are_persistent_unless_asked(url: str, cleanup: list[str]) -> None:
+    """As Go sends them (delivery_mode 2): a command in flight survives a broker restart;
+    ``persistent=False`` opts out for speed."""
     service = _service()
     queue = f"{service}-spy"
     cleanup.extend([topology.service_queue(service), queue])
@@ -379,9 +396,150 @@ async def test_requests_are_transient_unless_asked(url: str, cleanup: list[str])
         admin = await client.connection.channel()
         await admin.queue_declare(queue, durable=False)
         await admin.queue_bind(queue, topology.QUERIES, "qry.BrUnbound")
-        for persistent in (None, True):
-            opts = {} if persistent is None else {"persistent": True}
+        for persistent in (None, False, True):
+            opts = {} if persistent is None else {"persistent": persistent}
             with pytest.raises(errors.RequestTimeout):
                 await client.request(BrUnbound(order_id="spy"), timeout=0.3, **opts)
-        [first, second] = await drain_queue(admin, queue, expect=2)
-        assert first.properties.delivery_mode == 1 and second.properties.delivery_mode == 2
+        got = await drain_queue(admin, queue, expect=3)
+        assert [d.properties.delivery_mode for d in got] == [2, 1, 2]
+        assert [orjson.loads(d.body)["headers"]["delivery-mode"] for d in got] == [2, 1, 2]
+
+
+@pytest.mark.parametrize("persistent", [None, False])
+async def test_replies_are_persistent_like_their_request(url: str, server: Client, cleanup: list[str],
+                                                         persistent: bool | None) -> None:
+    """A reply (and an error reply) has its request's delivery mode: persistent by default, as Go
+    sends them; transient when the requester asked ``persistent=False``."""
+    opts: dict[str, Any] = {} if persistent is None else {"persistent": persistent}
+    _, replies = await _captured_replies(
+        url, cleanup, [(BrGetOrder(order_id=order_id), {"correlation_id": str(uuid.uuid4()), **opts})
+                       for order_id in ("fine", "raise")], server.publish_query)
+    assert sorted(orjson.loads(d.body)["type"] for d in replies) == ["BrOrderReply", "ErrorReply"]
+    want = 1 if persistent is False else 2
+    assert [d.properties.delivery_mode for d in replies] == [want, want]
+
+
+async def test_typed_error_reply_for_a_handler_with_a_reply_type(url: str, server: Client,
+                                                                cleanup: list[str]) -> None:
+    """A Go requester registers only its own reply types: a failing handler whose reply type is
+    known (here its return annotation) answers with that type, ``success: false`` and Go's error
+    fields, so a Go bridge returns at once with the error instead of dropping an ErrorReply and
+    timing out. Our requester raises RemoteError for it, as for an ErrorReply."""
+    corr = str(uuid.uuid4())
+    request = BrCreateOrder(order_id="raise", target_service=server.service_name)
+    reply_q, [d] = await _captured_replies(url, cleanup, [(request, {"correlation_id": corr})],
+                                           server.publish_command)
+    body = orjson.loads(d.body)
+    assert (d.exchange, d.routing_key, body["type"], body["correlationId"]) == ("", reply_q, "BrOrderReply", corr)
+    assert body["payload"] == {"amount": 0.0, "orderId": "", "status": "", "success": False,
+                               "error": "order raise not found", "errorCode": "ORDER_NOT_FOUND",
+                               "errorMessage": "order raise not found"}
+    assert body["headers"]["x-success"] == "false" and body["headers"]["x-message-kind"] == "reply"
+    async with Client(url, service_name=_service(), declare_topology=False) as client:
+        with pytest.raises(errors.RemoteError) as info:
+            await client.request(BrCreateOrder(order_id="raise", target_service=server.service_name), timeout=5)
+        assert (info.value.code, info.value.message) == ("ORDER_NOT_FOUND", "order raise not found")
+        assert isinstance(info.value.reply, BrOrderReply) and info.value.reply.success is False
+        assert client.bridge.stats.errors == 1 and client.bridge.pending == 0
+
+
+@dataclass
+class BrGetStock(Query):
+    sku: str = ""
+
+
+@dataclass
+class BrStockReply(Reply):
+    sku: str = ""
+    count: int = 0
+
+
+register(BrGetStock, reply=BrStockReply)
+
+
+async def test_typed_error_reply_for_a_reply_type_given_at_registration(url: str, cleanup: list[str]) -> None:
+    """No return annotation: ``register(BrGetStock, reply=BrStockReply)`` names the reply type."""
+    service = _service()
+    cleanup.append(topology.service_queue(service))
+    async with Client(url, service_name=service) as srv:
+
+        @srv.handler(BrGetStock)
+        def stock(q: BrGetStock):  # no return annotation: the reply type comes from register()
+            raise LookupError(f"no sku {q.sku}")
+
+        await srv.start_consuming()
+        async with Client(url, service_name=_service(), declare_topology=False) as client:
+            with pytest.raises(errors.RemoteError) as info:
+                await client.request(BrGetStock(sku="s-1"), timeout=5)
+    assert (info.value.code, info.value.message) == ("HANDLER_ERROR", "no sku s-1")
+    reply = info.value.reply
+    assert isinstance(reply, BrStockReply) and (reply.sku, reply.count, reply.success) == ("", 0, False)
+
+
+# ---------------------------------------------------------------------------------- issue 8 item 8
+@dataclass
+class BrGetOrderStatus(Query):
+    order_id: str = ""
+
+
+async def _go_rr_server(url: str, queue: str, vector: str) -> tuple[Any, list[dict[str, Any]]]:
+    """A responder that answers the way mmate-go's ``RequestReplyServer`` does (wire spec §6.3,
+    vectors 18-21): it consumes ``queue`` (bound to ``mmate.queries`` / ``qry.{type}``) and publishes
+    the captured reply ``vector`` (19: OrderReply, 21: ErrorReply), its ids and correlation id set
+    to the request's, to **``mmate.messages``** with routing key = the request's payload ``replyTo``,
+    with the captured properties (content type, ``delivery_mode`` 2, the 15 Go headers)."""
+    [body_file] = VECTORS.glob(f"{vector}-rr-server-*.body.json")
+    sidecar = json.loads(body_file.with_name(body_file.name.replace(".body.", ".amqp.")).read_text())
+    template = orjson.loads(body_file.read_bytes())
+    assert sidecar["exchange"] == topology.MESSAGES
+    conn = await connect(url)
+    ch = await conn.channel()
+    await topology.declare_exchanges(ch)  # as every mmate-go client does at start
+    await ch.queue_declare(queue, durable=False, auto_delete=True)
+    await ch.queue_bind(queue, topology.QUERIES, "qry.BrGetOrderStatus")
+    answered: list[dict[str, Any]] = []
+
+    def on_request(d: Any) -> None:
+        request = orjson.loads(d.body)
+        corr, reply_to = request["correlationId"], request["payload"]["replyTo"]
+        body = json.loads(json.dumps(template))
+        body["id"] = body["headers"]["x-message-id"] = body["headers"]["message-id"] = str(uuid.uuid4())
+        body["correlationId"] = body["headers"]["correlation-id"] = corr
+        body["headers"]["x-correlation-id"] = corr
+        typed = {k: v["v"] for k, v in sidecar["properties"]["headers"].items()}
+        typed.update({k: body["headers"][k] for k in ("x-message-id", "message-id", "correlation-id",
+                                                       "x-correlation-id")})
+        ch.publish_nowait(orjson.dumps(body), topology.MESSAGES, reply_to, BasicProperties(
+            content_type="application/json", delivery_mode=2, headers=typed))
+        answered.append({"exchange": topology.MESSAGES, "routing_key": reply_to, "body": body})
+
+    await ch.basic_consume(queue, on_request, no_ack=True)
+    return conn, answered
+
+
+@pytest.mark.parametrize("vector", ["19", "21"])
+async def test_request_to_a_go_request_reply_server_gets_its_reply(url: str, cleanup: list[str],
+                                                                   vector: str) -> None:
+    """mmate-go's RequestReplyServer publishes replies to ``mmate.messages`` with the reply queue
+    as routing key, not to the default exchange; our bridge binds its reply queue there too, so the
+    reply arrives (a Go bridge times out: vectors 18-21)."""
+    service = _service()
+    rpc_queue = f"mmate.rpc.BrGetOrderStatus.{uuid.uuid4().hex[:8]}"
+    cleanup.extend([topology.service_queue(service), rpc_queue])
+    go_server, answered = await _go_rr_server(url, rpc_queue, vector)
+    try:
+        async with Client(url, service_name=service, registry=TypeRegistry()) as client:
+            if vector == "19":
+                reply = await client.request(BrGetOrderStatus(order_id="order-1001"), timeout=5)
+                assert isinstance(reply, GenericMessage) and reply.type == "OrderReply"  # not in this registry
+                assert reply.payload == {"amount": 42.5, "orderId": "order-1001", "status": "shipped",
+                                         "success": True}
+            else:
+                with pytest.raises(errors.RemoteError) as info:
+                    await client.request(BrGetOrderStatus(order_id="missing"), timeout=5)
+                assert (info.value.code, info.value.message) == ("REQUEST_FAILED", "order missing not found")
+            [sent] = answered
+            assert sent["routing_key"] == client.bridge.reply_queue
+            assert client.bridge.stats.timeouts == 0
+    finally:
+        await go_server.close()

@@ -148,8 +148,11 @@ async def test_reply_callback_resolves_pending_and_counts_late() -> None:
         bridge._on_reply(_Delivery(body, _props(sidecar), tag))
     assert channel.acked == []  # the reply consumer is no-ack: nothing to settle
     assert isinstance(waiting["13"].result(), OrderReply) and waiting["17"].result().order_id == "order-1013"
-    assert isinstance(waiting["15"].result(), ErrorReply)
-    assert bridge.stats.replied == 3 and bridge.stats.late_replies == 1 and bridge.pending == 0
+    with pytest.raises(errors.RemoteError) as info:  # an error reply fails its request at once
+        waiting["15"].result()
+    assert isinstance(info.value.reply, ErrorReply) and info.value.code == "ORDER_NOT_FOUND"
+    assert bridge.stats.replied == 3 and bridge.stats.errors == 1
+    assert bridge.stats.late_replies == 1 and bridge.pending == 0
     bridge._on_reply(_Delivery(b"{not json", _frames.BasicProperties(), 5))
     assert channel.acked == [] and bridge.stats.malformed == 1
 

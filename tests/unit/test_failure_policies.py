@@ -3,7 +3,8 @@ Client: dead-lettering (reliability) and error replies (bridge). On the embedded
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from mmate_fast import errors
@@ -102,6 +103,8 @@ class _Ctx:
     reply_to: str | None
     correlation_id: str | None = "c-1"
     message_id: str = "m-1"
+    delivery: Any = field(default_factory=lambda: SimpleNamespace(properties=SimpleNamespace(delivery_mode=2)))
+    envelope: Any = field(default_factory=lambda: SimpleNamespace(type="PolicyCommand"))
 
 
 async def test_the_error_reply_policy_answers_requests_only() -> None:
@@ -116,4 +119,4 @@ async def test_the_error_reply_policy_answers_requests_only() -> None:
     assert await reply_with_error(replies, exc, command, _Ctx("bridge.reply.1"))
     [(reply, reply_to, options)] = replies.sent
     assert (reply.error_code, reply.error_message, reply.success) == ("OUT_OF_STOCK", "out of stock", False)
-    assert reply_to == "bridge.reply.1" and options == {"correlation_id": "c-1", "persistent": False}
+    assert reply_to == "bridge.reply.1" and options == {"correlation_id": "c-1", "persistent": True}

@@ -188,15 +188,16 @@ def test_plain_ints_never_use_u_i_L(F: ModuleType) -> None:
     ("l", [-(2**63), 2**63 - 1], [2**63]), ("L", [0, 2**64 - 1], [2**64, -1]),
 ])
 def test_typed_int_ranges(F: ModuleType, tag: str, good: list[int], bad: list[int]) -> None:
+    opt = {"go_safe": False} if tag in F.GO_UNSAFE_TAGS else {}  # tests/unit/test_go_unsafe_headers.py
     for v in good:
-        enc = F.encode_table({"k": F.Typed(tag, v)})
+        enc = F.encode_table({"k": F.Typed(tag, v, **opt)})
         assert enc[6:7] == tag.encode()
         assert F.decode_table(enc)[0] == {"k": v}
     for v in bad:
         with pytest.raises(ValueError):
-            F.encode_table({"k": F.Typed(tag, v)})
+            F.encode_table({"k": F.Typed(tag, v, **opt)})
     with pytest.raises(TypeError):
-        F.encode_table({"k": F.Typed(tag, "1")})
+        F.encode_table({"k": F.Typed(tag, "1", **opt)})
 
 
 def test_encode_table_types(F: ModuleType) -> None:
@@ -415,7 +416,7 @@ def test_pending_counts_buffered_and_partial_body_bytes(F: ModuleType) -> None:
     ("l", [-(1 << 63), (1 << 63) - 1, (1 << 53) + 1]), ("L", [0, (1 << 64) - 1, (1 << 53) + 1]),
 ])
 def test_integer_fields_decode_exactly(F: ModuleType, tag: str, values: list[int]) -> None:
-    table = {str(i): F.Typed(tag, v) for i, v in enumerate(values)}
+    table = {str(i): F.Typed(tag, v, go_safe=tag not in F.GO_UNSAFE_TAGS) for i, v in enumerate(values)}
     decoded, _ = F.decode_table(F.encode_table(table))
     assert decoded == {str(i): v for i, v in enumerate(values)}
     assert all(type(v) is int for v in decoded.values())
