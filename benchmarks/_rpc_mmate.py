@@ -3,7 +3,8 @@
 Requester: ``Client(url, service_name=...)`` (defaults: publisher confirms on, recovery on) and
 ``await client.request(GetOrderQuery(...), timeout=30)`` from C concurrent loops; the query goes to
 ``mmate.queries`` / ``qry.RpcBenchGetOrderQuery`` with the bridge's ``bridge.reply.{8 hex}`` queue
-as reply address (``BENCH_RPC_PERSISTENT=1``: requests with persistent=True, as Go sends them).
+as reply address; requests (and so replies) persistent, the default (``BENCH_RPC_TRANSIENT=1``:
+requests with persistent=False, and so transient replies).
 Responder (second process): a Client serving its service queue (prefetch 256) with a plain handler
 returning an ``OrderReply``, which the Client publishes to the reply queue.
 """
@@ -32,7 +33,7 @@ from _rpc_types import GetOrderQuery, OrderReply, new_query, reply_for
 
 CLIENT = "mmate_fast"
 URL = f"amqp://{USER}:{PASSWORD}@{HOST}:{PORT}/?heartbeat=60"
-_OPTS: dict[str, Any] = {"persistent": True} if os.environ.get("BENCH_RPC_PERSISTENT") else {}
+_OPTS: dict[str, Any] = {"persistent": False} if os.environ.get("BENCH_RPC_TRANSIENT") else {}
 
 
 async def _request(n: int, conc: int, dl: float) -> dict[str, Any]:

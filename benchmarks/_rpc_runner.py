@@ -1,12 +1,12 @@
 """``run.py rpc``: round trips/s of raw, mmate_fast and aio-pika at each concurrency, each client
 (requester + its responder) in fresh processes, one after another per repetition.
 
-Rows: ``mmate_fast`` is client.request with the library's defaults; ``mmate_fast_persistent`` the
-same with ``persistent=True`` (Go's delivery mode 2 for requests: written to disk by the broker).
-Each row must measure something the default row does not (the rows ``mmate_fast_transient``,
-``persistent=False``, and ``mmate_fast_noconfirm``, a requester Client without publisher confirms,
-were removed: requests are transient by default and the bridge publishes them unconfirmed on its own
-channel whatever the Client's confirm setting, so both ran exactly the default row's code).
+Rows: ``mmate_fast`` is client.request with the library's defaults (requests and replies
+persistent, Go's delivery mode 2: written to disk by the broker); ``mmate_fast_transient`` the same
+with ``persistent=False`` (request and reply transient, like the raw and aio-pika rows: the
+like-for-like row). Each row must measure something the default row does not (the row
+``mmate_fast_noconfirm``, a requester Client without publisher confirms, was removed: the bridge
+publishes requests unconfirmed on its own channel whatever the Client's confirm setting).
 
 Ratios are medians of per-repetition ratios (same repetition and concurrency). The JSON (last
 stdout line) holds ``rates``/``latency_ms``/``cpu_us_per_rt`` keyed by ``c{C}`` then client,
@@ -26,11 +26,11 @@ from _common import extensions_line, extensions_summary, run_child_process
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-CLIENTS = {"raw": "_rpc_raw.py", "mmate_fast": "_rpc_mmate.py", "mmate_fast_persistent": "_rpc_mmate.py",
+CLIENTS = {"raw": "_rpc_raw.py", "mmate_fast": "_rpc_mmate.py", "mmate_fast_transient": "_rpc_mmate.py",
            "aio_pika": "_rpc_aiopika.py"}
 #: rows of _rpc_mmate.py that differ from the default row: client -> environment variable it sets
-VARIANT_ENV = {"mmate_fast_persistent": "BENCH_RPC_PERSISTENT"}
-ORDER = ("raw", "mmate_fast", "mmate_fast_persistent", "aio_pika")
+VARIANT_ENV = {"mmate_fast_transient": "BENCH_RPC_TRANSIENT"}
+ORDER = ("raw", "mmate_fast", "mmate_fast_transient", "aio_pika")
 DEFAULT_ONLY = ORDER
 DEFAULT_N = 10_000
 #: aio-pika runs at most this many round trips per run (~0.6k/s at concurrency 1)

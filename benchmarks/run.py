@@ -26,9 +26,10 @@ mmate_fast_confirms_batch (the same Client, client.publish_batch in windows of 1
 ``--no-recovery`` adds mmate_fast_norecovery (Client(recovery=False)).
 
 rpc: request/reply round trips/s at each ``--concurrency`` (default 1,64), p50/p99 latency, for
-mmate_fast (client.request against a Client responder, library defaults), mmate_fast_persistent
-(the same with persistent=True requests, as Go sends them), aio_pika (its RPC pattern) and raw; see
-_rpc_runner.py and the _rpc_*.py clients.
+mmate_fast (client.request against a Client responder, library defaults: requests and replies
+persistent, as Go sends them), mmate_fast_transient (the same with persistent=False, transient like
+the aio_pika and raw rows), aio_pika (its RPC pattern) and raw; see _rpc_runner.py and the _rpc_*.py
+clients.
 """
 from __future__ import annotations
 
