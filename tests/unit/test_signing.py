@@ -93,7 +93,7 @@ def msg_at(ts: float, **kw: Any) -> SgEvt:
 
 # --------------------------------------------------------------------------- what is signed
 def test_signing_input_is_the_documented_canonical_form() -> None:
-    """The example of docs/notes/security.md, checked against an independent HMAC (openssl agrees)."""
+    """The example of the README's "Signing" section, checked against an independent HMAC (openssl agrees)."""
     props = _frames.BasicProperties(
         message_id="m-1", type="OrderCreated", timestamp=1700000000, correlation_id="c-9",
         headers={"x-message-id": "m-1", "timestamp": "2023-11-14T22:13:20Z",
