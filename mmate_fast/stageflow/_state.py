@@ -184,6 +184,12 @@ def decode_result(text: str) -> StageResult:
 
 
 # --------------------------------------------------------------------------- Go's transitions
+def begin_stage(state: WorkflowState, stage_id: str, *, now_ns: int) -> None:
+    """A stage starts on a consumer: ``currentStage`` and ``lastModified`` (no version change)."""
+    state.current_stage = stage_id
+    state.last_modified_ns = now_ns
+
+
 def add_stage_result(state: WorkflowState, result: StageResult, *, now_ns: int) -> None:
     """Go's ``addStageResult``: append, ``lastModified``, version+1, and copy each ``data[k]`` into
     ``globalData["{stageId}.{k}"]``; the engine clears ``currentStage`` after a success."""
@@ -248,6 +254,6 @@ def _result(obj: Any, path: str) -> StageResult:
 
 __all__ = [
     "STAGE_STATUSES", "WORKFLOW_STATUSES", "CompensationResult", "StageResult", "WorkflowState",
-    "add_stage_result", "decode_result", "decode_state", "encode_result", "encode_state",
+    "add_stage_result", "begin_stage", "decode_result", "decode_state", "encode_result", "encode_state",
     "mark_compensated", "mark_completed", "mark_failed",
 ]

@@ -39,6 +39,7 @@ from mmate_fast.stageflow._state import (
     StageResult,
     WorkflowState,
     add_stage_result,
+    begin_stage,
     decode_result,
     decode_state,
     encode_result,
@@ -50,6 +51,20 @@ from mmate_fast.stageflow._state import (
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _SECOND = datetime.timedelta(seconds=1)
+
+#: Go's default stage queue prefix (``WithStageQueuePrefix`` changes it)
+DEFAULT_PREFIX = "stageflow."
+
+
+def stage_queue(workflow_id: str, index: int, prefix: str = DEFAULT_PREFIX) -> str:
+    """The queue of stage ``index``: ``{prefix}{workflowId}.stage{index}``."""
+    return f"{prefix}{workflow_id}.stage{index}"
+
+
+def compensation_queue(workflow_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """The compensation queue of a workflow: ``{prefix}compensation.{workflowId}``."""
+    return f"{prefix}compensation.{workflow_id}"
+
 
 
 def flow_message(state: WorkflowState, *, stage_index: int, stage_name: str, next_queue: str | None,
@@ -202,17 +217,16 @@ def workflow_compensated_event(state: WorkflowState, *, workflow_name: str,
                                message: CompensationMessageEnvelope, results: list[CompensationResult],
                                end_ns: int) -> WorkflowCompensatedEvent:
     """The event after the last compensation step (state after ``mark_compensated``):
-    ``compensationStartTime`` is ``message``'s envelope timestamp (whole seconds), ``failureTime``
-    its ``failureTimestamp``, ``compensationDuration`` first result start -> last result end."""
+    ``compensationStartTime`` is ``message``'s envelope timestamp (whole seconds; now when it has
+    none), ``failureTime`` its ``failureTimestamp``, ``compensationDuration`` the first result's
+    start to the last result's start + duration."""
     counts = {"completed": 0, "failed": 0, "skipped": 0}
     for r in results:
         if r.status in counts:
             counts[r.status] += 1
     duration = 0
-    if results:
-        last = results[-1]
-        last_end = last.end_ns if last.end_ns is not None else last.start_ns + last.duration_ns
-        duration = last_end - results[0].start_ns
+    if results:  # on the durations, not the printed times: Go measures on its monotonic clock
+        duration = results[-1].start_ns + results[-1].duration_ns - results[0].start_ns
     return WorkflowCompensatedEvent(
         **_event_base(state), workflow_name=workflow_name, original_error=message.original_error,
         failure_ns=message.failure_ns, compensation_start_ns=_seconds_ns(message.timestamp),
@@ -224,12 +238,45 @@ def workflow_compensated_event(state: WorkflowState, *, workflow_name: str,
 
 
 __all__ = [
-    "EVENT_SOURCE", "PAYLOAD_TYPE_INITIAL", "PAYLOAD_TYPE_RAW", "STAGE_RESULT_TYPE", "WORKFLOW_STATE_TYPE",
-    "ZERO_NS", "ZERO_TIME", "CompensationMessageEnvelope", "CompensationResult", "FlowMessageEnvelope",
-    "StageCompletedEvent", "StageResult", "WorkflowCompensatedEvent", "WorkflowCompletedEvent",
-    "WorkflowFailedEvent", "WorkflowState", "add_stage_result", "compensation_message", "compensation_next",
-    "compensation_plan", "compensation_start", "decode_result", "decode_state", "encode_result",
-    "encode_state", "flow_message", "format_time", "mark_compensated", "mark_completed", "mark_failed",
-    "now_ns", "parse_time", "stage_completed_event", "workflow_compensated_event",
-    "workflow_completed_event", "workflow_failed_event", "zero_checkpoint",
+    "DEFAULT_PREFIX",
+    "EVENT_SOURCE",
+    "PAYLOAD_TYPE_INITIAL",
+    "PAYLOAD_TYPE_RAW",
+    "STAGE_RESULT_TYPE",
+    "WORKFLOW_STATE_TYPE",
+    "ZERO_NS",
+    "ZERO_TIME",
+    "CompensationMessageEnvelope",
+    "CompensationResult",
+    "FlowMessageEnvelope",
+    "StageCompletedEvent",
+    "StageResult",
+    "WorkflowCompensatedEvent",
+    "WorkflowCompletedEvent",
+    "WorkflowFailedEvent",
+    "WorkflowState",
+    "add_stage_result",
+    "begin_stage",
+    "compensation_message",
+    "compensation_next",
+    "compensation_plan",
+    "compensation_queue",
+    "compensation_start",
+    "decode_result",
+    "decode_state",
+    "encode_result",
+    "encode_state",
+    "flow_message",
+    "format_time",
+    "mark_compensated",
+    "mark_completed",
+    "mark_failed",
+    "now_ns",
+    "parse_time",
+    "stage_completed_event",
+    "stage_queue",
+    "workflow_compensated_event",
+    "workflow_completed_event",
+    "workflow_failed_event",
+    "zero_checkpoint",
 ]
