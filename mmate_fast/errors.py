@@ -293,6 +293,27 @@ class SchedulingError(MmateError, ValueError):
     """A scheduled publish was asked with a bad time (neither/both of ``delay``/``at``, negative delay)."""
 
 
+# --------------------------------------------------------------------------- StageFlow
+class FlowError(MmateError):
+    """Base class of the StageFlow errors (workflows, their wire form, their state store)."""
+
+
+class FlowWireError(FlowError, ContractError):
+    """A StageFlow message or event does not have the shape Go's StageFlow gives it (a field of the
+    wrong JSON type, a time that is not RFC 3339); the message names the field. It is a ContractError,
+    so a consumer dead-letters such a message with reason ``contract-error`` and goes on."""
+
+    reason = "flow-wire"
+
+
+class FlowStateError(FlowWireError):
+    """A ``serializedWorkflowState`` (or ``serializedOriginalResult``) string is not a Go
+    WorkflowState (StageResult) JSON object: not JSON, a key of the wrong type, missing ids. The
+    message says which key; the stage message cannot be processed and belongs in the DLQ."""
+
+    reason = "flow-state"
+
+
 # --------------------------------------------------------------------------- broker administration
 class ManagementAPIError(MmateError):
     """The RabbitMQ management HTTP API answered with an error (wrong credentials, unknown vhost, not
@@ -345,6 +366,9 @@ __all__ = [
     "DuplicateMessage",
     "EnvelopeError",
     "ExpiredMessageError",
+    "FlowError",
+    "FlowStateError",
+    "FlowWireError",
     "FrameError",
     "HandlerError",
     "HandlerRegistrationError",

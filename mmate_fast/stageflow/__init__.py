@@ -1,0 +1,34 @@
+"""StageFlow: multi-stage workflows across services, wire-compatible with mmate-go's StageFlow.
+
+The wire layer (``_wire``): the workflow state and its Go JSON, the stage / compensation message
+contracts and the lifecycle events (registered Mmate contracts), and Go time formatting.
+"""
+from __future__ import annotations
+
+from mmate_fast.stageflow._wire import (
+    CompensationMessageEnvelope,
+    CompensationResult,
+    FlowMessageEnvelope,
+    StageCompletedEvent,
+    StageResult,
+    WorkflowCompensatedEvent,
+    WorkflowCompletedEvent,
+    WorkflowFailedEvent,
+    WorkflowState,
+    decode_state,
+    encode_state,
+)
+
+__all__ = [
+    "CompensationMessageEnvelope",
+    "CompensationResult",
+    "FlowMessageEnvelope",
+    "StageCompletedEvent",
+    "StageResult",
+    "WorkflowCompensatedEvent",
+    "WorkflowCompletedEvent",
+    "WorkflowFailedEvent",
+    "WorkflowState",
+    "decode_state",
+    "encode_state",
+]
