@@ -9,8 +9,8 @@ timeout let several processes share one file; ``claim_stage`` is ``INSERT ... ON
 NOTHING`` then ``SELECT`` inside that transaction, atomic across processes by the primary key.
 
 URL: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite:///:memory:`` (this
-store only), with ``?timeout=SECONDS`` (default 10): how long a call waits for another process's
-lock before it fails with ``FlowStoreError``.
+store only), with ``?timeout=SECONDS`` (default 10): how long a call may wait for its turn on the
+thread, and then for another process's lock, before it fails with ``FlowStoreError``.
 """
 from __future__ import annotations
 
@@ -102,8 +102,9 @@ def _stage(conn: sqlite3.Connection, instance_id: str, stage_key: str) -> str | 
 
 
 _Fn = Callable[..., Any]
-#: (function, its arguments after the connection, writes?, the caller's loop, the caller's future, what)
-_Op = tuple[_Fn, tuple[Any, ...], bool, asyncio.AbstractEventLoop, "asyncio.Future[Any]", str]
+#: (function, its arguments after the connection, writes?, the caller's loop, the caller's future, what,
+#: time.monotonic() when queued)
+_Op = tuple[_Fn, tuple[Any, ...], bool, asyncio.AbstractEventLoop, "asyncio.Future[Any]", str, float]
 _CLOSE = None
 
 
@@ -238,6 +239,7 @@ class SQLiteFlowStore:
                         item = get_nowait()
                     except queue.Empty:
                         break
+                batch = self._drop_stale(batch) if batch else batch
                 if batch:
                     _deliver(self._run(conn, batch))
         finally:
@@ -246,6 +248,18 @@ class SQLiteFlowStore:
             for loop, fut in self._stopped:
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_settle, [(fut, True, None)])
+
+    def _drop_stale(self, batch: list[_Op]) -> list[_Op]:
+        """Calls queued longer than the timeout fail (the store is not keeping up); the rest run."""
+        oldest = time.monotonic() - self._timeout
+        if batch[0][6] >= oldest:
+            return batch
+        stale = [op for op in batch if op[6] < oldest]
+        _deliver([(op, False, FlowStoreError(
+            f"flow store {self.url}: {op[5]} waited more than {self._timeout:g}s for its turn: the "
+            "store cannot keep up (slow disk, or a lock held by another process); raise ?timeout= in "
+            "the URL or use PostgreSQL")) for op in stale])
+        return [op for op in batch if op[6] >= oldest]
 
     def _fail_leftovers(self) -> None:
         """Calls that slipped in after close (from another thread) fail with the named error."""
@@ -288,7 +302,7 @@ class SQLiteFlowStore:
                                        "open_store(url)")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        self._queue.put((fn, args, writes, loop, fut, what))
+        self._queue.put((fn, args, writes, loop, fut, what, time.monotonic()))
         return await fut
 
     async def save(self, record: FlowRecord) -> None:
