@@ -331,6 +331,29 @@ class ManagementAPIUnreachableError(ManagementAPIError, ConnectionError):
     is off (``rabbitmq-plugins enable rabbitmq_management``) or the address is wrong."""
 
 
+# --------------------------------------------------------------------------- StageFlow state store
+class FlowStoreError(MmateError):
+    """A StageFlow state store operation failed (the database refused or lost it); the message says
+    which operation and what to do. The backend's own exception is the ``__cause__``."""
+
+
+class FlowStoreUnavailableError(FlowStoreError, ConnectionError):
+    """The StageFlow state store cannot be opened or reached (file not writable, database down,
+    wrong address); ``url`` is its address without password."""
+
+    def __init__(self, message: str, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class FlowStoreClosedError(FlowStoreError):
+    """The StageFlow state store was closed: open a new one with ``open_store(url)``."""
+
+
+class FlowNotFoundError(FlowStoreError, LookupError):
+    """No workflow instance with this id is in the StageFlow state store."""
+
+
 _BY_CODE: dict[int, type[ChannelClosedError]] = {
     403: AccessRefusedError,
     404: NotFoundError,
@@ -367,7 +390,11 @@ __all__ = [
     "EnvelopeError",
     "ExpiredMessageError",
     "FlowError",
+    "FlowNotFoundError",
     "FlowStateError",
+    "FlowStoreClosedError",
+    "FlowStoreError",
+    "FlowStoreUnavailableError",
     "FlowWireError",
     "FrameError",
     "HandlerError",
