@@ -331,6 +331,61 @@ class FlowStoreClosedError(FlowStoreError):
 
 class FlowNotFoundError(FlowStoreError, LookupError):
     """No workflow instance with this id is in the StageFlow state store."""
+# --------------------------------------------------------------------------- StageFlow engine
+class WorkflowDefinitionError(MmateError, ValueError):
+    """A workflow definition cannot run (duplicate stage id, unknown or later dependency, empty
+    workflow, bad timeout/retry/parallel group): fix the definition; raised when it is made."""
+
+
+class FlowEngineError(MmateError):
+    """A StageFlow message an engine cannot process; ``reason`` is the dead-letter reason header
+    (``x-mmate-reason``) the message is kept under in ``dlq.{queue}``."""
+
+    reason = "flow-error"
+
+
+class UnknownWorkflowError(FlowEngineError, LookupError):
+    """A StageFlow message names a workflow this engine has not registered (or does not match the
+    queue it came on): register the workflow with ``FlowEngine.register`` in the serving process."""
+
+    reason = "unknown-workflow"
+
+
+class StageIndexError(FlowEngineError, IndexError):
+    """A stage message's ``currentStageIndex`` is out of range or does not match the queue it came on
+    (the engine decides the stage by the queue, as Go does): the sender built a wrong hop."""
+
+    reason = "stage-index"
+
+
+class UnknownInstanceError(FlowEngineError, LookupError):
+    """A compensation message (or a status query) names an instance the state store does not know:
+    check the store URL every engine of the workflow shares."""
+
+    reason = "unknown-instance"
+
+
+class StageDependencyError(FlowEngineError):
+    """A required stage's dependencies have no ``completed`` result (Go nacks such a message)."""
+
+    reason = "stage-dependency"
+
+
+class StageFailedError(FlowEngineError):
+    """A required stage failed (its handler raised, timed out or exhausted its retries); the flow is
+    ``failed`` and compensated, and the stage message is kept in ``dlq.{queue}`` with this reason."""
+
+    reason = "stage-failed"
+
+    def __init__(self, message: str, stage_id: str = "", error: str = "") -> None:
+        super().__init__(message)
+        self.stage_id = stage_id
+        self.error = error
+
+
+class FlowTimeoutError(MmateError, TimeoutError):
+    """A stage handler ran longer than its ``timeout`` or ``FlowEngine.wait`` gave up waiting for the
+    flow to finish: raise the timeout or look at ``await flows.status(instance_id)``."""
 
 
 _BY_CODE: dict[int, type[ChannelClosedError]] = {
@@ -368,10 +423,12 @@ __all__ = [
     "DuplicateMessage",
     "EnvelopeError",
     "ExpiredMessageError",
+    "FlowEngineError",
     "FlowNotFoundError",
     "FlowStoreClosedError",
     "FlowStoreError",
     "FlowStoreUnavailableError",
+    "FlowTimeoutError",
     "FrameError",
     "HandlerError",
     "HandlerRegistrationError",
@@ -400,8 +457,14 @@ __all__ = [
     "RetryExhaustedError",
     "SchedulingError",
     "SignatureError",
+    "StageDependencyError",
+    "StageFailedError",
+    "StageIndexError",
     "TLSError",
+    "UnknownInstanceError",
     "UnknownMessageTypeError",
+    "UnknownWorkflowError",
     "ValidationError",
+    "WorkflowDefinitionError",
     "channel_error_for",
 ]
