@@ -343,6 +343,19 @@ class FlowEngineError(MmateError):
 
     reason = "flow-error"
 
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class BadFlowMessageError(FlowEngineError, ValueError):
+    """A StageFlow message that cannot be processed as it is: a corrupt ``serializedWorkflowState``
+    (reason ``bad-flow-state``), ids that do not match, a flow that is not running, the wrong envelope
+    type for its queue, a stage to compensate that the workflow does not have."""
+
+    reason = "bad-flow-message"
+
 
 class UnknownWorkflowError(FlowEngineError, LookupError):
     """A StageFlow message names a workflow this engine has not registered (or does not match the
@@ -378,7 +391,7 @@ class StageFailedError(FlowEngineError):
     reason = "stage-failed"
 
     def __init__(self, message: str, stage_id: str = "", error: str = "") -> None:
-        super().__init__(message)
+        super().__init__(message, None)
         self.stage_id = stage_id
         self.error = error
 
@@ -409,6 +422,7 @@ __all__ = [
     "AMQPConnectionError",
     "AccessRefusedError",
     "AuthenticationError",
+    "BadFlowMessageError",
     "BridgeClosedError",
     "BrokerUnreachableError",
     "ChannelClosedError",

@@ -56,19 +56,19 @@ class ContextCodec:
         return contract_plan(self.cls).decode_nested(global_data)
 
     def apply(self, stage_id: str, ctx: Any, returned: Any,
-              global_data: dict[str, Any]) -> dict[str, Any] | None:
-        """Fold what a stage returned into ``global_data`` (in place); returns the result ``data``
-        (None when there is none: Go omits an empty map)."""
+              global_data: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """What a stage returned, as ``(data, updates)``: the result ``data`` (None when there is
+        none: Go omits an empty map) and the ``globalData`` keys it sets (``global_data`` is not
+        changed). Typed: the context's wire fields whose value differs from ``global_data``, so that
+        parallel stages changing different fields merge."""
         if self.cls is None:
             if returned is None:
-                return None
+                return None, {}
             if not isinstance(returned, Mapping):
                 raise TypeError(f"stage {stage_id!r} of a dict workflow must return a dict or None, "
                                 f"got {type(returned).__qualname__}")
             data = dict(returned)
-            for key, value in data.items():
-                global_data[f"{stage_id}.{key}"] = value
-            return data or None
+            return (data or None), {f"{stage_id}.{key}": value for key, value in data.items()}
         cls = self.cls
         if returned is None:
             obj = ctx
@@ -82,8 +82,8 @@ class ContextCodec:
         else:
             raise TypeError(f"stage {stage_id!r} of a {cls.__qualname__} workflow must return the context, "
                             f"a dict of updates or None, got {type(returned).__qualname__}")
-        global_data.update(contract_plan(cls).encode_nested(obj))
-        return None
-
+        fields = contract_plan(cls).encode_nested(obj)
+        missing = object()
+        return None, {k: v for k, v in fields.items() if global_data.get(k, missing) != v}
 
 __all__ = ["ContextCodec", "is_context_class", "is_pydantic_class"]
