@@ -293,6 +293,27 @@ class SchedulingError(MmateError, ValueError):
     """A scheduled publish was asked with a bad time (neither/both of ``delay``/``at``, negative delay)."""
 
 
+# --------------------------------------------------------------------------- StageFlow
+class FlowError(MmateError):
+    """Base class of the StageFlow errors (workflows, their wire form, their state store)."""
+
+
+class FlowWireError(FlowError, ContractError):
+    """A StageFlow message or event does not have the shape Go's StageFlow gives it (a field of the
+    wrong JSON type, a time that is not RFC 3339); the message names the field. It is a ContractError,
+    so a consumer dead-letters such a message with reason ``contract-error`` and goes on."""
+
+    reason = "flow-wire"
+
+
+class FlowStateError(FlowWireError):
+    """A ``serializedWorkflowState`` (or ``serializedOriginalResult``) string is not a Go
+    WorkflowState (StageResult) JSON object: not JSON, a key of the wrong type, missing ids. The
+    message says which key; the stage message cannot be processed and belongs in the DLQ."""
+
+    reason = "flow-state"
+
+
 # --------------------------------------------------------------------------- broker administration
 class ManagementAPIError(MmateError):
     """The RabbitMQ management HTTP API answered with an error (wrong credentials, unknown vhost, not
@@ -332,12 +353,12 @@ class FlowStoreClosedError(FlowStoreError):
 class FlowNotFoundError(FlowStoreError, LookupError):
     """No workflow instance with this id is in the StageFlow state store."""
 # --------------------------------------------------------------------------- StageFlow engine
-class WorkflowDefinitionError(MmateError, ValueError):
+class WorkflowDefinitionError(FlowError, ValueError):
     """A workflow definition cannot run (duplicate stage id, unknown or later dependency, empty
     workflow, bad timeout/retry/parallel group): fix the definition; raised when it is made."""
 
 
-class FlowEngineError(MmateError):
+class FlowEngineError(FlowError):
     """A StageFlow message an engine cannot process; ``reason`` is the dead-letter reason header
     (``x-mmate-reason``) the message is kept under in ``dlq.{queue}``."""
 
@@ -396,7 +417,7 @@ class StageFailedError(FlowEngineError):
         self.error = error
 
 
-class FlowTimeoutError(MmateError, TimeoutError):
+class FlowTimeoutError(FlowError, TimeoutError):
     """A stage handler ran longer than its ``timeout`` or ``FlowEngine.wait`` gave up waiting for the
     flow to finish: raise the timeout or look at ``await flows.status(instance_id)``."""
 
@@ -438,11 +459,14 @@ __all__ = [
     "EnvelopeError",
     "ExpiredMessageError",
     "FlowEngineError",
+    "FlowError",
     "FlowNotFoundError",
+    "FlowStateError",
     "FlowStoreClosedError",
     "FlowStoreError",
     "FlowStoreUnavailableError",
     "FlowTimeoutError",
+    "FlowWireError",
     "FrameError",
     "HandlerError",
     "HandlerRegistrationError",

@@ -52,12 +52,14 @@ class CompensationHandler:
                                       f"{rt.compensation_queue(wf.id)}: only CompensationMessageEnvelope "
                                       "belongs there", "wrong-message-type")
         if msg.workflow_id != wf.id:
-            raise UnknownWorkflowError(f"compensation message for workflow {msg.workflow_id!r} arrived on the "
-                                       f"compensation queue of workflow {wf.id!r}")
+            raise UnknownWorkflowError(
+                f"compensation message for workflow {msg.workflow_id!r} arrived on the "
+                f"compensation queue of workflow {wf.id!r}")
         state = read_state(msg.serialized_workflow_state)
         if state.instance_id != msg.instance_id or state.workflow_id != wf.id:
             raise BadFlowMessageError(
-                f"the state names workflow {state.workflow_id!r} / instance {state.instance_id!r}, the message "
+                f"the state names workflow {state.workflow_id!r} / instance {state.instance_id!r}, "
+                f"the message "
                 f"{msg.workflow_id!r} / {msg.instance_id!r}", "flow-id-mismatch")
         record = await rt.store.get(msg.instance_id)
         if record is None:
@@ -65,8 +67,9 @@ class CompensationHandler:
                                        f"{wf.id!r}, which the state store does not know")
         stage = wf.stage_by_id(msg.stage_to_compensate)
         if stage is None:
-            raise BadFlowMessageError(f"workflow {wf.id!r} has no stage {msg.stage_to_compensate!r} to compensate",
-                                      "unknown-stage")
+            raise BadFlowMessageError(
+                f"workflow {wf.id!r} has no stage {msg.stage_to_compensate!r} to compensate",
+                "unknown-stage")
         k = msg.compensation_index
         completed = [r for r in state.stage_results if r.status == "completed"]
         if not 0 <= k < max(len(completed), msg.total_compensations):
@@ -75,7 +78,8 @@ class CompensationHandler:
         try:
             original = _wire.decode_result(msg.serialized_original_result)
         except FlowError as exc:
-            raise BadFlowMessageError(f"serializedOriginalResult does not decode: {exc}", "bad-flow-state") from exc
+            raise BadFlowMessageError(
+                f"serializedOriginalResult does not decode: {exc}", "bad-flow-state") from exc
         result, fresh = await self._result(stage.id, k, state, original)
         results = [*msg.compensation_results, result]
         if k > 0:
@@ -98,7 +102,8 @@ class CompensationHandler:
         await rt.save(state)
         rt.finished(state)
 
-    async def _result(self, stage_id: str, k: int, state: Any, original: StageResult) -> tuple[CompensationResult, bool]:
+    async def _result(self, stage_id: str, k: int, state: Any,
+                      original: StageResult) -> tuple[CompensationResult, bool]:
         """Run the compensation of ``stage_id`` (or reuse the claimed result of step ``k``)."""
         store = self.rt.store
         key = compensation_key(k)

@@ -84,22 +84,26 @@ class StageHandler:
         wf = self.wf
         if not isinstance(msg, FlowMessageEnvelope):
             raise BadFlowMessageError(f"a {type(msg).__name__} arrived on stage queue "
-                                      f"{self.rt.stage_queue(wf.id, index)}: only FlowMessageEnvelope belongs there",
+                                      f"{self.rt.stage_queue(wf.id, index)}: only FlowMessageEnvelope "
+                                      "belongs there",
                                       "wrong-message-type")
         if msg.workflow_id != wf.id:
-            raise UnknownWorkflowError(f"stage message for workflow {msg.workflow_id!r} arrived on a queue of "
-                                       f"workflow {wf.id!r}: no such workflow is registered for this queue")
+            raise UnknownWorkflowError(
+                f"stage message for workflow {msg.workflow_id!r} arrived on a queue of "
+                f"workflow {wf.id!r}: no such workflow is registered for this queue")
         n = len(wf.stages)
         if not 0 <= msg.current_stage_index < n:
-            raise StageIndexError(f"stage index {msg.current_stage_index} is out of range: workflow {wf.id!r} "
-                                  f"has stages 0..{n - 1}")
+            raise StageIndexError(
+                f"stage index {msg.current_stage_index} is out of range: workflow {wf.id!r} "
+                f"has stages 0..{n - 1}")
         if msg.current_stage_index != index:
             raise StageIndexError(f"stage index {msg.current_stage_index} does not match queue "
                                   f"{self.rt.stage_queue(wf.id, index)} (stage {index})")
         state = read_state(msg.serialized_workflow_state)
         if state.workflow_id != wf.id or state.instance_id != msg.instance_id:
             raise BadFlowMessageError(
-                f"the state names workflow {state.workflow_id!r} / instance {state.instance_id!r}, the message "
+                f"the state names workflow {state.workflow_id!r} / instance {state.instance_id!r}, "
+                f"the message "
                 f"{msg.workflow_id!r} / {msg.instance_id!r}", "flow-id-mismatch")
         if state.status != "running":
             raise BadFlowMessageError(f"instance {state.instance_id} is {state.status!r}, not running: "
@@ -182,8 +186,9 @@ class StageHandler:
             text = error_text(exc)
             log.warning("stage %r of %s failed (%s): %s", stage.id, state.instance_id,
                         "optional" if stage.optional else "required", text)
-            return Outcome(StageResult(stage.id, "failed", error=text, start_ns=start, end_ns=start + duration,
-                                       duration_ns=duration), {})
+            return Outcome(StageResult(
+                stage.id, "failed", error=text, start_ns=start, end_ns=start + duration,
+                duration_ns=duration), {})
         duration = time.perf_counter_ns() - t0
         return Outcome(StageResult(stage.id, "completed", data=data, start_ns=start, end_ns=start + duration,
                                    duration_ns=duration), updates)
@@ -226,7 +231,8 @@ class StageHandler:
             state.version += 1
             state.last_modified_ns = time.time_ns()
             if result.status == "completed":
-                step.events.append(_wire.stage_completed_event(state, result, stage_index=idx, total_stages=n))
+                step.events.append(
+                    _wire.stage_completed_event(state, result, stage_index=idx, total_stages=n))
         if failed is not None:
             idx, result = failed
             error = result.error or ""

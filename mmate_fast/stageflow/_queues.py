@@ -41,5 +41,6 @@ async def declare_flow_queue(channel: Any, queue: str, ttl_ms: int, *, fifo: boo
     return queue
 
 
-__all__ = ["COMPENSATION_TTL_MS", "DEFAULT_PREFIX", "STAGE_TTL_MS", "compensation_queue", "declare_flow_queue",
-           "queue_arguments", "stage_queue"]
+__all__ = [
+    "COMPENSATION_TTL_MS", "DEFAULT_PREFIX", "STAGE_TTL_MS", "compensation_queue", "declare_flow_queue",
+    "queue_arguments", "stage_queue"]

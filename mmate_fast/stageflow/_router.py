@@ -25,8 +25,9 @@ class Router:
     async def on_message(self, msg: Any, ctx: Any) -> None:
         route = self.routes.get(ctx.queue)
         if route is None:
-            raise UnknownWorkflowError(f"{type(msg).__name__} arrived on queue {ctx.queue!r}, which no FlowEngine "
-                                       "of this client serves: register its workflow with serve=True")
+            raise UnknownWorkflowError(
+                f"{type(msg).__name__} arrived on queue {ctx.queue!r}, which no FlowEngine "
+                "of this client serves: register its workflow with serve=True")
         await route(msg, bool(ctx.delivery.redelivered))
 
 

@@ -76,8 +76,9 @@ class FlowEngine:
                  prefix: str = _queues.DEFAULT_PREFIX, concurrency: int = 10, idempotent: bool = True,
                  worker: str | None = None) -> None:
         if type(concurrency) is not int or not 1 <= concurrency <= 65535:
-            raise InvalidArgumentError(f"concurrency must be a whole number from 1 to 65535, got {concurrency!r}",
-                                       "concurrency")
+            raise InvalidArgumentError(
+                f"concurrency must be a whole number from 1 to 65535, got {concurrency!r}",
+                "concurrency")
         if not isinstance(prefix, str):
             raise InvalidArgumentError(f"prefix must be a str, got {prefix!r}", "prefix")
         self.client = client
@@ -126,7 +127,8 @@ class FlowEngine:
         async with self._lock:
             reg = self._registered.get(wf.id)
             if reg is not None and reg.wf is not wf:
-                raise WorkflowDefinitionError(f"another workflow with id {wf.id!r} is registered on this engine")
+                raise WorkflowDefinitionError(
+                    f"another workflow with id {wf.id!r} is registered on this engine")
             if reg is None:
                 reg = await self._declare(wf)
                 self._registered[wf.id] = reg
@@ -159,12 +161,14 @@ class FlowEngine:
     def _registration(self, workflow: Workflow | str) -> _Registration:
         reg = self._registered.get(_workflow_id(workflow))
         if reg is None:
-            raise UnknownWorkflowError(f"workflow {_workflow_id(workflow)!r} is not registered on this engine: "
-                                       "await engine.register(workflow) first")
+            raise UnknownWorkflowError(
+                f"workflow {_workflow_id(workflow)!r} is not registered on this engine: "
+                "await engine.register(workflow) first")
         return reg
 
     # ------------------------------------------------------------------ running
-    async def start(self, workflow: Workflow | str, data: Any = None, *, instance_id: str | None = None) -> str:
+    async def start(self, workflow: Workflow | str, data: Any = None, *,
+                    instance_id: str | None = None) -> str:
         """Start an instance with ``data`` (a dict, or the workflow's context object) as its
         ``globalData`` and stage-0 payload; returns the instance id. A Workflow not registered yet is
         registered without serving (its queues declared). The instance is saved (``running``)
