@@ -179,7 +179,9 @@ class StageHandler:
         start = time.time_ns()
         t0 = time.perf_counter_ns()
         try:
-            ctx, returned = await call_stage(stage, lambda: codec.build(state.global_data))
+            ctx, returned = await call_stage(stage, lambda: codec.build(state.global_data),
+                                             workflow_id=state.workflow_id, instance_id=state.instance_id,
+                                             state=state)
             data, updates = codec.apply(stage.id, ctx, returned, state.global_data)
         except Exception as exc:
             duration = time.perf_counter_ns() - t0

@@ -175,8 +175,11 @@ class Waiters:
 
     async def close(self) -> None:
         self._closed = True
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         channel, self._channel = self._channel, None
         if channel is not None and channel.is_open:
             try:

@@ -239,3 +239,25 @@ async def test_wait_for_an_instance_finished_elsewhere_and_unknown_workflow(url:
             await flows.wait("no-such-instance", timeout=0.1)
         with pytest.raises(errors.UnknownWorkflowError):
             await flows.start("not-registered", {})
+
+
+async def test_wait_in_another_engine_hears_the_terminal_event(url: str, names: Names) -> None:
+    """An engine that only starts flows (its own private store) learns the end from the events."""
+    from mmate_fast.client import Client
+    from mmate_fast.stageflow import FlowEngine
+
+    calls: list[str] = []
+    wf = three_stages(f"bt-flow-{names.queue('wf')}", calls, fail_at="ship")
+    async with engine_for(url, names, wf) as worker:
+        async with Client(url, service_name=names.service()) as client:
+            starter = FlowEngine(client, prefix=worker.prefix)
+            try:
+                await starter.register(wf, serve=False)
+                iid = await starter.start(wf, {"orderId": "o-1"})
+                state = await starter.wait(iid, timeout=10)
+                assert state.status == "compensated" and state.version == 5
+                assert state.error_message == "no courier"
+                assert await starter.status(iid) is not None  # its own start was saved
+                assert calls == ["validate", "charge", "ship", "undo:charge", "undo:validate:{'validated': True}"]
+            finally:
+                await starter.close()
