@@ -61,6 +61,16 @@ def test_parse_refuses_non_rfc3339(bad: Any) -> None:
         w.parse_time(bad)
 
 
+def test_the_fast_path_of_a_known_second_is_as_strict() -> None:
+    assert w.parse_time("2026-11-27T13:11:25Z") == T0  # the second is known from now on
+    assert w.parse_time("2026-11-27T13:11:25.5Z") == T0 + 500_000_000
+    assert w.parse_time("2026-11-27T13:11:25.0123456789Z") == T0 + 12345678  # 10 digits: truncated
+    for bad in ("2026-11-27T13:11:25.Z", "2026-11-27T13:11:25.-5Z", "2026-11-27T13:11:25.\uff11Z",
+                "2026-11-27T13:11:25.1 Z", "2026-11-27T13:11:25xZ"):
+        with pytest.raises(errors.FlowWireError):
+            w.parse_time(bad)
+
+
 def test_format_refuses_years_go_cannot_write() -> None:
     for ns in (w.ZERO_NS - 1, 253402300800 * NS):
         with pytest.raises(errors.FlowWireError, match="0001-9999"):
