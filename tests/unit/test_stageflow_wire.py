@@ -208,8 +208,9 @@ def test_wrong_field_types_raise_flow_wire_error(vector: str, key: str, value: A
 def test_corrupt_state_string_in_a_message_raises_flow_state_error(vector: str, corrupt: str) -> None:
     doc = _vector(vector)
     doc["payload"]["serializedWorkflowState"] = corrupt
-    with pytest.raises(errors.FlowStateError):
+    with pytest.raises(errors.FlowStateError) as info:
         from_envelope(_env.decode_envelope(_body(doc)))
+    assert doc["id"] in str(info.value) and "serializedWorkflowState" in str(info.value)
 
 
 def test_missing_keys_take_go_zero_values_and_unknown_keys_are_ignored() -> None:
