@@ -182,6 +182,7 @@ class FlowEngine:
         state = WorkflowState(workflow_id=wf.id, instance_id=iid, status="running", stage_results=[],
                               global_data=global_data, start_ns=time.time_ns(), version=1)
         state.last_modified_ns = time.time_ns()
+        await self._waiters.ensure_listener()
         await self._rt.save(state)
         n = len(wf.stages)
         hops = []

@@ -248,16 +248,15 @@ async def test_wait_in_another_engine_hears_the_terminal_event(url: str, names: 
 
     calls: list[str] = []
     wf = three_stages(f"bt-flow-{names.queue('wf')}", calls, fail_at="ship")
-    async with engine_for(url, names, wf) as worker:
-        async with Client(url, service_name=names.service()) as client:
-            starter = FlowEngine(client, prefix=worker.prefix)
-            try:
-                await starter.register(wf, serve=False)
-                iid = await starter.start(wf, {"orderId": "o-1"})
-                state = await starter.wait(iid, timeout=10)
-                assert state.status == "compensated" and state.version == 5
-                assert state.error_message == "no courier"
-                assert await starter.status(iid) is not None  # its own start was saved
-                assert calls == ["validate", "charge", "ship", "undo:charge", "undo:validate:{'validated': True}"]
-            finally:
-                await starter.close()
+    async with engine_for(url, names, wf) as worker, Client(url, service_name=names.service()) as client:
+        starter = FlowEngine(client, prefix=worker.prefix)
+        try:
+            await starter.register(wf, serve=False)
+            iid = await starter.start(wf, {"orderId": "o-1"})
+            state = await starter.wait(iid, timeout=10)
+            assert state.status == "compensated" and state.version == 5
+            assert state.error_message == "no courier"
+            assert await starter.status(iid) is not None  # its own start was saved
+            assert calls == ["validate", "charge", "ship", "undo:charge", "undo:validate:{'validated': True}"]
+        finally:
+            await starter.close()
