@@ -120,6 +120,12 @@ class Discovery:
         return (f"<Discovery service={self.client.service_name!r} local={len(self.local())} "
                 f"registry={len(self.registry)} {'running' if self.started else 'stopped'}>")
 
+    @property
+    def subscriptions(self) -> list[Any]:
+        """The running subscriptions (registry queue, ``contract.discover``): their ``stats`` count
+        what was received, applied, answered and dead-lettered."""
+        return list(self._subscriber.subscriptions) if self._subscriber is not None else []
+
     # ------------------------------------------------------------------ local contracts
     def local(self) -> list[EndpointContract]:
         """This service's contracts (extracted and registered), sorted by endpoint id."""
