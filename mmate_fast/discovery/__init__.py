@@ -9,6 +9,7 @@ announcements, discovery requests over the broker and their answers, Go's matchi
 from __future__ import annotations
 
 from mmate_fast.discovery._announcer import ANNOUNCE_KEY, CONTRACTS_EXCHANGE, Announcer
+from mmate_fast.discovery._asyncapi import ASYNCAPI_VERSION, asyncapi, asyncapi_document
 from mmate_fast.discovery._contract import (
     REGISTERED,
     UNREGISTERED,
@@ -25,6 +26,7 @@ from mmate_fast.discovery._registry import ContractRegistry
 
 __all__ = [
     "ANNOUNCE_KEY",
+    "ASYNCAPI_VERSION",
     "CONTRACTS_EXCHANGE",
     "DISCOVER_QUEUE",
     "REGISTERED",
@@ -37,6 +39,8 @@ __all__ = [
     "Discovery",
     "DiscoveryOptions",
     "EndpointContract",
+    "asyncapi",
+    "asyncapi_document",
     "contract_matches",
     "endpoint_for",
     "infer_reply_type",

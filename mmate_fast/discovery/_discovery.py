@@ -25,7 +25,6 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mmate_fast.contracts import json_schema
 from mmate_fast.discovery._announcer import ANNOUNCE_KEY, CONTRACTS_EXCHANGE, Announcer
 from mmate_fast.discovery._contract import (
     REGISTERED,
@@ -35,7 +34,7 @@ from mmate_fast.discovery._contract import (
     ContractDiscoveryResponse,
     EndpointContract,
 )
-from mmate_fast.discovery._extract import endpoint_for
+from mmate_fast.discovery._extract import endpoint_for, schema_of
 from mmate_fast.discovery._query import DISCOVER_QUEUE, aggregate, ask
 from mmate_fast.discovery._registry import ContractRegistry
 from mmate_fast.discovery._responder import Responder
@@ -160,9 +159,9 @@ class Discovery:
                                 "input_type, output_type and service_name must all be set")
         registry = self.client.dispatcher.registry
         if c.input_schema is None:
-            c.input_schema = _schema_of(registry.resolve(c.input_type))
+            c.input_schema = schema_of(registry.resolve(c.input_type))
         if c.output_schema is None:
-            c.output_schema = _schema_of(registry.resolve(c.output_type))
+            c.output_schema = schema_of(registry.resolve(c.output_type))
         self._manual[c.endpoint_id] = c
         if self.started and self.options.announce:
             await self.announcer.announce(REGISTERED, [c])
@@ -308,15 +307,6 @@ class Discovery:
                               expect=expect)
             found = aggregate(found + asked)
         return found
-
-
-def _schema_of(cls: type | None) -> dict[str, Any] | None:
-    if cls is None:
-        return None
-    try:
-        return json_schema(cls, "draft-07")
-    except ContractError:
-        return None
 
 
 __all__ = ["ANNOUNCE_DLQ_OF", "Discovery", "DiscoveryOptions"]

@@ -30,7 +30,8 @@ def infer_reply_type(type_name: str) -> str:
     return ""
 
 
-def _schema(cls: type | None) -> dict[str, Any] | None:
+def schema_of(cls: type | None) -> dict[str, Any] | None:
+    """The draft-07 schema of a contract class (None for None or a class that has none)."""
     if cls is None:
         return None
     try:
@@ -54,8 +55,8 @@ def endpoint_for(cls: type, service_name: str, queue: str, registry: TypeRegistr
     return EndpointContract(
         endpoint_id=f"{service_name}.{type_name}", version=version, service_name=service_name,
         description=f"Handles {type_name} messages", queue=queue, input_type=type_name,
-        output_type=output, input_schema=_schema(cls), output_schema=_schema(reply_cls),
+        output_type=output, input_schema=schema_of(cls), output_schema=schema_of(reply_cls),
         timeout=timeout, max_retries=max_retries)
 
 
-__all__ = ["NO_OUTPUT", "endpoint_for", "infer_reply_type"]
+__all__ = ["NO_OUTPUT", "endpoint_for", "infer_reply_type", "schema_of"]
