@@ -245,6 +245,9 @@ class Discovery:
 
     async def _declare_registry_queue(self) -> None:
         ch = await self._admin_channel()
+        # as Go declares it (a client made with declare_topology=False may be the first on the broker)
+        await ch.exchange_declare(CONTRACTS_EXCHANGE, "topic", durable=True, auto_delete=False,
+                                  internal=False)
         await ch.queue_declare(self.registry_queue, durable=False, exclusive=True, auto_delete=True)
         await ch.queue_bind(self.registry_queue, CONTRACTS_EXCHANGE, ANNOUNCE_KEY)
 
@@ -305,7 +308,8 @@ class Discovery:
             asked = await ask(self.client.connection, self.client.publish, self.client.dispatcher.registry,
                               pattern, version, window=self.options.window if window is None else window,
                               expect=expect)
-            found = aggregate(found + asked)
+            # with what was announced meanwhile
+            found = aggregate(found + asked + self.registry.find(pattern, version))
         return found
 
 
