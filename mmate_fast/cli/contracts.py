@@ -124,7 +124,8 @@ def _table(title: str, columns: list[str], rows: list[list[str]], out: TextIO) -
     try:
         from rich.console import Console
         from rich.table import Table
-    except ImportError:  # pragma: no cover - rich is installed with the cli
+    except ImportError:  # pragma: no cover - rich comes with the cli extra
+        out.write(title + "\n")
         widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
         out.write("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip() + "\n")
         for r in rows:
