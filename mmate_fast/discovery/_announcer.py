@@ -29,12 +29,13 @@ class Announcer:
         self.sent = 0
         self._task: asyncio.Task[None] | None = None
 
-    async def announce(self, action: str, contracts: list[EndpointContract]) -> bool:
-        """Publish one announcement of ``contracts`` (nothing when there are none); True if sent."""
+    async def announce(self, action: str, contracts: list[EndpointContract], **options: Any) -> bool:
+        """Publish one announcement of ``contracts`` (nothing when there are none); True if sent.
+        ``options`` go to the publish (e.g. ``timeout``)."""
         if not contracts:
             return False
         await self._publish(ContractAnnouncement(action=action, contracts=list(contracts)),
-                            exchange=CONTRACTS_EXCHANGE, routing_key=ANNOUNCE_KEY)
+                            exchange=CONTRACTS_EXCHANGE, routing_key=ANNOUNCE_KEY, **options)
         self.sent += 1
         return True
 

@@ -38,7 +38,7 @@ from mmate_fast.discovery._extract import endpoint_for, schema_of
 from mmate_fast.discovery._query import DISCOVER_QUEUE, aggregate, ask
 from mmate_fast.discovery._registry import ContractRegistry
 from mmate_fast.discovery._responder import Responder
-from mmate_fast.errors import ContractError, InvalidArgumentError, MmateError
+from mmate_fast.errors import ContractError, InvalidArgumentError, MmateError, PreconditionFailedError
 from mmate_fast.messaging._channels import close_quietly
 from mmate_fast.messaging.dispatcher import Dispatcher
 from mmate_fast.messaging.subscriber import Subscriber
@@ -127,8 +127,10 @@ class Discovery:
 
     # ------------------------------------------------------------------ local contracts
     def local(self) -> list[EndpointContract]:
-        """This service's contracts (extracted and registered), sorted by endpoint id."""
-        merged = {**self._auto, **self._manual}
+        """This service's contracts (extracted from the handlers as they are now, and registered),
+        sorted by endpoint id."""
+        merged = {k: self._auto.get(k, ep) for k, ep in self._extracted().items()}
+        merged.update(self._manual)
         return [merged[k] for k in sorted(merged)]
 
     def find_local(self, pattern: str = "", version: str = "") -> list[EndpointContract]:
@@ -231,9 +233,14 @@ class Discovery:
                 await self._subscriber.subscribe(self.registry_queue, prefetch=50,
                                                  redeclare=self._declare_registry_queue)
             if o.respond:
-                await self._declare_discover_queue()
-                await self._subscriber.subscribe(DISCOVER_QUEUE, prefetch=10,
-                                                 redeclare=self._declare_discover_queue)
+                try:
+                    await self._declare_discover_queue()
+                except PreconditionFailedError as exc:  # FIFO and non-FIFO services disagree on it
+                    log.warning("not answering discovery requests: %s declared with other arguments (%s)",
+                                DISCOVER_QUEUE, exc)
+                else:
+                    await self._subscriber.subscribe(DISCOVER_QUEUE, prefetch=10,
+                                                     redeclare=self._declare_discover_queue)
             self._auto = {}
             await self._sync()  # announces every extracted endpoint
             if o.announce:
@@ -275,7 +282,7 @@ class Discovery:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if announce:
             try:
-                await self.announcer.announce(UNREGISTERED, self.local())
+                await self.announcer.announce(UNREGISTERED, self.local(), timeout=timeout)
             except MmateError as exc:
                 log.warning("could not announce the contracts unregistered: %s", exc)
         if self._subscriber is not None:

@@ -231,3 +231,31 @@ def test_registry_ignores_invalid_contracts_and_refuses_unknown_actions() -> Non
     with pytest.raises(ContractError, match="action"):
         reg.apply(ContractAnnouncement(action="deleted", contracts=[contract("a", "X")]))
     assert len(reg) == 0
+
+
+# ----------------------------------------------------------------------------- on the embedded broker
+async def test_a_discover_queue_with_other_arguments_turns_the_responder_off_not_the_client() -> None:
+    """FIFO and non-FIFO services disagree on contract.discover (spec §2.2): the client still connects,
+    announces and listens; only the responder is off."""
+    reset_broker("disco-fifo")
+    from mmate_fast.transports import connect
+
+    conn = await connect("memory://disco-fifo")
+    ch = await conn.channel()
+    await ch.queue_declare("contract.discover", durable=True, arguments={"x-single-active-consumer": True})
+    try:
+        async with Client("memory://disco-fifo", service_name="disco-nonfifo", discovery=True) as c:
+            c.add_handler(GetOrderQuery, lambda q: None)
+            assert [s.queue for s in c.discovery.subscriptions] == [c.discovery.registry_queue]
+            found = await c.discover("disco-nonfifo.*", remote=False)
+            assert [x.endpoint_id for x in found] == ["disco-nonfifo.GetOrderQuery"]
+    finally:
+        await conn.close()
+
+
+async def test_discover_needs_a_connected_client() -> None:
+    from mmate_fast.errors import MmateError
+
+    c = Client("memory://disco-unconnected", service_name="x", discovery=True)
+    with pytest.raises(MmateError, match="not connected"):
+        await c.discover("x.*")
