@@ -253,6 +253,19 @@ class ValidationError(InterceptorError, ValueError):
     default_reason = "validation-failed"
 
 
+class SchemaValidationError(ValidationError):
+    """A payload does not fit the JSON Schema of its contract (SchemaValidationInterceptor): on
+    publish nothing is sent; on consume the message is dead-lettered with reason ``schema-invalid``.
+    ``type_name`` is the contract, ``detail`` the validator's message (where and what)."""
+
+    default_reason = "schema-invalid"
+
+    def __init__(self, message: str, type_name: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.type_name = type_name
+        self.detail = detail
+
+
 class HandlerTimeout(InterceptorError, OperationTimeout):
     """A handler did not finish within its timeout and was cancelled."""
 
@@ -494,6 +507,7 @@ __all__ = [
     "ResourceLockedError",
     "RetryExhaustedError",
     "SchedulingError",
+    "SchemaValidationError",
     "SignatureError",
     "StageDependencyError",
     "StageFailedError",
