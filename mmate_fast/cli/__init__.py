@@ -1,8 +1,8 @@
 """The ``mmate`` command line: ``main`` builds the parser and dispatches to one module per command.
 
 Each command module (``demo``, ``dlq``, ``flows``, ``contracts``, ...) has ``add_parser(subparsers)``,
-which builds its parser and sets ``run`` (``args -> exit code``); add new ones to ``COMMANDS``. Exit codes are in
-``mmate_fast.cli._common``: 0 done, 1 failed (one line on stderr, never a traceback), 2 bad use.
+which builds its parser and sets ``run`` (``args -> exit code``); add new ones to ``COMMANDS``. Exit
+codes are in ``mmate_fast.cli._common``: 0 done, 1 failed (one line on stderr, never a traceback), 2 bad use.
 """
 from __future__ import annotations
 
