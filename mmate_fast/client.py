@@ -103,6 +103,7 @@ class Client:
         self._bridge: Bridge | None = None
         self._closed = False
         self._close_requested = asyncio.Event()
+        self._observability: list[Any] = []
 
     def __repr__(self) -> str:
         state = "connected" if self.connection is not None and not self.connection.is_closed else "idle"
@@ -194,6 +195,9 @@ class Client:
             return
         self._closed = True
         self._close_requested.set()
+        for obs in self._observability:  # stop answering health probes first: this client is going away
+            await obs.close()
+        self._observability.clear()
         if self.connection is None:
             return
         for task in list(self._background):
@@ -372,6 +376,41 @@ class Client:
         """
         self._check_open()
         return await self.bridge.request(message, timeout, **options)
+
+    # ------------------------------------------------------------------ observability
+    async def serve_observability(self, port: int = 9090, *, host: str = "127.0.0.1", **options: Any) -> Any:
+        """Serve ``/health``, ``/health/ready``, ``/health/live`` and ``/metrics`` for this client on
+        ``host:port`` (``port=0``: a free one, see ``.url``) until the client closes; returns the
+        :class:`mmate_fast.observability.Observability` (``.health`` to add your own checks,
+        ``.metrics.registry``). ``options`` are Observability's (``registry``, ``per_message``,
+        ``thresholds``, ``metrics``, ...). Needs the ``observability`` extra."""
+        self._check_open()
+        from mmate_fast.observability import Observability
+
+        obs = Observability(self, host=host, port=port, **options)
+        try:
+            await obs.start()
+        except BaseException:
+            await obs.close()
+            raise
+        self._observability.append(obs)
+        return obs
+
+    def channel_states(self) -> dict[str, bool]:
+        """Name -> open, for the channels this client publishes and consumes on (health checks):
+        ``publish-{n}``, ``reply``, ``consume:{queue}``. Empty before connect."""
+        states: dict[str, bool] = {}
+        if self._pool is not None:
+            for i, ch in enumerate(self._pool.channels, 1):
+                states[f"publish-{i}"] = ch.is_open
+        if self._reply_pool is not None:
+            for ch in self._reply_pool.channels:
+                states["reply"] = ch.is_open
+        if self.subscriber is not None:
+            for i, sub in enumerate(self.subscriber.subscriptions, 1):
+                name = f"consume:{sub.queue}"
+                states[name if name not in states else f"{name}#{i}"] = sub.channel.is_open
+        return states
 
     # ------------------------------------------------------------------ state checks
     def _unusable(self) -> errors.MmateError:

@@ -175,6 +175,16 @@ class Subscription:
         """The Subscriber (and so ``.connection``) this subscription belongs to."""
         return self._sub
 
+    @property
+    def in_flight(self) -> int:
+        """Async handler calls running now (plain handlers run inline: never in flight between turns)."""
+        return self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        """Deliveries taken from the broker that wait for a free handler slot (``concurrency``)."""
+        return len(self._backlog)
+
     # ------------------------------------------------------------------ delivery path
     def on_delivery(self, delivery: Any) -> None:
         """Channel callback (plain function: runs inline in the frame reader loop)."""
