@@ -192,11 +192,12 @@ class MetricsInterceptor(Interceptor):
     # ------------------------------------------------------------------ export
     def snapshot(self) -> dict[str, Any]:
         """``{"published": {type: n}, ..., "handler_seconds": {type: {"count", "sum", "buckets":
-        {upper_bound: cumulative_count}}}, "in_flight": n}`` (``inf`` is the last bound)."""
+        {upper_bound: cumulative_count}}}, "in_flight": n}`` (``inf`` is the last bound; types
+        with nothing counted yet are left out, as they were before prometheus_client)."""
         out: dict[str, Any] = {}
         for name in _COUNTERS:
             out[name] = {s.labels["type"]: int(s.value) for metric in self._metrics[name].collect()
-                         for s in metric.samples if s.name.endswith("_total")}
+                         for s in metric.samples if s.name.endswith("_total") and s.value}
         for name in _HISTOGRAMS:
             per_type: dict[str, dict[str, Any]] = {}
             for metric in self._metrics[name].collect():
@@ -208,7 +209,7 @@ class MetricsInterceptor(Interceptor):
                         h["count"] = int(s.value)
                     elif s.name.endswith("_sum"):
                         h["sum"] = s.value
-            out[name] = per_type
+            out[name] = {t: h for t, h in per_type.items() if h["count"]}
         out["in_flight"] = int(self._in_flight._value.get())
         return out
 
