@@ -56,7 +56,7 @@ def import_prometheus() -> Any:
     try:
         import prometheus_client
         import prometheus_client.core
-        import prometheus_client.exposition  # noqa: F401  (submodules used through the package)
+        import prometheus_client.exposition
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(_MISSING) from exc
     return prometheus_client

@@ -53,13 +53,14 @@ class QueueInspector:
 
     async def inspect(self, queue: str) -> tuple[int, int] | None:
         async with self._lock:  # one synchronous call at a time on the channel
+            conn = self._connection()
+            if conn is None or conn.is_closed or getattr(conn, "is_connected", True) is False:
+                # a recovering connection would hold the call until it is back: say so at once
+                raise errors.ConnectionClosedError("not connected to the broker")
             ch = self._channel
             if ch is None or not ch.is_open:
                 await close_quietly(ch)
                 self._channel = None
-                conn = self._connection()
-                if conn is None or conn.is_closed:
-                    raise errors.ConnectionClosedError("the client is not connected")
                 self._channel = ch = await conn.channel()
             try:
                 ok = await ch.queue_declare(queue, passive=True)

@@ -7,19 +7,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-pytest.importorskip("aiohttp")
-pytest.importorskip("prometheus_client")
-
-import aiohttp  # noqa: E402
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
-
-from mmate_fast.client import Client  # noqa: E402
-from mmate_fast.contracts import Event  # noqa: E402
-from mmate_fast.observability import HealthStatus, Thresholds  # noqa: E402
-from tests.behaviour.behaviour_helpers import wait_until  # noqa: E402
-from tests.behaviour.conftest import Names  # noqa: E402
+from mmate_fast.client import Client
+from mmate_fast.contracts import Event
+from mmate_fast.observability import HealthStatus, Thresholds
+from tests.behaviour.behaviour_helpers import wait_until
+from tests.behaviour.conftest import Names
 
 CHECKS = {"connection", "channels", "consumers", "queues", "consumer_lag", "dead_letters"}
 
