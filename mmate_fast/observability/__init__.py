@@ -32,6 +32,7 @@ from mmate_fast.observability._health import (
 )
 from mmate_fast.observability._http import ObservabilityServer
 from mmate_fast.observability._metrics import ClientCollector, ClientMetrics
+from mmate_fast.observability._otel import OTelMetrics
 
 __all__ = [
     "CheckResult",
@@ -41,6 +42,7 @@ __all__ = [
     "HealthChecker",
     "HealthReport",
     "HealthStatus",
+    "OTelMetrics",
     "Observability",
     "ObservabilityServer",
     "QueueInspector",

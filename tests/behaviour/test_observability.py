@@ -194,3 +194,52 @@ async def test_own_checks_and_a_slow_one(url: str, names: Names) -> None:
         assert (await _get(f"{obs.url}/metrics"))[0] == 404  # metrics=False: no /metrics
         obs.health.remove("database")
         assert (await _get(f"{obs.url}/health"))[0] == 200
+
+
+async def test_opentelemetry_metrics_with_the_sdk_reader(url: str, names: Names) -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from mmate_fast.observability import OTelMetrics
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    async with Client(url, service_name=names.service("obsotel")) as c:
+        c.use(OTelMetrics(c, meter_provider=provider))
+
+        @c.handler(ObsPing)
+        def handle(e: ObsPing) -> None:
+            if e.n == 0:
+                raise ValueError("zero")
+
+        sub = await c.start_consuming()
+        for i in range(6):
+            await c.publish_event(ObsPing(n=i, aggregate_id="a"))
+        await wait_until(lambda: sub.stats.acked + sub.stats.dead_lettered == 6, 10)
+        data = reader.get_metrics_data()
+    points: dict[str, list[Any]] = {}
+    assert data is not None
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                points[m.name] = list(m.data.data_points)
+
+    def value(name: str, **attrs: str) -> Any:
+        want = {k.replace("_", "."): v for k, v in attrs.items()}
+        hits = [p for p in points[name] if dict(p.attributes) == want]
+        assert len(hits) == 1, (name, points.get(name))
+        return hits[0]
+
+    assert value("mmate.messages.published", messaging_message_type="ObsPing").value == 6
+    assert value("mmate.messages.consumed", messaging_message_type="ObsPing").value == 5
+    assert value("mmate.messages.failed", messaging_message_type="ObsPing").value == 1
+    handler = value("mmate.handler.duration", messaging_message_type="ObsPing")
+    assert handler.count == 6 and handler.sum >= 0
+    assert value("mmate.publish.duration", messaging_message_type="ObsPing").count == 6
+    assert value("mmate.handlers.in_flight").value == 0
+    q = c.service_queue
+    assert value("mmate.deliveries.received", messaging_destination_name=q).value == 6
+    assert value("mmate.deliveries.acked", messaging_destination_name=q).value == 5
+    assert value("mmate.deliveries.dead_lettered", messaging_destination_name=q).value == 1
+    assert value("mmate.connection.up").value == 1
