@@ -104,6 +104,7 @@ class Client:
         self._closed = False
         self._close_requested = asyncio.Event()
         self._observability: list[Any] = []
+        self._observer: Any = None
 
     def __repr__(self) -> str:
         state = "connected" if self.connection is not None and not self.connection.is_closed else "idle"
@@ -175,6 +176,7 @@ class Client:
                                      dead_letter_target=dlq_target, pipeline=self.pipeline,
                                      restart_delay=policy.delay, dead_letterer=DeadLettering(self.connection))
         self._live_publisher = self.publisher
+        self.set_observer(self._observer)
 
     async def _confirm_pool(self) -> ChannelPool:
         return await ChannelPool(self.connection, 1, publisher_confirms=True).open()
@@ -378,6 +380,20 @@ class Client:
         return await self.bridge.request(message, timeout, **options)
 
     # ------------------------------------------------------------------ observability
+    @property
+    def observer(self) -> Any:
+        """The MessageObserver of this client's publishers and subscriber (None: none)."""
+        return self._observer
+
+    def set_observer(self, observer: Any) -> None:
+        """Tell ``observer`` (a :class:`mmate_fast.messaging.observer.MessageObserver`, or None to
+        stop) about every awaited publish and every delivery's handler run: the cheap hook metrics
+        use instead of an interceptor (kept across ``connect``)."""
+        self._observer = observer
+        for part in (self.publisher, self._reply_publisher, self.subscriber):
+            if part is not None:
+                part.observer = observer
+
     async def serve_observability(self, port: int = 9090, *, host: str = "127.0.0.1", **options: Any) -> Any:
         """Serve ``/health``, ``/health/ready``, ``/health/live`` and ``/metrics`` for this client on
         ``host:port`` (``port=0``: a free one, see ``.url``) until the client closes; returns the

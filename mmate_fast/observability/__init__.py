@@ -31,7 +31,7 @@ from mmate_fast.observability._health import (
     HealthStatus,
 )
 from mmate_fast.observability._http import ObservabilityServer
-from mmate_fast.observability._metrics import ClientCollector, ClientMetrics
+from mmate_fast.observability._metrics import ClientCollector, ClientMetrics, MessageStats
 from mmate_fast.observability._otel import OTelMetrics
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "HealthChecker",
     "HealthReport",
     "HealthStatus",
+    "MessageStats",
     "OTelMetrics",
     "Observability",
     "ObservabilityServer",

@@ -1,27 +1,34 @@
-"""Prometheus metrics of one Client: per-message metrics from the MetricsInterceptor, and everything the
-client already counts read at scrape time by a custom collector (no work per message for those).
+"""Prometheus metrics of one Client, with as little work per message as possible.
 
-:class:`ClientCollector` exports, per consumed queue (label ``queue``): deliveries received, acked,
-rejected, dead-lettered, handler errors, failures by reason, stale settles, consumer restarts,
-retries (a TtlRetry failure handler's ``retried`` / ``gave_up``), handlers in flight and deliveries
-waiting for a handler; for the client: messages its publisher sent, connection up / blocked, and the
-RabbitMQ recovery counters (reconnects, disconnects, failed reconnect attempts, republished
-publishes, channel reopens).
+Per message, :class:`MessageStats` (a MessageObserver: the publisher and the subscriber call it
+directly, no interceptor, so plain handlers stay inline) counts publishes and handler runs per
+message type and fills fixed latency buckets in plain Python. Everything else the client already
+counts. Both are read only when scraped, by :class:`ClientCollector`:
 
-:class:`ClientMetrics` puts both into one ``CollectorRegistry`` (a new one per client by default, so
-tests and several clients never clash; ``prometheus_client.REGISTRY`` on request).
+- per type (label ``type``, bounded: the first ``max_types`` types, then ``other``):
+  ``{ns}_messages_published_total``, ``_publish_failed_total``, ``_consumed_total`` (handlers ran
+  without error), ``_failed_total`` (a handler raised); histograms ``{ns}_publish_seconds`` (the
+  awaited publish, incl. the broker confirm in confirm mode) and ``{ns}_handler_seconds``;
+- per consumed queue (label ``queue``): deliveries received, acked, rejected, dead-lettered, handler
+  errors, failures by reason, stale settles, consumer restarts, retries (a TtlRetry failure handler's
+  ``retried`` / ``gave_up``), handlers in flight and deliveries waiting for a handler;
+- for the client: messages its publisher sent, connection up / blocked, and the RabbitMQ recovery
+  counters (reconnects, disconnects, failed reconnect attempts, republished publishes, channel
+  reopens).
+
+:class:`ClientMetrics` puts the collector into one ``CollectorRegistry`` (a new one per client by
+default, so tests and several clients never clash; ``prometheus_client.REGISTRY`` on request).
 """
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Iterator
 from typing import Any
 
-from mmate_fast.interceptors.metrics import (
-    DEFAULT_BUCKETS,
-    DEFAULT_MAX_TYPES,
-    MetricsInterceptor,
-    import_prometheus,
-)
+from mmate_fast import errors
+from mmate_fast.interceptors._types import type_name
+from mmate_fast.interceptors.metrics import DEFAULT_BUCKETS, DEFAULT_MAX_TYPES, TypeLabels, import_prometheus
 
 #: subscription stats field -> (metric suffix, help)
 _SUB_COUNTERS = {
@@ -43,18 +50,108 @@ _RECOVERY_COUNTERS = {
 }
 
 
+class _PerType:
+    """Counts and latency buckets of one message type (bucket i: <= bounds[i]; the last: above all)."""
+
+    __slots__ = ("consumed", "failed", "handler", "handler_sum", "publish", "publish_failed", "publish_sum",
+                 "published")
+
+    def __init__(self, size: int) -> None:
+        self.published = self.publish_failed = self.consumed = self.failed = 0
+        self.publish = [0] * size
+        self.handler = [0] * size
+        self.publish_sum = self.handler_sum = 0.0
+
+
+class MessageStats:
+    """A MessageObserver counting publishes and handler runs per message type (see the module
+    docstring); ``max_types`` bounds the ``type`` label set, ``buckets`` are the latency bounds."""
+
+    def __init__(self, *, max_types: int = DEFAULT_MAX_TYPES, buckets: tuple[float, ...] = DEFAULT_BUCKETS,
+                 name: str = "metrics") -> None:
+        if not buckets or list(buckets) != sorted(set(buckets)) or buckets[0] <= 0:
+            raise errors.ConfigurationError("buckets must be positive, strictly increasing upper bounds in "
+                                            "seconds")
+        self.bounds = tuple(float(b) for b in buckets)
+        self.labels = TypeLabels(max_types, name)
+        self.types: dict[str, _PerType] = {}
+
+    def _of(self, type_: str) -> _PerType:
+        per = self.types.get(type_)
+        if per is None:
+            label = self.labels(type_)
+            per = self.types.get(label)
+            if per is None:
+                per = self.types[label] = _PerType(len(self.bounds) + 1)
+        return per
+
+    def published(self, message: Any, seconds: float, error: BaseException | None) -> None:
+        per = self._of(type_name(message))
+        if error is None:
+            per.published += 1
+            per.publish[bisect.bisect_left(self.bounds, seconds)] += 1
+            per.publish_sum += seconds
+        else:
+            per.publish_failed += 1
+
+    def handled(self, type_name: str, seconds: float, error: BaseException | None) -> None:
+        per = self._of(type_name)
+        if error is None:
+            per.consumed += 1
+        else:
+            per.failed += 1
+        per.handler[bisect.bisect_left(self.bounds, seconds)] += 1
+        per.handler_sum += seconds
+
+    def buckets(self, counts: list[int]) -> list[tuple[str, int]]:
+        """Cumulative ``(le, count)`` pairs for a HistogramMetricFamily."""
+        out: list[tuple[str, int]] = []
+        total = 0
+        for bound, n in zip((*self.bounds, math.inf), counts, strict=True):
+            total += n
+            out.append(("+Inf" if bound == math.inf else repr(bound), total))
+        return out
+
+
 class ClientCollector:
     """A prometheus_client collector reading a Client's counters when scraped."""
 
-    def __init__(self, client: Any, namespace: str = "mmate") -> None:
+    def __init__(self, client: Any, namespace: str = "mmate", messages: MessageStats | None = None) -> None:
         self._prom = import_prometheus()
         self.client = client
         self.namespace = namespace
+        self.messages = messages
 
     def describe(self) -> list[Any]:
         return []  # the metric set depends on the client's subscriptions at scrape time
 
     def collect(self) -> Iterator[Any]:
+        if self.messages is not None:
+            yield from self._per_type(self.messages)
+        yield from self._client()
+
+    def _per_type(self, stats: MessageStats) -> Iterator[Any]:
+        core, ns = self._prom.core, self.namespace
+        families = {name: core.CounterMetricFamily(f"{ns}_messages_{name}", help_, labels=["type"])
+                    for name, help_ in (("published", "Messages published (the broker took them)."),
+                                        ("publish_failed", "Publishes that failed."),
+                                        ("consumed", "Deliveries whose handlers ran without error."),
+                                        ("failed", "Deliveries whose handler raised."))}
+        publish = core.HistogramMetricFamily(f"{ns}_publish_seconds", "Publish latency in seconds (incl. "
+                                             "the broker confirm in confirm mode).", labels=["type"])
+        handler = core.HistogramMetricFamily(f"{ns}_handler_seconds", "Handler duration in seconds, per "
+                                             "delivery.", labels=["type"])
+        for type_, per in sorted(stats.types.copy().items()):
+            for name, family in families.items():
+                family.add_metric([type_], getattr(per, name))
+            if per.published:
+                publish.add_metric([type_], stats.buckets(per.publish), per.publish_sum)
+            if per.consumed or per.failed:
+                handler.add_metric([type_], stats.buckets(per.handler), per.handler_sum)
+        yield from families.values()
+        yield from (publish, handler)
+
+    def _client(self) -> Iterator[Any]:
         core = self._prom.core
         ns, client = self.namespace, self.client
         subs = list(getattr(getattr(client, "subscriber", None), "subscriptions", ()) or ())
@@ -105,9 +202,9 @@ class ClientCollector:
 class ClientMetrics:
     """The Prometheus metrics of ``client`` in ``registry`` (default: a new CollectorRegistry).
 
-    ``per_message`` (default True) adds a :class:`MetricsInterceptor` to the client's pipeline for
-    the per-type counters and the publish/handler latency histograms (``max_types``, ``buckets`` are
-    its); without it only the counters the client keeps anyway are exported (no cost per message).
+    ``per_message`` (default True) sets a :class:`MessageStats` as the client's observer for the
+    per-type counters and latency histograms (``max_types``, ``buckets``); without it only what the
+    client counts anyway is exported (no work at all per message).
     """
 
     def __init__(self, client: Any, *, registry: Any = None, namespace: str = "mmate",
@@ -115,14 +212,18 @@ class ClientMetrics:
                  buckets: tuple[float, ...] = DEFAULT_BUCKETS) -> None:
         self._prom = import_prometheus()
         self.client = client
-        self.registry = registry if registry is not None else self._prom.CollectorRegistry()
-        self.collector = ClientCollector(client, namespace)
-        self.registry.register(self.collector)
-        self.interceptor: MetricsInterceptor | None = None
+        self.messages: MessageStats | None = None
         if per_message:
-            self.interceptor = MetricsInterceptor(namespace=namespace, max_types=max_types, buckets=buckets,
-                                                  registry=self.registry)
-            client.use(self.interceptor)
+            if getattr(client, "observer", None) is not None:
+                raise errors.ConfigurationError(
+                    "this client already has a message observer (metrics served twice?): close the other "
+                    "ClientMetrics / Observability first, or pass per_message=False")
+            self.messages = MessageStats(max_types=max_types, buckets=buckets, name=f"metrics {namespace}")
+        self.registry = registry if registry is not None else self._prom.CollectorRegistry()
+        self.collector = ClientCollector(client, namespace, self.messages)
+        self.registry.register(self.collector)
+        if self.messages is not None:
+            client.set_observer(self.messages)
 
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
         """The registry's exposition for an HTTP ``Accept`` header: ``(body, content type)`` (the
@@ -135,14 +236,13 @@ class ClientMetrics:
         return bytes(self._prom.generate_latest(self.registry)).decode()
 
     def close(self) -> None:
-        """Take the metrics out of the registry and the interceptor out of the client's pipeline."""
+        """Take the metrics out of the registry and the observer off the client (idempotent)."""
+        if self.collector is None:
+            return
         self.registry.unregister(self.collector)
-        if self.interceptor is not None:
-            self.interceptor.unregister()
-            pipeline = getattr(self.client, "pipeline", None)
-            if pipeline is not None and self.interceptor in list(pipeline):
-                pipeline.remove(self.interceptor)
-            self.interceptor = None
+        self.collector = None  # type: ignore[assignment]
+        if self.messages is not None and getattr(self.client, "observer", None) is self.messages:
+            self.client.set_observer(None)
 
 
-__all__ = ["ClientCollector", "ClientMetrics"]
+__all__ = ["ClientCollector", "ClientMetrics", "MessageStats"]

@@ -155,6 +155,10 @@ async def test_queue_depth_and_consumer_lag(url: str, names: Names) -> None:
         await wait_until(lambda: sub.stats.acked == 8, 10)
         await obs.health.run_one("consumer_lag")
         assert (await obs.health.run_one("queues")).status is HealthStatus.HEALTHY
+        got = _samples((await _get(f"{obs.url}/metrics"))[1])  # async handlers are observed too
+        assert got["mmate_handler_seconds_count", (("type", "ObsPing"),)] == 8
+        assert got["mmate_messages_consumed_total", (("type", "ObsPing"),)] == 8
+        assert got["mmate_subscription_in_flight", (("queue", c.service_queue),)] == 0
 
 
 async def test_messages_without_a_consumer_are_unhealthy(url: str, names: Names) -> None:

@@ -151,24 +151,46 @@ def test_channels_check_states() -> None:
 
 def test_client_metrics_registry_handling() -> None:
     prometheus_client = pytest.importorskip("prometheus_client")
-    from mmate_fast.messaging.pipeline import Pipeline
     from mmate_fast.observability import ClientMetrics
 
-    def client() -> Any:
-        pipeline = Pipeline()
-        return SimpleNamespace(pipeline=pipeline, use=pipeline.add, subscriber=None, publisher=None,
-                               connection=None)
+    class FakeClient:
+        subscriber = publisher = connection = observer = None
 
-    a, b = client(), client()
+        def set_observer(self, observer: Any) -> None:
+            self.observer = observer
+
+    a, b = FakeClient(), FakeClient()
     ma, mb = ClientMetrics(a), ClientMetrics(b)  # each its own registry: no clash
-    assert ma.registry is not mb.registry and len(a.pipeline) == 1
+    assert ma.registry is not mb.registry and a.observer is ma.messages is not None
+    with pytest.raises(errors.ConfigurationError, match="already has a message observer"):
+        ClientMetrics(a)
     assert "mmate_connection_up 0.0" in ma.text()
     ma.close()
-    assert len(a.pipeline) == 0 and ma.text() == ""
+    ma.close()  # idempotent
+    assert a.observer is None and ma.text() == ""
     # the default registry on request, and out of it again on close
-    on_default = ClientMetrics(client(), registry=prometheus_client.REGISTRY, per_message=False)
+    on_default = ClientMetrics(FakeClient(), registry=prometheus_client.REGISTRY, per_message=False)
     try:
         assert prometheus_client.REGISTRY.get_sample_value("mmate_connection_up") == 0
     finally:
         on_default.close()
     assert prometheus_client.REGISTRY.get_sample_value("mmate_connection_up") is None
+
+
+def test_message_stats_counts_and_buckets_per_type() -> None:
+    from mmate_fast.observability import MessageStats
+
+    stats = MessageStats(buckets=(0.1, 1.0), max_types=2)
+    for seconds in (0.05, 0.1, 0.5, 2.0):
+        stats.handled("A", seconds, None)
+    stats.handled("A", 0.01, RuntimeError("x"))
+    stats.handled("B", 0.01, None)
+    stats.handled("C", 0.01, None)  # over max_types: counted as "other"
+    stats.published(SimpleNamespace(), 0.2, None)  # a plain object: its class name
+    a = stats.types["A"]
+    assert (a.consumed, a.failed) == (4, 1)
+    assert stats.buckets(a.handler) == [("0.1", 3), ("1.0", 4), ("+Inf", 5)]
+    assert a.handler_sum == pytest.approx(2.66)
+    assert set(stats.types) == {"A", "B", "other"} and stats.types["other"].published == 1
+    with pytest.raises(errors.ConfigurationError):
+        MessageStats(buckets=(1.0, 0.5))
