@@ -17,7 +17,8 @@ default; ``observed`` — observability on: a TracingInterceptor on an OpenTelem
 (every message sampled, spans through a BatchSpanProcessor into an exporter that drops them: all the
 tracing work but the network), ``client.serve_observability(port=0)`` (Prometheus metrics per
 message type with latency histograms, health checks, the HTTP endpoints) and a thread that GETs
-``/metrics`` and ``/health/ready`` once per second during the run; ``metrics`` — the same without
+``/metrics`` and ``/health/ready`` once per second during the run; ``observed_sampled`` — the same
+with 1 % of the traces sampled (ParentBased(TraceIdRatioBased(0.01))); ``metrics`` — the same without
 tracing.
 """
 from __future__ import annotations
@@ -59,9 +60,11 @@ URL = f"amqp://{USER}:{PASSWORD}@{HOST}:{PORT}/?heartbeat=60"
 
 
 def _tracing() -> Any:
-    """A TracingInterceptor on an SDK TracerProvider sampling everything, exporting to nowhere."""
+    """A TracingInterceptor on an SDK TracerProvider sampling everything (1 % for observed_sampled),
+    exporting to nowhere."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
     from mmate_fast.interceptors import TracingInterceptor
 
@@ -69,7 +72,8 @@ def _tracing() -> Any:
         def export(self, spans: Any) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
-    provider = TracerProvider()
+    sampled = VARIANT == "observed_sampled"
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.01)) if sampled else ALWAYS_ON)
     provider.add_span_processor(BatchSpanProcessor(DropExporter()))
     return TracingInterceptor(provider)
 
@@ -81,7 +85,7 @@ def _client() -> Any:
     return Client(URL, service_name=f"bench-{time.time_ns()}",
                   publisher_confirms=VARIANT in ("confirms", "confirms_batch"),
                   recovery=VARIANT != "norecovery", declare_topology=False,
-                  interceptors=[_tracing()] if VARIANT == "observed" else [])
+                  interceptors=[_tracing()] if VARIANT in ("observed", "observed_sampled") else [])
 
 
 class _Scraper(threading.Thread):
@@ -112,7 +116,7 @@ _SCRAPES: dict[str, int] = {}
 async def _open() -> AsyncIterator[Any]:
     """The connected client; for the observed variants with its endpoints served and scraped."""
     async with _client() as client:
-        if VARIANT not in ("observed", "metrics"):
+        if VARIANT not in ("observed", "observed_sampled", "metrics"):
             yield client
             return
         obs = await client.serve_observability(port=0)
