@@ -175,6 +175,10 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
                "cpu_us_per_msg": obj["cpu_us_per_msg"]}
         if variants:
             obj["vs_mmate_fast"] = vs_variant
+    scrapes = {c: [r.get("scrapes") for r in runs.get(c, []) if r] for c in order
+               if any(r and "scrapes" in r for r in runs.get(c, []))}
+    if scrapes:  # the observed rows: HTTP requests answered during each run (proof the server served)
+        obj["scrapes"] = scrapes
     obj["extensions"] = ext
     if latency:
         obj["latency_ms"] = latency
