@@ -20,6 +20,7 @@ from mmate_fast.contracts import MessageKind, TypeRegistry, kind_of, message_typ
 from mmate_fast.messaging import topology
 from mmate_fast.messaging._channels import close_quietly
 from mmate_fast.messaging.dispatcher import Dispatcher, Handler
+from mmate_fast.messaging.observer import combined as combined_observers
 from mmate_fast.messaging.pipeline import Interceptor, Pipeline
 from mmate_fast.messaging.publisher import Publisher
 from mmate_fast.messaging.subscriber import FailureHandler, Subscriber, Subscription, check_consumer_limits
@@ -104,7 +105,7 @@ class Client:
         self._closed = False
         self._close_requested = asyncio.Event()
         self._observability: list[Any] = []
-        self._observer: Any = None
+        self._observers: list[Any] = []
 
     def __repr__(self) -> str:
         state = "connected" if self.connection is not None and not self.connection.is_closed else "idle"
@@ -176,7 +177,7 @@ class Client:
                                      dead_letter_target=dlq_target, pipeline=self.pipeline,
                                      restart_delay=policy.delay, dead_letterer=DeadLettering(self.connection))
         self._live_publisher = self.publisher
-        self.set_observer(self._observer)
+        self._apply_observers()
 
     async def _confirm_pool(self) -> ChannelPool:
         return await ChannelPool(self.connection, 1, publisher_confirms=True).open()
@@ -381,18 +382,29 @@ class Client:
 
     # ------------------------------------------------------------------ observability
     @property
-    def observer(self) -> Any:
-        """The MessageObserver of this client's publishers and subscriber (None: none)."""
-        return self._observer
+    def observers(self) -> tuple[Any, ...]:
+        """The MessageObservers of this client (see :meth:`add_observer`)."""
+        return tuple(self._observers)
 
-    def set_observer(self, observer: Any) -> None:
-        """Tell ``observer`` (a :class:`mmate_fast.messaging.observer.MessageObserver`, or None to
-        stop) about every awaited publish and every delivery's handler run: the cheap hook metrics
-        use instead of an interceptor (kept across ``connect``)."""
-        self._observer = observer
+    def add_observer(self, observer: Any) -> None:
+        """Tell ``observer`` (a :class:`mmate_fast.messaging.observer.MessageObserver`) about every
+        awaited publish and every delivery's handler run: the cheap hook metrics use instead of an
+        interceptor (a plain call per message; kept across ``connect``)."""
+        if observer not in self._observers:
+            self._observers.append(observer)
+            self._apply_observers()
+
+    def remove_observer(self, observer: Any) -> None:
+        """Stop telling ``observer`` (no error if it was not added)."""
+        if observer in self._observers:
+            self._observers.remove(observer)
+            self._apply_observers()
+
+    def _apply_observers(self) -> None:
+        effective = combined_observers(self._observers)
         for part in (self.publisher, self._reply_publisher, self.subscriber):
             if part is not None:
-                part.observer = observer
+                part.observer = effective
 
     async def serve_observability(self, port: int = 9090, *, host: str = "127.0.0.1", **options: Any) -> Any:
         """Serve ``/health``, ``/health/ready``, ``/health/live`` and ``/metrics`` for this client on

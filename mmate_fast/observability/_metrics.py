@@ -214,16 +214,12 @@ class ClientMetrics:
         self.client = client
         self.messages: MessageStats | None = None
         if per_message:
-            if getattr(client, "observer", None) is not None:
-                raise errors.ConfigurationError(
-                    "this client already has a message observer (metrics served twice?): close the other "
-                    "ClientMetrics / Observability first, or pass per_message=False")
             self.messages = MessageStats(max_types=max_types, buckets=buckets, name=f"metrics {namespace}")
         self.registry = registry if registry is not None else self._prom.CollectorRegistry()
         self.collector = ClientCollector(client, namespace, self.messages)
         self.registry.register(self.collector)
         if self.messages is not None:
-            client.set_observer(self.messages)
+            client.add_observer(self.messages)
 
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
         """The registry's exposition for an HTTP ``Accept`` header: ``(body, content type)`` (the
@@ -241,8 +237,8 @@ class ClientMetrics:
             return
         self.registry.unregister(self.collector)
         self.collector = None  # type: ignore[assignment]
-        if self.messages is not None and getattr(self.client, "observer", None) is self.messages:
-            self.client.set_observer(None)
+        if self.messages is not None:
+            self.client.remove_observer(self.messages)
 
 
 __all__ = ["ClientCollector", "ClientMetrics", "MessageStats"]

@@ -1,29 +1,28 @@
 """OpenTelemetry metrics of a Client, on the OTel meter API (the ``otel`` extra; export with the SDK).
 
-    client.use(OTelMetrics(client, meter_provider=provider))
+    metrics = OTelMetrics(client, meter_provider=provider)   # metrics.close() to stop
 
-Per message, as the Prometheus interceptor (attribute ``messaging.message.type``, bounded the same
-way: the first ``max_types`` types, then ``other``): counters ``mmate.messages.published``,
-``.publish_failed``, ``.consumed``, ``.failed``, ``.skipped``; histograms ``mmate.publish.duration``
-and ``mmate.handler.duration`` (seconds); the up-down counter ``mmate.handlers.in_flight``.
+It is a MessageObserver (:mod:`mmate_fast.messaging.observer`): the publisher and the subscriber call
+it directly, no interceptor, so plain handlers stay inline. Per message (attribute
+``messaging.message.type``, bounded as the Prometheus metrics: the first ``max_types`` types, then
+``other``): counters ``mmate.messages.published``, ``.publish_failed``, ``.consumed``, ``.failed``;
+histograms ``mmate.publish.duration`` and ``mmate.handler.duration`` (seconds).
 
 Read from the client when the reader collects (observable instruments, no work per message), per
 consumed queue (attribute ``messaging.destination.name``): ``mmate.deliveries.received``,
-``.acked``, ``.rejected``, ``.dead_lettered``, ``mmate.handler.errors``, ``mmate.consumer.restarts``;
-and ``mmate.connection.reconnects`` and the gauge ``mmate.connection.up``.
+``.acked``, ``.rejected``, ``.dead_lettered``, ``mmate.handler.errors``, ``mmate.consumer.restarts``
+and the gauge ``mmate.handlers.in_flight``; ``mmate.connection.reconnects`` and the gauge
+``mmate.connection.up``.
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 from mmate_fast._version import __version__
 from mmate_fast.interceptors._types import type_name
 from mmate_fast.interceptors.metrics import DEFAULT_MAX_TYPES, TypeLabels
-from mmate_fast.messaging.pipeline import ConsumeContext, Interceptor, PublishContext
 
-_T0 = "otel.metrics.t0"
 TYPE_ATTR = "messaging.message.type"
 QUEUE_ATTR = "messaging.destination.name"
 _MISSING = ("OTelMetrics needs OpenTelemetry: install the 'otel' extra "
@@ -47,11 +46,12 @@ def _import_otel() -> Any:
     return metrics
 
 
-class OTelMetrics(Interceptor):
+class OTelMetrics:
     """Record publish and handler metrics on an OpenTelemetry meter (see the module docstring).
 
-    ``client``: also observe its subscription and connection counters; ``meter_provider``: default
-    the global one (``opentelemetry.metrics.set_meter_provider``).
+    ``client``: observe it (added as its observer; :meth:`close` removes it) and its subscription and
+    connection counters; ``meter_provider``: default the global one
+    (``opentelemetry.metrics.set_meter_provider``).
     """
 
     def __init__(self, client: Any = None, *, meter_provider: Any = None,
@@ -67,24 +67,30 @@ class OTelMetrics(Interceptor):
         self._publish_failed = meter.create_counter("mmate.messages.publish_failed", msg,
                                                     "Publishes that failed.")
         self._consumed = meter.create_counter("mmate.messages.consumed", msg,
-                                              "Handler calls that succeeded.")
-        self._failed = meter.create_counter("mmate.messages.failed", msg, "Handler calls that failed.")
-        self._skipped = meter.create_counter("mmate.messages.skipped", msg, "Handler calls skipped.")
+                                              "Deliveries whose handlers ran without error.")
+        self._failed = meter.create_counter("mmate.messages.failed", msg, "Deliveries whose handler raised.")
         self._publish_duration = meter.create_histogram("mmate.publish.duration", "s",
                                                         "Publish latency (incl. the broker confirm).")
-        self._handler_duration = meter.create_histogram("mmate.handler.duration", "s", "Handler duration.")
-        self._in_flight = meter.create_up_down_counter("mmate.handlers.in_flight", "{call}",
-                                                       "Handler calls running now.")
+        self._handler_duration = meter.create_histogram("mmate.handler.duration", "s",
+                                                        "Handler duration per delivery.")
         self._attrs: dict[str, dict[str, str]] = {}
         if client is not None:
             for field, (name, description) in _OBSERVED.items():
                 meter.create_observable_counter(name, [self._observer(field)], msg, description)
+            meter.create_observable_gauge("mmate.handlers.in_flight", [self._in_flight], "{call}",
+                                          "Async handler calls running now.")
             meter.create_observable_counter("mmate.connection.reconnects", [self._reconnects],
                                             "{reconnect}", "Reconnects of the RabbitMQ connection.")
             meter.create_observable_gauge("mmate.connection.up", [self._up], "1", "1 while connected.")
+            client.add_observer(self)
 
     def __repr__(self) -> str:
         return "<OTelMetrics>"
+
+    def close(self) -> None:
+        """Stop observing the client (the meter's instruments stay with their provider)."""
+        if self.client is not None:
+            self.client.remove_observer(self)
 
     def _attributes(self, type_: str) -> dict[str, str]:
         attrs = self._attrs.get(type_)
@@ -97,39 +103,19 @@ class OTelMetrics(Interceptor):
                 self._attrs[type_] = attrs
         return attrs
 
-    # ------------------------------------------------------------------ hooks
-    async def before_publish(self, ctx: PublishContext) -> bool | None:
-        ctx.items[_T0] = time.perf_counter()
-        return None
-
-    async def after_publish(self, ctx: PublishContext, error: BaseException | None) -> None:
-        attrs = self._attributes(type_name(ctx.message))
+    # ------------------------------------------------------------------ MessageObserver
+    def published(self, message: Any, seconds: float, error: BaseException | None) -> None:
+        attrs = self._attributes(type_name(message))
         if error is None:
             self._published.add(1, attrs)
-            now = time.perf_counter()
-            self._publish_duration.record(now - ctx.items.get(_T0, now), attrs)
+            self._publish_duration.record(seconds, attrs)
         else:
             self._publish_failed.add(1, attrs)
 
-    async def before_consume(self, ctx: ConsumeContext) -> bool | None:
-        ctx.items[_T0] = time.perf_counter()
-        self._in_flight.add(1)
-        return None
-
-    async def after_consume(self, ctx: ConsumeContext, error: BaseException | None) -> None:
-        items = ctx.items
-        if _T0 in items:
-            self._in_flight.add(-1)
-        attrs = self._attributes(ctx.envelope.type)
-        if error is not None:
-            self._failed.add(1, attrs)
-        elif ctx.skipped:
-            self._skipped.add(1, attrs)
-            return
-        else:
-            self._consumed.add(1, attrs)
-        now = time.perf_counter()
-        self._handler_duration.record(now - items.get(_T0, now), attrs)
+    def handled(self, type_name: str, seconds: float, error: BaseException | None) -> None:
+        attrs = self._attributes(type_name)
+        (self._consumed if error is None else self._failed).add(1, attrs)
+        self._handler_duration.record(seconds, attrs)
 
     # ------------------------------------------------------------------ observed at collection
     def _subscriptions(self) -> list[Any]:
@@ -143,6 +129,10 @@ class OTelMetrics(Interceptor):
                 yield observation(getattr(sub.stats, field), {QUEUE_ATTR: sub.queue})
 
         return observe
+
+    def _in_flight(self, options: Any) -> Iterator[Any]:
+        for sub in self._subscriptions():
+            yield self._otel_metrics.Observation(sub.in_flight, {QUEUE_ATTR: sub.queue})
 
     def _reconnects(self, options: Any) -> Iterator[Any]:
         stats = getattr(getattr(self.client, "connection", None), "stats", None)

@@ -210,7 +210,8 @@ async def test_opentelemetry_metrics_with_the_sdk_reader(url: str, names: Names)
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     async with Client(url, service_name=names.service("obsotel")) as c:
-        c.use(OTelMetrics(c, meter_provider=provider))
+        otel = OTelMetrics(c, meter_provider=provider)
+        assert c.observers == (otel,)
 
         @c.handler(ObsPing)
         def handle(e: ObsPing) -> None:
@@ -221,7 +222,15 @@ async def test_opentelemetry_metrics_with_the_sdk_reader(url: str, names: Names)
         for i in range(6):
             await c.publish_event(ObsPing(n=i, aggregate_id="a"))
         await wait_until(lambda: sub.stats.acked + sub.stats.dead_lettered == 6, 10)
+        obs = await c.serve_observability(port=0)  # Prometheus too: both observe the same client
+        assert set(c.observers) == {otel, obs.metrics.messages}
+        await c.publish_event(ObsPing(n=9, aggregate_id="a"))
+        await wait_until(lambda: sub.stats.acked + sub.stats.dead_lettered == 7, 10)
         data = reader.get_metrics_data()
+        prom = _samples(obs.metrics.text())
+        assert prom["mmate_messages_published_total", (("type", "ObsPing"),)] == 1  # from its start on
+        otel.close()
+        assert c.observers == (obs.metrics.messages,)
     points: dict[str, list[Any]] = {}
     assert data is not None
     for rm in data.resource_metrics:
@@ -235,15 +244,56 @@ async def test_opentelemetry_metrics_with_the_sdk_reader(url: str, names: Names)
         assert len(hits) == 1, (name, points.get(name))
         return hits[0]
 
-    assert value("mmate.messages.published", messaging_message_type="ObsPing").value == 6
-    assert value("mmate.messages.consumed", messaging_message_type="ObsPing").value == 5
+    assert value("mmate.messages.published", messaging_message_type="ObsPing").value == 7
+    assert value("mmate.messages.consumed", messaging_message_type="ObsPing").value == 6
     assert value("mmate.messages.failed", messaging_message_type="ObsPing").value == 1
     handler = value("mmate.handler.duration", messaging_message_type="ObsPing")
-    assert handler.count == 6 and handler.sum >= 0
-    assert value("mmate.publish.duration", messaging_message_type="ObsPing").count == 6
-    assert value("mmate.handlers.in_flight").value == 0
+    assert handler.count == 7 and handler.sum >= 0
+    assert value("mmate.publish.duration", messaging_message_type="ObsPing").count == 7
+    assert value("mmate.handlers.in_flight", messaging_destination_name=c.service_queue).value == 0
     q = c.service_queue
-    assert value("mmate.deliveries.received", messaging_destination_name=q).value == 6
-    assert value("mmate.deliveries.acked", messaging_destination_name=q).value == 5
+    assert value("mmate.deliveries.received", messaging_destination_name=q).value == 7
+    assert value("mmate.deliveries.acked", messaging_destination_name=q).value == 6
     assert value("mmate.deliveries.dead_lettered", messaging_destination_name=q).value == 1
     assert value("mmate.connection.up").value == 1
+
+
+async def test_observers_see_every_message_and_one_that_raises_breaks_nothing(
+        url: str, names: Names, caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[tuple[str, str, bool]] = []
+
+    class Recorder:
+        def published(self, message: Any, seconds: float, error: BaseException | None) -> None:
+            assert seconds >= 0
+            seen.append(("published", type(message).__name__, error is None))
+
+        def handled(self, type_name: str, seconds: float, error: BaseException | None) -> None:
+            seen.append(("handled", type_name, error is None))
+
+    class Broken:
+        def published(self, message: Any, seconds: float, error: BaseException | None) -> None:
+            raise RuntimeError("observer bug")
+
+        def handled(self, type_name: str, seconds: float, error: BaseException | None) -> None:
+            raise RuntimeError("observer bug")
+
+    async with Client(url, service_name=names.service("obsobs")) as c:
+        c.add_observer(Broken())
+        c.add_observer(recorder := Recorder())
+
+        @c.handler(ObsPing)
+        def handle(e: ObsPing) -> None:
+            if e.n == 1:
+                raise ValueError("one")
+
+        sub = await c.start_consuming()
+        for i in range(3):
+            await c.publish_event(ObsPing(n=i, aggregate_id="a"))
+        await wait_until(lambda: sub.stats.acked + sub.stats.dead_lettered == 3, 10)
+        assert (sub.stats.acked, sub.stats.dead_lettered) == (2, 1)
+        assert sorted(seen) == [("handled", "ObsPing", False), ("handled", "ObsPing", True),
+                                ("handled", "ObsPing", True)] + [("published", "ObsPing", True)] * 3
+        assert "observer" in caplog.text and "observer bug" in caplog.text
+        c.remove_observer(recorder)
+        await c.publish_event(ObsPing(n=5, aggregate_id="a"))
+        assert len(seen) == 6
