@@ -344,6 +344,13 @@ class ManagementAPIUnreachableError(ManagementAPIError, ConnectionError):
     is off (``rabbitmq-plugins enable rabbitmq_management``) or the address is wrong."""
 
 
+# --------------------------------------------------------------------------- test helpers
+class ObservationTimeout(OperationTimeout, AssertionError):
+    """A test helper of ``mmate_fast.testing`` waited for something that did not happen in time (a
+    message published, a fed message handled); an AssertionError too, so pytest reports a failed
+    expectation. The message says what was seen instead."""
+
+
 # --------------------------------------------------------------------------- StageFlow state store
 class FlowStoreError(MmateError):
     """A StageFlow state store operation failed (the database refused or lost it); the message says
@@ -495,6 +502,7 @@ __all__ = [
     "MmateError",
     "NoChannelsAvailableError",
     "NotFoundError",
+    "ObservationTimeout",
     "OperationTimeout",
     "PayloadEncodeError",
     "PreconditionFailedError",
