@@ -10,6 +10,8 @@ datetime -> RFC 3339 string (``date-time``), date -> ``date``, UUID -> ``uuid`` 
 number, timedelta -> integer nanoseconds (Go ``time.Duration``), bytes -> base64 string; lists,
 dicts and bytes also accept ``null`` (Go's nil slices and maps). Unknown payload keys are allowed
 (Go ignores them). Nested classes go into ``$defs`` (``definitions`` in draft-07) and are referenced.
+A class whose payload codec is hand-written (StageFlow's) gives its payload schema itself, as a
+class attribute ``__mmate_schema__`` (an object schema without references, valid in both drafts).
 
 Validation uses the ``jsonschema`` package (extra ``schema``); formats are checked with its format
 checker (``date-time`` needs ``rfc3339-validator`` installed, else it is not checked).
@@ -141,6 +143,9 @@ class _Builder:
         return out
 
     def _object(self, cls: type, top: bool) -> dict[str, Any]:
+        custom = cls.__dict__.get("__mmate_schema__")
+        if custom is not None:  # a class with a hand-written payload codec describes its own payload
+            return copy.deepcopy(custom)
         props: dict[str, Any] = {}
         required: list[str] = []
         for wire, tp, omitempty in _fields(cls):

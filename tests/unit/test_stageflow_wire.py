@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from mmate_fast import errors
 from mmate_fast._ext import load
-from mmate_fast.contracts import from_envelope
+from mmate_fast.contracts import TypeRegistry, from_envelope
 from mmate_fast.messaging.outgoing import build
 from mmate_fast.stageflow import _wire as w
 from tests.vectors import VECTORS
@@ -176,6 +176,11 @@ def _body(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc).encode()
 
 
+#: StageFlow's contracts only (other tests may register classes of the same names in the default one)
+SF = TypeRegistry()
+for _cls in (w.FlowMessageEnvelope, w.CompensationMessageEnvelope, w.WorkflowFailedEvent):
+    SF.register(_cls)
+
 FLOW = "22-stageflow-run1-fails-FlowMessageEnvelope"
 COMP = "26-stageflow-run1-fails-CompensationMessageEnvelope"
 EVENT = "25-stageflow-run1-fails-WorkflowFailedEvent"
@@ -198,7 +203,7 @@ def test_wrong_field_types_raise_flow_wire_error(vector: str, key: str, value: A
     doc = _vector(vector)
     doc["payload"][key] = value
     with pytest.raises(errors.FlowWireError) as info:
-        from_envelope(_env.decode_envelope(_body(doc)))
+        from_envelope(_env.decode_envelope(_body(doc)), SF)
     assert says in str(info.value) and doc["id"] in str(info.value)
     assert isinstance(info.value, errors.ContractError)  # a consumer dead-letters it and goes on
 
@@ -209,7 +214,7 @@ def test_corrupt_state_string_in_a_message_raises_flow_state_error(vector: str, 
     doc = _vector(vector)
     doc["payload"]["serializedWorkflowState"] = corrupt
     with pytest.raises(errors.FlowStateError) as info:
-        from_envelope(_env.decode_envelope(_body(doc)))
+        from_envelope(_env.decode_envelope(_body(doc)), SF)
     assert doc["id"] in str(info.value) and "serializedWorkflowState" in str(info.value)
 
 
@@ -219,7 +224,7 @@ def test_missing_keys_take_go_zero_values_and_unknown_keys_are_ignored() -> None
     for key in ("checkpoint", "nextStageQueue", "payloadType", "payload"):
         del p[key]
     p["futureField"] = [1, 2]
-    msg = from_envelope(_env.decode_envelope(_body(doc)))
+    msg = from_envelope(_env.decode_envelope(_body(doc)), SF)
     assert msg.checkpoint == w.zero_checkpoint() and msg.next_stage_queue == "" and msg.payload is None
     assert msg.state.instance_id == p["instanceId"]
 
