@@ -273,7 +273,9 @@ class StageHandler:
         """Publish the step's events and hops (confirmed), save the new state, wake waiters."""
         rt = self.rt
         await rt.send(step.hops, step.events)
-        await rt.save(step.state)
+        # the hops carry the new state already encoded: saved as it is, not encoded again
+        state_json = step.hops[0][1].serialized_workflow_state if step.hops else None
+        await rt.save(step.state, state_json)
         if step.final:
             rt.finished(step.state)
 

@@ -58,7 +58,8 @@ class StageRetry:
 
 
 def _positional_count(fn: Callable[..., Any]) -> int:
-    """How many positional arguments ``fn`` accepts (2 stands for "two or more")."""
+    """How many positional arguments ``fn`` requires (2 stands for "two or more"; ``*args`` counts
+    as many): a parameter with a default is not passed (``lambda ctx, sid=sid: ...`` takes one)."""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -67,7 +68,7 @@ def _positional_count(fn: Callable[..., Any]) -> int:
     for p in sig.parameters.values():
         if p.kind is p.VAR_POSITIONAL:
             return 2
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
             count += 1
     return min(count, 2)
 

@@ -248,16 +248,32 @@ async def test_wait_in_another_engine_hears_the_terminal_event(url: str, names: 
 
     calls: list[str] = []
     wf = three_stages(f"bt-flow-{names.queue('wf')}", calls, fail_at="ship")
-    async with engine_for(url, names, wf) as worker:
-        async with Client(url, service_name=names.service()) as client:
-            starter = FlowEngine(client, prefix=worker.prefix)
+    async with engine_for(url, names, wf) as worker, Client(url, service_name=names.service()) as client:
+        starter = FlowEngine(client, prefix=worker.prefix)
+        try:
+            await starter.register(wf, serve=False)
+            iid = await starter.start(wf, {"orderId": "o-1"})
+            state = await starter.wait(iid, timeout=10)
+            assert state.status == "compensated" and state.version == 5
+            assert state.error_message == "no courier"
+            assert await starter.status(iid) is not None  # its own start was saved
+            assert calls == ["validate", "charge", "ship", "undo:charge", "undo:validate:{'validated': True}"]
+        finally:
+            await starter.close()
+
+
+async def test_queues_are_declared_with_gos_arguments(url: str, names: Names, conn: Any) -> None:
+    """A Go engine declaring the same queues gets no 406: same flags, same arguments."""
+    wf = three_stages(f"bt-flow-{names.queue('wf')}", [])
+    async with engine_for(url, names, wf, serve=False) as flows:
+        go_args = [(flows.stage_queue(wf, i), 3_600_000) for i in range(3)] + [(flows.compensation_queue(wf), 7_200_000)]
+        for queue, ttl in go_args:
+            ch = await conn.channel()
             try:
-                await starter.register(wf, serve=False)
-                iid = await starter.start(wf, {"orderId": "o-1"})
-                state = await starter.wait(iid, timeout=10)
-                assert state.status == "compensated" and state.version == 5
-                assert state.error_message == "no courier"
-                assert await starter.status(iid) is not None  # its own start was saved
-                assert calls == ["validate", "charge", "ship", "undo:charge", "undo:validate:{'validated': True}"]
+                await ch.queue_declare(queue, durable=True, arguments={
+                    "x-message-ttl": ttl, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": f"dlq.{queue}"})
+                with pytest.raises(errors.PreconditionFailedError):
+                    await ch.queue_declare(queue, durable=True)  # without Go's arguments: refused
             finally:
-                await starter.close()
+                if ch.is_open:
+                    await ch.close()
