@@ -55,7 +55,7 @@ class CompensationHandler:
             raise UnknownWorkflowError(
                 f"compensation message for workflow {msg.workflow_id!r} arrived on the "
                 f"compensation queue of workflow {wf.id!r}")
-        state = read_state(msg.serialized_workflow_state)
+        state = read_state(msg)
         if state.instance_id != msg.instance_id or state.workflow_id != wf.id:
             raise BadFlowMessageError(
                 f"the state names workflow {state.workflow_id!r} / instance {state.instance_id!r}, "
