@@ -277,3 +277,17 @@ async def test_queues_are_declared_with_gos_arguments(url: str, names: Names, co
             finally:
                 if ch.is_open:
                     await ch.close()
+
+
+async def test_sqlite_store_keeps_every_state_change(url: str, names: Names, tmp_path: Any) -> None:
+    calls: list[str] = []
+    ok = three_stages(f"bt-flow-{names.queue('wf')}", calls)
+    bad = three_stages(f"bt-flow-{names.queue('wf')}", calls, fail_at="ship")
+    async with engine_for(url, names, ok, bad, store=f"sqlite:///{tmp_path}/flows.db") as flows:
+        done = await flows.wait(await flows.start(ok, {"orderId": "o-1"}), timeout=10)
+        undone = await flows.wait(await flows.start(bad, {"orderId": "o-1"}), timeout=10)
+        assert (done.status, done.version, undone.status, undone.version) == ("completed", 5, "compensated", 5)
+        assert [r.status for r in await flows.list()] == ["compensated", "completed"]
+        state = await flows.state(undone.instance_id)
+        assert state is not None and [r.stage_id for r in state.stage_results] == ["validate", "charge"]
+        assert state.error_message == "no courier" and state.current_stage == "ship"
