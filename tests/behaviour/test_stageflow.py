@@ -291,3 +291,23 @@ async def test_sqlite_store_keeps_every_state_change(url: str, names: Names, tmp
         state = await flows.state(undone.instance_id)
         assert state is not None and [r.stage_id for r in state.stage_results] == ["validate", "charge"]
         assert state.error_message == "no courier" and state.current_stage == "ship"
+
+
+async def test_a_deleted_stage_queue_comes_back_with_gos_arguments(url: str, names: Names, conn: Any) -> None:
+    """The consumer of a deleted stage queue restarts, declaring it again as registered."""
+    wf = three_stages(f"bt-flow-{names.queue('wf')}", [])
+    async with engine_for(url, names, wf) as flows:
+        queue = flows.stage_queue(wf, 1)
+        ch = await conn.channel()
+        await ch.queue_delete(queue)
+        [sub] = [s for s in flows._subscriptions if s.queue == queue]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while sub.stats.consumer_restarts < 1:
+            assert loop.time() < deadline, "the stage consumer did not come back"
+            await asyncio.sleep(0.02)
+        await ch.queue_declare(queue, durable=True, arguments={  # Go's arguments again: no 406
+            "x-message-ttl": 3_600_000, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": f"dlq.{queue}"})
+        await ch.close()
+        state = await flows.wait(await flows.start(wf, {"orderId": "o-1"}), timeout=10)
+        assert state.status == "completed"
