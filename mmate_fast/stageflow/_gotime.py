@@ -33,14 +33,25 @@ def now_ns() -> int:
     return time.time_ns()
 
 
+#: seconds -> "YYYY-MM-DDTHH:MM:SS" and back: the times of one state mostly share their second
+_TEXT: dict[int, str] = {}
+_SECS: dict[str, int] = {}
+_CACHE_MAX = 4096
+
+
 def format_time(ns: int) -> str:
     """``ns`` (nanoseconds since the epoch) as Go writes a UTC ``time.Time`` in JSON, without the
     quotes. Raises FlowWireError outside years 0001-9999 (Go refuses to marshal those too)."""
     secs, frac = divmod(ns, _NS)
-    if not _MIN_S <= secs <= _MAX_S:
-        raise FlowWireError(f"time {ns} ns is outside the years 0001-9999 that Go can write in JSON")
-    d = _EPOCH + _dt.timedelta(seconds=secs)
-    s = (f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}")
+    s = _TEXT.get(secs)
+    if s is None:
+        if not _MIN_S <= secs <= _MAX_S:
+            raise FlowWireError(f"time {ns} ns is outside the years 0001-9999 that Go can write in JSON")
+        d = _EPOCH + _dt.timedelta(seconds=secs)
+        s = f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+        if len(_TEXT) >= _CACHE_MAX:
+            _TEXT.clear()
+        _TEXT[secs] = s
     if frac:
         return f"{s}.{frac:09d}".rstrip("0") + "Z"
     return s + "Z"
@@ -49,6 +60,22 @@ def format_time(ns: int) -> str:
 def parse_time(text: str) -> int:
     """An RFC 3339 time (Go's or any peer's) as nanoseconds since the epoch, UTC. Raises
     FlowWireError when it is not one (wrong type, layout, or a date that does not exist)."""
+    if text.__class__ is str and len(text) >= 20 and text[-1] == "Z":  # fast path: Go's UTC form
+        secs = _SECS.get(text[:19])
+        if secs is not None:
+            rest = text[19:]
+            if rest == "Z":
+                return secs * _NS
+            frac = rest[1:-1]
+            if rest[0] == "." and 0 < len(frac) <= 9 and frac.isascii() and frac.isdigit():
+                return secs * _NS + int(frac) * _SCALE[len(frac)]
+    return _parse(text)
+
+
+_SCALE = [10 ** (9 - n) for n in range(10)]
+
+
+def _parse(text: str) -> int:
     m = _RFC3339.fullmatch(text) if text.__class__ is str else None
     if m is None:
         raise FlowWireError(f"time {text!r} is not RFC 3339 (like 2026-11-27T13:11:25.29813257Z)")
@@ -63,6 +90,10 @@ def parse_time(text: str) -> int:
             raise FlowWireError(f"time {text!r} has an offset out of range")
         off = int(oh) * 3600 + int(om) * 60
         secs -= off if sign == "+" else -off
+    elif text[10] == "T":  # the canonical UTC form: remember its second for the fast path
+        if len(_SECS) >= _CACHE_MAX:
+            _SECS.clear()
+        _SECS[text[:19]] = secs
     ns = secs * _NS
     if frac:
         ns += int((frac + "00000000")[:9])
