@@ -311,3 +311,20 @@ async def test_a_deleted_stage_queue_comes_back_with_gos_arguments(url: str, nam
         await ch.close()
         state = await flows.wait(await flows.start(wf, {"orderId": "o-1"}), timeout=10)
         assert state.status == "completed"
+
+
+async def test_events_off_publishes_no_event_and_wait_still_works(url: str, names: Names) -> None:
+    wf = three_stages(f"bt-flow-{names.queue('wf')}", [], fail_at="charge")
+    ok = three_stages(f"bt-flow-{names.queue('wf')}", [])
+    seen = Events()
+    async with engine_for(url, names, wf, ok, publish_events=False) as flows:
+        ch = await flows.client.connection.channel()  # the lifecycle events, were there any
+        q = names.queue("events")
+        await ch.queue_declare(q, durable=False)
+        await ch.queue_bind(q, "mmate.events", "evt.#")
+        await ch.basic_consume(q, seen.on_delivery, no_ack=True)
+        failed = await flows.wait(await flows.start(wf, {"orderId": "o-1"}), timeout=10)
+        done = await flows.wait(await flows.start(ok, {"orderId": "o-1"}), timeout=10)
+        assert (failed.status, done.status) == ("compensated", "completed")
+        await asyncio.sleep(0.2)
+        assert [t for t, p, _ in seen.seen if p.get("instanceId") in (failed.instance_id, done.instance_id)] == []
