@@ -47,12 +47,14 @@ from mmate_fast.stageflow.workflow import Stage, Workflow
 log = logging.getLogger("mmate_fast.stageflow")
 
 
-def read_state(text: str, what: str = "serializedWorkflowState") -> WorkflowState:
-    """Decode a message's state string; a corrupt one is refused with reason ``bad-flow-state``."""
+def read_state(msg: Any) -> WorkflowState:
+    """A message's state (decoded once, by the wire decoder); a corrupt one is refused with reason
+    ``bad-flow-state``."""
     try:
-        return _wire.decode_state(text)
+        return msg.state
     except FlowError as exc:
-        raise BadFlowMessageError(f"{what} does not decode: {exc}", "bad-flow-state") from exc
+        raise BadFlowMessageError(f"serializedWorkflowState does not decode: {exc}",
+                                  "bad-flow-state") from exc
 
 
 @dataclass(slots=True)
@@ -99,7 +101,7 @@ class StageHandler:
         if msg.current_stage_index != index:
             raise StageIndexError(f"stage index {msg.current_stage_index} does not match queue "
                                   f"{self.rt.stage_queue(wf.id, index)} (stage {index})")
-        state = read_state(msg.serialized_workflow_state)
+        state = read_state(msg)
         if state.workflow_id != wf.id or state.instance_id != msg.instance_id:
             raise BadFlowMessageError(
                 f"the state names workflow {state.workflow_id!r} / instance {state.instance_id!r}, "
@@ -270,14 +272,18 @@ class StageHandler:
         return step
 
     async def execute(self, step: Step) -> None:
-        """Publish the step's events and hops (confirmed), save the new state, wake waiters."""
+        """Publish the step's events and hops (confirmed) and save the new state; a final state is
+        saved first, so whoever hears the final event finds it in the store (a crash in between
+        loses the events, not the state: the store is the truth), and wakes the local waiters."""
         rt = self.rt
+        if step.final:
+            await rt.save(step.state)
+            rt.finished(step.state)
+            await rt.send(step.hops, step.events)
+            return
         await rt.send(step.hops, step.events)
         # the hops carry the new state already encoded: saved as it is, not encoded again
-        state_json = step.hops[0][1].serialized_workflow_state if step.hops else None
-        await rt.save(step.state, state_json)
-        if step.final:
-            rt.finished(step.state)
+        await rt.save(step.state, step.hops[0][1].serialized_workflow_state if step.hops else None)
 
 
 __all__ = ["StageHandler", "Step", "read_state"]
