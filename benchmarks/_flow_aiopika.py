@@ -33,6 +33,14 @@ from _flow_common import (
 CLIENT = "aio_pika"
 
 
+def next_body(i: int, body: bytes) -> bytes:
+    """Stage ``i`` of the hand-written flow: decode the state, apply the stage, encode the next hop."""
+    state = orjson.loads(body)
+    stage_apply(i, state["data"])
+    state["stage"] = i + 1
+    return orjson.dumps(state)
+
+
 def _message(body: bytes) -> Any:
     from aio_pika import DeliveryMode, Message
 
@@ -56,10 +64,7 @@ async def _worker(workflow_id: str) -> dict[str, Any]:
 
         async def on_msg(m: Any) -> None:
             busy[0] += 1
-            state = orjson.loads(m.body)
-            stage_apply(i, state["data"])
-            state["stage"] = i + 1
-            await ex.publish(_message(orjson.dumps(state)), routing_key=target)  # awaits the confirm
+            await ex.publish(_message(next_body(i, m.body)), routing_key=target)  # awaits the confirm
             await m.ack()
             handled[i] += 1
             busy[0] -= 1

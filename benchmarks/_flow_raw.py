@@ -88,23 +88,31 @@ class FlowConn(RawAMQP):
         self.rpc(C.Basic.Qos(prefetch_count=prefetch), C.Basic.QosOk)
         for tag, q in consumers.items():
             self.rpc(C.Basic.Consume(queue=q, consumer_tag=tag, no_ack=False), C.Basic.ConsumeOk)
-        self.buf = bytearray(4 << 20)
-        self.filled = len(self.rbuf)
-        self.buf[:self.filled] = self.rbuf
+        self.reset_parser(bytes(self.rbuf))
         self.rbuf.clear()
+
+    def reset_parser(self, pending: bytes = b"") -> None:
+        """Fresh parse state; ``pending``: bytes already read off the socket."""
+        self.buf = bytearray(4 << 20)
+        self.filled = len(pending)
+        self.buf[:self.filled] = pending
         self.confirms = Confirms()
         self.cur_tag = 0  # delivery tag / consumer-tag byte of the delivery being read
         self.cur_ch = 0
 
     def read(self, on_body: Any) -> int:
-        """One recv; ``on_body(tag_char, delivery_tag)`` per complete delivery (tag_char: the byte
-        after the consumer tag's first letter, e.g. ``ord('0')`` for ``s0``); returns the highest
-        delivery tag completed in this read (0 if none)."""
-        buf = self.buf
-        got = self.sock.recv_into(memoryview(buf)[self.filled:])
+        """One recv, then parse() what arrived."""
+        got = self.sock.recv_into(memoryview(self.buf)[self.filled:])
         if not got:
             raise AMQPError("broker closed the connection")
-        end = self.filled + got
+        return self.parse(self.filled + got, on_body)
+
+    def parse(self, end: int, on_body: Any) -> int:
+        """Walk the frames in ``buf[:end]``: ``on_body(tag_byte, delivery_tag)`` per complete delivery
+        (tag_byte: the consumer tag's second byte, e.g. ``ord('0')`` for ``s0``; 0 for a one-letter
+        tag), confirms into ``self.confirms``; a partial frame stays at the start of ``buf``. Returns
+        the highest delivery tag completed (0 if none)."""
+        buf = self.buf
         hdr, u32, u64 = HDR.unpack_from, U32.unpack_from, U64.unpack_from
         pos = 0
         last = 0
