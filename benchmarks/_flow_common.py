@@ -80,9 +80,12 @@ class FlowNames:
         self.stages = [f"stageflow.{self.workflow_id}.stage{i}" for i in range(len(STAGES))]
         self.compensation = f"stageflow.compensation.{self.workflow_id}"
         self.results = f"stageflow.{self.workflow_id}.results"
+        #: the mmate rows' Client service name (its service queue is declared by the Client)
+        self.service = self.workflow_id
+        self.service_queue = f"{self.service}-queue"
 
     def all(self) -> list[str]:
-        return [*self.stages, self.compensation, self.results]
+        return [*self.stages, self.compensation, self.results, self.service_queue]
 
 
 def stage_queue_arguments(queue: str, ttl_ms: int = STAGE_TTL_MS) -> dict[str, Any]:
@@ -108,16 +111,19 @@ def delete_flow_queues(admin: RawAMQP, names: FlowNames) -> None:
             admin.rpc(C.Queue.Delete(queue=name), C.Queue.DeleteOk)
 
 
-def queued(admin: RawAMQP, names: FlowNames) -> int:
-    """Messages still ready in the run's queues (stage, compensation, results; absent ones count 0)."""
-    total = 0
+def queued(admin: RawAMQP, names: FlowNames) -> dict[str, int]:
+    """Messages still ready in each of the run's queues that holds some (absent queues count 0)."""
+    left: dict[str, int] = {}
     for q in names.all():
         try:
-            total += admin.count(q)
+            c = admin.count(q)
         except AMQPError:  # absent queue (404): the broker closed the admin channel; reopen it
             admin.send(C.Channel.CloseOk())
             admin.rpc(C.Channel.Open(), C.Channel.OpenOk)
-    return total
+            continue
+        if c:
+            left[q] = c
+    return left
 
 
 # ---------------------------------------------------------------------------------------- workers
@@ -228,7 +234,10 @@ def flow_workload(client: str, script: str, a: Any, starter: StarterFn, *, decla
             if workers and k in workers[0]:
                 res[f"worker_{k}"] = workers[0][k]
         time.sleep(0.2)  # let the broker settle the last acks before counting what is left
-        res["left_in_queue"] = queued(admin, names)
+        left = queued(admin, names)
+        res["left_in_queue"] = sum(left.values())
+        if left:
+            res["left_by_queue"] = left
         res["capped"] = res["count"] < a.messages
         res["flows"] = a.messages
         return res

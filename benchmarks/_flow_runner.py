@@ -36,9 +36,18 @@ ORDER = ("raw", "mmate_fast", "mmate_fast_sqlite", "aio_pika")  # raw first: the
 AIO_PIKA_MAX_FLOWS = 5_000
 
 
+def engine_present() -> bool:
+    """Whether this checkout has the StageFlow engine (the mmate rows need it)."""
+    try:
+        from mmate_fast import stageflow
+    except ImportError:
+        return False
+    return hasattr(stageflow, "FlowEngine")
+
+
 def default_only() -> list[str]:
-    """Every row whose script exists (the mmate rows need the StageFlow engine)."""
-    return [c for c in ORDER if os.path.exists(os.path.join(HERE, CLIENTS[c][0]))]
+    """Every row this checkout can run: raw and aio_pika, and the mmate rows once the engine is there."""
+    return [c for c in ORDER if engine_present() or not c.startswith("mmate_fast")]
 
 
 def flows_for(client: str, n: int) -> int:
