@@ -47,6 +47,7 @@ from pamqp import header as pheader
 
 CLIENT = "raw"
 _CLOSE_IDS = ((10 << 16) | 50, (20 << 16) | 40)
+_CLOSE_OK_ID = (10 << 16) | 51
 
 
 def persistent_publish(routing_key: str, body: bytes, channel: int = 1) -> bytes:
@@ -99,6 +100,34 @@ class FlowConn(RawAMQP):
         self.confirms = Confirms()
         self.cur_tag = 0  # delivery tag / consumer-tag byte of the delivery being read
         self.cur_ch = 0
+
+    def close(self) -> None:
+        """Connection.Close, then read (and drop) everything up to Close-Ok: a socket closed with
+        unread data is reset, and a reset may make the broker drop our last acks unread (the
+        messages would be requeued)."""
+        try:
+            self.send(C.Connection.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0), 0)
+            self.sock.settimeout(5)
+            end = self.filled
+            while True:
+                pos = 0
+                while pos + 7 <= end:
+                    typ, _ch, size = HDR.unpack_from(self.buf, pos)
+                    if pos + 8 + size > end:
+                        break
+                    if typ == 1 and U32.unpack_from(self.buf, pos + 7)[0] == _CLOSE_OK_ID:
+                        return
+                    pos += 8 + size
+                rem = end - pos
+                self.buf[:rem] = self.buf[pos:end]
+                got = self.sock.recv_into(memoryview(self.buf)[rem:])
+                if not got:
+                    return
+                end = rem + got
+        except OSError:
+            pass
+        finally:
+            self.sock.close()
 
     def read(self, on_body: Any) -> int:
         """One recv, then parse() what arrived."""
