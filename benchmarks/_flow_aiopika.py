@@ -25,6 +25,7 @@ from _flow_common import (
     Starts,
     flow_workload,
     hand_state,
+    profiled,
     stage_apply,
     wait_for_stop,
     worker_result,
@@ -76,7 +77,8 @@ async def _worker(workflow_id: str) -> dict[str, Any]:
         await queue.consume(handler(i))
     print("READY", flush=True)
     c0 = time.process_time()
-    await wait_for_stop()
+    with profiled("worker"):
+        await wait_for_stop()
     stop_by = time.perf_counter() + 10.0
     while busy[0] and time.perf_counter() < stop_by:  # let the last acks go out: closing requeues
         await asyncio.sleep(0.01)
@@ -119,8 +121,9 @@ async def _starter(names: FlowNames, n: int, cap: float) -> dict[str, Any]:
     results = await ch.get_queue(names.results, ensure=False)
     tag = await results.consume(on_result)
     st.begin()
-    await asyncio.gather(*(start_one() for _ in range(st.first)))
-    await wait_event(done, deadline(cap))
+    with profiled("starter"):
+        await asyncio.gather(*(start_one() for _ in range(st.first)))
+        await wait_event(done, deadline(cap))
     res = st.result()
     await results.cancel(tag)
     await conn.close()

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -190,6 +190,26 @@ async def wait_for_stop() -> None:
 
     while not stdin_says_stop():
         await asyncio.sleep(0.05)
+
+
+@contextlib.contextmanager
+def profiled(role: str) -> Iterator[None]:
+    """With ``BENCH_FLOW_PROFILE=DIR``: cProfile this block and dump ``DIR/{role}-{pid}.prof`` (read it
+    with ``python -m pstats``); otherwise nothing."""
+    out = os.environ.get("BENCH_FLOW_PROFILE")
+    if not out:
+        yield
+        return
+    import cProfile
+
+    prof = cProfile.Profile()
+    prof.enable()
+    try:
+        yield
+    finally:
+        prof.disable()
+        os.makedirs(out, exist_ok=True)
+        prof.dump_stats(os.path.join(out, f"{role}-{os.getpid()}.prof"))
 
 
 def worker_result(cpu_s: float, handled: list[int], **extra: Any) -> dict[str, Any]:

@@ -7,7 +7,8 @@ default concurrency), started by a third that keeps ``inflight`` flows running w
 ``BENCH_FLOW_STORE`` (set by run.py): ``memory`` — ``memory://`` in every process (each worker keeps
 its own state); ``sqlite`` — one SQLite file shared by the three processes (``BENCH_FLOW_DB``, a
 fresh file per run, deleted afterwards).
-Run as ``BENCH_FLOW_STORE=memory python benchmarks/_flow_mmate.py stageflow --messages N``.
+Run as ``BENCH_FLOW_STORE=memory python benchmarks/_flow_mmate.py stageflow --messages N``;
+``BENCH_FLOW_PROFILE=DIR`` writes a cProfile of every process's timed part to DIR.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from _flow_common import (
     FlowNames,
     Starts,
     flow_workload,
+    profiled,
     wait_for_stop,
     worker_result,
 )
@@ -78,7 +80,8 @@ async def _worker(workflow_id: str) -> dict[str, Any]:
         await flows.register(wf, serve=True)
         print("READY", flush=True)
         c0 = time.process_time()
-        await wait_for_stop()
+        with profiled("worker"):
+            await wait_for_stop()
         cpu = time.process_time() - c0
         await flows.close()
     return worker_result(cpu, handled, store=STORE)
@@ -108,7 +111,8 @@ async def _starter(names: FlowNames, n: int, cap: float) -> dict[str, Any]:
                 st.complete()
 
         st.begin()
-        await asyncio.wait_for(asyncio.gather(*(lane() for _ in range(min(n, INFLIGHT)))), timeout=cap)
+        with profiled("starter"):
+            await asyncio.wait_for(asyncio.gather(*(lane() for _ in range(min(n, INFLIGHT)))), timeout=cap)
         res = st.result()
         await flows.close()
     return {**res, "bad_results": bad[0]}
