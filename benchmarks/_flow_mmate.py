@@ -2,7 +2,7 @@
 ``charge`` -> ``ship`` (dict context, each stage a plain function returning its one key), served by
 two worker processes (``FlowEngine.register(wf)``: Go's stage queues, consumed with the engine's
 default concurrency), started by a third that keeps ``inflight`` flows running with
-``flows.start`` + ``flows.wait`` (completion = the engine's WorkflowCompletedEvent).
+``flows.wait`` + ``flows.start`` (completion = the engine's WorkflowCompletedEvent).
 
 ``BENCH_FLOW_STORE`` (set by run.py): ``memory`` — ``memory://`` in every process (each worker keeps
 its own state); ``sqlite`` — one SQLite file shared by the three processes (``BENCH_FLOW_DB``, a
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import shutil
 import tempfile
 import time
+import uuid
 from typing import Any
 
 from _common import HOST, PASSWORD, PORT, USER, child_main, run_loop
@@ -97,7 +97,6 @@ def flow_worker(a: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _starter(names: FlowNames, n: int, cap: float) -> dict[str, Any]:
-    from mmate_fast.errors import FlowTimeoutError
     from mmate_fast.stageflow import FlowEngine
 
     wf = workflow(names.workflow_id)
@@ -106,19 +105,24 @@ async def _starter(names: FlowNames, n: int, cap: float) -> dict[str, Any]:
     async with _client(names) as client:
         flows = FlowEngine(client, store=store_url(), concurrency=FLOW_PREFETCH)
         await flows.register(wf, serve=False)
-        # the engine's wait listener is set up by the first wait(): a terminal event that arrives
-        # before it exists is missed (a memory store has no other process's state to fall back on),
-        # so one wait for nothing first, then one flow before the clock starts
-        with contextlib.suppress(FlowTimeoutError):
-            await flows.wait(f"warm-up-{names.workflow_id}", timeout=0.3)
-        warm = await flows.start(wf, dict(INITIAL_DATA))
-        await flows.wait(warm, timeout=cap)
+        # wait() before start(): the engine drops a terminal event of an instance nobody waits for
+        # yet, so a flow that finishes before its start() returns (its first hop's confirm) would
+        # be waited for forever with a memory store (no other process's state to fall back on);
+        # and its wait listener exists only from the first wait() on (hence the warm-up flow).
+
+        async def run_one() -> Any:
+            iid = str(uuid.uuid4())
+            waiting = asyncio.ensure_future(flows.wait(iid, timeout=cap))
+            await asyncio.sleep(0)  # the wait registers its future
+            await flows.start(wf, dict(INITIAL_DATA), instance_id=iid)
+            return await waiting
+
+        await run_one()
 
         async def lane() -> None:
             while st.started < n:
                 st.started += 1
-                iid = await flows.start(wf, dict(INITIAL_DATA))
-                state = await flows.wait(iid, timeout=cap)
+                state = await run_one()
                 if state.status != "completed":
                     bad[0] += 1
                 st.complete()
