@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from mmate_fast import errors
@@ -307,6 +307,17 @@ class Client:
             failure_handler=failure_handler if failure_handler is not None else self.failure_handler,
             redeclare=functools.partial(self._redeclare, queue))
 
+    async def declare_queue(self, queue: str, *, durable: bool = True,
+                            arguments: Mapping[str, Any] | None = None) -> None:
+        """Declare ``queue`` (durable unless told otherwise, with ``arguments``, not exclusive, not
+        auto-delete) on the admin channel; a consumer of it this client restarts (queue deleted,
+        failover) declares it again the same way. A refused declare (406: the queue exists with other
+        arguments) raises its named error and leaves this client's other calls working."""
+        declaration = functools.partial(_declare_queue, queue=queue, durable=durable,
+                                        arguments=dict(arguments) if arguments else None)
+        await declaration(await self._admin_channel())
+        self._declarations[queue] = declaration
+
     async def run(self) -> None:
         """Start consuming (if not yet) and serve until cancelled, the client is closed, or the
         connection closes for good."""
@@ -443,7 +454,8 @@ class Client:
         return await self._require_publisher().publish_batch(messages, **options)
 
 
-async def _declare_queue(channel: Any, queue: str, durable: bool) -> None:
-    """How ``Client.subscribe`` declares a queue (also when its consumer is restarted)."""
-    await channel.queue_declare(queue, durable=durable)
+async def _declare_queue(channel: Any, queue: str, durable: bool,
+                         arguments: dict[str, Any] | None = None) -> None:
+    """How ``Client.subscribe`` / ``declare_queue`` declare a queue (also when its consumer is restarted)."""
+    await channel.queue_declare(queue, durable=durable, arguments=arguments)
 

@@ -21,7 +21,7 @@ from mmate_fast.stageflow._wire import (
 )
 from mmate_fast.stageflow.engine import FlowEngine, FlowStatus
 from mmate_fast.stageflow.store import FlowRecord, FlowStore, open_store
-from mmate_fast.stageflow.workflow import DEFAULT_TIMEOUT, Stage, StageRetry, Workflow
+from mmate_fast.stageflow.workflow import DEFAULT_TIMEOUT, Stage, StageInfo, StageRetry, Workflow
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -34,6 +34,7 @@ __all__ = [
     "FlowStore",
     "Stage",
     "StageCompletedEvent",
+    "StageInfo",
     "StageResult",
     "StageRetry",
     "Workflow",

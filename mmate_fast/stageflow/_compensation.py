@@ -26,7 +26,7 @@ from mmate_fast.errors import BadFlowMessageError, FlowError, UnknownInstanceErr
 from mmate_fast.stageflow import _wire
 from mmate_fast.stageflow._context import ContextCodec
 from mmate_fast.stageflow._hops import read_state
-from mmate_fast.stageflow._outcome import compensation_key
+from mmate_fast.stageflow._outcome import compensation_key, stage_key
 from mmate_fast.stageflow._runner import call_compensation, error_text
 from mmate_fast.stageflow._runtime import Runtime
 from mmate_fast.stageflow._wire import CompensationMessageEnvelope, CompensationResult, StageResult
@@ -55,14 +55,15 @@ class CompensationHandler:
             raise UnknownWorkflowError(
                 f"compensation message for workflow {msg.workflow_id!r} arrived on the "
                 f"compensation queue of workflow {wf.id!r}")
-        state = read_state(msg.serialized_workflow_state)
+        state = read_state(msg)
         if state.instance_id != msg.instance_id or state.workflow_id != wf.id:
             raise BadFlowMessageError(
                 f"the state names workflow {state.workflow_id!r} / instance {state.instance_id!r}, "
                 f"the message "
                 f"{msg.workflow_id!r} / {msg.instance_id!r}", "flow-id-mismatch")
         record = await rt.store.get(msg.instance_id)
-        if record is None:
+        if record is None and await rt.store.stage_result(msg.instance_id,
+                                                          stage_key(msg.failed_stage_index)) is None:
             raise UnknownInstanceError(f"compensation message for instance {msg.instance_id} of workflow "
                                        f"{wf.id!r}, which the state store does not know")
         stage = wf.stage_by_id(msg.stage_to_compensate)
@@ -93,7 +94,7 @@ class CompensationHandler:
                 failure_ns=msg.failure_ns, results=results)
             await rt.send([(rt.compensation_queue(wf.id), hop)])
             return
-        if not fresh and record.status == "compensated":
+        if not fresh and record is not None and record.status == "compensated":
             return  # a duplicate of the last step: already compensated
         _wire.mark_compensated(state, now_ns=time.time_ns())
         event = _wire.workflow_compensated_event(state, workflow_name=wf.name, message=msg, results=results,

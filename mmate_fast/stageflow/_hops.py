@@ -47,12 +47,14 @@ from mmate_fast.stageflow.workflow import Stage, Workflow
 log = logging.getLogger("mmate_fast.stageflow")
 
 
-def read_state(text: str, what: str = "serializedWorkflowState") -> WorkflowState:
-    """Decode a message's state string; a corrupt one is refused with reason ``bad-flow-state``."""
+def read_state(msg: Any) -> WorkflowState:
+    """A message's state (decoded once, by the wire decoder); a corrupt one is refused with reason
+    ``bad-flow-state``."""
     try:
-        return _wire.decode_state(text)
+        return msg.state
     except FlowError as exc:
-        raise BadFlowMessageError(f"{what} does not decode: {exc}", "bad-flow-state") from exc
+        raise BadFlowMessageError(f"serializedWorkflowState does not decode: {exc}",
+                                  "bad-flow-state") from exc
 
 
 @dataclass(slots=True)
@@ -99,7 +101,7 @@ class StageHandler:
         if msg.current_stage_index != index:
             raise StageIndexError(f"stage index {msg.current_stage_index} does not match queue "
                                   f"{self.rt.stage_queue(wf.id, index)} (stage {index})")
-        state = read_state(msg.serialized_workflow_state)
+        state = read_state(msg)
         if state.workflow_id != wf.id or state.instance_id != msg.instance_id:
             raise BadFlowMessageError(
                 f"the state names workflow {state.workflow_id!r} / instance {state.instance_id!r}, "
@@ -179,7 +181,9 @@ class StageHandler:
         start = time.time_ns()
         t0 = time.perf_counter_ns()
         try:
-            ctx, returned = await call_stage(stage, lambda: codec.build(state.global_data))
+            ctx, returned = await call_stage(stage, lambda: codec.build(state.global_data),
+                                             workflow_id=state.workflow_id, instance_id=state.instance_id,
+                                             state=state)
             data, updates = codec.apply(stage.id, ctx, returned, state.global_data)
         except Exception as exc:
             duration = time.perf_counter_ns() - t0
@@ -271,7 +275,9 @@ class StageHandler:
         """Publish the step's events and hops (confirmed), save the new state, wake waiters."""
         rt = self.rt
         await rt.send(step.hops, step.events)
-        await rt.save(step.state)
+        # the hops carry the new state already encoded: saved as it is, not encoded again
+        state_json = step.hops[0][1].serialized_workflow_state if step.hops else None
+        await rt.save(step.state, state_json)
         if step.final:
             rt.finished(step.state)
 

@@ -32,12 +32,12 @@ def queue_arguments(queue: str, ttl_ms: int, *, fifo: bool = False) -> dict[str,
     return args
 
 
-async def declare_flow_queue(channel: Any, queue: str, ttl_ms: int, *, fifo: bool = False) -> str:
-    """Declare one stage or compensation queue (durable, not exclusive, not auto-delete, Go's
-    arguments); InvalidArgumentError before anything is sent for a name RabbitMQ would refuse."""
+async def declare_flow_queue(client: Any, queue: str, ttl_ms: int, *, fifo: bool = False) -> str:
+    """Declare one stage or compensation queue through ``client`` (durable, not exclusive, not
+    auto-delete, Go's arguments; declared again the same way if a consumer of it is restarted);
+    InvalidArgumentError before anything is sent for a name RabbitMQ would refuse."""
     _checks.name(queue, "queue", "stage queue name")
-    await channel.queue_declare(queue, durable=True, exclusive=False, auto_delete=False,
-                                arguments=queue_arguments(queue, ttl_ms, fifo=fifo))
+    await client.declare_queue(queue, durable=True, arguments=queue_arguments(queue, ttl_ms, fifo=fifo))
     return queue
 
 

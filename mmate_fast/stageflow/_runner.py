@@ -12,13 +12,14 @@ from collections.abc import Callable
 from typing import Any
 
 from mmate_fast.errors import FlowTimeoutError
-from mmate_fast.stageflow.workflow import Stage
+from mmate_fast.stageflow.workflow import Stage, StageInfo
 
 
-async def call_stage(stage: Stage, make_ctx: Callable[[], Any]) -> tuple[Any, Any]:
+async def call_stage(stage: Stage, make_ctx: Callable[[], Any], *, workflow_id: str = "",
+                     instance_id: str = "", state: Any = None) -> tuple[Any, Any]:
     """Run ``stage`` on a fresh context from ``make_ctx()``, retried per its policy; returns
     ``(ctx, returned)`` of the attempt that succeeded, or raises the last attempt's error (a timeout
-    as FlowTimeoutError)."""
+    as FlowTimeoutError). A stage taking two arguments also gets a StageInfo."""
     retry = stage.retry
     attempts = retry.attempts if retry is not None else 1
     attempt = 0
@@ -26,15 +27,18 @@ async def call_stage(stage: Stage, make_ctx: Callable[[], Any]) -> tuple[Any, An
         attempt += 1
         try:
             ctx = make_ctx()
+            args: tuple[Any, ...] = (ctx,)
+            if stage.wants_info:
+                args = (ctx, StageInfo(workflow_id, instance_id, stage.id, stage.index, attempt, state))
             if stage.is_async:
                 try:
                     async with asyncio.timeout(stage.timeout):
-                        returned = await stage.fn(ctx)
+                        returned = await stage.fn(*args)
                 except TimeoutError:
                     raise FlowTimeoutError(f"stage {stage.id!r} did not finish within its timeout of "
                                            f"{stage.timeout:g} s") from None
             else:
-                returned = stage.fn(ctx)
+                returned = stage.fn(*args)
             return ctx, returned
         except Exception:
             if attempt >= attempts or retry is None:

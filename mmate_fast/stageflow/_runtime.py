@@ -9,7 +9,7 @@ acked only after everything it caused is confirmed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mmate_fast.contracts import MessageKind
@@ -39,7 +39,7 @@ class Runtime:
     def compensation_queue(self, workflow_id: str) -> str:
         return _queues.compensation_queue(self.prefix, workflow_id)
 
-    async def send(self, hops: list[tuple[str, Any]], events: list[Any] = ()) -> None:  # type: ignore[assignment]
+    async def send(self, hops: Sequence[tuple[str, Any]], events: Sequence[Any] = ()) -> None:
         """Publish ``events`` (if events are on) then each ``(queue, envelope)`` of ``hops``, in that
         order (Go's), and wait for all of them (confirms included)."""
         client = self.client
@@ -52,7 +52,10 @@ class Runtime:
         if len(calls) == 1:
             await calls[0]
         elif calls:
-            await asyncio.gather(*calls)
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
 
     async def save(self, state: WorkflowState, state_json: str | None = None) -> None:
         """Save ``state`` as the instance's record (the store ignores an older version)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -28,6 +29,8 @@ from mmate_fast.stageflow.store import FlowStore
 
 log = logging.getLogger("mmate_fast.stageflow")
 
+#: final states heard of (events, local ends) kept for a wait that comes after the end
+RECENT_FINALS = 10_000
 TERMINAL_EVENTS = ("WorkflowCompletedEvent", "WorkflowFailedEvent", "WorkflowCompensatedEvent")
 #: the store is looked at again after this many seconds at most while waiting
 MAX_POLL = 1.0
@@ -78,6 +81,8 @@ class Waiters:
         self.store = store
         self.listen = listen
         self._futures: dict[str, set[asyncio.Future[WorkflowState]]] = {}
+        #: instance id -> final state, the latest RECENT_FINALS (a flow may end before its wait begins)
+        self._finals: OrderedDict[str, WorkflowState] = OrderedDict()
         self._channel: Any = None
         self._queue = ""
         self._lock = asyncio.Lock()
@@ -88,6 +93,11 @@ class Waiters:
         """The flow ended here (or we learned it ended): wake its waiters."""
         if not is_final(state):
             return
+        finals = self._finals
+        finals[state.instance_id] = state
+        finals.move_to_end(state.instance_id)
+        if len(finals) > RECENT_FINALS:
+            finals.popitem(last=False)
         for fut in self._futures.pop(state.instance_id, ()):
             if not fut.done():
                 fut.set_result(state)
@@ -102,6 +112,9 @@ class Waiters:
                     await self._ensure_listener()
                 delay = 0.02
                 while not fut.done():
+                    heard = self._finals.get(instance_id)
+                    if heard is not None:
+                        return heard
                     stored = await self._stored(instance_id)
                     if stored is not None:
                         return stored
@@ -126,6 +139,12 @@ class Waiters:
         return state if is_final(state) else None
 
     # ------------------------------------------------------------------ listener
+    async def ensure_listener(self) -> None:
+        """Listen to the terminal events (once per engine; before a flow starts, so that its end
+        cannot pass unheard)."""
+        if self.listen:
+            await self._ensure_listener()
+
     async def _ensure_listener(self) -> None:
         if self._channel is not None or self._closed:
             return
@@ -146,19 +165,19 @@ class Waiters:
             self._channel, self._queue = channel, queue
 
     def _on_event(self, delivery: Any) -> None:
-        if not self._futures:
-            return
         try:
             env = orjson.loads(delivery.body)
             payload = env["payload"]
-            instance_id = payload["instanceId"]
-            if instance_id not in self._futures:
-                return
+            if payload["instanceId"] in self._finals:
+                return  # ended here (the local shortcut came first)
             state = state_from_event(env["type"], payload)
         except Exception as exc:  # a malformed event on our own queue: nothing to wake
             log.debug("ignoring an undecodable terminal event: %r", exc)
             return
         if not is_final(state):
+            return
+        if state.instance_id not in self._futures:
+            self.resolve(state)  # nobody waits yet: remember it
             return
         task = asyncio.get_running_loop().create_task(self._resolve_from(state))
         self._tasks.add(task)
@@ -175,8 +194,11 @@ class Waiters:
 
     async def close(self) -> None:
         self._closed = True
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         channel, self._channel = self._channel, None
         if channel is not None and channel.is_open:
             try:

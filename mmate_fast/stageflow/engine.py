@@ -137,13 +137,12 @@ class FlowEngine:
 
     async def _declare(self, wf: Workflow) -> _Registration:
         client = self.client
-        admin = await client._admin_channel()
         fifo = bool(getattr(client, "fifo", False))
         queues = []
         for i in range(len(wf.stages)):
-            queues.append(await _queues.declare_flow_queue(admin, self._rt.stage_queue(wf.id, i),
+            queues.append(await _queues.declare_flow_queue(client, self._rt.stage_queue(wf.id, i),
                                                            _queues.STAGE_TTL_MS, fifo=fifo))
-        queues.append(await _queues.declare_flow_queue(admin, self._rt.compensation_queue(wf.id),
+        queues.append(await _queues.declare_flow_queue(client, self._rt.compensation_queue(wf.id),
                                                        _queues.COMPENSATION_TTL_MS, fifo=fifo))
         return _Registration(wf, StageHandler(self._rt, wf, idempotent=self.idempotent),
                              CompensationHandler(self._rt, wf, idempotent=self.idempotent), queues)
@@ -182,6 +181,7 @@ class FlowEngine:
         state = WorkflowState(workflow_id=wf.id, instance_id=iid, status="running", stage_results=[],
                               global_data=global_data, start_ns=time.time_ns(), version=1)
         state.last_modified_ns = time.time_ns()
+        await self._waiters.ensure_listener()
         await self._rt.save(state)
         n = len(wf.stages)
         hops = []

@@ -58,7 +58,8 @@ class StageRetry:
 
 
 def _positional_count(fn: Callable[..., Any]) -> int:
-    """How many positional arguments ``fn`` accepts (2 stands for "two or more")."""
+    """How many positional arguments ``fn`` requires (2 stands for "two or more"; ``*args`` counts
+    as many): a parameter with a default is not passed (``lambda ctx, sid=sid: ...`` takes one)."""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -67,7 +68,7 @@ def _positional_count(fn: Callable[..., Any]) -> int:
     for p in sig.parameters.values():
         if p.kind is p.VAR_POSITIONAL:
             return 2
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
             count += 1
     return min(count, 2)
 
@@ -76,13 +77,28 @@ def _is_async(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class StageInfo:
+    """What a stage function taking a second argument gets: ``fn(ctx, info)`` (Go's handlers see the
+    whole state; this is the read-only part of it that a stage may need, e.g. the instance id)."""
+
+    workflow_id: str
+    instance_id: str
+    stage_id: str
+    stage_index: int
+    #: 1 on the first run, 2.. on retries (``StageRetry``)
+    attempt: int
+    #: the state the stage runs on (as received; do not change it: return updates instead)
+    state: Any
+
+
 class Stage:
     """One stage of a workflow. Made by :meth:`Workflow.stage` / :meth:`Workflow.add_stage`; calling it
     calls the stage function (so a decorated function stays usable), and ``@stage.compensate``
     registers its compensation handler ``fn(ctx, result)`` (``result``: the stage's StageResult)."""
 
     __slots__ = ("_compensate", "compensate_async", "compensate_wants_result", "depends_on", "fn", "group",
-                 "id", "index", "is_async", "optional", "retry", "timeout")
+                 "id", "index", "is_async", "optional", "retry", "timeout", "wants_info")
 
     def __init__(self, stage_id: str, fn: StageFn, *, index: int, timeout: float = DEFAULT_TIMEOUT,
                  retry: StageRetry | None = None, optional: bool = False,
@@ -97,6 +113,8 @@ class Stage:
         #: the parallel group this stage belongs to (None: runs on its own)
         self.group: str | None = None
         self.is_async = _is_async(fn)
+        #: ``fn(ctx, info)``: the stage also gets a StageInfo
+        self.wants_info = _positional_count(fn) >= 2
         self._compensate: CompensateFn | None = None
         self.compensate_async = False
         self.compensate_wants_result = False
@@ -181,7 +199,8 @@ class Workflow:
     def add_stage(self, stage_id: str, fn: StageFn, *, timeout: float = DEFAULT_TIMEOUT,
                   retry: StageRetry | None = None, optional: bool = False, depends_on: Iterable[str] = (),
                   compensate: CompensateFn | None = None) -> Stage:
-        """Add ``fn(ctx)`` (sync or async) as the next stage; returns its :class:`Stage`.
+        """Add ``fn(ctx)`` or ``fn(ctx, info)`` (sync or async; ``info``: a :class:`StageInfo`) as the
+        next stage; returns its :class:`Stage`.
 
         ``timeout``: seconds an async handler may run (Go's default 300; a sync handler runs inline and
         is not interrupted); ``retry``: a :class:`StageRetry`; ``optional``: a failure is recorded and
@@ -280,4 +299,4 @@ class Workflow:
         return self.groups[group][-1].index + 1
 
 
-__all__ = ["DEFAULT_TIMEOUT", "Stage", "StageRetry", "Workflow"]
+__all__ = ["DEFAULT_TIMEOUT", "Stage", "StageInfo", "StageRetry", "Workflow"]

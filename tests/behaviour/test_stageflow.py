@@ -239,3 +239,55 @@ async def test_wait_for_an_instance_finished_elsewhere_and_unknown_workflow(url:
             await flows.wait("no-such-instance", timeout=0.1)
         with pytest.raises(errors.UnknownWorkflowError):
             await flows.start("not-registered", {})
+
+
+async def test_wait_in_another_engine_hears_the_terminal_event(url: str, names: Names) -> None:
+    """An engine that only starts flows (its own private store) learns the end from the events."""
+    from mmate_fast.client import Client
+    from mmate_fast.stageflow import FlowEngine
+
+    calls: list[str] = []
+    wf = three_stages(f"bt-flow-{names.queue('wf')}", calls, fail_at="ship")
+    async with engine_for(url, names, wf) as worker, Client(url, service_name=names.service()) as client:
+        starter = FlowEngine(client, prefix=worker.prefix)
+        try:
+            await starter.register(wf, serve=False)
+            iid = await starter.start(wf, {"orderId": "o-1"})
+            state = await starter.wait(iid, timeout=10)
+            assert state.status == "compensated" and state.version == 5
+            assert state.error_message == "no courier"
+            assert await starter.status(iid) is not None  # its own start was saved
+            assert calls == ["validate", "charge", "ship", "undo:charge", "undo:validate:{'validated': True}"]
+        finally:
+            await starter.close()
+
+
+async def test_queues_are_declared_with_gos_arguments(url: str, names: Names, conn: Any) -> None:
+    """A Go engine declaring the same queues gets no 406: same flags, same arguments."""
+    wf = three_stages(f"bt-flow-{names.queue('wf')}", [])
+    async with engine_for(url, names, wf, serve=False) as flows:
+        go_args = [(flows.stage_queue(wf, i), 3_600_000) for i in range(3)] + [(flows.compensation_queue(wf), 7_200_000)]
+        for queue, ttl in go_args:
+            ch = await conn.channel()
+            try:
+                await ch.queue_declare(queue, durable=True, arguments={
+                    "x-message-ttl": ttl, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": f"dlq.{queue}"})
+                with pytest.raises(errors.PreconditionFailedError):
+                    await ch.queue_declare(queue, durable=True)  # without Go's arguments: refused
+            finally:
+                if ch.is_open:
+                    await ch.close()
+
+
+async def test_sqlite_store_keeps_every_state_change(url: str, names: Names, tmp_path: Any) -> None:
+    calls: list[str] = []
+    ok = three_stages(f"bt-flow-{names.queue('wf')}", calls)
+    bad = three_stages(f"bt-flow-{names.queue('wf')}", calls, fail_at="ship")
+    async with engine_for(url, names, ok, bad, store=f"sqlite:///{tmp_path}/flows.db") as flows:
+        done = await flows.wait(await flows.start(ok, {"orderId": "o-1"}), timeout=10)
+        undone = await flows.wait(await flows.start(bad, {"orderId": "o-1"}), timeout=10)
+        assert (done.status, done.version, undone.status, undone.version) == ("completed", 5, "compensated", 5)
+        assert [r.status for r in await flows.list()] == ["compensated", "completed"]
+        state = await flows.state(undone.instance_id)
+        assert state is not None and [r.stage_id for r in state.stage_results] == ["validate", "charge"]
+        assert state.error_message == "no courier" and state.current_stage == "ship"
