@@ -10,11 +10,12 @@ FlowMessageEnvelope decodes its state once; ``.state`` gives it.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mmate_fast.contracts import Message, contract_plan
-from mmate_fast.errors import FlowWireError
+from mmate_fast.errors import FlowStateError, FlowWireError
 from mmate_fast.stageflow._gotime import ZERO_NS, ZERO_TIME, format_time
 from mmate_fast.stageflow._read import Bad, envelope_time, r_int, r_list, r_str, r_time, show
 from mmate_fast.stageflow._state import (
@@ -127,7 +128,7 @@ def _decode_flow(p: dict[str, Any], id: str, type: str, ts: str, cid: str | None
             stage_name=r_str(p, "stageName"))
     except Bad as bad:
         raise FlowWireError(f"FlowMessageEnvelope {id}: {bad}") from None
-    m._state = decode_state(m.serialized_workflow_state)
+    m._state = _state_of(m.serialized_workflow_state, "FlowMessageEnvelope", id)
     return m
 
 
@@ -167,12 +168,22 @@ def _decode_compensation(p: dict[str, Any], id: str, type: str, ts: str,
         raise FlowWireError(f"CompensationMessageEnvelope {id}: {bad}") from None
     except FlowWireError as exc:
         raise FlowWireError(f"CompensationMessageEnvelope {id}: {exc}") from None
-    m._state = decode_state(m.serialized_workflow_state)
+    m._state = _state_of(m.serialized_workflow_state, "CompensationMessageEnvelope", id)
     return m
 
 
-def install(cls: type, encode: Any, decode: Any) -> None:
-    """Give a contract class its hand-written payload codec (instead of the generated one)."""
+def _state_of(text: str, type: str, id: str) -> WorkflowState:
+    try:
+        return decode_state(text)
+    except FlowStateError as exc:
+        raise FlowStateError(f"{type} {id}: {exc}") from None
+
+
+def install(cls: type, encode: Callable[[Any], dict[str, Any]],
+            decode: Callable[[Any, str, str, str, str | None], Any]) -> None:
+    """Give a contract class its hand-written payload codec instead of the generated one:
+    ``encode(msg) -> payload`` and ``decode(payload, id, type, timestamp, correlation_id) -> msg``
+    (the ``ContractPlan`` hooks ``to_payload`` and ``from_envelope`` call)."""
     plan = contract_plan(cls)
     plan.encode = encode
     plan.decode = decode

@@ -33,10 +33,8 @@ def now_ns() -> int:
     return time.time_ns()
 
 
-#: "YYYY-MM-DDThh:mm:ss" by whole second (formatting), and back (parsing): a flow's times fall in
-#: a handful of seconds, and a state is written and read many times, so each second is converted
-#: once (bounded: cleared when full)
-_HEADS: dict[int, str] = {}
+#: seconds -> "YYYY-MM-DDTHH:MM:SS" and back: the times of one state mostly share their second
+_TEXT: dict[int, str] = {}
 _SECS: dict[str, int] = {}
 _CACHE_MAX = 4096
 
@@ -45,36 +43,39 @@ def format_time(ns: int) -> str:
     """``ns`` (nanoseconds since the epoch) as Go writes a UTC ``time.Time`` in JSON, without the
     quotes. Raises FlowWireError outside years 0001-9999 (Go refuses to marshal those too)."""
     secs, frac = divmod(ns, _NS)
-    head = _HEADS.get(secs)
-    if head is None:
+    s = _TEXT.get(secs)
+    if s is None:
         if not _MIN_S <= secs <= _MAX_S:
             raise FlowWireError(f"time {ns} ns is outside the years 0001-9999 that Go can write in JSON")
         d = _EPOCH + _dt.timedelta(seconds=secs)
-        head = f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
-        if len(_HEADS) >= _CACHE_MAX:
-            _HEADS.clear()
-        _HEADS[secs] = head
+        s = f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+        if len(_TEXT) >= _CACHE_MAX:
+            _TEXT.clear()
+        _TEXT[secs] = s
     if frac:
-        return f"{head}.{frac:09d}".rstrip("0") + "Z"
-    return head + "Z"
+        return f"{s}.{frac:09d}".rstrip("0") + "Z"
+    return s + "Z"
 
 
 def parse_time(text: str) -> int:
     """An RFC 3339 time (Go's or any peer's) as nanoseconds since the epoch, UTC. Raises
     FlowWireError when it is not one (wrong type, layout, or a date that does not exist)."""
-    if text.__class__ is str and text[-1:] == "Z":  # fast path: Go's own UTC form, second seen before
+    if text.__class__ is str and len(text) >= 20 and text[-1] == "Z":  # fast path: Go's UTC form
         secs = _SECS.get(text[:19])
         if secs is not None:
-            n = len(text)
-            if n == 20:
+            rest = text[19:]
+            if rest == "Z":
                 return secs * _NS
-            frac = text[20:-1]
-            if text[19] == "." and 0 < len(frac) <= 9 and frac.isascii() and frac.isdigit():
-                return secs * _NS + int((frac + "00000000")[:9])
-    return _parse_slow(text)
+            frac = rest[1:-1]
+            if rest[0] == "." and 0 < len(frac) <= 9 and frac.isascii() and frac.isdigit():
+                return secs * _NS + int(frac) * _SCALE[len(frac)]
+    return _parse(text)
 
 
-def _parse_slow(text: str) -> int:
+_SCALE = [10 ** (9 - n) for n in range(10)]
+
+
+def _parse(text: str) -> int:
     m = _RFC3339.fullmatch(text) if text.__class__ is str else None
     if m is None:
         raise FlowWireError(f"time {text!r} is not RFC 3339 (like 2026-11-27T13:11:25.29813257Z)")
@@ -84,15 +85,15 @@ def _parse_slow(text: str) -> int:
     except ValueError as exc:
         raise FlowWireError(f"time {text!r} is not a valid time: {exc}") from None
     secs = (day - _EPOCH) // _dt.timedelta(seconds=1)
-    if z == "Z" and m.end(6) == 19 and text[10] == "T":
-        if len(_SECS) >= _CACHE_MAX:
-            _SECS.clear()
-        _SECS[text[:19]] = secs
     if z is None:
         if int(oh) > 23 or int(om) > 59:
             raise FlowWireError(f"time {text!r} has an offset out of range")
         off = int(oh) * 3600 + int(om) * 60
         secs -= off if sign == "+" else -off
+    elif text[10] == "T":  # the canonical UTC form: remember its second for the fast path
+        if len(_SECS) >= _CACHE_MAX:
+            _SECS.clear()
+        _SECS[text[:19]] = secs
     ns = secs * _NS
     if frac:
         ns += int((frac + "00000000")[:9])

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from mmate_fast import stageflow
 from mmate_fast._ext import load
 from mmate_fast.contracts import (
     Command,
@@ -21,6 +22,7 @@ from mmate_fast.contracts import (
     Query,
     Reply,
     TypeRegistry,
+    default_registry,
     from_envelope,
     message_type,
     to_payload,
@@ -129,6 +131,10 @@ class StageCompletedEvent(Event):
     start_time: datetime.datetime | None = None
     end_time: datetime.datetime | None = None
 
+
+# Defining the class above registered it in default_registry under StageFlow's type name: give the
+# name back to StageFlow's own event, so that other tests decoding through default_registry get it.
+default_registry.register(stageflow.StageCompletedEvent)
 
 # the classes above register themselves in default_registry; a separate registry keeps the
 # StageFlow / discovery types unregistered for the GenericMessage checks

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mmate_fast._ext import load
-from mmate_fast.contracts import MessageKind, from_envelope, to_payload
+from mmate_fast.contracts import MessageKind, TypeRegistry, from_envelope, to_payload
 from mmate_fast.messaging.outgoing import build
 from mmate_fast.messaging.publisher import default_route
 from mmate_fast.stageflow import _wire as w
@@ -39,8 +39,15 @@ def _payload(name: str) -> dict[str, Any]:
     return json.loads(_body(name))["payload"]  # type: ignore[no-any-return]
 
 
+#: StageFlow's contracts only (other tests may register classes of the same names in the default one)
+SF = TypeRegistry()
+for _cls in (w.FlowMessageEnvelope, w.CompensationMessageEnvelope, w.StageCompletedEvent,
+             w.WorkflowCompletedEvent, w.WorkflowFailedEvent, w.WorkflowCompensatedEvent):
+    SF.register(_cls)
+
+
 def _decode(name: str) -> Any:
-    return from_envelope(_env.decode_envelope(_body(name)))
+    return from_envelope(_env.decode_envelope(_body(name)), SF)
 
 
 def _route(msg: Any, kind: MessageKind, type_name: str) -> tuple[str, str]:
