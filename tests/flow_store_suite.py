@@ -39,6 +39,8 @@ class FlowStoreSuite:
     cross_process = True
     #: False when a second open_store(store_url) is another, empty store (sqlite:///:memory:)
     shared_by_url = True
+    #: keys two processes race for (each claim of a networked store waits for a commit to disk)
+    race_keys = 1000
 
     # ------------------------------------------------------------------ save / get
     async def test_get_of_an_unknown_instance_is_none(self, store: FlowStore) -> None:
@@ -92,6 +94,8 @@ class FlowStoreSuite:
             await store.save(record(version=2**64))
         with pytest.raises(InvalidArgumentError, match="state_json"):
             await store.save(replace(record(), state_json=None))  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgumentError, match="NUL"):
+            await store.save(record(error="a\x00b"))
         assert await store.list() == []
 
     # ------------------------------------------------------------------ list
@@ -172,7 +176,8 @@ class FlowStoreSuite:
             await other.close()
 
     async def test_claim_stage_refuses_bad_keys(self, store: FlowStore) -> None:
-        for args in (("", "k", "v"), ("i", "", "v"), ("i", "k", None), (None, "k", "v")):
+        for args in (("", "k", "v"), ("i", "", "v"), ("i", "k", None), (None, "k", "v"), ("i", "k", "\x00"),
+                     ("i\x00", "k", "v")):
             with pytest.raises(InvalidArgumentError):
                 await store.claim_stage(*args)  # type: ignore[arg-type]
 
@@ -217,13 +222,29 @@ class FlowStoreSuite:
         finally:
             await reopened.close()
 
+    async def test_writes_queued_before_close_are_written(self, store: FlowStore, store_url: str) -> None:
+        await store.get("warm-up")  # opened / connected
+        saves = [asyncio.ensure_future(store.save(record(f"i-{n}"))) for n in range(50)]
+        claims = [asyncio.ensure_future(store.claim_stage(f"i-{n}", "k", "v")) for n in range(50)]
+        await asyncio.sleep(0)  # all queued
+        await store.close()
+        assert await asyncio.gather(*saves) == [None] * 50
+        assert await asyncio.gather(*claims) == ["v"] * 50
+        if self.shared_by_url:
+            again = open_store(store_url)
+            try:
+                assert len(await again.list()) == 50
+                assert await again.stage_result("i-49", "k") == "v"
+            finally:
+                await again.close()
+
     # ------------------------------------------------------------------ across OS processes
     def test_two_processes_agree_on_every_claim(self, store_url: str, tmp_path: Path) -> None:
         """Two processes claim the same keys in opposite orders: they meet in the middle and contend
         there; every key has one winner, which both saw."""
         if not self.cross_process:
             pytest.skip("this store lives in one process")
-        keys = 1000
+        keys = self.race_keys
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
                                                                          os.environ.get("PYTHONPATH")]))}
         procs = [subprocess.Popen([sys.executable, str(CLAIMER), store_url, f"p{n}", str(keys), order,

@@ -160,11 +160,12 @@ def _table(out: TextIO, headers: Sequence[str], rows: Sequence[Sequence[str]], t
         return
     table = Table(title=title or None, title_justify="left", show_edge=False, pad_edge=False)
     for h in headers:
-        table.add_column(h, overflow="fold")
+        table.add_column(h, no_wrap=True)
     for r in rows:
         table.add_row(*r)
-    Console(file=out, width=max(100, sum(len(h) for h in headers)), highlight=False,
-            soft_wrap=False).print(table)
+    # as wide as the cells need (ids and times never fold; error cells are cut to _CELL already)
+    width = sum(max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)) + 3 * len(headers)
+    Console(file=out, width=max(width, len(title)), highlight=False, soft_wrap=False).print(table)
 
 
 # ---------------------------------------------------------------------------- list

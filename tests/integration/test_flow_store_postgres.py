@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -60,6 +61,7 @@ async def fresh_schema() -> AsyncIterator[str]:
 
 
 class TestPostgresStore(FlowStoreSuite):
+    race_keys = 200
     @pytest.fixture
     def store_url(self, fresh_schema: str) -> str:
         return _with(PG_URL, f"schema={fresh_schema}")
@@ -187,3 +189,47 @@ async def test_after_a_lost_connection_the_pool_reconnects(fresh_schema: str) ->
         assert outcomes[-1] == record()
     finally:
         await store.close()
+
+
+async def test_a_write_the_database_refuses_fails_alone_in_its_batch(fresh_schema: str) -> None:
+    """Concurrent writes share one statement; one the database refuses is retried alone and fails
+    alone, the others of its batch are stored."""
+    store = open_store(_with(PG_URL, f"schema={fresh_schema}&pool_max=1"))
+    try:
+        await store.get("warm-up")  # the tables exist
+        conn = await asyncpg.connect(PG_URL, timeout=10)
+        try:
+            await conn.execute(f'ALTER TABLE "{fresh_schema}".flows ADD CONSTRAINT no_poison CHECK (status <> \'poison\')')
+        finally:
+            await conn.close()
+        outcomes = await asyncio.gather(
+            *(store.save(record(f"i-{n}", status="poison" if n == 7 else "running")) for n in range(20)),
+            *(store.claim_stage(f"i-{n}", "k", f"v{n}") for n in range(20)), return_exceptions=True)
+        failed = [n for n, o in enumerate(outcomes) if o is not None and not isinstance(o, str)]
+        assert failed == [7], outcomes
+        assert isinstance(outcomes[7], FlowStoreError) and "no_poison" in str(outcomes[7])
+        assert outcomes[20:] == [f"v{n}" for n in range(20)]
+        stored = await store.list(limit=100)
+        assert sorted(r.instance_id for r in stored) == sorted(f"i-{n}" for n in range(20) if n != 7)
+    finally:
+        await store.close()
+
+
+async def test_many_pools_saving_overlapping_instances_keep_the_highest_versions(fresh_schema: str) -> None:
+    """Batches on several connections and stores lock rows in one order: no deadlock, and every
+    instance ends at its highest version."""
+    url = _with(PG_URL, f"schema={fresh_schema}&pool_max=4")
+    stores = [open_store(url) for _ in range(3)]
+    rng = random.Random(5)
+    writes = [(f"i-{rng.randrange(15)}", rng.randrange(1, 1000)) for _ in range(600)]
+    try:
+        await asyncio.gather(*(stores[n % 3].save(record(iid, version=v, status=f"v{v}"))
+                               for n, (iid, v) in enumerate(writes)))
+        best: dict[str, int] = {}
+        for iid, v in writes:
+            best[iid] = max(best.get(iid, 0), v)
+        got = {r.instance_id: (r.version, r.status) for r in await stores[0].list(limit=100)}
+        assert got == {iid: (v, f"v{v}") for iid, v in best.items()}
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
+

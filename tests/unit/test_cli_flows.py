@@ -205,3 +205,19 @@ def test_times_and_durations_for_people() -> None:
     assert format_ns(T0 + 123_456_789) == "2026-11-30T00:53:20.123Z"
     assert [format_duration(n) for n in (0, 999, 28_523, 12_345_678, 2_500_000_000, None, "x")] == \
         ["0ns", "999ns", "29µs", "12.3ms", "2.50s", "-", "x"]
+
+
+def test_long_ids_and_times_are_never_folded(store_file: str, capsys: pytest.CaptureFixture[str]) -> None:
+    iid = "81a54ac6-6848-416e-a3fa-4c4cd742b94c"
+
+    async def add() -> None:
+        store = open_store(store_file)
+        await store.save(FlowRecord(iid, "order-processing-with-a-long-name", "compensated", 4, "charge",
+                                    "card declined " * 20, T0, T0 + 9 * 10**9, _state(iid, "compensated", []), ""))
+        await store.close()
+
+    asyncio.run(add())
+    code, out, _ = _run(capsys, "list")
+    line = next(x for x in out.splitlines() if iid in x)
+    assert code == 0 and "order-processing-with-a-long-name" in line and "2026-11-30T00:53:29.000Z" in line
+    assert "card declined card declined" in line and "…" in line  # the error cell is cut, not folded

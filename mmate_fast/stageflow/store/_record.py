@@ -75,6 +75,8 @@ def check_record(record: object) -> FlowRecord:
     for name in ("workflow_id", "status", "state_json", "worker"):
         if not isinstance(getattr(record, name), str):
             raise InvalidArgumentError(f"FlowRecord.{name} must be a string", argument=name)
+    for name in ("instance_id", "workflow_id", "status", "state_json", "worker", "current_stage", "error"):
+        _no_nul(getattr(record, name), f"FlowRecord.{name}", name)
     for name in ("version", "started_ns", "updated_ns"):
         value = getattr(record, name)
         if not isinstance(value, int) or isinstance(value, bool) or not -(2**63) <= value < 2**63:
@@ -86,11 +88,20 @@ def check_record(record: object) -> FlowRecord:
     return record
 
 
+def _no_nul(value: object, label: str, argument: str) -> None:
+    """PostgreSQL's text cannot hold NUL: every backend refuses it, so a store can move between them
+    (JSON writes it as \\u0000, so a serialized state never has one)."""
+    if isinstance(value, str) and "\x00" in value:
+        raise InvalidArgumentError(f"{label} contains a NUL character (\\x00), which a store cannot "
+                                   "keep: remove it or JSON-encode the text", argument=argument)
+
+
 def check_key(instance_id: object, stage_key: object) -> None:
     """Both parts of a stage key are non-empty strings."""
     for name, value in (("instance_id", instance_id), ("stage_key", stage_key)):
         if not isinstance(value, str) or not value:
             raise InvalidArgumentError(f"{name} must be a non-empty string", argument=name)
+        _no_nul(value, name, name)
 
 
 def check_claim(instance_id: object, stage_key: object, result_json: object) -> None:
@@ -99,6 +110,7 @@ def check_claim(instance_id: object, stage_key: object, result_json: object) -> 
     if not isinstance(result_json, str):
         raise InvalidArgumentError(f"result_json must be a str, not {type(result_json).__name__}",
                                    argument="result_json")
+    _no_nul(result_json, "result_json", "result_json")
 
 
 def check_page(limit: object, offset: object) -> None:
