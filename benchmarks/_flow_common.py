@@ -195,14 +195,16 @@ async def wait_for_stop() -> None:
 @contextlib.contextmanager
 def profiled(role: str) -> Iterator[None]:
     """With ``BENCH_FLOW_PROFILE=DIR``: cProfile this block and dump ``DIR/{role}-{pid}.prof`` (read it
-    with ``python -m pstats``); otherwise nothing."""
+    with ``python -m pstats``); otherwise nothing. The profile counts this process's CPU time, not
+    wall time: on a shared machine a wall-clock profile charges the time the process waited for a
+    core to whatever syscall it was in (typically the socket write that wakes the broker)."""
     out = os.environ.get("BENCH_FLOW_PROFILE")
     if not out:
         yield
         return
     import cProfile
 
-    prof = cProfile.Profile()
+    prof = cProfile.Profile(time.process_time)
     prof.enable()
     try:
         yield
