@@ -2,7 +2,8 @@
 ``charge`` -> ``ship`` (dict context, each stage a plain function returning its one key), served by
 two worker processes (``FlowEngine.register(wf)``: Go's stage queues, consumed with the engine's
 default concurrency), started by a third that keeps ``inflight`` flows running with
-``flows.wait`` + ``flows.start`` (completion = the engine's WorkflowCompletedEvent).
+``iid = await flows.start(wf, data)`` + ``await flows.wait(iid)`` (completion = the engine's
+WorkflowCompletedEvent, heard by its wait listener).
 
 ``BENCH_FLOW_STORE`` (set by run.py): ``memory`` — ``memory://`` in every process (each worker keeps
 its own state); ``sqlite`` — one SQLite file shared by the three processes (``BENCH_FLOW_DB``, a
@@ -18,7 +19,6 @@ import os
 import shutil
 import tempfile
 import time
-import uuid
 from typing import Any
 
 from _common import HOST, PASSWORD, PORT, USER, child_main, run_loop
@@ -105,24 +105,14 @@ async def _starter(names: FlowNames, n: int, cap: float) -> dict[str, Any]:
     async with _client(names) as client:
         flows = FlowEngine(client, store=store_url(), concurrency=FLOW_PREFETCH)
         await flows.register(wf, serve=False)
-        # wait() before start(): the engine drops a terminal event of an instance nobody waits for
-        # yet, so a flow that finishes before its start() returns (its first hop's confirm) would
-        # be waited for forever with a memory store (no other process's state to fall back on);
-        # and its wait listener exists only from the first wait() on (hence the warm-up flow).
-
-        async def run_one() -> Any:
-            iid = str(uuid.uuid4())
-            waiting = asyncio.ensure_future(flows.wait(iid, timeout=cap))
-            await asyncio.sleep(0)  # the wait registers its future
-            await flows.start(wf, dict(INITIAL_DATA), instance_id=iid)
-            return await waiting
-
-        await run_one()
+        warm = await flows.start(wf, dict(INITIAL_DATA))  # one flow before the clock starts
+        await flows.wait(warm, timeout=cap)
 
         async def lane() -> None:
             while st.started < n:
                 st.started += 1
-                state = await run_one()
+                iid = await flows.start(wf, dict(INITIAL_DATA))
+                state = await flows.wait(iid, timeout=cap)
                 if state.status != "completed":
                     bad[0] += 1
                 st.complete()
