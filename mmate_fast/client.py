@@ -17,9 +17,11 @@ from mmate_fast.amqp.channel_pool import ChannelPool
 from mmate_fast.amqp.robust import RecoveryPolicy, connect_robust
 from mmate_fast.bridge import Bridge, reply_persistent, reply_with_error
 from mmate_fast.contracts import MessageKind, TypeRegistry, kind_of, message_type
+from mmate_fast.discovery import Discovery, DiscoveryOptions, EndpointContract
 from mmate_fast.messaging import topology
 from mmate_fast.messaging._channels import close_quietly
 from mmate_fast.messaging.dispatcher import Dispatcher, Handler
+from mmate_fast.messaging.observer import combined as combined_observers
 from mmate_fast.messaging.pipeline import Interceptor, Pipeline
 from mmate_fast.messaging.publisher import Publisher
 from mmate_fast.messaging.subscriber import FailureHandler, Subscriber, Subscription, check_consumer_limits
@@ -56,7 +58,8 @@ class Client:
                  connect_timeout: float = 10.0, auto_bind: bool = True,
                  recovery: bool | RecoveryPolicy = True,
                  failure_handler: FailureHandler | None = None,
-                 interceptors: Iterable[Interceptor] = (), source: str | None = None) -> None:
+                 interceptors: Iterable[Interceptor] = (), source: str | None = None,
+                 discovery: bool | DiscoveryOptions = False) -> None:
         check_consumer_limits(prefetch, concurrency)
         if type(publish_channels) is not int or publish_channels < 1:
             raise errors.InvalidArgumentError(
@@ -101,8 +104,15 @@ class Client:
         self._bindings_todo: list[topology.Binding] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._bridge: Bridge | None = None
+        #: contract discovery: started at connect when ``discovery`` is true (see ``self.discovery``)
+        self._discovery_on = bool(discovery)
+        self._discovery: Discovery | None = None
+        if isinstance(discovery, DiscoveryOptions):
+            self._discovery = Discovery(self, discovery)
         self._closed = False
         self._close_requested = asyncio.Event()
+        self._observability: list[Any] = []
+        self._observers: list[Any] = []
 
     def __repr__(self) -> str:
         state = "connected" if self.connection is not None and not self.connection.is_closed else "idle"
@@ -134,6 +144,8 @@ class Client:
             self.connection = await connect(self.url)
         try:
             await self._setup()
+            if self._discovery_on:
+                await self.discovery.start()
         except BaseException:
             conn, self.connection = self.connection, None
             self._admin = self._pool = self._reply_pool = self.publisher = self._reply_publisher = None
@@ -174,6 +186,7 @@ class Client:
                                      dead_letter_target=dlq_target, pipeline=self.pipeline,
                                      restart_delay=policy.delay, dead_letterer=DeadLettering(self.connection))
         self._live_publisher = self.publisher
+        self._apply_observers()
 
     async def _confirm_pool(self) -> ChannelPool:
         return await ChannelPool(self.connection, 1, publisher_confirms=True).open()
@@ -194,12 +207,17 @@ class Client:
             return
         self._closed = True
         self._close_requested.set()
+        for obs in self._observability:  # stop answering health probes first: this client is going away
+            await obs.close()
+        self._observability.clear()
         if self.connection is None:
             return
         for task in list(self._background):
             task.cancel()
         if self._bridge is not None:
             await self._bridge.close(timeout)
+        if self._discovery is not None and not self.connection.is_closed:
+            await self._discovery.stop(timeout)  # announces this service's contracts unregistered
         if self.subscriber is not None:
             await self.subscriber.close(timeout)  # in-flight handlers may still publish and reply
         self._live_publisher = None
@@ -230,6 +248,8 @@ class Client:
     def add_handler(self, message: type | str, fn: Handler, *, bind: bool | None = None) -> None:
         """Register ``fn`` for a message class or a type pattern; bind the service queue for it."""
         self.dispatcher.add_handler(message, fn)
+        if self._discovery is not None:
+            self._discovery.handlers_changed()  # announce the new endpoint
         if (self.auto_bind if bind is None else bind) and not isinstance(message, str):
             binding = topology.binding_for(kind_of(message), message_type(message), self.service_name)
             if binding is not None:
@@ -383,6 +403,82 @@ class Client:
         """
         self._check_open()
         return await self.bridge.request(message, timeout, **options)
+
+    # ------------------------------------------------------------------ contract discovery
+    @property
+    def discovery(self) -> Discovery:
+        """The contract discovery of this client (created on first use; started at connect with
+        ``Client(..., discovery=True)``, else by ``await client.discovery.start()``)."""
+        if self._discovery is None:
+            self._discovery = Discovery(self)
+        return self._discovery
+
+    async def discover(self, pattern: str = "", version: str = "", **options: Any) -> list[EndpointContract]:
+        """Endpoint contracts matching ``pattern`` (``orders.*``) and ``version`` (``^1.2``): from this
+        service, the registry of announcements and, when those have nothing, by asking over the broker
+        (see ``Discovery.discover`` for ``remote``, ``window``, ``expect``)."""
+        self._check_open()
+        return await self.discovery.discover(pattern, version, **options)
+
+    # ------------------------------------------------------------------ observability
+    @property
+    def observers(self) -> tuple[Any, ...]:
+        """The MessageObservers of this client (see :meth:`add_observer`)."""
+        return tuple(self._observers)
+
+    def add_observer(self, observer: Any) -> None:
+        """Tell ``observer`` (a :class:`mmate_fast.messaging.observer.MessageObserver`) about every
+        awaited publish and every delivery's handler run: the cheap hook metrics use instead of an
+        interceptor (a plain call per message; kept across ``connect``)."""
+        if observer not in self._observers:
+            self._observers.append(observer)
+            self._apply_observers()
+
+    def remove_observer(self, observer: Any) -> None:
+        """Stop telling ``observer`` (no error if it was not added)."""
+        if observer in self._observers:
+            self._observers.remove(observer)
+            self._apply_observers()
+
+    def _apply_observers(self) -> None:
+        effective = combined_observers(self._observers)
+        for part in (self.publisher, self._reply_publisher, self.subscriber):
+            if part is not None:
+                part.observer = effective
+
+    async def serve_observability(self, port: int = 9090, *, host: str = "127.0.0.1", **options: Any) -> Any:
+        """Serve ``/health``, ``/health/ready``, ``/health/live`` and ``/metrics`` for this client on
+        ``host:port`` (``port=0``: a free one, see ``.url``) until the client closes; returns the
+        :class:`mmate_fast.observability.Observability` (``.health`` to add your own checks,
+        ``.metrics.registry``). ``options`` are Observability's (``registry``, ``per_message``,
+        ``thresholds``, ``metrics``, ...). Needs the ``observability`` extra."""
+        self._check_open()
+        from mmate_fast.observability import Observability
+
+        obs = Observability(self, host=host, port=port, **options)
+        try:
+            await obs.start()
+        except BaseException:
+            await obs.close()
+            raise
+        self._observability.append(obs)
+        return obs
+
+    def channel_states(self) -> dict[str, bool]:
+        """Name -> open, for the channels this client publishes and consumes on (health checks):
+        ``publish-{n}``, ``reply``, ``consume:{queue}``. Empty before connect."""
+        states: dict[str, bool] = {}
+        if self._pool is not None:
+            for i, ch in enumerate(self._pool.channels, 1):
+                states[f"publish-{i}"] = ch.is_open
+        if self._reply_pool is not None:
+            for ch in self._reply_pool.channels:
+                states["reply"] = ch.is_open
+        if self.subscriber is not None:
+            for i, sub in enumerate(self.subscriber.subscriptions, 1):
+                name = f"consume:{sub.queue}"
+                states[name if name not in states else f"{name}#{i}"] = sub.channel.is_open
+        return states
 
     # ------------------------------------------------------------------ state checks
     def _unusable(self) -> errors.MmateError:

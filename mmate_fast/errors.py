@@ -253,6 +253,19 @@ class ValidationError(InterceptorError, ValueError):
     default_reason = "validation-failed"
 
 
+class SchemaValidationError(ValidationError):
+    """A payload does not fit the JSON Schema of its contract (SchemaValidationInterceptor): on
+    publish nothing is sent; on consume the message is dead-lettered with reason ``schema-invalid``.
+    ``type_name`` is the contract, ``detail`` the validator's message (where and what)."""
+
+    default_reason = "schema-invalid"
+
+    def __init__(self, message: str, type_name: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.type_name = type_name
+        self.detail = detail
+
+
 class HandlerTimeout(InterceptorError, OperationTimeout):
     """A handler did not finish within its timeout and was cancelled."""
 
@@ -329,6 +342,13 @@ class ManagementAPIError(MmateError):
 class ManagementAPIUnreachableError(ManagementAPIError, ConnectionError):
     """Nothing answered at the management API's address (refused, unknown host, timeout): the plugin
     is off (``rabbitmq-plugins enable rabbitmq_management``) or the address is wrong."""
+
+
+# --------------------------------------------------------------------------- test helpers
+class ObservationTimeout(OperationTimeout, AssertionError):
+    """A test helper of ``mmate_fast.testing`` waited for something that did not happen in time (a
+    message published, a fed message handled); an AssertionError too, so pytest reports a failed
+    expectation. The message says what was seen instead."""
 
 
 # --------------------------------------------------------------------------- StageFlow state store
@@ -482,6 +502,7 @@ __all__ = [
     "MmateError",
     "NoChannelsAvailableError",
     "NotFoundError",
+    "ObservationTimeout",
     "OperationTimeout",
     "PayloadEncodeError",
     "PreconditionFailedError",
@@ -494,6 +515,7 @@ __all__ = [
     "ResourceLockedError",
     "RetryExhaustedError",
     "SchedulingError",
+    "SchemaValidationError",
     "SignatureError",
     "StageDependencyError",
     "StageFailedError",
