@@ -99,9 +99,9 @@ class CompensationHandler:
         _wire.mark_compensated(state, now_ns=time.time_ns())
         event = _wire.workflow_compensated_event(state, workflow_name=wf.name, message=msg, results=results,
                                                  end_ns=time.time_ns())
-        await rt.send([], [event])
-        await rt.save(state)
+        await rt.save(state)  # before the event: whoever hears it finds the final state stored
         rt.finished(state)
+        await rt.send([], [event])
 
     async def _result(self, stage_id: str, k: int, state: Any,
                       original: StageResult) -> tuple[CompensationResult, bool]:

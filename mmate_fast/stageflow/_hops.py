@@ -272,14 +272,18 @@ class StageHandler:
         return step
 
     async def execute(self, step: Step) -> None:
-        """Publish the step's events and hops (confirmed), save the new state, wake waiters."""
+        """Publish the step's events and hops (confirmed) and save the new state; a final state is
+        saved first, so whoever hears the final event finds it in the store (a crash in between
+        loses the events, not the state: the store is the truth), and wakes the local waiters."""
         rt = self.rt
+        if step.final:
+            await rt.save(step.state)
+            rt.finished(step.state)
+            await rt.send(step.hops, step.events)
+            return
         await rt.send(step.hops, step.events)
         # the hops carry the new state already encoded: saved as it is, not encoded again
-        state_json = step.hops[0][1].serialized_workflow_state if step.hops else None
-        await rt.save(step.state, state_json)
-        if step.final:
-            rt.finished(step.state)
+        await rt.save(step.state, step.hops[0][1].serialized_workflow_state if step.hops else None)
 
 
 __all__ = ["StageHandler", "Step", "read_state"]

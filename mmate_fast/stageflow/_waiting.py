@@ -34,6 +34,8 @@ RECENT_FINALS = 10_000
 TERMINAL_EVENTS = ("WorkflowCompletedEvent", "WorkflowFailedEvent", "WorkflowCompensatedEvent")
 #: the store is looked at again after this many seconds at most while waiting
 MAX_POLL = 1.0
+#: with the event listener on, the first store look after the one at the start of a wait
+LISTENING_POLL = 0.5
 
 
 def is_final(state: WorkflowState) -> bool:
@@ -110,7 +112,10 @@ class Waiters:
             async with asyncio.timeout(timeout):
                 if self.listen:
                     await self._ensure_listener()
-                delay = 0.02
+                # the listener (or the local shortcut) wakes the future: the store is only a fallback
+                # then (an end before the listener existed), looked at rarely; without events it is
+                # the way in, looked at soon and then less and less often
+                delay = LISTENING_POLL if self.listen else 0.02
                 while not fut.done():
                     heard = self._finals.get(instance_id)
                     if heard is not None:

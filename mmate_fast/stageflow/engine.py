@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import os
 import socket
 import time
@@ -24,7 +25,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mmate_fast.errors import InvalidArgumentError, UnknownWorkflowError, WorkflowDefinitionError
+from mmate_fast.errors import InvalidArgumentError, MmateError, UnknownWorkflowError, WorkflowDefinitionError
 from mmate_fast.stageflow import _queues, _wire
 from mmate_fast.stageflow._compensation import CompensationHandler
 from mmate_fast.stageflow._context import ContextCodec
@@ -35,6 +36,8 @@ from mmate_fast.stageflow._waiting import Waiters
 from mmate_fast.stageflow._wire import WorkflowState
 from mmate_fast.stageflow.store import FlowRecord, FlowStore, open_store
 from mmate_fast.stageflow.workflow import Workflow
+
+log = logging.getLogger("mmate_fast.stageflow")
 
 
 class FlowStatus(enum.StrEnum):
@@ -229,10 +232,14 @@ class FlowEngine:
         """Stop serving (in-flight stages finish within the client's close), stop the wait listener,
         close the store if the engine opened it."""
         subscriber = getattr(self.client, "subscriber", None)
-        for sub in self._subscriptions:
-            if subscriber is not None:
+        subscriptions, self._subscriptions = self._subscriptions, []
+        for sub in subscriptions:
+            if subscriber is None:
+                break
+            try:
                 await subscriber.unsubscribe(sub)
-        self._subscriptions.clear()
+            except MmateError as exc:  # the client or its connection is closed already
+                log.debug("stopping the consumer of %s failed: %s", sub.queue, exc)
         router = router_for(self.client)
         for reg in self._registered.values():
             for queue in reg.queues:

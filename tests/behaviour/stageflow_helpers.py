@@ -52,9 +52,10 @@ def flow_queues(names: Names, prefix: str, wf: Workflow) -> None:
 
 @asynccontextmanager
 async def engine_for(url: str, names: Names, *workflows: Workflow, events: Events | None = None,
-                     serve: bool = True, **options: Any) -> AsyncIterator[FlowEngine]:
+                     serve: bool = True, publish_events: bool = True,
+                     **options: Any) -> AsyncIterator[FlowEngine]:
     """A connected client and an engine (unique prefix) serving ``workflows``; ``events`` listens to
-    the lifecycle events on a unique queue."""
+    the lifecycle events on a unique queue; ``publish_events`` is the engine's ``events``."""
     prefix = f"{names.queue('sf')}."
     for wf in workflows:
         flow_queues(names, prefix, wf)
@@ -66,7 +67,7 @@ async def engine_for(url: str, names: Names, *workflows: Workflow, events: Event
             for t in EVENT_TYPES:
                 await ch.queue_bind(q, "mmate.events", f"evt.#.{t}")
             await ch.basic_consume(q, events.on_delivery, no_ack=True)
-        engine = FlowEngine(client, prefix=prefix, **options)
+        engine = FlowEngine(client, prefix=prefix, events=publish_events, **options)
         try:
             for wf in workflows:
                 await engine.register(wf, serve=serve)

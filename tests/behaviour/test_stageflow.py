@@ -291,3 +291,40 @@ async def test_sqlite_store_keeps_every_state_change(url: str, names: Names, tmp
         state = await flows.state(undone.instance_id)
         assert state is not None and [r.stage_id for r in state.stage_results] == ["validate", "charge"]
         assert state.error_message == "no courier" and state.current_stage == "ship"
+
+
+async def test_a_deleted_stage_queue_comes_back_with_gos_arguments(url: str, names: Names, conn: Any) -> None:
+    """The consumer of a deleted stage queue restarts, declaring it again as registered."""
+    wf = three_stages(f"bt-flow-{names.queue('wf')}", [])
+    async with engine_for(url, names, wf) as flows:
+        queue = flows.stage_queue(wf, 1)
+        ch = await conn.channel()
+        await ch.queue_delete(queue)
+        [sub] = [s for s in flows._subscriptions if s.queue == queue]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while sub.stats.consumer_restarts < 1:
+            assert loop.time() < deadline, "the stage consumer did not come back"
+            await asyncio.sleep(0.02)
+        await ch.queue_declare(queue, durable=True, arguments={  # Go's arguments again: no 406
+            "x-message-ttl": 3_600_000, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": f"dlq.{queue}"})
+        await ch.close()
+        state = await flows.wait(await flows.start(wf, {"orderId": "o-1"}), timeout=10)
+        assert state.status == "completed"
+
+
+async def test_events_off_publishes_no_event_and_wait_still_works(url: str, names: Names) -> None:
+    wf = three_stages(f"bt-flow-{names.queue('wf')}", [], fail_at="charge")
+    ok = three_stages(f"bt-flow-{names.queue('wf')}", [])
+    seen = Events()
+    async with engine_for(url, names, wf, ok, publish_events=False) as flows:
+        ch = await flows.client.connection.channel()  # the lifecycle events, were there any
+        q = names.queue("events")
+        await ch.queue_declare(q, durable=False)
+        await ch.queue_bind(q, "mmate.events", "evt.#")
+        await ch.basic_consume(q, seen.on_delivery, no_ack=True)
+        failed = await flows.wait(await flows.start(wf, {"orderId": "o-1"}), timeout=10)
+        done = await flows.wait(await flows.start(ok, {"orderId": "o-1"}), timeout=10)
+        assert (failed.status, done.status) == ("compensated", "completed")
+        await asyncio.sleep(0.2)
+        assert [t for t, p, _ in seen.seen if p.get("instanceId") in (failed.instance_id, done.instance_id)] == []
