@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -134,5 +135,23 @@ async def test_one_failing_statement_fails_alone(tmp_path: Path) -> None:
         assert results[0] is None and results[2] is None
         assert isinstance(results[1], FlowStoreError) and "list failed" in str(results[1])
         assert [r.instance_id for r in await store.list()] == ["a", "b"]
+    finally:
+        await store.close()
+
+
+async def test_a_call_that_waited_longer_than_the_timeout_for_its_turn_fails(tmp_path: Path) -> None:
+    """The writer thread is busy (here: an operation that takes longer than the timeout); a call
+    queued behind it fails with the named error instead of waiting without bound, and the store goes on."""
+    from mmate_fast.stageflow.store._sqlite import SQLiteFlowStore
+
+    store = open_store(f"sqlite:///{tmp_path / 'slow.db'}?timeout=0.2")
+    assert isinstance(store, SQLiteFlowStore)
+    try:
+        slow = asyncio.ensure_future(store._call(lambda conn: time.sleep(0.5), (), False, "slow"))
+        await asyncio.sleep(0.05)  # the thread is in it now
+        with pytest.raises(FlowStoreError, match=r"get waited more than 0\.2s for its turn"):
+            await store.get("i-1")
+        await slow
+        assert await store.get("i-1") is None
     finally:
         await store.close()
