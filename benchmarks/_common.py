@@ -321,7 +321,7 @@ class RawAMQP:
 
     def close(self) -> None:
         try:
-            self.send(C.Connection.Close(reply_code=200, reply_text="bye"), 0)
+            self.send(C.Connection.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0), 0)
             self.sock.settimeout(2)
             self.expect(C.Connection.CloseOk)
         except Exception:

@@ -34,6 +34,12 @@ mmate_fast (client.request against a Client responder, library defaults: request
 persistent, as Go sends them), mmate_fast_transient (the same with persistent=False, transient like
 the aio_pika and raw rows), aio_pika (its RPC pattern) and raw; see _rpc_runner.py and the _rpc_*.py
 clients.
+
+stageflow: completed 3-stage flows/s (``--flows N``, default 5000), two worker processes serving every
+stage queue plus a starter process that keeps ``--inflight`` flows running and counts completions; rows
+raw, mmate_fast (memory store per worker), mmate_fast_sqlite (a shared SQLite file store) and aio_pika
+(the flow written by hand); ``--prefetch`` per stage consumer; see _flow_runner.py and the _flow_*.py
+clients. The JSON adds ``sqlite_cost`` (1 - mmate_fast_sqlite / mmate_fast).
 """
 from __future__ import annotations
 
@@ -189,7 +195,7 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("workload", choices=(*WORKLOADS, "rpc"))
+    ap.add_argument("workload", choices=(*WORKLOADS, "rpc", "stageflow"))
     ap.add_argument("--messages", "-n", type=int, default=None,
                     help="messages per run (default 50000; 5000 for publish-confirm-each)")
     ap.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
@@ -208,7 +214,25 @@ def main(argv: list[str] | None = None) -> int:
                          "endpoints scraped once per second), mmate_fast_observed_sampled (1 %% of the "
                          "traces sampled) and mmate_fast_metrics (without tracing)")
     ap.add_argument("--concurrency", default="1,64", help="rpc: comma list of concurrencies (default 1,64)")
+    ap.add_argument("--flows", type=int, default=None, help="stageflow: flows per run (default 5000)")
+    ap.add_argument("--prefetch", type=int, default=None,
+                    help="stageflow: prefetch per stage consumer in every worker (default 10, Go's)")
+    ap.add_argument("--inflight", type=int, default=None,
+                    help="stageflow: flows running at once (default 200)")
     a = ap.parse_args(argv)
+    if a.workload == "stageflow":
+        import _flow_runner as fr
+        from _flow_common import FLOW_PREFETCH, INFLIGHT
+
+        flow_only = [c.strip().replace("-", "_") for c in (a.only or ",".join(fr.default_only())).split(",")
+                     if c.strip()]
+        n = a.flows if a.flows is not None else a.messages
+        prefetch = FLOW_PREFETCH if a.prefetch is None else a.prefetch
+        inflight = INFLIGHT if a.inflight is None else a.inflight
+        if (not flow_only or any(c not in fr.ORDER for c in flow_only) or a.repeat < 1
+                or min(prefetch, inflight) < 1 or (n is not None and n < 1)):
+            ap.error(f"stageflow: --only {','.join(fr.ORDER)}, --repeat/--flows/--prefetch/--inflight >= 1")
+        return fr.main(n, a.repeat, flow_only, a.loop, a.timeout, prefetch, inflight)
     if a.workload == "rpc":
         from _rpc_runner import DEFAULT_ONLY as RPC_DEFAULT
         from _rpc_runner import ORDER as RPC_ORDER

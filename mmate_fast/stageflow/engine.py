@@ -22,7 +22,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mmate_fast.errors import InvalidArgumentError, MmateError, UnknownWorkflowError, WorkflowDefinitionError
@@ -117,13 +117,19 @@ class FlowEngine:
         return self._rt.compensation_queue(_workflow_id(workflow))
 
     # ------------------------------------------------------------------ registration
-    async def register(self, wf: Workflow, *, serve: bool = True) -> None:
+    async def register(self, wf: Workflow, *, serve: bool = True,
+                       stages: Iterable[int | str] | None = None, compensation: bool | None = None) -> None:
         """Declare the workflow's queues (Go's arguments) and, with ``serve``, consume them here.
+        ``stages`` (indexes or stage ids; default all) limits the stage queues served here, so that
+        stages of one workflow can be served by different services; ``compensation``: serve the
+        compensation queue too (default: when serving every stage; the compensation handlers of
+        the stages to undo must be defined in the process that serves it).
         Registering again is harmless (``serve=True`` later starts serving); another workflow object
         with the same id raises WorkflowDefinitionError."""
         if not isinstance(wf, Workflow):
             raise InvalidArgumentError(f"register() needs a Workflow, got {type(wf).__qualname__}", "wf")
         wf.validate()
+        served = _served_stages(wf, stages)
         if wf.groups and not self.idempotent:
             raise WorkflowDefinitionError(f"workflow {wf.id!r} has parallel stages: their join needs "
                                           "FlowEngine(idempotent=True)")
@@ -136,7 +142,7 @@ class FlowEngine:
                 reg = await self._declare(wf)
                 self._registered[wf.id] = reg
             if serve and not reg.serving:
-                await self._serve(reg)
+                await self._serve(reg, served, stages is None if compensation is None else compensation)
 
     async def _declare(self, wf: Workflow) -> _Registration:
         client = self.client
@@ -150,12 +156,16 @@ class FlowEngine:
         return _Registration(wf, StageHandler(self._rt, wf, idempotent=self.idempotent),
                              CompensationHandler(self._rt, wf, idempotent=self.idempotent), queues)
 
-    async def _serve(self, reg: _Registration) -> None:
+    async def _serve(self, reg: _Registration, served: list[int], compensation: bool) -> None:
         router = router_for(self.client)
-        for i, queue in enumerate(reg.queues[:-1]):
-            router.routes[queue] = _stage_route(reg.stages, i)
-        router.routes[reg.queues[-1]] = reg.compensation.handle
-        for queue in reg.queues:
+        queues = []
+        for i in served:
+            queues.append(reg.queues[i])
+            router.routes[reg.queues[i]] = _stage_route(reg.stages, i)
+        if compensation:
+            queues.append(reg.queues[-1])
+            router.routes[reg.queues[-1]] = reg.compensation.handle
+        for queue in queues:
             self._subscriptions.append(await self.client.subscribe(
                 queue, prefetch=self.concurrency, concurrency=self.concurrency, declare=False))
         reg.serving = True
@@ -244,6 +254,31 @@ class FlowEngine:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _served_stages(wf: Workflow, stages: Iterable[int | str] | None) -> list[int]:
+    """The stage indexes named by ``stages`` (indexes or ids; None: all); InvalidArgumentError for
+    one the workflow does not have."""
+    n = len(wf.stages)
+    if stages is None:
+        return list(range(n))
+    if isinstance(stages, str | int):
+        stages = [stages]
+    out: list[int] = []
+    for s in stages:
+        if isinstance(s, str):
+            st = wf.stage_by_id(s)
+            if st is None:
+                raise InvalidArgumentError(f"workflow {wf.id!r} has no stage {s!r} to serve", "stages")
+            i = wf.stages.index(st)
+        elif type(s) is int and 0 <= s < n:
+            i = s
+        else:
+            raise InvalidArgumentError(
+                f"stages takes stage ids or indexes 0..{n - 1} of workflow {wf.id!r}, got {s!r}", "stages")
+        if i not in out:
+            out.append(i)
+    return sorted(out)
 
 
 def _workflow_id(workflow: Workflow | str) -> str:

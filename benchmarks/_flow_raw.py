@@ -1,0 +1,262 @@
+"""The ``stageflow`` workload on the zero-cost "raw" client: the same hops as the hand-written
+aio-pika flow (the same bodies, persistent, to the same durable queues with Go's arguments, publisher
+confirms, the stage message acked only after its next hop is confirmed), with pre-encoded frames and
+blocking sockets: the ceiling of this broker for this message pattern.
+
+A worker reads what the socket has, appends the pre-encoded next hop of every complete delivery,
+sends them in one write, and acks (multiple) the deliveries whose hops the broker has confirmed.
+Run as ``python benchmarks/_flow_raw.py stageflow --messages N``; prints one JSON line.
+"""
+from __future__ import annotations
+
+import argparse
+import select
+import sys
+import time
+from collections import deque
+from typing import Any
+
+from _common import (
+    ACK_ID,
+    DELIVER_ID,
+    HDR,
+    NACK_ID,
+    U32,
+    U64,
+    AMQPError,
+    RawAMQP,
+    ack_frame,
+    child_main,
+    deadline,
+)
+from _flow_common import (
+    FLOW_PREFETCH,
+    INFLIGHT,
+    STAGES,
+    FlowNames,
+    Starts,
+    flow_workload,
+    hand_bodies,
+    stdin_says_stop,
+    worker_result,
+)
+from pamqp import body as pbody
+from pamqp import commands as C
+from pamqp import frame as pframe
+from pamqp import header as pheader
+
+CLIENT = "raw"
+_CLOSE_IDS = ((10 << 16) | 50, (20 << 16) | 40)
+_CLOSE_OK_ID = (10 << 16) | 51
+
+
+def persistent_publish(routing_key: str, body: bytes, channel: int = 1) -> bytes:
+    """basic.publish + content header (application/json, persistent) + body, encoded once."""
+    props = C.Basic.Properties(content_type="application/json", delivery_mode=2)
+    return (pframe.marshal(C.Basic.Publish(exchange="", routing_key=routing_key), channel)
+            + pframe.marshal(pheader.ContentHeader(0, len(body), props), channel)
+            + pframe.marshal(pbody.ContentBody(body), channel))
+
+
+class Confirms:
+    """Publisher-confirm bookkeeping: ``upto`` = every publish with a sequence number <= upto is
+    confirmed (basic.ack multiple, or single acks that close the gap; RabbitMQ may confirm out of
+    order across queues)."""
+
+    def __init__(self) -> None:
+        self.upto = 0
+        self.singles: set[int] = set()
+        self.nacks = 0
+
+    def ack(self, tag: int, multiple: bool) -> None:
+        if multiple:
+            if tag > self.upto:
+                self.upto = tag
+                self.singles = {t for t in self.singles if t > tag}
+        else:
+            self.singles.add(tag)
+        while self.upto + 1 in self.singles:
+            self.upto += 1
+            self.singles.discard(self.upto)
+
+
+class FlowConn(RawAMQP):
+    """A raw connection for the flow: confirms on, prefetch, consumers tagged ``s{i}`` / ``r``."""
+
+    def __init__(self, prefetch: int, consumers: dict[str, str]) -> None:
+        super().__init__()
+        self.rpc(C.Confirm.Select(), C.Confirm.SelectOk)
+        self.rpc(C.Basic.Qos(prefetch_count=prefetch), C.Basic.QosOk)
+        for tag, q in consumers.items():
+            self.rpc(C.Basic.Consume(queue=q, consumer_tag=tag, no_ack=False), C.Basic.ConsumeOk)
+        self.reset_parser(bytes(self.rbuf))
+        self.rbuf.clear()
+
+    def reset_parser(self, pending: bytes = b"") -> None:
+        """Fresh parse state; ``pending``: bytes already read off the socket."""
+        self.buf = bytearray(4 << 20)
+        self.filled = len(pending)
+        self.buf[:self.filled] = pending
+        self.confirms = Confirms()
+        self.cur_tag = 0  # delivery tag / consumer-tag byte of the delivery being read
+        self.cur_ch = 0
+
+    def close(self) -> None:
+        """Connection.Close, then read (and drop) everything up to Close-Ok: a socket closed with
+        unread data is reset, and a reset may make the broker drop our last acks unread (the
+        messages would be requeued)."""
+        try:
+            self.send(C.Connection.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0), 0)
+            self.sock.settimeout(5)
+            end = self.filled
+            while True:
+                pos = 0
+                while pos + 7 <= end:
+                    typ, _ch, size = HDR.unpack_from(self.buf, pos)
+                    if pos + 8 + size > end:
+                        break
+                    if typ == 1 and U32.unpack_from(self.buf, pos + 7)[0] == _CLOSE_OK_ID:
+                        return
+                    pos += 8 + size
+                rem = end - pos
+                self.buf[:rem] = self.buf[pos:end]
+                got = self.sock.recv_into(memoryview(self.buf)[rem:])
+                if not got:
+                    return
+                end = rem + got
+        except OSError:
+            pass
+        finally:
+            self.sock.close()
+
+    def read(self, on_body: Any) -> int:
+        """One recv, then parse() what arrived."""
+        got = self.sock.recv_into(memoryview(self.buf)[self.filled:])
+        if not got:
+            raise AMQPError("broker closed the connection")
+        return self.parse(self.filled + got, on_body)
+
+    def parse(self, end: int, on_body: Any) -> int:
+        """Walk the frames in ``buf[:end]``: ``on_body(tag_byte, delivery_tag)`` per complete delivery
+        (tag_byte: the consumer tag's second byte, e.g. ``ord('0')`` for ``s0``; 0 for a one-letter
+        tag), confirms into ``self.confirms``; a partial frame stays at the start of ``buf``. Returns
+        the highest delivery tag completed (0 if none)."""
+        buf = self.buf
+        hdr, u32, u64 = HDR.unpack_from, U32.unpack_from, U64.unpack_from
+        pos = 0
+        last = 0
+        cur_tag, cur_ch = self.cur_tag, self.cur_ch
+        confirms = self.confirms
+        while pos + 7 <= end:
+            typ, _ch, size = hdr(buf, pos)
+            fe = pos + 8 + size
+            if fe > end:
+                break
+            if typ == 3:
+                on_body(cur_ch, cur_tag)
+                last = cur_tag
+            elif typ == 1:
+                mid = u32(buf, pos + 7)[0]
+                if mid == DELIVER_ID:
+                    ctl = buf[pos + 11]
+                    cur_ch = buf[pos + 13] if ctl > 1 else 0
+                    cur_tag = u64(buf, pos + 12 + ctl)[0]
+                elif mid == ACK_ID:
+                    confirms.ack(u64(buf, pos + 11)[0], bool(buf[pos + 19] & 1))
+                elif mid == NACK_ID:
+                    confirms.nacks += 1
+                    confirms.ack(u64(buf, pos + 11)[0], bool(buf[pos + 19] & 1))
+                elif mid in _CLOSE_IDS:
+                    raise AMQPError("broker closed the connection/channel")
+            pos = fe
+        rem = end - pos
+        if rem:
+            buf[:rem] = buf[pos:end]
+        self.filled = rem
+        self.cur_tag, self.cur_ch = cur_tag, cur_ch
+        return last
+
+
+def flow_worker(a: argparse.Namespace) -> dict[str, Any]:
+    names = FlowNames(CLIENT, a.queue)
+    bodies = hand_bodies(names.workflow_id)
+    targets = [*names.stages[1:], names.results]
+    nxt = {ord(str(i)): persistent_publish(targets[i], bodies[i + 1]) for i in range(len(STAGES))}
+    idx = {ord(str(i)): i for i in range(len(STAGES))}
+    conn = FlowConn(FLOW_PREFETCH, {f"s{i}": q for i, q in enumerate(names.stages)})
+    handled = [0] * len(STAGES)
+    out = bytearray()
+    seq = [0]
+
+    def on_body(ch: int, _tag: int) -> None:
+        out.extend(nxt[ch])
+        handled[idx[ch]] += 1
+        seq[0] += 1
+
+    pending: deque[tuple[int, int]] = deque()  # (last publish seq of a read, last delivery tag of it)
+    sock, stdin, sendall = conn.sock, sys.stdin, conn.sock.sendall
+    confirms = conn.confirms
+    print("READY", flush=True)
+    c0 = time.process_time()
+    stopping = 0.0
+    while True:
+        r, _, _ = select.select([sock] if stopping else [sock, stdin], [], [], 0.05 if stopping else 1.0)
+        if stopping and (not pending or time.perf_counter() > stopping):
+            break  # every delivery acked (or gave up waiting): closing now requeues nothing
+        if stdin in r and stdin_says_stop():
+            stopping = time.perf_counter() + 10.0
+            continue
+        if sock not in r:
+            continue
+        last = conn.read(on_body)
+        if out:
+            sendall(out)
+            out.clear()
+            pending.append((seq[0], last))
+        ack_tag = 0
+        while pending and pending[0][0] <= confirms.upto:
+            ack_tag = pending.popleft()[1]
+        if ack_tag:
+            sendall(ack_frame(ack_tag, True))
+    cpu = time.process_time() - c0
+    conn.close()
+    return worker_result(cpu, handled, nacks=confirms.nacks, unacked_at_stop=len(pending))
+
+
+def stageflow(a: argparse.Namespace) -> dict[str, Any]:
+    def starter(names: FlowNames, n: int, cap: float) -> dict[str, Any]:
+        start = persistent_publish(names.stages[0], hand_bodies(names.workflow_id)[0])
+        conn = FlowConn(INFLIGHT, {"r": names.results})
+        st = Starts(n)
+        out = bytearray()
+        dl = deadline(cap)
+
+        def on_body(_ch: int, _tag: int) -> None:
+            if st.complete():
+                out.extend(start)
+                st.started += 1
+
+        st.begin()
+        st.started = st.first
+        conn.sock.sendall(start * st.first)
+        while not st.done() and time.perf_counter() < dl:
+            r, _, _ = select.select([conn.sock], [], [], max(0.0, dl - time.perf_counter()))
+            if not r:
+                break
+            last = conn.read(on_body)
+            if out:
+                conn.sock.sendall(out)
+                out.clear()
+            if last:
+                conn.sock.sendall(ack_frame(last, True))
+        res = st.result()
+        conn.close()
+        return {**res, "nacks": conn.confirms.nacks}
+
+    return flow_workload(CLIENT, __file__, a, starter)
+
+
+RUNNERS = {"stageflow": stageflow, "flow-worker": flow_worker}
+
+if __name__ == "__main__":
+    child_main(CLIENT, RUNNERS)

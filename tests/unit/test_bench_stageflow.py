@@ -1,0 +1,158 @@
+"""The ``stageflow`` benchmark's plumbing (benchmarks/_flow_*.py) keeps its promises without a broker:
+the raw row sends exactly the bodies the hand-written aio-pika stages produce, the raw frame walker
+reads deliveries and confirms (split reads, out-of-order confirms), the starter keeps its window,
+workers start and stop by the READY/STOP protocol, and the summary computes the ratios and
+``sqlite_cost`` per repetition. The runs themselves: tests/integration/test_stageflow_bench.py."""
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from pamqp import body as pbody
+from pamqp import commands as C
+from pamqp import frame as pframe
+from pamqp import header as pheader
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench() -> Iterator[dict[str, ModuleType]]:
+    """The flow modules, imported the way the runners import them (their folder on sys.path)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield {m: importlib.import_module(m) for m in ("_flow_common", "_flow_raw", "_flow_aiopika",
+                                                       "_flow_runner")}
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_raw_bodies_are_what_the_aio_pika_stages_produce(bench: dict[str, ModuleType]) -> None:
+    common, aio = bench["_flow_common"], bench["_flow_aiopika"]
+    bodies = common.hand_bodies("wf")
+    assert len(bodies) == len(common.STAGES) + 1
+    for i in range(len(common.STAGES)):
+        assert aio.next_body(i, bodies[i]) == bodies[i + 1]
+    import orjson
+
+    last = orjson.loads(bodies[-1])
+    assert last["stage"] == 3 and {"validate.validated", "charge.chargeId", "ship.trackingNo"} <= set(last["data"])
+
+
+def test_confirms_count_only_closed_gaps(bench: dict[str, ModuleType]) -> None:
+    c = bench["_flow_raw"].Confirms()
+    c.ack(2, False)
+    c.ack(3, False)
+    assert c.upto == 0  # 1 is still unconfirmed
+    c.ack(1, False)
+    assert c.upto == 3 and not c.singles
+    c.ack(6, False)
+    c.ack(5, True)
+    assert c.upto == 6 and not c.singles
+
+
+def _frames(*parts: object) -> bytes:
+    return b"".join(pframe.marshal(p, 1) for p in parts)  # type: ignore[arg-type]
+
+
+def test_raw_frame_walker_reads_deliveries_and_confirms_across_reads(bench: dict[str, ModuleType]) -> None:
+    raw = bench["_flow_raw"]
+    conn = object.__new__(raw.FlowConn)
+    conn.reset_parser()
+    body = b'{"stage":1}'
+    delivery = _frames(C.Basic.Deliver(consumer_tag="s1", delivery_tag=7, exchange="", routing_key="q"),
+                       pheader.ContentHeader(0, len(body), C.Basic.Properties()), pbody.ContentBody(body))
+    data = _frames(C.Basic.Ack(delivery_tag=3, multiple=True)) + delivery
+    seen: list[tuple[int, int]] = []
+    cut = len(data) - 5  # the body frame arrives in two reads
+    conn.buf[:cut] = data[:cut]
+    assert conn.parse(cut, lambda ch, tag: seen.append((ch, tag))) == 0
+    assert seen == [] and conn.confirms.upto == 3
+    conn.buf[conn.filled:conn.filled + 5] = data[cut:]
+    assert conn.parse(conn.filled + 5, lambda ch, tag: seen.append((ch, tag))) == 7
+    assert seen == [(ord("1"), 7)] and conn.filled == 0
+
+
+def test_the_starter_keeps_its_window(bench: dict[str, ModuleType]) -> None:
+    st = bench["_flow_common"].Starts(5, inflight=2)
+    assert st.first == 2
+    st.started = st.first
+    for _ in range(3):
+        more = st.complete()
+        assert more == 1
+        st.started += more
+    assert st.started == 5 and st.complete() == 0 and not st.done()
+    assert st.complete() == 0 and st.done() and st.t_end
+
+
+_FAKE_WORKER = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, {bench!r})
+    from _flow_common import stdin_says_stop, worker_result
+    if {ready}:
+        print("READY", flush=True)
+    else:
+        sys.exit(3)
+    while not stdin_says_stop():
+        pass
+    print(json.dumps(worker_result(0.5, [1, 2, 3])), flush=True)
+""")
+
+
+def test_workers_start_on_ready_and_stop_on_stop(bench: dict[str, ModuleType], tmp_path: Path) -> None:
+    common = bench["_flow_common"]
+    script = tmp_path / "worker.py"
+    script.write_text(_FAKE_WORKER.format(bench=str(BENCH), ready=True))
+    procs = common.spawn_workers(str(script), common.FlowNames("t"), "asyncio", timeout=30)
+    out = common.stop_workers(procs)
+    assert [w["handled"] for w in out] == [[1, 2, 3], [1, 2, 3]]
+    assert all(p.returncode == 0 for p in procs)
+
+
+def test_a_worker_that_does_not_get_ready_fails_the_run(bench: dict[str, ModuleType], tmp_path: Path) -> None:
+    common = bench["_flow_common"]
+    script = tmp_path / "worker.py"
+    script.write_text(_FAKE_WORKER.format(bench=str(BENCH), ready=False))
+    with pytest.raises(RuntimeError, match="did not start"):
+        common.spawn_workers(str(script), common.FlowNames("t"), "asyncio", timeout=30)
+
+
+def _run(rate: float) -> dict[str, object]:
+    return {"rate": rate, "count": 100, "n": 100, "cpu_s": 0.01, "starter_cpu_s": 0.004,
+            "workers_cpu_s": 0.006, "broker_cpu_s": 0.02}
+
+
+def test_the_summary_takes_ratios_and_sqlite_cost_per_repetition(bench: dict[str, ModuleType]) -> None:
+    fr = bench["_flow_runner"]
+    runs = {"raw": [_run(4000), _run(5000)], "mmate_fast": [_run(2000), _run(3000)],
+            "mmate_fast_sqlite": [_run(1800), _run(2400)], "aio_pika": [_run(400), _run(500)]}
+    s = fr.summarize(100, runs, {}, list(fr.ORDER))
+    obj = s["json"]
+    assert obj["rates"]["mmate_fast"] == 2500
+    assert obj["vs_aio_pika"] == pytest.approx((5.0 + 6.0) / 2)
+    assert obj["vs_raw"] == pytest.approx((0.5 + 0.6) / 2)
+    assert obj["sqlite_cost"] == pytest.approx(((1 - 0.9) + (1 - 0.8)) / 2)
+    assert obj["cpu_us_per_flow"]["raw"] == {"total": 100.0, "starter": 40.0, "workers": 60.0}
+    assert obj["broker_us_per_flow"]["aio_pika"] == 200.0
+    assert "sqlite_cost = 1 - mmate_fast_sqlite / mmate_fast = 0.150" in s["table"]
+
+
+def test_a_failed_repetition_drops_out_of_the_ratios(bench: dict[str, ModuleType]) -> None:
+    fr = bench["_flow_runner"]
+    runs = {"mmate_fast": [_run(2000), None], "aio_pika": [_run(400), _run(100)]}
+    s = fr.summarize(100, runs, {"mmate_fast": ["rep 2: boom"]}, ["mmate_fast", "aio_pika"])
+    assert s["json"]["vs_aio_pika"] == 5.0 and s["json"]["sqlite_cost"] is None
+    assert s["json"]["errors"] == {"mmate_fast": ["rep 2: boom"]}
+    assert "error mmate_fast: rep 2: boom" in s["table"]
+
+
+def test_run_py_refuses_unknown_rows() -> None:
+    proc = subprocess.run([sys.executable, str(BENCH / "run.py"), "stageflow", "--only", "nope"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--only" in proc.stderr
