@@ -9,17 +9,28 @@ Subscription decodes, builds the dataclass, dispatches and acks). e2e: producer 
 with ``sent_at_ns`` set per event, a consumer process handles them; latency from that field.
 Run as ``BENCH_BODY=mmate python benchmarks/_mmate_level.py WORKLOAD --messages N``.
 
-``BENCH_MMATE_VARIANT`` (set by run.py --confirms / --no-recovery): ``confirms`` — the Client with
-publisher_confirms=True, each ``await publish_event`` returns once the broker confirmed it;
-``confirms_batch`` — the same Client, ``await client.publish_batch(events)`` per 1000 (pipelined,
-confirmed per window); ``norecovery`` — Client(recovery=False), everything else as the default.
+``BENCH_MMATE_VARIANT`` (set by run.py --confirms / --no-recovery / --observability): ``confirms`` —
+the Client with publisher_confirms=True, each ``await publish_event`` returns once the broker
+confirmed it; ``confirms_batch`` — the same Client, ``await client.publish_batch(events)`` per 1000
+(pipelined, confirmed per window); ``norecovery`` — Client(recovery=False), everything else as the
+default; ``observed`` — observability on: a TracingInterceptor on an OpenTelemetry SDK TracerProvider
+(every message sampled, spans through a BatchSpanProcessor into an exporter that drops them: all the
+tracing work but the network), ``client.serve_observability(port=0)`` (Prometheus metrics per
+message type with latency histograms, health checks, the HTTP endpoints) and a thread that GETs
+``/metrics`` and ``/health/ready`` once per second during the run; ``observed_sampled`` — the same
+with 1 % of the traces sampled (ParentBased(TraceIdRatioBased(0.01))); ``metrics`` — the same without
+tracing.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import threading
 import time
+import urllib.request
+from collections.abc import AsyncIterator
 from typing import Any
 
 from _common import (
@@ -48,17 +59,79 @@ VARIANT = os.environ.get("BENCH_MMATE_VARIANT", "")
 URL = f"amqp://{USER}:{PASSWORD}@{HOST}:{PORT}/?heartbeat=60"
 
 
+def _tracing() -> Any:
+    """A TracingInterceptor on an SDK TracerProvider sampling everything (1 % for observed_sampled),
+    exporting to nowhere."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
+
+    from mmate_fast.interceptors import TracingInterceptor
+
+    class DropExporter(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    sampled = VARIANT == "observed_sampled"
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.01)) if sampled else ALWAYS_ON)
+    provider.add_span_processor(BatchSpanProcessor(DropExporter()))
+    return TracingInterceptor(provider)
+
+
 def _client() -> Any:
     """A Client as a service would create it (no topology declared: the bench queue is ours)."""
     from mmate_fast.client import Client
 
     return Client(URL, service_name=f"bench-{time.time_ns()}",
                   publisher_confirms=VARIANT in ("confirms", "confirms_batch"),
-                  recovery=VARIANT != "norecovery", declare_topology=False)
+                  recovery=VARIANT != "norecovery", declare_topology=False,
+                  interceptors=[_tracing()] if VARIANT in ("observed", "observed_sampled") else [])
+
+
+class _Scraper(threading.Thread):
+    """GET /metrics and /health/ready once per second (as Prometheus and a readiness probe would)."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__(daemon=True)
+        self.base = base
+        self.stop = threading.Event()
+        self.scrapes = 0
+        self.errors = 0
+
+    def run(self) -> None:
+        while not self.stop.wait(1.0):
+            for path in ("/metrics", "/health/ready"):
+                try:
+                    with urllib.request.urlopen(self.base + path, timeout=10) as r:
+                        r.read()
+                    self.scrapes += 1
+                except OSError:
+                    self.errors += 1
+
+
+_SCRAPES: dict[str, int] = {}
+
+
+@contextlib.asynccontextmanager
+async def _open() -> AsyncIterator[Any]:
+    """The connected client; for the observed variants with its endpoints served and scraped."""
+    async with _client() as client:
+        if VARIANT not in ("observed", "observed_sampled", "metrics"):
+            yield client
+            return
+        obs = await client.serve_observability(port=0)
+        scraper = _Scraper(obs.url)
+        scraper.start()
+        try:
+            yield client
+        finally:
+            scraper.stop.set()
+            await asyncio.to_thread(scraper.join, 15)
+            _SCRAPES.update(scrapes=scraper.scrapes, scrape_errors=scraper.errors)
 
 
 async def _publish(q: str, n: int, admin: RawAMQP, dl: float) -> dict[str, Any]:
-    async with _client() as client:
+    async with _open() as client:
         publish_event = client.publish_event
         perf = time.perf_counter
         done = 0
@@ -73,7 +146,7 @@ async def _publish(q: str, n: int, admin: RawAMQP, dl: float) -> dict[str, Any]:
             done = min(done + 1000, n)
         got = await wait_queue_async(admin, q, done, dl)
         sp.stop()
-    return {"count": min(done, got), **sp.fields(), "queue_count": got, "capped": got < n}
+    return {"count": min(done, got), **sp.fields(), "queue_count": got, "capped": got < n, **_SCRAPES}
 
 
 def publish(a: argparse.Namespace) -> dict[str, Any]:
@@ -97,7 +170,7 @@ async def _consume(q: str, n: int, dl: float) -> dict[str, Any]:
         if c >= n:
             done.set()
 
-    async with _client() as client:
+    async with _open() as client:
         client.add_handler(OrderCreatedEvent, on_order)
         sp = Span().start()
         sub = await client.subscribe(q, prefetch=PREFETCH, declare=False)
@@ -105,7 +178,7 @@ async def _consume(q: str, n: int, dl: float) -> dict[str, Any]:
         sp.stop()
         stats = sub.stats
     return {"count": cnt[0], **sp.fields(), "acked": stats.acked, "rejected": stats.rejected,
-            "capped": cnt[0] < n}
+            "capped": cnt[0] < n, **_SCRAPES}
 
 
 def consume(a: argparse.Namespace) -> dict[str, Any]:
@@ -113,7 +186,7 @@ def consume(a: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _produce(q: str, n: int, dl: float) -> dict[str, Any]:
-    async with _client() as client:
+    async with _open() as client:
         publish_event = client.publish_event
         now_ns = time.time_ns
         perf = time.perf_counter
@@ -147,7 +220,7 @@ async def _e2e_consumer(q: str, n: int) -> dict[str, Any]:
             st.t_end = time.time()
             done.set()
 
-    async with _client() as client:
+    async with _open() as client:
         client.add_handler(OrderCreatedEvent, on_order)
         await client.subscribe(q, prefetch=PREFETCH, declare=False)
         c0 = time.process_time()

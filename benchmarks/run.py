@@ -2,7 +2,7 @@
 
     python benchmarks/run.py WORKLOAD [--messages N] [--loop uvloop|asyncio] [--repeat R]
                              [--only mmate_fast,aio_pika,raw] [--level transport|mmate]
-                             [--confirms] [--no-recovery] [--concurrency 1,64]
+                             [--confirms] [--no-recovery] [--observability] [--concurrency 1,64]
 
 WORKLOAD: publish | publish-confirm | publish-confirm-each | consume | e2e | rpc. Clients run one after
 another (the 2 cores are shared with the broker). With --repeat R each client runs R times; the
@@ -23,7 +23,11 @@ Extra rows at the mmate level, to show what confirms and recovery cost ("vs_mmat
 = that row / mmate_fast, per repetition): ``--confirms`` (publish only) adds mmate_fast_confirms
 (Client(publisher_confirms=True), every publish awaited until confirmed) and
 mmate_fast_confirms_batch (the same Client, client.publish_batch in windows of 1000);
-``--no-recovery`` adds mmate_fast_norecovery (Client(recovery=False)).
+``--no-recovery`` adds mmate_fast_norecovery (Client(recovery=False)); ``--observability`` adds
+mmate_fast_observed (OpenTelemetry tracing of every message on the SDK, Prometheus metrics per type,
+``client.serve_observability()`` with /metrics and /health/ready scraped once per second; the target
+is a cost of at most 10 %), mmate_fast_observed_sampled (the same with 1 % of the traces sampled)
+and mmate_fast_metrics (the same without tracing).
 
 rpc: request/reply round trips/s at each ``--concurrency`` (default 1,64), p50/p99 latency, for
 mmate_fast (client.request against a Client responder, library defaults: requests and replies
@@ -58,7 +62,8 @@ MMATE_CLIENTS = {"raw": "_raw.py", "mmate_fast_transport": "_mmate.py", "mmate_f
 MMATE_ORDER = ("raw", "mmate_fast_transport", "mmate_fast", "aio_pika")
 #: the --confirms / --no-recovery rows: client name -> BENCH_MMATE_VARIANT of _mmate_level.py
 MMATE_VARIANTS = {"mmate_fast_confirms": "confirms", "mmate_fast_confirms_batch": "confirms_batch",
-                  "mmate_fast_norecovery": "norecovery"}
+                  "mmate_fast_norecovery": "norecovery", "mmate_fast_observed": "observed",
+                  "mmate_fast_observed_sampled": "observed_sampled", "mmate_fast_metrics": "metrics"}
 
 
 def client_n(client: str, n: int) -> int:
@@ -170,6 +175,10 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
                "cpu_us_per_msg": obj["cpu_us_per_msg"]}
         if variants:
             obj["vs_mmate_fast"] = vs_variant
+    scrapes = {c: [r.get("scrapes") for r in runs.get(c, []) if r] for c in order
+               if any(r and "scrapes" in r for r in runs.get(c, []))}
+    if scrapes:  # the observed rows: HTTP requests answered during each run (proof the server served)
+        obj["scrapes"] = scrapes
     obj["extensions"] = ext
     if latency:
         obj["latency_ms"] = latency
@@ -194,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="--level mmate publish: add rows mmate_fast_confirms and mmate_fast_confirms_batch")
     ap.add_argument("--no-recovery", action="store_true",
                     help="--level mmate: add the row mmate_fast_norecovery (Client(recovery=False))")
+    ap.add_argument("--observability", action="store_true",
+                    help="--level mmate: add the rows mmate_fast_observed (metrics + tracing on, HTTP "
+                         "endpoints scraped once per second), mmate_fast_observed_sampled (1 %% of the "
+                         "traces sampled) and mmate_fast_metrics (without tracing)")
     ap.add_argument("--concurrency", default="1,64", help="rpc: comma list of concurrencies (default 1,64)")
     a = ap.parse_args(argv)
     if a.workload == "rpc":
@@ -211,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("rpc: --concurrency takes positive integers (e.g. 1,64), "
                      f"--only {','.join(RPC_ORDER)}, --repeat >= 1")
         return rpc_main(a.messages, concs, a.repeat, rpc_only, a.loop, a.timeout)
-    if (a.confirms or a.no_recovery) and a.level != "mmate":
-        ap.error("--confirms / --no-recovery need --level mmate")
+    if (a.confirms or a.no_recovery or a.observability) and a.level != "mmate":
+        ap.error("--confirms / --no-recovery / --observability need --level mmate")
     if a.confirms and a.workload != "publish":
         ap.error("--confirms applies to the publish workload only")
     if a.level == "mmate" and a.workload not in MMATE_WORKLOADS:
@@ -230,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             order += ["mmate_fast_confirms", "mmate_fast_confirms_batch"]
         if a.no_recovery:
             order.append("mmate_fast_norecovery")
+        if a.observability:
+            order += ["mmate_fast_observed", "mmate_fast_observed_sampled", "mmate_fast_metrics"]
     n = a.messages if a.messages is not None else DEFAULT_N[a.workload]
     runs: dict[str, list[dict[str, Any] | None]] = {c: [] for c in order}
     errors: dict[str, list[str]] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from mmate_fast import errors
@@ -21,6 +21,7 @@ from mmate_fast.discovery import Discovery, DiscoveryOptions, EndpointContract
 from mmate_fast.messaging import topology
 from mmate_fast.messaging._channels import close_quietly
 from mmate_fast.messaging.dispatcher import Dispatcher, Handler
+from mmate_fast.messaging.observer import combined as combined_observers
 from mmate_fast.messaging.pipeline import Interceptor, Pipeline
 from mmate_fast.messaging.publisher import Publisher
 from mmate_fast.messaging.subscriber import FailureHandler, Subscriber, Subscription, check_consumer_limits
@@ -110,6 +111,8 @@ class Client:
             self._discovery = Discovery(self, discovery)
         self._closed = False
         self._close_requested = asyncio.Event()
+        self._observability: list[Any] = []
+        self._observers: list[Any] = []
 
     def __repr__(self) -> str:
         state = "connected" if self.connection is not None and not self.connection.is_closed else "idle"
@@ -183,6 +186,7 @@ class Client:
                                      dead_letter_target=dlq_target, pipeline=self.pipeline,
                                      restart_delay=policy.delay, dead_letterer=DeadLettering(self.connection))
         self._live_publisher = self.publisher
+        self._apply_observers()
 
     async def _confirm_pool(self) -> ChannelPool:
         return await ChannelPool(self.connection, 1, publisher_confirms=True).open()
@@ -203,6 +207,9 @@ class Client:
             return
         self._closed = True
         self._close_requested.set()
+        for obs in self._observability:  # stop answering health probes first: this client is going away
+            await obs.close()
+        self._observability.clear()
         if self.connection is None:
             return
         for task in list(self._background):
@@ -320,6 +327,17 @@ class Client:
             failure_handler=failure_handler if failure_handler is not None else self.failure_handler,
             redeclare=functools.partial(self._redeclare, queue))
 
+    async def declare_queue(self, queue: str, *, durable: bool = True,
+                            arguments: Mapping[str, Any] | None = None) -> None:
+        """Declare ``queue`` (durable unless told otherwise, with ``arguments``, not exclusive, not
+        auto-delete) on the admin channel; a consumer of it this client restarts (queue deleted,
+        failover) declares it again the same way. A refused declare (406: the queue exists with other
+        arguments) raises its named error and leaves this client's other calls working."""
+        declaration = functools.partial(_declare_queue, queue=queue, durable=durable,
+                                        arguments=dict(arguments) if arguments else None)
+        await declaration(await self._admin_channel())
+        self._declarations[queue] = declaration
+
     async def run(self) -> None:
         """Start consuming (if not yet) and serve until cancelled, the client is closed, or the
         connection closes for good."""
@@ -402,6 +420,66 @@ class Client:
         self._check_open()
         return await self.discovery.discover(pattern, version, **options)
 
+    # ------------------------------------------------------------------ observability
+    @property
+    def observers(self) -> tuple[Any, ...]:
+        """The MessageObservers of this client (see :meth:`add_observer`)."""
+        return tuple(self._observers)
+
+    def add_observer(self, observer: Any) -> None:
+        """Tell ``observer`` (a :class:`mmate_fast.messaging.observer.MessageObserver`) about every
+        awaited publish and every delivery's handler run: the cheap hook metrics use instead of an
+        interceptor (a plain call per message; kept across ``connect``)."""
+        if observer not in self._observers:
+            self._observers.append(observer)
+            self._apply_observers()
+
+    def remove_observer(self, observer: Any) -> None:
+        """Stop telling ``observer`` (no error if it was not added)."""
+        if observer in self._observers:
+            self._observers.remove(observer)
+            self._apply_observers()
+
+    def _apply_observers(self) -> None:
+        effective = combined_observers(self._observers)
+        for part in (self.publisher, self._reply_publisher, self.subscriber):
+            if part is not None:
+                part.observer = effective
+
+    async def serve_observability(self, port: int = 9090, *, host: str = "127.0.0.1", **options: Any) -> Any:
+        """Serve ``/health``, ``/health/ready``, ``/health/live`` and ``/metrics`` for this client on
+        ``host:port`` (``port=0``: a free one, see ``.url``) until the client closes; returns the
+        :class:`mmate_fast.observability.Observability` (``.health`` to add your own checks,
+        ``.metrics.registry``). ``options`` are Observability's (``registry``, ``per_message``,
+        ``thresholds``, ``metrics``, ...). Needs the ``observability`` extra."""
+        self._check_open()
+        from mmate_fast.observability import Observability
+
+        obs = Observability(self, host=host, port=port, **options)
+        try:
+            await obs.start()
+        except BaseException:
+            await obs.close()
+            raise
+        self._observability.append(obs)
+        return obs
+
+    def channel_states(self) -> dict[str, bool]:
+        """Name -> open, for the channels this client publishes and consumes on (health checks):
+        ``publish-{n}``, ``reply``, ``consume:{queue}``. Empty before connect."""
+        states: dict[str, bool] = {}
+        if self._pool is not None:
+            for i, ch in enumerate(self._pool.channels, 1):
+                states[f"publish-{i}"] = ch.is_open
+        if self._reply_pool is not None:
+            for ch in self._reply_pool.channels:
+                states["reply"] = ch.is_open
+        if self.subscriber is not None:
+            for i, sub in enumerate(self.subscriber.subscriptions, 1):
+                name = f"consume:{sub.queue}"
+                states[name if name not in states else f"{name}#{i}"] = sub.channel.is_open
+        return states
+
     # ------------------------------------------------------------------ state checks
     def _unusable(self) -> errors.MmateError:
         """Why this client cannot be used now: closed, or not connected yet."""
@@ -472,7 +550,8 @@ class Client:
         return await self._require_publisher().publish_batch(messages, **options)
 
 
-async def _declare_queue(channel: Any, queue: str, durable: bool) -> None:
-    """How ``Client.subscribe`` declares a queue (also when its consumer is restarted)."""
-    await channel.queue_declare(queue, durable=durable)
+async def _declare_queue(channel: Any, queue: str, durable: bool,
+                         arguments: dict[str, Any] | None = None) -> None:
+    """How ``Client.subscribe`` / ``declare_queue`` declare a queue (also when its consumer is restarted)."""
+    await channel.queue_declare(queue, durable=durable, arguments=arguments)
 

@@ -78,6 +78,11 @@ class ChannelPool:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    @property
+    def channels(self) -> tuple[Any, ...]:
+        """The pool's channels (open or being reopened), e.g. for a health check."""
+        return tuple(self._channels)
+
     # ------------------------------------------------------------------ picking a channel
     def _pick(self) -> Any | None:
         """The next open channel, or None while every channel is being reopened (repair started)."""

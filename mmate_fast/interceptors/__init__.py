@@ -13,7 +13,8 @@ Signing and encryption work on the wire stage (``seal`` / ``verify_delivery``): 
 every other hook on consume — before anything decodes the body — and last on publish, in their own
 fixed order (encrypt then sign; verify then decrypt), wherever they are in the list.
 
-TracingInterceptor needs the optional ``otel`` extra, EncryptionInterceptor the ``crypto`` extra
+TracingInterceptor needs the optional ``otel`` extra, MetricsInterceptor the ``observability`` extra
+(prometheus_client), EncryptionInterceptor the ``crypto`` extra
 (each imported only when one is created).
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ from mmate_fast.interceptors.encryption import (
 )
 from mmate_fast.interceptors.filter import FilterInterceptor
 from mmate_fast.interceptors.log import LoggingInterceptor
-from mmate_fast.interceptors.metrics import DEFAULT_BUCKETS, Histogram, MetricsInterceptor
+from mmate_fast.interceptors.metrics import DEFAULT_BUCKETS, MetricsInterceptor
 from mmate_fast.interceptors.schema import SchemaValidationInterceptor
 from mmate_fast.interceptors.signing import (
     KEY_ID_HEADER,
@@ -49,7 +50,6 @@ __all__ = [
     "DeduplicationInterceptor",
     "EncryptionInterceptor",
     "FilterInterceptor",
-    "Histogram",
     "LoggingInterceptor",
     "MemoryDedupStore",
     "MetricsInterceptor",

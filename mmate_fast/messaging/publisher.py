@@ -7,6 +7,8 @@ each publish is built and appended to the connection's write buffer in one step.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Iterable, Mapping
 from itertools import islice
 from typing import Any
@@ -20,6 +22,8 @@ from mmate_fast.messaging.pipeline import Pipeline, PublishContext
 
 _frames = load("frames")
 _short_str = _checks.short_str
+_perf = time.perf_counter
+log = logging.getLogger("mmate_fast.publisher")
 
 
 def default_route(msg: Any, kind: MessageKind, type_name: str) -> tuple[str, str]:
@@ -41,6 +45,13 @@ def require_target_service(command: Any) -> None:
     if not getattr(command, "target_service", ""):
         raise errors.ContractError(
             f"{message_type(command)}.target_service is empty: a command needs the service it is for")
+
+
+def _observe(observer: Any, msg: Any, seconds: float, error: BaseException | None) -> None:
+    try:
+        observer.published(msg, seconds, error)
+    except Exception:
+        log.exception("publish observer %r failed (ignored)", observer)
 
 
 def _retrieve(confirm: asyncio.Future[Any]) -> None:
@@ -72,6 +83,8 @@ class Publisher:
         self.source = source
         self.published = 0
         self._unawaited = 0
+        #: a MessageObserver told about every awaited publish (mmate_fast.messaging.observer), or None
+        self.observer: Any = None
 
     # ------------------------------------------------------------------ building blocks
     def prepare(self, msg: Any, *, exchange: str | None = None, routing_key: str | None = None,
@@ -125,26 +138,38 @@ class Publisher:
                       **options: Any) -> str:
         """Publish ``msg`` (route from its kind unless ``exchange``/``routing_key`` are given);
         returns its message id. Waits for the broker's confirm in confirm mode."""
-        if self.pipeline.has_publish:
-            return await self._intercepted(msg, mandatory, timeout, options, wait=True)
-        exchange, routing_key, out = self.prepare(msg, **options)
-        target = self._target
-        if self.confirms:
-            await target.publish(out.body, exchange, routing_key, out.properties, mandatory=mandatory,
-                                 timeout=timeout)
-        else:
-            # no confirm to wait for: queue it, and every _AWAIT_EVERY publishes go through the
-            # transport's awaited publish (write-buffer back-pressure; the memory broker yields)
-            n = self._unawaited + 1
-            if n >= _AWAIT_EVERY:
-                self._unawaited = 0
-                await target.publish(out.body, exchange, routing_key, out.properties, mandatory=mandatory,
-                                     timeout=timeout)
+        observer = self.observer
+        t0 = _perf() if observer is not None else 0.0
+        try:
+            if self.pipeline.has_publish:
+                message_id = await self._intercepted(msg, mandatory, timeout, options, wait=True)
             else:
-                self._unawaited = n
-                target.publish_nowait(out.body, exchange, routing_key, out.properties, mandatory=mandatory)
-        self.published += 1
-        return out.message_id
+                exchange, routing_key, out = self.prepare(msg, **options)
+                target = self._target
+                if self.confirms:
+                    await target.publish(out.body, exchange, routing_key, out.properties, mandatory=mandatory,
+                                         timeout=timeout)
+                else:
+                    # no confirm to wait for: queue it, and every _AWAIT_EVERY publishes go through the
+                    # transport's awaited publish (write-buffer back-pressure; the memory broker yields)
+                    n = self._unawaited + 1
+                    if n >= _AWAIT_EVERY:
+                        self._unawaited = 0
+                        await target.publish(out.body, exchange, routing_key, out.properties,
+                                             mandatory=mandatory, timeout=timeout)
+                    else:
+                        self._unawaited = n
+                        target.publish_nowait(out.body, exchange, routing_key, out.properties,
+                                              mandatory=mandatory)
+                self.published += 1
+                message_id = out.message_id
+        except BaseException as exc:
+            if observer is not None:
+                _observe(observer, msg, _perf() - t0, exc)
+            raise
+        if observer is not None:
+            _observe(observer, msg, _perf() - t0, None)
+        return message_id
 
     # ------------------------------------------------------------------ Mmate verbs
     def publish_event(self, event: Any, **options: Any) -> Awaitable[str]:

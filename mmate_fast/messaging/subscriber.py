@@ -25,6 +25,9 @@ creator declared them), then consumes again — on a new channel with its QoS wh
 closed — with the recovery backoff between attempts; it logs a warning, counts
 ``stats.consumer_restarts``, and stops trying once stopped or its connection is closed for good.
 
+A ``Subscriber.observer`` (:mod:`mmate_fast.messaging.observer`) is told how long the handlers of each
+delivery ran and whether they raised: a plain call, so metrics keep plain handlers inline.
+
 Plain handlers run inline in the reader (no Task per delivery); ``async`` handlers get one Task per
 delivery, at most ``concurrency`` at a time (the rest wait, in order, in a local queue, which the
 prefetch bounds: prefetch 0 is sent as ``UNLIMITED_PREFETCH_FACTOR * concurrency``).
@@ -34,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
@@ -52,6 +56,7 @@ _frames = load("frames")
 _decode_envelope = load("envelope").decode_envelope
 
 log = logging.getLogger("mmate_fast.subscriber")
+_perf = time.perf_counter
 
 #: called with (handler result, message, context) when a handler returns something (replies)
 ResultHook = Callable[[Any, Any, MessageContext], Any]
@@ -175,6 +180,16 @@ class Subscription:
         """The Subscriber (and so ``.connection``) this subscription belongs to."""
         return self._sub
 
+    @property
+    def in_flight(self) -> int:
+        """Async handler calls running now (plain handlers run inline: never in flight between turns)."""
+        return self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        """Deliveries taken from the broker that wait for a free handler slot (``concurrency``)."""
+        return len(self._backlog)
+
     # ------------------------------------------------------------------ delivery path
     def on_delivery(self, delivery: Any) -> None:
         """Channel callback (plain function: runs inline in the frame reader loop)."""
@@ -225,6 +240,8 @@ class Subscription:
             return
         # every handler is plain and nothing intercepts: run inline, no Task
         ctx = None
+        observer = self._sub.observer
+        t0 = _perf() if observer is not None else 0.0
         try:
             for spec in handlers:
                 if spec.wants_context:
@@ -236,8 +253,12 @@ class Subscription:
                 if result is not None:
                     self._on_result(result, msg, ctx, delivery, env)
         except Exception as exc:
+            if observer is not None:
+                _observe(observer, env.type, _perf() - t0, exc)
             self._spawn(self._handler_failed(ch, delivery, env, msg, ctx, exc))
             return
+        if observer is not None:
+            _observe(observer, env.type, _perf() - t0, None)
         if ch.basic_ack(delivery.delivery_tag) is False:  # dropped as stale by a recovering channel
             stats.stale_settles += 1
         else:
@@ -267,6 +288,8 @@ class Subscription:
                    handlers: tuple[HandlerSpec, ...]) -> None:
         ctx = MessageContext(delivery, env, msg, self.queue, self._sub.services)
         pipeline = self._pipeline
+        observer = self._sub.observer
+        t0 = _perf() if observer is not None else 0.0
         try:
             for spec in handlers:
                 if pipeline.has_consume:
@@ -288,8 +311,12 @@ class Subscription:
             self._settle(ch.basic_nack, delivery.delivery_tag, False, True)
             raise
         except Exception as exc:
+            if observer is not None:
+                _observe(observer, env.type, _perf() - t0, exc)
             await self._handler_failed(ch, delivery, env, msg, ctx, exc)
         else:
+            if observer is not None:
+                _observe(observer, env.type, _perf() - t0, None)
             if self._settle(ch.basic_ack, delivery.delivery_tag):
                 self.stats.acked += 1
         finally:
@@ -540,6 +567,8 @@ class Subscriber:
         #: the end of a failed delivery when dead-lettering is on (``Subscription.give_up``); the Client
         #: wires the reliability layer's ``DeadLettering``; without one, failed deliveries are rejected
         self.dead_letterer = dead_letterer
+        #: a MessageObserver told how long the handlers of each delivery ran (mmate_fast.messaging.observer)
+        self.observer: Any = None
         #: seconds before restart attempt n (1, 2, ...) of a cancelled consumer: the recovery backoff
         self.restart_delay = restart_delay if restart_delay is not None else _backoff.RECOVERY.delay
         self.subscriptions: list[Subscription] = []
@@ -595,6 +624,13 @@ class Subscriber:
         for s in subs:
             await close_quietly(s.channel)
         self.subscriptions.clear()
+
+
+def _observe(observer: Any, type_name: str, seconds: float, error: BaseException | None) -> None:
+    try:
+        observer.handled(type_name, seconds, error)
+    except Exception:
+        log.exception("handler observer %r failed (ignored)", observer)
 
 
 def _handler_call(spec: HandlerSpec, msg: Any, ctx: MessageContext) -> Callable[[], Awaitable[Any]]:

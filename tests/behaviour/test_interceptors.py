@@ -167,7 +167,8 @@ async def test_metrics_count_publishes_and_handler_calls(url: str, service: str)
         assert snap["published"] == {"IcEvt": 3}
         assert snap["consumed"] == {"IcEvt": 2} and snap["failed"] == {"IcEvt": 1}
         assert snap["handler_seconds"]["IcEvt"]["count"] == 3
-        assert 'mmate_messages_published_total{type="IcEvt"} 3' in m.render_prometheus()
+        assert 'mmate_messages_published_total{type="IcEvt"} 3.0' in m.render_prometheus()
+        assert snap["in_flight"] == 0
 
 
 async def test_tracing_continues_across_services(url: str, service: str) -> None:
