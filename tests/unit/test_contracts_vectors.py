@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from mmate_fast import stageflow as _stageflow
 from mmate_fast._ext import load
 from mmate_fast.contracts import (
     Command,
@@ -21,6 +22,7 @@ from mmate_fast.contracts import (
     Query,
     Reply,
     TypeRegistry,
+    default_registry,
     from_envelope,
     message_type,
     to_payload,
@@ -129,6 +131,10 @@ class StageCompletedEvent(Event):
     start_time: datetime.datetime | None = None
     end_time: datetime.datetime | None = None
 
+
+# StageCompletedEvent above took the default registry's entry of StageFlow's own event, which other
+# test modules decode with whatever the import order: give it back
+default_registry.register(_stageflow.StageCompletedEvent)
 
 # the classes above register themselves in default_registry; a separate registry keeps the
 # StageFlow / discovery types unregistered for the GenericMessage checks
