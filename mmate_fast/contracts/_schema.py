@@ -136,10 +136,10 @@ class _Builder:
         name = plan.type_name
         given = cls.__dict__.get("__mmate_schema__")
         if given is not None:
-            out = {"$schema": _SCHEMA_URI[self.draft], "title": name,
-                   "description": f"Schema for {name} message"}
-            out.update(given(self.draft) if callable(given) else copy.deepcopy(given))
-            return out
+            declared: dict[str, Any] = {"$schema": _SCHEMA_URI[self.draft], "title": name,
+                                        "description": f"Schema for {name} message"}
+            declared.update(given(self.draft) if callable(given) else copy.deepcopy(given))
+            return declared
         if _custom_codec(plan):
             raise ContractError(f"{cls.__qualname__} has a codec of its own (its fields are not its "
                                 "payload): give the class a __mmate_schema__ (a schema dict, or a function "
