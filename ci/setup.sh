@@ -41,11 +41,11 @@ fi
 # --- Python packages -------------------------------------------------------------------------
 # Cython is a build requirement only (pip builds in an isolated env), but `setup.py build_ext
 # --inplace` below runs in this interpreter, so it needs Cython here too.
-log "pip: Cython, ruff, mypy"
-"$PY" -m pip install -q "Cython>=3,<4" ruff mypy
+log "pip: Cython, ruff, mypy, build"
+"$PY" -m pip install -q "Cython>=3,<4" ruff mypy build
 
-log "pip: editable install of the project with [test,bench,otel]"
-"$PY" -m pip install -q -e ".[test,bench,otel]"
+log "pip: editable install of the project with [test,bench,otel,plot]"
+"$PY" -m pip install -q -e ".[test,bench,otel,plot]"
 
 # The editable install already compiles src_cy/*.pyx and copies the modules next to the sources;
 # build_ext --inplace makes sure they are fresh after a .pyx changed (it is a no-op otherwise).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # THE test command, on a developer machine and in CI alike:
-#   setup (ci/setup.sh) -> broker (ci/broker.sh) -> ruff -> mypy
+#   setup (ci/setup.sh) -> broker (ci/broker.sh) -> postgres (ci/postgres.sh) -> ruff -> mypy
 #   -> pytest over the whole suite with the compiled extensions required
 #   -> pytest again over the codec and transport tests with the pure-Python twins forced.
 # Every check runs even when an earlier one failed; the exit code is non-zero when any failed.
@@ -10,7 +10,8 @@
 # any test during which a task/future exception was never retrieved (tests/conftest.py).
 #
 # Knobs: MMATE_SKIP_SETUP=1 skips ci/setup.sh (quick local reruns); MMATE_SKIP_BROKER=1 skips
-# ci/broker.sh and lets the integration tests skip; MMATE_TEST_TIMEOUT sets the per-test timeout
+# ci/broker.sh and lets the integration tests skip; MMATE_SKIP_POSTGRES=1 skips ci/postgres.sh and
+# lets the PostgreSQL flow store tests skip; MMATE_TEST_TIMEOUT sets the per-test timeout
 # in seconds (default 300); extra arguments are passed to both pytest runs (e.g. -x, -k EXPR).
 set -euo pipefail
 
@@ -63,6 +64,10 @@ fi
 if [[ ${MMATE_SKIP_BROKER:-0} != 1 ]]; then
     step "broker"
     bash ci/broker.sh
+fi
+if [[ ${MMATE_SKIP_POSTGRES:-0} != 1 ]]; then
+    step "postgres"
+    bash ci/postgres.sh
 fi
 
 pytest_args=(-p no:cacheprovider)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from mmate_fast import errors
@@ -17,6 +17,7 @@ from mmate_fast.amqp.channel_pool import ChannelPool
 from mmate_fast.amqp.robust import RecoveryPolicy, connect_robust
 from mmate_fast.bridge import Bridge, reply_persistent, reply_with_error
 from mmate_fast.contracts import MessageKind, TypeRegistry, kind_of, message_type
+from mmate_fast.discovery import Discovery, DiscoveryOptions, EndpointContract
 from mmate_fast.messaging import topology
 from mmate_fast.messaging._channels import close_quietly
 from mmate_fast.messaging.dispatcher import Dispatcher, Handler
@@ -57,7 +58,8 @@ class Client:
                  connect_timeout: float = 10.0, auto_bind: bool = True,
                  recovery: bool | RecoveryPolicy = True,
                  failure_handler: FailureHandler | None = None,
-                 interceptors: Iterable[Interceptor] = (), source: str | None = None) -> None:
+                 interceptors: Iterable[Interceptor] = (), source: str | None = None,
+                 discovery: bool | DiscoveryOptions = False) -> None:
         check_consumer_limits(prefetch, concurrency)
         if type(publish_channels) is not int or publish_channels < 1:
             raise errors.InvalidArgumentError(
@@ -102,6 +104,11 @@ class Client:
         self._bindings_todo: list[topology.Binding] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._bridge: Bridge | None = None
+        #: contract discovery: started at connect when ``discovery`` is true (see ``self.discovery``)
+        self._discovery_on = bool(discovery)
+        self._discovery: Discovery | None = None
+        if isinstance(discovery, DiscoveryOptions):
+            self._discovery = Discovery(self, discovery)
         self._closed = False
         self._close_requested = asyncio.Event()
         self._observability: list[Any] = []
@@ -137,6 +144,8 @@ class Client:
             self.connection = await connect(self.url)
         try:
             await self._setup()
+            if self._discovery_on:
+                await self.discovery.start()
         except BaseException:
             conn, self.connection = self.connection, None
             self._admin = self._pool = self._reply_pool = self.publisher = self._reply_publisher = None
@@ -207,6 +216,8 @@ class Client:
             task.cancel()
         if self._bridge is not None:
             await self._bridge.close(timeout)
+        if self._discovery is not None and not self.connection.is_closed:
+            await self._discovery.stop(timeout)  # announces this service's contracts unregistered
         if self.subscriber is not None:
             await self.subscriber.close(timeout)  # in-flight handlers may still publish and reply
         self._live_publisher = None
@@ -237,6 +248,8 @@ class Client:
     def add_handler(self, message: type | str, fn: Handler, *, bind: bool | None = None) -> None:
         """Register ``fn`` for a message class or a type pattern; bind the service queue for it."""
         self.dispatcher.add_handler(message, fn)
+        if self._discovery is not None:
+            self._discovery.handlers_changed()  # announce the new endpoint
         if (self.auto_bind if bind is None else bind) and not isinstance(message, str):
             binding = topology.binding_for(kind_of(message), message_type(message), self.service_name)
             if binding is not None:
@@ -314,6 +327,17 @@ class Client:
             failure_handler=failure_handler if failure_handler is not None else self.failure_handler,
             redeclare=functools.partial(self._redeclare, queue))
 
+    async def declare_queue(self, queue: str, *, durable: bool = True,
+                            arguments: Mapping[str, Any] | None = None) -> None:
+        """Declare ``queue`` (durable unless told otherwise, with ``arguments``, not exclusive, not
+        auto-delete) on the admin channel; a consumer of it this client restarts (queue deleted,
+        failover) declares it again the same way. A refused declare (406: the queue exists with other
+        arguments) raises its named error and leaves this client's other calls working."""
+        declaration = functools.partial(_declare_queue, queue=queue, durable=durable,
+                                        arguments=dict(arguments) if arguments else None)
+        await declaration(await self._admin_channel())
+        self._declarations[queue] = declaration
+
     async def run(self) -> None:
         """Start consuming (if not yet) and serve until cancelled, the client is closed, or the
         connection closes for good."""
@@ -379,6 +403,22 @@ class Client:
         """
         self._check_open()
         return await self.bridge.request(message, timeout, **options)
+
+    # ------------------------------------------------------------------ contract discovery
+    @property
+    def discovery(self) -> Discovery:
+        """The contract discovery of this client (created on first use; started at connect with
+        ``Client(..., discovery=True)``, else by ``await client.discovery.start()``)."""
+        if self._discovery is None:
+            self._discovery = Discovery(self)
+        return self._discovery
+
+    async def discover(self, pattern: str = "", version: str = "", **options: Any) -> list[EndpointContract]:
+        """Endpoint contracts matching ``pattern`` (``orders.*``) and ``version`` (``^1.2``): from this
+        service, the registry of announcements and, when those have nothing, by asking over the broker
+        (see ``Discovery.discover`` for ``remote``, ``window``, ``expect``)."""
+        self._check_open()
+        return await self.discovery.discover(pattern, version, **options)
 
     # ------------------------------------------------------------------ observability
     @property
@@ -510,7 +550,8 @@ class Client:
         return await self._require_publisher().publish_batch(messages, **options)
 
 
-async def _declare_queue(channel: Any, queue: str, durable: bool) -> None:
-    """How ``Client.subscribe`` declares a queue (also when its consumer is restarted)."""
-    await channel.queue_declare(queue, durable=durable)
+async def _declare_queue(channel: Any, queue: str, durable: bool,
+                         arguments: dict[str, Any] | None = None) -> None:
+    """How ``Client.subscribe`` / ``declare_queue`` declare a queue (also when its consumer is restarted)."""
+    await channel.queue_declare(queue, durable=durable, arguments=arguments)
 

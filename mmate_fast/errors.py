@@ -253,6 +253,19 @@ class ValidationError(InterceptorError, ValueError):
     default_reason = "validation-failed"
 
 
+class SchemaValidationError(ValidationError):
+    """A payload does not fit the JSON Schema of its contract (SchemaValidationInterceptor): on
+    publish nothing is sent; on consume the message is dead-lettered with reason ``schema-invalid``.
+    ``type_name`` is the contract, ``detail`` the validator's message (where and what)."""
+
+    default_reason = "schema-invalid"
+
+    def __init__(self, message: str, type_name: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.type_name = type_name
+        self.detail = detail
+
+
 class HandlerTimeout(InterceptorError, OperationTimeout):
     """A handler did not finish within its timeout and was cancelled."""
 
@@ -293,6 +306,27 @@ class SchedulingError(MmateError, ValueError):
     """A scheduled publish was asked with a bad time (neither/both of ``delay``/``at``, negative delay)."""
 
 
+# --------------------------------------------------------------------------- StageFlow
+class FlowError(MmateError):
+    """Base class of the StageFlow errors (workflows, their wire form, their state store)."""
+
+
+class FlowWireError(FlowError, ContractError):
+    """A StageFlow message or event does not have the shape Go's StageFlow gives it (a field of the
+    wrong JSON type, a time that is not RFC 3339); the message names the field. It is a ContractError,
+    so a consumer dead-letters such a message with reason ``contract-error`` and goes on."""
+
+    reason = "flow-wire"
+
+
+class FlowStateError(FlowWireError):
+    """A ``serializedWorkflowState`` (or ``serializedOriginalResult``) string is not a Go
+    WorkflowState (StageResult) JSON object: not JSON, a key of the wrong type, missing ids. The
+    message says which key; the stage message cannot be processed and belongs in the DLQ."""
+
+    reason = "flow-state"
+
+
 # --------------------------------------------------------------------------- broker administration
 class ManagementAPIError(MmateError):
     """The RabbitMQ management HTTP API answered with an error (wrong credentials, unknown vhost, not
@@ -308,6 +342,104 @@ class ManagementAPIError(MmateError):
 class ManagementAPIUnreachableError(ManagementAPIError, ConnectionError):
     """Nothing answered at the management API's address (refused, unknown host, timeout): the plugin
     is off (``rabbitmq-plugins enable rabbitmq_management``) or the address is wrong."""
+
+
+# --------------------------------------------------------------------------- test helpers
+class ObservationTimeout(OperationTimeout, AssertionError):
+    """A test helper of ``mmate_fast.testing`` waited for something that did not happen in time (a
+    message published, a fed message handled); an AssertionError too, so pytest reports a failed
+    expectation. The message says what was seen instead."""
+
+
+# --------------------------------------------------------------------------- StageFlow state store
+class FlowStoreError(MmateError):
+    """A StageFlow state store operation failed (the database refused or lost it); the message says
+    which operation and what to do. The backend's own exception is the ``__cause__``."""
+
+
+class FlowStoreUnavailableError(FlowStoreError, ConnectionError):
+    """The StageFlow state store cannot be opened or reached (file not writable, database down,
+    wrong address); ``url`` is its address without password."""
+
+    def __init__(self, message: str, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class FlowStoreClosedError(FlowStoreError):
+    """The StageFlow state store was closed: open a new one with ``open_store(url)``."""
+
+
+class FlowNotFoundError(FlowStoreError, LookupError):
+    """No workflow instance with this id is in the StageFlow state store."""
+# --------------------------------------------------------------------------- StageFlow engine
+class WorkflowDefinitionError(FlowError, ValueError):
+    """A workflow definition cannot run (duplicate stage id, unknown or later dependency, empty
+    workflow, bad timeout/retry/parallel group): fix the definition; raised when it is made."""
+
+
+class FlowEngineError(FlowError):
+    """A StageFlow message an engine cannot process; ``reason`` is the dead-letter reason header
+    (``x-mmate-reason``) the message is kept under in ``dlq.{queue}``."""
+
+    reason = "flow-error"
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class BadFlowMessageError(FlowEngineError, ValueError):
+    """A StageFlow message that cannot be processed as it is: a corrupt ``serializedWorkflowState``
+    (reason ``bad-flow-state``), ids that do not match, a flow that is not running, the wrong envelope
+    type for its queue, a stage to compensate that the workflow does not have."""
+
+    reason = "bad-flow-message"
+
+
+class UnknownWorkflowError(FlowEngineError, LookupError):
+    """A StageFlow message names a workflow this engine has not registered (or does not match the
+    queue it came on): register the workflow with ``FlowEngine.register`` in the serving process."""
+
+    reason = "unknown-workflow"
+
+
+class StageIndexError(FlowEngineError, IndexError):
+    """A stage message's ``currentStageIndex`` is out of range or does not match the queue it came on
+    (the engine decides the stage by the queue, as Go does): the sender built a wrong hop."""
+
+    reason = "stage-index"
+
+
+class UnknownInstanceError(FlowEngineError, LookupError):
+    """A compensation message (or a status query) names an instance the state store does not know:
+    check the store URL every engine of the workflow shares."""
+
+    reason = "unknown-instance"
+
+
+class StageDependencyError(FlowEngineError):
+    """A required stage's dependencies have no ``completed`` result (Go nacks such a message)."""
+
+    reason = "stage-dependency"
+
+
+class StageFailedError(FlowEngineError):
+    """A required stage failed (its handler raised, timed out or exhausted its retries); the flow is
+    ``failed`` and compensated, and the stage message is kept in ``dlq.{queue}`` with this reason."""
+
+    reason = "stage-failed"
+
+    def __init__(self, message: str, stage_id: str = "", error: str = "") -> None:
+        super().__init__(message, None)
+        self.stage_id = stage_id
+        self.error = error
+
+
+class FlowTimeoutError(FlowError, TimeoutError):
+    """A stage handler ran longer than its ``timeout`` or ``FlowEngine.wait`` gave up waiting for the
+    flow to finish: raise the timeout or look at ``await flows.status(instance_id)``."""
 
 
 _BY_CODE: dict[int, type[ChannelClosedError]] = {
@@ -331,6 +463,7 @@ __all__ = [
     "AMQPConnectionError",
     "AccessRefusedError",
     "AuthenticationError",
+    "BadFlowMessageError",
     "BridgeClosedError",
     "BrokerUnreachableError",
     "ChannelClosedError",
@@ -345,6 +478,15 @@ __all__ = [
     "DuplicateMessage",
     "EnvelopeError",
     "ExpiredMessageError",
+    "FlowEngineError",
+    "FlowError",
+    "FlowNotFoundError",
+    "FlowStateError",
+    "FlowStoreClosedError",
+    "FlowStoreError",
+    "FlowStoreUnavailableError",
+    "FlowTimeoutError",
+    "FlowWireError",
     "FrameError",
     "HandlerError",
     "HandlerRegistrationError",
@@ -360,6 +502,7 @@ __all__ = [
     "MmateError",
     "NoChannelsAvailableError",
     "NotFoundError",
+    "ObservationTimeout",
     "OperationTimeout",
     "PayloadEncodeError",
     "PreconditionFailedError",
@@ -372,9 +515,16 @@ __all__ = [
     "ResourceLockedError",
     "RetryExhaustedError",
     "SchedulingError",
+    "SchemaValidationError",
     "SignatureError",
+    "StageDependencyError",
+    "StageFailedError",
+    "StageIndexError",
     "TLSError",
+    "UnknownInstanceError",
     "UnknownMessageTypeError",
+    "UnknownWorkflowError",
     "ValidationError",
+    "WorkflowDefinitionError",
     "channel_error_for",
 ]

@@ -28,6 +28,19 @@ import pytest_asyncio.plugin as _pa_plugin
 from mmate_fast import _ext
 
 LOOPS = ("uvloop", "asyncio")
+PLUGIN = "mmate_fast.testing.plugin"
+
+
+def _plugin_installed() -> bool:
+    """True when pytest loads our plugin by itself (mmate-fast installed with its ``pytest11`` entry
+    point); an older install of the package lacks it: this conftest loads it then."""
+    from importlib.metadata import entry_points
+
+    return any(ep.value == PLUGIN for ep in entry_points(group="pytest11"))
+
+
+#: pytester runs the plugin's own tests (tests/unit/test_testing_plugin.py)
+pytest_plugins = ["pytester"] + ([] if _plugin_installed() else [PLUGIN])
 
 try:
     import uvloop

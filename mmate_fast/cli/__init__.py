@@ -1,8 +1,9 @@
 """The ``mmate`` command line: ``main`` builds the parser and dispatches to one module per command.
 
-Each command module (``demo``, ``dlq``, ``health``) has ``add_parser(subparsers)``, which builds its
-parser and sets ``run`` (``args -> exit code``); add new ones to ``COMMANDS``. Exit codes are in
-``mmate_fast.cli._common``: 0 done, 1 failed (one line on stderr, never a traceback), 2 bad use.
+Each command module (``demo``, ``dlq``, ``flows``, ``contracts``, ``health``, ...) has
+``add_parser(subparsers)``, which builds its parser and sets ``run`` (``args -> exit code``); add new
+ones to ``COMMANDS``. Exit codes are in ``mmate_fast.cli._common``: 0 done, 1 failed (one line on
+stderr, never a traceback), 2 bad use.
 """
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 import mmate_fast
-from mmate_fast.cli import demo, dlq, health
+from mmate_fast.cli import contracts, demo, dlq, flows, health, monitor
 from mmate_fast.cli._common import EXIT_USAGE, PROG
 
 #: the command modules, in the order ``mmate --help`` lists them
-COMMANDS: tuple[ModuleType, ...] = (demo, dlq, health)
+COMMANDS: tuple[ModuleType, ...] = (demo, dlq, flows, contracts, health, monitor)
 
 
 def _compiled_text() -> str:

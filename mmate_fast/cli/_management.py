@@ -30,6 +30,10 @@ HTTPS_PORT = 15671
 #: the largest page the API serves (``page_size`` above it is a 400)
 PAGE_SIZE = 500
 TIMEOUT = 10.0
+#: the queue columns ``queue_stats`` asks for (the API takes nested keys with dots)
+STATS_COLUMNS = ("name", "messages", "messages_ready", "messages_unacknowledged", "consumers",
+                 "message_stats.publish_details.rate", "message_stats.deliver_get_details.rate",
+                 "message_stats.ack_details.rate")
 _AMQP_PROTOCOLS = frozenset({"amqp", "amqp/ssl"})
 
 
@@ -153,13 +157,21 @@ class ManagementAPI:
     def queues(self, vhost: str, name_regex: str) -> list[dict[str, Any]]:
         """``{"name", "messages"}`` of every queue of ``vhost`` whose name matches ``name_regex``
         (``messages`` is missing while the broker has no statistics of a new queue yet)."""
+        return self._queue_pages(vhost, {"name": name_regex, "use_regex": "true", "columns": "name,messages"})
+
+    def queue_stats(self, vhost: str) -> list[dict[str, Any]]:
+        """Every queue of ``vhost`` with the columns of :data:`STATS_COLUMNS` (counts, consumers and
+        the ``message_stats`` rates; keys are missing while the broker has no statistics of them)."""
+        return self._queue_pages(vhost, {"columns": ",".join(STATS_COLUMNS)})
+
+    def _queue_pages(self, vhost: str, query: dict[str, str]) -> list[dict[str, Any]]:
+        """The rows of ``queues/VHOST?QUERY``, page after page."""
         items: list[dict[str, Any]] = []
         page = 1
         while True:
-            query = {"page": str(page), "page_size": str(PAGE_SIZE), "name": name_regex, "use_regex": "true",
-                     "columns": "name,messages"}
+            paged = {"page": str(page), "page_size": str(PAGE_SIZE), **query}
             try:
-                result = self.get(f"queues/{quote(vhost, safe='')}", query)
+                result = self.get(f"queues/{quote(vhost, safe='')}", paged)
             except errors.ManagementAPIError as exc:
                 if exc.status == 404:
                     raise errors.ManagementAPIError(
@@ -216,5 +228,5 @@ def _error_reason(exc: urllib.error.HTTPError) -> str:
     return re.sub(r"\s+", " ", text)[:300]
 
 
-__all__ = ["HTTPS_PORT", "HTTP_PORT", "Endpoint", "ManagementAPI", "amqp_listener_ports", "endpoint_for",
-           "is_local"]
+__all__ = ["HTTPS_PORT", "HTTP_PORT", "STATS_COLUMNS", "Endpoint", "ManagementAPI", "amqp_listener_ports",
+           "endpoint_for", "is_local"]

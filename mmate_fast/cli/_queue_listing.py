@@ -74,13 +74,13 @@ async def list_queues(amqp: ConnectionParameters, management_url: str | None, *,
 
 def _from_api(api: ManagementAPI, amqp: ConnectionParameters, name_regex: str) -> QueueListing:
     if api.endpoint.derived:
-        _check_same_broker(api, amqp)
+        check_same_broker(api, amqp)
     queues = api.queues(amqp.virtual_host, name_regex)
     rows = [(str(row["name"]), _count(row.get("messages"))) for row in queues]
     return QueueListing(API, amqp.virtual_host, rows, api.url)
 
 
-def _check_same_broker(api: ManagementAPI, amqp: ConnectionParameters) -> None:
+def check_same_broker(api: ManagementAPI, amqp: ConnectionParameters) -> None:
     """The derived API must be the one of the broker on ``amqp``'s port (another broker on the same
     host may have it): refuse to list another broker's queues."""
     found = api.amqp_ports()
@@ -155,4 +155,4 @@ async def _ctl_json(exe: str, *args: str) -> Any:
         raise _ToolFailed(f"{name} printed something other than JSON") from None
 
 
-__all__ = ["API", "RABBITMQCTL", "QueueListing", "list_queues"]
+__all__ = ["API", "RABBITMQCTL", "QueueListing", "check_same_broker", "list_queues"]

@@ -31,6 +31,7 @@ from mmate_fast.contracts._registry import (
     register,
     reply_type_of,
 )
+from mmate_fast.contracts._schema import clear_schema_cache, json_schema, schema_errors, schema_validator
 
 __all__ = [
     "MISSING",
@@ -44,13 +45,17 @@ __all__ = [
     "Query",
     "Reply",
     "TypeRegistry",
+    "clear_schema_cache",
     "contract_plan",
     "default_registry",
     "from_envelope",
+    "json_schema",
     "kind_of",
     "message_type",
     "register",
     "reply_type_of",
+    "schema_errors",
+    "schema_validator",
     "to_payload",
     "wire_field",
 ]

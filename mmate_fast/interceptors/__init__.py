@@ -28,6 +28,7 @@ from mmate_fast.interceptors.encryption import (
 from mmate_fast.interceptors.filter import FilterInterceptor
 from mmate_fast.interceptors.log import LoggingInterceptor
 from mmate_fast.interceptors.metrics import DEFAULT_BUCKETS, MetricsInterceptor
+from mmate_fast.interceptors.schema import SchemaValidationInterceptor
 from mmate_fast.interceptors.signing import (
     KEY_ID_HEADER,
     SIGNATURE_HEADER,
@@ -52,6 +53,7 @@ __all__ = [
     "LoggingInterceptor",
     "MemoryDedupStore",
     "MetricsInterceptor",
+    "SchemaValidationInterceptor",
     "SigningInterceptor",
     "TimeoutInterceptor",
     "TracingInterceptor",

@@ -165,9 +165,10 @@ def test_console_script_runs_cli_main() -> None:
     module, _, attr = pyproject["project"]["scripts"]["mmate"].partition(":")
     assert getattr(importlib.import_module(module), attr) is mmate_fast.cli.main
     assert importlib.util.find_spec("mmate_fast.reliability.dlq_cli") is None
-    commands = [cmd.__name__ for cmd in mmate_fast.cli.COMMANDS]
-    assert commands[:2] == ["mmate_fast.cli.demo", "mmate_fast.cli.dlq"] and "mmate_fast.cli.health" in commands
-    assert all(name.startswith("mmate_fast.cli.") for name in commands)
+    names = [cmd.__name__ for cmd in mmate_fast.cli.COMMANDS]
+    assert names[:3] == ["mmate_fast.cli.demo", "mmate_fast.cli.dlq", "mmate_fast.cli.flows"]
+    assert all(name.startswith("mmate_fast.cli.") for name in names) and len(set(names)) == len(names)
+    assert "mmate_fast.cli.health" in names
 
 
 def test_python_dash_m_runs_the_cli() -> None:

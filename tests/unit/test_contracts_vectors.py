@@ -113,8 +113,9 @@ class JSONEdgeCaseCommand(Command):
 
 
 @dataclass
-class StageCompletedEvent(Event):
-    """Lifecycle event of StageFlow (spec §8.5), typed here to prove nested dicts and durations."""
+class TypedStageCompletedEvent(Event):
+    """Lifecycle event of StageFlow (spec §8.5), typed here to prove nested dicts and durations (its own
+    name in the default registry: ``mmate_fast.stageflow`` owns ``StageCompletedEvent`` there)."""
 
     workflow_id: str = ""
     instance_id: str = ""
@@ -254,9 +255,9 @@ def test_payload_re_encodes_byte_identical_for_base_kinds() -> None:
 
 def test_stageflow_event_typed_when_registered() -> None:
     reg = TypeRegistry()
-    reg.register(StageCompletedEvent)
+    reg.register(TypedStageCompletedEvent, name="StageCompletedEvent")
     m = from_envelope(envelope_of(body("23")), reg)
-    assert isinstance(m, StageCompletedEvent)
+    assert isinstance(m, TypedStageCompletedEvent)
     assert (m.sequence, m.source, m.stage_id, m.current_stage, m.total_stages) == (
         2, "stageflow", "validate", 1, 3)
     assert m.data == {"validated": True} and m.duration == datetime.timedelta(microseconds=28)

@@ -1,0 +1,103 @@
+"""Go's ``time.Time`` JSON form (RFC3339Nano) on integer nanoseconds since the Unix epoch, UTC.
+
+StageFlow times travel with nanoseconds (``2026-11-27T13:11:25.29813257Z``); a float or a
+``datetime`` would lose them, so the wire layer keeps ``int`` nanoseconds. Formatting is Go's
+``time.Time.MarshalJSON`` for a UTC time: the fraction has its trailing zeros trimmed and is left
+out when zero. Parsing accepts what Go's ``UnmarshalJSON`` accepts (a fraction of any length,
+truncated to nanoseconds; ``Z`` or a ``+hh:mm`` offset) and converts to UTC.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import time
+
+from mmate_fast.errors import FlowWireError
+
+#: Go's zero ``time.Time`` as it is written on the wire
+ZERO_TIME = "0001-01-01T00:00:00Z"
+#: the same instant in nanoseconds since the Unix epoch
+ZERO_NS = -62135596800 * 1_000_000_000
+
+_NS = 1_000_000_000
+_EPOCH = _dt.datetime(1970, 1, 1)
+_MIN_S = -62135596800          # 0001-01-01T00:00:00Z
+_MAX_S = 253402300799          # 9999-12-31T23:59:59Z
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))")
+
+
+def now_ns() -> int:
+    """The current time in nanoseconds since the epoch (what Go's ``time.Now()`` prints)."""
+    return time.time_ns()
+
+
+#: seconds -> "YYYY-MM-DDTHH:MM:SS" and back: the times of one state mostly share their second
+_TEXT: dict[int, str] = {}
+_SECS: dict[str, int] = {}
+_CACHE_MAX = 4096
+
+
+def format_time(ns: int) -> str:
+    """``ns`` (nanoseconds since the epoch) as Go writes a UTC ``time.Time`` in JSON, without the
+    quotes. Raises FlowWireError outside years 0001-9999 (Go refuses to marshal those too)."""
+    secs, frac = divmod(ns, _NS)
+    s = _TEXT.get(secs)
+    if s is None:
+        if not _MIN_S <= secs <= _MAX_S:
+            raise FlowWireError(f"time {ns} ns is outside the years 0001-9999 that Go can write in JSON")
+        d = _EPOCH + _dt.timedelta(seconds=secs)
+        s = f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+        if len(_TEXT) >= _CACHE_MAX:
+            _TEXT.clear()
+        _TEXT[secs] = s
+    if frac:
+        return f"{s}.{frac:09d}".rstrip("0") + "Z"
+    return s + "Z"
+
+
+def parse_time(text: str) -> int:
+    """An RFC 3339 time (Go's or any peer's) as nanoseconds since the epoch, UTC. Raises
+    FlowWireError when it is not one (wrong type, layout, or a date that does not exist)."""
+    if text.__class__ is str and len(text) >= 20 and text[-1] == "Z":  # fast path: Go's UTC form
+        secs = _SECS.get(text[:19])
+        if secs is not None:
+            rest = text[19:]
+            if rest == "Z":
+                return secs * _NS
+            frac = rest[1:-1]
+            if rest[0] == "." and 0 < len(frac) <= 9 and frac.isascii() and frac.isdigit():
+                return secs * _NS + int(frac) * _SCALE[len(frac)]
+    return _parse(text)
+
+
+_SCALE = [10 ** (9 - n) for n in range(10)]
+
+
+def _parse(text: str) -> int:
+    m = _RFC3339.fullmatch(text) if text.__class__ is str else None
+    if m is None:
+        raise FlowWireError(f"time {text!r} is not RFC 3339 (like 2026-11-27T13:11:25.29813257Z)")
+    y, mo, d, h, mi, s, frac, z, sign, oh, om = m.groups()
+    try:
+        day = _dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s))
+    except ValueError as exc:
+        raise FlowWireError(f"time {text!r} is not a valid time: {exc}") from None
+    secs = (day - _EPOCH) // _dt.timedelta(seconds=1)
+    if z is None:
+        if int(oh) > 23 or int(om) > 59:
+            raise FlowWireError(f"time {text!r} has an offset out of range")
+        off = int(oh) * 3600 + int(om) * 60
+        secs -= off if sign == "+" else -off
+    elif text[10] == "T":  # the canonical UTC form: remember its second for the fast path
+        if len(_SECS) >= _CACHE_MAX:
+            _SECS.clear()
+        _SECS[text[:19]] = secs
+    ns = secs * _NS
+    if frac:
+        ns += int((frac + "00000000")[:9])
+    return ns
+
+
+__all__ = ["ZERO_NS", "ZERO_TIME", "format_time", "now_ns", "parse_time"]

@@ -1,0 +1,283 @@
+"""Stage messages: one ``FlowMessageEnvelope`` on ``{prefix}{workflowId}.stage{N}`` runs stage N and
+moves the flow on, exactly as Go's stage consumer does (wire spec §8.3):
+
+* the stage is the queue's (a message whose ``currentStageIndex`` or ``workflowId`` does not match,
+  or whose state string does not decode, is refused: ``dlq.{queue}`` with the reason);
+* dependencies not completed: a required stage is refused (no compensation), an optional one gets a
+  ``skipped`` result;
+* success: a ``completed`` result (``data`` merged into ``globalData`` as ``"{stageId}.{key}"``, or the
+  typed context's fields), version+1, ``StageCompletedEvent``, then the hop to the next stage — or,
+  after the last stage, status ``completed``, version+1, ``WorkflowCompletedEvent`` and no hop;
+* an optional stage's failure: a ``failed`` result, and the flow goes on;
+* a required stage's failure: status ``failed`` (its own result not appended), version+1,
+  ``WorkflowFailedEvent``, the first compensation message if any stage completed; the stage message
+  then goes to ``dlq.{queue}`` with reason ``stage-failed`` (Go drops it).
+
+Beyond Go: the outcome of each stage is claimed in the state store before the next hop is published
+(see ``_outcome``): a redelivered or duplicated message does not run the handler again, and when the
+record shows the flow already moved past it nothing is published twice (no second completion). Stages
+of a parallel group run side by side from the same state; the member that finds every member's
+outcome claimed decides the join (claimed once) and moves the flow on with the merged results.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from mmate_fast.errors import (
+    BadFlowMessageError,
+    FlowError,
+    StageDependencyError,
+    StageFailedError,
+    StageIndexError,
+    UnknownWorkflowError,
+)
+from mmate_fast.stageflow import _wire
+from mmate_fast.stageflow._context import ContextCodec
+from mmate_fast.stageflow._outcome import Outcome, join_key, stage_key
+from mmate_fast.stageflow._runner import call_stage, error_text
+from mmate_fast.stageflow._runtime import Runtime
+from mmate_fast.stageflow._wire import FlowMessageEnvelope, StageResult, WorkflowState
+from mmate_fast.stageflow.workflow import Stage, Workflow
+
+log = logging.getLogger("mmate_fast.stageflow")
+
+
+def read_state(text: str, what: str = "serializedWorkflowState") -> WorkflowState:
+    """Decode a message's state string; a corrupt one is refused with reason ``bad-flow-state``."""
+    try:
+        return _wire.decode_state(text)
+    except FlowError as exc:
+        raise BadFlowMessageError(f"{what} does not decode: {exc}", "bad-flow-state") from exc
+
+
+@dataclass(slots=True)
+class Step:
+    """What one stage message (or a parallel join) does to the flow, built before anything is sent."""
+
+    state: WorkflowState
+    events: list[Any] = field(default_factory=list)
+    hops: list[tuple[str, Any]] = field(default_factory=list)
+    #: the flow ends with this step (completed, or failed with nothing to compensate)
+    final: bool = False
+    #: (stage index, error text) of the required stage that failed
+    failed: tuple[int, str] | None = None
+
+
+class StageHandler:
+    """Runs the stage messages of one workflow for one engine (see the module docstring)."""
+
+    def __init__(self, rt: Runtime, wf: Workflow, *, idempotent: bool = True) -> None:
+        self.rt = rt
+        self.wf = wf
+        self.codec = ContextCodec(wf.context)
+        self.idempotent = idempotent
+        #: (instance, stage index) -> done future of the delivery now handling it here: a concurrent
+        #: duplicate waits for it and is then acked without running anything
+        self._inflight: dict[tuple[str, int], asyncio.Future[None]] = {}
+
+    async def handle(self, index: int, msg: Any, redelivered: bool = False) -> None:
+        wf = self.wf
+        if not isinstance(msg, FlowMessageEnvelope):
+            raise BadFlowMessageError(f"a {type(msg).__name__} arrived on stage queue "
+                                      f"{self.rt.stage_queue(wf.id, index)}: only FlowMessageEnvelope "
+                                      "belongs there",
+                                      "wrong-message-type")
+        if msg.workflow_id != wf.id:
+            raise UnknownWorkflowError(
+                f"stage message for workflow {msg.workflow_id!r} arrived on a queue of "
+                f"workflow {wf.id!r}: no such workflow is registered for this queue")
+        n = len(wf.stages)
+        if not 0 <= msg.current_stage_index < n:
+            raise StageIndexError(
+                f"stage index {msg.current_stage_index} is out of range: workflow {wf.id!r} "
+                f"has stages 0..{n - 1}")
+        if msg.current_stage_index != index:
+            raise StageIndexError(f"stage index {msg.current_stage_index} does not match queue "
+                                  f"{self.rt.stage_queue(wf.id, index)} (stage {index})")
+        state = read_state(msg.serialized_workflow_state)
+        if state.workflow_id != wf.id or state.instance_id != msg.instance_id:
+            raise BadFlowMessageError(
+                f"the state names workflow {state.workflow_id!r} / instance {state.instance_id!r}, "
+                f"the message "
+                f"{msg.workflow_id!r} / {msg.instance_id!r}", "flow-id-mismatch")
+        if state.status != "running":
+            raise BadFlowMessageError(f"instance {state.instance_id} is {state.status!r}, not running: "
+                                      "a stage message for it cannot run", "flow-not-running")
+        key = (state.instance_id, index)
+        running = self._inflight.get(key)
+        if running is not None:  # the same stage of the same instance is being handled here: a duplicate
+            await asyncio.shield(running)
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = done
+        try:
+            await self._handle(index, msg, state, redelivered)
+        finally:
+            del self._inflight[key]
+            done.set_result(None)
+
+    async def _handle(self, index: int, msg: Any, state: WorkflowState, redelivered: bool) -> None:
+        wf = self.wf
+        stage = wf.stages[index]
+        outcome, fresh = await self._outcome(stage, state)
+        if stage.group is None:
+            outcomes = [(index, outcome)]
+        else:
+            joined = await self._join(stage.group, state, index, outcome)
+            if joined is None or (not joined[1] and not redelivered):
+                self._raise_if_failed(stage, outcome, fresh)
+                return
+            outcomes, fresh = joined[0], joined[1]
+        step = self.step(state, outcomes, msg.payload)
+        if not fresh:
+            record = await self.rt.store.get(state.instance_id)
+            if record is not None and record.version >= step.state.version:
+                return  # a duplicate of a step already taken: nothing to do again
+        await self.execute(step)
+        self._raise_if_failed(stage, outcome, fresh)
+
+    def _raise_if_failed(self, stage: Stage, outcome: Outcome, fresh: bool) -> None:
+        """A required stage that failed (freshly, not a duplicate): its message goes to the DLQ."""
+        result = outcome.result
+        if fresh and result.status == "failed" and not stage.optional:
+            raise StageFailedError(f"required stage {stage.id!r} failed: {result.error}", stage.id,
+                                   result.error or "")
+
+    # ------------------------------------------------------------------ running
+    async def _outcome(self, stage: Stage, state: WorkflowState) -> tuple[Outcome, bool]:
+        """This stage's outcome: the claimed one if there is one (not fresh), else run it and claim."""
+        store = self.rt.store
+        iid = state.instance_id
+        key = stage_key(stage.index)
+        if self.idempotent:
+            stored = await store.stage_result(iid, key)
+            if stored is not None:
+                return Outcome.from_json(stored), False
+        outcome = await self._run(stage, state)
+        if self.idempotent:
+            text = outcome.to_json()
+            stored = await store.claim_stage(iid, key, text)
+            if stored != text:
+                return Outcome.from_json(stored), False
+        return outcome, True
+
+    async def _run(self, stage: Stage, state: WorkflowState) -> Outcome:
+        done = {r.stage_id for r in state.stage_results if r.status == "completed"}
+        missing = [d for d in stage.depends_on if d not in done]
+        if missing:
+            if not stage.optional:
+                raise StageDependencyError(f"required stage {stage.id!r} depends on {missing}, which did not "
+                                           "complete")
+            now = time.time_ns()
+            return Outcome(StageResult(stage.id, "skipped", start_ns=now, end_ns=now, duration_ns=0), {})
+        codec = self.codec
+        start = time.time_ns()
+        t0 = time.perf_counter_ns()
+        try:
+            ctx, returned = await call_stage(stage, lambda: codec.build(state.global_data),
+                                             workflow_id=state.workflow_id, instance_id=state.instance_id,
+                                             state=state)
+            data, updates = codec.apply(stage.id, ctx, returned, state.global_data)
+        except Exception as exc:
+            duration = time.perf_counter_ns() - t0
+            text = error_text(exc)
+            log.warning("stage %r of %s failed (%s): %s", stage.id, state.instance_id,
+                        "optional" if stage.optional else "required", text)
+            return Outcome(StageResult(
+                stage.id, "failed", error=text, start_ns=start, end_ns=start + duration,
+                duration_ns=duration), {})
+        duration = time.perf_counter_ns() - t0
+        return Outcome(StageResult(stage.id, "completed", data=data, start_ns=start, end_ns=start + duration,
+                                   duration_ns=duration), updates)
+
+    async def _join(self, group: str, state: WorkflowState, index: int,
+                    outcome: Outcome) -> tuple[list[tuple[int, Outcome]], bool] | None:
+        """The outcomes of every member of ``group`` once all are claimed, and whether this call won
+        the join (decided once); None while a member is still running."""
+        store = self.rt.store
+        iid = state.instance_id
+        outcomes: list[tuple[int, Outcome]] = []
+        for member in self.wf.groups[group]:
+            if member.index == index:
+                outcomes.append((index, outcome))
+                continue
+            text = await store.stage_result(iid, stage_key(member.index))
+            if text is None:
+                return None
+            outcomes.append((member.index, Outcome.from_json(text)))
+        token = uuid.uuid4().hex
+        won = await store.claim_stage(iid, join_key(group), token) == token
+        return outcomes, won
+
+    # ------------------------------------------------------------------ moving on
+    def step(self, state: WorkflowState, outcomes: list[tuple[int, Outcome]], payload: Any) -> Step:
+        """Apply ``outcomes`` (stage index order) to ``state`` and build what follows (pure)."""
+        wf = self.wf
+        rt = self.rt
+        n = len(wf.stages)
+        step = Step(state)
+        failed: tuple[int, StageResult] | None = None
+        for idx, outcome in outcomes:
+            result = outcome.result
+            if result.status == "failed" and not wf.stages[idx].optional:
+                if failed is None:
+                    failed = (idx, result)
+                continue
+            state.stage_results.append(result)
+            state.global_data.update(outcome.updates)
+            state.version += 1
+            state.last_modified_ns = time.time_ns()
+            if result.status == "completed":
+                step.events.append(
+                    _wire.stage_completed_event(state, result, stage_index=idx, total_stages=n))
+        if failed is not None:
+            idx, result = failed
+            error = result.error or ""
+            state.current_stage = wf.stages[idx].id
+            _wire.mark_failed(state, error, end_ns=time.time_ns())
+            step.failed = (idx, error)
+            step.events.append(_wire.workflow_failed_event(
+                state, workflow_name=wf.name, failed_stage_id=wf.stages[idx].id, failed_stage_index=idx,
+                error=error, failure_ns=time.time_ns(), total_stages=n))
+            completed = [r for r in state.stage_results if r.status == "completed"]
+            if completed:
+                last = completed[-1]
+                step.hops.append((rt.compensation_queue(wf.id), _wire.compensation_message(
+                    state, failed_stage_index=idx, total=len(completed), index=len(completed) - 1,
+                    stage_to_compensate=last.stage_id, original=last, original_error=error,
+                    failure_ns=time.time_ns(), results=[])))
+            else:
+                step.final = True
+            return step
+        state.current_stage = None
+        nxt = wf.next_index(outcomes[-1][0])
+        if nxt >= n:
+            _wire.mark_completed(state, end_ns=time.time_ns())
+            step.events.append(_wire.workflow_completed_event(state, workflow_name=wf.name, total_stages=n))
+            step.final = True
+            return step
+        for j in wf.indexes_from(nxt):
+            after = wf.next_index(j)
+            step.hops.append((rt.stage_queue(wf.id, j), _wire.flow_message(
+                state, stage_index=j, stage_name=wf.stages[j].id,
+                next_queue=rt.stage_queue(wf.id, after) if after < n else None,
+                payload=payload, payload_type=_wire.PAYLOAD_TYPE_RAW)))
+        return step
+
+    async def execute(self, step: Step) -> None:
+        """Publish the step's events and hops (confirmed), save the new state, wake waiters."""
+        rt = self.rt
+        await rt.send(step.hops, step.events)
+        # the hops carry the new state already encoded: saved as it is, not encoded again
+        state_json = step.hops[0][1].serialized_workflow_state if step.hops else None
+        await rt.save(step.state, state_json)
+        if step.final:
+            rt.finished(step.state)
+
+
+__all__ = ["StageHandler", "Step", "read_state"]

@@ -1,0 +1,51 @@
+"""A stage's outcome — its StageResult and the ``globalData`` keys it set — and how it is claimed in the
+state store so that each stage's effect is applied once per instance.
+
+Before a stage runs, the engine looks for a claimed outcome under ``(instance, "stage{N}")``; if there
+is one (a redelivered or duplicated stage message) the handler is not run again and that outcome is
+used. After it ran, ``claim_stage`` stores the outcome first-writer-wins, before the next hop is
+published; a worker that loses the claim uses the winner's outcome.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from mmate_fast.stageflow._wire import StageResult
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one stage run produced."""
+
+    result: StageResult
+    #: the ``globalData`` keys (and values) the stage sets
+    updates: dict[str, Any]
+
+    def to_json(self) -> str:
+        return orjson.dumps({"result": self.result.to_go(), "updates": self.updates}).decode()
+
+    @classmethod
+    def from_json(cls, text: str) -> Outcome:
+        obj = orjson.loads(text)
+        return cls(StageResult.from_go(obj["result"]), dict(obj.get("updates") or {}))
+
+
+def stage_key(index: int) -> str:
+    """The claim key of stage ``index``'s outcome."""
+    return f"stage{index}"
+
+
+def join_key(group: str) -> str:
+    """The claim key of a parallel group's join (decided exactly once)."""
+    return f"join:{group}"
+
+
+def compensation_key(index: int) -> str:
+    """The claim key of compensation step ``index`` (``compensationIndex``)."""
+    return f"compensation{index}"
+
+
+__all__ = ["Outcome", "compensation_key", "join_key", "stage_key"]

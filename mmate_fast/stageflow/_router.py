@@ -1,0 +1,45 @@
+"""One dispatcher entry per Client for StageFlow's envelope types: the engines of that client put
+their queues here, and a delivery goes to the handler of the queue it came on (Go decides the stage
+by the queue too). A StageFlow envelope on a queue no engine of this client serves is refused."""
+from __future__ import annotations
+
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from mmate_fast.errors import UnknownWorkflowError
+from mmate_fast.stageflow._wire import CompensationMessageEnvelope, FlowMessageEnvelope
+
+#: (message, redelivered) -> awaitable
+Route = Callable[[Any, bool], Awaitable[None]]
+
+
+class Router:
+    """Queue -> handler for the StageFlow envelopes a Client consumes."""
+
+    def __init__(self, client: Any) -> None:
+        self.routes: dict[str, Route] = {}
+        client.add_handler(FlowMessageEnvelope, self.on_message, bind=False)
+        client.add_handler(CompensationMessageEnvelope, self.on_message, bind=False)
+
+    async def on_message(self, msg: Any, ctx: Any) -> None:
+        route = self.routes.get(ctx.queue)
+        if route is None:
+            raise UnknownWorkflowError(
+                f"{type(msg).__name__} arrived on queue {ctx.queue!r}, which no FlowEngine "
+                "of this client serves: register its workflow with serve=True")
+        await route(msg, bool(ctx.delivery.redelivered))
+
+
+_ROUTERS: weakref.WeakKeyDictionary[Any, Router] = weakref.WeakKeyDictionary()
+
+
+def router_for(client: Any) -> Router:
+    """The client's router (its dispatcher handlers are registered once, on first use)."""
+    router = _ROUTERS.get(client)
+    if router is None:
+        router = _ROUTERS[client] = Router(client)
+    return router
+
+
+__all__ = ["Route", "Router", "router_for"]

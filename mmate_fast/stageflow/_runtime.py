@@ -1,0 +1,69 @@
+"""What the stage and compensation handlers share with their engine: the client to publish with, the
+state store, whether lifecycle events are on, the queue prefix, and the waiters to wake.
+
+Every StageFlow publish goes to the default exchange (routing key = queue) persistent, as Go sends
+it; events go to ``mmate.events`` / ``evt.{instanceId}.{Type}``. Several publishes of one step are
+sent together, in order, and awaited together (their broker confirms included): the stage message is
+acked only after everything it caused is confirmed.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mmate_fast.contracts import MessageKind
+from mmate_fast.stageflow import _queues
+from mmate_fast.stageflow._wire import WorkflowState, encode_state
+from mmate_fast.stageflow.store import FlowRecord, FlowStore
+
+
+class Runtime:
+    """The engine's side of the handlers (one per FlowEngine)."""
+
+    __slots__ = ("client", "events", "finished", "prefix", "store", "worker")
+
+    def __init__(self, client: Any, store: FlowStore, *, events: bool, prefix: str, worker: str,
+                 finished: Callable[[WorkflowState], None]) -> None:
+        self.client = client
+        self.store = store
+        self.events = events
+        self.prefix = prefix
+        self.worker = worker
+        #: called with the final state when a flow ends here (wakes local waiters)
+        self.finished = finished
+
+    def stage_queue(self, workflow_id: str, index: int) -> str:
+        return _queues.stage_queue(self.prefix, workflow_id, index)
+
+    def compensation_queue(self, workflow_id: str) -> str:
+        return _queues.compensation_queue(self.prefix, workflow_id)
+
+    async def send(self, hops: Sequence[tuple[str, Any]], events: Sequence[Any] = ()) -> None:
+        """Publish ``events`` (if events are on) then each ``(queue, envelope)`` of ``hops``, in that
+        order (Go's), and wait for all of them (confirms included)."""
+        client = self.client
+        calls = []
+        if self.events:
+            for event in events:
+                calls.append(client.publish(event, kind=MessageKind.EVENT, persistent=True))
+        for queue, envelope in hops:
+            calls.append(client.publish(envelope, exchange="", routing_key=queue, persistent=True))
+        if len(calls) == 1:
+            await calls[0]
+        elif calls:
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+
+    async def save(self, state: WorkflowState, state_json: str | None = None) -> None:
+        """Save ``state`` as the instance's record (the store ignores an older version)."""
+        await self.store.save(FlowRecord(
+            instance_id=state.instance_id, workflow_id=state.workflow_id, status=state.status,
+            version=state.version, current_stage=state.current_stage, error=state.error_message,
+            started_ns=state.start_ns, updated_ns=state.last_modified_ns,
+            state_json=state_json if state_json is not None else encode_state(state), worker=self.worker))
+
+
+__all__ = ["Runtime"]

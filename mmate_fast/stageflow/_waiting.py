@@ -1,0 +1,210 @@
+"""``FlowEngine.wait``: the final state of an instance, wherever it ran.
+
+Three ways in, whichever comes first: the local shortcut (this engine ran the step that ended the
+flow and wakes the futures of that instance), the engine's one listener queue (exclusive,
+auto-delete, bound to ``mmate.events`` for the three terminal events, consumed without acks, so an
+instance finished by another process wakes its waiters), and the state store (checked when the wait
+begins and now and then, so a flow that ended before the wait, or with events off, is found too).
+
+A ``WorkflowFailedEvent`` is final only when nothing is to be compensated (no completed stage);
+otherwise the wait goes on until ``WorkflowCompensatedEvent``. From an event alone the state is
+rebuilt from its payload (a compensated event carries no stage results); the store's record is
+preferred when it has the final state.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+import orjson
+
+from mmate_fast.errors import FlowTimeoutError
+from mmate_fast.messaging import topology
+from mmate_fast.stageflow import _wire
+from mmate_fast.stageflow._wire import StageResult, WorkflowState
+from mmate_fast.stageflow.store import FlowStore
+
+log = logging.getLogger("mmate_fast.stageflow")
+
+#: final states heard of (events, local ends) kept for a wait that comes after the end
+RECENT_FINALS = 10_000
+TERMINAL_EVENTS = ("WorkflowCompletedEvent", "WorkflowFailedEvent", "WorkflowCompensatedEvent")
+#: the store is looked at again after this many seconds at most while waiting
+MAX_POLL = 1.0
+
+
+def is_final(state: WorkflowState) -> bool:
+    """True when nothing more will happen to the flow: completed, compensated, cancelled, or failed
+    with no completed stage to compensate."""
+    status = state.status
+    if status in ("completed", "compensated", "cancelled"):
+        return True
+    if status == "failed":
+        return not any(r.status == "completed" for r in state.stage_results)
+    return False
+
+
+def state_from_event(type_name: str, p: dict[str, Any]) -> WorkflowState:
+    """The final state as far as a terminal event tells it (raises on a malformed payload)."""
+    results = [StageResult.from_go(r) for r in p.get("stageResults") or ()]
+    state = WorkflowState(workflow_id=p["workflowId"], instance_id=p["instanceId"], status="running",
+                          stage_results=results, version=int(p.get("sequence", 0)))
+    if type_name == "WorkflowCompletedEvent":
+        state.status = "completed"
+        state.global_data = dict(p.get("finalData") or {})
+        state.start_ns = _wire.parse_time(p["startTime"])
+        state.end_ns = state.last_modified_ns = _wire.parse_time(p["endTime"])
+    elif type_name == "WorkflowFailedEvent":
+        state.status = "failed"
+        state.current_stage = p.get("failedStageId") or None
+        state.error_message = p.get("error") or None
+        state.global_data = dict(p.get("stateData") or {})
+        state.start_ns = _wire.parse_time(p["startTime"])
+        state.end_ns = state.last_modified_ns = _wire.parse_time(p["failureTime"])
+    else:
+        state.status = "compensated"
+        state.error_message = p.get("originalError") or None
+        state.global_data = dict(p.get("workflowData") or {})
+        state.end_ns = _wire.parse_time(p["failureTime"])
+        state.last_modified_ns = _wire.parse_time(p["compensationEndTime"])
+    return state
+
+
+class Waiters:
+    """Futures of waited instances, by instance id (see the module docstring)."""
+
+    def __init__(self, client: Any, store: FlowStore, *, listen: bool = True) -> None:
+        self.client = client
+        self.store = store
+        self.listen = listen
+        self._futures: dict[str, set[asyncio.Future[WorkflowState]]] = {}
+        #: instance id -> final state, the latest RECENT_FINALS (a flow may end before its wait begins)
+        self._finals: OrderedDict[str, WorkflowState] = OrderedDict()
+        self._channel: Any = None
+        self._queue = ""
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    def resolve(self, state: WorkflowState) -> None:
+        """The flow ended here (or we learned it ended): wake its waiters."""
+        if not is_final(state):
+            return
+        finals = self._finals
+        finals[state.instance_id] = state
+        finals.move_to_end(state.instance_id)
+        if len(finals) > RECENT_FINALS:
+            finals.popitem(last=False)
+        for fut in self._futures.pop(state.instance_id, ()):
+            if not fut.done():
+                fut.set_result(state)
+
+    async def wait(self, instance_id: str, timeout: float) -> WorkflowState:
+        fut: asyncio.Future[WorkflowState] = asyncio.get_running_loop().create_future()
+        waiting = self._futures.setdefault(instance_id, set())
+        waiting.add(fut)
+        try:
+            async with asyncio.timeout(timeout):
+                if self.listen:
+                    await self._ensure_listener()
+                delay = 0.02
+                while not fut.done():
+                    heard = self._finals.get(instance_id)
+                    if heard is not None:
+                        return heard
+                    stored = await self._stored(instance_id)
+                    if stored is not None:
+                        return stored
+                    await asyncio.wait((fut,), timeout=delay)
+                    delay = min(delay * 2, MAX_POLL)
+                return fut.result()
+        except TimeoutError:
+            raise FlowTimeoutError(f"flow {instance_id} did not finish within {timeout:g} s: see "
+                                   "await engine.status(instance_id) for where it stands") from None
+        finally:
+            waiting.discard(fut)
+            if not waiting and self._futures.get(instance_id) is waiting:
+                del self._futures[instance_id]
+            if not fut.done():
+                fut.cancel()
+
+    async def _stored(self, instance_id: str) -> WorkflowState | None:
+        record = await self.store.get(instance_id)
+        if record is None or record.status not in ("completed", "compensated", "failed", "cancelled"):
+            return None
+        state = _wire.decode_state(record.state_json)
+        return state if is_final(state) else None
+
+    # ------------------------------------------------------------------ listener
+    async def ensure_listener(self) -> None:
+        """Listen to the terminal events (once per engine; before a flow starts, so that its end
+        cannot pass unheard)."""
+        if self.listen:
+            await self._ensure_listener()
+
+    async def _ensure_listener(self) -> None:
+        if self._channel is not None or self._closed:
+            return
+        async with self._lock:
+            if self._channel is not None or self._closed:
+                return
+            channel = await self.client.connection.channel()
+            queue = f"stageflow.wait.{uuid.uuid4().hex}"
+            try:
+                await channel.queue_declare(queue, durable=False, exclusive=True, auto_delete=True)
+                for event in TERMINAL_EVENTS:
+                    await channel.queue_bind(queue, topology.EVENTS, f"evt.#.{event}")
+                await channel.basic_consume(queue, self._on_event, no_ack=True, exclusive=True)
+            except BaseException:
+                if channel.is_open:
+                    await channel.close()
+                raise
+            self._channel, self._queue = channel, queue
+
+    def _on_event(self, delivery: Any) -> None:
+        try:
+            env = orjson.loads(delivery.body)
+            payload = env["payload"]
+            if payload["instanceId"] in self._finals:
+                return  # ended here (the local shortcut came first)
+            state = state_from_event(env["type"], payload)
+        except Exception as exc:  # a malformed event on our own queue: nothing to wake
+            log.debug("ignoring an undecodable terminal event: %r", exc)
+            return
+        if not is_final(state):
+            return
+        if state.instance_id not in self._futures:
+            self.resolve(state)  # nobody waits yet: remember it
+            return
+        task = asyncio.get_running_loop().create_task(self._resolve_from(state))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _resolve_from(self, state: WorkflowState) -> None:
+        """Prefer the store's final state (it has everything); else the event's."""
+        try:
+            stored = await self._stored(state.instance_id)
+        except Exception as exc:
+            log.debug("store lookup after a terminal event failed: %r", exc)
+            stored = None
+        self.resolve(stored if stored is not None else state)
+
+    async def close(self) -> None:
+        self._closed = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        channel, self._channel = self._channel, None
+        if channel is not None and channel.is_open:
+            try:
+                await channel.close()
+            except Exception as exc:
+                log.debug("closing the wait listener channel failed: %r", exc)
+
+
+__all__ = ["TERMINAL_EVENTS", "Waiters", "is_final", "state_from_event"]

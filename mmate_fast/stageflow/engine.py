@@ -1,0 +1,253 @@
+"""``FlowEngine``: runs StageFlow workflows over a Client, on Go's wire (spec §8).
+
+::
+
+    flows = FlowEngine(client, store="sqlite:///flows.db")
+    await flows.register(wf)                 # declare the queues, serve the stages here
+    iid = await flows.start(wf, {"orderId": "o-1"})
+    state = await flows.wait(iid, timeout=60)
+
+``register`` declares ``{prefix}{workflowId}.stage{N}`` and ``{prefix}compensation.{workflowId}`` with
+Go's arguments and (``serve=True``) consumes them with the client, ``concurrency`` messages at a time
+per queue; any number of processes may serve the same workflow (competing consumers) and a process
+may only start flows (``serve=False``). Every state change is saved in the store (``status``/``list``
+read it); a stage message is acked only once the hop it caused is confirmed by the broker.
+"""
+from __future__ import annotations
+
+import asyncio
+import enum
+import os
+import socket
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from mmate_fast.errors import InvalidArgumentError, UnknownWorkflowError, WorkflowDefinitionError
+from mmate_fast.stageflow import _queues, _wire
+from mmate_fast.stageflow._compensation import CompensationHandler
+from mmate_fast.stageflow._context import ContextCodec
+from mmate_fast.stageflow._hops import StageHandler
+from mmate_fast.stageflow._router import router_for
+from mmate_fast.stageflow._runtime import Runtime
+from mmate_fast.stageflow._waiting import Waiters
+from mmate_fast.stageflow._wire import WorkflowState
+from mmate_fast.stageflow.store import FlowRecord, FlowStore, open_store
+from mmate_fast.stageflow.workflow import Workflow
+
+
+class FlowStatus(enum.StrEnum):
+    """The statuses of a workflow instance (``WorkflowState.status``, ``FlowRecord.status``)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    COMPENSATED = "compensated"
+    CANCELLED = "cancelled"
+
+
+class _Registration:
+    __slots__ = ("compensation", "queues", "serving", "stages", "wf")
+
+    def __init__(self, wf: Workflow, stages: StageHandler, compensation: CompensationHandler,
+                 queues: list[str]) -> None:
+        self.wf = wf
+        self.stages = stages
+        self.compensation = compensation
+        self.queues = queues
+        self.serving = False
+
+
+class FlowEngine:
+    """Runs workflows over ``client`` (see the module docstring).
+
+    ``store``: a FlowStore or its URL (``memory://`` default: this process only; ``sqlite:///...`` or
+    ``postgresql://...`` for several processes); ``events``: publish Go's lifecycle events on
+    ``mmate.events``; ``prefix``: the stage queue prefix (Go's default ``stageflow.``);
+    ``concurrency``: stage messages handled at once per queue (Go's ``MaxStageConcurrency``);
+    ``idempotent``: claim each stage's outcome in the store so a redelivered or duplicated stage
+    message never runs a stage twice (needed by parallel groups); ``worker``: the name saved with
+    each record (default ``{service}@{host}:{pid}``).
+    """
+
+    def __init__(self, client: Any, *, store: str | FlowStore = "memory://", events: bool = True,
+                 prefix: str = _queues.DEFAULT_PREFIX, concurrency: int = 10, idempotent: bool = True,
+                 worker: str | None = None) -> None:
+        if type(concurrency) is not int or not 1 <= concurrency <= 65535:
+            raise InvalidArgumentError(
+                f"concurrency must be a whole number from 1 to 65535, got {concurrency!r}",
+                "concurrency")
+        if not isinstance(prefix, str):
+            raise InvalidArgumentError(f"prefix must be a str, got {prefix!r}", "prefix")
+        self.client = client
+        self._owns_store = isinstance(store, str)
+        self.store: FlowStore = open_store(store) if isinstance(store, str) else store
+        self.events = events
+        self.prefix = prefix
+        self.concurrency = concurrency
+        self.idempotent = idempotent
+        self.worker = worker or (f"{getattr(client, 'service_name', 'service')}@{socket.gethostname()}:"
+                                 f"{os.getpid()}")
+        self._waiters = Waiters(client, self.store, listen=events)
+        self._rt = Runtime(client, self.store, events=events, prefix=prefix, worker=self.worker,
+                           finished=self._waiters.resolve)
+        self._registered: dict[str, _Registration] = {}
+        self._subscriptions: list[Any] = []
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"<FlowEngine prefix={self.prefix!r} workflows={sorted(self._registered)}>"
+
+    @property
+    def workflows(self) -> dict[str, Workflow]:
+        """The registered workflows by id."""
+        return {wid: reg.wf for wid, reg in self._registered.items()}
+
+    def stage_queue(self, workflow: Workflow | str, index: int) -> str:
+        """``{prefix}{workflowId}.stage{index}``."""
+        return self._rt.stage_queue(_workflow_id(workflow), index)
+
+    def compensation_queue(self, workflow: Workflow | str) -> str:
+        """``{prefix}compensation.{workflowId}``."""
+        return self._rt.compensation_queue(_workflow_id(workflow))
+
+    # ------------------------------------------------------------------ registration
+    async def register(self, wf: Workflow, *, serve: bool = True) -> None:
+        """Declare the workflow's queues (Go's arguments) and, with ``serve``, consume them here.
+        Registering again is harmless (``serve=True`` later starts serving); another workflow object
+        with the same id raises WorkflowDefinitionError."""
+        if not isinstance(wf, Workflow):
+            raise InvalidArgumentError(f"register() needs a Workflow, got {type(wf).__qualname__}", "wf")
+        wf.validate()
+        if wf.groups and not self.idempotent:
+            raise WorkflowDefinitionError(f"workflow {wf.id!r} has parallel stages: their join needs "
+                                          "FlowEngine(idempotent=True)")
+        async with self._lock:
+            reg = self._registered.get(wf.id)
+            if reg is not None and reg.wf is not wf:
+                raise WorkflowDefinitionError(
+                    f"another workflow with id {wf.id!r} is registered on this engine")
+            if reg is None:
+                reg = await self._declare(wf)
+                self._registered[wf.id] = reg
+            if serve and not reg.serving:
+                await self._serve(reg)
+
+    async def _declare(self, wf: Workflow) -> _Registration:
+        client = self.client
+        fifo = bool(getattr(client, "fifo", False))
+        queues = []
+        for i in range(len(wf.stages)):
+            queues.append(await _queues.declare_flow_queue(client, self._rt.stage_queue(wf.id, i),
+                                                           _queues.STAGE_TTL_MS, fifo=fifo))
+        queues.append(await _queues.declare_flow_queue(client, self._rt.compensation_queue(wf.id),
+                                                       _queues.COMPENSATION_TTL_MS, fifo=fifo))
+        return _Registration(wf, StageHandler(self._rt, wf, idempotent=self.idempotent),
+                             CompensationHandler(self._rt, wf, idempotent=self.idempotent), queues)
+
+    async def _serve(self, reg: _Registration) -> None:
+        router = router_for(self.client)
+        for i, queue in enumerate(reg.queues[:-1]):
+            router.routes[queue] = _stage_route(reg.stages, i)
+        router.routes[reg.queues[-1]] = reg.compensation.handle
+        for queue in reg.queues:
+            self._subscriptions.append(await self.client.subscribe(
+                queue, prefetch=self.concurrency, concurrency=self.concurrency, declare=False))
+        reg.serving = True
+
+    def _registration(self, workflow: Workflow | str) -> _Registration:
+        reg = self._registered.get(_workflow_id(workflow))
+        if reg is None:
+            raise UnknownWorkflowError(
+                f"workflow {_workflow_id(workflow)!r} is not registered on this engine: "
+                "await engine.register(workflow) first")
+        return reg
+
+    # ------------------------------------------------------------------ running
+    async def start(self, workflow: Workflow | str, data: Any = None, *,
+                    instance_id: str | None = None) -> str:
+        """Start an instance with ``data`` (a dict, or the workflow's context object) as its
+        ``globalData`` and stage-0 payload; returns the instance id. A Workflow not registered yet is
+        registered without serving (its queues declared). The instance is saved (``running``)
+        before its first hop is published."""
+        if isinstance(workflow, Workflow) and workflow.id not in self._registered:
+            await self.register(workflow, serve=False)
+        wf = self._registration(workflow).wf
+        global_data = ContextCodec(wf.context).to_data(data)
+        payload = data if data is None or isinstance(data, Mapping) else dict(global_data)
+        iid = instance_id or str(uuid.uuid4())
+        state = WorkflowState(workflow_id=wf.id, instance_id=iid, status="running", stage_results=[],
+                              global_data=global_data, start_ns=time.time_ns(), version=1)
+        state.last_modified_ns = time.time_ns()
+        await self._waiters.ensure_listener()
+        await self._rt.save(state)
+        n = len(wf.stages)
+        hops = []
+        for j in wf.first_indexes():
+            after = wf.next_index(j)
+            hops.append((self._rt.stage_queue(wf.id, j), _wire.flow_message(
+                state, stage_index=j, stage_name=wf.stages[j].id,
+                next_queue=self._rt.stage_queue(wf.id, after) if after < n else None,
+                payload=payload, payload_type=_wire.PAYLOAD_TYPE_INITIAL)))
+        await self._rt.send(hops)
+        return iid
+
+    async def wait(self, instance_id: str, timeout: float = 60.0) -> WorkflowState:
+        """The final state of ``instance_id`` (completed, compensated, or failed with nothing to
+        compensate), wherever it ran; FlowTimeoutError after ``timeout`` seconds."""
+        return await self._waiters.wait(instance_id, timeout)
+
+    async def status(self, instance_id: str) -> FlowRecord | None:
+        """The stored record of ``instance_id`` (None if the store does not know it)."""
+        return await self.store.get(instance_id)
+
+    async def state(self, instance_id: str) -> WorkflowState | None:
+        """The stored WorkflowState of ``instance_id`` (None if the store does not know it)."""
+        record = await self.store.get(instance_id)
+        return None if record is None else _wire.decode_state(record.state_json)
+
+    async def list(self, *, status: str | None = None, workflow: Workflow | str | None = None,
+                   limit: int = 100, offset: int = 0) -> list[FlowRecord]:
+        """Stored records, newest first, filtered by status and/or workflow."""
+        return await self.store.list(status=None if status is None else str(status),
+                                     workflow=None if workflow is None else _workflow_id(workflow),
+                                     limit=limit, offset=offset)
+
+    async def close(self) -> None:
+        """Stop serving (in-flight stages finish within the client's close), stop the wait listener,
+        close the store if the engine opened it."""
+        subscriber = getattr(self.client, "subscriber", None)
+        for sub in self._subscriptions:
+            if subscriber is not None:
+                await subscriber.unsubscribe(sub)
+        self._subscriptions.clear()
+        router = router_for(self.client)
+        for reg in self._registered.values():
+            for queue in reg.queues:
+                router.routes.pop(queue, None)
+            reg.serving = False
+        await self._waiters.close()
+        if self._owns_store:
+            await self.store.close()
+
+    async def __aenter__(self) -> FlowEngine:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _workflow_id(workflow: Workflow | str) -> str:
+    return workflow.id if isinstance(workflow, Workflow) else str(workflow)
+
+
+def _stage_route(handler: StageHandler, index: int) -> Any:
+    async def route(msg: Any, redelivered: bool) -> None:
+        await handler.handle(index, msg, redelivered)
+
+    return route
+
+
+__all__ = ["FlowEngine", "FlowStatus"]

@@ -1,0 +1,107 @@
+"""``memory://``: the state store in this process's memory (tests, embedded single-process engines).
+
+``memory://`` opens a private store; ``memory://NAME`` opens a handle on the store of that name,
+shared by every ``open_store("memory://NAME")`` of the process (several engines in one test) and
+kept until the process ends. Every operation runs to completion without yielding to the event loop,
+under a threading lock (engines on other threads' loops may share a named store), so
+``claim_stage`` is an atomic compare-and-set: the first writer wins.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+from mmate_fast.errors import FlowStoreClosedError
+from mmate_fast.stageflow.store._record import FlowRecord, check_claim, check_key, check_page, check_record
+
+
+class _MemoryData:
+    """The records and claimed stage results of one store, behind one lock."""
+
+    __slots__ = ("flows", "lock", "stages")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.flows: dict[str, FlowRecord] = {}
+        self.stages: dict[tuple[str, str], str] = {}
+
+
+_NAMED: dict[str, _MemoryData] = {}
+_NAMED_LOCK = threading.Lock()
+
+
+def _named(name: str) -> _MemoryData:
+    with _NAMED_LOCK:
+        data = _NAMED.get(name)
+        if data is None:
+            data = _NAMED[name] = _MemoryData()
+        return data
+
+
+def _newest_first(record: FlowRecord) -> tuple[int, str]:
+    return (-record.updated_ns, record.instance_id)
+
+
+class MemoryFlowStore:
+    """A FlowStore in process memory; records are copied in and out (callers cannot alter the store)."""
+
+    def __init__(self, name: str = "") -> None:
+        self._name = name
+        self._data = _named(name) if name else _MemoryData()
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        return f"memory://{self._name}"
+
+    def __repr__(self) -> str:
+        return f"<MemoryFlowStore {self.url}{' closed' if self._closed else ''}>"
+
+    def _check_open(self) -> _MemoryData:
+        if self._closed:
+            raise FlowStoreClosedError(f"the flow store {self.url} is closed: open a new one with "
+                                       "open_store(url)")
+        return self._data
+
+    async def save(self, record: FlowRecord) -> None:
+        check_record(record)
+        data = self._check_open()
+        with data.lock:
+            stored = data.flows.get(record.instance_id)
+            if stored is None or record.version >= stored.version:
+                data.flows[record.instance_id] = replace(record)
+
+    async def get(self, instance_id: str) -> FlowRecord | None:
+        data = self._check_open()
+        with data.lock:
+            stored = data.flows.get(instance_id)
+        return None if stored is None else replace(stored)
+
+    async def list(self, *, status: str | None = None, workflow: str | None = None,
+                   limit: int = 100, offset: int = 0) -> list[FlowRecord]:
+        check_page(limit, offset)
+        data = self._check_open()
+        with data.lock:
+            found = [r for r in data.flows.values()
+                     if (status is None or r.status == status)
+                     and (workflow is None or r.workflow_id == workflow)]
+        found.sort(key=_newest_first)
+        return [replace(r) for r in found[offset:offset + limit]]
+
+    async def claim_stage(self, instance_id: str, stage_key: str, result_json: str) -> str:
+        check_claim(instance_id, stage_key, result_json)
+        data = self._check_open()
+        with data.lock:
+            return data.stages.setdefault((instance_id, stage_key), result_json)
+
+    async def stage_result(self, instance_id: str, stage_key: str) -> str | None:
+        check_key(instance_id, stage_key)
+        data = self._check_open()
+        with data.lock:
+            return data.stages.get((instance_id, stage_key))
+
+    async def close(self) -> None:
+        self._closed = True
+
+
+__all__ = ["MemoryFlowStore"]

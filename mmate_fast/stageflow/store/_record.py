@@ -1,0 +1,125 @@
+"""What a StageFlow state store keeps (``FlowRecord``) and the API every backend implements (``FlowStore``).
+
+The store knows nothing of the workflow state's shape: ``state_json`` is the serialized
+WorkflowState as the engine wrote it (an opaque string here); the other fields are copies of a few
+of its values, kept in columns so that ``list`` can filter and order without decoding.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from mmate_fast.errors import InvalidArgumentError
+
+#: the most records one ``list`` call returns
+MAX_LIMIT = 10_000
+
+
+@dataclass(slots=True)
+class FlowRecord:
+    """One workflow instance as stored: the latest state the engine saved, plus its index columns."""
+
+    instance_id: str
+    workflow_id: str
+    status: str
+    version: int
+    current_stage: str | None
+    error: str | None
+    started_ns: int
+    updated_ns: int
+    state_json: str
+    worker: str = ""
+
+
+@runtime_checkable
+class FlowStore(Protocol):
+    """The state store of StageFlow instances. Every method is async and bounded by its backend's
+    timeout; a failure raises ``FlowStoreError`` (``FlowStoreClosedError`` once closed)."""
+
+    async def save(self, record: FlowRecord) -> None:
+        """Insert or replace the record of ``record.instance_id``; a lower version than the stored
+        one is ignored (state never goes back), an equal or higher one replaces it."""
+        ...
+
+    async def get(self, instance_id: str) -> FlowRecord | None:
+        """The stored record, or None."""
+        ...
+
+    async def list(self, *, status: str | None = None, workflow: str | None = None,
+                   limit: int = 100, offset: int = 0) -> list[FlowRecord]:
+        """Records, newest ``updated_ns`` first (ties by instance id), filtered by status / workflow id."""
+        ...
+
+    async def claim_stage(self, instance_id: str, stage_key: str, result_json: str) -> str:
+        """Store ``result_json`` under (instance, stage key) unless one is there; return the stored
+        one. First writer wins, across tasks, processes and machines sharing the store."""
+        ...
+
+    async def stage_result(self, instance_id: str, stage_key: str) -> str | None:
+        """The claimed result of (instance, stage key), or None."""
+        ...
+
+    async def close(self) -> None:
+        """Release the backend (idempotent); later calls raise ``FlowStoreClosedError``."""
+        ...
+
+
+def check_record(record: object) -> FlowRecord:
+    """Refuse what no backend could store, before it reaches one."""
+    if not isinstance(record, FlowRecord):
+        raise InvalidArgumentError(f"save() takes a FlowRecord, not {type(record).__name__}",
+                                   argument="record")
+    if not isinstance(record.instance_id, str) or not record.instance_id:
+        raise InvalidArgumentError("FlowRecord.instance_id must be a non-empty string",
+                                   argument="instance_id")
+    for name in ("workflow_id", "status", "state_json", "worker"):
+        if not isinstance(getattr(record, name), str):
+            raise InvalidArgumentError(f"FlowRecord.{name} must be a string", argument=name)
+    for name in ("instance_id", "workflow_id", "status", "state_json", "worker", "current_stage", "error"):
+        _no_nul(getattr(record, name), f"FlowRecord.{name}", name)
+    for name in ("version", "started_ns", "updated_ns"):
+        value = getattr(record, name)
+        if not isinstance(value, int) or isinstance(value, bool) or not -(2**63) <= value < 2**63:
+            raise InvalidArgumentError(f"FlowRecord.{name} must be an int that fits 64 bits",
+                                       argument=name)
+    for name in ("current_stage", "error"):
+        if getattr(record, name) is not None and not isinstance(getattr(record, name), str):
+            raise InvalidArgumentError(f"FlowRecord.{name} must be a string or None", argument=name)
+    return record
+
+
+def _no_nul(value: object, label: str, argument: str) -> None:
+    """PostgreSQL's text cannot hold NUL: every backend refuses it, so a store can move between them
+    (JSON writes it as \\u0000, so a serialized state never has one)."""
+    if isinstance(value, str) and "\x00" in value:
+        raise InvalidArgumentError(f"{label} contains a NUL character (\\x00), which a store cannot "
+                                   "keep: remove it or JSON-encode the text", argument=argument)
+
+
+def check_key(instance_id: object, stage_key: object) -> None:
+    """Both parts of a stage key are non-empty strings."""
+    for name, value in (("instance_id", instance_id), ("stage_key", stage_key)):
+        if not isinstance(value, str) or not value:
+            raise InvalidArgumentError(f"{name} must be a non-empty string", argument=name)
+        _no_nul(value, name, name)
+
+
+def check_claim(instance_id: object, stage_key: object, result_json: object) -> None:
+    """A stage key plus a string result."""
+    check_key(instance_id, stage_key)
+    if not isinstance(result_json, str):
+        raise InvalidArgumentError(f"result_json must be a str, not {type(result_json).__name__}",
+                                   argument="result_json")
+    _no_nul(result_json, "result_json", "result_json")
+
+
+def check_page(limit: object, offset: object) -> None:
+    """``limit`` 1..MAX_LIMIT, ``offset`` >= 0."""
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidArgumentError(f"limit must be an int from 1 to {MAX_LIMIT}, got {limit!r}",
+                                   argument="limit")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise InvalidArgumentError(f"offset must be an int >= 0, got {offset!r}", argument="offset")
+
+
+__all__ = ["MAX_LIMIT", "FlowRecord", "FlowStore", "check_claim", "check_key", "check_page", "check_record"]

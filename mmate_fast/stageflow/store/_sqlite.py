@@ -1,0 +1,345 @@
+"""``sqlite:///path.db``: the embedded state store for one machine (one or several processes).
+
+The stdlib ``sqlite3`` runs off the event loop on one writer thread per store that owns the
+connection. Calls queue operations; the thread takes everything queued and runs it in one
+transaction (``BEGIN IMMEDIATE`` when the batch writes), then settles the callers' futures with one
+loop wake-up per batch: many concurrent saves cost one commit. WAL mode with ``synchronous=NORMAL``
+(a commit survives a crash of the process, the last ones may be lost on power loss) and a busy
+timeout let several processes share one file; ``claim_stage`` is ``INSERT ... ON CONFLICT DO
+NOTHING`` then ``SELECT`` inside that transaction, atomic across processes by the primary key.
+
+URL: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite:///:memory:`` (this
+store only), with ``?timeout=SECONDS`` (default 10): how long a call may wait for its turn on the
+thread, and then for another process's lock, before it fails with ``FlowStoreError``.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from mmate_fast.errors import (
+    FlowStoreClosedError,
+    FlowStoreError,
+    FlowStoreUnavailableError,
+    InvalidArgumentError,
+)
+from mmate_fast.stageflow.store._record import FlowRecord, check_claim, check_key, check_page, check_record
+
+DEFAULT_TIMEOUT = 10.0
+#: most operations one transaction carries
+MAX_BATCH = 1024
+
+_COLUMNS = ("instance_id, workflow_id, status, version, current_stage, error, started_ns, updated_ns, "
+            "state_json, worker")
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS flows (
+        instance_id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL, status TEXT NOT NULL,
+        version INTEGER NOT NULL, current_stage TEXT, error TEXT, started_ns INTEGER NOT NULL,
+        updated_ns INTEGER NOT NULL, state_json TEXT NOT NULL, worker TEXT NOT NULL DEFAULT '')""",
+    """CREATE TABLE IF NOT EXISTS stage_results (
+        instance_id TEXT NOT NULL, stage_key TEXT NOT NULL, result_json TEXT NOT NULL,
+        created_ns INTEGER NOT NULL, PRIMARY KEY (instance_id, stage_key)) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS flows_by_updated ON flows (updated_ns DESC, instance_id)",
+    "CREATE INDEX IF NOT EXISTS flows_by_status ON flows (status, updated_ns DESC, instance_id)",
+    "CREATE INDEX IF NOT EXISTS flows_by_workflow ON flows (workflow_id, updated_ns DESC, instance_id)",
+)
+_UPSERT = (f"INSERT INTO flows ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+           "ON CONFLICT (instance_id) DO UPDATE SET workflow_id = excluded.workflow_id, "
+           "status = excluded.status, version = excluded.version, "
+           "current_stage = excluded.current_stage, error = excluded.error, "
+           "started_ns = excluded.started_ns, updated_ns = excluded.updated_ns, "
+           "state_json = excluded.state_json, worker = excluded.worker "
+           "WHERE excluded.version >= flows.version")
+_GET = f"SELECT {_COLUMNS} FROM flows WHERE instance_id = ?"
+_CLAIM = ("INSERT INTO stage_results (instance_id, stage_key, result_json, created_ns) VALUES (?, ?, ?, ?) "
+          "ON CONFLICT (instance_id, stage_key) DO NOTHING")
+_STAGE = "SELECT result_json FROM stage_results WHERE instance_id = ? AND stage_key = ?"
+
+
+# ---------------------------------------------------------------------------- operations (writer thread)
+def _save(conn: sqlite3.Connection, r: FlowRecord) -> None:
+    conn.execute(_UPSERT, (r.instance_id, r.workflow_id, r.status, r.version, r.current_stage, r.error,
+                           r.started_ns, r.updated_ns, r.state_json, r.worker))
+
+
+def _get(conn: sqlite3.Connection, instance_id: str) -> FlowRecord | None:
+    row = conn.execute(_GET, (instance_id,)).fetchone()
+    return None if row is None else FlowRecord(*row)
+
+
+def _list(conn: sqlite3.Connection, status: str | None, workflow: str | None, limit: int,
+          offset: int) -> list[FlowRecord]:
+    where, args = [], []
+    if status is not None:
+        where.append("status = ?")
+        args.append(status)
+    if workflow is not None:
+        where.append("workflow_id = ?")
+        args.append(workflow)
+    sql = f"SELECT {_COLUMNS} FROM flows"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY updated_ns DESC, instance_id LIMIT ? OFFSET ?"
+    return [FlowRecord(*row) for row in conn.execute(sql, (*args, limit, offset))]
+
+
+def _claim(conn: sqlite3.Connection, instance_id: str, stage_key: str, result_json: str) -> str:
+    conn.execute(_CLAIM, (instance_id, stage_key, result_json, time.time_ns()))
+    row = conn.execute(_STAGE, (instance_id, stage_key)).fetchone()
+    return str(row[0])
+
+
+def _stage(conn: sqlite3.Connection, instance_id: str, stage_key: str) -> str | None:
+    row = conn.execute(_STAGE, (instance_id, stage_key)).fetchone()
+    return None if row is None else str(row[0])
+
+
+_Fn = Callable[..., Any]
+#: (function, its arguments after the connection, writes?, the caller's loop, the caller's future, what,
+#: time.monotonic() when queued)
+_Op = tuple[_Fn, tuple[Any, ...], bool, asyncio.AbstractEventLoop, "asyncio.Future[Any]", str, float]
+_CLOSE = None
+
+
+def _settle(done: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    """On the caller's loop: resolve the futures of one batch (a caller that gave up is skipped)."""
+    for fut, ok, value in done:
+        if not fut.done():
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+
+
+def _deliver(done: list[tuple[_Op, bool, Any]]) -> None:
+    """Hand the batch's outcomes to each caller's loop, one wake-up per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+    for op, ok, value in done:
+        by_loop.setdefault(op[3], []).append((op[4], ok, value))
+    for loop, items in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(_settle, items)
+
+
+def _store_error(exc: sqlite3.Error, what: str, url: str, timeout: float) -> FlowStoreError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        advice = (f"another process held the database lock for more than {timeout:g}s: raise ?timeout= "
+                  "in the URL or use PostgreSQL for many writers")
+    elif "readonly" in text or "read-only" in text:
+        advice = "the file or its folder is not writable by this process"
+    elif "disk" in text or "full" in text:
+        advice = "check the disk (space, I/O errors)"
+    else:
+        advice = "check the file (it may not be a StageFlow store, or be corrupt)"
+    err = FlowStoreError(f"flow store {url}: {what} failed: {text}: {advice}")
+    err.__cause__ = exc
+    return err
+
+
+class SQLiteFlowStore:
+    """A FlowStore in a SQLite file (or ``:memory:``), served by one writer thread."""
+
+    def __init__(self, path: str, *, timeout: float = DEFAULT_TIMEOUT, url: str = "") -> None:
+        self._path = path
+        self._timeout = timeout
+        self.url = url or f"sqlite:///{path}"
+        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._closed = False
+        self._stopped: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        opened: list[BaseException | None] = []
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(opened, ready), daemon=True,
+                                        name=f"mmate-flowstore-sqlite:{path}")
+        self._thread.start()
+        ready.wait()
+        if opened[0] is not None:
+            self._thread.join()
+            raise opened[0]
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteFlowStore:
+        """Parse ``sqlite:///path.db?timeout=S`` and open it."""
+        rest = url.split("://", 1)[1]
+        if not rest.startswith("/") or rest == "/":
+            raise InvalidArgumentError(f"SQLite store URL {url!r}: use sqlite:///relative/path.db, "
+                                       "sqlite:////absolute/path.db or sqlite:///:memory:", argument="url")
+        path, _, query = rest[1:].partition("?")
+        timeout = DEFAULT_TIMEOUT
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            if key != "timeout":
+                raise InvalidArgumentError(f"SQLite store URL {url!r}: unknown option {key!r} (only "
+                                           "timeout=SECONDS)", argument="url")
+            try:
+                timeout = float(value)
+            except ValueError:
+                timeout = -1.0
+            if not 0 < timeout <= 3600:
+                raise InvalidArgumentError(f"SQLite store URL {url!r}: timeout must be seconds in "
+                                           "(0, 3600]", argument="url")
+        return cls(path, timeout=timeout, url=url)
+
+    def __repr__(self) -> str:
+        return f"<SQLiteFlowStore {self.url}{' closed' if self._closed else ''}>"
+
+    # ------------------------------------------------------------------ the writer thread
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self._path, timeout=self._timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise FlowStoreUnavailableError(
+                f"cannot open the SQLite flow store {self.url}: {exc}: check that the folder exists "
+                "and is writable", url=self.url) from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise FlowStoreUnavailableError(
+                f"cannot open the SQLite flow store {self.url}: {exc}: check that it is a StageFlow "
+                "store, writable, and not locked by another process", url=self.url) from exc
+        return conn
+
+    def _serve(self, opened: list[BaseException | None], ready: threading.Event) -> None:
+        try:
+            conn = self._open()
+        except FlowStoreUnavailableError as exc:
+            opened.append(exc)
+            ready.set()
+            return
+        opened.append(None)
+        ready.set()
+        get = self._queue.get
+        get_nowait = self._queue.get_nowait
+        stop = False
+        try:
+            while not stop:
+                batch: list[_Op] = []
+                item = get()
+                while True:
+                    if item is _CLOSE:
+                        stop = True
+                        break
+                    batch.append(item)
+                    if len(batch) >= MAX_BATCH:
+                        break
+                    try:
+                        item = get_nowait()
+                    except queue.Empty:
+                        break
+                batch = self._drop_stale(batch) if batch else batch
+                if batch:
+                    _deliver(self._run(conn, batch))
+        finally:
+            conn.close()
+            self._fail_leftovers()
+            for loop, fut in self._stopped:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_settle, [(fut, True, None)])
+
+    def _drop_stale(self, batch: list[_Op]) -> list[_Op]:
+        """Calls queued longer than the timeout fail (the store is not keeping up); the rest run."""
+        oldest = time.monotonic() - self._timeout
+        if batch[0][6] >= oldest:
+            return batch
+        stale = [op for op in batch if op[6] < oldest]
+        _deliver([(op, False, FlowStoreError(
+            f"flow store {self.url}: {op[5]} waited more than {self._timeout:g}s for its turn: the "
+            "store cannot keep up (slow disk, or a lock held by another process); raise ?timeout= in "
+            "the URL or use PostgreSQL")) for op in stale])
+        return [op for op in batch if op[6] >= oldest]
+
+    def _fail_leftovers(self) -> None:
+        """Calls that slipped in after close (from another thread) fail with the named error."""
+        left: list[tuple[_Op, bool, Any]] = []
+        while True:
+            try:
+                op = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if op is not _CLOSE:
+                left.append((op, False, FlowStoreClosedError(
+                    f"the flow store {self.url} is closed: open a new one with open_store(url)")))
+        _deliver(left)
+
+    def _run(self, conn: sqlite3.Connection, batch: list[_Op]) -> list[tuple[_Op, bool, Any]]:
+        """Run one batch in one transaction; only a committed write is reported done."""
+        done: list[tuple[_Op, bool, Any]] = []
+        writes = any(op[2] for op in batch)
+        try:
+            conn.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
+            for op in batch:
+                try:
+                    done.append((op, True, op[0](conn, *op[1])))
+                except sqlite3.OperationalError:
+                    raise  # locked, I/O: the transaction is lost, fail the whole batch
+                except sqlite3.Error as exc:  # this statement only (SQLite undid it alone)
+                    done.append((op, False, _store_error(exc, op[5], self.url, self._timeout)))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            return [(op, False, _store_error(exc, op[5], self.url, self._timeout)) for op in batch]
+        return done
+
+    # ------------------------------------------------------------------ the callers' side
+    async def _call(self, fn: _Fn, args: tuple[Any, ...], writes: bool, what: str) -> Any:
+        if self._closed:
+            raise FlowStoreClosedError(f"the flow store {self.url} is closed: open a new one with "
+                                       "open_store(url)")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._queue.put((fn, args, writes, loop, fut, what, time.monotonic()))
+        return await fut
+
+    async def save(self, record: FlowRecord) -> None:
+        check_record(record)
+        await self._call(_save, (record,), True, "save")
+
+    async def get(self, instance_id: str) -> FlowRecord | None:
+        result: FlowRecord | None = await self._call(_get, (instance_id,), False, "get")
+        return result
+
+    async def list(self, *, status: str | None = None, workflow: str | None = None,
+                   limit: int = 100, offset: int = 0) -> list[FlowRecord]:
+        check_page(limit, offset)
+        result: list[FlowRecord] = await self._call(_list, (status, workflow, limit, offset), False, "list")
+        return result
+
+    async def claim_stage(self, instance_id: str, stage_key: str, result_json: str) -> str:
+        check_claim(instance_id, stage_key, result_json)
+        result: str = await self._call(_claim, (instance_id, stage_key, result_json), True, "claim_stage")
+        return result
+
+    async def stage_result(self, instance_id: str, stage_key: str) -> str | None:
+        check_key(instance_id, stage_key)
+        result: str | None = await self._call(_stage, (instance_id, stage_key), False, "stage_result")
+        return result
+
+    async def close(self) -> None:
+        """Finish what is queued, close the connection and stop the thread (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            loop = asyncio.get_running_loop()
+            fut: asyncio.Future[None] = loop.create_future()
+            self._stopped.append((loop, fut))
+            self._queue.put(_CLOSE)
+            await fut
+        elif self._thread.is_alive():
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+
+
+__all__ = ["DEFAULT_TIMEOUT", "SQLiteFlowStore"]

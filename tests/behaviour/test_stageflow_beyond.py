@@ -1,0 +1,161 @@
+"""StageFlow beyond Go, on memory:// and RabbitMQ: a stage's effect applied once per instance when its
+message is delivered twice (no second completion), resume after a worker dies mid-stage (the unacked
+stage message goes to another worker), parallel stages with a join decided once, and compensation of
+the members that completed when one fails."""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+from mmate_fast.client import Client
+from mmate_fast.stageflow import FlowEngine, Workflow, _wire
+from tests.behaviour.conftest import Names
+from tests.behaviour.stageflow_helpers import Events, engine_for, flow_queues
+
+
+def counted_flow(wf_id: str, calls: list[str]) -> Workflow:
+    wf = Workflow(wf_id)
+    for sid in ("a", "b", "c"):
+        wf.add_stage(sid, lambda ctx, sid=sid: calls.append(sid) or {"n": len(calls)})
+    return wf
+
+
+def hop_to(flows: FlowEngine, wf: Workflow, index: int, done: list[str]) -> Any:
+    """The stage message ``index`` gets after the stages ``done`` completed (a fresh instance)."""
+    now = time.time_ns()
+    state = _wire.WorkflowState(workflow_id=wf.id, instance_id=str(uuid.uuid4()), status="running",
+                                start_ns=now, last_modified_ns=now, global_data={"k": 1})
+    for sid in done:
+        _wire.add_stage_result(state, _wire.StageResult(sid, "completed", start_ns=now, end_ns=now), now_ns=now)
+    n = len(wf.stages)
+    return _wire.flow_message(state, stage_index=index, stage_name=wf.stages[index].id,
+                              next_queue=flows.stage_queue(wf, index + 1) if index + 1 < n else None,
+                              payload={"k": 1})
+
+
+async def test_the_same_hop_published_twice_is_applied_once(url: str, names: Names) -> None:
+    calls: list[str] = []
+    wf = counted_flow(f"bt-flow-{names.queue('wf')}", calls)
+    events = Events()
+    async with engine_for(url, names, wf, events=events) as flows:
+        client = flows.client
+        hop = hop_to(flows, wf, 1, ["a"])
+        for _ in range(2):  # back to back: the copies may be handled at the same time
+            await client.publish(hop, exchange="", routing_key=flows.stage_queue(wf, 1))
+        state = await flows.wait(hop.instance_id, timeout=10)
+        assert state.status == "completed" and calls == ["b", "c"]
+        await events.wait_for(hop.instance_id, 3)
+        await client.publish(hop, exchange="", routing_key=flows.stage_queue(wf, 1))  # once more, later
+        await client.publish(hop_to(flows, wf, 2, ["a", "b"]), exchange="", routing_key=flows.stage_queue(wf, 2))
+        await asyncio.sleep(0.3)
+        assert calls == ["b", "c", "c"]  # the other instance's last stage ran; ours never again
+        assert [t for t, _ in events.of(hop.instance_id)] == ["StageCompletedEvent", "StageCompletedEvent",
+                                                               "WorkflowCompletedEvent"]
+
+
+async def test_the_last_hop_published_twice_completes_once(url: str, names: Names) -> None:
+    calls: list[str] = []
+    wf = counted_flow(f"bt-flow-{names.queue('wf')}", calls)
+    events = Events()
+    async with engine_for(url, names, wf, events=events) as flows:
+        hop = hop_to(flows, wf, 2, ["a", "b"])
+        for _ in range(3):
+            await flows.client.publish(hop, exchange="", routing_key=flows.stage_queue(wf, 2))
+        state = await flows.wait(hop.instance_id, timeout=10)
+        assert state.status == "completed" and state.version == 5
+        await asyncio.sleep(0.3)
+        assert calls == ["c"]
+        assert events.of(hop.instance_id) == [("StageCompletedEvent", 4), ("WorkflowCompletedEvent", 5)]
+
+
+async def test_a_worker_dying_mid_stage_hands_the_stage_to_another(url: str, names: Names) -> None:
+    """Worker 1 takes stage b and dies before acking; worker 2 gets the message again (redelivered)
+    and finishes the flow from the last completed stage; stage a is not run again."""
+    wf_id = f"bt-flow-{names.queue('wf')}"
+    prefix = f"{names.queue('sf')}."
+    store = f"memory://{uuid.uuid4().hex}"  # shared by both engines of this process
+    ran: list[str] = []
+    entered = asyncio.Event()
+
+    def workflow(hang: bool) -> Workflow:
+        wf = Workflow(wf_id)
+        wf.add_stage("a", lambda ctx: ran.append("a") or {"a": 1})
+
+        @wf.stage("b")
+        async def b(ctx: dict[str, Any]) -> dict[str, Any]:
+            ran.append(f"b{'-hang' if hang else ''}")
+            if hang:
+                entered.set()
+                await asyncio.sleep(3600)
+            return {"b": 2}
+
+        wf.add_stage("c", lambda ctx: ran.append("c") or {"c": 3})
+        return wf
+
+    wf1, wf2 = workflow(True), workflow(False)
+    flow_queues(names, prefix, wf1)
+    async with Client(url, service_name=names.service(), recovery=False) as c2:
+        c1 = await Client(url, service_name=names.service(), recovery=False).connect()
+        worker1 = FlowEngine(c1, prefix=prefix, store=store)
+        await worker1.register(wf1)
+        iid = await worker1.start(wf1, {})
+        await asyncio.wait_for(entered.wait(), 10)
+        worker2 = FlowEngine(c2, prefix=prefix, store=store)
+        try:
+            await worker2.register(wf2)
+            await c1.connection.close()  # worker 1 is gone with stage b unacked
+            state = await worker2.wait(iid, timeout=10)
+            assert state.status == "completed" and state.global_data == {"a.a": 1, "b.b": 2, "c.c": 3}
+            assert ran == ["a", "b-hang", "b", "c"]
+        finally:
+            await worker2.close()
+            await c1.close(timeout=0.5)
+
+
+def parallel_flow(wf_id: str, calls: list[str], *, fail: str | None = None) -> Workflow:
+    wf = Workflow(wf_id)
+
+    def stage(sid: str) -> Any:
+        async def run(ctx: dict[str, Any]) -> dict[str, Any]:
+            calls.append(sid)
+            await asyncio.sleep(0.01)
+            if sid == fail:
+                raise RuntimeError(f"{sid} failed")
+            return {"done": True, "saw": sorted(k for k in ctx if k.endswith(".done"))}
+        return run
+
+    for sid in ("first", "left", "right", "last"):
+        wf.add_stage(sid, stage(sid), compensate=lambda ctx, result: calls.append(f"undo:{result.stage_id}"))
+    wf.parallel("left", "right")
+    return wf
+
+
+async def test_parallel_stages_run_side_by_side_and_join_once(url: str, names: Names) -> None:
+    calls: list[str] = []
+    wf = parallel_flow(f"bt-flow-{names.queue('wf')}", calls)
+    events = Events()
+    async with engine_for(url, names, wf, events=events) as flows:
+        iid = await flows.start(wf, {"k": 1})
+        state = await flows.wait(iid, timeout=10)
+        assert state.status == "completed" and state.version == 6
+        assert calls[0] == "first" and sorted(calls[1:3]) == ["left", "right"] and calls[3] == "last"
+        assert [r.stage_id for r in state.stage_results] == ["first", "left", "right", "last"]
+        gd = state.global_data
+        assert gd["left.saw"] == gd["right.saw"] == ["first.done"]  # side by side: neither saw the other
+        assert gd["last.saw"] == ["first.done", "left.done", "right.done"]  # merged at the join
+        assert await events.wait_for(iid, 5) == [("StageCompletedEvent", 2), ("StageCompletedEvent", 3),
+                                                 ("StageCompletedEvent", 4), ("StageCompletedEvent", 5),
+                                                 ("WorkflowCompletedEvent", 6)]
+
+
+async def test_a_failing_parallel_member_compensates_what_completed(url: str, names: Names) -> None:
+    calls: list[str] = []
+    wf = parallel_flow(f"bt-flow-{names.queue('wf')}", calls, fail="left")
+    async with engine_for(url, names, wf) as flows:
+        state = await flows.wait(await flows.start(wf, {}), timeout=10)
+        assert state.status == "compensated" and state.error_message == "left failed"
+        assert [r.stage_id for r in state.stage_results] == ["first", "right"]
+        assert "last" not in calls
+        assert calls[-2:] == ["undo:right", "undo:first"]

@@ -1,0 +1,138 @@
+"""The StageFlow state store's behaviour suite on the in-process backends: memory:// and SQLite."""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from mmate_fast.errors import FlowStoreError, FlowStoreUnavailableError, InvalidArgumentError
+from mmate_fast.stageflow.store import FlowStore, open_store
+from tests.flow_store_suite import FlowStoreSuite, record
+
+
+class TestMemoryStore(FlowStoreSuite):
+    cross_process = False
+
+    @pytest.fixture
+    def store_url(self) -> str:
+        return f"memory://suite-{uuid.uuid4().hex}"
+
+    @pytest.fixture
+    async def store(self, store_url: str) -> AsyncIterator[FlowStore]:
+        opened = open_store(store_url)
+        yield opened
+        await opened.close()
+
+
+async def test_each_plain_memory_url_is_a_private_store() -> None:
+    one, two = open_store("memory://"), open_store("memory://")
+    await one.save(record())
+    assert await two.get("i-1") is None
+    assert await one.get("i-1") == record()
+
+
+@pytest.mark.parametrize("url", ["", "nothing", "redis://host/0", "memory://a/b", "memory://a?x=1",
+                                 "mysql://u:secret@h/db"])
+def test_a_bad_url_names_the_accepted_schemes(url: str) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        open_store(url)
+    assert "memory://" in str(info.value) and "secret" not in str(info.value)
+
+
+class TestSQLiteFileStore(FlowStoreSuite):
+    @pytest.fixture
+    def store_url(self, tmp_path: Path) -> str:
+        return f"sqlite:///{tmp_path / 'flows.db'}"  # an absolute path: sqlite:////tmp/...
+
+    @pytest.fixture
+    async def store(self, store_url: str) -> AsyncIterator[FlowStore]:
+        opened = open_store(store_url)
+        yield opened
+        await opened.close()
+
+
+class TestSQLiteInMemoryStore(FlowStoreSuite):
+    cross_process = False
+    shared_by_url = False
+
+    @pytest.fixture
+    def store_url(self) -> str:
+        return "sqlite:///:memory:"
+
+    @pytest.fixture
+    async def store(self, store_url: str) -> AsyncIterator[FlowStore]:
+        opened = open_store(store_url)
+        yield opened
+        await opened.close()
+
+
+# ---------------------------------------------------------------------------- SQLite specifics
+async def test_a_relative_sqlite_path_is_relative_to_the_working_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = open_store("sqlite:///sub.db")
+    try:
+        await store.save(record())
+    finally:
+        await store.close()
+    assert (tmp_path / "sub.db").is_file()
+    with sqlite3.connect(tmp_path / "sub.db") as conn:
+        assert conn.execute("SELECT instance_id, version FROM flows").fetchall() == [("i-1", 1)]
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_an_sqlite_file_in_a_missing_folder_is_unavailable(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'no' / 'such' / 'flows.db'}"
+    with pytest.raises(FlowStoreUnavailableError, match="folder exists") as info:
+        open_store(url)
+    assert info.value.url == url
+
+
+def test_a_file_that_is_not_a_database_is_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "junk.db").write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(FlowStoreUnavailableError, match="StageFlow store"):
+        open_store(f"sqlite:///{tmp_path / 'junk.db'}")
+
+
+@pytest.mark.parametrize("url", ["sqlite://host/x.db", "sqlite://", "sqlite:///", "sqlite:///x.db?timeout=0",
+                                 "sqlite:///x.db?timeout=abc", "sqlite:///x.db?mode=ro"])
+def test_a_bad_sqlite_url_is_refused(url: str) -> None:
+    with pytest.raises(InvalidArgumentError, match="SQLite store URL"):
+        open_store(url)
+
+
+async def test_a_lock_held_too_long_by_another_process_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    store = open_store(f"sqlite:///{path}?timeout=0.2")
+    try:
+        await store.save(record())
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # holds the write lock, as a busy writer in another process
+        try:
+            with pytest.raises(FlowStoreError, match=r"held the database lock for more than 0\.2s"):
+                await store.save(record(version=2))
+            assert (await store.get("i-1")) == record()  # reads still work (WAL)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        await store.save(record(version=2))  # and the store goes on once the lock is gone
+        got = await store.get("i-1")
+        assert got is not None and got.version == 2
+    finally:
+        await store.close()
+
+
+async def test_one_failing_statement_fails_alone(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'f.db'}")
+    try:
+        results = await asyncio.gather(store.save(record("a")), store.list(status=object()),  # type: ignore[arg-type]
+                                       store.save(record("b")), return_exceptions=True)
+        assert results[0] is None and results[2] is None
+        assert isinstance(results[1], FlowStoreError) and "list failed" in str(results[1])
+        assert [r.instance_id for r in await store.list()] == ["a", "b"]
+    finally:
+        await store.close()
