@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from mmate_fast import errors
-from mmate_fast.messaging import topology
 from mmate_fast.messaging._channels import close_quietly
 from mmate_fast.observability._health import CheckResult, HealthChecker, HealthStatus, worst
 
@@ -183,12 +182,13 @@ async def check_queues(client: Any, inspector: QueueInspector, thresholds: Thres
 
 
 async def check_dead_letters(client: Any, inspector: QueueInspector, thresholds: Thresholds) -> CheckResult:
-    """Messages waiting in ``dlq.{queue}`` for each consumed queue (a DLQ not declared yet holds none)."""
+    """Messages waiting in ``dlq.{queue}`` for each consumed queue with dead-lettering on (a DLQ not
+    declared yet holds none)."""
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     for sub in _subscriptions(client):
-        dlq = getattr(sub, "dead_letter_queue", None) or topology.dead_letter_queue(sub.queue)
-        if any(r["queue_name"] == dlq for r in rows):
+        dlq = getattr(sub, "dead_letter_queue", None)  # None: dead-lettering is off for it
+        if dlq is None or any(r["queue_name"] == dlq for r in rows):
             continue
         counts = await inspector.inspect(dlq)
         messages = counts[0] if counts is not None else 0

@@ -169,6 +169,7 @@ def test_console_script_runs_cli_main() -> None:
     assert names[:3] == ["mmate_fast.cli.demo", "mmate_fast.cli.dlq", "mmate_fast.cli.flows"]
     assert all(name.startswith("mmate_fast.cli.") for name in names) and len(set(names)) == len(names)
     assert "mmate_fast.cli.contracts" in names
+    assert "mmate_fast.cli.health" in names
 
 
 def test_python_dash_m_runs_the_cli() -> None:
