@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 import mmate_fast
-from mmate_fast.cli import demo, dlq, flows, monitor
+from mmate_fast.cli import bench, demo, dlq, flows, monitor
 from mmate_fast.cli._common import EXIT_USAGE, PROG
 
 #: the command modules, in the order ``mmate --help`` lists them
-COMMANDS: tuple[ModuleType, ...] = (demo, dlq, flows, monitor)
+COMMANDS: tuple[ModuleType, ...] = (demo, dlq, flows, monitor, bench)
 
 
 def _compiled_text() -> str:
