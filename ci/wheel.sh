@@ -10,9 +10,10 @@
 #      even if it wanted to; dependencies as pip resolves them from the package index, kept in a
 #      wheelhouse so that later runs install them offline in seconds;
 #   3. in an empty folder (never this checkout): `mmate --version` must list every src_cy/*.pyx as a
-#      compiled module, `mmate demo --quiet` runs the order pipeline on memory://, and pytest runs the
-#      README's example test (tests/data/testing_plugin/orders_example.py) with the plugin loaded
-#      from the wheel's pytest11 entry point.
+#      compiled module, `mmate demo --quiet` runs the order pipeline on memory://, `mmate bench` says
+#      the benchmarks belong to a checkout (exit 1), and pytest runs the README's example test
+#      (tests/data/testing_plugin/orders_example.py) with the plugin from the wheel's pytest11 entry
+#      point.
 #
 # Knobs: PYTHON (default python3); MMATE_WHEEL_DIR keeps the venv and the wheel there (default: a
 # temporary folder, removed at the end); MMATE_WHEELHOUSE, where the dependencies' wheels are kept
@@ -92,6 +93,10 @@ done
 
 log "mmate demo --quiet (memory://)"
 run_isolated "$VENV/bin/mmate" demo --quiet || fail "mmate demo failed"
+
+log "mmate bench without a checkout says where the benchmarks are"
+rc=0; err=$(run_isolated "$VENV/bin/mmate" bench publish 2>&1 >/dev/null) || rc=$?
+((rc == 1)) && [[ $err == *"not of the installed package"* ]] || fail "mmate bench in the venv: exit $rc: $err"
 
 log "pytest: the README example with the plugin from the wheel's entry point"
 cp "$ROOT/tests/data/testing_plugin/orders_example.py" test_orders_example.py
