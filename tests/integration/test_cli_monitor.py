@@ -106,6 +106,9 @@ async def test_api_snapshot_counts_consumers_and_dlq_depth(broker: tuple[Connect
     assert q is not None and {k: q[k] for k in want} == want, snap
     for rate in ("publish_rate", "deliver_rate", "ack_rate"):
         assert isinstance(q[rate], float) and q[rate] >= 0
+    # a queue named on the command line that does not exist is reported
+    code, out, err = await monitor("--once", "--json", queue, f"{queue}-nope")
+    assert code == 0 and json.loads(out)["missing"] == [f"{queue}-nope"], err
     # the human view: the same figures in a table, and the source
     code, out, err = await monitor("--once", queue)
     assert code == 0, err
