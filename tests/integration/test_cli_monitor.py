@@ -139,7 +139,8 @@ async def test_rates_and_consumer_lag_under_traffic(broker: tuple[Connection, st
 
     task = asyncio.create_task(produce())
     try:
-        snap = await snapshot_until(["--json", queue], lambda s: all(
+        # the API's figures come from samples taken every few seconds: wait until one shows them all
+        snap = await snapshot_until(["--json", queue], lambda s: (row(s, queue) or {}).get("consumers") == 1 and all(
             ((row(s, queue) or {}).get(r) or 0) > 0 for r in ("publish_rate", "deliver_rate", "ack_rate")))
     finally:
         stop.set()
