@@ -7,7 +7,9 @@ same with one SQLite file store shared by the three processes) and ``aio_pika`` 
 hand; _flow_aiopika.py). Ratios are medians of per-repetition ratios; ``sqlite_cost`` is
 1 - mmate_fast_sqlite / mmate_fast. The JSON (last stdout line) holds ``rates``, ``vs_raw``,
 ``vs_aio_pika``, ``sqlite_cost``, ``cpu_us_per_flow`` (client total: starter + both workers, and
-the split), ``broker_us_per_flow`` and ``extensions``. A run that leaves messages in its queues
+the split), ``broker_us_per_flow``, ``extensions``, and two CPU ratios that a loaded machine
+disturbs less than rates: ``cpu_aio_pika_vs_mmate_fast`` and ``cpu_sqlite_vs_memory`` (client CPU
+per flow, medians of per-repetition ratios). A run that leaves messages in its queues
 fails (exit 1).
 """
 from __future__ import annotations
@@ -110,12 +112,20 @@ def summarize(n: int, runs: dict[str, list[dict[str, Any] | None]], errors: dict
         pairs = zip(runs.get(a, []), runs.get(b, []), strict=False)
         return _med([ra["rate"] / rb["rate"] for ra, rb in pairs if ra and rb])
 
+    def cpu_ratio(a: str, b: str) -> float | None:
+        """Median over the repetitions of client CPU per flow of a / of b (robust to a loaded box)."""
+        pairs = zip(runs.get(a, []), runs.get(b, []), strict=False)
+        return _med([(ra["cpu_s"] / ra["count"]) / (rb["cpu_s"] / rb["count"])
+                     for ra, rb in pairs if ra and rb])
+
     ours = [c for c in order if c.startswith("mmate_fast")]
     vs_aio = {c: ratio(c, "aio_pika") for c in ours}
     vs_raw = {c: ratio(c, "raw") for c in ours}
     keep = ratio("mmate_fast_sqlite", "mmate_fast")
     sqlite_cost = None if keep is None else 1.0 - keep
     aio_vs_raw = ratio("aio_pika", "raw")
+    cpu_aio = cpu_ratio("aio_pika", "mmate_fast")
+    cpu_sqlite = cpu_ratio("mmate_fast_sqlite", "mmate_fast")
     head = ["client", "flows", "flows/s (median)", "min..max", "client CPU µs/flow", "starter µs/flow",
             "workers µs/flow", "broker µs/flow", "ok runs"]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)] if rows else []
@@ -128,7 +138,10 @@ def summarize(n: int, runs: dict[str, list[dict[str, Any] | None]], errors: dict
         lines.append(f"{c} / aio_pika = {_fmt(vs_aio[c], '.2f')}    {c} / raw = {_fmt(vs_raw[c], '.3f')}")
     lines.append(f"aio_pika / raw = {_fmt(aio_vs_raw, '.3f')}")
     if "mmate_fast_sqlite" in order and "mmate_fast" in order:
-        lines.append(f"sqlite_cost = 1 - mmate_fast_sqlite / mmate_fast = {_fmt(sqlite_cost, '.3f')}")
+        lines.append(f"sqlite_cost = 1 - mmate_fast_sqlite / mmate_fast = {_fmt(sqlite_cost, '.3f')}    "
+                     f"client CPU per flow mmate_fast_sqlite / mmate_fast = {_fmt(cpu_sqlite, '.2f')}")
+    if "aio_pika" in order and "mmate_fast" in order:
+        lines.append(f"client CPU per flow aio_pika / mmate_fast = {_fmt(cpu_aio, '.2f')}")
     ext = extensions_summary({c: runs.get(c, []) for c in order})
     if ext:
         lines.append(extensions_line(ext))
@@ -139,6 +152,7 @@ def summarize(n: int, runs: dict[str, list[dict[str, Any] | None]], errors: dict
         "workload": "stageflow", "flows": n, "prefetch": prefetch, "inflight": inflight,
         "rates": rates, "vs_raw": vs_raw.get("mmate_fast"), "vs_aio_pika": vs_aio.get("mmate_fast"),
         "sqlite_cost": sqlite_cost, "aio_pika_vs_raw": aio_vs_raw,
+        "cpu_aio_pika_vs_mmate_fast": cpu_aio, "cpu_sqlite_vs_memory": cpu_sqlite,
         "vs_raw_by_row": vs_raw, "vs_aio_pika_by_row": vs_aio,
         "cpu_us_per_flow": cpu, "broker_us_per_flow": broker, "extensions": ext}
     if errors:

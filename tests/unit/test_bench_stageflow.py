@@ -141,6 +141,7 @@ def test_the_summary_takes_ratios_and_sqlite_cost_per_repetition(bench: dict[str
     assert obj["cpu_us_per_flow"]["raw"] == {"total": 100.0, "starter": 40.0, "workers": 60.0}
     assert obj["broker_us_per_flow"]["aio_pika"] == 200.0
     assert "sqlite_cost = 1 - mmate_fast_sqlite / mmate_fast = 0.150" in s["table"]
+    assert obj["cpu_aio_pika_vs_mmate_fast"] == 1.0 and obj["cpu_sqlite_vs_memory"] == 1.0
 
 
 def test_a_failed_repetition_drops_out_of_the_ratios(bench: dict[str, ModuleType]) -> None:
