@@ -103,8 +103,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         try:
             render(obj, url, out)
         except ImportError:
-            report(NAME, "the table needs rich: install the 'observability' extra "
-                         "(pip install 'mmate-fast[observability]'), or use --json")
+            report(NAME, "the table needs rich (a dependency of mmate-fast: reinstall it), or use --json")
             return EXIT_FAILED
     return EXIT_BY_STATUS[obj["status"]]
 
