@@ -60,6 +60,11 @@ class MessageTracer(Protocol):
         ...
 
 
+def tracer_failed(tracer: Any) -> None:
+    """Log the exception a tracer hook just raised (it is dropped: the message goes on untraced)."""
+    log.exception("message tracer %r failed (ignored)", tracer)
+
+
 def start_publish(tracer: Any, message: Any, options: dict[str, Any]) -> Any:
     """``tracer.start_publish`` that never raises (what it raises is logged; the publish goes on)."""
     try:
@@ -128,4 +133,4 @@ def combined(observers: list[MessageObserver]) -> MessageObserver | None:
 
 
 __all__ = ["MessageObserver", "MessageTracer", "ObserverSet", "combined", "end_handle", "end_publish",
-           "start_handle", "start_publish"]
+           "start_handle", "start_publish", "tracer_failed"]

@@ -144,7 +144,12 @@ class Publisher:
         observer = self.observer
         t0 = _perf() if observer is not None else 0.0
         tracer = self.tracer
-        token = _obs.start_publish(tracer, msg, options) if tracer is not None else None
+        token = None
+        if tracer is not None:
+            try:  # inlined _obs.start_publish: this runs for every publish
+                token = tracer.start_publish(msg, options)
+            except Exception:
+                _obs.tracer_failed(tracer)
         exchange = routing_key = None
         try:
             if self.pipeline.has_publish:

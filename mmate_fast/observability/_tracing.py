@@ -20,9 +20,10 @@ Sampling (parent-based, as OpenTelemetry's ``ParentBased(TraceIdRatioBased(sampl
   delivery being handled (above);
 - anything else is a root: ``sample`` (a ratio, 0..1) decides with a deterministic counter (exactly
   ``sample`` of the roots, evenly spread: 0.01 = every 100th), or ``sampler`` (a callable returning
-  True to sample, e.g. ``random.Random(seed).random() < r``). An unsampled root sends no trace
-  headers (the next service decides for itself), and the publishes its handlers make are not sampled
-  either.
+  True to sample, e.g. ``random.Random(seed).random() < r``). An unsampled root carries no trace
+  context at all: it sends no trace headers, so the next service decides for itself, and the
+  publishes made by the handlers of an unsampled root delivery are roots too (each decided by the
+  ratio). Traces start wherever there is no incoming context; a sampled trace is followed to its end.
 
 The SDK's own sampler still applies to the spans this starts: keep the provider's default
 (``ParentBased(ALWAYS_ON)``) so that this head decision is the only one. The decision reads the W3C
@@ -40,10 +41,9 @@ from mmate_fast.interceptors._types import type_name
 from mmate_fast.interceptors.tracing import _GETTER, _import_otel, _record
 from mmate_fast.messaging._headers import header_view
 
-#: the trace context of the delivery whose handlers run, when it is not sampled: the incoming
-#: (traceparent, tracestate) to pass on unchanged, or _ROOT (an unsampled root: pass nothing)
+#: the trace context of the delivery whose handlers run when its traceparent said "not sampled":
+#: the incoming (traceparent, tracestate), passed on unchanged
 _INHERITED: ContextVar[Any] = ContextVar("mmate_fast_unsampled_trace", default=None)
-_ROOT = ("", "")
 
 
 def _sampled_flag(traceparent: Any) -> bool | None:
@@ -95,8 +95,10 @@ class TracingObserver:
         trace = self._trace
         self._tracer = trace.get_tracer(tracer_name, __version__, tracer_provider=tracer_provider)
         self._propagator = propagator
-        self._decide: Callable[[], bool] = sampler if sampler is not None else _RatioCounter(sample)
-        self._current_span = trace.get_current_span
+        #: a custom sampler, or None: then the ratio counter, inlined where it decides
+        self._sampler = sampler
+        self._counter = _RatioCounter(sample)
+        self._current_span = _current_span_function(trace)
         self._invalid = trace.INVALID_SPAN
         self._attach, self._detach = _context_functions()
         self.system = system
@@ -136,12 +138,18 @@ class TracingObserver:
         inherited = _INHERITED.get()
         if inherited is not None:
             self.unsampled += 1
-            if inherited is not _ROOT:
-                traceparent, tracestate = inherited
-                _add_headers(options, {"traceparent": traceparent, "tracestate": tracestate}
-                             if tracestate else {"traceparent": traceparent})
+            traceparent, tracestate = inherited
+            _add_headers(options, {"traceparent": traceparent, "tracestate": tracestate}
+                         if tracestate else {"traceparent": traceparent})
             return None
-        if self._decide():
+        if self._sampler is None:  # _RatioCounter.__call__, inlined (every root message)
+            counter = self._counter
+            credit = counter.credit + counter.ratio
+            take = credit >= 1.0
+            counter.credit = credit - 1.0 if take else credit
+        else:
+            take = self._sampler()
+        if take:
             self.sampled += 1
             return self._start_producer(message, options)
         self.unsampled += 1
@@ -198,11 +206,18 @@ class TracingObserver:
                 tracestate = (amqp.get("tracestate") if amqp and "traceparent" in amqp
                               else (envelope.headers or {}).get("tracestate"))
                 return _INHERITED.set((_text(traceparent), _text(tracestate) if tracestate else ""))
-        if self._decide():
+        if self._sampler is None:  # _RatioCounter.__call__, inlined (every root message)
+            counter = self._counter
+            credit = counter.credit + counter.ratio
+            take = credit >= 1.0
+            counter.credit = credit - 1.0 if take else credit
+        else:
+            take = self._sampler()
+        if take:
             self.sampled += 1
             return self._start_consumer(delivery, envelope, queue, None)
         self.unsampled += 1
-        return _INHERITED.set(_ROOT)
+        return None
 
     def _start_consumer(self, delivery: Any, env: Any, queue: str, parent: Any) -> Any:
         trace = self._trace
@@ -253,6 +268,26 @@ class _Handling:
         self.span = span
         self.context_token = context_token
         self.inherited = inherited
+
+
+def _current_span_function(trace: Any) -> Callable[[], Any]:
+    """``trace.get_current_span`` without its layers of calls when OpenTelemetry keeps the context in
+    a ContextVar (its default runtime context): the span under its key, or INVALID_SPAN."""
+    try:
+        from opentelemetry.context import _RUNTIME_CONTEXT
+        from opentelemetry.trace.propagation import _SPAN_KEY
+
+        var = _RUNTIME_CONTEXT._current_context  # type: ignore[attr-defined]
+        if not isinstance(var, ContextVar) or not isinstance(_SPAN_KEY, str):
+            raise TypeError(var)
+    except (ImportError, AttributeError, TypeError):  # another runtime context: the public way
+        return trace.get_current_span
+    get, invalid = var.get, trace.INVALID_SPAN
+
+    def current_span() -> Any:
+        return get().get(_SPAN_KEY, invalid)
+
+    return current_span
 
 
 def _context_functions() -> tuple[Callable[[Any], Any], Callable[[Any], None]]:
