@@ -203,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--only", default=None,
-                    help="comma list of mmate_fast,aio_pika,raw (+ mmate_fast_transport at --level mmate)")
+                    help="comma list of mmate_fast,aio_pika,raw (+ mmate_fast_transport at --level mmate, "
+                         "and there the rows --confirms/--no-recovery/--observability add, e.g. "
+                         "mmate_fast_metrics: naming some keeps only those)")
     ap.add_argument("--level", default="transport", choices=["transport", "mmate"],
                     help="transport: Channel API (default); mmate: typed events through the Client")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per client run")
@@ -261,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     clients, default_order = (MMATE_CLIENTS, MMATE_ORDER) if a.level == "mmate" else (CLIENTS, ORDER)
     only = [c.strip().replace("-", "_") for c in (a.only or ",".join(default_order)).split(",") if c.strip()]
+    # --level mmate: --only may also pick among the rows --confirms/--no-recovery/--observability add
+    picked_variants = [c for c in only if a.level == "mmate" and c in MMATE_VARIANTS]
+    only = [c for c in only if c not in picked_variants]
     bad = [c for c in only if c not in clients]
     if bad or not only or a.repeat < 1:
         ap.error(f"--only takes {','.join(clients)}; --repeat >= 1 (got {bad or a.repeat})")
@@ -273,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.observability:
             order += ["mmate_fast_observed", "mmate_fast_observed_sampled", "mmate_fast_metrics",
                       "mmate_fast_traced_fast"]
+        if picked_variants:
+            order = [c for c in order if c not in MMATE_VARIANTS or c in picked_variants]
     n = a.messages if a.messages is not None else DEFAULT_N[a.workload]
     runs: dict[str, list[dict[str, Any] | None]] = {c: [] for c in order}
     errors: dict[str, list[str]] = {}
