@@ -241,17 +241,18 @@ class Publisher:
                         if token is not None:
                             traced.append((token, ids[-1], "", ""))
                     n = len(ids) - before
-                elif tracer is not None:
-                    ready = []
-                    for msg in batch:
-                        opts = dict(options)
-                        token = _obs.start_publish(tracer, msg, opts)
-                        ex, rk, out = self.prepare(msg, **opts)
-                        ready.append((ex, rk, out))
-                        if token is not None:
-                            traced.append((token, out.message_id, ex, rk))
                 else:
-                    ready = [self.prepare(msg, **options) for msg in batch]
+                    if tracer is None:
+                        ready = [self.prepare(msg, **options) for msg in batch]
+                    else:
+                        ready = []
+                        for msg in batch:
+                            opts = dict(options)
+                            token = _obs.start_publish(tracer, msg, opts)
+                            ex, rk, out = self.prepare(msg, **opts)
+                            ready.append((ex, rk, out))
+                            if token is not None:
+                                traced.append((token, out.message_id, ex, rk))
                     n = len(ready)
                     for exchange, routing_key, out in ready:
                         confirm = target.publish_nowait(out.body, exchange, routing_key, out.properties,

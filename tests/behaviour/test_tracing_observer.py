@@ -207,3 +207,19 @@ async def test_unsampled_root_sends_no_trace_headers_and_close_stops(url: str, s
         await wait_until(lambda: len(seen) == 2)
     assert seen == [None, None] and exporter.get_finished_spans() == ()
     assert (obs.sampled, obs.unsampled) == (0, 1)
+
+
+async def test_publish_batch_is_traced_per_message(url: str, service: str, spans: Any) -> None:
+    provider, exporter = spans
+    got: list[int] = []
+    async with Client(url, service_name=service) as consumer, _producer(url, service) as producer:
+        TracingObserver(consumer, tracer_provider=provider, sample=0.0)
+        TracingObserver(producer, tracer_provider=provider, sample=0.5)  # every other root
+        consumer.add_handler(TrA, lambda e: got.append(e.n))
+        await consumer.start_consuming()
+        ids = await producer.publish_batch([TrA(n=n, aggregate_id="a") for n in range(4)], window=3)
+        await wait_until(lambda: len(got) == 4 and len(exporter.get_finished_spans()) == 4)
+    producers = _by(exporter, SpanKind.PRODUCER, "publish TrA")
+    consumers = _by(exporter, SpanKind.CONSUMER, "process TrA")
+    assert sorted(p.attributes["messaging.message.id"] for p in producers) == sorted([ids[0], ids[2]])
+    assert {c.parent.span_id for c in consumers} == {p.context.span_id for p in producers}
