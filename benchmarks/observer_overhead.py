@@ -13,8 +13,8 @@ sampled, spans through a BatchSpanProcessor into an exporter that drops them); `
 ``mmate_fast_traced_fast`` benchmark row runs).
 
 ``--workload publish`` measures the publishing side instead: N ``await publish_event`` on
-``memory://`` to a queue that does not exist (dropped by the broker, so nothing accumulates) with the variant installed (the interceptor variants go through the
-publish interceptor pipeline).
+``memory://`` to a queue that does not exist (dropped by the broker, so nothing accumulates) with the
+variant installed (the interceptor variants go through the publish interceptor pipeline).
 
     python benchmarks/observer_overhead.py [--workload consume|publish] [--messages N] [--rounds R]
                                            [--variants plain,metrics,...]
