@@ -99,6 +99,7 @@ class FlowEngine:
         self._registered: dict[str, _Registration] = {}
         self._subscriptions: list[Any] = []
         self._lock = asyncio.Lock()
+        self._warned_local = False
 
     def __repr__(self) -> str:
         return f"<FlowEngine prefix={self.prefix!r} workflows={sorted(self._registered)}>"
@@ -143,6 +144,22 @@ class FlowEngine:
                 self._registered[wf.id] = reg
             if serve and not reg.serving:
                 await self._serve(reg, served, stages is None if compensation is None else compensation)
+                if wf.groups:
+                    self._warn_if_local(wf)
+
+    def _warn_if_local(self, wf: Workflow) -> None:
+        """Once per engine: a parallel join (and duplicate detection) needs every serving process to
+        share the store; a process-local one silently stalls joins whose members ran elsewhere."""
+        url = process_local_url(self.store)
+        if url is None or self._warned_local:
+            return
+        self._warned_local = True
+        log.warning(
+            "workflow %r has parallel stages and this engine's flow store %s is private to this process: "
+            "if more than one process serves the workflow, a join whose members ran in different "
+            "processes never fires (and duplicates are not recognised across processes); use a shared "
+            "store (sqlite:///path.db for processes on one machine, postgresql://... for several)",
+            wf.id, url)
 
     async def _declare(self, wf: Workflow) -> _Registration:
         client = self.client
@@ -209,7 +226,9 @@ class FlowEngine:
 
     async def wait(self, instance_id: str, timeout: float = 60.0) -> WorkflowState:
         """The final state of ``instance_id`` (completed, compensated, or failed with nothing to
-        compensate), wherever it ran; FlowTimeoutError after ``timeout`` seconds."""
+        compensate), wherever it ran; FlowTimeoutError after ``timeout`` seconds. An instance nobody
+        knows is waited for like any other (it may not have started yet, or run on engines with another
+        store) and ends in FlowTimeoutError: ``status`` tells at once whether the store knows it."""
         return await self._waiters.wait(instance_id, timeout)
 
     async def status(self, instance_id: str) -> FlowRecord | None:
@@ -279,6 +298,16 @@ def _served_stages(wf: Workflow, stages: Iterable[int | str] | None) -> list[int
         if i not in out:
             out.append(i)
     return sorted(out)
+
+
+def process_local_url(store: Any) -> str | None:
+    """The URL of ``store`` when it lives in this process only (``memory://...``,
+    ``sqlite:///:memory:``), else None (a file, a server, or a store that does not say)."""
+    url = getattr(store, "url", None)
+    if not isinstance(url, str):
+        return None
+    base = url.split("?", 1)[0].lower()
+    return url if base.startswith("memory://") or base == "sqlite:///:memory:" else None
 
 
 def _workflow_id(workflow: Workflow | str) -> str:
