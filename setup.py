@@ -18,8 +18,12 @@ def _extensions() -> list:
     from Cython.Build import cythonize
     from setuptools import Extension
 
+    sources = sorted((HERE / "src_cy").glob("*.pyx"))
+    if not sources:  # an sdist without its Cython sources would build a pure-Python wheel silently
+        raise RuntimeError("no src_cy/*.pyx to compile (an incomplete sdist?): set MMATE_NO_EXTENSIONS=1 "
+                           "to build without the compiled extensions")
     mods = []
-    for pyx in sorted((HERE / "src_cy").glob("*.pyx")):
+    for pyx in sources:
         mods.append(Extension(f"mmate_fast._cy.{pyx.stem}", [str(pyx.relative_to(HERE))],
                               extra_compile_args=["-O3"]))
     return cythonize(

@@ -41,8 +41,8 @@ fi
 # --- Python packages -------------------------------------------------------------------------
 # Cython is a build requirement only (pip builds in an isolated env), but `setup.py build_ext
 # --inplace` below runs in this interpreter, so it needs Cython here too.
-log "pip: Cython, ruff, mypy, build"
-"$PY" -m pip install -q "Cython>=3,<4" ruff mypy build
+log "pip: Cython, ruff, mypy, build, wheel"
+"$PY" -m pip install -q "Cython>=3,<4" ruff mypy build wheel
 
 log "pip: editable install of the project with [test,bench,otel,plot]"
 "$PY" -m pip install -q -e ".[test,bench,otel,plot]"

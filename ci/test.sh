@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # THE test command, on a developer machine and in CI alike:
 #   setup (ci/setup.sh) -> broker (ci/broker.sh) -> postgres (ci/postgres.sh) -> ruff -> mypy
+#   -> the wheel (ci/wheel.sh: built, installed in a fresh venv without Cython or a compiler, run)
 #   -> pytest over the whole suite with the compiled extensions required
 #   -> pytest again over the codec and transport tests with the pure-Python twins forced.
 # Every check runs even when an earlier one failed; the exit code is non-zero when any failed.
@@ -11,8 +12,9 @@
 #
 # Knobs: MMATE_SKIP_SETUP=1 skips ci/setup.sh (quick local reruns); MMATE_SKIP_BROKER=1 skips
 # ci/broker.sh and lets the integration tests skip; MMATE_SKIP_POSTGRES=1 skips ci/postgres.sh and
-# lets the PostgreSQL flow store tests skip; MMATE_TEST_TIMEOUT sets the per-test timeout
-# in seconds (default 300); extra arguments are passed to both pytest runs (e.g. -x, -k EXPR).
+# lets the PostgreSQL flow store tests skip; MMATE_SKIP_WHEEL=1 skips ci/wheel.sh; MMATE_TEST_TIMEOUT
+# sets the per-test timeout in seconds (default 300); extra arguments are passed to both pytest runs
+# (e.g. -x, -k EXPR).
 set -euo pipefail
 
 # Folders whose tests also run against the pure-Python twins (MMATE_NO_EXTENSIONS=1).
@@ -86,6 +88,13 @@ record "ruff" "$rc"
 step "mypy mmate_fast"
 rc=0; "$PY" -m mypy mmate_fast || rc=$?
 record "mypy" "$rc"
+
+# the wheel in a fresh venv without Cython or a compiler (ci/wheel.sh says what it checks)
+if [[ ${MMATE_SKIP_WHEEL:-0} != 1 ]]; then
+    step "wheel (ci/wheel.sh)"
+    rc=0; PYTHON="$PY" bash ci/wheel.sh || rc=$?
+    record "wheel" "$rc"
+fi
 
 step "pytest (compiled extensions required)"
 rc=0; MMATE_REQUIRE_EXTENSIONS=1 "$PY" -m pytest "${pytest_args[@]}" "$@" || rc=$?

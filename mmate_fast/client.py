@@ -216,7 +216,7 @@ class Client:
             task.cancel()
         if self._bridge is not None:
             await self._bridge.close(timeout)
-        if self._discovery is not None and not self.connection.is_closed:
+        if self._discovery is not None:
             await self._discovery.stop(timeout)  # announces this service's contracts unregistered
         if self.subscriber is not None:
             await self.subscriber.close(timeout)  # in-flight handlers may still publish and reply

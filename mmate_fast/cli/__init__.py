@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 import mmate_fast
-from mmate_fast.cli import contracts, demo, dlq, flows, health, monitor
+from mmate_fast.cli import bench, contracts, demo, dlq, flows, health, monitor
 from mmate_fast.cli._common import EXIT_USAGE, PROG
 
 #: the command modules, in the order ``mmate --help`` lists them
-COMMANDS: tuple[ModuleType, ...] = (demo, dlq, flows, contracts, health, monitor)
+COMMANDS: tuple[ModuleType, ...] = (demo, dlq, flows, contracts, monitor, health, bench)
 
 
 def _compiled_text() -> str:

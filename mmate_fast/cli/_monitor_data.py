@@ -63,7 +63,7 @@ class Snapshot:
     queues: list[QueueStats]
     #: why the management API was not the source ("" when it was)
     fallback_reason: str = ""
-    #: queues named on the command line that do not exist (PASSIVE only)
+    #: queues named on the command line that do not exist
     missing: list[str] = field(default_factory=list)
     taken_at: float = field(default_factory=time.time)
 
@@ -140,7 +140,9 @@ def from_api(amqp: ConnectionParameters, management_url: str | None, names: list
     if api.endpoint.derived:
         check_same_broker(api, amqp)
     rows = api.queue_stats(amqp.virtual_host)
-    return Snapshot(API, amqp.virtual_host, api.url, from_api_rows(rows, names, patterns))
+    listed = {str(r["name"]) for r in rows}
+    return Snapshot(API, amqp.virtual_host, api.url, from_api_rows(rows, names, patterns),
+                    missing=[n for n in names if n not in listed])
 
 
 async def from_amqp(url: str, amqp: ConnectionParameters, names: list[str], reason: str) -> Snapshot:

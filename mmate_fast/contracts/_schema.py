@@ -10,6 +10,8 @@ datetime -> RFC 3339 string (``date-time``), date -> ``date``, UUID -> ``uuid`` 
 number, timedelta -> integer nanoseconds (Go ``time.Duration``), bytes -> base64 string; lists,
 dicts and bytes also accept ``null`` (Go's nil slices and maps). Unknown payload keys are allowed
 (Go ignores them). Nested classes go into ``$defs`` (``definitions`` in draft-07) and are referenced.
+A class with a codec of its own declares its schema (without ``$schema``/``title``) in
+``__mmate_schema__``: a dict, or a function of the draft; otherwise it has none (ContractError).
 
 Validation uses the ``jsonschema`` package (extra ``schema``); formats are checked with its format
 checker (``date-time`` needs ``rfc3339-validator`` installed, else it is not checked).
@@ -132,6 +134,16 @@ class _Builder:
         if plan.is_generic:
             raise ContractError("GenericMessage has no schema: its payload is whatever was received")
         name = plan.type_name
+        given = cls.__dict__.get("__mmate_schema__")
+        if given is not None:
+            declared: dict[str, Any] = {"$schema": _SCHEMA_URI[self.draft], "title": name,
+                                        "description": f"Schema for {name} message"}
+            declared.update(given(self.draft) if callable(given) else copy.deepcopy(given))
+            return declared
+        if _custom_codec(plan):
+            raise ContractError(f"{cls.__qualname__} has a codec of its own (its fields are not its "
+                                "payload): give the class a __mmate_schema__ (a schema dict, or a function "
+                                "of the draft)")
         body = self._object(cls, top=True)
         out: dict[str, Any] = {"$schema": _SCHEMA_URI[self.draft], "title": name,
                                "description": f"Schema for {name} message"}
@@ -240,6 +252,15 @@ class _Builder:
         if tp is dict:
             return {"type": ["object", "null"]}
         return {}
+
+
+def _custom_codec(plan: Any) -> bool:
+    """True when a dataclass's plan encodes with a function installed by hand (not the generated
+    codec): its fields then do not describe its payload (StageFlow's envelopes, for one)."""
+    if plan.is_pydantic or not plan.is_dataclass:
+        return False
+    enc = plan.encode
+    return getattr(enc, "__func__", None) is not type(plan)._first_encode and not hasattr(enc, "__source__")
 
 
 def _any_of(schemas: list[dict[str, Any]]) -> dict[str, Any]:

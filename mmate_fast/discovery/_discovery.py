@@ -280,7 +280,7 @@ class Discovery:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if announce:
+        if announce and not self.client.connection.is_closed:
             try:
                 await self.announcer.announce(UNREGISTERED, self.local(), timeout=timeout)
             except MmateError as exc:

@@ -204,18 +204,24 @@ class Publisher:
         ids: list[str] = []
         target = self._target
         intercepted = self.pipeline.has_publish
+        observer = self.observer
         it = iter(messages)
+        batch: list[Any] = []
+        t0 = 0.0
         try:
             while True:
                 confirms: list[asyncio.Future[bool]] = []  # this window's, settled by _settle
+                batch = list(islice(it, window))
+                if observer is not None:
+                    t0 = _perf()
                 if intercepted:
                     before = len(ids)
-                    for msg in islice(it, window):
+                    for msg in batch:
                         ids.append(await self._intercepted(msg, mandatory, timeout, dict(options),
                                                            wait=False, confirms=confirms))
                     n = len(ids) - before
                 else:
-                    ready = [self.prepare(msg, **options) for msg in islice(it, window)]
+                    ready = [self.prepare(msg, **options) for msg in batch]
                     n = len(ready)
                     for exchange, routing_key, out in ready:
                         confirm = target.publish_nowait(out.body, exchange, routing_key, out.properties,
@@ -225,10 +231,19 @@ class Publisher:
                         ids.append(out.message_id)
                 if n:
                     await self._settle(timeout, confirms)
+                if observer is not None:  # each message took its window's time
+                    elapsed = _perf() - t0
+                    for msg in batch:
+                        _observe(observer, msg, elapsed, None)
+                batch = []
                 if n < window:
                     return ids
-        except errors.MmateError as exc:
-            if ids:
+        except BaseException as exc:
+            if observer is not None:
+                elapsed = _perf() - t0
+                for msg in batch:
+                    _observe(observer, msg, elapsed, exc)
+            if ids and isinstance(exc, errors.MmateError):
                 exc.add_note(f"publish_batch: {len(ids)} messages of this batch were sent before this error "
                              f"(ids {ids[0]} .. {ids[-1]})")
             raise

@@ -8,7 +8,9 @@ The client is duck-typed (``connection``, ``subscriber.subscriptions``, ``servic
 ``channel_states()``): this layer never imports the front door.
 
 Statuses follow mmate-go's ``monitor`` package: a queue over 1000 messages is degraded
-("Elevated"), over 10000 degraded ("High"), and unhealthy with messages but no consumer.
+("Elevated"), over 10000 degraded ("High"), and unhealthy with messages but no consumer. While the
+broker blocks the connection (a resource alarm: it reads nothing from it) the queue checks say
+degraded "not inspected" at once instead of timing out.
 """
 from __future__ import annotations
 
@@ -19,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from mmate_fast import errors
-from mmate_fast.messaging import topology
 from mmate_fast.messaging._channels import close_quietly
 from mmate_fast.observability._health import CheckResult, HealthChecker, HealthStatus, worst
 
@@ -44,11 +45,14 @@ class Thresholds:
 
 class QueueInspector:
     """Passive ``queue.declare`` of queues on a channel of its own: ``(messages, consumers)``, or None
-    when the queue does not exist (the 404 closed the channel: the next call opens a new one)."""
+    when the queue does not exist (the 404 closed the channel: the next call opens a new one). A call
+    cut short (timeout) leaves its channel to be replaced, so a late answer can never be taken for
+    the next call's."""
 
     def __init__(self, connection: Callable[[], Any]) -> None:
         self._connection = connection
         self._channel: Any = None
+        self._dirty = False
         self._lock = asyncio.Lock()
 
     async def inspect(self, queue: str) -> tuple[int, int] | None:
@@ -57,15 +61,23 @@ class QueueInspector:
             if conn is None or conn.is_closed or getattr(conn, "is_connected", True) is False:
                 # a recovering connection would hold the call until it is back: say so at once
                 raise errors.ConnectionClosedError("not connected to the broker")
+            if getattr(conn, "blocked", False):  # the broker reads nothing from it until the alarm clears
+                reason = getattr(conn, "blocked_reason", None) or "resource alarm"
+                raise errors.ConnectionBlockedError(f"the broker blocks this connection ({reason})",
+                                                    reason=reason)
             ch = self._channel
-            if ch is None or not ch.is_open:
+            if ch is None or not ch.is_open or self._dirty:
                 await close_quietly(ch)
                 self._channel = None
                 self._channel = ch = await conn.channel()
+                self._dirty = False
+            self._dirty = True  # until the answer is in
             try:
                 ok = await ch.queue_declare(queue, passive=True)
             except errors.NotFoundError:
+                self._dirty = False
                 return None
+            self._dirty = False
             return ok.message_count, ok.consumer_count
 
     async def close(self) -> None:
@@ -158,8 +170,19 @@ def queue_status(messages: int, consumers: int, thresholds: Thresholds) -> tuple
     return HEALTHY, f"{messages} message(s), {consumers} consumer(s)"
 
 
+def _not_inspected(name: str, exc: errors.ConnectionBlockedError) -> CheckResult:
+    return CheckResult(name, DEGRADED, f"not inspected: {exc}")
+
+
 async def check_queues(client: Any, inspector: QueueInspector, thresholds: Thresholds) -> CheckResult:
     """Depth and consumer count of the service queue and every consumed queue (passive declare)."""
+    try:
+        return await _check_queues(client, inspector, thresholds)
+    except errors.ConnectionBlockedError as exc:
+        return _not_inspected("queues", exc)
+
+
+async def _check_queues(client: Any, inspector: QueueInspector, thresholds: Thresholds) -> CheckResult:
     rows: list[dict[str, Any]] = []
     statuses: list[HealthStatus] = []
     notes: list[str] = []
@@ -183,12 +206,20 @@ async def check_queues(client: Any, inspector: QueueInspector, thresholds: Thres
 
 
 async def check_dead_letters(client: Any, inspector: QueueInspector, thresholds: Thresholds) -> CheckResult:
-    """Messages waiting in ``dlq.{queue}`` for each consumed queue (a DLQ not declared yet holds none)."""
+    """Messages waiting in ``dlq.{queue}`` for each consumed queue with dead-lettering on (a DLQ not
+    declared yet holds none)."""
+    try:
+        return await _check_dead_letters(client, inspector, thresholds)
+    except errors.ConnectionBlockedError as exc:
+        return _not_inspected("dead_letters", exc)
+
+
+async def _check_dead_letters(client: Any, inspector: QueueInspector, thresholds: Thresholds) -> CheckResult:
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     for sub in _subscriptions(client):
-        dlq = getattr(sub, "dead_letter_queue", None) or topology.dead_letter_queue(sub.queue)
-        if any(r["queue_name"] == dlq for r in rows):
+        dlq = getattr(sub, "dead_letter_queue", None)  # None: dead-lettering is off for it
+        if dlq is None or any(r["queue_name"] == dlq for r in rows):
             continue
         counts = await inspector.inspect(dlq)
         messages = counts[0] if counts is not None else 0
@@ -212,6 +243,12 @@ class ConsumerLag:
         self._last: dict[int, tuple[float, int]] = {}
 
     async def __call__(self, client: Any) -> CheckResult:
+        try:
+            return await self._check(client)
+        except errors.ConnectionBlockedError as exc:
+            return _not_inspected("consumer_lag", exc)
+
+    async def _check(self, client: Any) -> CheckResult:
         rows: list[dict[str, Any]] = []
         notes: list[str] = []
         status = HEALTHY

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from mmate_fast.contracts import Message, contract_plan
 from mmate_fast.errors import FlowStateError, FlowWireError
+from mmate_fast.stageflow import _schemas
 from mmate_fast.stageflow._gotime import ZERO_NS, ZERO_TIME, format_time
 from mmate_fast.stageflow._read import Bad, envelope_time, r_int, r_list, r_str, r_time, show
 from mmate_fast.stageflow._state import (
@@ -44,6 +45,8 @@ def zero_checkpoint() -> dict[str, Any]:
 class FlowMessageEnvelope(Message):
     """A stage hop: the stage input (``payload``) and the whole workflow state as a JSON string."""
 
+    __mmate_schema__: ClassVar[dict[str, Any]] = _schemas.FLOW_MESSAGE
+
     payload: Any = None
     payload_type: str = PAYLOAD_TYPE_INITIAL
     serialized_workflow_state: str = ""
@@ -68,6 +71,8 @@ class FlowMessageEnvelope(Message):
 @dataclass
 class CompensationMessageEnvelope(Message):
     """One compensation step: which stage to undo, the state at failure, the results so far."""
+
+    __mmate_schema__: ClassVar[dict[str, Any]] = _schemas.COMPENSATION_MESSAGE
 
     workflow_id: str = ""
     instance_id: str = ""

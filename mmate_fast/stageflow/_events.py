@@ -9,10 +9,11 @@ a field of the wrong JSON type raises FlowWireError naming it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from mmate_fast.contracts import Event
 from mmate_fast.errors import FlowWireError
+from mmate_fast.stageflow import _schemas
 from mmate_fast.stageflow._envelopes import install
 from mmate_fast.stageflow._gotime import ZERO_NS, format_time
 from mmate_fast.stageflow._read import (
@@ -38,6 +39,8 @@ EVENT_SOURCE = "stageflow"
 class StageCompletedEvent(Event):
     """A stage finished with status ``completed`` (never sent for a failing stage)."""
 
+    __mmate_schema__: ClassVar[dict[str, Any]] = _schemas.STAGE_COMPLETED
+
     workflow_id: str = ""
     instance_id: str = ""
     stage_id: str = ""
@@ -56,6 +59,8 @@ class StageCompletedEvent(Event):
 @dataclass
 class WorkflowCompletedEvent(Event):
     """The last stage completed."""
+
+    __mmate_schema__: ClassVar[dict[str, Any]] = _schemas.WORKFLOW_COMPLETED
 
     workflow_id: str = ""
     workflow_name: str = ""
@@ -78,6 +83,8 @@ class WorkflowCompletedEvent(Event):
 class WorkflowFailedEvent(Event):
     """A required stage failed (``completedStages`` counts every result so far, as Go does)."""
 
+    __mmate_schema__: ClassVar[dict[str, Any]] = _schemas.WORKFLOW_FAILED
+
     workflow_id: str = ""
     workflow_name: str = ""
     instance_id: str = ""
@@ -98,6 +105,8 @@ class WorkflowFailedEvent(Event):
 @dataclass
 class WorkflowCompensatedEvent(Event):
     """The compensation chain finished."""
+
+    __mmate_schema__: ClassVar[dict[str, Any]] = _schemas.WORKFLOW_COMPENSATED
 
     workflow_id: str = ""
     workflow_name: str = ""

@@ -81,7 +81,6 @@ async def test_two_services_discover_each_others_handlers(url: str, names: tuple
         # a handler added later is announced too
         a.add_handler(DiscReserveCommand, lambda c: None)
         await wait_until(lambda: len(b.discovery.registry.find(f"{stock}.*")) == 2)
-    # at stop, a announced its contracts unregistered (b saw it before closing: checked below)
 
 
 async def test_stop_announces_unregistered(url: str, names: tuple[str, str]) -> None:
@@ -91,7 +90,7 @@ async def test_stop_announces_unregistered(url: str, names: tuple[str, str]) -> 
             a.add_handler(DiscReserveCommand, lambda c: None)
             await wait_until(lambda: len(b.discovery.registry.find(f"{stock}.*")) == 1)
         # gone at once (not by expiry: that would take 0.9 s, and the check stops at 0.5 s)
-        await wait_until(lambda: b.discovery.registry.find(f"{stock}.*", ) == [], timeout=0.5)
+        await wait_until(lambda: b.discovery.registry.find(f"{stock}.*") == [], timeout=0.5)
         assert b.discovery.registry.expired == 0
 
 

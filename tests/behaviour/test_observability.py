@@ -294,6 +294,9 @@ async def test_observers_see_every_message_and_one_that_raises_breaks_nothing(
         assert sorted(seen) == [("handled", "ObsPing", False), ("handled", "ObsPing", True),
                                 ("handled", "ObsPing", True)] + [("published", "ObsPing", True)] * 3
         assert "observer" in caplog.text and "observer bug" in caplog.text
+        await c.publish_batch([ObsPing(n=i, aggregate_id="a") for i in (2, 3)])  # batches are seen too
+        await wait_until(lambda: sub.stats.acked == 4, 10)
+        assert seen.count(("published", "ObsPing", True)) == 5 and seen.count(("handled", "ObsPing", True)) == 4
         c.remove_observer(recorder)
         await c.publish_event(ObsPing(n=5, aggregate_id="a"))
-        assert len(seen) == 6
+        assert len(seen) == 10

@@ -106,6 +106,9 @@ async def test_api_snapshot_counts_consumers_and_dlq_depth(broker: tuple[Connect
     assert q is not None and {k: q[k] for k in want} == want, snap
     for rate in ("publish_rate", "deliver_rate", "ack_rate"):
         assert isinstance(q[rate], float) and q[rate] >= 0
+    # a queue named on the command line that does not exist is reported
+    code, out, err = await monitor("--once", "--json", queue, f"{queue}-nope")
+    assert code == 0 and json.loads(out)["missing"] == [f"{queue}-nope"], err
     # the human view: the same figures in a table, and the source
     code, out, err = await monitor("--once", queue)
     assert code == 0, err
@@ -136,7 +139,8 @@ async def test_rates_and_consumer_lag_under_traffic(broker: tuple[Connection, st
 
     task = asyncio.create_task(produce())
     try:
-        snap = await snapshot_until(["--json", queue], lambda s: all(
+        # the API's figures come from samples taken every few seconds: wait until one shows them all
+        snap = await snapshot_until(["--json", queue], lambda s: (row(s, queue) or {}).get("consumers") == 1 and all(
             ((row(s, queue) or {}).get(r) or 0) > 0 for r in ("publish_rate", "deliver_rate", "ack_rate")))
     finally:
         stop.set()

@@ -85,3 +85,39 @@ async def test_health_goes_unhealthy_while_the_broker_is_away_and_back(node: Bro
         while got != [7] and time.monotonic() < end:
             await asyncio.sleep(0.05)
         assert got == [7]
+
+
+async def test_health_says_degraded_while_the_broker_blocks_publishing(node: BrokerNode) -> None:
+    """A memory alarm (watermark 0) makes the broker block publishing connections: the connection
+    check turns degraded ("blocked", HTTP 200), healthy again once the alarm clears."""
+    svc = f"obs-blocked-{uuid.uuid4().hex[:8]}"
+    async with Client(node.url_with(name=svc), service_name=svc, recovery=FAST,
+                      publisher_confirms=False) as c:
+        obs = await c.serve_observability(port=0, check_timeout=2.0)
+        await asyncio.to_thread(node.ctl, "set_vm_memory_high_watermark", "0")
+        try:
+            # the broker tells a connection it is blocked when it publishes
+            publishing = asyncio.ensure_future(c.publish_event(OutagePing(n=1, aggregate_id="a")))
+            end = time.monotonic() + 30
+            while not getattr(c.connection, "blocked", False) and time.monotonic() < end:
+                await asyncio.sleep(0.05)
+            status, body = await _get(f"{obs.url}/health")
+            report = json.loads(body)
+            conn = report["checks"]["connection"]
+            assert conn["status"] == "degraded", conn
+            assert status == 200 and report["status"] == "degraded", report
+            # the broker reads nothing from a blocked connection: the queue checks say so at once
+            queues = report["checks"]["queues"]
+            assert queues["status"] == "degraded", queues
+            assert queues["message"] == "not inspected: the broker blocks this connection (low on memory)"
+            assert conn["message"].startswith("the broker blocked publishing") and conn["details"]["blocked"]
+            assert "mmate_connection_blocked 1.0" in (await _get(f"{obs.url}/metrics"))[1]
+        finally:
+            await asyncio.to_thread(node.ctl, "set_vm_memory_high_watermark", "0.4")
+        await asyncio.wait_for(publishing, 30)  # the publish goes out once unblocked
+        body = await _until_status(f"{obs.url}/health", 200)
+        end = time.monotonic() + 30
+        while json.loads(body)["checks"]["connection"]["status"] != "healthy" and time.monotonic() < end:
+            await asyncio.sleep(0.1)
+            body = (await _get(f"{obs.url}/health"))[1]
+        assert json.loads(body)["checks"]["connection"]["status"] == "healthy"

@@ -168,6 +168,8 @@ def test_console_script_runs_cli_main() -> None:
     names = [cmd.__name__ for cmd in mmate_fast.cli.COMMANDS]
     assert names[:3] == ["mmate_fast.cli.demo", "mmate_fast.cli.dlq", "mmate_fast.cli.flows"]
     assert all(name.startswith("mmate_fast.cli.") for name in names) and len(set(names)) == len(names)
+    assert "mmate_fast.cli.contracts" in names
+    assert "mmate_fast.cli.health" in names
 
 
 def test_python_dash_m_runs_the_cli() -> None:
@@ -252,3 +254,11 @@ def test_management_api_does_not_follow_redirects_with_the_credentials() -> None
         for s in servers:
             s.shutdown()
             s.server_close()
+
+
+def test_contracts_subcommand_is_wired(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["contracts", "list", "--url", "memory://cli-contracts-test", "--json", "--wait", "0.1"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"contracts": []}
+    assert main(["contracts", "show", "x.Y", "--url", "memory://cli-contracts-test", "--wait", "0.1"]) == 1
+    assert capsys.readouterr().err.startswith("mmate contracts: error: no endpoint 'x.Y'")
+    assert main(["contracts", "export", "--format", "yaml"]) == 2

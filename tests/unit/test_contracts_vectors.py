@@ -133,8 +133,8 @@ class TypedStageCompletedEvent(Event):
     end_time: datetime.datetime | None = None
 
 
-# Defining the class above registered it in default_registry under StageFlow's type name: give the
-# name back to StageFlow's own event, so that other tests decoding through default_registry get it.
+# The look-alike above has a name of its own in default_registry; make sure StageFlow's event keeps
+# "StageCompletedEvent" there whatever this module registers (other tests decode through it).
 default_registry.register(stageflow.StageCompletedEvent)
 
 # the classes above register themselves in default_registry; a separate registry keeps the

@@ -155,3 +155,23 @@ async def test_a_call_that_waited_longer_than_the_timeout_for_its_turn_fails(tmp
         assert await store.get("i-1") is None
     finally:
         await store.close()
+
+
+async def test_opening_an_existing_store_does_not_wait_for_a_writer(tmp_path: Path) -> None:
+    """open_store is synchronous: on a store whose schema exists it only reads, so another process
+    holding the write lock does not block the caller's event loop."""
+    path = tmp_path / "busy.db"
+    first = open_store(f"sqlite:///{path}")
+    await first.save(record())
+    await first.close()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        store = open_store(f"sqlite:///{path}?timeout=0.2")  # would fail after 0.2 s if it wrote
+        try:
+            assert await store.get("i-1") == record()
+        finally:
+            await store.close()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()

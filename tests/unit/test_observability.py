@@ -194,3 +194,43 @@ def test_message_stats_counts_and_buckets_per_type() -> None:
     assert set(stats.types) == {"A", "B", "other"} and stats.types["other"].published == 1
     with pytest.raises(errors.ConfigurationError):
         MessageStats(buckets=(1.0, 0.5))
+
+
+async def test_queue_inspector_replaces_a_channel_whose_call_was_cut_short() -> None:
+    """A passive declare that timed out may still be answered later: its channel is not used again."""
+    from mmate_fast.observability import QueueInspector
+
+    opened: list[Any] = []
+
+    class Chan:
+        def __init__(self, hang: bool) -> None:
+            self.hang, self.is_open, self.closed = hang, True, False
+
+        async def queue_declare(self, queue: str, passive: bool) -> Any:
+            if self.hang:
+                await asyncio.sleep(30)
+            return SimpleNamespace(message_count=len(opened), consumer_count=1)
+
+        async def close(self, timeout: float | None = None) -> None:
+            self.closed, self.is_open = True, False
+
+    class Conn:
+        is_closed, blocked = False, False
+
+        async def channel(self) -> Chan:
+            opened.append(Chan(hang=not opened))
+            return opened[-1]
+
+    conn = Conn()
+    insp = QueueInspector(lambda: conn)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await insp.inspect("q")
+    assert await insp.inspect("q") == (2, 1)  # a new channel, the first one closed
+    assert opened[0].closed and not opened[1].closed
+    assert await insp.inspect("q") == (2, 1)  # and kept while its calls complete
+    conn.blocked = True
+    with pytest.raises(errors.ConnectionBlockedError, match="resource alarm"):
+        await insp.inspect("q")
+    await insp.close()
+    assert opened[1].closed

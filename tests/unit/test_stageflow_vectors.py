@@ -224,3 +224,20 @@ def test_compensation_walks_back_in_reverse_order() -> None:
     assert second.serialized_workflow_state == first.serialized_workflow_state
     assert second.compensation_results == done and second.id != first.id
     assert w.compensation_next(second, done) is None
+
+
+@pytest.mark.parametrize("draft", ["2020-12", "draft-07"])
+@pytest.mark.parametrize("name", RUN1 + RUN2)
+def test_payload_schema_describes_go_payloads(name: str, draft: Any) -> None:
+    """The announced JSON Schema (``__mmate_schema__``) fits Go's payload and refuses a wrong one."""
+    pytest.importorskip("jsonschema")
+    from mmate_fast.contracts import json_schema, schema_errors
+
+    cls = type(_decode(name))
+    payload = _payload(name)
+    assert schema_errors(cls, payload, draft) is None
+    assert json_schema(cls, draft)["title"] == cls.__name__
+    time_key = next(k for k in ("startTime", "failureTimestamp", "failureTime") if k in payload) \
+        if "FlowMessageEnvelope" not in name else "currentStageIndex"
+    payload[time_key] = 12 if time_key != "currentStageIndex" else "0"
+    assert schema_errors(cls, payload, draft) is not None

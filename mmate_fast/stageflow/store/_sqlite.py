@@ -50,6 +50,7 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS flows_by_status ON flows (status, updated_ns DESC, instance_id)",
     "CREATE INDEX IF NOT EXISTS flows_by_workflow ON flows (workflow_id, updated_ns DESC, instance_id)",
 )
+_SCHEMA_NAMES = {"flows", "stage_results", "flows_by_updated", "flows_by_status", "flows_by_workflow"}
 _UPSERT = (f"INSERT INTO flows ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
            "ON CONFLICT (instance_id) DO UPDATE SET workflow_id = excluded.workflow_id, "
            "status = excluded.status, version = excluded.version, "
@@ -201,10 +202,12 @@ class SQLiteFlowStore:
             conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("BEGIN IMMEDIATE")
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            conn.execute("COMMIT")
+            present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+            if not _SCHEMA_NAMES.issubset(present):  # a read: opening a store never waits for a writer
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute("COMMIT")
         except sqlite3.Error as exc:
             conn.close()
             raise FlowStoreUnavailableError(
