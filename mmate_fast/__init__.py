@@ -7,9 +7,10 @@ errors and the version, compiled frame/envelope codecs, dispatch table and confi
 (``mmate_fast._transport``), the AMQP 0-9-1 client (``mmate_fast.amqp``), the transports
 (``mmate_fast.transports``: RabbitMQ and the embedded in-memory broker), contracts
 (``mmate_fast.contracts``), the messaging core (``mmate_fast.messaging``), the patterns (bridge,
-interceptors, reliability) and the front door (``Client``, the ``mmate`` command line). This module
-re-exports the front door for users (with the trust interceptors, ``SigningInterceptor`` and
-``EncryptionInterceptor``); the library never imports it.
+interceptors, reliability, StageFlow, discovery, observability) and the front door (``Client``, the
+``mmate`` command line, the pytest plugin). This module re-exports the front door for users (with the
+trust interceptors, ``SigningInterceptor`` and ``EncryptionInterceptor``, the StageFlow workflow API,
+contract discovery and schemas, and the observability server); the library never imports it.
 """
 from __future__ import annotations
 
@@ -31,9 +32,11 @@ from mmate_fast.contracts import (
     Reply,
     TypeRegistry,
     default_registry,
+    json_schema,
     register,
     wire_field,
 )
+from mmate_fast.discovery import Discovery, DiscoveryOptions, EndpointContract, asyncapi
 from mmate_fast.errors import (
     AMQPConnectionError,
     AuthenticationError,
@@ -45,6 +48,7 @@ from mmate_fast.errors import (
     ConnectionClosedError,
     ContractError,
     EnvelopeError,
+    FlowError,
     FrameError,
     HandlerRegistrationError,
     HandshakeTimeout,
@@ -58,8 +62,9 @@ from mmate_fast.errors import (
     PublishReturnedError,
     RemoteError,
     RequestTimeout,
+    SchemaValidationError,
 )
-from mmate_fast.interceptors import EncryptionInterceptor, SigningInterceptor
+from mmate_fast.interceptors import EncryptionInterceptor, SchemaValidationInterceptor, SigningInterceptor
 from mmate_fast.messaging import (
     ConsumeContext,
     Interceptor,
@@ -69,6 +74,8 @@ from mmate_fast.messaging import (
     Subscriber,
     Subscription,
 )
+from mmate_fast.observability import Observability
+from mmate_fast.stageflow import FlowEngine, FlowStatus, Stage, StageInfo, StageRetry, Workflow
 from mmate_fast.transports import Channel, Connection, QueueDeclareOk, connect
 
 __all__ = [
@@ -92,10 +99,16 @@ __all__ = [
     "ConsumeContext",
     "ContractError",
     "Delivery",
+    "Discovery",
+    "DiscoveryOptions",
     "EncryptionInterceptor",
+    "EndpointContract",
     "EnvelopeError",
     "ErrorReply",
     "Event",
+    "FlowEngine",
+    "FlowError",
+    "FlowStatus",
     "FrameError",
     "GenericMessage",
     "HandlerRegistrationError",
@@ -107,6 +120,7 @@ __all__ = [
     "MessageKind",
     "MmateError",
     "NotFoundError",
+    "Observability",
     "OperationTimeout",
     "PayloadEncodeError",
     "PreconditionFailedError",
@@ -121,16 +135,24 @@ __all__ = [
     "Reply",
     "RequestTimeout",
     "RobustConnection",
+    "SchemaValidationError",
+    "SchemaValidationInterceptor",
     "SigningInterceptor",
+    "Stage",
+    "StageInfo",
+    "StageRetry",
     "Subscriber",
     "Subscription",
     "TypeRegistry",
     "Typed",
+    "Workflow",
     "__version__",
+    "asyncapi",
     "connect",
     "connect_robust",
     "default_registry",
     "errors",
+    "json_schema",
     "register",
     "wire_field",
 ]

@@ -352,7 +352,7 @@ class ObservationTimeout(OperationTimeout, AssertionError):
 
 
 # --------------------------------------------------------------------------- StageFlow state store
-class FlowStoreError(MmateError):
+class FlowStoreError(FlowError):
     """A StageFlow state store operation failed (the database refused or lost it); the message says
     which operation and what to do. The backend's own exception is the ``__cause__``."""
 

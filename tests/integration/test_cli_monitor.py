@@ -32,8 +32,10 @@ STATS_WAIT = 30.0
 
 
 async def monitor(*argv: str, columns: int = 200) -> tuple[int, str, str]:
-    """``mmate monitor ARGV`` in a fresh process -> (exit code, stdout, stderr)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    """``mmate monitor ARGV`` in a fresh process -> (exit code, stdout, stderr). The command runs as a
+    user runs it: without the suite's asyncio debug mode (whose slow-callback warnings on a loaded
+    machine would be stderr lines of their own)."""
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"}, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            "COLUMNS": str(columns)}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mmate_fast.cli", "monitor", *argv, cwd=ROOT, env=env,
