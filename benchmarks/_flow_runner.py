@@ -19,6 +19,7 @@ import os
 import statistics
 import sys
 import time
+import uuid
 from typing import Any
 
 from _common import extensions_line, extensions_summary, run_child_process
@@ -68,8 +69,28 @@ def run_one(client: str, n: int, loop: str, timeout: float, prefetch: int,
     env.pop("BENCH_FLOW_STORE", None)
     if store is not None:
         env["BENCH_FLOW_STORE"] = store
+    env["BENCH_FLOW_ID"] = flow_id = f"bench-{client.replace('_', '-')}-{uuid.uuid4().hex[:8]}"
     argv = [sys.executable, os.path.join(HERE, script), "stageflow", "--messages", str(n), "--loop", loop]
-    return run_child_process(argv, env, timeout, n)
+    res, err = run_child_process(argv, env, timeout, n)
+    if err is not None and res is None:  # a run that failed or was killed may have left its queues
+        cleanup(flow_id)
+    return res, err
+
+
+def cleanup(flow_id: str) -> None:
+    """Delete the queues of run ``flow_id`` (its workers, if any are left, stop when their starter's
+    pipe closes)."""
+    from _common import RawAMQP
+    from _flow_common import FlowNames, delete_flow_queues
+
+    try:
+        admin = RawAMQP()
+    except OSError:
+        return
+    try:
+        delete_flow_queues(admin, FlowNames("", flow_id))
+    finally:
+        admin.close()
 
 
 def _med(vals: list[Any]) -> float | None:
