@@ -516,7 +516,13 @@ class Subscription:
 
     # ------------------------------------------------------------------ lifecycle
     async def stop(self, timeout: float = 10.0) -> None:
-        """Stop consuming, let in-flight handlers finish (bounded), requeue what never started."""
+        """Stop consuming, let in-flight handlers finish (bounded), requeue what never started.
+
+        Failure handling in flight (a dead-letter copy being published, a retry being scheduled) is part
+        of the work that finishes: it gets what is left of ``timeout`` too, so a failed delivery ends in
+        its DLQ rather than going back to its queue (to be handled again) because the consumer stopped."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         self._stopping = True
         restarting = self._restarting
         if restarting is not None and not restarting.done():
@@ -538,13 +544,17 @@ class Subscription:
             except TimeoutError:
                 log.warning("%d handler(s) on %r still running after %s s; cancelling them",
                             self._in_flight, self.queue, timeout)
-        for task in list(self._tasks):
-            if not task.done():
-                try:
-                    async with asyncio.timeout(max(0.1, timeout / 10)):
-                        await asyncio.shield(task)
-                except (TimeoutError, Exception):
-                    task.cancel()
+        pending = [task for task in self._tasks if not task.done()]
+        if pending:
+            done, late = await asyncio.wait(pending, timeout=max(0.1, deadline - loop.time()))
+            for task in done:  # retrieved here: their errors were logged where they happened
+                if not task.cancelled():
+                    task.exception()
+            if late:
+                log.warning("%d failure handler(s) on %r still running after %s s; cancelling them",
+                            len(late), self.queue, timeout)
+            for task in late:
+                task.cancel()
 
 
 class Subscriber:
