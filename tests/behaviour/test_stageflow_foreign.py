@@ -10,6 +10,8 @@ import json
 import time
 from typing import Any
 
+import pytest
+
 from mmate_fast._ext import load
 from mmate_fast.client import Client
 from mmate_fast.stageflow import FlowEngine, Workflow, _wire
@@ -121,14 +123,15 @@ async def test_go_stage_hop_into_an_empty_store(url: str, names: Names) -> None:
         assert_go_events(events, ids, flows, iid, [31, 33, 34])
 
 
-async def test_compensation_by_an_engine_with_its_own_memory_store(url: str, names: Names) -> None:
+@pytest.mark.parametrize("fail_at", ["charge", "ship"])
+async def test_compensation_by_an_engine_with_its_own_memory_store(url: str, names: Names, fail_at: str) -> None:
     """Two engines, each with its own memory:// store: A runs the stages, B only the compensation queue,
-    so B has never seen the instance when its compensation message arrives."""
+    so B has never seen the instance when its compensation messages arrive (one step, or a chain of two)."""
     ran: list[tuple[str, str]] = []
     wf_id = f"foreign-{names.queue('wf')}"
     prefix = f"{names.queue('sf')}."
-    wf_a = split_flow(wf_id, ran, "a", fail_at="charge")
-    wf_b = split_flow(wf_id, ran, "b", fail_at="charge")
+    wf_a = split_flow(wf_id, ran, "a", fail_at=fail_at)
+    wf_b = split_flow(wf_id, ran, "b", fail_at=fail_at)
     flow_queues(names, prefix, wf_a)
     async with Client(url, service_name=names.service()) as ca, Client(url, service_name=names.service()) as cb:
         a = FlowEngine(ca, prefix=prefix, store="memory://")
@@ -139,7 +142,11 @@ async def test_compensation_by_an_engine_with_its_own_memory_store(url: str, nam
             iid = await a.start(wf_a, {"orderId": "o-1"})
             state = await a.wait(iid, timeout=10)
             assert state.status == "compensated"
-            assert ran == [("validate", "a"), ("charge", "a"), ("undo:validate", "b")]
+            if fail_at == "charge":
+                assert ran == [("validate", "a"), ("charge", "a"), ("undo:validate", "b")]
+            else:
+                assert ran == [("validate", "a"), ("charge", "a"), ("ship", "a"), ("undo:charge", "b"),
+                               ("undo:validate", "b")]
             record = await b.status(iid)
             assert record is not None and record.status == "compensated"
         finally:
