@@ -413,8 +413,9 @@ class StageIndexError(FlowEngineError, IndexError):
 
 
 class UnknownInstanceError(FlowEngineError, LookupError):
-    """A compensation message (or a status query) names an instance the state store does not know:
-    check the store URL every engine of the workflow shares."""
+    """An instance the state store does not know, where one is needed: check the store URL every engine
+    of the workflow shares. (The engine does not raise it for a compensation message: that message
+    carries the state at failure and runs when it is consistent, as Go's does.)"""
 
     reason = "unknown-instance"
 

@@ -46,7 +46,7 @@ from typing import Any
 
 from mmate_fast import _backoff, errors
 from mmate_fast._ext import load
-from mmate_fast.contracts import from_envelope
+from mmate_fast.contracts import TypeRegistry, from_envelope
 from mmate_fast.messaging import topology
 from mmate_fast.messaging._channels import close_quietly
 from mmate_fast.messaging.dispatcher import Dispatcher, HandlerSpec, MessageContext
@@ -148,7 +148,8 @@ class Subscription:
 
     def __init__(self, subscriber: Subscriber, queue: str, channel: Any, *, concurrency: int,
                  dead_letter: bool, failure_handler: FailureHandler | None = None, prefetch: int = 0,
-                 exclusive: bool = False, redeclare: Redeclare | None = None) -> None:
+                 exclusive: bool = False, redeclare: Redeclare | None = None,
+                 registry: TypeRegistry | None = None) -> None:
         self._sub = subscriber
         self.queue = queue
         #: the channel consumed on (replaced when a channel-level error closed it)
@@ -163,7 +164,8 @@ class Subscription:
         self.consumer_tag = ""
         self.stats = SubscriptionStats()
         self._table_lookup = subscriber.dispatcher.table.lookup
-        self._registry = subscriber.dispatcher.registry
+        #: type name -> class for decoding this queue's deliveries (default: the dispatcher's)
+        self._registry = registry if registry is not None else subscriber.dispatcher.registry
         self._pipeline = subscriber.pipeline
         self._async_handlers: dict[tuple[HandlerSpec, ...], bool] = {}
         self._in_flight = 0
@@ -596,7 +598,8 @@ class Subscriber:
     async def subscribe(self, queue: str, *, prefetch: int = 10, concurrency: int | None = None,
                         dead_letter: bool = True, exclusive: bool = False,
                         failure_handler: FailureHandler | None = None,
-                        timeout: float | None = None, redeclare: Redeclare | None = None) -> Subscription:
+                        timeout: float | None = None, redeclare: Redeclare | None = None,
+                        registry: TypeRegistry | None = None) -> Subscription:
         """Consume ``queue`` (which must exist) with ``prefetch`` unacked messages at most and
         ``concurrency`` async handlers at once (default: prefetch, or 100 with prefetch 0). Prefetch 0
         is bounded too: ``UNLIMITED_PREFETCH_FACTOR * concurrency`` (see :func:`effective_prefetch`).
@@ -604,7 +607,9 @@ class Subscriber:
         Failed messages go to the ``failure_handler``, then to the subscriber's dead-letterer
         (``dlq.{queue}``) unless ``dead_letter=False``. ``redeclare`` declares the queue and its
         bindings again before a cancelled consumer is restarted (without it, the queue is consumed
-        again once it exists).
+        again once it exists). ``registry``: decode this queue's deliveries with it instead of the
+        dispatcher's (a pattern that consumes its own message types, e.g. StageFlow's stage queues,
+        whatever classes the application registered under those names).
         """
         check_consumer_limits(prefetch, concurrency)
         concurrency = concurrency or prefetch or 100
@@ -612,7 +617,7 @@ class Subscriber:
         channel = await self._open_channel(prefetch, timeout)
         sub = Subscription(self, queue, channel, concurrency=concurrency,
                            dead_letter=dead_letter, failure_handler=failure_handler, prefetch=prefetch,
-                           exclusive=exclusive, redeclare=redeclare)
+                           exclusive=exclusive, redeclare=redeclare, registry=registry)
         try:
             await sub._consume(timeout)
         except BaseException:
