@@ -24,6 +24,7 @@ import orjson
 from mmate_fast.errors import FlowTimeoutError
 from mmate_fast.messaging import topology
 from mmate_fast.stageflow import _wire
+from mmate_fast.stageflow._lifecycle import TERMINAL_EVENTS
 from mmate_fast.stageflow._wire import StageResult, WorkflowState
 from mmate_fast.stageflow.store import FlowStore
 
@@ -31,7 +32,6 @@ log = logging.getLogger("mmate_fast.stageflow")
 
 #: final states heard of (events, local ends) kept for a wait that comes after the end
 RECENT_FINALS = 10_000
-TERMINAL_EVENTS = ("WorkflowCompletedEvent", "WorkflowFailedEvent", "WorkflowCompensatedEvent")
 #: the store is looked at again after this many seconds at most while waiting
 MAX_POLL = 1.0
 #: with the event listener on, the first store look after the one at the start of a wait
