@@ -38,7 +38,8 @@ CLIENTS: dict[str, tuple[str, str | None]] = {
 }
 #: row -> BENCH_FLOW_EVENTS (FlowEngine(events=...)) for the rows that do not publish every event
 EVENTS = {"mmate_fast_terminal": "terminal"}
-ORDER = ("raw", "mmate_fast", "mmate_fast_sqlite", "mmate_fast_terminal", "aio_pika")  # raw first: the limit of the repetition
+#: raw first: the limit of the repetition
+ORDER = ("raw", "mmate_fast", "mmate_fast_sqlite", "mmate_fast_terminal", "aio_pika")
 #: aio-pika runs at most this many flows (it does ~1k flows/s here; rates stay comparable)
 AIO_PIKA_MAX_FLOWS = 5_000
 
