@@ -44,17 +44,17 @@ async def run(flows: int, rounds: int, events: Any, inflight: int) -> list[float
         await engine.register(wf)
         data = {"orderId": "order-2001", "amount": 99.95}
         await engine.wait(await engine.start(wf, dict(data)), timeout=10)  # warm
+
+        async def lane(left: list[int]) -> None:
+            while left[0] > 0:
+                left[0] -= 1
+                state = await engine.wait(await engine.start(wf, dict(data)), timeout=30)
+                assert state.status == "completed"
+
         for _ in range(rounds):
             left = [flows]
-
-            async def lane() -> None:
-                while left[0] > 0:
-                    left[0] -= 1
-                    state = await engine.wait(await engine.start(wf, dict(data)), timeout=30)
-                    assert state.status == "completed"
-
             c0 = time.process_time()
-            await asyncio.gather(*(lane() for _ in range(inflight)))
+            await asyncio.gather(*(lane(left) for _ in range(inflight)))
             per_round.append((time.process_time() - c0) / flows)
         await engine.close()
     return per_round

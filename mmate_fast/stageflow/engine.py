@@ -219,8 +219,6 @@ class FlowEngine:
         state = WorkflowState(workflow_id=wf.id, instance_id=iid, status="running", stage_results=[],
                               global_data=global_data, start_ns=time.time_ns(), version=1)
         state.last_modified_ns = time.time_ns()
-        await self._waiters.ensure_listener()
-        await self._rt.save(state)
         n = len(wf.stages)
         hops = []
         for j in wf.first_indexes():
@@ -229,6 +227,9 @@ class FlowEngine:
                 state, stage_index=j, stage_name=wf.stages[j].id,
                 next_queue=self._rt.stage_queue(wf.id, after) if after < n else None,
                 payload=payload, payload_type=_wire.PAYLOAD_TYPE_INITIAL)))
+        await self._waiters.ensure_listener()
+        # the first hop carries the state encoded: saved as it is, not encoded again
+        await self._rt.save(state, hops[0][1].serialized_workflow_state)
         await self._rt.send(hops)
         return iid
 
