@@ -8,8 +8,9 @@ begins and now and then, so a flow that ended before the wait, or with events of
 
 A ``WorkflowFailedEvent`` is final only when nothing is to be compensated (no completed stage);
 otherwise the wait goes on until ``WorkflowCompensatedEvent``. From an event alone the state is
-rebuilt from its payload (a compensated event carries no stage results); the store's record is
-preferred when it has the final state.
+rebuilt from its payload (a compensated event carries no stage results); after a failed or
+compensated event the store's record is preferred when it has the final state (a completed event
+has all of it).
 """
 from __future__ import annotations
 
@@ -181,8 +182,10 @@ class Waiters:
             return
         if not is_final(state):
             return
-        if state.instance_id not in self._futures:
-            self.resolve(state)  # nobody waits yet: remember it
+        if state.instance_id not in self._futures or state.status == "completed":
+            # nobody waits yet: remember it; or a WorkflowCompletedEvent, which carries the whole final
+            # state (results, finalData, times, version), the store's record to the byte: no lookup
+            self.resolve(state)
             return
         task = asyncio.get_running_loop().create_task(self._resolve_from(state))
         self._tasks.add(task)

@@ -73,3 +73,21 @@ async def test_a_set_of_event_types(url: str, names: Names) -> None:
 async def test_bad_events_option_is_refused(bad: Any) -> None:
     with pytest.raises(errors.InvalidArgumentError, match="events"):
         FlowEngine(object(), events=bad)
+
+
+async def test_the_completed_event_carries_the_stored_final_state(url: str, names: Names) -> None:
+    """wait() in another process takes a WorkflowCompletedEvent's state without reading the store:
+    it is the state the engine saved, byte for byte once encoded."""
+    from mmate_fast.stageflow import _wire
+    from mmate_fast.stageflow._waiting import state_from_event
+
+    wf = three_stages(f"bt-flow-{names.queue('wf')}", [])
+    events = Events()
+    async with engine_for(url, names, wf, events=events) as flows:
+        iid = await flows.start(wf, {"orderId": "o-1", "amount": 99.95})
+        await flows.wait(iid, timeout=10)
+        await events.wait_for(iid, 4)
+        [payload] = events.payloads(iid, "WorkflowCompletedEvent")
+        stored = await flows.state(iid)
+        assert stored is not None
+        assert _wire.encode_state(state_from_event("WorkflowCompletedEvent", payload)) == _wire.encode_state(stored)
