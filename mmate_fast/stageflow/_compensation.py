@@ -28,6 +28,7 @@ from mmate_fast.errors import BadFlowMessageError, FlowError, StageIndexError, U
 from mmate_fast.stageflow import _wire
 from mmate_fast.stageflow._context import ContextCodec
 from mmate_fast.stageflow._hops import read_state
+from mmate_fast.stageflow._lifecycle import WORKFLOW_COMPENSATED
 from mmate_fast.stageflow._outcome import compensation_key
 from mmate_fast.stageflow._runner import call_compensation, error_text
 from mmate_fast.stageflow._runtime import Runtime
@@ -93,11 +94,12 @@ class CompensationHandler:
         if not fresh and record is not None and record.status == "compensated":
             return  # a duplicate of the last step: already compensated
         _wire.mark_compensated(state, now_ns=time.time_ns())
-        event = _wire.workflow_compensated_event(state, workflow_name=wf.name, message=msg, results=results,
-                                                 end_ns=time.time_ns())
+        end_ns = time.time_ns()
         await rt.save(state)  # before the event: whoever hears it finds the final state stored
         rt.finished(state)
-        await rt.send([], [event])
+        if WORKFLOW_COMPENSATED in rt.events:
+            await rt.send([], [_wire.workflow_compensated_event(
+                state, workflow_name=wf.name, message=msg, results=results, end_ns=end_ns)])
 
     async def _result(self, stage_id: str, k: int, state: Any,
                       original: StageResult) -> tuple[CompensationResult, bool]:

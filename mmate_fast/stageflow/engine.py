@@ -30,6 +30,7 @@ from mmate_fast.stageflow import _queues, _wire
 from mmate_fast.stageflow._compensation import CompensationHandler
 from mmate_fast.stageflow._context import ContextCodec
 from mmate_fast.stageflow._hops import StageHandler
+from mmate_fast.stageflow._lifecycle import TERMINAL_EVENTS, EventsOption, event_types
 from mmate_fast.stageflow._router import OWN_TYPES, router_for
 from mmate_fast.stageflow._runtime import Runtime
 from mmate_fast.stageflow._waiting import Waiters
@@ -67,15 +68,18 @@ class FlowEngine:
     """Runs workflows over ``client`` (see the module docstring).
 
     ``store``: a FlowStore or its URL (``memory://`` default: this process only; ``sqlite:///...`` or
-    ``postgresql://...`` for several processes); ``events``: publish Go's lifecycle events on
-    ``mmate.events``; ``prefix``: the stage queue prefix (Go's default ``stageflow.``);
+    ``postgresql://...`` for several processes); ``events``: which of Go's lifecycle events to publish
+    on ``mmate.events``: ``True`` all four (Go's ``WithCompletionEvents(true)``), ``"terminal"`` only
+    WorkflowCompleted/Failed/Compensated (what ``wait()`` in another process needs), ``False`` none
+    (``wait()`` then polls the store, which must be shared across processes), or a set of type names;
+    ``prefix``: the stage queue prefix (Go's default ``stageflow.``);
     ``concurrency``: stage messages handled at once per queue (Go's ``MaxStageConcurrency``);
     ``idempotent``: claim each stage's outcome in the store so a redelivered or duplicated stage
     message never runs a stage twice (needed by parallel groups); ``worker``: the name saved with
     each record (default ``{service}@{host}:{pid}``).
     """
 
-    def __init__(self, client: Any, *, store: str | FlowStore = "memory://", events: bool = True,
+    def __init__(self, client: Any, *, store: str | FlowStore = "memory://", events: EventsOption = True,
                  prefix: str = _queues.DEFAULT_PREFIX, concurrency: int = 10, idempotent: bool = True,
                  worker: str | None = None) -> None:
         if type(concurrency) is not int or not 1 <= concurrency <= 65535:
@@ -88,13 +92,17 @@ class FlowEngine:
         self._owns_store = isinstance(store, str)
         self.store: FlowStore = open_store(store) if isinstance(store, str) else store
         self.events = events
+        #: the lifecycle event type names this engine publishes
+        self.event_types = event_types(events)
         self.prefix = prefix
         self.concurrency = concurrency
         self.idempotent = idempotent
         self.worker = worker or (f"{getattr(client, 'service_name', 'service')}@{socket.gethostname()}:"
                                  f"{os.getpid()}")
-        self._waiters = Waiters(client, self.store, listen=events)
-        self._rt = Runtime(client, self.store, events=events, prefix=prefix, worker=self.worker,
+        # wait() listens for the terminal events when this engine publishes any: an engine that
+        # publishes none is assumed to run with peers that publish none either (the store answers)
+        self._waiters = Waiters(client, self.store, listen=bool(self.event_types & set(TERMINAL_EVENTS)))
+        self._rt = Runtime(client, self.store, events=self.event_types, prefix=prefix, worker=self.worker,
                            finished=self._waiters.resolve)
         self._registered: dict[str, _Registration] = {}
         self._subscriptions: list[Any] = []
@@ -212,8 +220,6 @@ class FlowEngine:
         state = WorkflowState(workflow_id=wf.id, instance_id=iid, status="running", stage_results=[],
                               global_data=global_data, start_ns=time.time_ns(), version=1)
         state.last_modified_ns = time.time_ns()
-        await self._waiters.ensure_listener()
-        await self._rt.save(state)
         n = len(wf.stages)
         hops = []
         for j in wf.first_indexes():
@@ -222,6 +228,9 @@ class FlowEngine:
                 state, stage_index=j, stage_name=wf.stages[j].id,
                 next_queue=self._rt.stage_queue(wf.id, after) if after < n else None,
                 payload=payload, payload_type=_wire.PAYLOAD_TYPE_INITIAL)))
+        await self._waiters.ensure_listener()
+        # the first hop carries the state encoded: saved as it is, not encoded again
+        await self._rt.save(state, hops[0][1].serialized_workflow_state)
         await self._rt.send(hops)
         return iid
 
