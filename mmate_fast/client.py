@@ -113,6 +113,7 @@ class Client:
         self._close_requested = asyncio.Event()
         self._observability: list[Any] = []
         self._observers: list[Any] = []
+        self._tracer: Any = None
 
     def __repr__(self) -> str:
         state = "connected" if self.connection is not None and not self.connection.is_closed else "idle"
@@ -442,11 +443,24 @@ class Client:
             self._observers.remove(observer)
             self._apply_observers()
 
+    @property
+    def tracer(self) -> Any:
+        """The MessageTracer of this client, or None (see :meth:`set_tracer`)."""
+        return self._tracer
+
+    def set_tracer(self, tracer: Any) -> None:
+        """Call ``tracer`` (a :class:`mmate_fast.messaging.observer.MessageTracer`, e.g.
+        ``mmate_fast.observability.TracingObserver``) before every awaited publish and around the
+        handlers of every delivery (one per client; None removes it; kept across ``connect``)."""
+        self._tracer = tracer
+        self._apply_observers()
+
     def _apply_observers(self) -> None:
         effective = combined_observers(self._observers)
         for part in (self.publisher, self._reply_publisher, self.subscriber):
             if part is not None:
                 part.observer = effective
+                part.tracer = self._tracer
 
     async def serve_observability(self, port: int = 9090, *, host: str = "127.0.0.1", **options: Any) -> Any:
         """Serve ``/health``, ``/health/ready``, ``/health/live`` and ``/metrics`` for this client on

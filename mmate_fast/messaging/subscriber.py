@@ -47,6 +47,7 @@ from typing import Any
 from mmate_fast import _backoff, errors
 from mmate_fast._ext import load
 from mmate_fast.contracts import TypeRegistry, from_envelope
+from mmate_fast.messaging import observer as _obs
 from mmate_fast.messaging import topology
 from mmate_fast.messaging._channels import close_quietly
 from mmate_fast.messaging.dispatcher import Dispatcher, HandlerSpec, MessageContext
@@ -244,6 +245,13 @@ class Subscription:
         ctx = None
         observer = self._sub.observer
         t0 = _perf() if observer is not None else 0.0
+        tracer = self._sub.tracer
+        token = None
+        if tracer is not None:
+            try:  # inlined _obs.start_handle: this runs for every delivery
+                token = tracer.start_handle(delivery, env, self.queue)
+            except Exception:
+                _obs.tracer_failed(tracer)
         try:
             for spec in handlers:
                 if spec.wants_context:
@@ -255,10 +263,14 @@ class Subscription:
                 if result is not None:
                     self._on_result(result, msg, ctx, delivery, env)
         except Exception as exc:
+            if token is not None:
+                _obs.end_handle(tracer, token, exc)
             if observer is not None:
                 _observe(observer, env.type, _perf() - t0, exc)
             self._spawn(self._handler_failed(ch, delivery, env, msg, ctx, exc))
             return
+        if token is not None:
+            _obs.end_handle(tracer, token, None)
         if observer is not None:
             _observe(observer, env.type, _perf() - t0, None)
         if ch.basic_ack(delivery.delivery_tag) is False:  # dropped as stale by a recovering channel
@@ -292,6 +304,8 @@ class Subscription:
         pipeline = self._pipeline
         observer = self._sub.observer
         t0 = _perf() if observer is not None else 0.0
+        tracer = self._sub.tracer
+        token = _obs.start_handle(tracer, delivery, env, self.queue) if tracer is not None else None
         try:
             for spec in handlers:
                 if pipeline.has_consume:
@@ -309,14 +323,20 @@ class Subscription:
                         outcome = hook(result, msg, ctx)
                         if asyncio.iscoroutine(outcome):
                             await outcome
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
+            if token is not None:
+                _obs.end_handle(tracer, token, exc)
             self._settle(ch.basic_nack, delivery.delivery_tag, False, True)
             raise
         except Exception as exc:
+            if token is not None:
+                _obs.end_handle(tracer, token, exc)
             if observer is not None:
                 _observe(observer, env.type, _perf() - t0, exc)
             await self._handler_failed(ch, delivery, env, msg, ctx, exc)
         else:
+            if token is not None:
+                _obs.end_handle(tracer, token, None)
             if observer is not None:
                 _observe(observer, env.type, _perf() - t0, None)
             if self._settle(ch.basic_ack, delivery.delivery_tag):
@@ -581,6 +601,8 @@ class Subscriber:
         self.dead_letterer = dead_letterer
         #: a MessageObserver told how long the handlers of each delivery ran (mmate_fast.messaging.observer)
         self.observer: Any = None
+        #: a MessageTracer called around the handlers of each delivery (mmate_fast.messaging.observer)
+        self.tracer: Any = None
         #: seconds before restart attempt n (1, 2, ...) of a cancelled consumer: the recovery backoff
         self.restart_delay = restart_delay if restart_delay is not None else _backoff.RECOVERY.delay
         self.subscriptions: list[Subscription] = []
