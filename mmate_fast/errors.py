@@ -412,14 +412,6 @@ class StageIndexError(FlowEngineError, IndexError):
     reason = "stage-index"
 
 
-class UnknownInstanceError(FlowEngineError, LookupError):
-    """An instance the state store does not know, where one is needed: check the store URL every engine
-    of the workflow shares. (The engine does not raise it for a compensation message: that message
-    carries the state at failure and runs when it is consistent, as Go's does.)"""
-
-    reason = "unknown-instance"
-
-
 class StageDependencyError(FlowEngineError):
     """A required stage's dependencies have no ``completed`` result (Go nacks such a message)."""
 
@@ -522,7 +514,6 @@ __all__ = [
     "StageFailedError",
     "StageIndexError",
     "TLSError",
-    "UnknownInstanceError",
     "UnknownMessageTypeError",
     "UnknownWorkflowError",
     "ValidationError",
