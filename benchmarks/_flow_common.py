@@ -76,7 +76,9 @@ class FlowNames:
     ``stageflow.compensation.{id}``) and the hand-written rows' results queue."""
 
     def __init__(self, client: str, workflow_id: str | None = None) -> None:
-        self.workflow_id = workflow_id or f"bench-{client.replace('_', '-')}-{uuid.uuid4().hex[:8]}"
+        #: BENCH_FLOW_ID (set by run.py, so that it can delete the queues of a run it had to kill)
+        self.workflow_id = (workflow_id or os.environ.get("BENCH_FLOW_ID")
+                            or f"bench-{client.replace('_', '-')}-{uuid.uuid4().hex[:8]}")
         self.stages = [f"stageflow.{self.workflow_id}.stage{i}" for i in range(len(STAGES))]
         self.compensation = f"stageflow.compensation.{self.workflow_id}"
         self.results = f"stageflow.{self.workflow_id}.results"

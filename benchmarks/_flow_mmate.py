@@ -7,7 +7,8 @@ WorkflowCompletedEvent, heard by its wait listener).
 
 ``BENCH_FLOW_STORE`` (set by run.py): ``memory`` — ``memory://`` in every process (each worker keeps
 its own state); ``sqlite`` — one SQLite file shared by the three processes (``BENCH_FLOW_DB``, a
-fresh file per run, deleted afterwards).
+fresh file per run, deleted afterwards). ``BENCH_FLOW_EVENTS``: ``FlowEngine(events=...)`` of every
+process, ``all`` (default: Go's four lifecycle events) or ``terminal``.
 Run as ``BENCH_FLOW_STORE=memory python benchmarks/_flow_mmate.py stageflow --messages N``;
 ``BENCH_FLOW_PROFILE=DIR`` writes a cProfile of every process's timed part to DIR.
 """
@@ -38,6 +39,9 @@ from _flow_common import (
 CLIENT = "mmate_fast"
 URL = f"amqp://{USER}:{PASSWORD}@{HOST}:{PORT}/?heartbeat=60"
 STORE = os.environ.get("BENCH_FLOW_STORE", "memory")
+EVENTS = os.environ.get("BENCH_FLOW_EVENTS", "all")
+#: FlowEngine(events=...)
+ENGINE_EVENTS: Any = True if EVENTS == "all" else EVENTS
 
 
 def store_url() -> str:
@@ -81,7 +85,7 @@ async def _worker(workflow_id: str) -> dict[str, Any]:
     handled = [0] * len(STAGES)
     wf = workflow(workflow_id, handled)
     async with _client(names) as client:
-        flows = FlowEngine(client, store=store_url(), concurrency=FLOW_PREFETCH)
+        flows = FlowEngine(client, store=store_url(), concurrency=FLOW_PREFETCH, events=ENGINE_EVENTS)
         await flows.register(wf, serve=True)
         print("READY", flush=True)
         c0 = time.process_time()
@@ -103,7 +107,7 @@ async def _starter(names: FlowNames, n: int, cap: float) -> dict[str, Any]:
     st = Starts(n)
     bad = [0]
     async with _client(names) as client:
-        flows = FlowEngine(client, store=store_url(), concurrency=FLOW_PREFETCH)
+        flows = FlowEngine(client, store=store_url(), concurrency=FLOW_PREFETCH, events=ENGINE_EVENTS)
         await flows.register(wf, serve=False)
         warm = await flows.start(wf, dict(INITIAL_DATA))  # one flow before the clock starts
         await flows.wait(warm, timeout=cap)
@@ -126,7 +130,8 @@ async def _starter(names: FlowNames, n: int, cap: float) -> dict[str, Any]:
 
 
 def stageflow(a: argparse.Namespace) -> dict[str, Any]:
-    names = FlowNames(CLIENT if STORE == "memory" else f"{CLIENT}_{STORE}")
+    row = CLIENT if STORE == "memory" else f"{CLIENT}_{STORE}"
+    names = FlowNames(row if EVENTS == "all" else f"{row}_{EVENTS}")
     env = dict(os.environ)
     tmp = tempfile.mkdtemp(prefix="bench-flow-") if STORE == "sqlite" else None
     if tmp is not None:

@@ -3,7 +3,8 @@ in fresh processes, rows one after another per repetition (same broker, same run
 
 Rows: ``raw`` (pre-encoded frames, the broker's ceiling for this message pattern; _flow_raw.py),
 ``mmate_fast`` (FlowEngine, a memory store per worker; _flow_mmate.py), ``mmate_fast_sqlite`` (the
-same with one SQLite file store shared by the three processes) and ``aio_pika`` (the flow written by
+same with one SQLite file store shared by the three processes), ``mmate_fast_terminal`` (memory
+store, ``FlowEngine(events="terminal")``: no StageCompletedEvent) and ``aio_pika`` (the flow written by
 hand; _flow_aiopika.py). Ratios are medians of per-repetition ratios; ``sqlite_cost`` is
 1 - mmate_fast_sqlite / mmate_fast. The JSON (last stdout line) holds ``rates``, ``vs_raw``,
 ``vs_aio_pika``, ``sqlite_cost``, ``cpu_us_per_flow`` (client total: starter + both workers, and
@@ -19,6 +20,7 @@ import os
 import statistics
 import sys
 import time
+import uuid
 from typing import Any
 
 from _common import extensions_line, extensions_summary, run_child_process
@@ -31,9 +33,13 @@ CLIENTS: dict[str, tuple[str, str | None]] = {
     "raw": ("_flow_raw.py", None),
     "mmate_fast": ("_flow_mmate.py", "memory"),
     "mmate_fast_sqlite": ("_flow_mmate.py", "sqlite"),
+    "mmate_fast_terminal": ("_flow_mmate.py", "memory"),
     "aio_pika": ("_flow_aiopika.py", None),
 }
-ORDER = ("raw", "mmate_fast", "mmate_fast_sqlite", "aio_pika")  # raw first: the limit of the repetition
+#: row -> BENCH_FLOW_EVENTS (FlowEngine(events=...)) for the rows that do not publish every event
+EVENTS = {"mmate_fast_terminal": "terminal"}
+#: raw first: the limit of the repetition
+ORDER = ("raw", "mmate_fast", "mmate_fast_sqlite", "mmate_fast_terminal", "aio_pika")
 #: aio-pika runs at most this many flows (it does ~1k flows/s here; rates stay comparable)
 AIO_PIKA_MAX_FLOWS = 5_000
 
@@ -68,8 +74,31 @@ def run_one(client: str, n: int, loop: str, timeout: float, prefetch: int,
     env.pop("BENCH_FLOW_STORE", None)
     if store is not None:
         env["BENCH_FLOW_STORE"] = store
+    env.pop("BENCH_FLOW_EVENTS", None)
+    if client in EVENTS:
+        env["BENCH_FLOW_EVENTS"] = EVENTS[client]
+    env["BENCH_FLOW_ID"] = flow_id = f"bench-{client.replace('_', '-')}-{uuid.uuid4().hex[:8]}"
     argv = [sys.executable, os.path.join(HERE, script), "stageflow", "--messages", str(n), "--loop", loop]
-    return run_child_process(argv, env, timeout, n)
+    res, err = run_child_process(argv, env, timeout, n)
+    if err is not None and res is None:  # a run that failed or was killed may have left its queues
+        cleanup(flow_id)
+    return res, err
+
+
+def cleanup(flow_id: str) -> None:
+    """Delete the queues of run ``flow_id`` (its workers, if any are left, stop when their starter's
+    pipe closes)."""
+    from _common import RawAMQP
+    from _flow_common import FlowNames, delete_flow_queues
+
+    try:
+        admin = RawAMQP()
+    except OSError:
+        return
+    try:
+        delete_flow_queues(admin, FlowNames("", flow_id))
+    finally:
+        admin.close()
 
 
 def _med(vals: list[Any]) -> float | None:

@@ -310,10 +310,12 @@ class Client:
     async def subscribe(self, queue: str, *, prefetch: int | None = None, concurrency: int | None = None,
                         dead_letter: bool | None = None, bindings: Iterable[tuple[str, str]] = (),
                         declare: bool = True, durable: bool = True,
-                        failure_handler: FailureHandler | None = None) -> Subscription:
+                        failure_handler: FailureHandler | None = None,
+                        registry: TypeRegistry | None = None) -> Subscription:
         """Consume another queue with this client's handlers (declared durable and bound first
         unless ``declare=False``). A refused declare or bind (e.g. 406: the queue exists with other
-        arguments) raises its named error and leaves this client's other calls working."""
+        arguments) raises its named error and leaves this client's other calls working.
+        ``registry``: decode this queue's deliveries with it instead of the client's registry."""
         admin = await self._admin_channel()
         if declare:
             declaration = functools.partial(_declare_queue, queue=queue, durable=durable)
@@ -326,7 +328,7 @@ class Client:
             concurrency=concurrency if concurrency is not None else self.concurrency,
             dead_letter=self.dead_letter if dead_letter is None else dead_letter,
             failure_handler=failure_handler if failure_handler is not None else self.failure_handler,
-            redeclare=functools.partial(self._redeclare, queue))
+            redeclare=functools.partial(self._redeclare, queue), registry=registry)
 
     async def declare_queue(self, queue: str, *, durable: bool = True,
                             arguments: Mapping[str, Any] | None = None) -> None:

@@ -10,8 +10,10 @@ completed stage before it. After index 0: status ``compensated``, version+1,
 Go picks the next stage as ``stageResults[failedStageIndex-1-(total-1-k)]``, assuming one completed
 result per earlier stage; we walk the completed results themselves (the same stages when every
 earlier stage completed; correct when an optional stage failed or was skipped, or stages ran in
-parallel). A compensation message for an instance the state store does not know is refused
-(``unknown-instance``); each step's result is claimed in the store, so a duplicated compensation
+parallel). The message is self-contained, as Go's is: one for an instance the state store does not
+know (a Go engine, or another process with its own store, ran the failing stage) runs when it holds
+together (``check_consistent``) and its state at failure is saved; what does not hold together is
+refused with a reason. Each step's result is claimed in the store, so a duplicated compensation
 message does not run a handler twice.
 """
 from __future__ import annotations
@@ -22,14 +24,20 @@ from typing import Any
 
 import orjson
 
-from mmate_fast.errors import BadFlowMessageError, FlowError, UnknownInstanceError, UnknownWorkflowError
+from mmate_fast.errors import BadFlowMessageError, FlowError, StageIndexError, UnknownWorkflowError
 from mmate_fast.stageflow import _wire
 from mmate_fast.stageflow._context import ContextCodec
 from mmate_fast.stageflow._hops import read_state
-from mmate_fast.stageflow._outcome import compensation_key, stage_key
+from mmate_fast.stageflow._lifecycle import WORKFLOW_COMPENSATED
+from mmate_fast.stageflow._outcome import compensation_key
 from mmate_fast.stageflow._runner import call_compensation, error_text
 from mmate_fast.stageflow._runtime import Runtime
-from mmate_fast.stageflow._wire import CompensationMessageEnvelope, CompensationResult, StageResult
+from mmate_fast.stageflow._wire import (
+    CompensationMessageEnvelope,
+    CompensationResult,
+    StageResult,
+    WorkflowState,
+)
 from mmate_fast.stageflow.workflow import Workflow
 
 log = logging.getLogger("mmate_fast.stageflow")
@@ -56,31 +64,20 @@ class CompensationHandler:
                 f"compensation message for workflow {msg.workflow_id!r} arrived on the "
                 f"compensation queue of workflow {wf.id!r}")
         state = read_state(msg)
-        if state.instance_id != msg.instance_id or state.workflow_id != wf.id:
-            raise BadFlowMessageError(
-                f"the state names workflow {state.workflow_id!r} / instance {state.instance_id!r}, "
-                f"the message "
-                f"{msg.workflow_id!r} / {msg.instance_id!r}", "flow-id-mismatch")
-        record = await rt.store.get(msg.instance_id)
-        if record is None and await rt.store.stage_result(msg.instance_id,
-                                                          stage_key(msg.failed_stage_index)) is None:
-            raise UnknownInstanceError(f"compensation message for instance {msg.instance_id} of workflow "
-                                       f"{wf.id!r}, which the state store does not know")
-        stage = wf.stage_by_id(msg.stage_to_compensate)
-        if stage is None:
-            raise BadFlowMessageError(
-                f"workflow {wf.id!r} has no stage {msg.stage_to_compensate!r} to compensate",
-                "unknown-stage")
-        k = msg.compensation_index
-        completed = [r for r in state.stage_results if r.status == "completed"]
-        if not 0 <= k < max(len(completed), msg.total_compensations):
-            raise BadFlowMessageError(f"compensationIndex {k} is out of range (totalCompensations "
-                                      f"{msg.total_compensations})", "compensation-index")
+        completed = check_consistent(wf, msg, state)
         try:
             original = _wire.decode_result(msg.serialized_original_result)
         except FlowError as exc:
             raise BadFlowMessageError(
                 f"serializedOriginalResult does not decode: {exc}", "bad-flow-state") from exc
+        record = await rt.store.get(msg.instance_id)
+        if record is None or record.version < state.version:
+            # the message is self-contained (Go's): the state at failure is in it; a store that has not
+            # seen the instance (a Go engine or another process ran the failing stage) learns it here
+            await rt.save(state)
+        stage = wf.stage_by_id(msg.stage_to_compensate)
+        assert stage is not None
+        k = msg.compensation_index
         result, fresh = await self._result(stage.id, k, state, original)
         results = [*msg.compensation_results, result]
         if k > 0:
@@ -97,11 +94,12 @@ class CompensationHandler:
         if not fresh and record is not None and record.status == "compensated":
             return  # a duplicate of the last step: already compensated
         _wire.mark_compensated(state, now_ns=time.time_ns())
-        event = _wire.workflow_compensated_event(state, workflow_name=wf.name, message=msg, results=results,
-                                                 end_ns=time.time_ns())
+        end_ns = time.time_ns()
         await rt.save(state)  # before the event: whoever hears it finds the final state stored
         rt.finished(state)
-        await rt.send([], [event])
+        if WORKFLOW_COMPENSATED in rt.events:
+            await rt.send([], [_wire.workflow_compensated_event(
+                state, workflow_name=wf.name, message=msg, results=results, end_ns=end_ns)])
 
     async def _result(self, stage_id: str, k: int, state: Any,
                       original: StageResult) -> tuple[CompensationResult, bool]:
@@ -138,4 +136,41 @@ class CompensationHandler:
                                   duration_ns=duration, error=error)
 
 
-__all__ = ["CompensationHandler"]
+def check_consistent(wf: Workflow, msg: CompensationMessageEnvelope,
+                     state: WorkflowState) -> list[StageResult]:
+    """Refuse a compensation message that does not hold together (BadFlowMessageError /
+    StageIndexError, each with its dead-letter reason); returns the state's completed results.
+
+    Go's compensation message is self-contained, so it is judged on its own, whether or not the store
+    knows the instance: the state names the message's instance and the queue's workflow, it is
+    ``failed``, ``failedStageIndex`` is a stage of the workflow, ``stageToCompensate`` is a stage with a
+    ``completed`` result in the state, and ``compensationIndex`` is a step of the chain."""
+    who = f"compensation message for instance {msg.instance_id} of workflow {wf.id!r}"
+    if state.instance_id != msg.instance_id or state.workflow_id != wf.id:
+        raise BadFlowMessageError(
+            f"{who}: the state names workflow {state.workflow_id!r} / instance {state.instance_id!r}, "
+            f"the message {msg.workflow_id!r} / {msg.instance_id!r}", "flow-id-mismatch")
+    if state.status != "failed":
+        raise BadFlowMessageError(f"{who}: its state is {state.status!r}, not 'failed': only a failed flow "
+                                  "is compensated", "flow-not-failed")
+    n = len(wf.stages)
+    if not 0 <= msg.failed_stage_index < n:
+        raise StageIndexError(f"{who}: failedStageIndex {msg.failed_stage_index} is out of range (the "
+                              f"workflow has stages 0..{n - 1})")
+    if wf.stage_by_id(msg.stage_to_compensate) is None:
+        raise BadFlowMessageError(
+            f"{who}: the workflow has no stage {msg.stage_to_compensate!r} to compensate", "unknown-stage")
+    completed = [r for r in state.stage_results if r.status == "completed"]
+    if all(r.stage_id != msg.stage_to_compensate for r in completed):
+        raise BadFlowMessageError(
+            f"{who}: stage {msg.stage_to_compensate!r} has no completed result in the state: there is "
+            "nothing of it to compensate", "stage-not-completed")
+    k = msg.compensation_index
+    if not 0 <= k < max(len(completed), msg.total_compensations):
+        raise BadFlowMessageError(f"{who}: compensationIndex {k} is out of range (totalCompensations "
+                                  f"{msg.total_compensations}, {len(completed)} completed stages)",
+                                  "compensation-index")
+    return completed
+
+
+__all__ = ["CompensationHandler", "check_consistent"]

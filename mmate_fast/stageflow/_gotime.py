@@ -37,11 +37,26 @@ def now_ns() -> int:
 _TEXT: dict[int, str] = {}
 _SECS: dict[str, int] = {}
 _CACHE_MAX = 4096
+#: ns -> its whole text, filled by format_time and by parse_time when the text is Go's own form:
+#: a hop writes every earlier result's times again (state, events, the claimed outcome)
+_FULL: dict[int, str] = {}
+_FULL_MAX = 16384
 
 
 def format_time(ns: int) -> str:
     """``ns`` (nanoseconds since the epoch) as Go writes a UTC ``time.Time`` in JSON, without the
     quotes. Raises FlowWireError outside years 0001-9999 (Go refuses to marshal those too)."""
+    text = _FULL.get(ns)
+    if text is not None:
+        return text
+    text = _format(ns)
+    if len(_FULL) >= _FULL_MAX:
+        _FULL.clear()
+    _FULL[ns] = text
+    return text
+
+
+def _format(ns: int) -> str:
     secs, frac = divmod(ns, _NS)
     s = _TEXT.get(secs)
     if s is None:
@@ -68,7 +83,12 @@ def parse_time(text: str) -> int:
                 return secs * _NS
             frac = rest[1:-1]
             if rest[0] == "." and 0 < len(frac) <= 9 and frac.isascii() and frac.isdigit():
-                return secs * _NS + int(frac) * _SCALE[len(frac)]
+                ns = secs * _NS + int(frac) * _SCALE[len(frac)]
+                if frac[-1] != "0":  # Go's own form (trailing zeros trimmed): format_time gives it back
+                    if len(_FULL) >= _FULL_MAX:
+                        _FULL.clear()
+                    _FULL[ns] = text
+                return ns
     return _parse(text)
 
 

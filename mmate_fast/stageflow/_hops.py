@@ -38,6 +38,7 @@ from mmate_fast.errors import (
 )
 from mmate_fast.stageflow import _wire
 from mmate_fast.stageflow._context import ContextCodec
+from mmate_fast.stageflow._lifecycle import STAGE_COMPLETED, WORKFLOW_COMPLETED, WORKFLOW_FAILED
 from mmate_fast.stageflow._outcome import Outcome, join_key, stage_key
 from mmate_fast.stageflow._runner import call_stage, error_text
 from mmate_fast.stageflow._runtime import Runtime
@@ -223,6 +224,8 @@ class StageHandler:
         rt = self.rt
         n = len(wf.stages)
         step = Step(state)
+        events = rt.events
+        stage_events = STAGE_COMPLETED in events
         failed: tuple[int, StageResult] | None = None
         for idx, outcome in outcomes:
             result = outcome.result
@@ -234,7 +237,7 @@ class StageHandler:
             state.global_data.update(outcome.updates)
             state.version += 1
             state.last_modified_ns = time.time_ns()
-            if result.status == "completed":
+            if stage_events and result.status == "completed":
                 step.events.append(
                     _wire.stage_completed_event(state, result, stage_index=idx, total_stages=n))
         if failed is not None:
@@ -243,9 +246,10 @@ class StageHandler:
             state.current_stage = wf.stages[idx].id
             _wire.mark_failed(state, error, end_ns=time.time_ns())
             step.failed = (idx, error)
-            step.events.append(_wire.workflow_failed_event(
-                state, workflow_name=wf.name, failed_stage_id=wf.stages[idx].id, failed_stage_index=idx,
-                error=error, failure_ns=time.time_ns(), total_stages=n))
+            if WORKFLOW_FAILED in events:
+                step.events.append(_wire.workflow_failed_event(
+                    state, workflow_name=wf.name, failed_stage_id=wf.stages[idx].id,
+                    failed_stage_index=idx, error=error, failure_ns=time.time_ns(), total_stages=n))
             completed = [r for r in state.stage_results if r.status == "completed"]
             if completed:
                 last = completed[-1]
@@ -260,7 +264,9 @@ class StageHandler:
         nxt = wf.next_index(outcomes[-1][0])
         if nxt >= n:
             _wire.mark_completed(state, end_ns=time.time_ns())
-            step.events.append(_wire.workflow_completed_event(state, workflow_name=wf.name, total_stages=n))
+            if WORKFLOW_COMPLETED in events:
+                step.events.append(_wire.workflow_completed_event(state, workflow_name=wf.name,
+                                                                  total_stages=n))
             step.final = True
             return step
         for j in wf.indexes_from(nxt):

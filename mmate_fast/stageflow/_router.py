@@ -1,17 +1,29 @@
 """One dispatcher entry per Client for StageFlow's envelope types: the engines of that client put
 their queues here, and a delivery goes to the handler of the queue it came on (Go decides the stage
-by the queue too). A StageFlow envelope on a queue no engine of this client serves is refused."""
+by the queue too). A StageFlow envelope on a queue no engine of this client serves is refused.
+
+The engine's queues are consumed with ``OWN_TYPES`` as their registry: their deliveries are decoded
+with StageFlow's own classes, whatever the client's registry holds under those names (a user's own
+``FlowMessageEnvelope``, say, in a watcher of Go's stage messages, which keeps its class elsewhere)."""
 from __future__ import annotations
 
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from mmate_fast.contracts import TypeRegistry
 from mmate_fast.errors import UnknownWorkflowError
 from mmate_fast.stageflow._wire import CompensationMessageEnvelope, FlowMessageEnvelope
 
 #: (message, redelivered) -> awaitable
 Route = Callable[[Any, bool], Awaitable[None]]
+
+
+#: the registry the engine's queues are decoded with: StageFlow's own envelope classes only (another
+#: type on a stage queue is not StageFlow's: it arrives as a GenericMessage, or as ``unknown-type``)
+OWN_TYPES = TypeRegistry()
+OWN_TYPES.register(FlowMessageEnvelope)
+OWN_TYPES.register(CompensationMessageEnvelope)
 
 
 class Router:
@@ -42,4 +54,4 @@ def router_for(client: Any) -> Router:
     return router
 
 
-__all__ = ["Route", "Router", "router_for"]
+__all__ = ["OWN_TYPES", "Route", "Router", "router_for"]

@@ -1,14 +1,16 @@
-"""Running one stage function: its timeout (async handlers; Go gives the handler a context deadline)
-and its in-process retry, with the context rebuilt from ``globalData`` for every attempt (a failed
-attempt's changes to the context are not kept). No Task per call: ``asyncio.timeout`` bounds the await.
+"""Running one stage function: its timeout (Go gives the handler a context deadline) and its
+in-process retry, with the context rebuilt from ``globalData`` for every attempt (a failed attempt's
+changes to the context are not kept). No Task per call: ``asyncio.timeout`` bounds the await.
 
-Sync handlers run inline in the event loop (like plain message handlers): fast, but not interrupted
-by the timeout — keep them short or make them ``async``.
+Sync functions of a stage defined without ``timeout=`` run inline in the event loop (like plain
+message handlers): fast, but not interrupted. With ``timeout=`` they run in a worker thread
+(``asyncio.to_thread``): the stage fails on time, although the thread cannot be stopped and runs to
+its end; what it returns then is discarded. Its sync compensation handler runs the same way.
 """
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mmate_fast.errors import FlowTimeoutError
@@ -31,12 +33,10 @@ async def call_stage(stage: Stage, make_ctx: Callable[[], Any], *, workflow_id: 
             if stage.wants_info:
                 args = (ctx, StageInfo(workflow_id, instance_id, stage.id, stage.index, attempt, state))
             if stage.is_async:
-                try:
-                    async with asyncio.timeout(stage.timeout):
-                        returned = await stage.fn(*args)
-                except TimeoutError:
-                    raise FlowTimeoutError(f"stage {stage.id!r} did not finish within its timeout of "
-                                           f"{stage.timeout:g} s") from None
+                returned = await _bounded(stage.fn(*args), stage.timeout, f"stage {stage.id!r}")
+            elif stage.threaded:
+                returned = await _bounded(asyncio.to_thread(stage.fn, *args), stage.timeout,
+                                          f"stage {stage.id!r} (sync, in a worker thread)")
             else:
                 returned = stage.fn(*args)
             return ctx, returned
@@ -52,14 +52,25 @@ async def call_compensation(stage: Stage, ctx: Any, result: Any) -> Any:
     fn = stage.compensation
     assert fn is not None
     args = (ctx, result) if stage.compensate_wants_result else (ctx,)
-    if not stage.compensate_async:
-        return fn(*args)
+    if stage.compensate_async:
+        return await _bounded(fn(*args), stage.timeout, f"the compensation of stage {stage.id!r}")
+    if stage.threaded:
+        return await _bounded(asyncio.to_thread(fn, *args), stage.timeout,
+                              f"the compensation of stage {stage.id!r} (sync, in a worker thread)")
+    return fn(*args)
+
+
+async def _bounded(awaitable: Awaitable[Any], timeout: float, what: str) -> Any:
+    """Await ``awaitable`` within ``timeout`` seconds; FlowTimeoutError when the timeout expires (a
+    TimeoutError the function raised itself passes unchanged)."""
+    deadline = asyncio.timeout(timeout)
     try:
-        async with asyncio.timeout(stage.timeout):
-            return await fn(*args)
+        async with deadline:
+            return await awaitable
     except TimeoutError:
-        raise FlowTimeoutError(f"the compensation of stage {stage.id!r} did not finish within "
-                               f"{stage.timeout:g} s") from None
+        if not deadline.expired():
+            raise
+        raise FlowTimeoutError(f"{what} did not finish within its timeout of {timeout:g} s") from None
 
 
 def error_text(exc: BaseException) -> str:

@@ -1,5 +1,5 @@
 """What the stage and compensation handlers share with their engine: the client to publish with, the
-state store, whether lifecycle events are on, the queue prefix, and the waiters to wake.
+state store, which lifecycle events are published, the queue prefix, and the waiters to wake.
 
 Every StageFlow publish goes to the default exchange (routing key = queue) persistent, as Go sends
 it; events go to ``mmate.events`` / ``evt.{instanceId}.{Type}``. Several publishes of one step are
@@ -9,7 +9,7 @@ acked only after everything it caused is confirmed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from mmate_fast.contracts import MessageKind
@@ -23,10 +23,12 @@ class Runtime:
 
     __slots__ = ("client", "events", "finished", "prefix", "store", "worker")
 
-    def __init__(self, client: Any, store: FlowStore, *, events: bool, prefix: str, worker: str,
+    def __init__(self, client: Any, store: FlowStore, *, events: Collection[str], prefix: str, worker: str,
                  finished: Callable[[WorkflowState], None]) -> None:
         self.client = client
         self.store = store
+        #: the lifecycle event type names published (``_lifecycle.event_types``); the handlers do not
+        #: build an event that is not in it
         self.events = events
         self.prefix = prefix
         self.worker = worker
@@ -40,12 +42,13 @@ class Runtime:
         return _queues.compensation_queue(self.prefix, workflow_id)
 
     async def send(self, hops: Sequence[tuple[str, Any]], events: Sequence[Any] = ()) -> None:
-        """Publish ``events`` (if events are on) then each ``(queue, envelope)`` of ``hops``, in that
-        order (Go's), and wait for all of them (confirms included)."""
+        """Publish ``events`` (those of the selected types) then each ``(queue, envelope)`` of ``hops``,
+        in that order (Go's), and wait for all of them (confirms included)."""
         client = self.client
         calls = []
-        if self.events:
-            for event in events:
+        selected = self.events
+        for event in events:
+            if type(event).__name__ in selected:
                 calls.append(client.publish(event, kind=MessageKind.EVENT, persistent=True))
         for queue, envelope in hops:
             calls.append(client.publish(envelope, exchange="", routing_key=queue, persistent=True))

@@ -8,8 +8,9 @@ begins and now and then, so a flow that ended before the wait, or with events of
 
 A ``WorkflowFailedEvent`` is final only when nothing is to be compensated (no completed stage);
 otherwise the wait goes on until ``WorkflowCompensatedEvent``. From an event alone the state is
-rebuilt from its payload (a compensated event carries no stage results); the store's record is
-preferred when it has the final state.
+rebuilt from its payload (a compensated event carries no stage results); after a failed or
+compensated event the store's record is preferred when it has the final state (a completed event
+has all of it).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import orjson
 from mmate_fast.errors import FlowTimeoutError
 from mmate_fast.messaging import topology
 from mmate_fast.stageflow import _wire
+from mmate_fast.stageflow._lifecycle import TERMINAL_EVENTS
 from mmate_fast.stageflow._wire import StageResult, WorkflowState
 from mmate_fast.stageflow.store import FlowStore
 
@@ -31,7 +33,6 @@ log = logging.getLogger("mmate_fast.stageflow")
 
 #: final states heard of (events, local ends) kept for a wait that comes after the end
 RECENT_FINALS = 10_000
-TERMINAL_EVENTS = ("WorkflowCompletedEvent", "WorkflowFailedEvent", "WorkflowCompensatedEvent")
 #: the store is looked at again after this many seconds at most while waiting
 MAX_POLL = 1.0
 #: with the event listener on, the first store look after the one at the start of a wait
@@ -181,8 +182,10 @@ class Waiters:
             return
         if not is_final(state):
             return
-        if state.instance_id not in self._futures:
-            self.resolve(state)  # nobody waits yet: remember it
+        if state.instance_id not in self._futures or state.status == "completed":
+            # nobody waits yet: remember it; or a WorkflowCompletedEvent, which carries the whole final
+            # state (results, finalData, times, version), the store's record to the byte: no lookup
+            self.resolve(state)
             return
         task = asyncio.get_running_loop().create_task(self._resolve_from(state))
         self._tasks.add(task)

@@ -30,7 +30,8 @@ from mmate_fast.stageflow import _queues, _wire
 from mmate_fast.stageflow._compensation import CompensationHandler
 from mmate_fast.stageflow._context import ContextCodec
 from mmate_fast.stageflow._hops import StageHandler
-from mmate_fast.stageflow._router import router_for
+from mmate_fast.stageflow._lifecycle import TERMINAL_EVENTS, EventsOption, event_types
+from mmate_fast.stageflow._router import OWN_TYPES, router_for
 from mmate_fast.stageflow._runtime import Runtime
 from mmate_fast.stageflow._waiting import Waiters
 from mmate_fast.stageflow._wire import WorkflowState
@@ -67,15 +68,18 @@ class FlowEngine:
     """Runs workflows over ``client`` (see the module docstring).
 
     ``store``: a FlowStore or its URL (``memory://`` default: this process only; ``sqlite:///...`` or
-    ``postgresql://...`` for several processes); ``events``: publish Go's lifecycle events on
-    ``mmate.events``; ``prefix``: the stage queue prefix (Go's default ``stageflow.``);
+    ``postgresql://...`` for several processes); ``events``: which of Go's lifecycle events to publish
+    on ``mmate.events``: ``True`` all four (Go's ``WithCompletionEvents(true)``), ``"terminal"`` only
+    WorkflowCompleted/Failed/Compensated (what ``wait()`` in another process needs), ``False`` none
+    (``wait()`` then polls the store, which must be shared across processes), or a set of type names;
+    ``prefix``: the stage queue prefix (Go's default ``stageflow.``);
     ``concurrency``: stage messages handled at once per queue (Go's ``MaxStageConcurrency``);
     ``idempotent``: claim each stage's outcome in the store so a redelivered or duplicated stage
     message never runs a stage twice (needed by parallel groups); ``worker``: the name saved with
     each record (default ``{service}@{host}:{pid}``).
     """
 
-    def __init__(self, client: Any, *, store: str | FlowStore = "memory://", events: bool = True,
+    def __init__(self, client: Any, *, store: str | FlowStore = "memory://", events: EventsOption = True,
                  prefix: str = _queues.DEFAULT_PREFIX, concurrency: int = 10, idempotent: bool = True,
                  worker: str | None = None) -> None:
         if type(concurrency) is not int or not 1 <= concurrency <= 65535:
@@ -88,17 +92,22 @@ class FlowEngine:
         self._owns_store = isinstance(store, str)
         self.store: FlowStore = open_store(store) if isinstance(store, str) else store
         self.events = events
+        #: the lifecycle event type names this engine publishes
+        self.event_types = event_types(events)
         self.prefix = prefix
         self.concurrency = concurrency
         self.idempotent = idempotent
         self.worker = worker or (f"{getattr(client, 'service_name', 'service')}@{socket.gethostname()}:"
                                  f"{os.getpid()}")
-        self._waiters = Waiters(client, self.store, listen=events)
-        self._rt = Runtime(client, self.store, events=events, prefix=prefix, worker=self.worker,
+        # wait() listens for the terminal events when this engine publishes any: an engine that
+        # publishes none is assumed to run with peers that publish none either (the store answers)
+        self._waiters = Waiters(client, self.store, listen=bool(self.event_types & set(TERMINAL_EVENTS)))
+        self._rt = Runtime(client, self.store, events=self.event_types, prefix=prefix, worker=self.worker,
                            finished=self._waiters.resolve)
         self._registered: dict[str, _Registration] = {}
         self._subscriptions: list[Any] = []
         self._lock = asyncio.Lock()
+        self._warned_local = False
 
     def __repr__(self) -> str:
         return f"<FlowEngine prefix={self.prefix!r} workflows={sorted(self._registered)}>"
@@ -143,6 +152,22 @@ class FlowEngine:
                 self._registered[wf.id] = reg
             if serve and not reg.serving:
                 await self._serve(reg, served, stages is None if compensation is None else compensation)
+                if wf.groups:
+                    self._warn_if_local(wf)
+
+    def _warn_if_local(self, wf: Workflow) -> None:
+        """Once per engine: a parallel join (and duplicate detection) needs every serving process to
+        share the store; a process-local one silently stalls joins whose members ran elsewhere."""
+        url = process_local_url(self.store)
+        if url is None or self._warned_local:
+            return
+        self._warned_local = True
+        log.warning(
+            "workflow %r has parallel stages and this engine's flow store %s is private to this process: "
+            "if more than one process serves the workflow, a join whose members ran in different "
+            "processes never fires (and duplicates are not recognised across processes); use a shared "
+            "store (sqlite:///path.db for processes on one machine, postgresql://... for several)",
+            wf.id, url)
 
     async def _declare(self, wf: Workflow) -> _Registration:
         client = self.client
@@ -167,7 +192,8 @@ class FlowEngine:
             router.routes[reg.queues[-1]] = reg.compensation.handle
         for queue in queues:
             self._subscriptions.append(await self.client.subscribe(
-                queue, prefetch=self.concurrency, concurrency=self.concurrency, declare=False))
+                queue, prefetch=self.concurrency, concurrency=self.concurrency, declare=False,
+                registry=OWN_TYPES))
         reg.serving = True
 
     def _registration(self, workflow: Workflow | str) -> _Registration:
@@ -194,8 +220,6 @@ class FlowEngine:
         state = WorkflowState(workflow_id=wf.id, instance_id=iid, status="running", stage_results=[],
                               global_data=global_data, start_ns=time.time_ns(), version=1)
         state.last_modified_ns = time.time_ns()
-        await self._waiters.ensure_listener()
-        await self._rt.save(state)
         n = len(wf.stages)
         hops = []
         for j in wf.first_indexes():
@@ -204,12 +228,17 @@ class FlowEngine:
                 state, stage_index=j, stage_name=wf.stages[j].id,
                 next_queue=self._rt.stage_queue(wf.id, after) if after < n else None,
                 payload=payload, payload_type=_wire.PAYLOAD_TYPE_INITIAL)))
+        await self._waiters.ensure_listener()
+        # the first hop carries the state encoded: saved as it is, not encoded again
+        await self._rt.save(state, hops[0][1].serialized_workflow_state)
         await self._rt.send(hops)
         return iid
 
     async def wait(self, instance_id: str, timeout: float = 60.0) -> WorkflowState:
         """The final state of ``instance_id`` (completed, compensated, or failed with nothing to
-        compensate), wherever it ran; FlowTimeoutError after ``timeout`` seconds."""
+        compensate), wherever it ran; FlowTimeoutError after ``timeout`` seconds. An instance nobody
+        knows is waited for like any other (it may not have started yet, or run on engines with another
+        store) and ends in FlowTimeoutError: ``status`` tells at once whether the store knows it."""
         return await self._waiters.wait(instance_id, timeout)
 
     async def status(self, instance_id: str) -> FlowRecord | None:
@@ -279,6 +308,16 @@ def _served_stages(wf: Workflow, stages: Iterable[int | str] | None) -> list[int
         if i not in out:
             out.append(i)
     return sorted(out)
+
+
+def process_local_url(store: Any) -> str | None:
+    """The URL of ``store`` when it lives in this process only (``memory://...``,
+    ``sqlite:///:memory:``), else None (a file, a server, or a store that does not say)."""
+    url = getattr(store, "url", None)
+    if not isinstance(url, str):
+        return None
+    base = url.split("?", 1)[0].lower()
+    return url if base.startswith("memory://") or base == "sqlite:///:memory:" else None
 
 
 def _workflow_id(workflow: Workflow | str) -> str:

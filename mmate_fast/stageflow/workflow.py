@@ -98,15 +98,19 @@ class Stage:
     registers its compensation handler ``fn(ctx, result)`` (``result``: the stage's StageResult)."""
 
     __slots__ = ("_compensate", "compensate_async", "compensate_wants_result", "depends_on", "fn", "group",
-                 "id", "index", "is_async", "optional", "retry", "timeout", "wants_info")
+                 "id", "index", "is_async", "optional", "retry", "threaded", "timeout", "wants_info")
 
-    def __init__(self, stage_id: str, fn: StageFn, *, index: int, timeout: float = DEFAULT_TIMEOUT,
+    def __init__(self, stage_id: str, fn: StageFn, *, index: int, timeout: float | None = None,
                  retry: StageRetry | None = None, optional: bool = False,
                  depends_on: tuple[str, ...] = (), compensate: CompensateFn | None = None) -> None:
         self.id = stage_id
         self.fn = fn
         self.index = index
-        self.timeout = timeout
+        #: seconds the stage (and its compensation) may run; Go's default when none is given
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        #: a timeout was given: its sync functions run in a worker thread so that the timeout applies
+        #: (without one they run inline in the event loop, not interrupted)
+        self.threaded = timeout is not None
         self.retry = retry
         self.optional = optional
         self.depends_on = depends_on
@@ -184,7 +188,7 @@ class Workflow:
         return self._by_id.get(stage_id)
 
     # ------------------------------------------------------------------ building
-    def stage(self, stage_id: str, *, timeout: float = DEFAULT_TIMEOUT, retry: StageRetry | None = None,
+    def stage(self, stage_id: str, *, timeout: float | None = None, retry: StageRetry | None = None,
               optional: bool = False, depends_on: Iterable[str] = (),
               compensate: CompensateFn | None = None) -> Callable[[StageFn], Stage]:
         """Decorator: ``@wf.stage("validate", timeout=30)`` adds the function as the next stage and
@@ -196,17 +200,19 @@ class Workflow:
 
         return add
 
-    def add_stage(self, stage_id: str, fn: StageFn, *, timeout: float = DEFAULT_TIMEOUT,
+    def add_stage(self, stage_id: str, fn: StageFn, *, timeout: float | None = None,
                   retry: StageRetry | None = None, optional: bool = False, depends_on: Iterable[str] = (),
                   compensate: CompensateFn | None = None) -> Stage:
         """Add ``fn(ctx)`` or ``fn(ctx, info)`` (sync or async; ``info``: a :class:`StageInfo`) as the
         next stage; returns its :class:`Stage`.
 
-        ``timeout``: seconds an async handler may run (Go's default 300; a sync handler runs inline and
-        is not interrupted); ``retry``: a :class:`StageRetry`; ``optional``: a failure is recorded and
-        the flow goes on (a required stage's failure fails the flow and compensates what completed);
-        ``depends_on``: earlier stage ids that must have completed (else a required stage is refused,
-        an optional one skipped); ``compensate``: the compensation handler.
+        ``timeout``: seconds the stage may run (default: Go's 300 for an async function; a sync
+        function without ``timeout`` runs inline in the event loop and is not interrupted, with
+        ``timeout`` it runs in a worker thread, fails on time and its late result is discarded);
+        ``retry``: a :class:`StageRetry`; ``optional``: a failure is recorded and the flow goes on (a
+        required stage's failure fails the flow and compensates what completed); ``depends_on``:
+        earlier stage ids that must have completed (else a required stage is refused, an optional one
+        skipped); ``compensate``: the compensation handler.
         """
         if not isinstance(stage_id, str) or not stage_id:
             raise WorkflowDefinitionError(f"a stage id must be a non-empty str, got {stage_id!r}")
@@ -215,8 +221,8 @@ class Workflow:
                 f"workflow {self.id!r} already has a stage {stage_id!r}: stage ids must be unique")
         if not callable(fn):
             raise WorkflowDefinitionError(f"stage {stage_id!r} needs a callable, got {fn!r}")
-        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not timeout > 0 \
-                or not math.isfinite(timeout):
+        if timeout is not None and (not isinstance(timeout, int | float) or isinstance(timeout, bool)
+                                    or not timeout > 0 or not math.isfinite(timeout)):
             raise WorkflowDefinitionError(f"stage {stage_id!r}: timeout must be a number of seconds > 0, "
                                           f"got {timeout!r}")
         if retry is not None and not isinstance(retry, StageRetry):
@@ -231,7 +237,8 @@ class Workflow:
                 raise WorkflowDefinitionError(
                     f"stage {stage_id!r} depends on {dep!r}, which is not an earlier stage of workflow "
                     f"{self.id!r}: stages run in the order they are added, so add {dep!r} first")
-        stage = Stage(stage_id, fn, index=len(self.stages), timeout=float(timeout), retry=retry,
+        stage = Stage(stage_id, fn, index=len(self.stages),
+                      timeout=None if timeout is None else float(timeout), retry=retry,
                       optional=bool(optional), depends_on=deps, compensate=compensate)
         self.stages.append(stage)
         self._by_id[stage_id] = stage

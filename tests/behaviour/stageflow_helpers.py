@@ -52,7 +52,7 @@ def flow_queues(names: Names, prefix: str, wf: Workflow) -> None:
 
 @asynccontextmanager
 async def engine_for(url: str, names: Names, *workflows: Workflow, events: Events | None = None,
-                     serve: bool = True, publish_events: bool = True,
+                     serve: bool = True, publish_events: Any = True,
                      **options: Any) -> AsyncIterator[FlowEngine]:
     """A connected client and an engine (unique prefix) serving ``workflows``; ``events`` listens to
     the lifecycle events on a unique queue; ``publish_events`` is the engine's ``events``."""

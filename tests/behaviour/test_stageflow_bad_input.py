@@ -116,24 +116,6 @@ async def test_garbage_bytes_on_a_stage_queue(url: str, names: Names, conn: Any)
         await still_works(flows, wf)
 
 
-async def test_compensation_for_an_unknown_instance(url: str, names: Names, conn: Any) -> None:
-    wf = simple_flow(f"bt-flow-{names.queue('wf')}")
-    async with engine_for(url, names, wf) as flows:
-        state = running_state(wf, "99999999-2222-4333-8444-555555555555")
-        state.status = "failed"
-        msg = _wire.compensation_message(state, failed_stage_index=1, total=1, index=0, stage_to_compensate="a",
-                                         original=_wire.StageResult("a", "completed"), original_error="boom",
-                                         failure_ns=time.time_ns(), results=[])
-        cq = flows.compensation_queue(wf)
-        await flows.client.publish(msg, exchange="", routing_key=cq)
-        unknown_stage = dataclasses.replace(msg, stage_to_compensate="zz")
-        await flows.client.publish(unknown_stage, exchange="", routing_key=cq)
-        reasons = await dead_letters(conn, cq, 2)
-        assert reasons[0][0] == "unknown-instance" and "99999999" in reasons[0][1]
-        assert reasons[1][0] == "unknown-instance"
-        await still_works(flows, wf)
-
-
 @pytest.mark.parametrize("idempotent", [True, False], ids=["claims", "no-claims"])
 async def test_failed_required_stage_message_is_kept_in_its_dlq(url: str, names: Names, conn: Any,
                                                                  idempotent: bool) -> None:

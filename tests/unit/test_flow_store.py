@@ -175,3 +175,39 @@ async def test_opening_an_existing_store_does_not_wait_for_a_writer(tmp_path: Pa
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
+
+
+def _bad_records() -> list[tuple[str, object]]:
+    """One wrong field at a time, each a value that only the field-by-field check used to see."""
+    class Text(str):
+        pass
+
+    return [("instance_id", ""), ("instance_id", None), ("instance_id", "a\x00"), ("workflow_id", 1),
+            ("workflow_id", "w\x00"), ("status", None), ("status", "s\x00"), ("state_json", b"{}"),
+            ("state_json", "{\x00}"), ("worker", None), ("worker", "w\x00"), ("current_stage", 3),
+            ("current_stage", "c\x00"), ("error", 1.5), ("error", "e\x00"), ("version", True),
+            ("version", 2**63), ("version", -(2**63) - 1), ("version", 1.0), ("started_ns", "1"),
+            ("updated_ns", 2**64), ("instance_id", Text("i"))]
+
+
+@pytest.mark.parametrize(("field", "value"), _bad_records())
+def test_check_record_refuses_each_wrong_field_by_name(field: str, value: object) -> None:
+    """The engine's fast path accepts only what the field-by-field check accepts (a str subclass
+    goes the slow way, which takes it)."""
+    from dataclasses import replace
+
+    from mmate_fast.errors import InvalidArgumentError
+    from mmate_fast.stageflow.store import FlowRecord
+    from mmate_fast.stageflow.store._record import _check_record, check_record
+
+    good = FlowRecord("i-1", "wf", "running", 2, None, None, 1, 2, "{}", "w")
+    assert check_record(good) is good and check_record(replace(good, current_stage="s", error="e"))
+    bad = replace(good, **{field: value})
+    try:
+        _check_record(bad)
+    except InvalidArgumentError as slow:
+        with pytest.raises(InvalidArgumentError) as fast:
+            check_record(bad)
+        assert str(fast.value) == str(slow) and field in str(fast.value)
+    else:
+        assert check_record(bad) is bad

@@ -30,11 +30,27 @@ def test_what_the_fast_path_cannot_read_fails_as_before(bad: str) -> None:
 
 def test_format_round_trips_and_the_caches_stay_bounded() -> None:
     _gotime._TEXT.clear()
+    _gotime._FULL.clear()
     base = 1_795_785_085_298_132_570
-    for i in range(_gotime._CACHE_MAX + 10):
+    for i in range(max(_gotime._CACHE_MAX, _gotime._FULL_MAX) + 10):
         ns = base + i * 1_000_000_001
         assert _gotime.parse_time(_gotime.format_time(ns)) == ns
     assert len(_gotime._TEXT) <= _gotime._CACHE_MAX and len(_gotime._SECS) <= _gotime._CACHE_MAX
+    assert len(_gotime._FULL) <= _gotime._FULL_MAX
     assert _gotime.format_time(base - base % 1_000_000_000) == "2026-11-27T13:11:25Z"
     with pytest.raises(FlowWireError):
         _gotime.format_time(_gotime.ZERO_NS - 1_000_000_000)
+
+
+@pytest.mark.parametrize("text", [*TEXTS, "2026-11-27T13:11:25.50Z", "2026-11-27T13:11:25.000000000Z"])
+def test_format_after_parse_is_gos_form_whatever_was_parsed(text: str) -> None:
+    """The whole-text cache learns only Go's own form from parse_time: a time read in another form
+    (trailing zeros, an offset, lower case) is still written as Go writes it."""
+    _gotime._FULL.clear()
+    _gotime._SECS.clear()
+    ns = _gotime._parse(text)
+    want = _gotime._format(ns)
+    for _ in range(2):  # the second parse takes the fast path
+        assert _gotime.parse_time(text) == ns
+        assert _gotime.format_time(ns) == want
+    assert all(_gotime._format(k) == v for k, v in _gotime._FULL.items())

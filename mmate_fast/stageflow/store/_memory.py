@@ -9,7 +9,6 @@ under a threading lock (engines on other threads' loops may share a named store)
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 
 from mmate_fast.errors import FlowStoreClosedError
 from mmate_fast.stageflow.store._record import FlowRecord, check_claim, check_key, check_page, check_record
@@ -69,13 +68,13 @@ class MemoryFlowStore:
         with data.lock:
             stored = data.flows.get(record.instance_id)
             if stored is None or record.version >= stored.version:
-                data.flows[record.instance_id] = replace(record)
+                data.flows[record.instance_id] = _copy(record)
 
     async def get(self, instance_id: str) -> FlowRecord | None:
         data = self._check_open()
         with data.lock:
             stored = data.flows.get(instance_id)
-        return None if stored is None else replace(stored)
+        return None if stored is None else _copy(stored)
 
     async def list(self, *, status: str | None = None, workflow: str | None = None,
                    limit: int = 100, offset: int = 0) -> list[FlowRecord]:
@@ -86,7 +85,7 @@ class MemoryFlowStore:
                      if (status is None or r.status == status)
                      and (workflow is None or r.workflow_id == workflow)]
         found.sort(key=_newest_first)
-        return [replace(r) for r in found[offset:offset + limit]]
+        return [_copy(r) for r in found[offset:offset + limit]]
 
     async def claim_stage(self, instance_id: str, stage_key: str, result_json: str) -> str:
         check_claim(instance_id, stage_key, result_json)
@@ -102,6 +101,12 @@ class MemoryFlowStore:
 
     async def close(self) -> None:
         self._closed = True
+
+
+def _copy(r: FlowRecord) -> FlowRecord:
+    """A copy (the caller may change its record later; ours stays), without ``replace``'s field walk."""
+    return FlowRecord(r.instance_id, r.workflow_id, r.status, r.version, r.current_stage, r.error,
+                      r.started_ns, r.updated_ns, r.state_json, r.worker)
 
 
 __all__ = ["MemoryFlowStore"]

@@ -64,8 +64,29 @@ class FlowStore(Protocol):
         ...
 
 
+_I64 = 2**63
+
+
 def check_record(record: object) -> FlowRecord:
     """Refuse what no backend could store, before it reaches one."""
+    if record.__class__ is FlowRecord:  # the engine's records: every field of its exact type, at once
+        r: FlowRecord = record
+        iid, cs, err = r.instance_id, r.current_stage, r.error
+        if (iid.__class__ is str and iid and r.workflow_id.__class__ is str and r.status.__class__ is str
+                and r.state_json.__class__ is str and r.worker.__class__ is str
+                and (cs is None or cs.__class__ is str) and (err is None or err.__class__ is str)
+                and r.version.__class__ is int and r.started_ns.__class__ is int
+                and r.updated_ns.__class__ is int and -_I64 <= r.version < _I64
+                and -_I64 <= r.started_ns < _I64 and -_I64 <= r.updated_ns < _I64
+                and "\x00" not in iid and "\x00" not in r.workflow_id and "\x00" not in r.status
+                and "\x00" not in r.state_json and "\x00" not in r.worker
+                and (cs is None or "\x00" not in cs) and (err is None or "\x00" not in err)):
+            return r
+    return _check_record(record)
+
+
+def _check_record(record: object) -> FlowRecord:
+    """``check_record`` field by field, naming the first wrong one."""
     if not isinstance(record, FlowRecord):
         raise InvalidArgumentError(f"save() takes a FlowRecord, not {type(record).__name__}",
                                    argument="record")
