@@ -79,10 +79,16 @@ async def test_chain_publish_consume_publish_consume(url: str, service: str, spa
             await consumer.publish_event(TrB(n=e.n + 1, aggregate_id="b"))
 
         consumer.add_handler(TrA, on_a)
-        consumer.add_handler(TrB, lambda e: got.append(e.n))  # plain handler: the inline path
+        inner = provider.get_tracer("user")
+
+        def on_b(e: TrB) -> None:  # plain handler: the inline path; its own span is a child
+            with inner.start_as_current_span("inner"):
+                got.append(e.n)
+
+        consumer.add_handler(TrB, on_b)
         await consumer.start_consuming()
         await producer.publish_event(TrA(n=1, aggregate_id="a"))
-        await wait_until(lambda: got == [2] and len(exporter.get_finished_spans()) == 4)
+        await wait_until(lambda: got == [2] and len(exporter.get_finished_spans()) == 5)
     (p_a,) = _by(exporter, SpanKind.PRODUCER, "publish TrA")
     (c_a,) = _by(exporter, SpanKind.CONSUMER, "process TrA")
     (p_b,) = _by(exporter, SpanKind.PRODUCER, "publish TrB")
@@ -91,7 +97,9 @@ async def test_chain_publish_consume_publish_consume(url: str, service: str, spa
     assert c_a.parent.span_id == p_a.context.span_id
     assert p_b.parent.span_id == c_a.context.span_id
     assert c_b.parent.span_id == p_b.context.span_id
-    assert len({s.context.trace_id for s in (p_a, c_a, p_b, c_b)}) == 1
+    (own,) = [s for s in exporter.get_finished_spans() if s.name == "inner"]
+    assert own.parent.span_id == c_b.context.span_id
+    assert len({s.context.trace_id for s in (p_a, c_a, p_b, c_b, own)}) == 1
     assert p_a.attributes["messaging.destination.name"] == topology.EVENTS
     assert p_a.attributes["messaging.rabbitmq.destination.routing_key"] == "evt.a.TrA"
     assert p_a.attributes["messaging.message.id"] == c_a.attributes["messaging.message.id"]
