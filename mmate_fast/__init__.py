@@ -74,7 +74,7 @@ from mmate_fast.messaging import (
     Subscriber,
     Subscription,
 )
-from mmate_fast.observability import Observability
+from mmate_fast.observability import Observability, TracingObserver
 from mmate_fast.stageflow import FlowEngine, FlowStatus, Stage, StageInfo, StageRetry, Workflow
 from mmate_fast.transports import Channel, Connection, QueueDeclareOk, connect
 
@@ -143,6 +143,7 @@ __all__ = [
     "StageRetry",
     "Subscriber",
     "Subscription",
+    "TracingObserver",
     "TypeRegistry",
     "Typed",
     "Workflow",
