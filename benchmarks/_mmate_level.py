@@ -19,7 +19,9 @@ tracing work but the network), ``client.serve_observability(port=0)`` (Prometheu
 message type with latency histograms, health checks, the HTTP endpoints) and a thread that GETs
 ``/metrics`` and ``/health/ready`` once per second during the run; ``observed_sampled`` — the same
 with 1 % of the traces sampled (ParentBased(TraceIdRatioBased(0.01))); ``metrics`` — the same without
-tracing.
+tracing; ``traced_fast`` — the metrics variant plus ``TracingObserver(client, sample=0.01)`` (the
+fast tracing path: head sampling before OpenTelemetry, on the tracer hook; sampled spans through a
+BatchSpanProcessor into the same dropping exporter).
 """
 from __future__ import annotations
 
@@ -59,23 +61,30 @@ VARIANT = os.environ.get("BENCH_MMATE_VARIANT", "")
 URL = f"amqp://{USER}:{PASSWORD}@{HOST}:{PORT}/?heartbeat=60"
 
 
-def _tracing() -> Any:
-    """A TracingInterceptor on an SDK TracerProvider sampling everything (1 % for observed_sampled),
-    exporting to nowhere."""
+def _drop_provider(sampler: Any = None) -> Any:
+    """An SDK TracerProvider whose spans go through a BatchSpanProcessor into an exporter that drops
+    them (all the tracing work but the network)."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
-
-    from mmate_fast.interceptors import TracingInterceptor
 
     class DropExporter(SpanExporter):
         def export(self, spans: Any) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
-    sampled = VARIANT == "observed_sampled"
-    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.01)) if sampled else ALWAYS_ON)
+    provider = TracerProvider(sampler=sampler) if sampler is not None else TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(DropExporter()))
-    return TracingInterceptor(provider)
+    return provider
+
+
+def _tracing() -> Any:
+    """A TracingInterceptor on an SDK TracerProvider sampling everything (1 % for observed_sampled),
+    exporting to nowhere."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
+
+    from mmate_fast.interceptors import TracingInterceptor
+
+    sampled = VARIANT == "observed_sampled"
+    return TracingInterceptor(_drop_provider(ParentBased(TraceIdRatioBased(0.01)) if sampled else ALWAYS_ON))
 
 
 def _client() -> Any:
@@ -116,9 +125,13 @@ _SCRAPES: dict[str, int] = {}
 async def _open() -> AsyncIterator[Any]:
     """The connected client; for the observed variants with its endpoints served and scraped."""
     async with _client() as client:
-        if VARIANT not in ("observed", "observed_sampled", "metrics"):
+        if VARIANT not in ("observed", "observed_sampled", "metrics", "traced_fast"):
             yield client
             return
+        if VARIANT == "traced_fast":
+            from mmate_fast.observability import TracingObserver
+
+            TracingObserver(client, tracer_provider=_drop_provider(), sample=0.01)
         obs = await client.serve_observability(port=0)
         scraper = _Scraper(obs.url)
         scraper.start()

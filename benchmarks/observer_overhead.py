@@ -7,9 +7,17 @@ Variants: ``plain``; ``metrics`` (the ``MessageStats`` observer ``serve_observab
 ``interceptor`` (an interceptor with a no-op ``around_handler``: what the async interceptor pipeline
 alone costs, a Task per delivery); ``tracing-noop`` (TracingInterceptor on OpenTelemetry's no-op
 tracer); ``tracing-1pct`` / ``tracing-all`` (TracingInterceptor on the SDK, 1 % / every trace
-sampled, spans through a BatchSpanProcessor into an exporter that drops them).
+sampled, spans through a BatchSpanProcessor into an exporter that drops them); ``fast-1pct`` /
+``fast-all`` / ``fast-none`` (TracingObserver, the fast tracing path on the tracer hook, 1 % / every
+/ no root sampled, same dropping SDK pipeline); ``traced-fast`` (``metrics`` + ``fast-1pct``: what the
+``mmate_fast_traced_fast`` benchmark row runs).
 
-    python benchmarks/observer_overhead.py [--messages N] [--rounds R] [--variants plain,metrics,...]
+``--workload publish`` measures the publishing side instead: N ``await publish_event`` to the
+service queue on ``memory://`` with the variant installed (the interceptor variants go through the
+publish interceptor pipeline).
+
+    python benchmarks/observer_overhead.py [--workload consume|publish] [--messages N] [--rounds R]
+                                           [--variants plain,metrics,...]
 """
 from __future__ import annotations
 
@@ -27,7 +35,8 @@ from mmate_fast.contracts import Event
 from mmate_fast.messaging.pipeline import ConsumeContext, Interceptor
 from mmate_fast.observability import MessageStats
 
-VARIANTS = ("plain", "metrics", "interceptor", "tracing-noop", "tracing-1pct", "tracing-all")
+VARIANTS = ("plain", "metrics", "interceptor", "tracing-noop", "tracing-1pct", "tracing-all",
+            "fast-none", "fast-1pct", "fast-all", "traced-fast")
 
 
 @dataclass
@@ -38,6 +47,34 @@ class OverheadEvent(Event):
 class _NoopAround(Interceptor):
     async def around_handler(self, ctx: ConsumeContext, call_next: Callable[[], Awaitable[Any]]) -> Any:
         return await call_next()
+
+
+def _provider(sampler: Any = None) -> Any:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class DropExporter(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider(sampler=sampler) if sampler is not None else TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(DropExporter()))
+    return provider
+
+
+def _install(c: Client, variant: str) -> None:
+    """Put ``variant``'s observability on ``c``."""
+    if variant in ("metrics", "traced-fast"):
+        c.add_observer(MessageStats())
+    if variant == "interceptor":
+        c.use(_NoopAround())
+    elif variant.startswith("tracing"):
+        c.use(_tracing(variant))
+    elif variant in ("fast-none", "fast-1pct", "fast-all", "traced-fast"):
+        from mmate_fast.observability import TracingObserver
+
+        sample = {"fast-none": 0.0, "fast-all": 1.0}.get(variant, 0.01)
+        TracingObserver(c, tracer_provider=_provider(), sample=sample)
 
 
 def _tracing(variant: str) -> Any:
@@ -75,24 +112,31 @@ async def _consume(n: int, variant: str, tag: str) -> float:
         for i in range(n):
             await c.publish_event(OverheadEvent(n=i, aggregate_id="a"), exchange="",
                                   routing_key=c.service_queue)
-        if variant == "metrics":
-            c.add_observer(MessageStats())
-        elif variant == "interceptor":
-            c.use(_NoopAround())
-        elif variant.startswith("tracing"):
-            c.use(_tracing(variant))
+        _install(c, variant)
         c0 = time.process_time()
         await c.start_consuming()
         await asyncio.wait_for(done.wait(), 600)
         return (time.process_time() - c0) / n * 1e6
 
 
-async def _main(n: int, rounds: int, variants: list[str]) -> dict[str, Any]:
+async def _publish(n: int, variant: str, tag: str) -> float:
+    async with Client(f"memory://observer-overhead-{tag}", service_name="overhead") as c:
+        _install(c, variant)
+        publish_event, queue = c.publish_event, c.service_queue
+        events = [OverheadEvent(n=i, aggregate_id="a") for i in range(n)]
+        c0 = time.process_time()
+        for e in events:
+            await publish_event(e, exchange="", routing_key=queue)
+        return (time.process_time() - c0) / n * 1e6
+
+
+async def _main(n: int, rounds: int, variants: list[str], workload: str = "consume") -> dict[str, Any]:
     runs: dict[str, list[float]] = {v: [] for v in variants}
+    measure = _publish if workload == "publish" else _consume
     for r in range(rounds):
         for v in variants:
-            runs[v].append(await _consume(n, v, f"{v}-{r}"))
-    out: dict[str, Any] = {"messages": n, "rounds": rounds,
+            runs[v].append(await measure(n, v, f"{v}-{r}"))
+    out: dict[str, Any] = {"workload": workload, "messages": n, "rounds": rounds,
                            "us_per_msg": {v: statistics.median(x) for v, x in runs.items()}}
     if "plain" in runs:
         out["delta_vs_plain"] = {v: statistics.median(b - a for a, b in zip(runs["plain"], x, strict=True))
@@ -105,6 +149,7 @@ def main() -> None:
     ap.add_argument("--messages", "-n", type=int, default=40_000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--variants", default="plain,metrics")
+    ap.add_argument("--workload", choices=("consume", "publish"), default="consume")
     a = ap.parse_args()
     variants = [v.strip() for v in a.variants.split(",") if v.strip()]
     bad = [v for v in variants if v not in VARIANTS]
@@ -112,9 +157,9 @@ def main() -> None:
         ap.error(f"--variants takes {','.join(VARIANTS)} (got {bad})")
     import uvloop
 
-    res = uvloop.run(_main(a.messages, a.rounds, variants))
+    res = uvloop.run(_main(a.messages, a.rounds, variants, a.workload))
     deltas = res.get("delta_vs_plain", {})
-    print(f"consume on memory://, client CPU µs/msg, median of {a.rounds} rounds:")
+    print(f"{a.workload} on memory://, client CPU µs/msg, median of {a.rounds} rounds:")
     for v in variants:
         extra = f"   (+{deltas[v]:.2f} vs plain)" if v in deltas else ""
         print(f"  {v:<13} {res['us_per_msg'][v]:7.2f}{extra}")

@@ -27,7 +27,8 @@ mmate_fast_confirms_batch (the same Client, client.publish_batch in windows of 1
 mmate_fast_observed (OpenTelemetry tracing of every message on the SDK, Prometheus metrics per type,
 ``client.serve_observability()`` with /metrics and /health/ready scraped once per second; the target
 is a cost of at most 10 %), mmate_fast_observed_sampled (the same with 1 % of the traces sampled)
-and mmate_fast_metrics (the same without tracing).
+and mmate_fast_metrics (the same without tracing), mmate_fast_traced_fast (metrics + TracingObserver,
+the fast tracing path, 1 % sampled).
 
 rpc: request/reply round trips/s at each ``--concurrency`` (default 1,64), p50/p99 latency, for
 mmate_fast (client.request against a Client responder, library defaults: requests and replies
@@ -69,7 +70,8 @@ MMATE_ORDER = ("raw", "mmate_fast_transport", "mmate_fast", "aio_pika")
 #: the --confirms / --no-recovery rows: client name -> BENCH_MMATE_VARIANT of _mmate_level.py
 MMATE_VARIANTS = {"mmate_fast_confirms": "confirms", "mmate_fast_confirms_batch": "confirms_batch",
                   "mmate_fast_norecovery": "norecovery", "mmate_fast_observed": "observed",
-                  "mmate_fast_observed_sampled": "observed_sampled", "mmate_fast_metrics": "metrics"}
+                  "mmate_fast_observed_sampled": "observed_sampled", "mmate_fast_metrics": "metrics",
+                  "mmate_fast_traced_fast": "traced_fast"}
 
 
 def client_n(client: str, n: int) -> int:
@@ -201,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--only", default=None,
-                    help="comma list of mmate_fast,aio_pika,raw (+ mmate_fast_transport at --level mmate)")
+                    help="comma list of mmate_fast,aio_pika,raw (+ mmate_fast_transport at --level mmate, "
+                         "and there the rows --confirms/--no-recovery/--observability add, e.g. "
+                         "mmate_fast_metrics: naming some keeps only those)")
     ap.add_argument("--level", default="transport", choices=["transport", "mmate"],
                     help="transport: Channel API (default); mmate: typed events through the Client")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per client run")
@@ -212,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--observability", action="store_true",
                     help="--level mmate: add the rows mmate_fast_observed (metrics + tracing on, HTTP "
                          "endpoints scraped once per second), mmate_fast_observed_sampled (1 %% of the "
-                         "traces sampled) and mmate_fast_metrics (without tracing)")
+                         "traces sampled), mmate_fast_metrics (without tracing) and "
+                         "mmate_fast_traced_fast (metrics + TracingObserver at 1 %%)")
     ap.add_argument("--concurrency", default="1,64", help="rpc: comma list of concurrencies (default 1,64)")
     ap.add_argument("--flows", type=int, default=None, help="stageflow: flows per run (default 5000)")
     ap.add_argument("--prefetch", type=int, default=None,
@@ -258,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     clients, default_order = (MMATE_CLIENTS, MMATE_ORDER) if a.level == "mmate" else (CLIENTS, ORDER)
     only = [c.strip().replace("-", "_") for c in (a.only or ",".join(default_order)).split(",") if c.strip()]
+    # --level mmate: --only may also pick among the rows --confirms/--no-recovery/--observability add
+    picked_variants = [c for c in only if a.level == "mmate" and c in MMATE_VARIANTS]
+    only = [c for c in only if c not in picked_variants]
     bad = [c for c in only if c not in clients]
     if bad or not only or a.repeat < 1:
         ap.error(f"--only takes {','.join(clients)}; --repeat >= 1 (got {bad or a.repeat})")
@@ -268,7 +276,10 @@ def main(argv: list[str] | None = None) -> int:
         if a.no_recovery:
             order.append("mmate_fast_norecovery")
         if a.observability:
-            order += ["mmate_fast_observed", "mmate_fast_observed_sampled", "mmate_fast_metrics"]
+            order += ["mmate_fast_observed", "mmate_fast_observed_sampled", "mmate_fast_metrics",
+                      "mmate_fast_traced_fast"]
+        if picked_variants:
+            order = [c for c in order if c not in MMATE_VARIANTS or c in picked_variants]
     n = a.messages if a.messages is not None else DEFAULT_N[a.workload]
     runs: dict[str, list[dict[str, Any] | None]] = {c: [] for c in order}
     errors: dict[str, list[str]] = {}

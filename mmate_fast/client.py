@@ -113,6 +113,7 @@ class Client:
         self._close_requested = asyncio.Event()
         self._observability: list[Any] = []
         self._observers: list[Any] = []
+        self._tracer: Any = None
 
     def __repr__(self) -> str:
         state = "connected" if self.connection is not None and not self.connection.is_closed else "idle"
@@ -309,10 +310,12 @@ class Client:
     async def subscribe(self, queue: str, *, prefetch: int | None = None, concurrency: int | None = None,
                         dead_letter: bool | None = None, bindings: Iterable[tuple[str, str]] = (),
                         declare: bool = True, durable: bool = True,
-                        failure_handler: FailureHandler | None = None) -> Subscription:
+                        failure_handler: FailureHandler | None = None,
+                        registry: TypeRegistry | None = None) -> Subscription:
         """Consume another queue with this client's handlers (declared durable and bound first
         unless ``declare=False``). A refused declare or bind (e.g. 406: the queue exists with other
-        arguments) raises its named error and leaves this client's other calls working."""
+        arguments) raises its named error and leaves this client's other calls working.
+        ``registry``: decode this queue's deliveries with it instead of the client's registry."""
         admin = await self._admin_channel()
         if declare:
             declaration = functools.partial(_declare_queue, queue=queue, durable=durable)
@@ -325,7 +328,7 @@ class Client:
             concurrency=concurrency if concurrency is not None else self.concurrency,
             dead_letter=self.dead_letter if dead_letter is None else dead_letter,
             failure_handler=failure_handler if failure_handler is not None else self.failure_handler,
-            redeclare=functools.partial(self._redeclare, queue))
+            redeclare=functools.partial(self._redeclare, queue), registry=registry)
 
     async def declare_queue(self, queue: str, *, durable: bool = True,
                             arguments: Mapping[str, Any] | None = None) -> None:
@@ -440,11 +443,24 @@ class Client:
             self._observers.remove(observer)
             self._apply_observers()
 
+    @property
+    def tracer(self) -> Any:
+        """The MessageTracer of this client, or None (see :meth:`set_tracer`)."""
+        return self._tracer
+
+    def set_tracer(self, tracer: Any) -> None:
+        """Call ``tracer`` (a :class:`mmate_fast.messaging.observer.MessageTracer`, e.g.
+        ``mmate_fast.observability.TracingObserver``) before every awaited publish and around the
+        handlers of every delivery (one per client; None removes it; kept across ``connect``)."""
+        self._tracer = tracer
+        self._apply_observers()
+
     def _apply_observers(self) -> None:
         effective = combined_observers(self._observers)
         for part in (self.publisher, self._reply_publisher, self.subscriber):
             if part is not None:
                 part.observer = effective
+                part.tracer = self._tracer
 
     async def serve_observability(self, port: int = 9090, *, host: str = "127.0.0.1", **options: Any) -> Any:
         """Serve ``/health``, ``/health/ready``, ``/health/live`` and ``/metrics`` for this client on

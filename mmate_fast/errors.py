@@ -412,13 +412,6 @@ class StageIndexError(FlowEngineError, IndexError):
     reason = "stage-index"
 
 
-class UnknownInstanceError(FlowEngineError, LookupError):
-    """A compensation message (or a status query) names an instance the state store does not know:
-    check the store URL every engine of the workflow shares."""
-
-    reason = "unknown-instance"
-
-
 class StageDependencyError(FlowEngineError):
     """A required stage's dependencies have no ``completed`` result (Go nacks such a message)."""
 
@@ -521,7 +514,6 @@ __all__ = [
     "StageFailedError",
     "StageIndexError",
     "TLSError",
-    "UnknownInstanceError",
     "UnknownMessageTypeError",
     "UnknownWorkflowError",
     "ValidationError",

@@ -16,6 +16,7 @@ from typing import Any
 from mmate_fast import _checks, errors
 from mmate_fast._ext import load
 from mmate_fast.contracts import MessageKind, kind_of, message_type
+from mmate_fast.messaging import observer as _obs
 from mmate_fast.messaging import topology
 from mmate_fast.messaging.outgoing import SOURCE, Outgoing, build
 from mmate_fast.messaging.pipeline import Pipeline, PublishContext
@@ -85,6 +86,8 @@ class Publisher:
         self._unawaited = 0
         #: a MessageObserver told about every awaited publish (mmate_fast.messaging.observer), or None
         self.observer: Any = None
+        #: a MessageTracer called before every awaited publish is encoded and after it (or None)
+        self.tracer: Any = None
 
     # ------------------------------------------------------------------ building blocks
     def prepare(self, msg: Any, *, exchange: str | None = None, routing_key: str | None = None,
@@ -140,6 +143,14 @@ class Publisher:
         returns its message id. Waits for the broker's confirm in confirm mode."""
         observer = self.observer
         t0 = _perf() if observer is not None else 0.0
+        tracer = self.tracer
+        token = None
+        if tracer is not None:
+            try:  # inlined _obs.start_publish: this runs for every publish
+                token = tracer.start_publish(msg, options)
+            except Exception:
+                _obs.tracer_failed(tracer)
+        exchange = routing_key = None
         try:
             if self.pipeline.has_publish:
                 message_id = await self._intercepted(msg, mandatory, timeout, options, wait=True)
@@ -164,9 +175,13 @@ class Publisher:
                 self.published += 1
                 message_id = out.message_id
         except BaseException as exc:
+            if token is not None:
+                _obs.end_publish(tracer, token, "", exchange, routing_key, exc)
             if observer is not None:
                 _observe(observer, msg, _perf() - t0, exc)
             raise
+        if token is not None:
+            _obs.end_publish(tracer, token, message_id, exchange, routing_key, None)
         if observer is not None:
             _observe(observer, msg, _perf() - t0, None)
         return message_id
@@ -205,6 +220,8 @@ class Publisher:
         target = self._target
         intercepted = self.pipeline.has_publish
         observer = self.observer
+        tracer = self.tracer
+        traced: list[tuple[Any, str, str, str]] = []  # this window's (token, id, exchange, routing key)
         it = iter(messages)
         batch: list[Any] = []
         t0 = 0.0
@@ -217,11 +234,25 @@ class Publisher:
                 if intercepted:
                     before = len(ids)
                     for msg in batch:
-                        ids.append(await self._intercepted(msg, mandatory, timeout, dict(options),
+                        opts = dict(options)
+                        token = _obs.start_publish(tracer, msg, opts) if tracer is not None else None
+                        ids.append(await self._intercepted(msg, mandatory, timeout, opts,
                                                            wait=False, confirms=confirms))
+                        if token is not None:
+                            traced.append((token, ids[-1], "", ""))
                     n = len(ids) - before
                 else:
-                    ready = [self.prepare(msg, **options) for msg in batch]
+                    if tracer is None:
+                        ready = [self.prepare(msg, **options) for msg in batch]
+                    else:
+                        ready = []
+                        for msg in batch:
+                            opts = dict(options)
+                            token = _obs.start_publish(tracer, msg, opts)
+                            ex, rk, out = self.prepare(msg, **opts)
+                            ready.append((ex, rk, out))
+                            if token is not None:
+                                traced.append((token, out.message_id, ex, rk))
                     n = len(ready)
                     for exchange, routing_key, out in ready:
                         confirm = target.publish_nowait(out.body, exchange, routing_key, out.properties,
@@ -231,6 +262,10 @@ class Publisher:
                         ids.append(out.message_id)
                 if n:
                     await self._settle(timeout, confirms)
+                if traced:
+                    for token, message_id, ex, rk in traced:
+                        _obs.end_publish(tracer, token, message_id, ex, rk, None)
+                    traced = []
                 if observer is not None:  # each message took its window's time
                     elapsed = _perf() - t0
                     for msg in batch:
@@ -239,6 +274,8 @@ class Publisher:
                 if n < window:
                     return ids
         except BaseException as exc:
+            for token, message_id, ex, rk in traced:
+                _obs.end_publish(tracer, token, message_id, ex, rk, exc)
             if observer is not None:
                 elapsed = _perf() - t0
                 for msg in batch:

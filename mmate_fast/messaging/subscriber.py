@@ -46,7 +46,8 @@ from typing import Any
 
 from mmate_fast import _backoff, errors
 from mmate_fast._ext import load
-from mmate_fast.contracts import from_envelope
+from mmate_fast.contracts import TypeRegistry, from_envelope
+from mmate_fast.messaging import observer as _obs
 from mmate_fast.messaging import topology
 from mmate_fast.messaging._channels import close_quietly
 from mmate_fast.messaging.dispatcher import Dispatcher, HandlerSpec, MessageContext
@@ -148,7 +149,8 @@ class Subscription:
 
     def __init__(self, subscriber: Subscriber, queue: str, channel: Any, *, concurrency: int,
                  dead_letter: bool, failure_handler: FailureHandler | None = None, prefetch: int = 0,
-                 exclusive: bool = False, redeclare: Redeclare | None = None) -> None:
+                 exclusive: bool = False, redeclare: Redeclare | None = None,
+                 registry: TypeRegistry | None = None) -> None:
         self._sub = subscriber
         self.queue = queue
         #: the channel consumed on (replaced when a channel-level error closed it)
@@ -163,7 +165,8 @@ class Subscription:
         self.consumer_tag = ""
         self.stats = SubscriptionStats()
         self._table_lookup = subscriber.dispatcher.table.lookup
-        self._registry = subscriber.dispatcher.registry
+        #: type name -> class for decoding this queue's deliveries (default: the dispatcher's)
+        self._registry = registry if registry is not None else subscriber.dispatcher.registry
         self._pipeline = subscriber.pipeline
         self._async_handlers: dict[tuple[HandlerSpec, ...], bool] = {}
         self._in_flight = 0
@@ -242,6 +245,13 @@ class Subscription:
         ctx = None
         observer = self._sub.observer
         t0 = _perf() if observer is not None else 0.0
+        tracer = self._sub.tracer
+        token = None
+        if tracer is not None:
+            try:  # inlined _obs.start_handle: this runs for every delivery
+                token = tracer.start_handle(delivery, env, self.queue)
+            except Exception:
+                _obs.tracer_failed(tracer)
         try:
             for spec in handlers:
                 if spec.wants_context:
@@ -253,10 +263,14 @@ class Subscription:
                 if result is not None:
                     self._on_result(result, msg, ctx, delivery, env)
         except Exception as exc:
+            if token is not None:
+                _obs.end_handle(tracer, token, exc)
             if observer is not None:
                 _observe(observer, env.type, _perf() - t0, exc)
             self._spawn(self._handler_failed(ch, delivery, env, msg, ctx, exc))
             return
+        if token is not None:
+            _obs.end_handle(tracer, token, None)
         if observer is not None:
             _observe(observer, env.type, _perf() - t0, None)
         if ch.basic_ack(delivery.delivery_tag) is False:  # dropped as stale by a recovering channel
@@ -290,6 +304,8 @@ class Subscription:
         pipeline = self._pipeline
         observer = self._sub.observer
         t0 = _perf() if observer is not None else 0.0
+        tracer = self._sub.tracer
+        token = _obs.start_handle(tracer, delivery, env, self.queue) if tracer is not None else None
         try:
             for spec in handlers:
                 if pipeline.has_consume:
@@ -307,14 +323,20 @@ class Subscription:
                         outcome = hook(result, msg, ctx)
                         if asyncio.iscoroutine(outcome):
                             await outcome
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
+            if token is not None:
+                _obs.end_handle(tracer, token, exc)
             self._settle(ch.basic_nack, delivery.delivery_tag, False, True)
             raise
         except Exception as exc:
+            if token is not None:
+                _obs.end_handle(tracer, token, exc)
             if observer is not None:
                 _observe(observer, env.type, _perf() - t0, exc)
             await self._handler_failed(ch, delivery, env, msg, ctx, exc)
         else:
+            if token is not None:
+                _obs.end_handle(tracer, token, None)
             if observer is not None:
                 _observe(observer, env.type, _perf() - t0, None)
             if self._settle(ch.basic_ack, delivery.delivery_tag):
@@ -516,7 +538,13 @@ class Subscription:
 
     # ------------------------------------------------------------------ lifecycle
     async def stop(self, timeout: float = 10.0) -> None:
-        """Stop consuming, let in-flight handlers finish (bounded), requeue what never started."""
+        """Stop consuming, let in-flight handlers finish (bounded), requeue what never started.
+
+        Failure handling in flight (a dead-letter copy being published, a retry being scheduled) is part
+        of the work that finishes: it gets what is left of ``timeout`` too, so a failed delivery ends in
+        its DLQ rather than going back to its queue (to be handled again) because the consumer stopped."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         self._stopping = True
         restarting = self._restarting
         if restarting is not None and not restarting.done():
@@ -538,13 +566,17 @@ class Subscription:
             except TimeoutError:
                 log.warning("%d handler(s) on %r still running after %s s; cancelling them",
                             self._in_flight, self.queue, timeout)
-        for task in list(self._tasks):
-            if not task.done():
-                try:
-                    async with asyncio.timeout(max(0.1, timeout / 10)):
-                        await asyncio.shield(task)
-                except (TimeoutError, Exception):
-                    task.cancel()
+        pending = [task for task in self._tasks if not task.done()]
+        if pending:
+            done, late = await asyncio.wait(pending, timeout=max(0.1, deadline - loop.time()))
+            for task in done:  # retrieved here: their errors were logged where they happened
+                if not task.cancelled():
+                    task.exception()
+            if late:
+                log.warning("%d failure handler(s) on %r still running after %s s; cancelling them",
+                            len(late), self.queue, timeout)
+            for task in late:
+                task.cancel()
 
 
 class Subscriber:
@@ -569,6 +601,8 @@ class Subscriber:
         self.dead_letterer = dead_letterer
         #: a MessageObserver told how long the handlers of each delivery ran (mmate_fast.messaging.observer)
         self.observer: Any = None
+        #: a MessageTracer called around the handlers of each delivery (mmate_fast.messaging.observer)
+        self.tracer: Any = None
         #: seconds before restart attempt n (1, 2, ...) of a cancelled consumer: the recovery backoff
         self.restart_delay = restart_delay if restart_delay is not None else _backoff.RECOVERY.delay
         self.subscriptions: list[Subscription] = []
@@ -586,7 +620,8 @@ class Subscriber:
     async def subscribe(self, queue: str, *, prefetch: int = 10, concurrency: int | None = None,
                         dead_letter: bool = True, exclusive: bool = False,
                         failure_handler: FailureHandler | None = None,
-                        timeout: float | None = None, redeclare: Redeclare | None = None) -> Subscription:
+                        timeout: float | None = None, redeclare: Redeclare | None = None,
+                        registry: TypeRegistry | None = None) -> Subscription:
         """Consume ``queue`` (which must exist) with ``prefetch`` unacked messages at most and
         ``concurrency`` async handlers at once (default: prefetch, or 100 with prefetch 0). Prefetch 0
         is bounded too: ``UNLIMITED_PREFETCH_FACTOR * concurrency`` (see :func:`effective_prefetch`).
@@ -594,7 +629,9 @@ class Subscriber:
         Failed messages go to the ``failure_handler``, then to the subscriber's dead-letterer
         (``dlq.{queue}``) unless ``dead_letter=False``. ``redeclare`` declares the queue and its
         bindings again before a cancelled consumer is restarted (without it, the queue is consumed
-        again once it exists).
+        again once it exists). ``registry``: decode this queue's deliveries with it instead of the
+        dispatcher's (a pattern that consumes its own message types, e.g. StageFlow's stage queues,
+        whatever classes the application registered under those names).
         """
         check_consumer_limits(prefetch, concurrency)
         concurrency = concurrency or prefetch or 100
@@ -602,7 +639,7 @@ class Subscriber:
         channel = await self._open_channel(prefetch, timeout)
         sub = Subscription(self, queue, channel, concurrency=concurrency,
                            dead_letter=dead_letter, failure_handler=failure_handler, prefetch=prefetch,
-                           exclusive=exclusive, redeclare=redeclare)
+                           exclusive=exclusive, redeclare=redeclare, registry=registry)
         try:
             await sub._consume(timeout)
         except BaseException:

@@ -5,7 +5,8 @@
 or piece by piece: :class:`HealthChecker` (a registry of checks, sync or async, each with a timeout;
 :func:`add_client_checks` registers the client's connection, channels, consumers, queue depth,
 consumer lag and DLQ depth checks), :class:`ClientMetrics` (prometheus_client registry),
-:class:`OTelMetrics` (OpenTelemetry meter instruments) and :class:`ObservabilityServer` (aiohttp).
+:class:`OTelMetrics` (OpenTelemetry meter instruments), :class:`TracingObserver` (head-sampled
+OpenTelemetry tracing) and :class:`ObservabilityServer` (aiohttp).
 Health reports have mmate-go's JSON shape. Needs the ``observability`` extra (prometheus_client,
 aiohttp); OTelMetrics the ``otel`` extra.
 """
@@ -33,6 +34,7 @@ from mmate_fast.observability._health import (
 from mmate_fast.observability._http import ObservabilityServer
 from mmate_fast.observability._metrics import ClientCollector, ClientMetrics, MessageStats
 from mmate_fast.observability._otel import OTelMetrics
+from mmate_fast.observability._tracing import TracingObserver
 
 __all__ = [
     "CheckResult",
@@ -48,6 +50,7 @@ __all__ = [
     "ObservabilityServer",
     "QueueInspector",
     "Thresholds",
+    "TracingObserver",
     "add_client_checks",
     "check_channels",
     "check_connection",

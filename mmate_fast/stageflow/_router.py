@@ -2,40 +2,28 @@
 their queues here, and a delivery goes to the handler of the queue it came on (Go decides the stage
 by the queue too). A StageFlow envelope on a queue no engine of this client serves is refused.
 
-The client decodes a delivery with the class its registry holds for the envelope type; a user's own
-class with StageFlow's name (``FlowMessageEnvelope``, a watcher of Go's stage messages) takes that
-name there. The router then decodes the envelope again with StageFlow's own class, so the engine
-never depends on what else the registry holds (and the user's handlers keep the user's class)."""
+The engine's queues are consumed with ``OWN_TYPES`` as their registry: their deliveries are decoded
+with StageFlow's own classes, whatever the client's registry holds under those names (a user's own
+``FlowMessageEnvelope``, say, in a watcher of Go's stage messages, which keeps its class elsewhere)."""
 from __future__ import annotations
 
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from mmate_fast.contracts import TypeRegistry, from_envelope
-from mmate_fast.errors import BadFlowMessageError, ContractError, UnknownWorkflowError
+from mmate_fast.contracts import TypeRegistry
+from mmate_fast.errors import UnknownWorkflowError
 from mmate_fast.stageflow._wire import CompensationMessageEnvelope, FlowMessageEnvelope
 
 #: (message, redelivered) -> awaitable
 Route = Callable[[Any, bool], Awaitable[None]]
 
 
-#: StageFlow's own envelope classes by type name (never the user's, whatever the client's registry holds)
+#: the registry the engine's queues are decoded with: StageFlow's own envelope classes only (another
+#: type on a stage queue is not StageFlow's: it arrives as a GenericMessage, or as ``unknown-type``)
 OWN_TYPES = TypeRegistry()
 OWN_TYPES.register(FlowMessageEnvelope)
 OWN_TYPES.register(CompensationMessageEnvelope)
-
-
-def own_message(msg: Any, envelope: Any) -> Any:
-    """``msg`` if it is StageFlow's own class for the envelope type, else the envelope decoded with
-    StageFlow's class (a failure to decode is a bad message: reason ``contract-error``)."""
-    own = OWN_TYPES.resolve(envelope.type)
-    if own is None or type(msg) is own:
-        return msg
-    try:
-        return from_envelope(envelope, OWN_TYPES)
-    except ContractError as exc:
-        raise BadFlowMessageError(str(exc), "contract-error") from exc
 
 
 class Router:
@@ -52,7 +40,7 @@ class Router:
             raise UnknownWorkflowError(
                 f"{type(msg).__name__} arrived on queue {ctx.queue!r}, which no FlowEngine "
                 "of this client serves: register its workflow with serve=True")
-        await route(own_message(msg, ctx.envelope), bool(ctx.delivery.redelivered))
+        await route(msg, bool(ctx.delivery.redelivered))
 
 
 _ROUTERS: weakref.WeakKeyDictionary[Any, Router] = weakref.WeakKeyDictionary()
@@ -66,4 +54,4 @@ def router_for(client: Any) -> Router:
     return router
 
 
-__all__ = ["OWN_TYPES", "Route", "Router", "own_message", "router_for"]
+__all__ = ["OWN_TYPES", "Route", "Router", "router_for"]

@@ -31,7 +31,7 @@ from mmate_fast.stageflow._compensation import CompensationHandler
 from mmate_fast.stageflow._context import ContextCodec
 from mmate_fast.stageflow._hops import StageHandler
 from mmate_fast.stageflow._lifecycle import TERMINAL_EVENTS, EventsOption, event_types
-from mmate_fast.stageflow._router import router_for
+from mmate_fast.stageflow._router import OWN_TYPES, router_for
 from mmate_fast.stageflow._runtime import Runtime
 from mmate_fast.stageflow._waiting import Waiters
 from mmate_fast.stageflow._wire import WorkflowState
@@ -192,7 +192,8 @@ class FlowEngine:
             router.routes[reg.queues[-1]] = reg.compensation.handle
         for queue in queues:
             self._subscriptions.append(await self.client.subscribe(
-                queue, prefetch=self.concurrency, concurrency=self.concurrency, declare=False))
+                queue, prefetch=self.concurrency, concurrency=self.concurrency, declare=False,
+                registry=OWN_TYPES))
         reg.serving = True
 
     def _registration(self, workflow: Workflow | str) -> _Registration:

@@ -1,7 +1,7 @@
 """A user's own classes with StageFlow's type names (natural in a service that consumes Go's events or
 watches its stage messages) take those names in the registry; the engine does not depend on them: flows
-run, compensate and ``wait`` answers, and the user's handlers still get the user's classes. On
-memory:// and RabbitMQ."""
+run, compensate and ``wait`` answers (even when the user's class could not decode StageFlow's payload),
+and the user's handlers still get the user's classes. On memory:// and RabbitMQ."""
 from __future__ import annotations
 
 import asyncio
@@ -51,10 +51,11 @@ def users_classes() -> Iterator[dict[str, type]]:
             instance_id: str = ""
 
         @dataclasses.dataclass
-        class FlowMessageEnvelope(Message):
+        class FlowMessageEnvelope(Message):  # a watcher of Go's stage messages, with a wrong guess
             workflow_id: str = ""
             instance_id: str = ""
             stage_name: str = ""
+            checkpoint: str = ""  # an object on the wire: this class cannot decode a stage message
 
         @dataclasses.dataclass
         class CompensationMessageEnvelope(Message):
