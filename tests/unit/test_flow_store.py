@@ -211,3 +211,16 @@ def test_check_record_refuses_each_wrong_field_by_name(field: str, value: object
         assert str(fast.value) == str(slow) and field in str(fast.value)
     else:
         assert check_record(bad) is bad
+
+
+@pytest.mark.parametrize(("instance_id", "stage_key", "named"),
+                         [("", "k", "instance_id"), ("i", "", "stage_key"), (None, "k", "instance_id"),
+                          ("i", 1, "stage_key"), ("i\x00", "k", "instance_id"), ("i", "k\x00", "stage_key")])
+def test_check_key_names_the_wrong_part(instance_id: object, stage_key: object, named: str) -> None:
+    from mmate_fast.errors import InvalidArgumentError
+    from mmate_fast.stageflow.store._record import check_key
+
+    check_key("i-1", "stage0")
+    with pytest.raises(InvalidArgumentError) as err:
+        check_key(instance_id, stage_key)
+    assert err.value.argument == named

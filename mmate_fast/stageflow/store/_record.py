@@ -119,6 +119,9 @@ def _no_nul(value: object, label: str, argument: str) -> None:
 
 def check_key(instance_id: object, stage_key: object) -> None:
     """Both parts of a stage key are non-empty strings."""
+    if (instance_id.__class__ is str and stage_key.__class__ is str and instance_id and stage_key
+            and "\x00" not in instance_id and "\x00" not in stage_key):
+        return  # the engine's keys, at once (the loop below names what is wrong)
     for name, value in (("instance_id", instance_id), ("stage_key", stage_key)):
         if not isinstance(value, str) or not value:
             raise InvalidArgumentError(f"{name} must be a non-empty string", argument=name)
