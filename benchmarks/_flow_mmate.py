@@ -8,7 +8,8 @@ WorkflowCompletedEvent, heard by its wait listener).
 ``BENCH_FLOW_STORE`` (set by run.py): ``memory`` — ``memory://`` in every process (each worker keeps
 its own state); ``sqlite`` — one SQLite file shared by the three processes (``BENCH_FLOW_DB``, a
 fresh file per run, deleted afterwards). ``BENCH_FLOW_EVENTS``: ``FlowEngine(events=...)`` of every
-process, ``all`` (default: Go's four lifecycle events) or ``terminal``.
+process: unset (the engine's default, the terminal events), ``all`` (Go's four lifecycle events) or
+``terminal``.
 Run as ``BENCH_FLOW_STORE=memory python benchmarks/_flow_mmate.py stageflow --messages N``;
 ``BENCH_FLOW_PROFILE=DIR`` writes a cProfile of every process's timed part to DIR.
 """
@@ -39,7 +40,7 @@ from _flow_common import (
 CLIENT = "mmate_fast"
 URL = f"amqp://{USER}:{PASSWORD}@{HOST}:{PORT}/?heartbeat=60"
 STORE = os.environ.get("BENCH_FLOW_STORE", "memory")
-EVENTS = os.environ.get("BENCH_FLOW_EVENTS", "all")
+EVENTS = os.environ.get("BENCH_FLOW_EVENTS", "terminal")
 #: FlowEngine(events=...)
 ENGINE_EVENTS: Any = True if EVENTS == "all" else EVENTS
 

@@ -2,9 +2,10 @@
 in fresh processes, rows one after another per repetition (same broker, same run).
 
 Rows: ``raw`` (pre-encoded frames, the broker's ceiling for this message pattern; _flow_raw.py),
-``mmate_fast`` (FlowEngine, a memory store per worker; _flow_mmate.py), ``mmate_fast_sqlite`` (the
-same with one SQLite file store shared by the three processes), ``mmate_fast_terminal`` (memory
-store, ``FlowEngine(events="terminal")``: no StageCompletedEvent) and ``aio_pika`` (the flow written by
+``mmate_fast`` (FlowEngine with its defaults: a memory store per worker, the terminal lifecycle
+events; _flow_mmate.py), ``mmate_fast_sqlite`` (the same with one SQLite file store shared by the
+three processes), ``mmate_fast_all_events`` (memory store, ``FlowEngine(events=True)``: all four of
+Go's lifecycle events, a StageCompletedEvent per stage too) and ``aio_pika`` (the flow written by
 hand; _flow_aiopika.py). Ratios are medians of per-repetition ratios; ``sqlite_cost`` is
 1 - mmate_fast_sqlite / mmate_fast. The JSON (last stdout line) holds ``rates``, ``vs_raw``,
 ``vs_aio_pika``, ``sqlite_cost``, ``cpu_us_per_flow`` (client total: starter + both workers, and
@@ -33,13 +34,13 @@ CLIENTS: dict[str, tuple[str, str | None]] = {
     "raw": ("_flow_raw.py", None),
     "mmate_fast": ("_flow_mmate.py", "memory"),
     "mmate_fast_sqlite": ("_flow_mmate.py", "sqlite"),
-    "mmate_fast_terminal": ("_flow_mmate.py", "memory"),
+    "mmate_fast_all_events": ("_flow_mmate.py", "memory"),
     "aio_pika": ("_flow_aiopika.py", None),
 }
-#: row -> BENCH_FLOW_EVENTS (FlowEngine(events=...)) for the rows that do not publish every event
-EVENTS = {"mmate_fast_terminal": "terminal"}
+#: row -> BENCH_FLOW_EVENTS (FlowEngine(events=...)) for the rows that do not use the engine's default
+EVENTS = {"mmate_fast_all_events": "all"}
 #: raw first: the limit of the repetition
-ORDER = ("raw", "mmate_fast", "mmate_fast_sqlite", "mmate_fast_terminal", "aio_pika")
+ORDER = ("raw", "mmate_fast", "mmate_fast_sqlite", "mmate_fast_all_events", "aio_pika")
 #: aio-pika runs at most this many flows (it does ~1k flows/s here; rates stay comparable)
 AIO_PIKA_MAX_FLOWS = 5_000
 

@@ -69,8 +69,9 @@ class FlowEngine:
 
     ``store``: a FlowStore or its URL (``memory://`` default: this process only; ``sqlite:///...`` or
     ``postgresql://...`` for several processes); ``events``: which of Go's lifecycle events to publish
-    on ``mmate.events``: ``True`` all four (Go's ``WithCompletionEvents(true)``), ``"terminal"`` only
-    WorkflowCompleted/Failed/Compensated (what ``wait()`` in another process needs), ``False`` none
+    on ``mmate.events``: ``"terminal"`` (default) only WorkflowCompleted/Failed/Compensated (what
+    ``wait()`` in another process needs; Go publishes none unless asked), ``True`` all four (Go's
+    ``WithCompletionEvents(true)``: set it where consumers expect StageCompletedEvent), ``False`` none
     (``wait()`` then polls the store, which must be shared across processes), or a set of type names;
     ``prefix``: the stage queue prefix (Go's default ``stageflow.``);
     ``concurrency``: stage messages handled at once per queue (Go's ``MaxStageConcurrency``);
@@ -79,9 +80,9 @@ class FlowEngine:
     each record (default ``{service}@{host}:{pid}``).
     """
 
-    def __init__(self, client: Any, *, store: str | FlowStore = "memory://", events: EventsOption = True,
-                 prefix: str = _queues.DEFAULT_PREFIX, concurrency: int = 10, idempotent: bool = True,
-                 worker: str | None = None) -> None:
+    def __init__(self, client: Any, *, store: str | FlowStore = "memory://",
+                 events: EventsOption = "terminal", prefix: str = _queues.DEFAULT_PREFIX,
+                 concurrency: int = 10, idempotent: bool = True, worker: str | None = None) -> None:
         if type(concurrency) is not int or not 1 <= concurrency <= 65535:
             raise InvalidArgumentError(
                 f"concurrency must be a whole number from 1 to 65535, got {concurrency!r}",

@@ -69,6 +69,14 @@ async def test_a_set_of_event_types(url: str, names: Names) -> None:
         assert len(events.of(state.instance_id)) == 3  # no WorkflowCompletedEvent
 
 
+async def test_the_default_is_the_terminal_events() -> None:
+    """Go publishes no lifecycle event unless asked; ours publish by default only what wait() in
+    another process needs (events=True gives Go's WithCompletionEvents(true): all four)."""
+    assert FlowEngine(object()).event_types == {"WorkflowCompletedEvent", "WorkflowFailedEvent",
+                                               "WorkflowCompensatedEvent"}
+    assert "StageCompletedEvent" in FlowEngine(object(), events=True).event_types
+
+
 @pytest.mark.parametrize("bad", ["all", "Terminal", {"StageCompleted"}, 1, None])
 async def test_bad_events_option_is_refused(bad: Any) -> None:
     with pytest.raises(errors.InvalidArgumentError, match="events"):

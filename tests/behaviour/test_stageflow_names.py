@@ -84,7 +84,7 @@ async def test_users_classes_with_stageflow_names(url: str, names: Names) -> Non
             client.add_handler(classes["StageCompletedEvent"], got.append)
             client.add_handler(classes["WorkflowCompletedEvent"], got.append)
             await client.start_consuming()
-            flows = FlowEngine(client, prefix=prefix)
+            flows = FlowEngine(client, prefix=prefix, events=True)
             try:
                 await flows.register(wf)
                 iid = await flows.start(wf, {"ok": True})

@@ -144,17 +144,17 @@ def test_the_summary_takes_ratios_and_sqlite_cost_per_repetition(bench: dict[str
     assert obj["cpu_aio_pika_vs_mmate_fast"] == 1.0 and obj["cpu_sqlite_vs_memory"] == 1.0
 
 
-def test_the_terminal_events_row_has_its_ratios(bench: dict[str, ModuleType]) -> None:
+def test_the_all_events_row_has_its_ratios(bench: dict[str, ModuleType]) -> None:
     fr = bench["_flow_runner"]
-    assert fr.CLIENTS["mmate_fast_terminal"] == ("_flow_mmate.py", "memory")
-    assert fr.EVENTS == {"mmate_fast_terminal": "terminal"}
-    runs = {"raw": [_run(4000)], "mmate_fast": [_run(2000)], "mmate_fast_terminal": [_run(3000)],
+    assert fr.CLIENTS["mmate_fast_all_events"] == ("_flow_mmate.py", "memory")
+    assert fr.EVENTS == {"mmate_fast_all_events": "all"}
+    runs = {"raw": [_run(4000)], "mmate_fast": [_run(2000)], "mmate_fast_all_events": [_run(3000)],
             "aio_pika": [_run(500)]}
     s = fr.summarize(100, runs, {}, [c for c in fr.ORDER if c in runs])
-    assert s["json"]["vs_aio_pika_by_row"]["mmate_fast_terminal"] == 6.0
-    assert s["json"]["vs_raw_by_row"]["mmate_fast_terminal"] == 0.75
+    assert s["json"]["vs_aio_pika_by_row"]["mmate_fast_all_events"] == 6.0
+    assert s["json"]["vs_raw_by_row"]["mmate_fast_all_events"] == 0.75
     assert s["json"]["vs_aio_pika"] == 4.0  # the headline ratio stays the all-events row's
-    assert "mmate_fast_terminal / aio_pika = 6.00    mmate_fast_terminal / raw = 0.750" in s["table"]
+    assert "mmate_fast_all_events / aio_pika = 6.00    mmate_fast_all_events / raw = 0.750" in s["table"]
 
 
 def test_a_failed_repetition_drops_out_of_the_ratios(bench: dict[str, ModuleType]) -> None:
