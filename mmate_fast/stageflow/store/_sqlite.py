@@ -8,11 +8,6 @@ loop wake-up per batch: many concurrent saves cost one commit. WAL mode with ``s
 timeout let several processes share one file; ``claim_stage`` is ``INSERT ... ON CONFLICT DO
 NOTHING`` then ``SELECT`` inside that transaction, atomic across processes by the primary key.
 
-Reads (``get``, ``stage_result``, ``list``) of a file store skip the thread: each calling thread has
-its own read connection and runs the ``SELECT`` inline (WAL readers never wait for writers, and a
-read sees every write whose call has returned). A read that finds the file busy anyway (WAL
-recovery, a checkpoint resetting the log) falls back to the writer thread, which waits its turn.
-
 URL: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite:///:memory:`` (this
 store only), with ``?timeout=SECONDS`` (default 10): how long a call may wait for its turn on the
 thread, and then for another process's lock, before it fails with ``FlowStoreError``.
@@ -76,8 +71,8 @@ def _save(conn: sqlite3.Connection, r: FlowRecord) -> None:
 
 
 def _get(conn: sqlite3.Connection, instance_id: str) -> FlowRecord | None:
-    rows = conn.execute(_GET, (instance_id,)).fetchall()  # stepped to the end: the read ends here
-    return FlowRecord(*rows[0]) if rows else None
+    row = conn.execute(_GET, (instance_id,)).fetchone()
+    return None if row is None else FlowRecord(*row)
 
 
 def _list(conn: sqlite3.Connection, status: str | None, workflow: str | None, limit: int,
@@ -93,7 +88,7 @@ def _list(conn: sqlite3.Connection, status: str | None, workflow: str | None, li
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY updated_ns DESC, instance_id LIMIT ? OFFSET ?"
-    return [FlowRecord(*row) for row in conn.execute(sql, (*args, limit, offset)).fetchall()]
+    return [FlowRecord(*row) for row in conn.execute(sql, (*args, limit, offset))]
 
 
 def _claim(conn: sqlite3.Connection, instance_id: str, stage_key: str, result_json: str) -> str:
@@ -103,8 +98,8 @@ def _claim(conn: sqlite3.Connection, instance_id: str, stage_key: str, result_js
 
 
 def _stage(conn: sqlite3.Connection, instance_id: str, stage_key: str) -> str | None:
-    rows = conn.execute(_STAGE, (instance_id, stage_key)).fetchall()  # stepped to the end: read ends
-    return str(rows[0][0]) if rows else None
+    row = conn.execute(_STAGE, (instance_id, stage_key)).fetchone()
+    return None if row is None else str(row[0])
 
 
 _Fn = Callable[..., Any]
@@ -150,13 +145,6 @@ def _store_error(exc: sqlite3.Error, what: str, url: str, timeout: float) -> Flo
     return err
 
 
-def _read_connection(path: str) -> sqlite3.Connection:
-    """A read-only connection for inline reads: it never waits (busy means: ask the writer thread)."""
-    conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA query_only = 1")
-    return conn
-
-
 class SQLiteFlowStore:
     """A FlowStore in a SQLite file (or ``:memory:``), served by one writer thread."""
 
@@ -167,9 +155,6 @@ class SQLiteFlowStore:
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._closed = False
         self._stopped: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-        #: one read connection per calling thread (``:memory:`` is private to its connection: none)
-        self._inline_reads = path not in ("", ":memory:")
-        self._readers: dict[int, sqlite3.Connection] = {}
         opened: list[BaseException | None] = []
         ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, args=(opened, ready), daemon=True,
@@ -323,31 +308,18 @@ class SQLiteFlowStore:
         self._queue.put((fn, args, writes, loop, fut, what, time.monotonic()))
         return await fut
 
-    async def _read(self, fn: _Fn, args: tuple[Any, ...], what: str) -> Any:
-        """A read inline on this thread's read connection, or on the writer thread if it cannot."""
-        if self._inline_reads and not self._closed:
-            ident = threading.get_ident()
-            conn = self._readers.get(ident)
-            try:
-                if conn is None:
-                    conn = self._readers[ident] = _read_connection(self._path)
-                return fn(conn, *args)
-            except sqlite3.Error:
-                pass  # busy (WAL recovery, checkpoint) or unreadable: the writer thread waits or reports
-        return await self._call(fn, args, False, what)
-
     async def save(self, record: FlowRecord) -> None:
         check_record(record)
         await self._call(_save, (record,), True, "save")
 
     async def get(self, instance_id: str) -> FlowRecord | None:
-        result: FlowRecord | None = await self._read(_get, (instance_id,), "get")
+        result: FlowRecord | None = await self._call(_get, (instance_id,), False, "get")
         return result
 
     async def list(self, *, status: str | None = None, workflow: str | None = None,
                    limit: int = 100, offset: int = 0) -> list[FlowRecord]:
         check_page(limit, offset)
-        result: list[FlowRecord] = await self._read(_list, (status, workflow, limit, offset), "list")
+        result: list[FlowRecord] = await self._call(_list, (status, workflow, limit, offset), False, "list")
         return result
 
     async def claim_stage(self, instance_id: str, stage_key: str, result_json: str) -> str:
@@ -357,7 +329,7 @@ class SQLiteFlowStore:
 
     async def stage_result(self, instance_id: str, stage_key: str) -> str | None:
         check_key(instance_id, stage_key)
-        result: str | None = await self._read(_stage, (instance_id, stage_key), "stage_result")
+        result: str | None = await self._call(_stage, (instance_id, stage_key), False, "stage_result")
         return result
 
     async def close(self) -> None:
@@ -369,9 +341,6 @@ class SQLiteFlowStore:
             self._stopped.append((loop, fut))
             self._queue.put(_CLOSE)
             await fut
-            readers, self._readers = list(self._readers.values()), {}
-            for conn in readers:
-                conn.close()
         elif self._thread.is_alive():
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
 
