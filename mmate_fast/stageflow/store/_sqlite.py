@@ -200,7 +200,7 @@ class SQLiteFlowStore:
                 "and is writable", url=self.url) from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            self._set_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
             if not _SCHEMA_NAMES.issubset(present):  # a read: opening a store never waits for a writer
@@ -214,6 +214,19 @@ class SQLiteFlowStore:
                 f"cannot open the SQLite flow store {self.url}: {exc}: check that it is a StageFlow "
                 "store, writable, and not locked by another process", url=self.url) from exc
         return conn
+
+    def _set_wal(self, conn: sqlite3.Connection) -> None:
+        """``journal_mode = WAL``: SQLite reports "locked" at once (no busy handler) when another
+        process opens a new file at the same moment, so retry until the timeout."""
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.001)
 
     def _serve(self, opened: list[BaseException | None], ready: threading.Event) -> None:
         try:
