@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from mmate_fast._ext import load
+from mmate_fast._py.envelope import _go_escapes  # the envelope codec's own: one place for Go's escapes
 from mmate_fast.errors import ContractError, FlowWireError
 
 _env = load("envelope")
@@ -37,24 +38,10 @@ def go_map(value: dict[str, Any], what: str) -> orjson.Fragment:
         raise FlowWireError(f"{what} cannot be written as JSON: {exc}") from None
 
 
-def go_escape(out: bytes) -> bytes:
-    """Go's extra string escapes on orjson output (orjson never writes these bytes outside
-    strings; already-escaped fragments are left as they are)."""
-    if b"<" in out:
-        out = out.replace(b"<", b"\\u003c")
-    if b">" in out:
-        out = out.replace(b">", b"\\u003e")
-    if b"&" in out:
-        out = out.replace(b"&", b"\\u0026")
-    if b"\xe2\x80" in out:
-        out = out.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
-    return out
-
-
 def go_dumps(struct: dict[str, Any]) -> str:
     """An insertion-ordered dict (values: str, int, bool, None, lists, fragments) as Go's JSON."""
     try:
-        return go_escape(orjson.dumps(struct)).decode()
+        return _go_escapes(orjson.dumps(struct)).decode()
     except orjson.JSONEncodeError as exc:
         raise FlowWireError(f"cannot write as JSON: {exc}") from None
 
@@ -84,4 +71,4 @@ def loads(text: Any) -> Any:
     return orjson.loads(text)
 
 
-__all__ = ["Fragment", "go_dumps", "go_escape", "go_map", "loads"]
+__all__ = ["Fragment", "go_dumps", "go_map", "loads"]
