@@ -113,19 +113,8 @@ class TracingInterceptor(Interceptor):
         parent = self._textmap().extract(ctx.headers, getter=_GETTER)
         env = ctx.envelope
         delivery = ctx.delivery
-        attributes: dict[str, Any] = {
-            "messaging.system": self.system,
-            "messaging.operation.type": "process",
-            "messaging.operation.name": "process",
-            "messaging.destination.name": getattr(delivery, "exchange", "") or "",
-            "messaging.rabbitmq.destination.routing_key": getattr(delivery, "routing_key", "") or "",
-            "messaging.message.id": env.id,
-            "mmate.message.type": env.type,
-            "mmate.queue": ctx.queue,
-            "mmate.handler": getattr(ctx.handler, "name", ""),
-        }
-        if env.correlation_id:
-            attributes["messaging.message.conversation_id"] = env.correlation_id
+        attributes = _consumer_attributes(self.system, delivery, env, ctx.queue)
+        attributes["mmate.handler"] = getattr(ctx.handler, "name", "")
         with self._tracer.start_as_current_span(f"process {env.type}", context=parent,
                                                 kind=trace.SpanKind.CONSUMER, attributes=attributes,
                                                 record_exception=False,
@@ -135,6 +124,23 @@ class TracingInterceptor(Interceptor):
             except BaseException as exc:
                 _record(span, trace, exc)
                 raise
+
+
+def _consumer_attributes(system: str, delivery: Any, env: Any, queue: str) -> dict[str, Any]:
+    """The attributes of a CONSUMER span ``process {Type}`` (shared with TracingObserver)."""
+    attributes: dict[str, Any] = {
+        "messaging.system": system,
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": getattr(delivery, "exchange", "") or "",
+        "messaging.rabbitmq.destination.routing_key": getattr(delivery, "routing_key", "") or "",
+        "messaging.message.id": env.id,
+        "mmate.message.type": env.type,
+        "mmate.queue": queue,
+    }
+    if env.correlation_id:
+        attributes["messaging.message.conversation_id"] = env.correlation_id
+    return attributes
 
 
 def _record(span: Any, trace: Any, error: BaseException) -> None:

@@ -38,7 +38,7 @@ from typing import Any
 
 from mmate_fast._version import __version__
 from mmate_fast.interceptors._types import type_name
-from mmate_fast.interceptors.tracing import _GETTER, _import_otel, _record
+from mmate_fast.interceptors.tracing import _GETTER, _consumer_attributes, _import_otel, _record
 from mmate_fast.messaging._headers import header_view
 
 #: the trace context of the delivery whose handlers run when its traceparent said "not sampled":
@@ -221,18 +221,7 @@ class TracingObserver:
 
     def _start_consumer(self, delivery: Any, env: Any, queue: str, parent: Any) -> Any:
         trace = self._trace
-        attributes: dict[str, Any] = {
-            "messaging.system": self.system,
-            "messaging.operation.type": "process",
-            "messaging.operation.name": "process",
-            "messaging.destination.name": getattr(delivery, "exchange", "") or "",
-            "messaging.rabbitmq.destination.routing_key": getattr(delivery, "routing_key", "") or "",
-            "messaging.message.id": env.id,
-            "mmate.message.type": env.type,
-            "mmate.queue": queue,
-        }
-        if env.correlation_id:
-            attributes["messaging.message.conversation_id"] = env.correlation_id
+        attributes = _consumer_attributes(self.system, delivery, env, queue)
         if parent is None:  # a root: not a child of whatever span the reader's context holds
             parent = self._root_context()
         span = self._tracer.start_span(f"process {env.type}", context=parent, kind=trace.SpanKind.CONSUMER,
