@@ -316,11 +316,8 @@ class Client:
         unless ``declare=False``). A refused declare or bind (e.g. 406: the queue exists with other
         arguments) raises its named error and leaves this client's other calls working.
         ``registry``: decode this queue's deliveries with it instead of the client's registry."""
-        admin = await self._admin_channel()
         if declare:
-            declaration = functools.partial(_declare_queue, queue=queue, durable=durable)
-            await declaration(admin)
-            self._declarations[queue] = declaration
+            await self.declare_queue(queue, durable=durable)
         for exchange, routing_key in bindings:
             await self.bind(exchange, routing_key, queue)
         return await self._require_subscriber().subscribe(
