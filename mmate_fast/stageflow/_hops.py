@@ -280,7 +280,11 @@ class StageHandler:
     async def execute(self, step: Step) -> None:
         """Publish the step's events and hops (confirmed) and save the new state; a final state is
         saved first, so whoever hears the final event finds it in the store (a crash in between
-        loses the events, not the state: the store is the truth), and wakes the local waiters."""
+        loses the events, not the state: the store is the truth), and wakes the local waiters.
+        The save after the hops is queued, not awaited (``Runtime.save(wait=False)``): it is the
+        mark that the hops went out (a duplicate of this stage message that finds it does not send
+        them again); a crash before it is committed is the crash between the send and the save that
+        the duplicate check already allows for, and the next stage's save supersedes it."""
         rt = self.rt
         if step.final:
             await rt.save(step.state)
@@ -289,7 +293,8 @@ class StageHandler:
             return
         await rt.send(step.hops, step.events)
         # the hops carry the new state already encoded: saved as it is, not encoded again
-        await rt.save(step.state, step.hops[0][1].serialized_workflow_state if step.hops else None)
+        await rt.save(step.state, step.hops[0][1].serialized_workflow_state if step.hops else None,
+                      wait=False)
 
 
 __all__ = ["StageHandler", "Step", "read_state"]

@@ -63,6 +63,10 @@ class MemoryFlowStore:
         return self._data
 
     async def save(self, record: FlowRecord) -> None:
+        self.save_nowait(record)
+
+    def save_nowait(self, record: FlowRecord) -> None:
+        """``save`` at once, for callers that do not wait (the engine's saves after a hop)."""
         check_record(record)
         data = self._check_open()
         with data.lock:
