@@ -107,6 +107,14 @@ def _claim(conn: sqlite3.Connection, instance_id: str, stage_key: str, result_js
     return str(row[0])
 
 
+def _claim_and_save(conn: sqlite3.Connection, instance_id: str, stage_key: str, result_json: str,
+                    record: FlowRecord) -> str:
+    stored = _claim(conn, instance_id, stage_key, result_json)
+    if stored == result_json:
+        _save(conn, record)
+    return stored
+
+
 def _stage(conn: sqlite3.Connection, instance_id: str, stage_key: str) -> str | None:
     row = conn.execute(_STAGE, (instance_id, stage_key)).fetchone()
     return None if row is None else str(row[0])
@@ -435,6 +443,15 @@ class SQLiteFlowStore:
     async def claim_stage(self, instance_id: str, stage_key: str, result_json: str) -> str:
         check_claim(instance_id, stage_key, result_json)
         result: str = await self._call(_claim, (instance_id, stage_key, result_json), True, "claim_stage")
+        return result
+
+    async def claim_stage_and_save(self, instance_id: str, stage_key: str, result_json: str,
+                                   record: FlowRecord) -> str:
+        """``claim_stage``; when this call wins the claim, ``save(record)`` in the same transaction."""
+        check_claim(instance_id, stage_key, result_json)
+        check_record(record)
+        result: str = await self._call(_claim_and_save, (instance_id, stage_key, result_json, record), True,
+                                       "claim_stage")
         return result
 
     async def stage_result(self, instance_id: str, stage_key: str) -> str | None:
