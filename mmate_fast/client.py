@@ -20,6 +20,7 @@ from mmate_fast.contracts import MessageKind, TypeRegistry, kind_of, message_typ
 from mmate_fast.discovery import Discovery, DiscoveryOptions, EndpointContract
 from mmate_fast.messaging import topology
 from mmate_fast.messaging._channels import close_quietly
+from mmate_fast.messaging._lean import check_wire_profile
 from mmate_fast.messaging.dispatcher import Dispatcher, Handler
 from mmate_fast.messaging.observer import combined as combined_observers
 from mmate_fast.messaging.pipeline import Interceptor, Pipeline
@@ -59,8 +60,10 @@ class Client:
                  recovery: bool | RecoveryPolicy = True,
                  failure_handler: FailureHandler | None = None,
                  interceptors: Iterable[Interceptor] = (), source: str | None = None,
-                 discovery: bool | DiscoveryOptions = False) -> None:
+                 discovery: bool | DiscoveryOptions = False, wire_profile: str = "go") -> None:
         check_consumer_limits(prefetch, concurrency)
+        #: "go" (Go-identical headers, default) or "lean" (no AMQP header table: messaging/_lean.py)
+        self.wire_profile = check_wire_profile(wire_profile)
         if type(publish_channels) is not int or publish_channels < 1:
             raise errors.InvalidArgumentError(
                 f"publish_channels must be a whole number of at least 1, got {publish_channels!r}",
@@ -169,13 +172,13 @@ class Client:
         self._pool = await ChannelPool(self.connection, self.publish_channels,
                                        publisher_confirms=self.publisher_confirms).open()
         self.publisher = Publisher(self._pool, confirms=self.publisher_confirms, pipeline=self.pipeline,
-                                   source=self.source)
+                                   source=self.source, wire_profile=self.wire_profile)
         # replies go out on their own channel, without publisher confirms (the requester times out
         # and may ask again), so answering costs the broker no confirm bookkeeping; in a pool of
         # one, which reopens it when a refused publish closed it
         self._reply_pool = await ChannelPool(self.connection, 1, publisher_confirms=False).open()
         self._reply_publisher = replies = Publisher(self._reply_pool, confirms=False, pipeline=self.pipeline,
-                                                    source=self.source)
+                                                    source=self.source, wire_profile=self.wire_profile)
         dlq_target = self._pool if self.publisher_confirms else await self._confirm_pool()
         policy = self.recovery if isinstance(self.recovery, RecoveryPolicy) else RecoveryPolicy()
         # the patterns' policies, injected into the messaging core: a failed request is answered with
