@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -45,6 +46,8 @@ log = logging.getLogger("mmate_fast.fleet")
 
 #: seconds, beyond the drain timeout, before a worker that has not exited is killed
 KILL_GRACE = 5.0
+#: seconds over which the autoscaler measures the fleet's acked rate
+RATE_WINDOW = 3.0
 
 
 @dataclass(frozen=True)
@@ -308,10 +311,12 @@ class Supervisor:
 
     async def _spawn(self, slot: int) -> WorkerHandle:
         o = self.options
+        stats_interval = o.stats_interval if o.autoscale is None else \
+            min(o.stats_interval, o.autoscale.interval)
         read_fd, write_fd = os.pipe()
         cfg = WorkerConfig(target=o.target, slot=slot, factory=o.factory, drain_timeout=o.drain_timeout,
                            health_port=None if o.health_port is None else o.health_port + slot,
-                           health_host=o.health_host, status_fd=write_fd, stats_interval=o.stats_interval,
+                           health_host=o.health_host, status_fd=write_fd, stats_interval=stats_interval,
                            log_level=o.log_level, app_dir=os.path.abspath(o.app_dir))
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -388,7 +393,9 @@ class Supervisor:
 
         scaler = Scaler(policy)
         conn: Any = None
-        last = (time.monotonic(), self.acked_total)
+        # the acked rate over the last RATE_WINDOW seconds (the workers report every stats_interval)
+        history: collections.deque[tuple[float, int]] = collections.deque()
+        history.append((time.monotonic(), self.acked_total))
         try:
             while not self._stopping:
                 await self._sleep(policy.interval)
@@ -407,8 +414,10 @@ class Supervisor:
                     conn = None
                     continue
                 now = time.monotonic()
-                rate = (self.acked_total - last[1]) / max(1e-3, now - last[0])
-                last = (now, self.acked_total)
+                history.append((now, self.acked_total))
+                while len(history) > 2 and now - history[1][0] >= RATE_WINDOW:
+                    history.popleft()
+                rate = (history[-1][1] - history[0][1]) / max(1e-3, now - history[0][0])
                 running = self.running()
                 want = scaler.decide(Sample(ready, rate, running), now)
                 if want != running:
