@@ -70,7 +70,8 @@ class Client:
                  discovery: bool | DiscoveryOptions = False, wire_profile: str = "go",
                  queue_type: str = "classic", delivery_limit: int | None = None) -> None:
         check_consumer_limits(prefetch, concurrency)
-        topology.queue_arguments(topology.service_queue(service_name), queue_type, delivery_limit)
+        # queue_type / delivery_limit checked now; the service name itself is checked at connect
+        topology.queue_arguments(f"{service_name}-queue", queue_type, delivery_limit)
         #: "go" (Go-identical headers, default) or "lean" (no AMQP header table: messaging/_lean.py)
         self.wire_profile = check_wire_profile(wire_profile)
         if type(publish_channels) is not int or publish_channels < 1:
