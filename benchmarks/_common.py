@@ -108,19 +108,71 @@ _TCK = os.sysconf("SC_CLK_TCK")
 _beam_pid: int | None = None
 
 
+def _listen_inodes(port: int) -> set[str]:
+    """Socket inodes listening on TCP ``port`` (read-only /proc/net)."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                        found.add(cols[9])
+        except (OSError, StopIteration, IndexError, ValueError):
+            pass
+    return found
+
+
+def _beam_pids() -> list[int]:
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/comm") as f:
+                    if f.read().strip() == "beam.smp":
+                        pids.append(int(d))
+            except OSError:
+                pass
+    return pids
+
+
+def main_beam_pid(port: int = PORT) -> int:
+    """The pid of the RabbitMQ node serving AMQP on ``port`` (0 if not visible).
+
+    Other helpers start extra nodes (tests/integration/broker_node.py), so "the first beam.smp" is not
+    good enough: the node whose open sockets include the listener on ``port`` wins (needs the right
+    to read its /proc/PID/fd); else the one node whose command line has no throw-away home
+    (``mmate-node-``); else the only beam.smp."""
+    pids = _beam_pids()
+    inodes = _listen_inodes(port)
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                return pid
+    main = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"mmate-node-" not in f.read():
+                    main.append(pid)
+        except OSError:
+            pass
+    return main[0] if len(main) == 1 else (pids[0] if len(pids) == 1 else 0)
+
+
 def _find_beam_pid() -> int:
     global _beam_pid
     if _beam_pid is None:
-        _beam_pid = 0
-        for d in os.listdir("/proc"):
-            if d.isdigit():
-                try:
-                    with open(f"/proc/{d}/comm") as f:
-                        if f.read().strip() == "beam.smp":
-                            _beam_pid = int(d)
-                            break
-                except OSError:
-                    pass
+        _beam_pid = main_beam_pid()
     return _beam_pid
 
 

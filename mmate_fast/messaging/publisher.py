@@ -26,6 +26,7 @@ from mmate_fast._ext import load
 from mmate_fast.contracts import MessageKind, kind_of, message_type
 from mmate_fast.messaging import observer as _obs
 from mmate_fast.messaging import topology
+from mmate_fast.messaging._lean import check_wire_profile, without_header_table
 from mmate_fast.messaging.outgoing import SOURCE, Outgoing, build
 from mmate_fast.messaging.pipeline import Pipeline, PublishContext
 
@@ -141,12 +142,16 @@ class Publisher:
 
     With ``confirms=True`` (the target's channels in confirm mode) every awaited publish returns
     only once the broker has stored the message, and raises PublishNackedError otherwise.
+    ``wire_profile="lean"`` drops the standard AMQP header table (messaging/_lean.py); ``"go"``
+    (default) sends Go's.
     """
 
     def __init__(self, target: Any, *, confirms: bool = False, pipeline: Pipeline | None = None,
-                 source: str | None = None) -> None:
+                 source: str | None = None, wire_profile: str = "go") -> None:
         self._target = target
         self.confirms = confirms
+        self.wire_profile = check_wire_profile(wire_profile)
+        self._lean = wire_profile == "lean"
         #: interceptors (before/after hooks); an empty pipeline costs nothing
         self.pipeline = pipeline if pipeline is not None else Pipeline()
         self.source = source
@@ -190,6 +195,9 @@ class Publisher:
                     ttl_ms=_checks.ttl_ms(ttl) if ttl is not None else None, priority=priority,
                     persistent=persistent, delay_ms=_checks.delay_ms(delay) if delay is not None else None,
                     reply_to=reply_to, type_name=type_name, source=self.source or SOURCE, kind=k)
+        if self._lean and not headers and delay is None:  # only the standard headers: drop the table
+            out.properties = without_header_table(out.properties)
+            out.headers = {}
         return exchange, routing_key, out
 
     def publish_nowait(self, msg: Any, *, mandatory: bool = False,
