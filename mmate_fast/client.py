@@ -425,7 +425,7 @@ class Client:
             self._bridge = Bridge(self.connection, self.publisher, registry=self.dispatcher.registry)
         return self._bridge
 
-    async def request(self, message: Any, timeout: float = 30.0, **options: Any) -> Any:
+    def request(self, message: Any, timeout: float = 30.0, **options: Any) -> Awaitable[Any]:
         """Send a command or query and wait for its typed reply (Go's ``RequestCommand`` /
         ``RequestQuery``): ``reply = await client.request(GetOrder(order_id="1"), timeout=5)``.
 
@@ -439,7 +439,7 @@ class Client:
         and counted in ``client.bridge.stats.late_replies``).
         """
         self._check_open()
-        return await self.bridge.request(message, timeout, **options)
+        return self.bridge.request(message, timeout, **options)
 
     # ------------------------------------------------------------------ contract discovery
     @property
