@@ -142,10 +142,10 @@ def _properties(shape: Shape, body: bytes) -> bytes:
         return without_header_table(bytes(out.properties))
     if shape.props == "ours":
         return bytes(out.properties)
-    # Go: content_type, headers, delivery_mode only (flags 0xb000, wire spec §4.1)
-    decoded, _ = _frames.decode_properties(out.properties)
+    # Go: content_type, headers (Go's field types: B for priority/delivery-mode), delivery_mode only
+    # (flags 0xb000, wire spec §4.1)
     return bytes(_frames.encode_properties(_frames.BasicProperties(
-        content_type="application/json", delivery_mode=mode, headers=decoded.headers)))
+        content_type="application/json", delivery_mode=mode, headers=out.headers)))
 
 
 def _body(shape: Shape) -> bytes:
