@@ -82,6 +82,7 @@ class Shape:
     connections: int = 1
     client: str = ""  # "" raw; else Client options: "default" | "channels4" | "lean"
     binding: str = BINDING  # the queue's binding key on the topic exchange
+    queues: int = 1  # queues bound (several subscribed services; topic/direct only)
 
 
 _P = Shape()
@@ -113,6 +114,12 @@ ROWS: dict[str, tuple[Shape, str]] = {
                                connections=4), "mmate_ours over 4 connections"),
     "mmate_lean_ch4": (Shape(exchange="topic", props="lean", body=692, durable_queue=True, persistent=True,
                              channels=4), "mmate_lean over 4 channels"),
+    "topic_fanout3": (Shape(exchange="topic", queues=3), "topic, 3 bound queues (3 subscribed services)"),
+    "mmate_ours_fanout3": (Shape(exchange="topic", props="ours", body=692, durable_queue=True,
+                                 persistent=True, queues=3), "mmate_ours into 3 bound queues"),
+    "mmate_ours_fanout3_ch4": (Shape(exchange="topic", props="ours", body=692, durable_queue=True,
+                                     persistent=True, queues=3, channels=4),
+                               "mmate_ours into 3 bound queues over 4 channels"),
     "client_default": (Shape(exchange="topic", props="ours", body=692, durable_queue=True, persistent=True,
                              client="default"), "Client.publish_event, defaults (confirms off)"),
     "client_channels4": (Shape(exchange="topic", props="ours", body=692, durable_queue=True, persistent=True,
@@ -241,24 +248,32 @@ class Names:
         return f"bench.brokercost.{self.tag}.q{self.n}"
 
 
-def _setup(admin: RawAMQP, names: Names, shape: Shape) -> tuple[str, str, str]:
-    """A fresh queue bound as ``shape`` needs: (queue, exchange, routing key)."""
-    q = names.queue()
-    admin.rpc(C.Queue.Declare(queue=q, durable=shape.durable_queue, auto_delete=False), C.Queue.DeclareOk)
+def _setup(admin: RawAMQP, names: Names, shape: Shape) -> tuple[list[str], str, str]:
+    """Fresh queue(s) bound as ``shape`` needs: (queues, exchange, routing key)."""
+    qs = [names.queue() for _ in range(shape.queues)]
+    for q in qs:
+        admin.rpc(C.Queue.Declare(queue=q, durable=shape.durable_queue, auto_delete=False), C.Queue.DeclareOk)
     if shape.exchange == "default":
-        return q, "", q
+        return qs, "", qs[0]
     ex = names.topic if shape.exchange == "topic" else names.direct
     key = shape.binding if shape.exchange == "topic" else ROUTING_KEY
-    admin.rpc(C.Queue.Bind(queue=q, exchange=ex, routing_key=key), C.Queue.BindOk)
-    return q, ex, ROUTING_KEY
+    for q in qs:
+        admin.rpc(C.Queue.Bind(queue=q, exchange=ex, routing_key=key), C.Queue.BindOk)
+    return qs, ex, ROUTING_KEY
 
 
-def _wait_queue(admin: RawAMQP, q: str, n: int, dl: float) -> int:
-    return admin.wait_count(q, n, dl, poll=POLL_S)
+def _wait_queue(admin: RawAMQP, qs: list[str], n: int, dl: float) -> int:
+    """The fewest messages any of ``qs`` holds once all hold ``n`` (or at the deadline)."""
+    return min(admin.wait_count(q, n, dl, poll=POLL_S) for q in qs)
+
+
+def _delete(admin: RawAMQP, qs: list[str]) -> None:
+    for q in qs:
+        admin.rpc(C.Queue.Delete(queue=q), C.Queue.DeleteOk)
 
 
 def run_raw(admin: RawAMQP, names: Names, shape: Shape, n: int) -> dict[str, Any]:
-    q, ex, rk = _setup(admin, names, shape)
+    qs, ex, rk = _setup(admin, names, shape)
     body = _body(shape)
     props = _properties(shape, body)
     conns = [Broker.raw() for _ in range(shape.connections)]
@@ -291,7 +306,7 @@ def run_raw(admin: RawAMQP, names: Names, shape: Shape, n: int) -> dict[str, Any
                 socks[i % len(socks)].sendall(chunk)
                 sent += per_chunk
                 i += 1
-            got = _wait_queue(admin, q, sent, dl)
+            got = _wait_queue(admin, qs, sent, dl)
         res = m.stop(min(sent, got))
         res["capped"] = got < sent or sent < n
         res["content_header_bytes"] = len(props) + 12
@@ -300,14 +315,14 @@ def run_raw(admin: RawAMQP, names: Names, shape: Shape, n: int) -> dict[str, Any
     finally:
         for c in conns:
             c.close()
-        admin.rpc(C.Queue.Delete(queue=q), C.Queue.DeleteOk)
+        _delete(admin, qs)
 
 
 def run_client(admin: RawAMQP, names: Names, shape: Shape, n: int, loop: str) -> dict[str, Any]:
     """Our Client: a new event object per publish, ``publish_event`` to the bound topic exchange."""
     from mmate_fast.client import Client
 
-    q, ex, rk = _setup(admin, names, shape)
+    qs, ex, rk = _setup(admin, names, shape)
     opts: dict[str, Any] = {"publisher_confirms": False, "declare_topology": False,
                             "service_name": f"bench-brokercost-{names.tag}"}
     if shape.client == "channels4":
@@ -327,7 +342,7 @@ def run_client(admin: RawAMQP, names: Names, shape: Shape, n: int, loop: str) ->
                 for i in range(sent, min(sent + BATCH, n)):
                     await publish_event(new_event(i), exchange=ex, routing_key=rk, persistent=persistent)
                 sent = min(sent + BATCH, n)
-            got = await asyncio.to_thread(_wait_queue, admin, q, sent, dl)
+            got = await asyncio.to_thread(_wait_queue, admin, qs, sent, dl)
             res = m.stop(min(sent, got))
             res["capped"] = got < n
             return res
@@ -335,7 +350,7 @@ def run_client(admin: RawAMQP, names: Names, shape: Shape, n: int, loop: str) ->
     try:
         return dict(run_loop(go, loop))
     finally:
-        admin.rpc(C.Queue.Delete(queue=q), C.Queue.DeleteOk)
+        _delete(admin, qs)
 
 
 # ------------------------------------------------------------------------------------------- report
