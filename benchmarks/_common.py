@@ -37,6 +37,11 @@ AMQP_URL = f"amqp://{USER}:{PASSWORD}@{HOST}:{PORT}/"
 TIME_CAP = float(os.environ.get("BENCH_TIME_CAP", "120"))
 
 PREFETCH = 1000
+#: BENCH_PERSISTENT=1 (run.py --persistent): queues are durable and every message persistent
+#: (delivery mode 2: the broker writes it to disk and confirms it after the fsync)
+PERSISTENT = os.environ.get("BENCH_PERSISTENT", "") == "1"
+#: which row of a client module runs (run.py sets it for rows such as raw_pipelined, mmate_fast_gather)
+VARIANT = os.environ.get("BENCH_VARIANT", "")
 BATCH = 1000  # raw frames per sendall / publish window / drain interval
 WORKLOADS = ("publish", "publish-confirm", "publish-confirm-each", "consume", "e2e")
 DEFAULT_N = {"publish": 50_000, "publish-confirm": 50_000, "publish-confirm-each": 5_000,
@@ -279,13 +284,14 @@ def ack_frame(tag: int, multiple: bool, channel: int = 1) -> bytes:
 
 
 def publish_frames(routing_key: str, body: bytes, channel: int = 1) -> bytes:
-    """basic.publish + content header (application/json, transient; PROPS at the mmate level) + body,
+    """basic.publish + content header (application/json, transient unless PERSISTENT; PROPS at the
+    mmate level) + body,
     encoded once by pamqp."""
     if PROPS is not None:
         payload = _CH_PREFIX.pack(60, 0, len(body)) + PROPS
         header = HDR.pack(2, channel, len(payload)) + payload + bytes((FRAME_END,))
     else:
-        props = C.Basic.Properties(content_type="application/json", delivery_mode=1)
+        props = C.Basic.Properties(content_type="application/json", delivery_mode=2 if PERSISTENT else 1)
         header = pframe.marshal(pheader.ContentHeader(0, len(body), props), channel)
     return (pframe.marshal(C.Basic.Publish(exchange="", routing_key=routing_key), channel)
             + header + pframe.marshal(pbody.ContentBody(body), channel))
@@ -354,7 +360,7 @@ class RawAMQP:
 
     # -- admin -------------------------------------------------------------------------------
     def declare(self, q: str) -> None:
-        self.rpc(C.Queue.Declare(queue=q, durable=False, exclusive=False, auto_delete=False),
+        self.rpc(C.Queue.Declare(queue=q, durable=PERSISTENT, exclusive=False, auto_delete=False),
                  C.Queue.DeclareOk)
 
     def count(self, q: str) -> int:
