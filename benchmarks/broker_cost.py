@@ -21,9 +21,12 @@ broker's cost per message. Rows:
   confirms) with its defaults, ``publish_channels=4`` and ``wire_profile="lean"``: how close the
   library gets to the raw ceiling of the same wire.
 
-The table gives the rate, client CPU µs/msg (this process), broker CPU µs/msg and its difference to
-``plain``; the last line is one JSON object (``rates``, ``broker_us``, ``client_us``, ``vs_raw`` of
-the client rows against the raw row with the same bytes, ``vs_plain``). Medians of ``--repeat``.
+The table gives the rate, client CPU µs/msg (this process), broker CPU µs/msg (net of background) and
+its difference to ``plain``, the gross figure, the background share and how many cores the broker
+kept busy during the run (gross CPU / wall time: above 1 only when its processes ran in parallel);
+the last line is one JSON object (``rates``, ``broker_us``, ``client_us``, ``broker_cores``,
+``vs_raw`` of the client rows against the raw row with the same bytes, ``vs_plain``). Medians of
+``--repeat``. Broker CPU per message is robust to the machine's load; the rates are not.
 Queues and exchanges are this run's own (``bench.brokercost.*``) and deleted afterwards.
 """
 from __future__ import annotations
@@ -229,6 +232,7 @@ class Meter:
             bg = (self.bg_rate or 0.0) * t
             res["broker_us"] = max(0.0, gross - bg) / n * 1e6
             res["broker_bg_pct"] = (self.bg_rate or 0.0) * 100
+            res["broker_cores"] = gross / t  # how many cores the broker kept busy meanwhile
         return res
 
 
@@ -374,20 +378,21 @@ def _table(head: list[str], rows: list[list[str]], left: tuple[int, ...]) -> lis
 
 
 def summarize(rows: list[str], runs: dict[str, list[dict[str, Any]]], n: int) -> tuple[str, dict[str, Any]]:
-    keys = ("rate", "client_us", "broker_us", "broker_gross_us", "broker_bg_pct")
+    keys = ("rate", "client_us", "broker_us", "broker_gross_us", "broker_bg_pct", "broker_cores")
     med = {r: {k: _med([x.get(k) for x in runs[r]]) for k in keys} for r in rows}
     base = med.get("plain", {}).get("broker_us")
-    head = ["row", "msg/s", "client µs/msg", "broker µs/msg", "Δ vs plain", "gross", "bg %", "what"]
+    head = ["row", "msg/s", "client µs/msg", "broker µs/msg", "Δ vs plain", "gross", "bg %", "broker cores",
+            "what"]
     table = []
     for r in rows:
         b = med[r]["broker_us"]
         delta = None if b is None or base is None or r == "plain" else b - base
         table.append([r, _fmt(med[r]["rate"], ",.0f"), _fmt(med[r]["client_us"], ".1f"), _fmt(b, ".1f"),
                       _fmt(delta, "+.1f"), _fmt(med[r]["broker_gross_us"], ".1f"),
-                      _fmt(med[r]["broker_bg_pct"], ".0f"), ROWS[r][1]])
+                      _fmt(med[r]["broker_bg_pct"], ".0f"), _fmt(med[r]["broker_cores"], ".2f"), ROWS[r][1]])
     reps = len(next(iter(runs.values())))
     lines = [f"broker cost per published message ({NODE[0]} node, N={n:,} per run, medians of {reps})",
-             *_table(head, table, (0, 7))]
+             *_table(head, table, (0, 8))]
 
     def ratio(a: str, b: str) -> float | None:
         if a not in runs or b not in runs:
@@ -401,7 +406,8 @@ def summarize(rows: list[str], runs: dict[str, list[dict[str, Any]]], n: int) ->
     lines.append(f"load average at the end: {os.getloadavg()[0]:.2f}")
     obj = {"workload": "broker-cost", "messages": n, "node": NODE[0],
            "rates": {r: med[r]["rate"] for r in rows}, "broker_us": {r: med[r]["broker_us"] for r in rows},
-           "client_us": {r: med[r]["client_us"] for r in rows}, "vs_raw": vs_raw, "vs_plain": vs_plain,
+           "client_us": {r: med[r]["client_us"] for r in rows},
+           "broker_cores": {r: med[r]["broker_cores"] for r in rows}, "vs_raw": vs_raw, "vs_plain": vs_plain,
            "load": os.getloadavg()[0], "extensions": _common.extensions_in_use()}
     return "\n".join(lines), obj
 
