@@ -29,7 +29,9 @@ mmate_fast_observed (OpenTelemetry tracing of every message on the SDK, Promethe
 ``client.serve_observability()`` with /metrics and /health/ready scraped once per second; the target
 is a cost of at most 10 %), mmate_fast_observed_sampled (the same with 1 % of the traces sampled)
 and mmate_fast_metrics (the same without tracing), mmate_fast_traced_fast (metrics + TracingObserver,
-the fast tracing path, 1 % sampled).
+the fast tracing path, 1 % sampled). ``--publish-options`` (publish, e2e) adds mmate_fast_channels4
+(Client(publish_channels=4)) and mmate_fast_lean (Client(wire_profile="lean"): no AMQP header table;
+see benchmarks/broker_cost.py for what each part of the wire costs the broker).
 
 publish-confirm adds the row raw_pipelined (the raw client sending the next 1000 while the previous
 1000's confirms are on their way: the target row of confirmed publishing, "vs_raw_pipelined" in the
@@ -82,7 +84,8 @@ MMATE_VARIANTS = {"mmate_fast_confirms": "confirms", "mmate_fast_confirms_batch"
                   "mmate_fast_norecovery": "norecovery", "mmate_fast_observed": "observed",
                   "mmate_fast_observed_sampled": "observed_sampled", "mmate_fast_metrics": "metrics",
                   "mmate_fast_traced_fast": "traced_fast", "mmate_fast_gather": "gather",
-                  "mmate_fast_concurrent": "concurrent"}
+                  "mmate_fast_concurrent": "concurrent", "mmate_fast_channels4": "channels4",
+                  "mmate_fast_lean": "lean"}
 #: rows publish-confirm --level mmate adds by default (the confirmed-publishing idioms besides the batch API)
 CONFIRM_ROWS = ["mmate_fast_gather", "mmate_fast_concurrent"]
 #: rows that run another row's module with BENCH_VARIANT set: row -> (that row, variant); publish-confirm
@@ -242,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
                          "endpoints scraped once per second), mmate_fast_observed_sampled (1 %% of the "
                          "traces sampled), mmate_fast_metrics (without tracing) and "
                          "mmate_fast_traced_fast (metrics + TracingObserver at 1 %%)")
+    ap.add_argument("--publish-options", action="store_true",
+                    help="--level mmate publish/e2e: add the rows mmate_fast_channels4 "
+                         "(publish_channels=4) and mmate_fast_lean (wire_profile='lean')")
     ap.add_argument("--persistent", action="store_true",
                     help="durable queues and persistent messages (stored on disk, confirmed after the fsync)")
     ap.add_argument("--concurrency", default="1,64", help="rpc: comma list of concurrencies (default 1,64)")
@@ -281,8 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("rpc: --concurrency takes positive integers (e.g. 1,64), "
                      f"--only {','.join(RPC_ORDER)}, --repeat >= 1")
         return rpc_main(a.messages, concs, a.repeat, rpc_only, a.loop, a.timeout)
-    if (a.confirms or a.no_recovery or a.observability) and a.level != "mmate":
-        ap.error("--confirms / --no-recovery / --observability need --level mmate")
+    if (a.confirms or a.no_recovery or a.observability or a.publish_options) and a.level != "mmate":
+        ap.error("--confirms / --no-recovery / --observability / --publish-options need --level mmate")
     if a.confirms and a.workload != "publish":
         ap.error("--confirms applies to the publish workload only")
     if a.level == "mmate" and a.workload not in MMATE_WORKLOADS:
@@ -311,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.observability:
             order += ["mmate_fast_observed", "mmate_fast_observed_sampled", "mmate_fast_metrics",
                       "mmate_fast_traced_fast"]
+        if a.publish_options:
+            order += ["mmate_fast_channels4", "mmate_fast_lean"]
         if picked_variants:
             order = [c for c in order if c not in MMATE_VARIANTS or c in picked_variants]
     n = a.messages if a.messages is not None else DEFAULT_N[a.workload]
