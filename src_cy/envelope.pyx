@@ -754,7 +754,7 @@ cdef bint _digit_run(const unsigned char* p, Py_ssize_t n) noexcept nogil:
     """True when p[0:n] holds LONG_RUN digits in a row. Probes the last byte a run could end on:
     bodies without long numbers are mostly skipped LONG_RUN (or, next to short digit runs such as
     ids and times, HALF + 1) bytes at a time; only where both probes are digits is it scanned."""
-    cdef Py_ssize_t i = LONG_RUN - 1, j, lo
+    cdef Py_ssize_t i = LONG_RUN - 1, j, lo, k
     while i < n:
         if not _digit(p[i]):  # no run of LONG_RUN ends at i .. i + LONG_RUN - 1
             i += LONG_RUN
@@ -767,7 +767,16 @@ cdef bint _digit_run(const unsigned char* p, Py_ssize_t n) noexcept nogil:
         while j >= lo and _digit(p[j]):
             j -= 1
         if j < lo:
-            return True
+            k = lo - 1
+            while k >= 0 and _digit(p[k]):
+                k -= 1
+            if k < 0 or p[k] != 34:
+                return True
+            # right after a quote: inside a string (JSON puts no number there), e.g. a 19-digit
+            # time_ns stamp; nothing for orjson to round: skip the run
+            j = i + 1
+            while j < n and _digit(p[j]):
+                j += 1
         i = j + LONG_RUN  # p[j] is no digit: a run can end at j + LONG_RUN at the earliest
     return False
 
