@@ -68,15 +68,18 @@ class StreamPublisher:
         self._loop = asyncio.get_running_loop()
 
     def _append(self, msg: Any, options: Mapping[str, Any]) -> str:
-        kind = options.get("kind") or kind_of(msg)
-        tname = message_type(msg)
-        exchange, routing_key = default_route(msg, kind, tname)
-        exchange = options.get("exchange", exchange)
-        routing_key = options.get("routing_key", routing_key)
-        kw = {k: v for k, v in options.items() if k not in ("exchange", "routing_key")}
-        if self.source is not None:
-            kw.setdefault("source", self.source)
-        out = build(msg, kind=kind, **kw)
+        kw = dict(options)
+        kind = kw.pop("kind", None) or kind_of(msg)
+        tname = kw.pop("type_name", None) or message_type(msg)
+        exchange = kw.pop("exchange", None)
+        routing_key = kw.pop("routing_key", None)
+        if exchange is None or routing_key is None:
+            ex, rk = default_route(msg, kind, tname)
+            exchange = ex if exchange is None else exchange
+            routing_key = rk if routing_key is None else routing_key
+        if self.source is not None and "source" not in kw:
+            kw["source"] = self.source
+        out = build(msg, kind=kind, type_name=tname, **kw)
         self.producer.append(out.properties, out.body, exchange, routing_key)
         self.published += 1
         return out.message_id
