@@ -89,7 +89,15 @@ def _key(value: Any) -> Any:
 
 
 def decode_sections(msg: bytes) -> dict[int, Any]:
-    """Section descriptor code (0x70 header .. 0x78 footer) -> decoded value; data sections joined."""
+    """Section descriptor code (0x70 header .. 0x78 footer) -> decoded value; data sections joined.
+    ValueError for bytes that do not parse (whatever broke inside)."""
+    try:
+        return _sections(msg)
+    except (IndexError, struct.error, UnicodeDecodeError) as exc:
+        raise ValueError(f"AMQP 1.0 message does not parse: {exc}") from None
+
+
+def _sections(msg: bytes) -> dict[int, Any]:
     out: dict[int, Any] = {}
     pos = 0
     n = len(msg)

@@ -99,6 +99,7 @@ class StreamConnection(asyncio.Protocol):
         self.server_properties: dict[str, str] = {}
         self._transport: Any = None
         self._buf = bytearray()
+        self._need = 0
         self._corr = 0
         self._pending: dict[int, tuple[asyncio.Future[tuple[int, bytes, int]], int]] = {}
         self._tune: asyncio.Future[None] = loop.create_future()
@@ -123,6 +124,8 @@ class StreamConnection(asyncio.Protocol):
         buf = self._buf
         if buf:
             buf += data
+            if len(buf) < self._need:  # a large frame (a chunk) still coming: no copy until it is whole
+                return
             data = bytes(buf)
             buf.clear()
         n = len(data)
@@ -144,7 +147,11 @@ class StreamConnection(asyncio.Protocol):
                 self._transport.abort()
             return
         if pos < n:
-            buf += data[pos:]
+            buf += memoryview(data)[pos:]
+            # bytes the frame that starts the buffer needs (its size once 4 bytes are in)
+            self._need = 4 + c.U32.unpack_from(buf, 0)[0] if len(buf) >= 4 else 4
+        else:
+            self._need = 0
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -400,10 +407,11 @@ class StreamConnection(asyncio.Protocol):
                 return i
         raise errors.StreamError(f"a stream connection carries at most 256 {what}; open another connection")
 
-    async def producer(self, stream: str, *, reference: str = "", max_in_flight: int = 100_000) -> Any:
+    async def producer(self, stream: str, *, reference: str = "", max_in_flight: int = 20_000) -> Any:
         """A :class:`StreamProducer` on ``stream``. With a ``reference`` (at most 256 characters) the
         broker drops messages whose publishing id it stored before (deduplication), and the producer
-        goes on after the last stored id."""
+        goes on after the last stored id. ``max_in_flight``: unconfirmed messages before
+        ``wait_room`` waits (the pipelining window)."""
         from mmate_fast.transports.streams.producer import StreamProducer
 
         pid = self._free_id(self._producers, "publishers")

@@ -151,13 +151,12 @@ class StreamProducer:
 
     # ------------------------------------------------------------------ broker side
     def _on_confirm(self, pos: int, count: int, data: bytes) -> None:
-        top = (
-            max(c.U64.unpack_from(data, pos + 8 * i)[0] for i in range(count))
-            if count > 1
-            else c.U64.unpack_from(data, pos)[0]
-            if count
-            else 0
-        )
+        if not count:
+            return
+        # one publisher's ids are confirmed in the order they were written: the last is the highest
+        # (the first too, in case a broker ever sent them the other way round)
+        unpack = c.U64.unpack_from
+        top = max(unpack(data, pos)[0], unpack(data, pos + 8 * (count - 1))[0])
         self.confirmed += count
         if top > self._confirmed_to:
             self._confirmed_to = top
