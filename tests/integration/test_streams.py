@@ -323,3 +323,37 @@ async def test_stream_deleted_under_a_publisher_fails_its_batch_by_name(sconn: S
     with pytest.raises(errors.StreamPublishError) as info:
         await producer.flush(timeout=3)
     assert info.value.code == 0x12  # publisher does not exist: the broker dropped it with its stream
+
+
+def test_the_documented_pipeline_runs() -> None:
+    """docs/notes/streams.md's example is docs/notes/streams_pipeline.py, and it runs (on a stream and
+    services of its own here)."""
+    import pathlib
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    doc = (root / "docs/notes/streams.md").read_text()
+    code = doc[doc.index("```python\n") + 10:]
+    code = code[:code.index("```\n")]
+    script = (root / "docs/notes/streams_pipeline.py").read_text()
+    assert script.endswith(code)
+    tag = uuid.uuid4().hex[:8]
+    for word in ("orders", "shop", "billing", "shipping"):
+        code = code.replace(f'"{word}"', f'"wt5-streams-{word}-{tag}"')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env,
+                             check=False)
+        assert out.returncode == 0, out.stderr[-2000:]
+        # (its print labels were renamed with the rest)
+        assert out.stdout.startswith(f"wt5-streams-billing-{tag} 100 wt5-streams-shipping-{tag} 100"), out.stdout
+    finally:
+        async def cleanup() -> None:
+            conn = await connect(AMQP_URL)
+            ch = await conn.channel()
+            for svc in ("shop", "billing", "shipping"):
+                await ch.queue_delete(f"wt5-streams-{svc}-{tag}-queue")
+            await conn.close()
+
+        asyncio.run(cleanup())
