@@ -384,84 +384,68 @@ class StreamConsumer:
         wire = self.pipeline.has_wire
         intercept = self.pipeline.has_consume
         offset = first - 1
-        for raw in records:
-            offset += 1
-            stats.received += 1
-            try:
-                body = _message_body(raw)
-            except ValueError as exc:
-                self._fail(StreamDelivery(stream, offset, ts, raw, b""), "not-amqp", str(exc), exc)
-                self.last_offset = offset
-                continue
-            delivery = None
-            if wire:
-                delivery = StreamDelivery(stream, offset, ts, raw, body)
+        handled = 0
+        stats.received += len(records)
+        try:
+            for raw in records:
+                offset += 1
                 try:
-                    body = self.pipeline.verify(delivery, stream)
-                except Exception as exc:
-                    reason = exc.reason if isinstance(exc, errors.InterceptorError) else "interceptor-error"
-                    self._fail(delivery, reason, str(exc) or type(exc).__name__, exc)
-                    self.last_offset = offset
+                    body = _message_body(raw)
+                except ValueError as exc:
+                    self._fail(StreamDelivery(stream, offset, ts, raw, b""), "not-amqp", str(exc), exc)
                     continue
-            try:
-                env = _decode_envelope(body)
-            except errors.EnvelopeError as exc:
-                self._fail(
-                    delivery or StreamDelivery(stream, offset, ts, raw, body), exc.reason, str(exc), exc
-                )
-                self.last_offset = offset
-                continue
-            handlers = lookup(env.type)
-            if not handlers:
-                stats.ignored += 1
-                self.last_offset = offset
-                continue
-            try:
-                msg = from_envelope(env, registry)
-            except (errors.ContractError, errors.EnvelopeError) as exc:
-                self._fail(
-                    delivery or StreamDelivery(stream, offset, ts, raw, body),
-                    "contract-error",
-                    str(exc),
-                    exc,
-                    env,
-                )
-                self.last_offset = offset
-                continue
-            ctx = None
-            try:
-                for spec in handlers:
-                    if (spec.wants_context or intercept) and ctx is None:
-                        if delivery is None:
-                            delivery = StreamDelivery(stream, offset, ts, raw, body)
-                        ctx = MessageContext(delivery, env, msg, stream, self.services)
-                    if intercept:
-                        cctx = ConsumeContext(delivery, env, msg, stream, spec, ctx)
-                        await self.pipeline.consume(cctx, _call(spec, msg, ctx))
+                delivery = None
+                if wire:
+                    delivery = StreamDelivery(stream, offset, ts, raw, body)
+                    try:
+                        body = self.pipeline.verify(delivery, stream)
+                    except Exception as exc:
+                        why = exc.reason if isinstance(exc, errors.InterceptorError) else "interceptor-error"
+                        self._fail(delivery, why, str(exc) or type(exc).__name__, exc)
                         continue
-                    result = spec.fn(msg, ctx) if spec.wants_context else spec.fn(msg)
-                    if spec.is_async:
-                        await result
-            except Exception as exc:
-                log.error(
-                    "handler for %s (id %s) on stream %r offset %d failed: %r",
-                    env.type,
-                    env.id,
-                    stream,
-                    offset,
-                    exc,
-                )
-                reason = str(getattr(exc, "reason", "") or "") if isinstance(exc, errors.MmateError) else ""
-                self._fail(
-                    delivery or StreamDelivery(stream, offset, ts, raw, body),
-                    reason or "handler-error",
-                    f"{type(exc).__name__}: {exc}",
-                    exc,
-                    env,
-                    msg,
-                )
-            else:
-                stats.handled += 1
+                try:
+                    env = _decode_envelope(body)
+                except errors.EnvelopeError as exc:
+                    delivery = delivery or StreamDelivery(stream, offset, ts, raw, body)
+                    self._fail(delivery, exc.reason, str(exc), exc)
+                    continue
+                handlers = lookup(env.type)
+                if not handlers:
+                    stats.ignored += 1
+                    continue
+                try:
+                    msg = from_envelope(env, registry)
+                except (errors.ContractError, errors.EnvelopeError) as exc:
+                    delivery = delivery or StreamDelivery(stream, offset, ts, raw, body)
+                    self._fail(delivery, "contract-error", str(exc), exc, env)
+                    continue
+                ctx = None
+                try:
+                    for spec in handlers:
+                        if (spec.wants_context or intercept) and ctx is None:
+                            if delivery is None:
+                                delivery = StreamDelivery(stream, offset, ts, raw, body)
+                            ctx = MessageContext(delivery, env, msg, stream, self.services)
+                        if intercept:
+                            cctx = ConsumeContext(delivery, env, msg, stream, spec, ctx)
+                            await self.pipeline.consume(cctx, _call(spec, msg, ctx))
+                            continue
+                        result = spec.fn(msg, ctx) if spec.wants_context else spec.fn(msg)
+                        if spec.is_async:
+                            await result
+                except Exception as exc:
+                    log.error("handler for %s (id %s) on stream %r offset %d failed: %r", env.type, env.id,
+                              stream, offset, exc)
+                    why = str(getattr(exc, "reason", "") or "") if isinstance(exc, errors.MmateError) else ""
+                    delivery = delivery or StreamDelivery(stream, offset, ts, raw, body)
+                    self._fail(delivery, why or "handler-error", f"{type(exc).__name__}: {exc}", exc, env, msg)
+                else:
+                    handled += 1
+        except BaseException:  # cancelled inside a handler's await: that record is not done
+            offset -= 1
+            raise
+        finally:  # counters and progress once per chunk
+            stats.handled += handled
             self.last_offset = offset
 
     def _fail(
