@@ -438,7 +438,8 @@ class StreamConsumer:
                               stream, offset, exc)
                     why = str(getattr(exc, "reason", "") or "") if isinstance(exc, errors.MmateError) else ""
                     delivery = delivery or StreamDelivery(stream, offset, ts, raw, body)
-                    self._fail(delivery, why or "handler-error", f"{type(exc).__name__}: {exc}", exc, env, msg)
+                    text = f"{type(exc).__name__}: {exc}"
+                    self._fail(delivery, why or "handler-error", text, exc, env, msg)
                 else:
                     handled += 1
         except BaseException:  # cancelled inside a handler's await: that record is not done
