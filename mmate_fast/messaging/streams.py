@@ -67,18 +67,29 @@ class StreamPublisher:
         self._scheduled = False
         self._loop = asyncio.get_running_loop()
 
-    def _append(self, msg: Any, options: Mapping[str, Any]) -> str:
+    def _options(self, options: Mapping[str, Any]) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        """(kind, type name, exchange, routing key, build options) of the caller's options (None:
+        per message)."""
         kw = dict(options)
-        kind = kw.pop("kind", None) or kind_of(msg)
-        tname = kw.pop("type_name", None) or message_type(msg)
+        kind = kw.pop("kind", None)
+        tname = kw.pop("type_name", None)
         exchange = kw.pop("exchange", None)
         routing_key = kw.pop("routing_key", None)
+        if self.source is not None and "source" not in kw:
+            kw["source"] = self.source
+        return kind, tname, exchange, routing_key, kw
+
+    def _append(self, msg: Any, options: Mapping[str, Any]) -> str:
+        return self._add(msg, *self._options(options))
+
+    def _add(self, msg: Any, kind: Any, tname: Any, exchange: Any, routing_key: Any,
+             kw: dict[str, Any]) -> str:
+        kind = kind or kind_of(msg)
+        tname = tname or message_type(msg)
         if exchange is None or routing_key is None:
             ex, rk = default_route(msg, kind, tname)
             exchange = ex if exchange is None else exchange
             routing_key = rk if routing_key is None else routing_key
-        if self.source is not None and "source" not in kw:
-            kw["source"] = self.source
         out = build(msg, kind=kind, type_name=tname, **kw)
         self.producer.append(out.properties, out.body, exchange, routing_key)
         self.published += 1
@@ -123,10 +134,11 @@ class StreamPublisher:
         all are stored; returns their ids in order."""
         producer = self.producer
         ids: list[str] = []
-        append = self._append
+        add = self._add
+        kind, tname, exchange, routing_key, kw = self._options(options)  # once, not per message
         size = self.batch_size
         for msg in messages:
-            ids.append(append(msg, options))
+            ids.append(add(msg, kind, tname, exchange, routing_key, kw))
             if producer.pending >= size:
                 producer.send()
                 if producer.in_flight > producer.max_in_flight:

@@ -40,6 +40,8 @@ class StreamProducer:
         self._batch_first = next_id
         self._frames: list[tuple[bytearray, int]] = []  # (Publish frame, messages in it)
         self._confirmed_to = next_id - 1
+        #: a Publish frame is closed past this size (the connection's frame_max, with room)
+        self._limit = conn.frame_max - 64
         self._buf = self._new_frame()
         self._in_frame = 0
         #: (last publishing id of a batch, its future), oldest first
@@ -85,7 +87,7 @@ class StreamProducer:
         before = len(buf)
         pid = self.next_id
         _append_message(buf, pid, properties, body, exchange, routing_key)
-        if len(buf) > self.connection.frame_max - 64 and self._in_frame:
+        if len(buf) > self._limit and self._in_frame:
             tail = bytes(buf[before:])
             del buf[before:]
             self._roll()
@@ -98,7 +100,7 @@ class StreamProducer:
         """Add one ready message (AMQP 1.0 bytes, or any bytes for readers that expect them)."""
         if self._error is not None or self._closed:
             self._check()
-        if len(self._buf) + len(message) + 12 > self.connection.frame_max - 64 and self._in_frame:
+        if len(self._buf) + len(message) + 12 > self._limit and self._in_frame:
             self._roll()
         pid = self.next_id
         buf = self._buf
