@@ -53,6 +53,11 @@ stage queue plus a starter process that keeps ``--inflight`` flows running and c
 raw, mmate_fast (memory store per worker), mmate_fast_sqlite (a shared SQLite file store) and aio_pika
 (the flow written by hand); ``--prefetch`` per stage consumer; see _flow_runner.py and the _flow_*.py
 clients. The JSON adds ``sqlite_cost`` (1 - mmate_fast_sqlite / mmate_fast).
+
+streams-publish | streams-consume: Mmate envelopes through RabbitMQ Streams (port 5552): raw (pre-encoded
+stream frames), mmate_fast (typed events, Client.publish_batch_to_stream / subscribe_stream) and bare
+rbfly (envelopes built per message with dicts + orjson); see _streams_runner.py. The JSON has
+``vs_rbfly`` instead of aio-pika (which does not speak the stream protocol).
 """
 from __future__ import annotations
 
@@ -224,7 +229,8 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("workload", choices=(*WORKLOADS, "rpc", "stageflow"))
+    ap.add_argument("workload", choices=(*WORKLOADS, "rpc", "stageflow", "streams-publish",
+                                         "streams-consume"))
     ap.add_argument("--messages", "-n", type=int, default=None,
                     help="messages per run (default 50000; 5000 for publish-confirm-each)")
     ap.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
@@ -272,6 +278,13 @@ def main(argv: list[str] | None = None) -> int:
                 or min(prefetch, inflight) < 1 or (n is not None and n < 1)):
             ap.error(f"stageflow: --only {','.join(fr.ORDER)}, --repeat/--flows/--prefetch/--inflight >= 1")
         return fr.main(n, a.repeat, flow_only, a.loop, a.timeout, prefetch, inflight)
+    if a.workload.startswith("streams-"):  # RabbitMQ Streams: raw, mmate_fast, rbfly (_streams_runner.py)
+        import _streams_runner as sr
+
+        picked = [c.strip().replace("-", "_") for c in (a.only or ",".join(sr.ORDER)).split(",") if c.strip()]
+        if not picked or any(c not in sr.ORDER for c in picked) or a.repeat < 1:
+            ap.error(f"{a.workload}: --only {','.join(sr.ORDER)}, --repeat >= 1")
+        return sr.main(a.workload, a.messages, a.repeat, picked, a.loop, a.timeout)
     if a.workload == "rpc":
         from _rpc_runner import DEFAULT_ONLY as RPC_DEFAULT
         from _rpc_runner import ORDER as RPC_ORDER
