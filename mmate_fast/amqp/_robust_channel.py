@@ -23,6 +23,11 @@ channel is live again). Only the refused call fails, with the broker's named err
 - without publisher confirms nothing is tracked: publishes sent after the refused one, before the
   broker's close arrived, were discarded by the broker (logged; use confirms to have them re-sent).
 
+A nacked publish fails to its caller (PublishNackedError: not stored, publish it again) and the
+channel is replaced by a fresh one on the same connection (at most once a second; the unconfirmed
+publishes are re-sent on it): RabbitMQ 3.10 nacks every later publish to a quorum queue on a channel
+that published to it while the queue had no leader (a node failure, a failover), a fresh channel works.
+
 A consumer that cannot be restored (its queue is gone: 404; exclusive to another connection: 405;
 403) is dropped and its ``on_cancel`` called once the channel is live; the rest are restored. At a
 reconnect, recorded topology the broker now refuses (a binding to an exchange deleted meanwhile: 404;
@@ -68,10 +73,13 @@ _CONSUMER_GONE = (errors.NotFoundError, errors.ResourceLockedError, errors.Acces
 _TOPOLOGY_STALE = (errors.NotFoundError, errors.PreconditionFailedError, errors.AccessRefusedError)
 _NO_EXCHANGE = re.compile(r"no exchange '(.*)' in vhost '")
 _BASIC_PUBLISH = (60, 40)
+#: seconds between two replacements of a channel after nacks
+_NACK_REPLACE_INTERVAL = 1.0
 
 T = TypeVar("T")
-#: (confirm future or None, body, exchange, routing key, encoded properties, mandatory)
-_Publish = tuple["asyncio.Future[bool] | None", Any, str, str, bytes, bool]
+#: (confirm future or None, body, exchange, routing key, encoded properties, mandatory, what the
+#: confirm future resolves with)
+_Publish = tuple["asyncio.Future[Any] | None", Any, str, str, bytes, bool, Any]
 
 
 def _copy(exc: errors.ChannelError, message: str | None = None) -> errors.ChannelError:
@@ -121,6 +129,8 @@ class RobustChannel:
         self._restoring = False
         self._healing: asyncio.Task[None] | None = None
         self._heal_error: BaseException | None = None
+        self._replaced_at = -_NACK_REPLACE_INTERVAL
+        self._replacing: asyncio.TimerHandle | None = None
         self.on_return: ReturnCallback | None = None
         self.channel_id = 0
 
@@ -199,6 +209,7 @@ class RobustChannel:
                     ch._retain_waiters = True
                     ch.on_return = self._on_return
                     ch.on_close = self._on_channel_closed
+                    ch.on_nack = self._on_nacked
                     if self._confirms:
                         await ch.confirm_select()
                     if redeclare and not await self._redeclare(ch, done, renamed):
@@ -289,7 +300,7 @@ class RobustChannel:
         resend = [p for p in self._pending if p[0] is not None and not p[0].done()]
         self._pending.clear()
         for p in resend:
-            ch._publish_tracked(p[1], p[2], p[3], p[4], p[5], p[0])
+            ch._publish_tracked(p[1], p[2], p[3], p[4], p[5], p[0], p[6])
             self._pending.append(p)
         self._robust.stats.republished += len(resend)
         if resend:
@@ -359,6 +370,38 @@ class RobustChannel:
         self._robust._note(f"channel {ch.channel_id} closed: {exc}")
         self._healing = self._loop.create_task(self._heal(conn))
 
+    def _on_nacked(self, ch: Any) -> None:
+        """The broker nacked a publish on ``ch``: replace the channel (see the module docstring),
+        at once or ``_NACK_REPLACE_INTERVAL`` after the previous replacement."""
+        if ch is not self._ch or self._replacing is not None:
+            return
+        wait = self._replaced_at + _NACK_REPLACE_INTERVAL - self._loop.time()
+        self._replacing = self._loop.call_later(max(0.0, wait), self._replace, ch)
+
+    def _replace(self, ch: Any) -> None:
+        self._replacing = None
+        conn: Connection = ch._conn
+        if (ch is not self._ch or not ch.is_open or self._restoring or self._closing
+                or self._closed_exc is not None or conn.is_closed or conn is not self._robust._conn
+                or (self._healing is not None and not self._healing.done())):
+            return
+        self._replaced_at = self._loop.time()
+        self._offline()
+        ch.on_close = None
+        ch.on_nack = None
+        log.warning("broker nacked a publish on channel %d; replacing the channel (a quorum queue that "
+                    "changed leaders keeps nacking on it)", ch.channel_id)
+        self._robust._note(f"channel {ch.channel_id} replaced after a nack")
+        self._robust.stats.nack_replacements += 1
+        self._healing = self._loop.create_task(self._replace_channel(ch, conn))
+
+    async def _replace_channel(self, old: Any, conn: Connection) -> None:
+        try:
+            await old.close(timeout=5)  # its unconfirmed publishes stay pending: re-sent on the new one
+        except Exception as exc:
+            log.debug("closing the nacked channel failed: %s", exc)
+        await self._heal(conn)
+
     def _settle_refused(self, exc: BaseException) -> None:
         """Fail the unconfirmed publishes the broker refused; the rest stay pending (re-sent)."""
         if not isinstance(exc, errors.ChannelError) or (exc.class_id, exc.method_id) != _BASIC_PUBLISH:
@@ -411,11 +454,11 @@ class RobustChannel:
     def _flush_buffered(self) -> None:
         """Send what was published while not live."""
         buf, self._buffer = self._buffer, deque()
-        for fut, body, exchange, routing_key, props, mandatory in buf:
+        for fut, body, exchange, routing_key, props, mandatory, value in buf:
             if fut is not None and fut.done():
                 continue
             try:
-                self._send(body, exchange, routing_key, props, mandatory, fut)
+                self._send(body, exchange, routing_key, props, mandatory, fut, value)
             except errors.MmateError as exc:
                 if fut is None:
                     log.error("a publish buffered on channel %d could not be sent: %s", self.channel_id, exc)
@@ -557,14 +600,14 @@ class RobustChannel:
 
     # ------------------------------------------------------------------ publish
     def _send(self, body: Any, exchange: str, routing_key: str, props: bytes, mandatory: bool,
-              fut: asyncio.Future[bool] | None) -> asyncio.Future[bool] | None:
+              fut: asyncio.Future[Any] | None, value: Any = True) -> asyncio.Future[Any] | None:
         ch = self._ch
         if self._confirms:
             if fut is None:
                 fut = self._loop.create_future()
-            ch._publish_tracked(body, exchange, routing_key, props, mandatory, fut)
+            ch._publish_tracked(body, exchange, routing_key, props, mandatory, fut, value)
             pending = self._pending
-            pending.append((fut, body, exchange, routing_key, props, mandatory))
+            pending.append((fut, body, exchange, routing_key, props, mandatory, value))
             while pending[0][0].done():  # type: ignore[union-attr]
                 self._settled(pending.popleft()[0])  # type: ignore[arg-type]
             return fut
@@ -576,7 +619,8 @@ class RobustChannel:
             self._nacked += 1
 
     def publish_nowait(self, body: bytes, exchange: str = "", routing_key: str = "",
-                       properties: Any = None, *, mandatory: bool = False) -> asyncio.Future[bool] | None:
+                       properties: Any = None, *, mandatory: bool = False,
+                       confirm_value: Any = True) -> asyncio.Future[Any] | None:
         if properties is None:
             props = _EMPTY_PROPERTIES
         elif type(properties) is bytes:
@@ -585,11 +629,11 @@ class RobustChannel:
             props = encode_properties(properties)
         ch = self._live_ch
         if ch is not None and ch._closed_exc is None:
-            return self._send(body, exchange, routing_key, props, mandatory, None)
-        return self._buffered(body, exchange, routing_key, props, mandatory)
+            return self._send(body, exchange, routing_key, props, mandatory, None, confirm_value)
+        return self._buffered(body, exchange, routing_key, props, mandatory, confirm_value)
 
     def _buffered(self, body: bytes, exchange: str, routing_key: str, props: bytes,
-                  mandatory: bool) -> asyncio.Future[bool] | None:
+                  mandatory: bool, value: Any = True) -> asyncio.Future[Any] | None:
         """Keep a publish made while reconnecting or reopening (sent once live, in order)."""
         self._check()
         robust = self._robust
@@ -602,7 +646,7 @@ class RobustChannel:
                 "reconnected or reopened (max_buffered)")
         publish_names(exchange, routing_key)
         fut = self._loop.create_future() if self._confirms else None
-        self._buffer.append((fut, body, exchange, routing_key, props, mandatory))
+        self._buffer.append((fut, body, exchange, routing_key, props, mandatory, value))
         return fut
 
     async def publish(self, body: bytes, exchange: str = "", routing_key: str = "",

@@ -116,6 +116,8 @@ class Channel:
         self.on_return: ReturnCallback | None = None
         #: called once with (channel, error) when the channel closes for any reason
         self.on_close: Callable[[Channel, BaseException], None] | None = None
+        #: called with the channel when the broker nacks a publish (RobustChannel replaces the channel)
+        self.on_nack: Callable[[Channel], None] | None = None
         self.flow_active = True
         #: set by RobustChannel: on close, leave confirm waiters pending (it settles or re-sends them)
         self._retain_waiters = False
@@ -207,6 +209,8 @@ class Channel:
             tracker = self._tracker
             if item.nack:
                 tracker.nack(item.delivery_tag, item.multiple)
+                if self.on_nack is not None:
+                    self.on_nack(self)
             else:
                 tracker.ack(item.delivery_tag, item.multiple)
             if self._idle_waiters and tracker.outstanding() == 0:
@@ -416,19 +420,20 @@ class Channel:
 
     # ------------------------------------------------------------------ publish
     def publish_nowait(self, body: bytes, exchange: str = "", routing_key: str = "",
-                       properties: Any = None, *, mandatory: bool = False) -> asyncio.Future[bool] | None:
+                       properties: Any = None, *, mandatory: bool = False,
+                       confirm_value: Any = True) -> asyncio.Future[Any] | None:
         """Queue a publish (written at the end of this loop turn). See transports.base.Channel."""
-        fut = self._append_publish(body, exchange, routing_key, properties, mandatory)
+        fut = self._append_publish(body, exchange, routing_key, properties, mandatory, None, confirm_value)
         conn = self._conn
         if not conn._flush_pending:
             conn._schedule_flush()
         return fut
 
     def _append_publish(self, body: bytes, exchange: str, routing_key: str, properties: Any,
-                        mandatory: bool, waiter: Any = None) -> asyncio.Future[bool] | None:
+                        mandatory: bool, waiter: Any = None, value: Any = True) -> asyncio.Future[Any] | None:
         """Encode a publish into the write buffer (no write scheduled); the confirm future or None.
         ``waiter``: a caller-made confirm future (RobustChannel keeps its own so they survive a
-        reconnect)."""
+        reconnect); it resolves with ``value`` on the broker's ack."""
         if self._closed_exc is not None or not self._open:
             self._raise_closed()
         if properties is None:
@@ -444,18 +449,18 @@ class Channel:
         except ENCODE_ERRORS as exc:  # nothing was written
             raise publish_error(exc, exchange, routing_key, body) from None
         if self._confirms:
-            fut: asyncio.Future[bool] = waiter if waiter is not None else self._loop.create_future()
+            fut: asyncio.Future[Any] = waiter if waiter is not None else self._loop.create_future()
             if mandatory:
-                self._tracker.add_mandatory(fut)
+                self._tracker.add_mandatory(fut, value)
             else:
-                self._tracker.add(fut)
+                self._tracker.add(fut, value)
             return fut
         return None
 
     def _publish_tracked(self, body: bytes, exchange: str, routing_key: str, props: bytes,
-                         mandatory: bool, waiter: Any) -> None:
+                         mandatory: bool, waiter: Any, value: Any = True) -> None:
         """``publish_nowait`` in confirm mode with a caller-made waiter (see ``_append_publish``)."""
-        self._append_publish(body, exchange, routing_key, props, mandatory, waiter)
+        self._append_publish(body, exchange, routing_key, props, mandatory, waiter, value)
         conn = self._conn
         if not conn._flush_pending:
             conn._schedule_flush()
