@@ -289,6 +289,35 @@ async def test_writes_wait_for_another_process_on_the_writer_thread(tmp_path: Pa
         await store.close()
 
 
+async def test_a_write_lock_held_briefly_elsewhere_is_waited_for_on_the_loop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inline writes try again from the loop while another process holds the lock (the writes issued
+    meanwhile join them, in order); only after INLINE_LOCK_WAIT do they go to the writer thread."""
+    from mmate_fast.stageflow.store import _sqlite
+
+    monkeypatch.setattr(_sqlite, "INLINE_LOCK_WAIT", 30.0)  # never the writer thread here
+    path = tmp_path / "brief.db"
+    store = open_store(f"sqlite:///{path}")
+    assert isinstance(store, _sqlite.SQLiteFlowStore)
+    try:
+        await store.save(record())
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        first = asyncio.ensure_future(store.save(record(version=3)))
+        await asyncio.sleep(0.02)
+        later = asyncio.ensure_future(store.save(record(version=2, status="older")))  # queued behind
+        await asyncio.sleep(0.02)
+        assert not first.done() and not later.done()
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        await asyncio.gather(first, later)
+        assert store._writes_handed == 0  # all on the loop's connection
+        got = await store.get("i-1")
+        assert got is not None and got.version == 3 and got.status == "running"
+    finally:
+        await store.close()
+
+
 async def test_opening_an_existing_store_does_not_wait_for_a_writer(tmp_path: Path) -> None:
     """open_store is synchronous: on a store whose schema exists it only reads, so another process
     holding the write lock does not block the caller's event loop."""

@@ -141,6 +141,12 @@ _Fn = Callable[..., Any]
 #: nobody waits), what, time.monotonic() when queued)
 _Op = tuple[_Fn, tuple[Any, ...], bool, asyncio.AbstractEventLoop, "asyncio.Future[Any] | None", str, float]
 _CLOSE = None
+#: ``_run_here``: another connection holds the write lock
+_BUSY: list[tuple[_Op, bool, Any]] = []
+#: how long inline writes try again (every INLINE_LOCK_PAUSE s at first, then up to 1 ms apart) while
+#: another process holds the write lock, before the writer thread waits for it
+INLINE_LOCK_WAIT = 0.05
+INLINE_LOCK_PAUSE = 0.0001
 
 
 def _settle(done: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
@@ -485,30 +491,51 @@ class SQLiteFlowStore:
         if len(pending) == 1:
             loop.call_soon(self._flush_here, pending)
 
-    def _flush_here(self, pending: list[_Op]) -> None:
-        """Run this turn's writes in one transaction on this thread, or hand them to the writer
-        thread (the lock is taken, or earlier writes wait there)."""
+    def _flush_here(self, pending: list[_Op], since: float = 0.0) -> None:
+        """Run this turn's writes in one transaction on this thread. While another process holds the
+        write lock, try again a little later from the loop (the writes issued meanwhile join the
+        batch) for up to ``INLINE_LOCK_WAIT`` s, then hand them to the writer thread, which waits
+        for its turn off the loop; so do writes behind earlier ones still pending there (in order)."""
         if not pending:
             return
-        batch = pending[:]
-        pending.clear()
-        if self._writes_handed == self._writes_done:
+        if self._writes_handed == self._writes_done and not self._closed:
+            batch = pending[:]
             done = self._run_here(batch)
             if done is not None:
-                _settle_here(done)
-                return
+                del pending[:len(batch)]
+                if done is not _BUSY:
+                    _settle_here(done)
+                    return
+                now = time.monotonic()
+                since = since or now
+                if now - since < INLINE_LOCK_WAIT:
+                    pause = min(max(now - since, INLINE_LOCK_PAUSE), 0.001)
+                    asyncio.get_running_loop().call_later(pause, self._flush_here, pending, since)
+                    pending[:0] = batch  # still first in line
+                    return
+                pending[:0] = batch
+        self._hand_over(pending)
+
+    def _hand_over(self, pending: list[_Op]) -> None:
+        """Queue ``pending`` (emptied) on the writer thread, in order."""
+        batch = pending[:]
+        pending.clear()
         self._writes_handed += len(batch)
         for op in batch:
             self._queue.put(op)
 
     def _run_here(self, batch: list[_Op]) -> list[tuple[_Op, bool, Any]] | None:
-        """``batch`` in one transaction on this thread's connection; None when it could not run
-        here (the write lock is taken, or SQLite failed): nothing of it was written then."""
+        """``batch`` in one transaction on this thread's connection; ``_BUSY`` when another
+        connection holds the write lock, None when it cannot run here (no connection, or SQLite
+        failed): nothing of it was written then."""
         conn = self._conn()
         if conn is None:
             return None
         try:
-            conn.execute("BEGIN IMMEDIATE")  # no busy wait (timeout 0): taken means the writer thread
+            conn.execute("BEGIN IMMEDIATE")  # no busy wait (timeout 0)
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            return _BUSY if "locked" in text or "busy" in text else None
         except sqlite3.Error:
             return None
         done: list[tuple[_Op, bool, Any]] = []
@@ -638,8 +665,8 @@ class SQLiteFlowStore:
         """Finish what is queued, close the connection and stop the thread (idempotent)."""
         if not self._closed:
             pending: list[_Op] | None = getattr(self._local, "pending", None)
-            if pending:  # this loop turn's writes: before the close
-                self._flush_here(pending)
+            if pending:  # this loop turn's writes (or those waiting for the lock): before the close
+                self._hand_over(pending)
             self._closed = True
             loop = asyncio.get_running_loop()
             fut: asyncio.Future[None] = loop.create_future()
