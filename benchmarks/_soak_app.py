@@ -56,6 +56,9 @@ async def _produce(client: Client, service: str, rate: float) -> None:
                 next_at = loop.time()  # behind: do not burst to catch up
     except errors.MmateError as exc:  # the client is closing (drain): stop producing
         log.info("producer stopped: %s", exc)
+    except Exception:  # a bug: the worker must not go on idle (the soak would call that flat)
+        log.critical("the soak producer failed: exiting the worker", exc_info=True)
+        os._exit(70)
 
 
 async def make() -> Client:

@@ -130,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"soak: {a.minutes:g} min, {a.workers} worker(s) on {a.transport}, {a.rate:g} commands/s each, "
           f"sampling every {a.sample_every:g} s; fleet health on http://127.0.0.1:{port}/health",
           file=sys.stderr, flush=True)
+    # SIGTERM (and SIGINT, even when started in the background with it ignored) end the soak early:
+    # the fleet is drained and the samples so far judged
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     sup = subprocess.Popen(argv_run, cwd=ROOT, env=env)
     samples: dict[int, list[tuple[float, int, int]]] = {}
     pids_seen: dict[int, set[int]] = {}
@@ -157,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
                                                         for s, (_, r, f) in sorted(last.items()))
                   + (f"  acked {n:,}" if n is not None else ""), file=sys.stderr, flush=True)
             time.sleep(max(0.0, min(a.sample_every, end - time.monotonic())))
+    except KeyboardInterrupt:
+        print("soak: stopped early: judging the samples so far", file=sys.stderr, flush=True)
     finally:
         crashed = sup.poll()
         if crashed is None:
@@ -194,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     why += [f"worker {s} was restarted" for s in restarted]
     if code != 0:
         why.append(f"the fleet exited with code {code}")
+    expected = a.workers * a.rate * 1.1  # commands + one event in ten
+    if rate is None or rate < 0.5 * expected:
+        why.append(f"the fleet acked {rate or 0:,.0f} msg/s, under half the {expected:,.0f} msg/s produced")
     if not results:
         why.append("no samples")
     flat = not why
