@@ -58,6 +58,9 @@ streams-publish | streams-consume: Mmate envelopes through RabbitMQ Streams (por
 stream frames), mmate_fast (typed events, Client.publish_batch_to_stream / subscribe_stream) and bare
 rbfly (envelopes built per message with dicts + orjson); see _streams_runner.py. The JSON has
 ``vs_rbfly`` instead of aio-pika (which does not speak the stream protocol).
+fleet: consumed msg/s of W worker processes (``--workers 1,2,4``) for a light handler and one spending
+1 ms of CPU per message (``--handler light,cpu1ms``): raw, mmate_fast (``mmate run --workers W``) and
+aio_pika (W hand-written consumer processes); see _fleet_runner.py and _fleet_bench.py.
 """
 from __future__ import annotations
 
@@ -230,7 +233,7 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("workload", choices=(*WORKLOADS, "rpc", "stageflow", "streams-publish",
-                                         "streams-consume"))
+                                         "streams-consume", "fleet"))
     ap.add_argument("--messages", "-n", type=int, default=None,
                     help="messages per run (default 50000; 5000 for publish-confirm-each)")
     ap.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
@@ -262,9 +265,23 @@ def main(argv: list[str] | None = None) -> int:
                     help="stageflow: prefetch per stage consumer in every worker (default 10, Go's)")
     ap.add_argument("--inflight", type=int, default=None,
                     help="stageflow: flows running at once (default 200)")
+    ap.add_argument("--workers", default="1,2,4", help="fleet: comma list of worker counts (default 1,2,4)")
+    ap.add_argument("--handler", default="light,cpu1ms", help="fleet: comma list of light,cpu1ms")
     a = ap.parse_args(argv)
     if a.persistent:  # read by every child (benchmarks/_common.PERSISTENT)
         os.environ["BENCH_PERSISTENT"] = "1"
+    if a.workload == "fleet":
+        import _fleet_runner as fl
+
+        fl_only = [c.strip().replace("-", "_") for c in (a.only or ",".join(fl.ORDER)).split(",")
+                   if c.strip()]
+        fl_handlers = [h.strip() for h in a.handler.split(",") if h.strip()]
+        fl_workers = [int(w) for w in a.workers.split(",") if w.strip().isdigit() and int(w) > 0]
+        if (not fl_workers or not fl_only or any(c not in fl.ORDER for c in fl_only) or a.repeat < 1
+                or not fl_handlers or any(h not in fl.HANDLERS for h in fl_handlers)):
+            ap.error(f"fleet: --workers 1,2,4, --only {','.join(fl.ORDER)}, --handler light,cpu1ms, "
+                     "--repeat >= 1")
+        return fl.main(fl_workers, a.repeat, fl_only, fl_handlers, a.messages, a.timeout)
     if a.workload == "stageflow":
         import _flow_runner as fr
         from _flow_common import FLOW_PREFETCH, INFLIGHT
