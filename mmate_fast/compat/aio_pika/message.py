@@ -34,6 +34,7 @@ from mmate_fast.compat.aio_pika.exceptions import ChannelInvalidStateError, Mess
 _frames = load("frames")
 _BasicProperties = _frames.BasicProperties
 _encode_properties = _frames.encode_properties
+_Typed = _frames.Typed
 
 log = logging.getLogger("mmate_fast.compat.aio_pika")
 
@@ -43,6 +44,38 @@ _MODES: dict[Any, DeliveryMode] = {1: DeliveryMode.NOT_PERSISTENT, 2: DeliveryMo
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 _setattr = object.__setattr__
+
+
+def _table_integer(value: int) -> Any:
+    """The smallest AMQP integer type for ``value``, as pamqp (aio-pika's encoder) picks it."""
+    if -128 <= value <= 127:
+        return _Typed("b", value)
+    if -32768 <= value <= 32767:
+        return _Typed("s", value)
+    if 0 <= value <= 65535:
+        return _Typed("u", value, go_safe=False)
+    if -2147483648 <= value <= 2147483647:
+        return _Typed("I", value)
+    if 0 <= value <= 4294967295:
+        return _Typed("i", value, go_safe=False)
+    return value  # "l" (a 64-bit integer), our encoder's choice too
+
+
+def as_pamqp_types(value: Any) -> Any:
+    """Header values typed as aio-pika (pamqp) sends them: integers in the smallest integer type,
+    floats as 32-bit floats ("f"), tables with their keys sorted; so a consumer in any language sees
+    the same bytes from the facade as from aio-pika."""
+    if isinstance(value, dict):
+        return {k: as_pamqp_types(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [as_pamqp_types(v) for v in value]
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return _table_integer(value)
+    if isinstance(value, float):
+        return _Typed("f", value)
+    return value
 
 
 def _random_message_id() -> str:
@@ -183,8 +216,10 @@ class Message(AbstractMessage):
         """The encoded content-header properties for a publish (a random message_id when unset)."""
         ts = self.timestamp
         expiration = self.expiration
+        headers = self.headers
         return _encode_properties(_BasicProperties(
-            self.content_type, self.content_encoding, self.headers, int(self.delivery_mode),
+            self.content_type, self.content_encoding, as_pamqp_types(headers) if headers else headers,
+            int(self.delivery_mode),
             self.priority, self.correlation_id, self.reply_to,
             None if expiration is None else encode_expiration(expiration),
             self.message_id or _random_message_id(), None if ts is None else int(ts.timestamp()),
