@@ -3,6 +3,7 @@
     python benchmarks/run.py WORKLOAD [--messages N] [--loop uvloop|asyncio] [--repeat R]
                              [--only mmate_fast,aio_pika,raw] [--level transport|mmate]
                              [--confirms] [--no-recovery] [--observability] [--concurrency 1,64]
+                             [--persistent]
 
 WORKLOAD: publish | publish-confirm | publish-confirm-each | consume | e2e | rpc. Clients run one after
 another (the 2 cores are shared with the broker). With --repeat R each client runs R times; the
@@ -13,8 +14,8 @@ table and, as its very last line, one JSON object with the rates and ratios; it 
 messages in its queue (``left_in_queue`` of a consume, e2e or rpc run) fails: its error is printed
 and the exit code is 1, as for a run that failed or did not finish.
 
---level mmate (publish | consume | e2e): typed events through the Client, every client on the same
-bytes (one real Mmate envelope + its AMQP properties, BENCH_BODY=mmate in the children):
+--level mmate (publish | publish-confirm | consume | e2e): typed events through the Client, every client
+on the same bytes (one real Mmate envelope + its AMQP properties, BENCH_BODY=mmate in the children):
 mmate_fast (Client.publish_event per new event object / Client handler; _mmate_level.py),
 mmate_fast_transport (the transport level, _mmate.py, on the envelope bytes), aio_pika (the same
 envelope bytes built per message as a good aio-pika user would: explicit dicts and orjson, checked
@@ -29,6 +30,15 @@ mmate_fast_observed (OpenTelemetry tracing of every message on the SDK, Promethe
 is a cost of at most 10 %), mmate_fast_observed_sampled (the same with 1 % of the traces sampled)
 and mmate_fast_metrics (the same without tracing), mmate_fast_traced_fast (metrics + TracingObserver,
 the fast tracing path, 1 % sampled).
+
+publish-confirm adds the row raw_pipelined (the raw client sending the next 1000 while the previous
+1000's confirms are on their way: the target row of confirmed publishing, "vs_raw_pipelined" in the
+JSON); at --level mmate its mmate_fast row is ``await client.publish_batch(events)`` over the whole
+stream and it adds mmate_fast_gather (``asyncio.gather`` over windows of 1000
+``client.publish_event`` calls, aio-pika's idiom; the aio_pika row does the same) and
+mmate_fast_concurrent (64 tasks awaiting one publish_event at a time). ``--persistent``: every
+client declares a durable queue and publishes persistent messages (delivery mode 2: the broker
+confirms after writing to disk), for any workload.
 
 rpc: request/reply round trips/s at each ``--concurrency`` (default 1,64), p50/p99 latency, for
 mmate_fast (client.request against a Client responder, library defaults: requests and replies
@@ -63,7 +73,7 @@ CLIENTS = {"raw": "_raw.py", "mmate_fast": "_mmate.py", "aio_pika": "_aiopika.py
 ORDER = ("raw", "mmate_fast", "aio_pika")  # raw first: the limit of this repetition
 AIO_PIKA_MAX_N = 50_000
 LATENCY_WORKLOADS = ("publish-confirm-each", "e2e")
-MMATE_WORKLOADS = ("publish", "consume", "e2e")
+MMATE_WORKLOADS = ("publish", "publish-confirm", "consume", "e2e")
 MMATE_CLIENTS = {"raw": "_raw.py", "mmate_fast_transport": "_mmate.py", "mmate_fast": "_mmate_level.py",
                  "aio_pika": "_aiopika_mmate.py"}
 MMATE_ORDER = ("raw", "mmate_fast_transport", "mmate_fast", "aio_pika")
@@ -71,7 +81,13 @@ MMATE_ORDER = ("raw", "mmate_fast_transport", "mmate_fast", "aio_pika")
 MMATE_VARIANTS = {"mmate_fast_confirms": "confirms", "mmate_fast_confirms_batch": "confirms_batch",
                   "mmate_fast_norecovery": "norecovery", "mmate_fast_observed": "observed",
                   "mmate_fast_observed_sampled": "observed_sampled", "mmate_fast_metrics": "metrics",
-                  "mmate_fast_traced_fast": "traced_fast"}
+                  "mmate_fast_traced_fast": "traced_fast", "mmate_fast_gather": "gather",
+                  "mmate_fast_concurrent": "concurrent"}
+#: rows publish-confirm --level mmate adds by default (the confirmed-publishing idioms besides the batch API)
+CONFIRM_ROWS = ["mmate_fast_gather", "mmate_fast_concurrent"]
+#: rows that run another row's module with BENCH_VARIANT set: row -> (that row, variant); publish-confirm
+#: adds raw_pipelined (the next 1000 sent while the previous 1000's confirms are on their way)
+ROW_VARIANTS = {"raw_pipelined": ("raw", "pipelined")}
 
 
 def client_n(client: str, n: int) -> int:
@@ -87,6 +103,9 @@ def run_child(client: str, workload: str, n: int, loop: str, timeout: float,
     env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH", ""), ROOT) if p)
     env.pop("BENCH_BODY", None)
     env.pop("BENCH_MMATE_VARIANT", None)
+    env.pop("BENCH_VARIANT", None)
+    if client in ROW_VARIANTS:
+        client, env["BENCH_VARIANT"] = ROW_VARIANTS[client]
     if level == "mmate":
         env["BENCH_BODY"] = "mmate"
         if client in MMATE_VARIANTS:
@@ -114,6 +133,7 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
     clients = CLIENTS
     if level == "mmate":
         clients = {**MMATE_CLIENTS, **{c: "" for c in order if c in MMATE_VARIANTS}}
+    clients = {**clients, **{c: "" for c in order if c in ROW_VARIANTS}}
     reps = max((len(v) for v in runs.values()), default=0)
     rows = []
     rates: dict[str, float | None] = {}
@@ -183,6 +203,10 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
                "cpu_us_per_msg": obj["cpu_us_per_msg"]}
         if variants:
             obj["vs_mmate_fast"] = vs_variant
+    if "raw_pipelined" in order:  # the target of confirmed publishing: >= 0.8 of this row
+        obj["vs_raw_pipelined"] = {c: ratio(c, "raw_pipelined") for c in order if c.startswith("mmate_fast")}
+        lines.append("vs raw_pipelined: " + ", ".join(f"{c} {_fmt(v, '.3f')}"
+                                                      for c, v in obj["vs_raw_pipelined"].items()))
     scrapes = {c: [r.get("scrapes") for r in runs.get(c, []) if r] for c in order
                if any(r and "scrapes" in r for r in runs.get(c, []))}
     if scrapes:  # the observed rows: HTTP requests answered during each run (proof the server served)
@@ -220,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
                          "endpoints scraped once per second), mmate_fast_observed_sampled (1 %% of the "
                          "traces sampled), mmate_fast_metrics (without tracing) and "
                          "mmate_fast_traced_fast (metrics + TracingObserver at 1 %%)")
+    ap.add_argument("--persistent", action="store_true",
+                    help="durable queues and persistent messages (stored on disk, confirmed after the fsync)")
     ap.add_argument("--concurrency", default="1,64", help="rpc: comma list of concurrencies (default 1,64)")
     ap.add_argument("--flows", type=int, default=None, help="stageflow: flows per run (default 5000)")
     ap.add_argument("--prefetch", type=int, default=None,
@@ -227,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inflight", type=int, default=None,
                     help="stageflow: flows running at once (default 200)")
     a = ap.parse_args(argv)
+    if a.persistent:  # read by every child (benchmarks/_common.PERSISTENT)
+        os.environ["BENCH_PERSISTENT"] = "1"
     if a.workload == "stageflow":
         import _flow_runner as fr
         from _flow_common import FLOW_PREFETCH, INFLIGHT
@@ -274,12 +302,17 @@ def main(argv: list[str] | None = None) -> int:
     only = [c.strip().replace("-", "_") for c in (a.only or ",".join(default_order)).split(",") if c.strip()]
     # --level mmate: --only may also pick among the rows --confirms/--no-recovery/--observability add
     picked_variants = [c for c in only if a.level == "mmate" and c in MMATE_VARIANTS]
-    only = [c for c in only if c not in picked_variants]
+    picked_rows = [c for c in only if c in ROW_VARIANTS]
+    only = [c for c in only if c not in picked_variants and c not in picked_rows]
     bad = [c for c in only if c not in clients]
-    if bad or not only or a.repeat < 1:
+    if bad or not (only or picked_rows) or a.repeat < 1:
         ap.error(f"--only takes {','.join(clients)}; --repeat >= 1 (got {bad or a.repeat})")
     order = [c for c in default_order if c in only]
+    if a.workload == "publish-confirm" and (picked_rows or a.only is None):
+        order.insert(1 if "raw" in order else 0, "raw_pipelined")
     if a.level == "mmate":
+        if a.workload == "publish-confirm" and (a.only is None or picked_variants):
+            order += CONFIRM_ROWS
         if a.confirms:
             order += ["mmate_fast_confirms", "mmate_fast_confirms_batch"]
         if a.no_recovery:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from mmate_fast import errors
@@ -20,13 +20,14 @@ from mmate_fast.contracts import MessageKind, TypeRegistry, kind_of, message_typ
 from mmate_fast.discovery import Discovery, DiscoveryOptions, EndpointContract
 from mmate_fast.messaging import topology
 from mmate_fast.messaging._channels import close_quietly
+from mmate_fast.messaging._lean import check_wire_profile
 from mmate_fast.messaging.dispatcher import Dispatcher, Handler
 from mmate_fast.messaging.observer import combined as combined_observers
 from mmate_fast.messaging.pipeline import Interceptor, Pipeline
 from mmate_fast.messaging.publisher import Publisher
 from mmate_fast.messaging.subscriber import FailureHandler, Subscriber, Subscription, check_consumer_limits
 from mmate_fast.reliability.dead_lettering import DeadLettering
-from mmate_fast.transports import connect
+from mmate_fast.transports import connect, scheme_of
 
 log = logging.getLogger("mmate_fast.client")
 
@@ -49,9 +50,16 @@ class Client:
     reason (declared on the first failure); ``dead_letter=False`` rejects it instead. A consumer the
     broker cancels (queue deleted, failover) comes back: its queue is declared and bound again and
     consumed, with the ``recovery`` backoff between attempts.
+
+    ``url`` may name several RabbitMQ nodes (``amqp://u:p@h1:5672,h2:5673/`` or a list of URLs, option
+    ``shuffle=true``): the client connects to one and fails over to the next when it is lost.
+    ``queue_type="quorum"`` declares the service queue, the DLQs, TTL-retry queues, StageFlow queues
+    and every durable queue of :meth:`declare_queue` / :meth:`subscribe` as quorum queues (replicated
+    over the cluster); ``delivery_limit`` adds ``x-delivery-limit``: a message delivered more often
+    (a handler that crashes its process, ...) goes to ``dlq.{queue}``.
     """
 
-    def __init__(self, url: str = "memory://", *, service_name: str = "service",
+    def __init__(self, url: str | Sequence[str] = "memory://", *, service_name: str = "service",
                  publisher_confirms: bool = True, prefetch: int = 10, concurrency: int | None = None,
                  publish_channels: int = 1, dead_letter: bool = True, fifo: bool = False,
                  declare_topology: bool = True, registry: TypeRegistry | None = None,
@@ -59,8 +67,12 @@ class Client:
                  recovery: bool | RecoveryPolicy = True,
                  failure_handler: FailureHandler | None = None,
                  interceptors: Iterable[Interceptor] = (), source: str | None = None,
-                 discovery: bool | DiscoveryOptions = False) -> None:
+                 discovery: bool | DiscoveryOptions = False, wire_profile: str = "go",
+                 queue_type: str = "classic", delivery_limit: int | None = None) -> None:
         check_consumer_limits(prefetch, concurrency)
+        topology.queue_arguments(topology.service_queue(service_name), queue_type, delivery_limit)
+        #: "go" (Go-identical headers, default) or "lean" (no AMQP header table: messaging/_lean.py)
+        self.wire_profile = check_wire_profile(wire_profile)
         if type(publish_channels) is not int or publish_channels < 1:
             raise errors.InvalidArgumentError(
                 f"publish_channels must be a whole number of at least 1, got {publish_channels!r}",
@@ -73,6 +85,10 @@ class Client:
         self.publish_channels = publish_channels
         self.dead_letter = dead_letter
         self.fifo = fifo
+        #: how durable queues are declared: ``classic`` (RabbitMQ's default) or ``quorum``
+        self.queue_type = queue_type
+        #: quorum queues: ``x-delivery-limit`` (deliveries before a message goes to ``dlq.{queue}``)
+        self.delivery_limit = delivery_limit
         self.declare_topology = declare_topology
         self.connect_timeout = connect_timeout
         #: RabbitMQ only: reconnect and restore topology, consumers and unconfirmed publishes
@@ -92,6 +108,7 @@ class Client:
         self._pool: ChannelPool | None = None
         self._reply_pool: ChannelPool | None = None
         self._admin: Any = None
+        self._dead_lettering: DeadLettering | None = None
         self._admin_lock = asyncio.Lock()
         #: the publisher while connected (None before connect and after close): one check per publish
         self._live_publisher: Publisher | None = None
@@ -135,7 +152,7 @@ class Client:
             raise errors.ClientClosedError(_CLOSED)
         if self.connection is not None:
             return self
-        if self.url.split(":", 1)[0].lower() in ("amqp", "amqps"):
+        if scheme_of(self.url) in ("amqp", "amqps"):
             if self.recovery:
                 policy = self.recovery if isinstance(self.recovery, RecoveryPolicy) else None
                 self.connection = await connect_robust(self.url, policy=policy, timeout=self.connect_timeout)
@@ -161,21 +178,25 @@ class Client:
 
     async def _setup(self) -> None:
         self._admin = await self.connection.channel()
+        self._dead_lettering = dead_lettering = DeadLettering(self.connection, queue_type=self.queue_type)
         if self.declare_topology:
             await topology.declare_exchanges(self._admin)
             self._declarations[self.service_queue] = functools.partial(
-                topology.declare_service_queue, service_name=self.service_name, fifo=self.fifo)
+                topology.declare_service_queue, service_name=self.service_name, fifo=self.fifo,
+                queue_type=self.queue_type, delivery_limit=self.delivery_limit)
             await self._declarations[self.service_queue](self._admin)
+            if self.delivery_limit is not None:  # poison messages are dead-lettered there by the broker
+                await dead_lettering.ensure(self.service_queue)
         self._pool = await ChannelPool(self.connection, self.publish_channels,
                                        publisher_confirms=self.publisher_confirms).open()
         self.publisher = Publisher(self._pool, confirms=self.publisher_confirms, pipeline=self.pipeline,
-                                   source=self.source)
+                                   source=self.source, wire_profile=self.wire_profile)
         # replies go out on their own channel, without publisher confirms (the requester times out
         # and may ask again), so answering costs the broker no confirm bookkeeping; in a pool of
         # one, which reopens it when a refused publish closed it
         self._reply_pool = await ChannelPool(self.connection, 1, publisher_confirms=False).open()
         self._reply_publisher = replies = Publisher(self._reply_pool, confirms=False, pipeline=self.pipeline,
-                                                    source=self.source)
+                                                    source=self.source, wire_profile=self.wire_profile)
         dlq_target = self._pool if self.publisher_confirms else await self._confirm_pool()
         policy = self.recovery if isinstance(self.recovery, RecoveryPolicy) else RecoveryPolicy()
         # the patterns' policies, injected into the messaging core: a failed request is answered with
@@ -185,7 +206,7 @@ class Client:
                                      error_hook=functools.partial(reply_with_error, replies,
                                                                   dispatcher=self.dispatcher),
                                      dead_letter_target=dlq_target, pipeline=self.pipeline,
-                                     restart_delay=policy.delay, dead_letterer=DeadLettering(self.connection))
+                                     restart_delay=policy.delay, dead_letterer=dead_lettering)
         self._live_publisher = self.publisher
         self._apply_observers()
 
@@ -311,13 +332,16 @@ class Client:
                         dead_letter: bool | None = None, bindings: Iterable[tuple[str, str]] = (),
                         declare: bool = True, durable: bool = True,
                         failure_handler: FailureHandler | None = None,
-                        registry: TypeRegistry | None = None) -> Subscription:
+                        registry: TypeRegistry | None = None, queue_type: str | None = None,
+                        delivery_limit: int | None = None) -> Subscription:
         """Consume another queue with this client's handlers (declared durable and bound first
         unless ``declare=False``). A refused declare or bind (e.g. 406: the queue exists with other
         arguments) raises its named error and leaves this client's other calls working.
-        ``registry``: decode this queue's deliveries with it instead of the client's registry."""
+        ``registry``: decode this queue's deliveries with it instead of the client's registry.
+        ``queue_type`` / ``delivery_limit``: as :meth:`declare_queue`."""
         if declare:
-            await self.declare_queue(queue, durable=durable)
+            await self.declare_queue(queue, durable=durable, queue_type=queue_type,
+                                     delivery_limit=delivery_limit)
         for exchange, routing_key in bindings:
             await self.bind(exchange, routing_key, queue)
         return await self._require_subscriber().subscribe(
@@ -328,15 +352,27 @@ class Client:
             redeclare=functools.partial(self._redeclare, queue), registry=registry)
 
     async def declare_queue(self, queue: str, *, durable: bool = True,
-                            arguments: Mapping[str, Any] | None = None) -> None:
+                            arguments: Mapping[str, Any] | None = None, queue_type: str | None = None,
+                            delivery_limit: int | None = None) -> None:
         """Declare ``queue`` (durable unless told otherwise, with ``arguments``, not exclusive, not
         auto-delete) on the admin channel; a consumer of it this client restarts (queue deleted,
         failover) declares it again the same way. A refused declare (406: the queue exists with other
-        arguments) raises its named error and leaves this client's other calls working."""
-        declaration = functools.partial(_declare_queue, queue=queue, durable=durable,
-                                        arguments=dict(arguments) if arguments else None)
+        arguments or another type) raises its named error and leaves this client's other calls working.
+
+        ``queue_type``: ``classic`` or ``quorum`` (default: the client's for a durable queue, classic
+        for a transient one); ``delivery_limit``: a quorum queue's ``x-delivery-limit`` (default: the
+        client's), poison messages then go to ``dlq.{queue}`` (declared here)."""
+        kind = queue_type if queue_type is not None else (self.queue_type if durable else None)
+        limit = delivery_limit
+        if limit is None and kind == "quorum":
+            limit = self.delivery_limit
+        args = topology.queue_arguments(queue, kind, limit, arguments, durable=durable)
+        declaration = functools.partial(_declare_queue, queue=queue, durable=durable, arguments=args)
         await declaration(await self._admin_channel())
         self._declarations[queue] = declaration
+        poison_to_dlq = args is not None and args.get("x-dead-letter-routing-key") == f"dlq.{queue}"
+        if limit is not None and poison_to_dlq and self._dead_lettering is not None:
+            await self._dead_lettering.ensure(queue)
 
     async def run(self) -> None:
         """Start consuming (if not yet) and serve until cancelled, the client is closed, or the
@@ -552,14 +588,18 @@ class Client:
         """Send a reply to a requester's queue through the default exchange."""
         return await self._require_publisher().publish_reply(reply, reply_to, **options)
 
-    async def publish(self, message: Any, **options: Any) -> str:
+    def publish(self, message: Any, **options: Any) -> Awaitable[str]:
         """Generic publish: route by kind unless ``exchange``/``routing_key`` are given. Options:
         ``exchange``, ``routing_key``, ``headers``, ``correlation_id``, ``ttl`` (s, AMQP expiration),
-        ``priority`` (AMQP priority), ``persistent``, ``mandatory``, ``timeout``."""
-        return await self._require_publisher().publish(message, **options)
+        ``priority`` (AMQP priority), ``persistent``, ``mandatory``, ``timeout``. With publisher
+        confirms the message is sent at once and the result is its confirm (awaiting it gives the
+        id once the broker stored the message), so ``asyncio.gather`` over many publishes shares
+        the broker's round trips."""
+        return self._require_publisher().publish(message, **options)
 
     async def publish_batch(self, messages: Iterable[Any], **options: Any) -> list[str]:
-        """Publish many messages pipelined (confirmed per window of 1000 in confirm mode)."""
+        """Publish many messages pipelined: sent ``window // 2`` (default 1000) at a time with at most
+        ``window`` (2000) unconfirmed; returns their ids once every one is confirmed."""
         return await self._require_publisher().publish_batch(messages, **options)
 
 

@@ -282,6 +282,16 @@ class ConfigurationError(MmateError, ValueError):
     """An interceptor or option was configured with an invalid value (never echoes secrets)."""
 
 
+class FleetTargetError(ConfigurationError):
+    """``mmate run module:attr``: the module does not import, has no such attribute, or the attribute
+    is neither a Client nor a zero-argument factory returning one (the message says which)."""
+
+
+class FleetCrashLoopError(MmateError):
+    """A worker of a fleet crashed again and again right after starting: the supervisor gave up
+    (the message names the worker, its exit code and how often it was restarted)."""
+
+
 # --------------------------------------------------------------------------- reliability
 class CircuitOpenError(MmateError):
     """A circuit breaker is open: the call was not attempted. Wait for ``retry_after`` seconds (the
@@ -471,6 +481,8 @@ __all__ = [
     "DuplicateMessage",
     "EnvelopeError",
     "ExpiredMessageError",
+    "FleetCrashLoopError",
+    "FleetTargetError",
     "FlowEngineError",
     "FlowError",
     "FlowNotFoundError",

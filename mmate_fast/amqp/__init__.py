@@ -6,7 +6,7 @@ from mmate_fast._ext import load
 from mmate_fast.amqp.channel import Channel
 from mmate_fast.amqp.channel_pool import ChannelPool
 from mmate_fast.amqp.connection import Connection, connect
-from mmate_fast.amqp.url import ConnectionParameters, parse_url
+from mmate_fast.amqp.url import ConnectionParameters, parse_url, parse_urls
 
 _frames = load("frames")
 
@@ -26,4 +26,5 @@ __all__ = [
     "connect",
     "encode_properties",
     "parse_url",
+    "parse_urls",
 ]

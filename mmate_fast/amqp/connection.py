@@ -24,7 +24,7 @@ from pamqp import commands as spec
 from mmate_fast import errors
 from mmate_fast._ext import load
 from mmate_fast._version import __version__ as CLIENT_VERSION
-from mmate_fast.amqp.url import ConnectionParameters, parse_url
+from mmate_fast.amqp.url import Addresses, ConnectionParameters, connect_order, parse_urls, safe_urls
 
 _frames = load("frames")
 _pool = load("pool")
@@ -488,29 +488,72 @@ class Connection(asyncio.Protocol):
             self._channel_ids.release(channel_id)
 
 
-async def connect(url: str | ConnectionParameters, *, timeout: float | None = None,
-                  loop: asyncio.AbstractEventLoop | None = None, **overrides: Any) -> Connection:
-    """Connect and complete the AMQP handshake, or raise a named error within ``timeout`` seconds.
-
-    ``url``: ``amqp://user:pass@host:port/vhost?heartbeat=30&frame_max=131072`` or parameters.
-    ``overrides``: any ConnectionParameters field (e.g. ``ssl_context=...``, ``heartbeat=0``,
-    ``max_message_size=1 << 20``); the limits are checked as in the URL (InvalidArgumentError).
-    """
-    params = parse_url(url) if isinstance(url, str) else url
+def apply_overrides(params: ConnectionParameters, overrides: dict[str, Any], caller: str = "connect") -> None:
+    """Set ``overrides`` (ConnectionParameters fields) on ``params``: InvalidArgumentError for an
+    unknown option or a limit out of range; a ready ``ssl_context`` means TLS, overridden TLS file
+    options rebuild the context."""
     for key, value in overrides.items():
         if not hasattr(params, key):
             raise errors.InvalidArgumentError(
-                f"connect() got an unknown option {key!r}: use a ConnectionParameters field", key)
+                f"{caller}() got an unknown option {key!r}: use a ConnectionParameters field", key)
         setattr(params, key, value)
     if (bad := params.limits_problem()) is not None:
         raise errors.InvalidArgumentError(f"connection option {bad[1]}", bad[0])
     if overrides.get("ssl_context") is not None:
         params.tls = True  # a ready context means TLS, even with an amqp:// URL
     elif _TLS_OPTIONS & overrides.keys():
-        params.ssl_context = None  # rebuilt below from the overridden cacertfile/certfile/...
+        params.ssl_context = None  # rebuilt by connect from the overridden cacertfile/certfile/...
+
+
+async def connect(url: Addresses, *, timeout: float | None = None,
+                  loop: asyncio.AbstractEventLoop | None = None, shuffle: bool | None = None,
+                  **overrides: Any) -> Connection:
+    """Connect and complete the AMQP handshake, or raise a named error within ``timeout`` seconds
+    (per node).
+
+    ``url``: ``amqp://user:pass@host:port/vhost?heartbeat=30&frame_max=131072`` or parameters; a
+    cluster: ``amqp://u:p@h1:5672,h2:5673/`` or a list of URLs, tried in order (``shuffle=True`` or
+    the URL's ``shuffle=true``: in a random order) until one answers.
+    ``overrides``: any ConnectionParameters field (e.g. ``ssl_context=...``, ``heartbeat=0``,
+    ``max_message_size=1 << 20``); the limits are checked as in the URL (InvalidArgumentError).
+    """
+    nodes = parse_urls(url)
+    for params in nodes:
+        apply_overrides(params, overrides)
+    loop = loop or asyncio.get_running_loop()
+    if len(nodes) == 1:
+        return await _connect_node(nodes[0], timeout, loop)
+    conn, _ = await connect_any(nodes, connect_order(nodes, 0, shuffle), timeout, loop)
+    return conn
+
+
+async def connect_any(nodes: list[ConnectionParameters], order: list[int], timeout: float | None,
+                      loop: asyncio.AbstractEventLoop) -> tuple[Connection, int]:
+    """Connect to the first of ``nodes`` (tried in ``order``) that answers; (connection, its index).
+    When none does: the named error of the failures (BrokerUnreachableError when they differ),
+    naming every node and why it failed."""
+    failures: list[tuple[int, errors.AMQPConnectionError]] = []
+    for index in order:
+        try:
+            return await _connect_node(nodes[index], timeout, loop), index
+        except errors.AMQPConnectionError as exc:
+            log.info("node %s refused or did not answer (%s); trying the next", nodes[index].safe_url(), exc)
+            failures.append((index, exc))
+    if len(nodes) == 1:
+        raise failures[0][1]  # one node: its own error says it all
+    kinds = {type(exc) for _, exc in failures}
+    cls = kinds.pop() if len(kinds) == 1 else errors.BrokerUnreachableError
+    why = "; ".join(f"{nodes[i].host}:{nodes[i].port}: {exc}" for i, exc in failures)
+    last = failures[-1][1]
+    raise cls(f"cannot connect to any of the {len(nodes)} nodes of {safe_urls(nodes)}: {why}",
+              last.reply_code, last.reply_text) from None
+
+
+async def _connect_node(params: ConnectionParameters, timeout: float | None,
+                        loop: asyncio.AbstractEventLoop) -> Connection:
+    """Connect to one node (see :func:`connect`)."""
     if timeout is None:
         timeout = params.connection_timeout
-    loop = loop or asyncio.get_running_loop()
     conn = Connection(params, loop)
     ssl_ctx = params.build_ssl_context() if params.tls else None
     try:

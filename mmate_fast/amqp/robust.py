@@ -12,6 +12,12 @@ ConnectionClosedError, by policy. Delivery tags of a new connection are shifted 
 so that a late ack of a pre-reconnect delivery is dropped instead of acking a different message;
 the broker redelivers those (at-least-once).
 
+Several nodes (a cluster: ``amqp://u:p@h1,h2,h3/`` or a list of URLs): the first connect takes the
+first node that answers (in a random order with ``shuffle``); after a loss every attempt tries the
+nodes round the list starting with the one after the lost node, so a client fails over to the next
+node and comes back to the others in turn; the restore above happens on whichever node answers.
+``params`` is the node connected to (or last connected to); ``nodes`` all of them.
+
 Recovery is observable: ``on_disconnected``/``on_reconnecting``/``on_reconnected``/``on_failed``
 callbacks, log lines on ``mmate_fast.amqp.recovery`` and :class:`RecoveryStats`.
 A channel-level error (404, 406, ...: the broker closed one channel, the connection lives) fails
@@ -28,8 +34,8 @@ from typing import Any, Literal
 
 from mmate_fast import _backoff, errors
 from mmate_fast.amqp._robust_channel import RobustChannel
-from mmate_fast.amqp.connection import Connection, connect
-from mmate_fast.amqp.url import ConnectionParameters, parse_url
+from mmate_fast.amqp.connection import Connection, apply_overrides, connect_any
+from mmate_fast.amqp.url import Addresses, ConnectionParameters, connect_order, parse_urls, safe_urls
 
 log = logging.getLogger("mmate_fast.amqp.recovery")
 
@@ -67,6 +73,8 @@ class RecoveryStats:
 
     disconnects: int = 0
     reconnects: int = 0
+    #: reconnects that landed on another node than the one lost
+    failovers: int = 0
     failed_attempts: int = 0
     republished: int = 0
     buffered_sent: int = 0
@@ -87,9 +95,14 @@ RecoveryCallback = Callable[..., Any]
 class RobustConnection:
     """A Connection facade that survives connection loss. Create with :func:`connect_robust`."""
 
-    def __init__(self, params: ConnectionParameters, policy: RecoveryPolicy,
-                 loop: asyncio.AbstractEventLoop) -> None:
-        self.params = params
+    def __init__(self, params: ConnectionParameters | list[ConnectionParameters], policy: RecoveryPolicy,
+                 loop: asyncio.AbstractEventLoop, *, shuffle: bool | None = None) -> None:
+        #: every node this connection may use (one for a single-node URL)
+        self.nodes: list[ConnectionParameters] = params if isinstance(params, list) else [params]
+        #: the node connected to (the last one while reconnecting)
+        self.params = self.nodes[0]
+        self._node = 0
+        self._shuffle = shuffle
         self.policy = policy
         self.loop = loop
         self.stats = RecoveryStats()
@@ -126,7 +139,9 @@ class RobustConnection:
 
     def __repr__(self) -> str:
         state = "closed" if self.is_closed else ("connected" if self.is_connected else "reconnecting")
-        return f"<RobustConnection {self.params.safe_url()} {state} reconnects={self.stats.reconnects}>"
+        nodes = f" of {len(self.nodes)} nodes" if len(self.nodes) > 1 else ""
+        return (f"<RobustConnection {self.params.safe_url()}{nodes} {state} "
+                f"reconnects={self.stats.reconnects}>")
 
     def __getattr__(self, name: str) -> Any:
         # frame_max, heartbeat, server_properties, blocked, ... of the current connection
@@ -141,7 +156,8 @@ class RobustConnection:
         if not self.is_connected:
             if self.policy.on_disconnect == "fail":
                 raise errors.ConnectionClosedError(
-                    f"disconnected from {self.params.safe_url()}; reconnecting (on_disconnect='fail')")
+                    f"disconnected from {self.params.safe_url()}; reconnecting to {self.safe_url()} "
+                    "(on_disconnect='fail')")
             wait = self.policy.wait_timeout if timeout is None else timeout
             try:
                 async with asyncio.timeout(wait):
@@ -151,16 +167,23 @@ class RobustConnection:
                         await self._connected.wait()
             except TimeoutError:
                 raise errors.OperationTimeout(
-                    f"still reconnecting to {self.params.safe_url()} after {wait} s") from None
+                    f"still reconnecting to {self.safe_url()} after {wait} s") from None
         assert self._conn is not None
         return self._conn
 
     # ------------------------------------------------------------------ lifecycle
-    async def _start(self, timeout: float | None) -> None:
-        conn = await connect(self.params, timeout=timeout, loop=self.loop)
-        self._attach(conn)
+    def safe_url(self) -> str:
+        """Every node, without the password (``amqp://guest@h1:5672,h2:5673/``), for messages."""
+        return safe_urls(self.nodes)
 
-    def _attach(self, conn: Connection) -> None:
+    async def _start(self, timeout: float | None) -> None:
+        conn, index = await connect_any(self.nodes, connect_order(self.nodes, 0, self._shuffle), timeout,
+                                        self.loop)
+        self._attach(conn, index)
+
+    def _attach(self, conn: Connection, index: int) -> None:
+        self._node = index
+        self.params = self.nodes[index]
         self._conn = conn
         conn.on_close.append(self._on_lost)
         self._connected.set()
@@ -181,22 +204,26 @@ class RobustConnection:
 
     async def _recover(self) -> None:
         attempt = 0
+        lost = self._node
         while self._closed_exc is None:
             attempt += 1
             if self.policy.max_attempts is not None and attempt > self.policy.max_attempts:
                 self._give_up(errors.ConnectionClosedError(
-                    f"could not reconnect to {self.params.safe_url()} after {attempt - 1} attempts: "
+                    f"could not reconnect to {self.safe_url()} after {attempt - 1} attempts: "
                     f"{self.stats.last_error}"))
                 return
             delay = self.policy.delay(attempt)
             self._fire(self.on_reconnecting, self, attempt, delay)
-            log.info("reconnect attempt %d to %s in %.2f s", attempt, self.params.safe_url(), delay)
+            log.info("reconnect attempt %d to %s in %.2f s", attempt, self.safe_url(), delay)
             await asyncio.sleep(delay)
             if self._closed_exc is not None:
                 return
             conn: Connection | None = None
+            # the node after the one lost (or after the one whose restore failed) first, then round
+            order = connect_order(self.nodes, (self._node + 1) % len(self.nodes), self._shuffle)
             try:
-                conn = await connect(self.params, timeout=self.params.connection_timeout, loop=self.loop)
+                conn, index = await connect_any(self.nodes, order, None, self.loop)
+                self._node, self.params = index, self.nodes[index]
                 self._conn = conn
                 conn.on_close.append(self._on_lost)
                 for ch in list(self._channels):
@@ -214,7 +241,9 @@ class RobustConnection:
                         await conn.close(timeout=2)
                 continue
             self.stats.reconnects += 1
-            self._note(f"reconnected after {attempt} attempt(s)")
+            if self._node != lost:
+                self.stats.failovers += 1
+            self._note(f"reconnected to {self.params.host}:{self.params.port} after {attempt} attempt(s)")
             log.warning("reconnected to %s after %d attempt(s)", self.params.safe_url(), attempt)
             self._connected.set()
             for ch in list(self._channels):
@@ -286,16 +315,16 @@ class RobustConnection:
             self._channels.remove(ch)
 
 
-async def connect_robust(url: str | ConnectionParameters, *, policy: RecoveryPolicy | None = None,
+async def connect_robust(url: Addresses, *, policy: RecoveryPolicy | None = None,
                          timeout: float | None = None, loop: asyncio.AbstractEventLoop | None = None,
-                         **overrides: Any) -> RobustConnection:
-    """Connect (the first connect fails as :func:`connect` does) and keep the connection alive."""
-    params = parse_url(url) if isinstance(url, str) else url
-    for key, value in overrides.items():
-        if not hasattr(params, key):
-            raise errors.InvalidArgumentError(
-                f"connect_robust() got an unknown option {key!r}: use a ConnectionParameters field", key)
-        setattr(params, key, value)
-    robust = RobustConnection(params, policy or RecoveryPolicy(), loop or asyncio.get_running_loop())
+                         shuffle: bool | None = None, **overrides: Any) -> RobustConnection:
+    """Connect (the first connect fails as :func:`connect` does) and keep the connection alive.
+    ``url``: one node, or several (``amqp://u:p@h1,h2,h3/``, a list of URLs) to fail over between;
+    ``shuffle``: try them in a random order (default: the URL's ``shuffle`` option)."""
+    nodes = parse_urls(url)
+    for params in nodes:
+        apply_overrides(params, overrides, "connect_robust")
+    robust = RobustConnection(nodes, policy or RecoveryPolicy(), loop or asyncio.get_running_loop(),
+                              shuffle=shuffle)
     await robust._start(timeout)
     return robust

@@ -8,10 +8,17 @@ declaring a larger body is dropped as it arrives and handed on marked ``oversize
 ``amqps://`` takes the RabbitMQ URI spec's TLS options: ``cacertfile``, ``certfile``, ``keyfile``,
 ``verify=verify_peer|verify_none``, ``server_name_indication`` and ``auth_mechanism=external`` (log
 in with the client certificate). The password is kept out of ``repr``, ``str`` and every error message.
+
+A cluster is several addresses: ``amqp://u:p@h1:5672,h2:5673,h3/vhost?...`` (one user, vhost and
+options for every node) or a list of URLs; :func:`parse_urls` gives one ConnectionParameters per node,
+``shuffle=true`` (URL option, or ``connect(..., shuffle=True)``) tries them in a random order to
+spread clients over the nodes. :func:`parse_url` takes one node only.
 """
 from __future__ import annotations
 
+import random
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -31,6 +38,7 @@ LIMIT_OPTIONS = ("frame_max", "max_message_size")
 _FLOAT_OPTIONS = ("connection_timeout", "timeout")
 _FILE_OPTIONS = ("cacertfile", "certfile", "keyfile")
 _VERIFY = {"verify_peer": True, "verify_none": False}
+_BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 @dataclass(slots=True)
@@ -68,6 +76,8 @@ class ConnectionParameters:
     #: SASL mechanism: PLAIN (user/password) or EXTERNAL (TLS client certificate)
     auth_mechanism: str = "PLAIN"
     connection_name: str | None = None
+    #: several nodes: try them in a random order (spreads clients over a cluster); URL ``shuffle=true``
+    shuffle: bool = False
 
     def __post_init__(self) -> None:
         if self.tls and self.ssl_context is None:
@@ -101,9 +111,73 @@ class ConnectionParameters:
         return f"{scheme}://{user}@{host}:{self.port}/{vhost}"
 
 
+#: what :func:`parse_urls`, ``connect()`` and ``connect_robust()`` take: one URL (maybe naming several
+#: nodes), a list of URLs, or ready parameters (one or a list)
+Addresses = str | ConnectionParameters | Sequence[str | ConnectionParameters]
+
+
+def parse_urls(urls: Addresses) -> list[ConnectionParameters]:
+    """One ConnectionParameters per node, in the order given: ``amqp://u:p@h1:5672,h2:5673/vhost?..``
+    (every node with the same user, vhost and options), a list of such URLs, or parameters (kept as
+    they are). InvalidURLError for an empty list or an empty address in the host list."""
+    if isinstance(urls, (str, ConnectionParameters)):
+        urls = [urls]
+    nodes: list[ConnectionParameters] = []
+    for url in urls:
+        if isinstance(url, ConnectionParameters):
+            nodes.append(url)
+        elif isinstance(url, str):
+            nodes.extend(parse_url(one) for one in _split_hosts(url))
+        else:
+            raise InvalidURLError(f"an AMQP address must be a URL string, got {type(url).__name__}")
+    if not nodes:
+        raise InvalidURLError("no AMQP URL given: give at least one broker address")
+    return nodes
+
+
+def _split_hosts(url: str) -> list[str]:
+    """``scheme://userinfo@h1,h2:p/rest`` -> one single-host URL per host (``[v6]`` hosts have no comma)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return [url]
+    end = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    netloc, tail = rest[:end], rest[end:]
+    userinfo, at, hostlist = netloc.rpartition("@")
+    if "," not in hostlist:
+        return [url]
+    hosts = hostlist.split(",")
+    if any(not h.strip() for h in hosts):
+        raise InvalidURLError("AMQP URL host list has an empty address (write h1:5672,h2:5673)")
+    return [f"{scheme}://{userinfo}{at}{h.strip()}{tail}" for h in hosts]
+
+
+def safe_urls(nodes: Sequence[ConnectionParameters]) -> str:
+    """The nodes as one URL without the password (``amqp://guest@h1:5672,h2:5673/``), for messages."""
+    if len(nodes) == 1:
+        return nodes[0].safe_url()
+    first = nodes[0].safe_url()
+    scheme_user, _, rest = first.partition("@")
+    vhost = rest.partition("/")[2]
+    hosts = ",".join(f"[{n.host}]:{n.port}" if ":" in n.host else f"{n.host}:{n.port}" for n in nodes)
+    return f"{scheme_user}@{hosts}/{vhost}"
+
+
+def connect_order(nodes: Sequence[ConnectionParameters], start: int = 0,
+                  shuffle: bool | None = None) -> list[int]:
+    """Indexes of ``nodes`` in the order to try them: from ``start`` round the list, or (``shuffle``;
+    None = any node's ``shuffle`` option) a random order."""
+    order = [(start + i) % len(nodes) for i in range(len(nodes))]
+    if (any(n.shuffle for n in nodes) if shuffle is None else shuffle):
+        random.shuffle(order)
+    return order
+
+
 def parse_url(url: str) -> ConnectionParameters:
-    """Parse an AMQP URL (RabbitMQ URI spec). Raises InvalidURLError with a hint, never echoing the
-    password."""
+    """Parse an AMQP URL of one node (RabbitMQ URI spec; several nodes: :func:`parse_urls`). Raises
+    InvalidURLError with a hint, never echoing the password."""
+    if len(_split_hosts(url)) > 1:
+        raise InvalidURLError("this AMQP URL names several nodes (h1,h2,...): parse it with parse_urls(), "
+                              "or pass it to connect() / connect_robust() / Client")
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -188,13 +262,17 @@ def _apply_option(params: ConnectionParameters, key: str, value: str) -> None:
             if value not in _VERIFY:
                 raise InvalidURLError(f"AMQP URL option verify={value!r}: use verify_peer or verify_none")
             params.verify = _VERIFY[value]
+        elif key == "shuffle":
+            if value.lower() not in _BOOL:
+                raise ValueError
+            params.shuffle = _BOOL[value.lower()]
         elif key == "fail_if_no_peer_cert":
             pass  # a server-side option in the RabbitMQ URI spec: accepted, means nothing to a client
         else:
             raise InvalidURLError(
                 f"unknown AMQP URL option {key!r}; known: heartbeat, frame_max, channel_max, "
                 "max_message_size, connection_timeout, timeout, auth_mechanism, name, "
-                "server_name_indication, cacertfile, certfile, keyfile, verify")
+                "server_name_indication, cacertfile, certfile, keyfile, verify, shuffle")
     except ValueError:
         raise InvalidURLError(f"AMQP URL option {key}={value!r} is not a valid value") from None
     if key in LIMIT_OPTIONS and (problem := limit_problem(key, getattr(params, key))) is not None:

@@ -73,8 +73,10 @@ class DeadLettering:
     """Moves failed deliveries of one connection's subscriptions to their ``dlq.{queue}`` (a
     FailureHandler: ``await dead_lettering(failure)``; see the module docstring)."""
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, *, queue_type: str | None = None) -> None:
         self.connection = connection
+        #: the type of the DLQs declared (``quorum``: a Client with ``queue_type="quorum"``)
+        self.queue_type = queue_type
         #: the ``dlq.{queue}`` declared so far (on the first failure of each queue)
         self._declared = Declarations()
 
@@ -108,7 +110,7 @@ class DeadLettering:
     async def _declare(self, queue: str) -> None:
         channel = await self.connection.channel()
         try:
-            await topology.declare_dead_letter_queue(channel, queue)
+            await topology.declare_dead_letter_queue(channel, queue, queue_type=self.queue_type)
         finally:
             await close_quietly(channel)
 

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from mmate_fast import _checks, errors
+from mmate_fast.messaging import topology
 from mmate_fast.messaging.subscriber import Failure, Subscription
 from mmate_fast.reliability._declared import Declarations
 from mmate_fast.reliability.dead_lettering import MAX_ERROR_TEXT, QUEUE_HEADER
@@ -107,18 +108,27 @@ def _connection_of(sub: Subscription) -> Any:
     return conn
 
 
+def _queue_type_of(sub: Subscription) -> str | None:
+    """The ``queue_type`` of the Client consuming ``sub`` (None: classic)."""
+    owner = getattr(sub, "subscriber", None) or getattr(sub, "_sub", None)
+    queue_type = getattr(getattr(owner, "services", None), "queue_type", None)
+    return queue_type if isinstance(queue_type, str) else None
+
+
 class TtlRetry:
     """A FailureHandler: retry later through a TTL delay queue, give up into the DLQ."""
 
     def __init__(self, policy: RetryPolicy | None = None, *, connection: Any = None,
                  reasons: Iterable[str] = RETRYABLE_REASONS, expires_margin: float = 300.0,
-                 quantize: Callable[[int], int] | None = ceil_r10) -> None:
+                 quantize: Callable[[int], int] | None = ceil_r10, queue_type: str | None = None) -> None:
         self.policy: RetryPolicy = policy if policy is not None else ExponentialBackoff(
             0.1, 30.0, 2.0, 5, 0.0)  # Go's WithTTLRetry default (it applies no jitter there)
         self.reasons = frozenset(reasons)
         self.expires_margin_ms = max(1000, int(expires_margin * 1000))
         self.quantize = quantize
         self._connection = connection
+        #: type of the delay queues (None: the consuming Client's ``queue_type``, else classic)
+        self.queue_type = queue_type
         self._channel: Any = None
         #: delay queues declared, again before ``x-expires`` could run out
         self._declared = Declarations(refresh=self.expires_margin_ms / 2000)
@@ -148,7 +158,8 @@ class TtlRetry:
             return
         try:
             target = await self.ensure_delay_queue(sub.queue, ms, _connection_of(sub)
-                                                   if self._connection is None else self._connection)
+                                                   if self._connection is None else self._connection,
+                                                   self.queue_type or _queue_type_of(sub))
             await sub.republish(failure.delivery, "", target, {
                 ATTEMPT_HEADER: attempt,
                 ORIGINAL_QUEUE_HEADER: sub.queue,
@@ -175,19 +186,23 @@ class TtlRetry:
             ch = self._channel = await connection.channel()
         return ch
 
-    async def ensure_delay_queue(self, queue: str, delay_ms: int, connection: Any) -> str:
+    async def ensure_delay_queue(self, queue: str, delay_ms: int, connection: Any,
+                                 queue_type: str | None = None) -> str:
         """Declare ``{queue}.retry.{ms}ms`` unless declared recently; returns its name.
 
         Declared again before ``x-expires`` could run out (a publish does not reset RabbitMQ's
         idle timer, a declare does), so a cached queue never expires under a message just sent.
         """
         name = delay_queue_name(queue, delay_ms)
-        await self._declared.ensure(name, functools.partial(self._declare, name, queue, delay_ms, connection))
+        await self._declared.ensure(name, functools.partial(self._declare, name, queue, delay_ms, connection,
+                                                            queue_type))
         return name
 
-    async def _declare(self, name: str, queue: str, delay_ms: int, connection: Any) -> None:
-        args = {"x-message-ttl": delay_ms, "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": queue, "x-expires": delay_ms + self.expires_margin_ms}
+    async def _declare(self, name: str, queue: str, delay_ms: int, connection: Any,
+                       queue_type: str | None = None) -> None:
+        args = topology.queue_arguments(name, queue_type, None, {
+            "x-message-ttl": delay_ms, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue,
+            "x-expires": delay_ms + self.expires_margin_ms})
         ch = await self._admin(connection)
         try:
             await ch.queue_declare(name, durable=True, arguments=args)

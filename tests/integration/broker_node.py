@@ -275,13 +275,15 @@ def _base_config(amqp_port: int) -> list[str]:
 
 def start(*, kind: str = "plain", extra_ports: Sequence[str] = (),
           configure: Callable[[BrokerNode], Iterable[str]] | None = None, plugins: Sequence[str] = (),
-          ready: Callable[[BrokerNode], bool] | None = None, timeout: float = START_TIMEOUT) -> BrokerNode:
+          ready: Callable[[BrokerNode], bool] | None = None, timeout: float = START_TIMEOUT,
+          cookie: str | None = None) -> BrokerNode:
     """Start a throw-away node and wait (bounded) until it serves.
 
     ``extra_ports`` names more free ports to allocate (``node.ports[name]``); ``configure(node)`` may
     write files into ``node.tmp`` and returns config lines added to the base config (AMQP listener on
     ``amqp_port``, file logging, no disk alarm); ``plugins`` are enabled; ``ready(node)`` says when
-    it serves (default: AMQP answers on ``amqp_port``).
+    it serves (default: AMQP answers on ``amqp_port``); ``cookie``: the Erlang cookie (nodes that are
+    to form a cluster share one; default: a random one of this node's own).
     """
     if not (RABBIT_BIN / "rabbitmq-server").exists():
         raise BrokerNodeError(f"{RABBIT_BIN}/rabbitmq-server not found (run ci/setup.sh, or set "
@@ -300,9 +302,10 @@ def start(*, kind: str = "plain", extra_ports: Sequence[str] = (),
         (tmp / "rabbitmq.conf").write_text("\n".join(lines) + "\n")
         (tmp / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n")
         (tmp / "rabbitmq-env.conf").write_text("")  # do not pick up the main node's env file
-        cookie = tmp / ".erlang.cookie"
-        cookie.write_text(secrets.token_hex(20).upper())
-        cookie.chmod(0o400)
+        cookie_text = cookie or secrets.token_hex(20).upper()
+        cookie_file = tmp / ".erlang.cookie"
+        cookie_file.write_text(cookie_text)
+        cookie_file.chmod(0o400)
         node._launch(timeout)
         return node
     except BaseException:
