@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from mmate_fast._ext import load
+from mmate_fast.amqp.channel import Channel as _PlainChannel
 from mmate_fast.compat.aio_pika._errors import raise_translated
 from mmate_fast.compat.aio_pika.abc import (
     MILLISECONDS,
@@ -258,6 +259,16 @@ def _lazy_properties() -> dict[str, Any]:
 
 
 _LAZY = _lazy_properties()
+#: the delivery's own fields, read on first use too
+_DELIVERY_FIELDS: dict[str, Any] = {
+    "body_size": lambda d: len(d.body),
+    "consumer_tag": lambda d: d.consumer_tag or None,
+    "delivery_tag": lambda d: d.delivery_tag,
+    "exchange": lambda d: d.exchange,
+    "routing_key": lambda d: d.routing_key,
+    "redelivered": lambda d: d.redelivered,
+    "message_count": lambda d: d.message_count if d.kind == 1 else None,
+}
 
 
 class IncomingMessage(Message, AbstractIncomingMessage):
@@ -286,29 +297,21 @@ class IncomingMessage(Message, AbstractIncomingMessage):
         s(self, "_channel", channel)
         s(self, "_facade_channel", facade_channel)
         s(self, "_no_ack", no_ack)
-        body = delivery.body
-        s(self, "body", body)
-        s(self, "body_size", len(body))
-        s(self, "consumer_tag", delivery.consumer_tag or None)
-        tag = delivery.delivery_tag
-        s(self, "delivery_tag", tag)
-        s(self, "exchange", delivery.exchange)
-        s(self, "routing_key", delivery.routing_key)
-        s(self, "redelivered", delivery.redelivered)
-        s(self, "message_count", delivery.message_count if delivery.kind == 1 else None)
-        if no_ack or not tag:
-            s(self, "_locked", True)
-            s(self, "_processed", True)
-        else:
-            s(self, "_locked", False)
-            s(self, "_processed", False)
+        s(self, "body", delivery.body)
+        done = no_ack or not delivery.delivery_tag
+        s(self, "_locked", done)
+        s(self, "_processed", done)
 
     def __getattr__(self, name: str) -> Any:
-        # a property slot not filled yet: decode it from the delivery once
+        # a slot not filled yet: read it from the delivery once (properties decoded on first use)
+        delivery = self._delivery
         decode = _LAZY.get(name)
-        if decode is None:
+        if decode is not None:
+            value = decode(delivery.properties)
+        elif name in _DELIVERY_FIELDS:
+            value = _DELIVERY_FIELDS[name](delivery)
+        else:
             raise AttributeError(name)
-        value = decode(self._delivery.properties)
         _setattr(self, name, value)
         return value
 
@@ -327,7 +330,7 @@ class IncomingMessage(Message, AbstractIncomingMessage):
     def _settle(self, how: str, *args: Any) -> None:
         ch = self.channel
         try:
-            ok = getattr(ch, how)(self.delivery_tag, *args)
+            ok = getattr(ch, how)(self._delivery.delivery_tag, *args)
         except Exception as error:
             raise_translated(error, self._facade_channel)
         if ok is False:  # a robust channel reconnected since: the broker redelivers this message
@@ -341,6 +344,12 @@ class IncomingMessage(Message, AbstractIncomingMessage):
             raise TypeError('Can\'t ack message with "no_ack" flag')
         if self._processed:
             raise MessageProcessError("Message already processed", self)
+        ch = self._channel
+        if ch is not None and type(ch) is _PlainChannel and ch._closed_exc is None and ch._open:
+            ch.basic_ack(self._delivery.delivery_tag, multiple)  # the common case, inlined
+            _setattr(self, "_processed", True)
+            _setattr(self, "_locked", True)
+            return
         self._settle("basic_ack", multiple)
 
     async def reject(self, requeue: bool = False) -> None:
