@@ -242,8 +242,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma list of mmate_fast,aio_pika,raw (+ mmate_fast_transport at --level mmate, "
                          "and there the rows --confirms/--no-recovery/--observability add, e.g. "
                          "mmate_fast_metrics: naming some keeps only those)")
-    ap.add_argument("--level", default="transport", choices=["transport", "mmate"],
-                    help="transport: Channel API (default); mmate: typed events through the Client")
+    ap.add_argument("--level", default="transport", choices=["transport", "mmate", "aiopika-compat"],
+                    help="transport: Channel API (default); mmate: typed events through the Client; "
+                         "aiopika-compat: the aio-pika client code on aio-pika and on "
+                         "mmate_fast.compat.aio_pika (_compat_runner.py)")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per client run")
     ap.add_argument("--confirms", action="store_true",
                     help="--level mmate publish: add rows mmate_fast_confirms and mmate_fast_confirms_batch")
@@ -302,6 +304,13 @@ def main(argv: list[str] | None = None) -> int:
         if not picked or any(c not in sr.ORDER for c in picked) or a.repeat < 1:
             ap.error(f"{a.workload}: --only {','.join(sr.ORDER)}, --repeat >= 1")
         return sr.main(a.workload, a.messages, a.repeat, picked, a.loop, a.timeout)
+    if a.level == "aiopika-compat":
+        import _compat_runner as cr
+
+        if a.workload not in cr.WORKLOADS:
+            ap.error(f"--level aiopika-compat runs {', '.join(cr.WORKLOADS)}")
+        return cr.main(a.workload, a.messages, a.repeat, a.loop, a.timeout,
+                       [int(x) for x in a.concurrency.split(",") if x.strip()])
     if a.workload == "rpc":
         from _rpc_runner import DEFAULT_ONLY as RPC_DEFAULT
         from _rpc_runner import ORDER as RPC_ORDER
