@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                          "traces sampled), mmate_fast_metrics (without tracing) and "
                          "mmate_fast_traced_fast (metrics + TracingObserver at 1 %%)")
     ap.add_argument("--persistent", action="store_true",
-                    help="durable queues and persistent messages (stored on disk, confirmed after the fsync); "
+                    help="durable queues, persistent messages (stored on disk, confirmed after the fsync); "
                          "the publish/consume/e2e workloads (rpc has its own persistent row)")
     ap.add_argument("--concurrency", default="1,64", help="rpc: comma list of concurrencies (default 1,64)")
     ap.add_argument("--flows", type=int, default=None, help="stageflow: flows per run (default 5000)")
