@@ -91,6 +91,7 @@ class ClientStreams:
 
                 self._dead_letter = StreamDeadLettering(client.connection)
             options["dead_letter"] = self._dead_letter
+        options.setdefault("reconnect", self.connection)  # a lost connection: open another, resubscribe
         consumer = await consume_stream(
             conn, stream, client.dispatcher, pipeline=client.pipeline, services=client, **options
         )

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mmate_fast import errors
+from mmate_fast import _backoff, errors
 from mmate_fast._ext import load
 from mmate_fast.contracts import TypeRegistry, from_envelope, kind_of, message_type
 from mmate_fast.messaging.dispatcher import Dispatcher, MessageContext
@@ -221,6 +221,8 @@ class StreamConsumerStats:
     failed: int = 0
     dead_lettered: int = 0
     offsets_stored: int = 0
+    #: times the consumer subscribed again after its connection was lost
+    restarts: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
 
 
@@ -258,6 +260,7 @@ class StreamConsumer:
         pipeline: Pipeline | None = None,
         services: Any = None,
         registry: TypeRegistry | None = None,
+        reconnect: Callable[[], Awaitable[StreamConnection]] | None = None,
     ) -> None:
         if group is not None and not (isinstance(group, str) and 0 < len(group.encode()) <= 256):
             raise errors.InvalidArgumentError(f"group must be a name of 1-256 bytes, got {group!r}", "group")
@@ -292,6 +295,8 @@ class StreamConsumer:
         self._worker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        #: gives a working stream connection after this one was lost (None: the consumer ends then)
+        self.reconnect = reconnect
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> StreamConsumer:
@@ -372,8 +377,13 @@ class StreamConsumer:
         chunks = self._chunks
         while True:
             if not chunks:
-                if self._stopping or (self._sub is not None and self._sub.error is not None):
+                if self._stopping:
                     return
+                sub = self._sub
+                if sub is not None and sub.error is not None:
+                    if self.reconnect is None or not await self._resubscribe(sub.error):
+                        return
+                    continue
                 self._wake.clear()
                 await self._wake.wait()
                 continue
@@ -387,6 +397,34 @@ class StreamConsumer:
             self._progress.set()
             if self._stopping:
                 return
+
+    async def _resubscribe(self, error: BaseException) -> bool:
+        """The subscription was lost: subscribe again after the last record processed (or where this
+        consumer started, when none was), on the connection ``reconnect`` gives, with the recovery
+        backoff between attempts. False when stopped meanwhile."""
+        assert self.reconnect is not None
+        attempt = 0
+        while not self._stopping:
+            attempt += 1
+            resume: OffsetSpec = self.last_offset + 1
+            if self.last_offset < 0:
+                resume = self.started_at if self.started_at is not None else self.offset
+            log.warning("stream consumer of %r (group %r) lost its subscription (%s); subscribing again at "
+                        "%r (attempt %d)", self.stream, self.group, error, resume, attempt)
+            try:
+                conn = await self.reconnect()
+                self.connection = conn
+                self._sub = None
+                sub = await conn.subscribe(self.stream, self._on_chunk, offset=resume, credit=self.credit)
+            except (errors.MmateError, OSError) as exc:
+                error = exc
+                await asyncio.sleep(_backoff.RECOVERY.delay(attempt))
+                continue
+            sub._on_lost = self._on_lost
+            self._sub = sub
+            self.stats.restarts += 1
+            return True
+        return False
 
     async def _process(self, first: int, ts: int, records: list[bytes]) -> None:
         stats = self.stats

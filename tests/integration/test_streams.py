@@ -357,3 +357,28 @@ def test_the_documented_pipeline_runs() -> None:
             await conn.close()
 
         asyncio.run(cleanup())
+
+
+async def test_consumer_resubscribes_after_its_connection_is_cut(stream: str) -> None:
+    """The link to the stream port is cut mid-log: the consumer opens a new connection and goes on after
+    the last record it processed: every record once, in order; records published later arrive too."""
+    from tests.integration.tcp_proxy import TcpProxy
+
+    seen: list[str] = []
+    async with TcpProxy(STREAM_PORT) as proxy, Client(AMQP_URL, service_name=_name("svc")) as client:
+        client.stream_url = f"rabbitmq-stream://guest:guest@127.0.0.1:{proxy.port}/"
+
+        def handle(m: StreamOrderPlaced) -> None:
+            seen.append(m.order_id)
+            if m.order_id == "o-120":
+                assert proxy.cut() >= 1
+
+        client.dispatcher.add_handler(StreamOrderPlaced, handle)
+        for start in range(0, 300, 50):  # six chunks: the consumer (credit 1) holds one at a time
+            await client.publish_batch_to_stream(stream, _events(50, start=start))
+        consumer = await client.subscribe_stream(stream, group="resume", offset="first", credit=1)
+        await _until(lambda: len(seen) >= 300, "caught up after the cut")
+        await client.publish_batch_to_stream(stream, _events(5, start=300))
+        await _until(lambda: len(seen) >= 305, "new records after the cut")
+        assert consumer.stats.restarts >= 1
+    assert seen == [f"o-{i}" for i in range(305)]
