@@ -70,7 +70,8 @@ class ClientStreams:
         pub = self._publishers.get(stream)
         if pub is None or pub.producer._error is not None or pub.producer._closed:
             conn = await self.connection()
-            pub = await open_publisher(conn, stream, source=self._client.source, **options)
+            cl = self._client
+            pub = await open_publisher(conn, stream, source=cl.source, pipeline=cl.pipeline, **options)
             self._publishers[stream] = pub
         return pub
 

@@ -382,3 +382,38 @@ async def test_consumer_resubscribes_after_its_connection_is_cut(stream: str) ->
         await _until(lambda: len(seen) >= 305, "new records after the cut")
         assert consumer.stats.restarts >= 1
     assert seen == [f"o-{i}" for i in range(305)]
+
+
+async def test_publish_interceptors_and_queue_publish_options(stream: str) -> None:
+    """Stream publishes run the client's publish interceptors and take a queue publish's options
+    (``ttl`` in seconds, ``headers``, ``correlation_id``): what the consumer's context shows."""
+    published: list[Any] = []
+
+    class Stamp(Interceptor):
+        async def before_publish(self, ctx: Any) -> bool | None:
+            ctx.headers["x-stamped-by"] = "wt5"
+            return None
+
+        async def after_publish(self, ctx: Any, error: BaseException | None) -> None:
+            published.append((ctx.outgoing.message_id, error))
+
+    got: list[Any] = []
+    async with Client(AMQP_URL, service_name=_name("svc"), interceptors=[Stamp()]) as client:
+        @client.handler(StreamOrderPlaced)
+        def on_placed(m: StreamOrderPlaced, ctx: Any) -> None:
+            props = ctx.delivery.properties
+            got.append((ctx.message_id, ctx.headers["x-stamped-by"], ctx.headers.get("team"), props.expiration,
+                        ctx.correlation_id))
+
+        mid = await client.publish_to_stream(stream, StreamOrderPlaced(order_id="o", aggregate_id="o"), ttl=60,
+                                             headers={"team": "blue"}, correlation_id="c-7")
+        ids = await client.publish_batch_to_stream(stream, _events(3))
+        pub = await client.stream_publisher(stream)
+        with pytest.raises(errors.MmateError, match="interceptors"):
+            pub.publish_nowait(StreamOrderPlaced(order_id="x"))
+        consumer = await client.subscribe_stream(stream, offset="first")
+        await _until(lambda: len(got) == 4, "all handled")
+        await consumer.stop()
+    assert [p[0] for p in published] == [mid, *ids] and all(e is None for _, e in published)
+    assert got[0] == (mid, "wt5", "blue", "60000", "c-7")
+    assert [g[1] for g in got] == ["wt5"] * 4
