@@ -70,7 +70,8 @@ class Client:
                  discovery: bool | DiscoveryOptions = False, wire_profile: str = "go",
                  queue_type: str = "classic", delivery_limit: int | None = None) -> None:
         check_consumer_limits(prefetch, concurrency)
-        topology.queue_arguments(topology.service_queue(service_name), queue_type, delivery_limit)
+        # queue_type / delivery_limit checked now; the service name itself is checked at connect
+        topology.queue_arguments(f"{service_name}-queue", queue_type, delivery_limit)
         #: "go" (Go-identical headers, default) or "lean" (no AMQP header table: messaging/_lean.py)
         self.wire_profile = check_wire_profile(wire_profile)
         if type(publish_channels) is not int or publish_channels < 1:
@@ -427,7 +428,7 @@ class Client:
             self._bridge = Bridge(self.connection, self.publisher, registry=self.dispatcher.registry)
         return self._bridge
 
-    async def request(self, message: Any, timeout: float = 30.0, **options: Any) -> Any:
+    def request(self, message: Any, timeout: float = 30.0, **options: Any) -> Awaitable[Any]:
         """Send a command or query and wait for its typed reply (Go's ``RequestCommand`` /
         ``RequestQuery``): ``reply = await client.request(GetOrder(order_id="1"), timeout=5)``.
 
@@ -441,7 +442,7 @@ class Client:
         and counted in ``client.bridge.stats.late_replies``).
         """
         self._check_open()
-        return await self.bridge.request(message, timeout, **options)
+        return self.bridge.request(message, timeout, **options)
 
     # ------------------------------------------------------------------ contract discovery
     @property
