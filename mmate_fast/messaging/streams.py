@@ -335,6 +335,9 @@ class StreamConsumer:
         self._stopping = False
         #: gives a working stream connection after this one was lost (None: the consumer ends then)
         self.reconnect = reconnect
+        #: why the consumer ended by itself (its stream deleted, its connection lost without
+        #: ``reconnect``); None while it runs or after ``stop()``
+        self.error: BaseException | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> StreamConsumer:
@@ -420,6 +423,7 @@ class StreamConsumer:
                 sub = self._sub
                 if sub is not None and sub.error is not None:
                     if self.reconnect is None or not await self._resubscribe(sub.error):
+                        self.error = self.error or sub.error
                         return
                     continue
                 self._wake.clear()
@@ -439,10 +443,15 @@ class StreamConsumer:
     async def _resubscribe(self, error: BaseException) -> bool:
         """The subscription was lost: subscribe again after the last record processed (or where this
         consumer started, when none was), on the connection ``reconnect`` gives, with the recovery
-        backoff between attempts. False when stopped meanwhile."""
+        backoff between attempts. False when stopped meanwhile or the stream is gone (deleted: its
+        log with it; the consumer ends, ``error`` says why)."""
         assert self.reconnect is not None
         attempt = 0
         while not self._stopping:
+            if isinstance(error, errors.StreamNotFoundError):
+                log.error("stream consumer of %r (group %r) ends: %s", self.stream, self.group, error)
+                self.error = error
+                return False
             attempt += 1
             resume: OffsetSpec = self.last_offset + 1
             if self.last_offset < 0:

@@ -417,3 +417,17 @@ async def test_publish_interceptors_and_queue_publish_options(stream: str) -> No
     assert [p[0] for p in published] == [mid, *ids] and all(e is None for _, e in published)
     assert got[0] == (mid, "wt5", "blue", "60000", "c-7")
     assert [g[1] for g in got] == ["wt5"] * 4
+
+
+async def test_consumer_of_a_deleted_stream_ends_with_a_named_error(sconn: StreamConnection) -> None:
+    name = _name("deleted")
+    await sconn.create_stream(name)
+    async with Client(AMQP_URL, service_name=_name("svc")) as client:
+        client.dispatcher.add_handler(StreamOrderPlaced, lambda m: None)
+        consumer = await client.subscribe_stream(name, group="g", offset="first")
+        await sconn.delete_stream(name)
+        await _until(lambda: consumer.error is not None, "the consumer ended")
+        assert isinstance(consumer.error, errors.StreamNotFoundError)
+        assert consumer._worker is not None
+        await asyncio.wait_for(consumer._worker, 5)  # ended, not retrying
+        await consumer.stop()
