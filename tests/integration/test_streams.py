@@ -431,3 +431,31 @@ async def test_consumer_of_a_deleted_stream_ends_with_a_named_error(sconn: Strea
         assert consumer._worker is not None
         await asyncio.wait_for(consumer._worker, 5)  # ended, not retrying
         await consumer.stop()
+
+
+async def test_named_publisher_goes_on_after_its_last_id_and_the_broker_drops_repeats(
+        sconn: StreamConnection, stream: str) -> None:
+    out = build(StreamOrderPlaced(order_id="o", aggregate_id="o"))
+    producer = await sconn.producer(stream, reference="wt5-dedup")
+    assert producer.next_id == 1
+    for _ in range(3):
+        producer.append(out.properties, out.body, "", "")
+    await producer.flush()
+    await producer.close()
+    again = await sconn.producer(stream, reference="wt5-dedup")
+    assert again.next_id == 4  # after the last id the broker stored for this reference
+    again.next_id = 2  # a producer that resends ids 2 and 3 (e.g. after a crash): dropped by the broker
+    again.append(out.properties, out.body, "", "")
+    again.append(out.properties, out.body, "", "")
+    again.append(out.properties, out.body, "", "")  # id 4: new
+    await again.flush()
+    await again.close()
+    records = await _records(sconn, stream, 4, offset="first")
+    assert len(records) == 4
+    assert await sconn.query_publisher_sequence("wt5-dedup", stream) == 4
+
+
+async def test_streams_need_rabbitmq() -> None:
+    async with Client("memory://", service_name=_name("svc")) as client:
+        with pytest.raises(errors.StreamError, match="need RabbitMQ"):
+            await client.create_stream("anything")
