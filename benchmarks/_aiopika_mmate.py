@@ -7,6 +7,8 @@ literals in our key order -> ``orjson.dumps`` (exactly our 692 bytes: checked at
 _common.BODY, our encoder's template) -> aio_pika.Message with the same headers/content_type/
 delivery_mode/message_id/type/timestamp -> exchange.publish. consume: ``orjson.loads``, the payload
 keys read explicitly into the dataclass, a plain handler, then ``await message.ack()``.
+publish-confirm: a channel with publisher confirms, ``asyncio.gather`` over windows of 1000
+``exchange.publish`` calls (aio-pika's idiom); persistent into a durable queue under BENCH_PERSISTENT=1.
 Run as ``BENCH_BODY=mmate python benchmarks/_aiopika_mmate.py WORKLOAD``.
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ import orjson
 from _common import (
     AMQP_URL,
     BODY,
+    PERSISTENT,
     PREFETCH,
     E2EState,
     RawAMQP,
@@ -74,7 +77,8 @@ def utc_now() -> tuple[int, str]:
 def envelope(evt: OrderCreatedEvent, msg_id: str, ts: str) -> tuple[dict[str, Any], bytes]:
     """(headers, body) of ``evt``'s Mmate envelope: explicit dicts, keys in our order, orjson."""
     headers = {
-        "delivery-mode": 1, "expiration": "300000", "message-id": msg_id, "message-type": TYPE,
+        "delivery-mode": 2 if PERSISTENT else 1, "expiration": "300000", "message-id": msg_id,
+        "message-type": TYPE,
         "priority": 0, "source": SOURCE, "timestamp": ts, "x-aggregate-id": evt.aggregate_id,
         "x-message-id": msg_id, "x-message-kind": "event", "x-message-type": TYPE,
         "x-sequence": str(evt.sequence), "x-source": SOURCE, "x-version": "1.0",
@@ -104,7 +108,8 @@ def to_message(evt: OrderCreatedEvent) -> Any:
     sec, ts = utc_now()
     headers, body = envelope(evt, msg_id, ts)
     return Message(body, headers=headers, content_type="application/json",
-                   delivery_mode=DeliveryMode.NOT_PERSISTENT, message_id=msg_id, type=TYPE, timestamp=sec)
+                   delivery_mode=DeliveryMode.PERSISTENT if PERSISTENT else DeliveryMode.NOT_PERSISTENT,
+                   message_id=msg_id, type=TYPE, timestamp=sec)
 
 
 def from_body(body: bytes) -> OrderCreatedEvent:
@@ -136,12 +141,33 @@ async def _publish(q: str, n: int, admin: RawAMQP, dl: float) -> dict[str, Any]:
     return {"count": min(done, got), **sp.fields(), "queue_count": got, "capped": got < n}
 
 
+async def _publish_confirmed(q: str, n: int, dl: float) -> dict[str, Any]:
+    """publish-confirm: aio-pika's idiom, asyncio.gather over windows of 1000 confirmed publishes."""
+    import aio_pika
+
+    conn = await aio_pika.connect(AMQP_URL)
+    ch = await conn.channel(publisher_confirms=True)
+    ex = ch.default_exchange
+    done = 0
+    sp = Span().start()
+    while done < n and time.perf_counter() < dl:
+        k = min(1000, n - done)
+        await asyncio.gather(*[ex.publish(to_message(new_event(i)), routing_key=q)
+                               for i in range(done, done + k)])
+        done += k
+    sp.stop()
+    await conn.close()
+    return {"count": done, **sp.fields(), "capped": done < n}
+
+
 def publish(a: argparse.Namespace) -> dict[str, Any]:
     admin = RawAMQP()
     q = unique_name(CLIENT, a.workload)
     admin.declare(q)
     try:
         dl = deadline()
+        if a.workload == "publish-confirm":
+            return dict(run_loop(lambda: _publish_confirmed(q, a.messages, dl), a.loop))
         return dict(run_loop(lambda: _publish(q, a.messages, admin, dl), a.loop))
     finally:
         admin.delete(q)
@@ -243,6 +269,7 @@ def e2e_consumer(a: argparse.Namespace) -> dict[str, Any]:
 
 RUNNERS = {
     "publish": publish,
+    "publish-confirm": publish,
     "consume": consume,
     "e2e": e2e,
     "e2e-consumer": e2e_consumer,

@@ -37,6 +37,11 @@ AMQP_URL = f"amqp://{USER}:{PASSWORD}@{HOST}:{PORT}/"
 TIME_CAP = float(os.environ.get("BENCH_TIME_CAP", "120"))
 
 PREFETCH = 1000
+#: BENCH_PERSISTENT=1 (run.py --persistent): queues are durable and every message persistent
+#: (delivery mode 2: the broker writes it to disk and confirms it after the fsync)
+PERSISTENT = os.environ.get("BENCH_PERSISTENT", "") == "1"
+#: which row of a client module runs (run.py sets it for rows such as raw_pipelined, mmate_fast_gather)
+VARIANT = os.environ.get("BENCH_VARIANT", "")
 BATCH = 1000  # raw frames per sendall / publish window / drain interval
 WORKLOADS = ("publish", "publish-confirm", "publish-confirm-each", "consume", "e2e")
 DEFAULT_N = {"publish": 50_000, "publish-confirm": 50_000, "publish-confirm-each": 5_000,
@@ -103,19 +108,71 @@ _TCK = os.sysconf("SC_CLK_TCK")
 _beam_pid: int | None = None
 
 
+def _listen_inodes(port: int) -> set[str]:
+    """Socket inodes listening on TCP ``port`` (read-only /proc/net)."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                        found.add(cols[9])
+        except (OSError, StopIteration, IndexError, ValueError):
+            pass
+    return found
+
+
+def _beam_pids() -> list[int]:
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/comm") as f:
+                    if f.read().strip() == "beam.smp":
+                        pids.append(int(d))
+            except OSError:
+                pass
+    return pids
+
+
+def main_beam_pid(port: int = PORT) -> int:
+    """The pid of the RabbitMQ node serving AMQP on ``port`` (0 if not visible).
+
+    Other helpers start extra nodes (tests/integration/broker_node.py), so "the first beam.smp" is not
+    good enough: the node whose open sockets include the listener on ``port`` wins (needs the right
+    to read its /proc/PID/fd); else the one node whose command line has no throw-away home
+    (``mmate-node-``); else the only beam.smp."""
+    pids = _beam_pids()
+    inodes = _listen_inodes(port)
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                return pid
+    main = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"mmate-node-" not in f.read():
+                    main.append(pid)
+        except OSError:
+            pass
+    return main[0] if len(main) == 1 else (pids[0] if len(pids) == 1 else 0)
+
+
 def _find_beam_pid() -> int:
     global _beam_pid
     if _beam_pid is None:
-        _beam_pid = 0
-        for d in os.listdir("/proc"):
-            if d.isdigit():
-                try:
-                    with open(f"/proc/{d}/comm") as f:
-                        if f.read().strip() == "beam.smp":
-                            _beam_pid = int(d)
-                            break
-                except OSError:
-                    pass
+        _beam_pid = main_beam_pid()
     return _beam_pid
 
 
@@ -227,13 +284,14 @@ def ack_frame(tag: int, multiple: bool, channel: int = 1) -> bytes:
 
 
 def publish_frames(routing_key: str, body: bytes, channel: int = 1) -> bytes:
-    """basic.publish + content header (application/json, transient; PROPS at the mmate level) + body,
+    """basic.publish + content header (application/json, transient unless PERSISTENT; PROPS at the
+    mmate level) + body,
     encoded once by pamqp."""
     if PROPS is not None:
         payload = _CH_PREFIX.pack(60, 0, len(body)) + PROPS
         header = HDR.pack(2, channel, len(payload)) + payload + bytes((FRAME_END,))
     else:
-        props = C.Basic.Properties(content_type="application/json", delivery_mode=1)
+        props = C.Basic.Properties(content_type="application/json", delivery_mode=2 if PERSISTENT else 1)
         header = pframe.marshal(pheader.ContentHeader(0, len(body), props), channel)
     return (pframe.marshal(C.Basic.Publish(exchange="", routing_key=routing_key), channel)
             + header + pframe.marshal(pbody.ContentBody(body), channel))
@@ -302,7 +360,7 @@ class RawAMQP:
 
     # -- admin -------------------------------------------------------------------------------
     def declare(self, q: str) -> None:
-        self.rpc(C.Queue.Declare(queue=q, durable=False, exclusive=False, auto_delete=False),
+        self.rpc(C.Queue.Declare(queue=q, durable=PERSISTENT, exclusive=False, auto_delete=False),
                  C.Queue.DeclareOk)
 
     def count(self, q: str) -> int:

@@ -2,9 +2,10 @@
 
 ``template()`` builds one real Mmate envelope with our encoder (mmate_fast.messaging.outgoing.build:
 the body with the full mmate-go header set, and the pre-encoded AMQP properties with the same
-headers, message_id, type, timestamp; transient). Its payload carries ``sentAtNs`` as a 19-digit
-string, so the body holds _common.STAMP_TOKEN exactly once: the raw and transport clients stamp the
-send time into the same bytes, the Client-level producer sets ``sent_at_ns`` on each event.
+headers, message_id, type, timestamp; transient, persistent under BENCH_PERSISTENT=1). Its payload
+carries ``sentAtNs`` as a 19-digit string, so the body holds _common.STAMP_TOKEN exactly once: the
+raw and transport clients stamp the send time into the same bytes, the Client-level producer sets
+``sent_at_ns`` on each event.
 With ``BENCH_BODY=mmate`` in the environment, _common uses this template as BODY (and its
 properties for every raw publish and prefill), so all four clients move the same bytes.
 """
@@ -47,5 +48,5 @@ def template() -> tuple[bytes, bytes]:
 
     evt = new_event(42)
     evt.id = TEMPLATE_ID
-    out = build(evt, persistent=False)
+    out = build(evt, persistent=os.environ.get("BENCH_PERSISTENT", "") == "1")
     return out.body, out.properties

@@ -7,6 +7,12 @@ all N. consume: the queue pre-filled with N real envelopes (_common.BODY under B
 ``client.subscribe(q, prefetch=1000, declare=False)`` with a plain handler that counts (the
 Subscription decodes, builds the dataclass, dispatches and acks). e2e: producer publishes as above
 with ``sent_at_ns`` set per event, a consumer process handles them; latency from that field.
+publish-confirm: the Client with publisher confirms; the default row publishes the whole stream of
+new events with ``await client.publish_batch(events)``; ``BENCH_MMATE_VARIANT=gather``: the aio-pika
+idiom, ``asyncio.gather`` over windows of 1000 ``client.publish_event`` calls; ``concurrent``: 64
+tasks, each awaiting its ``publish_event`` calls one by one. Every publish is confirmed before the
+clock stops, and the queue must hold all N. Under BENCH_PERSISTENT=1 the events are persistent
+(into a durable queue), transient otherwise.
 Run as ``BENCH_BODY=mmate python benchmarks/_mmate_level.py WORKLOAD --messages N``.
 
 ``BENCH_MMATE_VARIANT`` (set by run.py --confirms / --no-recovery / --observability): ``confirms`` —
@@ -21,7 +27,9 @@ message type with latency histograms, health checks, the HTTP endpoints) and a t
 with 1 % of the traces sampled (ParentBased(TraceIdRatioBased(0.01))); ``metrics`` — the same without
 tracing; ``traced_fast`` — the metrics variant plus ``TracingObserver(client, sample=0.01)`` (the
 fast tracing path: head sampling before OpenTelemetry, on the tracer hook; sampled spans through a
-BatchSpanProcessor into the same dropping exporter).
+BatchSpanProcessor into the same dropping exporter). ``channels4`` (run.py --publish-options):
+Client(publish_channels=4), publishes spread round-robin over 4 channels; ``lean``:
+Client(wire_profile="lean"), the same body and properties without the AMQP header table.
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import sys
 import threading
 import time
 import urllib.request
@@ -38,6 +47,7 @@ from typing import Any
 from _common import (
     HOST,
     PASSWORD,
+    PERSISTENT,
     PORT,
     PREFETCH,
     USER,
@@ -58,6 +68,10 @@ from _mmate_event import OrderCreatedEvent, new_event
 
 CLIENT = "mmate_fast"
 VARIANT = os.environ.get("BENCH_MMATE_VARIANT", "")
+#: the publish-confirm workload runs (set by main): the Client in publisher-confirm mode
+CONFIRMED = sys.argv[1:2] == ["publish-confirm"]
+#: concurrent publishers of the ``concurrent`` publish-confirm row
+PUBLISHERS = 64
 URL = f"amqp://{USER}:{PASSWORD}@{HOST}:{PORT}/?heartbeat=60"
 
 
@@ -92,8 +106,10 @@ def _client() -> Any:
     from mmate_fast.client import Client
 
     return Client(URL, service_name=f"bench-{time.time_ns()}",
-                  publisher_confirms=VARIANT in ("confirms", "confirms_batch"),
+                  publisher_confirms=VARIANT in ("confirms", "confirms_batch") or CONFIRMED,
                   recovery=VARIANT != "norecovery", declare_topology=False,
+                  publish_channels=4 if VARIANT == "channels4" else 1,
+                  wire_profile="lean" if VARIANT == "lean" else "go",
                   interceptors=[_tracing()] if VARIANT in ("observed", "observed_sampled") else [])
 
 
@@ -152,10 +168,10 @@ async def _publish(q: str, n: int, admin: RawAMQP, dl: float) -> dict[str, Any]:
         while done < n and perf() < dl:
             if VARIANT == "confirms_batch":
                 await client.publish_batch([new_event(i) for i in range(done, min(done + 1000, n))],
-                                           exchange="", routing_key=q, persistent=False)
+                                           exchange="", routing_key=q, persistent=PERSISTENT)
             else:
                 for i in range(done, min(done + 1000, n)):
-                    await publish_event(new_event(i), exchange="", routing_key=q, persistent=False)
+                    await publish_event(new_event(i), exchange="", routing_key=q, persistent=PERSISTENT)
             done = min(done + 1000, n)
         got = await wait_queue_async(admin, q, done, dl)
         sp.stop()
@@ -169,6 +185,55 @@ def publish(a: argparse.Namespace) -> dict[str, Any]:
     try:
         dl = deadline()
         return dict(run_loop(lambda: _publish(q, a.messages, admin, dl), a.loop))
+    finally:
+        admin.delete(q)
+        admin.close()
+
+
+async def _publish_confirmed(q: str, n: int, dl: float) -> dict[str, Any]:
+    """publish-confirm: every event confirmed by the broker before the run ends, three idioms."""
+    async with _open() as client:
+        opts = {"exchange": "", "routing_key": q, "persistent": PERSISTENT}
+        perf = time.perf_counter
+        sp = Span().start()
+        if VARIANT == "gather":  # the aio-pika idiom: gather over windows of 1000 awaited publishes
+            publish_event = client.publish_event
+            done = 0
+            while done < n and perf() < dl:
+                k = min(1000, n - done)
+                await asyncio.gather(*[publish_event(new_event(i), **opts) for i in range(done, done + k)])
+                done += k
+        elif VARIANT == "concurrent":  # PUBLISHERS tasks, each awaiting its publishes one by one
+            publish_event = client.publish_event
+            left = [n]
+
+            async def publisher() -> int:
+                mine = 0
+                while left[0] > 0 and perf() < dl:
+                    left[0] -= 1
+                    await publish_event(new_event(left[0]), **opts)
+                    mine += 1
+                return mine
+
+            done = sum(await asyncio.gather(*[publisher() for _ in range(PUBLISHERS)]))
+        else:  # the batch API over the whole stream (pipelined, confirmed)
+            events = (new_event(i) for i in range(n))
+            done = len(await client.publish_batch(events, **opts))
+        sp.stop()
+    return {"count": done, **sp.fields(), "capped": done < n}
+
+
+def publish_confirm(a: argparse.Namespace) -> dict[str, Any]:
+    admin = RawAMQP()
+    q = unique_name(CLIENT, a.workload)
+    admin.declare(q)
+    try:
+        dl = deadline()
+        res = dict(run_loop(lambda: _publish_confirmed(q, a.messages, dl), a.loop))
+        res["queue_count"] = admin.count(q)
+        if res["queue_count"] != res["count"]:
+            raise RuntimeError(f"{res['count']} publishes confirmed but the queue holds {res['queue_count']}")
+        return res
     finally:
         admin.delete(q)
         admin.close()
@@ -210,7 +275,7 @@ async def _produce(q: str, n: int, dl: float) -> dict[str, Any]:
         while sent < n and perf() < dl:
             for i in range(sent, min(sent + 1000, n)):
                 await publish_event(new_event(i, f"{now_ns():019d}"), exchange="", routing_key=q,
-                                    persistent=False)
+                                    persistent=PERSISTENT)
             sent = min(sent + 1000, n)
         cpu = time.process_time() - c0
     return {"t0": t0, "cpu_s": cpu, "sent": sent, "b0": b0}
@@ -249,6 +314,7 @@ def e2e_consumer(a: argparse.Namespace) -> dict[str, Any]:
 
 RUNNERS = {
     "publish": publish,
+    "publish-confirm": publish_confirm,
     "consume": consume,
     "e2e": e2e,
     "e2e-consumer": e2e_consumer,

@@ -3,6 +3,7 @@
     python benchmarks/run.py WORKLOAD [--messages N] [--loop uvloop|asyncio] [--repeat R]
                              [--only mmate_fast,aio_pika,raw] [--level transport|mmate]
                              [--confirms] [--no-recovery] [--observability] [--concurrency 1,64]
+                             [--persistent]
 
 WORKLOAD: publish | publish-confirm | publish-confirm-each | consume | e2e | rpc. Clients run one after
 another (the 2 cores are shared with the broker). With --repeat R each client runs R times; the
@@ -13,8 +14,8 @@ table and, as its very last line, one JSON object with the rates and ratios; it 
 messages in its queue (``left_in_queue`` of a consume, e2e or rpc run) fails: its error is printed
 and the exit code is 1, as for a run that failed or did not finish.
 
---level mmate (publish | consume | e2e): typed events through the Client, every client on the same
-bytes (one real Mmate envelope + its AMQP properties, BENCH_BODY=mmate in the children):
+--level mmate (publish | publish-confirm | consume | e2e): typed events through the Client, every client
+on the same bytes (one real Mmate envelope + its AMQP properties, BENCH_BODY=mmate in the children):
 mmate_fast (Client.publish_event per new event object / Client handler; _mmate_level.py),
 mmate_fast_transport (the transport level, _mmate.py, on the envelope bytes), aio_pika (the same
 envelope bytes built per message as a good aio-pika user would: explicit dicts and orjson, checked
@@ -28,7 +29,18 @@ mmate_fast_observed (OpenTelemetry tracing of every message on the SDK, Promethe
 ``client.serve_observability()`` with /metrics and /health/ready scraped once per second; the target
 is a cost of at most 10 %), mmate_fast_observed_sampled (the same with 1 % of the traces sampled)
 and mmate_fast_metrics (the same without tracing), mmate_fast_traced_fast (metrics + TracingObserver,
-the fast tracing path, 1 % sampled).
+the fast tracing path, 1 % sampled). ``--publish-options`` (publish, e2e) adds mmate_fast_channels4
+(Client(publish_channels=4)) and mmate_fast_lean (Client(wire_profile="lean"): no AMQP header table;
+see benchmarks/broker_cost.py for what each part of the wire costs the broker).
+
+publish-confirm adds the row raw_pipelined (the raw client sending the next 1000 while the previous
+1000's confirms are on their way: the target row of confirmed publishing, "vs_raw_pipelined" in the
+JSON); at --level mmate its mmate_fast row is ``await client.publish_batch(events)`` over the whole
+stream and it adds mmate_fast_gather (``asyncio.gather`` over windows of 1000
+``client.publish_event`` calls, aio-pika's idiom; the aio_pika row does the same) and
+mmate_fast_concurrent (64 tasks awaiting one publish_event at a time). ``--persistent``: every
+client declares a durable queue and publishes persistent messages (delivery mode 2: the broker
+confirms after writing to disk), for any workload.
 
 rpc: request/reply round trips/s at each ``--concurrency`` (default 1,64), p50/p99 latency, for
 mmate_fast (client.request against a Client responder, library defaults: requests and replies
@@ -41,6 +53,14 @@ stage queue plus a starter process that keeps ``--inflight`` flows running and c
 raw, mmate_fast (memory store per worker), mmate_fast_sqlite (a shared SQLite file store) and aio_pika
 (the flow written by hand); ``--prefetch`` per stage consumer; see _flow_runner.py and the _flow_*.py
 clients. The JSON adds ``sqlite_cost`` (1 - mmate_fast_sqlite / mmate_fast).
+
+streams-publish | streams-consume: Mmate envelopes through RabbitMQ Streams (port 5552): raw (pre-encoded
+stream frames), mmate_fast (typed events, Client.publish_batch_to_stream / subscribe_stream) and bare
+rbfly (envelopes built per message with dicts + orjson); see _streams_runner.py. The JSON has
+``vs_rbfly`` instead of aio-pika (which does not speak the stream protocol).
+fleet: consumed msg/s of W worker processes (``--workers 1,2,4``) for a light handler and one spending
+1 ms of CPU per message (``--handler light,cpu1ms``): raw, mmate_fast (``mmate run --workers W``) and
+aio_pika (W hand-written consumer processes); see _fleet_runner.py and _fleet_bench.py.
 """
 from __future__ import annotations
 
@@ -63,7 +83,7 @@ CLIENTS = {"raw": "_raw.py", "mmate_fast": "_mmate.py", "aio_pika": "_aiopika.py
 ORDER = ("raw", "mmate_fast", "aio_pika")  # raw first: the limit of this repetition
 AIO_PIKA_MAX_N = 50_000
 LATENCY_WORKLOADS = ("publish-confirm-each", "e2e")
-MMATE_WORKLOADS = ("publish", "consume", "e2e")
+MMATE_WORKLOADS = ("publish", "publish-confirm", "consume", "e2e")
 MMATE_CLIENTS = {"raw": "_raw.py", "mmate_fast_transport": "_mmate.py", "mmate_fast": "_mmate_level.py",
                  "aio_pika": "_aiopika_mmate.py"}
 MMATE_ORDER = ("raw", "mmate_fast_transport", "mmate_fast", "aio_pika")
@@ -71,7 +91,14 @@ MMATE_ORDER = ("raw", "mmate_fast_transport", "mmate_fast", "aio_pika")
 MMATE_VARIANTS = {"mmate_fast_confirms": "confirms", "mmate_fast_confirms_batch": "confirms_batch",
                   "mmate_fast_norecovery": "norecovery", "mmate_fast_observed": "observed",
                   "mmate_fast_observed_sampled": "observed_sampled", "mmate_fast_metrics": "metrics",
-                  "mmate_fast_traced_fast": "traced_fast"}
+                  "mmate_fast_traced_fast": "traced_fast", "mmate_fast_gather": "gather",
+                  "mmate_fast_concurrent": "concurrent", "mmate_fast_channels4": "channels4",
+                  "mmate_fast_lean": "lean"}
+#: rows publish-confirm --level mmate adds by default (the confirmed-publishing idioms besides the batch API)
+CONFIRM_ROWS = ["mmate_fast_gather", "mmate_fast_concurrent"]
+#: rows that run another row's module with BENCH_VARIANT set: row -> (that row, variant); publish-confirm
+#: adds raw_pipelined (the next 1000 sent while the previous 1000's confirms are on their way)
+ROW_VARIANTS = {"raw_pipelined": ("raw", "pipelined")}
 
 
 def client_n(client: str, n: int) -> int:
@@ -87,6 +114,9 @@ def run_child(client: str, workload: str, n: int, loop: str, timeout: float,
     env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH", ""), ROOT) if p)
     env.pop("BENCH_BODY", None)
     env.pop("BENCH_MMATE_VARIANT", None)
+    env.pop("BENCH_VARIANT", None)
+    if client in ROW_VARIANTS:
+        client, env["BENCH_VARIANT"] = ROW_VARIANTS[client]
     if level == "mmate":
         env["BENCH_BODY"] = "mmate"
         if client in MMATE_VARIANTS:
@@ -114,6 +144,7 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
     clients = CLIENTS
     if level == "mmate":
         clients = {**MMATE_CLIENTS, **{c: "" for c in order if c in MMATE_VARIANTS}}
+    clients = {**clients, **{c: "" for c in order if c in ROW_VARIANTS}}
     reps = max((len(v) for v in runs.values()), default=0)
     rows = []
     rates: dict[str, float | None] = {}
@@ -183,6 +214,10 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
                "cpu_us_per_msg": obj["cpu_us_per_msg"]}
         if variants:
             obj["vs_mmate_fast"] = vs_variant
+    if "raw_pipelined" in order:  # the target of confirmed publishing: >= 0.8 of this row
+        obj["vs_raw_pipelined"] = {c: ratio(c, "raw_pipelined") for c in order if c.startswith("mmate_fast")}
+        lines.append("vs raw_pipelined: " + ", ".join(f"{c} {_fmt(v, '.3f')}"
+                                                      for c, v in obj["vs_raw_pipelined"].items()))
     scrapes = {c: [r.get("scrapes") for r in runs.get(c, []) if r] for c in order
                if any(r and "scrapes" in r for r in runs.get(c, []))}
     if scrapes:  # the observed rows: HTTP requests answered during each run (proof the server served)
@@ -197,7 +232,8 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("workload", choices=(*WORKLOADS, "rpc", "stageflow"))
+    ap.add_argument("workload", choices=(*WORKLOADS, "rpc", "stageflow", "streams-publish",
+                                         "streams-consume", "fleet"))
     ap.add_argument("--messages", "-n", type=int, default=None,
                     help="messages per run (default 50000; 5000 for publish-confirm-each)")
     ap.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
@@ -206,8 +242,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma list of mmate_fast,aio_pika,raw (+ mmate_fast_transport at --level mmate, "
                          "and there the rows --confirms/--no-recovery/--observability add, e.g. "
                          "mmate_fast_metrics: naming some keeps only those)")
-    ap.add_argument("--level", default="transport", choices=["transport", "mmate"],
-                    help="transport: Channel API (default); mmate: typed events through the Client")
+    ap.add_argument("--level", default="transport", choices=["transport", "mmate", "aiopika-compat"],
+                    help="transport: Channel API (default); mmate: typed events through the Client; "
+                         "aiopika-compat: the aio-pika client code on aio-pika and on "
+                         "mmate_fast.compat.aio_pika (_compat_runner.py)")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per client run")
     ap.add_argument("--confirms", action="store_true",
                     help="--level mmate publish: add rows mmate_fast_confirms and mmate_fast_confirms_batch")
@@ -218,13 +256,34 @@ def main(argv: list[str] | None = None) -> int:
                          "endpoints scraped once per second), mmate_fast_observed_sampled (1 %% of the "
                          "traces sampled), mmate_fast_metrics (without tracing) and "
                          "mmate_fast_traced_fast (metrics + TracingObserver at 1 %%)")
+    ap.add_argument("--publish-options", action="store_true",
+                    help="--level mmate publish/e2e: add the rows mmate_fast_channels4 "
+                         "(publish_channels=4) and mmate_fast_lean (wire_profile='lean')")
+    ap.add_argument("--persistent", action="store_true",
+                    help="durable queues and persistent messages (stored on disk, confirmed after the fsync)")
     ap.add_argument("--concurrency", default="1,64", help="rpc: comma list of concurrencies (default 1,64)")
     ap.add_argument("--flows", type=int, default=None, help="stageflow: flows per run (default 5000)")
     ap.add_argument("--prefetch", type=int, default=None,
                     help="stageflow: prefetch per stage consumer in every worker (default 10, Go's)")
     ap.add_argument("--inflight", type=int, default=None,
                     help="stageflow: flows running at once (default 200)")
+    ap.add_argument("--workers", default="1,2,4", help="fleet: comma list of worker counts (default 1,2,4)")
+    ap.add_argument("--handler", default="light,cpu1ms", help="fleet: comma list of light,cpu1ms")
     a = ap.parse_args(argv)
+    if a.persistent:  # read by every child (benchmarks/_common.PERSISTENT)
+        os.environ["BENCH_PERSISTENT"] = "1"
+    if a.workload == "fleet":
+        import _fleet_runner as fl
+
+        fl_only = [c.strip().replace("-", "_") for c in (a.only or ",".join(fl.ORDER)).split(",")
+                   if c.strip()]
+        fl_handlers = [h.strip() for h in a.handler.split(",") if h.strip()]
+        fl_workers = [int(w) for w in a.workers.split(",") if w.strip().isdigit() and int(w) > 0]
+        if (not fl_workers or not fl_only or any(c not in fl.ORDER for c in fl_only) or a.repeat < 1
+                or not fl_handlers or any(h not in fl.HANDLERS for h in fl_handlers)):
+            ap.error(f"fleet: --workers 1,2,4, --only {','.join(fl.ORDER)}, --handler light,cpu1ms, "
+                     "--repeat >= 1")
+        return fl.main(fl_workers, a.repeat, fl_only, fl_handlers, a.messages, a.timeout)
     if a.workload == "stageflow":
         import _flow_runner as fr
         from _flow_common import FLOW_PREFETCH, INFLIGHT
@@ -238,6 +297,20 @@ def main(argv: list[str] | None = None) -> int:
                 or min(prefetch, inflight) < 1 or (n is not None and n < 1)):
             ap.error(f"stageflow: --only {','.join(fr.ORDER)}, --repeat/--flows/--prefetch/--inflight >= 1")
         return fr.main(n, a.repeat, flow_only, a.loop, a.timeout, prefetch, inflight)
+    if a.workload.startswith("streams-"):  # RabbitMQ Streams: raw, mmate_fast, rbfly (_streams_runner.py)
+        import _streams_runner as sr
+
+        picked = [c.strip().replace("-", "_") for c in (a.only or ",".join(sr.ORDER)).split(",") if c.strip()]
+        if not picked or any(c not in sr.ORDER for c in picked) or a.repeat < 1:
+            ap.error(f"{a.workload}: --only {','.join(sr.ORDER)}, --repeat >= 1")
+        return sr.main(a.workload, a.messages, a.repeat, picked, a.loop, a.timeout)
+    if a.level == "aiopika-compat":
+        import _compat_runner as cr
+
+        if a.workload not in cr.WORKLOADS:
+            ap.error(f"--level aiopika-compat runs {', '.join(cr.WORKLOADS)}")
+        return cr.main(a.workload, a.messages, a.repeat, a.loop, a.timeout,
+                       [int(x) for x in a.concurrency.split(",") if x.strip()])
     if a.workload == "rpc":
         from _rpc_runner import DEFAULT_ONLY as RPC_DEFAULT
         from _rpc_runner import ORDER as RPC_ORDER
@@ -253,8 +326,8 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("rpc: --concurrency takes positive integers (e.g. 1,64), "
                      f"--only {','.join(RPC_ORDER)}, --repeat >= 1")
         return rpc_main(a.messages, concs, a.repeat, rpc_only, a.loop, a.timeout)
-    if (a.confirms or a.no_recovery or a.observability) and a.level != "mmate":
-        ap.error("--confirms / --no-recovery / --observability need --level mmate")
+    if (a.confirms or a.no_recovery or a.observability or a.publish_options) and a.level != "mmate":
+        ap.error("--confirms / --no-recovery / --observability / --publish-options need --level mmate")
     if a.confirms and a.workload != "publish":
         ap.error("--confirms applies to the publish workload only")
     if a.level == "mmate" and a.workload not in MMATE_WORKLOADS:
@@ -265,12 +338,17 @@ def main(argv: list[str] | None = None) -> int:
     only = [c.strip().replace("-", "_") for c in (a.only or ",".join(default_order)).split(",") if c.strip()]
     # --level mmate: --only may also pick among the rows --confirms/--no-recovery/--observability add
     picked_variants = [c for c in only if a.level == "mmate" and c in MMATE_VARIANTS]
-    only = [c for c in only if c not in picked_variants]
+    picked_rows = [c for c in only if c in ROW_VARIANTS]
+    only = [c for c in only if c not in picked_variants and c not in picked_rows]
     bad = [c for c in only if c not in clients]
-    if bad or not only or a.repeat < 1:
+    if bad or not (only or picked_rows) or a.repeat < 1:
         ap.error(f"--only takes {','.join(clients)}; --repeat >= 1 (got {bad or a.repeat})")
     order = [c for c in default_order if c in only]
+    if a.workload == "publish-confirm" and (picked_rows or a.only is None):
+        order.insert(1 if "raw" in order else 0, "raw_pipelined")
     if a.level == "mmate":
+        if a.workload == "publish-confirm" and (a.only is None or picked_variants):
+            order += CONFIRM_ROWS
         if a.confirms:
             order += ["mmate_fast_confirms", "mmate_fast_confirms_batch"]
         if a.no_recovery:
@@ -278,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.observability:
             order += ["mmate_fast_observed", "mmate_fast_observed_sampled", "mmate_fast_metrics",
                       "mmate_fast_traced_fast"]
+        if a.publish_options:
+            order += ["mmate_fast_channels4", "mmate_fast_lean"]
         if picked_variants:
             order = [c for c in order if c not in MMATE_VARIANTS or c in picked_variants]
     n = a.messages if a.messages is not None else DEFAULT_N[a.workload]

@@ -750,10 +750,37 @@ cdef inline bint _digit(unsigned char c) noexcept nogil:
     return <unsigned char>(c - 48) < 10
 
 
+cdef bint _number_run(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    """True when p[0:n] holds LONG_RUN digits in a row outside JSON strings (a number token that
+    long); digits inside strings (nanosecond stamps, snowflake ids sent as text) do not count."""
+    cdef Py_ssize_t i = 0, run = 0
+    cdef unsigned char c
+    cdef bint in_str = False
+    while i < n:
+        c = p[i]
+        if in_str:
+            if c == 92:  # backslash: the next byte is escaped
+                i += 1
+            elif c == 34:
+                in_str = False
+        elif c == 34:
+            in_str = True
+            run = 0
+        elif _digit(c):
+            run += 1
+            if run >= LONG_RUN:
+                return True
+        else:
+            run = 0
+        i += 1
+    return False
+
+
 cdef bint _digit_run(const unsigned char* p, Py_ssize_t n) noexcept nogil:
-    """True when p[0:n] holds LONG_RUN digits in a row. Probes the last byte a run could end on:
-    bodies without long numbers are mostly skipped LONG_RUN (or, next to short digit runs such as
-    ids and times, HALF + 1) bytes at a time; only where both probes are digits is it scanned."""
+    """True when p[0:n] holds LONG_RUN digits in a row in a number token. Probes the last byte a
+    run could end on: bodies without long numbers are mostly skipped LONG_RUN (or, next to short
+    digit runs such as ids and times, HALF + 1) bytes at a time; only where both probes are digits
+    is it scanned, and a run found that way is confirmed by one pass that skips strings."""
     cdef Py_ssize_t i = LONG_RUN - 1, j, lo
     while i < n:
         if not _digit(p[i]):  # no run of LONG_RUN ends at i .. i + LONG_RUN - 1
@@ -767,7 +794,7 @@ cdef bint _digit_run(const unsigned char* p, Py_ssize_t n) noexcept nogil:
         while j >= lo and _digit(p[j]):
             j -= 1
         if j < lo:
-            return True
+            return _number_run(p, n)
         i = j + LONG_RUN  # p[j] is no digit: a run can end at j + LONG_RUN at the earliest
     return False
 

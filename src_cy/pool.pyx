@@ -94,6 +94,7 @@ cdef class ConfirmTracker:
     cdef object _make_nack_error
     cdef long long _next, _low
     cdef dict _waiters
+    cdef dict _values
     cdef object _mandatory
     cdef dict _returned
     cdef public long long acked, nacked
@@ -108,6 +109,7 @@ cdef class ConfirmTracker:
         self._next = 1
         self._low = 1  # every tag below _low is settled
         self._waiters = {}
+        self._values = {}  # tag -> what its waiter resolves with, when not True
         self._mandatory = deque()
         self._returned = {}
         self.acked = 0
@@ -117,16 +119,18 @@ cdef class ConfirmTracker:
         """The tag the next publish will get (does not consume it)."""
         return self._next
 
-    def add(self, waiter: Any | None) -> int:
-        """Register the next publish; returns its delivery tag."""
+    def add(self, waiter: Any | None, value: Any = True) -> int:
+        """Register the next publish (its waiter resolves with ``value``); returns its delivery tag."""
         tag = self._next
         self._next = tag + 1
         self._waiters[tag] = waiter
+        if value is not True:
+            self._values[tag] = value
         return tag
 
-    def add_mandatory(self, waiter: Any | None) -> int:
+    def add_mandatory(self, waiter: Any | None, value: Any = True) -> int:
         """Like ``add`` for a publish with mandatory=True."""
-        tag = self.add(waiter)
+        tag = self.add(waiter, value)
         self._mandatory.append(tag)
         return tag
 
@@ -138,14 +142,15 @@ cdef class ConfirmTracker:
         waiter = self._waiters.pop(tag, _MISSING)
         if waiter is _MISSING:
             return False
-        returned = self._returned.pop(tag, None)
+        returned = self._returned.pop(tag, None) if self._returned else None
+        value = self._values.pop(tag, True) if self._values else True
         if waiter is not None and not waiter.done():
             if nack:
                 waiter.set_exception(self._make_nack_error(tag))
             elif returned is not None:
                 waiter.set_exception(returned)
             else:
-                waiter.set_result(True)
+                waiter.set_result(value)
         return True
 
     cdef long long _resolve(self, long long delivery_tag, bint multiple, bint nack) except -1:
@@ -171,7 +176,7 @@ cdef class ConfirmTracker:
         return count
 
     def ack(self, delivery_tag: int, multiple: bool) -> int:
-        """Resolve waiter(s) with True; returns how many tags were settled."""
+        """Resolve waiter(s) with their value (True by default); returns how many tags were settled."""
         count = self._resolve(delivery_tag, multiple, False)
         self.acked += count
         return count
@@ -195,6 +200,7 @@ cdef class ConfirmTracker:
         waiters = self._waiters
         count = len(waiters)
         self._waiters = {}
+        self._values = {}
         self._mandatory.clear()
         self._returned.clear()
         self._low = self._next

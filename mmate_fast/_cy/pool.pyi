@@ -35,16 +35,18 @@ class ConfirmTracker:
     def __init__(self, make_nack_error: Callable[[int], BaseException]) -> None: ...
     def next_tag(self) -> int:
         """The tag the next publish will get (does not consume it)."""
-    def add(self, waiter: Any | None) -> int:
-        """Register the next publish; returns its delivery tag."""
+    def add(self, waiter: Any | None, value: Any = True) -> int:
+        """Register the next publish; returns its delivery tag. On ack its waiter resolves with
+        ``value`` (default True; e.g. the message id the caller wants back)."""
     def ack(self, delivery_tag: int, multiple: bool) -> int:
-        """Resolve waiter(s) with True; returns how many tags were settled."""
+        """Resolve waiter(s) with their value (True unless ``add`` got one); returns how many tags
+        were settled. One call settles a whole ``multiple=True`` range."""
     def nack(self, delivery_tag: int, multiple: bool) -> int:
         """Fail waiter(s) with make_nack_error(tag); returns how many tags were settled."""
     def mark_returned(self, exc: BaseException) -> bool:
         """basic.return came for the oldest outstanding *mandatory* publish: its waiter will get
         ``exc`` instead of True when its ack arrives. Returns False if no mandatory publish is pending."""
-    def add_mandatory(self, waiter: Any | None) -> int:
+    def add_mandatory(self, waiter: Any | None, value: Any = True) -> int:
         """Like ``add`` for a publish with mandatory=True (so ``mark_returned`` can find it)."""
     def outstanding(self) -> int:
         """Tags published but not yet acked/nacked."""

@@ -375,15 +375,23 @@ _RUN = b"0" * _LONG_RUN
 _LONG_DIGITS_STR = re.compile(f"[0-9]{{{_LONG_RUN}}}")
 
 
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
 def _long_digits(body: Any) -> bool:
-    """True when ``body`` holds a digit run long enough to be an integer orjson rounds."""
+    """True when ``body`` holds a digit run long enough to be an integer orjson rounds, in a number
+    token: digits inside strings (nanosecond stamps, snowflake ids sent as text) do not count."""
     if isinstance(body, str):
-        return _LONG_DIGITS_STR.search(body) is not None
+        if _LONG_DIGITS_STR.search(body) is None:
+            return False
+        body = body.encode("utf-8", "surrogatepass")
     try:
         data = body if isinstance(body, (bytes, bytearray)) else bytes(body)
     except (TypeError, ValueError, BufferError):  # not bytes: orjson says what is wrong
         return False
-    return _RUN in data.translate(_DIGITS_ONLY)
+    if _RUN not in data.translate(_DIGITS_ONLY):
+        return False
+    return _RUN in _JSON_STRING.sub(b'""', data).translate(_DIGITS_ONLY)
 
 
 def _no_constant(name: str) -> Any:
@@ -428,7 +436,7 @@ def decode_envelope(body: bytes | bytearray | memoryview) -> Envelope:
         raise EnvelopeError(f"message body must be bytes, not {type(body).__qualname__}",
                             "not-json") from exc
     else:  # orjson reads integers beyond 64 bits as floats: parse those bodies again, exactly
-        if (_RUN in body.translate(_DIGITS_ONLY)) if type(body) is bytes else _long_digits(body):
+        if _long_digits(body):
             doc = _reparse(body, doc)
     if not isinstance(doc, dict):
         raise EnvelopeError(f"message body is a JSON {type(doc).__name__}, not an object",

@@ -86,8 +86,8 @@ class RoundRobin:
 class ConfirmTracker:
     """Maps publish delivery tags to waiters; O(1) amortised per tag (see pool.pyi)."""
 
-    __slots__ = ("_low", "_make_nack_error", "_mandatory", "_next", "_returned", "_waiters", "acked",
-                 "nacked")
+    __slots__ = ("_low", "_make_nack_error", "_mandatory", "_next", "_returned", "_values", "_waiters",
+                 "acked", "nacked")
 
     def __init__(self, make_nack_error: Callable[[int], BaseException]) -> None:
         self._make_nack_error = make_nack_error
@@ -98,6 +98,7 @@ class ConfirmTracker:
         self._next = 1
         self._low = 1  # every tag below _low is settled
         self._waiters: dict[int, Any] = {}
+        self._values: dict[int, Any] = {}  # tag -> what its waiter resolves with, when not True
         self._mandatory: deque[int] = deque()
         self._returned: dict[int, BaseException] = {}
         self.acked = 0
@@ -107,16 +108,18 @@ class ConfirmTracker:
         """The tag the next publish will get (does not consume it)."""
         return self._next
 
-    def add(self, waiter: Any | None) -> int:
-        """Register the next publish; returns its delivery tag."""
+    def add(self, waiter: Any | None, value: Any = True) -> int:
+        """Register the next publish (its waiter resolves with ``value``); returns its delivery tag."""
         tag = self._next
         self._next = tag + 1
         self._waiters[tag] = waiter
+        if value is not True:
+            self._values[tag] = value
         return tag
 
-    def add_mandatory(self, waiter: Any | None) -> int:
+    def add_mandatory(self, waiter: Any | None, value: Any = True) -> int:
         """Like ``add`` for a publish with mandatory=True."""
-        tag = self.add(waiter)
+        tag = self.add(waiter, value)
         self._mandatory.append(tag)
         return tag
 
@@ -128,14 +131,15 @@ class ConfirmTracker:
         waiter = self._waiters.pop(tag, _MISSING)
         if waiter is _MISSING:
             return False
-        returned = self._returned.pop(tag, None)
+        returned = self._returned.pop(tag, None) if self._returned else None
+        value = self._values.pop(tag, True) if self._values else True
         if waiter is not None and not waiter.done():
             if nack:
                 waiter.set_exception(self._make_nack_error(tag))
             elif returned is not None:
                 waiter.set_exception(returned)
             else:
-                waiter.set_result(True)
+                waiter.set_result(value)
         return True
 
     def _resolve(self, delivery_tag: int, multiple: bool, nack: bool) -> int:
@@ -161,7 +165,7 @@ class ConfirmTracker:
         return count
 
     def ack(self, delivery_tag: int, multiple: bool) -> int:
-        """Resolve waiter(s) with True; returns how many tags were settled."""
+        """Resolve waiter(s) with their value (True by default); returns how many tags were settled."""
         count = self._resolve(delivery_tag, multiple, False)
         self.acked += count
         return count
@@ -185,6 +189,7 @@ class ConfirmTracker:
         waiters = self._waiters
         count = len(waiters)
         self._waiters = {}
+        self._values = {}
         self._mandatory.clear()
         self._returned.clear()
         self._low = self._next

@@ -110,10 +110,12 @@ class Channel(Protocol):
 
     # -- publish ----------------------------------------------------------------------------
     def publish_nowait(self, body: bytes, exchange: str = "", routing_key: str = "",
-                       properties: Any = None, *, mandatory: bool = False) -> asyncio.Future[bool] | None:
+                       properties: Any = None, *, mandatory: bool = False,
+                       confirm_value: Any = True) -> asyncio.Future[Any] | None:
         """Queue a publish; written at the end of this loop turn together with everything else queued.
 
-        Without confirms returns None. With confirms returns a future that resolves True on basic.ack
+        Without confirms returns None. With confirms returns a future that resolves with
+        ``confirm_value`` (True unless given: e.g. the message id the caller hands back) on basic.ack
         and raises PublishNackedError on basic.nack (PublishReturnedError if mandatory and unroutable,
         the broker's ChannelClosedError if it refused the publish and closed the channel).
         Raises InvalidArgumentError (nothing sent) for a name over 255 bytes or not UTF-8, or

@@ -77,8 +77,9 @@ _BASIC_PUBLISH = (60, 40)
 _NACK_REPLACE_INTERVAL = 1.0
 
 T = TypeVar("T")
-#: (confirm future or None, body, exchange, routing key, encoded properties, mandatory)
-_Publish = tuple["asyncio.Future[bool] | None", Any, str, str, bytes, bool]
+#: (confirm future or None, body, exchange, routing key, encoded properties, mandatory, what the
+#: confirm future resolves with)
+_Publish = tuple["asyncio.Future[Any] | None", Any, str, str, bytes, bool, Any]
 
 
 def _copy(exc: errors.ChannelError, message: str | None = None) -> errors.ChannelError:
@@ -299,7 +300,7 @@ class RobustChannel:
         resend = [p for p in self._pending if p[0] is not None and not p[0].done()]
         self._pending.clear()
         for p in resend:
-            ch._publish_tracked(p[1], p[2], p[3], p[4], p[5], p[0])
+            ch._publish_tracked(p[1], p[2], p[3], p[4], p[5], p[0], p[6])
             self._pending.append(p)
         self._robust.stats.republished += len(resend)
         if resend:
@@ -453,11 +454,11 @@ class RobustChannel:
     def _flush_buffered(self) -> None:
         """Send what was published while not live."""
         buf, self._buffer = self._buffer, deque()
-        for fut, body, exchange, routing_key, props, mandatory in buf:
+        for fut, body, exchange, routing_key, props, mandatory, value in buf:
             if fut is not None and fut.done():
                 continue
             try:
-                self._send(body, exchange, routing_key, props, mandatory, fut)
+                self._send(body, exchange, routing_key, props, mandatory, fut, value)
             except errors.MmateError as exc:
                 if fut is None:
                     log.error("a publish buffered on channel %d could not be sent: %s", self.channel_id, exc)
@@ -599,14 +600,14 @@ class RobustChannel:
 
     # ------------------------------------------------------------------ publish
     def _send(self, body: Any, exchange: str, routing_key: str, props: bytes, mandatory: bool,
-              fut: asyncio.Future[bool] | None) -> asyncio.Future[bool] | None:
+              fut: asyncio.Future[Any] | None, value: Any = True) -> asyncio.Future[Any] | None:
         ch = self._ch
         if self._confirms:
             if fut is None:
                 fut = self._loop.create_future()
-            ch._publish_tracked(body, exchange, routing_key, props, mandatory, fut)
+            ch._publish_tracked(body, exchange, routing_key, props, mandatory, fut, value)
             pending = self._pending
-            pending.append((fut, body, exchange, routing_key, props, mandatory))
+            pending.append((fut, body, exchange, routing_key, props, mandatory, value))
             while pending[0][0].done():  # type: ignore[union-attr]
                 self._settled(pending.popleft()[0])  # type: ignore[arg-type]
             return fut
@@ -618,7 +619,8 @@ class RobustChannel:
             self._nacked += 1
 
     def publish_nowait(self, body: bytes, exchange: str = "", routing_key: str = "",
-                       properties: Any = None, *, mandatory: bool = False) -> asyncio.Future[bool] | None:
+                       properties: Any = None, *, mandatory: bool = False,
+                       confirm_value: Any = True) -> asyncio.Future[Any] | None:
         if properties is None:
             props = _EMPTY_PROPERTIES
         elif type(properties) is bytes:
@@ -627,11 +629,11 @@ class RobustChannel:
             props = encode_properties(properties)
         ch = self._live_ch
         if ch is not None and ch._closed_exc is None:
-            return self._send(body, exchange, routing_key, props, mandatory, None)
-        return self._buffered(body, exchange, routing_key, props, mandatory)
+            return self._send(body, exchange, routing_key, props, mandatory, None, confirm_value)
+        return self._buffered(body, exchange, routing_key, props, mandatory, confirm_value)
 
     def _buffered(self, body: bytes, exchange: str, routing_key: str, props: bytes,
-                  mandatory: bool) -> asyncio.Future[bool] | None:
+                  mandatory: bool, value: Any = True) -> asyncio.Future[Any] | None:
         """Keep a publish made while reconnecting or reopening (sent once live, in order)."""
         self._check()
         robust = self._robust
@@ -644,7 +646,7 @@ class RobustChannel:
                 "reconnected or reopened (max_buffered)")
         publish_names(exchange, routing_key)
         fut = self._loop.create_future() if self._confirms else None
-        self._buffer.append((fut, body, exchange, routing_key, props, mandatory))
+        self._buffer.append((fut, body, exchange, routing_key, props, mandatory, value))
         return fut
 
     async def publish(self, body: bytes, exchange: str = "", routing_key: str = "",

@@ -420,19 +420,20 @@ class Channel:
 
     # ------------------------------------------------------------------ publish
     def publish_nowait(self, body: bytes, exchange: str = "", routing_key: str = "",
-                       properties: Any = None, *, mandatory: bool = False) -> asyncio.Future[bool] | None:
+                       properties: Any = None, *, mandatory: bool = False,
+                       confirm_value: Any = True) -> asyncio.Future[Any] | None:
         """Queue a publish (written at the end of this loop turn). See transports.base.Channel."""
-        fut = self._append_publish(body, exchange, routing_key, properties, mandatory)
+        fut = self._append_publish(body, exchange, routing_key, properties, mandatory, None, confirm_value)
         conn = self._conn
         if not conn._flush_pending:
             conn._schedule_flush()
         return fut
 
     def _append_publish(self, body: bytes, exchange: str, routing_key: str, properties: Any,
-                        mandatory: bool, waiter: Any = None) -> asyncio.Future[bool] | None:
+                        mandatory: bool, waiter: Any = None, value: Any = True) -> asyncio.Future[Any] | None:
         """Encode a publish into the write buffer (no write scheduled); the confirm future or None.
         ``waiter``: a caller-made confirm future (RobustChannel keeps its own so they survive a
-        reconnect)."""
+        reconnect); it resolves with ``value`` on the broker's ack."""
         if self._closed_exc is not None or not self._open:
             self._raise_closed()
         if properties is None:
@@ -448,18 +449,18 @@ class Channel:
         except ENCODE_ERRORS as exc:  # nothing was written
             raise publish_error(exc, exchange, routing_key, body) from None
         if self._confirms:
-            fut: asyncio.Future[bool] = waiter if waiter is not None else self._loop.create_future()
+            fut: asyncio.Future[Any] = waiter if waiter is not None else self._loop.create_future()
             if mandatory:
-                self._tracker.add_mandatory(fut)
+                self._tracker.add_mandatory(fut, value)
             else:
-                self._tracker.add(fut)
+                self._tracker.add(fut, value)
             return fut
         return None
 
     def _publish_tracked(self, body: bytes, exchange: str, routing_key: str, props: bytes,
-                         mandatory: bool, waiter: Any) -> None:
+                         mandatory: bool, waiter: Any, value: Any = True) -> None:
         """``publish_nowait`` in confirm mode with a caller-made waiter (see ``_append_publish``)."""
-        self._append_publish(body, exchange, routing_key, props, mandatory, waiter)
+        self._append_publish(body, exchange, routing_key, props, mandatory, waiter, value)
         conn = self._conn
         if not conn._flush_pending:
             conn._schedule_flush()

@@ -31,7 +31,8 @@ log = logging.getLogger("mmate_fast.amqp")
 #: how long awaited calls wait for the pool to reopen a channel when they were given no timeout
 REPAIR_WAIT = 30.0
 
-_Buffered = tuple["asyncio.Future[bool] | None", Any, str, str, Any, bool]
+#: (confirm future or None, body, exchange, routing key, properties, mandatory, confirm value)
+_Buffered = tuple["asyncio.Future[Any] | None", Any, str, str, Any, bool, Any]
 
 
 def _settle_from(target: asyncio.Future[bool], source: asyncio.Future[bool]) -> None:
@@ -142,15 +143,17 @@ class ChannelPool:
 
     # ------------------------------------------------------------------ publish
     def publish_nowait(self, body: bytes, exchange: str = "", routing_key: str = "",
-                       properties: Any = None, *, mandatory: bool = False) -> asyncio.Future[bool] | None:
+                       properties: Any = None, *, mandatory: bool = False,
+                       confirm_value: Any = True) -> asyncio.Future[Any] | None:
         if not self._buffer:
             ch = self._pick()
             if ch is not None:
-                return ch.publish_nowait(body, exchange, routing_key, properties, mandatory=mandatory)
-        return self._buffered(body, exchange, routing_key, properties, mandatory)
+                return ch.publish_nowait(body, exchange, routing_key, properties, mandatory=mandatory,
+                                         confirm_value=confirm_value)
+        return self._buffered(body, exchange, routing_key, properties, mandatory, confirm_value)
 
     def _buffered(self, body: bytes, exchange: str, routing_key: str, properties: Any,
-                  mandatory: bool) -> asyncio.Future[bool] | None:
+                  mandatory: bool, value: Any = True) -> asyncio.Future[Any] | None:
         """Keep a publish made while no channel is open; sent once one is (see the module doc)."""
         self._check_usable()
         publish_names(exchange, routing_key)
@@ -160,9 +163,9 @@ class ChannelPool:
             raise errors.ChannelClosedError(
                 f"{len(self._buffer)} publishes already wait for the pool to reopen its channel "
                 "(max_buffered): await pool.publish() waits for the repair")
-        fut: asyncio.Future[bool] | None = (
+        fut: asyncio.Future[Any] | None = (
             asyncio.get_running_loop().create_future() if self.publisher_confirms else None)
-        self._buffer.append((fut, body, exchange, routing_key, properties, mandatory))
+        self._buffer.append((fut, body, exchange, routing_key, properties, mandatory, value))
         self._start_repair()
         return fut
 
@@ -223,11 +226,12 @@ class ChannelPool:
             ch = self._pick()
             if ch is None:
                 return False
-            fut, body, exchange, routing_key, props, mandatory = buf.popleft()
+            fut, body, exchange, routing_key, props, mandatory, value = buf.popleft()
             if fut is not None and fut.done():
                 continue
             try:
-                sent = ch.publish_nowait(body, exchange, routing_key, props, mandatory=mandatory)
+                sent = ch.publish_nowait(body, exchange, routing_key, props, mandatory=mandatory,
+                                         confirm_value=value)
             except errors.MmateError as exc:
                 if fut is None:
                     log.error("a publish buffered while the pool reopened its channel failed: %s", exc)

@@ -1,6 +1,6 @@
 """The ``mmate`` command line: ``main`` builds the parser and dispatches to one module per command.
 
-Each command module (``demo``, ``dlq``, ``flows``, ``contracts``, ``health``, ...) has
+Each command module (``demo``, ``dlq``, ``flows``, ``contracts``, ``health``, ``run``, ...) has
 ``add_parser(subparsers)``, which builds its parser and sets ``run`` (``args -> exit code``); add new
 ones to ``COMMANDS``. Exit codes are in ``mmate_fast.cli._common``: 0 done, 1 failed (one line on
 stderr, never a traceback), 2 bad use.
@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 import mmate_fast
-from mmate_fast.cli import bench, contracts, demo, dlq, flows, health, monitor
+from mmate_fast.cli import bench, contracts, demo, dlq, flows, health, monitor, run
 from mmate_fast.cli._common import EXIT_USAGE, PROG
 
 #: the command modules, in the order ``mmate --help`` lists them
-COMMANDS: tuple[ModuleType, ...] = (demo, dlq, flows, contracts, monitor, health, bench)
+COMMANDS: tuple[ModuleType, ...] = (demo, dlq, flows, contracts, monitor, health, bench, run)
 
 
 def _compiled_text() -> str:

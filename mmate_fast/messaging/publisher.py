@@ -3,12 +3,20 @@
 The publisher needs only a channel-like target with ``publish_nowait``/``publish``/
 ``wait_for_confirms``/``drain`` (a Channel or a ChannelPool of any transport). No lock anywhere:
 each publish is built and appended to the connection's write buffer in one step.
+
+Confirmed publishing without the wait: in confirm mode ``publish()`` sends the message at once and
+returns the broker's confirm future itself (it resolves with the message id), not a coroutine, so
+any number of publishes share the broker's round trip: ``await`` it (stored when it returns),
+``asyncio.gather`` a window of them (no Task per message), or publish from many tasks; one
+``basic.ack(multiple=True)`` settles all the confirms it covers in one pass. One timer per publisher
+enforces the confirm timeout of every pending publish (``_ConfirmDeadlines``), no timer per message.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Iterable, Mapping
 from itertools import islice
 from typing import Any
@@ -18,6 +26,7 @@ from mmate_fast._ext import load
 from mmate_fast.contracts import MessageKind, kind_of, message_type
 from mmate_fast.messaging import observer as _obs
 from mmate_fast.messaging import topology
+from mmate_fast.messaging._lean import check_wire_profile, without_header_table
 from mmate_fast.messaging.outgoing import SOURCE, Outgoing, build
 from mmate_fast.messaging.pipeline import Pipeline, PublishContext
 
@@ -61,11 +70,71 @@ def _retrieve(confirm: asyncio.Future[Any]) -> None:
         confirm.exception()
 
 
-#: how long ``publish_batch`` waits for a window's confirms when given no timeout (the transport's
-#: default round-trip timeout)
+#: how long an awaited publish or ``publish_batch`` waits for a confirm when given no timeout (the
+#: transport's default round-trip timeout)
 _CONFIRM_WAIT = 30.0
-#: without confirms, every this many publishes one is awaited (back-pressure and fairness)
+#: every this many publishes one is awaited through the transport (back-pressure and fairness); in
+#: confirm mode that one waits for write-buffer room before its confirm
 _AWAIT_EVERY = 128
+
+
+def _failed(exc: BaseException) -> asyncio.Future[Any]:
+    """A future that raises ``exc`` when awaited (a publish refused before the broker)."""
+    fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    fut.set_exception(exc)
+    return fut
+
+
+class _ConfirmDeadlines:
+    """Fails the confirm futures still unsettled ``wait`` s after their publish with OperationTimeout.
+
+    One timer for every pending publish instead of one per message: futures published between two
+    ticks form a batch stamped with the later tick, so none expires early and none more than two
+    ticks late; settled futures are dropped at each tick. The timer stops when nothing is pending.
+    """
+
+    __slots__ = ("_batches", "_recent", "_tick_s", "_timer", "wait")
+
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+        self._tick_s = max(0.05, min(1.0, wait / 10))
+        self._recent: list[asyncio.Future[Any]] = []
+        self._batches: deque[tuple[float, list[asyncio.Future[Any]]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, fut: asyncio.Future[Any]) -> None:
+        self._recent.append(fut)
+        if self._timer is None:
+            self._timer = fut.get_loop().call_later(self._tick_s, self._tick, fut.get_loop())
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        batches = self._batches
+        if self._recent:
+            recent, self._recent = self._recent, []
+            batches.append((now, recent))
+        kept: deque[tuple[float, list[asyncio.Future[Any]]]] = deque()
+        expired = 0
+        for stamp, futs in batches:
+            pending = [f for f in futs if not f.done()]
+            if not pending:
+                continue
+            if now - stamp >= self.wait:
+                for f in pending:
+                    f.set_exception(errors.OperationTimeout(
+                        f"no publisher confirm within {self.wait} s; the message may or may not be stored"))
+                    expired += 1
+            else:
+                kept.append((stamp, pending))
+        self._batches = kept
+        if expired:
+            log.warning("%d publish(es) got no publisher confirm within %s s", expired, self.wait)
+        self._timer = loop.call_later(self._tick_s, self._tick, loop) if kept or self._recent else None
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class Publisher:
@@ -73,17 +142,22 @@ class Publisher:
 
     With ``confirms=True`` (the target's channels in confirm mode) every awaited publish returns
     only once the broker has stored the message, and raises PublishNackedError otherwise.
+    ``wire_profile="lean"`` drops the standard AMQP header table (messaging/_lean.py); ``"go"``
+    (default) sends Go's.
     """
 
     def __init__(self, target: Any, *, confirms: bool = False, pipeline: Pipeline | None = None,
-                 source: str | None = None) -> None:
+                 source: str | None = None, wire_profile: str = "go") -> None:
         self._target = target
         self.confirms = confirms
+        self.wire_profile = check_wire_profile(wire_profile)
+        self._lean = wire_profile == "lean"
         #: interceptors (before/after hooks); an empty pipeline costs nothing
         self.pipeline = pipeline if pipeline is not None else Pipeline()
         self.source = source
         self.published = 0
         self._unawaited = 0
+        self._deadlines = _ConfirmDeadlines(_CONFIRM_WAIT)
         #: a MessageObserver told about every awaited publish (mmate_fast.messaging.observer), or None
         self.observer: Any = None
         #: a MessageTracer called before every awaited publish is encoded and after it (or None)
@@ -121,6 +195,9 @@ class Publisher:
                     ttl_ms=_checks.ttl_ms(ttl) if ttl is not None else None, priority=priority,
                     persistent=persistent, delay_ms=_checks.delay_ms(delay) if delay is not None else None,
                     reply_to=reply_to, type_name=type_name, source=self.source or SOURCE, kind=k)
+        if self._lean and not headers and delay is None:  # only the standard headers: drop the table
+            out.properties = without_header_table(out.properties)
+            out.headers = {}
         return exchange, routing_key, out
 
     def publish_nowait(self, msg: Any, *, mandatory: bool = False,
@@ -137,10 +214,52 @@ class Publisher:
         return self._target.publish_nowait(out.body, exchange, routing_key, out.properties,
                                            mandatory=mandatory)
 
-    async def publish(self, msg: Any, *, mandatory: bool = False, timeout: float | None = None,
-                      **options: Any) -> str:
+    def publish(self, msg: Any, *, mandatory: bool = False, timeout: float | None = None,
+                **options: Any) -> Awaitable[str]:
         """Publish ``msg`` (route from its kind unless ``exchange``/``routing_key`` are given);
-        returns its message id. Waits for the broker's confirm in confirm mode."""
+        awaiting the result gives its message id, in confirm mode once the broker has stored it.
+
+        In confirm mode (no publish interceptors, observer or tracer, no ``timeout``) the message is
+        sent now and the confirm future returned: ``asyncio.gather`` over many of them costs no Task
+        per message, and the publishes share the broker's confirms. An error raised before the
+        broker (InvalidArgumentError, PayloadEncodeError, ...) is raised where the result is
+        awaited, as from a coroutine; nothing was sent then.
+        """
+        if (self.confirms and timeout is None and self.observer is None and self.tracer is None
+                and not self.pipeline.has_publish):
+            try:
+                exchange, routing_key, out = self.prepare(msg, **options)
+                fut = self._target.publish_nowait(out.body, exchange, routing_key, out.properties,
+                                                  mandatory=mandatory, confirm_value=out.message_id)
+            except Exception as exc:
+                return _failed(exc)
+            self.published += 1
+            if fut is None:  # the target is not in confirm mode after all: nothing to wait for
+                fut = asyncio.get_running_loop().create_future()
+                fut.set_result(out.message_id)
+                return fut
+            self._deadlines.add(fut)
+            n = self._unawaited + 1
+            if n >= _AWAIT_EVERY:
+                self._unawaited = 0
+                return self._after_drain(fut)
+            self._unawaited = n
+            return fut
+        return self._publish(msg, mandatory, timeout, options)
+
+    async def _after_drain(self, fut: asyncio.Future[str]) -> str:
+        """The confirm of an already sent publish, awaited once the write buffer has room (so a
+        publisher that never waits for its confirms cannot grow the buffer without bound)."""
+        try:
+            await self._target.drain()
+        except BaseException:
+            fut.add_done_callback(_retrieve)
+            raise
+        return await fut
+
+    async def _publish(self, msg: Any, mandatory: bool, timeout: float | None,
+                       options: dict[str, Any]) -> str:
+        """``publish`` with interceptors, observer or tracer, an explicit timeout, or no confirms."""
         observer = self.observer
         t0 = _perf() if observer is not None else 0.0
         tracer = self.tracer
@@ -209,28 +328,41 @@ class Publisher:
                                   kind=MessageKind.REPLY, **options)
 
     async def publish_batch(self, messages: Iterable[Any], *, timeout: float | None = None,
-                            window: int = 1000, mandatory: bool = False, **options: Any) -> list[str]:
-        """Publish many messages pipelined: up to ``window`` in flight, then wait for their confirms
-        (confirm mode) or for write-buffer room. Returns the message ids in order.
+                            window: int = 2000, mandatory: bool = False, **options: Any) -> list[str]:
+        """Publish many messages pipelined; returns their ids in order once every one is confirmed
+        (confirm mode) or written.
 
-        Each window is encoded before any of it is sent, so a message refused before the broker
-        (InvalidArgumentError, PayloadEncodeError) fails its window without sending half of it;
-        earlier windows were sent (the error's note says how many messages)."""
+        Messages are encoded and sent ``window // 2`` at a time while the broker confirms the
+        earlier ones: at most ``window`` unconfirmed (or, without confirms, write-buffer room
+        awaited after each chunk). Each chunk is encoded before any of it is sent, so a message
+        refused before the broker (InvalidArgumentError, PayloadEncodeError) fails its chunk without
+        sending half of it; earlier chunks were sent (the error's note says how many messages). A
+        nacked or returned publish raises its error (the oldest failure first). ``timeout`` bounds
+        each wait for a confirm (default 30 s). With an observer or tracer each chunk is confirmed
+        before the next one is sent (they are told each message's chunk time).
+        """
+        if type(window) is not int or window < 1:
+            raise errors.InvalidArgumentError(f"window must be a whole number of at least 1, got {window!r}",
+                                              "window")
         ids: list[str] = []
         target = self._target
         intercepted = self.pipeline.has_publish
         observer = self.observer
         tracer = self.tracer
-        traced: list[tuple[Any, str, str, str]] = []  # this window's (token, id, exchange, routing key)
+        chunk = max(1, window // 2)
+        # unconfirmed publishes may stay in flight while the next chunk is built and sent
+        ahead = 0 if observer is not None or tracer is not None else window - chunk
+        traced: list[tuple[Any, str, str, str]] = []  # this chunk's (token, id, exchange, routing key)
+        inflight: deque[asyncio.Future[Any]] = deque()  # confirms, oldest first
         it = iter(messages)
         batch: list[Any] = []
         t0 = 0.0
         try:
             while True:
-                confirms: list[asyncio.Future[bool]] = []  # this window's, settled by _settle
-                batch = list(islice(it, window))
+                batch = list(islice(it, chunk))
                 if observer is not None:
                     t0 = _perf()
+                confirms: list[asyncio.Future[bool]] = []
                 if intercepted:
                     before = len(ids)
                     for msg in batch:
@@ -241,6 +373,7 @@ class Publisher:
                         if token is not None:
                             traced.append((token, ids[-1], "", ""))
                     n = len(ids) - before
+                    inflight.extend(confirms)
                 else:
                     if tracer is None:
                         ready = [self.prepare(msg, **options) for msg in batch]
@@ -254,26 +387,32 @@ class Publisher:
                             if token is not None:
                                 traced.append((token, out.message_id, ex, rk))
                     n = len(ready)
+                    publish_nowait = target.publish_nowait
                     for exchange, routing_key, out in ready:
-                        confirm = target.publish_nowait(out.body, exchange, routing_key, out.properties,
-                                                        mandatory=mandatory)
+                        confirm = publish_nowait(out.body, exchange, routing_key, out.properties,
+                                                 mandatory=mandatory)
                         if confirm is not None:
-                            confirms.append(confirm)
+                            inflight.append(confirm)
                         ids.append(out.message_id)
-                if n:
-                    await self._settle(timeout, confirms)
+                last = n < chunk
+                if inflight:
+                    await self._confirmed(inflight, 0 if last else ahead, timeout)
+                elif n:
+                    await target.drain(timeout)
                 if traced:
                     for token, message_id, ex, rk in traced:
                         _obs.end_publish(tracer, token, message_id, ex, rk, None)
                     traced = []
-                if observer is not None:  # each message took its window's time
+                if observer is not None:  # each message took its chunk's time
                     elapsed = _perf() - t0
                     for msg in batch:
                         _observe(observer, msg, elapsed, None)
                 batch = []
-                if n < window:
+                if last:
                     return ids
         except BaseException as exc:
+            for confirm in inflight:  # settles after we gave up on it: nobody will retrieve it
+                confirm.add_done_callback(_retrieve)
             for token, message_id, ex, rk in traced:
                 _obs.end_publish(tracer, token, message_id, ex, rk, exc)
             if observer is not None:
@@ -321,25 +460,24 @@ class Publisher:
             self.published += 1
         return str(ctx.outgoing.message_id)
 
-    async def _settle(self, timeout: float | None, confirms: list[asyncio.Future[bool]]) -> None:
-        """Wait for one window of ``publish_batch``: the confirms of its own publishes (each one is
-        retrieved, the first failure raised), or write-buffer room without confirms."""
-        if not confirms:
-            await self._target.drain(timeout)
-            return
+    @staticmethod
+    async def _confirmed(inflight: deque[asyncio.Future[Any]], limit: int, timeout: float | None) -> None:
+        """Wait until at most ``limit`` of ``inflight`` (oldest first) are unconfirmed; the settled
+        ones leave it, the first failure among them is raised. One wake-up per broker ack (a
+        ``multiple=True`` ack settles many), not per message."""
         wait = _CONFIRM_WAIT if timeout is None else timeout
-        _done, pending = await asyncio.wait(confirms, timeout=wait)
-        failure: BaseException | None = None
-        for confirm in confirms:
-            if confirm.done():
-                exc = None if confirm.cancelled() else confirm.exception()
-                if exc is not None and failure is None:
-                    failure = exc
-        if failure is not None:
-            raise failure
-        if pending:
-            for confirm in pending:  # settles after we gave up on it: nobody will retrieve it
-                confirm.add_done_callback(_retrieve)
-            raise errors.OperationTimeout(
-                f"{len(pending)} of {len(confirms)} publishes of this batch still unconfirmed after "
-                f"{wait} s; they may or may not be stored")
+        while inflight:
+            oldest = inflight[0]
+            if not oldest.done():
+                if len(inflight) <= limit:
+                    return
+                # asyncio.wait: cancelling the batch must not cancel the confirm future itself
+                _done, pending = await asyncio.wait((oldest,), timeout=wait)
+                if pending:
+                    raise errors.OperationTimeout(
+                        f"{len(inflight)} publishes of this batch still unconfirmed after {wait} s; they may "
+                        "or may not be stored")
+            inflight.popleft()
+            exc = None if oldest.cancelled() else oldest.exception()
+            if exc is not None:
+                raise exc

@@ -357,6 +357,28 @@ def test_typed_contract_receives_big_ints_exactly(E: ModuleType) -> None:
     assert type(got.n) is int and type(got.f) is float
 
 
+def test_long_digit_strings_next_to_big_numbers(E: ModuleType) -> None:
+    """Digits inside strings (escaped quotes included) never hide a long number after them, and a
+    long number after such a string still decodes exactly."""
+    big = 12345678901234567890123
+    for s in ('1234567890123456789012', 'a\\"1234567890123456789012', '\\\\', 'x\\\\\\"'):
+        body = ('{"type":"T","payload":{"s":"' + s + '","n":' + str(big) + ',"m":[-' + str(big) + ']}}').encode()
+        got = E.decode_envelope(body).payload
+        assert got["n"] == big and type(got["n"]) is int and got["m"] == [-big]
+        assert got["s"] == orjson.loads(body)["payload"]["s"]
+
+
+def test_digits_inside_strings_skip_the_exact_parser() -> None:
+    """A 19+ digit run only inside strings (a nanosecond stamp sent as text) needs no second parse;
+    one in a number token does (the twin's scan, which the compiled one mirrors)."""
+    from mmate_fast._py.envelope import _long_digits
+
+    stamp = b'{"type":"T","payload":{"sentAtNs":"1764500000000000000000","a":"\\\\"}}'
+    assert not _long_digits(stamp) and not _long_digits(stamp.decode())
+    assert _long_digits(b'{"type":"T","payload":{"s":"\\\\","n":1764500000000000000000}}')
+    assert _long_digits(b'{"type":"T","payload":[1764500000000000000000]}')
+
+
 def test_normal_floats_stay_floats(E: ModuleType) -> None:
     payload = {"a": 0.1, "b": 99.95, "c": 1e300, "d": -1e-7, "e": 2.5e-5, "g": 1.0000000000000002,
                "h": 0.000012345678901234567, "i": [1.5, -2.5], "n": 10, "s": "0.1234567890123456789012"}

@@ -60,6 +60,29 @@ async def test_confirm_tracker_in_order_and_ranges(P: ModuleType) -> None:
         futs[5].result()
 
 
+async def test_confirm_tracker_values_settle_with_one_multiple_ack(P: ModuleType) -> None:
+    """Waiters resolve with the value they were added with; one multiple ack settles the range;
+    a nack in the middle fails only its own waiter; fail_all forgets the values."""
+    loop = asyncio.get_running_loop()
+    t = P.ConfirmTracker(nack_err)
+    futs = [loop.create_future() for _ in range(6)]
+    for i, f in enumerate(futs[:5]):
+        (t.add_mandatory if i == 2 else t.add)(f, f"id-{i}")
+    t.add(futs[5])  # no value: True
+    assert t.nack(3, False) == 1
+    assert t.ack(6, True) == 5
+    assert [f.result() for i, f in enumerate(futs) if i != 2] == ["id-0", "id-1", "id-3", "id-4", True]
+    with pytest.raises(PublishNackedError, match="nacked 3"):
+        futs[2].result()
+    late = loop.create_future()
+    t.add(late, "id-late")
+    assert t.fail_all(PublishNackedError("gone")) == 1
+    again = loop.create_future()
+    t.add(again)
+    t.ack(t.next_tag() - 1, False)
+    assert again.result() is True and isinstance(late.exception(), PublishNackedError)
+
+
 async def test_confirm_tracker_returned_cancelled_fail_reset(P: ModuleType) -> None:
     loop = asyncio.get_running_loop()
     t = P.ConfirmTracker(nack_err)

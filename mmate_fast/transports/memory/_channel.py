@@ -278,7 +278,8 @@ class MemoryChannel:
 
     # -- publish ----------------------------------------------------------------------------
     def publish_nowait(self, body: bytes, exchange: str = "", routing_key: str = "",
-                       properties: Any = None, *, mandatory: bool = False) -> asyncio.Future[bool] | None:
+                       properties: Any = None, *, mandatory: bool = False,
+                       confirm_value: Any = True) -> asyncio.Future[Any] | None:
         if self._closed or self._conn._closed:
             self._raise_closed()
         publish_names(exchange, routing_key)
@@ -313,7 +314,7 @@ class MemoryChannel:
             loop.call_soon(self._return, body, exchange, routing_key, properties)
         if not self._confirms:
             return None
-        fut: asyncio.Future[bool] = loop.create_future()
+        fut: asyncio.Future[Any] = loop.create_future()
         if rejected:
             self._nacked += 1
             fut.set_exception(PublishNackedError(
@@ -323,7 +324,7 @@ class MemoryChannel:
             self._unconfirmed.add(fut)
             loop.call_soon(self._returned_confirm, fut, exchange, routing_key)
         else:
-            fut.set_result(True)
+            fut.set_result(confirm_value)
         return fut
 
     def _failed_future(self, err: ChannelClosedError) -> asyncio.Future[bool] | None:

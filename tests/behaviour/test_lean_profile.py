@@ -1,0 +1,76 @@
+"""``Client(wire_profile="lean")`` on the embedded broker and RabbitMQ: the delivery carries no AMQP
+header table, yet our consumer dispatches it and sees the standard headers (from the envelope), and
+request/reply works both ways between a lean and a Go-profile client."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from mmate_fast.client import Client
+from mmate_fast.contracts import Event, Query, Reply
+from mmate_fast.messaging import MessageContext
+
+from .behaviour_helpers import wait_until
+
+
+@dataclass
+class LeanShipped(Event):
+    order_id: str = ""
+
+
+@dataclass
+class LeanGetStatus(Query):
+    order_id: str = ""
+
+
+@dataclass
+class LeanStatus(Reply):
+    order_id: str = ""
+    status: str = ""
+
+
+async def test_lean_event_is_dispatched_with_envelope_headers(url: str, names: Any) -> None:
+    service = names.service()
+    got: list[tuple[LeanShipped, dict[str, Any], Any, str | None]] = []
+    async with Client(url, service_name=service, wire_profile="lean") as client:
+
+        @client.handler(LeanShipped)
+        def on_shipped(evt: LeanShipped, ctx: MessageContext) -> None:
+            got.append((evt, ctx.headers, ctx.delivery.properties, ctx.correlation_id))
+
+        sub = await client.start_consuming()
+        sent = LeanShipped(order_id="o-7", aggregate_id="o-7", sequence=2)
+        await client.publish_event(sent, correlation_id="corr-7")
+        await wait_until(lambda: len(got) == 1, timeout=10)
+        evt, headers, props, corr = got[0]
+        assert (evt.id, evt.order_id, evt.aggregate_id, evt.sequence) == (sent.id, "o-7", "o-7", 2)
+        assert not props.headers  # no AMQP header table on the wire
+        assert (props.type, props.message_id, props.content_type) == ("LeanShipped", sent.id, "application/json")
+        assert props.delivery_mode == 2
+        assert headers["x-message-kind"] == "event" and headers["x-aggregate-id"] == "o-7"
+        assert headers["x-message-type"] == "LeanShipped" and corr == "corr-7"
+        assert sub.stats.acked == 1 and sub.stats.dead_lettered == 0
+
+
+async def _round_trips(url: str, names: Any, server_profile: str, client_profile: str) -> list[LeanStatus]:
+    service = names.service()
+    async with Client(url, service_name=service, wire_profile=server_profile) as srv:
+
+        @srv.handler(LeanGetStatus)
+        def status(q: LeanGetStatus) -> LeanStatus:
+            return LeanStatus(order_id=q.order_id, status=f"shipped-{server_profile}")
+
+        await srv.start_consuming()
+        async with Client(url, service_name=names.service("asker"), declare_topology=False,
+                          wire_profile=client_profile) as client:
+            names.queues.append(client.bridge.reply_queue)
+            return list(await asyncio.gather(*(client.request(LeanGetStatus(order_id=f"o-{i}"), timeout=10)
+                                               for i in range(5))))
+
+
+async def test_request_reply_between_lean_and_go_profiles(url: str, names: Any) -> None:
+    for server_profile, client_profile in (("lean", "go"), ("go", "lean")):
+        replies = await _round_trips(url, names, server_profile, client_profile)
+        assert [(r.order_id, r.status) for r in replies] == [(f"o-{i}", f"shipped-{server_profile}")
+                                                             for i in range(5)]
