@@ -8,6 +8,7 @@ import asyncio
 import time
 from typing import Any
 
+import _aiopika_alias  # noqa: F401  (BENCH_AIO_PIKA=compat: aio_pika is the mmate_fast facade)
 from _common import (
     AMQP_URL,
     BATCH,

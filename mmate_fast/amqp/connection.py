@@ -539,6 +539,8 @@ async def connect_any(nodes: list[ConnectionParameters], order: list[int], timeo
         except errors.AMQPConnectionError as exc:
             log.info("node %s refused or did not answer (%s); trying the next", nodes[index].safe_url(), exc)
             failures.append((index, exc))
+    if len(nodes) == 1:
+        raise failures[0][1]  # one node: its own error says it all
     kinds = {type(exc) for _, exc in failures}
     cls = kinds.pop() if len(kinds) == 1 else errors.BrokerUnreachableError
     why = "; ".join(f"{nodes[i].host}:{nodes[i].port}: {exc}" for i, exc in failures)

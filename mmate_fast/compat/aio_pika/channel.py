@@ -16,7 +16,7 @@ from mmate_fast import errors
 from mmate_fast.compat.aio_pika._errors import raise_translated, translate
 from mmate_fast.compat.aio_pika._frames import spec
 from mmate_fast.compat.aio_pika.abc import AbstractChannel, Arguments, ExchangeType, TimeoutType
-from mmate_fast.compat.aio_pika.exceptions import ChannelInvalidStateError
+from mmate_fast.compat.aio_pika.exceptions import ChannelClosed, ChannelInvalidStateError
 from mmate_fast.compat.aio_pika.exchange import Exchange
 from mmate_fast.compat.aio_pika.message import ReturnedMessage
 from mmate_fast.compat.aio_pika.queue import Queue
@@ -66,6 +66,7 @@ class Channel(ChannelContext):
         self.publisher_confirms = publisher_confirms
         self.on_return_raises = on_return_raises
         self._publish_seq = 0
+        self._close_notified = False
         self._returned: deque[ReturnedMessage] = deque(maxlen=_MAX_RETURNED)
         #: the running consumer-callback tasks (kept referenced until done)
         self._consumer_tasks: set[asyncio.Task[Any]] = set()
@@ -130,6 +131,7 @@ class Channel(ChannelContext):
                                                      internal=False, passive=False)
         if self._closed.done():
             self._closed = asyncio.get_running_loop().create_future()
+        self._close_notified = False
         self._connection._channel_opened(self)
 
     async def initialize(self, timeout: TimeoutType = None) -> None:
@@ -149,15 +151,18 @@ class Channel(ChannelContext):
             return
         if raw.is_open:
             await raw.close()
-        self._mark_closed(None)
+        self._mark_closed(ChannelClosed(None, None))
 
     def _mark_closed(self, exc: BaseException | None) -> None:
-        if not self._closed.done():
+        """Tell ``close_callbacks`` once (aio-pika passes ``ChannelClosed(None, None)`` on a close by
+        the client, the broker's error otherwise)."""
+        if not self._close_notified and not self._closed.done():
+            self._close_notified = True
             self.close_callbacks(exc)
 
     def _on_raw_close(self, raw: Any, exc: BaseException) -> None:
         if isinstance(exc, errors.ChannelClosedError) and exc.reply_code == 200:
-            self._mark_closed(None)
+            self._mark_closed(ChannelClosed(None, None))
         else:
             self._mark_closed(translate(exc, self))
 

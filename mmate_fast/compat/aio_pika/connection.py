@@ -51,7 +51,7 @@ def make_url(url: Any = None, *, host: str = "localhost", port: int = 5672, logi
     scheme = "amqps" if ssl else "amqp"
     from urllib.parse import quote
 
-    vhost = quote(virtualhost, safe="")
+    vhost = quote(virtualhost, safe="/")  # "/" + "/" as aio-pika builds it
     query = f"?{urlencode({k: str(v) for k, v in kw.items()})}" if kw else ""
     return f"{scheme}://{quote(login, safe='')}:{quote(password, safe='')}@{host}:{port}/{vhost}{query}"
 
