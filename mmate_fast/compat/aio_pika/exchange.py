@@ -5,6 +5,8 @@ import logging
 from typing import Any
 
 from mmate_fast import errors
+from mmate_fast.amqp.channel import _EAGER_FLUSH_BYTES
+from mmate_fast.amqp.channel import Channel as _PlainChannel
 from mmate_fast.compat.aio_pika._errors import raise_translated
 from mmate_fast.compat.aio_pika._frames import basic_ack, spec
 from mmate_fast.compat.aio_pika.abc import (
@@ -86,7 +88,13 @@ class Exchange(AbstractExchange):
         props = message._wire_properties()
         if not channel.publisher_confirms:
             try:
-                await raw.publish(message.body, self.name, routing_key, props, mandatory=mandatory)
+                if type(raw) is _PlainChannel:  # inlined Channel.publish: no coroutine per message
+                    conn = raw._conn
+                    if len(conn._wbuf) > _EAGER_FLUSH_BYTES or not conn._writable.is_set():
+                        await conn.drain()
+                    raw.publish_nowait(message.body, self.name, routing_key, props, mandatory=mandatory)
+                else:
+                    await raw.publish(message.body, self.name, routing_key, props, mandatory=mandatory)
             except errors.MmateError as error:
                 raise_translated(error, channel)
             return None
