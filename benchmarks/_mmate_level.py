@@ -27,7 +27,9 @@ message type with latency histograms, health checks, the HTTP endpoints) and a t
 with 1 % of the traces sampled (ParentBased(TraceIdRatioBased(0.01))); ``metrics`` — the same without
 tracing; ``traced_fast`` — the metrics variant plus ``TracingObserver(client, sample=0.01)`` (the
 fast tracing path: head sampling before OpenTelemetry, on the tracer hook; sampled spans through a
-BatchSpanProcessor into the same dropping exporter).
+BatchSpanProcessor into the same dropping exporter). ``channels4`` (run.py --publish-options):
+Client(publish_channels=4), publishes spread round-robin over 4 channels; ``lean``:
+Client(wire_profile="lean"), the same body and properties without the AMQP header table.
 """
 from __future__ import annotations
 
@@ -106,6 +108,8 @@ def _client() -> Any:
     return Client(URL, service_name=f"bench-{time.time_ns()}",
                   publisher_confirms=VARIANT in ("confirms", "confirms_batch") or CONFIRMED,
                   recovery=VARIANT != "norecovery", declare_topology=False,
+                  publish_channels=4 if VARIANT == "channels4" else 1,
+                  wire_profile="lean" if VARIANT == "lean" else "go",
                   interceptors=[_tracing()] if VARIANT in ("observed", "observed_sampled") else [])
 
 

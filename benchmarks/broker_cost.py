@@ -21,9 +21,12 @@ broker's cost per message. Rows:
   confirms) with its defaults, ``publish_channels=4`` and ``wire_profile="lean"``: how close the
   library gets to the raw ceiling of the same wire.
 
-The table gives the rate, client CPU µs/msg (this process), broker CPU µs/msg and its difference to
-``plain``; the last line is one JSON object (``rates``, ``broker_us``, ``client_us``, ``vs_raw`` of
-the client rows against the raw row with the same bytes, ``vs_plain``). Medians of ``--repeat``.
+The table gives the rate, client CPU µs/msg (this process), broker CPU µs/msg (net of background) and
+its difference to ``plain``, the gross figure, the background share and how many cores the broker
+kept busy during the run (gross CPU / wall time: above 1 only when its processes ran in parallel);
+the last line is one JSON object (``rates``, ``broker_us``, ``client_us``, ``broker_cores``,
+``vs_raw`` of the client rows against the raw row with the same bytes, ``vs_plain``). Medians of
+``--repeat``. Broker CPU per message is robust to the machine's load; the rates are not.
 Queues and exchanges are this run's own (``bench.brokercost.*``) and deleted afterwards.
 """
 from __future__ import annotations
@@ -82,6 +85,7 @@ class Shape:
     connections: int = 1
     client: str = ""  # "" raw; else Client options: "default" | "channels4" | "lean"
     binding: str = BINDING  # the queue's binding key on the topic exchange
+    queues: int = 1  # queues bound (several subscribed services; topic/direct only)
 
 
 _P = Shape()
@@ -113,6 +117,12 @@ ROWS: dict[str, tuple[Shape, str]] = {
                                connections=4), "mmate_ours over 4 connections"),
     "mmate_lean_ch4": (Shape(exchange="topic", props="lean", body=692, durable_queue=True, persistent=True,
                              channels=4), "mmate_lean over 4 channels"),
+    "topic_fanout3": (Shape(exchange="topic", queues=3), "topic, 3 bound queues (3 subscribed services)"),
+    "mmate_ours_fanout3": (Shape(exchange="topic", props="ours", body=692, durable_queue=True,
+                                 persistent=True, queues=3), "mmate_ours into 3 bound queues"),
+    "mmate_ours_fanout3_ch4": (Shape(exchange="topic", props="ours", body=692, durable_queue=True,
+                                     persistent=True, queues=3, channels=4),
+                               "mmate_ours into 3 bound queues over 4 channels"),
     "client_default": (Shape(exchange="topic", props="ours", body=692, durable_queue=True, persistent=True,
                              client="default"), "Client.publish_event, defaults (confirms off)"),
     "client_channels4": (Shape(exchange="topic", props="ours", body=692, durable_queue=True, persistent=True,
@@ -142,10 +152,10 @@ def _properties(shape: Shape, body: bytes) -> bytes:
         return without_header_table(bytes(out.properties))
     if shape.props == "ours":
         return bytes(out.properties)
-    # Go: content_type, headers, delivery_mode only (flags 0xb000, wire spec §4.1)
-    decoded, _ = _frames.decode_properties(out.properties)
+    # Go: content_type, headers (Go's field types: B for priority/delivery-mode), delivery_mode only
+    # (flags 0xb000, wire spec §4.1)
     return bytes(_frames.encode_properties(_frames.BasicProperties(
-        content_type="application/json", delivery_mode=mode, headers=decoded.headers)))
+        content_type="application/json", delivery_mode=mode, headers=out.headers)))
 
 
 def _body(shape: Shape) -> bytes:
@@ -222,6 +232,7 @@ class Meter:
             bg = (self.bg_rate or 0.0) * t
             res["broker_us"] = max(0.0, gross - bg) / n * 1e6
             res["broker_bg_pct"] = (self.bg_rate or 0.0) * 100
+            res["broker_cores"] = gross / t  # how many cores the broker kept busy meanwhile
         return res
 
 
@@ -241,24 +252,32 @@ class Names:
         return f"bench.brokercost.{self.tag}.q{self.n}"
 
 
-def _setup(admin: RawAMQP, names: Names, shape: Shape) -> tuple[str, str, str]:
-    """A fresh queue bound as ``shape`` needs: (queue, exchange, routing key)."""
-    q = names.queue()
-    admin.rpc(C.Queue.Declare(queue=q, durable=shape.durable_queue, auto_delete=False), C.Queue.DeclareOk)
+def _setup(admin: RawAMQP, names: Names, shape: Shape) -> tuple[list[str], str, str]:
+    """Fresh queue(s) bound as ``shape`` needs: (queues, exchange, routing key)."""
+    qs = [names.queue() for _ in range(shape.queues)]
+    for q in qs:
+        admin.rpc(C.Queue.Declare(queue=q, durable=shape.durable_queue, auto_delete=False), C.Queue.DeclareOk)
     if shape.exchange == "default":
-        return q, "", q
+        return qs, "", qs[0]
     ex = names.topic if shape.exchange == "topic" else names.direct
     key = shape.binding if shape.exchange == "topic" else ROUTING_KEY
-    admin.rpc(C.Queue.Bind(queue=q, exchange=ex, routing_key=key), C.Queue.BindOk)
-    return q, ex, ROUTING_KEY
+    for q in qs:
+        admin.rpc(C.Queue.Bind(queue=q, exchange=ex, routing_key=key), C.Queue.BindOk)
+    return qs, ex, ROUTING_KEY
 
 
-def _wait_queue(admin: RawAMQP, q: str, n: int, dl: float) -> int:
-    return admin.wait_count(q, n, dl, poll=POLL_S)
+def _wait_queue(admin: RawAMQP, qs: list[str], n: int, dl: float) -> int:
+    """The fewest messages any of ``qs`` holds once all hold ``n`` (or at the deadline)."""
+    return min(admin.wait_count(q, n, dl, poll=POLL_S) for q in qs)
+
+
+def _delete(admin: RawAMQP, qs: list[str]) -> None:
+    for q in qs:
+        admin.rpc(C.Queue.Delete(queue=q), C.Queue.DeleteOk)
 
 
 def run_raw(admin: RawAMQP, names: Names, shape: Shape, n: int) -> dict[str, Any]:
-    q, ex, rk = _setup(admin, names, shape)
+    qs, ex, rk = _setup(admin, names, shape)
     body = _body(shape)
     props = _properties(shape, body)
     conns = [Broker.raw() for _ in range(shape.connections)]
@@ -291,7 +310,7 @@ def run_raw(admin: RawAMQP, names: Names, shape: Shape, n: int) -> dict[str, Any
                 socks[i % len(socks)].sendall(chunk)
                 sent += per_chunk
                 i += 1
-            got = _wait_queue(admin, q, sent, dl)
+            got = _wait_queue(admin, qs, sent, dl)
         res = m.stop(min(sent, got))
         res["capped"] = got < sent or sent < n
         res["content_header_bytes"] = len(props) + 12
@@ -300,14 +319,14 @@ def run_raw(admin: RawAMQP, names: Names, shape: Shape, n: int) -> dict[str, Any
     finally:
         for c in conns:
             c.close()
-        admin.rpc(C.Queue.Delete(queue=q), C.Queue.DeleteOk)
+        _delete(admin, qs)
 
 
 def run_client(admin: RawAMQP, names: Names, shape: Shape, n: int, loop: str) -> dict[str, Any]:
     """Our Client: a new event object per publish, ``publish_event`` to the bound topic exchange."""
     from mmate_fast.client import Client
 
-    q, ex, rk = _setup(admin, names, shape)
+    qs, ex, rk = _setup(admin, names, shape)
     opts: dict[str, Any] = {"publisher_confirms": False, "declare_topology": False,
                             "service_name": f"bench-brokercost-{names.tag}"}
     if shape.client == "channels4":
@@ -327,7 +346,7 @@ def run_client(admin: RawAMQP, names: Names, shape: Shape, n: int, loop: str) ->
                 for i in range(sent, min(sent + BATCH, n)):
                     await publish_event(new_event(i), exchange=ex, routing_key=rk, persistent=persistent)
                 sent = min(sent + BATCH, n)
-            got = await asyncio.to_thread(_wait_queue, admin, q, sent, dl)
+            got = await asyncio.to_thread(_wait_queue, admin, qs, sent, dl)
             res = m.stop(min(sent, got))
             res["capped"] = got < n
             return res
@@ -335,7 +354,7 @@ def run_client(admin: RawAMQP, names: Names, shape: Shape, n: int, loop: str) ->
     try:
         return dict(run_loop(go, loop))
     finally:
-        admin.rpc(C.Queue.Delete(queue=q), C.Queue.DeleteOk)
+        _delete(admin, qs)
 
 
 # ------------------------------------------------------------------------------------------- report
@@ -359,20 +378,21 @@ def _table(head: list[str], rows: list[list[str]], left: tuple[int, ...]) -> lis
 
 
 def summarize(rows: list[str], runs: dict[str, list[dict[str, Any]]], n: int) -> tuple[str, dict[str, Any]]:
-    keys = ("rate", "client_us", "broker_us", "broker_gross_us", "broker_bg_pct")
+    keys = ("rate", "client_us", "broker_us", "broker_gross_us", "broker_bg_pct", "broker_cores")
     med = {r: {k: _med([x.get(k) for x in runs[r]]) for k in keys} for r in rows}
     base = med.get("plain", {}).get("broker_us")
-    head = ["row", "msg/s", "client µs/msg", "broker µs/msg", "Δ vs plain", "gross", "bg %", "what"]
+    head = ["row", "msg/s", "client µs/msg", "broker µs/msg", "Δ vs plain", "gross", "bg %", "broker cores",
+            "what"]
     table = []
     for r in rows:
         b = med[r]["broker_us"]
         delta = None if b is None or base is None or r == "plain" else b - base
         table.append([r, _fmt(med[r]["rate"], ",.0f"), _fmt(med[r]["client_us"], ".1f"), _fmt(b, ".1f"),
                       _fmt(delta, "+.1f"), _fmt(med[r]["broker_gross_us"], ".1f"),
-                      _fmt(med[r]["broker_bg_pct"], ".0f"), ROWS[r][1]])
+                      _fmt(med[r]["broker_bg_pct"], ".0f"), _fmt(med[r]["broker_cores"], ".2f"), ROWS[r][1]])
     reps = len(next(iter(runs.values())))
     lines = [f"broker cost per published message ({NODE[0]} node, N={n:,} per run, medians of {reps})",
-             *_table(head, table, (0, 7))]
+             *_table(head, table, (0, 8))]
 
     def ratio(a: str, b: str) -> float | None:
         if a not in runs or b not in runs:
@@ -386,7 +406,8 @@ def summarize(rows: list[str], runs: dict[str, list[dict[str, Any]]], n: int) ->
     lines.append(f"load average at the end: {os.getloadavg()[0]:.2f}")
     obj = {"workload": "broker-cost", "messages": n, "node": NODE[0],
            "rates": {r: med[r]["rate"] for r in rows}, "broker_us": {r: med[r]["broker_us"] for r in rows},
-           "client_us": {r: med[r]["client_us"] for r in rows}, "vs_raw": vs_raw, "vs_plain": vs_plain,
+           "client_us": {r: med[r]["client_us"] for r in rows},
+           "broker_cores": {r: med[r]["broker_cores"] for r in rows}, "vs_raw": vs_raw, "vs_plain": vs_plain,
            "load": os.getloadavg()[0], "extensions": _common.extensions_in_use()}
     return "\n".join(lines), obj
 

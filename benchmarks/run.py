@@ -29,7 +29,9 @@ mmate_fast_observed (OpenTelemetry tracing of every message on the SDK, Promethe
 ``client.serve_observability()`` with /metrics and /health/ready scraped once per second; the target
 is a cost of at most 10 %), mmate_fast_observed_sampled (the same with 1 % of the traces sampled)
 and mmate_fast_metrics (the same without tracing), mmate_fast_traced_fast (metrics + TracingObserver,
-the fast tracing path, 1 % sampled).
+the fast tracing path, 1 % sampled). ``--publish-options`` (publish, e2e) adds mmate_fast_channels4
+(Client(publish_channels=4)) and mmate_fast_lean (Client(wire_profile="lean"): no AMQP header table;
+see benchmarks/broker_cost.py for what each part of the wire costs the broker).
 
 publish-confirm adds the row raw_pipelined (the raw client sending the next 1000 while the previous
 1000's confirms are on their way: the target row of confirmed publishing, "vs_raw_pipelined" in the
@@ -51,6 +53,14 @@ stage queue plus a starter process that keeps ``--inflight`` flows running and c
 raw, mmate_fast (memory store per worker), mmate_fast_sqlite (a shared SQLite file store) and aio_pika
 (the flow written by hand); ``--prefetch`` per stage consumer; see _flow_runner.py and the _flow_*.py
 clients. The JSON adds ``sqlite_cost`` (1 - mmate_fast_sqlite / mmate_fast).
+
+streams-publish | streams-consume: Mmate envelopes through RabbitMQ Streams (port 5552): raw (pre-encoded
+stream frames), mmate_fast (typed events, Client.publish_batch_to_stream / subscribe_stream) and bare
+rbfly (envelopes built per message with dicts + orjson); see _streams_runner.py. The JSON has
+``vs_rbfly`` instead of aio-pika (which does not speak the stream protocol).
+fleet: consumed msg/s of W worker processes (``--workers 1,2,4``) for a light handler and one spending
+1 ms of CPU per message (``--handler light,cpu1ms``): raw, mmate_fast (``mmate run --workers W``) and
+aio_pika (W hand-written consumer processes); see _fleet_runner.py and _fleet_bench.py.
 """
 from __future__ import annotations
 
@@ -82,7 +92,8 @@ MMATE_VARIANTS = {"mmate_fast_confirms": "confirms", "mmate_fast_confirms_batch"
                   "mmate_fast_norecovery": "norecovery", "mmate_fast_observed": "observed",
                   "mmate_fast_observed_sampled": "observed_sampled", "mmate_fast_metrics": "metrics",
                   "mmate_fast_traced_fast": "traced_fast", "mmate_fast_gather": "gather",
-                  "mmate_fast_concurrent": "concurrent"}
+                  "mmate_fast_concurrent": "concurrent", "mmate_fast_channels4": "channels4",
+                  "mmate_fast_lean": "lean"}
 #: rows publish-confirm --level mmate adds by default (the confirmed-publishing idioms besides the batch API)
 CONFIRM_ROWS = ["mmate_fast_gather", "mmate_fast_concurrent"]
 #: rows that run another row's module with BENCH_VARIANT set: row -> (that row, variant); publish-confirm
@@ -221,7 +232,8 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("workload", choices=(*WORKLOADS, "rpc", "stageflow"))
+    ap.add_argument("workload", choices=(*WORKLOADS, "rpc", "stageflow", "streams-publish",
+                                         "streams-consume", "fleet"))
     ap.add_argument("--messages", "-n", type=int, default=None,
                     help="messages per run (default 50000; 5000 for publish-confirm-each)")
     ap.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
@@ -244,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
                          "endpoints scraped once per second), mmate_fast_observed_sampled (1 %% of the "
                          "traces sampled), mmate_fast_metrics (without tracing) and "
                          "mmate_fast_traced_fast (metrics + TracingObserver at 1 %%)")
+    ap.add_argument("--publish-options", action="store_true",
+                    help="--level mmate publish/e2e: add the rows mmate_fast_channels4 "
+                         "(publish_channels=4) and mmate_fast_lean (wire_profile='lean')")
     ap.add_argument("--persistent", action="store_true",
                     help="durable queues and persistent messages (stored on disk, confirmed after the fsync)")
     ap.add_argument("--concurrency", default="1,64", help="rpc: comma list of concurrencies (default 1,64)")
@@ -252,9 +267,23 @@ def main(argv: list[str] | None = None) -> int:
                     help="stageflow: prefetch per stage consumer in every worker (default 10, Go's)")
     ap.add_argument("--inflight", type=int, default=None,
                     help="stageflow: flows running at once (default 200)")
+    ap.add_argument("--workers", default="1,2,4", help="fleet: comma list of worker counts (default 1,2,4)")
+    ap.add_argument("--handler", default="light,cpu1ms", help="fleet: comma list of light,cpu1ms")
     a = ap.parse_args(argv)
     if a.persistent:  # read by every child (benchmarks/_common.PERSISTENT)
         os.environ["BENCH_PERSISTENT"] = "1"
+    if a.workload == "fleet":
+        import _fleet_runner as fl
+
+        fl_only = [c.strip().replace("-", "_") for c in (a.only or ",".join(fl.ORDER)).split(",")
+                   if c.strip()]
+        fl_handlers = [h.strip() for h in a.handler.split(",") if h.strip()]
+        fl_workers = [int(w) for w in a.workers.split(",") if w.strip().isdigit() and int(w) > 0]
+        if (not fl_workers or not fl_only or any(c not in fl.ORDER for c in fl_only) or a.repeat < 1
+                or not fl_handlers or any(h not in fl.HANDLERS for h in fl_handlers)):
+            ap.error(f"fleet: --workers 1,2,4, --only {','.join(fl.ORDER)}, --handler light,cpu1ms, "
+                     "--repeat >= 1")
+        return fl.main(fl_workers, a.repeat, fl_only, fl_handlers, a.messages, a.timeout)
     if a.workload == "stageflow":
         import _flow_runner as fr
         from _flow_common import FLOW_PREFETCH, INFLIGHT
@@ -268,6 +297,13 @@ def main(argv: list[str] | None = None) -> int:
                 or min(prefetch, inflight) < 1 or (n is not None and n < 1)):
             ap.error(f"stageflow: --only {','.join(fr.ORDER)}, --repeat/--flows/--prefetch/--inflight >= 1")
         return fr.main(n, a.repeat, flow_only, a.loop, a.timeout, prefetch, inflight)
+    if a.workload.startswith("streams-"):  # RabbitMQ Streams: raw, mmate_fast, rbfly (_streams_runner.py)
+        import _streams_runner as sr
+
+        picked = [c.strip().replace("-", "_") for c in (a.only or ",".join(sr.ORDER)).split(",") if c.strip()]
+        if not picked or any(c not in sr.ORDER for c in picked) or a.repeat < 1:
+            ap.error(f"{a.workload}: --only {','.join(sr.ORDER)}, --repeat >= 1")
+        return sr.main(a.workload, a.messages, a.repeat, picked, a.loop, a.timeout)
     if a.level == "aiopika-compat":
         import _compat_runner as cr
 
@@ -290,8 +326,8 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("rpc: --concurrency takes positive integers (e.g. 1,64), "
                      f"--only {','.join(RPC_ORDER)}, --repeat >= 1")
         return rpc_main(a.messages, concs, a.repeat, rpc_only, a.loop, a.timeout)
-    if (a.confirms or a.no_recovery or a.observability) and a.level != "mmate":
-        ap.error("--confirms / --no-recovery / --observability need --level mmate")
+    if (a.confirms or a.no_recovery or a.observability or a.publish_options) and a.level != "mmate":
+        ap.error("--confirms / --no-recovery / --observability / --publish-options need --level mmate")
     if a.confirms and a.workload != "publish":
         ap.error("--confirms applies to the publish workload only")
     if a.level == "mmate" and a.workload not in MMATE_WORKLOADS:
@@ -320,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.observability:
             order += ["mmate_fast_observed", "mmate_fast_observed_sampled", "mmate_fast_metrics",
                       "mmate_fast_traced_fast"]
+        if a.publish_options:
+            order += ["mmate_fast_channels4", "mmate_fast_lean"]
         if picked_variants:
             order = [c for c in order if c not in MMATE_VARIANTS or c in picked_variants]
     n = a.messages if a.messages is not None else DEFAULT_N[a.workload]

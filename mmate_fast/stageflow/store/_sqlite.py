@@ -8,6 +8,13 @@ loop wake-up per batch: many concurrent saves cost one commit. WAL mode with ``s
 timeout let several processes share one file; ``claim_stage`` is ``INSERT ... ON CONFLICT DO
 NOTHING`` then ``SELECT`` inside that transaction, atomic across processes by the primary key.
 
+Reads (``get``, ``stage_result``) of a file store run at once on the calling thread, on a read-only
+connection of that thread (WAL readers take no lock: a primary-key lookup costs a few µs, a hop to
+the writer thread and back costs ten times that); one that fails there (a busy WAL recovery, I/O)
+goes to the writer thread like any other call, which names the error. ``save_nowait`` queues a save
+without a future (the engine's saves after a hop is published: nobody waits for them; a failure is
+logged), to be committed with the next batch.
+
 URL: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite:///:memory:`` (this
 store only), with ``?timeout=SECONDS`` (default 10): how long a call may wait for its turn on the
 thread, and then for another process's lock, before it fails with ``FlowStoreError``.
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import sqlite3
 import threading
@@ -31,6 +39,8 @@ from mmate_fast.errors import (
     InvalidArgumentError,
 )
 from mmate_fast.stageflow.store._record import FlowRecord, check_claim, check_key, check_page, check_record
+
+log = logging.getLogger("mmate_fast.stageflow")
 
 DEFAULT_TIMEOUT = 10.0
 #: most operations one transaction carries
@@ -97,15 +107,23 @@ def _claim(conn: sqlite3.Connection, instance_id: str, stage_key: str, result_js
     return str(row[0])
 
 
+def _claim_and_save(conn: sqlite3.Connection, instance_id: str, stage_key: str, result_json: str,
+                    record: FlowRecord) -> str:
+    stored = _claim(conn, instance_id, stage_key, result_json)
+    if stored == result_json:
+        _save(conn, record)
+    return stored
+
+
 def _stage(conn: sqlite3.Connection, instance_id: str, stage_key: str) -> str | None:
     row = conn.execute(_STAGE, (instance_id, stage_key)).fetchone()
     return None if row is None else str(row[0])
 
 
 _Fn = Callable[..., Any]
-#: (function, its arguments after the connection, writes?, the caller's loop, the caller's future, what,
-#: time.monotonic() when queued)
-_Op = tuple[_Fn, tuple[Any, ...], bool, asyncio.AbstractEventLoop, "asyncio.Future[Any]", str, float]
+#: (function, its arguments after the connection, writes?, the caller's loop, the caller's future (None:
+#: nobody waits), what, time.monotonic() when queued)
+_Op = tuple[_Fn, tuple[Any, ...], bool, asyncio.AbstractEventLoop, "asyncio.Future[Any] | None", str, float]
 _CLOSE = None
 
 
@@ -123,7 +141,12 @@ def _deliver(done: list[tuple[_Op, bool, Any]]) -> None:
     """Hand the batch's outcomes to each caller's loop, one wake-up per loop."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
     for op, ok, value in done:
-        by_loop.setdefault(op[3], []).append((op[4], ok, value))
+        fut = op[4]
+        if fut is None:  # save_nowait: nobody waits; a failure is logged
+            if not ok:
+                log.warning("%s", value)
+            continue
+        by_loop.setdefault(op[3], []).append((fut, ok, value))
     for loop, items in by_loop.items():
         with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits any more
             loop.call_soon_threadsafe(_settle, items)
@@ -154,6 +177,12 @@ class SQLiteFlowStore:
         self.url = url or f"sqlite:///{path}"
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._closed = False
+        #: the read-only connection of each thread that read (a file store only: another connection to
+        #: ``:memory:`` would open another, empty, database)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._sync_reads = path != ":memory:" and not path.startswith("file:")
         self._stopped: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         opened: list[BaseException | None] = []
         ready = threading.Event()
@@ -336,21 +365,73 @@ class SQLiteFlowStore:
         return done
 
     # ------------------------------------------------------------------ the callers' side
+    def _closed_error(self) -> FlowStoreClosedError:
+        return FlowStoreClosedError(f"the flow store {self.url} is closed: open a new one with "
+                                    "open_store(url)")
+
     async def _call(self, fn: _Fn, args: tuple[Any, ...], writes: bool, what: str) -> Any:
         if self._closed:
-            raise FlowStoreClosedError(f"the flow store {self.url} is closed: open a new one with "
-                                       "open_store(url)")
+            raise self._closed_error()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self._queue.put((fn, args, writes, loop, fut, what, time.monotonic()))
         return await fut
 
+    def _reader(self) -> sqlite3.Connection | None:
+        """This thread's read-only connection (opened on first use), or None (``:memory:``, or it
+        cannot be opened: the writer thread reads then)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None or not self._sync_reads:
+            return conn
+        try:
+            conn = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA query_only = 1")
+        except sqlite3.Error as exc:
+            log.debug("flow store %s: no read connection on this thread (%s): reads go to the writer "
+                      "thread", self.url, exc)
+            self._sync_reads = False
+            return None
+        with self._readers_lock:
+            if self._closed:
+                conn.close()
+                return None
+            self._readers.append(conn)
+        self._local.conn = conn
+        return conn
+
+    def _read_now(self, fn: _Fn, args: tuple[Any, ...]) -> tuple[bool, Any]:
+        """``(True, fn(reader, *args))`` on this thread's reader; ``(False, None)`` when it cannot
+        answer (SQLite busy, I/O error...): the caller asks the writer thread instead."""
+        if self._closed:
+            raise self._closed_error()
+        conn = self._reader()
+        if conn is None:
+            return False, None
+        try:
+            return True, fn(conn, *args)
+        except sqlite3.Error as exc:
+            log.debug("flow store %s: a read on the calling thread failed (%s): asking the writer "
+                      "thread", self.url, exc)
+            return False, None
+
     async def save(self, record: FlowRecord) -> None:
         check_record(record)
         await self._call(_save, (record,), True, "save")
 
+    def save_nowait(self, record: FlowRecord) -> None:
+        """Queue a save of ``record`` and return at once: it is committed with the next batch, in
+        order with the calls queued before it; nobody waits for it, and a failure is logged (a
+        warning), not raised. For the engine's saves after a hop (the record may lag a moment)."""
+        check_record(record)
+        if self._closed:
+            raise self._closed_error()
+        self._queue.put((_save, (record,), True, asyncio.get_running_loop(), None, "save",
+                         time.monotonic()))
+
     async def get(self, instance_id: str) -> FlowRecord | None:
-        result: FlowRecord | None = await self._call(_get, (instance_id,), False, "get")
+        done, result = self._read_now(_get, (instance_id,))
+        if not done:
+            result = await self._call(_get, (instance_id,), False, "get")
         return result
 
     async def list(self, *, status: str | None = None, workflow: str | None = None,
@@ -364,9 +445,20 @@ class SQLiteFlowStore:
         result: str = await self._call(_claim, (instance_id, stage_key, result_json), True, "claim_stage")
         return result
 
+    async def claim_stage_and_save(self, instance_id: str, stage_key: str, result_json: str,
+                                   record: FlowRecord) -> str:
+        """``claim_stage``; when this call wins the claim, ``save(record)`` in the same transaction."""
+        check_claim(instance_id, stage_key, result_json)
+        check_record(record)
+        result: str = await self._call(_claim_and_save, (instance_id, stage_key, result_json, record), True,
+                                       "claim_stage")
+        return result
+
     async def stage_result(self, instance_id: str, stage_key: str) -> str | None:
         check_key(instance_id, stage_key)
-        result: str | None = await self._call(_stage, (instance_id, stage_key), False, "stage_result")
+        done, result = self._read_now(_stage, (instance_id, stage_key))
+        if not done:
+            result = await self._call(_stage, (instance_id, stage_key), False, "stage_result")
         return result
 
     async def close(self) -> None:
@@ -378,6 +470,11 @@ class SQLiteFlowStore:
             self._stopped.append((loop, fut))
             self._queue.put(_CLOSE)
             await fut
+            with self._readers_lock:
+                readers, self._readers = self._readers, []
+            for conn in readers:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
         elif self._thread.is_alive():
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
 
