@@ -147,7 +147,6 @@ class Connection(AbstractConnection):
         self.connected.clear()
         if self._close_called:
             return
-        self.transport = None
         self.close_callbacks(translate(exc) if exc is not None else None)
         if not self._closed.done():
             self._closed.set_result(True)
@@ -161,6 +160,8 @@ class Connection(AbstractConnection):
         ``channel_number`` is accepted; the number is allocated by the client."""
         if not self.transport:
             raise RuntimeError("Connection was not opened")
+        if self.transport.is_closed:  # closed by the broker or the network (not by close())
+            raise RuntimeError(f'<Connection: "{self}"> closed')
         return self.CHANNEL_CLASS(connection=self, channel_number=channel_number,
                                   publisher_confirms=publisher_confirms, on_return_raises=on_return_raises)
 
