@@ -3,7 +3,6 @@ without publisher confirms, as aio-pika's ``Transaction``; ``async with channel.
 commits on success and rolls back on an exception."""
 from __future__ import annotations
 
-from enum import Enum
 from types import TracebackType
 from typing import Any
 
@@ -11,14 +10,7 @@ from pamqp import commands as spec
 
 from mmate_fast import errors
 from mmate_fast.compat.aio_pika._errors import raise_translated
-from mmate_fast.compat.aio_pika.abc import TimeoutType
-
-
-class TransactionState(str, Enum):  # noqa: UP042  (str, Enum) as aio-pika
-    CREATED = "created"
-    COMMITED = "commited"
-    ROLLED_BACK = "rolled back"
-    STARTED = "started"
+from mmate_fast.compat.aio_pika.abc import AbstractTransaction, TimeoutType, TransactionState
 
 
 async def channel_rpc(raw: Any, method: Any, reply: type, timeout: TimeoutType) -> Any:
@@ -30,7 +22,7 @@ async def channel_rpc(raw: Any, method: Any, reply: type, timeout: TimeoutType) 
     return await raw._rpc(method, (reply,), timeout, what)
 
 
-class Transaction:
+class Transaction(AbstractTransaction):
     """One transaction on ``channel`` (aio-pika's ``Transaction``)."""
 
     def __init__(self, channel: Any) -> None:
