@@ -82,8 +82,8 @@ def parameters(url: str, ssl_context: SSLContext | None = None,
         params.cacertfile = query.get("cafile") or query.get("ca_certs") or None
         params.certfile = query.get("certfile") or None
         params.keyfile = query.get("keyfile") or None
-        if query.get("no_verify_ssl", "0").lower() in _TRUE:
-            params.verify = False
+        if query.get("no_verify_ssl", "0").lower() in _TRUE or query.get("cert_reqs") == "0":
+            params.verify = False  # no_verify_ssl=1, or ssl_options={"cert_reqs": ssl.CERT_NONE}
         params.ssl_context = ssl_context
         params.tls = True
         if params.ssl_context is None:
