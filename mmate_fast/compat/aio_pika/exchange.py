@@ -1,6 +1,7 @@
 """``Exchange``: declare, bind/unbind (exchange to exchange), publish, delete (aio-pika's API)."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -100,8 +101,16 @@ class Exchange(AbstractExchange):
             return None
         tag = channel._next_publish_tag()
         try:
-            await raw.publish(message.body, self.name, routing_key, props, mandatory=mandatory,
-                              timeout=timeout)
+            if type(raw) is _PlainChannel:
+                conn = raw._conn
+                if len(conn._wbuf) > _EAGER_FLUSH_BYTES or not conn._writable.is_set():
+                    await conn.drain()
+            # queued for this loop turn's single socket write (a gather of publishes shares it)
+            fut = raw.publish_nowait(message.body, self.name, routing_key, props, mandatory=mandatory)
+            if timeout is None:
+                await fut  # aio-pika waits for the confirm without a time limit by default
+            else:
+                await asyncio.wait_for(asyncio.shield(fut), timeout)
         except errors.PublishReturnedError as error:
             returned = channel._take_returned()
             if channel.on_return_raises:
