@@ -99,7 +99,7 @@ class Exchange(AbstractExchange):
             except errors.MmateError as error:
                 raise_translated(error, channel)
             return None
-        tag = channel._next_publish_tag()
+        tag = 0
         try:
             if type(raw) is _PlainChannel:
                 conn = raw._conn
@@ -107,6 +107,7 @@ class Exchange(AbstractExchange):
                     await conn.drain()
             # queued for this loop turn's single socket write (a gather of publishes shares it)
             fut = raw.publish_nowait(message.body, self.name, routing_key, props, mandatory=mandatory)
+            tag = channel._next_publish_tag()  # the broker's delivery tag of this publish
             if timeout is None:
                 await fut  # aio-pika waits for the confirm without a time limit by default
             else:
