@@ -37,12 +37,12 @@ see benchmarks/broker_cost.py for what each part of the wire costs the broker).
 
 publish-confirm adds the row raw_pipelined (the raw client sending the next 1000 while the previous
 1000's confirms are on their way: the target row of confirmed publishing, "vs_raw_pipelined" in the
-JSON); at --level mmate its mmate_fast row is ``await client.publish_batch(events)`` over the whole
-stream and it adds mmate_fast_gather (``asyncio.gather`` over windows of 1000
-``client.publish_event`` calls, aio-pika's idiom; the aio_pika row does the same) and
-mmate_fast_concurrent (64 tasks awaiting one publish_event at a time). ``--persistent``: every
-client declares a durable queue and publishes persistent messages (delivery mode 2: the broker
-confirms after writing to disk), for the publish, consume and e2e workloads.
+JSON; "rows_vs_raw" gives each of our rows / the windowed raw row); at --level mmate its mmate_fast row
+is ``await client.publish_batch(events)`` over the whole stream and it adds mmate_fast_gather
+(``asyncio.gather`` over windows of 1000 ``client.publish_event`` calls, aio-pika's idiom; the aio_pika
+row does the same) and mmate_fast_concurrent (64 tasks awaiting one publish_event at a time).
+``--persistent``: every client declares a durable queue and publishes persistent messages (delivery mode
+2: the broker confirms after writing to disk), for every workload but rpc and stageflow.
 
 rpc: request/reply round trips/s at each ``--concurrency`` (default 1,64), p50/p99 latency, for
 mmate_fast (client.request against a Client responder, library defaults: requests and replies
@@ -227,9 +227,11 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
         if variants:
             obj["vs_mmate_fast"] = vs_variant
     if "raw_pipelined" in order:  # the target of confirmed publishing: >= 0.8 of this row
-        obj["vs_raw_pipelined"] = {c: ratio(c, "raw_pipelined") for c in order if c.startswith("mmate_fast")}
-        lines.append("vs raw_pipelined: " + ", ".join(f"{c} {_fmt(v, '.3f')}"
-                                                      for c, v in obj["vs_raw_pipelined"].items()))
+        for base in ("raw_pipelined", "raw"):  # and the windowed raw client (the gather idiom's peer)
+            if base in order:
+                key = "vs_raw_pipelined" if base == "raw_pipelined" else "rows_vs_raw"  # vs_raw: mmate_fast's
+                obj[key] = vs = {c: ratio(c, base) for c in order if c.startswith("mmate_fast")}
+                lines.append(f"vs {base}: " + ", ".join(f"{c} {_fmt(v, '.3f')}" for c, v in vs.items()))
     scrapes = {c: [r.get("scrapes") for r in runs.get(c, []) if r] for c in order
                if any(r and "scrapes" in r for r in runs.get(c, []))}
     if scrapes:  # the observed rows: HTTP requests answered during each run (proof the server served)
@@ -275,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                          "(publish_channels=4) and mmate_fast_lean (wire_profile='lean')")
     ap.add_argument("--persistent", action="store_true",
                     help="durable queues, persistent messages (stored on disk, confirmed after the fsync); "
-                         "the publish/consume/e2e workloads (rpc has its own persistent row)")
+                         "every workload but rpc (its own persistent row) and stageflow")
     ap.add_argument("--concurrency", default="1,64", help="rpc: comma list of concurrencies (default 1,64)")
     ap.add_argument("--flows", type=int, default=None, help="stageflow: flows per run (default 5000)")
     ap.add_argument("--prefetch", type=int, default=None,
