@@ -89,3 +89,24 @@ async def test_signed_request_reply_with_the_lean_profile(url: str, names: Any) 
     for server_profile, client_profile in (("lean", "go"), ("go", "lean")):
         replies = await _round_trips(url, names, server_profile, client_profile, signing())
         assert [r.status for r in replies] == [f"shipped-{server_profile}"] * 5
+
+
+async def test_a_failed_lean_message_is_listed_with_its_type_and_id(url: str, names: Any) -> None:
+    """The DLQ tools read type and id from the envelope when neither headers nor properties carry
+    them (a lean message): ``mmate dlq peek`` shows what failed."""
+    from mmate_fast.reliability.dlq import peek
+
+    service = names.service()
+    async with Client(url, service_name=service, wire_profile="lean") as client:
+
+        @client.handler(LeanShipped)
+        def boom(evt: LeanShipped) -> None:
+            raise RuntimeError("cannot ship")
+
+        sub = await client.start_consuming()
+        sent = LeanShipped(order_id="o-9", aggregate_id="o-9")
+        await client.publish_event(sent)
+        await wait_until(lambda: sub.stats.dead_lettered == 1, timeout=10)
+        [dead] = await peek(client.connection, f"dlq.{service}-queue", limit=5)
+        assert (dead.message_type, dead.message_id) == ("LeanShipped", sent.id)
+        assert "cannot ship" in dead.error
