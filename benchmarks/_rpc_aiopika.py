@@ -15,6 +15,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import _aiopika_alias  # noqa: F401  (BENCH_AIO_PIKA=compat: aio_pika is the mmate_fast facade)
 import orjson
 from _common import AMQP_URL, RawAMQP, deadline, run_loop, unique_name
 from _rpc_common import (

@@ -4,7 +4,8 @@ Requester: ``Client(url, service_name=...)`` (defaults: publisher confirms on, r
 ``await client.request(GetOrderQuery(...), timeout=30)`` from C concurrent loops; the query goes to
 ``mmate.queries`` / ``qry.RpcBenchGetOrderQuery`` with the bridge's ``bridge.reply.{8 hex}`` queue
 as reply address; requests (and so replies) persistent, the default (``BENCH_RPC_TRANSIENT=1``:
-requests with persistent=False, and so transient replies).
+requests with persistent=False, and so transient replies; ``BENCH_RPC_LEAN=1``: transient and both
+Clients with ``wire_profile="lean"``, no AMQP header table).
 Responder (second process): a Client serving its service queue (prefetch 256) with a plain handler
 returning an ``OrderReply``, which the Client publishes to the reply queue.
 """
@@ -33,14 +34,18 @@ from _rpc_types import GetOrderQuery, OrderReply, new_query, reply_for
 
 CLIENT = "mmate_fast"
 URL = f"amqp://{USER}:{PASSWORD}@{HOST}:{PORT}/?heartbeat=60"
-_OPTS: dict[str, Any] = {"persistent": False} if os.environ.get("BENCH_RPC_TRANSIENT") else {}
+#: BENCH_RPC_LEAN (row mmate_fast_lean): transient too, and both Clients on the lean wire profile
+LEAN = bool(os.environ.get("BENCH_RPC_LEAN"))
+_OPTS: dict[str, Any] = {"persistent": False} if os.environ.get("BENCH_RPC_TRANSIENT") or LEAN else {}
+_PROFILE = "lean" if LEAN else "go"
 
 
 async def _request(n: int, conc: int, dl: float) -> dict[str, Any]:
     from mmate_fast.client import Client
 
     timed = Timed(profile_path(CLIENT, conc, "requester"))
-    async with Client(URL, service_name=f"bench-rpc-req-{os.getpid()}", declare_topology=False) as client:
+    async with Client(URL, service_name=f"bench-rpc-req-{os.getpid()}", declare_topology=False,
+                      wire_profile=_PROFILE) as client:
         request = client.request
 
         async def one(i: int) -> None:
@@ -75,7 +80,8 @@ async def _serve(service: str, conc: int) -> None:
     from mmate_fast.messaging import topology
 
     queue = topology.service_queue(service)
-    async with Client(URL, service_name=service, prefetch=SERVER_PREFETCH, declare_topology=False) as srv:
+    async with Client(URL, service_name=service, prefetch=SERVER_PREFETCH, declare_topology=False,
+                      wire_profile=_PROFILE) as srv:
         admin = await srv.connection.channel()
         await topology.declare_exchanges(admin)
         # the service queue expires 60 s after its consumer is gone: a crashed run cannot leave a

@@ -4,14 +4,17 @@
 Rows: ``mmate_fast`` is client.request with the library's defaults (requests and replies
 persistent, Go's delivery mode 2: written to disk by the broker); ``mmate_fast_transient`` the same
 with ``persistent=False`` (request and reply transient, like the raw and aio-pika rows: the
-like-for-like row). Each row must measure something the default row does not (the row
+like-for-like row); ``mmate_fast_lean`` the transient row with ``Client(wire_profile="lean")`` on
+both sides (no AMQP header table: what the broker saves on the Mmate headers). Each row must measure
+something the default row does not (the row
 ``mmate_fast_noconfirm``, a requester Client without publisher confirms, was removed: the bridge
 publishes requests unconfirmed on its own channel whatever the Client's confirm setting).
 
 Ratios are medians of per-repetition ratios (same repetition and concurrency). The JSON (last
 stdout line) holds ``rates``/``latency_ms``/``cpu_us_per_rt`` keyed by ``c{C}`` then client,
-``vs_aio_pika``/``vs_raw``/``vs_mmate_fast`` keyed by ``c{C}``, and ``extensions`` (whether our rows
-ran the compiled extensions). A run that leaves requests in its queue fails (exit 1).
+``vs_aio_pika``/``vs_raw``/``vs_mmate_fast`` keyed by ``c{C}`` (``rows_vs_raw``: each of our rows /
+raw), and ``extensions`` (whether our rows ran the compiled extensions). A run that leaves requests
+in its queue fails (exit 1).
 """
 from __future__ import annotations
 
@@ -27,10 +30,10 @@ from _common import extensions_line, extensions_summary, run_child_process
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CLIENTS = {"raw": "_rpc_raw.py", "mmate_fast": "_rpc_mmate.py", "mmate_fast_transient": "_rpc_mmate.py",
-           "aio_pika": "_rpc_aiopika.py"}
+           "mmate_fast_lean": "_rpc_mmate.py", "aio_pika": "_rpc_aiopika.py"}
 #: rows of _rpc_mmate.py that differ from the default row: client -> environment variable it sets
-VARIANT_ENV = {"mmate_fast_transient": "BENCH_RPC_TRANSIENT"}
-ORDER = ("raw", "mmate_fast", "mmate_fast_transient", "aio_pika")
+VARIANT_ENV = {"mmate_fast_transient": "BENCH_RPC_TRANSIENT", "mmate_fast_lean": "BENCH_RPC_LEAN"}
+ORDER = ("raw", "mmate_fast", "mmate_fast_transient", "mmate_fast_lean", "aio_pika")
 DEFAULT_ONLY = ORDER
 DEFAULT_N = 10_000
 #: aio-pika runs at most this many round trips per run (~0.6k/s at concurrency 1)
@@ -87,6 +90,7 @@ def main(n: int | None, concs: list[int], repeat: int, only: list[str], loop: st
     vs_aio: dict[str, float | None] = {}
     vs_raw: dict[str, float | None] = {}
     vs_ours: dict[str, dict[str, float | None]] = {}
+    rows_vs_raw: dict[str, dict[str, float | None]] = {}  # every one of our rows / raw
     head = ["conc", "client", "N", "rt/s (median)", "min..max", "requester µs/rt", "responder µs/rt",
             "broker µs/rt", "p50 ms", "p99 ms", "ok"]
     rows = []
@@ -115,6 +119,7 @@ def main(n: int | None, concs: list[int], repeat: int, only: list[str], loop: st
 
         vs_aio[ck], vs_raw[ck] = ratio("mmate_fast", "aio_pika"), ratio("mmate_fast", "raw")
         vs_ours[ck] = {c: ratio(c, "mmate_fast") for c in order if c in VARIANT_ENV}
+        rows_vs_raw[ck] = {c: ratio(c, "raw") for c in order if c.startswith("mmate_fast")}
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     print(f"workload rpc (request/reply round trips, responder in a second process, loop {loop})")
     for r in [head, ["-" * w for w in widths], *rows]:
@@ -124,13 +129,15 @@ def main(n: int | None, concs: list[int], repeat: int, only: list[str], loop: st
         print(f"{ck}: mmate_fast / aio_pika = {_fmt(vs_aio[ck], '.2f')}    "
               f"mmate_fast / raw = {_fmt(vs_raw[ck], '.3f')}"
               + "".join(f"    {c} / mmate_fast = {_fmt(v, '.3f')}" for c, v in vs_ours[ck].items()))
+        print(f"{ck} vs raw: " + ", ".join(f"{c} {_fmt(v, '.3f')}" for c, v in rows_vs_raw[ck].items()))
     ext = extensions_summary({c: [r for per in runs.values() for r in per[c]] for c in order})
     print(extensions_line(ext))
     for c, errs in errors.items():
         for e in errs:
             print(f"error {c}: {e}")
     obj: dict[str, Any] = {"workload": "rpc", "messages": n, "rates": rates, "vs_aio_pika": vs_aio,
-                           "vs_raw": vs_raw, "vs_mmate_fast": vs_ours, "latency_ms": lat,
+                           "vs_raw": vs_raw, "vs_mmate_fast": vs_ours, "rows_vs_raw": rows_vs_raw,
+                           "latency_ms": lat,
                            "cpu_us_per_rt": cpu, "extensions": ext}
     if errors:
         obj["errors"] = errors

@@ -40,7 +40,7 @@ stream and it adds mmate_fast_gather (``asyncio.gather`` over windows of 1000
 ``client.publish_event`` calls, aio-pika's idiom; the aio_pika row does the same) and
 mmate_fast_concurrent (64 tasks awaiting one publish_event at a time). ``--persistent``: every
 client declares a durable queue and publishes persistent messages (delivery mode 2: the broker
-confirms after writing to disk), for any workload.
+confirms after writing to disk), for the publish, consume and e2e workloads.
 
 rpc: request/reply round trips/s at each ``--concurrency`` (default 1,64), p50/p99 latency, for
 mmate_fast (client.request against a Client responder, library defaults: requests and replies
@@ -53,6 +53,14 @@ stage queue plus a starter process that keeps ``--inflight`` flows running and c
 raw, mmate_fast (memory store per worker), mmate_fast_sqlite (a shared SQLite file store) and aio_pika
 (the flow written by hand); ``--prefetch`` per stage consumer; see _flow_runner.py and the _flow_*.py
 clients. The JSON adds ``sqlite_cost`` (1 - mmate_fast_sqlite / mmate_fast).
+
+streams-publish | streams-consume: Mmate envelopes through RabbitMQ Streams (port 5552): raw (pre-encoded
+stream frames), mmate_fast (typed events, Client.publish_batch_to_stream / subscribe_stream) and bare
+rbfly (envelopes built per message with dicts + orjson); see _streams_runner.py. The JSON has
+``vs_rbfly`` instead of aio-pika (which does not speak the stream protocol).
+fleet: consumed msg/s of W worker processes (``--workers 1,2,4``) for a light handler and one spending
+1 ms of CPU per message (``--handler light,cpu1ms``): raw, mmate_fast (``mmate run --workers W``) and
+aio_pika (W hand-written consumer processes); see _fleet_runner.py and _fleet_bench.py.
 """
 from __future__ import annotations
 
@@ -224,7 +232,8 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("workload", choices=(*WORKLOADS, "rpc", "stageflow"))
+    ap.add_argument("workload", choices=(*WORKLOADS, "rpc", "stageflow", "streams-publish",
+                                         "streams-consume", "fleet"))
     ap.add_argument("--messages", "-n", type=int, default=None,
                     help="messages per run (default 50000; 5000 for publish-confirm-each)")
     ap.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
@@ -233,8 +242,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma list of mmate_fast,aio_pika,raw (+ mmate_fast_transport at --level mmate, "
                          "and there the rows --confirms/--no-recovery/--observability add, e.g. "
                          "mmate_fast_metrics: naming some keeps only those)")
-    ap.add_argument("--level", default="transport", choices=["transport", "mmate"],
-                    help="transport: Channel API (default); mmate: typed events through the Client")
+    ap.add_argument("--level", default="transport", choices=["transport", "mmate", "aiopika-compat"],
+                    help="transport: Channel API (default); mmate: typed events through the Client; "
+                         "aiopika-compat: the aio-pika client code on aio-pika and on "
+                         "mmate_fast.compat.aio_pika (_compat_runner.py)")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per client run")
     ap.add_argument("--confirms", action="store_true",
                     help="--level mmate publish: add rows mmate_fast_confirms and mmate_fast_confirms_batch")
@@ -249,16 +260,31 @@ def main(argv: list[str] | None = None) -> int:
                     help="--level mmate publish/e2e: add the rows mmate_fast_channels4 "
                          "(publish_channels=4) and mmate_fast_lean (wire_profile='lean')")
     ap.add_argument("--persistent", action="store_true",
-                    help="durable queues and persistent messages (stored on disk, confirmed after the fsync)")
+                    help="durable queues, persistent messages (stored on disk, confirmed after the fsync); "
+                         "the publish/consume/e2e workloads (rpc has its own persistent row)")
     ap.add_argument("--concurrency", default="1,64", help="rpc: comma list of concurrencies (default 1,64)")
     ap.add_argument("--flows", type=int, default=None, help="stageflow: flows per run (default 5000)")
     ap.add_argument("--prefetch", type=int, default=None,
                     help="stageflow: prefetch per stage consumer in every worker (default 10, Go's)")
     ap.add_argument("--inflight", type=int, default=None,
                     help="stageflow: flows running at once (default 200)")
+    ap.add_argument("--workers", default="1,2,4", help="fleet: comma list of worker counts (default 1,2,4)")
+    ap.add_argument("--handler", default="light,cpu1ms", help="fleet: comma list of light,cpu1ms")
     a = ap.parse_args(argv)
     if a.persistent:  # read by every child (benchmarks/_common.PERSISTENT)
         os.environ["BENCH_PERSISTENT"] = "1"
+    if a.workload == "fleet":
+        import _fleet_runner as fl
+
+        fl_only = [c.strip().replace("-", "_") for c in (a.only or ",".join(fl.ORDER)).split(",")
+                   if c.strip()]
+        fl_handlers = [h.strip() for h in a.handler.split(",") if h.strip()]
+        fl_workers = [int(w) for w in a.workers.split(",") if w.strip().isdigit() and int(w) > 0]
+        if (not fl_workers or not fl_only or any(c not in fl.ORDER for c in fl_only) or a.repeat < 1
+                or not fl_handlers or any(h not in fl.HANDLERS for h in fl_handlers)):
+            ap.error(f"fleet: --workers 1,2,4, --only {','.join(fl.ORDER)}, --handler light,cpu1ms, "
+                     "--repeat >= 1")
+        return fl.main(fl_workers, a.repeat, fl_only, fl_handlers, a.messages, a.timeout)
     if a.workload == "stageflow":
         import _flow_runner as fr
         from _flow_common import FLOW_PREFETCH, INFLIGHT
@@ -272,6 +298,20 @@ def main(argv: list[str] | None = None) -> int:
                 or min(prefetch, inflight) < 1 or (n is not None and n < 1)):
             ap.error(f"stageflow: --only {','.join(fr.ORDER)}, --repeat/--flows/--prefetch/--inflight >= 1")
         return fr.main(n, a.repeat, flow_only, a.loop, a.timeout, prefetch, inflight)
+    if a.workload.startswith("streams-"):  # RabbitMQ Streams: raw, mmate_fast, rbfly (_streams_runner.py)
+        import _streams_runner as sr
+
+        picked = [c.strip().replace("-", "_") for c in (a.only or ",".join(sr.ORDER)).split(",") if c.strip()]
+        if not picked or any(c not in sr.ORDER for c in picked) or a.repeat < 1:
+            ap.error(f"{a.workload}: --only {','.join(sr.ORDER)}, --repeat >= 1")
+        return sr.main(a.workload, a.messages, a.repeat, picked, a.loop, a.timeout)
+    if a.level == "aiopika-compat":
+        import _compat_runner as cr
+
+        if a.workload not in cr.WORKLOADS:
+            ap.error(f"--level aiopika-compat runs {', '.join(cr.WORKLOADS)}")
+        return cr.main(a.workload, a.messages, a.repeat, a.loop, a.timeout,
+                       [int(x) for x in a.concurrency.split(",") if x.strip()])
     if a.workload == "rpc":
         from _rpc_runner import DEFAULT_ONLY as RPC_DEFAULT
         from _rpc_runner import ORDER as RPC_ORDER

@@ -10,7 +10,8 @@ errors and the version, compiled frame/envelope codecs, dispatch table and confi
 interceptors, reliability, StageFlow, discovery, observability) and the front door (``Client``, the
 ``mmate`` command line, the pytest plugin). This module re-exports the front door for users (with the
 trust interceptors, ``SigningInterceptor`` and ``EncryptionInterceptor``, the StageFlow workflow API,
-contract discovery and schemas, and the observability server); the library never imports it.
+contract discovery and schemas, the observability server, and the worker fleet's ``run_fleet``); the
+library never imports it.
 """
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ from mmate_fast.errors import (
     RequestTimeout,
     SchemaValidationError,
 )
+from mmate_fast.fleet import FleetOptions, run_fleet
 from mmate_fast.interceptors import EncryptionInterceptor, SchemaValidationInterceptor, SigningInterceptor
 from mmate_fast.messaging import (
     ConsumeContext,
@@ -106,6 +108,7 @@ __all__ = [
     "EnvelopeError",
     "ErrorReply",
     "Event",
+    "FleetOptions",
     "FlowEngine",
     "FlowError",
     "FlowStatus",
@@ -155,5 +158,6 @@ __all__ = [
     "errors",
     "json_schema",
     "register",
+    "run_fleet",
     "wire_field",
 ]

@@ -61,6 +61,7 @@ from mmate_fast.reliability.retry import ExponentialBackoff, RetryPolicy
 
 _env = load("envelope")
 _decode_envelope = _env.decode_envelope
+_new_id = _env.new_id
 
 log = logging.getLogger("mmate_fast.bridge")
 
@@ -70,6 +71,15 @@ REPLY_QUEUE_PREFIX = "bridge.reply."
 DEFAULT_PREFETCH = 100
 DEFAULT_TIMEOUT = 30.0
 _FOREVER = 2**31  # resubscribe attempts: until it works or the bridge closes
+
+
+class _RequestExpired(Exception):
+    """Set on a request's reply future by its timer (turned into RequestTimeout by ``request``)."""
+
+
+def _expire_request(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_exception(_RequestExpired())
 
 
 def new_reply_queue_name() -> str:
@@ -349,7 +359,7 @@ class Bridge:
             msg.reply_to = queue
         elif hasattr(msg, "reply_to"):
             msg.reply_to = queue
-        correlation_id = str(uuid.uuid4())
+        correlation_id = _new_id()  # a UUID v4 from buffered random bytes (no syscall per id)
         options["correlation_id"] = correlation_id
         options["reply_to"] = queue
         return correlation_id
@@ -385,6 +395,8 @@ class Bridge:
         options.setdefault("persistent", True)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        if self._ready and not self.publisher.pipeline.has_publish:
+            return await self._request_now(loop, msg, timeout, deadline, options)
         type_name = message_type(msg)
         correlation_id = ""
         try:
@@ -414,6 +426,33 @@ class Bridge:
             if correlation_id:
                 self._pending.pop(correlation_id, None)
         return reply
+
+    async def _request_now(self, loop: asyncio.AbstractEventLoop, msg: Any, timeout: float, deadline: float,
+                           options: dict[str, Any]) -> Any:
+        """``request`` on a started bridge without publish interceptors: the request is sent at once
+        and the reply is the only wait, bounded by one timer (cheaper than an asyncio.timeout scope)."""
+        correlation_id = self.address(msg, options)
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._pending[correlation_id] = fut
+        try:
+            if self.confirm_requests:
+                self._publish_pipelined(msg, options, fut)
+            else:
+                self._publish_direct(msg, options)
+            self.stats.sent += 1
+            timer = loop.call_at(deadline, _expire_request, fut)
+            try:
+                return await fut
+            finally:
+                timer.cancel()
+        except _RequestExpired:
+            self.stats.timeouts += 1
+            type_name = message_type(msg)
+            raise errors.RequestTimeout(
+                f"no reply to {type_name} (correlation id {correlation_id}) within {timeout} s "
+                f"on {self.reply_queue}", type_name, timeout, correlation_id) from None
+        finally:
+            self._pending.pop(correlation_id, None)
 
     async def _publish_awaited(self, msg: Any, options: dict[str, Any]) -> None:
         """Publish through the publisher's awaited verbs (interceptors run; a confirm is awaited)."""

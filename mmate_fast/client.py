@@ -76,7 +76,8 @@ class Client:
                  discovery: bool | DiscoveryOptions = False, wire_profile: str = "go",
                  queue_type: str = "classic", delivery_limit: int | None = None) -> None:
         check_consumer_limits(prefetch, concurrency)
-        topology.queue_arguments(topology.service_queue(service_name), queue_type, delivery_limit)
+        # queue_type / delivery_limit checked now; the service name itself is checked at connect
+        topology.queue_arguments(f"{service_name}-queue", queue_type, delivery_limit)
         #: "go" (Go-identical headers, default) or "lean" (Go's properties only: messaging/_lean.py)
         self.wire_profile = check_wire_profile(wire_profile)
         if type(publish_channels) is not int or publish_channels < 1:
@@ -137,6 +138,7 @@ class Client:
         self._observability: list[Any] = []
         self._observers: list[Any] = []
         self._tracer: Any = None
+        self._streams: Any = None
 
     def __repr__(self) -> str:
         state = "connected" if self.connection is not None and not self.connection.is_closed else "idle"
@@ -238,6 +240,8 @@ class Client:
         for obs in self._observability:  # stop answering health probes first: this client is going away
             await obs.close()
         self._observability.clear()
+        if self._streams is not None:  # stream consumers store their offsets, publishers flush
+            await self._streams.close(timeout)
         if self.connection is None:
             return
         for task in list(self._background):
@@ -430,7 +434,7 @@ class Client:
             self._bridge = Bridge(self.connection, self.publisher, registry=self.dispatcher.registry)
         return self._bridge
 
-    async def request(self, message: Any, timeout: float = 30.0, **options: Any) -> Any:
+    def request(self, message: Any, timeout: float = 30.0, **options: Any) -> Awaitable[Any]:
         """Send a command or query and wait for its typed reply (Go's ``RequestCommand`` /
         ``RequestQuery``): ``reply = await client.request(GetOrder(order_id="1"), timeout=5)``.
 
@@ -444,7 +448,7 @@ class Client:
         and counted in ``client.bridge.stats.late_replies``).
         """
         self._check_open()
-        return await self.bridge.request(message, timeout, **options)
+        return self.bridge.request(message, timeout, **options)
 
     # ------------------------------------------------------------------ contract discovery
     @property
@@ -607,6 +611,51 @@ class Client:
         """Publish many messages pipelined: sent ``window // 2`` (default 1000) at a time with at most
         ``window`` (2000) unconfirmed; returns their ids once every one is confirmed."""
         return await self._require_publisher().publish_batch(messages, **options)
+
+    # ------------------------------------------------------------------ RabbitMQ Streams
+    #: the stream port's URL (``rabbitmq-stream://user:pass@host:5552/vhost``); None: the client's
+    #: ``amqp://`` URL with port 5552
+    stream_url: str | None = None
+
+    def _stream_side(self) -> Any:
+        self._check_open()
+        if self._streams is None:
+            from mmate_fast._client_streams import ClientStreams
+
+            self._streams = ClientStreams(self)
+        return self._streams
+
+    async def create_stream(self, stream: str, **options: Any) -> bool:
+        """Create a stream (``max_length_bytes``, ``max_age`` e.g. ``"7D"``, ``max_segment_size_bytes``,
+        ``arguments``); False when it existed. Streams need RabbitMQ's stream plugin (port 5552)."""
+        return bool(await self._stream_side().create(stream, **options))
+
+    async def delete_stream(self, stream: str) -> bool:
+        """Delete a stream and everything in it; False when there was none."""
+        return bool(await self._stream_side().delete(stream))
+
+    async def stream_publisher(self, stream: str, **options: Any) -> Any:
+        """The StreamPublisher of ``stream`` (mmate_fast.messaging.streams): ``publish_nowait`` +
+        ``flush`` for the fastest confirmed pipeline."""
+        return await self._stream_side().publisher(stream, **options)
+
+    async def publish_to_stream(self, stream: str, message: Any, **options: Any) -> str:
+        """Publish a typed message to a stream and wait until it is stored; returns its id. Same
+        envelope, headers and properties as a queue publish (``options`` as for ``publish``)."""
+        return str(await self._stream_side().publish(stream, message, **options))
+
+    async def publish_batch_to_stream(self, stream: str, messages: Iterable[Any],
+                                      **options: Any) -> list[str]:
+        """Publish many messages to a stream in confirmed batches; returns their ids."""
+        return list(await self._stream_side().publish_many(stream, messages, **options))
+
+    async def subscribe_stream(self, stream: str, *, group: str | None = None, offset: Any = "next",
+                               **options: Any) -> Any:
+        """Consume a stream with this client's handlers (a StreamConsumer). ``group``: the offset
+        reference on the broker (resume after the last stored offset; one consumer per group);
+        ``offset``: where to start without one (``"first"``, ``"last"``, ``"next"``, an offset, a
+        datetime). Failed records are skipped, counted and copied to ``dlq.{stream}.{group}``."""
+        return await self._stream_side().subscribe(stream, group=group, offset=offset, **options)
 
 
 async def _declare_queue(channel: Any, queue: str, durable: bool,

@@ -445,6 +445,35 @@ class FlowTimeoutError(FlowError, TimeoutError):
     flow to finish: raise the timeout or look at ``await flows.status(instance_id)``."""
 
 
+# --------------------------------------------------------------------------- RabbitMQ Streams
+class StreamError(MmateError):
+    """A RabbitMQ Streams operation failed; ``code`` is the stream protocol's response code (0 when
+    the failure is ours). See mmate_fast.transports.streams."""
+
+    def __init__(self, message: str, code: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class StreamConnectionError(StreamError, ConnectionError):
+    """The stream connection (port 5552) could not be opened or was closed: check that the broker runs
+    the ``rabbitmq_stream`` plugin (``rabbitmq-plugins enable rabbitmq_stream``) and the URL."""
+
+
+class StreamNotFoundError(StreamError, LookupError):
+    """The stream does not exist (or is not available yet): create it first (``create_stream``)."""
+
+
+class StreamProtocolError(StreamError, ValueError):
+    """Bytes from the stream port that do not parse as the stream protocol (or a compressed
+    sub-batch, which this client does not read)."""
+
+
+class StreamPublishError(StreamError, PublishError):
+    """The broker refused a stream publish (``code`` says why, e.g. 0x12 publisher does not exist);
+    the messages of that batch are not stored."""
+
+
 _BY_CODE: dict[int, type[ChannelClosedError]] = {
     403: AccessRefusedError,
     404: NotFoundError,
@@ -525,6 +554,11 @@ __all__ = [
     "StageDependencyError",
     "StageFailedError",
     "StageIndexError",
+    "StreamConnectionError",
+    "StreamError",
+    "StreamNotFoundError",
+    "StreamProtocolError",
+    "StreamPublishError",
     "TLSError",
     "UnknownMessageTypeError",
     "UnknownWorkflowError",

@@ -180,6 +180,15 @@ cdef bytes _octet_const(str name, object value):
     return bytes((value,))
 
 
+_EMPTY_PAYLOAD = {}
+
+
+cdef bytes _json_bytes(object v):
+    if type(v) is not bytes:
+        raise ContractError(f"payload_json must be bytes, not {type(v).__qualname__}")
+    return <bytes>v
+
+
 cdef object _own_typed(object v):
     """A Typed of the compiled frame codec (the twin's Typed is re-wrapped)."""
     if isinstance(v, _Typed) or not hasattr(v, "tag") or not hasattr(v, "value"):
@@ -242,12 +251,15 @@ cdef class MessageTemplate:
         return f"MessageTemplate(type_name={self.type_name!r}, static={len(self._keys)} headers)"
 
     def general(self, msg_id, timestamp, unix, correlation_id, reply_to, bint envelope_reply_to,
-                variable, payload):
+                variable, payload, payload_json=None):
         """The same result as ``encode`` by way of encode_envelope + encode_properties."""
         h = dict(self.static_headers)
         h.update(variable)
         body = _encode_envelope(msg_id, self.type_name, timestamp, correlation_id,
-                                reply_to if envelope_reply_to else None, h, payload)
+                                reply_to if envelope_reply_to else None, h,
+                                payload if payload_json is None else _EMPTY_PAYLOAD)
+        if payload_json is not None:  # the payload is the last member: splice its JSON in
+            body = body[:len(body) - 3] + _json_bytes(payload_json) + b"}"
         a = dict(self.amqp_headers)
         a.update(variable)
         props = _encode_properties(_BasicProperties(
@@ -257,7 +269,7 @@ cdef class MessageTemplate:
         return body, props
 
     def encode(self, msg_id, timestamp, unix, correlation_id, reply_to, bint envelope_reply_to,
-               variable, payload):
+               variable, payload, payload_json=None):
         """(body, encoded AMQP properties) of one message; see the .pyi."""
         cdef PyObject* vk[MAXV]
         cdef PyObject* vv[MAXV]
@@ -300,7 +312,7 @@ cdef class MessageTemplate:
                 collides = True
         if collides or len(var) > MAXV:
             return self.general(msg_id, timestamp, unix, correlation_id, reply_to, envelope_reply_to,
-                                var, payload)
+                                var, payload, payload_json)
         # ---- body: validate the envelope fields first, as encode_envelope does
         _need_str("id", msg_id)
         _need_str("timestamp", timestamp)
@@ -336,7 +348,10 @@ cdef class MessageTemplate:
                 idx[j + 1] = idx[j]
                 j -= 1
             idx[j + 1] = t
-        pl = _encode_json(payload) if payload is not None else b"{}"
+        if payload_json is not None:
+            pl = _json_bytes(payload_json)
+        else:
+            pl = _encode_json(payload) if payload is not None else b"{}"
         need += PyBytes_GET_SIZE(pl)
         start = _reserve(need)
         w = start
@@ -432,4 +447,158 @@ cdef class MessageTemplate:
         return body, props
 
 
-__all__ = ["MessageTemplate"]
+
+
+# --------------------------------------------------------------------------- compiled payload plans
+cdef extern from "Python.h":
+    char* PyOS_double_to_string(double val, char format_code, int precision, int flags, int* ptype) except NULL
+    long long PyLong_AsLongLongAndOverflow(object o, int* overflow) except? -1
+    void PyMem_Free(void* p)
+
+cdef extern from "math.h":
+    bint isfinite(double x) nogil
+    double fabs(double x) nogil
+
+
+cdef extern from "string.h":
+    size_t strlen(const char* s) nogil
+
+
+cdef Py_ssize_t _wint(char* w, long long v) noexcept:
+    """Decimal digits of v at w (room for 21 bytes); returns their count."""
+    cdef char tmp[24]
+    cdef int k = 24
+    cdef unsigned long long u = <unsigned long long>(-(v + 1)) + 1 if v < 0 else <unsigned long long>v
+    while True:
+        k -= 1
+        tmp[k] = <char>(48 + u % 10)
+        u //= 10
+        if u == 0:
+            break
+    if v < 0:
+        k -= 1
+        tmp[k] = 45
+    memcpy(w, tmp + k, 24 - k)
+    return 24 - k
+
+
+cdef char* _room(Py_ssize_t used, Py_ssize_t extra) except NULL:
+    """The scratch buffer with ``used + extra`` bytes; returns the write position (used)."""
+    return _reserve(used + extra) + used
+
+
+cdef class PayloadWriter:
+    """A dataclass's top-level payload written as Go JSON straight from its attributes; see the .pyi."""
+
+    cdef tuple _attrs, _fallbacks, _keys
+    cdef bytes _flags      # per field: 1 omitempty, 2 leaf (taken as it is by the envelope codec)
+    cdef object _general
+    cdef Py_ssize_t _n
+
+    def __init__(self, fields, general):
+        rows = sorted(fields, key=lambda f: f[1])
+        self._attrs = tuple(r[0] for r in rows)
+        self._keys = tuple(_encode_json(r[1]) + b":" for r in rows)
+        self._fallbacks = tuple(r[3] for r in rows)
+        self._flags = bytes((1 if r[2] else 0) | (2 if r[4] else 0) for r in rows)
+        self._general = general
+        self._n = len(rows)
+
+    def __repr__(self):
+        return f"PayloadWriter({len(self._attrs)} fields)"
+
+    def encode(self, msg):
+        """Payload JSON bytes, or None when a value needs the general path (see the .pyi)."""
+        try:
+            return self._write(msg)
+        except Exception:
+            return None
+
+    cdef object _write(self, object msg):
+        cdef Py_ssize_t i, used = 1, n = 0, kl
+        cdef const unsigned char* fl = <const unsigned char*>PyBytes_AS_STRING(self._flags)
+        cdef const char* s = NULL
+        cdef char* w
+        cdef char* r = NULL
+        cdef bytes key
+        cdef bytes frag = None
+        cdef bint first = True
+        cdef int overflow, k
+        cdef long long iv = 0
+        cdef double dv
+        cdef object t
+        w = _room(0, 1)
+        w[0] = 123
+        for i in range(self._n):
+            v = getattr(msg, <str>self._attrs[i])
+            if fl[i] & 1:
+                if not v:
+                    continue
+            elif not v:
+                fb = self._fallbacks[i]
+                if fb is not None:
+                    v = getattr(msg, <str>fb)
+            key = <bytes>self._keys[i]
+            kl = PyBytes_GET_SIZE(key)
+            t = type(v)
+            # k: 1 str, 2 float text, 3 null, 4 true, 5 false, 6 int64, 0 a fragment from encode_json
+            k = 0
+            if t is str:
+                k = 1
+                s = _utf8(v, &n)
+                n = 6 * n + 2
+            elif t is float:
+                dv = v
+                if isfinite(dv) and 1e-4 <= fabs(dv) < 1e16:  # where repr and Go agree but for "x.0"
+                    k = 2
+            elif v is None:
+                k = 3
+            elif t is bool:
+                k = 4 if v else 5
+            elif t is int:
+                iv = PyLong_AsLongLongAndOverflow(v, &overflow)
+                if not overflow:
+                    k = 6
+            if k == 0:
+                frag = _encode_json(v if fl[i] & 2 else self._general(v))
+                n = PyBytes_GET_SIZE(frag)
+            elif k == 2:
+                r = PyOS_double_to_string(dv, b'r', 0, 0, NULL)
+                n = <Py_ssize_t>strlen(r)
+            elif k >= 3:
+                n = 24
+            w = _room(used, kl + n + 1)
+            if not first:
+                w[0] = 44
+                w += 1
+                used += 1
+            first = False
+            memcpy(w, PyBytes_AS_STRING(key), kl)
+            w += kl
+            used += kl
+            if k == 1:
+                used += _jstr(w, <const unsigned char*>s, (n - 2) // 6) - w
+            elif k == 2:
+                memcpy(w, r, n)
+                PyMem_Free(r)
+                used += n
+            elif k == 3:
+                memcpy(w, b"null", 4)
+                used += 4
+            elif k == 4:
+                memcpy(w, b"true", 4)
+                used += 4
+            elif k == 5:
+                memcpy(w, b"false", 5)
+                used += 5
+            elif k == 6:
+                used += _wint(w, iv)
+            else:
+                memcpy(w, PyBytes_AS_STRING(frag), n)
+                used += n
+        w = _room(used, 1)
+        w[0] = 125
+        return PyBytes_FromStringAndSize(_scratch, used + 1)
+
+
+__all__ = ["MessageTemplate", "PayloadWriter"]

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -185,6 +186,58 @@ class FlowStoreSuite:
         assert await store.claim_stage("i", "k", "") == ""
         assert await store.claim_stage("i", "k", "later") == ""
         assert await store.stage_result("i", "k") == ""
+
+    # ------------------------------------------------------------------ claim_stage_and_save (the last stage)
+    async def test_claim_stage_and_save_saves_only_when_it_wins(self, store: Any) -> None:
+        if not hasattr(store, "claim_stage_and_save"):
+            pytest.skip("this store has no claim_stage_and_save (the engine claims, then saves)")
+        await store.save(record(version=3))
+        assert await store.claim_stage_and_save("i-1", "stage2", "mine", record(version=4)) == "mine"
+        got = await store.get("i-1")
+        assert got is not None and got.version == 4
+        lost = record(version=5, status="completed")
+        assert await store.claim_stage_and_save("i-1", "stage2", "theirs", lost) == "mine"
+        got = await store.get("i-1")
+        assert got is not None and got.version == 4  # the loser saved nothing
+        assert await store.claim_stage_and_save("i-1", "stage3", "x", record(version=2)) == "x"
+        got = await store.get("i-1")
+        assert got is not None and got.version == 4  # a won claim never moves the version back
+
+    async def test_claim_stage_and_save_refuses_bad_input(self, store: Any) -> None:
+        if not hasattr(store, "claim_stage_and_save"):
+            pytest.skip("this store has no claim_stage_and_save")
+        with pytest.raises(InvalidArgumentError):
+            await store.claim_stage_and_save("", "k", "v", record())
+        with pytest.raises(InvalidArgumentError):
+            await store.claim_stage_and_save("i-1", "k", "v", record(""))
+        assert await store.stage_result("i-1", "k") is None
+
+    # ------------------------------------------------------------------ save_nowait (the engine's saves after a hop)
+    async def test_save_nowait_is_written_in_order_with_the_calls_after_it(self, store: Any) -> None:
+        store.save_nowait(record(version=2))
+        store.save_nowait(record(version=1, status="older"))  # never moves the version back
+        await store.claim_stage("i-1", "k", "v")  # queued after the saves: they are in by its answer
+        got = await store.get("i-1")
+        assert got is not None and got.version == 2 and got.status == "running"
+
+    async def test_save_nowait_refuses_a_bad_record_at_once(self, store: Any) -> None:
+        with pytest.raises(InvalidArgumentError, match="instance_id"):
+            store.save_nowait(record(""))
+
+    async def test_save_nowait_queued_before_close_is_written(self, store: Any, store_url: str) -> None:
+        if not self.shared_by_url:
+            pytest.skip("each open of this URL is a new store")
+        await store.get("warm-up")
+        for n in range(20):
+            store.save_nowait(record(f"i-{n}"))
+        await store.close()
+        with pytest.raises(FlowStoreClosedError):
+            store.save_nowait(record())
+        again = open_store(store_url)
+        try:
+            assert len(await again.list()) == 20
+        finally:
+            await again.close()
 
     # ------------------------------------------------------------------ sharing, close
     async def test_a_second_handle_sees_the_same_store(self, store: FlowStore, store_url: str) -> None:

@@ -9,7 +9,7 @@ parts in one C pass each.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 class MessageTemplate:
@@ -32,8 +32,11 @@ class MessageTemplate:
                  expiration: str | None = None, priority: int | None = None) -> None: ...
     def encode(self, msg_id: str, timestamp: str, unix: int, correlation_id: str | None,
                reply_to: str | None, envelope_reply_to: bool, variable: Mapping[str, str],
-               payload: Any) -> tuple[bytes, bytes]:
+               payload: Any, payload_json: bytes | None = None) -> tuple[bytes, bytes]:
         """(body, encoded AMQP properties) of one message.
+
+        ``payload_json``: the payload already encoded (PayloadWriter.encode, bytes): written as it is
+        in place of ``payload``.
 
         The body equals, byte for byte, ``encode_envelope(msg_id, type_name, timestamp,
         correlation_id, reply_to if envelope_reply_to else None, {**static_headers, **variable},
@@ -47,8 +50,24 @@ class MessageTemplate:
         """
     def general(self, msg_id: str, timestamp: str, unix: int, correlation_id: str | None,
                 reply_to: str | None, envelope_reply_to: bool, variable: Mapping[str, Any],
-                payload: Any) -> tuple[bytes, bytes]:
+                payload: Any, payload_json: bytes | None = None) -> tuple[bytes, bytes]:
         """The reference: the same result via encode_envelope + encode_properties on merged dicts
         (no type check of ``variable``)."""
 
-__all__ = ["MessageTemplate"]
+class PayloadWriter:
+    """A dataclass's top-level payload written as Go JSON straight from its attributes (the compiled
+    contract encode plan): no payload dict, one pass.
+
+    ``fields``: ``(attr, wire name, omitempty, fallback attr or None, leaf)`` per payload field (any
+    order: the JSON keys are sorted as encode_json sorts them); ``general``: the contract's value
+    converter (nested dataclasses, enums, sets, ...), applied to the values of non-leaf fields.
+    """
+
+    def __init__(self, fields: Iterable[tuple[str, str, bool, str | None, bool]],
+                 general: Callable[[Any], Any]) -> None: ...
+    def encode(self, msg: Any) -> bytes | None:
+        """``encode_json`` of the payload dict the contract plan builds, byte for byte; or None when
+        a value cannot be written (a string that is not UTF-8, a value encode_json refuses, any
+        error): the caller then encodes the dict the general way and gets its exact error)."""
+
+__all__ = ["MessageTemplate", "PayloadWriter"]

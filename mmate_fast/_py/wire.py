@@ -7,7 +7,7 @@ reproduce byte for byte (tests compare the two).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from mmate_fast._py import envelope as _env
@@ -78,12 +78,15 @@ class MessageTemplate:
 
     def general(self, msg_id: str, timestamp: str, unix: int, correlation_id: str | None,
                 reply_to: str | None, envelope_reply_to: bool, variable: Mapping[str, str],
-                payload: Any) -> tuple[bytes, bytes]:
+                payload: Any, payload_json: bytes | None = None) -> tuple[bytes, bytes]:
         """Same result as ``encode`` by way of encode_envelope + encode_properties."""
         h = dict(self.static_headers)
         h.update(variable)
         body = _env.encode_envelope(msg_id, self.type_name, timestamp, correlation_id,
-                                    reply_to if envelope_reply_to else None, h, payload)
+                                    reply_to if envelope_reply_to else None, h,
+                                    payload if payload_json is None else {})
+        if payload_json is not None:  # the payload is the last member: splice its JSON in
+            body = body[:-3] + _json_bytes(payload_json) + b"}"
         a = dict(self.amqp_headers)
         a.update(variable)
         props = _frames.encode_properties(_frames.BasicProperties(
@@ -94,7 +97,7 @@ class MessageTemplate:
 
     def encode(self, msg_id: str, timestamp: str, unix: int, correlation_id: str | None,
                reply_to: str | None, envelope_reply_to: bool, variable: Mapping[str, str],
-               payload: Any) -> tuple[bytes, bytes]:
+               payload: Any, payload_json: bytes | None = None) -> tuple[bytes, bytes]:
         """(body, encoded AMQP properties) of one message; see mmate_fast/_cy/wire.pyi."""
         if not isinstance(variable, Mapping):
             raise ContractError(f"headers must be a mapping, not {type(variable).__qualname__}")
@@ -106,7 +109,47 @@ class MessageTemplate:
                 raise ContractError(f"header {k!r} must be a str here, not {type(v).__qualname__}")
             collides = collides or k in self.static_headers
         # a collision (variable wins) is the compiled template's general path; the result is the same
+        if payload_json is not None:
+            _json_bytes(payload_json)
         return self.general(msg_id, timestamp, unix, correlation_id, reply_to, envelope_reply_to,
-                            variable, payload)
+                            variable, payload, payload_json)
 
-__all__ = ["MessageTemplate"]
+
+def _json_bytes(value: Any) -> bytes:
+    if type(value) is not bytes:
+        raise ContractError(f"payload_json must be bytes, not {type(value).__qualname__}")
+    return value
+
+
+class PayloadWriter:
+    """A dataclass's top-level payload as Go JSON from its attributes (the compiled module writes it
+    in one C pass; this twin builds the dict the contract plan builds and encodes it)."""
+
+    __slots__ = ("_fields", "_general")
+
+    def __init__(self, fields: Iterable[tuple[str, str, bool, str | None, bool]],
+                 general: Callable[[Any], Any]) -> None:
+        self._fields = sorted(fields, key=lambda f: f[1])
+        _env.encode_json([f[1] for f in self._fields])  # the same up-front check of the wire names
+        self._general = general
+
+    def __repr__(self) -> str:
+        return f"PayloadWriter({len(self._fields)} fields)"
+
+    def encode(self, msg: Any) -> bytes | None:
+        """The payload JSON, or None when a value needs the general path (see the .pyi)."""
+        try:
+            d: dict[str, Any] = {}
+            for attr, wire, omitempty, fallback, leaf in self._fields:
+                v = getattr(msg, attr)
+                if omitempty:
+                    if not v:
+                        continue
+                elif not v and fallback is not None:
+                    v = getattr(msg, fallback)
+                d[wire] = v if leaf else self._general(v)
+            return _env.encode_json(d)
+        except Exception:
+            return None
+
+__all__ = ["MessageTemplate", "PayloadWriter"]

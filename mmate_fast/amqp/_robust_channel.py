@@ -23,6 +23,11 @@ channel is live again). Only the refused call fails, with the broker's named err
 - without publisher confirms nothing is tracked: publishes sent after the refused one, before the
   broker's close arrived, were discarded by the broker (logged; use confirms to have them re-sent).
 
+A nacked publish fails to its caller (PublishNackedError: not stored, publish it again) and the
+channel is replaced by a fresh one on the same connection (at most once a second; the unconfirmed
+publishes are re-sent on it): RabbitMQ 3.10 nacks every later publish to a quorum queue on a channel
+that published to it while the queue had no leader (a node failure, a failover), a fresh channel works.
+
 A consumer that cannot be restored (its queue is gone: 404; exclusive to another connection: 405;
 403) is dropped and its ``on_cancel`` called once the channel is live; the rest are restored. At a
 reconnect, recorded topology the broker now refuses (a binding to an exchange deleted meanwhile: 404;
@@ -68,6 +73,8 @@ _CONSUMER_GONE = (errors.NotFoundError, errors.ResourceLockedError, errors.Acces
 _TOPOLOGY_STALE = (errors.NotFoundError, errors.PreconditionFailedError, errors.AccessRefusedError)
 _NO_EXCHANGE = re.compile(r"no exchange '(.*)' in vhost '")
 _BASIC_PUBLISH = (60, 40)
+#: seconds between two replacements of a channel after nacks
+_NACK_REPLACE_INTERVAL = 1.0
 
 T = TypeVar("T")
 #: (confirm future or None, body, exchange, routing key, encoded properties, mandatory, what the
@@ -122,6 +129,8 @@ class RobustChannel:
         self._restoring = False
         self._healing: asyncio.Task[None] | None = None
         self._heal_error: BaseException | None = None
+        self._replaced_at = -_NACK_REPLACE_INTERVAL
+        self._replacing: asyncio.TimerHandle | None = None
         self.on_return: ReturnCallback | None = None
         self.channel_id = 0
 
@@ -200,6 +209,7 @@ class RobustChannel:
                     ch._retain_waiters = True
                     ch.on_return = self._on_return
                     ch.on_close = self._on_channel_closed
+                    ch.on_nack = self._on_nacked
                     if self._confirms:
                         await ch.confirm_select()
                     if redeclare and not await self._redeclare(ch, done, renamed):
@@ -359,6 +369,38 @@ class RobustChannel:
         log.warning("channel %d closed by the broker (%s); reopening it", ch.channel_id, exc)
         self._robust._note(f"channel {ch.channel_id} closed: {exc}")
         self._healing = self._loop.create_task(self._heal(conn))
+
+    def _on_nacked(self, ch: Any) -> None:
+        """The broker nacked a publish on ``ch``: replace the channel (see the module docstring),
+        at once or ``_NACK_REPLACE_INTERVAL`` after the previous replacement."""
+        if ch is not self._ch or self._replacing is not None:
+            return
+        wait = self._replaced_at + _NACK_REPLACE_INTERVAL - self._loop.time()
+        self._replacing = self._loop.call_later(max(0.0, wait), self._replace, ch)
+
+    def _replace(self, ch: Any) -> None:
+        self._replacing = None
+        conn: Connection = ch._conn
+        if (ch is not self._ch or not ch.is_open or self._restoring or self._closing
+                or self._closed_exc is not None or conn.is_closed or conn is not self._robust._conn
+                or (self._healing is not None and not self._healing.done())):
+            return
+        self._replaced_at = self._loop.time()
+        self._offline()
+        ch.on_close = None
+        ch.on_nack = None
+        log.warning("broker nacked a publish on channel %d; replacing the channel (a quorum queue that "
+                    "changed leaders keeps nacking on it)", ch.channel_id)
+        self._robust._note(f"channel {ch.channel_id} replaced after a nack")
+        self._robust.stats.nack_replacements += 1
+        self._healing = self._loop.create_task(self._replace_channel(ch, conn))
+
+    async def _replace_channel(self, old: Any, conn: Connection) -> None:
+        try:
+            await old.close(timeout=5)  # its unconfirmed publishes stay pending: re-sent on the new one
+        except Exception as exc:
+            log.debug("closing the nacked channel failed: %s", exc)
+        await self._heal(conn)
 
     def _settle_refused(self, exc: BaseException) -> None:
         """Fail the unconfirmed publishes the broker refused; the rest stay pending (re-sent)."""

@@ -116,6 +116,8 @@ class Channel:
         self.on_return: ReturnCallback | None = None
         #: called once with (channel, error) when the channel closes for any reason
         self.on_close: Callable[[Channel, BaseException], None] | None = None
+        #: called with the channel when the broker nacks a publish (RobustChannel replaces the channel)
+        self.on_nack: Callable[[Channel], None] | None = None
         self.flow_active = True
         #: set by RobustChannel: on close, leave confirm waiters pending (it settles or re-sends them)
         self._retain_waiters = False
@@ -207,6 +209,8 @@ class Channel:
             tracker = self._tracker
             if item.nack:
                 tracker.nack(item.delivery_tag, item.multiple)
+                if self.on_nack is not None:
+                    self.on_nack(self)
             else:
                 tracker.ack(item.delivery_tag, item.multiple)
             if self._idle_waiters and tracker.outstanding() == 0:

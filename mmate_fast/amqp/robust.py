@@ -81,6 +81,8 @@ class RecoveryStats:
     stale_acks_dropped: int = 0
     #: channels reopened on a live connection after the broker closed them (404, 406, ...)
     channel_reopens: int = 0
+    #: channels replaced after the broker nacked a publish on them (see ``_robust_channel``)
+    nack_replacements: int = 0
     #: consumers dropped because they could not be restored (queue gone, ...); on_cancel was called
     consumers_dropped: int = 0
     #: recorded exchanges, queues or bindings a reconnect could not restore (404/406), dropped

@@ -18,7 +18,7 @@ from mmate_fast.contracts._base import (
     Query,
     Reply,
 )
-from mmate_fast.contracts._convert import from_envelope, to_payload
+from mmate_fast.contracts._convert import from_envelope, payload_json, to_payload
 from mmate_fast.contracts._fields import MISSING, wire_field
 from mmate_fast.contracts._kinds import MessageKind
 from mmate_fast.contracts._plan import ContractPlan
@@ -52,6 +52,7 @@ __all__ = [
     "json_schema",
     "kind_of",
     "message_type",
+    "payload_json",
     "register",
     "reply_type_of",
     "schema_errors",

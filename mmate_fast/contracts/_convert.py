@@ -31,6 +31,15 @@ def to_payload(msg: Any) -> dict[str, Any]:
         raise payload_error(msg, p.type_name, exc) from None
 
 
+def payload_json(msg: Any) -> bytes | None:
+    """The payload's Go JSON written straight from a registered dataclass's attributes by its
+    compiled plan (the same bytes as ``encode_json(to_payload(msg))``), or None: then use
+    ``to_payload`` (pydantic models, generic messages, plain dicts, unregistered classes, a value the
+    compiled writer leaves to the general path)."""
+    p = _PLANS.get(msg.__class__)
+    return None if p is None else p.payload_json(msg)
+
+
 def from_envelope(env: Any, registry: TypeRegistry = default_registry) -> Any:
     """Decode an envelope into an instance of the class registered for ``env.type`` (payload keys
     matched to fields case-insensitively like Go, values converted by annotation; a mismatch raises
@@ -56,4 +65,4 @@ def from_envelope(env: Any, registry: TypeRegistry = default_registry) -> Any:
     return p.decode(payload, env.id, t, env.timestamp, env.correlation_id)
 
 
-__all__ = ["from_envelope", "to_payload"]
+__all__ = ["from_envelope", "payload_json", "to_payload"]

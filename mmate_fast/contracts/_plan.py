@@ -28,6 +28,7 @@ from mmate_fast.contracts._kinds import MessageKind
 from mmate_fast.errors import ContractError
 
 _env = load("envelope")
+_wire = load("wire")
 
 _MISSING = object()
 
@@ -118,6 +119,9 @@ class ContractPlan:
         self.encode: Callable[[Any], dict[str, Any]] = self._first_encode
         #: (payload, id, type, timestamp string, correlation id) -> instance
         self.decode: Callable[[Any, str, str, str, str | None], Any] = self._first_decode
+        #: msg -> the top-level payload's Go JSON (bytes) from the compiled writer (wire.PayloadWriter),
+        #: or None: then ``encode`` + the envelope codec (pydantic, generic, a value it leaves)
+        self.payload_json: Callable[[Any], bytes | None] = self._first_payload_json
         #: nested value -> dict with all fields (envelope names included)
         self.encode_nested: Callable[[Any], dict[str, Any]] = self._first_encode_nested
         #: nested JSON object -> instance (raises ConvError)
@@ -152,6 +156,10 @@ class ContractPlan:
     def _first_encode(self, msg: Any) -> dict[str, Any]:
         self.encode = self._build_encode(top=True)
         return self.encode(msg)
+
+    def _first_payload_json(self, msg: Any) -> bytes | None:
+        self.payload_json = self._build_payload_json()
+        return self.payload_json(msg)
 
     def _first_encode_nested(self, msg: Any) -> dict[str, Any]:
         self.encode_nested = self._build_encode(top=False)
@@ -189,6 +197,18 @@ class ContractPlan:
                 lines.append(f"    if v: d[{f.wire!r}] = {'_enc(v)' if f.needs_encoding else 'v'}")
         lines.append("    return d")
         return _compile(lines, ns, "encode", self.cls)
+
+    def _build_payload_json(self) -> Callable[[Any], bytes | None]:
+        """The compiled payload writer's ``encode`` (same bytes as ``encode`` + encode_json)."""
+        if self.is_pydantic or self.is_generic:
+            return _no_payload_json
+        try:
+            fields = [(f.attr, f.wire, f.omitempty, f.fallback, not f.needs_encoding)
+                      for f in self.fields() if f.wire not in ENVELOPE_WIRE]
+            writer = _wire.PayloadWriter(fields, _encode_any)
+        except Exception:  # the general path raises the class's real error
+            return _no_payload_json
+        return writer.encode
 
     # ----------------------------------------------------------------- decode
     def _build_decode_top(self) -> Callable[[Any, str, str, str, str | None], Any]:
@@ -429,6 +449,10 @@ def _encode_nested(v: Any) -> Any:
 
 def _encode_any(v: Any) -> Any:
     return _types.encode_value(v, _encode_nested)
+
+
+def _no_payload_json(msg: Any) -> None:
+    return None
 
 
 def _generic_encode(msg: Any) -> dict[str, Any]:

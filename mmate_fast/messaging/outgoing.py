@@ -16,7 +16,7 @@ from typing import Any
 
 from mmate_fast import _checks, errors
 from mmate_fast._ext import load
-from mmate_fast.contracts import MessageKind, kind_of, message_type, to_payload
+from mmate_fast.contracts import MessageKind, kind_of, message_type, payload_json, to_payload
 from mmate_fast.messaging._diagnose import wire_error
 
 _env = load("envelope")
@@ -218,8 +218,9 @@ def build(msg: Any, *, correlation_id: str | None = None, headers: Mapping[str, 
         var = _variable_headers(msg, kind, msg_id, ts_str, corr, address if reply_to_header else None)
         try:
             tpl = _template(tname, kind, source, ttl_ms, priority, persistent)
+            pj = payload_json(msg)  # the compiled contract plan writes the payload JSON directly
             body, props = tpl.encode(msg_id, ts_str, unix, corr, address, envelope_reply_to, var,
-                                     to_payload(msg))
+                                     to_payload(msg) if pj is None else None, pj)
         except _ENCODE_ERRORS as exc:
             static = _static_headers(tname, kind, source, ttl_ms, priority, persistent)[0]
             raise wire_error(exc, msg, tname, _strings(msg_id, corr, address, tname), {**static, **var}) \

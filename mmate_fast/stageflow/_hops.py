@@ -15,7 +15,10 @@ moves the flow on, exactly as Go's stage consumer does (wire spec §8.3):
 
 Beyond Go: the outcome of each stage is claimed in the state store before the next hop is published
 (see ``_outcome``): a redelivered or duplicated message does not run the handler again, and when the
-record shows the flow already moved past it nothing is published twice (no second completion). Stages
+record shows the flow already moved past it nothing is published twice (no second completion). The
+stage that completes the flow claims its outcome and saves the final state in one store call
+(``claim_stage_and_save``: one transaction); the save that marks a hop as sent is queued, not
+awaited (``Runtime.save(wait=False)``). Stages
 of a parallel group run side by side from the same state; the member that finds every member's
 outcome claimed decides the join (claimed once) and moves the flow on with the merged results.
 """
@@ -127,7 +130,25 @@ class StageHandler:
     async def _handle(self, index: int, msg: Any, state: WorkflowState, redelivered: bool) -> None:
         wf = self.wf
         stage = wf.stages[index]
-        outcome, fresh = await self._outcome(stage, state)
+        if self.idempotent and stage.group is None:
+            stored = await self.rt.store.stage_result(state.instance_id, stage_key(index))
+            if stored is not None:
+                outcome, fresh = Outcome.from_json(stored), False
+            else:
+                outcome = await self._run(stage, state)
+                text = outcome.to_json()
+                if self._ends_flow(stage, outcome):
+                    stored = await self._finish(index, state, outcome, text)
+                    if stored == text:
+                        return
+                    state = _wire.decode_state(msg.serialized_workflow_state)  # _finish changed ours
+                else:
+                    stored = await self.rt.store.claim_stage(state.instance_id, stage_key(index), text)
+                fresh = stored == text
+                if not fresh:
+                    outcome = Outcome.from_json(stored)
+        else:
+            outcome, fresh = await self._outcome(stage, state)
         if stage.group is None:
             outcomes = [(index, outcome)]
         else:
@@ -168,6 +189,25 @@ class StageHandler:
             if stored != text:
                 return Outcome.from_json(stored), False
         return outcome, True
+
+    def _ends_flow(self, stage: Stage, outcome: Outcome) -> bool:
+        """Whether ``outcome`` of ``stage`` (not in a parallel group) completes the flow: the last
+        stage, unless it is a required one that failed (that takes the failure path)."""
+        if outcome.result.status == "failed" and not stage.optional:
+            return False
+        return self.wf.next_index(stage.index) >= len(self.wf.stages)
+
+    async def _finish(self, index: int, state: WorkflowState, outcome: Outcome, text: str) -> str:
+        """The stage that completes the flow: claim its outcome and save the final state in one store
+        call (one transaction where the store can), then wake the local waiters and publish the
+        final events; returns the claimed outcome (``text`` when this call won; otherwise nothing was
+        saved or sent, and ``state`` holds this call's step: the caller starts again from the message)."""
+        step = self.step(state, [(index, outcome)], None)
+        stored = await self.rt.claim_and_save(state.instance_id, stage_key(index), text, step.state)
+        if stored == text:
+            self.rt.finished(step.state)
+            await self.rt.send(step.hops, step.events)
+        return stored
 
     async def _run(self, stage: Stage, state: WorkflowState) -> Outcome:
         done = {r.stage_id for r in state.stage_results if r.status == "completed"}
@@ -280,7 +320,11 @@ class StageHandler:
     async def execute(self, step: Step) -> None:
         """Publish the step's events and hops (confirmed) and save the new state; a final state is
         saved first, so whoever hears the final event finds it in the store (a crash in between
-        loses the events, not the state: the store is the truth), and wakes the local waiters."""
+        loses the events, not the state: the store is the truth), and wakes the local waiters.
+        The save after the hops is queued, not awaited (``Runtime.save(wait=False)``): it is the
+        mark that the hops went out (a duplicate of this stage message that finds it does not send
+        them again); a crash before it is committed is the crash between the send and the save that
+        the duplicate check already allows for, and the next stage's save supersedes it."""
         rt = self.rt
         if step.final:
             await rt.save(step.state)
@@ -289,7 +333,8 @@ class StageHandler:
             return
         await rt.send(step.hops, step.events)
         # the hops carry the new state already encoded: saved as it is, not encoded again
-        await rt.save(step.state, step.hops[0][1].serialized_workflow_state if step.hops else None)
+        await rt.save(step.state, step.hops[0][1].serialized_workflow_state if step.hops else None,
+                      wait=False)
 
 
 __all__ = ["StageHandler", "Step", "read_state"]

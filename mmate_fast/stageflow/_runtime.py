@@ -9,7 +9,7 @@ acked only after everything it caused is confirmed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 from mmate_fast.contracts import MessageKind
@@ -21,7 +21,8 @@ from mmate_fast.stageflow.store import FlowRecord, FlowStore
 class Runtime:
     """The engine's side of the handlers (one per FlowEngine)."""
 
-    __slots__ = ("client", "events", "finished", "prefix", "store", "worker")
+    __slots__ = ("_claim_and_save", "_save_nowait", "client", "events", "finished", "prefix", "store",
+                 "worker")
 
     def __init__(self, client: Any, store: FlowStore, *, events: Collection[str], prefix: str, worker: str,
                  finished: Callable[[WorkflowState], None]) -> None:
@@ -34,6 +35,11 @@ class Runtime:
         self.worker = worker
         #: called with the final state when a flow ends here (wakes local waiters)
         self.finished = finished
+        #: the store's optional ``save_nowait(record)`` (queue a save nobody waits for), or None
+        self._save_nowait: Callable[[FlowRecord], None] | None = getattr(store, "save_nowait", None)
+        #: the store's optional ``claim_stage_and_save(instance, key, result, record)``, or None
+        self._claim_and_save: Callable[[str, str, str, FlowRecord], Awaitable[str]] | None = getattr(
+            store, "claim_stage_and_save", None)
 
     def stage_queue(self, workflow_id: str, index: int) -> str:
         return _queues.stage_queue(self.prefix, workflow_id, index)
@@ -60,13 +66,37 @@ class Runtime:
                 if isinstance(outcome, BaseException):
                     raise outcome
 
-    async def save(self, state: WorkflowState, state_json: str | None = None) -> None:
-        """Save ``state`` as the instance's record (the store ignores an older version)."""
-        await self.store.save(FlowRecord(
+    def record(self, state: WorkflowState, state_json: str | None = None) -> FlowRecord:
+        """The store record of ``state`` (``state_json``: its encoding when the caller has it)."""
+        return FlowRecord(
             instance_id=state.instance_id, workflow_id=state.workflow_id, status=state.status,
             version=state.version, current_stage=state.current_stage, error=state.error_message,
             started_ns=state.start_ns, updated_ns=state.last_modified_ns,
-            state_json=state_json if state_json is not None else encode_state(state), worker=self.worker))
+            state_json=state_json if state_json is not None else encode_state(state), worker=self.worker)
+
+    async def claim_and_save(self, instance_id: str, stage_key: str, result_json: str,
+                             state: WorkflowState) -> str:
+        """Claim ``result_json`` under (instance, stage key) and, when this call wins, save ``state``:
+        in one transaction when the store can (``claim_stage_and_save``), else one after the other.
+        Returns the claimed result (ours when we won)."""
+        record = self.record(state)
+        if self._claim_and_save is not None:
+            return await self._claim_and_save(instance_id, stage_key, result_json, record)
+        stored = await self.store.claim_stage(instance_id, stage_key, result_json)
+        if stored == result_json:
+            await self.store.save(record)
+        return stored
+
+    async def save(self, state: WorkflowState, state_json: str | None = None, *, wait: bool = True) -> None:
+        """Save ``state`` as the instance's record (the store ignores an older version). With
+        ``wait=False`` and a store that has ``save_nowait``, the save is only queued (committed with
+        the store's next batch; a failure is logged): for the saves after a hop, which nothing that
+        follows in this process needs committed."""
+        record = self.record(state, state_json)
+        if not wait and self._save_nowait is not None:
+            self._save_nowait(record)
+        else:
+            await self.store.save(record)
 
 
 __all__ = ["Runtime"]

@@ -86,6 +86,9 @@ class Waiters:
         self._futures: dict[str, set[asyncio.Future[WorkflowState]]] = {}
         #: instance id -> final state, the latest RECENT_FINALS (a flow may end before its wait begins)
         self._finals: OrderedDict[str, WorkflowState] = OrderedDict()
+        #: instances this engine started while its listener listened (the latest RECENT_FINALS): their
+        #: end cannot pass unheard, so their wait does not begin with a store look
+        self._started: OrderedDict[str, None] = OrderedDict()
         self._channel: Any = None
         self._queue = ""
         self._lock = asyncio.Lock()
@@ -105,6 +108,15 @@ class Waiters:
             if not fut.done():
                 fut.set_result(state)
 
+    def started(self, instance_id: str) -> None:
+        """``instance_id`` was just started by this engine, after ``ensure_listener``."""
+        if self._channel is None:
+            return
+        started = self._started
+        started[instance_id] = None
+        if len(started) > RECENT_FINALS:
+            started.popitem(last=False)
+
     async def wait(self, instance_id: str, timeout: float) -> WorkflowState:
         fut: asyncio.Future[WorkflowState] = asyncio.get_running_loop().create_future()
         waiting = self._futures.setdefault(instance_id, set())
@@ -117,13 +129,19 @@ class Waiters:
                 # then (an end before the listener existed), looked at rarely; without events it is
                 # the way in, looked at soon and then less and less often
                 delay = LISTENING_POLL if self.listen else 0.02
+                # started here with the listener on: its end is heard (or was: _finals), so the first
+                # store look waits for the first poll (it finds an end whose event was lost)
+                started_here = self.listen and self._started.pop(instance_id, 0) is None
+                look = not started_here
                 while not fut.done():
                     heard = self._finals.get(instance_id)
                     if heard is not None:
                         return heard
-                    stored = await self._stored(instance_id)
-                    if stored is not None:
-                        return stored
+                    if look:
+                        stored = await self._stored(instance_id)
+                        if stored is not None:
+                            return stored
+                    look = True
                     await asyncio.wait((fut,), timeout=delay)
                     delay = min(delay * 2, MAX_POLL)
                 return fut.result()

@@ -233,6 +233,7 @@ class FlowEngine:
         # the first hop carries the state encoded: saved as it is, not encoded again
         await self._rt.save(state, hops[0][1].serialized_workflow_state)
         await self._rt.send(hops)
+        self._waiters.started(iid)
         return iid
 
     async def wait(self, instance_id: str, timeout: float = 60.0) -> WorkflowState:

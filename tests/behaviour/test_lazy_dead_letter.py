@@ -98,10 +98,10 @@ async def test_concurrent_failures_declare_once(url: str, names: Any, monkeypatc
     declared: list[str] = []
     real = topology.declare_dead_letter_queue
 
-    async def counting(channel: Any, queue: str) -> str:
+    async def counting(channel: Any, queue: str, **options: Any) -> str:
         declared.append(queue)
         await asyncio.sleep(0.05)  # keep the declare in flight while the other failures arrive
-        return await real(channel, queue)
+        return await real(channel, queue, **options)
 
     monkeypatch.setattr(dead_lettering.topology, "declare_dead_letter_queue", counting)
     async with Client(url, service_name=names.service(), prefetch=20) as client:

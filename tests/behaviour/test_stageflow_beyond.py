@@ -9,6 +9,8 @@ import time
 import uuid
 from typing import Any
 
+import orjson
+
 from mmate_fast.client import Client
 from mmate_fast.stageflow import FlowEngine, Workflow, _wire
 from tests.behaviour.conftest import Names
@@ -68,6 +70,45 @@ async def test_the_last_hop_published_twice_completes_once(url: str, names: Name
         await asyncio.sleep(0.3)
         assert calls == ["c"]
         assert events.of(hop.instance_id) == [("StageCompletedEvent", 4), ("WorkflowCompletedEvent", 5)]
+
+
+class _ClaimedBehindOurBack:
+    """A memory store on which another worker claims stage ``key`` of an instance (and saves its final
+    state, in one transaction as the engine does) right after our read found no claim: the race the
+    last stage's claim_stage_and_save must lose cleanly."""
+
+    def __init__(self, store: Any, key: str, outcome: str, final: Any) -> None:
+        self._store, self._key, self._outcome, self._final = store, key, outcome, final
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def stage_result(self, instance_id: str, stage_key: str) -> str | None:
+        found = await self._store.stage_result(instance_id, stage_key)
+        if found is None and stage_key == self._key:
+            await self._store.claim_stage_and_save(instance_id, stage_key, self._outcome, self._final)
+        return found
+
+
+async def test_the_last_stage_losing_its_claim_to_another_worker_completes_nothing(
+        url: str, names: Names) -> None:
+    calls: list[str] = []
+    wf = counted_flow(f"bt-flow-{names.queue('wf')}", calls)
+    events = Events()
+    async with engine_for(url, names, wf, events=events) as flows:
+        hop = hop_to(flows, wf, 2, ["a", "b"])
+        theirs = _wire.decode_state(hop.serialized_workflow_state)
+        result = _wire.StageResult("c", "completed", data={"n": 99}, start_ns=1, end_ns=2, duration_ns=1)
+        _wire.add_stage_result(theirs, result, now_ns=3)
+        _wire.mark_completed(theirs, end_ns=3)
+        outcome = orjson.dumps({"result": result.to_go(), "updates": {"c.n": 99}}).decode()
+        flows._rt.store = _ClaimedBehindOurBack(flows.store, "stage2", outcome, flows._rt.record(theirs))
+        await flows.client.publish(hop, exchange="", routing_key=flows.stage_queue(wf, 2))
+        state = await flows.wait(hop.instance_id, timeout=10)
+        assert state.version == theirs.version and state.global_data["c.n"] == 99  # theirs, not ours
+        await asyncio.sleep(0.3)
+        assert calls == ["c"]  # ours ran (the race), but its outcome lost: nothing of it was published
+        assert events.of(hop.instance_id) == []
 
 
 async def test_a_worker_dying_mid_stage_hands_the_stage_to_another(url: str, names: Names) -> None:

@@ -149,12 +149,95 @@ async def test_a_call_that_waited_longer_than_the_timeout_for_its_turn_fails(tmp
     try:
         slow = asyncio.ensure_future(store._call(lambda conn: time.sleep(0.5), (), False, "slow"))
         await asyncio.sleep(0.05)  # the thread is in it now
-        with pytest.raises(FlowStoreError, match=r"get waited more than 0\.2s for its turn"):
-            await store.get("i-1")
+        with pytest.raises(FlowStoreError, match=r"claim_stage waited more than 0\.2s for its turn"):
+            await store.claim_stage("i-1", "stage0", "{}")
         await slow
+        assert await store.stage_result("i-1", "stage0") is None
+    finally:
+        await store.close()
+
+
+async def test_reads_are_answered_on_the_calling_thread_while_the_writer_is_busy(tmp_path: Path) -> None:
+    """get / stage_result of a file store read on the caller's own read-only connection: a busy
+    writer thread does not hold them up, and they see everything committed."""
+    from mmate_fast.stageflow.store._sqlite import SQLiteFlowStore
+
+    store = open_store(f"sqlite:///{tmp_path / 'reads.db'}")
+    assert isinstance(store, SQLiteFlowStore)
+    try:
+        await store.save(record())
+        assert await store.claim_stage("i-1", "stage0", "won") == "won"
+        slow = asyncio.ensure_future(store._call(lambda conn: time.sleep(0.5), (), False, "slow"))
+        await asyncio.sleep(0.05)  # the writer thread is in it now
+        assert await store.get("i-1") == record()
+        assert await store.stage_result("i-1", "stage0") == "won"
+        assert await store.stage_result("i-1", "stage1") is None
+        assert not slow.done()  # answered without the writer thread
+        await slow
+    finally:
+        await store.close()
+
+
+async def test_a_read_the_calling_thread_cannot_do_goes_to_the_writer_thread(tmp_path: Path) -> None:
+    from mmate_fast.stageflow.store._sqlite import SQLiteFlowStore
+
+    store = open_store(f"sqlite:///{tmp_path / 'fallback.db'}")
+    assert isinstance(store, SQLiteFlowStore)
+    try:
+        await store.save(record())
+        await store.claim_stage("i-1", "stage0", "won")
+        reader = store._reader()
+        assert reader is not None
+        reader.close()  # this thread's reader is broken: every read on it fails
+        assert await store.get("i-1") == record()
+        assert await store.stage_result("i-1", "stage0") == "won"
+    finally:
+        await store.close()
+
+
+async def test_a_save_nowait_that_fails_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Nobody awaits a save_nowait: when it cannot be written (here: it waited longer than the
+    timeout behind a slow call), the named error is logged as a warning."""
+    store = open_store(f"sqlite:///{tmp_path / 'nowait.db'}?timeout=0.2")
+    try:
+        slow = asyncio.ensure_future(store._call(lambda conn: time.sleep(0.5), (), False, "slow"))  # type: ignore[attr-defined]
+        await asyncio.sleep(0.05)
+        with caplog.at_level("WARNING", logger="mmate_fast.stageflow"):
+            store.save_nowait(record())  # type: ignore[attr-defined]
+            await slow
+            await store.claim_stage("i-1", "k", "v")  # the batch after the stale save is done
+            await asyncio.sleep(0.05)  # its settling reached the loop
+        assert any("save waited more than 0.2s" in r.getMessage() for r in caplog.records)
         assert await store.get("i-1") is None
     finally:
         await store.close()
+
+
+async def test_the_wal_is_checkpointed_off_the_writer_thread(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer connection never checkpoints (wal_autocheckpoint = 0): the checkpointer thread
+    copies the WAL's pages into the database file (without it the file would keep its first page
+    only until close); close stops the thread."""
+    import threading
+
+    from mmate_fast.stageflow.store import _sqlite
+
+    monkeypatch.setattr(_sqlite, "CHECKPOINT_EVERY", 5)
+    path = tmp_path / "wal.db"
+    store = open_store(f"sqlite:///{path}")
+    try:
+        assert path.stat().st_size <= 4096 * 8  # the schema: the pages are in the WAL
+        for v in range(1, 51):
+            await store.save(record(f"i-{v}", state=f'"{"x" * 20_000}"'))
+        async with asyncio.timeout(10):  # the checkpointer runs beside the writer: wait for it
+            while path.stat().st_size < 50 * 20_000:
+                await asyncio.sleep(0.01)
+        writer = sqlite3.connect(path)
+        assert writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000  # others: SQLite's default
+        writer.close()
+    finally:
+        await store.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("mmate-flowstore-checkpoint")]
 
 
 async def test_opening_an_existing_store_does_not_wait_for_a_writer(tmp_path: Path) -> None:

@@ -15,6 +15,19 @@ _BY_CODE: dict[int, type[exc.ChannelClosed]] = {
     406: exc.ChannelPreconditionFailed,
 }
 
+#: connection.close codes -> the aiormq exception for them (args: the reply text)
+_CONNECTION_BY_CODE: dict[int, type[exc.ConnectionClosed]] = {
+    501: exc.ConnectionFrameError,
+    502: exc.ConnectionSyntaxError,
+    503: exc.ConnectionCommandInvalid,
+    504: exc.ConnectionChannelError,
+    505: exc.ConnectionUnexpectedFrame,
+    506: exc.ConnectionResourceError,
+    530: exc.ConnectionNotAllowed,
+    540: exc.ConnectionNotImplemented,
+    541: exc.ConnectionInternalError,
+}
+
 
 def translate(error: BaseException, channel: Any = None) -> BaseException:
     """The aio-pika exception for ``error`` (``error`` itself when aio-pika would raise it as is:
@@ -34,6 +47,9 @@ def translate(error: BaseException, channel: Any = None) -> BaseException:
     if isinstance(error, errors.BrokerUnreachableError):
         return exc.AMQPConnectionError(str(error))
     if isinstance(error, errors.ConnectionClosedError):
+        by_code = _CONNECTION_BY_CODE.get(error.reply_code or 0)
+        if by_code is not None:
+            return by_code(error.reply_text)
         return exc.ConnectionClosed(error.reply_code, error.reply_text or str(error))
     if isinstance(error, errors.OperationTimeout):
         return error

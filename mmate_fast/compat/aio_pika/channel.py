@@ -10,17 +10,18 @@ import logging
 from collections import deque
 from collections.abc import Generator
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 from mmate_fast import errors
 from mmate_fast.compat.aio_pika._errors import raise_translated, translate
 from mmate_fast.compat.aio_pika._frames import spec
 from mmate_fast.compat.aio_pika.abc import AbstractChannel, Arguments, ExchangeType, TimeoutType
-from mmate_fast.compat.aio_pika.exceptions import ChannelInvalidStateError
+from mmate_fast.compat.aio_pika.exceptions import ChannelClosed, ChannelInvalidStateError
 from mmate_fast.compat.aio_pika.exchange import Exchange
 from mmate_fast.compat.aio_pika.message import ReturnedMessage
 from mmate_fast.compat.aio_pika.queue import Queue
 from mmate_fast.compat.aio_pika.tools import CallbackCollection
+from mmate_fast.compat.aio_pika.transaction import Transaction, channel_rpc
 
 log = logging.getLogger("mmate_fast.compat.aio_pika")
 
@@ -66,6 +67,7 @@ class Channel(ChannelContext):
         self.publisher_confirms = publisher_confirms
         self.on_return_raises = on_return_raises
         self._publish_seq = 0
+        self._close_notified = False
         self._returned: deque[ReturnedMessage] = deque(maxlen=_MAX_RETURNED)
         #: the running consumer-callback tasks (kept referenced until done)
         self._consumer_tasks: set[asyncio.Task[Any]] = set()
@@ -130,6 +132,7 @@ class Channel(ChannelContext):
                                                      internal=False, passive=False)
         if self._closed.done():
             self._closed = asyncio.get_running_loop().create_future()
+        self._close_notified = False
         self._connection._channel_opened(self)
 
     async def initialize(self, timeout: TimeoutType = None) -> None:
@@ -149,15 +152,18 @@ class Channel(ChannelContext):
             return
         if raw.is_open:
             await raw.close()
-        self._mark_closed(None)
+        self._mark_closed(ChannelClosed(None, None))
 
     def _mark_closed(self, exc: BaseException | None) -> None:
-        if not self._closed.done():
+        """Tell ``close_callbacks`` once (aio-pika passes ``ChannelClosed(None, None)`` on a close by
+        the client, the broker's error otherwise)."""
+        if not self._close_notified and not self._closed.done():
+            self._close_notified = True
             self.close_callbacks(exc)
 
     def _on_raw_close(self, raw: Any, exc: BaseException) -> None:
         if isinstance(exc, errors.ChannelClosedError) and exc.reply_code == 200:
-            self._mark_closed(None)
+            self._mark_closed(ChannelClosed(None, None))
         else:
             self._mark_closed(translate(exc, self))
 
@@ -247,14 +253,20 @@ class Channel(ChannelContext):
             raise_translated(error, self)
         return None if nowait else spec.Exchange.DeleteOk()
 
-    def transaction(self) -> Any:
+    def transaction(self) -> Transaction:
+        """An AMQP transaction (channels without publisher confirms only, as in aio-pika)."""
         if self.publisher_confirms:
             raise RuntimeError("Cannot create transaction when publisher confirms are enabled")
-        raise NotImplementedError("AMQP transactions (tx.select) are not supported by mmate_fast; use "
-                                  "publisher confirms (the default channel mode)")
+        return Transaction(self)
 
-    async def flow(self, active: bool = True) -> Literal[None]:
-        raise NotImplementedError("channel.flow from the client is not supported by mmate_fast")
+    async def flow(self, active: bool = True) -> Any:
+        """Ask the broker to pause (False) or resume (True) deliveries on this channel (channel.flow;
+        RabbitMQ refuses ``active=False`` with 540 NOT_IMPLEMENTED, as it does for aio-pika)."""
+        raw = await self.get_underlay_channel()
+        try:
+            return await channel_rpc(raw, spec.Channel.Flow(active=active), spec.Channel.FlowOk, None)
+        except errors.MmateError as error:
+            raise_translated(error, self)
 
 
 __all__ = ("Channel",)

@@ -56,6 +56,42 @@ class ConnectionClosed(AMQPConnectionError):
     reason = "The AMQP connection was closed (%s) %s"
 
 
+class ConnectionSyntaxError(ConnectionClosed):
+    reason = "The sender sent a frame that contained illegal values for one or more fields: %r"
+
+
+class ConnectionFrameError(ConnectionClosed):
+    reason = "The sender sent a malformed frame that the recipient could not decode: %r"
+
+
+class ConnectionCommandInvalid(ConnectionClosed):
+    reason = "The client sent an invalid sequence of frames: %r"
+
+
+class ConnectionChannelError(ConnectionClosed):
+    reason = "The client attempted to work with a channel that had not been correctly opened: %r"
+
+
+class ConnectionUnexpectedFrame(ConnectionClosed):
+    reason = "The peer sent a frame that was not expected: %r"
+
+
+class ConnectionResourceError(ConnectionClosed):
+    reason = "The server could not complete the method because it lacked sufficient resources: %r"
+
+
+class ConnectionNotAllowed(ConnectionClosed):
+    reason = "The client tried to work with some entity in a manner that is prohibited by the server: %r"
+
+
+class ConnectionNotImplemented(ConnectionClosed):
+    reason = "The client tried to use functionality that is not implemented in the server: %r"
+
+
+class ConnectionInternalError(ConnectionClosed):
+    reason = "The server could not complete the method because of an internal error: %r"
+
+
 class AMQPChannelError(AMQPError):
     reason = "An unspecified AMQP channel error has occurred"
 
@@ -167,7 +203,16 @@ __all__ = (
     "ChannelLockedResource",
     "ChannelNotFoundEntity",
     "ChannelPreconditionFailed",
+    "ConnectionChannelError",
     "ConnectionClosed",
+    "ConnectionCommandInvalid",
+    "ConnectionFrameError",
+    "ConnectionInternalError",
+    "ConnectionNotAllowed",
+    "ConnectionNotImplemented",
+    "ConnectionResourceError",
+    "ConnectionSyntaxError",
+    "ConnectionUnexpectedFrame",
     "DeliveryError",
     "DuplicateConsumerTag",
     "IncompatibleProtocolError",

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from mmate_fast._ext import load
+from mmate_fast.amqp.channel import Channel as _PlainChannel
 from mmate_fast.compat.aio_pika._errors import raise_translated
 from mmate_fast.compat.aio_pika.abc import (
     MILLISECONDS,
@@ -34,6 +35,7 @@ from mmate_fast.compat.aio_pika.exceptions import ChannelInvalidStateError, Mess
 _frames = load("frames")
 _BasicProperties = _frames.BasicProperties
 _encode_properties = _frames.encode_properties
+_Typed = _frames.Typed
 
 log = logging.getLogger("mmate_fast.compat.aio_pika")
 
@@ -43,6 +45,38 @@ _MODES: dict[Any, DeliveryMode] = {1: DeliveryMode.NOT_PERSISTENT, 2: DeliveryMo
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 _setattr = object.__setattr__
+
+
+def _table_integer(value: int) -> Any:
+    """The smallest AMQP integer type for ``value``, as pamqp (aio-pika's encoder) picks it."""
+    if -128 <= value <= 127:
+        return _Typed("b", value)
+    if -32768 <= value <= 32767:
+        return _Typed("s", value)
+    if 0 <= value <= 65535:
+        return _Typed("u", value, go_safe=False)
+    if -2147483648 <= value <= 2147483647:
+        return _Typed("I", value)
+    if 0 <= value <= 4294967295:
+        return _Typed("i", value, go_safe=False)
+    return value  # "l" (a 64-bit integer), our encoder's choice too
+
+
+def as_pamqp_types(value: Any) -> Any:
+    """Header values typed as aio-pika (pamqp) sends them: integers in the smallest integer type,
+    floats as 32-bit floats ("f"), tables with their keys sorted; so a consumer in any language sees
+    the same bytes from the facade as from aio-pika."""
+    if isinstance(value, dict):
+        return {k: as_pamqp_types(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [as_pamqp_types(v) for v in value]
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return _table_integer(value)
+    if isinstance(value, float):
+        return _Typed("f", value)
+    return value
 
 
 def _random_message_id() -> str:
@@ -88,10 +122,6 @@ def _decode_timestamp(seconds: int | None) -> datetime | None:
 class Message(AbstractMessage):
     """An AMQP message to publish (aio-pika's ``Message``)."""
 
-    __slots__ = ("__weakref__", "_locked", "app_id", "body", "body_size", "content_encoding", "content_type",
-                 "correlation_id", "delivery_mode", "expiration", "headers", "message_id", "priority",
-                 "reply_to", "timestamp", "type", "user_id")
-
     _locked: bool
     app_id: str | None
     body: bytes
@@ -115,29 +145,23 @@ class Message(AbstractMessage):
                  reply_to: str | None = None, expiration: DateType = None, message_id: str | None = None,
                  timestamp: DateType = None, type: str | None = None, user_id: str | None = None,
                  app_id: str | None = None) -> None:
-        s = _setattr
-        s(self, "_locked", False)
         if not isinstance(body, bytes):
             body = bytes(body)
-        s(self, "body", body)
-        s(self, "body_size", len(body))
-        s(self, "headers", headers or {})
-        s(self, "content_type", content_type)
-        s(self, "content_encoding", content_encoding)
         if not delivery_mode:
             mode = _NOT_PERSISTENT
         else:
             mode = _MODES.get(delivery_mode) or DeliveryMode(int(delivery_mode))
-        s(self, "delivery_mode", mode)
-        s(self, "priority", int(priority) if priority else 0)
-        s(self, "correlation_id", str(correlation_id) if correlation_id else None)
-        s(self, "reply_to", str(reply_to) if reply_to else None)
-        s(self, "expiration", expiration)
-        s(self, "message_id", str(message_id) if message_id else None)
-        s(self, "timestamp", encode_timestamp(timestamp))
-        s(self, "type", str(type) if type else None)
-        s(self, "user_id", str(user_id) if user_id else None)
-        s(self, "app_id", str(app_id) if app_id else None)
+        # one dict update instead of 16 calls through the locking __setattr__ (the publish hot path)
+        self.__dict__.update({
+            "_locked": False, "body": body, "body_size": len(body), "headers": headers or {},
+            "content_type": content_type, "content_encoding": content_encoding, "delivery_mode": mode,
+            "priority": int(priority) if priority else 0,
+            "correlation_id": str(correlation_id) if correlation_id else None,
+            "reply_to": str(reply_to) if reply_to else None, "expiration": expiration,
+            "message_id": str(message_id) if message_id else None,
+            "timestamp": encode_timestamp(timestamp) if timestamp is not None else None,
+            "type": str(type) if type else None, "user_id": str(user_id) if user_id else None,
+            "app_id": str(app_id) if app_id else None})
 
     def __setattr__(self, key: str, value: Any) -> None:
         if not key.startswith("_") and self._locked:
@@ -183,8 +207,10 @@ class Message(AbstractMessage):
         """The encoded content-header properties for a publish (a random message_id when unset)."""
         ts = self.timestamp
         expiration = self.expiration
+        headers = self.headers
         return _encode_properties(_BasicProperties(
-            self.content_type, self.content_encoding, self.headers, int(self.delivery_mode),
+            self.content_type, self.content_encoding, as_pamqp_types(headers) if headers else headers,
+            int(self.delivery_mode),
             self.priority, self.correlation_id, self.reply_to,
             None if expiration is None else encode_expiration(expiration),
             self.message_id or _random_message_id(), None if ts is None else int(ts.timestamp()),
@@ -223,13 +249,20 @@ def _lazy_properties() -> dict[str, Any]:
 
 
 _LAZY = _lazy_properties()
+#: the delivery's own fields, read on first use too
+_DELIVERY_FIELDS: dict[str, Any] = {
+    "body_size": lambda d: len(d.body),
+    "consumer_tag": lambda d: d.consumer_tag or None,
+    "delivery_tag": lambda d: d.delivery_tag,
+    "exchange": lambda d: d.exchange,
+    "routing_key": lambda d: d.routing_key,
+    "redelivered": lambda d: d.redelivered,
+    "message_count": lambda d: d.message_count if d.kind == 1 else None,
+}
 
 
 class IncomingMessage(Message, AbstractIncomingMessage):
     """A consumed (or got) message: acknowledge it with ``ack``/``nack``/``reject`` or ``process()``."""
-
-    __slots__ = ("_channel", "_delivery", "_facade_channel", "_no_ack", "_processed", "cluster_id",
-                 "consumer_tag", "delivery_tag", "exchange", "message_count", "redelivered", "routing_key")
 
     _channel: Any
     _delivery: Any
@@ -246,34 +279,20 @@ class IncomingMessage(Message, AbstractIncomingMessage):
 
     def __init__(self, delivery: Any, no_ack: bool = False, channel: Any = None,
                  facade_channel: Any = None) -> None:
-        s = _setattr
-        s(self, "_delivery", delivery)
-        s(self, "_channel", channel)
-        s(self, "_facade_channel", facade_channel)
-        s(self, "_no_ack", no_ack)
-        body = delivery.body
-        s(self, "body", body)
-        s(self, "body_size", len(body))
-        s(self, "consumer_tag", delivery.consumer_tag or None)
-        tag = delivery.delivery_tag
-        s(self, "delivery_tag", tag)
-        s(self, "exchange", delivery.exchange)
-        s(self, "routing_key", delivery.routing_key)
-        s(self, "redelivered", delivery.redelivered)
-        s(self, "message_count", delivery.message_count if delivery.kind == 1 else None)
-        if no_ack or not tag:
-            s(self, "_locked", True)
-            s(self, "_processed", True)
-        else:
-            s(self, "_locked", False)
-            s(self, "_processed", False)
+        done = no_ack or not delivery.delivery_tag
+        self.__dict__.update({"_delivery": delivery, "_channel": channel, "_facade_channel": facade_channel,
+                              "_no_ack": no_ack, "body": delivery.body, "_locked": done, "_processed": done})
 
     def __getattr__(self, name: str) -> Any:
-        # a property slot not filled yet: decode it from the delivery once
+        # a slot not filled yet: read it from the delivery once (properties decoded on first use)
+        delivery = self._delivery
         decode = _LAZY.get(name)
-        if decode is None:
+        if decode is not None:
+            value = decode(delivery.properties)
+        elif name in _DELIVERY_FIELDS:
+            value = _DELIVERY_FIELDS[name](delivery)
+        else:
             raise AttributeError(name)
-        value = decode(self._delivery.properties)
         _setattr(self, name, value)
         return value
 
@@ -292,7 +311,7 @@ class IncomingMessage(Message, AbstractIncomingMessage):
     def _settle(self, how: str, *args: Any) -> None:
         ch = self.channel
         try:
-            ok = getattr(ch, how)(self.delivery_tag, *args)
+            ok = getattr(ch, how)(self._delivery.delivery_tag, *args)
         except Exception as error:
             raise_translated(error, self._facade_channel)
         if ok is False:  # a robust channel reconnected since: the broker redelivers this message
@@ -306,6 +325,12 @@ class IncomingMessage(Message, AbstractIncomingMessage):
             raise TypeError('Can\'t ack message with "no_ack" flag')
         if self._processed:
             raise MessageProcessError("Message already processed", self)
+        ch = self._channel
+        if ch is not None and type(ch) is _PlainChannel and ch._closed_exc is None and ch._open:
+            ch.basic_ack(self._delivery.delivery_tag, multiple)  # the common case, inlined
+            _setattr(self, "_processed", True)
+            _setattr(self, "_locked", True)
+            return
         self._settle("basic_ack", multiple)
 
     async def reject(self, requeue: bool = False) -> None:
@@ -344,8 +369,6 @@ class IncomingMessage(Message, AbstractIncomingMessage):
 
 class ReturnedMessage(IncomingMessage):
     """A mandatory publish the broker could not route (given to ``channel.return_callbacks``)."""
-
-    __slots__ = ()
 
 
 class ProcessContext(AbstractProcessContext):

@@ -41,6 +41,18 @@ def _log_failure(task: asyncio.Task[Any]) -> None:
         log.error("consumer callback failed: %s: %s", type(error).__name__, error, exc_info=error)
 
 
+def _task_finished(tasks: set[asyncio.Task[Any]]) -> Any:
+    """One done callback per consumer task (each one costs a loop turn): forget it, log a failure."""
+    discard = tasks.discard
+
+    def finished(task: asyncio.Task[Any]) -> None:
+        discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log_failure(task)
+
+    return finished
+
+
 class Queue(AbstractQueue):
     """A queue on a channel (aio-pika's ``Queue``)."""
 
@@ -110,15 +122,14 @@ class Queue(AbstractQueue):
         loop = asyncio.get_running_loop()
         tasks: set[asyncio.Task[Any]] = channel._consumer_tasks
         create_task = loop.create_task
-        discard = tasks.discard
         add = tasks.add
+        finished = _task_finished(tasks)
 
         def on_delivery(delivery: Any) -> None:
             task: asyncio.Task[Any] = create_task(
                 callback(IncomingMessage(delivery, no_ack, ch, channel)))  # type: ignore[arg-type]
             add(task)
-            task.add_done_callback(discard)
-            task.add_done_callback(_log_failure)
+            task.add_done_callback(finished)
 
         tag = consumer_tag or f"ctag{ch.channel_id}.{uuid.uuid4().hex}"
         try:

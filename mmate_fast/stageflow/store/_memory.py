@@ -63,6 +63,10 @@ class MemoryFlowStore:
         return self._data
 
     async def save(self, record: FlowRecord) -> None:
+        self.save_nowait(record)
+
+    def save_nowait(self, record: FlowRecord) -> None:
+        """``save`` at once, for callers that do not wait (the engine's saves after a hop)."""
         check_record(record)
         data = self._check_open()
         with data.lock:
@@ -92,6 +96,20 @@ class MemoryFlowStore:
         data = self._check_open()
         with data.lock:
             return data.stages.setdefault((instance_id, stage_key), result_json)
+
+    async def claim_stage_and_save(self, instance_id: str, stage_key: str, result_json: str,
+                                   record: FlowRecord) -> str:
+        """``claim_stage``; when this call wins the claim, ``save(record)`` at once (under the lock)."""
+        check_claim(instance_id, stage_key, result_json)
+        check_record(record)
+        data = self._check_open()
+        with data.lock:
+            stored = data.stages.setdefault((instance_id, stage_key), result_json)
+            if stored == result_json:
+                current = data.flows.get(record.instance_id)
+                if current is None or record.version >= current.version:
+                    data.flows[record.instance_id] = _copy(record)
+        return stored
 
     async def stage_result(self, instance_id: str, stage_key: str) -> str | None:
         check_key(instance_id, stage_key)

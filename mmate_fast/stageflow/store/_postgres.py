@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
 from dataclasses import replace
@@ -30,6 +31,8 @@ from mmate_fast.errors import (
 )
 from mmate_fast.stageflow.store._record import FlowRecord, check_claim, check_key, check_page, check_record
 from mmate_fast.stageflow.store._url import redact
+
+log = logging.getLogger("mmate_fast.stageflow")
 
 DEFAULT_TIMEOUT = 10.0
 #: most writes one transaction carries
@@ -251,6 +254,11 @@ class PostgresFlowStore:
         """Queue a write for the next batch and wait for its outcome. Writes queued while a batch is
         in flight go together in the next one, on another pooled connection (up to pool_max
         batches at once): concurrent saves and claims share transactions and commits."""
+        self._enqueue(write)
+        return await write[3]
+
+    def _enqueue(self, write: _Write) -> None:
+        """Queue a write and make sure a flusher will take it."""
         if self._closed:
             raise self._closed_error()
         self._pending.append(write)
@@ -260,7 +268,6 @@ class PostgresFlowStore:
             task = asyncio.get_running_loop().create_task(self._flush(started))
             self._flushers.add(task)
             task.add_done_callback(lambda t: self._flusher_done(t, started))
-        return await write[3]
 
     def _flusher_done(self, task: asyncio.Task[None], started: list[bool]) -> None:
         self._flushers.discard(task)
@@ -361,6 +368,14 @@ class PostgresFlowStore:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         await self._submit(("save", rec.instance_id, replace(rec), fut))
 
+    def save_nowait(self, record: FlowRecord) -> None:
+        """Queue a save and return at once (it goes with the next batch); nobody waits for it, and a
+        failure is logged (a warning), not raised. For the engine's saves after a hop."""
+        rec = check_record(record)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(_log_failure)
+        self._enqueue(("save", rec.instance_id, replace(rec), fut))
+
     async def get(self, instance_id: str) -> FlowRecord | None:
         row = await self._run("get", "fetchrow", self._sql_get, instance_id)
         return None if row is None else FlowRecord(*row)
@@ -416,6 +431,12 @@ def _broken() -> tuple[type[BaseException], ...]:
 
     return (asyncpg.PostgresConnectionError, asyncpg.ConnectionDoesNotExistError, InternalClientError,
             OSError)
+
+
+def _log_failure(fut: asyncio.Future[Any]) -> None:
+    """The outcome of a ``save_nowait``: a failure is logged (nobody awaits it)."""
+    if not fut.cancelled() and fut.exception() is not None:
+        log.warning("%s", fut.exception())
 
 
 def _fail(batch: list[_Write], exc: BaseException) -> None:

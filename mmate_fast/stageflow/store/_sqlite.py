@@ -8,6 +8,19 @@ loop wake-up per batch: many concurrent saves cost one commit. WAL mode with ``s
 timeout let several processes share one file; ``claim_stage`` is ``INSERT ... ON CONFLICT DO
 NOTHING`` then ``SELECT`` inside that transaction, atomic across processes by the primary key.
 
+Reads (``get``, ``stage_result``) of a file store run at once on the calling thread, on a read-only
+connection of that thread (WAL readers take no lock: a primary-key lookup costs a few µs, a hop to
+the writer thread and back costs ten times that); one that fails there (a busy WAL recovery, I/O)
+goes to the writer thread like any other call, which names the error. ``save_nowait`` queues a save
+without a future (the engine's saves after a hop is published: nobody waits for them; a failure is
+logged), to be committed with the next batch.
+
+WAL checkpoints run on a third thread with its own connection (every ``CHECKPOINT_EVERY`` write
+transactions, ``PRAGMA wal_checkpoint(PASSIVE)``), not in the writer's ``COMMIT`` as SQLite's
+automatic checkpoint would: a checkpoint syncs the file to disk, which takes milliseconds (tens on a
+busy disk), and every call queued behind the writer would wait for it. A passive checkpoint never
+blocks a writer or a reader, in this process or another.
+
 URL: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite:///:memory:`` (this
 store only), with ``?timeout=SECONDS`` (default 10): how long a call may wait for its turn on the
 thread, and then for another process's lock, before it fails with ``FlowStoreError``.
@@ -16,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import sqlite3
 import threading
@@ -32,9 +46,14 @@ from mmate_fast.errors import (
 )
 from mmate_fast.stageflow.store._record import FlowRecord, check_claim, check_key, check_page, check_record
 
+log = logging.getLogger("mmate_fast.stageflow")
+
 DEFAULT_TIMEOUT = 10.0
 #: most operations one transaction carries
 MAX_BATCH = 1024
+#: write transactions of one store between two WAL checkpoints (each copies the pages written since
+#: the last one back into the database file; SQLite's automatic one comes every 1000 pages)
+CHECKPOINT_EVERY = 100
 
 _COLUMNS = ("instance_id, workflow_id, status, version, current_stage, error, started_ns, updated_ns, "
             "state_json, worker")
@@ -97,15 +116,23 @@ def _claim(conn: sqlite3.Connection, instance_id: str, stage_key: str, result_js
     return str(row[0])
 
 
+def _claim_and_save(conn: sqlite3.Connection, instance_id: str, stage_key: str, result_json: str,
+                    record: FlowRecord) -> str:
+    stored = _claim(conn, instance_id, stage_key, result_json)
+    if stored == result_json:
+        _save(conn, record)
+    return stored
+
+
 def _stage(conn: sqlite3.Connection, instance_id: str, stage_key: str) -> str | None:
     row = conn.execute(_STAGE, (instance_id, stage_key)).fetchone()
     return None if row is None else str(row[0])
 
 
 _Fn = Callable[..., Any]
-#: (function, its arguments after the connection, writes?, the caller's loop, the caller's future, what,
-#: time.monotonic() when queued)
-_Op = tuple[_Fn, tuple[Any, ...], bool, asyncio.AbstractEventLoop, "asyncio.Future[Any]", str, float]
+#: (function, its arguments after the connection, writes?, the caller's loop, the caller's future (None:
+#: nobody waits), what, time.monotonic() when queued)
+_Op = tuple[_Fn, tuple[Any, ...], bool, asyncio.AbstractEventLoop, "asyncio.Future[Any] | None", str, float]
 _CLOSE = None
 
 
@@ -123,7 +150,12 @@ def _deliver(done: list[tuple[_Op, bool, Any]]) -> None:
     """Hand the batch's outcomes to each caller's loop, one wake-up per loop."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
     for op, ok, value in done:
-        by_loop.setdefault(op[3], []).append((op[4], ok, value))
+        fut = op[4]
+        if fut is None:  # save_nowait: nobody waits; a failure is logged
+            if not ok:
+                log.warning("%s", value)
+            continue
+        by_loop.setdefault(op[3], []).append((fut, ok, value))
     for loop, items in by_loop.items():
         with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits any more
             loop.call_soon_threadsafe(_settle, items)
@@ -145,6 +177,53 @@ def _store_error(exc: sqlite3.Error, what: str, url: str, timeout: float) -> Flo
     return err
 
 
+class _Checkpointer:
+    """Checkpoints the WAL of one store file on its own thread and connection when poked (see the
+    module docstring); started on the first poke, stopped by the store's writer thread at close."""
+
+    def __init__(self, path: str, url: str) -> None:
+        self._path = path
+        self._url = url
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+
+    def poke(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, daemon=True,
+                                            name=f"mmate-flowstore-checkpoint:{self._path}")
+            self._thread.start()
+        self._wake.set()
+
+    def _serve(self) -> None:
+        try:
+            conn = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as exc:
+            log.warning("flow store %s: cannot open a connection for WAL checkpoints (%s): the WAL file "
+                        "grows until the store is closed", self._url, exc)
+            return
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stop:
+                    return
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error as exc:  # another one runs (busy), I/O: the next poke tries again
+                    log.debug("flow store %s: WAL checkpoint failed: %s", self._url, exc)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        """Stop the thread (after the checkpoint it may be running)."""
+        self._stop = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
 class SQLiteFlowStore:
     """A FlowStore in a SQLite file (or ``:memory:``), served by one writer thread."""
 
@@ -154,6 +233,15 @@ class SQLiteFlowStore:
         self.url = url or f"sqlite:///{path}"
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._closed = False
+        #: the read-only connection of each thread that read (a file store only: another connection to
+        #: ``:memory:`` would open another, empty, database)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._sync_reads = path != ":memory:" and not path.startswith("file:")
+        #: WAL checkpoints off the writer thread (a file store only); the writer counts its commits
+        self._checkpointer = _Checkpointer(path, self.url) if self._sync_reads else None
+        self._write_commits = 0
         self._stopped: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         opened: list[BaseException | None] = []
         ready = threading.Event()
@@ -202,6 +290,8 @@ class SQLiteFlowStore:
             conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
             self._set_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
+            if self._checkpointer is not None:
+                conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread does it
             present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
             if not _SCHEMA_NAMES.issubset(present):  # a read: opening a store never waits for a writer
                 conn.execute("BEGIN IMMEDIATE")
@@ -259,6 +349,8 @@ class SQLiteFlowStore:
                 if batch:
                     _deliver(self._run(conn, batch))
         finally:
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
             conn.close()
             self._fail_leftovers()
             for loop, fut in self._stopped:
@@ -328,6 +420,10 @@ class SQLiteFlowStore:
                 except sqlite3.Error as exc:  # this statement only (SQLite undid it alone)
                     done.append((op, False, _store_error(exc, op[5], self.url, self._timeout)))
             conn.execute("COMMIT")
+            if writes and self._checkpointer is not None:
+                self._write_commits += 1
+                if self._write_commits % CHECKPOINT_EVERY == 0:
+                    self._checkpointer.poke()
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
@@ -336,21 +432,73 @@ class SQLiteFlowStore:
         return done
 
     # ------------------------------------------------------------------ the callers' side
+    def _closed_error(self) -> FlowStoreClosedError:
+        return FlowStoreClosedError(f"the flow store {self.url} is closed: open a new one with "
+                                    "open_store(url)")
+
     async def _call(self, fn: _Fn, args: tuple[Any, ...], writes: bool, what: str) -> Any:
         if self._closed:
-            raise FlowStoreClosedError(f"the flow store {self.url} is closed: open a new one with "
-                                       "open_store(url)")
+            raise self._closed_error()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self._queue.put((fn, args, writes, loop, fut, what, time.monotonic()))
         return await fut
 
+    def _reader(self) -> sqlite3.Connection | None:
+        """This thread's read-only connection (opened on first use), or None (``:memory:``, or it
+        cannot be opened: the writer thread reads then)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None or not self._sync_reads:
+            return conn
+        try:
+            conn = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA query_only = 1")
+        except sqlite3.Error as exc:
+            log.debug("flow store %s: no read connection on this thread (%s): reads go to the writer "
+                      "thread", self.url, exc)
+            self._sync_reads = False
+            return None
+        with self._readers_lock:
+            if self._closed:
+                conn.close()
+                return None
+            self._readers.append(conn)
+        self._local.conn = conn
+        return conn
+
+    def _read_now(self, fn: _Fn, args: tuple[Any, ...]) -> tuple[bool, Any]:
+        """``(True, fn(reader, *args))`` on this thread's reader; ``(False, None)`` when it cannot
+        answer (SQLite busy, I/O error...): the caller asks the writer thread instead."""
+        if self._closed:
+            raise self._closed_error()
+        conn = self._reader()
+        if conn is None:
+            return False, None
+        try:
+            return True, fn(conn, *args)
+        except sqlite3.Error as exc:
+            log.debug("flow store %s: a read on the calling thread failed (%s): asking the writer "
+                      "thread", self.url, exc)
+            return False, None
+
     async def save(self, record: FlowRecord) -> None:
         check_record(record)
         await self._call(_save, (record,), True, "save")
 
+    def save_nowait(self, record: FlowRecord) -> None:
+        """Queue a save of ``record`` and return at once: it is committed with the next batch, in
+        order with the calls queued before it; nobody waits for it, and a failure is logged (a
+        warning), not raised. For the engine's saves after a hop (the record may lag a moment)."""
+        check_record(record)
+        if self._closed:
+            raise self._closed_error()
+        self._queue.put((_save, (record,), True, asyncio.get_running_loop(), None, "save",
+                         time.monotonic()))
+
     async def get(self, instance_id: str) -> FlowRecord | None:
-        result: FlowRecord | None = await self._call(_get, (instance_id,), False, "get")
+        done, result = self._read_now(_get, (instance_id,))
+        if not done:
+            result = await self._call(_get, (instance_id,), False, "get")
         return result
 
     async def list(self, *, status: str | None = None, workflow: str | None = None,
@@ -364,9 +512,20 @@ class SQLiteFlowStore:
         result: str = await self._call(_claim, (instance_id, stage_key, result_json), True, "claim_stage")
         return result
 
+    async def claim_stage_and_save(self, instance_id: str, stage_key: str, result_json: str,
+                                   record: FlowRecord) -> str:
+        """``claim_stage``; when this call wins the claim, ``save(record)`` in the same transaction."""
+        check_claim(instance_id, stage_key, result_json)
+        check_record(record)
+        result: str = await self._call(_claim_and_save, (instance_id, stage_key, result_json, record), True,
+                                       "claim_stage")
+        return result
+
     async def stage_result(self, instance_id: str, stage_key: str) -> str | None:
         check_key(instance_id, stage_key)
-        result: str | None = await self._call(_stage, (instance_id, stage_key), False, "stage_result")
+        done, result = self._read_now(_stage, (instance_id, stage_key))
+        if not done:
+            result = await self._call(_stage, (instance_id, stage_key), False, "stage_result")
         return result
 
     async def close(self) -> None:
@@ -376,6 +535,13 @@ class SQLiteFlowStore:
             loop = asyncio.get_running_loop()
             fut: asyncio.Future[None] = loop.create_future()
             self._stopped.append((loop, fut))
+            # the readers first: the last connection to close checkpoints the WAL, and that is the
+            # writer thread's (not this loop's)
+            with self._readers_lock:
+                readers, self._readers = self._readers, []
+            for conn in readers:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
             self._queue.put(_CLOSE)
             await fut
         elif self._thread.is_alive():

@@ -1,0 +1,557 @@
+# cython: language_level=3
+"""Compiled RabbitMQ Streams wire for Mmate messages (twin: mmate_fast/_py/streamwire.py).
+
+Contract: mmate_fast/_cy/streamwire.pyi. ``append_message`` turns our AMQP 0-9-1 publish (pre-encoded
+basic properties + envelope body) into the AMQP 1.0 message RabbitMQ stores for it in a stream, and
+appends it as a PublishedMessage to a Publish frame, in one pass over the bytes, writing straight into
+the frame's bytearray.
+"""
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcpy, memmove
+
+from mmate_fast.errors import StreamProtocolError
+
+CHUNK_HEADER_SIZE = 48
+
+ctypedef unsigned char uchar
+
+
+cdef inline uint16_t _u16(const uchar* p) noexcept nogil:
+    return (<uint16_t>p[0] << 8) | p[1]
+
+
+cdef inline uint32_t _u32(const uchar* p) noexcept nogil:
+    return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
+
+
+cdef inline uint64_t _u64(const uchar* p) noexcept nogil:
+    return (<uint64_t>_u32(p) << 32) | _u32(p + 4)
+
+
+cdef inline uchar* _put32(uchar* q, uint32_t v) noexcept nogil:
+    q[0] = v >> 24
+    q[1] = (v >> 16) & 0xFF
+    q[2] = (v >> 8) & 0xFF
+    q[3] = v & 0xFF
+    return q + 4
+
+
+cdef inline uchar* _put64(uchar* q, uint64_t v) noexcept nogil:
+    _put32(q, <uint32_t>(v >> 32))
+    _put32(q + 4, <uint32_t>v)
+    return q + 8
+
+
+cdef inline uchar* _str(uchar* q, uchar code8, uchar code32, const uchar* src, Py_ssize_t n) noexcept nogil:
+    if n < 256:
+        q[0] = code8
+        q[1] = <uchar>n
+        q += 2
+    else:
+        q[0] = code32
+        q = _put32(q + 1, <uint32_t>n)
+    memcpy(q, src, n)
+    return q + n
+
+
+cdef inline uchar* _lit(uchar* q, const char* s, Py_ssize_t n) noexcept nogil:
+    memcpy(q, s, n)
+    return q + n
+
+
+cdef inline uchar* _finish(uchar* start, uchar* q, uchar code8, uchar code32, uint32_t count) noexcept nogil:
+    """Close a compound (list/map) whose 9 header bytes were reserved at ``start``: the 8-bit form
+    when it fits (content moved back), else the 32-bit one."""
+    cdef Py_ssize_t content = q - (start + 9)
+    if content + 1 <= 255 and count <= 255:
+        start[0] = code8
+        start[1] = <uchar>(content + 1)
+        start[2] = <uchar>count
+        memmove(start + 3, start + 9, content)
+        return start + 3 + content
+    start[0] = code32
+    _put32(start + 1, <uint32_t>(content + 4))
+    _put32(start + 5, count)
+    return q
+
+
+cdef struct Span:
+    const uchar* p
+    Py_ssize_t n
+    bint present
+
+
+
+cdef int _need(Py_ssize_t pos, Py_ssize_t k, Py_ssize_t end) except -1:
+    if k < 0 or pos + k > end:
+        raise ValueError("AMQP basic properties end before their fields do")
+    return 0
+
+
+cdef Py_ssize_t _shortstr(const uchar* s, Py_ssize_t pos, Py_ssize_t end, Span* out) except -1:
+    _need(pos, 1, end)
+    cdef Py_ssize_t n = s[pos]
+    _need(pos + 1, n, end)
+    out.p = s + pos + 1
+    out.n = n
+    out.present = 1
+    return pos + 1 + n
+
+
+cdef uchar* _int(uchar* q, int32_t v) noexcept nogil:
+    if -128 <= v <= 127:
+        q[0] = 0x54
+        q[1] = <uchar>(<int8_t>v)
+        return q + 2
+    q[0] = 0x71
+    return _put32(q + 1, <uint32_t>v)
+
+
+cdef uchar* _long(uchar* q, int64_t v) noexcept nogil:
+    if -128 <= v <= 127:
+        q[0] = 0x55
+        q[1] = <uchar>(<int8_t>v)
+        return q + 2
+    q[0] = 0x81
+    return _put64(q + 1, <uint64_t>v)
+
+
+cdef uchar* _uint(uchar* q, uint32_t v) noexcept nogil:
+    if v == 0:
+        q[0] = 0x43
+        return q + 1
+    if v < 256:
+        q[0] = 0x52
+        q[1] = <uchar>v
+        return q + 2
+    q[0] = 0x70
+    return _put32(q + 1, v)
+
+
+cdef uchar* _table(const uchar* s, Py_ssize_t pos, Py_ssize_t end, uchar* q, uint32_t* count) except NULL:
+    """The 0-9-1 field table content s[pos:end] as AMQP 1.0 map items (RabbitMQ's mapping; void,
+    decimal, nested tables and arrays dropped as it drops them)."""
+    cdef Py_ssize_t nlen, vlen
+    cdef const uchar* name
+    cdef uchar t
+    cdef uchar* mark
+    while pos < end:
+        _need(pos, 1, end)
+        nlen = s[pos]
+        _need(pos + 1, nlen + 1, end)
+        name = s + pos + 1
+        pos += 1 + nlen
+        t = s[pos]
+        pos += 1
+        mark = q
+        q = _str(q, 0xA1, 0xB1, name, nlen)
+        if t == 0x53:  # S
+            _need(pos, 4, end)
+            vlen = _u32(s + pos)
+            _need(pos + 4, vlen, end)
+            q = _str(q, 0xA1, 0xB1, s + pos + 4, vlen)
+            pos += 4 + vlen
+        elif t == 0x74:  # t
+            _need(pos, 1, end)
+            q[0] = 0x56
+            q[1] = 1 if s[pos] else 0
+            q += 2
+            pos += 1
+        elif t == 0x62 or t == 0x42:  # b, B
+            _need(pos, 1, end)
+            q[0] = 0x51 if t == 0x62 else 0x50
+            q[1] = s[pos]
+            q += 2
+            pos += 1
+        elif t == 0x73 or t == 0x75:  # s, u
+            _need(pos, 2, end)
+            q[0] = 0x61 if t == 0x73 else 0x60
+            q[1] = s[pos]
+            q[2] = s[pos + 1]
+            q += 3
+            pos += 2
+        elif t == 0x49:  # I
+            _need(pos, 4, end)
+            q = _int(q, <int32_t>_u32(s + pos))
+            pos += 4
+        elif t == 0x69:  # i
+            _need(pos, 4, end)
+            q = _uint(q, _u32(s + pos))
+            pos += 4
+        elif t == 0x6C:  # l
+            _need(pos, 8, end)
+            q = _long(q, <int64_t>_u64(s + pos))
+            pos += 8
+        elif t == 0x66:  # f
+            _need(pos, 4, end)
+            q[0] = 0x72
+            memcpy(q + 1, s + pos, 4)
+            q += 5
+            pos += 4
+        elif t == 0x64:  # d
+            _need(pos, 8, end)
+            q[0] = 0x82
+            memcpy(q + 1, s + pos, 8)
+            q += 9
+            pos += 8
+        elif t == 0x78:  # x
+            _need(pos, 4, end)
+            vlen = _u32(s + pos)
+            _need(pos + 4, vlen, end)
+            q = _str(q, 0xA0, 0xB0, s + pos + 4, vlen)
+            pos += 4 + vlen
+        elif t == 0x54:  # T seconds -> ms
+            _need(pos, 8, end)
+            q[0] = 0x83
+            q = _put64(q + 1, _u64(s + pos) * 1000)
+            pos += 8
+        elif t == 0x56:  # V
+            q = mark
+            continue
+        elif t == 0x44:  # D
+            _need(pos, 5, end)
+            pos += 5
+            q = mark
+            continue
+        elif t == 0x46 or t == 0x41:  # F, A
+            _need(pos, 4, end)
+            vlen = _u32(s + pos)
+            _need(pos + 4, vlen, end)
+            pos += 4 + vlen
+            q = mark
+            continue
+        else:
+            raise ValueError(f"AMQP field table value of unknown type {chr(t)!r}")
+        count[0] += 2
+    return q
+
+
+cdef Py_ssize_t _encode(bytes properties, bytes body, str exchange, str routing_key, uchar* out) except -1:
+    """Write the AMQP 1.0 message at ``out`` (room: see _bound); its length."""
+    cdef const uchar* s = <const uchar*>PyBytes_AS_STRING(properties)
+    cdef Py_ssize_t end = PyBytes_GET_SIZE(properties)
+    cdef Py_ssize_t pos = 2, tstart = 0, tend = 0, exl, rkl
+    cdef uint16_t flags
+    cdef Span ctype, cenc, corr, reply, expir, mid, typ, uid, app, clus
+    cdef uchar dmode = 0, prio = 0
+    cdef bint has_dmode = 0, has_prio = 0, has_ts = 0, has_table = 0
+    cdef uint64_t ts = 0
+    cdef uint32_t count
+    cdef uchar* q = out
+    cdef uchar* start
+    cdef const char* ex = PyUnicode_AsUTF8AndSize(exchange, &exl)
+    cdef const char* rk = PyUnicode_AsUTF8AndSize(routing_key, &rkl)
+    ctype.present = cenc.present = corr.present = reply.present = expir.present = 0
+    mid.present = typ.present = uid.present = app.present = clus.present = 0
+    _need(0, 2, end)
+    flags = _u16(s)
+    if flags & 1:
+        raise ValueError("AMQP basic properties with a continuation flag are not supported")
+    if flags & 0x8000:
+        pos = _shortstr(s, pos, end, &ctype)
+    if flags & 0x4000:
+        pos = _shortstr(s, pos, end, &cenc)
+    if flags & 0x2000:
+        _need(pos, 4, end)
+        tstart = pos + 4
+        tend = tstart + _u32(s + pos)
+        _need(tstart, tend - tstart, end)
+        pos = tend
+        has_table = 1
+    if flags & 0x1000:
+        _need(pos, 1, end)
+        dmode = s[pos]
+        has_dmode = 1
+        pos += 1
+    if flags & 0x0800:
+        _need(pos, 1, end)
+        prio = s[pos]
+        has_prio = 1
+        pos += 1
+    if flags & 0x0400:
+        pos = _shortstr(s, pos, end, &corr)
+    if flags & 0x0200:
+        pos = _shortstr(s, pos, end, &reply)
+    if flags & 0x0100:
+        pos = _shortstr(s, pos, end, &expir)
+    if flags & 0x0080:
+        pos = _shortstr(s, pos, end, &mid)
+    if flags & 0x0040:
+        _need(pos, 8, end)
+        ts = _u64(s + pos)
+        has_ts = 1
+        pos += 8
+    if flags & 0x0020:
+        pos = _shortstr(s, pos, end, &typ)
+    if flags & 0x0010:
+        pos = _shortstr(s, pos, end, &uid)
+    if flags & 0x0008:
+        pos = _shortstr(s, pos, end, &app)
+    if flags & 0x0004:
+        pos = _shortstr(s, pos, end, &clus)
+
+    # message annotations
+    q = _lit(q, b"\x00\x53\x72", 3)
+    start = q
+    q += 9
+    q = _lit(q, b"\xa3\x0dx-routing-key", 15)
+    q = _str(q, 0xA1, 0xB1, <const uchar*>rk, rkl)
+    q = _lit(q, b"\xa3\x0ax-exchange", 12)
+    q = _str(q, 0xA1, 0xB1, <const uchar*>ex, exl)
+    count = 4
+    if has_prio:
+        q = _lit(q, b"\xa3\x10x-basic-priority\x50", 19)
+        q[0] = prio
+        q += 1
+        count += 2
+    if has_dmode:
+        q = _lit(q, b"\xa3\x15x-basic-delivery-mode\x50", 24)
+        q[0] = dmode
+        q += 1
+        count += 2
+    if expir.present:
+        q = _lit(q, b"\xa3\x12x-basic-expiration", 20)
+        q = _str(q, 0xA1, 0xB1, expir.p, expir.n)
+        count += 2
+    q = _finish(start, q, 0xC1, 0xD1, count)
+
+    # properties
+    q = _lit(q, b"\x00\x53\x73", 3)
+    start = q
+    q += 9
+    if mid.present:
+        q = _str(q, 0xA1, 0xB1, mid.p, mid.n)
+    else:
+        q[0] = 0x40
+        q += 1
+    if uid.present:
+        q = _str(q, 0xA0, 0xB0, uid.p, uid.n)
+    else:
+        q[0] = 0x40
+        q += 1
+    q = _lit(q, b"\x40\x40", 2)
+    if reply.present:
+        q = _str(q, 0xA1, 0xB1, reply.p, reply.n)
+    else:
+        q[0] = 0x40
+        q += 1
+    if corr.present:
+        q = _str(q, 0xA1, 0xB1, corr.p, corr.n)
+    else:
+        q[0] = 0x40
+        q += 1
+    if ctype.present:
+        q = _str(q, 0xA3, 0xB3, ctype.p, ctype.n)
+    else:
+        q[0] = 0x40
+        q += 1
+    if cenc.present:
+        q = _str(q, 0xA3, 0xB3, cenc.p, cenc.n)
+    else:
+        q[0] = 0x40
+        q += 1
+    q[0] = 0x40
+    q += 1
+    if has_ts:
+        q[0] = 0x83
+        q = _put64(q + 1, ts * 1000)
+    else:
+        q[0] = 0x40
+        q += 1
+    q = _lit(q, b"\x40\x40\x40", 3)
+    q = _finish(start, q, 0xC0, 0xD0, 13)
+
+    # application properties
+    q = _lit(q, b"\x00\x53\x74", 3)
+    start = q
+    q += 9
+    count = 0
+    if typ.present:
+        q = _lit(q, b"\xa1\x0cx-basic-type", 14)
+        q = _str(q, 0xA1, 0xB1, typ.p, typ.n)
+        count += 2
+    if app.present:
+        q = _lit(q, b"\xa1\x0ex-basic-app-id", 16)
+        q = _str(q, 0xA1, 0xB1, app.p, app.n)
+        count += 2
+    if has_table:
+        q = _table(s, tstart, tend, q, &count)
+    q = _finish(start, q, 0xC1, 0xD1, count)
+
+    # data
+    q = _lit(q, b"\x00\x53\x75", 3)
+    q = _str(q, 0xA0, 0xB0, <const uchar*>PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body))
+    return q - out
+
+
+cdef inline Py_ssize_t _bound(bytes properties, bytes body, str exchange, str routing_key):
+    return (3 * PyBytes_GET_SIZE(properties) + PyBytes_GET_SIZE(body) + 4 * len(exchange)
+            + 4 * len(routing_key) + 512)
+
+
+def encode_message(bytes properties not None, bytes body not None, str exchange not None,
+                   str routing_key not None) -> bytes:
+    cdef Py_ssize_t bound = _bound(properties, body, exchange, routing_key)
+    cdef bytearray buf = bytearray(bound)
+    cdef Py_ssize_t n = _encode(properties, body, exchange, routing_key, <uchar*>PyByteArray_AS_STRING(buf))
+    return PyBytes_FromStringAndSize(PyByteArray_AS_STRING(buf), n)
+
+
+def append_message(bytearray buf not None, uint64_t publishing_id, bytes properties not None,
+                   bytes body not None, str exchange not None, str routing_key not None) -> None:
+    cdef Py_ssize_t old = PyByteArray_GET_SIZE(buf)
+    cdef Py_ssize_t bound = _bound(properties, body, exchange, routing_key)
+    cdef Py_ssize_t n
+    cdef uchar* base
+    PyByteArray_Resize(buf, old + 12 + bound)
+    base = <uchar*>PyByteArray_AS_STRING(buf) + old
+    try:
+        n = _encode(properties, body, exchange, routing_key, base + 12)
+    except BaseException:
+        PyByteArray_Resize(buf, old)
+        raise
+    _put64(base, publishing_id)
+    _put32(base + 8, <uint32_t>n)
+    PyByteArray_Resize(buf, old + 12 + n)
+
+
+def split_chunk(data, Py_ssize_t pos, Py_ssize_t end, uint64_t min_offset) -> tuple:
+    cdef const uchar[:] view = data
+    cdef const uchar* s
+    cdef Py_ssize_t p, stop, sub_end
+    cdef uint16_t num_entries, n, i, j
+    cdef uint32_t size, rsize, data_len
+    cdef int8_t chunk_type
+    cdef int64_t timestamp
+    cdef uint64_t first, offset
+    cdef uint32_t num_records
+    cdef uchar head, compression
+    cdef list out = []
+    if end > view.shape[0] or pos < 0 or end - pos < 48:
+        raise StreamProtocolError(f"stream chunk of {end - pos} bytes is shorter than its header")
+    s = &view[0]
+    chunk_type = <int8_t>s[pos + 1]
+    num_entries = _u16(s + pos + 2)
+    num_records = _u32(s + pos + 4)
+    timestamp = <int64_t>_u64(s + pos + 8)
+    first = _u64(s + pos + 24)
+    data_len = _u32(s + pos + 36)
+    p = pos + 48
+    stop = p + data_len
+    if stop > end:
+        raise StreamProtocolError(f"stream chunk data ({data_len} bytes) overruns its frame")
+    if chunk_type != 0:
+        return first + num_records, timestamp, out
+    offset = first
+    for i in range(num_entries):
+        if p + 4 > stop:
+            raise StreamProtocolError("stream chunk ends inside an entry header")
+        head = s[p]
+        if head & 0x80 == 0:
+            size = _u32(s + p)
+            p += 4
+            if p + size > stop:
+                raise StreamProtocolError("stream chunk record overruns the chunk")
+            if offset >= min_offset:
+                out.append(PyBytes_FromStringAndSize(<const char*>(s + p), size))
+            p += size
+            offset += 1
+        else:
+            if p + 11 > stop:
+                raise StreamProtocolError("stream chunk ends inside a sub-batch header")
+            compression = (head >> 4) & 0x07
+            n = _u16(s + p + 1)
+            size = _u32(s + p + 7)
+            p += 11
+            if compression != 0:
+                raise StreamProtocolError(f"compressed stream sub-batch (codec {compression}) is not supported")
+            sub_end = p + size
+            if sub_end > stop:
+                raise StreamProtocolError("stream sub-batch overruns the chunk")
+            for j in range(n):
+                if p + 4 > sub_end:
+                    raise StreamProtocolError("stream sub-batch ends inside a record header")
+                rsize = _u32(s + p)
+                p += 4
+                if p + rsize > sub_end:
+                    raise StreamProtocolError("stream sub-batch record overruns the sub-batch")
+                if offset >= min_offset:
+                    out.append(PyBytes_FromStringAndSize(<const char*>(s + p), rsize))
+                p += rsize
+                offset += 1
+            p = sub_end
+    if not out:
+        return offset, timestamp, out
+    return (first if min_offset <= first else min_offset), timestamp, out
+
+
+cdef Py_ssize_t _value_end(const uchar* m, Py_ssize_t p, Py_ssize_t n) except -1:
+    cdef uchar code, cat
+    cdef Py_ssize_t end
+    if p >= n:
+        raise ValueError("AMQP 1.0 message ends inside a value")
+    code = m[p]
+    p += 1
+    if code == 0x00:
+        return _value_end(m, _value_end(m, p, n), n)
+    cat = code >> 4
+    if cat == 0x4:
+        end = p
+    elif cat == 0x5:
+        end = p + 1
+    elif cat == 0x6:
+        end = p + 2
+    elif cat == 0x7:
+        end = p + 4
+    elif cat == 0x8:
+        end = p + 8
+    elif cat == 0x9:
+        end = p + 16
+    elif cat == 0xA or cat == 0xC or cat == 0xE:
+        if p >= n:
+            raise ValueError("AMQP 1.0 message ends inside a size")
+        end = p + 1 + m[p]
+    elif cat == 0xB or cat == 0xD or cat == 0xF:
+        if p + 4 > n:
+            raise ValueError("AMQP 1.0 message ends inside a size")
+        end = p + 4 + _u32(m + p)
+    else:
+        raise ValueError(f"AMQP 1.0 value with unknown format code 0x{code:02x}")
+    if end > n:
+        raise ValueError("AMQP 1.0 value overruns the message")
+    return end
+
+
+def message_body(bytes msg not None) -> bytes:
+    cdef const uchar* m = <const uchar*>PyBytes_AS_STRING(msg)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(msg)
+    cdef Py_ssize_t p = 0, vpos, end, size
+    cdef int code
+    cdef uchar v
+    cdef list parts = []
+    cdef object one = None
+    while p < n:
+        if m[p] != 0x00 or p + 2 >= n:
+            raise ValueError("not an AMQP 1.0 message: a section does not start with a descriptor")
+        if m[p + 1] == 0x53:
+            code = m[p + 2]
+            vpos = p + 3
+        else:
+            vpos = _value_end(m, p + 1, n)
+            code = -1
+        end = _value_end(m, vpos, n)
+        if code == 0x75 or code == 0x77:
+            v = m[vpos]
+            if v == 0xA0 or v == 0xA1 or v == 0xA3:
+                size = m[vpos + 1]
+                parts.append(PyBytes_FromStringAndSize(<const char*>(m + vpos + 2), size))
+            elif v == 0xB0 or v == 0xB1 or v == 0xB3:
+                size = _u32(m + vpos + 1)
+                parts.append(PyBytes_FromStringAndSize(<const char*>(m + vpos + 5), size))
+        p = end
+    if len(parts) == 1:
+        return parts[0]
+    return b"".join(parts)
