@@ -21,6 +21,7 @@ import pytest
 from mmate_fast import Client, errors
 from mmate_fast.amqp import connect
 from mmate_fast.contracts import Event
+from mmate_fast.messaging.dispatcher import Dispatcher
 from mmate_fast.messaging.outgoing import build
 from mmate_fast.messaging.pipeline import Interceptor
 from mmate_fast.transports.streams import StreamConnection, connect_stream
@@ -197,11 +198,12 @@ async def test_group_resumes_after_restart_and_groups_keep_their_own_offsets(str
         again = await client.subscribe_stream(stream, group="billing", offset="first")
         assert again.started_at == first_run_last + 1  # after the stored offset, not "first"
         await _until(lambda: len(billing) == 8, "billing caught up")
-        async with Client(AMQP_URL, service_name=_name("svc2")) as other:
-            other.dispatcher.add_handler(StreamOrderPlaced, lambda m: shipping.append(m.order_id))
-            ship = await other.subscribe_stream(stream, group="shipping", offset="first")
-            await _until(lambda: len(shipping) == 8, "shipping caught up")
-            shipping_last = ship.last_offset
+        own = Dispatcher()  # another group in the same process, with handlers of its own
+        own.add_handler(StreamOrderPlaced, lambda m: shipping.append(m.order_id))
+        ship = await client.subscribe_stream(stream, group="shipping", offset="first", dispatcher=own)
+        await _until(lambda: len(shipping) == 8, "shipping caught up")
+        await ship.stop()
+        shipping_last = ship.last_offset
         billing_last = again.last_offset
     assert billing == [f"o-{i}" for i in range(8)]  # each record once, across the restart
     assert shipping == [f"o-{i}" for i in range(8)]  # another group: its own offset, all of the log
