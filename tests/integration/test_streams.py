@@ -170,10 +170,13 @@ async def test_consume_from_first_offset_next_last_and_timestamp(stream: str) ->
     assert seen["next"] == ["o-10", "o-11"]
 
 
-async def _until(cond: Any, what: str, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.02)
+async def _until(cond: Any, what: str, timeout: float = 20.0) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not cond():
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"not within {timeout}s: {what}") from None
 
 
 async def test_group_resumes_after_restart_and_groups_keep_their_own_offsets(stream: str) -> None:
@@ -242,10 +245,7 @@ async def test_bad_records_are_skipped_counted_and_dead_lettered(sconn: StreamCo
         client.dispatcher.add_handler(StreamOrderPlaced, handle)
         consumer = await client.subscribe_stream(stream, group=group, offset="first")
         await consumer.wait_for(4)
-        for _ in range(100):
-            if consumer.stats.dead_lettered == 3:
-                break
-            await asyncio.sleep(0.05)
+        await _until(lambda: consumer.stats.dead_lettered == 3, "3 records dead-lettered", timeout=30)
         stats = consumer.stats
         assert handled == ["ok-1"]
         assert stats.received == 5 and stats.handled == 1 and stats.ignored == 1 and stats.failed == 3
