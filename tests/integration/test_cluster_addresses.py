@@ -217,3 +217,59 @@ async def test_delivery_limit_moves_a_poison_message_to_the_dlq() -> None:
                 await conn.close()
     finally:
         await _delete(queue, dlq)
+
+
+async def _full_queue(name: str) -> None:
+    """``name`` with room for one message, holding one, refusing more (reject-publish: a nack)."""
+    conn = await connect(BROKER)
+    try:
+        ch = await conn.channel(publisher_confirms=True)
+        await ch.queue_declare(name, arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+        await ch.publish(b"full", "", name)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("gets_room", [True, False])
+async def test_a_nacked_publish_sent_by_a_recovery_is_sent_again_until_wait_timeout(gets_room: bool) -> None:
+    queue = _name("resend")
+    await _full_queue(queue)
+    policy = RecoveryPolicy(initial_delay=0.05, max_delay=0.5, wait_timeout=3.0 if not gets_room else 30.0)
+    try:
+        async with TcpProxy() as proxy:
+            robust = await connect_robust(proxy.url(), policy=policy, timeout=5)
+            try:
+                ch = await robust.channel(publisher_confirms=True)
+                proxy.cut()
+                fut = ch.publish_nowait(b"sent by the recovery", "", queue)  # buffered: link is down
+                assert fut is not None
+                if not gets_room:  # the queue stays full: the nacks win after wait_timeout
+                    with pytest.raises(errors.PublishNackedError):
+                        await asyncio.wait_for(fut, 30)
+                    assert robust.stats.nacked_resent >= 1
+                    return
+                for _ in range(300):
+                    if robust.stats.nacked_resent:
+                        break
+                    await asyncio.sleep(0.05)
+                assert robust.stats.nacked_resent >= 1 and not fut.done()
+                conn = await connect(BROKER)
+                bodies: list[bytes] = []
+                try:  # room again (as a quorum queue with a leader again): a re-send is stored
+                    reader = await conn.channel()
+                    for _ in range(600):
+                        if fut.done():
+                            break
+                        d = await reader.basic_get(queue, no_ack=True)
+                        if d is not None:
+                            bodies.append(d.body)
+                        await asyncio.sleep(0.05)
+                finally:
+                    await conn.close()
+                assert await asyncio.wait_for(fut, 5) is True
+                assert bodies[0] == b"full"
+                await ch.wait_for_confirms(timeout=5)  # the nacks it went through are not counted
+            finally:
+                await robust.close()
+    finally:
+        await _delete(queue)
