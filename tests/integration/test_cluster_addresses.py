@@ -160,6 +160,24 @@ async def _queue_type_is(queue: str, expected: str, durable: bool = True) -> Non
         await conn.close()
 
 
+async def _management_type(queue: str) -> str:
+    """The queue's type as the management API (on the shared broker, port 15672) reports it."""
+    import base64
+    import json
+    import urllib.parse
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:15672/api/queues/%2F/{urllib.parse.quote(queue, safe='')}",
+        headers={"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
+
+    def fetch() -> str:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return str(json.load(response)["type"])
+
+    return await asyncio.to_thread(fetch)
+
+
 async def test_quorum_client_declares_quorum_queues_and_transient_ones_classic() -> None:
     service = _name("qq")
     extra, transient = _name("extra"), _name("transient")
@@ -182,6 +200,35 @@ async def test_quorum_client_declares_quorum_queues_and_transient_ones_classic()
                 await conn.close()
     finally:
         await _delete(f"{service}-queue", extra, transient)
+
+
+async def test_ttl_retry_of_a_quorum_client_retries_through_a_quorum_delay_queue() -> None:
+    from mmate_fast.reliability import FixedDelay, TtlRetry
+    from mmate_fast.reliability.ttl_retry import delay_queue_name
+
+    service = _name("retry")
+    retry = TtlRetry(FixedDelay(0.2, max_retries=3))
+    client = Client(BROKER, service_name=service, queue_type="quorum", failure_handler=retry, recovery=FAST)
+    retry_queue = delay_queue_name(f"{service}-queue", retry.delay_ms(1) or 0)
+    calls: list[int] = []
+    done = asyncio.Event()
+
+    @client.handler(ClusterPing)
+    def flaky(msg: ClusterPing) -> None:
+        calls.append(msg.n)
+        if len(calls) == 1:
+            raise RuntimeError("first time fails")
+        done.set()
+
+    try:
+        async with client:
+            await client.start_consuming()
+            await client.publish_event(ClusterPing(n=7))
+            await asyncio.wait_for(done.wait(), 30)
+            assert calls == [7, 7] and retry.retried == 1
+            assert await _management_type(retry_queue) == "quorum"
+    finally:
+        await _delete(f"{service}-queue", retry_queue)
 
 
 async def test_delivery_limit_moves_a_poison_message_to_the_dlq() -> None:
@@ -273,3 +320,16 @@ async def test_a_nacked_publish_sent_by_a_recovery_is_sent_again_until_wait_time
                 await robust.close()
     finally:
         await _delete(queue)
+
+
+async def test_shuffle_spreads_clients_over_the_nodes() -> None:
+    async with TcpProxy() as a, TcpProxy() as b, TcpProxy() as c:
+        url = f"amqp://guest:guest@127.0.0.1:{a.port},127.0.0.1:{b.port},127.0.0.1:{c.port}/?shuffle=true"
+        conns = [await connect(url, timeout=5) for _ in range(12)]
+        try:
+            # in order, all 12 would be on the first node; shuffled, all on one has odds 3 / 3**12
+            assert sum(1 for p in (a, b, c) if p.accepted) >= 2
+            assert sum(p.accepted for p in (a, b, c)) == 12
+        finally:
+            for conn in conns:
+                await conn.close()
