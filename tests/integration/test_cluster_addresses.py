@@ -231,6 +231,26 @@ async def test_ttl_retry_of_a_quorum_client_retries_through_a_quorum_delay_queue
         await _delete(f"{service}-queue", retry_queue)
 
 
+async def test_stageflow_queues_of_a_quorum_client_are_quorum_queues_with_gos_arguments() -> None:
+    from mmate_fast.stageflow import _queues
+
+    service = _name("flow")
+    stage = f"{service}.wf.stage0"
+    async with Client(BROKER, service_name=service, queue_type="quorum", recovery=FAST) as client:
+        try:
+            await _queues.declare_flow_queue(client, stage, _queues.STAGE_TTL_MS)
+            assert await _management_type(stage) == "quorum"
+            # Go's arguments plus x-queue-type: a redeclare with exactly those is accepted
+            conn = await connect(BROKER)
+            try:
+                args = {**_queues.queue_arguments(stage, _queues.STAGE_TTL_MS), "x-queue-type": "quorum"}
+                await (await conn.channel()).queue_declare(stage, durable=True, arguments=args)
+            finally:
+                await conn.close()
+        finally:
+            await _delete(f"{service}-queue", stage)
+
+
 async def test_delivery_limit_moves_a_poison_message_to_the_dlq() -> None:
     service = _name("poison")
     queue, dlq = f"{service}-queue", f"dlq.{service}-queue"
