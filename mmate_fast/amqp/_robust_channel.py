@@ -27,9 +27,11 @@ A nacked publish fails to its caller (PublishNackedError: not stored, publish it
 channel is replaced by a fresh one on the same connection (at most once a second; the unconfirmed
 publishes are re-sent on it): RabbitMQ 3.10 nacks every later publish to a quorum queue on a channel
 that published to it while the queue had no leader (a node failure, a failover), a fresh channel works.
-Publishes a recovery sends (re-sent unconfirmed ones, buffered ones) are the exception: a quorum queue
-nacks them while it elects a new leader, so with ``RecoveryPolicy.resend_nacked`` (default) a nacked
-one is sent again on the replaced channel until ``wait_timeout`` is over, and only then fails.
+Publishes a reconnect sends (unconfirmed ones re-sent, ones buffered while disconnected) are the
+exception: a quorum queue nacks them while it elects a new leader, so with
+``RecoveryPolicy.resend_nacked`` (default) such a nacked one is sent again on the replaced channel
+until ``wait_timeout`` is over, and only then fails (publishes re-sent or buffered by a channel heal
+or replacement on a live connection are not: their nack fails them at once).
 
 A consumer that cannot be restored (its queue is gone: 404; exclusive to another connection: 405;
 403) is dropped and its ``on_cancel`` called once the channel is live; the rest are restored. At a
@@ -137,6 +139,8 @@ class RobustChannel:
         #: they were sent with (not counted as nacked by wait_for_confirms)
         self._retry: list[tuple[_Publish, float]] = []
         self._guarded: set[asyncio.Future[Any]] = set()
+        #: from a lost connection until live again: what the recovery sends is guarded (resend_nacked)
+        self._link_recovery = False
         self._replacing: asyncio.TimerHandle | None = None
         self.on_return: ReturnCallback | None = None
         self.channel_id = 0
@@ -306,7 +310,7 @@ class RobustChannel:
             return
         resend = [p for p in self._pending if p[0] is not None and not p[0].done()]
         self._pending.clear()
-        guard = self._robust.policy.resend_nacked
+        guard = self._link_recovery and self._robust.policy.resend_nacked
         deadline = self._loop.time() + self._robust.policy.wait_timeout
         for p in resend:
             if guard:
@@ -373,6 +377,7 @@ class RobustChannel:
             return
         self._flush_retries(ch)
         self._flush_buffered()
+        self._link_recovery = False
         self._live_ch = ch
         if not self._confirms:
             # hot path: without confirms there is nothing to track, so publish straight into the live
@@ -405,6 +410,7 @@ class RobustChannel:
 
     def _link_lost(self) -> None:
         """The connection dropped (RobustConnection restores this channel once reconnected)."""
+        self._link_recovery = True
         self._offline()
         if self._healing is not None and not self._healing.done():
             self._healing.cancel()
@@ -508,7 +514,7 @@ class RobustChannel:
     def _flush_buffered(self) -> None:
         """Send what was published while not live."""
         buf, self._buffer = self._buffer, deque()
-        guard = self._confirms and self._robust.policy.resend_nacked
+        guard = self._link_recovery and self._confirms and self._robust.policy.resend_nacked
         deadline = self._loop.time() + self._robust.policy.wait_timeout
         for fut, body, exchange, routing_key, props, mandatory, value in buf:
             if fut is not None and fut.done():
