@@ -87,6 +87,11 @@ T = TypeVar("T")
 _Publish = tuple["asyncio.Future[Any] | None", Any, str, str, bytes, bool, Any]
 
 
+class _Guarded(asyncio.Future[Any]):
+    """The internal confirm future of a publish sent by a reconnect (``_send_guarded``): a nack of it
+    is not the caller's (not counted by ``wait_for_confirms``) unless it is final."""
+
+
 def _copy(exc: errors.ChannelError, message: str | None = None) -> errors.ChannelError:
     return type(exc)(message or str(exc), exc.reply_code, exc.reply_text, exc.class_id, exc.method_id)
 
@@ -135,10 +140,8 @@ class RobustChannel:
         self._healing: asyncio.Task[None] | None = None
         self._heal_error: BaseException | None = None
         self._replaced_at = -_NACK_REPLACE_INTERVAL
-        #: recovery publishes nacked, to send again (publish, deadline); and the internal futures
-        #: they were sent with (not counted as nacked by wait_for_confirms)
+        #: recovery publishes nacked, to send again (publish, deadline)
         self._retry: list[tuple[_Publish, float]] = []
-        self._guarded: set[asyncio.Future[Any]] = set()
         #: from a lost connection until live again: what the recovery sends is guarded (resend_nacked)
         self._link_recovery = False
         self._replacing: asyncio.TimerHandle | None = None
@@ -328,8 +331,7 @@ class RobustChannel:
         caller = p[0]
         if caller is None or caller.done():
             return
-        inner: asyncio.Future[Any] = self._loop.create_future()
-        self._guarded.add(inner)
+        inner: asyncio.Future[Any] = _Guarded(loop=self._loop)
         ch._publish_tracked(p[1], p[2], p[3], p[4], p[5], inner, p[6])
         self._pending.append((inner, *p[1:]))
         inner.add_done_callback(lambda f: self._guarded_settled(f, p, deadline))
@@ -685,9 +687,8 @@ class RobustChannel:
         return None
 
     def _settled(self, fut: asyncio.Future[bool]) -> None:
-        if self._guarded and fut in self._guarded:
-            self._guarded.discard(fut)  # a recovery publish: its caller's future tells
-            return
+        if type(fut) is _Guarded:
+            return  # a recovery publish's internal future: its caller's future tells
         if not fut.cancelled() and fut.exception() is not None:
             self._nacked += 1
 
