@@ -123,3 +123,41 @@ async def test_confirm_modes_and_returns() -> None:
 
     out = await same(scenario)
     assert out[0] is None and out[2] == "Ack"
+
+
+async def test_transactions_and_flow() -> None:
+    async def scenario(ap: ModuleType) -> Any:
+        async with await ap.connect(URL) as conn:
+            ch = await conn.channel(publisher_confirms=False)
+            q = await ch.declare_queue(unique("tx"), exclusive=True)
+            tx = ch.transaction()
+            out: list[Any] = [repr(tx), type(await tx.select()).__name__, str(tx)]
+            await ch.default_exchange.publish(ap.Message(b"rolled back"), q.name)
+            out += [type(await tx.rollback()).__name__, str(tx)]
+            await ch.default_exchange.publish(ap.Message(b"committed"), q.name)
+            out += [type(await tx.commit()).__name__, str(tx)]
+            try:
+                async with ch.transaction():
+                    await ch.default_exchange.publish(ap.Message(b"in a failed block"), q.name)
+                    raise KeyError("undo")
+            except KeyError:
+                pass
+            m = await q.get(no_ack=True)
+            out += [m.body, await q.get(fail=False), type(await ch.flow(True)).__name__]
+            try:
+                (await conn.channel()).transaction()
+            except RuntimeError as e:
+                out.append(exc_shape(e))
+            try:
+                await ch.flow(False)  # RabbitMQ closes the connection: 540 NOT_IMPLEMENTED
+            except Exception as e:
+                out.append(exc_shape(e))
+            await asyncio.sleep(0.05)
+            try:
+                await conn.channel()
+            except RuntimeError as e:
+                out.append(exc_shape(e)[0])
+            return out
+
+    out = await same(scenario)
+    assert out[7:9] == [b"committed", None]

@@ -104,7 +104,7 @@ async def test_iterator() -> None:
             await asyncio.sleep(0.05)
             # the iterator held the rest (prefetch 10): closing it requeued them
             rest = []
-            async for m in q.iterator(timeout=0.5):
+            async for m in q.iterator(timeout=5):
                 rest.append((m.body, m.redelivered))
                 await m.ack()
                 if len(rest) == 3:

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration._compat import same, unique
+import mmate_fast.compat.aio_pika as facade
+from tests.integration._compat import URL, same, unique
 from tests.integration.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -63,3 +64,25 @@ async def test_fail_fast_first_connect() -> None:
             return type(e).__name__
 
     assert await same(scenario) == "AMQPConnectionError"
+
+
+async def test_refused_call_on_a_robust_channel() -> None:
+    """The refused call raises what aio-pika raises; then (documented difference) the facade's
+    channel is usable at once, where aio-pika's is closed for a moment."""
+    async def scenario(ap: ModuleType) -> Any:
+        async with await ap.connect_robust(URL) as conn:
+            ch = await conn.channel()
+            try:
+                await ch.declare_queue(unique("missing"), passive=True)
+            except Exception as e:
+                return type(e).__name__, e.args[0].split(" - ")[0]
+
+    assert await same(scenario) == ("ChannelNotFoundEntity", "NOT_FOUND")
+    async with await facade.connect_robust(URL) as conn:
+        ch = await conn.channel()
+        with pytest.raises(facade.exceptions.ChannelNotFoundEntity):
+            await ch.declare_queue(unique("missing"), passive=True)
+        assert not ch.is_closed
+        q = await ch.declare_queue(exclusive=True)
+        await ch.default_exchange.publish(facade.Message(b"after"), q.name)
+        assert (await q.get()).body == b"after"

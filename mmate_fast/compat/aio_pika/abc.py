@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from abc import ABC
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum, IntEnum, unique
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 TimeoutType = int | float | None
 NoneType = type(None)
@@ -34,6 +35,23 @@ class ExchangeType(str, Enum):  # noqa: UP042  (str, Enum) as aio-pika: same str
 class DeliveryMode(IntEnum):
     NOT_PERSISTENT = 1
     PERSISTENT = 2
+
+
+class TransactionState(str, Enum):  # noqa: UP042  (str, Enum) as aio-pika
+    CREATED = "created"
+    COMMITED = "commited"
+    ROLLED_BACK = "rolled back"
+    STARTED = "started"
+
+
+@dataclass(frozen=True)
+class DeclarationResult:
+    message_count: int
+    consumer_count: int
+
+
+class AbstractTransaction(ABC):
+    state: TransactionState
 
 
 class MessageInfo(TypedDict, total=False):
@@ -108,6 +126,12 @@ class AbstractRobustConnection(AbstractConnection):
 
 
 ExchangeParamType = AbstractExchange | str
+ChannelCloseCallback = Callable[[AbstractChannel | None, BaseException | None], Any]
+ConnectionCloseCallback = Callable[[AbstractConnection | None, BaseException | None], Any]
+ConnectionType = TypeVar("ConnectionType", bound=AbstractConnection)
+ExceptionType = BaseException | type[BaseException]
+#: what a confirmed publish returns: pamqp's ``Basic.Ack``, or the returned message
+PublishResultType = Any
 ConsumerType = Callable[[AbstractIncomingMessage], Awaitable[Any]]
 SSLOptions = dict[str, Any]
 
@@ -147,5 +171,6 @@ __all__ = (
     "MessageInfo",
     "SSLOptions",
     "TimeoutType",
+    "TransactionState",
     "get_exchange_name",
 )

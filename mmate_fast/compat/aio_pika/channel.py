@@ -10,7 +10,7 @@ import logging
 from collections import deque
 from collections.abc import Generator
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 from mmate_fast import errors
 from mmate_fast.compat.aio_pika._errors import raise_translated, translate
@@ -21,6 +21,7 @@ from mmate_fast.compat.aio_pika.exchange import Exchange
 from mmate_fast.compat.aio_pika.message import ReturnedMessage
 from mmate_fast.compat.aio_pika.queue import Queue
 from mmate_fast.compat.aio_pika.tools import CallbackCollection
+from mmate_fast.compat.aio_pika.transaction import Transaction, channel_rpc
 
 log = logging.getLogger("mmate_fast.compat.aio_pika")
 
@@ -252,14 +253,20 @@ class Channel(ChannelContext):
             raise_translated(error, self)
         return None if nowait else spec.Exchange.DeleteOk()
 
-    def transaction(self) -> Any:
+    def transaction(self) -> Transaction:
+        """An AMQP transaction (channels without publisher confirms only, as in aio-pika)."""
         if self.publisher_confirms:
             raise RuntimeError("Cannot create transaction when publisher confirms are enabled")
-        raise NotImplementedError("AMQP transactions (tx.select) are not supported by mmate_fast; use "
-                                  "publisher confirms (the default channel mode)")
+        return Transaction(self)
 
-    async def flow(self, active: bool = True) -> Literal[None]:
-        raise NotImplementedError("channel.flow from the client is not supported by mmate_fast")
+    async def flow(self, active: bool = True) -> Any:
+        """Ask the broker to pause (False) or resume (True) deliveries on this channel (channel.flow;
+        RabbitMQ refuses ``active=False`` with 540 NOT_IMPLEMENTED, as it does for aio-pika)."""
+        raw = await self.get_underlay_channel()
+        try:
+            return await channel_rpc(raw, spec.Channel.Flow(active=active), spec.Channel.FlowOk, None)
+        except errors.MmateError as error:
+            raise_translated(error, self)
 
 
 __all__ = ("Channel",)

@@ -82,8 +82,8 @@ def parameters(url: str, ssl_context: SSLContext | None = None,
         params.cacertfile = query.get("cafile") or query.get("ca_certs") or None
         params.certfile = query.get("certfile") or None
         params.keyfile = query.get("keyfile") or None
-        if query.get("no_verify_ssl", "0").lower() in _TRUE:
-            params.verify = False
+        if query.get("no_verify_ssl", "0").lower() in _TRUE or query.get("cert_reqs") == "0":
+            params.verify = False  # no_verify_ssl=1, or ssl_options={"cert_reqs": ssl.CERT_NONE}
         params.ssl_context = ssl_context
         params.tls = True
         if params.ssl_context is None:
@@ -147,7 +147,6 @@ class Connection(AbstractConnection):
         self.connected.clear()
         if self._close_called:
             return
-        self.transport = None
         self.close_callbacks(translate(exc) if exc is not None else None)
         if not self._closed.done():
             self._closed.set_result(True)
@@ -161,6 +160,8 @@ class Connection(AbstractConnection):
         ``channel_number`` is accepted; the number is allocated by the client."""
         if not self.transport:
             raise RuntimeError("Connection was not opened")
+        if self.transport.is_closed:  # closed by the broker or the network (not by close())
+            raise RuntimeError(f'<Connection: "{self}"> closed')
         return self.CHANNEL_CLASS(connection=self, channel_number=channel_number,
                                   publisher_confirms=publisher_confirms, on_return_raises=on_return_raises)
 

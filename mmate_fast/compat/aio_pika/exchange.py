@@ -1,10 +1,13 @@
 """``Exchange``: declare, bind/unbind (exchange to exchange), publish, delete (aio-pika's API)."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from mmate_fast import errors
+from mmate_fast.amqp.channel import _EAGER_FLUSH_BYTES
+from mmate_fast.amqp.channel import Channel as _PlainChannel
 from mmate_fast.compat.aio_pika._errors import raise_translated
 from mmate_fast.compat.aio_pika._frames import basic_ack, spec
 from mmate_fast.compat.aio_pika.abc import (
@@ -86,14 +89,29 @@ class Exchange(AbstractExchange):
         props = message._wire_properties()
         if not channel.publisher_confirms:
             try:
-                await raw.publish(message.body, self.name, routing_key, props, mandatory=mandatory)
+                if type(raw) is _PlainChannel:  # inlined Channel.publish: no coroutine per message
+                    conn = raw._conn
+                    if len(conn._wbuf) > _EAGER_FLUSH_BYTES or not conn._writable.is_set():
+                        await conn.drain()
+                    raw.publish_nowait(message.body, self.name, routing_key, props, mandatory=mandatory)
+                else:
+                    await raw.publish(message.body, self.name, routing_key, props, mandatory=mandatory)
             except errors.MmateError as error:
                 raise_translated(error, channel)
             return None
-        tag = channel._next_publish_tag()
+        tag = 0
         try:
-            await raw.publish(message.body, self.name, routing_key, props, mandatory=mandatory,
-                              timeout=timeout)
+            if type(raw) is _PlainChannel:
+                conn = raw._conn
+                if len(conn._wbuf) > _EAGER_FLUSH_BYTES or not conn._writable.is_set():
+                    await conn.drain()
+            # queued for this loop turn's single socket write (a gather of publishes shares it)
+            fut = raw.publish_nowait(message.body, self.name, routing_key, props, mandatory=mandatory)
+            tag = channel._next_publish_tag()  # the broker's delivery tag of this publish
+            if timeout is None:
+                await fut  # aio-pika waits for the confirm without a time limit by default
+            else:
+                await asyncio.wait_for(asyncio.shield(fut), timeout)
         except errors.PublishReturnedError as error:
             returned = channel._take_returned()
             if channel.on_return_raises:

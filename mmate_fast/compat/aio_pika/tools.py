@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, MutableSet
 from itertools import chain
@@ -118,9 +119,14 @@ class CallbackCollection(MutableSet[Any]):
 
 
 def ensure_awaitable(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-    """``func`` as a coroutine function (a plain function's result is awaited if awaitable)."""
+    """``func`` as a coroutine function (a plain function's result is awaited if awaitable; a plain
+    function gets aio-pika's DeprecationWarning)."""
     if inspect.iscoroutinefunction(func):
         return func
+    if inspect.isfunction(func):
+        warnings.warn(f"You probably registering the non-coroutine function {func!r}. This is deprecated "
+                      "and will be removed in future releases. Moreover, it can block the event loop",
+                      DeprecationWarning, stacklevel=2)
 
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         result = func(*args, **kwargs)
