@@ -34,11 +34,15 @@ log = logging.getLogger("mmate_fast.compat.aio_pika")
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:
+    """Report what a consumer callback raised to the loop's exception handler (aio-pika re-raises
+    it in a done callback, which ends up there too: the default handler logs it on ``asyncio``)."""
     if task.cancelled():
         return
     error = task.exception()
     if error is not None:
-        log.error("consumer callback failed: %s: %s", type(error).__name__, error, exc_info=error)
+        task.get_loop().call_exception_handler({
+            "message": f"Exception in consumer callback {task.get_coro()!r}", "exception": error,
+            "future": task})
 
 
 def _task_finished(tasks: set[asyncio.Task[Any]]) -> Any:
