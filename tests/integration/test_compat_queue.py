@@ -71,9 +71,9 @@ async def test_consume_cancel_and_concurrency() -> None:
                 if len(got) == 8:
                     done.set()
 
-            tag = await q.consume(handler, consumer_tag="compat-test-tag")
-            for i in range(8):
+            for i in range(8):  # all queued first: the consumer gets a burst of 4 (the prefetch)
                 await ex.publish(ap.Message(b"%d" % i, headers={"i": i}), "rk")
+            tag = await q.consume(handler, consumer_tag="compat-test-tag")
             await asyncio.wait_for(done.wait(), 5)
             cancel = await q.cancel(tag)
             await ex.publish(ap.Message(b"late"), "rk")
