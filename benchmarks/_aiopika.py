@@ -13,6 +13,7 @@ from _common import (
     AMQP_URL,
     BATCH,
     BODY,
+    PERSISTENT,
     PREFETCH,
     E2EState,
     RawAMQP,
@@ -37,7 +38,8 @@ CLIENT = "aio_pika"
 def _message(body: bytes) -> Any:
     from aio_pika import DeliveryMode, Message
 
-    return Message(body, content_type="application/json", delivery_mode=DeliveryMode.NOT_PERSISTENT)
+    return Message(body, content_type="application/json",
+                   delivery_mode=DeliveryMode.PERSISTENT if PERSISTENT else DeliveryMode.NOT_PERSISTENT)
 
 
 async def _publish(q: str, n: int, workload: str, admin: RawAMQP, dl: float) -> dict[str, Any]:
@@ -51,7 +53,7 @@ async def _publish(q: str, n: int, workload: str, admin: RawAMQP, dl: float) -> 
     done = 0
     lat: list[float] = []
     extra: dict[str, Any] = {}
-    nonpersistent = DeliveryMode.NOT_PERSISTENT
+    nonpersistent = DeliveryMode.PERSISTENT if PERSISTENT else DeliveryMode.NOT_PERSISTENT
     sp = Span().start()
     if workload == "publish":
         for i in range(n):

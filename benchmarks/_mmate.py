@@ -17,6 +17,7 @@ from _common import (
     BODY,
     HOST,
     PASSWORD,
+    PERSISTENT,
     PORT,
     PREFETCH,
     PROPS,
@@ -57,7 +58,8 @@ def _props() -> bytes:
         return PROPS
     from mmate_fast.amqp import BasicProperties, encode_properties
 
-    return encode_properties(BasicProperties(content_type="application/json", delivery_mode=1))
+    return encode_properties(BasicProperties(content_type="application/json",
+                                             delivery_mode=2 if PERSISTENT else 1))
 
 
 async def _publish(q: str, n: int, workload: str, admin: RawAMQP, dl: float) -> dict[str, Any]:

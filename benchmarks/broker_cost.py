@@ -86,6 +86,7 @@ class Shape:
     client: str = ""  # "" raw; else Client options: "default" | "channels4" | "lean"
     binding: str = BINDING  # the queue's binding key on the topic exchange
     queues: int = 1  # queues bound (several subscribed services; topic/direct only)
+    queue_version: int = 0  # classic queue storage version (x-queue-version; 0: the broker's default, 1)
 
 
 _P = Shape()
@@ -103,6 +104,8 @@ ROWS: dict[str, tuple[Shape, str]] = {
     "body692": (Shape(body=692), "the 692-byte Mmate envelope as body"),
     "durable_queue": (Shape(durable_queue=True), "durable queue, transient message"),
     "persistent": (Shape(durable_queue=True, persistent=True), "persistent into a durable queue"),
+    "persistent_v2": (Shape(durable_queue=True, persistent=True, queue_version=2),
+                      "persistent into a durable classic queue v2 (x-queue-version 2, or a policy)"),
     "confirms": (Shape(confirms=True), "publisher confirms (windows of 1000)"),
     "channels4": (Shape(channels=4), "4 channels on one connection, round-robin"),
     "connections4": (Shape(connections=4), "4 connections, round-robin"),
@@ -117,6 +120,11 @@ ROWS: dict[str, tuple[Shape, str]] = {
                                connections=4), "mmate_ours over 4 connections"),
     "mmate_lean_ch4": (Shape(exchange="topic", props="lean", body=692, durable_queue=True, persistent=True,
                              channels=4), "mmate_lean over 4 channels"),
+    "mmate_ours_v2": (Shape(exchange="topic", props="ours", body=692, durable_queue=True, persistent=True,
+                            queue_version=2), "mmate_ours into a classic queue v2"),
+    "mmate_ours_fanout3_v2": (Shape(exchange="topic", props="ours", body=692, durable_queue=True,
+                                    persistent=True, queues=3, queue_version=2),
+                              "mmate_ours into 3 classic queues v2"),
     "topic_fanout3": (Shape(exchange="topic", queues=3), "topic, 3 bound queues (3 subscribed services)"),
     "mmate_ours_fanout3": (Shape(exchange="topic", props="ours", body=692, durable_queue=True,
                                  persistent=True, queues=3), "mmate_ours into 3 bound queues"),
@@ -256,7 +264,9 @@ def _setup(admin: RawAMQP, names: Names, shape: Shape) -> tuple[list[str], str, 
     """Fresh queue(s) bound as ``shape`` needs: (queues, exchange, routing key)."""
     qs = [names.queue() for _ in range(shape.queues)]
     for q in qs:
-        admin.rpc(C.Queue.Declare(queue=q, durable=shape.durable_queue, auto_delete=False), C.Queue.DeclareOk)
+        args = {"x-queue-version": shape.queue_version} if shape.queue_version else {}
+        admin.rpc(C.Queue.Declare(queue=q, durable=shape.durable_queue, auto_delete=False, arguments=args),
+                  C.Queue.DeclareOk)
     if shape.exchange == "default":
         return qs, "", qs[0]
     ex = names.topic if shape.exchange == "topic" else names.direct

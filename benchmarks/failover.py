@@ -8,7 +8,8 @@ Starts a throw-away 3-node cluster (``tests/integration/broker_cluster.py``: own
 ports, data dirs; never the shared broker) and two Clients with the cluster URL
 ``amqp://guest:guest@127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3/`` (no shuffle: both connect to node 0)
 and ``queue_type="quorum"``: a consumer (one sync handler, ``--prefetch``, acks after the handler)
-and a publisher (``publish_batch`` of persistent events, ``--window`` confirms awaited at once).
+and a publisher (persistent events, ``--window`` confirms awaited at once; what the broker nacks is
+published again). Consuming starts at 80 % of ``--kill-at``, so there is a backlog at the kill.
 When ``--kill-at`` of the messages are confirmed, the Erlang VM of the node both are connected to
 gets SIGKILL (the queue's leader is there too: the queue elects a new one). The clients fail over to
 the next node, restore topology and consumer, and re-send the unconfirmed publishes.
@@ -152,7 +153,7 @@ async def run_failover(cluster: BrokerCluster, messages: int, *, kill_at: float 
                 batch = [FailoverTick(n=n) for n in range(first, min(messages, first + window))]
                 await _publish_until_confirmed(publisher, batch, report)
                 confirmed += len(batch)
-                if not consuming and confirmed >= messages * kill_at / 2:  # a backlog when the node dies
+                if not consuming and confirmed >= messages * kill_at * 0.8:  # a backlog when the node dies
                     consuming = True
                     await consumer.start_consuming()
                     await bystander.start_consuming()

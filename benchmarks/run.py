@@ -40,7 +40,7 @@ stream and it adds mmate_fast_gather (``asyncio.gather`` over windows of 1000
 ``client.publish_event`` calls, aio-pika's idiom; the aio_pika row does the same) and
 mmate_fast_concurrent (64 tasks awaiting one publish_event at a time). ``--persistent``: every
 client declares a durable queue and publishes persistent messages (delivery mode 2: the broker
-confirms after writing to disk), for any workload.
+confirms after writing to disk), for the publish, consume and e2e workloads.
 
 rpc: request/reply round trips/s at each ``--concurrency`` (default 1,64), p50/p99 latency, for
 mmate_fast (client.request against a Client responder, library defaults: requests and replies
@@ -260,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="--level mmate publish/e2e: add the rows mmate_fast_channels4 "
                          "(publish_channels=4) and mmate_fast_lean (wire_profile='lean')")
     ap.add_argument("--persistent", action="store_true",
-                    help="durable queues and persistent messages (stored on disk, confirmed after the fsync)")
+                    help="durable queues, persistent messages (stored on disk, confirmed after the fsync); "
+                         "the publish/consume/e2e workloads (rpc has its own persistent row)")
     ap.add_argument("--concurrency", default="1,64", help="rpc: comma list of concurrencies (default 1,64)")
     ap.add_argument("--flows", type=int, default=None, help="stageflow: flows per run (default 5000)")
     ap.add_argument("--prefetch", type=int, default=None,

@@ -70,7 +70,8 @@ class ClientStreams:
         pub = self._publishers.get(stream)
         if pub is None or pub.producer._error is not None or pub.producer._closed:
             conn = await self.connection()
-            pub = await open_publisher(conn, stream, source=self._client.source, **options)
+            cl = self._client
+            pub = await open_publisher(conn, stream, source=cl.source, pipeline=cl.pipeline, **options)
             self._publishers[stream] = pub
         return pub
 
@@ -91,6 +92,7 @@ class ClientStreams:
 
                 self._dead_letter = StreamDeadLettering(client.connection)
             options["dead_letter"] = self._dead_letter
+        options.setdefault("reconnect", self.connection)  # a lost connection: open another, resubscribe
         consumer = await consume_stream(
             conn, stream, client.dispatcher, pipeline=client.pipeline, services=client, **options
         )

@@ -61,6 +61,7 @@ from mmate_fast.reliability.retry import ExponentialBackoff, RetryPolicy
 
 _env = load("envelope")
 _decode_envelope = _env.decode_envelope
+_new_id = _env.new_id
 
 log = logging.getLogger("mmate_fast.bridge")
 
@@ -358,7 +359,7 @@ class Bridge:
             msg.reply_to = queue
         elif hasattr(msg, "reply_to"):
             msg.reply_to = queue
-        correlation_id = str(uuid.uuid4())
+        correlation_id = _new_id()  # a UUID v4 from buffered random bytes (no syscall per id)
         options["correlation_id"] = correlation_id
         options["reply_to"] = queue
         return correlation_id

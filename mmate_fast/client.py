@@ -57,6 +57,11 @@ class Client:
     and every durable queue of :meth:`declare_queue` / :meth:`subscribe` as quorum queues (replicated
     over the cluster); ``delivery_limit`` adds ``x-delivery-limit``: a message delivered more often
     (a handler that crashes its process, ...) goes to ``dlq.{queue}``.
+
+    ``publish_channels=N`` spreads publishes round-robin over N channels (RabbitMQ runs each in its
+    own process); ``wire_profile="lean"`` sends Go's body and the AMQP properties without the AMQP
+    header table (a Go consumer reads only the body; ours reads the envelope's headers): less broker
+    CPU per message (benchmarks/broker_cost.py measures it). ``"go"`` (default) is Go-identical.
     """
 
     def __init__(self, url: str | Sequence[str] = "memory://", *, service_name: str = "service",

@@ -794,7 +794,15 @@ cdef bint _digit_run(const unsigned char* p, Py_ssize_t n) noexcept nogil:
         while j >= lo and _digit(p[j]):
             j -= 1
         if j < lo:
-            return _number_run(p, n)
+            while j >= 0 and _digit(p[j]):
+                j -= 1
+            if j < 0 or p[j] != 34:
+                return _number_run(p, n)
+            # the run starts right after a quote: inside a string (no number token starts there),
+            # e.g. a 19-digit time_ns stamp: skip it without the full pass
+            j = i + 1
+            while j < n and _digit(p[j]):
+                j += 1
         i = j + LONG_RUN  # p[j] is no digit: a run can end at j + LONG_RUN at the earliest
     return False
 

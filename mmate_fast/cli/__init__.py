@@ -21,6 +21,15 @@ COMMANDS: tuple[ModuleType, ...] = (demo, dlq, flows, contracts, monitor, health
 
 
 def _compiled_text() -> str:
+    # every codec module (each has a twin in mmate_fast._py), also those no command has imported yet
+    import pkgutil
+
+    from mmate_fast import _py
+    from mmate_fast._ext import load
+
+    for info in pkgutil.iter_modules(_py.__path__):
+        if not info.name.startswith("_"):
+            load(info.name)
     built = [name for name, on in sorted(mmate_fast.COMPILED.items()) if on]
     return ", ".join(built) if built else "none (pure-Python twins)"
 

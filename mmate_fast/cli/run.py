@@ -127,5 +127,9 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_USAGE
     logging.basicConfig(level=options.log_level.upper(),
                         format="%(asctime)s [mmate run] %(levelname)s %(message)s")
-    code = run_fleet(options)
+    try:
+        code = run_fleet(options)
+    except errors.MmateError as exc:  # e.g. the health port is taken
+        print(f"{PROG} {NAME}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     return code if code in (0, EXIT_FAILED) else EXIT_FAILED

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -47,24 +47,39 @@ def _ref(*parts: str) -> dict[str, str]:
     return {"$ref": "#/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)}
 
 
+def _node_urls(server_url: str | Sequence[str] | None) -> list[str]:
+    """One URL per RabbitMQ node of a Client's ``url`` (a list, or ``amqp://u:p@h1,h2/``)."""
+    if not server_url:
+        return []
+    out: list[str] = []
+    for url in [server_url] if isinstance(server_url, str) else list(server_url):
+        scheme, sep, rest = url.partition("://")
+        end = min((j for j in (rest.find("/"), rest.find("?")) if j >= 0), default=len(rest))
+        userinfo, at, hosts = rest[:end].rpartition("@")
+        out.extend(f"{scheme}{sep}{userinfo}{at}{h}{rest[end:]}" for h in hosts.split(",") if h)
+    return out
+
+
 class _Doc:
     """An AsyncAPI document being built."""
 
-    def __init__(self, title: str, version: str, description: str | None, server_url: str | None) -> None:
+    def __init__(self, title: str, version: str, description: str | None,
+                 server_url: str | Sequence[str] | None) -> None:
         self.doc: dict[str, Any] = {"asyncapi": ASYNCAPI_VERSION,
                                     "info": {"title": title, "version": version},
                                     "defaultContentType": "application/json"}
         if description:
             self.doc["info"]["description"] = description
         self.vhost = "/"
-        if server_url:
-            parts = urlsplit(server_url)
+        urls = _node_urls(server_url)
+        for i, url in enumerate(urls, 1):
+            parts = urlsplit(url)
             if parts.scheme in ("amqp", "amqps"):
                 self.vhost = unquote(parts.path[1:]) or "/"
                 port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
-                self.doc["servers"] = {"rabbitmq": {
+                self.doc.setdefault("servers", {})["rabbitmq" if len(urls) == 1 else f"rabbitmq-{i}"] = {
                     "host": f"{parts.hostname or 'localhost'}:{port}", "protocol": parts.scheme,
-                    "protocolVersion": "0.9.1", "description": "RabbitMQ (credentials not shown)"}}
+                    "protocolVersion": "0.9.1", "description": "RabbitMQ (credentials not shown)"}
         self.channels: dict[str, Any] = {}
         self.operations: dict[str, Any] = {}
         self.schemas: dict[str, Any] = {}
@@ -214,7 +229,8 @@ class _Doc:
 
 
 def asyncapi_document(contracts: Iterable[EndpointContract], *, title: str = "Mmate contracts",
-                      version: str = "1.0.0", description: str | None = None, server_url: str | None = None,
+                      version: str = "1.0.0", description: str | None = None,
+                      server_url: str | Sequence[str] | None = None,
                       routes: Mapping[str, tuple[str, str]] | None = None) -> dict[str, Any]:
     """An AsyncAPI 3.0 document (a JSON-ready dict) of endpoint contracts: one receive operation per
     contract on its queue, with its reply; ``routes``: endpoint id -> (exchange, routing key) where

@@ -254,7 +254,11 @@ class Supervisor:
         quick = 0
         try:
             while not self._stopping:
-                h = await self._spawn(slot)
+                try:
+                    h = await self._spawn(slot)
+                except OSError as exc:
+                    self.fail(errors.FleetCrashLoopError(f"cannot start worker {slot}: {exc}"))
+                    return
                 code = await h.proc.wait()
                 if h.reader is not None:
                     with contextlib.suppress(Exception):
@@ -530,7 +534,7 @@ async def _ready_messages(conn: Any, queues: list[str]) -> int:
         for q in queues:
             try:
                 ok = await ch.queue_declare(q, passive=True)
-            except errors.NotFoundError:
+            except errors.ChannelClosedError:  # gone (404) or exclusive to a worker (405): not counted
                 ch = await conn.channel()
                 continue
             total += int(ok.message_count)

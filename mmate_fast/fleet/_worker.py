@@ -112,10 +112,6 @@ async def serve(cfg: WorkerConfig, status: StatusPipe) -> int:
     client = await make_client(make, cfg.target)
     await client.connect()
     await client.start_consuming()
-    if early.is_set():
-        log.info("stopped while starting: draining")
-        await client.close(cfg.drain_timeout)
-        return EXIT_OK
     health = None
     if cfg.health_port is not None:
         obs = await client.serve_observability(cfg.health_port, host=cfg.health_host)
@@ -125,6 +121,10 @@ async def serve(cfg: WorkerConfig, status: StatusPipe) -> int:
                 service=client.service_name)
     log.info("ready: consuming %s%s", ", ".join(queues) or "nothing",
              f"; health on {health}" if health else "")
+    if early.is_set():  # checked with no await before run_until_signal installs its handlers
+        log.info("stopped while starting: draining")
+        await client.close(cfg.drain_timeout)
+        return EXIT_OK
     reporter = asyncio.ensure_future(_report_stats(client, status, cfg.stats_interval))
     try:
         sig = await run_until_signal(client, deadline=cfg.drain_timeout)

@@ -131,11 +131,6 @@ class _ConfirmDeadlines:
             log.warning("%d publish(es) got no publisher confirm within %s s", expired, self.wait)
         self._timer = loop.call_later(self._tick_s, self._tick, loop) if kept or self._recent else None
 
-    def cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
 
 class Publisher:
     """Publishes Mmate messages on ``target`` (a Channel or ChannelPool).

@@ -1,11 +1,11 @@
 """Mmate messages on RabbitMQ Streams: typed publish in confirmed batches, handlers by contract type,
 server-side offsets per consumer group.
 
-Publishing (:class:`StreamPublisher`): a typed message is built by the same encoder as a queue publish
-(``outgoing.build`` + ``default_route``: the same envelope bytes, headers and properties) and stored as
-RabbitMQ stores that publish when it lands in a stream (compiled transcoding, see
-``mmate_fast._cy.streamwire``), so an AMQP consumer of the stream reads exactly what a queue consumer
-reads. ``publish_nowait`` appends to a batch that is written once per loop turn (or every
+Publishing (:class:`StreamPublisher`): a typed message is built by the same code as a queue publish
+(``Publisher.prepare``: route, checks, ``outgoing.build``: the same envelope bytes, headers and
+properties) and stored as RabbitMQ stores that publish when it lands in a stream (compiled
+transcoding, see ``mmate_fast._cy.streamwire``), so an AMQP consumer of the stream reads exactly what
+a queue consumer reads. ``publish_nowait`` appends to a batch that is written once per loop turn (or every
 ``batch_size`` messages) as one Publish frame; confirms are pipelined and ``flush()`` waits for them.
 
 Consuming (:class:`StreamConsumer`): each record's body is decoded as an envelope and dispatched to the
@@ -33,17 +33,17 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mmate_fast import errors
+from mmate_fast import _backoff, errors
 from mmate_fast._ext import load
-from mmate_fast.contracts import TypeRegistry, from_envelope, kind_of, message_type
+from mmate_fast.contracts import TypeRegistry, from_envelope
 from mmate_fast.messaging.dispatcher import Dispatcher, MessageContext
-from mmate_fast.messaging.outgoing import build
-from mmate_fast.messaging.pipeline import ConsumeContext, Pipeline
-from mmate_fast.messaging.publisher import default_route
+from mmate_fast.messaging.pipeline import ConsumeContext, Pipeline, PublishContext
+from mmate_fast.messaging.publisher import Publisher
 from mmate_fast.transports.streams import OffsetSpec, StreamConnection, StreamSubscription
 from mmate_fast.transports.streams._amqp10 import StreamProperties
 
 _wire = load("streamwire")
+_frames = load("frames")
 _message_body = _wire.message_body
 _decode_envelope = load("envelope").decode_envelope
 
@@ -56,53 +56,69 @@ DEFAULT_BATCH = 500
 
 class StreamPublisher:
     """Publishes typed Mmate messages to one stream. Create with :func:`open_publisher` (or
-    ``client.stream_publisher(stream)``)."""
+    ``client.stream_publisher(stream)``).
 
-    def __init__(self, producer: Any, *, source: str | None = None, batch_size: int = DEFAULT_BATCH) -> None:
+    Options are those of a queue publish (``Publisher.prepare``: ``correlation_id``, ``headers``,
+    ``ttl`` (s), ``priority``, ``persistent``, ``reply_to``, ``kind``, ``exchange``/``routing_key``,
+    kept as annotations; default: Mmate's route), checked the same way. Publish interceptors of
+    ``pipeline`` run on ``publish`` and ``publish_many`` (``after_publish`` once the message is in
+    the batch; the confirm is awaited after); ``publish_nowait`` refuses to run without them, as on
+    queues.
+    """
+
+    def __init__(self, producer: Any, *, source: str | None = None, batch_size: int = DEFAULT_BATCH,
+                 pipeline: Pipeline | None = None) -> None:
         self.producer = producer
         self.stream: str = producer.stream
         self.source = source
         self.batch_size = batch_size
         self.published = 0
+        #: the queue publisher's building block (route, checks, encoder), never given a target
+        self._core = Publisher(None, pipeline=pipeline, source=source)
+        self.pipeline = self._core.pipeline
         self._scheduled = False
         self._loop = asyncio.get_running_loop()
 
-    def _options(self, options: Mapping[str, Any]) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
-        """(kind, type name, exchange, routing key, build options) of the caller's options (None:
-        per message)."""
-        kw = dict(options)
-        kind = kw.pop("kind", None)
-        tname = kw.pop("type_name", None)
-        exchange = kw.pop("exchange", None)
-        routing_key = kw.pop("routing_key", None)
-        if self.source is not None and "source" not in kw:
-            kw["source"] = self.source
-        return kind, tname, exchange, routing_key, kw
-
-    def _append(self, msg: Any, options: Mapping[str, Any]) -> str:
-        return self._add(msg, *self._options(options))
-
-    def _add(self, msg: Any, kind: Any, tname: Any, exchange: Any, routing_key: Any,
-             kw: dict[str, Any]) -> str:
-        kind = kind or kind_of(msg)
-        tname = tname or message_type(msg)
-        if exchange is None or routing_key is None:
-            ex, rk = default_route(msg, kind, tname)
-            exchange = ex if exchange is None else exchange
-            routing_key = rk if routing_key is None else routing_key
-        out = build(msg, kind=kind, type_name=tname, **kw)
+    def _add(self, msg: Any, options: Mapping[str, Any]) -> str:
+        exchange, routing_key, out = self._core.prepare(msg, **options)
         self.producer.append(out.properties, out.body, exchange, routing_key)
         self.published += 1
-        return out.message_id
+        return str(out.message_id)
+
+    async def _add_intercepted(self, msg: Any, options: Mapping[str, Any]) -> str:
+        """``_add`` through the publish interceptors; "" when one dropped the message."""
+        opts = dict(options)
+        ctx = PublishContext(msg, opts.pop("exchange", None), opts.pop("routing_key", None), opts)
+        core = self._core
+
+        def encode(c: PublishContext) -> None:
+            c.exchange, c.routing_key, c.outgoing = core.prepare(
+                c.message, exchange=c.exchange, routing_key=c.routing_key, headers=c.headers, **c.options)
+
+        async def send(c: PublishContext) -> None:
+            out = c.outgoing
+            props = out.properties
+            if c.amqp_headers:
+                decoded, _ = _frames.decode_properties(props)
+                decoded.headers = {**(decoded.headers or {}), **c.amqp_headers}
+                props = _frames.encode_properties(decoded)
+            self.producer.append(props, out.body, c.exchange or "", c.routing_key or "")
+            self.published += 1
+
+        await self.pipeline.publish(ctx, encode, send)
+        if ctx.dropped or ctx.outgoing is None:
+            return ""
+        return str(ctx.outgoing.message_id)
 
     def publish_nowait(self, msg: Any, **options: Any) -> str:
         """Add ``msg`` to the current batch (written at the end of this loop turn, or now when it holds
-        ``batch_size`` messages); returns its message id. ``options`` as ``outgoing.build`` takes them
-        (``correlation_id``, ``headers``, ``ttl_ms``, ``priority``, ``persistent``, ...) plus
-        ``exchange``/``routing_key`` (kept as annotations; default: Mmate's route). Errors of the
-        message (PayloadEncodeError, InvalidArgumentError, ...) raise here and add nothing."""
+        ``batch_size`` messages); returns its message id. Errors of the message
+        (PayloadEncodeError, InvalidArgumentError, ...) raise here and add nothing."""
+        if self.pipeline.has_publish:
+            raise errors.MmateError("publish_nowait() cannot run the publish interceptors; "
+                                    "use await publish() or publish_many()")
         producer = self.producer
-        mid = self._append(msg, options)
+        mid = self._add(msg, options)
         if producer.pending >= self.batch_size:
             producer.send()
         elif not self._scheduled:
@@ -120,8 +136,12 @@ class StreamPublisher:
 
     async def publish(self, msg: Any, *, timeout: float | None = None, **options: Any) -> str:
         """Publish ``msg`` and wait until the broker stored it (with everything batched before it);
-        returns its message id. StreamPublishError when it was refused."""
-        mid = self._append(msg, options)
+        returns its message id ("" when an interceptor dropped it). StreamPublishError when it was
+        refused."""
+        if self.pipeline.has_publish:
+            mid = await self._add_intercepted(msg, options)
+        else:
+            mid = self._add(msg, options)
         fut = self.producer.send()
         async with asyncio.timeout(timeout or self.producer.connection.timeout):
             await fut
@@ -134,15 +154,32 @@ class StreamPublisher:
         all are stored; returns their ids in order."""
         producer = self.producer
         ids: list[str] = []
-        add = self._add
-        kind, tname, exchange, routing_key, kw = self._options(options)  # once, not per message
         size = self.batch_size
-        for msg in messages:
-            ids.append(add(msg, kind, tname, exchange, routing_key, kw))
-            if producer.pending >= size:
-                producer.send()
-                if producer.in_flight > producer.max_in_flight:
-                    await producer.wait_room()
+        if self.pipeline.has_publish:
+            for msg in messages:
+                ids.append(await self._add_intercepted(msg, options))
+                if producer.pending >= size:
+                    producer.send()
+                    if producer.in_flight > producer.max_in_flight:
+                        await producer.wait_room()
+        else:  # the hot loop: the steps of _add inlined
+            prepare = self._core.prepare
+            append = producer.append
+            keep = ids.append
+            batched = producer.pending
+            try:
+                for msg in messages:
+                    exchange, routing_key, out = prepare(msg, **options)
+                    append(out.properties, out.body, exchange, routing_key)
+                    keep(out.message_id)
+                    batched += 1
+                    if batched >= size:
+                        batched = 0
+                        producer.send()
+                        if producer.in_flight > producer.max_in_flight:
+                            await producer.wait_room()
+            finally:
+                self.published += len(ids)
         await producer.flush(timeout)
         return ids
 
@@ -162,11 +199,12 @@ async def open_publisher(
     reference: str = "",
     source: str | None = None,
     batch_size: int = DEFAULT_BATCH,
+    pipeline: Pipeline | None = None,
 ) -> StreamPublisher:
     """A :class:`StreamPublisher` on ``stream`` (which must exist). With a ``reference`` the broker
     deduplicates: a producer restarted under the same reference goes on after the last stored id."""
     producer = await connection.producer(stream, reference=reference)
-    return StreamPublisher(producer, source=source, batch_size=batch_size)
+    return StreamPublisher(producer, source=source, batch_size=batch_size, pipeline=pipeline)
 
 
 # --------------------------------------------------------------------------- consuming
@@ -221,6 +259,8 @@ class StreamConsumerStats:
     failed: int = 0
     dead_lettered: int = 0
     offsets_stored: int = 0
+    #: times the consumer subscribed again after its connection was lost
+    restarts: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
 
 
@@ -258,6 +298,7 @@ class StreamConsumer:
         pipeline: Pipeline | None = None,
         services: Any = None,
         registry: TypeRegistry | None = None,
+        reconnect: Callable[[], Awaitable[StreamConnection]] | None = None,
     ) -> None:
         if group is not None and not (isinstance(group, str) and 0 < len(group.encode()) <= 256):
             raise errors.InvalidArgumentError(f"group must be a name of 1-256 bytes, got {group!r}", "group")
@@ -292,6 +333,11 @@ class StreamConsumer:
         self._worker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        #: gives a working stream connection after this one was lost (None: the consumer ends then)
+        self.reconnect = reconnect
+        #: why the consumer ended by itself (its stream deleted, its connection lost without
+        #: ``reconnect``); None while it runs or after ``stop()``
+        self.error: BaseException | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> StreamConsumer:
@@ -372,8 +418,14 @@ class StreamConsumer:
         chunks = self._chunks
         while True:
             if not chunks:
-                if self._stopping or (self._sub is not None and self._sub.error is not None):
+                if self._stopping:
                     return
+                sub = self._sub
+                if sub is not None and sub.error is not None:
+                    if self.reconnect is None or not await self._resubscribe(sub.error):
+                        self.error = self.error or sub.error
+                        return
+                    continue
                 self._wake.clear()
                 await self._wake.wait()
                 continue
@@ -387,6 +439,39 @@ class StreamConsumer:
             self._progress.set()
             if self._stopping:
                 return
+
+    async def _resubscribe(self, error: BaseException) -> bool:
+        """The subscription was lost: subscribe again after the last record processed (or where this
+        consumer started, when none was), on the connection ``reconnect`` gives, with the recovery
+        backoff between attempts. False when stopped meanwhile or the stream is gone (deleted: its
+        log with it; the consumer ends, ``error`` says why)."""
+        assert self.reconnect is not None
+        attempt = 0
+        while not self._stopping:
+            if isinstance(error, errors.StreamNotFoundError):
+                log.error("stream consumer of %r (group %r) ends: %s", self.stream, self.group, error)
+                self.error = error
+                return False
+            attempt += 1
+            resume: OffsetSpec = self.last_offset + 1
+            if self.last_offset < 0:
+                resume = self.started_at if self.started_at is not None else self.offset
+            log.warning("stream consumer of %r (group %r) lost its subscription (%s); subscribing again at "
+                        "%r (attempt %d)", self.stream, self.group, error, resume, attempt)
+            try:
+                conn = await self.reconnect()
+                self.connection = conn
+                self._sub = None
+                sub = await conn.subscribe(self.stream, self._on_chunk, offset=resume, credit=self.credit)
+            except (errors.MmateError, OSError) as exc:
+                error = exc
+                await asyncio.sleep(_backoff.RECOVERY.delay(attempt))
+                continue
+            sub._on_lost = self._on_lost
+            self._sub = sub
+            self.stats.restarts += 1
+            return True
+        return False
 
     async def _process(self, first: int, ts: int, records: list[bytes]) -> None:
         stats = self.stats

@@ -9,6 +9,7 @@ from typing import Any
 
 from mmate_fast.client import Client
 from mmate_fast.contracts import Event, Query, Reply
+from mmate_fast.interceptors import SigningInterceptor
 from mmate_fast.messaging import MessageContext
 
 from .behaviour_helpers import wait_until
@@ -53,9 +54,11 @@ async def test_lean_event_is_dispatched_with_envelope_headers(url: str, names: A
         assert sub.stats.acked == 1 and sub.stats.dead_lettered == 0
 
 
-async def _round_trips(url: str, names: Any, server_profile: str, client_profile: str) -> list[LeanStatus]:
+async def _round_trips(url: str, names: Any, server_profile: str, client_profile: str,
+                       interceptors: Any = ()) -> list[LeanStatus]:
     service = names.service()
-    async with Client(url, service_name=service, wire_profile=server_profile) as srv:
+    async with Client(url, service_name=service, wire_profile=server_profile,
+                      interceptors=list(interceptors)) as srv:
 
         @srv.handler(LeanGetStatus)
         def status(q: LeanGetStatus) -> LeanStatus:
@@ -63,7 +66,7 @@ async def _round_trips(url: str, names: Any, server_profile: str, client_profile
 
         await srv.start_consuming()
         async with Client(url, service_name=names.service("asker"), declare_topology=False,
-                          wire_profile=client_profile) as client:
+                          wire_profile=client_profile, interceptors=list(interceptors)) as client:
             names.queues.append(client.bridge.reply_queue)
             return list(await asyncio.gather(*(client.request(LeanGetStatus(order_id=f"o-{i}"), timeout=10)
                                                for i in range(5))))
@@ -74,3 +77,14 @@ async def test_request_reply_between_lean_and_go_profiles(url: str, names: Any) 
         replies = await _round_trips(url, names, server_profile, client_profile)
         assert [(r.order_id, r.status) for r in replies] == [(f"o-{i}", f"shipped-{server_profile}")
                                                              for i in range(5)]
+
+
+async def test_signed_request_reply_with_the_lean_profile(url: str, names: Any) -> None:
+    """Signatures cover the copies that are present: the lean form (properties, no standard table)
+    verifies against a Go-profile peer and the other way round."""
+    def signing() -> list[Any]:
+        return [SigningInterceptor(b"lean-secret-0123456789abcdef01234", key_id="k1")]
+
+    for server_profile, client_profile in (("lean", "go"), ("go", "lean")):
+        replies = await _round_trips(url, names, server_profile, client_profile, signing())
+        assert [r.status for r in replies] == [f"shipped-{server_profile}"] * 5

@@ -164,3 +164,18 @@ async def test_a_killed_worker_is_restarted_and_health_is_served_per_worker_and_
     assert report["checks"]["worker-2"]["details"]["pid"] != victim
     assert len(fleet.worker_pids()) == 2
     assert fleet.stop() == 0, fleet.log
+
+
+def test_workers_whose_supervisor_is_killed_drain_by_themselves(fleets: list[FleetProcess]) -> None:
+    import psutil
+
+    fleet = FleetProcess(TARGET, "--workers", "2", env={"FLEET_URL": "memory://", "FLEET_SERVICE": "wt7-orphans"})
+    fleets.append(fleet)
+    fleet.wait_for(READY, count=2)
+    workers = [psutil.Process(pid) for pid in fleet.worker_pids()]
+    assert len(workers) == 2
+    fleet.proc.kill()  # SIGKILL: the supervisor cannot tell anyone
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, "workers outlived their supervisor"
+    assert fleet.wait_for(r"the supervisor went away: draining", count=2)
+    assert fleet.wait_for(r"drained after SIGTERM: exiting", count=2)

@@ -4,6 +4,7 @@ loop, a target that cannot be loaded)."""
 from __future__ import annotations
 
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -116,3 +117,14 @@ def test_a_target_that_cannot_be_loaded_is_not_restarted(target: str, says: str,
     assert fleet.wait(60) == 1
     assert fleet.matching(r"CRITICAL giving up: worker \d cannot load " + target.replace(".", r"\.") + ".*" + says)
     assert not fleet.matching("restarting it in")
+
+
+def test_a_taken_health_port_is_one_clear_line_and_exit_1(fleets: list[FleetProcess]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        fleet = FleetProcess(TARGET, "--health-port", str(taken.getsockname()[1]))
+        fleets.append(fleet)
+        assert fleet.wait(60) == 1
+    assert fleet.matching(r"^mmate run: cannot serve the observability endpoints on 127\.0\.0\.1:\d+"), fleet.log
+    assert not fleet.matching("Traceback") and not fleet.matching("worker 1 started")

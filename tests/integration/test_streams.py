@@ -357,3 +357,105 @@ def test_the_documented_pipeline_runs() -> None:
             await conn.close()
 
         asyncio.run(cleanup())
+
+
+async def test_consumer_resubscribes_after_its_connection_is_cut(stream: str) -> None:
+    """The link to the stream port is cut mid-log: the consumer opens a new connection and goes on after
+    the last record it processed: every record once, in order; records published later arrive too."""
+    from tests.integration.tcp_proxy import TcpProxy
+
+    seen: list[str] = []
+    async with TcpProxy(STREAM_PORT) as proxy, Client(AMQP_URL, service_name=_name("svc")) as client:
+        client.stream_url = f"rabbitmq-stream://guest:guest@127.0.0.1:{proxy.port}/"
+
+        def handle(m: StreamOrderPlaced) -> None:
+            seen.append(m.order_id)
+            if m.order_id == "o-120":
+                assert proxy.cut() >= 1
+
+        client.dispatcher.add_handler(StreamOrderPlaced, handle)
+        for start in range(0, 300, 50):  # six chunks: the consumer (credit 1) holds one at a time
+            await client.publish_batch_to_stream(stream, _events(50, start=start))
+        consumer = await client.subscribe_stream(stream, group="resume", offset="first", credit=1)
+        await _until(lambda: len(seen) >= 300, "caught up after the cut")
+        await client.publish_batch_to_stream(stream, _events(5, start=300))
+        await _until(lambda: len(seen) >= 305, "new records after the cut")
+        assert consumer.stats.restarts >= 1
+    assert seen == [f"o-{i}" for i in range(305)]
+
+
+async def test_publish_interceptors_and_queue_publish_options(stream: str) -> None:
+    """Stream publishes run the client's publish interceptors and take a queue publish's options
+    (``ttl`` in seconds, ``headers``, ``correlation_id``): what the consumer's context shows."""
+    published: list[Any] = []
+
+    class Stamp(Interceptor):
+        async def before_publish(self, ctx: Any) -> bool | None:
+            ctx.headers["x-stamped-by"] = "wt5"
+            return None
+
+        async def after_publish(self, ctx: Any, error: BaseException | None) -> None:
+            published.append((ctx.outgoing.message_id, error))
+
+    got: list[Any] = []
+    async with Client(AMQP_URL, service_name=_name("svc"), interceptors=[Stamp()]) as client:
+        @client.handler(StreamOrderPlaced)
+        def on_placed(m: StreamOrderPlaced, ctx: Any) -> None:
+            props = ctx.delivery.properties
+            got.append((ctx.message_id, ctx.headers["x-stamped-by"], ctx.headers.get("team"), props.expiration,
+                        ctx.correlation_id))
+
+        mid = await client.publish_to_stream(stream, StreamOrderPlaced(order_id="o", aggregate_id="o"), ttl=60,
+                                             headers={"team": "blue"}, correlation_id="c-7")
+        ids = await client.publish_batch_to_stream(stream, _events(3))
+        pub = await client.stream_publisher(stream)
+        with pytest.raises(errors.MmateError, match="interceptors"):
+            pub.publish_nowait(StreamOrderPlaced(order_id="x"))
+        consumer = await client.subscribe_stream(stream, offset="first")
+        await _until(lambda: len(got) == 4, "all handled")
+        await consumer.stop()
+    assert [p[0] for p in published] == [mid, *ids] and all(e is None for _, e in published)
+    assert got[0] == (mid, "wt5", "blue", "60000", "c-7")
+    assert [g[1] for g in got] == ["wt5"] * 4
+
+
+async def test_consumer_of_a_deleted_stream_ends_with_a_named_error(sconn: StreamConnection) -> None:
+    name = _name("deleted")
+    await sconn.create_stream(name)
+    async with Client(AMQP_URL, service_name=_name("svc")) as client:
+        client.dispatcher.add_handler(StreamOrderPlaced, lambda m: None)
+        consumer = await client.subscribe_stream(name, group="g", offset="first")
+        await sconn.delete_stream(name)
+        await _until(lambda: consumer.error is not None, "the consumer ended")
+        assert isinstance(consumer.error, errors.StreamNotFoundError)
+        assert consumer._worker is not None
+        await asyncio.wait_for(consumer._worker, 5)  # ended, not retrying
+        await consumer.stop()
+
+
+async def test_named_publisher_goes_on_after_its_last_id_and_the_broker_drops_repeats(
+        sconn: StreamConnection, stream: str) -> None:
+    out = build(StreamOrderPlaced(order_id="o", aggregate_id="o"))
+    producer = await sconn.producer(stream, reference="wt5-dedup")
+    assert producer.next_id == 1
+    for _ in range(3):
+        producer.append(out.properties, out.body, "", "")
+    await producer.flush()
+    await producer.close()
+    again = await sconn.producer(stream, reference="wt5-dedup")
+    assert again.next_id == 4  # after the last id the broker stored for this reference
+    again.next_id = 2  # a producer that resends ids 2 and 3 (e.g. after a crash): dropped by the broker
+    again.append(out.properties, out.body, "", "")
+    again.append(out.properties, out.body, "", "")
+    again.append(out.properties, out.body, "", "")  # id 4: new
+    await again.flush()
+    await again.close()
+    records = await _records(sconn, stream, 4, offset="first")
+    assert len(records) == 4
+    assert await sconn.query_publisher_sequence("wt5-dedup", stream) == 4
+
+
+async def test_streams_need_rabbitmq() -> None:
+    async with Client("memory://", service_name=_name("svc")) as client:
+        with pytest.raises(errors.StreamError, match="need RabbitMQ"):
+            await client.create_stream("anything")

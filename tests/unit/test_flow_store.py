@@ -213,6 +213,33 @@ async def test_a_save_nowait_that_fails_is_logged(tmp_path: Path, caplog: pytest
         await store.close()
 
 
+async def test_the_wal_is_checkpointed_off_the_writer_thread(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer connection never checkpoints (wal_autocheckpoint = 0): the checkpointer thread
+    copies the WAL's pages into the database file (without it the file would keep its first page
+    only until close); close stops the thread."""
+    import threading
+
+    from mmate_fast.stageflow.store import _sqlite
+
+    monkeypatch.setattr(_sqlite, "CHECKPOINT_EVERY", 5)
+    path = tmp_path / "wal.db"
+    store = open_store(f"sqlite:///{path}")
+    try:
+        assert path.stat().st_size <= 4096 * 8  # the schema: the pages are in the WAL
+        for v in range(1, 51):
+            await store.save(record(f"i-{v}", state=f'"{"x" * 20_000}"'))
+        async with asyncio.timeout(10):  # the checkpointer runs beside the writer: wait for it
+            while path.stat().st_size < 50 * 20_000:
+                await asyncio.sleep(0.01)
+        writer = sqlite3.connect(path)
+        assert writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000  # others: SQLite's default
+        writer.close()
+    finally:
+        await store.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("mmate-flowstore-checkpoint")]
+
+
 async def test_opening_an_existing_store_does_not_wait_for_a_writer(tmp_path: Path) -> None:
     """open_store is synchronous: on a store whose schema exists it only reads, so another process
     holding the write lock does not block the caller's event loop."""

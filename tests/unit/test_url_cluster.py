@@ -153,3 +153,13 @@ def test_client_checks_queue_type_and_delivery_limit_up_front() -> None:
     with pytest.raises(errors.InvalidArgumentError, match="queue_type"):
         Client("memory://", queue_type="lazy")
     assert Client(["amqp://h1/", "amqp://h2/"], queue_type="quorum", delivery_limit=3).delivery_limit == 3
+
+
+def test_asyncapi_lists_every_node_of_a_cluster_url() -> None:
+    from mmate_fast.discovery._asyncapi import asyncapi_document
+
+    servers = asyncapi_document([], server_url="amqp://u:secret@h1:1,h2/v")["servers"]
+    assert [s["host"] for s in servers.values()] == ["h1:1", "h2:5672"]
+    servers = asyncapi_document([], server_url=["amqp://h1/v", "amqps://h2/v"])["servers"]
+    assert [s["protocol"] for s in servers.values()] == ["amqp", "amqps"]
+    assert "secret" not in repr(servers)

@@ -15,6 +15,12 @@ goes to the writer thread like any other call, which names the error. ``save_now
 without a future (the engine's saves after a hop is published: nobody waits for them; a failure is
 logged), to be committed with the next batch.
 
+WAL checkpoints run on a third thread with its own connection (every ``CHECKPOINT_EVERY`` write
+transactions, ``PRAGMA wal_checkpoint(PASSIVE)``), not in the writer's ``COMMIT`` as SQLite's
+automatic checkpoint would: a checkpoint syncs the file to disk, which takes milliseconds (tens on a
+busy disk), and every call queued behind the writer would wait for it. A passive checkpoint never
+blocks a writer or a reader, in this process or another.
+
 URL: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite:///:memory:`` (this
 store only), with ``?timeout=SECONDS`` (default 10): how long a call may wait for its turn on the
 thread, and then for another process's lock, before it fails with ``FlowStoreError``.
@@ -45,6 +51,9 @@ log = logging.getLogger("mmate_fast.stageflow")
 DEFAULT_TIMEOUT = 10.0
 #: most operations one transaction carries
 MAX_BATCH = 1024
+#: write transactions of one store between two WAL checkpoints (each copies the pages written since
+#: the last one back into the database file; SQLite's automatic one comes every 1000 pages)
+CHECKPOINT_EVERY = 100
 
 _COLUMNS = ("instance_id, workflow_id, status, version, current_stage, error, started_ns, updated_ns, "
             "state_json, worker")
@@ -168,6 +177,53 @@ def _store_error(exc: sqlite3.Error, what: str, url: str, timeout: float) -> Flo
     return err
 
 
+class _Checkpointer:
+    """Checkpoints the WAL of one store file on its own thread and connection when poked (see the
+    module docstring); started on the first poke, stopped by the store's writer thread at close."""
+
+    def __init__(self, path: str, url: str) -> None:
+        self._path = path
+        self._url = url
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+
+    def poke(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, daemon=True,
+                                            name=f"mmate-flowstore-checkpoint:{self._path}")
+            self._thread.start()
+        self._wake.set()
+
+    def _serve(self) -> None:
+        try:
+            conn = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as exc:
+            log.warning("flow store %s: cannot open a connection for WAL checkpoints (%s): the WAL file "
+                        "grows until the store is closed", self._url, exc)
+            return
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stop:
+                    return
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error as exc:  # another one runs (busy), I/O: the next poke tries again
+                    log.debug("flow store %s: WAL checkpoint failed: %s", self._url, exc)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        """Stop the thread (after the checkpoint it may be running)."""
+        self._stop = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
 class SQLiteFlowStore:
     """A FlowStore in a SQLite file (or ``:memory:``), served by one writer thread."""
 
@@ -183,6 +239,9 @@ class SQLiteFlowStore:
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._sync_reads = path != ":memory:" and not path.startswith("file:")
+        #: WAL checkpoints off the writer thread (a file store only); the writer counts its commits
+        self._checkpointer = _Checkpointer(path, self.url) if self._sync_reads else None
+        self._write_commits = 0
         self._stopped: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         opened: list[BaseException | None] = []
         ready = threading.Event()
@@ -231,6 +290,8 @@ class SQLiteFlowStore:
             conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
             self._set_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
+            if self._checkpointer is not None:
+                conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread does it
             present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
             if not _SCHEMA_NAMES.issubset(present):  # a read: opening a store never waits for a writer
                 conn.execute("BEGIN IMMEDIATE")
@@ -288,6 +349,8 @@ class SQLiteFlowStore:
                 if batch:
                     _deliver(self._run(conn, batch))
         finally:
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
             conn.close()
             self._fail_leftovers()
             for loop, fut in self._stopped:
@@ -357,6 +420,10 @@ class SQLiteFlowStore:
                 except sqlite3.Error as exc:  # this statement only (SQLite undid it alone)
                     done.append((op, False, _store_error(exc, op[5], self.url, self._timeout)))
             conn.execute("COMMIT")
+            if writes and self._checkpointer is not None:
+                self._write_commits += 1
+                if self._write_commits % CHECKPOINT_EVERY == 0:
+                    self._checkpointer.poke()
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
@@ -468,13 +535,15 @@ class SQLiteFlowStore:
             loop = asyncio.get_running_loop()
             fut: asyncio.Future[None] = loop.create_future()
             self._stopped.append((loop, fut))
-            self._queue.put(_CLOSE)
-            await fut
+            # the readers first: the last connection to close checkpoints the WAL, and that is the
+            # writer thread's (not this loop's)
             with self._readers_lock:
                 readers, self._readers = self._readers, []
             for conn in readers:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
+            self._queue.put(_CLOSE)
+            await fut
         elif self._thread.is_alive():
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
 

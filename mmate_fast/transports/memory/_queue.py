@@ -34,7 +34,8 @@ _OVERFLOW = ("drop-head", "reject-publish", "reject-publish-dlx")
 class Message:
     """One message as stored in one queue (each queue gets its own, for ``redelivered``/expiry)."""
 
-    __slots__ = ("body", "exchange", "expires_at", "properties", "redelivered", "routing_key", "seq")
+    __slots__ = ("body", "exchange", "expires_at", "properties", "redelivered", "returns", "routing_key",
+                 "seq")
 
     def __init__(self, body: bytes, exchange: str, routing_key: str, properties: Any,
                  expires_at: float | None) -> None:
@@ -44,6 +45,8 @@ class Message:
         self.properties = properties
         self.expires_at = expires_at
         self.redelivered = False
+        #: times given back (nack/reject with requeue, channel closed): counted against x-delivery-limit
+        self.returns = 0
         self.seq = 0
 
 
@@ -133,6 +136,9 @@ class Queue:
         self.dlx = _str_arg(arguments, "x-dead-letter-exchange")
         self.dlrk = _str_arg(arguments, "x-dead-letter-routing-key")
         self.single_active = bool(arguments.get("x-single-active-consumer", False))
+        #: a quorum queue's x-delivery-limit: a message given back more often is dead-lettered
+        self.delivery_limit = (_int_arg(method, name, arguments, "x-delivery-limit", 0)
+                               if arguments.get("x-queue-type") == "quorum" else None)
         self.messages: deque[Message] = deque()
         self.bytes = 0
         self.consumers: list[Consumer] = []
@@ -186,6 +192,15 @@ class Queue:
         """Put messages back in their original position (near the head), marked redelivered."""
         if self.deleted:
             return
+        if self.delivery_limit is not None:
+            kept = []
+            for msg in batch:
+                msg.returns += 1
+                if msg.returns > self.delivery_limit:
+                    self.dead_letter(msg, "delivery_limit")
+                else:
+                    kept.append(msg)
+            batch = kept
         msgs = self.messages
         for msg in sorted(batch, key=lambda m: m.seq, reverse=True):
             msg.redelivered = True
