@@ -60,6 +60,9 @@ async def test_internal_exchange_and_publish_kinds() -> None:
                 await ch.declare_exchange(ex.name, "fanout", auto_delete=True)
             except Exception as e:
                 out.append(exc_shape(e)[0])
+            ch = await conn.channel()  # never bound, so never auto-deleted: delete them
+            await ch.exchange_delete(internal.name)
+            await ch.exchange_delete(ex.name)
             return out
 
     assert (await same(scenario))[1] == "ValueError"
