@@ -22,7 +22,7 @@ BENCH = ROOT / "benchmarks"
 def test_aiopika_compat_level_runs(workload: str, extra: list[str]) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, str(BENCH / "run.py"), workload, "--level", "aiopika-compat",
-                           "--timeout", "60", *extra],
+                           "--timeout", "120", *extra],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     obj = json.loads(proc.stdout.strip().splitlines()[-1])
