@@ -26,7 +26,7 @@ from mmate_fast._ext import load
 from mmate_fast.contracts import MessageKind, kind_of, message_type
 from mmate_fast.messaging import observer as _obs
 from mmate_fast.messaging import topology
-from mmate_fast.messaging._lean import check_wire_profile, without_header_table
+from mmate_fast.messaging._lean import check_wire_profile, lean_properties, without_header_table
 from mmate_fast.messaging.outgoing import SOURCE, Outgoing, build
 from mmate_fast.messaging.pipeline import Pipeline, PublishContext
 
@@ -137,8 +137,8 @@ class Publisher:
 
     With ``confirms=True`` (the target's channels in confirm mode) every awaited publish returns
     only once the broker has stored the message, and raises PublishNackedError otherwise.
-    ``wire_profile="lean"`` drops the standard AMQP header table (messaging/_lean.py); ``"go"``
-    (default) sends Go's.
+    ``wire_profile="lean"`` sends Go's own properties without the header table (messaging/_lean.py);
+    ``"go"`` (default) sends Go's headers and the .NET mapping's properties.
     """
 
     def __init__(self, target: Any, *, confirms: bool = False, pipeline: Pipeline | None = None,
@@ -186,12 +186,14 @@ class Publisher:
         # _short_str's own O(1) test, inlined: this runs for every publish
         if not (routing_key.__class__ is str and len(routing_key) <= 255 and routing_key.isascii()):
             _short_str(routing_key, "routing_key", "routing key")  # raises unless non-ASCII and short
-        out = build(msg, correlation_id=correlation_id, headers=headers,
-                    ttl_ms=_checks.ttl_ms(ttl) if ttl is not None else None, priority=priority,
+        ttl_ms = _checks.ttl_ms(ttl) if ttl is not None else None
+        out = build(msg, correlation_id=correlation_id, headers=headers, ttl_ms=ttl_ms, priority=priority,
                     persistent=persistent, delay_ms=_checks.delay_ms(delay) if delay is not None else None,
                     reply_to=reply_to, type_name=type_name, source=self.source or SOURCE, kind=k)
-        if self._lean and not headers and delay is None:  # only the standard headers: drop the table
-            out.properties = without_header_table(out.properties)
+        if self._lean and not headers and delay is None:  # only the standard headers: Go's properties
+            # (interceptors, e.g. signing, read the message id and timestamp from the properties)
+            out.properties = (without_header_table(out.properties) if self.pipeline.has_publish
+                              else lean_properties(persistent, ttl_ms, priority))
             out.headers = {}
         return exchange, routing_key, out
 
