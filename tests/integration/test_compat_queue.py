@@ -59,12 +59,17 @@ async def test_consume_cancel_and_concurrency() -> None:
             peak = 0
             got: list[bytes] = []
             done = asyncio.Event()
+            burst = asyncio.Event()  # set once the prefetch's 4 handlers run at once
 
             async def handler(m: Any) -> None:
                 nonlocal running, peak
                 running += 1
                 peak = max(peak, running)
-                await asyncio.sleep(0.02)
+                if running >= 4:
+                    burst.set()
+                # hold the first burst until all 4 are in (not a sleep: deliveries trickle in under load)
+                await asyncio.wait_for(burst.wait(), 5)
+                await asyncio.sleep(0.01)  # a fifth delivery beyond the prefetch would show in peak
                 running -= 1
                 got.append(m.body)
                 await m.ack()
