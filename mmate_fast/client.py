@@ -654,7 +654,8 @@ class Client:
         """Consume a stream with this client's handlers (a StreamConsumer). ``group``: the offset
         reference on the broker (resume after the last stored offset; one consumer per group);
         ``offset``: where to start without one (``"first"``, ``"last"``, ``"next"``, an offset, a
-        datetime). Failed records are skipped, counted and copied to ``dlq.{stream}.{group}``."""
+        datetime). Failed records are skipped, counted and copied to ``dlq.{stream}.{group}``.
+        ``dispatcher=Dispatcher()`` gives this group handlers of its own instead of the client's."""
         return await self._stream_side().subscribe(stream, group=group, offset=offset, **options)
 
 
