@@ -15,7 +15,7 @@ async def main() -> None:
             sys.stderr.write(f"Usage: {sys.argv[0]} [info] [warning] [error]\n")
             sys.exit(1)
         direct_logs_exchange = await channel.declare_exchange("direct_logs", ExchangeType.DIRECT)
-        queue = await channel.declare_queue(durable=True)
+        queue = await channel.declare_queue(exclusive=True)
         for severity in severities:
             await queue.bind(direct_logs_exchange, routing_key=severity)
         print(" [*] Waiting for messages. To exit press CTRL+C")

@@ -25,7 +25,9 @@ async def test_open_forms_states_and_qos() -> None:
             closed: list[Any] = []
             ch.close_callbacks.add(lambda sender, exc: closed.append((sender is ch, repr(exc))))
             await ch.close()
-            await asyncio.sleep(0)
+            async with asyncio.timeout(5):
+                while not closed:  # aio-pika calls close callbacks from a task
+                    await asyncio.sleep(0.01)
             out += [ch.is_closed, closed]
             await asyncio.wait_for(ch.closed(), 1)
             try:

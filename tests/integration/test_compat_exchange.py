@@ -2,6 +2,7 @@
 results, exchange-to-exchange bind/unbind routing, internal exchanges, delete, reprs."""
 from __future__ import annotations
 
+import asyncio
 from types import ModuleType
 from typing import Any
 
@@ -59,6 +60,31 @@ async def test_internal_exchange_and_publish_kinds() -> None:
                 await ch.declare_exchange(ex.name, "fanout", auto_delete=True)
             except Exception as e:
                 out.append(exc_shape(e)[0])
+            ch = await conn.channel()  # never bound, so never auto-deleted: delete them
+            await ch.exchange_delete(internal.name)
+            await ch.exchange_delete(ex.name)
             return out
 
     assert (await same(scenario))[1] == "ValueError"
+
+
+async def test_publish_to_a_missing_exchange() -> None:
+    async def scenario(ap: ModuleType) -> Any:
+        out = []
+        async with await ap.connect(URL) as conn:
+            for confirms in (True, False):
+                ch = await conn.channel(publisher_confirms=confirms)
+                ex = await ch.get_exchange(unique("missing"), ensure=False)
+                try:
+                    out.append(await ex.publish(ap.Message(b"x"), "k"))
+                except Exception as e:
+                    out.append(exc_shape(e)[0])
+                await asyncio.wait_for(ch.closed(), 5)
+                try:
+                    await ex.publish(ap.Message(b"x"), "k")
+                except Exception as e:
+                    out.append((ch.is_closed, exc_shape(e)[0]))
+        return out
+
+    assert await same(scenario) == ["ChannelNotFoundEntity", (True, "ChannelInvalidStateError"), None,
+                                    (True, "ChannelInvalidStateError")]

@@ -94,3 +94,23 @@ async def test_master_worker_side_by_side() -> None:
 
     out = await same(scenario)
     assert ("retry", 3) in out and ("ok", 3) in out and ("rejected", 4) in out
+
+
+async def test_rpc_call_expiring_in_the_queue_raises_timeout() -> None:
+    async def scenario(ap: ModuleType) -> Any:
+        method = unique("slow")
+        async with await ap.connect(URL) as conn:
+            ch = await conn.channel()
+            rpc = await ap.patterns.RPC.create(ch)
+            # a served method's queue (dead-lettering to rpc.dlx) with nobody consuming it
+            await ch.declare_queue(method, auto_delete=False,
+                                   arguments={"x-dead-letter-exchange": rpc.DLX_NAME})
+            try:
+                await rpc.call(method, {"x": 1}, expiration=0.2)
+            except Exception as e:
+                out = (type(e).__name__, e.args[0])
+            await ch.queue_delete(method)
+            await rpc.close()
+            return out
+
+    assert await same(scenario) == ("TimeoutError", "Message timed-out")

@@ -71,9 +71,9 @@ async def test_consume_cancel_and_concurrency() -> None:
                 if len(got) == 8:
                     done.set()
 
-            tag = await q.consume(handler, consumer_tag="compat-test-tag")
-            for i in range(8):
+            for i in range(8):  # all queued first: the consumer gets a burst of 4 (the prefetch)
                 await ex.publish(ap.Message(b"%d" % i, headers={"i": i}), "rk")
+            tag = await q.consume(handler, consumer_tag="compat-test-tag")
             await asyncio.wait_for(done.wait(), 5)
             cancel = await q.cancel(tag)
             await ex.publish(ap.Message(b"late"), "rk")
@@ -119,3 +119,32 @@ async def test_iterator() -> None:
 
     out, rest = await same(scenario)
     assert out == [b"0", b"1", "TimeoutError"] and [r[0] for r in rest] == [b"2", b"3", b"4"]
+
+
+async def test_a_failing_consumer_callback_reaches_the_loop_exception_handler() -> None:
+    async def scenario(ap: ModuleType) -> Any:
+        loop = asyncio.get_running_loop()
+        seen: list[Any] = []
+        previous = loop.get_exception_handler()
+        loop.set_exception_handler(lambda _, ctx: seen.append(exc_shape(ctx["exception"])))
+        try:
+            async with await ap.connect(URL) as conn:
+                ch = await conn.channel()
+                q = await ch.declare_queue(unique("fail"), exclusive=True)
+
+                async def callback(m: Any) -> None:
+                    raise KeyError("handler bug")
+
+                await q.consume(callback)
+                await ch.default_exchange.publish(ap.Message(b"x"), q.name)
+                async with asyncio.timeout(5):
+                    while not seen:
+                        await asyncio.sleep(0.01)
+                await ch.close()  # the unacked message goes back to the queue
+                ch = await conn.channel()
+                left = await (await ch.get_queue(q.name)).get()
+                return seen, left.body, left.redelivered
+        finally:
+            loop.set_exception_handler(previous)
+
+    assert await same(scenario) == ([("KeyError", ("handler bug",))], b"x", True)

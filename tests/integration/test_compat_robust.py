@@ -86,3 +86,30 @@ async def test_refused_call_on_a_robust_channel() -> None:
         q = await ch.declare_queue(exclusive=True)
         await ch.default_exchange.publish(facade.Message(b"after"), q.name)
         assert (await q.get()).body == b"after"
+
+
+async def test_queue_iterator_survives_a_reconnect() -> None:
+    async def scenario(ap: ModuleType) -> Any:
+        async with TcpProxy() as proxy:
+            conn = await ap.connect_robust(proxy.url(reconnect_interval=0.2))
+            reconnected = asyncio.Event()
+            conn.reconnect_callbacks.add(lambda _: reconnected.set())
+            ch = await conn.channel()
+            q = await ch.declare_queue(unique("it"), auto_delete=True)
+            got: list[bytes] = []
+            async with q.iterator() as it:
+                await ch.default_exchange.publish(ap.Message(b"one"), q.name)
+                async for m in it:
+                    async with m.process():
+                        got.append(m.body)
+                    if len(got) == 1:
+                        proxy.cut()
+                        await asyncio.wait_for(reconnected.wait(), 10)
+                        await asyncio.sleep(0.2)
+                        await ch.default_exchange.publish(ap.Message(b"two"), q.name)
+                    else:
+                        break
+            await conn.close()
+            return got
+
+    assert await same(scenario) == [b"one", b"two"]

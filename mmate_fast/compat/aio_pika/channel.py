@@ -69,8 +69,6 @@ class Channel(ChannelContext):
         self._publish_seq = 0
         self._close_notified = False
         self._returned: deque[ReturnedMessage] = deque(maxlen=_MAX_RETURNED)
-        #: the running consumer-callback tasks (kept referenced until done)
-        self._consumer_tasks: set[asyncio.Task[Any]] = set()
         self.close_callbacks.add(self._set_closed_callback)
 
     # ------------------------------------------------------------------ state

@@ -367,6 +367,20 @@ class IncomingMessage(Message, AbstractIncomingMessage):
         return info
 
 
+_new = object.__new__
+
+
+def incoming(delivery: Any, no_ack: bool, channel: Any, facade_channel: Any) -> IncomingMessage:
+    """``IncomingMessage(delivery, no_ack, channel, facade_channel)`` without the call through
+    ``__init__`` (once per consumed message)."""
+    message = _new(IncomingMessage)
+    done = no_ack or not delivery.delivery_tag
+    _setattr(message, "__dict__", {
+        "_delivery": delivery, "_channel": channel, "_facade_channel": facade_channel, "_no_ack": no_ack,
+        "body": delivery.body, "_locked": done, "_processed": done})
+    return message
+
+
 class ReturnedMessage(IncomingMessage):
     """A mandatory publish the broker could not route (given to ``channel.return_callbacks``)."""
 
@@ -402,4 +416,4 @@ class ProcessContext(AbstractProcessContext):
                 log.warning("Reject is not sent since channel is closed")
 
 
-__all__ = ("IncomingMessage", "Message", "ProcessContext", "ReturnedMessage")
+__all__ = ("IncomingMessage", "Message", "ProcessContext", "ReturnedMessage", "incoming")

@@ -2,7 +2,8 @@
 ``QueueIterator`` (``async with queue.iterator() as it: async for message in it``), aio-pika's API.
 
 A consumer callback runs as one task per message, as in aio-pika (so handlers can await and run
-concurrently up to the channel's prefetch); what it raises is logged, the message stays unacked.
+concurrently up to the channel's prefetch); what it raises goes to the loop's exception handler, the
+message stays unacked.
 """
 from __future__ import annotations
 
@@ -27,30 +28,10 @@ from mmate_fast.compat.aio_pika.abc import (
     get_exchange_name,
 )
 from mmate_fast.compat.aio_pika.exceptions import QueueEmpty
-from mmate_fast.compat.aio_pika.message import IncomingMessage
+from mmate_fast.compat.aio_pika.message import incoming
 from mmate_fast.compat.aio_pika.tools import CallbackCollection, ensure_awaitable
 
 log = logging.getLogger("mmate_fast.compat.aio_pika")
-
-
-def _log_failure(task: asyncio.Task[Any]) -> None:
-    if task.cancelled():
-        return
-    error = task.exception()
-    if error is not None:
-        log.error("consumer callback failed: %s: %s", type(error).__name__, error, exc_info=error)
-
-
-def _task_finished(tasks: set[asyncio.Task[Any]]) -> Any:
-    """One done callback per consumer task (each one costs a loop turn): forget it, log a failure."""
-    discard = tasks.discard
-
-    def finished(task: asyncio.Task[Any]) -> None:
-        discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _log_failure(task)
-
-    return finished
 
 
 class Queue(AbstractQueue):
@@ -119,17 +100,14 @@ class Queue(AbstractQueue):
         callback = ensure_awaitable(callback)
         channel = self.channel
         ch = await channel.get_underlay_channel()
-        loop = asyncio.get_running_loop()
-        tasks: set[asyncio.Task[Any]] = channel._consumer_tasks
-        create_task = loop.create_task
-        add = tasks.add
-        finished = _task_finished(tasks)
+        create_task = asyncio.get_running_loop().create_task
 
         def on_delivery(delivery: Any) -> None:
-            task: asyncio.Task[Any] = create_task(
-                callback(IncomingMessage(delivery, no_ack, ch, channel)))  # type: ignore[arg-type]
-            add(task)
-            task.add_done_callback(finished)
+            # one task per message, as aio-pika; like aio-pika's, it is not kept in a set and gets
+            # no done callback (one loop handle less per message): what it raises reaches the loop's
+            # exception handler when the finished task is collected ("Task exception was never
+            # retrieved"), at once in CPython
+            create_task(callback(incoming(delivery, no_ack, ch, channel)))  # type: ignore[arg-type]
 
         tag = consumer_tag or f"ctag{ch.channel_id}.{uuid.uuid4().hex}"
         try:
@@ -162,7 +140,7 @@ class Queue(AbstractQueue):
             if fail:
                 raise QueueEmpty
             return None
-        return IncomingMessage(delivery, no_ack, ch, channel)
+        return incoming(delivery, no_ack, ch, channel)
 
     async def purge(self, no_wait: bool = False, timeout: TimeoutType = None) -> Any:
         log.info("Purging queue: %r", self)
