@@ -46,8 +46,11 @@ def start_fleet(row: str, q: str, service: str, workers: int,
                 "--app-dir", HERE, "--log-level", "warning", "--drain-timeout", "5"]
         return [subprocess.Popen(argv, cwd=ROOT, env=env)]
     script = {"aio_pika": "_fleet_aiopika.py", "raw": "_fleet_raw.py"}[row]
-    return [subprocess.Popen([sys.executable, os.path.join(HERE, script), q], cwd=ROOT, env=env)
-            for _ in range(workers)]
+    # each in its own session, as `mmate run` starts its workers: with the kernel's autogroup
+    # scheduling (on here) a session is a CPU share of its own, so on a loaded machine the rows would
+    # otherwise get different shares of the 2 cores
+    return [subprocess.Popen([sys.executable, os.path.join(HERE, script), q], cwd=ROOT, env=env,
+                             start_new_session=True) for _ in range(workers)]
 
 
 def read_tallies(directory: str) -> list[dict[str, Any]]:

@@ -24,9 +24,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ORDER = ("raw", "mmate_fast", "aio_pika")
 HANDLERS = ("light", "cpu1ms")
 #: messages per run: enough for a few seconds at the rates seen on 2 cores
-DEFAULT_N = {"light": 30_000, "cpu1ms": 4_000}
+DEFAULT_N = {"light": 30_000, "cpu1ms": 2_000}
 #: aio-pika consumes ~1-2k msg/s here: it gets fewer messages on the light handler
-AIO_PIKA_MAX_N = 15_000
+AIO_PIKA_MAX_N = 10_000
 
 
 def n_for(row: str, handler: str, n: int | None) -> int:

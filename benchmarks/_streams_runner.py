@@ -131,7 +131,8 @@ def main(workload: str, n: int | None, repeat: int, only: list[str], loop: str, 
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     what = ("envelopes built, sent and confirmed" if kind == "publish"
             else "records read from the first offset, decoded and handled")
-    print(f"workload {workload} ({what}; Mmate envelope of {_body_bytes(runs)} bytes; loop {loop})")
+    print(f"workload {workload} ({what}; Mmate envelope of {_body_bytes(runs)} bytes; loop {loop}; "
+          f"load average {os.getloadavg()[0]:.1f})")
     for r in [head, ["-" * w for w in widths], *rows]:
         cells = enumerate(zip(r, widths, strict=True))
         print("  ".join(v.ljust(w) if i < 1 else v.rjust(w) for i, (v, w) in cells))
@@ -144,7 +145,7 @@ def main(workload: str, n: int | None, repeat: int, only: list[str], loop: str, 
             print(f"error {c}: {e}")
     obj: dict[str, Any] = {"workload": workload, "messages": n, "rates": rates, "vs_raw": vs_raw,
                            "vs_rbfly": vs_rbfly, "vs_aio_pika": None, "cpu_us_per_msg": cpu,
-                           "broker_us_per_msg": broker, "extensions": ext}
+                           "broker_us_per_msg": broker, "extensions": ext, "load_average": os.getloadavg()[0]}
     if errors:
         obj["errors"] = errors
     print(json.dumps(obj), flush=True)

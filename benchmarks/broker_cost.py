@@ -76,7 +76,7 @@ class Shape:
     """One way to publish: what travels and how."""
 
     exchange: str = "default"  # default | direct | topic
-    props: str = "plain"  # plain | go (Go's 14 headers) | ours (+ .NET properties) | lean
+    props: str = "plain"  # plain | go (Go's 14 headers) | ours (+ .NET properties) | lean | net | p63 | p65
     body: int = 300  # 300 (transport body) | 692 (the Mmate envelope)
     durable_queue: bool = False
     persistent: bool = False  # delivery_mode 2 (into a durable queue)
@@ -100,7 +100,10 @@ ROWS: dict[str, tuple[Shape, str]] = {
     "topic_exact": (Shape(exchange="topic", binding=ROUTING_KEY), "topic, binding = the routing key"),
     "go_headers": (Shape(props="go"), "Go's 14 Mmate headers (content header ~480 B)"),
     "our_props": (Shape(props="ours"), "our default: Go's headers + message_id/type/timestamp"),
-    "lean_props": (Shape(props="lean"), "lean profile: no header table, properties only"),
+    "lean_props": (Shape(props="lean"), "lean profile: Go's properties (20 B), no header table"),
+    "net_props": (Shape(props="net"), "message_id/type/timestamp, no table (83 B: over 64 B)"),
+    "props_63": (Shape(props="p63"), "message_id + timestamp in 63 bytes of properties"),
+    "props_65": (Shape(props="p65"), "message_id + timestamp in 65 bytes: the 64-byte step"),
     "body692": (Shape(body=692), "the 692-byte Mmate envelope as body"),
     "durable_queue": (Shape(durable_queue=True), "durable queue, transient message"),
     "persistent": (Shape(durable_queue=True, persistent=True), "persistent into a durable queue"),
@@ -153,8 +156,16 @@ def _properties(shape: Shape, body: bytes) -> bytes:
     from mmate_fast.messaging.outgoing import build
 
     evt = new_event(42)
-    out = build(evt, persistent=shape.persistent)
+    if shape.props in ("p63", "p65"):  # message_id + timestamp: 63 or 65 bytes of properties
+        mid = "6f1c2a9e-3b7d-4c1e-9a2f-5d8e7b6c4a31"[:34 if shape.props == "p63" else 36]
+        return bytes(_frames.encode_properties(_frames.BasicProperties(
+            content_type="application/json", delivery_mode=mode, message_id=mid, timestamp=1_796_000_000)))
     if shape.props == "lean":  # what Publisher(wire_profile="lean") sends
+        from mmate_fast.messaging._lean import lean_properties
+
+        return lean_properties(shape.persistent, None, None)
+    out = build(evt, persistent=shape.persistent)
+    if shape.props == "net":  # the .NET mapping's properties without the table (lean with interceptors)
         from mmate_fast.messaging._lean import without_header_table
 
         return without_header_table(bytes(out.properties))

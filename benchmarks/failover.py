@@ -81,6 +81,8 @@ class FailoverReport:
     publish_errors: set[str] = field(default_factory=set)
     #: publisher channels replaced after a nack (RabbitMQ 3.10 keeps nacking on them after a failover)
     nack_replacements: int = 0
+    #: publishes the recovery sent, the broker nacked and the client sent again by itself
+    nacked_resent: int = 0
     consumer_reconnects: int = 0
     #: a competing consumer connected to node 1 all along: what it handled after the kill, seconds
     #: from the kill to its first message, its reconnects (0: the leader moved under it)
@@ -188,6 +190,7 @@ async def run_failover(cluster: BrokerCluster, messages: int, *, kill_at: float 
             report.publisher_republished = publisher.connection.stats.republished
             report.bystander_reconnects = bystander.connection.stats.reconnects
             report.nack_replacements = publisher.connection.stats.nack_replacements
+            report.nacked_resent = publisher.connection.stats.nacked_resent
             if state["killed"]:
                 if state["reconnected"]:
                     report.kill_to_reconnected_s = state["reconnected"] - state["killed"]
@@ -261,7 +264,8 @@ def print_report(report: FailoverReport) -> None:
         ("kill -> consumer reconnected (s)", f"{report.kill_to_reconnected_s:.3f}"),
         ("kill -> first message consumed on the new node (s)", f"{report.kill_to_first_consumed_s:.3f}"),
         ("publisher re-sent unconfirmed (after the reconnect)", report.publisher_republished),
-        ("publisher channels replaced after nacks", report.nack_replacements),
+        ("publisher channels replaced after nacks / nacked re-sends sent again",
+         f"{report.nack_replacements} / {report.nacked_resent}"),
         ("bystander on node 1: handled after kill / first (s) / reconnects",
          f"{report.bystander_after_kill} / {report.bystander_first_s:.3f} / {report.bystander_reconnects}"),
         ("published again after a nack / error", f"{report.publish_retries} {sorted(report.publish_errors)}"),

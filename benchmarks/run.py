@@ -20,6 +20,8 @@ mmate_fast (Client.publish_event per new event object / Client handler; _mmate_l
 mmate_fast_transport (the transport level, _mmate.py, on the envelope bytes), aio_pika (the same
 envelope bytes built per message as a good aio-pika user would: explicit dicts and orjson, checked
 byte for byte against ours at startup; _aiopika_mmate.py) and raw. The JSON adds "vs_transport".
+e2e rows show the client CPU per message as producer + consumer (JSON
+"cpu_us_per_msg_producer_consumer"), at every level.
 Extra rows at the mmate level, to show what confirms and recovery cost ("vs_mmate_fast" in the JSON
 = that row / mmate_fast, per repetition): ``--confirms`` (publish only) adds mmate_fast_confirms
 (Client(publisher_confirms=True), every publish awaited until confirmed) and
@@ -35,12 +37,12 @@ see benchmarks/broker_cost.py for what each part of the wire costs the broker).
 
 publish-confirm adds the row raw_pipelined (the raw client sending the next 1000 while the previous
 1000's confirms are on their way: the target row of confirmed publishing, "vs_raw_pipelined" in the
-JSON); at --level mmate its mmate_fast row is ``await client.publish_batch(events)`` over the whole
-stream and it adds mmate_fast_gather (``asyncio.gather`` over windows of 1000
-``client.publish_event`` calls, aio-pika's idiom; the aio_pika row does the same) and
-mmate_fast_concurrent (64 tasks awaiting one publish_event at a time). ``--persistent``: every
-client declares a durable queue and publishes persistent messages (delivery mode 2: the broker
-confirms after writing to disk), for the publish, consume and e2e workloads.
+JSON; "rows_vs_raw" gives each of our rows / the windowed raw row); at --level mmate its mmate_fast row
+is ``await client.publish_batch(events)`` over the whole stream and it adds mmate_fast_gather
+(``asyncio.gather`` over windows of 1000 ``client.publish_event`` calls, aio-pika's idiom; the aio_pika
+row does the same) and mmate_fast_concurrent (64 tasks awaiting one publish_event at a time).
+``--persistent``: every client declares a durable queue and publishes persistent messages (delivery mode
+2: the broker confirms after writing to disk), for every workload but rpc and stageflow.
 
 rpc: request/reply round trips/s at each ``--concurrency`` (default 1,64), p50/p99 latency, for
 mmate_fast (client.request against a Client responder, library defaults: requests and replies
@@ -150,6 +152,7 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
     rates: dict[str, float | None] = {}
     latency: dict[str, dict[str, float | None]] = {}
     cpu_us: dict[str, float | None] = {}
+    split: dict[str, list[float | None]] = {}
     for c in order:
         ok = [r for r in runs.get(c, []) if r]
         rate = _med([r["rate"] for r in ok])
@@ -157,6 +160,14 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
         cpu = _med([r["cpu_s"] / r["count"] * 1e6 for r in ok if r.get("cpu_s") is not None])
         brk = _med([r["broker_cpu_s"] / r["count"] * 1e6 for r in ok if r.get("broker_cpu_s") is not None])
         cpu_us[c] = cpu
+        if workload == "e2e":  # the producer's and the consumer's share (the issue-11 targets are per side)
+            split[c] = [_med([r[k] / r["count"] * 1e6 for r in ok if r.get(k) is not None])
+                        for k in ("producer_cpu_s", "consumer_cpu_s")]
+            cpu_txt = _fmt(cpu, ",.1f")
+            if split[c] != [None, None]:
+                cpu_txt += f" ({_fmt(split[c][0], ',.1f')}+{_fmt(split[c][1], ',.1f')})"
+        else:
+            cpu_txt = _fmt(cpu, ",.1f")
         p50 = _med([r["p50_ms"] for r in ok if r.get("p50_ms") is not None])
         p99 = _med([r["p99_ms"] for r in ok if r.get("p99_ms") is not None])
         if workload in LATENCY_WORKLOADS:
@@ -164,7 +175,7 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
         rs = [r["rate"] for r in ok]
         spread = f"{min(rs):,.0f}..{max(rs):,.0f}" if len(rs) > 1 else ""
         n_run = ok[0]["n"] if ok else client_n(c, n)
-        rows.append([c, _fmt(n_run, ",d"), _fmt(rate), spread, _fmt(cpu, ",.1f"), _fmt(brk, ",.1f"),
+        rows.append([c, _fmt(n_run, ",d"), _fmt(rate), spread, cpu_txt, _fmt(brk, ",.1f"),
                      _fmt(p50, ",.2f"), _fmt(p99, ",.2f"),
                      f"{len(ok)}/{reps}" + (" ERR" if errors.get(c) else "")])
 
@@ -179,7 +190,8 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
 
     vs_aio, vs_raw = ratio("mmate_fast", "aio_pika"), ratio("mmate_fast", "raw")
     vs_tr = ratio("mmate_fast", "mmate_fast_transport") if level == "mmate" else None
-    head = ["client", "N", "msg/s (median)", "min..max", "client CPU µs/msg", "broker CPU µs/msg",
+    head = ["client", "N", "msg/s (median)", "min..max",
+            "client CPU µs/msg" + (" (pub+con)" if workload == "e2e" else ""), "broker CPU µs/msg",
             "p50 ms", "p99 ms", "ok runs"]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     title = f"workload {workload}" + (" (level mmate: typed events, same envelope bytes)" if level == "mmate"
@@ -215,13 +227,17 @@ def summarize(workload: str, n: int, runs: dict[str, list[dict[str, Any] | None]
         if variants:
             obj["vs_mmate_fast"] = vs_variant
     if "raw_pipelined" in order:  # the target of confirmed publishing: >= 0.8 of this row
-        obj["vs_raw_pipelined"] = {c: ratio(c, "raw_pipelined") for c in order if c.startswith("mmate_fast")}
-        lines.append("vs raw_pipelined: " + ", ".join(f"{c} {_fmt(v, '.3f')}"
-                                                      for c, v in obj["vs_raw_pipelined"].items()))
+        for base in ("raw_pipelined", "raw"):  # and the windowed raw client (the gather idiom's peer)
+            if base in order:
+                key = "vs_raw_pipelined" if base == "raw_pipelined" else "rows_vs_raw"  # vs_raw: mmate_fast's
+                obj[key] = vs = {c: ratio(c, base) for c in order if c.startswith("mmate_fast")}
+                lines.append(f"vs {base}: " + ", ".join(f"{c} {_fmt(v, '.3f')}" for c, v in vs.items()))
     scrapes = {c: [r.get("scrapes") for r in runs.get(c, []) if r] for c in order
                if any(r and "scrapes" in r for r in runs.get(c, []))}
     if scrapes:  # the observed rows: HTTP requests answered during each run (proof the server served)
         obj["scrapes"] = scrapes
+    if split:
+        obj["cpu_us_per_msg_producer_consumer"] = split
     obj["extensions"] = ext
     if latency:
         obj["latency_ms"] = latency
@@ -261,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                          "(publish_channels=4) and mmate_fast_lean (wire_profile='lean')")
     ap.add_argument("--persistent", action="store_true",
                     help="durable queues, persistent messages (stored on disk, confirmed after the fsync); "
-                         "the publish/consume/e2e workloads (rpc has its own persistent row)")
+                         "every workload but rpc (its own persistent row) and stageflow")
     ap.add_argument("--concurrency", default="1,64", help="rpc: comma list of concurrencies (default 1,64)")
     ap.add_argument("--flows", type=int, default=None, help="stageflow: flows per run (default 5000)")
     ap.add_argument("--prefetch", type=int, default=None,

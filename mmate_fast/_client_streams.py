@@ -93,8 +93,9 @@ class ClientStreams:
                 self._dead_letter = StreamDeadLettering(client.connection)
             options["dead_letter"] = self._dead_letter
         options.setdefault("reconnect", self.connection)  # a lost connection: open another, resubscribe
+        dispatcher = options.pop("dispatcher", None) or client.dispatcher  # own handlers for this group
         consumer = await consume_stream(
-            conn, stream, client.dispatcher, pipeline=client.pipeline, services=client, **options
+            conn, stream, dispatcher, pipeline=client.pipeline, services=client, **options
         )
         self._consumers.append(consumer)
         return consumer

@@ -59,9 +59,10 @@ class Client:
     (a handler that crashes its process, ...) goes to ``dlq.{queue}``.
 
     ``publish_channels=N`` spreads publishes round-robin over N channels (RabbitMQ runs each in its
-    own process); ``wire_profile="lean"`` sends Go's body and the AMQP properties without the AMQP
-    header table (a Go consumer reads only the body; ours reads the envelope's headers): less broker
-    CPU per message (benchmarks/broker_cost.py measures it). ``"go"`` (default) is Go-identical.
+    own process); ``wire_profile="lean"`` sends Go's body with Go's own properties (content type,
+    delivery mode) and no AMQP header table (a Go consumer reads only the body; ours reads the body
+    first): less broker CPU per message (benchmarks/broker_cost.py measures it). ``"go"`` (default)
+    sends Go's headers and the .NET mapping's properties.
     """
 
     def __init__(self, url: str | Sequence[str] = "memory://", *, service_name: str = "service",
@@ -77,7 +78,7 @@ class Client:
         check_consumer_limits(prefetch, concurrency)
         # queue_type / delivery_limit checked now; the service name itself is checked at connect
         topology.queue_arguments(f"{service_name}-queue", queue_type, delivery_limit)
-        #: "go" (Go-identical headers, default) or "lean" (no AMQP header table: messaging/_lean.py)
+        #: "go" (Go-identical headers, default) or "lean" (Go's properties only: messaging/_lean.py)
         self.wire_profile = check_wire_profile(wire_profile)
         if type(publish_channels) is not int or publish_channels < 1:
             raise errors.InvalidArgumentError(
@@ -653,7 +654,8 @@ class Client:
         """Consume a stream with this client's handlers (a StreamConsumer). ``group``: the offset
         reference on the broker (resume after the last stored offset; one consumer per group);
         ``offset``: where to start without one (``"first"``, ``"last"``, ``"next"``, an offset, a
-        datetime). Failed records are skipped, counted and copied to ``dlq.{stream}.{group}``."""
+        datetime). Failed records are skipped, counted and copied to ``dlq.{stream}.{group}``.
+        ``dispatcher=Dispatcher()`` gives this group handlers of its own instead of the client's."""
         return await self._stream_side().subscribe(stream, group=group, offset=offset, **options)
 
 

@@ -20,6 +20,7 @@ from cpython.mem cimport PyMem_Realloc
 from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
+from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
@@ -181,6 +182,10 @@ cdef bytes _octet_const(str name, object value):
 
 
 _EMPTY_PAYLOAD = {}
+_new_id = _envmod.new_id
+_utc_timestamp = _envmod.utc_timestamp
+cdef long _now_sec = -1
+cdef object _now_str = None
 
 
 cdef bytes _json_bytes(object v):
@@ -211,6 +216,7 @@ cdef class MessageTemplate:
     cdef bytes _tbl          # static field-table entries (amqp_headers order)
     cdef bytes _p_ct, _p_mid, _p_exp, _p_type
     cdef uint16_t _flags
+    cdef object _w_cls, _w_writer   # the last class encode_message saw, and its PayloadWriter
 
     def __init__(self, static_headers, typed, *, type_name, content_type="application/json",
                  delivery_mode=2, expiration=None, priority=None):
@@ -271,6 +277,56 @@ cdef class MessageTemplate:
     def encode(self, msg_id, timestamp, unix, correlation_id, reply_to, bint envelope_reply_to,
                variable, payload, payload_json=None):
         """(body, encoded AMQP properties) of one message; see the .pyi."""
+        return self._encode(msg_id, timestamp, unix, correlation_id, reply_to, envelope_reply_to,
+                            variable, payload, payload_json)
+
+    def encode_message(self, msg, int kind, correlation_id, reply_to, bint envelope_reply_to,
+                       bint reply_to_header, writer_for, to_payload):
+        """(message id, body, properties, correlation id, reply address, variable headers) of a
+        typed message; None when it needs the general path (see the .pyi)."""
+        global _now_sec, _now_str
+        cdef timespec now
+        cdef dict var
+        if getattr(msg, "timestamp", None) is not None:
+            return None
+        msg_id = getattr(msg, "id", None) or _new_id()
+        clock_gettime(CLOCK_REALTIME, &now)
+        if now.tv_sec != _now_sec:
+            _now_str = _utc_timestamp(now.tv_sec)
+            _now_sec = now.tv_sec
+        unix = now.tv_sec
+        ts_str = _now_str
+        corr = correlation_id or getattr(msg, "correlation_id", None) or None
+        address = reply_to
+        if not address and (kind == 1 or kind == 3):  # command, query: the message's reply address
+            address = getattr(msg, "reply_to", "") or ""
+        address = address or None
+        var = {"x-message-id": msg_id, "message-id": msg_id, "timestamp": ts_str}
+        if corr:
+            var["x-correlation-id"] = corr
+            var["correlation-id"] = corr
+        if kind == 2:
+            var["x-aggregate-id"] = str(getattr(msg, "aggregate_id", "") or "")
+            var["x-sequence"] = str(getattr(msg, "sequence", 0) or 0)
+        elif kind == 4:
+            success = getattr(msg, "success", None)
+            if success is None:
+                return None
+            var["x-success"] = "true" if success else "false"
+        if reply_to_header and address:
+            var["x-reply-to"] = address
+        cls = type(msg)
+        if cls is not self._w_cls:  # the class's compiled payload writer, asked for once per class
+            w = writer_for(cls)
+            self._w_writer = w if isinstance(w, PayloadWriter) else None
+            self._w_cls = cls
+        pj = None if self._w_writer is None else (<PayloadWriter>self._w_writer).encode_or_none(msg)
+        body, props = self._encode(msg_id, ts_str, unix, corr, address, envelope_reply_to, var,
+                                   to_payload(msg) if pj is None else None, pj)
+        return msg_id, body, props, corr, address, var
+
+    cdef tuple _encode(self, msg_id, timestamp, unix, correlation_id, reply_to, bint envelope_reply_to,
+                       variable, payload, payload_json):
         cdef PyObject* vk[MAXV]
         cdef PyObject* vv[MAXV]
         cdef const char* kp[MAXV]
@@ -509,6 +565,9 @@ cdef class PayloadWriter:
 
     def encode(self, msg):
         """Payload JSON bytes, or None when a value needs the general path (see the .pyi)."""
+        return self.encode_or_none(msg)
+
+    cdef object encode_or_none(self, object msg):
         try:
             return self._write(msg)
         except Exception:

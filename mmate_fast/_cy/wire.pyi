@@ -54,6 +54,20 @@ class MessageTemplate:
         """The reference: the same result via encode_envelope + encode_properties on merged dicts
         (no type check of ``variable``)."""
 
+    def encode_message(self, msg: Any, kind: int, correlation_id: str | None, reply_to: str | None,
+                       envelope_reply_to: bool, reply_to_header: bool,
+                       writer_for: Callable[[type], PayloadWriter | None],
+                       to_payload: Callable[[Any], Any]) -> tuple[str, bytes, bytes, str | None, str | None,
+                                                                  dict[str, str]] | None:
+        """The whole hot path of ``outgoing.build`` for a message without extra headers or delay, in
+        one call: ``(message id, body, properties, correlation id, reply address, variable headers)``
+        with the same bytes as build's general path (id from ``msg.id`` or a new one, now as the
+        timestamp, the per-message Mmate headers of ``kind``: 0 message, 1 command, 2 event, 3 query,
+        4 reply; the payload from the class's ``writer_for(cls)`` (asked once per class; None: no
+        writer), else ``to_payload(msg)``). None when the
+        message needs that general path (a ``timestamp`` set on it, a reply without ``success``);
+        the twin always answers None."""
+
 class PayloadWriter:
     """A dataclass's top-level payload written as Go JSON straight from its attributes (the compiled
     contract encode plan): no payload dict, one pass.

@@ -115,6 +115,16 @@ class MessageTemplate:
                             variable, payload, payload_json)
 
 
+    def encode_message(self, msg: Any, kind: int, correlation_id: str | None, reply_to: str | None,
+                       envelope_reply_to: bool, reply_to_header: bool,
+                       writer_for: Callable[[type], PayloadWriter | None],
+                       to_payload: Callable[[Any], Any]) -> tuple[str, bytes, bytes, str | None, str | None,
+                                                                  dict[str, str]] | None:
+        """Always None here: the caller's general path (mmate_fast.messaging.outgoing.build) is the
+        reference the compiled one-call path reproduces."""
+        return None
+
+
 def _json_bytes(value: Any) -> bytes:
     if type(value) is not bytes:
         raise ContractError(f"payload_json must be bytes, not {type(value).__qualname__}")

@@ -27,6 +27,11 @@ A nacked publish fails to its caller (PublishNackedError: not stored, publish it
 channel is replaced by a fresh one on the same connection (at most once a second; the unconfirmed
 publishes are re-sent on it): RabbitMQ 3.10 nacks every later publish to a quorum queue on a channel
 that published to it while the queue had no leader (a node failure, a failover), a fresh channel works.
+Publishes a reconnect sends (unconfirmed ones re-sent, ones buffered while disconnected) are the
+exception: a quorum queue nacks them while it elects a new leader, so with
+``RecoveryPolicy.resend_nacked`` (default) such a nacked one is sent again on the replaced channel
+until ``wait_timeout`` is over, and only then fails (publishes re-sent or buffered by a channel heal
+or replacement on a live connection are not: their nack fails them at once).
 
 A consumer that cannot be restored (its queue is gone: 404; exclusive to another connection: 405;
 403) is dropped and its ``on_cancel`` called once the channel is live; the rest are restored. At a
@@ -82,6 +87,11 @@ T = TypeVar("T")
 _Publish = tuple["asyncio.Future[Any] | None", Any, str, str, bytes, bool, Any]
 
 
+class _Guarded(asyncio.Future[Any]):
+    """The internal confirm future of a publish sent by a reconnect (``_send_guarded``): a nack of it
+    is not the caller's (not counted by ``wait_for_confirms``) unless it is final."""
+
+
 def _copy(exc: errors.ChannelError, message: str | None = None) -> errors.ChannelError:
     return type(exc)(message or str(exc), exc.reply_code, exc.reply_text, exc.class_id, exc.method_id)
 
@@ -130,6 +140,10 @@ class RobustChannel:
         self._healing: asyncio.Task[None] | None = None
         self._heal_error: BaseException | None = None
         self._replaced_at = -_NACK_REPLACE_INTERVAL
+        #: recovery publishes nacked, to send again (publish, deadline)
+        self._retry: list[tuple[_Publish, float]] = []
+        #: from a lost connection until live again: what the recovery sends is guarded (resend_nacked)
+        self._link_recovery = False
         self._replacing: asyncio.TimerHandle | None = None
         self.on_return: ReturnCallback | None = None
         self.channel_id = 0
@@ -299,12 +313,57 @@ class RobustChannel:
             return
         resend = [p for p in self._pending if p[0] is not None and not p[0].done()]
         self._pending.clear()
+        guard = self._link_recovery and self._robust.policy.resend_nacked
+        deadline = self._loop.time() + self._robust.policy.wait_timeout
         for p in resend:
+            if guard:
+                self._send_guarded(ch, p, deadline)
+                continue
             ch._publish_tracked(p[1], p[2], p[3], p[4], p[5], p[0], p[6])
             self._pending.append(p)
         self._robust.stats.republished += len(resend)
         if resend:
             log.warning("re-sent %d unconfirmed publish(es) on channel %d", len(resend), ch.channel_id)
+
+    def _send_guarded(self, ch: Any, p: _Publish, deadline: float) -> None:
+        """Send a recovery publish with an internal confirm future: a nack before ``deadline`` sends
+        it again (on the channel that replaces this one), anything else settles the caller's."""
+        caller = p[0]
+        if caller is None or caller.done():
+            return
+        inner: asyncio.Future[Any] = _Guarded(loop=self._loop)
+        ch._publish_tracked(p[1], p[2], p[3], p[4], p[5], inner, p[6])
+        self._pending.append((inner, *p[1:]))
+        inner.add_done_callback(lambda f: self._guarded_settled(f, p, deadline))
+
+    def _guarded_settled(self, inner: asyncio.Future[Any], p: _Publish, deadline: float) -> None:
+        caller = p[0]
+        assert caller is not None
+        if caller.done():
+            return
+        if inner.cancelled():
+            caller.cancel()
+            return
+        exc = inner.exception()
+        if exc is None:
+            caller.set_result(inner.result())
+        elif (isinstance(exc, errors.PublishNackedError) and self._closed_exc is None
+              and self._loop.time() < deadline):
+            self._retry.append((p, deadline))
+            self._robust.stats.nacked_resent += 1
+            self._loop.call_later(_NACK_REPLACE_INTERVAL, self._flush_retries)  # if no replacement comes
+        else:
+            caller.set_exception(exc)
+
+    def _flush_retries(self, ch: Any = None) -> None:
+        """Send the nacked recovery publishes again on ``ch`` (default: the live channel; none: its
+        go-live does)."""
+        ch = ch if ch is not None else self._live_ch
+        if not self._retry or ch is None or ch._closed_exc is not None:
+            return
+        retry, self._retry = self._retry, []
+        for p, deadline in retry:
+            self._send_guarded(ch, p, deadline)
 
     def _discard(self, ch: Any) -> None:
         """Drop a channel a failed restore left open (closed in the background, quietly)."""
@@ -318,7 +377,9 @@ class RobustChannel:
         ch = self._ch
         if self._closed_exc is not None or ch is None or not ch.is_open:
             return
+        self._flush_retries(ch)
         self._flush_buffered()
+        self._link_recovery = False
         self._live_ch = ch
         if not self._confirms:
             # hot path: without confirms there is nothing to track, so publish straight into the live
@@ -351,6 +412,7 @@ class RobustChannel:
 
     def _link_lost(self) -> None:
         """The connection dropped (RobustConnection restores this channel once reconnected)."""
+        self._link_recovery = True
         self._offline()
         if self._healing is not None and not self._healing.done():
             self._healing.cancel()
@@ -454,10 +516,16 @@ class RobustChannel:
     def _flush_buffered(self) -> None:
         """Send what was published while not live."""
         buf, self._buffer = self._buffer, deque()
+        guard = self._link_recovery and self._confirms and self._robust.policy.resend_nacked
+        deadline = self._loop.time() + self._robust.policy.wait_timeout
         for fut, body, exchange, routing_key, props, mandatory, value in buf:
             if fut is not None and fut.done():
                 continue
             try:
+                if guard and fut is not None:
+                    self._send_guarded(self._ch, (fut, body, exchange, routing_key, props, mandatory, value),
+                                       deadline)
+                    continue
                 self._send(body, exchange, routing_key, props, mandatory, fut, value)
             except errors.MmateError as exc:
                 if fut is None:
@@ -512,6 +580,10 @@ class RobustChannel:
             if waiter is not None and not waiter.done():
                 waiter.set_exception(exc)
         self._buffer.clear()
+        for p, _ in self._retry:
+            if p[0] is not None and not p[0].done():
+                p[0].set_exception(exc)
+        self._retry.clear()
         self._dropped.clear()
 
     # ------------------------------------------------------------------ topology (recorded)
@@ -615,6 +687,8 @@ class RobustChannel:
         return None
 
     def _settled(self, fut: asyncio.Future[bool]) -> None:
+        if type(fut) is _Guarded:
+            return  # a recovery publish's internal future: its caller's future tells
         if not fut.cancelled() and fut.exception() is not None:
             self._nacked += 1
 
@@ -681,6 +755,7 @@ class RobustChannel:
                 while True:
                     open_futs = [p[0] for p in self._pending if p[0] is not None and not p[0].done()]
                     open_futs += [b[0] for b in self._buffer if b[0] is not None and not b[0].done()]
+                    open_futs += [r[0][0] for r in self._retry if r[0][0] is not None and not r[0][0].done()]
                     if not open_futs:
                         break
                     await asyncio.wait([open_futs[-1]])

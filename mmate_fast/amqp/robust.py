@@ -60,6 +60,9 @@ class RecoveryPolicy:
     wait_timeout: float = 30.0
     #: how many publishes may be buffered while disconnected (then ConnectionBlockedError)
     max_buffered: int = 100_000
+    #: publishes a recovery sends (unconfirmed ones re-sent, buffered ones) that the broker nacks are
+    #: sent again until ``wait_timeout`` (a quorum queue nacks them while it elects a new leader)
+    resend_nacked: bool = True
 
     def delay(self, attempt: int) -> float:
         """Seconds before reconnect (or reopen, restart) attempt ``attempt``: exponential, capped,
@@ -83,6 +86,8 @@ class RecoveryStats:
     channel_reopens: int = 0
     #: channels replaced after the broker nacked a publish on them (see ``_robust_channel``)
     nack_replacements: int = 0
+    #: recovery publishes the broker nacked and that were sent again (``resend_nacked``)
+    nacked_resent: int = 0
     #: consumers dropped because they could not be restored (queue gone, ...); on_cancel was called
     consumers_dropped: int = 0
     #: recorded exchanges, queues or bindings a reconnect could not restore (404/406), dropped

@@ -40,6 +40,13 @@ def payload_json(msg: Any) -> bytes | None:
     return None if p is None else p.payload_json(msg)
 
 
+def payload_writer(cls: type) -> Any:
+    """The compiled payload writer of a registered dataclass (``payload_json``'s engine; a
+    MessageTemplate caches it per class), or None."""
+    p = _PLANS.get(cls)
+    return None if p is None else p.payload_writer()
+
+
 def from_envelope(env: Any, registry: TypeRegistry = default_registry) -> Any:
     """Decode an envelope into an instance of the class registered for ``env.type`` (payload keys
     matched to fields case-insensitively like Go, values converted by annotation; a mismatch raises
@@ -65,4 +72,4 @@ def from_envelope(env: Any, registry: TypeRegistry = default_registry) -> Any:
     return p.decode(payload, env.id, t, env.timestamp, env.correlation_id)
 
 
-__all__ = ["from_envelope", "payload_json", "to_payload"]
+__all__ = ["from_envelope", "payload_json", "payload_writer", "to_payload"]

@@ -127,6 +127,7 @@ class ContractPlan:
         #: nested JSON object -> instance (raises ConvError)
         self.decode_nested: Callable[[Any], Any] = self._first_decode_nested
         self._fields: list[FieldPlan] | None = None
+        self._writer: Any = _MISSING
 
     def __repr__(self) -> str:
         return f"ContractPlan({self.cls.__qualname__}, type={self.type_name!r}, kind={self.kind.value})"
@@ -198,17 +199,27 @@ class ContractPlan:
         lines.append("    return d")
         return _compile(lines, ns, "encode", self.cls)
 
-    def _build_payload_json(self) -> Callable[[Any], bytes | None]:
-        """The compiled payload writer's ``encode`` (same bytes as ``encode`` + encode_json)."""
+    def payload_writer(self) -> Any:
+        """The class's compiled payload writer (wire.PayloadWriter: same bytes as ``encode`` +
+        encode_json), or None (pydantic, generic, a class the general path must diagnose)."""
+        w = self._writer
+        if w is _MISSING:
+            w = self._writer = self._build_payload_writer()
+        return w
+
+    def _build_payload_writer(self) -> Any:
         if self.is_pydantic or self.is_generic:
-            return _no_payload_json
+            return None
         try:
             fields = [(f.attr, f.wire, f.omitempty, f.fallback, not f.needs_encoding)
                       for f in self.fields() if f.wire not in ENVELOPE_WIRE]
-            writer = _wire.PayloadWriter(fields, _encode_any)
+            return _wire.PayloadWriter(fields, _encode_any)
         except Exception:  # the general path raises the class's real error
-            return _no_payload_json
-        return writer.encode
+            return None
+
+    def _build_payload_json(self) -> Callable[[Any], bytes | None]:
+        writer = self.payload_writer()
+        return _no_payload_json if writer is None else writer.encode
 
     # ----------------------------------------------------------------- decode
     def _build_decode_top(self) -> Callable[[Any, str, str, str, str | None], Any]:

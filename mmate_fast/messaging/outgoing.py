@@ -17,6 +17,7 @@ from typing import Any
 from mmate_fast import _checks, errors
 from mmate_fast._ext import load
 from mmate_fast.contracts import MessageKind, kind_of, message_type, payload_json, to_payload
+from mmate_fast.contracts._convert import payload_writer
 from mmate_fast.messaging._diagnose import wire_error
 
 _env = load("envelope")
@@ -37,6 +38,10 @@ VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 #: Go's default informational TTL header (ms, as a string); never applied by the broker
 DEFAULT_EXPIRATION_HEADER = "300000"
+
+#: MessageTemplate.encode_message's kind codes
+_KIND_CODE = {MessageKind.MESSAGE: 0, MessageKind.COMMAND: 1, MessageKind.EVENT: 2, MessageKind.QUERY: 3,
+              MessageKind.REPLY: 4}
 
 _KIND_HEADER = {
     MessageKind.COMMAND: "command",
@@ -200,6 +205,18 @@ def build(msg: Any, *, correlation_id: str | None = None, headers: Mapping[str, 
     if kind is None:
         kind = kind_of(msg)
     tname = type_name or message_type(msg)
+    if not headers and delay_ms is None:
+        # hot path: constant parts pre-encoded, only string-valued per-message headers vary; the
+        # compiled template does it all in one call (None: take the general path below)
+        try:
+            tpl = _template(tname, kind, source, ttl_ms, priority, persistent)
+            r = tpl.encode_message(msg, _KIND_CODE[kind], correlation_id, reply_to, envelope_reply_to,
+                                   reply_to_header, payload_writer, to_payload)
+        except Exception:  # the general path below raises it again, with its diagnosis
+            r = None
+        if r is not None:
+            return Outgoing(r[0], tname, kind, r[1], r[2], None, r[3], r[4], base=tpl.amqp_headers,
+                            extra=r[5])
     msg_id: str = getattr(msg, "id", None) or _env.new_id()
     ts = getattr(msg, "timestamp", None)
     if ts is None:
@@ -214,7 +231,6 @@ def build(msg: Any, *, correlation_id: str | None = None, headers: Mapping[str, 
     address = reply_to or _reply_address(msg, kind) or None
 
     if not headers and delay_ms is None:
-        # hot path: constant parts pre-encoded, only string-valued per-message headers vary
         var = _variable_headers(msg, kind, msg_id, ts_str, corr, address if reply_to_header else None)
         try:
             tpl = _template(tname, kind, source, ttl_ms, priority, persistent)

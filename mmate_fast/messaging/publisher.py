@@ -26,7 +26,7 @@ from mmate_fast._ext import load
 from mmate_fast.contracts import MessageKind, kind_of, message_type
 from mmate_fast.messaging import observer as _obs
 from mmate_fast.messaging import topology
-from mmate_fast.messaging._lean import check_wire_profile, without_header_table
+from mmate_fast.messaging._lean import check_wire_profile, lean_properties, without_header_table
 from mmate_fast.messaging.outgoing import SOURCE, Outgoing, build
 from mmate_fast.messaging.pipeline import Pipeline, PublishContext
 
@@ -137,8 +137,8 @@ class Publisher:
 
     With ``confirms=True`` (the target's channels in confirm mode) every awaited publish returns
     only once the broker has stored the message, and raises PublishNackedError otherwise.
-    ``wire_profile="lean"`` drops the standard AMQP header table (messaging/_lean.py); ``"go"``
-    (default) sends Go's.
+    ``wire_profile="lean"`` sends Go's own properties without the header table (messaging/_lean.py);
+    ``"go"`` (default) sends Go's headers and the .NET mapping's properties.
     """
 
     def __init__(self, target: Any, *, confirms: bool = False, pipeline: Pipeline | None = None,
@@ -186,12 +186,14 @@ class Publisher:
         # _short_str's own O(1) test, inlined: this runs for every publish
         if not (routing_key.__class__ is str and len(routing_key) <= 255 and routing_key.isascii()):
             _short_str(routing_key, "routing_key", "routing key")  # raises unless non-ASCII and short
-        out = build(msg, correlation_id=correlation_id, headers=headers,
-                    ttl_ms=_checks.ttl_ms(ttl) if ttl is not None else None, priority=priority,
+        ttl_ms = _checks.ttl_ms(ttl) if ttl is not None else None
+        out = build(msg, correlation_id=correlation_id, headers=headers, ttl_ms=ttl_ms, priority=priority,
                     persistent=persistent, delay_ms=_checks.delay_ms(delay) if delay is not None else None,
                     reply_to=reply_to, type_name=type_name, source=self.source or SOURCE, kind=k)
-        if self._lean and not headers and delay is None:  # only the standard headers: drop the table
-            out.properties = without_header_table(out.properties)
+        if self._lean and not headers and delay is None:  # only the standard headers: Go's properties
+            # (interceptors, e.g. signing, read the message id and timestamp from the properties)
+            out.properties = (without_header_table(out.properties) if self.pipeline.has_publish
+                              else lean_properties(persistent, ttl_ms, priority))
             out.headers = {}
         return exchange, routing_key, out
 
@@ -328,13 +330,15 @@ class Publisher:
         (confirm mode) or written.
 
         Messages are encoded and sent ``window // 2`` at a time while the broker confirms the
-        earlier ones: at most ``window`` unconfirmed (or, without confirms, write-buffer room
-        awaited after each chunk). Each chunk is encoded before any of it is sent, so a message
-        refused before the broker (InvalidArgumentError, PayloadEncodeError) fails its chunk without
-        sending half of it; earlier chunks were sent (the error's note says how many messages). A
-        nacked or returned publish raises its error (the oldest failure first). ``timeout`` bounds
-        each wait for a confirm (default 30 s). With an observer or tracer each chunk is confirmed
-        before the next one is sent (they are told each message's chunk time).
+        earlier ones: the next chunk is encoded while the last one is on its way, and sent as soon
+        as at most ``window`` would be unconfirmed (without confirms, write-buffer room is awaited
+        after each chunk). Each chunk is encoded before any of it is sent, so a message refused
+        before the broker (InvalidArgumentError, PayloadEncodeError) fails its chunk without sending
+        half of it; the earlier chunks were sent and are confirmed before that error is raised (its
+        note says how many messages). A nacked or returned publish raises its error (the oldest
+        failure first). ``timeout`` bounds each wait for a confirm (default 30 s). With publish
+        interceptors, an observer or a tracer a chunk is sent message by message / confirmed before
+        the next one is built (observers are told each message's chunk time).
         """
         if type(window) is not int or window < 1:
             raise errors.InvalidArgumentError(f"window must be a whole number of at least 1, got {window!r}",
@@ -345,7 +349,9 @@ class Publisher:
         observer = self.observer
         tracer = self.tracer
         chunk = max(1, window // 2)
-        # unconfirmed publishes may stay in flight while the next chunk is built and sent
+        # plain path: the next chunk is encoded while this one is confirmed, sent once there is room
+        pipelined = observer is None and tracer is None and not intercepted
+        # the other paths: unconfirmed publishes left in flight when the next chunk is built
         ahead = 0 if observer is not None or tracer is not None else window - chunk
         traced: list[tuple[Any, str, str, str]] = []  # this chunk's (token, id, exchange, routing key)
         inflight: deque[asyncio.Future[Any]] = deque()  # confirms, oldest first
@@ -370,18 +376,25 @@ class Publisher:
                     n = len(ids) - before
                     inflight.extend(confirms)
                 else:
-                    if tracer is None:
-                        ready = [self.prepare(msg, **options) for msg in batch]
-                    else:
-                        ready = []
-                        for msg in batch:
-                            opts = dict(options)
-                            token = _obs.start_publish(tracer, msg, opts)
-                            ex, rk, out = self.prepare(msg, **opts)
-                            ready.append((ex, rk, out))
-                            if token is not None:
-                                traced.append((token, out.message_id, ex, rk))
+                    try:
+                        if tracer is None:
+                            ready = [self.prepare(msg, **options) for msg in batch]
+                        else:
+                            ready = []
+                            for msg in batch:
+                                opts = dict(options)
+                                token = _obs.start_publish(tracer, msg, opts)
+                                ex, rk, out = self.prepare(msg, **opts)
+                                ready.append((ex, rk, out))
+                                if token is not None:
+                                    traced.append((token, out.message_id, ex, rk))
+                    except Exception:
+                        if inflight:  # what was sent before the refused message is settled first
+                            await self._confirmed(inflight, 0, timeout)
+                        raise
                     n = len(ready)
+                    if pipelined and inflight:  # room for this chunk: at most ``window`` unconfirmed
+                        await self._confirmed(inflight, window - n, timeout)
                     publish_nowait = target.publish_nowait
                     for exchange, routing_key, out in ready:
                         confirm = publish_nowait(out.body, exchange, routing_key, out.properties,
@@ -391,7 +404,12 @@ class Publisher:
                         ids.append(out.message_id)
                 last = n < chunk
                 if inflight:
-                    await self._confirmed(inflight, 0 if last else ahead, timeout)
+                    if last:
+                        await self._confirmed(inflight, 0, timeout)
+                    elif pipelined:
+                        await asyncio.sleep(0)  # this chunk is written before the next one is encoded
+                    else:
+                        await self._confirmed(inflight, ahead, timeout)
                 elif n:
                     await target.drain(timeout)
                 if traced:

@@ -35,12 +35,14 @@ from typing import Any
 
 from mmate_fast import _backoff, errors
 from mmate_fast._ext import load
+from mmate_fast._transport.amqp10 import StreamProperties
+from mmate_fast._transport.streams import OffsetSpec
+from mmate_fast._transport.streams import StreamConnectionLike as StreamConnection
+from mmate_fast._transport.streams import StreamSubscriptionLike as StreamSubscription
 from mmate_fast.contracts import TypeRegistry, from_envelope
 from mmate_fast.messaging.dispatcher import Dispatcher, MessageContext
 from mmate_fast.messaging.pipeline import ConsumeContext, Pipeline, PublishContext
 from mmate_fast.messaging.publisher import Publisher
-from mmate_fast.transports.streams import OffsetSpec, StreamConnection, StreamSubscription
-from mmate_fast.transports.streams._amqp10 import StreamProperties
 
 _wire = load("streamwire")
 _frames = load("frames")

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from mmate_fast import errors
 from mmate_fast._ext import load
 from mmate_fast.reliability.dead_lettering import ERROR_HEADER, QUEUE_HEADER, REASON_HEADER, TIME_HEADER
@@ -82,9 +84,21 @@ def to_dead_letter(queue: str, delivery: Any) -> DeadLetter:
         failed_at=_s(headers.get(TIME_HEADER)),
         attempt=attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else None,
         message_type=_s(headers.get("x-message-type") or headers.get("message-type")
-                        or (props.type if props is not None else None)),
+                        or (props.type if props is not None else None))
+        or _envelope_str(delivery.body, "type"),
         message_id=_s(headers.get("x-message-id") or headers.get("message-id")
-                      or (props.message_id if props is not None else None)))
+                      or (props.message_id if props is not None else None))
+        or _envelope_str(delivery.body, "id"))
+
+
+def _envelope_str(body: Any, key: str) -> str:
+    """A string field of the envelope in ``body`` ("" if it is not a JSON object with one): a message
+    sent with ``wire_profile="lean"`` carries its type and id only there, as Go reads them."""
+    try:
+        value = orjson.loads(bytes(body)).get(key)
+    except (orjson.JSONDecodeError, AttributeError, TypeError):
+        return ""
+    return value if isinstance(value, str) else ""
 
 
 # ---------------------------------------------------------------------------------------- list

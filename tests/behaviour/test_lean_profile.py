@@ -1,6 +1,7 @@
-"""``Client(wire_profile="lean")`` on the embedded broker and RabbitMQ: the delivery carries no AMQP
-header table, yet our consumer dispatches it and sees the standard headers (from the envelope), and
-request/reply works both ways between a lean and a Go-profile client."""
+"""``Client(wire_profile="lean")`` on the embedded broker and RabbitMQ: the delivery carries Go's own
+properties only (content type, delivery mode; no header table, no .NET mapping properties), yet our
+consumer dispatches it, sees the standard headers (from the envelope), the correlation id and the
+message id, and request/reply works both ways between a lean and a Go-profile client, signed too."""
 from __future__ import annotations
 
 import asyncio
@@ -46,9 +47,9 @@ async def test_lean_event_is_dispatched_with_envelope_headers(url: str, names: A
         await wait_until(lambda: len(got) == 1, timeout=10)
         evt, headers, props, corr = got[0]
         assert (evt.id, evt.order_id, evt.aggregate_id, evt.sequence) == (sent.id, "o-7", "o-7", 2)
-        assert not props.headers  # no AMQP header table on the wire
-        assert (props.type, props.message_id, props.content_type) == ("LeanShipped", sent.id, "application/json")
-        assert props.delivery_mode == 2
+        assert not props.headers  # no AMQP header table on the wire, only Go's two properties
+        assert (props.content_type, props.delivery_mode) == ("application/json", 2)
+        assert props.type is props.message_id is props.correlation_id is props.timestamp is None
         assert headers["x-message-kind"] == "event" and headers["x-aggregate-id"] == "o-7"
         assert headers["x-message-type"] == "LeanShipped" and corr == "corr-7"
         assert sub.stats.acked == 1 and sub.stats.dead_lettered == 0
@@ -88,3 +89,24 @@ async def test_signed_request_reply_with_the_lean_profile(url: str, names: Any) 
     for server_profile, client_profile in (("lean", "go"), ("go", "lean")):
         replies = await _round_trips(url, names, server_profile, client_profile, signing())
         assert [r.status for r in replies] == [f"shipped-{server_profile}"] * 5
+
+
+async def test_a_failed_lean_message_is_listed_with_its_type_and_id(url: str, names: Any) -> None:
+    """The DLQ tools read type and id from the envelope when neither headers nor properties carry
+    them (a lean message): ``mmate dlq peek`` shows what failed."""
+    from mmate_fast.reliability.dlq import peek
+
+    service = names.service()
+    async with Client(url, service_name=service, wire_profile="lean") as client:
+
+        @client.handler(LeanShipped)
+        def boom(evt: LeanShipped) -> None:
+            raise RuntimeError("cannot ship")
+
+        sub = await client.start_consuming()
+        sent = LeanShipped(order_id="o-9", aggregate_id="o-9")
+        await client.publish_event(sent)
+        await wait_until(lambda: sub.stats.dead_lettered == 1, timeout=10)
+        [dead] = await peek(client.connection, f"dlq.{service}-queue", limit=5)
+        assert (dead.message_type, dead.message_id) == ("LeanShipped", sent.id)
+        assert "cannot ship" in dead.error

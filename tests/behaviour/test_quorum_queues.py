@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from mmate_fast import Client
+import pytest
+
+from mmate_fast import Client, errors
 from mmate_fast.transports import Connection
 from tests.behaviour.behaviour_helpers import drain_queue
 
@@ -58,3 +60,17 @@ async def test_without_a_limit_a_quorum_queue_gives_a_message_back_every_time(
         d = await _get(ch, queue)
         assert d.body == b"again"
         ch.basic_ack(d.delivery_tag)
+
+
+@pytest.mark.parametrize(("flags", "arguments", "says"), [
+    ({"durable": False}, {"x-queue-type": "quorum"}, "invalid property 'non-durable'"),
+    ({"durable": True, "exclusive": True}, {"x-queue-type": "quorum"}, "invalid property 'exclusive-owner'"),
+    ({"durable": True, "auto_delete": True}, {"x-queue-type": "quorum"}, "invalid property 'auto-delete'"),
+    ({"durable": True}, {"x-queue-type": "quorum", "x-max-priority": 5}, "invalid arg 'x-max-priority'"),
+    ({"durable": True}, {"x-queue-type": "bogus"}, "unsupported queue type 'bogus'"),
+])
+async def test_quorum_queues_refuse_what_rabbitmq_refuses(conn: Connection, names: Any, flags: dict[str, bool],
+                                                         arguments: dict[str, Any], says: str) -> None:
+    ch = await conn.channel()
+    with pytest.raises(errors.PreconditionFailedError, match=says):
+        await ch.queue_declare(names.queue("qq"), arguments=arguments, **flags)

@@ -160,6 +160,24 @@ async def _queue_type_is(queue: str, expected: str, durable: bool = True) -> Non
         await conn.close()
 
 
+async def _management_type(queue: str) -> str:
+    """The queue's type as the management API (on the shared broker, port 15672) reports it."""
+    import base64
+    import json
+    import urllib.parse
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:15672/api/queues/%2F/{urllib.parse.quote(queue, safe='')}",
+        headers={"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
+
+    def fetch() -> str:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return str(json.load(response)["type"])
+
+    return await asyncio.to_thread(fetch)
+
+
 async def test_quorum_client_declares_quorum_queues_and_transient_ones_classic() -> None:
     service = _name("qq")
     extra, transient = _name("extra"), _name("transient")
@@ -182,6 +200,55 @@ async def test_quorum_client_declares_quorum_queues_and_transient_ones_classic()
                 await conn.close()
     finally:
         await _delete(f"{service}-queue", extra, transient)
+
+
+async def test_ttl_retry_of_a_quorum_client_retries_through_a_quorum_delay_queue() -> None:
+    from mmate_fast.reliability import FixedDelay, TtlRetry
+    from mmate_fast.reliability.ttl_retry import delay_queue_name
+
+    service = _name("retry")
+    retry = TtlRetry(FixedDelay(0.2, max_retries=3))
+    client = Client(BROKER, service_name=service, queue_type="quorum", failure_handler=retry, recovery=FAST)
+    retry_queue = delay_queue_name(f"{service}-queue", retry.delay_ms(1) or 0)
+    calls: list[int] = []
+    done = asyncio.Event()
+
+    @client.handler(ClusterPing)
+    def flaky(msg: ClusterPing) -> None:
+        calls.append(msg.n)
+        if len(calls) == 1:
+            raise RuntimeError("first time fails")
+        done.set()
+
+    try:
+        async with client:
+            await client.start_consuming()
+            await client.publish_event(ClusterPing(n=7))
+            await asyncio.wait_for(done.wait(), 30)
+            assert calls == [7, 7] and retry.retried == 1
+            assert await _management_type(retry_queue) == "quorum"
+    finally:
+        await _delete(f"{service}-queue", retry_queue)
+
+
+async def test_stageflow_queues_of_a_quorum_client_are_quorum_queues_with_gos_arguments() -> None:
+    from mmate_fast.stageflow import _queues
+
+    service = _name("flow")
+    stage = f"{service}.wf.stage0"
+    async with Client(BROKER, service_name=service, queue_type="quorum", recovery=FAST) as client:
+        try:
+            await _queues.declare_flow_queue(client, stage, _queues.STAGE_TTL_MS)
+            assert await _management_type(stage) == "quorum"
+            # Go's arguments plus x-queue-type: a redeclare with exactly those is accepted
+            conn = await connect(BROKER)
+            try:
+                args = {**_queues.queue_arguments(stage, _queues.STAGE_TTL_MS), "x-queue-type": "quorum"}
+                await (await conn.channel()).queue_declare(stage, durable=True, arguments=args)
+            finally:
+                await conn.close()
+        finally:
+            await _delete(f"{service}-queue", stage)
 
 
 async def test_delivery_limit_moves_a_poison_message_to_the_dlq() -> None:
@@ -217,3 +284,72 @@ async def test_delivery_limit_moves_a_poison_message_to_the_dlq() -> None:
                 await conn.close()
     finally:
         await _delete(queue, dlq)
+
+
+async def _full_queue(name: str) -> None:
+    """``name`` with room for one message, holding one, refusing more (reject-publish: a nack)."""
+    conn = await connect(BROKER)
+    try:
+        ch = await conn.channel(publisher_confirms=True)
+        await ch.queue_declare(name, arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+        await ch.publish(b"full", "", name)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("gets_room", [True, False])
+async def test_a_nacked_publish_sent_by_a_recovery_is_sent_again_until_wait_timeout(gets_room: bool) -> None:
+    queue = _name("resend")
+    await _full_queue(queue)
+    policy = RecoveryPolicy(initial_delay=0.05, max_delay=0.5, wait_timeout=3.0 if not gets_room else 30.0)
+    try:
+        async with TcpProxy() as proxy:
+            robust = await connect_robust(proxy.url(), policy=policy, timeout=5)
+            try:
+                ch = await robust.channel(publisher_confirms=True)
+                proxy.cut()
+                fut = ch.publish_nowait(b"sent by the recovery", "", queue)  # buffered: link is down
+                assert fut is not None
+                if not gets_room:  # the queue stays full: the nacks win after wait_timeout
+                    with pytest.raises(errors.PublishNackedError):
+                        await asyncio.wait_for(fut, 30)
+                    assert robust.stats.nacked_resent >= 1
+                    return
+                for _ in range(300):
+                    if robust.stats.nacked_resent:
+                        break
+                    await asyncio.sleep(0.05)
+                assert robust.stats.nacked_resent >= 1 and not fut.done()
+                conn = await connect(BROKER)
+                bodies: list[bytes] = []
+                try:  # room again (as a quorum queue with a leader again): a re-send is stored
+                    reader = await conn.channel()
+                    for _ in range(600):
+                        if fut.done():
+                            break
+                        d = await reader.basic_get(queue, no_ack=True)
+                        if d is not None:
+                            bodies.append(d.body)
+                        await asyncio.sleep(0.05)
+                finally:
+                    await conn.close()
+                assert await asyncio.wait_for(fut, 5) is True
+                assert bodies[0] == b"full"
+                await ch.wait_for_confirms(timeout=5)  # the nacks it went through are not counted
+            finally:
+                await robust.close()
+    finally:
+        await _delete(queue)
+
+
+async def test_shuffle_spreads_clients_over_the_nodes() -> None:
+    async with TcpProxy() as a, TcpProxy() as b, TcpProxy() as c:
+        url = f"amqp://guest:guest@127.0.0.1:{a.port},127.0.0.1:{b.port},127.0.0.1:{c.port}/?shuffle=true"
+        conns = [await connect(url, timeout=5) for _ in range(12)]
+        try:
+            # in order, all 12 would be on the first node; shuffled, all on one has odds 3 / 3**12
+            assert sum(1 for p in (a, b, c) if p.accepted) >= 2
+            assert sum(p.accepted for p in (a, b, c)) == 12
+        finally:
+            for conn in conns:
+                await conn.close()

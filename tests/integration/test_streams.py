@@ -21,6 +21,7 @@ import pytest
 from mmate_fast import Client, errors
 from mmate_fast.amqp import connect
 from mmate_fast.contracts import Event
+from mmate_fast.messaging.dispatcher import Dispatcher
 from mmate_fast.messaging.outgoing import build
 from mmate_fast.messaging.pipeline import Interceptor
 from mmate_fast.transports.streams import StreamConnection, connect_stream
@@ -169,10 +170,13 @@ async def test_consume_from_first_offset_next_last_and_timestamp(stream: str) ->
     assert seen["next"] == ["o-10", "o-11"]
 
 
-async def _until(cond: Any, what: str, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.02)
+async def _until(cond: Any, what: str, timeout: float = 20.0) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not cond():
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"not within {timeout}s: {what}") from None
 
 
 async def test_group_resumes_after_restart_and_groups_keep_their_own_offsets(stream: str) -> None:
@@ -197,11 +201,12 @@ async def test_group_resumes_after_restart_and_groups_keep_their_own_offsets(str
         again = await client.subscribe_stream(stream, group="billing", offset="first")
         assert again.started_at == first_run_last + 1  # after the stored offset, not "first"
         await _until(lambda: len(billing) == 8, "billing caught up")
-        async with Client(AMQP_URL, service_name=_name("svc2")) as other:
-            other.dispatcher.add_handler(StreamOrderPlaced, lambda m: shipping.append(m.order_id))
-            ship = await other.subscribe_stream(stream, group="shipping", offset="first")
-            await _until(lambda: len(shipping) == 8, "shipping caught up")
-            shipping_last = ship.last_offset
+        own = Dispatcher()  # another group in the same process, with handlers of its own
+        own.add_handler(StreamOrderPlaced, lambda m: shipping.append(m.order_id))
+        ship = await client.subscribe_stream(stream, group="shipping", offset="first", dispatcher=own)
+        await _until(lambda: len(shipping) == 8, "shipping caught up")
+        await ship.stop()
+        shipping_last = ship.last_offset
         billing_last = again.last_offset
     assert billing == [f"o-{i}" for i in range(8)]  # each record once, across the restart
     assert shipping == [f"o-{i}" for i in range(8)]  # another group: its own offset, all of the log
@@ -240,10 +245,7 @@ async def test_bad_records_are_skipped_counted_and_dead_lettered(sconn: StreamCo
         client.dispatcher.add_handler(StreamOrderPlaced, handle)
         consumer = await client.subscribe_stream(stream, group=group, offset="first")
         await consumer.wait_for(4)
-        for _ in range(100):
-            if consumer.stats.dead_lettered == 3:
-                break
-            await asyncio.sleep(0.05)
+        await _until(lambda: consumer.stats.dead_lettered == 3, "3 records dead-lettered", timeout=30)
         stats = consumer.stats
         assert handled == ["ok-1"]
         assert stats.received == 5 and stats.handled == 1 and stats.ignored == 1 and stats.failed == 3

@@ -147,7 +147,8 @@ async def test_a_call_that_waited_longer_than_the_timeout_for_its_turn_fails(tmp
     store = open_store(f"sqlite:///{tmp_path / 'slow.db'}?timeout=0.2")
     assert isinstance(store, SQLiteFlowStore)
     try:
-        slow = asyncio.ensure_future(store._call(lambda conn: time.sleep(0.5), (), False, "slow"))
+        # a write on the writer thread: the writes after it queue there too (in order)
+        slow = asyncio.ensure_future(store._call(lambda conn: time.sleep(0.5), (), True, "slow"))
         await asyncio.sleep(0.05)  # the thread is in it now
         with pytest.raises(FlowStoreError, match=r"claim_stage waited more than 0\.2s for its turn"):
             await store.claim_stage("i-1", "stage0", "{}")
@@ -186,9 +187,9 @@ async def test_a_read_the_calling_thread_cannot_do_goes_to_the_writer_thread(tmp
     try:
         await store.save(record())
         await store.claim_stage("i-1", "stage0", "won")
-        reader = store._reader()
-        assert reader is not None
-        reader.close()  # this thread's reader is broken: every read on it fails
+        conn = store._conn()
+        assert conn is not None
+        conn.close()  # this thread's connection is broken: every read on it fails
         assert await store.get("i-1") == record()
         assert await store.stage_result("i-1", "stage0") == "won"
     finally:
@@ -200,8 +201,8 @@ async def test_a_save_nowait_that_fails_is_logged(tmp_path: Path, caplog: pytest
     timeout behind a slow call), the named error is logged as a warning."""
     store = open_store(f"sqlite:///{tmp_path / 'nowait.db'}?timeout=0.2")
     try:
-        slow = asyncio.ensure_future(store._call(lambda conn: time.sleep(0.5), (), False, "slow"))  # type: ignore[attr-defined]
-        await asyncio.sleep(0.05)
+        slow = asyncio.ensure_future(store._call(lambda conn: time.sleep(0.5), (), True, "slow"))  # type: ignore[attr-defined]
+        await asyncio.sleep(0.05)  # a write on the writer thread: the save_nowait queues behind it
         with caplog.at_level("WARNING", logger="mmate_fast.stageflow"):
             store.save_nowait(record())  # type: ignore[attr-defined]
             await slow
@@ -238,6 +239,83 @@ async def test_the_wal_is_checkpointed_off_the_writer_thread(tmp_path: Path,
     finally:
         await store.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("mmate-flowstore-checkpoint")]
+
+
+async def test_writes_run_on_the_calling_thread_batched_per_loop_turn(tmp_path: Path) -> None:
+    """The writes issued in one loop turn go in one transaction on the caller's own connection, with
+    no trip to the writer thread: they are answered while that thread is busy."""
+    from mmate_fast.stageflow.store._sqlite import SQLiteFlowStore
+
+    store = open_store(f"sqlite:///{tmp_path / 'inline.db'}")
+    assert isinstance(store, SQLiteFlowStore)
+    try:
+        await store.save(record("warm-up"))
+        slow = asyncio.ensure_future(store._call(lambda conn: time.sleep(0.5), (), False, "slow"))
+        await asyncio.sleep(0.05)  # the writer thread is in it now (a read: writes need not wait)
+        commits = store._write_commits
+        results = await asyncio.gather(store.save(record()), store.claim_stage("i-1", "k", "v"),
+                                       store.claim_stage_and_save("i-1", "j", "w", record(version=2)))
+        assert results == [None, "v", "w"]
+        assert store._write_commits == commits + 1  # one transaction
+        assert not slow.done()  # answered without the writer thread
+        got = await store.get("i-1")
+        assert got is not None and got.version == 2
+        await slow
+    finally:
+        await store.close()
+
+
+async def test_writes_wait_for_another_process_on_the_writer_thread(tmp_path: Path) -> None:
+    """The write lock is taken (another process): the batch goes to the writer thread, which waits
+    for it off the event loop; the loop goes on meanwhile."""
+    path = tmp_path / "taken.db"
+    store = open_store(f"sqlite:///{path}")
+    try:
+        await store.save(record())
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        saving = asyncio.ensure_future(store.save(record(version=2)))
+        try:
+            for _ in range(5):
+                await asyncio.sleep(0.01)  # the loop turns while the save waits
+            assert not saving.done()
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        await saving
+        got = await store.get("i-1")
+        assert got is not None and got.version == 2
+    finally:
+        await store.close()
+
+
+async def test_a_write_lock_held_briefly_elsewhere_is_waited_for_on_the_loop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inline writes try again from the loop while another process holds the lock (the writes issued
+    meanwhile join them, in order); only after INLINE_LOCK_WAIT do they go to the writer thread."""
+    from mmate_fast.stageflow.store import _sqlite
+
+    monkeypatch.setattr(_sqlite, "INLINE_LOCK_WAIT", 30.0)  # never the writer thread here
+    path = tmp_path / "brief.db"
+    store = open_store(f"sqlite:///{path}")
+    assert isinstance(store, _sqlite.SQLiteFlowStore)
+    try:
+        await store.save(record())
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        first = asyncio.ensure_future(store.save(record(version=3)))
+        await asyncio.sleep(0.02)
+        later = asyncio.ensure_future(store.save(record(version=2, status="older")))  # queued behind
+        await asyncio.sleep(0.02)
+        assert not first.done() and not later.done()
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        await asyncio.gather(first, later)
+        assert store._writes_handed == 0  # all on the loop's connection
+        got = await store.get("i-1")
+        assert got is not None and got.version == 3 and got.status == "running"
+    finally:
+        await store.close()
 
 
 async def test_opening_an_existing_store_does_not_wait_for_a_writer(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from mmate_fast._py import frames as pyframes
 from mmate_fast._py import streamwire
-from mmate_fast.transports.streams._amqp10 import StreamProperties, decode_sections, decode_value
+from mmate_fast._transport.amqp10 import StreamProperties, decode_sections, decode_value
 
 
 def test_properties_of_a_stored_publish_read_back_under_amqp_091_names() -> None:

@@ -1,19 +1,26 @@
 """``sqlite:///path.db``: the embedded state store for one machine (one or several processes).
 
-The stdlib ``sqlite3`` runs off the event loop on one writer thread per store that owns the
-connection. Calls queue operations; the thread takes everything queued and runs it in one
-transaction (``BEGIN IMMEDIATE`` when the batch writes), then settles the callers' futures with one
-loop wake-up per batch: many concurrent saves cost one commit. WAL mode with ``synchronous=NORMAL``
-(a commit survives a crash of the process, the last ones may be lost on power loss) and a busy
-timeout let several processes share one file; ``claim_stage`` is ``INSERT ... ON CONFLICT DO
-NOTHING`` then ``SELECT`` inside that transaction, atomic across processes by the primary key.
+Writes of a file store run on the calling thread (the event loop's), batched: the writes issued
+during one turn of the loop go in one transaction at its end (``loop.call_soon``), which only starts
+when the write lock is free at once (``BEGIN IMMEDIATE`` with no wait); the commit writes the WAL
+without syncing it (``synchronous=NORMAL``; checkpoints, which sync, run on their own thread, see
+below). When another process holds the lock, or writes handed over earlier are still pending, the
+batch goes to the store's writer thread instead, which waits for its turn off the loop (and fails
+with ``FlowStoreError`` after the timeout). ``:memory:`` stores and ``list`` always use the writer
+thread: it takes everything queued and runs it in one transaction, then settles the callers' futures
+with one loop wake-up per batch. Inline, a write costs no thread switch at all: two context switches
+and two wake-ups per batch were most of a store call's cost on a loaded machine.
 
-Reads (``get``, ``stage_result``) of a file store run at once on the calling thread, on a read-only
-connection of that thread (WAL readers take no lock: a primary-key lookup costs a few µs, a hop to
-the writer thread and back costs ten times that); one that fails there (a busy WAL recovery, I/O)
-goes to the writer thread like any other call, which names the error. ``save_nowait`` queues a save
+WAL mode with ``synchronous=NORMAL`` (a commit survives a crash of the process, the last ones may be
+lost on power loss) and the write lock let several processes share one file; ``claim_stage`` is
+``INSERT ... ON CONFLICT DO NOTHING`` then ``SELECT`` inside that transaction, atomic across
+processes by the primary key.
+
+Reads (``get``, ``stage_result``) of a file store run at once on the calling thread's connection
+(WAL readers take no lock: a primary-key lookup costs a few µs); one that fails there (a busy WAL
+recovery, I/O) goes to the writer thread, which names the error. ``save_nowait`` queues a save
 without a future (the engine's saves after a hop is published: nobody waits for them; a failure is
-logged), to be committed with the next batch.
+logged), committed with the next batch.
 
 WAL checkpoints run on a third thread with its own connection (every ``CHECKPOINT_EVERY`` write
 transactions, ``PRAGMA wal_checkpoint(PASSIVE)``), not in the writer's ``COMMIT`` as SQLite's
@@ -134,12 +141,32 @@ _Fn = Callable[..., Any]
 #: nobody waits), what, time.monotonic() when queued)
 _Op = tuple[_Fn, tuple[Any, ...], bool, asyncio.AbstractEventLoop, "asyncio.Future[Any] | None", str, float]
 _CLOSE = None
+#: ``_run_here``: another connection holds the write lock
+_BUSY: list[tuple[_Op, bool, Any]] = []
+#: how long inline writes try again (every INLINE_LOCK_PAUSE s at first, then up to 1 ms apart) while
+#: another process holds the write lock, before the writer thread waits for it
+INLINE_LOCK_WAIT = 0.05
+INLINE_LOCK_PAUSE = 0.0001
 
 
 def _settle(done: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
     """On the caller's loop: resolve the futures of one batch (a caller that gave up is skipped)."""
     for fut, ok, value in done:
         if not fut.done():
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+
+
+def _settle_here(done: list[tuple[_Op, bool, Any]]) -> None:
+    """Resolve the futures of a batch run on their own loop's thread (no wake-up needed)."""
+    for op, ok, value in done:
+        fut = op[4]
+        if fut is None:
+            if not ok:
+                log.warning("%s", value)
+        elif not fut.done():
             if ok:
                 fut.set_result(value)
             else:
@@ -233,11 +260,16 @@ class SQLiteFlowStore:
         self.url = url or f"sqlite:///{path}"
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._closed = False
-        #: the read-only connection of each thread that read (a file store only: another connection to
-        #: ``:memory:`` would open another, empty, database)
+        #: per calling thread: ``conn`` (its connection, for reads and inline writes) and ``pending``
+        #: (the writes of this loop turn); a file store only: another connection to ``:memory:`` would
+        #: open another, empty, database
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
+        #: write ops handed to the writer thread / finished there: while they differ, new writes go
+        #: there too (after them, in order)
+        self._writes_handed = 0
+        self._writes_done = 0
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
         self._sync_reads = path != ":memory:" and not path.startswith("file:")
         #: WAL checkpoints off the writer thread (a file store only); the writer counts its commits
         self._checkpointer = _Checkpointer(path, self.url) if self._sync_reads else None
@@ -345,9 +377,11 @@ class SQLiteFlowStore:
                         item = get_nowait()
                     except queue.Empty:
                         break
+                writes = sum(1 for op in batch if op[2])
                 batch = self._drop_stale(batch) if batch else batch
                 if batch:
                     _deliver(self._run(conn, batch))
+                self._writes_done += writes
         finally:
             if self._checkpointer is not None:
                 self._checkpointer.stop()
@@ -420,15 +454,108 @@ class SQLiteFlowStore:
                 except sqlite3.Error as exc:  # this statement only (SQLite undid it alone)
                     done.append((op, False, _store_error(exc, op[5], self.url, self._timeout)))
             conn.execute("COMMIT")
-            if writes and self._checkpointer is not None:
-                self._write_commits += 1
-                if self._write_commits % CHECKPOINT_EVERY == 0:
-                    self._checkpointer.poke()
+            if writes:
+                self._committed()
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             return [(op, False, _store_error(exc, op[5], self.url, self._timeout)) for op in batch]
+        return done
+
+    def _committed(self) -> None:
+        """A write transaction committed (here or on the writer thread): poke the checkpointer now
+        and then."""
+        if self._checkpointer is not None:
+            self._write_commits += 1
+            if self._write_commits % CHECKPOINT_EVERY == 0:
+                self._checkpointer.poke()
+
+    # ------------------------------------------------------------------ inline writes (calling thread)
+    def _write(self, fn: _Fn, args: tuple[Any, ...], what: str, fut: asyncio.Future[Any] | None) -> None:
+        """Queue a write for the end of this loop turn (``fut``: its caller's future, None for
+        nobody); a store without inline writes hands it to the writer thread at once."""
+        if self._closed:
+            raise self._closed_error()
+        loop = asyncio.get_running_loop()
+        op: _Op = (fn, args, True, loop, fut, what, time.monotonic())
+        if not self._sync_reads:
+            self._writes_handed += 1
+            self._queue.put(op)
+            return
+        local = self._local
+        pending: list[_Op] | None = getattr(local, "pending", None)
+        if pending is None:
+            pending = local.pending = []
+        pending.append(op)
+        if len(pending) == 1:
+            loop.call_soon(self._flush_here, pending)
+
+    def _flush_here(self, pending: list[_Op], since: float = 0.0) -> None:
+        """Run this turn's writes in one transaction on this thread. While another process holds the
+        write lock, try again a little later from the loop (the writes issued meanwhile join the
+        batch) for up to ``INLINE_LOCK_WAIT`` s, then hand them to the writer thread, which waits
+        for its turn off the loop; so do writes behind earlier ones still pending there (in order)."""
+        if not pending:
+            return
+        if self._writes_handed == self._writes_done and not self._closed:
+            batch = pending[:]
+            done = self._run_here(batch)
+            if done is not None:
+                del pending[:len(batch)]
+                if done is not _BUSY:
+                    _settle_here(done)
+                    return
+                now = time.monotonic()
+                since = since or now
+                if now - since < INLINE_LOCK_WAIT:
+                    pause = min(max(now - since, INLINE_LOCK_PAUSE), 0.001)
+                    asyncio.get_running_loop().call_later(pause, self._flush_here, pending, since)
+                    pending[:0] = batch  # still first in line
+                    return
+                pending[:0] = batch
+        self._hand_over(pending)
+
+    def _hand_over(self, pending: list[_Op]) -> None:
+        """Queue ``pending`` (emptied) on the writer thread, in order."""
+        batch = pending[:]
+        pending.clear()
+        self._writes_handed += len(batch)
+        for op in batch:
+            self._queue.put(op)
+
+    def _run_here(self, batch: list[_Op]) -> list[tuple[_Op, bool, Any]] | None:
+        """``batch`` in one transaction on this thread's connection; ``_BUSY`` when another
+        connection holds the write lock, None when it cannot run here (no connection, or SQLite
+        failed): nothing of it was written then."""
+        conn = self._conn()
+        if conn is None:
+            return None
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # no busy wait (timeout 0)
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            return _BUSY if "locked" in text or "busy" in text else None
+        except sqlite3.Error:
+            return None
+        done: list[tuple[_Op, bool, Any]] = []
+        try:
+            for op in batch:
+                try:
+                    done.append((op, True, op[0](conn, *op[1])))
+                except sqlite3.OperationalError:
+                    raise
+                except sqlite3.Error as exc:  # this statement only (SQLite undid it alone)
+                    done.append((op, False, _store_error(exc, op[5], self.url, self._timeout)))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            log.debug("flow store %s: a write batch failed on the calling thread (%s): the writer "
+                      "thread runs it", self.url, exc)
+            return None
+        self._committed()
         return done
 
     # ------------------------------------------------------------------ the callers' side
@@ -437,32 +564,41 @@ class SQLiteFlowStore:
                                     "open_store(url)")
 
     async def _call(self, fn: _Fn, args: tuple[Any, ...], writes: bool, what: str) -> Any:
+        """Run ``fn`` on the writer thread and wait for its outcome."""
         if self._closed:
             raise self._closed_error()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
+        if writes:
+            self._writes_handed += 1
         self._queue.put((fn, args, writes, loop, fut, what, time.monotonic()))
         return await fut
 
-    def _reader(self) -> sqlite3.Connection | None:
-        """This thread's read-only connection (opened on first use), or None (``:memory:``, or it
-        cannot be opened: the writer thread reads then)."""
+    async def _write_wait(self, fn: _Fn, args: tuple[Any, ...], what: str) -> Any:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._write(fn, args, what, fut)
+        return await fut
+
+    def _conn(self) -> sqlite3.Connection | None:
+        """This thread's connection (opened on first use; no busy wait, no automatic checkpoint), or
+        None (``:memory:``, or it cannot be opened: the writer thread reads and writes then)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None or not self._sync_reads:
             return conn
         try:
             conn = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA query_only = 1")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
         except sqlite3.Error as exc:
-            log.debug("flow store %s: no read connection on this thread (%s): reads go to the writer "
-                      "thread", self.url, exc)
+            log.debug("flow store %s: no connection on this thread (%s): reads and writes go to the "
+                      "writer thread", self.url, exc)
             self._sync_reads = False
             return None
-        with self._readers_lock:
+        with self._conns_lock:
             if self._closed:
                 conn.close()
                 return None
-            self._readers.append(conn)
+            self._conns.append(conn)
         self._local.conn = conn
         return conn
 
@@ -471,7 +607,7 @@ class SQLiteFlowStore:
         answer (SQLite busy, I/O error...): the caller asks the writer thread instead."""
         if self._closed:
             raise self._closed_error()
-        conn = self._reader()
+        conn = self._conn()
         if conn is None:
             return False, None
         try:
@@ -483,17 +619,14 @@ class SQLiteFlowStore:
 
     async def save(self, record: FlowRecord) -> None:
         check_record(record)
-        await self._call(_save, (record,), True, "save")
+        await self._write_wait(_save, (record,), "save")
 
     def save_nowait(self, record: FlowRecord) -> None:
         """Queue a save of ``record`` and return at once: it is committed with the next batch, in
         order with the calls queued before it; nobody waits for it, and a failure is logged (a
         warning), not raised. For the engine's saves after a hop (the record may lag a moment)."""
         check_record(record)
-        if self._closed:
-            raise self._closed_error()
-        self._queue.put((_save, (record,), True, asyncio.get_running_loop(), None, "save",
-                         time.monotonic()))
+        self._write(_save, (record,), "save", None)
 
     async def get(self, instance_id: str) -> FlowRecord | None:
         done, result = self._read_now(_get, (instance_id,))
@@ -509,7 +642,7 @@ class SQLiteFlowStore:
 
     async def claim_stage(self, instance_id: str, stage_key: str, result_json: str) -> str:
         check_claim(instance_id, stage_key, result_json)
-        result: str = await self._call(_claim, (instance_id, stage_key, result_json), True, "claim_stage")
+        result: str = await self._write_wait(_claim, (instance_id, stage_key, result_json), "claim_stage")
         return result
 
     async def claim_stage_and_save(self, instance_id: str, stage_key: str, result_json: str,
@@ -517,8 +650,8 @@ class SQLiteFlowStore:
         """``claim_stage``; when this call wins the claim, ``save(record)`` in the same transaction."""
         check_claim(instance_id, stage_key, result_json)
         check_record(record)
-        result: str = await self._call(_claim_and_save, (instance_id, stage_key, result_json, record), True,
-                                       "claim_stage")
+        result: str = await self._write_wait(_claim_and_save, (instance_id, stage_key, result_json, record),
+                                             "claim_stage")
         return result
 
     async def stage_result(self, instance_id: str, stage_key: str) -> str | None:
@@ -531,15 +664,18 @@ class SQLiteFlowStore:
     async def close(self) -> None:
         """Finish what is queued, close the connection and stop the thread (idempotent)."""
         if not self._closed:
+            pending: list[_Op] | None = getattr(self._local, "pending", None)
+            if pending:  # this loop turn's writes (or those waiting for the lock): before the close
+                self._hand_over(pending)
             self._closed = True
             loop = asyncio.get_running_loop()
             fut: asyncio.Future[None] = loop.create_future()
             self._stopped.append((loop, fut))
-            # the readers first: the last connection to close checkpoints the WAL, and that is the
-            # writer thread's (not this loop's)
-            with self._readers_lock:
-                readers, self._readers = self._readers, []
-            for conn in readers:
+            # the calling threads' connections first: the last connection to close checkpoints the WAL,
+            # and that is the writer thread's (not this loop's)
+            with self._conns_lock:
+                conns, self._conns = self._conns, []
+            for conn in conns:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
             self._queue.put(_CLOSE)

@@ -80,6 +80,24 @@ def _int_arg(name: str, queue: str, args: Mapping[str, Any], key: str, minimum: 
     return value
 
 
+def _check_queue_type(name: str, durable: bool, exclusive: bool, auto_delete: bool,
+                      arguments: Mapping[str, Any]) -> None:
+    """406 as RabbitMQ 3.10 answers for a quorum queue it cannot have, or an unknown queue type."""
+    kind = arguments.get("x-queue-type")
+    if kind == "quorum":
+        bad = ("non-durable" if not durable else "exclusive-owner" if exclusive
+               else "auto-delete" if auto_delete else None)
+        if bad is not None:
+            raise broker_error(406, f"invalid property '{bad}' for queue '{name}' in vhost '/'",
+                               "queue.declare")
+        if "x-max-priority" in arguments:
+            raise broker_error(406, f"invalid arg 'x-max-priority' for queue '{name}' in vhost '/' of queue "
+                                    "type rabbit_quorum_queue", "queue.declare")
+    elif kind is not None and kind not in ("classic", "stream"):
+        raise broker_error(406, f"invalid arg 'x-queue-type' for queue '{name}' in vhost '/': "
+                                f"\"unsupported queue type '{kind}'\"", "queue.declare")
+
+
 def _str_arg(args: Mapping[str, Any], key: str) -> str | None:
     value = args.get(key)
     if isinstance(value, bytes):
@@ -124,6 +142,7 @@ class Queue:
         self.auto_delete = auto_delete
         self.arguments = dict(arguments)
         method = "queue.declare"
+        _check_queue_type(name, durable, owner is not None, auto_delete, arguments)
         self.ttl = _int_arg(method, name, arguments, "x-message-ttl", 0)
         self.expires = _int_arg(method, name, arguments, "x-expires", 1)
         self.max_length = _int_arg(method, name, arguments, "x-max-length", 0)

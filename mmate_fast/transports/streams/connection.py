@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from mmate_fast import errors
+from mmate_fast._transport.streams import OffsetSpec
 from mmate_fast._version import __version__
 from mmate_fast.transports.streams import _codec as c
 
@@ -32,8 +33,6 @@ DEFAULT_PORT = 5552
 #: the URL schemes this module opens (``amqp://`` URLs are mapped by :func:`stream_url`)
 SCHEMES = ("rabbitmq-stream",)
 
-#: what :meth:`StreamConnection.subscribe` and the Mmate-level consumers take as a start offset
-OffsetSpec = str | int | datetime
 
 
 def stream_url(url: str, port: int = DEFAULT_PORT) -> str:

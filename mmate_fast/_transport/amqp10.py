@@ -1,4 +1,5 @@
-"""Read the sections of an AMQP 1.0 message (what a stream stores) into Python values.
+"""Read the sections of an AMQP 1.0 message (what a stream stores) into Python values (part of the
+stream transport interface: the Mmate level reads record properties with it).
 
 Off the hot path: the consumer takes the body with the compiled ``message_body``; this runs only when
 a handler looks at headers or properties (``ctx.headers``), or a message is dead-lettered.
