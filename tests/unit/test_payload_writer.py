@@ -84,6 +84,14 @@ def test_writer_equals_dict_path(text: str, count: int, ratio: float, flag: bool
         assert _writer(W, Shipment).encode(msg) == want
 
 
+def test_writer_grows_past_its_stack_buffer(W: ModuleType) -> None:
+    """Payloads far beyond the writer's 1 KiB stack buffer (escapes grow 6x) come out whole."""
+    w = _writer(W, Shipment)
+    for n in (150, 170, 1000, 20000):
+        msg = Shipment(text="<\u2028é" * n, note="x" * n, items=list(range(n)), alias="\x01" * n)
+        assert w.encode(msg) == _penv.encode_json(to_payload(msg))
+
+
 def test_writer_leaves_unencodable_values_to_the_general_path(W: ModuleType) -> None:
     """NaN, a str with a lone surrogate, an object the codec refuses: None (no partial JSON)."""
     w = _writer(W, Shipment)
