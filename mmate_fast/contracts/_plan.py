@@ -207,6 +207,8 @@ class ContractPlan:
         self.encode = encode
         self.decode = decode
         self.payload_json = _no_payload_json
+        if self._writer is not _MISSING and self._writer is not None:
+            self._writer.disabled = True  # message templates may have cached it
         self._writer = None
 
     def payload_writer(self) -> Any:
