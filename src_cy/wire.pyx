@@ -572,6 +572,7 @@ cdef class PayloadWriter:
     cdef bytes _flags      # per field: 1 omitempty, 2 leaf (taken as it is by the envelope codec)
     cdef object _general
     cdef Py_ssize_t _n
+    cdef public bint disabled  # set when the class gets a hand-written codec: encode answers None
 
     def __init__(self, fields, general):
         rows = sorted(fields, key=lambda f: f[1])
@@ -590,6 +591,8 @@ cdef class PayloadWriter:
         return self.encode_or_none(msg)
 
     cdef object encode_or_none(self, object msg):
+        if self.disabled:
+            return None
         try:
             return self._write(msg)
         except Exception:

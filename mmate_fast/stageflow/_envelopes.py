@@ -192,16 +192,7 @@ def install(cls: type, encode: Callable[[Any], dict[str, Any]],
     payload writer (``payload_json`` / ``payload_writer()``, which write the payload from the
     attributes, in ``build``'s general and compiled paths) is turned off: it would bypass ``encode``
     (the Go vector tests catch a writer that comes back)."""
-    plan = contract_plan(cls)
-    plan.encode = encode
-    plan.decode = decode
-    plan.payload_json = _no_payload_json
-    plan._writer = None  # payload_writer() -> None: no compiled writer for this class
-
-
-def _no_payload_json(msg: Any) -> None:
-    """``ContractPlan.payload_json`` of a class with a hand-written codec: None (use ``encode``)."""
-    return None
+    contract_plan(cls).use_codec(encode, decode)
 
 
 install(FlowMessageEnvelope, _encode_flow, _decode_flow)

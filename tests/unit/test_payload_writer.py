@@ -166,3 +166,20 @@ def test_one_call_build_equals_general_build(text: str, corr: str | None, agg: s
 def _plain(headers: dict[str, Any]) -> dict[str, Any]:
     """Headers with each Typed as (tag, value): the twin's and the compiled frame codec's compare."""
     return {k: (v.tag, v.value) if hasattr(v, "tag") else v for k, v in headers.items()}
+
+
+def test_a_hand_written_codec_wins_over_a_cached_writer() -> None:
+    """use_codec after the class was published once (its writer cached by the template): the next
+    build sends the hand-written payload, not the writer's."""
+    from mmate_fast.contracts import contract_plan
+    from mmate_fast.messaging.outgoing import build
+
+    @dataclass
+    class Custom(Event):
+        text: str = ""
+
+    msg = Custom(text="x", aggregate_id="a")
+    assert build(msg).body.endswith(b',"payload":{"aggregateId":"a","sequence":0,"text":"x"}}')
+    plan = contract_plan(Custom)
+    plan.use_codec(lambda m: {"t": m.text}, plan.decode)
+    assert build(msg).body.endswith(b',"payload":{"t":"x"}}')
