@@ -1,25 +1,32 @@
 """What the broker pays for the Mmate wire: broker CPU µs per published message, one part at a time.
 
-    python benchmarks/broker_cost.py [--messages N] [--repeat R] [--only row,row] [--list]
+    python benchmarks/broker_cost.py [--messages N] [--repeat R] [--only row,row] [--node own|main] [--list]
 
 A zero-cost raw client (blocking socket, frames pre-encoded once, 1000 messages per sendall) publishes
 N messages of one *shape* into a fresh queue; the run is timed until the queue holds all N (or, with
-confirms, until the last ack). RabbitMQ's CPU time (utime+stime of the main node's beam.smp, read
-from /proc before and after; the node listening on 5672, not the extra nodes tests start) over that
-span, minus the node's background CPU rate measured for 0.5 s just before, divided by N, is the
-broker's cost per message. Rows:
+confirms, until the last ack). The broker's CPU time (utime+stime of its beam.smp, read from /proc
+before and after) over that span, minus the node's background CPU rate measured for 0.5 s just
+before, divided by N, is its cost per message. ``--node own`` (default) starts a throw-away node for
+the run (tests/integration/broker_node.py; stopped at the end), so that CPU is ours alone; ``--node
+main`` measures the shared broker on 5672 (found by its listener, not the extra nodes tests start).
+Rows (``--list``):
 
 * ``plain`` — the transport benchmark's message: default exchange, 300-byte body, content_type +
-  delivery_mode only, transient, non-durable queue, no confirms, one channel, one connection;
-* one part changed from ``plain`` (``topic``, ``direct``, ``go_headers``, ``our_props``, ``lean_props``,
-  ``body692``, ``durable_queue``, ``persistent``, ``confirms``, ``channels4``, ``connections4``);
-* the whole Mmate event as Go sends it (``mmate_go``: topic exchange ``evt.#.{type}`` binding, Go's 14
-  headers, the 692-byte envelope, persistent into a durable queue), as we send it (``mmate_ours``:
-  plus the .NET-mapping properties message_id/type/timestamp), our lean profile (``mmate_lean``) and
-  the same spread over 4 channels / 4 connections;
+  delivery_mode only (20 bytes of properties), transient, non-durable queue, no confirms, one channel,
+  one connection;
+* one part changed from ``plain``: the exchange (``direct``, ``topic`` with Client.subscribe's
+  ``evt.#.{type}`` binding, ``topic_star``/``topic_hash``/``topic_exact`` bindings), the properties
+  (``go_headers``, ``our_props``, ``lean_props``, ``net_props``, ``props_63``/``props_65`` around the
+  broker's 64-byte step), ``body692``, ``durable_queue``, ``persistent`` (``persistent_v2``: a classic
+  queue v2), ``confirms``, ``channels4``, ``connections4``;
+* the whole Mmate event as Go sends it (``mmate_go``: topic exchange, Go's 14 headers, the 692-byte
+  envelope, persistent into a durable queue), as we send it by default (``mmate_ours``: plus the .NET
+  mapping's message_id/type/timestamp), with the lean profile (``mmate_lean``), spread over 4 channels
+  or connections (``*_ch4``, ``*_conn4``), into a classic queue v2 (``*_v2``) and into 3 bound queues
+  (``*_fanout3*``: three subscribed services);
 * ``client_*``: our Client publishing the same events (``publish_event`` per new event object, no
   confirms) with its defaults, ``publish_channels=4`` and ``wire_profile="lean"``: how close the
-  library gets to the raw ceiling of the same wire.
+  library gets to the raw ceiling of the same wire (``vs_raw``).
 
 The table gives the rate, client CPU µs/msg (this process), broker CPU µs/msg (net of background) and
 its difference to ``plain``, the gross figure, the background share and how many cores the broker

@@ -2,7 +2,7 @@
 middle of a confirmed publish + manual-ack consume of persistent messages to a quorum queue.
 
     python benchmarks/failover.py [--messages 100000] [--kill-at 0.5] [--window 1000] [--prefetch 200]
-                                  [--settle 180] [--loop uvloop|asyncio]
+                                  [--settle 180] [--loop uvloop|asyncio] [--publish each|batch]
 
 Starts a throw-away 3-node cluster (``tests/integration/broker_cluster.py``: own node names, loopback
 ports, data dirs; never the shared broker) and two Clients with the cluster URL
@@ -100,9 +100,11 @@ class FailoverReport:
 
 
 async def run_failover(cluster: BrokerCluster, messages: int, *, kill_at: float = 0.5, window: int = 1000,
-                       prefetch: int = 200, settle: float = 180.0) -> FailoverReport:
-    """Run the scenario on ``cluster`` (node 0 is killed, or whichever the clients are on)."""
+                       prefetch: int = 200, settle: float = 180.0, batch: bool = False) -> FailoverReport:
+    """Run the scenario on ``cluster`` (node 0 is killed, or whichever the clients are on); ``batch``:
+    publish each window with ``publish_batch`` (a failed window is published again whole)."""
     report = FailoverReport(messages)
+    batch_mode = batch
     service = f"wt6-failover-{uuid.uuid4().hex[:8]}"
     seen: Counter[int] = Counter()
     all_seen = asyncio.Event()
@@ -153,7 +155,10 @@ async def run_failover(cluster: BrokerCluster, messages: int, *, kill_at: float 
             t_pub = time.monotonic()
             for first in range(0, messages, window):
                 batch = [FailoverTick(n=n) for n in range(first, min(messages, first + window))]
-                await _publish_until_confirmed(publisher, batch, report)
+                if batch_mode:
+                    await _publish_batch_until_confirmed(publisher, batch, report)
+                else:
+                    await _publish_until_confirmed(publisher, batch, report)
                 confirmed += len(batch)
                 if not consuming and confirmed >= messages * kill_at * 0.8:  # a backlog when the node dies
                     consuming = True
@@ -226,6 +231,21 @@ async def _publish_until_confirmed(publisher: Client, batch: list[FailoverTick],
     raise RuntimeError(f"{len(pending)} publishes still failing after 200 attempts")
 
 
+async def _publish_batch_until_confirmed(publisher: Client, batch: list[FailoverTick],
+                                         report: FailoverReport) -> None:
+    """``publish_batch`` of ``batch``; a window that fails (it does not say which message) is
+    published again whole, after a short pause."""
+    for attempt in range(1, 200):
+        try:
+            await publisher.publish_batch(batch, window=len(batch), timeout=120)
+            return
+        except Exception as exc:  # counted and retried; the report names the types
+            report.publish_retries += len(batch)
+            report.publish_errors.add(type(exc).__name__)
+            await asyncio.sleep(min(1.0, 0.05 * attempt))
+    raise RuntimeError("a window still failing after 200 attempts")
+
+
 def _ranges(numbers: list[int]) -> list[tuple[int, int]]:
     """[1, 2, 3, 7] -> [(1, 3), (7, 7)]."""
     out: list[tuple[int, int]] = []
@@ -286,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window", type=int, default=1000)
     ap.add_argument("--prefetch", type=int, default=200)
     ap.add_argument("--settle", type=float, default=180.0)
+    ap.add_argument("--publish", choices=("each", "batch"), default="each",
+                    help="each: publish_event per message, confirms awaited per window, nacked ones "
+                         "again; batch: publish_batch per window, a failed window again whole")
     ap.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     args = ap.parse_args(argv)
     try:
@@ -302,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
 
             runner = uvloop.run  # type: ignore[assignment]
         report = runner(run_failover(cluster, args.messages, kill_at=args.kill_at, window=args.window,
-                                     prefetch=args.prefetch, settle=args.settle))
+                                     prefetch=args.prefetch, settle=args.settle,
+                                     batch=args.publish == "batch"))
     finally:
         cluster.stop()
     print_report(report)

@@ -16,7 +16,7 @@ from mmate_fast._cy import frames as _frmod
 from mmate_fast.errors import ContractError
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.mem cimport PyMem_Realloc
+from cpython.mem cimport PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
@@ -538,9 +538,31 @@ cdef Py_ssize_t _wint(char* w, long long v) noexcept:
     return 24 - k
 
 
-cdef char* _room(Py_ssize_t used, Py_ssize_t extra) except NULL:
-    """The scratch buffer with ``used + extra`` bytes; returns the write position (used)."""
-    return _reserve(used + extra) + used
+cdef struct Out:
+    char* p          # the output: ``stack`` until it outgrows it, then a PyMem block of its own
+    Py_ssize_t cap
+    bint heap
+
+
+cdef char* _room(Out* o, char* stack, Py_ssize_t used, Py_ssize_t extra) except NULL:
+    """The writer's own buffer (never the module's scratch: values' Python code may run between
+    writes, and so may another thread) with ``used + extra`` bytes; returns the write position."""
+    cdef Py_ssize_t need = used + extra, cap
+    cdef char* np
+    if need > o.cap:
+        cap = need if need > 2 * o.cap else 2 * o.cap
+        if o.heap:
+            np = <char*>PyMem_Realloc(o.p, cap)
+        else:
+            np = <char*>PyMem_Malloc(cap)
+            if np != NULL:
+                memcpy(np, stack, used)
+        if np == NULL:
+            raise MemoryError()
+        o.p = np
+        o.cap = cap
+        o.heap = True
+    return o.p + used
 
 
 cdef class PayloadWriter:
@@ -550,6 +572,7 @@ cdef class PayloadWriter:
     cdef bytes _flags      # per field: 1 omitempty, 2 leaf (taken as it is by the envelope codec)
     cdef object _general
     cdef Py_ssize_t _n
+    cdef public bint disabled  # set when the class gets a hand-written codec: encode answers None
 
     def __init__(self, fields, general):
         rows = sorted(fields, key=lambda f: f[1])
@@ -568,12 +591,26 @@ cdef class PayloadWriter:
         return self.encode_or_none(msg)
 
     cdef object encode_or_none(self, object msg):
+        if self.disabled:
+            return None
         try:
             return self._write(msg)
         except Exception:
             return None
 
     cdef object _write(self, object msg):
+        cdef char stack[1024]
+        cdef Out o
+        o.p = stack
+        o.cap = 1024
+        o.heap = False
+        try:
+            return self._write_into(msg, &o, stack)
+        finally:
+            if o.heap:
+                PyMem_Free(o.p)
+
+    cdef object _write_into(self, object msg, Out* o, char* stack):
         cdef Py_ssize_t i, used = 1, n = 0, kl
         cdef const unsigned char* fl = <const unsigned char*>PyBytes_AS_STRING(self._flags)
         cdef const char* s = NULL
@@ -586,7 +623,7 @@ cdef class PayloadWriter:
         cdef long long iv = 0
         cdef double dv
         cdef object t
-        w = _room(0, 1)
+        w = _room(o, stack, 0, 1)
         w[0] = 123
         for i in range(self._n):
             v = getattr(msg, <str>self._attrs[i])
@@ -626,7 +663,7 @@ cdef class PayloadWriter:
                 n = <Py_ssize_t>strlen(r)
             elif k >= 3:
                 n = 24
-            w = _room(used, kl + n + 1)
+            w = _room(o, stack, used, kl + n + 1)
             if not first:
                 w[0] = 44
                 w += 1
@@ -655,9 +692,9 @@ cdef class PayloadWriter:
             else:
                 memcpy(w, PyBytes_AS_STRING(frag), n)
                 used += n
-        w = _room(used, 1)
+        w = _room(o, stack, used, 1)
         w[0] = 125
-        return PyBytes_FromStringAndSize(_scratch, used + 1)
+        return PyBytes_FromStringAndSize(o.p, used + 1)
 
 
 __all__ = ["MessageTemplate", "PayloadWriter"]

@@ -77,6 +77,9 @@ class PayloadWriter:
     converter (nested dataclasses, enums, sets, ...), applied to the values of non-leaf fields.
     """
 
+    #: set when the class gets a hand-written codec (ContractPlan.use_codec): ``encode`` answers
+    #: None from then on, also for templates that cached this writer
+    disabled: bool
     def __init__(self, fields: Iterable[tuple[str, str, bool, str | None, bool]],
                  general: Callable[[Any], Any]) -> None: ...
     def encode(self, msg: Any) -> bytes | None:

@@ -135,19 +135,23 @@ class PayloadWriter:
     """A dataclass's top-level payload as Go JSON from its attributes (the compiled module writes it
     in one C pass; this twin builds the dict the contract plan builds and encodes it)."""
 
-    __slots__ = ("_fields", "_general")
+    __slots__ = ("_fields", "_general", "disabled")
 
     def __init__(self, fields: Iterable[tuple[str, str, bool, str | None, bool]],
                  general: Callable[[Any], Any]) -> None:
         self._fields = sorted(fields, key=lambda f: f[1])
         _env.encode_json([f[1] for f in self._fields])  # the same up-front check of the wire names
         self._general = general
+        #: set when the class gets a hand-written codec: ``encode`` answers None from then on
+        self.disabled = False
 
     def __repr__(self) -> str:
         return f"PayloadWriter({len(self._fields)} fields)"
 
     def encode(self, msg: Any) -> bytes | None:
         """The payload JSON, or None when a value needs the general path (see the .pyi)."""
+        if self.disabled:
+            return None
         try:
             d: dict[str, Any] = {}
             for attr, wire, omitempty, fallback, leaf in self._fields:

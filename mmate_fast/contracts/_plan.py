@@ -199,6 +199,18 @@ class ContractPlan:
         lines.append("    return d")
         return _compile(lines, ns, "encode", self.cls)
 
+    def use_codec(self, encode: Callable[[Any], dict[str, Any]],
+                  decode: Callable[[Any, str, str, str, str | None], Any]) -> None:
+        """Give the class a hand-written payload codec instead of the generated one (e.g. a Go type
+        whose key order or omissions the generated plan cannot express). The compiled payload writer
+        is turned off too: it writes from the attributes and would bypass ``encode``."""
+        self.encode = encode
+        self.decode = decode
+        self.payload_json = _no_payload_json
+        if self._writer is not _MISSING and self._writer is not None:
+            self._writer.disabled = True  # message templates may have cached it
+        self._writer = None
+
     def payload_writer(self) -> Any:
         """The class's compiled payload writer (wire.PayloadWriter: same bytes as ``encode`` +
         encode_json), or None (pydantic, generic, a class the general path must diagnose)."""

@@ -3,7 +3,7 @@
 mmate-go writes 11-16 standard headers twice: in the envelope (the body's ``headers`` object) and as
 the AMQP header table; and mmate_fast adds the .NET mapping's properties (``message_id``, ``type``,
 ``timestamp``, ``correlation_id``, ``reply_to``). The broker decodes the properties on every publish
-and keeps them with the message, and it pays about 10 µs more per message once they are longer than
+and keeps them with the message, and it pays 7-11 µs more per message once they are longer than
 64 bytes (an Erlang binary of up to 64 bytes is copied with the message, a longer one is a
 reference-counted sub-binary of the received data; docs/notes/brokercost.md has the measurements).
 A Go consumer reads neither the headers nor the properties, only the body (wire spec §3.5, §5), and

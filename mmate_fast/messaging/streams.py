@@ -180,6 +180,13 @@ class StreamPublisher:
                         producer.send()
                         if producer.in_flight > producer.max_in_flight:
                             await producer.wait_room()
+            except errors.MmateError as exc:  # a message that cannot be sent: the ones before it go
+                if producer.pending and not producer._error:
+                    producer.send()
+                if ids:
+                    exc.add_note(f"publish_many: the {len(ids)} messages before this one were sent "
+                                 f"(ids {ids[0]} .. {ids[-1]}); nothing after it")
+                raise
             finally:
                 self.published += len(ids)
         await producer.flush(timeout)

@@ -69,7 +69,11 @@ class QueueInspector:
             if ch is None or not ch.is_open or self._dirty:
                 await close_quietly(ch)
                 self._channel = None
-                self._channel = ch = await conn.channel()
+                # a plain channel of the current connection, not a robust one: a passive declare of a
+                # missing queue (a DLQ nobody needed yet) closes it with 404, which a robust channel
+                # would log as a channel error and reopen at every health check
+                plain = getattr(conn, "connection", None)
+                self._channel = ch = await (plain if plain is not None else conn).channel()
                 self._dirty = False
             self._dirty = True  # until the answer is in
             try:

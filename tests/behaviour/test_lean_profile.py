@@ -110,3 +110,27 @@ async def test_a_failed_lean_message_is_listed_with_its_type_and_id(url: str, na
         [dead] = await peek(client.connection, f"dlq.{service}-queue", limit=5)
         assert (dead.message_type, dead.message_id) == ("LeanShipped", sent.id)
         assert "cannot ship" in dead.error
+
+
+async def test_a_stageflow_runs_and_compensates_on_a_lean_client(url: str, names: Any) -> None:
+    """StageFlow hops and lifecycle events go through Client.publish: with the lean profile the flow
+    still completes (and compensates), its state travelling in the body as Go reads it."""
+    from mmate_fast.stageflow import FlowEngine
+    from tests.behaviour.stageflow_helpers import flow_queues
+    from tests.behaviour.test_stageflow import three_stages
+
+    for fail_at, status in ((None, "completed"), ("charge", "compensated")):
+        calls: list[str] = []
+        wf = three_stages(f"bt-flow-{names.queue('wf')}", calls, fail_at=fail_at)
+        prefix = f"{names.queue('sf')}."
+        flow_queues(names, prefix, wf)
+        async with Client(url, service_name=names.service(), wire_profile="lean") as client:
+            engine = FlowEngine(client, prefix=prefix, events=False)
+            try:
+                await engine.register(wf, serve=True)
+                iid = await engine.start(wf, {"orderId": "o-1", "amount": 9.5})
+                state = await engine.wait(iid, timeout=10)
+            finally:
+                await engine.close()
+        assert state.status == status
+        assert calls[:2] == ["validate", "charge"]

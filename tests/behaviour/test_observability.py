@@ -118,6 +118,26 @@ async def test_dead_letters_seen_in_health_and_metrics(url: str, names: Names) -
         assert got["mmate_messages_consumed_total", (("type", "ObsPing"),)] == 4
 
 
+async def test_health_checks_of_a_dlq_not_yet_declared_log_nothing(
+        url: str, names: Names, caplog: pytest.LogCaptureFixture) -> None:
+    """The dead-letter check looks for ``dlq.{queue}`` with a passive declare; a DLQ nobody needed yet
+    is a 404 on the broker, which must not show as a channel error (a warning) at every health check."""
+    async with Client(url, service_name=names.service("obsnodlq")) as c:
+
+        @c.handler(ObsPing)
+        def handle(e: ObsPing) -> None:
+            pass
+
+        await c.start_consuming()
+        obs = await c.serve_observability(port=0)
+        caplog.clear()
+        for _ in range(3):
+            status, body, _ = await _get(f"{obs.url}/health")
+            assert status == 200
+            assert json.loads(body)["checks"]["dead_letters"]["status"] == "healthy"
+        assert [r.getMessage() for r in caplog.records if r.levelname in ("WARNING", "ERROR")] == []
+
+
 async def test_queue_depth_and_consumer_lag(url: str, names: Names) -> None:
     """A slow consumer: the queue fills past the thresholds (degraded Elevated, then High) and the lag
     check sees the deliveries in flight and no progress between two runs."""

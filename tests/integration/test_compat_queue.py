@@ -4,6 +4,7 @@ if_unused/if_empty defaults, the iterator (timeout, close requeues what it holds
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from types import ModuleType
 from typing import Any
 
@@ -60,11 +61,16 @@ async def test_consume_cancel_and_concurrency() -> None:
             got: list[bytes] = []
             done = asyncio.Event()
 
+            all_in = asyncio.Event()
+
             async def handler(m: Any) -> None:
                 nonlocal running, peak
                 running += 1
                 peak = max(peak, running)
-                await asyncio.sleep(0.02)
+                if running == 4:  # the prefetch: 4 handlers run at once, a 5th waits for an ack
+                    all_in.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(all_in.wait(), 5)
                 running -= 1
                 got.append(m.body)
                 await m.ack()

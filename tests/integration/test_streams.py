@@ -461,3 +461,16 @@ async def test_streams_need_rabbitmq() -> None:
     async with Client("memory://", service_name=_name("svc")) as client:
         with pytest.raises(errors.StreamError, match="need RabbitMQ"):
             await client.create_stream("anything")
+
+
+async def test_a_message_that_cannot_be_sent_stops_a_batch_after_sending_the_ones_before(stream: str) -> None:
+    async with Client(AMQP_URL, service_name=_name("svc")) as client:
+        bad = StreamOrderPlaced(order_id="x", aggregate_id="x")
+        bad.id = "i" * 300  # longer than an AMQP short string: refused before anything is sent
+        with pytest.raises(errors.InvalidArgumentError) as info:
+            await client.publish_batch_to_stream(stream, [*_events(3), bad, *_events(2, start=3)])
+        assert "the 3 messages before this one were sent" in "".join(getattr(info.value, "__notes__", []))
+        pub = await client.stream_publisher(stream)
+        await pub.flush()
+        got = await _records(await client._stream_side().connection(), stream, 3)
+    assert len(got) == 3

@@ -1,7 +1,8 @@
-"""The publisher's one confirm timer: a confirm that never comes fails its publish with
-OperationTimeout (never before the wait, at most two ticks after), settled ones are dropped, and
-the timer stops when nothing is pending. (On the broker, confirms come: here a target that never
-confirms stands in for a lost one.)"""
+"""The publisher's confirm bookkeeping, on a target whose confirms come only when the test says so
+(on the broker they come by themselves): the one confirm timer (a confirm that never comes fails
+its publish with OperationTimeout, never before the wait, at most two ticks after; settled ones are
+dropped; the timer stops when nothing is pending) and publish_batch's window of unconfirmed
+publishes."""
 from __future__ import annotations
 
 import asyncio
@@ -59,3 +60,35 @@ async def test_unconfirmed_publish_times_out_confirmed_one_does_not() -> None:
     assert deadlines._timer is None and not deadlines._batches  # nothing pending: the timer stopped
     target.confirm(0)  # a confirm after the timeout changes nothing
     assert isinstance(lost.exception(), errors.OperationTimeout)  # type: ignore[union-attr]
+
+
+async def test_publish_batch_keeps_at_most_window_unconfirmed() -> None:
+    """Chunks of window // 2: the next chunk goes out only once at most ``window`` would be
+    unconfirmed, and the batch returns only when every publish is confirmed."""
+    target = _NeverConfirms()
+    pub = Publisher(target, confirms=True)
+    batch = asyncio.ensure_future(pub.publish_batch([DlTick(n=i) for i in range(9)], window=4))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert len(target.sent) == 4  # two chunks of 2 in flight, the third waits for room
+    target.confirm(0)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert len(target.sent) == 4  # one confirm frees one place: not enough for a chunk of 2
+    target.confirm(1)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert len(target.sent) == 6
+    for i in range(2, 6):
+        target.confirm(i)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert len(target.sent) == 9  # 6 and 7, then 8: three unconfirmed, within the window of 4
+    target.confirm(6)
+    target.confirm(8)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not batch.done()  # 7 is still unconfirmed
+    target.confirm(7)
+    ids = await asyncio.wait_for(batch, 5)
+    assert len(ids) == 9 and len(set(ids)) == 9

@@ -84,6 +84,14 @@ def test_writer_equals_dict_path(text: str, count: int, ratio: float, flag: bool
         assert _writer(W, Shipment).encode(msg) == want
 
 
+def test_writer_grows_past_its_stack_buffer(W: ModuleType) -> None:
+    """Payloads far beyond the writer's 1 KiB stack buffer (escapes grow 6x) come out whole."""
+    w = _writer(W, Shipment)
+    for n in (150, 170, 1000, 20000):
+        msg = Shipment(text="<\u2028é" * n, note="x" * n, items=list(range(n)), alias="\x01" * n)
+        assert w.encode(msg) == _penv.encode_json(to_payload(msg))
+
+
 def test_writer_leaves_unencodable_values_to_the_general_path(W: ModuleType) -> None:
     """NaN, a str with a lone surrogate, an object the codec refuses: None (no partial JSON)."""
     w = _writer(W, Shipment)
@@ -158,3 +166,20 @@ def test_one_call_build_equals_general_build(text: str, corr: str | None, agg: s
 def _plain(headers: dict[str, Any]) -> dict[str, Any]:
     """Headers with each Typed as (tag, value): the twin's and the compiled frame codec's compare."""
     return {k: (v.tag, v.value) if hasattr(v, "tag") else v for k, v in headers.items()}
+
+
+def test_a_hand_written_codec_wins_over_a_cached_writer() -> None:
+    """use_codec after the class was published once (its writer cached by the template): the next
+    build sends the hand-written payload, not the writer's."""
+    from mmate_fast.contracts import contract_plan
+    from mmate_fast.messaging.outgoing import build
+
+    @dataclass
+    class Custom(Event):
+        text: str = ""
+
+    msg = Custom(text="x", aggregate_id="a")
+    assert build(msg).body.endswith(b',"payload":{"aggregateId":"a","sequence":0,"text":"x"}}')
+    plan = contract_plan(Custom)
+    plan.use_codec(lambda m: {"t": m.text}, plan.decode)
+    assert build(msg).body.endswith(b',"payload":{"t":"x"}}')

@@ -34,6 +34,17 @@ from mmate_fast.compat.aio_pika.tools import CallbackCollection, ensure_awaitabl
 log = logging.getLogger("mmate_fast.compat.aio_pika")
 
 
+async def _run(callback: Callable[[Any], Awaitable[Any]], message: Any,
+               loop: asyncio.AbstractEventLoop) -> None:
+    """Run one consumer callback; what it raises goes to the loop's exception handler (where
+    aio-pika's done callback sends it too); the message stays unacked."""
+    try:
+        await callback(message)
+    except Exception as error:
+        loop.call_exception_handler({"message": f"Exception in consumer callback {callback!r}",
+                                     "exception": error})
+
+
 class Queue(AbstractQueue):
     """A queue on a channel (aio-pika's ``Queue``)."""
 
@@ -100,14 +111,14 @@ class Queue(AbstractQueue):
         callback = ensure_awaitable(callback)
         channel = self.channel
         ch = await channel.get_underlay_channel()
-        create_task = asyncio.get_running_loop().create_task
+        loop = asyncio.get_running_loop()
+        create_task = loop.create_task
 
         def on_delivery(delivery: Any) -> None:
-            # one task per message, as aio-pika; like aio-pika's, it is not kept in a set and gets
-            # no done callback (one loop handle less per message): what it raises reaches the loop's
-            # exception handler when the finished task is collected ("Task exception was never
-            # retrieved"), at once in CPython
-            create_task(callback(incoming(delivery, no_ack, ch, channel)))  # type: ignore[arg-type]
+            # one task per message, as aio-pika; not kept in a set and without a done callback (a
+            # loop handle less per message): _run hands what the callback raises to the loop's
+            # exception handler itself, so no task ends with an exception nobody retrieved
+            create_task(_run(callback, incoming(delivery, no_ack, ch, channel), loop))
 
         tag = consumer_tag or f"ctag{ch.channel_id}.{uuid.uuid4().hex}"
         try:
