@@ -328,17 +328,18 @@ async def test_stream_deleted_under_a_publisher_fails_its_batch_by_name(sconn: S
 
 
 def test_the_documented_pipeline_runs() -> None:
-    """docs/notes/streams.md's example is docs/notes/streams_pipeline.py, and it runs (on a stream and
+    """The README's "Streams" example is examples/streams_pipeline.py, and it runs (on a stream and
     services of its own here)."""
     import pathlib
     import subprocess
     import sys
 
     root = pathlib.Path(__file__).resolve().parents[2]
-    doc = (root / "docs/notes/streams.md").read_text()
+    doc = (root / "README.md").read_text()
+    doc = doc[doc.index("\n## Streams\n"):]
     code = doc[doc.index("```python\n") + 10:]
     code = code[:code.index("```\n")]
-    script = (root / "docs/notes/streams_pipeline.py").read_text()
+    script = (root / "examples/streams_pipeline.py").read_text()
     assert script.endswith(code)
     tag = uuid.uuid4().hex[:8]
     for word in ("orders", "shop", "billing", "shipping"):

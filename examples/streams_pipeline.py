@@ -1,4 +1,6 @@
-"""The event pipeline of docs/notes/streams.md (kept identical to it by tests/integration/test_streams.py)."""
+"""The event pipeline of the README's "Streams" section (kept identical to it by
+tests/integration/test_streams.py::test_the_documented_pipeline_runs). Needs RabbitMQ with the
+rabbitmq_stream plugin on 127.0.0.1."""
 import asyncio
 from dataclasses import dataclass
 
