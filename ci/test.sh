@@ -20,7 +20,7 @@ set -euo pipefail
 # Folders whose tests also run against the pure-Python twins (MMATE_NO_EXTENSIONS=1).
 PURE_TEST_DIRS="tests/unit tests/behaviour"
 # What ruff checks.
-LINT_DIRS="mmate_fast tests benchmarks"
+LINT_DIRS="mmate_fast tests benchmarks examples"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PYTHON:-python3}

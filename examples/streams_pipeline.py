@@ -21,8 +21,8 @@ async def main() -> None:
     async with Client(URL, service_name="shop") as shop:
         await shop.create_stream("orders", max_length_bytes=1_000_000_000, max_age="7D")
         await shop.publish_to_stream("orders", OrderPlaced(order_id="o-1", amount=9.5, aggregate_id="o-1"))
-        await shop.publish_batch_to_stream(
-            "orders", [OrderPlaced(order_id=f"o-{i}", amount=i, aggregate_id=f"o-{i}") for i in range(2, 101)])
+        more = [OrderPlaced(order_id=f"o-{i}", amount=i, aggregate_id=f"o-{i}") for i in range(2, 101)]
+        await shop.publish_batch_to_stream("orders", more)
 
     # two consumer groups on the same log, each with its own offset on the broker
     async with Client(URL, service_name="billing") as billing, \

@@ -2,7 +2,7 @@
 running (restart with backoff, graceful drain on SIGTERM/SIGINT, ``--reload``, ``--autoscale``,
 per-worker health). The supervisor is :class:`Supervisor` (``_supervisor.py``), a worker is
 ``python -m mmate_fast.fleet`` (``_worker.py``), the autoscaler's decision is
-:class:`Scaler` (``_scaler.py``). See docs/notes/fleet.md.
+:class:`Scaler` (``_scaler.py``). See README "Worker fleets".
 """
 from __future__ import annotations
 

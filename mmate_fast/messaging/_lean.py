@@ -5,7 +5,7 @@ the AMQP header table; and mmate_fast adds the .NET mapping's properties (``mess
 ``timestamp``, ``correlation_id``, ``reply_to``). The broker decodes the properties on every publish
 and keeps them with the message, and it pays 7-11 µs more per message once they are longer than
 64 bytes (an Erlang binary of up to 64 bytes is copied with the message, a longer one is a
-reference-counted sub-binary of the received data; docs/notes/brokercost.md has the measurements).
+reference-counted sub-binary of the received data; README "Benchmarks", broker cost, has the measurements).
 A Go consumer reads neither the headers nor the properties, only the body (wire spec §3.5, §5), and
 ours reads everything from the body first (type, id, correlation id, reply address; ``ctx.headers``
 merges the envelope headers). So ``lean`` sends the body byte for byte as Go does with Go's own

@@ -6,7 +6,7 @@ data dirs, one Erlang cookie, joined with ``rabbitmqctl join_cluster``) is start
 fixture and stopped (every node, every temp dir) after the last test, also when one fails. The
 scenario is ``benchmarks/failover.py``'s ``run_failover`` with MMATE_FAILOVER_MESSAGES messages
 (default 100 000: about 45 s of traffic plus about 30 s to start the cluster on 2 shared cores; the
-numbers are in docs/notes/cluster.md).
+numbers are in README "Clusters and quorum queues").
 """
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ def test_lean_form_of_each_go_vector(frames: ModuleType, vector: str, msg: Any, 
     assert out.body == (VECTORS / f"{vector}.body.json").read_bytes()
     go = json.loads((VECTORS / f"{vector}.amqp.json").read_text())
     decoded, used = frames.decode_properties(lean)
-    assert used == len(lean) <= 64  # short enough for the broker to copy (docs/notes/brokercost.md)
+    assert used == len(lean) <= 64  # short enough for the broker to copy (README "Wire compatibility", the lean profile)
     assert (lean[0] << 8 | lean[1]) == int(go["property_flags"], 16) & ~0x2000
     assert decoded.content_type == go["properties"]["content_type"]
     assert decoded.delivery_mode == go["properties"]["delivery_mode"]
