@@ -125,10 +125,10 @@ async def _list_rabbitmq(url: str, management_url: str | None,
                          named: bool) -> tuple[dict[str, Any], str, list[tuple[str, int | None]]]:
     """(JSON source fields, the source for people, the dlq.* queues) of the broker at ``url``. When
     no source can list and queues were ``named``, those alone are counted (source ``named``)."""
-    from mmate_fast.amqp.url import parse_url
+    from mmate_fast.amqp.url import parse_urls
     from mmate_fast.cli._queue_listing import list_queues
 
-    params = parse_url(url)
+    params = parse_urls(url)[0]  # a cluster: the first node (its management API sees them all)
     try:
         listing = await list_queues(params, management_url, name_regex="^" + re.escape(dlq.DLQ_PREFIX))
     except errors.ManagementAPIUnreachableError as exc:

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Like :func:`run` inside a running event loop (tests, embedding); output goes to ``out``."""
-    from mmate_fast.amqp.url import parse_url
+    from mmate_fast.amqp.url import parse_urls
 
     stream = out or sys.stdout
     if args.url.lower().startswith("memory:"):
@@ -80,7 +80,7 @@ async def run_command(args: argparse.Namespace, out: TextIO | None = None) -> in
                      "watches RabbitMQ (amqp:// or amqps://)")
         return EXIT_USAGE
     try:
-        amqp = parse_url(args.url)
+        amqp = parse_urls(args.url)[0]  # a cluster: the first node (its management API sees them all)
         count = 1 if args.once else args.count
         if args.json:
             await _json_lines(args, amqp, stream, count)

@@ -155,6 +155,13 @@ def test_list_uses_the_management_api_with_counts(shared_dlq: str, monkeypatch: 
     assert f"source: RabbitMQ management API at {SHARED_API} (vhost /)" in out
 
 
+def test_list_takes_a_cluster_url(shared_dlq: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A multi-node URL (issue 12): the DLQs are listed from its first node's management API."""
+    cluster = f"amqp://guest:guest@127.0.0.1:5672,127.0.0.1:{free_port()}/"
+    result = _list_until(capsys, ["--url", cluster], lambda r: _has(r, shared_dlq, 3))
+    assert _has(result, shared_dlq, 3) and result["management_url"] == SHARED_API, result
+
+
 def test_list_follows_url_to_another_node(mgmt_node: BrokerNode, monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     """The case that was broken: ``--url`` at a node holding 1,000 dead letters listed the local

@@ -176,6 +176,21 @@ async def test_without_the_api_named_queues_are_counted_over_amqp(broker: tuple[
     assert [c.strip() for c in line.strip("│ ").split("│")][:4] == [queue, "3", "-", "0"], out
 
 
+async def test_a_cluster_url_is_watched_through_its_nodes(broker: tuple[Connection, str]) -> None:
+    """A multi-node URL (issue 12): the management API of its first node, and over AMQP whichever node
+    answers (here the second address is a port nothing listens on)."""
+    conn, queue = broker
+    await fill(conn, queue, 2)
+    cluster = f"amqp://guest:guest@127.0.0.1:5672,127.0.0.1:{free_port()}/"
+    snap = await snapshot_until(["--url", cluster, queue], lambda s: (row(s, queue) or {}).get("ready") == 2)
+    assert snap["source"] == "management-api" and (row(snap, queue) or {}).get("ready") == 2, snap
+    dead_api = f"http://127.0.0.1:{free_port()}/"
+    code, out, err = await monitor("--once", "--json", "--url", cluster, "--management-url", dead_api, queue)
+    assert code == 0, err
+    snap = json.loads(out)
+    assert snap["source"] == "amqp-passive" and (row(snap, queue) or {}).get("ready") == 2, snap
+
+
 async def test_without_the_api_and_no_queue_named_it_fails_with_what_to_do() -> None:
     dead_api = f"http://127.0.0.1:{free_port()}/"
     code, out, err = await monitor("--once", "--management-url", dead_api)
