@@ -35,7 +35,7 @@ import logging
 import types
 import typing
 import uuid
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -400,8 +400,8 @@ class Bridge:
         exchange, routing_key, out = self.publisher.prepare(msg, **options)
         return correlation_id, exchange, routing_key, out
 
-    async def request(self, msg: Any, timeout: float | None = None, **options: Any) -> Any:
-        """Send ``msg`` and return the typed reply.
+    def request(self, msg: Any, timeout: float | None = None, **options: Any) -> Coroutine[Any, Any, Any]:
+        """Send ``msg`` and return the typed reply (a coroutine: ``reply = await bridge.request(q)``).
 
         Commands go out with ``publish_command`` (``target_service`` is required), queries with
         ``publish_query``, anything else with the generic ``publish``; ``options`` are the
@@ -421,10 +421,14 @@ class Bridge:
             timeout = self.default_timeout
         # persistent by default, as Go: a command in flight survives a broker restart
         options.setdefault("persistent", True)
+        if self._ready and not self.publisher.pipeline.has_publish:
+            return self._request_now(msg, timeout, options)  # one coroutine less per request
+        return self._request(msg, timeout, options)
+
+    async def _request(self, msg: Any, timeout: float, options: dict[str, Any]) -> Any:
+        """``request`` while the bridge starts, or with publish interceptors: under one timeout scope."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        if self._ready and not self.publisher.pipeline.has_publish:
-            return await self._request_now(loop, msg, timeout, deadline, options)
         type_name = message_type(msg)
         correlation_id = ""
         try:
@@ -455,11 +459,14 @@ class Bridge:
                 self._pending.pop(correlation_id, None)
         return reply
 
-    async def _request_now(self, loop: asyncio.AbstractEventLoop, msg: Any, timeout: float, deadline: float,
-                           options: dict[str, Any]) -> Any:
+    async def _request_now(self, msg: Any, timeout: float, options: dict[str, Any]) -> Any:
         """``request`` on a started bridge without publish interceptors: the request is sent at once
         and the reply is the only wait, bounded by the deadline buckets (cheaper than an
         asyncio.timeout scope or a loop timer per request; the timeout fires at most 50 ms late)."""
+        if not self._ready or self.publisher.pipeline.has_publish:  # changed since request() was called
+            return await self._request(msg, timeout, options)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         correlation_id = self.address(msg, options)
         fut: asyncio.Future[Any] = loop.create_future()
         self._pending[correlation_id] = fut
