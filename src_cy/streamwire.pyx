@@ -526,6 +526,10 @@ cdef Py_ssize_t _value_end(const uchar* m, Py_ssize_t p, Py_ssize_t n) except -1
 
 
 def message_body(bytes msg not None) -> bytes:
+    return _message_body(msg)
+
+
+cdef object _message_body(bytes msg):
     cdef const uchar* m = <const uchar*>PyBytes_AS_STRING(msg)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(msg)
     cdef Py_ssize_t p = 0, vpos, end, size
@@ -632,3 +636,37 @@ cdef class TypedAppender:
             if n >= max_count:
                 return n, False, None
         return n, True, None
+
+
+def dispatch_records(list records not None, Py_ssize_t start, decode, lookup, convert, registry):
+    """The common case of a stream consumer, compiled (see the .pyi)."""
+    cdef Py_ssize_t i, n = len(records), handled = 0, ignored = 0
+    cdef object raw, body, env, handlers, spec, msg
+    for i in range(start, n):
+        raw = records[i]
+        if type(raw) is not bytes:
+            return i, handled, ignored, None
+        try:
+            body = _message_body(<bytes>raw)
+            env = decode(body)
+        except Exception:
+            return i, handled, ignored, None
+        handlers = lookup(env.type)
+        if not handlers:
+            ignored += 1
+            continue
+        if type(handlers) is not tuple or len(<tuple>handlers) != 1:
+            return i, handled, ignored, None
+        spec = (<tuple>handlers)[0]
+        if spec.wants_context or spec.is_async:
+            return i, handled, ignored, None
+        try:
+            msg = convert(env, registry)
+        except Exception:
+            return i, handled, ignored, None
+        try:
+            spec.fn(msg)
+        except Exception as exc:
+            return i, handled, ignored, (exc, body, env, msg)
+        handled += 1
+    return n, handled, ignored, None

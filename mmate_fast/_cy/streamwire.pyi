@@ -65,3 +65,14 @@ class TypedAppender:
         while it holds messages (``in_frame`` counts those already in ``buf`` before this call).
         An error (the fallback's, or ValueError for properties that do not decode) leaves the
         messages before it appended (as many as ids grew by) and nothing of the failing one."""
+
+def dispatch_records(records: list[bytes], start: int, decode: Callable[[bytes], Any],
+                     lookup: Callable[[str], tuple[Any, ...]], convert: Callable[[Any, Any], Any],
+                     registry: Any) -> tuple[int, int, int, tuple[BaseException, bytes, Any, Any] | None]:
+    """A stream consumer's common case over ``records[start:]`` in one compiled loop: per record its
+    body (``message_body``), ``env = decode(body)``, ``lookup(env.type)``; a type without handlers
+    is counted as ignored; with one plain handler (a ``HandlerSpec`` neither async nor wanting a
+    context) ``spec.fn(convert(env, registry))``. Returns (index of the first record not done,
+    handled, ignored, failure): it stops before a record that needs the general path (a step
+    raised, several handlers, an async or context handler: nothing of it ran), or at a record whose
+    handler raised, with failure = (exception, body, envelope, message) (that record is done)."""

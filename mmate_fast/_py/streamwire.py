@@ -437,3 +437,37 @@ class TypedAppender:
             if n >= max_count:
                 return n, False, None
         return n, True, None
+
+
+def dispatch_records(records: list[bytes], start: int, decode: Any, lookup: Any, convert: Any,
+                     registry: Any) -> tuple[int, int, int, tuple[BaseException, bytes, Any, Any] | None]:
+    """The common case of a stream consumer (the twin of the compiled loop; see the .pyi)."""
+    handled = ignored = 0
+    for i in range(start, len(records)):
+        raw = records[i]
+        if type(raw) is not bytes:
+            return i, handled, ignored, None
+        try:
+            body = message_body(raw)
+            env = decode(body)
+        except Exception:
+            return i, handled, ignored, None
+        handlers = lookup(env.type)
+        if not handlers:
+            ignored += 1
+            continue
+        if type(handlers) is not tuple or len(handlers) != 1:
+            return i, handled, ignored, None
+        spec = handlers[0]
+        if spec.wants_context or spec.is_async:
+            return i, handled, ignored, None
+        try:
+            msg = convert(env, registry)
+        except Exception:
+            return i, handled, ignored, None
+        try:
+            spec.fn(msg)
+        except Exception as exc:
+            return i, handled, ignored, (exc, body, env, msg)
+        handled += 1
+    return len(records), handled, ignored, None

@@ -51,6 +51,7 @@ _frames = load("frames")
 _message_body = _wire.message_body
 _decode_envelope = load("envelope").decode_envelope
 _TypedAppender = _wire.TypedAppender
+_dispatch_records = _wire.dispatch_records
 
 #: the options ``publish_many`` builds in one compiled loop (others take the general path)
 _FAST_OPTIONS = frozenset({"persistent"})
@@ -559,76 +560,96 @@ class StreamConsumer:
 
     async def _process(self, first: int, ts: int, records: list[bytes]) -> None:
         stats = self.stats
-        lookup = self._lookup
-        registry = self._registry
-        stream = self.stream
-        wire = self.pipeline.has_wire
-        intercept = self.pipeline.has_consume
-        offset = first - 1
-        handled = 0
         stats.received += len(records)
+        n = len(records)
+        i = 0
+        handled = 0
+        # without wire or consume interceptors, runs of records with one plain handler go through
+        # the compiled loop; the general path below takes the records it stops before
+        fast = not self.pipeline.has_wire and not self.pipeline.has_consume
         try:
-            for raw in records:
-                offset += 1
-                try:
-                    body = _message_body(raw)
-                except ValueError as exc:
-                    self._fail(StreamDelivery(stream, offset, ts, raw, b""), "not-amqp", str(exc), exc)
-                    continue
-                delivery = None
-                if wire:
-                    delivery = StreamDelivery(stream, offset, ts, raw, body)
-                    try:
-                        body = self.pipeline.verify(delivery, stream)
-                    except Exception as exc:
-                        why = exc.reason if isinstance(exc, errors.InterceptorError) else "interceptor-error"
-                        self._fail(delivery, why, str(exc) or type(exc).__name__, exc)
+            while i < n:
+                if fast:
+                    i, done, ignored, failure = _dispatch_records(
+                        records, i, _decode_envelope, self._lookup, from_envelope, self._registry)
+                    handled += done
+                    stats.ignored += ignored
+                    if i >= n:
+                        break
+                    if failure is not None:
+                        exc, body, env, msg = failure
+                        self._handler_failed(first + i, ts, records[i], body, env, msg, exc)
+                        i += 1
                         continue
-                try:
-                    env = _decode_envelope(body)
-                except errors.EnvelopeError as exc:
-                    delivery = delivery or StreamDelivery(stream, offset, ts, raw, body)
-                    self._fail(delivery, exc.reason, str(exc), exc)
-                    continue
-                handlers = lookup(env.type)
-                if not handlers:
-                    stats.ignored += 1
-                    continue
-                try:
-                    msg = from_envelope(env, registry)
-                except (errors.ContractError, errors.EnvelopeError) as exc:
-                    delivery = delivery or StreamDelivery(stream, offset, ts, raw, body)
-                    self._fail(delivery, "contract-error", str(exc), exc, env)
-                    continue
-                ctx = None
-                try:
-                    for spec in handlers:
-                        if (spec.wants_context or intercept) and ctx is None:
-                            if delivery is None:
-                                delivery = StreamDelivery(stream, offset, ts, raw, body)
-                            ctx = MessageContext(delivery, env, msg, stream, self.services)
-                        if intercept:
-                            cctx = ConsumeContext(delivery, env, msg, stream, spec, ctx)
-                            await self.pipeline.consume(cctx, _call(spec, msg, ctx))
-                            continue
-                        result = spec.fn(msg, ctx) if spec.wants_context else spec.fn(msg)
-                        if spec.is_async:
-                            await result
-                except Exception as exc:
-                    log.error("handler for %s (id %s) on stream %r offset %d failed: %r", env.type, env.id,
-                              stream, offset, exc)
-                    why = str(getattr(exc, "reason", "") or "") if isinstance(exc, errors.MmateError) else ""
-                    delivery = delivery or StreamDelivery(stream, offset, ts, raw, body)
-                    text = f"{type(exc).__name__}: {exc}"
-                    self._fail(delivery, why or "handler-error", text, exc, env, msg)
-                else:
+                if await self._record(first + i, ts, records[i]):
                     handled += 1
-        except BaseException:  # cancelled inside a handler's await: that record is not done
-            offset -= 1
-            raise
-        finally:  # counters and progress once per chunk
+                i += 1
+        finally:  # counters and progress once per chunk (a record cancelled in its handler: not done)
             stats.handled += handled
-            self.last_offset = offset
+            self.last_offset = first + i - 1
+
+    async def _record(self, offset: int, ts: int, raw: bytes) -> bool:
+        """One record through the general path (wire and consume interceptors, several, async or
+        context handlers, failures); True when handled."""
+        stats = self.stats
+        stream = self.stream
+        try:
+            body = _message_body(raw)
+        except ValueError as exc:
+            self._fail(StreamDelivery(stream, offset, ts, raw, b""), "not-amqp", str(exc), exc)
+            return False
+        delivery = None
+        if self.pipeline.has_wire:
+            delivery = StreamDelivery(stream, offset, ts, raw, body)
+            try:
+                body = self.pipeline.verify(delivery, stream)
+            except Exception as exc:
+                why = exc.reason if isinstance(exc, errors.InterceptorError) else "interceptor-error"
+                self._fail(delivery, why, str(exc) or type(exc).__name__, exc)
+                return False
+        try:
+            env = _decode_envelope(body)
+        except errors.EnvelopeError as exc:
+            delivery = delivery or StreamDelivery(stream, offset, ts, raw, body)
+            self._fail(delivery, exc.reason, str(exc), exc)
+            return False
+        handlers = self._lookup(env.type)
+        if not handlers:
+            stats.ignored += 1
+            return False
+        try:
+            msg = from_envelope(env, self._registry)
+        except (errors.ContractError, errors.EnvelopeError) as exc:
+            delivery = delivery or StreamDelivery(stream, offset, ts, raw, body)
+            self._fail(delivery, "contract-error", str(exc), exc, env)
+            return False
+        intercept = self.pipeline.has_consume
+        ctx = None
+        try:
+            for spec in handlers:
+                if (spec.wants_context or intercept) and ctx is None:
+                    if delivery is None:
+                        delivery = StreamDelivery(stream, offset, ts, raw, body)
+                    ctx = MessageContext(delivery, env, msg, stream, self.services)
+                if intercept:
+                    cctx = ConsumeContext(delivery, env, msg, stream, spec, ctx)
+                    await self.pipeline.consume(cctx, _call(spec, msg, ctx))
+                    continue
+                result = spec.fn(msg, ctx) if spec.wants_context else spec.fn(msg)
+                if spec.is_async:
+                    await result
+        except Exception as exc:
+            self._handler_failed(offset, ts, raw, body, env, msg, exc, delivery)
+            return False
+        return True
+
+    def _handler_failed(self, offset: int, ts: int, raw: bytes, body: bytes, env: Any, msg: Any,
+                        exc: Exception, delivery: StreamDelivery | None = None) -> None:
+        log.error("handler for %s (id %s) on stream %r offset %d failed: %r", env.type, env.id,
+                  self.stream, offset, exc)
+        why = str(getattr(exc, "reason", "") or "") if isinstance(exc, errors.MmateError) else ""
+        delivery = delivery or StreamDelivery(self.stream, offset, ts, raw, body)
+        self._fail(delivery, why or "handler-error", f"{type(exc).__name__}: {exc}", exc, env, msg)
 
     def _fail(
         self,
