@@ -29,12 +29,16 @@ from _common import extensions_line, extensions_summary, run_child_process
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-CLIENTS = {"raw": "_rpc_raw.py", "mmate_fast": "_rpc_mmate.py", "mmate_fast_transient": "_rpc_mmate.py",
+CLIENTS = {"raw": "_rpc_raw.py", "raw_direct": "_rpc_raw.py", "raw_gowire": "_rpc_raw.py",
+           "mmate_fast": "_rpc_mmate.py", "mmate_fast_transient": "_rpc_mmate.py",
            "mmate_fast_lean": "_rpc_mmate.py", "aio_pika": "_rpc_aiopika.py"}
 #: rows of _rpc_mmate.py that differ from the default row: client -> environment variable it sets
 VARIANT_ENV = {"mmate_fast_transient": "BENCH_RPC_TRANSIENT", "mmate_fast_lean": "BENCH_RPC_LEAN"}
-ORDER = ("raw", "mmate_fast", "mmate_fast_transient", "mmate_fast_lean", "aio_pika")
-DEFAULT_ONLY = ORDER
+#: rows of _rpc_raw.py: client -> its BENCH_RPC_RAW shape (see _rpc_raw.py)
+RAW_SHAPE = {"raw": "mmate", "raw_direct": "direct", "raw_gowire": "gowire"}
+ORDER = ("raw", "raw_direct", "raw_gowire", "mmate_fast", "mmate_fast_transient", "mmate_fast_lean",
+         "aio_pika")
+DEFAULT_ONLY = ("raw", "raw_direct", "mmate_fast", "mmate_fast_transient", "mmate_fast_lean", "aio_pika")
 DEFAULT_N = 10_000
 #: aio-pika runs at most this many round trips per run (~0.6k/s at concurrency 1)
 AIO_PIKA_MAX_N = 5_000
@@ -54,6 +58,9 @@ def run_one(client: str, n: int, conc: int, loop: str,
         env.pop(var, None)
     if client in VARIANT_ENV:
         env[VARIANT_ENV[client]] = "1"
+    env.pop("BENCH_RPC_RAW", None)
+    if client in RAW_SHAPE:
+        env["BENCH_RPC_RAW"] = RAW_SHAPE[client]
     argv = [sys.executable, os.path.join(HERE, CLIENTS[client]), "requester", "--messages", str(n),
             "--concurrency", str(conc), "--loop", loop]
     return run_child_process(argv, env, timeout, n)
