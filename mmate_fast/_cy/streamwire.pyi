@@ -24,7 +24,7 @@ def append_message(buf: bytearray, publishing_id: int, properties: bytes, body: 
     """Append a Publish frame's PublishedMessage: uint64 publishing id, uint32 size,
     ``encode_message(...)``. Nothing is appended on ValueError."""
 
-def split_chunk(data: bytes, pos: int, end: int, min_offset: int) -> tuple[int, int, list[bytes]]:
+def split_chunk(data: bytes | bytearray, pos: int, end: int, min_offset: int) -> tuple[int, int, list[bytes]]:
     """Records of the osiris chunk in ``data[pos:end]`` (a Deliver frame after its subscription id):
     (offset of the first record returned, chunk timestamp ms, records), records below ``min_offset``
     left out; with no records, the offset after the chunk. Non-user chunks give no records.

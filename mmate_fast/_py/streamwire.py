@@ -246,7 +246,7 @@ def append_message(
     buf += msg
 
 
-def split_chunk(data: bytes, pos: int, end: int, min_offset: int) -> tuple[int, int, list[bytes]]:
+def split_chunk(data: bytes | bytearray, pos: int, end: int, min_offset: int) -> tuple[int, int, list[bytes]]:
     """The records of the osiris chunk in ``data[pos:end]`` (a Deliver frame's content after the
     subscription id): (offset of the first record returned, chunk timestamp in ms, record bytes), the
     records below ``min_offset`` left out (a chunk is delivered whole). Non-user chunks give no

@@ -203,3 +203,53 @@ def test_what_the_template_refuses_gets_the_general_paths_error(w: Any) -> None:
     with pytest.raises(errors.InvalidArgumentError):
         app.fill(buf, 3, iter([bad]), 10, 1 << 30, 2, ids)
     assert len(ids) == 2 and len(_entries(bytes(buf))) == 2
+
+
+class _Spec:
+    def __init__(self, fn: Any, *, is_async: bool = False, wants_context: bool = False) -> None:
+        self.fn, self.is_async, self.wants_context = fn, is_async, wants_context
+
+
+def _record(msg: Any) -> bytes:
+    ex, rk, out = Publisher(None).prepare(msg, persistent=False)
+    return pywire.encode_message(out.properties, out.body, ex, rk)
+
+
+@pytest.mark.parametrize("w", IMPLS)
+def test_dispatch_records_runs_plain_handlers_and_stops_before_the_rest(w: Any) -> None:
+    from mmate_fast._ext import load
+    from mmate_fast.contracts import default_registry, from_envelope
+
+    decode = load("envelope").decode_envelope
+    got: list[Any] = []
+
+    def boom(msg: Any) -> None:
+        raise RuntimeError("boom")
+
+    table: dict[str, tuple[Any, ...]] = {
+        "BatchPlaced": (_Spec(got.append),),
+        "BatchShip": (_Spec(boom),),
+        "BatchLookup": (_Spec(got.append, is_async=True),),
+        "BatchAnswer": (_Spec(got.append, wants_context=True),),
+        "BatchNote": (_Spec(got.append), _Spec(got.append)),
+    }
+    placed = [BatchPlaced(order_id=f"o-{i}", aggregate_id="a") for i in range(3)]
+    records = [_record(placed[0]), _record(GenericMessage(type="Other", payload={})), _record(placed[1]),
+               b"not amqp", _record(placed[2]), _record(BatchShip(order_id="s", target_service="x")),
+               _record(BatchLookup()), _record(BatchAnswer()), _record(BatchNote())]
+
+    def run(start: int) -> tuple[int, int, int, Any]:
+        return w.dispatch_records(records, start, decode, lambda t: table.get(t, ()), from_envelope,
+                                  default_registry)
+
+    assert run(0) == (3, 2, 1, None)  # two handled, "Other" ignored, stops before the bad record
+    assert [m.order_id for m in got] == ["o-0", "o-1"]
+    i, handled, ignored, failure = run(4)
+    assert (i, handled, ignored) == (5, 1, 0)  # o-2 handled, BatchShip's handler raised
+    exc, body, env, msg = failure
+    assert isinstance(exc, RuntimeError) and env.type == "BatchShip" and msg.order_id == "s"
+    assert body == w.message_body(records[5])
+    for start in (6, 7, 8):  # async, context, two handlers: the general path's
+        assert run(start) == (start, 0, 0, None)
+    assert len(got) == 3
+    assert run(len(records)) == (len(records), 0, 0, None)

@@ -182,7 +182,7 @@ class StreamProducer:
                 await self._waiting[-1][1]
 
     # ------------------------------------------------------------------ broker side
-    def _on_confirm(self, pos: int, count: int, data: bytes) -> None:
+    def _on_confirm(self, pos: int, count: int, data: bytes | bytearray) -> None:
         if not count:
             return
         # one publisher's ids are confirmed in the order they were written: the last is the highest
