@@ -76,3 +76,17 @@ def dispatch_records(records: list[bytes], start: int, decode: Callable[[bytes],
     handled, ignored, failure): it stops before a record that needs the general path (a step
     raised, several handlers, an async or context handler: nothing of it ran), or at a record whose
     handler raised, with failure = (exception, body, envelope, message) (that record is done)."""
+
+def dispatch_chunk(data: bytes | bytearray, pos: int, end: int, min_offset: int,
+                   decode: Callable[[bytes], Any], lookup: Callable[[str], tuple[Any, ...]],
+                   convert: Callable[[Any, Any], Any], registry: Any,
+                   ) -> tuple[int, int, int, int, int, tuple[BaseException, bytes, bytes, Any, Any] | None,
+                              list[bytes]]:
+    """``split_chunk`` and ``dispatch_records`` in one pass over the chunk in ``data[pos:end]``, with no
+    bytes object per record the fast path handles (only its body): (first, timestamp ms, done,
+    handled, ignored, failure, rest). ``first`` is the offset of the first record at or after
+    ``min_offset`` (with no such record: the offset after the chunk, and nothing else); ``done``
+    records from it were processed (handled, ignored, or the failed one); ``failure`` is (exception,
+    record, body, envelope, message) of the last of them when its handler raised; ``rest`` are the
+    records after the done ones (from offset ``first + done``), for the general path. The chunk is
+    checked whole first: StreamProtocolError (as ``split_chunk``) before any handler runs."""

@@ -471,3 +471,18 @@ def dispatch_records(records: list[bytes], start: int, decode: Any, lookup: Any,
             return i, handled, ignored, (exc, body, env, msg)
         handled += 1
     return len(records), handled, ignored, None
+
+
+def dispatch_chunk(data: bytes | bytearray, pos: int, end: int, min_offset: int, decode: Any, lookup: Any,
+                   convert: Any, registry: Any) -> tuple[int, int, int, int, int, Any, list[bytes]]:
+    """``split_chunk`` then ``dispatch_records`` (the twin of the compiled one-pass loop)."""
+    first, ts, records = split_chunk(data, pos, end, min_offset)
+    if not records:
+        return first, ts, 0, 0, 0, None, records
+    i, handled, ignored, stopped = dispatch_records(records, 0, decode, lookup, convert, registry)
+    failure = None
+    if stopped is not None:
+        exc, body, env, msg = stopped
+        failure = (exc, records[i], body, env, msg)
+        i += 1
+    return first, ts, i, handled, ignored, failure, records[i:]

@@ -253,3 +253,47 @@ def test_dispatch_records_runs_plain_handlers_and_stops_before_the_rest(w: Any) 
         assert run(start) == (start, 0, 0, None)
     assert len(got) == 3
     assert run(len(records)) == (len(records), 0, 0, None)
+
+
+@pytest.mark.parametrize("w", IMPLS)
+@pytest.mark.parametrize("sub_batch", [False, True])
+def test_dispatch_chunk_handles_records_in_place_and_hands_on_the_rest(w: Any, sub_batch: bool) -> None:
+    from mmate_fast._ext import load
+    from mmate_fast.contracts import default_registry, from_envelope
+    from mmate_fast.errors import StreamProtocolError
+    from tests.unit.test_streamwire import _chunk
+
+    decode = load("envelope").decode_envelope
+    got: list[Any] = []
+
+    def boom(msg: Any) -> None:
+        raise RuntimeError("boom")
+
+    table: dict[str, tuple[Any, ...]] = {"BatchPlaced": (_Spec(got.append),), "BatchShip": (_Spec(boom),),
+                                         "BatchLookup": (_Spec(got.append, is_async=True),)}
+
+    def run(chunk: bytes, min_offset: int) -> tuple[Any, ...]:
+        return tuple(w.dispatch_chunk(chunk, 1, len(chunk), min_offset, decode, lambda t: table.get(t, ()),
+                                      from_envelope, default_registry))
+
+    placed = [_record(BatchPlaced(order_id=f"o-{i}", aggregate_id="a")) for i in range(4)]
+    other = _record(GenericMessage(type="Other", payload={}))
+    ship = _record(BatchShip(order_id="s", target_service="x"))
+    chunk = _chunk([placed[0], other, placed[1], ship, placed[2], placed[3]], 100, sub_batch=sub_batch)
+    first, ts, done, handled, ignored, failure, rest = run(chunk, 101)  # record 100 is below the start
+    assert (first, ts, done, handled, ignored) == (101, 1234, 3, 1, 1)  # Other ignored, o-1, BatchShip failed
+    exc, raw, body, env, msg = failure
+    assert isinstance(exc, RuntimeError) and raw == ship and body == w.message_body(ship)
+    assert (env.type, msg.order_id) == ("BatchShip", "s")
+    assert rest == [placed[2], placed[3]]  # after a failure: the general path's, in order
+    assert [m.order_id for m in got] == ["o-1"]
+    assert run(chunk, 200) == (106, 1234, 0, 0, 0, None, [])  # nothing at or after the start
+    lookup = _record(BatchLookup(order_id="q"))
+    chunk = _chunk([placed[0], b"not amqp", lookup], 7, sub_batch=sub_batch)
+    assert run(chunk, 0) == (7, 1234, 1, 1, 0, None, [b"not amqp", lookup])  # stops before the bad one
+    assert run(_chunk([placed[0]], 9, chunk_type=1), 0)[:3] == (10, 1234, 0)  # not a user chunk
+    bad = _chunk([placed[0], placed[1]], 7, sub_batch=sub_batch)[:-5]  # the last record cut short
+    with pytest.raises(StreamProtocolError):
+        w.dispatch_chunk(bad, 1, len(bad), 0, decode, lambda t: table.get(t, ()), from_envelope,
+                         default_registry)
+    assert len(got) == 2  # nothing of a chunk that does not parse was handled
