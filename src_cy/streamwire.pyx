@@ -567,55 +567,33 @@ cdef class TypedAppender:
     """Appends typed messages to a Publish frame in one compiled loop (see the .pyi)."""
 
     cdef public dict plans
-    cdef object writer_for
-    cdef object to_payload
     cdef object fallback
 
-    def __init__(self, writer_for, to_payload, fallback):
+    def __init__(self, fallback):
         self.plans = {}
-        self.writer_for = writer_for
-        self.to_payload = to_payload
         self.fallback = fallback
 
-    def add_plan(self, cls, template, int kind, str exchange not None, str prefix not None, attr,
-                 str suffix not None):
-        self.plans[cls] = (template.encode_message, kind, exchange, prefix, attr, suffix)
+    def add_plan(self, cls, plan):
+        self.plans[cls] = (plan.encode, plan.exchange)
 
     def fill(self, bytearray buf not None, uint64_t publishing_id, it, Py_ssize_t max_count,
              Py_ssize_t limit, Py_ssize_t in_frame, list ids not None):
         cdef Py_ssize_t n = 0, old, bound, size
-        cdef object plan, r, v, rk, props, body, mid, exchange, writer_for = self.writer_for
-        cdef object to_payload = self.to_payload
+        cdef object plan, r, rk, props, body, mid, exchange
         cdef dict plans = self.plans
         cdef uchar* base
-        cdef tuple t
         for msg in it:
             r = None
             plan = plans.get(type(msg))
             if plan is not None:
-                t = <tuple>plan
-                attr = t[4]
-                if attr is None:
-                    rk = t[3]
-                else:
-                    v = getattr(msg, attr, None)
-                    if type(v) is str:
-                        rk = <str>t[3] + <str>v + <str>t[5]
-                    elif v is None:
-                        rk = <str>t[3] + <str>t[5]
-                    else:
-                        rk = None
-                if rk is not None and len(<str>rk) <= 255 and (<str>rk).isascii():
-                    try:
-                        r = t[0](msg, t[1], None, None, True, True, writer_for, to_payload)
-                    except Exception:  # the general path raises it again, with its diagnosis
-                        r = None
-                    if r is not None:
-                        exchange = t[2]
-                        mid = (<tuple>r)[0]
-                        body = (<tuple>r)[1]
-                        props = (<tuple>r)[2]
-            if r is None:
+                try:
+                    r = (<tuple>plan)[0](msg)
+                except Exception:  # the general path raises it again, with its diagnosis
+                    r = None
+            if r is not None:
+                mid, rk, body, props = <tuple>r
+                exchange = (<tuple>plan)[1]
+            else:
                 exchange, rk, props, body, mid = self.fallback(msg)
             bound = _bound(props, body, exchange, rk)
             old = PyByteArray_GET_SIZE(buf)

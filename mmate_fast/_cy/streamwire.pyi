@@ -37,25 +37,21 @@ def message_body(msg: bytes) -> bytes:
 
 class TypedAppender:
     """Builds a batch of typed messages into a Publish frame in one compiled loop: per message the
-    envelope, headers and properties from the message class's ``wire.MessageTemplate`` (its
-    ``encode_message``: the bytes of ``outgoing.build``), the route, and the stored AMQP 1.0 message
-    (as ``append_message``), with no Python object per message but its id.
+    envelope, headers, properties and route from its class's ``wire.PublishPlan`` (``encode``: the
+    bytes of ``outgoing.build`` and the default route) and the stored AMQP 1.0 message (as
+    ``append_message``), with no Python object per message but its id.
 
-    ``plans`` maps a class to its plan (``add_plan``); a message of a class without a plan, one whose
-    routing key is not a plain ASCII short string, or one the template declines (``encode_message``
-    answers None or raises) goes through ``fallback(msg) -> (exchange, routing_key, properties, body,
-    message_id)`` (the publisher's general path, which raises the message's own error). The twin's
-    templates always decline, so it takes the fallback for every message: the same bytes.
+    ``plans`` maps a class to its plan (``add_plan``); a message of a class without a plan, or one
+    its plan declines (``encode`` answers None or raises), goes through ``fallback(msg) ->
+    (exchange, routing_key, properties, body, message_id)`` (the publisher's general path, which
+    raises the message's own error): the same bytes.
     """
 
-    plans: dict[type, tuple[Any, ...]]
-    def __init__(self, writer_for: Callable[[type], Any], to_payload: Callable[[Any], Any],
-                 fallback: Callable[[Any], tuple[str, str, bytes, bytes, Any]]) -> None: ...
-    def add_plan(self, cls: type, template: Any, kind: int, exchange: str, prefix: str, attr: str | None,
-                 suffix: str) -> None:
-        """Messages of ``cls``: ``template.encode_message(msg, kind, ...)`` to ``exchange`` with the
-        routing key ``prefix + getattr(msg, attr) + suffix`` (attr None: ``prefix``; the attribute
-        None: ``prefix + suffix``; not a str: the fallback)."""
+    plans: dict[type, tuple[Any, str]]
+    def __init__(self, fallback: Callable[[Any], tuple[str, str, bytes, bytes, Any]]) -> None: ...
+    def add_plan(self, cls: type, plan: Any) -> None:
+        """Messages of ``cls`` are built by ``plan.encode(msg) -> (message id, routing key, body,
+        properties) | None`` and go to ``plan.exchange`` (a ``wire.PublishPlan``)."""
     def fill(self, buf: bytearray, publishing_id: int, it: Iterator[Any], max_count: int, limit: int,
              in_frame: int, ids: list[Any]) -> tuple[int, bool, tuple[bytes, bytes, str, str, Any] | None]:
         """Append messages from ``it`` (publishing ids from ``publishing_id`` on) until ``max_count``

@@ -39,12 +39,10 @@ from mmate_fast._transport.amqp10 import StreamProperties
 from mmate_fast._transport.streams import OffsetSpec
 from mmate_fast._transport.streams import StreamConnectionLike as StreamConnection
 from mmate_fast._transport.streams import StreamSubscriptionLike as StreamSubscription
-from mmate_fast.contracts import MessageKind, TypeRegistry, contract_plan, from_envelope, kind_of, to_payload
-from mmate_fast.contracts._convert import payload_writer
-from mmate_fast.messaging import outgoing, topology
+from mmate_fast.contracts import TypeRegistry, from_envelope
 from mmate_fast.messaging.dispatcher import Dispatcher, MessageContext
 from mmate_fast.messaging.pipeline import ConsumeContext, Pipeline, PublishContext
-from mmate_fast.messaging.publisher import Publisher
+from mmate_fast.messaging.publisher import _NO_PLAN, Publisher
 
 _wire = load("streamwire")
 _frames = load("frames")
@@ -227,22 +225,24 @@ class StreamPublisher:
     def _appender(self, persistent: bool) -> Any:
         """The compiled batch builder for ``publish_many`` with these options (one per option set).
         The first message of each class goes through ``prepare`` (checks, errors, the general path);
-        a class whose messages the template can build (not generic) then gets a plan: its template,
-        kind and route, so the next ones are built in the compiled loop with the same bytes."""
+        its class then gets the queue publisher's compiled plan (``wire.PublishPlan``: template,
+        kind, route) unless it has none (generic messages), so the next ones are built in the
+        compiled loop with the same bytes."""
         appender = self._appenders.get(persistent)
         if appender is not None:
             return appender
-        prepare = self._core.prepare
-        source = self.source or outgoing.SOURCE
+        core = self._core
 
         def fallback(msg: Any) -> tuple[str, str, bytes, bytes, str]:
-            exchange, routing_key, out = prepare(msg, persistent=persistent)
+            exchange, routing_key, out = core.prepare(msg, persistent=persistent)
             cls = msg.__class__
-            if cls not in built.plans and not contract_plan(cls).is_generic:
-                _add_plan(built, cls, source, persistent)
+            if cls not in built.plans:
+                plan = core._new_plan((cls, None, None, None, persistent, False), msg)
+                if plan is not _NO_PLAN:
+                    built.add_plan(cls, plan)
             return exchange, routing_key, out.properties, out.body, out.message_id
 
-        built: Any = _TypedAppender(payload_writer, to_payload, fallback)
+        built: Any = _TypedAppender(fallback)
         self._appenders[persistent] = built
         return built
 
@@ -253,30 +253,6 @@ class StreamPublisher:
     async def close(self) -> None:
         """Flush, then delete the publisher on the broker."""
         await self.producer.close()
-
-
-_MARK = "\x00"
-
-
-def _add_plan(appender: Any, cls: type, source: str, persistent: bool) -> None:
-    """Teach ``appender`` the class ``cls``: its template, kind code and route (mmate-go's, as
-    ``publisher.default_route`` gives it: events by ``aggregate_id``, commands by ``target_service``)."""
-    kind = kind_of(cls)
-    tname = contract_plan(cls).type_name
-    tpl = outgoing._template(tname, kind, source, None, None, persistent)
-    attr: str | None = None
-    if kind is MessageKind.EVENT:
-        exchange, attr, key = topology.EVENTS, "aggregate_id", topology.event_routing_key(_MARK, tname)
-    elif kind is MessageKind.COMMAND:
-        exchange, attr, key = topology.COMMANDS, "target_service", topology.command_routing_key(_MARK, tname)
-    elif kind is MessageKind.QUERY:
-        exchange, key = topology.QUERIES, topology.query_routing_key(tname)
-    elif kind is MessageKind.REPLY:
-        exchange, key = topology.MESSAGES, topology.reply_routing_key(tname)
-    else:
-        exchange, key = topology.MESSAGES, topology.message_routing_key(tname)
-    prefix, _, suffix = key.partition(_MARK)
-    appender.add_plan(cls, tpl, outgoing._KIND_CODE[kind], exchange, prefix, attr, suffix)
 
 
 async def open_publisher(

@@ -14,10 +14,9 @@ import pytest
 
 from mmate_fast import errors
 from mmate_fast._py import streamwire as pywire
-from mmate_fast.contracts import Command, Event, GenericMessage, Message, Query, Reply, to_payload
-from mmate_fast.contracts._convert import payload_writer
+from mmate_fast.contracts import Command, Event, GenericMessage, Message, Query, Reply
 from mmate_fast.messaging import streams as mstreams
-from mmate_fast.messaging.publisher import Publisher
+from mmate_fast.messaging.publisher import _NO_PLAN, Publisher
 from mmate_fast.transports.streams.producer import StreamProducer
 from tests.unit._impls import impl_params
 
@@ -80,16 +79,18 @@ def _general(msgs: list[Any], persistent: bool) -> tuple[bytes, list[Any]]:
     return bytes(buf), ids
 
 
-def _appender(w: Any, persistent: bool, learn: bool = True) -> Any:
+def _appender(w: Any, persistent: bool) -> Any:
     core = Publisher(None)
 
     def fallback(msg: Any) -> tuple[str, str, bytes, bytes, Any]:
         ex, rk, out = core.prepare(msg, persistent=persistent)
-        if learn and not isinstance(msg, GenericMessage) and msg.__class__ not in app.plans:
-            mstreams._add_plan(app, msg.__class__, "mmate-python", persistent)
+        if msg.__class__ not in app.plans:
+            plan = core._new_plan((msg.__class__, None, None, None, persistent, False), msg)
+            if plan is not _NO_PLAN:
+                app.add_plan(msg.__class__, plan)
         return ex, rk, out.properties, out.body, out.message_id
 
-    app = w.TypedAppender(payload_writer, to_payload, fallback)
+    app = w.TypedAppender(fallback)
     return app
 
 
