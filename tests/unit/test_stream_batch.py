@@ -298,3 +298,29 @@ def test_dispatch_chunk_handles_records_in_place_and_hands_on_the_rest(w: Any, s
         w.dispatch_chunk(bad, 1, len(bad), 0, decode, lambda t: table.get(t, ()), from_envelope,
                          default_registry)
     assert len(got) == 2  # nothing of a chunk that does not parse was handled
+
+
+async def test_publish_nowait_and_publish_many_build_the_same_frames_as_the_general_path() -> None:
+    conn = _Conn(frame_max=1 << 20)
+    producer = StreamProducer(conn, 1, "s", "", 1, 20_000)
+    pub = mstreams.StreamPublisher(producer)
+    msgs = _messages()
+    for _ in range(3):  # the envelope timestamp is "now" (seconds): retry across a second boundary
+        before = producer.next_id
+        ids = [pub.publish_nowait(m, persistent=False) for m in msgs[:20]]
+        many = asyncio.ensure_future(pub.publish_many(msgs[20:], persistent=False))
+        await asyncio.sleep(0)
+        producer.send()
+        frames, conn.frames = conn.frames, []
+        ref, ref_ids = _general(msgs, False)
+        got = b"".join(f[13:] for f in frames)
+        pids = [pid for pid, _ in _entries(got)]
+        assert pids == list(range(before, before + len(msgs)))
+        producer._on_confirm(0, 1, struct.pack(">Q", producer.next_id - 1))
+        ids += await many
+        assert ids == ref_ids
+        renumbered = b"".join(struct.pack(">QI", 100 + i, len(m)) + m for i, (_, m) in enumerate(_entries(got)))
+        if renumbered == ref:
+            break
+    assert renumbered == ref
+    assert pub.published >= len(msgs)
