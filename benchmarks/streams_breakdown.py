@@ -7,8 +7,9 @@ Publish frame, compiled), and all of ``publish_many``'s compiled loop (``TypedAp
 class's publish plan + the frame). Consuming: the stream layer (the record's data section), the core's
 envelope decode and contract decode, and all of the consumer's compiled pass over a chunk
 (``dispatch_chunk``: body, envelope, contract decode, handler call). rbfly, as its users write it:
-uuid4 + the envelope dict + orjson, then rbfly's AMQP 1.0 encoding of body + application properties (its ``encode_publish``); consuming:
-``orjson.loads`` + the dataclass. No broker needed (rbfly's encoder runs without a connection).
+uuid4 + the envelope dict + orjson, then rbfly's AMQP 1.0 encoding of body + application properties
+(its ``encode_publish``); consuming: ``orjson.loads`` + the dataclass. No broker needed (rbfly's
+encoder runs without a connection).
 """
 from __future__ import annotations
 
