@@ -526,6 +526,10 @@ cdef Py_ssize_t _value_end(const uchar* m, Py_ssize_t p, Py_ssize_t n) except -1
 
 
 def message_body(bytes msg not None) -> bytes:
+    return _message_body(msg)
+
+
+cdef object _message_body(bytes msg):
     cdef const uchar* m = <const uchar*>PyBytes_AS_STRING(msg)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(msg)
     cdef Py_ssize_t p = 0, vpos, end, size
@@ -555,3 +559,114 @@ def message_body(bytes msg not None) -> bytes:
     if len(parts) == 1:
         return parts[0]
     return b"".join(parts)
+
+
+cdef class TypedAppender:
+    """Appends typed messages to a Publish frame in one compiled loop (see the .pyi)."""
+
+    cdef public dict plans
+    cdef object writer_for
+    cdef object to_payload
+    cdef object fallback
+
+    def __init__(self, writer_for, to_payload, fallback):
+        self.plans = {}
+        self.writer_for = writer_for
+        self.to_payload = to_payload
+        self.fallback = fallback
+
+    def add_plan(self, cls, template, int kind, str exchange not None, str prefix not None, attr,
+                 str suffix not None):
+        self.plans[cls] = (template.encode_message, kind, exchange, prefix, attr, suffix)
+
+    def fill(self, bytearray buf not None, uint64_t publishing_id, it, Py_ssize_t max_count,
+             Py_ssize_t limit, Py_ssize_t in_frame, list ids not None):
+        cdef Py_ssize_t n = 0, old, bound, size
+        cdef object plan, r, v, rk, props, body, mid, exchange, writer_for = self.writer_for
+        cdef object to_payload = self.to_payload
+        cdef dict plans = self.plans
+        cdef uchar* base
+        cdef tuple t
+        for msg in it:
+            r = None
+            plan = plans.get(type(msg))
+            if plan is not None:
+                t = <tuple>plan
+                attr = t[4]
+                if attr is None:
+                    rk = t[3]
+                else:
+                    v = getattr(msg, attr, None)
+                    if type(v) is str:
+                        rk = <str>t[3] + <str>v + <str>t[5]
+                    elif v is None:
+                        rk = <str>t[3] + <str>t[5]
+                    else:
+                        rk = None
+                if rk is not None and len(<str>rk) <= 255 and (<str>rk).isascii():
+                    try:
+                        r = t[0](msg, t[1], None, None, True, True, writer_for, to_payload)
+                    except Exception:  # the general path raises it again, with its diagnosis
+                        r = None
+                    if r is not None:
+                        exchange = t[2]
+                        mid = (<tuple>r)[0]
+                        body = (<tuple>r)[1]
+                        props = (<tuple>r)[2]
+            if r is None:
+                exchange, rk, props, body, mid = self.fallback(msg)
+            bound = _bound(props, body, exchange, rk)
+            old = PyByteArray_GET_SIZE(buf)
+            PyByteArray_Resize(buf, old + 12 + bound)
+            base = <uchar*>PyByteArray_AS_STRING(buf) + old
+            try:
+                size = _encode(props, body, exchange, rk, base + 12)
+            except BaseException:
+                PyByteArray_Resize(buf, old)
+                raise
+            if in_frame and old + 12 + size > limit:  # the next frame starts with this message
+                PyByteArray_Resize(buf, old)
+                return n, False, (props, body, exchange, rk, mid)
+            _put64(base, publishing_id + n)
+            _put32(base + 8, <uint32_t>size)
+            PyByteArray_Resize(buf, old + 12 + size)
+            ids.append(mid)
+            n += 1
+            in_frame += 1
+            if n >= max_count:
+                return n, False, None
+        return n, True, None
+
+
+def dispatch_records(list records not None, Py_ssize_t start, decode, lookup, convert, registry):
+    """The common case of a stream consumer, compiled (see the .pyi)."""
+    cdef Py_ssize_t i, n = len(records), handled = 0, ignored = 0
+    cdef object raw, body, env, handlers, spec, msg
+    for i in range(start, n):
+        raw = records[i]
+        if type(raw) is not bytes:
+            return i, handled, ignored, None
+        try:
+            body = _message_body(<bytes>raw)
+            env = decode(body)
+        except Exception:
+            return i, handled, ignored, None
+        handlers = lookup(env.type)
+        if not handlers:
+            ignored += 1
+            continue
+        if type(handlers) is not tuple or len(<tuple>handlers) != 1:
+            return i, handled, ignored, None
+        spec = (<tuple>handlers)[0]
+        if spec.wants_context or spec.is_async:
+            return i, handled, ignored, None
+        try:
+            msg = convert(env, registry)
+        except Exception:
+            return i, handled, ignored, None
+        try:
+            spec.fn(msg)
+        except Exception as exc:
+            return i, handled, ignored, (exc, body, env, msg)
+        handled += 1
+    return n, handled, ignored, None

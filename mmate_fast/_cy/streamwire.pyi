@@ -11,6 +11,9 @@ decimal, nested tables and arrays dropped as it drops them) and one data section
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
 CHUNK_HEADER_SIZE: int
 
 def encode_message(properties: bytes, body: bytes, exchange: str, routing_key: str) -> bytes:
@@ -21,7 +24,7 @@ def append_message(buf: bytearray, publishing_id: int, properties: bytes, body: 
     """Append a Publish frame's PublishedMessage: uint64 publishing id, uint32 size,
     ``encode_message(...)``. Nothing is appended on ValueError."""
 
-def split_chunk(data: bytes, pos: int, end: int, min_offset: int) -> tuple[int, int, list[bytes]]:
+def split_chunk(data: bytes | bytearray, pos: int, end: int, min_offset: int) -> tuple[int, int, list[bytes]]:
     """Records of the osiris chunk in ``data[pos:end]`` (a Deliver frame after its subscription id):
     (offset of the first record returned, chunk timestamp ms, records), records below ``min_offset``
     left out; with no records, the offset after the chunk. Non-user chunks give no records.
@@ -30,3 +33,46 @@ def split_chunk(data: bytes, pos: int, end: int, min_offset: int) -> tuple[int, 
 def message_body(msg: bytes) -> bytes:
     """The data sections of an AMQP 1.0 message joined (an amqp-value that is binary or a string
     counts too); ValueError for bytes that are not AMQP 1.0 sections."""
+
+
+class TypedAppender:
+    """Builds a batch of typed messages into a Publish frame in one compiled loop: per message the
+    envelope, headers and properties from the message class's ``wire.MessageTemplate`` (its
+    ``encode_message``: the bytes of ``outgoing.build``), the route, and the stored AMQP 1.0 message
+    (as ``append_message``), with no Python object per message but its id.
+
+    ``plans`` maps a class to its plan (``add_plan``); a message of a class without a plan, one whose
+    routing key is not a plain ASCII short string, or one the template declines (``encode_message``
+    answers None or raises) goes through ``fallback(msg) -> (exchange, routing_key, properties, body,
+    message_id)`` (the publisher's general path, which raises the message's own error). The twin's
+    templates always decline, so it takes the fallback for every message: the same bytes.
+    """
+
+    plans: dict[type, tuple[Any, ...]]
+    def __init__(self, writer_for: Callable[[type], Any], to_payload: Callable[[Any], Any],
+                 fallback: Callable[[Any], tuple[str, str, bytes, bytes, Any]]) -> None: ...
+    def add_plan(self, cls: type, template: Any, kind: int, exchange: str, prefix: str, attr: str | None,
+                 suffix: str) -> None:
+        """Messages of ``cls``: ``template.encode_message(msg, kind, ...)`` to ``exchange`` with the
+        routing key ``prefix + getattr(msg, attr) + suffix`` (attr None: ``prefix``; the attribute
+        None: ``prefix + suffix``; not a str: the fallback)."""
+    def fill(self, buf: bytearray, publishing_id: int, it: Iterator[Any], max_count: int, limit: int,
+             in_frame: int, ids: list[Any]) -> tuple[int, bool, tuple[bytes, bytes, str, str, Any] | None]:
+        """Append messages from ``it`` (publishing ids from ``publishing_id`` on) until ``max_count``
+        are appended or ``it`` ends; each appended message's id goes to ``ids``. Returns (appended,
+        ``it`` exhausted, carry): carry is the message (properties, body, exchange, routing key, id)
+        that was taken from ``it`` but not appended because ``buf`` would pass ``limit`` with it
+        while it holds messages (``in_frame`` counts those already in ``buf`` before this call).
+        An error (the fallback's, or ValueError for properties that do not decode) leaves the
+        messages before it appended (as many as ids grew by) and nothing of the failing one."""
+
+def dispatch_records(records: list[bytes], start: int, decode: Callable[[bytes], Any],
+                     lookup: Callable[[str], tuple[Any, ...]], convert: Callable[[Any, Any], Any],
+                     registry: Any) -> tuple[int, int, int, tuple[BaseException, bytes, Any, Any] | None]:
+    """A stream consumer's common case over ``records[start:]`` in one compiled loop: per record its
+    body (``message_body``), ``env = decode(body)``, ``lookup(env.type)``; a type without handlers
+    is counted as ignored; with one plain handler (a ``HandlerSpec`` neither async nor wanting a
+    context) ``spec.fn(convert(env, registry))``. Returns (index of the first record not done,
+    handled, ignored, failure): it stops before a record that needs the general path (a step
+    raised, several handlers, an async or context handler: nothing of it ran), or at a record whose
+    handler raised, with failure = (exception, body, envelope, message) (that record is done)."""

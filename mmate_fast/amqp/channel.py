@@ -429,6 +429,23 @@ class Channel:
             conn._schedule_flush()
         return fut
 
+    def publish_sink(self) -> Channel | None:
+        """This channel, when ``publish_written`` can append to it now (open, no confirms), else None."""
+        return self if self._open and self._closed_exc is None and not self._confirms else None
+
+    def publish_written(self, writer: Any, arg: Any) -> Any:
+        """The publisher's one-call path: ``writer.write(out, channel_id, frame_max, arg)`` appends one
+        publish's frames (basic.publish, content header, body) to this loop turn's write buffer and
+        returns a value (None: it wrote nothing). Returns that value, or None without calling the
+        writer when the channel is closed or in confirm mode (the caller takes ``publish_nowait``)."""
+        if self._closed_exc is not None or not self._open or self._confirms:
+            return None
+        conn = self._conn
+        r = writer.write(conn._wbuf, self.channel_id, conn.frame_max, arg)
+        if not conn._flush_pending:
+            conn._schedule_flush()
+        return r
+
     def _append_publish(self, body: bytes, exchange: str, routing_key: str, properties: Any,
                         mandatory: bool, waiter: Any = None, value: Any = True) -> asyncio.Future[Any] | None:
         """Encode a publish into the write buffer (no write scheduled); the confirm future or None.

@@ -39,7 +39,9 @@ from mmate_fast._transport.amqp10 import StreamProperties
 from mmate_fast._transport.streams import OffsetSpec
 from mmate_fast._transport.streams import StreamConnectionLike as StreamConnection
 from mmate_fast._transport.streams import StreamSubscriptionLike as StreamSubscription
-from mmate_fast.contracts import TypeRegistry, from_envelope
+from mmate_fast.contracts import MessageKind, TypeRegistry, contract_plan, from_envelope, kind_of, to_payload
+from mmate_fast.contracts._convert import payload_writer
+from mmate_fast.messaging import outgoing, topology
 from mmate_fast.messaging.dispatcher import Dispatcher, MessageContext
 from mmate_fast.messaging.pipeline import ConsumeContext, Pipeline, PublishContext
 from mmate_fast.messaging.publisher import Publisher
@@ -48,6 +50,11 @@ _wire = load("streamwire")
 _frames = load("frames")
 _message_body = _wire.message_body
 _decode_envelope = load("envelope").decode_envelope
+_TypedAppender = _wire.TypedAppender
+_dispatch_records = _wire.dispatch_records
+
+#: the options ``publish_many`` builds in one compiled loop (others take the general path)
+_FAST_OPTIONS = frozenset({"persistent"})
 
 log = logging.getLogger("mmate_fast.streams")
 
@@ -80,6 +87,7 @@ class StreamPublisher:
         self.pipeline = self._core.pipeline
         self._scheduled = False
         self._loop = asyncio.get_running_loop()
+        self._appenders: dict[bool, Any] = {}
 
     def _add(self, msg: Any, options: Mapping[str, Any]) -> str:
         exchange, routing_key, out = self._core.prepare(msg, **options)
@@ -164,7 +172,24 @@ class StreamPublisher:
                     producer.send()
                     if producer.in_flight > producer.max_in_flight:
                         await producer.wait_room()
-        else:  # the hot loop: the steps of _add inlined
+        elif options.keys() <= _FAST_OPTIONS:  # the hot loop: compiled, a batch per call
+            it = iter(messages)
+            appender = self._appender(bool(options.get("persistent", True)))
+            try:
+                while True:
+                    done = producer.append_typed(appender, it, size - producer.pending, ids)
+                    if producer.pending >= size:
+                        producer.send()
+                        if producer.in_flight > producer.max_in_flight:
+                            await producer.wait_room()
+                    if done:
+                        break
+            except errors.MmateError as exc:
+                self._sent_before(exc, ids)
+                raise
+            finally:
+                self.published += len(ids)
+        else:  # the steps of _add inlined
             prepare = self._core.prepare
             append = producer.append
             keep = ids.append
@@ -180,17 +205,44 @@ class StreamPublisher:
                         producer.send()
                         if producer.in_flight > producer.max_in_flight:
                             await producer.wait_room()
-            except errors.MmateError as exc:  # a message that cannot be sent: the ones before it go
-                if producer.pending and not producer._error:
-                    producer.send()
-                if ids:
-                    exc.add_note(f"publish_many: the {len(ids)} messages before this one were sent "
-                                 f"(ids {ids[0]} .. {ids[-1]}); nothing after it")
+            except errors.MmateError as exc:
+                self._sent_before(exc, ids)
                 raise
             finally:
                 self.published += len(ids)
         await producer.flush(timeout)
         return ids
+
+    def _sent_before(self, exc: errors.MmateError, ids: list[str]) -> None:
+        """A message of ``publish_many`` cannot be sent: the ones before it go; the error says so."""
+        producer = self.producer
+        if producer.pending and not producer._error:
+            producer.send()
+        if ids:
+            exc.add_note(f"publish_many: the {len(ids)} messages before this one were sent "
+                         f"(ids {ids[0]} .. {ids[-1]}); nothing after it")
+
+    def _appender(self, persistent: bool) -> Any:
+        """The compiled batch builder for ``publish_many`` with these options (one per option set).
+        The first message of each class goes through ``prepare`` (checks, errors, the general path);
+        a class whose messages the template can build (not generic) then gets a plan: its template,
+        kind and route, so the next ones are built in the compiled loop with the same bytes."""
+        appender = self._appenders.get(persistent)
+        if appender is not None:
+            return appender
+        prepare = self._core.prepare
+        source = self.source or outgoing.SOURCE
+
+        def fallback(msg: Any) -> tuple[str, str, bytes, bytes, str]:
+            exchange, routing_key, out = prepare(msg, persistent=persistent)
+            cls = msg.__class__
+            if cls not in built.plans and not contract_plan(cls).is_generic:
+                _add_plan(built, cls, source, persistent)
+            return exchange, routing_key, out.properties, out.body, out.message_id
+
+        built: Any = _TypedAppender(payload_writer, to_payload, fallback)
+        self._appenders[persistent] = built
+        return built
 
     async def flush(self, timeout: float | None = None) -> None:
         """Send what is batched and wait for every confirm (StreamPublishError if any was refused)."""
@@ -199,6 +251,30 @@ class StreamPublisher:
     async def close(self) -> None:
         """Flush, then delete the publisher on the broker."""
         await self.producer.close()
+
+
+_MARK = "\x00"
+
+
+def _add_plan(appender: Any, cls: type, source: str, persistent: bool) -> None:
+    """Teach ``appender`` the class ``cls``: its template, kind code and route (mmate-go's, as
+    ``publisher.default_route`` gives it: events by ``aggregate_id``, commands by ``target_service``)."""
+    kind = kind_of(cls)
+    tname = contract_plan(cls).type_name
+    tpl = outgoing._template(tname, kind, source, None, None, persistent)
+    attr: str | None = None
+    if kind is MessageKind.EVENT:
+        exchange, attr, key = topology.EVENTS, "aggregate_id", topology.event_routing_key(_MARK, tname)
+    elif kind is MessageKind.COMMAND:
+        exchange, attr, key = topology.COMMANDS, "target_service", topology.command_routing_key(_MARK, tname)
+    elif kind is MessageKind.QUERY:
+        exchange, key = topology.QUERIES, topology.query_routing_key(tname)
+    elif kind is MessageKind.REPLY:
+        exchange, key = topology.MESSAGES, topology.reply_routing_key(tname)
+    else:
+        exchange, key = topology.MESSAGES, topology.message_routing_key(tname)
+    prefix, _, suffix = key.partition(_MARK)
+    appender.add_plan(cls, tpl, outgoing._KIND_CODE[kind], exchange, prefix, attr, suffix)
 
 
 async def open_publisher(
@@ -484,76 +560,96 @@ class StreamConsumer:
 
     async def _process(self, first: int, ts: int, records: list[bytes]) -> None:
         stats = self.stats
-        lookup = self._lookup
-        registry = self._registry
-        stream = self.stream
-        wire = self.pipeline.has_wire
-        intercept = self.pipeline.has_consume
-        offset = first - 1
-        handled = 0
         stats.received += len(records)
+        n = len(records)
+        i = 0
+        handled = 0
+        # without wire or consume interceptors, runs of records with one plain handler go through
+        # the compiled loop; the general path below takes the records it stops before
+        fast = not self.pipeline.has_wire and not self.pipeline.has_consume
         try:
-            for raw in records:
-                offset += 1
-                try:
-                    body = _message_body(raw)
-                except ValueError as exc:
-                    self._fail(StreamDelivery(stream, offset, ts, raw, b""), "not-amqp", str(exc), exc)
-                    continue
-                delivery = None
-                if wire:
-                    delivery = StreamDelivery(stream, offset, ts, raw, body)
-                    try:
-                        body = self.pipeline.verify(delivery, stream)
-                    except Exception as exc:
-                        why = exc.reason if isinstance(exc, errors.InterceptorError) else "interceptor-error"
-                        self._fail(delivery, why, str(exc) or type(exc).__name__, exc)
+            while i < n:
+                if fast:
+                    i, done, ignored, failure = _dispatch_records(
+                        records, i, _decode_envelope, self._lookup, from_envelope, self._registry)
+                    handled += done
+                    stats.ignored += ignored
+                    if i >= n:
+                        break
+                    if failure is not None:
+                        exc, body, env, msg = failure
+                        self._handler_failed(first + i, ts, records[i], body, env, msg, exc)
+                        i += 1
                         continue
-                try:
-                    env = _decode_envelope(body)
-                except errors.EnvelopeError as exc:
-                    delivery = delivery or StreamDelivery(stream, offset, ts, raw, body)
-                    self._fail(delivery, exc.reason, str(exc), exc)
-                    continue
-                handlers = lookup(env.type)
-                if not handlers:
-                    stats.ignored += 1
-                    continue
-                try:
-                    msg = from_envelope(env, registry)
-                except (errors.ContractError, errors.EnvelopeError) as exc:
-                    delivery = delivery or StreamDelivery(stream, offset, ts, raw, body)
-                    self._fail(delivery, "contract-error", str(exc), exc, env)
-                    continue
-                ctx = None
-                try:
-                    for spec in handlers:
-                        if (spec.wants_context or intercept) and ctx is None:
-                            if delivery is None:
-                                delivery = StreamDelivery(stream, offset, ts, raw, body)
-                            ctx = MessageContext(delivery, env, msg, stream, self.services)
-                        if intercept:
-                            cctx = ConsumeContext(delivery, env, msg, stream, spec, ctx)
-                            await self.pipeline.consume(cctx, _call(spec, msg, ctx))
-                            continue
-                        result = spec.fn(msg, ctx) if spec.wants_context else spec.fn(msg)
-                        if spec.is_async:
-                            await result
-                except Exception as exc:
-                    log.error("handler for %s (id %s) on stream %r offset %d failed: %r", env.type, env.id,
-                              stream, offset, exc)
-                    why = str(getattr(exc, "reason", "") or "") if isinstance(exc, errors.MmateError) else ""
-                    delivery = delivery or StreamDelivery(stream, offset, ts, raw, body)
-                    text = f"{type(exc).__name__}: {exc}"
-                    self._fail(delivery, why or "handler-error", text, exc, env, msg)
-                else:
+                if await self._record(first + i, ts, records[i]):
                     handled += 1
-        except BaseException:  # cancelled inside a handler's await: that record is not done
-            offset -= 1
-            raise
-        finally:  # counters and progress once per chunk
+                i += 1
+        finally:  # counters and progress once per chunk (a record cancelled in its handler: not done)
             stats.handled += handled
-            self.last_offset = offset
+            self.last_offset = first + i - 1
+
+    async def _record(self, offset: int, ts: int, raw: bytes) -> bool:
+        """One record through the general path (wire and consume interceptors, several, async or
+        context handlers, failures); True when handled."""
+        stats = self.stats
+        stream = self.stream
+        try:
+            body = _message_body(raw)
+        except ValueError as exc:
+            self._fail(StreamDelivery(stream, offset, ts, raw, b""), "not-amqp", str(exc), exc)
+            return False
+        delivery = None
+        if self.pipeline.has_wire:
+            delivery = StreamDelivery(stream, offset, ts, raw, body)
+            try:
+                body = self.pipeline.verify(delivery, stream)
+            except Exception as exc:
+                why = exc.reason if isinstance(exc, errors.InterceptorError) else "interceptor-error"
+                self._fail(delivery, why, str(exc) or type(exc).__name__, exc)
+                return False
+        try:
+            env = _decode_envelope(body)
+        except errors.EnvelopeError as exc:
+            delivery = delivery or StreamDelivery(stream, offset, ts, raw, body)
+            self._fail(delivery, exc.reason, str(exc), exc)
+            return False
+        handlers = self._lookup(env.type)
+        if not handlers:
+            stats.ignored += 1
+            return False
+        try:
+            msg = from_envelope(env, self._registry)
+        except (errors.ContractError, errors.EnvelopeError) as exc:
+            delivery = delivery or StreamDelivery(stream, offset, ts, raw, body)
+            self._fail(delivery, "contract-error", str(exc), exc, env)
+            return False
+        intercept = self.pipeline.has_consume
+        ctx = None
+        try:
+            for spec in handlers:
+                if (spec.wants_context or intercept) and ctx is None:
+                    if delivery is None:
+                        delivery = StreamDelivery(stream, offset, ts, raw, body)
+                    ctx = MessageContext(delivery, env, msg, stream, self.services)
+                if intercept:
+                    cctx = ConsumeContext(delivery, env, msg, stream, spec, ctx)
+                    await self.pipeline.consume(cctx, _call(spec, msg, ctx))
+                    continue
+                result = spec.fn(msg, ctx) if spec.wants_context else spec.fn(msg)
+                if spec.is_async:
+                    await result
+        except Exception as exc:
+            self._handler_failed(offset, ts, raw, body, env, msg, exc, delivery)
+            return False
+        return True
+
+    def _handler_failed(self, offset: int, ts: int, raw: bytes, body: bytes, env: Any, msg: Any,
+                        exc: Exception, delivery: StreamDelivery | None = None) -> None:
+        log.error("handler for %s (id %s) on stream %r offset %d failed: %r", env.type, env.id,
+                  self.stream, offset, exc)
+        why = str(getattr(exc, "reason", "") or "") if isinstance(exc, errors.MmateError) else ""
+        delivery = delivery or StreamDelivery(self.stream, offset, ts, raw, body)
+        self._fail(delivery, why or "handler-error", f"{type(exc).__name__}: {exc}", exc, env, msg)
 
     def _fail(
         self,

@@ -40,7 +40,7 @@ class StreamSubscription:
         self.auto_credit = False
         self._on_lost: Callable[[BaseException], Any] | None = None
 
-    def _on_chunk(self, data: bytes, pos: int, end: int) -> None:
+    def _on_chunk(self, data: bytes | bytearray, pos: int, end: int) -> None:
         first, ts, records = _split_chunk(data, pos, end, self.next_offset)
         self.chunks += 1
         if records:
