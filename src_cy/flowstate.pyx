@@ -398,6 +398,22 @@ cdef inline object _read_int(v):
     raise _Odd
 
 
+def read_result(obj, result_cls):
+    """A decoded StageResult object (a dict from JSON) as ``result_cls(...)``, or None when it is not
+    the plain form (see the twin)."""
+    if obj.__class__ is not dict:
+        return None
+    cdef dict rd = obj
+    try:
+        end = rd.get("endTime")
+        return result_cls(
+            _str(rd.get("stageId")), _str(rd.get("status")), _opt_dict(rd.get("data")),
+            _opt_str(rd.get("error")), _read_time(rd.get("startTime")),
+            None if end is None else _read_time(end), _read_int(rd.get("duration")))
+    except _Odd:
+        return None
+
+
 def decode_state(text, state_cls, result_cls):
     """A ``serializedWorkflowState`` string as ``state_cls(...)``, or None when it is not the plain
     form (see the twin)."""

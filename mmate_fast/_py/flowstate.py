@@ -265,6 +265,21 @@ def _read_int(v: Any) -> int:
     raise _Odd
 
 
+def read_result(obj: Any, result_cls: Any) -> Any:
+    """A decoded StageResult object (a dict from JSON) as ``result_cls(...)`` (StageResult field
+    order), or None when it is not the plain form (the strict reader then names what is wrong)."""
+    if obj.__class__ is not dict:
+        return None
+    try:
+        end = obj.get("endTime")
+        return result_cls(
+            _str(obj.get("stageId")), _str(obj.get("status")), _opt_dict(obj.get("data")),
+            _opt_str(obj.get("error")), _read_time(obj.get("startTime")),
+            None if end is None else _read_time(end), _read_int(obj.get("duration")))
+    except _Odd:
+        return None
+
+
 def decode_state(text: Any, state_cls: Any, result_cls: Any) -> Any:
     """A ``serializedWorkflowState`` string as ``state_cls(...)`` (its StageResults as
     ``result_cls(...)``, both in WorkflowState / StageResult field order), or None when it is not
@@ -311,4 +326,5 @@ def decode_state(text: Any, state_cls: Any, result_cls: Any) -> Any:
         return None
 
 
-__all__ = ["ZERO_NS", "decode_state", "encode_result", "encode_state", "format_time", "parse_time", "quote"]
+__all__ = ["ZERO_NS", "decode_state", "encode_result", "encode_state", "format_time", "parse_time", "quote",
+           "read_result"]

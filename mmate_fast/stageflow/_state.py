@@ -41,6 +41,7 @@ _no_fast: Callable[..., None] = lambda *args: None  # noqa: E731
 _fast_encode_state = _fs.encode_state if COMPILED["flowstate"] else _no_fast
 _fast_encode_result = _fs.encode_result if COMPILED["flowstate"] else _no_fast
 _fast_decode_state = _fs.decode_state if COMPILED["flowstate"] else _no_fast
+_fast_read_result = _fs.read_result if COMPILED["flowstate"] else _no_fast
 
 #: StageResult / CompensationResult statuses
 STAGE_STATUSES = ("pending", "running", "completed", "failed", "compensated", "skipped")
@@ -81,7 +82,8 @@ class StageResult:
     @classmethod
     def from_go(cls, obj: dict[str, Any]) -> StageResult:
         """From Go's JSON object (decoded); raises FlowStateError naming the wrong key."""
-        return _result(obj, "")
+        result = _fast_read_result(obj, StageResult)
+        return result if result is not None else _result(obj, "")
 
 
 @dataclass(slots=True)

@@ -160,3 +160,16 @@ def test_format_outside_go_years_raises(fs: ModuleType) -> None:
         fs.format_time(_gotime.ZERO_NS - 1)
     with pytest.raises(FlowWireError):
         fs.format_time(253402300800 * 1_000_000_000)
+
+
+@pytest.mark.parametrize("fs", IMPLS)
+def test_read_result_is_the_strict_readers(fs: ModuleType) -> None:
+    from mmate_fast.stageflow._state import _result
+
+    for text in _go_states():
+        for obj in json.loads(text)["stageResults"]:
+            assert fs.read_result(obj, StageResult) == _result(obj, "")
+    for odd in (None, [], {"stageId": 1}, {"stageId": "s", "startTime": "x"}, {"duration": 1.5},
+                {"data": []}, {"error": 3}):
+        assert fs.read_result(odd, StageResult) is None
+    assert fs.read_result({}, StageResult) == _result({}, "")
