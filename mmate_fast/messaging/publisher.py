@@ -84,6 +84,8 @@ async def _published(message_id: str) -> str:
 
 
 _EVENT = MessageKind.EVENT
+#: the publish options a plan covers (any other option takes the general path)
+_PLAN_OPTIONS = frozenset({"kind", "exchange", "routing_key", "persistent"})
 #: a class the one-call path cannot publish (generic messages, a class whose plan failed)
 _NO_PLAN = False
 _PLANS_MAX = 1024
@@ -236,6 +238,22 @@ class Publisher:
         if self.pipeline.has_publish:
             raise errors.MmateError("publish_nowait() cannot run the publish interceptors; "
                                     "use await publish() or publish_batch()")
+        if options.keys() <= _PLAN_OPTIONS:  # the one-call path (see publish)
+            key = (msg.__class__, options.get("kind"), options.get("exchange"), options.get("routing_key"),
+                   options.get("persistent", True), mandatory)
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = self._new_plan(key, msg)
+            if plan:
+                sink = self._sink
+                if sink is not None and not self.confirms and sink.write(plan, msg) is not None:
+                    self.published += 1
+                    return None
+                r = plan.encode(msg)
+                if r is not None:
+                    fut = self._target.publish_nowait(r[2], plan.exchange, r[1], r[3], mandatory=mandatory)
+                    self.published += 1
+                    return fut
         exchange, routing_key, out = self.prepare(msg, **options)
         self.published += 1
         return self._target.publish_nowait(out.body, exchange, routing_key, out.properties,

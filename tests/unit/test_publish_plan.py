@@ -367,3 +367,22 @@ def test_sink_writes_into_the_connection_buffer_until_closed(wire: ModuleType) -
     assert sink.write(plan, msg) is None and len(conn._wbuf) == n
     with pytest.raises(ValueError):
         wire.PublishSink(conn, 1, 100)
+
+
+@pytest.mark.parametrize(("sink", "confirms"), [(True, False), (False, False), (False, True)])
+def test_publish_nowait_fast_path_sends_what_the_general_path_sends(sink: bool, confirms: bool) -> None:
+    async def main() -> None:
+        for msg in _messages("id-2", "x", None, "r.q", "agg-2", 3):
+            for _ in range(3):
+                t0 = int(time.time())
+                target = _Target(sink, confirms)
+                pub = Publisher(target, confirms=confirms)
+                pub._sink = target.publish_sink()
+                fut = pub.publish_nowait(msg, exchange="", routing_key="q-2", persistent=False)
+                ref = _general_frames(pub, msg, {"exchange": "", "routing_key": "q-2", "persistent": False})
+                if int(time.time()) == t0:
+                    break
+            assert pub._plans and bytes(target.out) == ref, type(msg).__name__
+            assert (fut is None) == (not confirms) and pub.published == 1
+
+    asyncio.run(main())
