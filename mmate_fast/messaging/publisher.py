@@ -84,6 +84,8 @@ async def _published(message_id: str) -> str:
 
 
 _EVENT = MessageKind.EVENT
+#: the publish options a plan covers (any other option takes the general path)
+_PLAN_OPTIONS = frozenset({"kind", "exchange", "routing_key", "persistent"})
 #: a class the one-call path cannot publish (generic messages, a class whose plan failed)
 _NO_PLAN = False
 _PLANS_MAX = 1024
@@ -236,6 +238,22 @@ class Publisher:
         if self.pipeline.has_publish:
             raise errors.MmateError("publish_nowait() cannot run the publish interceptors; "
                                     "use await publish() or publish_batch()")
+        if options.keys() <= _PLAN_OPTIONS:  # the one-call path (see publish)
+            key = (msg.__class__, options.get("kind"), options.get("exchange"), options.get("routing_key"),
+                   options.get("persistent", True), mandatory)
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = self._new_plan(key, msg)
+            if plan:
+                sink = self._sink
+                if sink is not None and not self.confirms and sink.write(plan, msg) is not None:
+                    self.published += 1
+                    return None
+                r = plan.encode(msg)
+                if r is not None:
+                    fut = self._target.publish_nowait(r[2], plan.exchange, r[1], r[3], mandatory=mandatory)
+                    self.published += 1
+                    return fut
         exchange, routing_key, out = self.prepare(msg, **options)
         self.published += 1
         return self._target.publish_nowait(out.body, exchange, routing_key, out.properties,
@@ -505,6 +523,10 @@ class Publisher:
         observer = self.observer
         tracer = self.tracer
         chunk = max(1, window // 2)
+        plans = self._plans
+        planned = options.keys() <= _PLAN_OPTIONS and not intercepted
+        plan_options = (options.get("kind"), options.get("exchange"), options.get("routing_key"),
+                        options.get("persistent", True), mandatory)
         # plain path: the next chunk is encoded while this one is confirmed, sent once there is room
         pipelined = observer is None and tracer is None and not intercepted
         # the other paths: unconfirmed publishes left in flight when the next chunk is built
@@ -533,15 +555,29 @@ class Publisher:
                     inflight.extend(confirms)
                 else:
                     try:
-                        if tracer is None:
-                            ready = [self.prepare(msg, **options) for msg in batch]
+                        ready: list[tuple[str, str, bytes, bytes, str]] = []
+                        if tracer is None and planned:
+                            for msg in batch:  # the one-call encode of each class's plan
+                                key = (msg.__class__, *plan_options)
+                                plan = plans.get(key)
+                                if plan is None:
+                                    plan = self._new_plan(key, msg)
+                                r = plan.encode(msg) if plan else None
+                                if r is None:
+                                    ex, rk, out = self.prepare(msg, **options)
+                                    ready.append((ex, rk, out.body, out.properties, out.message_id))
+                                else:
+                                    ready.append((plan.exchange, r[1], r[2], r[3], r[0]))
+                        elif tracer is None:
+                            for msg in batch:
+                                ex, rk, out = self.prepare(msg, **options)
+                                ready.append((ex, rk, out.body, out.properties, out.message_id))
                         else:
-                            ready = []
                             for msg in batch:
                                 opts = dict(options)
                                 token = _obs.start_publish(tracer, msg, opts)
                                 ex, rk, out = self.prepare(msg, **opts)
-                                ready.append((ex, rk, out))
+                                ready.append((ex, rk, out.body, out.properties, out.message_id))
                                 if token is not None:
                                     traced.append((token, out.message_id, ex, rk))
                     except Exception:
@@ -552,12 +588,11 @@ class Publisher:
                     if pipelined and inflight:  # room for this chunk: at most ``window`` unconfirmed
                         await self._confirmed(inflight, window - n, timeout)
                     publish_nowait = target.publish_nowait
-                    for exchange, routing_key, out in ready:
-                        confirm = publish_nowait(out.body, exchange, routing_key, out.properties,
-                                                 mandatory=mandatory)
+                    for exchange, routing_key, body, props, message_id in ready:
+                        confirm = publish_nowait(body, exchange, routing_key, props, mandatory=mandatory)
                         if confirm is not None:
                             inflight.append(confirm)
-                        ids.append(out.message_id)
+                        ids.append(message_id)
                 last = n < chunk
                 if inflight:
                     if last:

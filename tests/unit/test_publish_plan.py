@@ -367,3 +367,42 @@ def test_sink_writes_into_the_connection_buffer_until_closed(wire: ModuleType) -
     assert sink.write(plan, msg) is None and len(conn._wbuf) == n
     with pytest.raises(ValueError):
         wire.PublishSink(conn, 1, 100)
+
+
+@pytest.mark.parametrize(("sink", "confirms"), [(True, False), (False, False), (False, True)])
+def test_publish_nowait_fast_path_sends_what_the_general_path_sends(sink: bool, confirms: bool) -> None:
+    async def main() -> None:
+        for msg in _messages("id-2", "x", None, "r.q", "agg-2", 3):
+            for _ in range(3):
+                t0 = int(time.time())
+                target = _Target(sink, confirms)
+                pub = Publisher(target, confirms=confirms)
+                pub._sink = target.publish_sink()
+                fut = pub.publish_nowait(msg, exchange="", routing_key="q-2", persistent=False)
+                ref = _general_frames(pub, msg, {"exchange": "", "routing_key": "q-2", "persistent": False})
+                if int(time.time()) == t0:
+                    break
+            assert pub._plans and bytes(target.out) == ref, type(msg).__name__
+            assert (fut is None) == (not confirms) and pub.published == 1
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("confirms", [False, True])
+def test_publish_batch_sends_what_the_general_path_sends(confirms: bool) -> None:
+    async def main() -> None:
+        for _ in range(3):
+            t0 = int(time.time())
+            msgs = _messages("id-3", "y", "c", "r.q", "agg-3", 4) * 3
+            msgs.append(PlanEvent(order_id="bad", aggregate_id="a", timestamp=None, correlation_id=None))
+            msgs[-1].timestamp = __import__("datetime").datetime(2025, 1, 1)  # the general path's message
+            target = _Target(sink=False, confirms=confirms)
+            pub = Publisher(target, confirms=confirms)
+            ids = await pub.publish_batch(msgs, window=8, persistent=False)
+            ref = b"".join(_general_frames(pub, m, {"persistent": False}) for m in msgs)
+            if int(time.time()) == t0:
+                break
+        assert ids == [m.id for m in msgs] and pub.published == len(msgs)
+        assert pub._plans and bytes(target.out) == ref
+
+    asyncio.run(main())
