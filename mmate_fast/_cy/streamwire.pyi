@@ -37,25 +37,21 @@ def message_body(msg: bytes) -> bytes:
 
 class TypedAppender:
     """Builds a batch of typed messages into a Publish frame in one compiled loop: per message the
-    envelope, headers and properties from the message class's ``wire.MessageTemplate`` (its
-    ``encode_message``: the bytes of ``outgoing.build``), the route, and the stored AMQP 1.0 message
-    (as ``append_message``), with no Python object per message but its id.
+    envelope, headers, properties and route from its class's ``wire.PublishPlan`` (``encode``: the
+    bytes of ``outgoing.build`` and the default route) and the stored AMQP 1.0 message (as
+    ``append_message``), with no Python object per message but its id.
 
-    ``plans`` maps a class to its plan (``add_plan``); a message of a class without a plan, one whose
-    routing key is not a plain ASCII short string, or one the template declines (``encode_message``
-    answers None or raises) goes through ``fallback(msg) -> (exchange, routing_key, properties, body,
-    message_id)`` (the publisher's general path, which raises the message's own error). The twin's
-    templates always decline, so it takes the fallback for every message: the same bytes.
+    ``plans`` maps a class to its plan (``add_plan``); a message of a class without a plan, or one
+    its plan declines (``encode`` answers None or raises), goes through ``fallback(msg) ->
+    (exchange, routing_key, properties, body, message_id)`` (the publisher's general path, which
+    raises the message's own error): the same bytes.
     """
 
-    plans: dict[type, tuple[Any, ...]]
-    def __init__(self, writer_for: Callable[[type], Any], to_payload: Callable[[Any], Any],
-                 fallback: Callable[[Any], tuple[str, str, bytes, bytes, Any]]) -> None: ...
-    def add_plan(self, cls: type, template: Any, kind: int, exchange: str, prefix: str, attr: str | None,
-                 suffix: str) -> None:
-        """Messages of ``cls``: ``template.encode_message(msg, kind, ...)`` to ``exchange`` with the
-        routing key ``prefix + getattr(msg, attr) + suffix`` (attr None: ``prefix``; the attribute
-        None: ``prefix + suffix``; not a str: the fallback)."""
+    plans: dict[type, tuple[Any, str]]
+    def __init__(self, fallback: Callable[[Any], tuple[str, str, bytes, bytes, Any]]) -> None: ...
+    def add_plan(self, cls: type, plan: Any) -> None:
+        """Messages of ``cls`` are built by ``plan.encode(msg) -> (message id, routing key, body,
+        properties) | None`` and go to ``plan.exchange`` (a ``wire.PublishPlan``)."""
     def fill(self, buf: bytearray, publishing_id: int, it: Iterator[Any], max_count: int, limit: int,
              in_frame: int, ids: list[Any]) -> tuple[int, bool, tuple[bytes, bytes, str, str, Any] | None]:
         """Append messages from ``it`` (publishing ids from ``publishing_id`` on) until ``max_count``
@@ -76,3 +72,17 @@ def dispatch_records(records: list[bytes], start: int, decode: Callable[[bytes],
     handled, ignored, failure): it stops before a record that needs the general path (a step
     raised, several handlers, an async or context handler: nothing of it ran), or at a record whose
     handler raised, with failure = (exception, body, envelope, message) (that record is done)."""
+
+def dispatch_chunk(data: bytes | bytearray, pos: int, end: int, min_offset: int,
+                   decode: Callable[[bytes], Any], lookup: Callable[[str], tuple[Any, ...]],
+                   convert: Callable[[Any, Any], Any], registry: Any,
+                   ) -> tuple[int, int, int, int, int, tuple[BaseException, bytes, bytes, Any, Any] | None,
+                              list[bytes]]:
+    """``split_chunk`` and ``dispatch_records`` in one pass over the chunk in ``data[pos:end]``, with no
+    bytes object per record the fast path handles (only its body): (first, timestamp ms, done,
+    handled, ignored, failure, rest). ``first`` is the offset of the first record at or after
+    ``min_offset`` (with no such record: the offset after the chunk, and nothing else); ``done``
+    records from it were processed (handled, ignored, or the failed one); ``failure`` is (exception,
+    record, body, envelope, message) of the last of them when its handler raised; ``rest`` are the
+    records after the done ones (from offset ``first + done``), for the general path. The chunk is
+    checked whole first: StreamProtocolError (as ``split_chunk``) before any handler runs."""

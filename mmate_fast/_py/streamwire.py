@@ -393,15 +393,12 @@ def message_body(msg: bytes) -> bytes:
 class TypedAppender:
     """Appends typed messages to a Publish frame (the twin of the compiled loop; see the .pyi)."""
 
-    def __init__(self, writer_for: Any, to_payload: Any, fallback: Any) -> None:
-        self.plans: dict[type, tuple[Any, ...]] = {}
-        self.writer_for = writer_for
-        self.to_payload = to_payload
+    def __init__(self, fallback: Any) -> None:
+        self.plans: dict[type, tuple[Any, str]] = {}
         self.fallback = fallback
 
-    def add_plan(self, cls: type, template: Any, kind: int, exchange: str, prefix: str, attr: str | None,
-                 suffix: str) -> None:
-        self.plans[cls] = (template.encode_message, kind, exchange, prefix, attr, suffix)
+    def add_plan(self, cls: type, plan: Any) -> None:
+        self.plans[cls] = (plan.encode, plan.exchange)
 
     def fill(self, buf: bytearray, publishing_id: int, it: Iterator[Any], max_count: int, limit: int,
              in_frame: int, ids: list[Any]) -> tuple[int, bool, tuple[bytes, bytes, str, str, Any] | None]:
@@ -410,21 +407,15 @@ class TypedAppender:
             r = None
             plan = self.plans.get(type(msg))
             if plan is not None:
-                encode, kind, exchange, prefix, attr, suffix = plan
-                rk: str | None = prefix
-                if attr is not None:
-                    v = getattr(msg, attr, None)
-                    rk = prefix + v + suffix if type(v) is str else prefix + suffix if v is None else None
-                if rk is not None and len(rk) <= 255 and rk.isascii():
-                    try:
-                        r = encode(msg, kind, None, None, True, True, self.writer_for, self.to_payload)
-                    except Exception:  # the general path raises it again, with its diagnosis
-                        r = None
-                    if r is not None:
-                        mid, body, props = r[0], r[1], r[2]
-            if r is None:
+                try:
+                    r = plan[0](msg)
+                except Exception:  # the general path raises it again, with its diagnosis
+                    r = None
+            if plan is not None and r is not None:
+                mid, rk, body, props = r
+                exchange = plan[1]
+            else:
                 exchange, rk, props, body, mid = self.fallback(msg)
-            assert rk is not None
             message = encode_message(props, body, exchange, rk)
             if in_frame and len(buf) + 12 + len(message) > limit:  # the next frame starts with this one
                 return n, False, (props, body, exchange, rk, mid)
@@ -471,3 +462,18 @@ def dispatch_records(records: list[bytes], start: int, decode: Any, lookup: Any,
             return i, handled, ignored, (exc, body, env, msg)
         handled += 1
     return len(records), handled, ignored, None
+
+
+def dispatch_chunk(data: bytes | bytearray, pos: int, end: int, min_offset: int, decode: Any, lookup: Any,
+                   convert: Any, registry: Any) -> tuple[int, int, int, int, int, Any, list[bytes]]:
+    """``split_chunk`` then ``dispatch_records`` (the twin of the compiled one-pass loop)."""
+    first, ts, records = split_chunk(data, pos, end, min_offset)
+    if not records:
+        return first, ts, 0, 0, 0, None, records
+    i, handled, ignored, stopped = dispatch_records(records, 0, decode, lookup, convert, registry)
+    failure = None
+    if stopped is not None:
+        exc, body, env, msg = stopped
+        failure = (exc, records[i], body, env, msg)
+        i += 1
+    return first, ts, i, handled, ignored, failure, records[i:]

@@ -7,6 +7,8 @@ properties) and stored as RabbitMQ stores that publish when it lands in a stream
 transcoding, see ``mmate_fast._cy.streamwire``), so an AMQP consumer of the stream reads exactly what
 a queue consumer reads. ``publish_nowait`` appends to a batch that is written once per loop turn (or every
 ``batch_size`` messages) as one Publish frame; confirms are pipelined and ``flush()`` waits for them.
+Without per-message options or interceptors, messages of a class the queue publisher has a compiled
+plan for are built in one compiled loop per batch (``streamwire.TypedAppender``), with the same bytes.
 
 Consuming (:class:`StreamConsumer`): each record's body is decoded as an envelope and dispatched to the
 handlers registered for its type (the same ``Dispatcher``, ``MessageContext`` and interceptor
@@ -15,7 +17,10 @@ handler in this group is not a failure: it is counted in ``stats.ignored`` and p
 fails (not an AMQP message, not an envelope, a payload that does not fit its class, a handler error)
 cannot be rejected back to a log: it is counted under its reason, logged, handed to ``dead_letter``
 when one is set (the Client's copies it to ``dlq.{stream}.{group}``) and skipped; the consumer goes
-on with the next record, so one bad record never stalls the group.
+on with the next record, so one bad record never stalls the group. Without wire or consume
+interceptors, records whose type has one plain (sync, context-free) handler are decoded and handled
+in one compiled pass over the chunk as it arrives (``streamwire.dispatch_chunk``); the others go
+through the general path, in the same order.
 
 A group (``group="billing"``) is a stream offset reference on the broker: the consumer resumes after
 the last offset stored under it (else at ``offset``), stores its progress every ``store_every``
@@ -39,12 +44,10 @@ from mmate_fast._transport.amqp10 import StreamProperties
 from mmate_fast._transport.streams import OffsetSpec
 from mmate_fast._transport.streams import StreamConnectionLike as StreamConnection
 from mmate_fast._transport.streams import StreamSubscriptionLike as StreamSubscription
-from mmate_fast.contracts import MessageKind, TypeRegistry, contract_plan, from_envelope, kind_of, to_payload
-from mmate_fast.contracts._convert import payload_writer
-from mmate_fast.messaging import outgoing, topology
+from mmate_fast.contracts import TypeRegistry, from_envelope
 from mmate_fast.messaging.dispatcher import Dispatcher, MessageContext
 from mmate_fast.messaging.pipeline import ConsumeContext, Pipeline, PublishContext
-from mmate_fast.messaging.publisher import Publisher
+from mmate_fast.messaging.publisher import _NO_PLAN, Publisher
 
 _wire = load("streamwire")
 _frames = load("frames")
@@ -52,6 +55,8 @@ _message_body = _wire.message_body
 _decode_envelope = load("envelope").decode_envelope
 _TypedAppender = _wire.TypedAppender
 _dispatch_records = _wire.dispatch_records
+_dispatch_chunk = _wire.dispatch_chunk
+_split_chunk = _wire.split_chunk
 
 #: the options ``publish_many`` builds in one compiled loop (others take the general path)
 _FAST_OPTIONS = frozenset({"persistent"})
@@ -90,6 +95,12 @@ class StreamPublisher:
         self._appenders: dict[bool, Any] = {}
 
     def _add(self, msg: Any, options: Mapping[str, Any]) -> str:
+        if options.keys() <= _FAST_OPTIONS:  # the class's compiled plan, as publish_many
+            ids: list[str] = []
+            appender = self._appender(bool(options.get("persistent", True)))
+            self.producer.append_typed(appender, iter((msg,)), 1, ids)
+            self.published += 1
+            return str(ids[0])
         exchange, routing_key, out = self._core.prepare(msg, **options)
         self.producer.append(out.properties, out.body, exchange, routing_key)
         self.published += 1
@@ -225,22 +236,24 @@ class StreamPublisher:
     def _appender(self, persistent: bool) -> Any:
         """The compiled batch builder for ``publish_many`` with these options (one per option set).
         The first message of each class goes through ``prepare`` (checks, errors, the general path);
-        a class whose messages the template can build (not generic) then gets a plan: its template,
-        kind and route, so the next ones are built in the compiled loop with the same bytes."""
+        its class then gets the queue publisher's compiled plan (``wire.PublishPlan``: template,
+        kind, route) unless it has none (generic messages), so the next ones are built in the
+        compiled loop with the same bytes."""
         appender = self._appenders.get(persistent)
         if appender is not None:
             return appender
-        prepare = self._core.prepare
-        source = self.source or outgoing.SOURCE
+        core = self._core
 
         def fallback(msg: Any) -> tuple[str, str, bytes, bytes, str]:
-            exchange, routing_key, out = prepare(msg, persistent=persistent)
+            exchange, routing_key, out = core.prepare(msg, persistent=persistent)
             cls = msg.__class__
-            if cls not in built.plans and not contract_plan(cls).is_generic:
-                _add_plan(built, cls, source, persistent)
+            if cls not in built.plans:
+                plan = core._new_plan((cls, None, None, None, persistent, False), msg)
+                if plan is not _NO_PLAN:
+                    built.add_plan(cls, plan)
             return exchange, routing_key, out.properties, out.body, out.message_id
 
-        built: Any = _TypedAppender(payload_writer, to_payload, fallback)
+        built: Any = _TypedAppender(fallback)
         self._appenders[persistent] = built
         return built
 
@@ -251,30 +264,6 @@ class StreamPublisher:
     async def close(self) -> None:
         """Flush, then delete the publisher on the broker."""
         await self.producer.close()
-
-
-_MARK = "\x00"
-
-
-def _add_plan(appender: Any, cls: type, source: str, persistent: bool) -> None:
-    """Teach ``appender`` the class ``cls``: its template, kind code and route (mmate-go's, as
-    ``publisher.default_route`` gives it: events by ``aggregate_id``, commands by ``target_service``)."""
-    kind = kind_of(cls)
-    tname = contract_plan(cls).type_name
-    tpl = outgoing._template(tname, kind, source, None, None, persistent)
-    attr: str | None = None
-    if kind is MessageKind.EVENT:
-        exchange, attr, key = topology.EVENTS, "aggregate_id", topology.event_routing_key(_MARK, tname)
-    elif kind is MessageKind.COMMAND:
-        exchange, attr, key = topology.COMMANDS, "target_service", topology.command_routing_key(_MARK, tname)
-    elif kind is MessageKind.QUERY:
-        exchange, key = topology.QUERIES, topology.query_routing_key(tname)
-    elif kind is MessageKind.REPLY:
-        exchange, key = topology.MESSAGES, topology.reply_routing_key(tname)
-    else:
-        exchange, key = topology.MESSAGES, topology.message_routing_key(tname)
-    prefix, _, suffix = key.partition(_MARK)
-    appender.add_plan(cls, tpl, outgoing._KIND_CODE[kind], exchange, prefix, attr, suffix)
 
 
 async def open_publisher(
@@ -418,6 +407,10 @@ class StreamConsumer:
         self._worker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        #: the worker is inside a chunk (a record may be awaiting its handler)
+        self._busy = False
+        #: the chunk being delivered went through _read_chunk's compiled pass
+        self._direct = False
         #: gives a working stream connection after this one was lost (None: the consumer ends then)
         self.reconnect = reconnect
         #: why the consumer ended by itself (its stream deleted, its connection lost without
@@ -443,13 +436,52 @@ class StreamConsumer:
             self._worker.cancel()
             raise
         self._sub._on_lost = self._on_lost
+        self._sub.read_chunk = self._read_chunk
         return self
+
+    def _read_chunk(
+        self, data: bytes | bytearray, pos: int, end: int, min_offset: int
+    ) -> tuple[int, int, list[bytes]]:
+        """The subscription's chunk reader. While the worker is idle and no interceptor runs, the
+        chunk's records are handled here, as they arrive, in one compiled pass (no bytes object per
+        record, no task switch); what needs the general path (and every record while the worker is
+        busy) is handed on in order as ``split_chunk`` would, to the worker."""
+        pipeline = self.pipeline
+        if self._chunks or self._busy or self._stopping or pipeline.has_wire or pipeline.has_consume:
+            return _split_chunk(data, pos, end, min_offset)
+        first, ts, done, handled, ignored, failure, rest = _dispatch_chunk(
+            data, pos, end, min_offset, _decode_envelope, self._lookup, from_envelope, self._registry)
+        self._direct = True
+        if done:
+            stats = self.stats
+            stats.received += done
+            stats.handled += handled
+            stats.ignored += ignored
+            self.last_offset = first + done - 1
+            if failure is not None:
+                exc, raw, body, env, msg = failure
+                self._handler_failed(first + done - 1, ts, raw, body, env, msg, exc)
+        return first + done, ts, rest
 
     def _on_chunk(self, sub: StreamSubscription, first: int, ts: int, records: list[bytes]) -> None:
         if self._sub is None:
             self._sub = sub
+        if self._direct:  # _read_chunk handled all of it: done here, the worker is not woken
+            self._direct = False
+            if not records:
+                self._chunk_done()
+                return
         self._chunks.append((first, ts, records))
         self._wake.set()
+
+    def _chunk_done(self) -> None:
+        """After a chunk: credit for the next one, the group's offset when due, progress."""
+        sub = self._sub
+        if sub is not None:
+            sub.release()
+        if self.group is not None and self.last_offset - self._stored >= self.store_every:
+            self.store_offset()
+        self._progress.set()
 
     def _on_lost(self, exc: BaseException) -> None:
         log.warning(
@@ -515,13 +547,12 @@ class StreamConsumer:
                 await self._wake.wait()
                 continue
             first, ts, records = chunks.popleft()
-            await self._process(first, ts, records)
-            sub = self._sub
-            if sub is not None:
-                sub.release()
-            if self.group is not None and self.last_offset - self._stored >= self.store_every:
-                self.store_offset()
-            self._progress.set()
+            self._busy = True
+            try:
+                await self._process(first, ts, records)
+            finally:
+                self._busy = False
+            self._chunk_done()
             if self._stopping:
                 return
 
@@ -553,6 +584,7 @@ class StreamConsumer:
                 await asyncio.sleep(_backoff.RECOVERY.delay(attempt))
                 continue
             sub._on_lost = self._on_lost
+            sub.read_chunk = self._read_chunk
             self._sub = sub
             self.stats.restarts += 1
             return True

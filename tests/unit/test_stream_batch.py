@@ -14,10 +14,9 @@ import pytest
 
 from mmate_fast import errors
 from mmate_fast._py import streamwire as pywire
-from mmate_fast.contracts import Command, Event, GenericMessage, Message, Query, Reply, to_payload
-from mmate_fast.contracts._convert import payload_writer
+from mmate_fast.contracts import Command, Event, GenericMessage, Message, Query, Reply
 from mmate_fast.messaging import streams as mstreams
-from mmate_fast.messaging.publisher import Publisher
+from mmate_fast.messaging.publisher import _NO_PLAN, Publisher
 from mmate_fast.transports.streams.producer import StreamProducer
 from tests.unit._impls import impl_params
 
@@ -80,16 +79,18 @@ def _general(msgs: list[Any], persistent: bool) -> tuple[bytes, list[Any]]:
     return bytes(buf), ids
 
 
-def _appender(w: Any, persistent: bool, learn: bool = True) -> Any:
+def _appender(w: Any, persistent: bool) -> Any:
     core = Publisher(None)
 
     def fallback(msg: Any) -> tuple[str, str, bytes, bytes, Any]:
         ex, rk, out = core.prepare(msg, persistent=persistent)
-        if learn and not isinstance(msg, GenericMessage) and msg.__class__ not in app.plans:
-            mstreams._add_plan(app, msg.__class__, "mmate-python", persistent)
+        if msg.__class__ not in app.plans:
+            plan = core._new_plan((msg.__class__, None, None, None, persistent, False), msg)
+            if plan is not _NO_PLAN:
+                app.add_plan(msg.__class__, plan)
         return ex, rk, out.properties, out.body, out.message_id
 
-    app = w.TypedAppender(payload_writer, to_payload, fallback)
+    app = w.TypedAppender(fallback)
     return app
 
 
@@ -253,3 +254,92 @@ def test_dispatch_records_runs_plain_handlers_and_stops_before_the_rest(w: Any) 
         assert run(start) == (start, 0, 0, None)
     assert len(got) == 3
     assert run(len(records)) == (len(records), 0, 0, None)
+
+
+@pytest.mark.parametrize("w", IMPLS)
+@pytest.mark.parametrize("sub_batch", [False, True])
+def test_dispatch_chunk_handles_records_in_place_and_hands_on_the_rest(w: Any, sub_batch: bool) -> None:
+    from mmate_fast._ext import load
+    from mmate_fast.contracts import default_registry, from_envelope
+    from mmate_fast.errors import StreamProtocolError
+    from tests.unit.test_streamwire import _chunk
+
+    decode = load("envelope").decode_envelope
+    got: list[Any] = []
+
+    def boom(msg: Any) -> None:
+        raise RuntimeError("boom")
+
+    table: dict[str, tuple[Any, ...]] = {"BatchPlaced": (_Spec(got.append),), "BatchShip": (_Spec(boom),),
+                                         "BatchLookup": (_Spec(got.append, is_async=True),)}
+
+    def run(chunk: bytes, min_offset: int) -> tuple[Any, ...]:
+        return tuple(w.dispatch_chunk(chunk, 1, len(chunk), min_offset, decode, lambda t: table.get(t, ()),
+                                      from_envelope, default_registry))
+
+    placed = [_record(BatchPlaced(order_id=f"o-{i}", aggregate_id="a")) for i in range(4)]
+    other = _record(GenericMessage(type="Other", payload={}))
+    ship = _record(BatchShip(order_id="s", target_service="x"))
+    chunk = _chunk([placed[0], other, placed[1], ship, placed[2], placed[3]], 100, sub_batch=sub_batch)
+    first, ts, done, handled, ignored, failure, rest = run(chunk, 101)  # record 100 is below the start
+    assert (first, ts, done, handled, ignored) == (101, 1234, 3, 1, 1)  # Other ignored, o-1, BatchShip failed
+    exc, raw, body, env, msg = failure
+    assert isinstance(exc, RuntimeError) and raw == ship and body == w.message_body(ship)
+    assert (env.type, msg.order_id) == ("BatchShip", "s")
+    assert rest == [placed[2], placed[3]]  # after a failure: the general path's, in order
+    assert [m.order_id for m in got] == ["o-1"]
+    assert run(chunk, 200) == (106, 1234, 0, 0, 0, None, [])  # nothing at or after the start
+    lookup = _record(BatchLookup(order_id="q"))
+    chunk = _chunk([placed[0], b"not amqp", lookup], 7, sub_batch=sub_batch)
+    assert run(chunk, 0) == (7, 1234, 1, 1, 0, None, [b"not amqp", lookup])  # stops before the bad one
+    assert run(_chunk([placed[0]], 9, chunk_type=1), 0)[:3] == (10, 1234, 0)  # not a user chunk
+    bad = _chunk([placed[0], placed[1]], 7, sub_batch=sub_batch)[:-5]  # the last record cut short
+    with pytest.raises(StreamProtocolError):
+        w.dispatch_chunk(bad, 1, len(bad), 0, decode, lambda t: table.get(t, ()), from_envelope,
+                         default_registry)
+    assert len(got) == 2  # nothing of a chunk that does not parse was handled
+
+
+async def test_publish_nowait_and_publish_many_build_the_same_frames_as_the_general_path() -> None:
+    conn = _Conn(frame_max=1 << 20)
+    producer = StreamProducer(conn, 1, "s", "", 1, 20_000)
+    pub = mstreams.StreamPublisher(producer)
+    msgs = _messages()
+    for _ in range(3):  # the envelope timestamp is "now" (seconds): retry across a second boundary
+        before = producer.next_id
+        ids = [pub.publish_nowait(m, persistent=False) for m in msgs[:20]]
+        many = asyncio.ensure_future(pub.publish_many(msgs[20:], persistent=False))
+        await asyncio.sleep(0)
+        producer.send()
+        frames, conn.frames = conn.frames, []
+        ref, ref_ids = _general(msgs, False)
+        got = b"".join(f[13:] for f in frames)
+        pids = [pid for pid, _ in _entries(got)]
+        assert pids == list(range(before, before + len(msgs)))
+        producer._on_confirm(0, 1, struct.pack(">Q", producer.next_id - 1))
+        ids += await many
+        assert ids == ref_ids
+        renumbered = b"".join(struct.pack(">QI", 100 + i, len(m)) + m for i, (_, m) in enumerate(_entries(got)))
+        if renumbered == ref:
+            break
+    assert renumbered == ref
+    assert pub.published >= len(msgs)
+
+
+@pytest.mark.parametrize("w", IMPLS)
+def test_dispatch_chunk_runs_no_handler_of_a_chunk_that_does_not_parse(w: Any) -> None:
+    from mmate_fast._ext import load
+    from mmate_fast.contracts import default_registry, from_envelope
+    from mmate_fast.errors import StreamProtocolError
+    from tests.unit.test_streamwire import _chunk
+
+    got: list[Any] = []
+    table = {"BatchPlaced": (_Spec(got.append),)}
+    placed = [_record(BatchPlaced(order_id=f"o-{i}", aggregate_id="a")) for i in range(3)]
+    chunk = bytearray(_chunk(placed, 0))
+    second = 1 + 48 + 4 + len(placed[0])  # the size field of the second record
+    struct.pack_into(">I", chunk, second, len(chunk))  # overruns the chunk
+    with pytest.raises(StreamProtocolError):
+        w.dispatch_chunk(chunk, 1, len(chunk), 0, load("envelope").decode_envelope, lambda t: table.get(t, ()),
+                         from_envelope, default_registry)
+    assert got == []  # the first record, which is fine, was not handled either
