@@ -373,7 +373,8 @@ async def test_sub_entries_send_each_frame_as_one_batch_confirmed_by_its_first_i
     for frame in conn.frames:
         size, key, _, pub_id, count = struct.unpack_from(">IHHBI", frame)
         first, head, n, inner, _ = struct.unpack_from(">QBHII", frame, 13)
-        assert (size + 4, count, head) == (len(frame), 1, 0x80) and inner == len(frame) - 32
+        assert (size + 4, key, pub_id, count, head) == (len(frame), 2, 2, 1, 0x80)
+        assert inner == len(frame) - 32
         firsts.append((first, n))
     assert firsts == [(1, 10), (11, 10), (21, 5)]
     assert producer.in_flight == 25
