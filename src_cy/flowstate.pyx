@@ -398,6 +398,21 @@ cdef inline object _read_int(v):
     raise _Odd
 
 
+def read_strs(dict obj, tuple keys):
+    """The values of ``keys`` in ``obj`` as a tuple of str (a missing key or null: ""), or None when
+    one of them is not a string (the caller's strict reader names it)."""
+    cdef list out = []
+    for key in keys:
+        v = obj.get(key)
+        if v.__class__ is str:
+            out.append(v)
+        elif v is None:
+            out.append("")
+        else:
+            return None
+    return tuple(out)
+
+
 def read_result(obj, result_cls):
     """A decoded StageResult object (a dict from JSON) as ``result_cls(...)``, or None when it is not
     the plain form (see the twin)."""

@@ -265,6 +265,21 @@ def _read_int(v: Any) -> int:
     raise _Odd
 
 
+def read_strs(obj: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The values of ``keys`` in ``obj`` as a tuple of str (a missing key or null: ""), or None when
+    one of them is not a string (the caller's strict reader names it)."""
+    out = []
+    for key in keys:
+        v = obj.get(key)
+        if v.__class__ is str:
+            out.append(v)
+        elif v is None:
+            out.append("")
+        else:
+            return None
+    return tuple(out)
+
+
 def read_result(obj: Any, result_cls: Any) -> Any:
     """A decoded StageResult object (a dict from JSON) as ``result_cls(...)`` (StageResult field
     order), or None when it is not the plain form (the strict reader then names what is wrong)."""
@@ -327,4 +342,4 @@ def decode_state(text: Any, state_cls: Any, result_cls: Any) -> Any:
 
 
 __all__ = ["ZERO_NS", "decode_state", "encode_result", "encode_state", "format_time", "parse_time", "quote",
-           "read_result"]
+           "read_result", "read_strs"]

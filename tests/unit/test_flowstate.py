@@ -173,3 +173,10 @@ def test_read_result_is_the_strict_readers(fs: ModuleType) -> None:
                 {"data": []}, {"error": 3}):
         assert fs.read_result(odd, StageResult) is None
     assert fs.read_result({}, StageResult) == _result({}, "")
+
+
+@pytest.mark.parametrize("fs", IMPLS)
+def test_read_strs(fs: ModuleType) -> None:
+    assert fs.read_strs({"a": "x", "b": None}, ("a", "b", "c")) == ("x", "", "")
+    assert fs.read_strs({"a": "x", "b": 1}, ("a", "b")) is None
+    assert fs.read_strs({}, ()) == ()
