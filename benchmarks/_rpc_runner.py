@@ -5,8 +5,9 @@ Rows: ``raw`` is a zero-cost client doing the exchange ours does (requests throu
 into an acked service queue, replies to a reply queue; minimal properties: the target's reference),
 ``raw_direct`` the broker's absolute ceiling (default exchange, direct reply-to, no acks),
 ``raw_gowire`` the ``raw`` exchange carrying our Client's exact properties (Go's header table): the
-ceiling of the Go wire; ``raw_pamqp`` (not run unless asked) the raw row of sessions 1-4 (pamqp per
-message, direct reply-to), to compare with figures measured against it; see _rpc_raw.py.
+ceiling of the Go wire; ``raw_direct`` and ``raw_pamqp`` (the raw row of sessions 1-4: pamqp per
+message, direct reply-to, to compare with figures measured against it) run only when named in
+``--only``; see _rpc_raw.py.
 ``mmate_fast`` is client.request with the library's defaults (requests and replies
 persistent, Go's delivery mode 2: written to disk by the broker); ``mmate_fast_transient`` the same
 with ``persistent=False`` (request and reply transient, like the raw and aio-pika rows: the
@@ -46,7 +47,7 @@ VARIANT_ENV = {"mmate_fast_transient": "BENCH_RPC_TRANSIENT", "mmate_fast_lean":
 RAW_SHAPE = {"raw": "mmate", "raw_direct": "direct", "raw_gowire": "gowire"}
 ORDER = ("raw", "raw_direct", "raw_gowire", "raw_pamqp", "mmate_fast", "mmate_fast_transient",
          "mmate_fast_lean", "aio_pika")
-DEFAULT_ONLY = ("raw", "raw_direct", "mmate_fast", "mmate_fast_transient", "mmate_fast_lean", "aio_pika")
+DEFAULT_ONLY = ("raw", "raw_gowire", "mmate_fast", "mmate_fast_transient", "mmate_fast_lean", "aio_pika")
 DEFAULT_N = 10_000
 #: aio-pika runs at most this many round trips per run (~0.6k/s at concurrency 1)
 AIO_PIKA_MAX_N = 5_000

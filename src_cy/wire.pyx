@@ -730,9 +730,20 @@ _init_sorted()
 _FRAME_MIN = 4096
 
 
+cdef extern from "Python.h":
+    ctypedef struct PyByteArrayObject:
+        Py_ssize_t ob_alloc
+
+
 cdef inline unsigned char* _grow(bytearray out, Py_ssize_t n) except NULL:
+    """Extend ``out`` by n bytes; returns a pointer to the new tail. The allocation at least
+    doubles when it must grow (bytearray's own step is 1/8: a write buffer filled message by
+    message would be copied ~9 times over)."""
     cdef Py_ssize_t old = PyByteArray_GET_SIZE(out)
-    PyByteArray_Resize(out, old + n)
+    cdef Py_ssize_t want = old + n
+    if want >= (<PyByteArrayObject*>out).ob_alloc and want < 2 * old:
+        PyByteArray_Resize(out, 2 * old)  # then a minor downsize below: the allocation stays
+    PyByteArray_Resize(out, want)
     return <unsigned char*>PyByteArray_AS_STRING(out) + old
 
 
@@ -1099,4 +1110,40 @@ cdef class PublishPlan:
         w = _wbytes(w + 8, tpl._p_type)
 
 
-__all__ = ["MessageTemplate", "PayloadWriter", "PublishPlan"]
+cdef class PublishSink:
+    """One open channel's place in its connection's write buffer, for the one-call publish: the
+    channel makes it (``publish_sink()``) and clears ``open`` when it closes or turns on confirms.
+    ``conn`` is read as the AMQP client's Connection: ``_wbuf`` (the bytearray of this loop turn),
+    ``_flush_pending`` and ``_schedule_flush()``; see the .pyi."""
+
+    cdef object _conn
+    cdef readonly int channel_id
+    cdef readonly Py_ssize_t frame_max
+    cdef public bint open
+
+    def __init__(self, conn, int channel_id, Py_ssize_t frame_max):
+        if frame_max < _FRAME_MIN:
+            raise ValueError(f"frame_max {frame_max} is below the AMQP minimum {_FRAME_MIN}")
+        if channel_id < 0 or channel_id > 0xFFFF:
+            raise ValueError(f"channel {channel_id} outside 0..65535")
+        self._conn = conn
+        self.channel_id = channel_id
+        self.frame_max = frame_max
+        self.open = True
+
+    def __repr__(self):
+        return f"PublishSink(channel={self.channel_id}, open={self.open})"
+
+    def write(self, PublishPlan plan not None, msg):
+        """``plan.write`` into the connection's write buffer, a flush scheduled; the message id, or
+        None when nothing was written (sink closed, or the message needs the general path)."""
+        if not self.open:
+            return None
+        conn = self._conn
+        r = plan._run(msg, <bytearray?>conn._wbuf, self.channel_id, self.frame_max)
+        if r is not None and not conn._flush_pending:
+            conn._schedule_flush()
+        return r
+
+
+__all__ = ["MessageTemplate", "PayloadWriter", "PublishPlan", "PublishSink"]

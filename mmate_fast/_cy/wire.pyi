@@ -119,4 +119,20 @@ class PublishPlan:
         """``(message id, routing key, body, encoded properties)`` of ``msg`` (for ``publish_nowait``
         with confirms or on another transport), or None as for ``write``."""
 
-__all__ = ["MessageTemplate", "PayloadWriter", "PublishPlan"]
+class PublishSink:
+    """One open channel's place in its connection's write buffer, for the one-call publish. The
+    AMQP Channel makes it (``Channel.publish_sink()``) and clears ``open`` when it closes or turns on
+    publisher confirms. ``conn`` is the AMQP client's Connection, read on every write: ``_wbuf`` (the
+    bytearray written at the end of this loop turn; replaced by each flush), ``_flush_pending``
+    and ``_schedule_flush()``."""
+
+    channel_id: int
+    frame_max: int
+    open: bool
+    def __init__(self, conn: Any, channel_id: int, frame_max: int) -> None: ...
+    def write(self, plan: PublishPlan, msg: Any) -> str | None:
+        """``plan.write(conn._wbuf, channel_id, frame_max, msg)`` and a flush scheduled unless one
+        is; the message id, or None when nothing was written (``open`` is False, or the message
+        needs the general path)."""
+
+__all__ = ["MessageTemplate", "PayloadWriter", "PublishPlan", "PublishSink"]

@@ -298,4 +298,33 @@ class PublishPlan:
         return msg_id, rk, body, props
 
 
-__all__ = ["MessageTemplate", "PayloadWriter", "PublishPlan"]
+class PublishSink:
+    """One open channel's place in its connection's write buffer (see mmate_fast/_cy/wire.pyi)."""
+
+    __slots__ = ("_conn", "channel_id", "frame_max", "open")
+
+    def __init__(self, conn: Any, channel_id: int, frame_max: int) -> None:
+        if frame_max < _frames.FRAME_MIN_SIZE:
+            raise ValueError(f"frame_max {frame_max} is below the AMQP minimum {_frames.FRAME_MIN_SIZE}")
+        if not 0 <= channel_id <= 0xFFFF:
+            raise ValueError(f"channel {channel_id} outside 0..65535")
+        self._conn = conn
+        self.channel_id = channel_id
+        self.frame_max = frame_max
+        self.open = True
+
+    def __repr__(self) -> str:
+        return f"PublishSink(channel={self.channel_id}, open={self.open})"
+
+    def write(self, plan: PublishPlan, msg: Any) -> str | None:
+        """``plan.write`` into the connection's write buffer, a flush scheduled; or None."""
+        if not self.open:
+            return None
+        conn = self._conn
+        r = plan.write(conn._wbuf, self.channel_id, self.frame_max, msg)
+        if r is not None and not conn._flush_pending:
+            conn._schedule_flush()
+        return r
+
+
+__all__ = ["MessageTemplate", "PayloadWriter", "PublishPlan", "PublishSink"]

@@ -83,6 +83,7 @@ async def _published(message_id: str) -> str:
     return message_id
 
 
+_EVENT = MessageKind.EVENT
 #: a class the one-call path cannot publish (generic messages, a class whose plan failed)
 _NO_PLAN = False
 _PLANS_MAX = 1024
@@ -254,9 +255,23 @@ class Publisher:
         """
         if (timeout is None and not options and self.observer is None and self.tracer is None
                 and not self.pipeline.has_publish):
-            r = self._planned(msg, mandatory, kind, exchange, routing_key, persistent)
-            if r is not None:
-                return r
+            key = (msg.__class__, kind, exchange, routing_key, persistent, mandatory)
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = self._new_plan(key, msg)
+            if plan:
+                sink = self._sink
+                if sink is not None:  # the hot path, inlined: written into the channel's buffer
+                    n = self._unawaited + 1
+                    if n < _AWAIT_EVERY:
+                        message_id = sink.write(plan, msg)
+                        if message_id is not None:
+                            self._unawaited = n
+                            self.published += 1
+                            return _published(message_id)
+                r = self._planned(plan, msg, mandatory)
+                if r is not None:
+                    return r
         # the general path: the options as the caller gave them
         if kind is not None:
             options["kind"] = kind
@@ -288,25 +303,18 @@ class Publisher:
             return fut
         return self._publish(msg, mandatory, timeout, options)
 
-    def _planned(self, msg: Any, mandatory: bool, kind: MessageKind | None, exchange: str | None,
-                 routing_key: str | None, persistent: bool) -> Awaitable[str] | None:
+    def _planned(self, plan: Any, msg: Any, mandatory: bool) -> Awaitable[str] | None:
         """The one-call path (no interceptors, observer, tracer, timeout or per-message options): the
         message is written straight into the channel's write buffer by its class's compiled plan
         (without confirms), or encoded in one call and handed to ``publish_nowait`` (confirms, other
         transports). None: take the general path (nothing was sent)."""
-        key = (msg.__class__, kind, exchange, routing_key, persistent, mandatory)
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = self._new_plan(key, msg)
-        if plan is _NO_PLAN:
-            return None
         if not self.confirms:
             n = self._unawaited + 1
             if n >= _AWAIT_EVERY:  # the general path's awaited publish: back-pressure, sink refresh
                 return None
             sink = self._sink
             if sink is not None:
-                message_id = sink.publish_written(plan, msg)
+                message_id = sink.write(plan, msg)
                 if message_id is None:
                     self._sink = None  # closed since (or a message for the general path)
                     return None
@@ -346,6 +354,8 @@ class Publisher:
             if not getattr(cls, "__mmate_generic__", False) and isinstance(persistent, bool):
                 type_name = message_type(msg)
                 k = kind if kind is not None else kind_of(msg)
+                if type(k) is not MessageKind:  # the general path's checks go by identity
+                    raise TypeError(k)
                 if exchange is None or routing_key is None:
                     ex, rk = default_route(msg, k, type_name)
                     exchange = ex if exchange is None else exchange
@@ -428,9 +438,30 @@ class Publisher:
         return message_id
 
     # ------------------------------------------------------------------ Mmate verbs
-    def publish_event(self, event: Any, **options: Any) -> Awaitable[str]:
+    def publish_event(self, event: Any, *, exchange: str | None = None, routing_key: str | None = None,
+                      persistent: bool = True, mandatory: bool = False, **options: Any) -> Awaitable[str]:
         """To ``mmate.events`` with ``evt.{aggregateId}.{Type}``."""
-        return self.publish(event, kind=MessageKind.EVENT, **options)
+        if not options and self.observer is None and self.tracer is None and not self.pipeline.has_publish:
+            # publish()'s hot path, inlined (the busiest call of an event pipeline)
+            key = (event.__class__, _EVENT, exchange, routing_key, persistent, mandatory)
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = self._new_plan(key, event)
+            if plan:
+                sink = self._sink
+                if sink is not None:
+                    n = self._unawaited + 1
+                    if n < _AWAIT_EVERY:
+                        message_id = sink.write(plan, event)
+                        if message_id is not None:
+                            self._unawaited = n
+                            self.published += 1
+                            return _published(message_id)
+                r = self._planned(plan, event, mandatory)
+                if r is not None:
+                    return r
+        return self.publish(event, kind=_EVENT, exchange=exchange, routing_key=routing_key,
+                            persistent=persistent, mandatory=mandatory, **options)
 
     def publish_command(self, command: Any, **options: Any) -> Awaitable[str]:
         """To ``mmate.commands`` with ``cmd.{targetService}.{Type}``."""

@@ -385,3 +385,170 @@ def test_check_key_names_the_wrong_part(instance_id: object, stage_key: object, 
     with pytest.raises(InvalidArgumentError) as err:
         check_key(instance_id, stage_key)
     assert err.value.argument == named
+
+
+async def test_reads_join_the_loop_turns_write_batch(tmp_path: Path) -> None:
+    """get / stage_result issued in the same loop turn as writes run in their transaction, in order:
+    a read queued after a write sees it, one before does not, and the turn costs one commit."""
+    from mmate_fast.stageflow.store._sqlite import SQLiteFlowStore
+
+    store = open_store(f"sqlite:///{tmp_path / 'mixed.db'}")
+    assert isinstance(store, SQLiteFlowStore)
+    try:
+        await store.save(record("warm-up"))
+        commits = store._write_commits
+        results = await asyncio.gather(
+            store.stage_result("i-1", "stage0"), store.get("i-1"), store.save(record()),
+            store.claim_stage("i-1", "stage0", "won"), store.stage_result("i-1", "stage0"), store.get("i-1"))
+        assert results == [None, None, None, "won", "won", record()]
+        assert store._write_commits == commits + 1
+        assert store._writes_handed == 0  # all on the loop's connection
+    finally:
+        await store.close()
+
+
+async def test_reads_before_a_write_are_answered_while_another_process_holds_the_lock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch that writes waits for a lock another process holds; the reads queued before its
+    first write are answered at once (they need no lock), the rest after the lock is free."""
+    from mmate_fast.stageflow.store import _sqlite
+
+    monkeypatch.setattr(_sqlite, "INLINE_LOCK_WAIT", 30.0)  # never the writer thread here
+    path = tmp_path / "reads-first.db"
+    store = open_store(f"sqlite:///{path}")
+    try:
+        await store.save(record())
+        await store.claim_stage("i-1", "stage0", "won")
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            read = asyncio.ensure_future(store.stage_result("i-1", "stage0"))
+            write = asyncio.ensure_future(store.claim_stage("i-1", "stage1", "mine"))
+            after = asyncio.ensure_future(store.stage_result("i-1", "stage1"))
+            assert await asyncio.wait_for(read, 5) == "won"
+            await asyncio.sleep(0.02)
+            assert not write.done() and not after.done()
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert await write == "mine"
+        assert await after == "mine"
+    finally:
+        await store.close()
+
+
+async def test_a_claim_lost_to_another_connection_returns_the_winner(tmp_path: Path) -> None:
+    """claim_stage reads the stored result back only when its insert did nothing: a claim another
+    connection made first is returned, not ours."""
+    path = tmp_path / "lost.db"
+    store = open_store(f"sqlite:///{path}")
+    try:
+        await store.get("open")
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("INSERT INTO stage_results VALUES ('i-1', 'stage0', 'theirs', 1)")
+        other.close()
+        assert await store.claim_stage("i-1", "stage0", "ours") == "theirs"
+        assert await store.claim_stage("i-1", "stage1", "ours") == "ours"
+    finally:
+        await store.close()
+
+
+async def test_a_big_wal_after_a_passive_checkpoint_is_restarted(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checkpointer follows a passive checkpoint that leaves more than RESTART_FRAMES frames
+    with a restart (writers that never pause would otherwise grow the WAL without end)."""
+    import threading
+
+    from mmate_fast.stageflow.store import _sqlite
+
+    monkeypatch.setattr(_sqlite, "CHECKPOINT_EVERY", 1)
+    monkeypatch.setattr(_sqlite, "RESTART_FRAMES", 0)
+    restarted = threading.Event()
+    monkeypatch.setattr(_sqlite._Checkpointer, "_restart", lambda self, conn: restarted.set())
+    store = open_store(f"sqlite:///{tmp_path / 'restart.db'}")
+    try:
+        for v in range(1, 6):
+            await store.save(record(version=v))
+        assert await asyncio.get_running_loop().run_in_executor(None, restarted.wait, 10)
+    finally:
+        await store.close()
+
+
+async def test_a_wal_restart_waits_for_readers_then_the_wal_starts_over(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader on an old snapshot keeps a passive checkpoint from catching up; the restart waits
+    for it (polling), and the next commit writes the WAL from its start."""
+    import threading
+
+    from mmate_fast.stageflow.store import _sqlite
+
+    monkeypatch.setattr(_sqlite, "CHECKPOINT_EVERY", 10**9)  # no checkpoints but this test's
+    monkeypatch.setattr(_sqlite, "RESTART_WAIT_MS", 10_000)
+    path = tmp_path / "reader.db"
+    store = open_store(f"sqlite:///{path}")
+    probe = sqlite3.connect(path, isolation_level=None)
+    reader = sqlite3.connect(path, isolation_level=None)
+    checkpointer = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
+    try:
+        await store.save(record())
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM flows").fetchone()  # holds this snapshot
+        for v in range(2, 40):
+            await store.save(record(version=v, state=f'"{"x" * 5000}"'))
+        _, log, done = checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert done < log  # the reader's snapshot holds it back
+        restart = threading.Thread(target=_sqlite._Checkpointer(str(path), "test")._restart,
+                                   args=(checkpointer,))
+        restart.start()
+        await asyncio.sleep(0.1)
+        assert restart.is_alive()  # waiting for the reader
+        reader.execute("COMMIT")
+        await asyncio.get_running_loop().run_in_executor(None, restart.join, 10)
+        assert not restart.is_alive()
+        await store.save(record(version=40))
+        log = probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+        assert log < 10  # the last commit's frames only
+        got = await store.get("i-1")
+        assert got is not None and got.version == 40
+    finally:
+        for conn in (probe, reader, checkpointer):
+            conn.close()
+        await store.close()
+
+
+_CRASH = """
+import asyncio, os, sys
+from mmate_fast.stageflow.store import open_store
+from tests.flow_store_suite import record
+
+async def main():
+    store = open_store(sys.argv[1])
+    await store.save(record())
+    assert await store.claim_stage("i-1", "stage0", "done") == "done"
+    assert await store.claim_stage_and_save("i-1", "stage1", "last", record(version=2)) == "last"
+    print("CLAIMED", flush=True)
+    os.kill(os.getpid(), 9)  # no close, no checkpoint: the commits are in the WAL only
+
+asyncio.run(main())
+"""
+
+
+async def test_a_claimed_stage_survives_a_crash_of_the_process(tmp_path: Path) -> None:
+    """What claim_stage / claim_stage_and_save returned is committed: a process killed right after
+    (SIGKILL, no close) leaves it in the file for the next one."""
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "crash.db"
+    proc = subprocess.run([sys.executable, "-c", _CRASH, f"sqlite:///{path}"], capture_output=True,
+                          text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert "CLAIMED" in proc.stdout
+    store = open_store(f"sqlite:///{path}")
+    try:
+        assert await store.stage_result("i-1", "stage0") == "done"
+        assert await store.stage_result("i-1", "stage1") == "last"
+        assert await store.get("i-1") == record(version=2)
+    finally:
+        await store.close()

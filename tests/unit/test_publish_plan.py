@@ -226,7 +226,7 @@ def test_bad_plan_options(wire: ModuleType) -> None:
 
 # --------------------------------------------------------------------------- the Publisher
 class _Target:
-    """A channel-like target: records publish_nowait calls; optionally a sink for publish_written."""
+    """A channel-like target: records publish_nowait calls; optionally its own publish sink."""
 
     def __init__(self, sink: bool, confirms: bool = False) -> None:
         self.calls: list[tuple[Any, ...]] = []
@@ -237,8 +237,8 @@ class _Target:
     def publish_sink(self) -> Any:
         return self if self.sink else None
 
-    def publish_written(self, writer: Any, arg: Any) -> Any:
-        return writer.write(self.out, 1, 131072, arg)
+    def write(self, plan: Any, msg: Any) -> Any:  # the PublishSink interface
+        return plan.write(self.out, 1, 131072, msg)
 
     def publish_nowait(self, body: bytes, exchange: str, routing_key: str, properties: bytes, *,
                        mandatory: bool = False, confirm_value: Any = True) -> Any:
@@ -332,3 +332,38 @@ def test_publisher_refused_message_raises_where_awaited() -> None:
         assert target.out == b""
 
     asyncio.run(main())
+
+
+class _Conn:
+    """The Connection attributes a PublishSink reads."""
+
+    def __init__(self) -> None:
+        self._wbuf = bytearray()
+        self._flush_pending = False
+        self.flushes = 0
+
+    def _schedule_flush(self) -> None:
+        self._flush_pending = True
+        self.flushes += 1
+
+
+@pytest.mark.parametrize("wire", impl_params("wire"))
+def test_sink_writes_into_the_connection_buffer_until_closed(wire: ModuleType) -> None:
+    conn = _Conn()
+    sink = wire.PublishSink(conn, 3, 131072)
+    msg = PlanEvent(order_id="o-1", aggregate_id="a-1")
+    plan, _ = _plan(wire, msg, persistent=True, lean=False)
+    first = conn._wbuf
+    assert sink.write(plan, msg) == msg.id
+    assert sink.write(plan, PlanEvent(aggregate_id="a-2")) is not None
+    assert conn.flushes == 1 and first[:3] == b"\x01\x00\x03"  # one flush per loop turn, channel 3
+    conn._wbuf, conn._flush_pending = bytearray(), False  # a flush replaces the buffer
+    assert sink.write(plan, msg) == msg.id and conn._wbuf and conn.flushes == 2
+    ts = PlanEvent(aggregate_id="a")
+    ts.timestamp = __import__("datetime").datetime(2025, 1, 1)
+    n = len(conn._wbuf)
+    assert sink.write(plan, ts) is None and len(conn._wbuf) == n  # the general path's message
+    sink.open = False
+    assert sink.write(plan, msg) is None and len(conn._wbuf) == n
+    with pytest.raises(ValueError):
+        wire.PublishSink(conn, 1, 100)

@@ -324,3 +324,22 @@ async def test_publish_nowait_and_publish_many_build_the_same_frames_as_the_gene
             break
     assert renumbered == ref
     assert pub.published >= len(msgs)
+
+
+@pytest.mark.parametrize("w", IMPLS)
+def test_dispatch_chunk_runs_no_handler_of_a_chunk_that_does_not_parse(w: Any) -> None:
+    from mmate_fast._ext import load
+    from mmate_fast.contracts import default_registry, from_envelope
+    from mmate_fast.errors import StreamProtocolError
+    from tests.unit.test_streamwire import _chunk
+
+    got: list[Any] = []
+    table = {"BatchPlaced": (_Spec(got.append),)}
+    placed = [_record(BatchPlaced(order_id=f"o-{i}", aggregate_id="a")) for i in range(3)]
+    chunk = bytearray(_chunk(placed, 0))
+    second = 1 + 48 + 4 + len(placed[0])  # the size field of the second record
+    struct.pack_into(">I", chunk, second, len(chunk))  # overruns the chunk
+    with pytest.raises(StreamProtocolError):
+        w.dispatch_chunk(chunk, 1, len(chunk), 0, load("envelope").decode_envelope, lambda t: table.get(t, ()),
+                         from_envelope, default_registry)
+    assert got == []  # the first record, which is fine, was not handled either

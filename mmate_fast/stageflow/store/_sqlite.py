@@ -13,20 +13,27 @@ and two wake-ups per batch were most of a store call's cost on a loaded machine.
 
 WAL mode with ``synchronous=NORMAL`` (a commit survives a crash of the process, the last ones may be
 lost on power loss) and the write lock let several processes share one file; ``claim_stage`` is
-``INSERT ... ON CONFLICT DO NOTHING`` then ``SELECT`` inside that transaction, atomic across
-processes by the primary key.
+``INSERT ... ON CONFLICT DO NOTHING`` (then ``SELECT`` when it inserted nothing) inside that
+transaction, atomic across processes by the primary key.
 
-Reads (``get``, ``stage_result``) of a file store run at once on the calling thread's connection
-(WAL readers take no lock: a primary-key lookup costs a few µs); one that fails there (a busy WAL
-recovery, I/O) goes to the writer thread, which names the error. ``save_nowait`` queues a save
-without a future (the engine's saves after a hop is published: nobody waits for them; a failure is
-logged), committed with the next batch.
+Reads (``get``, ``stage_result``) of a file store join the same batch, in order (a read queued after
+a write sees it): one transaction per loop turn answers all of them (``BEGIN`` without a lock when
+the turn only reads). Each transaction that starts after another process's commit finds its page
+cache invalidated (SQLite reloads every page it touches), so a read of its own cost the same system
+calls as a batch. While another process holds the write lock, the reads queued before the turn's
+first write are answered at once. A batch that fails on the calling thread goes to the writer
+thread, which names the error. ``save_nowait`` queues a save without a future (the engine's saves
+after a hop is published: nobody waits for them; a failure is logged), committed with the next
+batch. ``claim_stage`` reads the stored result back only when its insert did nothing (another
+writer was first).
 
 WAL checkpoints run on a third thread with its own connection (every ``CHECKPOINT_EVERY`` write
 transactions, ``PRAGMA wal_checkpoint(PASSIVE)``), not in the writer's ``COMMIT`` as SQLite's
 automatic checkpoint would: a checkpoint syncs the file to disk, which takes milliseconds (tens on a
 busy disk), and every call queued behind the writer would wait for it. A passive checkpoint never
-blocks a writer or a reader, in this process or another.
+blocks a writer or a reader, in this process or another; when it leaves more than
+``RESTART_FRAMES`` frames in the WAL (writers that never pause), a ``RESTART`` checkpoint makes the
+WAL start over (see ``_Checkpointer``).
 
 URL: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite:///:memory:`` (this
 store only), with ``?timeout=SECONDS`` (default 10): how long a call may wait for its turn on the
@@ -60,7 +67,14 @@ DEFAULT_TIMEOUT = 10.0
 MAX_BATCH = 1024
 #: write transactions of one store between two WAL checkpoints (each copies the pages written since
 #: the last one back into the database file; SQLite's automatic one comes every 1000 pages)
-CHECKPOINT_EVERY = 100
+CHECKPOINT_EVERY = 20
+#: WAL frames (pages) left after a passive checkpoint above which the checkpointer restarts the WAL
+#: (see ``_Checkpointer``): 1024 frames are 4 MB of 4 KB pages
+RESTART_FRAMES = 1024
+#: how long the checkpointer's restart may wait for the write lock and for readers to leave the WAL
+RESTART_WAIT_MS = 200
+#: a WAL file larger than this is truncated to it when the WAL restarts
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 _COLUMNS = ("instance_id, workflow_id, status, version, current_stage, error, started_ns, updated_ns, "
             "state_json, worker")
@@ -118,7 +132,8 @@ def _list(conn: sqlite3.Connection, status: str | None, workflow: str | None, li
 
 
 def _claim(conn: sqlite3.Connection, instance_id: str, stage_key: str, result_json: str) -> str:
-    conn.execute(_CLAIM, (instance_id, stage_key, result_json, time.time_ns()))
+    if conn.execute(_CLAIM, (instance_id, stage_key, result_json, time.time_ns())).rowcount == 1:
+        return result_json  # inserted: ours is the claim (no SELECT to read it back)
     row = conn.execute(_STAGE, (instance_id, stage_key)).fetchone()
     return str(row[0])
 
@@ -206,7 +221,16 @@ def _store_error(exc: sqlite3.Error, what: str, url: str, timeout: float) -> Flo
 
 class _Checkpointer:
     """Checkpoints the WAL of one store file on its own thread and connection when poked (see the
-    module docstring); started on the first poke, stopped by the store's writer thread at close."""
+    module docstring); started on the first poke, stopped by the store's writer thread at close.
+
+    A passive checkpoint copies the WAL into the database file without blocking anyone, but while
+    several processes write without a pause it never catches up with the last frame, so SQLite never
+    starts the WAL over: it grew to 700 MB for a 34 MB database in the 3-process benchmark, every
+    commit appending to a larger file and every page lookup searching more of the WAL index. When a
+    passive checkpoint leaves more than ``RESTART_FRAMES`` frames, a ``RESTART`` checkpoint follows:
+    it takes the write lock (writers wait, up to ``RESTART_WAIT_MS``), copies the few frames written
+    meanwhile, syncs, and waits for readers to leave the WAL, so the next commit writes it from its
+    start."""
 
     def __init__(self, path: str, url: str) -> None:
         self._path = path
@@ -226,6 +250,7 @@ class _Checkpointer:
         try:
             conn = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         except sqlite3.Error as exc:
             log.warning("flow store %s: cannot open a connection for WAL checkpoints (%s): the WAL file "
                         "grows until the store is closed", self._url, exc)
@@ -237,11 +262,31 @@ class _Checkpointer:
                 if self._stop:
                     return
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if row is not None and row[1] > RESTART_FRAMES:
+                        self._restart(conn)
                 except sqlite3.Error as exc:  # another one runs (busy), I/O: the next poke tries again
                     log.debug("flow store %s: WAL checkpoint failed: %s", self._url, exc)
         finally:
             conn.close()
+
+    def _restart(self, conn: sqlite3.Connection) -> None:
+        """``wal_checkpoint(RESTART)``, tried every 0.1-1 ms for up to ``RESTART_WAIT_MS``: writers
+        that poll for the lock as often would always beat SQLite's busy handler (1, 2, 5 ms...)."""
+        deadline = time.monotonic() + RESTART_WAIT_MS / 1000
+        pause = 0.0001
+        while not self._stop:
+            try:
+                row = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                if row is None or row[0] == 0:
+                    return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(pause)
+            pause = min(pause * 2, 0.001)
 
     def stop(self) -> None:
         """Stop the thread (after the checkpoint it may be running)."""
@@ -471,71 +516,96 @@ class SQLiteFlowStore:
             if self._write_commits % CHECKPOINT_EVERY == 0:
                 self._checkpointer.poke()
 
-    # ------------------------------------------------------------------ inline writes (calling thread)
-    def _write(self, fn: _Fn, args: tuple[Any, ...], what: str, fut: asyncio.Future[Any] | None) -> None:
-        """Queue a write for the end of this loop turn (``fut``: its caller's future, None for
-        nobody); a store without inline writes hands it to the writer thread at once."""
+    # ------------------------------------------------------------------ inline batches (calling thread)
+    def _enqueue(self, fn: _Fn, args: tuple[Any, ...], writes: bool, what: str,
+                 wait: bool) -> asyncio.Future[Any] | None:
+        """Queue a call for the end of this loop turn; returns its future (None when nobody
+        ``wait``s). A store without inline batches hands it to the writer thread at once."""
         if self._closed:
             raise self._closed_error()
-        loop = asyncio.get_running_loop()
-        op: _Op = (fn, args, True, loop, fut, what, time.monotonic())
-        if not self._sync_reads:
-            self._writes_handed += 1
-            self._queue.put(op)
-            return
         local = self._local
         pending: list[_Op] | None = getattr(local, "pending", None)
-        if pending is None:
-            pending = local.pending = []
+        if pending and local.loop.is_running():
+            # not the turn's first call: its loop is known (asyncio.get_running_loop() costs a
+            # getpid() system call on Python < 3.12: once per batch, not once per call)
+            loop: asyncio.AbstractEventLoop = local.loop
+        else:
+            loop = local.loop = asyncio.get_running_loop()
+            if pending:  # queued on a loop that stopped before its turn ended: the writer thread runs them
+                self._hand_over(pending)
+            elif pending is None:
+                pending = local.pending = []
+        fut = loop.create_future() if wait else None
+        op: _Op = (fn, args, writes, loop, fut, what, time.monotonic())
+        if not self._sync_reads:
+            if writes:
+                self._writes_handed += 1
+            self._queue.put(op)
+            return fut
         pending.append(op)
         if len(pending) == 1:
             loop.call_soon(self._flush_here, pending)
+        return fut
 
     def _flush_here(self, pending: list[_Op], since: float = 0.0) -> None:
-        """Run this turn's writes in one transaction on this thread. While another process holds the
-        write lock, try again a little later from the loop (the writes issued meanwhile join the
-        batch) for up to ``INLINE_LOCK_WAIT`` s, then hand them to the writer thread, which waits
-        for its turn off the loop; so do writes behind earlier ones still pending there (in order)."""
+        """Run this turn's calls in one transaction on this thread (``BEGIN IMMEDIATE`` when it
+        writes). While another process holds the write lock, answer the reads queued before the
+        first write at once, and try the rest again a little later from the loop (the calls issued
+        meanwhile join the batch) for up to ``INLINE_LOCK_WAIT`` s, then hand them to the writer
+        thread, which waits for its turn off the loop; so do calls behind writes still pending
+        there (in order)."""
         if not pending:
             return
         if self._writes_handed == self._writes_done and not self._closed:
             batch = pending[:]
             done = self._run_here(batch)
-            if done is not None:
+            if done is not None and done is not _BUSY:
                 del pending[:len(batch)]
-                if done is not _BUSY:
-                    _settle_here(done)
-                    return
+                _settle_here(done)
+                return
+            if done is _BUSY:
+                reads = 0
+                while not batch[reads][2]:  # a busy batch writes: it stops at the first write
+                    reads += 1
+                if reads:
+                    answered = self._run_here(batch[:reads])
+                    if answered is not None and answered is not _BUSY:
+                        del pending[:reads]
+                        _settle_here(answered)
                 now = time.monotonic()
                 since = since or now
                 if now - since < INLINE_LOCK_WAIT:
                     pause = min(max(now - since, INLINE_LOCK_PAUSE), 0.001)
-                    asyncio.get_running_loop().call_later(pause, self._flush_here, pending, since)
-                    pending[:0] = batch  # still first in line
+                    pending[0][3].call_later(pause, self._flush_here, pending, since)
                     return
-                pending[:0] = batch
         self._hand_over(pending)
 
     def _hand_over(self, pending: list[_Op]) -> None:
         """Queue ``pending`` (emptied) on the writer thread, in order."""
         batch = pending[:]
         pending.clear()
-        self._writes_handed += len(batch)
         for op in batch:
+            if op[2]:
+                self._writes_handed += 1
             self._queue.put(op)
 
     def _run_here(self, batch: list[_Op]) -> list[tuple[_Op, bool, Any]] | None:
-        """``batch`` in one transaction on this thread's connection; ``_BUSY`` when another
-        connection holds the write lock, None when it cannot run here (no connection, or SQLite
-        failed): nothing of it was written then."""
+        """``batch`` in one transaction on this thread's connection; ``_BUSY`` when it writes and
+        another connection holds the write lock, None when it cannot run here (no connection, or
+        SQLite failed): nothing of it was written then."""
         conn = self._conn()
         if conn is None:
             return None
+        writes = False
+        for op in batch:
+            if op[2]:
+                writes = True
+                break
         try:
-            conn.execute("BEGIN IMMEDIATE")  # no busy wait (timeout 0)
+            conn.execute("BEGIN IMMEDIATE" if writes else "BEGIN")  # no busy wait (timeout 0)
         except sqlite3.OperationalError as exc:
             text = str(exc)
-            return _BUSY if "locked" in text or "busy" in text else None
+            return _BUSY if writes and ("locked" in text or "busy" in text) else None
         except sqlite3.Error:
             return None
         done: list[tuple[_Op, bool, Any]] = []
@@ -552,10 +622,11 @@ class SQLiteFlowStore:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            log.debug("flow store %s: a write batch failed on the calling thread (%s): the writer "
-                      "thread runs it", self.url, exc)
+            log.debug("flow store %s: a batch failed on the calling thread (%s): the writer thread "
+                      "runs it", self.url, exc)
             return None
-        self._committed()
+        if writes:
+            self._committed()
         return done
 
     # ------------------------------------------------------------------ the callers' side
@@ -574,10 +645,9 @@ class SQLiteFlowStore:
         self._queue.put((fn, args, writes, loop, fut, what, time.monotonic()))
         return await fut
 
-    async def _write_wait(self, fn: _Fn, args: tuple[Any, ...], what: str) -> Any:
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._write(fn, args, what, fut)
-        return await fut
+    async def _batched(self, fn: _Fn, args: tuple[Any, ...], writes: bool, what: str) -> Any:
+        """Queue ``fn`` with this loop turn's batch and wait for its outcome."""
+        return await self._enqueue(fn, args, writes, what, True)  # type: ignore[misc]
 
     def _conn(self) -> sqlite3.Connection | None:
         """This thread's connection (opened on first use; no busy wait, no automatic checkpoint), or
@@ -602,36 +672,19 @@ class SQLiteFlowStore:
         self._local.conn = conn
         return conn
 
-    def _read_now(self, fn: _Fn, args: tuple[Any, ...]) -> tuple[bool, Any]:
-        """``(True, fn(reader, *args))`` on this thread's reader; ``(False, None)`` when it cannot
-        answer (SQLite busy, I/O error...): the caller asks the writer thread instead."""
-        if self._closed:
-            raise self._closed_error()
-        conn = self._conn()
-        if conn is None:
-            return False, None
-        try:
-            return True, fn(conn, *args)
-        except sqlite3.Error as exc:
-            log.debug("flow store %s: a read on the calling thread failed (%s): asking the writer "
-                      "thread", self.url, exc)
-            return False, None
-
     async def save(self, record: FlowRecord) -> None:
         check_record(record)
-        await self._write_wait(_save, (record,), "save")
+        await self._batched(_save, (record,), True, "save")
 
     def save_nowait(self, record: FlowRecord) -> None:
         """Queue a save of ``record`` and return at once: it is committed with the next batch, in
         order with the calls queued before it; nobody waits for it, and a failure is logged (a
         warning), not raised. For the engine's saves after a hop (the record may lag a moment)."""
         check_record(record)
-        self._write(_save, (record,), "save", None)
+        self._enqueue(_save, (record,), True, "save", False)
 
     async def get(self, instance_id: str) -> FlowRecord | None:
-        done, result = self._read_now(_get, (instance_id,))
-        if not done:
-            result = await self._call(_get, (instance_id,), False, "get")
+        result: FlowRecord | None = await self._batched(_get, (instance_id,), False, "get")
         return result
 
     async def list(self, *, status: str | None = None, workflow: str | None = None,
@@ -642,7 +695,7 @@ class SQLiteFlowStore:
 
     async def claim_stage(self, instance_id: str, stage_key: str, result_json: str) -> str:
         check_claim(instance_id, stage_key, result_json)
-        result: str = await self._write_wait(_claim, (instance_id, stage_key, result_json), "claim_stage")
+        result: str = await self._batched(_claim, (instance_id, stage_key, result_json), True, "claim_stage")
         return result
 
     async def claim_stage_and_save(self, instance_id: str, stage_key: str, result_json: str,
@@ -650,15 +703,13 @@ class SQLiteFlowStore:
         """``claim_stage``; when this call wins the claim, ``save(record)`` in the same transaction."""
         check_claim(instance_id, stage_key, result_json)
         check_record(record)
-        result: str = await self._write_wait(_claim_and_save, (instance_id, stage_key, result_json, record),
-                                             "claim_stage")
+        result: str = await self._batched(_claim_and_save, (instance_id, stage_key, result_json, record),
+                                          True, "claim_stage")
         return result
 
     async def stage_result(self, instance_id: str, stage_key: str) -> str | None:
         check_key(instance_id, stage_key)
-        done, result = self._read_now(_stage, (instance_id, stage_key))
-        if not done:
-            result = await self._call(_stage, (instance_id, stage_key), False, "stage_result")
+        result: str | None = await self._batched(_stage, (instance_id, stage_key), False, "stage_result")
         return result
 
     async def close(self) -> None:
