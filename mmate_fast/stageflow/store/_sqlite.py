@@ -67,7 +67,7 @@ DEFAULT_TIMEOUT = 10.0
 MAX_BATCH = 1024
 #: write transactions of one store between two WAL checkpoints (each copies the pages written since
 #: the last one back into the database file; SQLite's automatic one comes every 1000 pages)
-CHECKPOINT_EVERY = 20
+CHECKPOINT_EVERY = 100
 #: WAL frames (pages) left after a passive checkpoint above which the checkpointer restarts the WAL
 #: (see ``_Checkpointer``): 1024 frames are 4 MB of 4 KB pages
 RESTART_FRAMES = 1024
