@@ -22,6 +22,9 @@ class StreamSubscriptionLike(Protocol):
     #: None while open; the exception that ended it otherwise
     error: BaseException | None
     _on_lost: Callable[[BaseException], Any] | None
+    #: reads a delivered chunk (data, pos, end, min offset) -> (first offset, timestamp ms, records
+    #: left for the callback); the receiver may set its own that handles records itself
+    read_chunk: Callable[[Any, int, int, int], tuple[int, int, list[bytes]]]
 
     def release(self, chunks: int = 1) -> None: ...
     async def close(self) -> None: ...

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 import os
 import socket
@@ -327,10 +328,8 @@ def _workflow_id(workflow: Workflow | str) -> str:
 
 
 def _stage_route(handler: StageHandler, index: int) -> Any:
-    async def route(msg: Any, redelivered: bool) -> None:
-        await handler.handle(index, msg, redelivered)
-
-    return route
+    """``route(msg, redelivered)`` of stage queue ``index``: the handler's own coroutine (no wrapper)."""
+    return functools.partial(handler.handle, index)
 
 
 __all__ = ["FlowEngine", "FlowStatus"]

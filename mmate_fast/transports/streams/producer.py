@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 from mmate_fast import errors
@@ -96,6 +97,35 @@ class StreamProducer:
         self.next_id = pid + 1
         return pid
 
+    def append_typed(self, appender: Any, it: Iterator[Any], max_count: int, ids: list[Any]) -> bool:
+        """Append up to ``max_count`` typed messages from ``it`` through ``appender`` (a
+        ``streamwire.TypedAppender``: envelope, route and stored message built in one compiled loop),
+        their ids to ``ids``; a new Publish frame starts where one would pass frame_max. True when
+        ``it`` is exhausted. An error leaves the messages before the failing one appended."""
+        if self._error is not None or self._closed:
+            self._check()
+        left = max_count
+        while left > 0:
+            before = len(ids)
+            try:
+                n, done, carry = appender.fill(
+                    self._buf, self.next_id, it, left, self._limit, self._in_frame, ids)
+            except BaseException:
+                n = len(ids) - before
+                self._in_frame += n
+                self.next_id += n
+                raise
+            self._in_frame += n
+            self.next_id += n
+            left -= n
+            if carry is None:
+                return bool(done)
+            self._roll()
+            self.append(carry[0], carry[1], carry[2], carry[3])
+            ids.append(carry[4])
+            left -= 1
+        return False
+
     def append_message(self, message: bytes) -> int:
         """Add one ready message (AMQP 1.0 bytes, or any bytes for readers that expect them)."""
         if self._error is not None or self._closed:
@@ -152,7 +182,7 @@ class StreamProducer:
                 await self._waiting[-1][1]
 
     # ------------------------------------------------------------------ broker side
-    def _on_confirm(self, pos: int, count: int, data: bytes) -> None:
+    def _on_confirm(self, pos: int, count: int, data: bytes | bytearray) -> None:
         if not count:
             return
         # one publisher's ids are confirmed in the order they were written: the last is the highest
