@@ -73,7 +73,8 @@ CHECKPOINT_EVERY = 100
 RESTART_FRAMES = 1024
 #: how long the checkpointer's restart may wait for the write lock and for readers to leave the WAL
 RESTART_WAIT_MS = 200
-#: a WAL file larger than this is truncated to it when the WAL restarts
+#: a WAL file larger than this is truncated to it when the WAL starts over (every connection's
+#: ``journal_size_limit``: whichever resets the WAL applies its own)
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 _COLUMNS = ("instance_id, workflow_id, status, version, current_stage, error, started_ns, updated_ns, "
@@ -386,6 +387,7 @@ class SQLiteFlowStore:
             conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
             self._set_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             if self._checkpointer is not None:
                 conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread does it
             if self._schema_outdated(conn):  # a read: opening a store never waits for a writer
@@ -697,6 +699,7 @@ class SQLiteFlowStore:
             conn = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA wal_autocheckpoint = 0")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         except sqlite3.Error as exc:
             log.debug("flow store %s: no connection on this thread (%s): reads and writes go to the "
                       "writer thread", self.url, exc)
