@@ -67,17 +67,23 @@ DEFAULT_TIMEOUT = 10.0
 MAX_BATCH = 1024
 #: write transactions of one store between two WAL checkpoints (each copies the pages written since
 #: the last one back into the database file; SQLite's automatic one comes every 1000 pages)
-CHECKPOINT_EVERY = 20
+CHECKPOINT_EVERY = 100
 #: WAL frames (pages) left after a passive checkpoint above which the checkpointer restarts the WAL
 #: (see ``_Checkpointer``): 1024 frames are 4 MB of 4 KB pages
 RESTART_FRAMES = 1024
 #: how long the checkpointer's restart may wait for the write lock and for readers to leave the WAL
 RESTART_WAIT_MS = 200
-#: a WAL file larger than this is truncated to it when the WAL restarts
+#: a WAL file larger than this is truncated to it when the WAL starts over (every connection's
+#: ``journal_size_limit``: whichever resets the WAL applies its own)
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 _COLUMNS = ("instance_id, workflow_id, status, version, current_stage, error, started_ns, updated_ns, "
             "state_json, worker")
+#: ``PRAGMA user_version`` of the schema below; 0 is the first one (three full indexes on
+#: ``updated_ns``), which opening a store migrates (``_OLD_INDEXES`` dropped, these created)
+SCHEMA_VERSION = 2
+#: the status of a flow still moving (the engine's saves between its start and its end)
+_RUNNING = "running"
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS flows (
         instance_id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL, status TEXT NOT NULL,
@@ -86,11 +92,21 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS stage_results (
         instance_id TEXT NOT NULL, stage_key TEXT NOT NULL, result_json TEXT NOT NULL,
         created_ns INTEGER NOT NULL, PRIMARY KEY (instance_id, stage_key)) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS flows_by_updated ON flows (updated_ns DESC, instance_id)",
-    "CREATE INDEX IF NOT EXISTS flows_by_status ON flows (status, updated_ns DESC, instance_id)",
-    "CREATE INDEX IF NOT EXISTS flows_by_workflow ON flows (workflow_id, updated_ns DESC, instance_id)",
+    # partial indexes: a running flow's save (the engine's save after every hop) updates one small
+    # index (the flows in flight); the status and workflow indexes only change when a flow ends
+    f"""CREATE INDEX IF NOT EXISTS flows_running ON flows (updated_ns DESC, instance_id)
+        WHERE status = '{_RUNNING}'""",
+    f"""CREATE INDEX IF NOT EXISTS flows_ended ON flows (updated_ns DESC, instance_id)
+        WHERE status <> '{_RUNNING}'""",
+    f"""CREATE INDEX IF NOT EXISTS flows_ended_by_status ON flows (status, updated_ns DESC, instance_id)
+        WHERE status <> '{_RUNNING}'""",
+    f"""CREATE INDEX IF NOT EXISTS flows_ended_by_workflow
+        ON flows (workflow_id, updated_ns DESC, instance_id) WHERE status <> '{_RUNNING}'""",
 )
-_SCHEMA_NAMES = {"flows", "stage_results", "flows_by_updated", "flows_by_status", "flows_by_workflow"}
+_SCHEMA_NAMES = {"flows", "stage_results", "flows_running", "flows_ended", "flows_ended_by_status",
+                 "flows_ended_by_workflow"}
+#: the indexes of schema 0, dropped by the migration (each running save updated all three)
+_OLD_INDEXES = ("flows_by_updated", "flows_by_status", "flows_by_workflow")
 _UPSERT = (f"INSERT INTO flows ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
            "ON CONFLICT (instance_id) DO UPDATE SET workflow_id = excluded.workflow_id, "
            "status = excluded.status, version = excluded.version, "
@@ -115,20 +131,24 @@ def _get(conn: sqlite3.Connection, instance_id: str) -> FlowRecord | None:
     return None if row is None else FlowRecord(*row)
 
 
+_ORDER = " ORDER BY updated_ns DESC, instance_id LIMIT ? OFFSET ?"
+#: list(): each WHERE names its partial index's condition as written (SQLite uses a partial index
+#: only then); with no status, the running and the ended flows are merged in order (two index scans)
+_LIST_RUNNING = f"SELECT {_COLUMNS} FROM flows WHERE status = '{_RUNNING}'"
+_LIST_ENDED = f"SELECT {_COLUMNS} FROM flows WHERE status <> '{_RUNNING}'"
+
+
 def _list(conn: sqlite3.Connection, status: str | None, workflow: str | None, limit: int,
           offset: int) -> list[FlowRecord]:
-    where, args = [], []
-    if status is not None:
-        where.append("status = ?")
-        args.append(status)
-    if workflow is not None:
-        where.append("workflow_id = ?")
-        args.append(workflow)
-    sql = f"SELECT {_COLUMNS} FROM flows"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY updated_ns DESC, instance_id LIMIT ? OFFSET ?"
-    return [FlowRecord(*row) for row in conn.execute(sql, (*args, limit, offset))]
+    by_workflow = "" if workflow is None else " AND workflow_id = ?"
+    wf: tuple[str, ...] = () if workflow is None else (workflow,)
+    if status == _RUNNING:
+        sql, args = _LIST_RUNNING + by_workflow, wf
+    elif status is not None:
+        sql, args = _LIST_ENDED + " AND status = ?" + by_workflow, (status, *wf)
+    else:
+        sql, args = f"{_LIST_RUNNING}{by_workflow} UNION ALL {_LIST_ENDED}{by_workflow}", wf + wf
+    return [FlowRecord(*row) for row in conn.execute(sql + _ORDER, (*args, limit, offset))]
 
 
 def _claim(conn: sqlite3.Connection, instance_id: str, stage_key: str, result_json: str) -> str:
@@ -367,20 +387,40 @@ class SQLiteFlowStore:
             conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
             self._set_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             if self._checkpointer is not None:
                 conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread does it
-            present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-            if not _SCHEMA_NAMES.issubset(present):  # a read: opening a store never waits for a writer
+            if self._schema_outdated(conn):  # a read: opening a store never waits for a writer
                 conn.execute("BEGIN IMMEDIATE")
-                for statement in _SCHEMA:
-                    conn.execute(statement)
+                if self._schema_outdated(conn):  # another process may have done it meanwhile
+                    for name in _OLD_INDEXES:
+                        conn.execute(f"DROP INDEX IF EXISTS {name}")
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
+        except FlowStoreUnavailableError:
+            conn.close()
+            raise
         except sqlite3.Error as exc:
             conn.close()
             raise FlowStoreUnavailableError(
                 f"cannot open the SQLite flow store {self.url}: {exc}: check that it is a StageFlow "
                 "store, writable, and not locked by another process", url=self.url) from exc
         return conn
+
+    def _schema_outdated(self, conn: sqlite3.Connection) -> bool:
+        """Whether the file needs the schema created or migrated (an empty file, or schema 0);
+        FlowStoreUnavailableError for a schema newer than this code knows."""
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise FlowStoreUnavailableError(
+                f"the SQLite flow store {self.url} has schema version {version}, made by a newer "
+                f"mmate_fast (this one knows up to {SCHEMA_VERSION}): upgrade mmate_fast here or use "
+                "another file", url=self.url)
+        present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        return (version != SCHEMA_VERSION or not _SCHEMA_NAMES.issubset(present)
+                or not present.isdisjoint(_OLD_INDEXES))
 
     def _set_wal(self, conn: sqlite3.Connection) -> None:
         """``journal_mode = WAL``: SQLite reports "locked" at once (no busy handler) when another
@@ -659,6 +699,7 @@ class SQLiteFlowStore:
             conn = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA wal_autocheckpoint = 0")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         except sqlite3.Error as exc:
             log.debug("flow store %s: no connection on this thread (%s): reads and writes go to the "
                       "writer thread", self.url, exc)
