@@ -200,11 +200,30 @@ cdef class Typed:
 
 
 cdef class BasicProperties:
-    """The 14 basic content-header properties; ``None`` means absent. ``timestamp`` is POSIX seconds."""
+    """The 14 basic content-header properties; ``None`` means absent. ``timestamp`` is POSIX seconds.
 
-    cdef public object content_type, content_encoding, headers, delivery_mode, priority
+    Received headers are decoded on first use: the reader checks the field table as it comes (a
+    table that would not decode marks the delivery undecodable, as before) and keeps its bytes; most
+    consumers never read the ~14 Go headers of a Mmate message, so they never become a dict."""
+
+    cdef public object content_type, content_encoding, delivery_mode, priority
     cdef public object correlation_id, reply_to, expiration, message_id, timestamp, type
     cdef public object user_id, app_id, cluster_id
+    cdef object _headers
+    cdef bytes _raw_headers  # a checked field table (length prefix included) not decoded yet
+
+    @property
+    def headers(self):
+        """The header table as a dict (None when absent), decoded on first access."""
+        if self._raw_headers is not None:
+            self._headers = _table_of(self._raw_headers)
+            self._raw_headers = None
+        return self._headers
+
+    @headers.setter
+    def headers(self, value):
+        self._headers = value
+        self._raw_headers = None
 
     def __init__(self, content_type=None, content_encoding=None, headers=None, delivery_mode=None,
                  priority=None, correlation_id=None, reply_to=None, expiration=None, message_id=None,
@@ -753,6 +772,122 @@ cdef list _decode_array(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end,
     return items
 
 
+cdef object _table_of(bytes raw):
+    """The dict of a field table ``_check_table`` accepted."""
+    cdef Py_ssize_t off = 0
+    return _decode_table(<const unsigned char*>PyBytes_AS_STRING(raw), &off, PyBytes_GET_SIZE(raw), 1)
+
+
+cdef int _check_key(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end) except -1:
+    """``_sstr`` of a field table key without the str: length and UTF-8 checked, off advanced."""
+    cdef Py_ssize_t start = off[0]
+    cdef Py_ssize_t n = _sstr_len(p, off, end, "field table key")
+    cdef Py_ssize_t o = off[0], i
+    for i in range(n):
+        if p[o + i] >= 0x80:  # not ASCII: let the decoder judge it, as _sstr does
+            off[0] = start
+            _sstr(p, off, end, "field table key")
+            return 0
+    off[0] = o + n
+    return 0
+
+
+cdef int _check_value(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end, int depth) except -1:
+    """What ``_decode_value`` checks, in the same order and with the same errors, without building
+    the value (the rare kinds that can fail on content, timestamps, are decoded and dropped)."""
+    cdef Py_ssize_t o = off[0]
+    cdef unsigned char tag
+    cdef uint64_t n
+    _need(o, 1, end, "field value")
+    tag = p[o]
+    o += 1
+    if tag == b"S":
+        _need(o, 4, end, "long string")
+        n = rd32(p + o)
+        o += 4
+        _need(o, <Py_ssize_t>n, end, "long string")
+        off[0] = o + <Py_ssize_t>n
+    elif tag == b"I" or tag == b"i":
+        _need(o, 4, end, "integer field")
+        off[0] = o + 4
+    elif tag == b"t":
+        _need(o, 1, end, "boolean field")
+        off[0] = o + 1
+    elif tag == b"l" or tag == b"L":
+        _need(o, 8, end, "integer field")
+        off[0] = o + 8
+    elif tag == b"b" or tag == b"B":
+        _need(o, 1, end, "integer field")
+        off[0] = o + 1
+    elif tag == b"s" or tag == b"u":
+        _need(o, 2, end, "integer field")
+        off[0] = o + 2
+    elif tag == b"V":
+        off[0] = o
+    elif tag == b"F":
+        off[0] = o
+        _check_table(p, off, end, depth + 1)
+    elif tag == b"A":
+        off[0] = o
+        _check_array(p, off, end, depth + 1)
+    elif tag == b"d":
+        _need(o, 8, end, "double field")
+        off[0] = o + 8
+    elif tag == b"f":
+        _need(o, 4, end, "float field")
+        off[0] = o + 4
+    elif tag == b"T":
+        _decode_value(p, off, end, depth)
+    elif tag == b"x":
+        _need(o, 4, end, "byte array")
+        n = rd32(p + o)
+        o += 4
+        _need(o, <Py_ssize_t>n, end, "byte array")
+        off[0] = o + <Py_ssize_t>n
+    elif tag == b"D":
+        _need(o, 5, end, "decimal field")
+        off[0] = o + 5
+    else:
+        raise _Bad(f"unknown field type tag 0x{tag:02x}")
+    return 0
+
+
+cdef int _check_table(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end, int depth) except -1:
+    """``_decode_table`` without the dict: raises what it would raise, advances off past the table."""
+    cdef Py_ssize_t o = off[0]
+    cdef Py_ssize_t tend
+    cdef uint32_t n
+    if depth > C_MAX_DEPTH:
+        raise _Bad(f"field table nested deeper than {MAX_DEPTH}")
+    _need(o, 4, end, "field table")
+    n = rd32(p + o)
+    o += 4
+    _need(o, n, end, "field table")
+    tend = o + n
+    while o < tend:
+        _check_key(p, &o, tend)
+        _check_value(p, &o, tend, depth)
+    off[0] = o
+    return 0
+
+
+cdef int _check_array(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end, int depth) except -1:
+    cdef Py_ssize_t o = off[0]
+    cdef Py_ssize_t tend
+    cdef uint32_t n
+    if depth > C_MAX_DEPTH:
+        raise _Bad(f"field array nested deeper than {MAX_DEPTH}")
+    _need(o, 4, end, "field array")
+    n = rd32(p + o)
+    o += 4
+    _need(o, n, end, "field array")
+    tend = o + n
+    while o < tend:
+        _check_value(p, &o, tend, depth)
+    off[0] = o
+    return 0
+
+
 cdef class _View:
     """Holds a Py_buffer of a decode_* argument for the duration of a call."""
     cdef Py_buffer view
@@ -797,8 +932,14 @@ cdef BasicProperties _decode_properties(const unsigned char* p, Py_ssize_t* off,
         props.content_type = _sstr(p, &o, end, "property content_type")
     if flags & 0x4000:
         props.content_encoding = _sstr(p, &o, end, "property content_encoding")
+    cdef Py_ssize_t t0
     if flags & 0x2000:
-        props.headers = _decode_table(p, &o, end, 1)
+        t0 = o
+        _check_table(p, &o, end, 1)
+        if o - t0 == 4:
+            props._headers = {}
+        else:
+            props._raw_headers = PyBytes_FromStringAndSize(<const char*>p + t0, o - t0)
     if flags & 0x1000:
         _need(o, 1, end, "property delivery_mode")
         props.delivery_mode = p[o]

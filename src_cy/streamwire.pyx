@@ -802,3 +802,47 @@ def dispatch_chunk(data, Py_ssize_t pos, Py_ssize_t end, uint64_t min_offset, de
     if not started:
         return offset, timestamp, 0, 0, 0, None, rest
     return start, timestamp, done, handled, ignored, failure, rest
+
+
+def sub_batch(frame, Py_ssize_t head) -> tuple:
+    """The PublishedMessages of a Publish frame (after ``head`` bytes) as one uncompressed sub-entry
+    batch (see the .pyi)."""
+    cdef const uchar[:] view = frame
+    cdef const uchar* s
+    cdef Py_ssize_t n = view.shape[0], p = head, size, count = 0, inner = 0
+    cdef uint64_t first = 0, last = 0
+    cdef bytearray out
+    cdef uchar* q
+    if n < head:
+        raise ValueError("Publish frame shorter than its header")
+    s = &view[0]
+    while p < n:
+        if p + 12 > n:
+            raise ValueError("Publish frame ends inside a message header")
+        size = _u32(s + p + 8)
+        if p + 12 + size > n:
+            raise ValueError("Publish frame message overruns the frame")
+        last = _u64(s + p)
+        if count == 0:
+            first = last
+        count += 1
+        inner += 4 + size
+        p += 12 + size
+    if count == 0 or count > 0xFFFF:
+        raise ValueError(f"a sub-entry batch holds 1-65535 messages, not {count}")
+    out = bytearray(head + 8 + 11 + inner)
+    q = <uchar*>PyByteArray_AS_STRING(out)
+    memcpy(q, s, head)
+    q = _put64(q + head, first)
+    q[0] = 0x80
+    q[1] = <uchar>(count >> 8)
+    q[2] = <uchar>(count & 0xFF)
+    q = _put32(q + 3, <uint32_t>inner)
+    q = _put32(q, <uint32_t>inner)
+    p = head
+    while p < n:
+        size = _u32(s + p + 8)
+        memcpy(q, s + p + 8, 4 + size)
+        q += 4 + size
+        p += 12 + size
+    return out, first, last, count

@@ -86,3 +86,10 @@ def dispatch_chunk(data: bytes | bytearray, pos: int, end: int, min_offset: int,
     record, body, envelope, message) of the last of them when its handler raised; ``rest`` are the
     records after the done ones (from offset ``first + done``), for the general path. The chunk is
     checked whole first: StreamProtocolError (as ``split_chunk``) before any handler runs."""
+
+def sub_batch(frame: bytes | bytearray, head: int) -> tuple[bytearray, int, int, int]:
+    """The PublishedMessages of a Publish frame (after its ``head`` bytes, left as they are) as one
+    uncompressed sub-entry batch (the stream protocol's sub-entry batching: one publishing id, the
+    first, for all of them; readers get every record, each at its own offset): (the new frame, first
+    publishing id, last publishing id, messages). ValueError for entries that do not parse or more
+    than 65535 messages."""

@@ -477,3 +477,27 @@ def dispatch_chunk(data: bytes | bytearray, pos: int, end: int, min_offset: int,
         failure = (exc, records[i], body, env, msg)
         i += 1
     return first, ts, i, handled, ignored, failure, records[i:]
+
+
+def sub_batch(frame: bytes | bytearray, head: int) -> tuple[bytearray, int, int, int]:
+    """The PublishedMessages of a Publish frame as one uncompressed sub-entry (the twin)."""
+    if len(frame) < head:
+        raise ValueError("Publish frame shorter than its header")
+    p, n = head, len(frame)
+    records: list[bytes] = []
+    ids: list[int] = []
+    while p < n:
+        if p + 12 > n:
+            raise ValueError("Publish frame ends inside a message header")
+        pid, size = _U64.unpack_from(frame, p)[0], _U32.unpack_from(frame, p + 8)[0]
+        if p + 12 + size > n:
+            raise ValueError("Publish frame message overruns the frame")
+        ids.append(pid)
+        records.append(bytes(frame[p + 8 : p + 12 + size]))
+        p += 12 + size
+    if not 1 <= len(records) <= 0xFFFF:
+        raise ValueError(f"a sub-entry batch holds 1-65535 messages, not {len(records)}")
+    inner = b"".join(records)
+    out = bytearray(frame[:head]) + _U64.pack(ids[0]) + bytes((0x80,)) + _U16.pack(len(records))
+    out += _U32.pack(len(inner)) + _U32.pack(len(inner)) + inner
+    return out, ids[0], ids[-1], len(records)

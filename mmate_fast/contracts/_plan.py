@@ -29,6 +29,7 @@ from mmate_fast.errors import ContractError
 
 _env = load("envelope")
 _wire = load("wire")
+_reader = load("payload_reader")
 
 _MISSING = object()
 
@@ -237,10 +238,32 @@ class ContractPlan:
     def _build_decode_top(self) -> Callable[[Any, str, str, str, str | None], Any]:
         if self.is_pydantic:
             return _pydantic_top_decoder(self.cls)
+        reader = self.payload_reader(top=True)
+        if reader is not None:
+            return reader.decode
+        return self.generated_decoder(top=True)
+
+    def _build_decode_nested(self) -> Callable[[Any], Any]:
+        if self.is_pydantic:
+            return _pydantic_nested_decoder(self.cls)
+        reader = self.payload_reader(top=False)
+        if reader is not None:
+            return reader.decode_nested
+        return self.generated_decoder(top=False)
+
+    def generated_decoder(self, top: bool) -> Callable[..., Any]:
+        """The general decoder of a dataclass (generated Python): what the payload reader must
+        equal, and the path when no reader can be built. ``top``: (payload, id, type, timestamp,
+        correlation id) -> instance; else (nested value) -> instance."""
+        if not top:
+            ns: dict[str, Any] = {}
+            src = self._decode_source(self.fields(), ns, top=False, pre=["kw = {}"],
+                                      signature="def decode(p):")
+            return _compile(src, ns, "decode", self.cls)
         fields = self.fields()
         env_fields = {f.wire: f for f in fields if f.wire in ENVELOPE_WIRE and f.init}
         body = [f for f in fields if f.wire not in ENVELOPE_WIRE]
-        ns: dict[str, Any] = {"_parse_ts": _parse_envelope_ts}
+        ns = {"_parse_ts": _parse_envelope_ts}
         pre = ["kw = {}"]
         if "id" in env_fields:
             pre.append(f"kw[{env_fields['id'].attr!r}] = _id")
@@ -258,13 +281,39 @@ class ContractPlan:
                                   signature="def decode(p, _id, _type, _ts, _cid):")
         return _compile(src, ns, "decode", self.cls)
 
-    def _build_decode_nested(self) -> Callable[[Any], Any]:
+    def payload_reader(self, top: bool) -> Any:
+        """The class's payload reader (``payload_reader.PayloadReader``, compiled when the extensions
+        are): ``top`` for the message itself, else for a nested value. None for a pydantic model."""
         if self.is_pydantic:
-            return _pydantic_nested_decoder(self.cls)
-        ns: dict[str, Any] = {}
-        src = self._decode_source(self.fields(), ns, top=False, pre=["kw = {}"],
-                                  signature="def decode(p):")
-        return _compile(src, ns, "decode", self.cls)
+            return None
+        fields = self.fields()
+        plans = {f.attr: f for f in fields if f.init}
+        body_plans = [f for f in fields if f.init and not (top and f.wire in ENVELOPE_WIRE)]
+        direct = _plain_dataclass(self.cls)
+        specs: list[tuple[Any, ...]] = []
+        for df in dataclasses.fields(self.cls):
+            if not df.init:
+                continue
+            default = df.default if df.default is not dataclasses.MISSING else None
+            factory = df.default_factory if df.default_factory is not dataclasses.MISSING else None
+            has_default = df.default is not dataclasses.MISSING or factory is not None
+            fp = plans.get(df.name)
+            if fp is None:  # a private field: never decoded, its default applies
+                direct = direct and has_default
+                specs.append((df.name, None, "any", None, "default", None, default, factory, ""))
+            elif top and fp.wire in ENVELOPE_WIRE:
+                src = fp.wire
+                if src == "timestamp" and _wants_datetime(fp.tp):
+                    src = "timestamp_dt"
+                specs.append((df.name, None, "any", None, "default", fp, default, factory, src))
+            else:
+                mode = "required" if fp.required else "default" if fp.has_default else "zero"
+                specs.append((df.name, fp.wire, fp.tag, fp.conv, mode, fp, default, factory, ""))
+        hooks = {"conv_error": _types.ConvError, "bad": _types.bad,
+                 "fail": _fail_top if top else _fail_nested, "fold": _make_fold(body_plans),
+                 "absent": _absent, "missing": _missing_top if top else _missing_nested,
+                 "parse_ts": _parse_envelope_ts, "zero": FieldPlan.zero}
+        return _reader.PayloadReader(self.cls, specs, top=top, direct=direct, hooks=hooks)
 
     def _decode_source(self, fields: list[FieldPlan], ns: dict[str, Any], top: bool, pre: list[str],
                        signature: str) -> list[str]:
@@ -352,6 +401,30 @@ class ContractPlan:
 
 #: classes whose zero value is being built (a class that contains itself has none)
 _ZEROING: set[type] = set()
+
+
+def _plain_dataclass(cls: type) -> bool:
+    """True when filling ``__dict__`` builds what ``cls(**kw)`` builds: the ``__init__`` generated
+    by dataclasses, no ``__post_init__``, no ``__new__``/``__setattr__``/metaclass ``__call__`` of
+    its own (frozen dataclasses aside: their ``__init__`` bypasses ``__setattr__`` too), no
+    ``init=False`` fields (their ``__init__`` sets them) and instances with a ``__dict__``."""
+    init = cls.__dict__.get("__init__") or getattr(cls, "__init__", None)
+    code = getattr(init, "__code__", None)
+    if code is None or code.co_filename != "<string>" or code.co_name != "__init__":
+        return False
+    params = getattr(cls, "__dataclass_params__", None)
+    if params is None or not params.init or hasattr(cls, "__post_init__"):
+        return False
+    if cls.__new__ is not object.__new__ or type(cls).__call__ is not type.__call__:
+        return False
+    if cls.__setattr__ is not object.__setattr__ and not params.frozen:
+        return False
+    if any(not f.init for f in dataclasses.fields(cls)):
+        return False
+    try:
+        return hasattr(object.__new__(cls), "__dict__")
+    except TypeError:
+        return False
 
 
 def _wants_datetime(tp: Any) -> bool:

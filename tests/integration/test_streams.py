@@ -511,3 +511,29 @@ async def test_records_handled_as_chunks_arrive_keep_their_order_and_failures(st
         await ch.queue_delete(f"dlq.{stream}.{group}")
     expected = [n if n.startswith("p-") else "shipped-" + n[2:] for n in names if n != "boom"]
     assert order == expected * 30
+
+
+async def test_sub_entry_batches_reach_our_consumer_and_amqp_consumers_record_by_record(stream: str) -> None:
+    msgs = _events(1200)
+    async with Client(AMQP_URL, service_name=_name("svc")) as client:
+        pub = await client.stream_publisher(stream, sub_entries=True)
+        assert pub.producer.sub_entries
+        ids = await client.publish_batch_to_stream(stream, msgs)
+        assert pub.producer.confirmed == 1200 and pub.producer.in_flight == 0
+        got: list[tuple[str, str]] = []
+        client.dispatcher.add_handler(StreamOrderPlaced, lambda m: got.append((m.id, m.order_id)))
+        consumer = await client.subscribe_stream(stream, offset="first")
+        await consumer.wait_for(1199)
+        await consumer.stop()
+    assert got == [(i, m.order_id) for i, m in zip(ids, msgs, strict=True)]
+    amqp = await connect(AMQP_URL)
+    try:
+        ch = await amqp.channel()
+        await ch.basic_qos(2000)
+        seen: list[Any] = []
+        await ch.basic_consume(stream, seen.append, arguments={"x-stream-offset": "first"})
+        await _until(lambda: len(seen) >= 1200, "1200 records over AMQP 0-9-1")
+    finally:
+        await amqp.close()
+    assert [d.properties.message_id for d in seen] == ids
+    assert seen[5].properties.headers["x-aggregate-id"] == "o-5"

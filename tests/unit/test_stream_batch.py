@@ -343,3 +343,42 @@ def test_dispatch_chunk_runs_no_handler_of_a_chunk_that_does_not_parse(w: Any) -
         w.dispatch_chunk(chunk, 1, len(chunk), 0, load("envelope").decode_envelope, lambda t: table.get(t, ()),
                          from_envelope, default_registry)
     assert got == []  # the first record, which is fine, was not handled either
+
+
+@pytest.mark.parametrize("w", IMPLS)
+def test_sub_batch_turns_a_frames_messages_into_one_entry(w: Any) -> None:
+    records = [b"a", b"bb" * 100, b""]
+    frame = bytearray(b"H" * 13)
+    for i, r in enumerate(records):
+        frame += struct.pack(">QI", 40 + i, len(r)) + r
+    out, first, last, count = w.sub_batch(frame, 13)
+    assert (first, last, count) == (40, 42, 3)
+    inner = b"".join(struct.pack(">I", len(r)) + r for r in records)
+    assert bytes(out) == b"H" * 13 + struct.pack(">QBHII", 40, 0x80, 3, len(inner), len(inner)) + inner
+    for bad in (frame[:-1], frame[:13] + b"\x00" * 5):
+        with pytest.raises(ValueError):
+            w.sub_batch(bad, 13)
+    with pytest.raises(ValueError):
+        w.sub_batch(frame[:13], 13)
+
+
+async def test_sub_entries_send_each_frame_as_one_batch_confirmed_by_its_first_id() -> None:
+    conn = _Conn(frame_max=1 << 20)
+    producer = StreamProducer(conn, 2, "s", "", 1, 20_000, sub_entries=True)
+    pub = mstreams.StreamPublisher(producer, batch_size=10)
+    msgs = [BatchPlaced(order_id=f"o-{i}", aggregate_id="a") for i in range(25)]
+    task = asyncio.ensure_future(pub.publish_many(msgs, persistent=False))
+    await asyncio.sleep(0)
+    firsts = []
+    for frame in conn.frames:
+        size, key, _, pub_id, count = struct.unpack_from(">IHHBI", frame)
+        first, head, n, inner, _ = struct.unpack_from(">QBHII", frame, 13)
+        assert (size + 4, key, pub_id, count, head) == (len(frame), 2, 2, 1, 0x80)
+        assert inner == len(frame) - 32
+        firsts.append((first, n))
+    assert firsts == [(1, 10), (11, 10), (21, 5)]
+    assert producer.in_flight == 25
+    producer._on_confirm(0, 2, struct.pack(">QQ", 1, 11))
+    assert producer.confirmed == 20 and not task.done()
+    producer._on_confirm(0, 1, struct.pack(">Q", 21))
+    assert len(await task) == 25 and producer.confirmed == 25 and producer.in_flight == 0

@@ -20,12 +20,12 @@ Reads (``get``, ``stage_result``) of a file store join the same batch, in order 
 a write sees it): one transaction per loop turn answers all of them (``BEGIN`` without a lock when
 the turn only reads). Each transaction that starts after another process's commit finds its page
 cache invalidated (SQLite reloads every page it touches), so a read of its own cost the same system
-calls as a batch. While another process holds the write lock, the reads queued before the turn's
-first write are answered at once. A batch that fails on the calling thread goes to the writer
-thread, which names the error. ``save_nowait`` queues a save without a future (the engine's saves
-after a hop is published: nobody waits for them; a failure is logged), committed with the next
-batch. ``claim_stage`` reads the stored result back only when its insert did nothing (another
-writer was first).
+calls as a batch. While another process holds the write lock, the reads that no write queued before
+them touches (another instance's) are answered at once, without it. A batch that fails on the
+calling thread goes to the writer thread, which names the error. ``save_nowait`` queues a save
+without a future (the engine's saves after a hop is published: nobody waits for them; a failure is
+logged), committed with the next batch. ``claim_stage`` reads the stored result back only when its
+insert did nothing (another writer was first).
 
 WAL checkpoints run on a third thread with its own connection (every ``CHECKPOINT_EVERY`` write
 transactions, ``PRAGMA wal_checkpoint(PASSIVE)``), not in the writer's ``COMMIT`` as SQLite's
@@ -67,17 +67,23 @@ DEFAULT_TIMEOUT = 10.0
 MAX_BATCH = 1024
 #: write transactions of one store between two WAL checkpoints (each copies the pages written since
 #: the last one back into the database file; SQLite's automatic one comes every 1000 pages)
-CHECKPOINT_EVERY = 20
+CHECKPOINT_EVERY = 100
 #: WAL frames (pages) left after a passive checkpoint above which the checkpointer restarts the WAL
 #: (see ``_Checkpointer``): 1024 frames are 4 MB of 4 KB pages
 RESTART_FRAMES = 1024
 #: how long the checkpointer's restart may wait for the write lock and for readers to leave the WAL
 RESTART_WAIT_MS = 200
-#: a WAL file larger than this is truncated to it when the WAL restarts
+#: a WAL file larger than this is truncated to it when the WAL starts over (every connection's
+#: ``journal_size_limit``: whichever resets the WAL applies its own)
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 _COLUMNS = ("instance_id, workflow_id, status, version, current_stage, error, started_ns, updated_ns, "
             "state_json, worker")
+#: ``PRAGMA user_version`` of the schema below; 0 is the first one (three full indexes on
+#: ``updated_ns``), which opening a store migrates (``_OLD_INDEXES`` dropped, these created)
+SCHEMA_VERSION = 2
+#: the status of a flow still moving (the engine's saves between its start and its end)
+_RUNNING = "running"
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS flows (
         instance_id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL, status TEXT NOT NULL,
@@ -86,11 +92,21 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS stage_results (
         instance_id TEXT NOT NULL, stage_key TEXT NOT NULL, result_json TEXT NOT NULL,
         created_ns INTEGER NOT NULL, PRIMARY KEY (instance_id, stage_key)) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS flows_by_updated ON flows (updated_ns DESC, instance_id)",
-    "CREATE INDEX IF NOT EXISTS flows_by_status ON flows (status, updated_ns DESC, instance_id)",
-    "CREATE INDEX IF NOT EXISTS flows_by_workflow ON flows (workflow_id, updated_ns DESC, instance_id)",
+    # partial indexes: a running flow's save (the engine's save after every hop) updates one small
+    # index (the flows in flight); the status and workflow indexes only change when a flow ends
+    f"""CREATE INDEX IF NOT EXISTS flows_running ON flows (updated_ns DESC, instance_id)
+        WHERE status = '{_RUNNING}'""",
+    f"""CREATE INDEX IF NOT EXISTS flows_ended ON flows (updated_ns DESC, instance_id)
+        WHERE status <> '{_RUNNING}'""",
+    f"""CREATE INDEX IF NOT EXISTS flows_ended_by_status ON flows (status, updated_ns DESC, instance_id)
+        WHERE status <> '{_RUNNING}'""",
+    f"""CREATE INDEX IF NOT EXISTS flows_ended_by_workflow
+        ON flows (workflow_id, updated_ns DESC, instance_id) WHERE status <> '{_RUNNING}'""",
 )
-_SCHEMA_NAMES = {"flows", "stage_results", "flows_by_updated", "flows_by_status", "flows_by_workflow"}
+_SCHEMA_NAMES = {"flows", "stage_results", "flows_running", "flows_ended", "flows_ended_by_status",
+                 "flows_ended_by_workflow"}
+#: the indexes of schema 0, dropped by the migration (each running save updated all three)
+_OLD_INDEXES = ("flows_by_updated", "flows_by_status", "flows_by_workflow")
 _UPSERT = (f"INSERT INTO flows ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
            "ON CONFLICT (instance_id) DO UPDATE SET workflow_id = excluded.workflow_id, "
            "status = excluded.status, version = excluded.version, "
@@ -115,20 +131,24 @@ def _get(conn: sqlite3.Connection, instance_id: str) -> FlowRecord | None:
     return None if row is None else FlowRecord(*row)
 
 
+_ORDER = " ORDER BY updated_ns DESC, instance_id LIMIT ? OFFSET ?"
+#: list(): each WHERE names its partial index's condition as written (SQLite uses a partial index
+#: only then); with no status, the running and the ended flows are merged in order (two index scans)
+_LIST_RUNNING = f"SELECT {_COLUMNS} FROM flows WHERE status = '{_RUNNING}'"
+_LIST_ENDED = f"SELECT {_COLUMNS} FROM flows WHERE status <> '{_RUNNING}'"
+
+
 def _list(conn: sqlite3.Connection, status: str | None, workflow: str | None, limit: int,
           offset: int) -> list[FlowRecord]:
-    where, args = [], []
-    if status is not None:
-        where.append("status = ?")
-        args.append(status)
-    if workflow is not None:
-        where.append("workflow_id = ?")
-        args.append(workflow)
-    sql = f"SELECT {_COLUMNS} FROM flows"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY updated_ns DESC, instance_id LIMIT ? OFFSET ?"
-    return [FlowRecord(*row) for row in conn.execute(sql, (*args, limit, offset))]
+    by_workflow = "" if workflow is None else " AND workflow_id = ?"
+    wf: tuple[str, ...] = () if workflow is None else (workflow,)
+    if status == _RUNNING:
+        sql, args = _LIST_RUNNING + by_workflow, wf
+    elif status is not None:
+        sql, args = _LIST_ENDED + " AND status = ?" + by_workflow, (status, *wf)
+    else:
+        sql, args = f"{_LIST_RUNNING}{by_workflow} UNION ALL {_LIST_ENDED}{by_workflow}", wf + wf
+    return [FlowRecord(*row) for row in conn.execute(sql + _ORDER, (*args, limit, offset))]
 
 
 def _claim(conn: sqlite3.Connection, instance_id: str, stage_key: str, result_json: str) -> str:
@@ -152,6 +172,14 @@ def _stage(conn: sqlite3.Connection, instance_id: str, stage_key: str) -> str | 
 
 
 _Fn = Callable[..., Any]
+
+
+def _instance_of(op: _Op) -> str:
+    """The instance id an operation reads or writes (``_save`` takes a record, the others the id)."""
+    first = op[1][0]
+    return first.instance_id if first.__class__ is FlowRecord else str(first)
+
+
 #: (function, its arguments after the connection, writes?, the caller's loop, the caller's future (None:
 #: nobody waits), what, time.monotonic() when queued)
 _Op = tuple[_Fn, tuple[Any, ...], bool, asyncio.AbstractEventLoop, "asyncio.Future[Any] | None", str, float]
@@ -367,20 +395,40 @@ class SQLiteFlowStore:
             conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
             self._set_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             if self._checkpointer is not None:
                 conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread does it
-            present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-            if not _SCHEMA_NAMES.issubset(present):  # a read: opening a store never waits for a writer
+            if self._schema_outdated(conn):  # a read: opening a store never waits for a writer
                 conn.execute("BEGIN IMMEDIATE")
-                for statement in _SCHEMA:
-                    conn.execute(statement)
+                if self._schema_outdated(conn):  # another process may have done it meanwhile
+                    for name in _OLD_INDEXES:
+                        conn.execute(f"DROP INDEX IF EXISTS {name}")
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
+        except FlowStoreUnavailableError:
+            conn.close()
+            raise
         except sqlite3.Error as exc:
             conn.close()
             raise FlowStoreUnavailableError(
                 f"cannot open the SQLite flow store {self.url}: {exc}: check that it is a StageFlow "
                 "store, writable, and not locked by another process", url=self.url) from exc
         return conn
+
+    def _schema_outdated(self, conn: sqlite3.Connection) -> bool:
+        """Whether the file needs the schema created or migrated (an empty file, or schema 0);
+        FlowStoreUnavailableError for a schema newer than this code knows."""
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise FlowStoreUnavailableError(
+                f"the SQLite flow store {self.url} has schema version {version}, made by a newer "
+                f"mmate_fast (this one knows up to {SCHEMA_VERSION}): upgrade mmate_fast here or use "
+                "another file", url=self.url)
+        present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        return (version != SCHEMA_VERSION or not _SCHEMA_NAMES.issubset(present)
+                or not present.isdisjoint(_OLD_INDEXES))
 
     def _set_wal(self, conn: sqlite3.Connection) -> None:
         """``journal_mode = WAL``: SQLite reports "locked" at once (no busy handler) when another
@@ -549,9 +597,9 @@ class SQLiteFlowStore:
 
     def _flush_here(self, pending: list[_Op], since: float = 0.0) -> None:
         """Run this turn's calls in one transaction on this thread (``BEGIN IMMEDIATE`` when it
-        writes). While another process holds the write lock, answer the reads queued before the
-        first write at once, and try the rest again a little later from the loop (the calls issued
-        meanwhile join the batch) for up to ``INLINE_LOCK_WAIT`` s, then hand them to the writer
+        writes). While another process holds the write lock, answer at once the reads that no write
+        queued before them touches, and try the rest again a little later from the loop (the calls
+        issued meanwhile join the batch) for up to ``INLINE_LOCK_WAIT`` s, then hand them to the writer
         thread, which waits for its turn off the loop; so do calls behind writes still pending
         there (in order)."""
         if not pending:
@@ -564,14 +612,7 @@ class SQLiteFlowStore:
                 _settle_here(done)
                 return
             if done is _BUSY:
-                reads = 0
-                while not batch[reads][2]:  # a busy batch writes: it stops at the first write
-                    reads += 1
-                if reads:
-                    answered = self._run_here(batch[:reads])
-                    if answered is not None and answered is not _BUSY:
-                        del pending[:reads]
-                        _settle_here(answered)
+                self._answer_reads(pending)
                 now = time.monotonic()
                 since = since or now
                 if now - since < INLINE_LOCK_WAIT:
@@ -579,6 +620,25 @@ class SQLiteFlowStore:
                     pending[0][3].call_later(pause, self._flush_here, pending, since)
                     return
         self._hand_over(pending)
+
+    def _answer_reads(self, pending: list[_Op]) -> None:
+        """The write lock is busy: answer now, without it, the reads of ``pending`` that no write
+        queued before them touches (another instance's); the rest stay queued, in order."""
+        written: set[str] = set()
+        reads: list[_Op] = []
+        for op in pending:
+            if op[2]:
+                written.add(_instance_of(op))
+            elif _instance_of(op) not in written:
+                reads.append(op)
+        if not reads:
+            return
+        answered = self._run_here(reads)
+        if answered is None or answered is _BUSY:
+            return
+        taken = {id(op) for op in reads}
+        pending[:] = [op for op in pending if id(op) not in taken]
+        _settle_here(answered)
 
     def _hand_over(self, pending: list[_Op]) -> None:
         """Queue ``pending`` (emptied) on the writer thread, in order."""
@@ -659,6 +719,7 @@ class SQLiteFlowStore:
             conn = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA wal_autocheckpoint = 0")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         except sqlite3.Error as exc:
             log.debug("flow store %s: no connection on this thread (%s): reads and writes go to the "
                       "writer thread", self.url, exc)

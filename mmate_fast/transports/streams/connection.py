@@ -433,11 +433,13 @@ class StreamConnection(asyncio.BufferedProtocol):
                 return i
         raise errors.StreamError(f"a stream connection carries at most 256 {what}; open another connection")
 
-    async def producer(self, stream: str, *, reference: str = "", max_in_flight: int = 20_000) -> Any:
+    async def producer(self, stream: str, *, reference: str = "", max_in_flight: int = 20_000,
+                       sub_entries: bool = False) -> Any:
         """A :class:`StreamProducer` on ``stream``. With a ``reference`` (at most 256 characters) the
         broker drops messages whose publishing id it stored before (deduplication), and the producer
         goes on after the last stored id. ``max_in_flight``: unconfirmed messages before
-        ``wait_room`` waits (the pipelining window)."""
+        ``wait_room`` waits (the pipelining window). ``sub_entries``: each Publish frame's messages
+        as one sub-entry batch (one publishing id, confirm and deduplication unit for the batch)."""
         from mmate_fast.transports.streams.producer import StreamProducer
 
         pid = self._free_id(self._producers, "publishers")
@@ -452,7 +454,7 @@ class StreamConnection(asyncio.BufferedProtocol):
         except BaseException:
             del self._producers[pid]
             raise
-        producer = StreamProducer(self, pid, stream, reference, next_id, max_in_flight)
+        producer = StreamProducer(self, pid, stream, reference, next_id, max_in_flight, sub_entries)
         self._producers[pid] = producer
         return producer
 
