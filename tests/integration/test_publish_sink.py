@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from mmate_fast import Client
+from mmate_fast import Client, errors
 from mmate_fast.amqp.robust import RecoveryPolicy
 from mmate_fast.contracts import Event
 from tests.integration.conftest import AMQP_URL
@@ -102,3 +102,29 @@ async def test_sink_path_through_a_link_drop() -> None:
             admin = await client.connection.channel()
             await admin.queue_delete(q)
             await admin.close()
+
+
+@pytest.mark.asyncio
+async def test_client_publish_event_binding_follows_the_client_state() -> None:
+    calls: list[int] = []
+
+    class MyClient(Client):
+        def publish_event(self, event, **options):  # type: ignore[no-untyped-def]
+            calls.append(1)
+            return super().publish_event(event, **options)
+
+    q = f"wt-sink-{uuid.uuid4().hex[:8]}"
+    async with MyClient(AMQP_URL, service_name=f"sink-{uuid.uuid4().hex[:6]}", declare_topology=False,
+                        publisher_confirms=False) as mine:
+        await mine.declare_queue(q, durable=False)
+        await mine.publish_event(SinkEvent(n=1), exchange="", routing_key=q)
+        assert calls == [1]  # a subclass's override is not shadowed
+        admin = await mine.connection.channel()
+        await admin.queue_delete(q)
+        await admin.close()
+    client = Client(AMQP_URL, service_name=f"sink-{uuid.uuid4().hex[:6]}", declare_topology=False)
+    async with client:
+        assert client.publish_event.__self__ is client.publisher  # type: ignore[attr-defined]
+    assert "publish_event" not in client.__dict__
+    with pytest.raises(errors.MmateError):
+        client.publish_event(SinkEvent(n=2))
