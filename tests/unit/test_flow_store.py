@@ -407,10 +407,11 @@ async def test_reads_join_the_loop_turns_write_batch(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_reads_before_a_write_are_answered_while_another_process_holds_the_lock(
+async def test_reads_no_queued_write_touches_are_answered_while_another_process_holds_the_lock(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A batch that writes waits for a lock another process holds; the reads queued before its
-    first write are answered at once (they need no lock), the rest after the lock is free."""
+    """A batch that writes waits for a lock another process holds; its reads that no write queued
+    before them touches (before the first write, or of another instance) are answered at once
+    (they need no lock), a read of a written instance after the lock is free."""
     from mmate_fast.stageflow.store import _sqlite
 
     monkeypatch.setattr(_sqlite, "INLINE_LOCK_WAIT", 30.0)  # never the writer thread here
@@ -425,14 +426,20 @@ async def test_reads_before_a_write_are_answered_while_another_process_holds_the
             read = asyncio.ensure_future(store.stage_result("i-1", "stage0"))
             write = asyncio.ensure_future(store.claim_stage("i-1", "stage1", "mine"))
             after = asyncio.ensure_future(store.stage_result("i-1", "stage1"))
+            other = asyncio.ensure_future(store.get("i-2"))
+            saved = asyncio.ensure_future(store.save(record("i-3")))
+            written = asyncio.ensure_future(store.get("i-3"))
             assert await asyncio.wait_for(read, 5) == "won"
+            assert await asyncio.wait_for(other, 5) is None
             await asyncio.sleep(0.02)
-            assert not write.done() and not after.done()
+            assert not write.done() and not after.done() and not saved.done() and not written.done()
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()
         assert await write == "mine"
         assert await after == "mine"
+        await saved
+        assert await written == record("i-3")
     finally:
         await store.close()
 

@@ -20,12 +20,12 @@ Reads (``get``, ``stage_result``) of a file store join the same batch, in order 
 a write sees it): one transaction per loop turn answers all of them (``BEGIN`` without a lock when
 the turn only reads). Each transaction that starts after another process's commit finds its page
 cache invalidated (SQLite reloads every page it touches), so a read of its own cost the same system
-calls as a batch. While another process holds the write lock, the reads queued before the turn's
-first write are answered at once. A batch that fails on the calling thread goes to the writer
-thread, which names the error. ``save_nowait`` queues a save without a future (the engine's saves
-after a hop is published: nobody waits for them; a failure is logged), committed with the next
-batch. ``claim_stage`` reads the stored result back only when its insert did nothing (another
-writer was first).
+calls as a batch. While another process holds the write lock, the reads that no write queued before
+them touches (another instance's) are answered at once, without it. A batch that fails on the
+calling thread goes to the writer thread, which names the error. ``save_nowait`` queues a save
+without a future (the engine's saves after a hop is published: nobody waits for them; a failure is
+logged), committed with the next batch. ``claim_stage`` reads the stored result back only when its
+insert did nothing (another writer was first).
 
 WAL checkpoints run on a third thread with its own connection (every ``CHECKPOINT_EVERY`` write
 transactions, ``PRAGMA wal_checkpoint(PASSIVE)``), not in the writer's ``COMMIT`` as SQLite's
@@ -172,6 +172,14 @@ def _stage(conn: sqlite3.Connection, instance_id: str, stage_key: str) -> str | 
 
 
 _Fn = Callable[..., Any]
+
+
+def _instance_of(op: _Op) -> str:
+    """The instance id an operation reads or writes (``_save`` takes a record, the others the id)."""
+    first = op[1][0]
+    return first.instance_id if first.__class__ is FlowRecord else str(first)
+
+
 #: (function, its arguments after the connection, writes?, the caller's loop, the caller's future (None:
 #: nobody waits), what, time.monotonic() when queued)
 _Op = tuple[_Fn, tuple[Any, ...], bool, asyncio.AbstractEventLoop, "asyncio.Future[Any] | None", str, float]
@@ -589,9 +597,9 @@ class SQLiteFlowStore:
 
     def _flush_here(self, pending: list[_Op], since: float = 0.0) -> None:
         """Run this turn's calls in one transaction on this thread (``BEGIN IMMEDIATE`` when it
-        writes). While another process holds the write lock, answer the reads queued before the
-        first write at once, and try the rest again a little later from the loop (the calls issued
-        meanwhile join the batch) for up to ``INLINE_LOCK_WAIT`` s, then hand them to the writer
+        writes). While another process holds the write lock, answer at once the reads that no write
+        queued before them touches, and try the rest again a little later from the loop (the calls
+        issued meanwhile join the batch) for up to ``INLINE_LOCK_WAIT`` s, then hand them to the writer
         thread, which waits for its turn off the loop; so do calls behind writes still pending
         there (in order)."""
         if not pending:
@@ -604,14 +612,7 @@ class SQLiteFlowStore:
                 _settle_here(done)
                 return
             if done is _BUSY:
-                reads = 0
-                while not batch[reads][2]:  # a busy batch writes: it stops at the first write
-                    reads += 1
-                if reads:
-                    answered = self._run_here(batch[:reads])
-                    if answered is not None and answered is not _BUSY:
-                        del pending[:reads]
-                        _settle_here(answered)
+                self._answer_reads(pending)
                 now = time.monotonic()
                 since = since or now
                 if now - since < INLINE_LOCK_WAIT:
@@ -619,6 +620,25 @@ class SQLiteFlowStore:
                     pending[0][3].call_later(pause, self._flush_here, pending, since)
                     return
         self._hand_over(pending)
+
+    def _answer_reads(self, pending: list[_Op]) -> None:
+        """The write lock is busy: answer now, without it, the reads of ``pending`` that no write
+        queued before them touches (another instance's); the rest stay queued, in order."""
+        written: set[str] = set()
+        reads: list[_Op] = []
+        for op in pending:
+            if op[2]:
+                written.add(_instance_of(op))
+            elif _instance_of(op) not in written:
+                reads.append(op)
+        if not reads:
+            return
+        answered = self._run_here(reads)
+        if answered is None or answered is _BUSY:
+            return
+        taken = {id(op) for op in reads}
+        pending[:] = [op for op in pending if id(op) not in taken]
+        _settle_here(answered)
 
     def _hand_over(self, pending: list[_Op]) -> None:
         """Queue ``pending`` (emptied) on the writer thread, in order."""
