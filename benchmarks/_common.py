@@ -29,7 +29,9 @@ from pamqp import header as pheader
 #: the checkout (client processes run from here)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST = "127.0.0.1"  # loopback only
-PORT = 5672
+#: BENCH_AMQP_PORT: the node the clients talk to (default the shared broker on 5672; rpc_cost.py points
+#: it at a throw-away node of its own, whose CPU is then the benchmark's alone)
+PORT = int(os.environ.get("BENCH_AMQP_PORT", "5672"))
 USER = "guest"
 PASSWORD = "guest"
 AMQP_URL = f"amqp://{USER}:{PASSWORD}@{HOST}:{PORT}/"

@@ -10,7 +10,9 @@ and then C concurrent loops, each strictly request -> reply -> next, until N rou
 (or the wall-clock cap). The responder serves until its stdin closes and then prints its CPU time,
 so the result holds requester and responder CPU µs per round trip. Latency is per round trip
 (publish to reply in hand). ``BENCH_PROFILE=DIR`` writes cProfile stats of both processes to
-``DIR/{client}-c{C}-{role}.prof`` (the requester's timed section only).
+``DIR/{client}-c{C}-{role}.prof`` (the requester's timed section only); with ``BENCH_PROFILE_CPU=1``
+the profiles count CPU time (``time.process_time``) instead of wall time, so time the process spent
+preempted on a busy machine does not land on whatever function was running.
 """
 from __future__ import annotations
 
@@ -34,13 +36,19 @@ WARMUP = 200
 SERVER_PREFETCH = 256
 
 
+def _profiler() -> cProfile.Profile:
+    if os.environ.get("BENCH_PROFILE_CPU"):
+        return cProfile.Profile(time.process_time)
+    return cProfile.Profile()
+
+
 class Timed:
     """Wall, CPU and broker CPU over the timed section, plus the per-round-trip latencies."""
 
     def __init__(self, profile_path: str | None = None) -> None:
         self.lat: list[float] = []
         self.count = 0
-        self._prof = cProfile.Profile() if profile_path else None
+        self._prof = _profiler() if profile_path else None
         self._path = profile_path
 
     def start(self) -> None:
@@ -80,7 +88,7 @@ def profiled(path: str | None) -> Iterator[None]:
     if not path:
         yield
         return
-    prof = cProfile.Profile()
+    prof = _profiler()
     prof.enable()
     try:
         yield

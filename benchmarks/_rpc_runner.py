@@ -1,7 +1,14 @@
 """``run.py rpc``: round trips/s of raw, mmate_fast and aio-pika at each concurrency, each client
 (requester + its responder) in fresh processes, one after another per repetition.
 
-Rows: ``mmate_fast`` is client.request with the library's defaults (requests and replies
+Rows: ``raw`` is a zero-cost client doing the exchange ours does (requests through ``mmate.queries``
+into an acked service queue, replies to a reply queue; minimal properties: the target's reference),
+``raw_direct`` the broker's absolute ceiling (default exchange, direct reply-to, no acks),
+``raw_gowire`` the ``raw`` exchange carrying our Client's exact properties (Go's header table): the
+ceiling of the Go wire; ``raw_direct`` and ``raw_pamqp`` (the raw row of sessions 1-4: pamqp per
+message, direct reply-to, to compare with figures measured against it) run only when named in
+``--only``; see _rpc_raw.py.
+``mmate_fast`` is client.request with the library's defaults (requests and replies
 persistent, Go's delivery mode 2: written to disk by the broker); ``mmate_fast_transient`` the same
 with ``persistent=False`` (request and reply transient, like the raw and aio-pika rows: the
 like-for-like row); ``mmate_fast_lean`` the transient row with ``Client(wire_profile="lean")`` on
@@ -12,9 +19,10 @@ publishes requests unconfirmed on its own channel whatever the Client's confirm 
 
 Ratios are medians of per-repetition ratios (same repetition and concurrency). The JSON (last
 stdout line) holds ``rates``/``latency_ms``/``cpu_us_per_rt`` keyed by ``c{C}`` then client,
-``vs_aio_pika``/``vs_raw``/``vs_mmate_fast`` keyed by ``c{C}`` (``rows_vs_raw``: each of our rows /
-raw), and ``extensions`` (whether our rows ran the compiled extensions). A run that leaves requests
-in its queue fails (exit 1).
+``vs_aio_pika``/``vs_raw``/``vs_mmate_fast`` keyed by ``c{C}`` (``rows_vs_raw``: each row but aio_pika /
+raw; ``vs_raw_gowire``: each of our rows / raw_gowire, the client's share on the same bytes), and
+``extensions`` (whether our rows ran the compiled extensions). A run that leaves requests in its
+queue fails (exit 1).
 """
 from __future__ import annotations
 
@@ -29,12 +37,17 @@ from _common import extensions_line, extensions_summary, run_child_process
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-CLIENTS = {"raw": "_rpc_raw.py", "mmate_fast": "_rpc_mmate.py", "mmate_fast_transient": "_rpc_mmate.py",
+CLIENTS = {"raw": "_rpc_raw.py", "raw_direct": "_rpc_raw.py", "raw_gowire": "_rpc_raw.py",
+           "raw_pamqp": "_rpc_raw_pamqp.py",
+           "mmate_fast": "_rpc_mmate.py", "mmate_fast_transient": "_rpc_mmate.py",
            "mmate_fast_lean": "_rpc_mmate.py", "aio_pika": "_rpc_aiopika.py"}
 #: rows of _rpc_mmate.py that differ from the default row: client -> environment variable it sets
 VARIANT_ENV = {"mmate_fast_transient": "BENCH_RPC_TRANSIENT", "mmate_fast_lean": "BENCH_RPC_LEAN"}
-ORDER = ("raw", "mmate_fast", "mmate_fast_transient", "mmate_fast_lean", "aio_pika")
-DEFAULT_ONLY = ORDER
+#: rows of _rpc_raw.py: client -> its BENCH_RPC_RAW shape (see _rpc_raw.py)
+RAW_SHAPE = {"raw": "mmate", "raw_direct": "direct", "raw_gowire": "gowire"}
+ORDER = ("raw", "raw_direct", "raw_gowire", "raw_pamqp", "mmate_fast", "mmate_fast_transient",
+         "mmate_fast_lean", "aio_pika")
+DEFAULT_ONLY = ("raw", "raw_gowire", "mmate_fast", "mmate_fast_transient", "mmate_fast_lean", "aio_pika")
 DEFAULT_N = 10_000
 #: aio-pika runs at most this many round trips per run (~0.6k/s at concurrency 1)
 AIO_PIKA_MAX_N = 5_000
@@ -54,6 +67,9 @@ def run_one(client: str, n: int, conc: int, loop: str,
         env.pop(var, None)
     if client in VARIANT_ENV:
         env[VARIANT_ENV[client]] = "1"
+    env.pop("BENCH_RPC_RAW", None)
+    if client in RAW_SHAPE:
+        env["BENCH_RPC_RAW"] = RAW_SHAPE[client]
     argv = [sys.executable, os.path.join(HERE, CLIENTS[client]), "requester", "--messages", str(n),
             "--concurrency", str(conc), "--loop", loop]
     return run_child_process(argv, env, timeout, n)
@@ -90,7 +106,8 @@ def main(n: int | None, concs: list[int], repeat: int, only: list[str], loop: st
     vs_aio: dict[str, float | None] = {}
     vs_raw: dict[str, float | None] = {}
     vs_ours: dict[str, dict[str, float | None]] = {}
-    rows_vs_raw: dict[str, dict[str, float | None]] = {}  # every one of our rows / raw
+    rows_vs_raw: dict[str, dict[str, float | None]] = {}  # every row / raw
+    vs_gowire: dict[str, dict[str, float | None]] = {}  # our rows / raw_gowire (same bytes on the wire)
     head = ["conc", "client", "N", "rt/s (median)", "min..max", "requester µs/rt", "responder µs/rt",
             "broker µs/rt", "p50 ms", "p99 ms", "ok"]
     rows = []
@@ -119,7 +136,8 @@ def main(n: int | None, concs: list[int], repeat: int, only: list[str], loop: st
 
         vs_aio[ck], vs_raw[ck] = ratio("mmate_fast", "aio_pika"), ratio("mmate_fast", "raw")
         vs_ours[ck] = {c: ratio(c, "mmate_fast") for c in order if c in VARIANT_ENV}
-        rows_vs_raw[ck] = {c: ratio(c, "raw") for c in order if c.startswith("mmate_fast")}
+        rows_vs_raw[ck] = {c: ratio(c, "raw") for c in order if c != "raw" and c != "aio_pika"}
+        vs_gowire[ck] = {c: ratio(c, "raw_gowire") for c in order if c.startswith("mmate_fast")}
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     print(f"workload rpc (request/reply round trips, responder in a second process, loop {loop})")
     for r in [head, ["-" * w for w in widths], *rows]:
@@ -130,6 +148,9 @@ def main(n: int | None, concs: list[int], repeat: int, only: list[str], loop: st
               f"mmate_fast / raw = {_fmt(vs_raw[ck], '.3f')}"
               + "".join(f"    {c} / mmate_fast = {_fmt(v, '.3f')}" for c, v in vs_ours[ck].items()))
         print(f"{ck} vs raw: " + ", ".join(f"{c} {_fmt(v, '.3f')}" for c, v in rows_vs_raw[ck].items()))
+        if "raw_gowire" in order:
+            print(f"{ck} vs raw_gowire (same bytes): "
+                  + ", ".join(f"{c} {_fmt(v, '.3f')}" for c, v in vs_gowire[ck].items()))
     ext = extensions_summary({c: [r for per in runs.values() for r in per[c]] for c in order})
     print(extensions_line(ext))
     for c, errs in errors.items():
@@ -137,6 +158,7 @@ def main(n: int | None, concs: list[int], repeat: int, only: list[str], loop: st
             print(f"error {c}: {e}")
     obj: dict[str, Any] = {"workload": "rpc", "messages": n, "rates": rates, "vs_aio_pika": vs_aio,
                            "vs_raw": vs_raw, "vs_mmate_fast": vs_ours, "rows_vs_raw": rows_vs_raw,
+                           "vs_raw_gowire": vs_gowire,
                            "latency_ms": lat,
                            "cpu_us_per_rt": cpu, "extensions": ext}
     if errors:

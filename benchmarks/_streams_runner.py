@@ -6,7 +6,8 @@ events through the Client) and rbfly (bare rbfly, the same envelopes built per m
 would: explicit dicts + orjson). streams-publish: envelopes built, sent and confirmed per second into
 a fresh stream per run; streams-consume: records read from the first offset of a stream prefilled
 (untimed, by our publisher) with the same envelopes, decoded and handed to a handler. The table shows
-medians, client CPU and broker CPU per message; ratios are medians of per-repetition ratios. The last
+medians, client CPU and broker CPU per message; ratios are medians of per-repetition ratios (each
+repetition runs the clients in another order). The last
 stdout line is one JSON object: ``rates``, ``vs_raw``, ``vs_rbfly`` (mmate_fast / that row),
 ``cpu_us_per_msg``, ``broker_us_per_msg``, ``extensions`` (``vs_aio_pika`` is null: aio-pika does not
 speak the stream protocol).
@@ -87,7 +88,9 @@ def main(workload: str, n: int | None, repeat: int, only: list[str], loop: str, 
         if kind == "consume":
             asyncio.run(_admin("create", shared, n))
         try:
-            for c in order:
+            # each repetition starts with another client, so a load swing does not always hit the same one
+            shift = (rep - 1) % len(order)
+            for c in order[shift:] + order[:shift]:
                 stream = shared if kind == "consume" else f"bench-streams-{c}-{uuid.uuid4().hex[:8]}"
                 if kind == "publish":
                     asyncio.run(_admin("create", stream))

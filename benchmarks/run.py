@@ -47,8 +47,9 @@ row does the same) and mmate_fast_concurrent (64 tasks awaiting one publish_even
 rpc: request/reply round trips/s at each ``--concurrency`` (default 1,64), p50/p99 latency, for
 mmate_fast (client.request against a Client responder, library defaults: requests and replies
 persistent, as Go sends them), mmate_fast_transient (the same with persistent=False, transient like
-the aio_pika and raw rows), aio_pika (its RPC pattern) and raw; see _rpc_runner.py and the _rpc_*.py
-clients.
+the aio_pika and raw rows), mmate_fast_lean, aio_pika (its RPC pattern), raw (a zero-cost client doing
+the same Mmate exchange) and raw_gowire (raw with our exact properties); raw_direct and raw_pamqp on
+request (--only); see _rpc_runner.py and the _rpc_*.py clients.
 
 stageflow: completed 3-stage flows/s (``--flows N``, default 5000), two worker processes serving every
 stage queue plus a starter process that keeps ``--inflight`` flows running and counts completions; rows

@@ -3,15 +3,19 @@
 
 Ours, publishing: the typed event (the user's), the messaging core's build (envelope, headers,
 properties: what a queue publish costs too), the stream layer (AMQP 0-9-1 -> 1.0 transcoding into the
-Publish frame, compiled). Consuming: the stream layer (the record's data section), the core's envelope
-decode and contract decode. rbfly, as its users write it: uuid4 + the envelope dict + orjson, then
-rbfly's AMQP 1.0 encoding of body + application properties (its ``encode_publish``); consuming:
-``orjson.loads`` + the dataclass. No broker needed (rbfly's encoder runs without a connection).
+Publish frame, compiled), and all of ``publish_many``'s compiled loop (``TypedAppender.fill``: the
+class's publish plan + the frame). Consuming: the stream layer (the record's data section), the core's
+envelope decode and contract decode, and all of the consumer's compiled pass over a chunk
+(``dispatch_chunk``: body, envelope, contract decode, handler call). rbfly, as its users write it:
+uuid4 + the envelope dict + orjson, then rbfly's AMQP 1.0 encoding of body + application properties
+(its ``encode_publish``); consuming: ``orjson.loads`` + the dataclass. No broker needed (rbfly's
+encoder runs without a connection).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import struct
 import sys
 import time
 import uuid
@@ -26,9 +30,18 @@ from _mmate_event import new_event
 
 from mmate_fast._ext import load
 from mmate_fast.contracts import default_registry, from_envelope
+from mmate_fast.messaging.dispatcher import HandlerSpec
 from mmate_fast.messaging.outgoing import build
+from mmate_fast.messaging.publisher import Publisher
 
 ROUTE = ("mmate.events", "evt.order-42.OrderCreatedEvent")
+_CHUNK_HEAD = struct.Struct(">bbHIqQQiIII")
+
+
+def _chunk(records: list[bytes], first: int) -> bytes:
+    """An osiris chunk of ``records`` as a Deliver frame carries it (after the subscription id)."""
+    data = b"".join(struct.pack(">I", len(r)) + r for r in records)
+    return _CHUNK_HEAD.pack(0x50, 0, len(records), len(records), 0, 0, first, 0, len(data), 0, 0) + data
 
 
 def per_msg(n: int, fn: Callable[[], Any]) -> float:
@@ -75,13 +88,42 @@ def main() -> None:
         for e in envelopes:
             from_envelope(e, default_registry)
 
+    core = Publisher(None)
+
+    def fallback(msg: Any) -> tuple[str, str, bytes, bytes, Any]:
+        ex, rk, out = core.prepare(msg, persistent=False)
+        return ex, rk, out.properties, out.body, out.message_id
+
+    appender = wire.TypedAppender(fallback)
+    appender.add_plan(type(events[0]), core._new_plan((type(events[0]), None, None, None, False, False),
+                                                      events[0]))
+
+    def filled() -> None:
+        it = iter(events)
+        done = False
+        while not done:
+            _, done, _ = appender.fill(bytearray(13), 1, it, 500, 1 << 20, 0, [])
+
+    chunks = [_chunk(records[i:i + 500], i) for i in range(0, n, 500)]
+    handled: list[Any] = []
+    spec = HandlerSpec(handled.append)
+    table = {events[0].__class__.__name__: (spec,)}
+
+    def chunks_of() -> None:
+        for c in chunks:
+            wire.dispatch_chunk(c, 0, len(c), 0, env.decode_envelope, table.get, from_envelope,
+                                default_registry)
+            handled.clear()
+
     rows = [
         ("ours publish: new event object (user)", per_msg(n, lambda: [new_event(i) for i in range(n)])),
         ("ours publish: build (messaging core)", per_msg(n, builds)),
         ("ours publish: stream frame (compiled)", per_msg(n, frames)),
+        ("ours publish: publish_many's loop (compiled, all of it)", per_msg(n, filled)),
         ("ours consume: record body (compiled)", per_msg(n, bodies_of)),
         ("ours consume: decode_envelope (core)", per_msg(n, envelopes_of)),
         ("ours consume: contract decode (core)", per_msg(n, messages_of)),
+        ("ours consume: dispatch_chunk (compiled, all of it)", per_msg(n, chunks_of)),
     ]
     try:
         from rbfly.streams import stream_message_ctx

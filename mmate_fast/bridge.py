@@ -35,7 +35,7 @@ import logging
 import types
 import typing
 import uuid
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,9 +77,36 @@ class _RequestExpired(Exception):
     """Set on a request's reply future by its timer (turned into RequestTimeout by ``request``)."""
 
 
-def _expire_request(fut: asyncio.Future[Any]) -> None:
-    if not fut.done():
-        fut.set_exception(_RequestExpired())
+#: buckets per second of the request deadlines (a RequestTimeout comes at most 1/this s late)
+_DEADLINE_BUCKETS_PER_S = 20.0
+
+
+class _Deadlines:
+    """The deadlines of a bridge's waiting requests, in buckets of 50 ms: one loop timer per bucket
+    instead of one per request (a loop timer and its cancel cost ~2 µs per request under uvloop,
+    a set add/discard ~0.2). A bucket's timer expires every request still in it."""
+
+    __slots__ = ("_buckets", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._buckets: dict[int, set[asyncio.Future[Any]]] = {}
+
+    def add(self, deadline: float, fut: asyncio.Future[Any]) -> set[asyncio.Future[Any]]:
+        """Expire ``fut`` with _RequestExpired at the end of ``deadline``'s bucket unless it is done
+        by then; returns the bucket (``discard`` the future from it once it is done)."""
+        key = int(deadline * _DEADLINE_BUCKETS_PER_S) + 1
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = set()
+            self.loop.call_at(key / _DEADLINE_BUCKETS_PER_S, self._expire, key)
+        bucket.add(fut)
+        return bucket
+
+    def _expire(self, key: int) -> None:
+        for fut in self._buckets.pop(key, ()):
+            if not fut.done():
+                fut.set_exception(_RequestExpired())
 
 
 def new_reply_queue_name() -> str:
@@ -206,6 +233,7 @@ class Bridge:
         self.channel: Any = None
         self.consumer_tag = ""
         self._pending: dict[str, asyncio.Future[Any]] = {}
+        self._deadlines: _Deadlines | None = None
         self._starting: asyncio.Task[None] | None = None
         self._resubscribing: asyncio.Task[None] | None = None
         self._ready = False
@@ -372,8 +400,8 @@ class Bridge:
         exchange, routing_key, out = self.publisher.prepare(msg, **options)
         return correlation_id, exchange, routing_key, out
 
-    async def request(self, msg: Any, timeout: float | None = None, **options: Any) -> Any:
-        """Send ``msg`` and return the typed reply.
+    def request(self, msg: Any, timeout: float | None = None, **options: Any) -> Coroutine[Any, Any, Any]:
+        """Send ``msg`` and return the typed reply (a coroutine: ``reply = await bridge.request(q)``).
 
         Commands go out with ``publish_command`` (``target_service`` is required), queries with
         ``publish_query``, anything else with the generic ``publish``; ``options`` are the
@@ -393,10 +421,14 @@ class Bridge:
             timeout = self.default_timeout
         # persistent by default, as Go: a command in flight survives a broker restart
         options.setdefault("persistent", True)
+        if self._ready and not self.publisher.pipeline.has_publish:
+            return self._request_now(msg, timeout, options)  # one coroutine less per request
+        return self._request(msg, timeout, options)
+
+    async def _request(self, msg: Any, timeout: float, options: dict[str, Any]) -> Any:
+        """``request`` while the bridge starts, or with publish interceptors: under one timeout scope."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        if self._ready and not self.publisher.pipeline.has_publish:
-            return await self._request_now(loop, msg, timeout, deadline, options)
         type_name = message_type(msg)
         correlation_id = ""
         try:
@@ -427,10 +459,14 @@ class Bridge:
                 self._pending.pop(correlation_id, None)
         return reply
 
-    async def _request_now(self, loop: asyncio.AbstractEventLoop, msg: Any, timeout: float, deadline: float,
-                           options: dict[str, Any]) -> Any:
+    async def _request_now(self, msg: Any, timeout: float, options: dict[str, Any]) -> Any:
         """``request`` on a started bridge without publish interceptors: the request is sent at once
-        and the reply is the only wait, bounded by one timer (cheaper than an asyncio.timeout scope)."""
+        and the reply is the only wait, bounded by the deadline buckets (cheaper than an
+        asyncio.timeout scope or a loop timer per request; the timeout fires at most 50 ms late)."""
+        if not self._ready or self.publisher.pipeline.has_publish:  # changed since request() was called
+            return await self._request(msg, timeout, options)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         correlation_id = self.address(msg, options)
         fut: asyncio.Future[Any] = loop.create_future()
         self._pending[correlation_id] = fut
@@ -440,11 +476,14 @@ class Bridge:
             else:
                 self._publish_direct(msg, options)
             self.stats.sent += 1
-            timer = loop.call_at(deadline, _expire_request, fut)
+            deadlines = self._deadlines
+            if deadlines is None or deadlines.loop is not loop:
+                deadlines = self._deadlines = _Deadlines(loop)
+            bucket = deadlines.add(deadline, fut)
             try:
                 return await fut
             finally:
-                timer.cancel()
+                bucket.discard(fut)
         except _RequestExpired:
             self.stats.timeouts += 1
             type_name = message_type(msg)

@@ -526,8 +526,14 @@ cdef Py_ssize_t _value_end(const uchar* m, Py_ssize_t p, Py_ssize_t n) except -1
 
 
 def message_body(bytes msg not None) -> bytes:
-    cdef const uchar* m = <const uchar*>PyBytes_AS_STRING(msg)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(msg)
+    return _message_body(msg)
+
+
+cdef object _message_body(bytes msg):
+    return _body_at(<const uchar*>PyBytes_AS_STRING(msg), PyBytes_GET_SIZE(msg))
+
+
+cdef object _body_at(const uchar* m, Py_ssize_t n):
     cdef Py_ssize_t p = 0, vpos, end, size
     cdef int code
     cdef uchar v
@@ -555,3 +561,288 @@ def message_body(bytes msg not None) -> bytes:
     if len(parts) == 1:
         return parts[0]
     return b"".join(parts)
+
+
+cdef class TypedAppender:
+    """Appends typed messages to a Publish frame in one compiled loop (see the .pyi)."""
+
+    cdef public dict plans
+    cdef object fallback
+
+    def __init__(self, fallback):
+        self.plans = {}
+        self.fallback = fallback
+
+    def add_plan(self, cls, plan):
+        self.plans[cls] = (plan.encode, plan.exchange)
+
+    def fill(self, bytearray buf not None, uint64_t publishing_id, it, Py_ssize_t max_count,
+             Py_ssize_t limit, Py_ssize_t in_frame, list ids not None):
+        cdef Py_ssize_t n = 0, old, bound, size
+        cdef object plan, r, rk, props, body, mid, exchange
+        cdef dict plans = self.plans
+        cdef uchar* base
+        for msg in it:
+            r = None
+            plan = plans.get(type(msg))
+            if plan is not None:
+                try:
+                    r = (<tuple>plan)[0](msg)
+                except Exception:  # the general path raises it again, with its diagnosis
+                    r = None
+            if r is not None:
+                mid, rk, body, props = <tuple>r
+                exchange = (<tuple>plan)[1]
+            else:
+                exchange, rk, props, body, mid = self.fallback(msg)
+            bound = _bound(props, body, exchange, rk)
+            old = PyByteArray_GET_SIZE(buf)
+            PyByteArray_Resize(buf, old + 12 + bound)
+            base = <uchar*>PyByteArray_AS_STRING(buf) + old
+            try:
+                size = _encode(props, body, exchange, rk, base + 12)
+            except BaseException:
+                PyByteArray_Resize(buf, old)
+                raise
+            if in_frame and old + 12 + size > limit:  # the next frame starts with this message
+                PyByteArray_Resize(buf, old)
+                return n, False, (props, body, exchange, rk, mid)
+            _put64(base, publishing_id + n)
+            _put32(base + 8, <uint32_t>size)
+            PyByteArray_Resize(buf, old + 12 + size)
+            ids.append(mid)
+            n += 1
+            in_frame += 1
+            if n >= max_count:
+                return n, False, None
+        return n, True, None
+
+
+def dispatch_records(list records not None, Py_ssize_t start, decode, lookup, convert, registry):
+    """The common case of a stream consumer, compiled (see the .pyi)."""
+    cdef Py_ssize_t i, n = len(records), handled = 0, ignored = 0
+    cdef object raw, body, env, handlers, spec, msg
+    for i in range(start, n):
+        raw = records[i]
+        if type(raw) is not bytes:
+            return i, handled, ignored, None
+        try:
+            body = _message_body(<bytes>raw)
+            env = decode(body)
+        except Exception:
+            return i, handled, ignored, None
+        handlers = lookup(env.type)
+        if not handlers:
+            ignored += 1
+            continue
+        if type(handlers) is not tuple or len(<tuple>handlers) != 1:
+            return i, handled, ignored, None
+        spec = (<tuple>handlers)[0]
+        if spec.wants_context or spec.is_async:
+            return i, handled, ignored, None
+        try:
+            msg = convert(env, registry)
+        except Exception:
+            return i, handled, ignored, None
+        try:
+            spec.fn(msg)
+        except Exception as exc:
+            return i, handled, ignored, (exc, body, env, msg)
+        handled += 1
+    return n, handled, ignored, None
+
+
+cdef int _check_chunk(const uchar* s, Py_ssize_t p, Py_ssize_t stop, uint16_t num_entries) except -1:
+    """Walk the entries of a chunk's data once: StreamProtocolError before anything is processed."""
+    cdef uint16_t i, j, n
+    cdef uint32_t size
+    cdef Py_ssize_t sub_end
+    cdef uchar head
+    for i in range(num_entries):
+        if p + 4 > stop:
+            raise StreamProtocolError("stream chunk ends inside an entry header")
+        head = s[p]
+        if head & 0x80 == 0:
+            size = _u32(s + p)
+            p += 4
+            if p + size > stop:
+                raise StreamProtocolError("stream chunk record overruns the chunk")
+            p += size
+        else:
+            if p + 11 > stop:
+                raise StreamProtocolError("stream chunk ends inside a sub-batch header")
+            if (head >> 4) & 0x07:
+                raise StreamProtocolError(
+                    f"compressed stream sub-batch (codec {(head >> 4) & 0x07}) is not supported")
+            n = _u16(s + p + 1)
+            size = _u32(s + p + 7)
+            p += 11
+            sub_end = p + size
+            if sub_end > stop:
+                raise StreamProtocolError("stream sub-batch overruns the chunk")
+            for j in range(n):
+                if p + 4 > sub_end:
+                    raise StreamProtocolError("stream sub-batch ends inside a record header")
+                size = _u32(s + p)
+                p += 4
+                if p + size > sub_end:
+                    raise StreamProtocolError("stream sub-batch record overruns the sub-batch")
+                p += size
+            p = sub_end
+    return 0
+
+
+def dispatch_chunk(data, Py_ssize_t pos, Py_ssize_t end, uint64_t min_offset, decode, lookup, convert,
+                   registry) -> tuple:
+    """``split_chunk`` and ``dispatch_records`` in one pass over the chunk (see the .pyi)."""
+    cdef const uchar[:] view = data
+    cdef const uchar* s
+    cdef const uchar* rec
+    cdef Py_ssize_t p, stop, sub_end
+    cdef uint16_t num_entries, n, i, j
+    cdef uint32_t size
+    cdef int8_t chunk_type
+    cdef int64_t timestamp
+    cdef uint64_t first, offset, start = 0
+    cdef uint32_t num_records
+    cdef uchar head
+    cdef bint fast = 1, started = 0
+    cdef Py_ssize_t done = 0, handled = 0, ignored = 0
+    cdef list rest = []
+    cdef object failure = None, body, env, handlers, spec, msg
+    if end > view.shape[0] or pos < 0 or end - pos < 48:
+        raise StreamProtocolError(f"stream chunk of {end - pos} bytes is shorter than its header")
+    s = &view[0]
+    chunk_type = <int8_t>s[pos + 1]
+    num_entries = _u16(s + pos + 2)
+    num_records = _u32(s + pos + 4)
+    timestamp = <int64_t>_u64(s + pos + 8)
+    first = _u64(s + pos + 24)
+    p = pos + 48
+    stop = p + _u32(s + pos + 36)
+    if stop > end:
+        raise StreamProtocolError(f"stream chunk data ({stop - p} bytes) overruns its frame")
+    if chunk_type != 0:
+        return first + num_records, timestamp, 0, 0, 0, None, rest
+    _check_chunk(s, p, stop, num_entries)
+    offset = first
+    i = 0
+    j = 0
+    n = 0
+    sub_end = 0
+    while True:
+        # the next record: (rec, size), from a plain entry or inside a sub-batch
+        if j < n:
+            size = _u32(s + p)
+            rec = s + p + 4
+            p += 4 + size
+            j += 1
+            if j == n:
+                p = sub_end
+        else:
+            if i >= num_entries:
+                break
+            i += 1
+            head = s[p]
+            if head & 0x80:
+                n = _u16(s + p + 1)
+                j = 0
+                sub_end = p + 11 + _u32(s + p + 7)
+                p += 11
+                if n == 0:
+                    p = sub_end
+                continue
+            size = _u32(s + p)
+            rec = s + p + 4
+            p += 4 + size
+        offset += 1
+        if offset - 1 < min_offset:
+            continue
+        if not started:
+            started = 1
+            start = offset - 1
+        if not fast:
+            rest.append(PyBytes_FromStringAndSize(<const char*>rec, size))
+            continue
+        try:
+            body = _body_at(rec, size)
+            env = decode(body)
+        except Exception:
+            fast = 0
+            rest.append(PyBytes_FromStringAndSize(<const char*>rec, size))
+            continue
+        handlers = lookup(env.type)
+        if not handlers:
+            ignored += 1
+            done += 1
+            continue
+        if type(handlers) is not tuple or len(<tuple>handlers) != 1:
+            fast = 0
+            rest.append(PyBytes_FromStringAndSize(<const char*>rec, size))
+            continue
+        spec = (<tuple>handlers)[0]
+        if spec.wants_context or spec.is_async:
+            fast = 0
+            rest.append(PyBytes_FromStringAndSize(<const char*>rec, size))
+            continue
+        try:
+            msg = convert(env, registry)
+        except Exception:
+            fast = 0
+            rest.append(PyBytes_FromStringAndSize(<const char*>rec, size))
+            continue
+        done += 1
+        try:
+            spec.fn(msg)
+        except Exception as exc:
+            fast = 0
+            failure = (exc, PyBytes_FromStringAndSize(<const char*>rec, size), body, env, msg)
+            continue
+        handled += 1
+    if not started:
+        return offset, timestamp, 0, 0, 0, None, rest
+    return start, timestamp, done, handled, ignored, failure, rest
+
+
+def sub_batch(frame, Py_ssize_t head) -> tuple:
+    """The PublishedMessages of a Publish frame (after ``head`` bytes) as one uncompressed sub-entry
+    batch (see the .pyi)."""
+    cdef const uchar[:] view = frame
+    cdef const uchar* s
+    cdef Py_ssize_t n = view.shape[0], p = head, size, count = 0, inner = 0
+    cdef uint64_t first = 0, last = 0
+    cdef bytearray out
+    cdef uchar* q
+    if n < head:
+        raise ValueError("Publish frame shorter than its header")
+    s = &view[0]
+    while p < n:
+        if p + 12 > n:
+            raise ValueError("Publish frame ends inside a message header")
+        size = _u32(s + p + 8)
+        if p + 12 + size > n:
+            raise ValueError("Publish frame message overruns the frame")
+        last = _u64(s + p)
+        if count == 0:
+            first = last
+        count += 1
+        inner += 4 + size
+        p += 12 + size
+    if count == 0 or count > 0xFFFF:
+        raise ValueError(f"a sub-entry batch holds 1-65535 messages, not {count}")
+    out = bytearray(head + 8 + 11 + inner)
+    q = <uchar*>PyByteArray_AS_STRING(out)
+    memcpy(q, s, head)
+    q = _put64(q + head, first)
+    q[0] = 0x80
+    q[1] = <uchar>(count >> 8)
+    q[2] = <uchar>(count & 0xFF)
+    q = _put32(q + 3, <uint32_t>inner)
+    q = _put32(q, <uint32_t>inner)
+    p = head
+    while p < n:
+        size = _u32(s + p + 8)
+        memcpy(q, s + p + 8, 4 + size)
+        q += 4 + size
+        p += 12 + size
+    return out, first, last, count

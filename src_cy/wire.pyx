@@ -697,4 +697,453 @@ cdef class PayloadWriter:
         return PyBytes_FromStringAndSize(o.p, used + 1)
 
 
-__all__ = ["MessageTemplate", "PayloadWriter"]
+# --------------------------------------------------------------------------- one-call publish
+cdef extern from "Python.h":
+    int PyByteArray_Resize(object ba, Py_ssize_t n) except -1
+    char* PyByteArray_AS_STRING(object ba)
+    Py_ssize_t PyByteArray_GET_SIZE(object ba)
+    int PyObject_IsTrue(object o) except -1
+
+#: the per-message Mmate headers (outgoing._variable_headers) in their insertion order, which is the
+#: AMQP table's order; the body's JSON object takes them in code point order (_SORTED)
+_SLOT_KEYS = ("x-message-id", "message-id", "timestamp", "x-correlation-id", "correlation-id",
+              "x-aggregate-id", "x-sequence", "x-success", "x-reply-to")
+DEF NSLOT = 9
+DEF S_XMID = 0
+DEF S_MID = 1
+DEF S_TS = 2
+DEF S_XCID = 3
+DEF S_CID = 4
+DEF S_AGG = 5
+DEF S_SEQ = 6
+DEF S_SUCC = 7
+DEF S_RT = 8
+cdef int _SORTED[NSLOT]
+
+
+def _init_sorted():
+    for i, s in enumerate(sorted(range(NSLOT), key=lambda k: _SLOT_KEYS[k])):
+        _SORTED[i] = s
+
+
+_init_sorted()
+_FRAME_MIN = 4096
+
+
+cdef extern from "Python.h":
+    ctypedef struct PyByteArrayObject:
+        Py_ssize_t ob_alloc
+
+
+cdef inline unsigned char* _grow(bytearray out, Py_ssize_t n) except NULL:
+    """Extend ``out`` by n bytes; returns a pointer to the new tail. The allocation at least
+    doubles when it must grow (bytearray's own step is 1/8: a write buffer filled message by
+    message would be copied ~9 times over)."""
+    cdef Py_ssize_t old = PyByteArray_GET_SIZE(out)
+    cdef Py_ssize_t want = old + n
+    if want >= (<PyByteArrayObject*>out).ob_alloc and want < 2 * old:
+        PyByteArray_Resize(out, 2 * old)  # then a minor downsize below: the allocation stays
+    PyByteArray_Resize(out, want)
+    return <unsigned char*>PyByteArray_AS_STRING(out) + old
+
+
+cdef inline unsigned char* _frame_head(unsigned char* w, uint8_t kind, uint16_t channel,
+                                       uint32_t size) noexcept:
+    w[0] = kind
+    w[1] = <uint8_t>(channel >> 8)
+    w[2] = <uint8_t>(channel & 0xFF)
+    _wr32(<char*>w + 3, size)
+    return w + 7
+
+
+cdef class PublishPlan:
+    """Everything constant about publishing one message class with one set of options, and the
+    one-call publish of an instance; see mmate_fast/_cy/wire.pyi."""
+
+    cdef MessageTemplate _tpl
+    cdef int _kind
+    cdef readonly str exchange
+    cdef readonly object routing_key      # the constant routing key, or None (routed by route_attr)
+    cdef readonly bint mandatory
+    cdef str _route_attr
+    cdef str _rk_pre_s, _rk_suf_s
+    cdef bytes _ex, _rk, _rk_pre, _rk_suf
+    cdef object _lean                     # bytes: the lean profile's constant properties, or None
+    cdef object _writer, _to_payload
+    cdef bint _usable
+    cdef Py_ssize_t _pos[NSLOT]
+    cdef list _kjson                      # b'"key":' per slot
+    cdef list _ktbl                       # short-string key + b"S" per slot
+
+    def __init__(self, MessageTemplate template not None, int kind, str exchange not None,
+                 routing_key=None, *, route_attr=None, str route_prefix="", str route_suffix="",
+                 bint mandatory=False, writer=None, to_payload=None, lean_properties=None):
+        if kind < 0 or kind > 4:
+            raise ValueError(f"kind {kind} outside 0..4")
+        self._tpl = template
+        self._kind = kind
+        self.exchange = exchange
+        self._ex = exchange.encode()
+        if len(self._ex) > 255:
+            raise ValueError("exchange name is longer than 255 bytes (UTF-8)")
+        self.routing_key = routing_key
+        if routing_key is not None:
+            if not isinstance(routing_key, str):
+                raise TypeError(f"routing_key must be str, got {type(routing_key).__name__}")
+            self._rk = (<str>routing_key).encode()
+            if len(self._rk) > 255:
+                raise ValueError("routing key is longer than 255 bytes (UTF-8)")
+        elif not isinstance(route_attr, str):
+            raise TypeError("a plan without a routing key needs route_attr (str)")
+        self._route_attr = route_attr
+        self._rk_pre_s = route_prefix
+        self._rk_suf_s = route_suffix
+        self._rk_pre = route_prefix.encode()
+        self._rk_suf = route_suffix.encode()
+        self.mandatory = mandatory
+        self._writer = writer if isinstance(writer, PayloadWriter) else None
+        self._to_payload = to_payload
+        if lean_properties is not None and type(lean_properties) is not bytes:
+            raise TypeError("lean_properties must be bytes")
+        self._lean = lean_properties
+        # a static header named like a per-message one: the general path merges them (variable wins)
+        self._usable = not any(k in template.static_headers for k in _SLOT_KEYS)
+        self._kjson = []
+        self._ktbl = []
+        for i, k in enumerate(_SLOT_KEYS):
+            self._pos[i] = sum(1 for s in template._keys if s < k)
+            self._kjson.append(_encode_json(k) + b":")
+            self._ktbl.append(bytes((len(k),)) + k.encode() + b"S")
+
+    def __repr__(self):
+        return (f"PublishPlan(type={self._tpl.type_name!r}, kind={self._kind}, exchange={self.exchange!r}, "
+                f"routing_key={self.routing_key!r})")
+
+    def write(self, bytearray out not None, int channel, Py_ssize_t frame_max, msg):
+        """Append basic.publish + content header + body frame(s) of ``msg`` to ``out``; its message
+        id, or None (nothing written) when it needs the general path. See the .pyi."""
+        if frame_max < _FRAME_MIN:
+            raise ValueError(f"frame_max {frame_max} is below the AMQP minimum {_FRAME_MIN}")
+        if channel < 0 or channel > 0xFFFF:
+            raise ValueError(f"channel {channel} outside 0..65535")
+        return self._run(msg, out, channel, frame_max)
+
+    def encode(self, msg):
+        """(message id, routing key, body, properties) of ``msg``, or None; see the .pyi."""
+        return self._run(msg, None, 0, 0)
+
+    cdef object _run(self, object msg, bytearray out, int channel, Py_ssize_t frame_max):
+        global _now_sec, _now_str
+        cdef MessageTemplate tpl = self._tpl
+        cdef timespec now
+        cdef const char* vp[NSLOT]
+        cdef Py_ssize_t vn[NSLOT]
+        cdef bint present[NSLOT]
+        cdef char seqbuf[24]
+        cdef const char* p_rk = NULL
+        cdef Py_ssize_t n_rk = 0, n_pl, need, size, si, ns, tn, plen, chunk, nframes, method_size
+        cdef Py_ssize_t total, start_b, part, k, s
+        cdef int overflow
+        cdef long long iv
+        cdef uint64_t ts64
+        cdef char* w
+        cdef char* body
+        cdef unsigned char* o
+        cdef bint first = True
+        cdef bytes pl, frag
+        cdef int kind = self._kind
+        if not self._usable:
+            return None
+        for s in range(NSLOT):
+            present[s] = False
+        # ---- the per-message values (Python code may run: nothing written yet)
+        try:
+            if getattr(msg, "timestamp", None) is not None:
+                return None
+            msg_id = getattr(msg, "id", None) or _new_id()
+            if not PyUnicode_Check(msg_id):
+                return None
+            clock_gettime(CLOCK_REALTIME, &now)
+            if now.tv_sec != _now_sec:
+                _now_str = _utc_timestamp(now.tv_sec)
+                _now_sec = now.tv_sec
+            ts64 = <uint64_t>now.tv_sec
+            ts_str = _now_str
+            corr = getattr(msg, "correlation_id", None) or None
+            if corr is not None and not PyUnicode_Check(corr):
+                return None
+            address = None
+            if kind == 1 or kind == 3:  # command, query: the message's reply address
+                address = getattr(msg, "reply_to", "") or None
+                if address is not None and not PyUnicode_Check(address):
+                    return None
+            agg = seq = succ = None
+            if kind == 2:
+                agg = getattr(msg, "aggregate_id", "") or ""
+                if not PyUnicode_Check(agg):
+                    return None
+                seq = getattr(msg, "sequence", 0) or 0
+                if type(seq) is int:
+                    iv = PyLong_AsLongLongAndOverflow(seq, &overflow)
+                    if overflow:
+                        seq = str(seq)
+                    else:
+                        vn[S_SEQ] = _wint(seqbuf, iv)
+                        vp[S_SEQ] = seqbuf
+                        seq = None
+                else:
+                    seq = str(seq)
+                if seq is not None:
+                    vp[S_SEQ] = _utf8(seq, &vn[S_SEQ])
+                present[S_AGG] = present[S_SEQ] = True
+            elif kind == 4:
+                succ = getattr(msg, "success", None)
+                if succ is None:
+                    return None
+                if PyObject_IsTrue(succ):
+                    vp[S_SUCC] = b"true"
+                    vn[S_SUCC] = 4
+                else:
+                    vp[S_SUCC] = b"false"
+                    vn[S_SUCC] = 5
+                present[S_SUCC] = True
+            if self._rk is None:
+                rkv = agg if self._route_attr == "aggregate_id" and agg is not None else \
+                    (getattr(msg, self._route_attr, "") or "")
+                if not PyUnicode_Check(rkv):
+                    return None
+            else:
+                rkv = None
+            pl = None
+            if self._writer is not None:
+                pl = (<PayloadWriter>self._writer).encode_or_none(msg)
+            if pl is None:
+                pl = _encode_json(self._to_payload(msg))
+            # UTF-8 of every string (surrogates: the general path raises the error)
+            vp[S_XMID] = _utf8(msg_id, &vn[S_XMID])
+            vp[S_MID] = vp[S_XMID]
+            vn[S_MID] = vn[S_XMID]
+            present[S_XMID] = present[S_MID] = present[S_TS] = True
+            vp[S_TS] = _utf8(ts_str, &vn[S_TS])
+            if corr is not None:
+                vp[S_XCID] = _utf8(corr, &vn[S_XCID])
+                vp[S_CID] = vp[S_XCID]
+                vn[S_CID] = vn[S_XCID]
+                present[S_XCID] = present[S_CID] = True
+            if address is not None:
+                vp[S_RT] = _utf8(address, &vn[S_RT])
+                present[S_RT] = True
+            if agg is not None:
+                vp[S_AGG] = _utf8(agg, &vn[S_AGG])
+            if rkv is not None:
+                p_rk = _utf8(rkv, &n_rk)
+        except Exception:
+            return None
+        # ---- what the broker would refuse: the general path raises its named error
+        if vn[S_XMID] > 255 or (present[S_XCID] and vn[S_XCID] > 255) or (present[S_RT] and vn[S_RT] > 255):
+            return None
+        if self._rk is None:
+            n_rk += PyBytes_GET_SIZE(self._rk_pre) + PyBytes_GET_SIZE(self._rk_suf)
+        else:
+            n_rk = PyBytes_GET_SIZE(self._rk)
+        if n_rk > 255:
+            return None
+        # ---- the body, in the module's scratch buffer (no Python code runs from here on)
+        n_pl = PyBytes_GET_SIZE(pl)
+        need = 128 + PyBytes_GET_SIZE(tpl._type_json) + tpl._frags_len + n_pl
+        for s in range(NSLOT):
+            if present[s]:
+                need += PyBytes_GET_SIZE(<bytes>self._kjson[s]) + 6 * vn[s] + 4
+        need += 6 * (vn[S_XMID] + vn[S_TS]) + 17 + 11
+        if present[S_XCID]:
+            need += 6 * vn[S_XCID]
+        if present[S_RT]:
+            need += 6 * vn[S_RT]
+        body = _reserve(need)
+        w = body
+        memcpy(w, b'{"id":', 6)
+        w = _jstr(w + 6, <const unsigned char*>vp[S_XMID], vn[S_XMID])
+        w = _wbytes(w, tpl._type_json)
+        memcpy(w, b',"timestamp":', 13)
+        w = _jstr(w + 13, <const unsigned char*>vp[S_TS], vn[S_TS])
+        if present[S_XCID]:
+            memcpy(w, b',"correlationId":', 17)
+            w = _jstr(w + 17, <const unsigned char*>vp[S_XCID], vn[S_XCID])
+        if present[S_RT]:
+            memcpy(w, b',"replyTo":', 11)
+            w = _jstr(w + 11, <const unsigned char*>vp[S_RT], vn[S_RT])
+        memcpy(w, b',"headers":{', 12)
+        w += 12
+        ns = len(tpl._keys)
+        si = 0
+        for k in range(NSLOT):
+            s = _SORTED[k]
+            if not present[s]:
+                continue
+            while si < self._pos[s]:
+                if not first:
+                    w[0] = 44
+                    w += 1
+                first = False
+                w = _wbytes(w, <bytes>tpl._frags[si])
+                si += 1
+            if not first:
+                w[0] = 44
+                w += 1
+            first = False
+            w = _wbytes(w, <bytes>self._kjson[s])
+            w = _jstr(w, <const unsigned char*>vp[s], vn[s])
+        while si < ns:
+            if not first:
+                w[0] = 44
+                w += 1
+            first = False
+            w = _wbytes(w, <bytes>tpl._frags[si])
+            si += 1
+        memcpy(w, b'},"payload":', 12)
+        w += 12
+        memcpy(w, PyBytes_AS_STRING(pl), n_pl)
+        w += n_pl
+        w[0] = 125
+        w += 1
+        size = w - body
+        # ---- the properties' size
+        if self._lean is not None:
+            plen = PyBytes_GET_SIZE(<bytes>self._lean)
+            tn = 0
+        else:
+            tn = PyBytes_GET_SIZE(tpl._tbl)
+            for s in range(NSLOT):
+                if present[s]:
+                    tn += PyBytes_GET_SIZE(<bytes>self._ktbl[s]) + 4 + vn[s]
+            plen = 2 + PyBytes_GET_SIZE(tpl._p_ct) + 4 + tn + PyBytes_GET_SIZE(tpl._p_mid) + \
+                PyBytes_GET_SIZE(tpl._p_exp) + 1 + vn[S_XMID] + 8 + PyBytes_GET_SIZE(tpl._p_type)
+            if present[S_XCID]:
+                plen += 1 + vn[S_XCID]
+            if present[S_RT]:
+                plen += 1 + vn[S_RT]
+        if out is None:
+            body_b = PyBytes_FromStringAndSize(body, size)
+            props = PyBytes_FromStringAndSize(NULL, plen)
+            self._props(PyBytes_AS_STRING(props), plen, tn, vp, vn, present, ts64)
+            if self._rk is not None:
+                rk = self.routing_key
+            else:
+                rk = self._rk_pre_s + rkv + self._rk_suf_s
+            return msg_id, rk, body_b, props
+        # ---- frames: basic.publish, content header (properties written in place), body frame(s)
+        chunk = frame_max - 8
+        nframes = (size + chunk - 1) // chunk
+        method_size = 4 + 2 + 1 + PyBytes_GET_SIZE(self._ex) + 1 + n_rk + 1
+        total = (method_size + 8) + (12 + plen + 8) + size + 8 * nframes
+        o = _grow(out, total)
+        o = _frame_head(o, 1, <uint16_t>channel, <uint32_t>method_size)
+        o[0] = 0; o[1] = 60; o[2] = 0; o[3] = 40; o[4] = 0; o[5] = 0
+        o[6] = <uint8_t>PyBytes_GET_SIZE(self._ex)
+        o = <unsigned char*>_wbytes(<char*>o + 7, self._ex)
+        o[0] = <uint8_t>n_rk
+        o += 1
+        if self._rk is not None:
+            o = <unsigned char*>_wbytes(<char*>o, self._rk)
+        else:
+            o = <unsigned char*>_wbytes(<char*>o, self._rk_pre)
+            memcpy(o, p_rk, n_rk - PyBytes_GET_SIZE(self._rk_pre) - PyBytes_GET_SIZE(self._rk_suf))
+            o += n_rk - PyBytes_GET_SIZE(self._rk_pre) - PyBytes_GET_SIZE(self._rk_suf)
+            o = <unsigned char*>_wbytes(<char*>o, self._rk_suf)
+        o[0] = 1 if self.mandatory else 0
+        o[1] = 0xCE
+        o = _frame_head(o + 2, 2, <uint16_t>channel, <uint32_t>(12 + plen))
+        o[0] = 0; o[1] = 60; o[2] = 0; o[3] = 0
+        _wr32(<char*>o + 4, <uint32_t>(<uint64_t>size >> 32))
+        _wr32(<char*>o + 8, <uint32_t>size)
+        self._props(<char*>o + 12, plen, tn, vp, vn, present, ts64)
+        o[12 + plen] = 0xCE
+        o += 13 + plen
+        start_b = 0
+        while start_b < size:
+            part = size - start_b
+            if part > chunk:
+                part = chunk
+            o = _frame_head(o, 3, <uint16_t>channel, <uint32_t>part)
+            memcpy(o, body + start_b, part)
+            o[part] = 0xCE
+            o += part + 1
+            start_b += part
+        return msg_id
+
+    cdef void _props(self, char* w, Py_ssize_t plen, Py_ssize_t tn, const char** vp, Py_ssize_t* vn,
+                     bint* present, uint64_t ts64) noexcept:
+        """The encoded basic properties (``plen`` bytes, table of ``tn`` bytes) at w."""
+        cdef MessageTemplate tpl = self._tpl
+        cdef uint16_t flags
+        cdef int s
+        cdef bytes kt
+        if self._lean is not None:
+            memcpy(w, PyBytes_AS_STRING(<bytes>self._lean), plen)
+            return
+        flags = tpl._flags
+        if present[S_XCID]:
+            flags |= 0x0400
+        if present[S_RT]:
+            flags |= 0x0200
+        w[0] = <char>(flags >> 8)
+        w[1] = <char>(flags & 0xFF)
+        w = _wbytes(w + 2, tpl._p_ct)
+        _wr32(w, <uint32_t>tn)
+        w = _wbytes(w + 4, tpl._tbl)
+        for s in range(NSLOT):
+            if present[s]:
+                kt = <bytes>self._ktbl[s]
+                w = _wbytes(w, kt)
+                _wr32(w, <uint32_t>vn[s])
+                memcpy(w + 4, vp[s], vn[s])
+                w += 4 + vn[s]
+        w = _wbytes(w, tpl._p_mid)
+        if present[S_XCID]:
+            w = _wsstr(w, vp[S_XCID], vn[S_XCID])
+        if present[S_RT]:
+            w = _wsstr(w, vp[S_RT], vn[S_RT])
+        w = _wbytes(w, tpl._p_exp)
+        w = _wsstr(w, vp[S_XMID], vn[S_XMID])
+        _wr32(w, <uint32_t>(ts64 >> 32))
+        _wr32(w + 4, <uint32_t>ts64)
+        w = _wbytes(w + 8, tpl._p_type)
+
+
+cdef class PublishSink:
+    """One open channel's place in its connection's write buffer, for the one-call publish: the
+    channel makes it (``publish_sink()``) and clears ``open`` when it closes or turns on confirms.
+    ``conn`` is read as the AMQP client's Connection: ``_wbuf`` (the bytearray of this loop turn),
+    ``_flush_pending`` and ``_schedule_flush()``; see the .pyi."""
+
+    cdef object _conn
+    cdef readonly int channel_id
+    cdef readonly Py_ssize_t frame_max
+    cdef public bint open
+
+    def __init__(self, conn, int channel_id, Py_ssize_t frame_max):
+        if frame_max < _FRAME_MIN:
+            raise ValueError(f"frame_max {frame_max} is below the AMQP minimum {_FRAME_MIN}")
+        if channel_id < 0 or channel_id > 0xFFFF:
+            raise ValueError(f"channel {channel_id} outside 0..65535")
+        self._conn = conn
+        self.channel_id = channel_id
+        self.frame_max = frame_max
+        self.open = True
+
+    def __repr__(self):
+        return f"PublishSink(channel={self.channel_id}, open={self.open})"
+
+    def write(self, PublishPlan plan not None, msg):
+        """``plan.write`` into the connection's write buffer, a flush scheduled; the message id, or
+        None when nothing was written (sink closed, or the message needs the general path)."""
+        if not self.open:
+            return None
+        conn = self._conn
+        r = plan._run(msg, <bytearray?>conn._wbuf, self.channel_id, self.frame_max)
+        if r is not None and not conn._flush_pending:
+            conn._schedule_flush()
+        return r
+
+
+__all__ = ["MessageTemplate", "PayloadWriter", "PublishPlan", "PublishSink"]

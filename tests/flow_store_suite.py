@@ -101,7 +101,7 @@ class FlowStoreSuite:
 
     # ------------------------------------------------------------------ list
     async def _fill(self, store: FlowStore) -> list[FlowRecord]:
-        recs = [record(f"i-{n:02}", status=("failed" if n % 3 == 0 else "completed"),
+        recs = [record(f"i-{n:02}", status=("failed" if n % 3 == 0 else "running" if n % 5 == 1 else "completed"),
                        workflow=("a" if n % 2 else "b"), updated=10_000 + n * 7 % 23 * 100 + n)
                 for n in range(30)]
         for rec in recs:
@@ -120,7 +120,7 @@ class FlowStoreSuite:
 
     async def test_list_filters_by_status_and_workflow(self, store: FlowStore) -> None:
         expected = await self._fill(store)
-        for status in (None, "failed", "completed", "nope"):
+        for status in (None, "failed", "completed", "running", "nope"):
             for workflow in (None, "a", "b", "nope"):
                 want = [r.instance_id for r in expected
                         if status in (None, r.status) and workflow in (None, r.workflow_id)]

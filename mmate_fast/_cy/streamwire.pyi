@@ -11,6 +11,9 @@ decimal, nested tables and arrays dropped as it drops them) and one data section
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
 CHUNK_HEADER_SIZE: int
 
 def encode_message(properties: bytes, body: bytes, exchange: str, routing_key: str) -> bytes:
@@ -21,7 +24,7 @@ def append_message(buf: bytearray, publishing_id: int, properties: bytes, body: 
     """Append a Publish frame's PublishedMessage: uint64 publishing id, uint32 size,
     ``encode_message(...)``. Nothing is appended on ValueError."""
 
-def split_chunk(data: bytes, pos: int, end: int, min_offset: int) -> tuple[int, int, list[bytes]]:
+def split_chunk(data: bytes | bytearray, pos: int, end: int, min_offset: int) -> tuple[int, int, list[bytes]]:
     """Records of the osiris chunk in ``data[pos:end]`` (a Deliver frame after its subscription id):
     (offset of the first record returned, chunk timestamp ms, records), records below ``min_offset``
     left out; with no records, the offset after the chunk. Non-user chunks give no records.
@@ -30,3 +33,63 @@ def split_chunk(data: bytes, pos: int, end: int, min_offset: int) -> tuple[int, 
 def message_body(msg: bytes) -> bytes:
     """The data sections of an AMQP 1.0 message joined (an amqp-value that is binary or a string
     counts too); ValueError for bytes that are not AMQP 1.0 sections."""
+
+
+class TypedAppender:
+    """Builds a batch of typed messages into a Publish frame in one compiled loop: per message the
+    envelope, headers, properties and route from its class's ``wire.PublishPlan`` (``encode``: the
+    bytes of ``outgoing.build`` and the default route) and the stored AMQP 1.0 message (as
+    ``append_message``), with no Python object per message but its id.
+
+    ``plans`` maps a class to its plan (``add_plan``); a message of a class without a plan, or one
+    its plan declines (``encode`` answers None or raises), goes through ``fallback(msg) ->
+    (exchange, routing_key, properties, body, message_id)`` (the publisher's general path, which
+    raises the message's own error): the same bytes.
+    """
+
+    plans: dict[type, tuple[Any, str]]
+    def __init__(self, fallback: Callable[[Any], tuple[str, str, bytes, bytes, Any]]) -> None: ...
+    def add_plan(self, cls: type, plan: Any) -> None:
+        """Messages of ``cls`` are built by ``plan.encode(msg) -> (message id, routing key, body,
+        properties) | None`` and go to ``plan.exchange`` (a ``wire.PublishPlan``)."""
+    def fill(self, buf: bytearray, publishing_id: int, it: Iterator[Any], max_count: int, limit: int,
+             in_frame: int, ids: list[Any]) -> tuple[int, bool, tuple[bytes, bytes, str, str, Any] | None]:
+        """Append messages from ``it`` (publishing ids from ``publishing_id`` on) until ``max_count``
+        are appended or ``it`` ends; each appended message's id goes to ``ids``. Returns (appended,
+        ``it`` exhausted, carry): carry is the message (properties, body, exchange, routing key, id)
+        that was taken from ``it`` but not appended because ``buf`` would pass ``limit`` with it
+        while it holds messages (``in_frame`` counts those already in ``buf`` before this call).
+        An error (the fallback's, or ValueError for properties that do not decode) leaves the
+        messages before it appended (as many as ids grew by) and nothing of the failing one."""
+
+def dispatch_records(records: list[bytes], start: int, decode: Callable[[bytes], Any],
+                     lookup: Callable[[str], tuple[Any, ...]], convert: Callable[[Any, Any], Any],
+                     registry: Any) -> tuple[int, int, int, tuple[BaseException, bytes, Any, Any] | None]:
+    """A stream consumer's common case over ``records[start:]`` in one compiled loop: per record its
+    body (``message_body``), ``env = decode(body)``, ``lookup(env.type)``; a type without handlers
+    is counted as ignored; with one plain handler (a ``HandlerSpec`` neither async nor wanting a
+    context) ``spec.fn(convert(env, registry))``. Returns (index of the first record not done,
+    handled, ignored, failure): it stops before a record that needs the general path (a step
+    raised, several handlers, an async or context handler: nothing of it ran), or at a record whose
+    handler raised, with failure = (exception, body, envelope, message) (that record is done)."""
+
+def dispatch_chunk(data: bytes | bytearray, pos: int, end: int, min_offset: int,
+                   decode: Callable[[bytes], Any], lookup: Callable[[str], tuple[Any, ...]],
+                   convert: Callable[[Any, Any], Any], registry: Any,
+                   ) -> tuple[int, int, int, int, int, tuple[BaseException, bytes, bytes, Any, Any] | None,
+                              list[bytes]]:
+    """``split_chunk`` and ``dispatch_records`` in one pass over the chunk in ``data[pos:end]``, with no
+    bytes object per record the fast path handles (only its body): (first, timestamp ms, done,
+    handled, ignored, failure, rest). ``first`` is the offset of the first record at or after
+    ``min_offset`` (with no such record: the offset after the chunk, and nothing else); ``done``
+    records from it were processed (handled, ignored, or the failed one); ``failure`` is (exception,
+    record, body, envelope, message) of the last of them when its handler raised; ``rest`` are the
+    records after the done ones (from offset ``first + done``), for the general path. The chunk is
+    checked whole first: StreamProtocolError (as ``split_chunk``) before any handler runs."""
+
+def sub_batch(frame: bytes | bytearray, head: int) -> tuple[bytearray, int, int, int]:
+    """The PublishedMessages of a Publish frame (after its ``head`` bytes, left as they are) as one
+    uncompressed sub-entry batch (the stream protocol's sub-entry batching: one publishing id, the
+    first, for all of them; readers get every record, each at its own offset): (the new frame, first
+    publishing id, last publishing id, messages). ValueError for entries that do not parse or more
+    than 65535 messages."""

@@ -87,4 +87,52 @@ class PayloadWriter:
         a value cannot be written (a string that is not UTF-8, a value encode_json refuses, any
         error): the caller then encodes the dict the general way and gets its exact error)."""
 
-__all__ = ["MessageTemplate", "PayloadWriter"]
+class PublishPlan:
+    """Everything constant about publishing one message class with one set of options, and the
+    one-call publish of an instance (the publisher's hot path): the same bytes as
+    ``outgoing.build`` + ``frames.append_publish`` for a message without extra headers, TTL,
+    priority or delay, with no Python object per message but the message id it returns.
+
+    ``kind``: 0 message, 1 command, 2 event, 3 query, 4 reply (the per-message Mmate headers, as
+    ``MessageTemplate.encode_message``); ``routing_key``: the constant routing key, or None: then
+    ``route_prefix + getattr(msg, route_attr) + route_suffix`` (e.g. ``evt.{aggregate_id}.Type``);
+    ``writer``: the class's PayloadWriter (None: ``to_payload`` + encode_json);
+    ``lean_properties``: the lean wire profile's constant encoded properties (the body is the same).
+    A name over 255 bytes raises ValueError here.
+    """
+
+    exchange: str
+    routing_key: str | None
+    mandatory: bool
+    def __init__(self, template: MessageTemplate, kind: int, exchange: str, routing_key: str | None = None,
+                 *, route_attr: str | None = None, route_prefix: str = "", route_suffix: str = "",
+                 mandatory: bool = False, writer: PayloadWriter | None = None,
+                 to_payload: Callable[[Any], Any] | None = None,
+                 lean_properties: bytes | None = None) -> None: ...
+    def write(self, out: bytearray, channel: int, frame_max: int, msg: Any) -> str | None:
+        """Append basic.publish + content header + body frame(s) (split at ``frame_max``) of ``msg``
+        on ``channel`` to ``out``: its message id (``msg.id`` or a new one). None, with nothing
+        written, when the message needs the general path (a ``timestamp`` set on it, a reply without
+        ``success``, a value that is not a str where one belongs, a string that is not UTF-8, an id
+        or routing key over 255 bytes, a payload the encoders refuse): that path raises its error."""
+    def encode(self, msg: Any) -> tuple[str, str, bytes, bytes] | None:
+        """``(message id, routing key, body, encoded properties)`` of ``msg`` (for ``publish_nowait``
+        with confirms or on another transport), or None as for ``write``."""
+
+class PublishSink:
+    """One open channel's place in its connection's write buffer, for the one-call publish. The
+    AMQP Channel makes it (``Channel.publish_sink()``) and clears ``open`` when it closes or turns on
+    publisher confirms. ``conn`` is the AMQP client's Connection, read on every write: ``_wbuf`` (the
+    bytearray written at the end of this loop turn; replaced by each flush), ``_flush_pending``
+    and ``_schedule_flush()``."""
+
+    channel_id: int
+    frame_max: int
+    open: bool
+    def __init__(self, conn: Any, channel_id: int, frame_max: int) -> None: ...
+    def write(self, plan: PublishPlan, msg: Any) -> str | None:
+        """``plan.write(conn._wbuf, channel_id, frame_max, msg)`` and a flush scheduled unless one
+        is; the message id, or None when nothing was written (``open`` is False, or the message
+        needs the general path)."""
+
+__all__ = ["MessageTemplate", "PayloadWriter", "PublishPlan", "PublishSink"]

@@ -10,6 +10,8 @@ through the stream protocol reads the same as one written through a queue publis
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
+from typing import Any
 
 from mmate_fast.errors import StreamProtocolError
 
@@ -244,7 +246,7 @@ def append_message(
     buf += msg
 
 
-def split_chunk(data: bytes, pos: int, end: int, min_offset: int) -> tuple[int, int, list[bytes]]:
+def split_chunk(data: bytes | bytearray, pos: int, end: int, min_offset: int) -> tuple[int, int, list[bytes]]:
     """The records of the osiris chunk in ``data[pos:end]`` (a Deliver frame's content after the
     subscription id): (offset of the first record returned, chunk timestamp in ms, record bytes), the
     records below ``min_offset`` left out (a chunk is delivered whole). Non-user chunks give no
@@ -386,3 +388,116 @@ def message_body(msg: bytes) -> bytes:
                 parts.append(part)
         p = end
     return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+class TypedAppender:
+    """Appends typed messages to a Publish frame (the twin of the compiled loop; see the .pyi)."""
+
+    def __init__(self, fallback: Any) -> None:
+        self.plans: dict[type, tuple[Any, str]] = {}
+        self.fallback = fallback
+
+    def add_plan(self, cls: type, plan: Any) -> None:
+        self.plans[cls] = (plan.encode, plan.exchange)
+
+    def fill(self, buf: bytearray, publishing_id: int, it: Iterator[Any], max_count: int, limit: int,
+             in_frame: int, ids: list[Any]) -> tuple[int, bool, tuple[bytes, bytes, str, str, Any] | None]:
+        n = 0
+        for msg in it:
+            r = None
+            plan = self.plans.get(type(msg))
+            if plan is not None:
+                try:
+                    r = plan[0](msg)
+                except Exception:  # the general path raises it again, with its diagnosis
+                    r = None
+            if plan is not None and r is not None:
+                mid, rk, body, props = r
+                exchange = plan[1]
+            else:
+                exchange, rk, props, body, mid = self.fallback(msg)
+            message = encode_message(props, body, exchange, rk)
+            if in_frame and len(buf) + 12 + len(message) > limit:  # the next frame starts with this one
+                return n, False, (props, body, exchange, rk, mid)
+            buf += _U64.pack(publishing_id + n)
+            buf += _U32.pack(len(message))
+            buf += message
+            ids.append(mid)
+            n += 1
+            in_frame += 1
+            if n >= max_count:
+                return n, False, None
+        return n, True, None
+
+
+def dispatch_records(records: list[bytes], start: int, decode: Any, lookup: Any, convert: Any,
+                     registry: Any) -> tuple[int, int, int, tuple[BaseException, bytes, Any, Any] | None]:
+    """The common case of a stream consumer (the twin of the compiled loop; see the .pyi)."""
+    handled = ignored = 0
+    for i in range(start, len(records)):
+        raw = records[i]
+        if type(raw) is not bytes:
+            return i, handled, ignored, None
+        try:
+            body = message_body(raw)
+            env = decode(body)
+        except Exception:
+            return i, handled, ignored, None
+        handlers = lookup(env.type)
+        if not handlers:
+            ignored += 1
+            continue
+        if type(handlers) is not tuple or len(handlers) != 1:
+            return i, handled, ignored, None
+        spec = handlers[0]
+        if spec.wants_context or spec.is_async:
+            return i, handled, ignored, None
+        try:
+            msg = convert(env, registry)
+        except Exception:
+            return i, handled, ignored, None
+        try:
+            spec.fn(msg)
+        except Exception as exc:
+            return i, handled, ignored, (exc, body, env, msg)
+        handled += 1
+    return len(records), handled, ignored, None
+
+
+def dispatch_chunk(data: bytes | bytearray, pos: int, end: int, min_offset: int, decode: Any, lookup: Any,
+                   convert: Any, registry: Any) -> tuple[int, int, int, int, int, Any, list[bytes]]:
+    """``split_chunk`` then ``dispatch_records`` (the twin of the compiled one-pass loop)."""
+    first, ts, records = split_chunk(data, pos, end, min_offset)
+    if not records:
+        return first, ts, 0, 0, 0, None, records
+    i, handled, ignored, stopped = dispatch_records(records, 0, decode, lookup, convert, registry)
+    failure = None
+    if stopped is not None:
+        exc, body, env, msg = stopped
+        failure = (exc, records[i], body, env, msg)
+        i += 1
+    return first, ts, i, handled, ignored, failure, records[i:]
+
+
+def sub_batch(frame: bytes | bytearray, head: int) -> tuple[bytearray, int, int, int]:
+    """The PublishedMessages of a Publish frame as one uncompressed sub-entry (the twin)."""
+    if len(frame) < head:
+        raise ValueError("Publish frame shorter than its header")
+    p, n = head, len(frame)
+    records: list[bytes] = []
+    ids: list[int] = []
+    while p < n:
+        if p + 12 > n:
+            raise ValueError("Publish frame ends inside a message header")
+        pid, size = _U64.unpack_from(frame, p)[0], _U32.unpack_from(frame, p + 8)[0]
+        if p + 12 + size > n:
+            raise ValueError("Publish frame message overruns the frame")
+        ids.append(pid)
+        records.append(bytes(frame[p + 8 : p + 12 + size]))
+        p += 12 + size
+    if not 1 <= len(records) <= 0xFFFF:
+        raise ValueError(f"a sub-entry batch holds 1-65535 messages, not {len(records)}")
+    inner = b"".join(records)
+    out = bytearray(frame[:head]) + _U64.pack(ids[0]) + bytes((0x80,)) + _U16.pack(len(records))
+    out += _U32.pack(len(inner)) + _U32.pack(len(inner)) + inner
+    return out, ids[0], ids[-1], len(records)

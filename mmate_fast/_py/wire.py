@@ -7,6 +7,7 @@ reproduce byte for byte (tests compare the two).
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -166,4 +167,164 @@ class PayloadWriter:
         except Exception:
             return None
 
-__all__ = ["MessageTemplate", "PayloadWriter"]
+
+
+#: the per-message Mmate headers in their insertion order (the AMQP table's order)
+_SLOT_KEYS = ("x-message-id", "message-id", "timestamp", "x-correlation-id", "correlation-id",
+              "x-aggregate-id", "x-sequence", "x-success", "x-reply-to")
+
+
+class PublishPlan:
+    """One message class published with one set of options: the twin of the compiled one-call
+    publish (see mmate_fast/_cy/wire.pyi), built from MessageTemplate.encode + frames.append_publish."""
+
+    __slots__ = (
+        "_lean",
+        "_rk_pre",
+        "_rk_suf",
+        "_route_attr",
+        "_to_payload",
+        "_tpl",
+        "_usable",
+        "_writer",
+        "exchange",
+        "kind",
+        "mandatory",
+        "routing_key",
+    )
+
+    def __init__(self, template: MessageTemplate, kind: int, exchange: str, routing_key: str | None = None, *,
+                 route_attr: str | None = None, route_prefix: str = "", route_suffix: str = "",
+                 mandatory: bool = False, writer: Any = None, to_payload: Callable[[Any], Any] | None = None,
+                 lean_properties: bytes | None = None) -> None:
+        if not isinstance(template, MessageTemplate):
+            raise TypeError("template must be a MessageTemplate of this implementation")
+        if not 0 <= kind <= 4:
+            raise ValueError(f"kind {kind} outside 0..4")
+        if not isinstance(exchange, str):
+            raise TypeError(f"exchange must be str, got {type(exchange).__name__}")
+        if len(exchange.encode()) > 255:
+            raise ValueError("exchange name is longer than 255 bytes (UTF-8)")
+        if routing_key is not None:
+            if not isinstance(routing_key, str):
+                raise TypeError(f"routing_key must be str, got {type(routing_key).__name__}")
+            if len(routing_key.encode()) > 255:
+                raise ValueError("routing key is longer than 255 bytes (UTF-8)")
+        elif not isinstance(route_attr, str):
+            raise TypeError("a plan without a routing key needs route_attr (str)")
+        if lean_properties is not None and type(lean_properties) is not bytes:
+            raise TypeError("lean_properties must be bytes")
+        self._tpl = template
+        self.kind = kind
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self._route_attr = route_attr
+        self._rk_pre = route_prefix
+        self._rk_suf = route_suffix
+        self.mandatory = mandatory
+        self._writer = writer if isinstance(writer, PayloadWriter) else None
+        self._to_payload = to_payload
+        self._lean = lean_properties
+        self._usable = not any(k in template.static_headers for k in _SLOT_KEYS)
+
+    def __repr__(self) -> str:
+        return (f"PublishPlan(type={self._tpl.type_name!r}, kind={self.kind}, exchange={self.exchange!r}, "
+                f"routing_key={self.routing_key!r})")
+
+    def write(self, out: bytearray, channel: int, frame_max: int, msg: Any) -> str | None:
+        """Append the publish frames of ``msg`` to ``out``; its message id, or None (see the .pyi)."""
+        if frame_max < _frames.FRAME_MIN_SIZE:
+            raise ValueError(f"frame_max {frame_max} is below the AMQP minimum {_frames.FRAME_MIN_SIZE}")
+        if not 0 <= channel <= 0xFFFF:
+            raise ValueError(f"channel {channel} outside 0..65535")
+        r = self.encode(msg)
+        if r is None:
+            return None
+        msg_id, rk, body, props = r
+        _frames.append_publish(out, channel, self.exchange, rk, body, props, self.mandatory, frame_max)
+        return msg_id
+
+    def encode(self, msg: Any) -> tuple[str, str, bytes, bytes] | None:
+        """(message id, routing key, body, properties) of ``msg``, or None (see the .pyi)."""
+        if not self._usable:
+            return None
+        try:
+            return self._encode(msg)
+        except Exception:
+            return None
+
+    def _encode(self, msg: Any) -> tuple[str, str, bytes, bytes] | None:
+        if getattr(msg, "timestamp", None) is not None:
+            return None
+        msg_id = getattr(msg, "id", None) or _env.new_id()
+        unix = int(time.time())
+        ts_str = _env.utc_timestamp(unix)
+        corr = getattr(msg, "correlation_id", None) or None
+        kind = self.kind
+        address = (getattr(msg, "reply_to", "") or None) if kind in (1, 3) else None
+        var: dict[str, str] = {"x-message-id": msg_id, "message-id": msg_id, "timestamp": ts_str}
+        if corr is not None:
+            var["x-correlation-id"] = corr
+            var["correlation-id"] = corr
+        agg = None
+        if kind == 2:
+            agg = getattr(msg, "aggregate_id", "") or ""
+            if not isinstance(agg, str):
+                return None
+            var["x-aggregate-id"] = agg
+            var["x-sequence"] = str(getattr(msg, "sequence", 0) or 0)
+        elif kind == 4:
+            success = getattr(msg, "success", None)
+            if success is None:
+                return None
+            var["x-success"] = "true" if success else "false"
+        if address is not None:
+            var["x-reply-to"] = address
+        if self.routing_key is not None:
+            rk = self.routing_key
+        else:
+            value = agg if self._route_attr == "aggregate_id" and agg is not None else \
+                (getattr(msg, self._route_attr, "") or "")  # type: ignore[arg-type]
+            if not isinstance(value, str):
+                return None
+            rk = self._rk_pre + value + self._rk_suf
+        if len(rk.encode()) > 255:
+            return None
+        pj = self._writer.encode(msg) if self._writer is not None else None
+        payload = self._to_payload(msg) if pj is None else None  # type: ignore[misc]
+        body, props = self._tpl.encode(msg_id, ts_str, unix, corr, address, True, var, payload, pj)
+        if self._lean is not None:
+            props = self._lean
+        return msg_id, rk, body, props
+
+
+class PublishSink:
+    """One open channel's place in its connection's write buffer (see mmate_fast/_cy/wire.pyi)."""
+
+    __slots__ = ("_conn", "channel_id", "frame_max", "open")
+
+    def __init__(self, conn: Any, channel_id: int, frame_max: int) -> None:
+        if frame_max < _frames.FRAME_MIN_SIZE:
+            raise ValueError(f"frame_max {frame_max} is below the AMQP minimum {_frames.FRAME_MIN_SIZE}")
+        if not 0 <= channel_id <= 0xFFFF:
+            raise ValueError(f"channel {channel_id} outside 0..65535")
+        self._conn = conn
+        self.channel_id = channel_id
+        self.frame_max = frame_max
+        self.open = True
+
+    def __repr__(self) -> str:
+        return f"PublishSink(channel={self.channel_id}, open={self.open})"
+
+    def write(self, plan: PublishPlan, msg: Any) -> str | None:
+        """``plan.write`` into the connection's write buffer, a flush scheduled; or None."""
+        if not self.open:
+            return None
+        conn = self._conn
+        r = plan.write(conn._wbuf, self.channel_id, self.frame_max, msg)
+        if r is not None and not conn._flush_pending:
+            conn._schedule_flush()
+        return r
+
+
+__all__ = ["MessageTemplate", "PayloadWriter", "PublishPlan", "PublishSink"]

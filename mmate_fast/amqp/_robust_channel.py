@@ -692,6 +692,14 @@ class RobustChannel:
         if not fut.cancelled() and fut.exception() is not None:
             self._nacked += 1
 
+    def publish_sink(self) -> Any | None:
+        """The live channel's ``publish_sink()`` (no confirms, nothing buffered), else None: the
+        publisher's one-call path writes there until that channel closes."""
+        ch = self._live_ch
+        if ch is None or ch._closed_exc is not None or self._confirms or self._buffer:
+            return None
+        return ch.publish_sink()
+
     def publish_nowait(self, body: bytes, exchange: str = "", routing_key: str = "",
                        properties: Any = None, *, mandatory: bool = False,
                        confirm_value: Any = True) -> asyncio.Future[Any] | None:

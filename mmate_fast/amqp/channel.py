@@ -33,6 +33,7 @@ from mmate_fast.amqp._validate import build_method, publish_error, rpc_error
 
 _frames = load("frames")
 _pool = load("pool")
+_wire = load("wire")
 
 log = logging.getLogger("mmate_fast.amqp")
 
@@ -121,6 +122,8 @@ class Channel:
         self.flow_active = True
         #: set by RobustChannel: on close, leave confirm waiters pending (it settles or re-sends them)
         self._retain_waiters = False
+        #: the publisher's one-call path into this channel (publish_sink); closed with the channel
+        self._sink: Any = None
         # ack coalescing
         self._settled_upto = 0
         self._settled_above: set[int] = set()
@@ -302,6 +305,8 @@ class Channel:
             return
         self._closed_exc = exc
         self._open = False
+        if self._sink is not None:
+            self._sink.open = False
         first = first_is_culprit
         while self._rpcs:
             rpc = self._rpcs.popleft()
@@ -414,6 +419,9 @@ class Channel:
     async def confirm_select(self, *, timeout: float | None = None) -> None:
         if self._confirms:
             return
+        if self._sink is not None:  # confirms are tracked per publish: publish_nowait from now on
+            self._sink.open = False
+            self._sink = None
         await self._rpc(spec.Confirm.Select(), (spec.Confirm.SelectOk,), timeout, "confirm.select")
         self._confirms = True
         self._tracker.reset()
@@ -428,6 +436,17 @@ class Channel:
         if not conn._flush_pending:
             conn._schedule_flush()
         return fut
+
+    def publish_sink(self) -> Any | None:
+        """A ``wire.PublishSink`` into this channel (the publisher's one-call path writes there
+        until the channel closes), or None when it is closed or in confirm mode."""
+        if not self._open or self._closed_exc is not None or self._confirms:
+            return None
+        sink = self._sink
+        if sink is None:
+            conn = self._conn
+            sink = self._sink = _wire.PublishSink(conn, self.channel_id, conn.frame_max)
+        return sink
 
     def _append_publish(self, body: bytes, exchange: str, routing_key: str, properties: Any,
                         mandatory: bool, waiter: Any = None, value: Any = True) -> asyncio.Future[Any] | None:

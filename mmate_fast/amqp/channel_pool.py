@@ -152,6 +152,14 @@ class ChannelPool:
                                          confirm_value=confirm_value)
         return self._buffered(body, exchange, routing_key, properties, mandatory, confirm_value)
 
+    def publish_sink(self) -> Any | None:
+        """With one channel and nothing buffered: that channel's ``publish_sink()`` (the publisher's
+        one-call path), else None (several channels take turns through ``publish_nowait``)."""
+        if self._buffer or len(self._channels) != 1 or self._closed:
+            return None
+        sink = getattr(self._channels[0], "publish_sink", None)
+        return sink() if sink is not None else None
+
     def _buffered(self, body: bytes, exchange: str, routing_key: str, properties: Any,
                   mandatory: bool, value: Any = True) -> asyncio.Future[Any] | None:
         """Keep a publish made while no channel is open; sent once one is (see the module doc)."""

@@ -13,7 +13,14 @@ import sys
 from typing import Any
 
 from mmate_fast import errors
-from mmate_fast.cli._common import EXIT_FAILED, EXIT_USAGE, PROG, positive_float, positive_int
+from mmate_fast.cli._common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    PROG,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
 
 NAME = "run"
 
@@ -32,16 +39,6 @@ def _port(text: str) -> int:
     if value > 65535 - 64:
         raise argparse.ArgumentTypeError(f"not a port for the fleet (the workers take the next ones): "
                                          f"{value}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value:g}")
     return value
 
 
@@ -78,13 +75,13 @@ def add_parser(sub: Any) -> None:
                    help="autoscale: seconds between samples of the queue depth (default 1)")
     p.add_argument("--scale-up-backlog", type=positive_int, default=100,
                    help="autoscale: grow when more messages than this wait ... (default 100)")
-    p.add_argument("--scale-up-lag", type=_non_negative, default=2.0,
+    p.add_argument("--scale-up-lag", type=non_negative_float, default=2.0,
                    help="... and the fleet needs more than this many seconds to clear them (default 2)")
     p.add_argument("--scale-down-samples", type=positive_int, default=10,
                    help="autoscale: shrink after this many idle samples in a row (default 10)")
-    p.add_argument("--scale-cooldown", type=_non_negative, default=5.0,
+    p.add_argument("--scale-cooldown", type=non_negative_float, default=5.0,
                    help="autoscale: seconds after a change before the next (default 5)")
-    p.add_argument("--restart-delay", type=_non_negative, default=0.5,
+    p.add_argument("--restart-delay", type=non_negative_float, default=0.5,
                    help="first delay before restarting a crashed worker, doubling to 10 s (default 0.5)")
     p.add_argument("--crash-limit", type=positive_int, default=5,
                    help="give up after this many crashes in a row, each within 10 s of starting (default 5)")

@@ -158,6 +158,21 @@ def _template(tname: str, kind: MessageKind, source: str, ttl_ms: int | None, pr
     return tpl
 
 
+def publish_plan(cls: type, kind: MessageKind, type_name: str, exchange: str, routing_key: str | None,
+                 route: tuple[str, str, str] | None, *, persistent: bool, mandatory: bool, source: str,
+                 lean_properties: bytes | None) -> Any:
+    """The compiled one-call publish of ``cls`` with these options (wire.PublishPlan): the same
+    frames as ``build`` + the transport's publish for a message without extra headers, TTL,
+    priority or delay. ``route``: (attribute, prefix, suffix) of a routing key taken from each
+    message (``evt.{aggregate_id}.Type``) when ``routing_key`` is None."""
+    tpl = _template(type_name, kind, source, None, None, persistent)
+    attr, prefix, suffix = route if route is not None else (None, "", "")
+    return _wire.PublishPlan(tpl, _KIND_CODE[kind], exchange, routing_key, route_attr=attr,
+                             route_prefix=prefix, route_suffix=suffix, mandatory=mandatory,
+                             writer=payload_writer(cls), to_payload=to_payload,
+                             lean_properties=lean_properties)
+
+
 def _variable_headers(msg: Any, kind: MessageKind, msg_id: str, ts_str: str, corr: str | None,
                       reply_to_header: str | None) -> dict[str, Any]:
     """The per-message Mmate headers (all strings), as mmate-go writes them (wire spec §4.2)."""

@@ -27,7 +27,7 @@ from mmate_fast.contracts import MessageKind, kind_of, message_type
 from mmate_fast.messaging import observer as _obs
 from mmate_fast.messaging import topology
 from mmate_fast.messaging._lean import check_wire_profile, lean_properties, without_header_table
-from mmate_fast.messaging.outgoing import SOURCE, Outgoing, build
+from mmate_fast.messaging.outgoing import SOURCE, Outgoing, build, publish_plan
 from mmate_fast.messaging.pipeline import Pipeline, PublishContext
 
 _frames = load("frames")
@@ -76,6 +76,33 @@ _CONFIRM_WAIT = 30.0
 #: every this many publishes one is awaited through the transport (back-pressure and fairness); in
 #: confirm mode that one waits for write-buffer room before its confirm
 _AWAIT_EVERY = 128
+
+
+async def _published(message_id: str) -> str:
+    """The result of a publish already written (the one-call path without confirms)."""
+    return message_id
+
+
+_EVENT = MessageKind.EVENT
+#: the publish options a plan covers (any other option takes the general path)
+_PLAN_OPTIONS = frozenset({"kind", "exchange", "routing_key", "persistent"})
+#: a class the one-call path cannot publish (generic messages, a class whose plan failed)
+_NO_PLAN = False
+_PLANS_MAX = 1024
+#: the routing-key separator used to split a default route into prefix and suffix
+_SPLIT = "\x00"
+
+
+def _route_parts(kind: MessageKind, type_name: str) -> tuple[str, str, str] | None:
+    """(attribute, prefix, suffix) of a default routing key taken from each message, or None when
+    the default routing key is the same for every message of the type."""
+    if kind is MessageKind.EVENT:
+        prefix, suffix = topology.event_routing_key(_SPLIT, type_name).split(_SPLIT)
+        return "aggregate_id", prefix, suffix
+    if kind is MessageKind.COMMAND:
+        prefix, suffix = topology.command_routing_key(_SPLIT, type_name).split(_SPLIT)
+        return "target_service", prefix, suffix
+    return None
 
 
 def _failed(exc: BaseException) -> asyncio.Future[Any]:
@@ -157,6 +184,11 @@ class Publisher:
         self.observer: Any = None
         #: a MessageTracer called before every awaited publish is encoded and after it (or None)
         self.tracer: Any = None
+        #: one-call publish plans by (class, kind, exchange, routing key, persistent, mandatory)
+        self._plans: dict[tuple[Any, ...], Any] = {}
+        #: the channel the one-call path writes into (``target.publish_sink()``), refreshed by the
+        #: general path (every _AWAIT_EVERY-th publish goes there)
+        self._sink: Any = None
 
     # ------------------------------------------------------------------ building blocks
     def prepare(self, msg: Any, *, exchange: str | None = None, routing_key: str | None = None,
@@ -206,13 +238,30 @@ class Publisher:
         if self.pipeline.has_publish:
             raise errors.MmateError("publish_nowait() cannot run the publish interceptors; "
                                     "use await publish() or publish_batch()")
+        if options.keys() <= _PLAN_OPTIONS:  # the one-call path (see publish)
+            key = (msg.__class__, options.get("kind"), options.get("exchange"), options.get("routing_key"),
+                   options.get("persistent", True), mandatory)
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = self._new_plan(key, msg)
+            if plan:
+                sink = self._sink
+                if sink is not None and not self.confirms and sink.write(plan, msg) is not None:
+                    self.published += 1
+                    return None
+                r = plan.encode(msg)
+                if r is not None:
+                    fut = self._target.publish_nowait(r[2], plan.exchange, r[1], r[3], mandatory=mandatory)
+                    self.published += 1
+                    return fut
         exchange, routing_key, out = self.prepare(msg, **options)
         self.published += 1
         return self._target.publish_nowait(out.body, exchange, routing_key, out.properties,
                                            mandatory=mandatory)
 
     def publish(self, msg: Any, *, mandatory: bool = False, timeout: float | None = None,
-                **options: Any) -> Awaitable[str]:
+                kind: MessageKind | None = None, exchange: str | None = None, routing_key: str | None = None,
+                persistent: bool = True, **options: Any) -> Awaitable[str]:
         """Publish ``msg`` (route from its kind unless ``exchange``/``routing_key`` are given);
         awaiting the result gives its message id, in confirm mode once the broker has stored it.
 
@@ -222,6 +271,34 @@ class Publisher:
         broker (InvalidArgumentError, PayloadEncodeError, ...) is raised where the result is
         awaited, as from a coroutine; nothing was sent then.
         """
+        if (timeout is None and not options and self.observer is None and self.tracer is None
+                and not self.pipeline.has_publish):
+            key = (msg.__class__, kind, exchange, routing_key, persistent, mandatory)
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = self._new_plan(key, msg)
+            if plan:
+                sink = self._sink
+                if sink is not None:  # the hot path, inlined: written into the channel's buffer
+                    n = self._unawaited + 1
+                    if n < _AWAIT_EVERY:
+                        message_id = sink.write(plan, msg)
+                        if message_id is not None:
+                            self._unawaited = n
+                            self.published += 1
+                            return _published(message_id)
+                r = self._planned(plan, msg, mandatory)
+                if r is not None:
+                    return r
+        # the general path: the options as the caller gave them
+        if kind is not None:
+            options["kind"] = kind
+        if exchange is not None:
+            options["exchange"] = exchange
+        if routing_key is not None:
+            options["routing_key"] = routing_key
+        if persistent is not True:
+            options["persistent"] = persistent
         if (self.confirms and timeout is None and self.observer is None and self.tracer is None
                 and not self.pipeline.has_publish):
             try:
@@ -243,6 +320,80 @@ class Publisher:
             self._unawaited = n
             return fut
         return self._publish(msg, mandatory, timeout, options)
+
+    def _planned(self, plan: Any, msg: Any, mandatory: bool) -> Awaitable[str] | None:
+        """The one-call path (no interceptors, observer, tracer, timeout or per-message options): the
+        message is written straight into the channel's write buffer by its class's compiled plan
+        (without confirms), or encoded in one call and handed to ``publish_nowait`` (confirms, other
+        transports). None: take the general path (nothing was sent)."""
+        if not self.confirms:
+            n = self._unawaited + 1
+            if n >= _AWAIT_EVERY:  # the general path's awaited publish: back-pressure, sink refresh
+                return None
+            sink = self._sink
+            if sink is not None:
+                message_id = sink.write(plan, msg)
+                if message_id is None:
+                    self._sink = None  # closed since (or a message for the general path)
+                    return None
+                self._unawaited = n
+                self.published += 1
+                return _published(message_id)
+        r = plan.encode(msg)
+        if r is None:
+            return None
+        message_id, rk, body, props = r
+        try:
+            fut = self._target.publish_nowait(body, plan.exchange, rk, props, mandatory=mandatory,
+                                              confirm_value=message_id)
+        except Exception as exc:
+            return _failed(exc)
+        self.published += 1
+        if fut is None:  # no confirms (or the target is not in confirm mode after all)
+            if self.confirms:
+                fut = asyncio.get_running_loop().create_future()
+                fut.set_result(message_id)
+                return fut
+            self._unawaited += 1
+            return _published(message_id)
+        self._deadlines.add(fut)
+        n = self._unawaited + 1
+        if n >= _AWAIT_EVERY:
+            self._unawaited = 0
+            return self._after_drain(fut)
+        self._unawaited = n
+        return fut
+
+    def _new_plan(self, key: tuple[Any, ...], msg: Any) -> Any:
+        """Build (and cache) the plan of ``key``; _NO_PLAN for what the general path must handle."""
+        cls, kind, exchange, routing_key, persistent, mandatory = key
+        plan: Any = _NO_PLAN
+        try:
+            if not getattr(cls, "__mmate_generic__", False) and isinstance(persistent, bool):
+                type_name = message_type(msg)
+                k = kind if kind is not None else kind_of(msg)
+                if type(k) is not MessageKind:  # the general path's checks go by identity
+                    raise TypeError(k)
+                if exchange is None or routing_key is None:
+                    ex, rk = default_route(msg, k, type_name)
+                    exchange = ex if exchange is None else exchange
+                    route = _route_parts(k, type_name) if routing_key is None else None
+                    if routing_key is None and route is None:
+                        routing_key = rk
+                else:
+                    route = None
+                _short_str(exchange, "exchange", "exchange name")
+                if routing_key is not None:
+                    _short_str(routing_key, "routing_key", "routing key")
+                lean = lean_properties(persistent, None, None) if self._lean else None
+                plan = publish_plan(cls, k, type_name, exchange, routing_key, route, persistent=persistent,
+                                    mandatory=mandatory, source=self.source or SOURCE, lean_properties=lean)
+        except Exception:  # the general path raises the real error
+            plan = _NO_PLAN
+        if len(self._plans) >= _PLANS_MAX:
+            self._plans.clear()
+        self._plans[key] = plan
+        return plan
 
     async def _after_drain(self, fut: asyncio.Future[str]) -> str:
         """The confirm of an already sent publish, awaited once the write buffer has room (so a
@@ -284,6 +435,8 @@ class Publisher:
                         self._unawaited = 0
                         await target.publish(out.body, exchange, routing_key, out.properties,
                                              mandatory=mandatory, timeout=timeout)
+                        sink = getattr(target, "publish_sink", None)
+                        self._sink = sink() if sink is not None else None
                     else:
                         self._unawaited = n
                         target.publish_nowait(out.body, exchange, routing_key, out.properties,
@@ -303,9 +456,30 @@ class Publisher:
         return message_id
 
     # ------------------------------------------------------------------ Mmate verbs
-    def publish_event(self, event: Any, **options: Any) -> Awaitable[str]:
+    def publish_event(self, event: Any, *, exchange: str | None = None, routing_key: str | None = None,
+                      persistent: bool = True, mandatory: bool = False, **options: Any) -> Awaitable[str]:
         """To ``mmate.events`` with ``evt.{aggregateId}.{Type}``."""
-        return self.publish(event, kind=MessageKind.EVENT, **options)
+        if not options and self.observer is None and self.tracer is None and not self.pipeline.has_publish:
+            # publish()'s hot path, inlined (the busiest call of an event pipeline)
+            key = (event.__class__, _EVENT, exchange, routing_key, persistent, mandatory)
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = self._new_plan(key, event)
+            if plan:
+                sink = self._sink
+                if sink is not None:
+                    n = self._unawaited + 1
+                    if n < _AWAIT_EVERY:
+                        message_id = sink.write(plan, event)
+                        if message_id is not None:
+                            self._unawaited = n
+                            self.published += 1
+                            return _published(message_id)
+                r = self._planned(plan, event, mandatory)
+                if r is not None:
+                    return r
+        return self.publish(event, kind=_EVENT, exchange=exchange, routing_key=routing_key,
+                            persistent=persistent, mandatory=mandatory, **options)
 
     def publish_command(self, command: Any, **options: Any) -> Awaitable[str]:
         """To ``mmate.commands`` with ``cmd.{targetService}.{Type}``."""
@@ -349,6 +523,10 @@ class Publisher:
         observer = self.observer
         tracer = self.tracer
         chunk = max(1, window // 2)
+        plans = self._plans
+        planned = options.keys() <= _PLAN_OPTIONS and not intercepted
+        plan_options = (options.get("kind"), options.get("exchange"), options.get("routing_key"),
+                        options.get("persistent", True), mandatory)
         # plain path: the next chunk is encoded while this one is confirmed, sent once there is room
         pipelined = observer is None and tracer is None and not intercepted
         # the other paths: unconfirmed publishes left in flight when the next chunk is built
@@ -377,15 +555,29 @@ class Publisher:
                     inflight.extend(confirms)
                 else:
                     try:
-                        if tracer is None:
-                            ready = [self.prepare(msg, **options) for msg in batch]
+                        ready: list[tuple[str, str, bytes, bytes, str]] = []
+                        if tracer is None and planned:
+                            for msg in batch:  # the one-call encode of each class's plan
+                                key = (msg.__class__, *plan_options)
+                                plan = plans.get(key)
+                                if plan is None:
+                                    plan = self._new_plan(key, msg)
+                                r = plan.encode(msg) if plan else None
+                                if r is None:
+                                    ex, rk, out = self.prepare(msg, **options)
+                                    ready.append((ex, rk, out.body, out.properties, out.message_id))
+                                else:
+                                    ready.append((plan.exchange, r[1], r[2], r[3], r[0]))
+                        elif tracer is None:
+                            for msg in batch:
+                                ex, rk, out = self.prepare(msg, **options)
+                                ready.append((ex, rk, out.body, out.properties, out.message_id))
                         else:
-                            ready = []
                             for msg in batch:
                                 opts = dict(options)
                                 token = _obs.start_publish(tracer, msg, opts)
                                 ex, rk, out = self.prepare(msg, **opts)
-                                ready.append((ex, rk, out))
+                                ready.append((ex, rk, out.body, out.properties, out.message_id))
                                 if token is not None:
                                     traced.append((token, out.message_id, ex, rk))
                     except Exception:
@@ -396,12 +588,11 @@ class Publisher:
                     if pipelined and inflight:  # room for this chunk: at most ``window`` unconfirmed
                         await self._confirmed(inflight, window - n, timeout)
                     publish_nowait = target.publish_nowait
-                    for exchange, routing_key, out in ready:
-                        confirm = publish_nowait(out.body, exchange, routing_key, out.properties,
-                                                 mandatory=mandatory)
+                    for exchange, routing_key, body, props, message_id in ready:
+                        confirm = publish_nowait(body, exchange, routing_key, props, mandatory=mandatory)
                         if confirm is not None:
                             inflight.append(confirm)
-                        ids.append(out.message_id)
+                        ids.append(message_id)
                 last = n < chunk
                 if inflight:
                     if last:

@@ -7,6 +7,8 @@ properties) and stored as RabbitMQ stores that publish when it lands in a stream
 transcoding, see ``mmate_fast._cy.streamwire``), so an AMQP consumer of the stream reads exactly what
 a queue consumer reads. ``publish_nowait`` appends to a batch that is written once per loop turn (or every
 ``batch_size`` messages) as one Publish frame; confirms are pipelined and ``flush()`` waits for them.
+Without per-message options or interceptors, messages of a class the queue publisher has a compiled
+plan for are built in one compiled loop per batch (``streamwire.TypedAppender``), with the same bytes.
 
 Consuming (:class:`StreamConsumer`): each record's body is decoded as an envelope and dispatched to the
 handlers registered for its type (the same ``Dispatcher``, ``MessageContext`` and interceptor
@@ -15,7 +17,10 @@ handler in this group is not a failure: it is counted in ``stats.ignored`` and p
 fails (not an AMQP message, not an envelope, a payload that does not fit its class, a handler error)
 cannot be rejected back to a log: it is counted under its reason, logged, handed to ``dead_letter``
 when one is set (the Client's copies it to ``dlq.{stream}.{group}``) and skipped; the consumer goes
-on with the next record, so one bad record never stalls the group.
+on with the next record, so one bad record never stalls the group. Without wire or consume
+interceptors, records whose type has one plain (sync, context-free) handler are decoded and handled
+in one compiled pass over the chunk as it arrives (``streamwire.dispatch_chunk``); the others go
+through the general path, in the same order.
 
 A group (``group="billing"``) is a stream offset reference on the broker: the consumer resumes after
 the last offset stored under it (else at ``offset``), stores its progress every ``store_every``
@@ -42,12 +47,19 @@ from mmate_fast._transport.streams import StreamSubscriptionLike as StreamSubscr
 from mmate_fast.contracts import TypeRegistry, from_envelope
 from mmate_fast.messaging.dispatcher import Dispatcher, MessageContext
 from mmate_fast.messaging.pipeline import ConsumeContext, Pipeline, PublishContext
-from mmate_fast.messaging.publisher import Publisher
+from mmate_fast.messaging.publisher import _NO_PLAN, Publisher
 
 _wire = load("streamwire")
 _frames = load("frames")
 _message_body = _wire.message_body
 _decode_envelope = load("envelope").decode_envelope
+_TypedAppender = _wire.TypedAppender
+_dispatch_records = _wire.dispatch_records
+_dispatch_chunk = _wire.dispatch_chunk
+_split_chunk = _wire.split_chunk
+
+#: the options ``publish_many`` builds in one compiled loop (others take the general path)
+_FAST_OPTIONS = frozenset({"persistent"})
 
 log = logging.getLogger("mmate_fast.streams")
 
@@ -80,8 +92,15 @@ class StreamPublisher:
         self.pipeline = self._core.pipeline
         self._scheduled = False
         self._loop = asyncio.get_running_loop()
+        self._appenders: dict[bool, Any] = {}
 
     def _add(self, msg: Any, options: Mapping[str, Any]) -> str:
+        if options.keys() <= _FAST_OPTIONS:  # the class's compiled plan, as publish_many
+            ids: list[str] = []
+            appender = self._appender(bool(options.get("persistent", True)))
+            self.producer.append_typed(appender, iter((msg,)), 1, ids)
+            self.published += 1
+            return str(ids[0])
         exchange, routing_key, out = self._core.prepare(msg, **options)
         self.producer.append(out.properties, out.body, exchange, routing_key)
         self.published += 1
@@ -164,7 +183,24 @@ class StreamPublisher:
                     producer.send()
                     if producer.in_flight > producer.max_in_flight:
                         await producer.wait_room()
-        else:  # the hot loop: the steps of _add inlined
+        elif options.keys() <= _FAST_OPTIONS:  # the hot loop: compiled, a batch per call
+            it = iter(messages)
+            appender = self._appender(bool(options.get("persistent", True)))
+            try:
+                while True:
+                    done = producer.append_typed(appender, it, size - producer.pending, ids)
+                    if producer.pending >= size:
+                        producer.send()
+                        if producer.in_flight > producer.max_in_flight:
+                            await producer.wait_room()
+                    if done:
+                        break
+            except errors.MmateError as exc:
+                self._sent_before(exc, ids)
+                raise
+            finally:
+                self.published += len(ids)
+        else:  # the steps of _add inlined
             prepare = self._core.prepare
             append = producer.append
             keep = ids.append
@@ -180,17 +216,46 @@ class StreamPublisher:
                         producer.send()
                         if producer.in_flight > producer.max_in_flight:
                             await producer.wait_room()
-            except errors.MmateError as exc:  # a message that cannot be sent: the ones before it go
-                if producer.pending and not producer._error:
-                    producer.send()
-                if ids:
-                    exc.add_note(f"publish_many: the {len(ids)} messages before this one were sent "
-                                 f"(ids {ids[0]} .. {ids[-1]}); nothing after it")
+            except errors.MmateError as exc:
+                self._sent_before(exc, ids)
                 raise
             finally:
                 self.published += len(ids)
         await producer.flush(timeout)
         return ids
+
+    def _sent_before(self, exc: errors.MmateError, ids: list[str]) -> None:
+        """A message of ``publish_many`` cannot be sent: the ones before it go; the error says so."""
+        producer = self.producer
+        if producer.pending and not producer._error:
+            producer.send()
+        if ids:
+            exc.add_note(f"publish_many: the {len(ids)} messages before this one were sent "
+                         f"(ids {ids[0]} .. {ids[-1]}); nothing after it")
+
+    def _appender(self, persistent: bool) -> Any:
+        """The compiled batch builder for ``publish_many`` with these options (one per option set).
+        The first message of each class goes through ``prepare`` (checks, errors, the general path);
+        its class then gets the queue publisher's compiled plan (``wire.PublishPlan``: template,
+        kind, route) unless it has none (generic messages), so the next ones are built in the
+        compiled loop with the same bytes."""
+        appender = self._appenders.get(persistent)
+        if appender is not None:
+            return appender
+        core = self._core
+
+        def fallback(msg: Any) -> tuple[str, str, bytes, bytes, str]:
+            exchange, routing_key, out = core.prepare(msg, persistent=persistent)
+            cls = msg.__class__
+            if cls not in built.plans:
+                plan = core._new_plan((cls, None, None, None, persistent, False), msg)
+                if plan is not _NO_PLAN:
+                    built.add_plan(cls, plan)
+            return exchange, routing_key, out.properties, out.body, out.message_id
+
+        built: Any = _TypedAppender(fallback)
+        self._appenders[persistent] = built
+        return built
 
     async def flush(self, timeout: float | None = None) -> None:
         """Send what is batched and wait for every confirm (StreamPublishError if any was refused)."""
@@ -209,10 +274,15 @@ async def open_publisher(
     source: str | None = None,
     batch_size: int = DEFAULT_BATCH,
     pipeline: Pipeline | None = None,
+    sub_entries: bool = False,
 ) -> StreamPublisher:
     """A :class:`StreamPublisher` on ``stream`` (which must exist). With a ``reference`` the broker
-    deduplicates: a producer restarted under the same reference goes on after the last stored id."""
-    producer = await connection.producer(stream, reference=reference)
+    deduplicates: a producer restarted under the same reference goes on after the last stored id.
+    ``sub_entries``: each batch written as one sub-entry batch (stream protocol sub-entry batching:
+    much less broker work per message; one publishing id, confirm and deduplication unit per batch;
+    every reader, RabbitMQ's AMQP 0-9-1 stream consumers included, still gets each message at its own
+    offset)."""
+    producer = await connection.producer(stream, reference=reference, sub_entries=sub_entries)
     return StreamPublisher(producer, source=source, batch_size=batch_size, pipeline=pipeline)
 
 
@@ -342,6 +412,10 @@ class StreamConsumer:
         self._worker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        #: the worker is inside a chunk (a record may be awaiting its handler)
+        self._busy = False
+        #: the chunk being delivered went through _read_chunk's compiled pass
+        self._direct = False
         #: gives a working stream connection after this one was lost (None: the consumer ends then)
         self.reconnect = reconnect
         #: why the consumer ended by itself (its stream deleted, its connection lost without
@@ -367,13 +441,52 @@ class StreamConsumer:
             self._worker.cancel()
             raise
         self._sub._on_lost = self._on_lost
+        self._sub.read_chunk = self._read_chunk
         return self
+
+    def _read_chunk(
+        self, data: bytes | bytearray, pos: int, end: int, min_offset: int
+    ) -> tuple[int, int, list[bytes]]:
+        """The subscription's chunk reader. While the worker is idle and no interceptor runs, the
+        chunk's records are handled here, as they arrive, in one compiled pass (no bytes object per
+        record, no task switch); what needs the general path (and every record while the worker is
+        busy) is handed on in order as ``split_chunk`` would, to the worker."""
+        pipeline = self.pipeline
+        if self._chunks or self._busy or self._stopping or pipeline.has_wire or pipeline.has_consume:
+            return _split_chunk(data, pos, end, min_offset)
+        first, ts, done, handled, ignored, failure, rest = _dispatch_chunk(
+            data, pos, end, min_offset, _decode_envelope, self._lookup, from_envelope, self._registry)
+        self._direct = True
+        if done:
+            stats = self.stats
+            stats.received += done
+            stats.handled += handled
+            stats.ignored += ignored
+            self.last_offset = first + done - 1
+            if failure is not None:
+                exc, raw, body, env, msg = failure
+                self._handler_failed(first + done - 1, ts, raw, body, env, msg, exc)
+        return first + done, ts, rest
 
     def _on_chunk(self, sub: StreamSubscription, first: int, ts: int, records: list[bytes]) -> None:
         if self._sub is None:
             self._sub = sub
+        if self._direct:  # _read_chunk handled all of it: done here, the worker is not woken
+            self._direct = False
+            if not records:
+                self._chunk_done()
+                return
         self._chunks.append((first, ts, records))
         self._wake.set()
+
+    def _chunk_done(self) -> None:
+        """After a chunk: credit for the next one, the group's offset when due, progress."""
+        sub = self._sub
+        if sub is not None:
+            sub.release()
+        if self.group is not None and self.last_offset - self._stored >= self.store_every:
+            self.store_offset()
+        self._progress.set()
 
     def _on_lost(self, exc: BaseException) -> None:
         log.warning(
@@ -439,13 +552,12 @@ class StreamConsumer:
                 await self._wake.wait()
                 continue
             first, ts, records = chunks.popleft()
-            await self._process(first, ts, records)
-            sub = self._sub
-            if sub is not None:
-                sub.release()
-            if self.group is not None and self.last_offset - self._stored >= self.store_every:
-                self.store_offset()
-            self._progress.set()
+            self._busy = True
+            try:
+                await self._process(first, ts, records)
+            finally:
+                self._busy = False
+            self._chunk_done()
             if self._stopping:
                 return
 
@@ -477,6 +589,7 @@ class StreamConsumer:
                 await asyncio.sleep(_backoff.RECOVERY.delay(attempt))
                 continue
             sub._on_lost = self._on_lost
+            sub.read_chunk = self._read_chunk
             self._sub = sub
             self.stats.restarts += 1
             return True
@@ -484,76 +597,96 @@ class StreamConsumer:
 
     async def _process(self, first: int, ts: int, records: list[bytes]) -> None:
         stats = self.stats
-        lookup = self._lookup
-        registry = self._registry
-        stream = self.stream
-        wire = self.pipeline.has_wire
-        intercept = self.pipeline.has_consume
-        offset = first - 1
-        handled = 0
         stats.received += len(records)
+        n = len(records)
+        i = 0
+        handled = 0
+        # without wire or consume interceptors, runs of records with one plain handler go through
+        # the compiled loop; the general path below takes the records it stops before
+        fast = not self.pipeline.has_wire and not self.pipeline.has_consume
         try:
-            for raw in records:
-                offset += 1
-                try:
-                    body = _message_body(raw)
-                except ValueError as exc:
-                    self._fail(StreamDelivery(stream, offset, ts, raw, b""), "not-amqp", str(exc), exc)
-                    continue
-                delivery = None
-                if wire:
-                    delivery = StreamDelivery(stream, offset, ts, raw, body)
-                    try:
-                        body = self.pipeline.verify(delivery, stream)
-                    except Exception as exc:
-                        why = exc.reason if isinstance(exc, errors.InterceptorError) else "interceptor-error"
-                        self._fail(delivery, why, str(exc) or type(exc).__name__, exc)
+            while i < n:
+                if fast:
+                    i, done, ignored, failure = _dispatch_records(
+                        records, i, _decode_envelope, self._lookup, from_envelope, self._registry)
+                    handled += done
+                    stats.ignored += ignored
+                    if i >= n:
+                        break
+                    if failure is not None:
+                        exc, body, env, msg = failure
+                        self._handler_failed(first + i, ts, records[i], body, env, msg, exc)
+                        i += 1
                         continue
-                try:
-                    env = _decode_envelope(body)
-                except errors.EnvelopeError as exc:
-                    delivery = delivery or StreamDelivery(stream, offset, ts, raw, body)
-                    self._fail(delivery, exc.reason, str(exc), exc)
-                    continue
-                handlers = lookup(env.type)
-                if not handlers:
-                    stats.ignored += 1
-                    continue
-                try:
-                    msg = from_envelope(env, registry)
-                except (errors.ContractError, errors.EnvelopeError) as exc:
-                    delivery = delivery or StreamDelivery(stream, offset, ts, raw, body)
-                    self._fail(delivery, "contract-error", str(exc), exc, env)
-                    continue
-                ctx = None
-                try:
-                    for spec in handlers:
-                        if (spec.wants_context or intercept) and ctx is None:
-                            if delivery is None:
-                                delivery = StreamDelivery(stream, offset, ts, raw, body)
-                            ctx = MessageContext(delivery, env, msg, stream, self.services)
-                        if intercept:
-                            cctx = ConsumeContext(delivery, env, msg, stream, spec, ctx)
-                            await self.pipeline.consume(cctx, _call(spec, msg, ctx))
-                            continue
-                        result = spec.fn(msg, ctx) if spec.wants_context else spec.fn(msg)
-                        if spec.is_async:
-                            await result
-                except Exception as exc:
-                    log.error("handler for %s (id %s) on stream %r offset %d failed: %r", env.type, env.id,
-                              stream, offset, exc)
-                    why = str(getattr(exc, "reason", "") or "") if isinstance(exc, errors.MmateError) else ""
-                    delivery = delivery or StreamDelivery(stream, offset, ts, raw, body)
-                    text = f"{type(exc).__name__}: {exc}"
-                    self._fail(delivery, why or "handler-error", text, exc, env, msg)
-                else:
+                if await self._record(first + i, ts, records[i]):
                     handled += 1
-        except BaseException:  # cancelled inside a handler's await: that record is not done
-            offset -= 1
-            raise
-        finally:  # counters and progress once per chunk
+                i += 1
+        finally:  # counters and progress once per chunk (a record cancelled in its handler: not done)
             stats.handled += handled
-            self.last_offset = offset
+            self.last_offset = first + i - 1
+
+    async def _record(self, offset: int, ts: int, raw: bytes) -> bool:
+        """One record through the general path (wire and consume interceptors, several, async or
+        context handlers, failures); True when handled."""
+        stats = self.stats
+        stream = self.stream
+        try:
+            body = _message_body(raw)
+        except ValueError as exc:
+            self._fail(StreamDelivery(stream, offset, ts, raw, b""), "not-amqp", str(exc), exc)
+            return False
+        delivery = None
+        if self.pipeline.has_wire:
+            delivery = StreamDelivery(stream, offset, ts, raw, body)
+            try:
+                body = self.pipeline.verify(delivery, stream)
+            except Exception as exc:
+                why = exc.reason if isinstance(exc, errors.InterceptorError) else "interceptor-error"
+                self._fail(delivery, why, str(exc) or type(exc).__name__, exc)
+                return False
+        try:
+            env = _decode_envelope(body)
+        except errors.EnvelopeError as exc:
+            delivery = delivery or StreamDelivery(stream, offset, ts, raw, body)
+            self._fail(delivery, exc.reason, str(exc), exc)
+            return False
+        handlers = self._lookup(env.type)
+        if not handlers:
+            stats.ignored += 1
+            return False
+        try:
+            msg = from_envelope(env, self._registry)
+        except (errors.ContractError, errors.EnvelopeError) as exc:
+            delivery = delivery or StreamDelivery(stream, offset, ts, raw, body)
+            self._fail(delivery, "contract-error", str(exc), exc, env)
+            return False
+        intercept = self.pipeline.has_consume
+        ctx = None
+        try:
+            for spec in handlers:
+                if (spec.wants_context or intercept) and ctx is None:
+                    if delivery is None:
+                        delivery = StreamDelivery(stream, offset, ts, raw, body)
+                    ctx = MessageContext(delivery, env, msg, stream, self.services)
+                if intercept:
+                    cctx = ConsumeContext(delivery, env, msg, stream, spec, ctx)
+                    await self.pipeline.consume(cctx, _call(spec, msg, ctx))
+                    continue
+                result = spec.fn(msg, ctx) if spec.wants_context else spec.fn(msg)
+                if spec.is_async:
+                    await result
+        except Exception as exc:
+            self._handler_failed(offset, ts, raw, body, env, msg, exc, delivery)
+            return False
+        return True
+
+    def _handler_failed(self, offset: int, ts: int, raw: bytes, body: bytes, env: Any, msg: Any,
+                        exc: Exception, delivery: StreamDelivery | None = None) -> None:
+        log.error("handler for %s (id %s) on stream %r offset %d failed: %r", env.type, env.id,
+                  self.stream, offset, exc)
+        why = str(getattr(exc, "reason", "") or "") if isinstance(exc, errors.MmateError) else ""
+        delivery = delivery or StreamDelivery(self.stream, offset, ts, raw, body)
+        self._fail(delivery, why or "handler-error", f"{type(exc).__name__}: {exc}", exc, env, msg)
 
     def _fail(
         self,

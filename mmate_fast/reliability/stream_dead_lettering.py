@@ -11,6 +11,7 @@ like any dead letter.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -49,6 +50,7 @@ class StreamDeadLettering:
         self.connection = connection
         self._declared = Declarations()
         self._channel: Any = None
+        self._lock = asyncio.Lock()
 
     async def __call__(self, failure: Any) -> None:
         consumer = failure.consumer
@@ -57,8 +59,7 @@ class StreamDeadLettering:
         await self._declared.ensure(base, functools.partial(self._declare, base))
         channel = self._channel
         if channel is None or not channel.is_open:
-            channel = self._channel = await self.connection.channel()
-            await channel.confirm_select()
+            channel = await self._confirm_channel()
         delivery = failure.delivery
         headers: dict[str, Any] = {}
         props: Any = None
@@ -92,6 +93,17 @@ class StreamDeadLettering:
                 headers=headers,
             ),
         )
+
+    async def _confirm_channel(self) -> Any:
+        """The channel in confirm mode, opened once however many failures arrive together (one
+        published on before its confirm.select-ok would never be confirmed)."""
+        async with self._lock:
+            channel = self._channel
+            if channel is None or not channel.is_open:
+                channel = await self.connection.channel()
+                await channel.confirm_select()
+                self._channel = channel
+            return channel
 
     async def _declare(self, name: str) -> None:
         channel = await self.connection.channel()

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from mmate_fast._ext import load
 from mmate_fast.contracts import Message, contract_plan
 from mmate_fast.errors import FlowStateError, FlowWireError
 from mmate_fast.stageflow import _schemas
@@ -26,6 +27,8 @@ from mmate_fast.stageflow._state import (
     decode_result,
     decode_state,
 )
+
+_fs = load("flowstate")
 
 #: ``workflowStateType`` / ``originalResultType`` as Go writes them
 WORKFLOW_STATE_TYPE = "WorkflowState"
@@ -114,7 +117,25 @@ def _encode_flow(m: FlowMessageEnvelope) -> dict[str, Any]:
     return d
 
 
+#: the string fields of a FlowMessageEnvelope payload, read in one call on the fast path
+_FLOW_STRS = ("payloadType", "serializedWorkflowState", "workflowStateType", "nextStageQueue", "workflowId",
+              "instanceId", "stageName")
+_read_strs = _fs.read_strs
+
+
 def _decode_flow(p: dict[str, Any], id: str, type: str, ts: str, cid: str | None) -> FlowMessageEnvelope:
+    strs = _read_strs(p, _FLOW_STRS)
+    checkpoint = p.get("checkpoint")
+    index = p.get("currentStageIndex")
+    if (strs is not None and checkpoint.__class__ is dict and index.__class__ is int
+            and p.get("serializedWorkflowState").__class__ is str):  # the plain form, in fewer calls
+        m = FlowMessageEnvelope(
+            id=id, timestamp=envelope_time(ts), correlation_id=cid or None, payload=p.get("payload"),
+            payload_type=strs[0], serialized_workflow_state=strs[1], workflow_state_type=strs[2],
+            checkpoint=checkpoint, current_stage_index=index, next_stage_queue=strs[3],
+            workflow_id=strs[4], instance_id=strs[5], stage_name=strs[6])
+        m._state = _state_of(strs[1], "FlowMessageEnvelope", id)
+        return m
     try:
         checkpoint = p.get("checkpoint")
         if checkpoint is None:

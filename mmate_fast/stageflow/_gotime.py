@@ -12,7 +12,10 @@ import datetime as _dt
 import re
 import time
 
+from mmate_fast._ext import COMPILED, load
 from mmate_fast.errors import FlowWireError
+
+_fs = load("flowstate")
 
 #: Go's zero ``time.Time`` as it is written on the wire
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -119,5 +122,9 @@ def _parse(text: str) -> int:
         ns += int((frac + "00000000")[:9])
     return ns
 
+
+if COMPILED["flowstate"]:  # the compiled codec formats and parses Go's UTC form in C: no caches needed
+    format_time = _fs.format_time
+    parse_time = _fs.parse_time
 
 __all__ = ["ZERO_NS", "ZERO_TIME", "format_time", "now_ns", "parse_time"]

@@ -82,9 +82,10 @@ class StageHandler:
         self.wf = wf
         self.codec = ContextCodec(wf.context)
         self.idempotent = idempotent
-        #: (instance, stage index) -> done future of the delivery now handling it here: a concurrent
-        #: duplicate waits for it and is then acked without running anything
-        self._inflight: dict[tuple[str, int], asyncio.Future[None]] = {}
+        #: (instance, stage index) -> done future of the delivery now handling it here (None until a
+        #: duplicate comes: made only then): a concurrent duplicate waits for it and is then acked
+        #: without running anything
+        self._inflight: dict[tuple[str, int], asyncio.Future[None] | None] = {}
 
     async def handle(self, index: int, msg: Any, redelivered: bool = False) -> None:
         wf = self.wf
@@ -115,17 +116,20 @@ class StageHandler:
             raise BadFlowMessageError(f"instance {state.instance_id} is {state.status!r}, not running: "
                                       "a stage message for it cannot run", "flow-not-running")
         key = (state.instance_id, index)
-        running = self._inflight.get(key)
-        if running is not None:  # the same stage of the same instance is being handled here: a duplicate
+        inflight = self._inflight
+        if key in inflight:  # the same stage of the same instance is being handled here: a duplicate
+            running = inflight[key]
+            if running is None:  # the first duplicate makes the future the others wait for
+                running = inflight[key] = asyncio.get_running_loop().create_future()
             await asyncio.shield(running)
             return
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = done
+        inflight[key] = None
         try:
             await self._handle(index, msg, state, redelivered)
         finally:
-            del self._inflight[key]
-            done.set_result(None)
+            done = inflight.pop(key)
+            if done is not None:
+                done.set_result(None)
 
     async def _handle(self, index: int, msg: Any, state: WorkflowState, redelivered: bool) -> None:
         wf = self.wf

@@ -13,7 +13,10 @@ from typing import Any
 
 import orjson
 
+from mmate_fast.stageflow._state import _fast_encode_result
 from mmate_fast.stageflow._wire import StageResult
+
+_dumps = orjson.dumps
 
 
 @dataclass(slots=True)
@@ -25,7 +28,13 @@ class Outcome:
     updates: dict[str, Any]
 
     def to_json(self) -> str:
-        return orjson.dumps({"result": self.result.to_go(), "updates": self.updates}).decode()
+        """The claim text: ``{"result": <the StageResult as Go writes it>, "updates": {...}}`` (the
+        compiled state codec writes the result when it can; the claim is compared as text only with
+        claims of the same outcome, so either form reads back the same)."""
+        result = _fast_encode_result(self.result)
+        if result is not None:
+            return f'{{"result":{result},"updates":{_dumps(self.updates).decode()}}}'
+        return _dumps({"result": self.result.to_go(), "updates": self.updates}).decode()
 
     @classmethod
     def from_json(cls, text: str) -> Outcome:

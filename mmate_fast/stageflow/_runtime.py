@@ -51,6 +51,10 @@ class Runtime:
         """Publish ``events`` (those of the selected types) then each ``(queue, envelope)`` of ``hops``,
         in that order (Go's), and wait for all of them (confirms included)."""
         client = self.client
+        if not events and len(hops) == 1:  # a plain hop (most of them): one publish, its confirm awaited
+            queue, envelope = hops[0]
+            await client.publish(envelope, exchange="", routing_key=queue, persistent=True)
+            return
         calls = []
         selected = self.events
         for event in events:

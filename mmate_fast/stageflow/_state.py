@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mmate_fast._ext import COMPILED, load
 from mmate_fast.errors import FlowStateError, FlowWireError
 from mmate_fast.stageflow._gojson import go_dumps, go_map, loads
 from mmate_fast.stageflow._gotime import format_time
@@ -32,6 +33,15 @@ from mmate_fast.stageflow._read import (
     r_time,
     show,
 )
+
+#: the compiled fast path of the state codec (the plain form only: None sends a value down the general
+#: path below); its pure-Python twin is slower than that path, so without extensions it is left out
+_fs = load("flowstate")
+_no_fast: Callable[..., None] = lambda *args: None  # noqa: E731
+_fast_encode_state = _fs.encode_state if COMPILED["flowstate"] else _no_fast
+_fast_encode_result = _fs.encode_result if COMPILED["flowstate"] else _no_fast
+_fast_decode_state = _fs.decode_state if COMPILED["flowstate"] else _no_fast
+_fast_read_result = _fs.read_result if COMPILED["flowstate"] else _no_fast
 
 #: StageResult / CompensationResult statuses
 STAGE_STATUSES = ("pending", "running", "completed", "failed", "compensated", "skipped")
@@ -72,7 +82,8 @@ class StageResult:
     @classmethod
     def from_go(cls, obj: dict[str, Any]) -> StageResult:
         """From Go's JSON object (decoded); raises FlowStateError naming the wrong key."""
-        return _result(obj, "")
+        result = _fast_read_result(obj, StageResult)
+        return result if result is not None else _result(obj, "")
 
 
 @dataclass(slots=True)
@@ -151,17 +162,22 @@ class WorkflowState:
 
 def encode_state(state: WorkflowState) -> str:
     """The ``serializedWorkflowState`` string, byte-identical to Go's ``json.Marshal(state)``."""
-    return go_dumps(state.to_go(go_map))
+    text = _fast_encode_state(state)
+    return text if text is not None else go_dumps(state.to_go(go_map))
 
 
 def encode_result(result: StageResult) -> str:
     """A StageResult as Go's ``json.Marshal`` (the ``serializedOriginalResult`` string)."""
-    return go_dumps(result.to_go(go_map))
+    text = _fast_encode_result(result)
+    return text if text is not None else go_dumps(result.to_go(go_map))
 
 
 def decode_state(text: str) -> WorkflowState:
     """Parse a ``serializedWorkflowState`` string. Raises FlowStateError when it is not JSON, not
     an object, has a key of the wrong type or no ``workflowId``/``instanceId``."""
+    state = _fast_decode_state(text, WorkflowState, StageResult)
+    if state is not None:
+        return state
     obj = _object(text, "serializedWorkflowState")
     try:
         wid = r_str(obj, "workflowId")

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit
 
 import pytest
+
+from mmate_fast.messaging import topology
+from mmate_fast.transports import connect
+from tests.integration.fleet_proc import FleetProcess
 
 AMQP_URL = os.environ.get("MMATE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 _PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
@@ -47,3 +53,24 @@ def rabbitmq_url() -> str:
             pytrace=False,
         )
     return AMQP_URL
+
+
+@pytest.fixture
+async def service(rabbitmq_url: str) -> AsyncIterator[str]:
+    """A fresh service name for a fleet test; its queues (and its publisher's) are deleted afterwards."""
+    name = f"fleet-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    conn = await connect(rabbitmq_url)
+    ch = await conn.channel()
+    for q in (topology.service_queue(name), topology.service_queue(f"{name}-pub")):
+        await ch.queue_delete(q)
+    await conn.close()
+
+
+@pytest.fixture
+def fleets() -> Iterator[list[FleetProcess]]:
+    """The fleets a test starts (append them); every one is killed at the end, whatever happened."""
+    started: list[FleetProcess] = []
+    yield started
+    for f in started:
+        f.kill()

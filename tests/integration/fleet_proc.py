@@ -16,6 +16,9 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
+# The fleet tests' service (tests/integration/fleet_app.py) and the line each worker logs when ready.
+TARGET = "tests.integration.fleet_app:make"
+READY = r"\[mmate run\] .*worker \d+ \(pid \d+\) ready"
 
 
 class FleetProcess:

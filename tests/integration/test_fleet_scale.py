@@ -6,8 +6,6 @@ from __future__ import annotations
 import shutil
 import socket
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,32 +14,12 @@ from mmate_fast.client import Client
 from mmate_fast.messaging import topology
 from mmate_fast.transports import connect
 from tests.integration.fleet_app import FleetJob
-from tests.integration.fleet_proc import FleetProcess
+from tests.integration.fleet_proc import READY, TARGET, FleetProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
-TARGET = "tests.integration.fleet_app:make"
-READY = r"\[mmate run\] .*worker \d+ \(pid \d+\) ready"
 HERE = Path(__file__).resolve().parent
 
-
-@pytest.fixture
-async def service(rabbitmq_url: str) -> AsyncIterator[str]:
-    name = f"wt7-fleet-scale-{uuid.uuid4().hex[:8]}"
-    yield name
-    conn = await connect(rabbitmq_url)
-    ch = await conn.channel()
-    for q in (topology.service_queue(name), topology.service_queue(f"{name}-pub")):
-        await ch.queue_delete(q)
-    await conn.close()
-
-
-@pytest.fixture
-def fleets() -> Iterator[list[FleetProcess]]:
-    started: list[FleetProcess] = []
-    yield started
-    for f in started:
-        f.kill()
 
 
 async def test_autoscale_grows_on_a_backlog_and_shrinks_when_idle(

@@ -475,3 +475,65 @@ async def test_a_message_that_cannot_be_sent_stops_a_batch_after_sending_the_one
         await pub.flush()
         got = await _records(await client._stream_side().connection(), stream, 3)
     assert len(got) == 3
+
+
+async def test_records_handled_as_chunks_arrive_keep_their_order_and_failures(stream: str) -> None:
+    """The consumer's compiled pass over arriving chunks (plain handlers) and its worker (async
+    handlers, failures) share one order; a failing plain handler is counted and dead-lettered."""
+    order: list[str] = []
+
+    def placed(m: StreamOrderPlaced) -> None:
+        if m.order_id == "boom":
+            raise RuntimeError("handler failed on purpose")
+        order.append(m.order_id)
+
+    async def shipped(m: StreamOrderShipped) -> None:
+        await asyncio.sleep(0)
+        order.append("shipped-" + m.order_id)
+
+    names = ["p-0", "p-1", "boom", "p-2", "s-0", "p-3", "boom", "p-4", "s-1", "p-5"]
+    msgs = [StreamOrderShipped(order_id=n[2:], aggregate_id="a") if n.startswith("s-")
+            else StreamOrderPlaced(order_id=n, aggregate_id="a") for n in names]
+    group = "order"
+    async with Client(AMQP_URL, service_name=_name("svc")) as client:
+        await client.publish_batch_to_stream(stream, msgs * 30)
+        client.dispatcher.add_handler(StreamOrderPlaced, placed)
+        client.dispatcher.add_handler(StreamOrderShipped, shipped)
+        consumer = await client.subscribe_stream(stream, group=group, offset="first")
+        await consumer.wait_for(len(msgs) * 30 - 1)
+        await _until(lambda: consumer.stats.dead_lettered == 60, "60 records dead-lettered", timeout=30)
+        stats = consumer.stats
+        assert stats.received == 300 and stats.handled == 240 and stats.failed == 60
+        assert dict(stats.reasons) == {"handler-error": 60}
+        await consumer.stop()
+        assert await (await client._stream_side().connection()).query_offset(group, stream) == 299
+        ch = await client.connection.channel()
+        await ch.queue_delete(f"dlq.{stream}.{group}")
+    expected = [n if n.startswith("p-") else "shipped-" + n[2:] for n in names if n != "boom"]
+    assert order == expected * 30
+
+
+async def test_sub_entry_batches_reach_our_consumer_and_amqp_consumers_record_by_record(stream: str) -> None:
+    msgs = _events(1200)
+    async with Client(AMQP_URL, service_name=_name("svc")) as client:
+        pub = await client.stream_publisher(stream, sub_entries=True)
+        assert pub.producer.sub_entries
+        ids = await client.publish_batch_to_stream(stream, msgs)
+        assert pub.producer.confirmed == 1200 and pub.producer.in_flight == 0
+        got: list[tuple[str, str]] = []
+        client.dispatcher.add_handler(StreamOrderPlaced, lambda m: got.append((m.id, m.order_id)))
+        consumer = await client.subscribe_stream(stream, offset="first")
+        await consumer.wait_for(1199)
+        await consumer.stop()
+    assert got == [(i, m.order_id) for i, m in zip(ids, msgs, strict=True)]
+    amqp = await connect(AMQP_URL)
+    try:
+        ch = await amqp.channel()
+        await ch.basic_qos(2000)
+        seen: list[Any] = []
+        await ch.basic_consume(stream, seen.append, arguments={"x-stream-offset": "first"})
+        await _until(lambda: len(seen) >= 1200, "1200 records over AMQP 0-9-1")
+    finally:
+        await amqp.close()
+    assert [d.properties.message_id for d in seen] == ids
+    assert seen[5].properties.headers["x-aggregate-id"] == "o-5"

@@ -385,3 +385,262 @@ def test_check_key_names_the_wrong_part(instance_id: object, stage_key: object, 
     with pytest.raises(InvalidArgumentError) as err:
         check_key(instance_id, stage_key)
     assert err.value.argument == named
+
+
+async def test_reads_join_the_loop_turns_write_batch(tmp_path: Path) -> None:
+    """get / stage_result issued in the same loop turn as writes run in their transaction, in order:
+    a read queued after a write sees it, one before does not, and the turn costs one commit."""
+    from mmate_fast.stageflow.store._sqlite import SQLiteFlowStore
+
+    store = open_store(f"sqlite:///{tmp_path / 'mixed.db'}")
+    assert isinstance(store, SQLiteFlowStore)
+    try:
+        await store.save(record("warm-up"))
+        commits = store._write_commits
+        results = await asyncio.gather(
+            store.stage_result("i-1", "stage0"), store.get("i-1"), store.save(record()),
+            store.claim_stage("i-1", "stage0", "won"), store.stage_result("i-1", "stage0"), store.get("i-1"))
+        assert results == [None, None, None, "won", "won", record()]
+        assert store._write_commits == commits + 1
+        assert store._writes_handed == 0  # all on the loop's connection
+    finally:
+        await store.close()
+
+
+async def test_reads_no_queued_write_touches_are_answered_while_another_process_holds_the_lock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch that writes waits for a lock another process holds; its reads that no write queued
+    before them touches (before the first write, or of another instance) are answered at once
+    (they need no lock), a read of a written instance after the lock is free."""
+    from mmate_fast.stageflow.store import _sqlite
+
+    monkeypatch.setattr(_sqlite, "INLINE_LOCK_WAIT", 30.0)  # never the writer thread here
+    path = tmp_path / "reads-first.db"
+    store = open_store(f"sqlite:///{path}")
+    try:
+        await store.save(record())
+        await store.claim_stage("i-1", "stage0", "won")
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            read = asyncio.ensure_future(store.stage_result("i-1", "stage0"))
+            write = asyncio.ensure_future(store.claim_stage("i-1", "stage1", "mine"))
+            after = asyncio.ensure_future(store.stage_result("i-1", "stage1"))
+            other = asyncio.ensure_future(store.get("i-2"))
+            saved = asyncio.ensure_future(store.save(record("i-3")))
+            written = asyncio.ensure_future(store.get("i-3"))
+            assert await asyncio.wait_for(read, 5) == "won"
+            assert await asyncio.wait_for(other, 5) is None
+            await asyncio.sleep(0.02)
+            assert not write.done() and not after.done() and not saved.done() and not written.done()
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert await write == "mine"
+        assert await after == "mine"
+        await saved
+        assert await written == record("i-3")
+    finally:
+        await store.close()
+
+
+async def test_a_claim_lost_to_another_connection_returns_the_winner(tmp_path: Path) -> None:
+    """claim_stage reads the stored result back only when its insert did nothing: a claim another
+    connection made first is returned, not ours."""
+    path = tmp_path / "lost.db"
+    store = open_store(f"sqlite:///{path}")
+    try:
+        await store.get("open")
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("INSERT INTO stage_results VALUES ('i-1', 'stage0', 'theirs', 1)")
+        other.close()
+        assert await store.claim_stage("i-1", "stage0", "ours") == "theirs"
+        assert await store.claim_stage("i-1", "stage1", "ours") == "ours"
+    finally:
+        await store.close()
+
+
+async def test_a_big_wal_after_a_passive_checkpoint_is_restarted(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checkpointer follows a passive checkpoint that leaves more than RESTART_FRAMES frames
+    with a restart (writers that never pause would otherwise grow the WAL without end)."""
+    import threading
+
+    from mmate_fast.stageflow.store import _sqlite
+
+    monkeypatch.setattr(_sqlite, "CHECKPOINT_EVERY", 1)
+    monkeypatch.setattr(_sqlite, "RESTART_FRAMES", 0)
+    restarted = threading.Event()
+    monkeypatch.setattr(_sqlite._Checkpointer, "_restart", lambda self, conn: restarted.set())
+    store = open_store(f"sqlite:///{tmp_path / 'restart.db'}")
+    try:
+        for v in range(1, 6):
+            await store.save(record(version=v))
+        assert await asyncio.get_running_loop().run_in_executor(None, restarted.wait, 10)
+    finally:
+        await store.close()
+
+
+async def test_a_wal_restart_waits_for_readers_then_the_wal_starts_over(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader on an old snapshot keeps a passive checkpoint from catching up; the restart waits
+    for it (polling), and the next commit writes the WAL from its start."""
+    import threading
+
+    from mmate_fast.stageflow.store import _sqlite
+
+    monkeypatch.setattr(_sqlite, "CHECKPOINT_EVERY", 10**9)  # no checkpoints but this test's
+    monkeypatch.setattr(_sqlite, "RESTART_WAIT_MS", 10_000)
+    path = tmp_path / "reader.db"
+    store = open_store(f"sqlite:///{path}")
+    probe = sqlite3.connect(path, isolation_level=None)
+    reader = sqlite3.connect(path, isolation_level=None)
+    checkpointer = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
+    try:
+        await store.save(record())
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM flows").fetchone()  # holds this snapshot
+        for v in range(2, 40):
+            await store.save(record(version=v, state=f'"{"x" * 5000}"'))
+        _, log, done = checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert done < log  # the reader's snapshot holds it back
+        restart = threading.Thread(target=_sqlite._Checkpointer(str(path), "test")._restart,
+                                   args=(checkpointer,))
+        restart.start()
+        await asyncio.sleep(0.1)
+        assert restart.is_alive()  # waiting for the reader
+        reader.execute("COMMIT")
+        await asyncio.get_running_loop().run_in_executor(None, restart.join, 10)
+        assert not restart.is_alive()
+        await store.save(record(version=40))
+        log = probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+        assert log < 10  # the last commit's frames only
+        got = await store.get("i-1")
+        assert got is not None and got.version == 40
+    finally:
+        for conn in (probe, reader, checkpointer):
+            conn.close()
+        await store.close()
+
+
+_CRASH = """
+import asyncio, os, sys
+from mmate_fast.stageflow.store import open_store
+from tests.flow_store_suite import record
+
+async def main():
+    store = open_store(sys.argv[1])
+    await store.save(record())
+    assert await store.claim_stage("i-1", "stage0", "done") == "done"
+    assert await store.claim_stage_and_save("i-1", "stage1", "last", record(version=2)) == "last"
+    print("CLAIMED", flush=True)
+    os.kill(os.getpid(), 9)  # no close, no checkpoint: the commits are in the WAL only
+
+asyncio.run(main())
+"""
+
+
+async def test_a_claimed_stage_survives_a_crash_of_the_process(tmp_path: Path) -> None:
+    """What claim_stage / claim_stage_and_save returned is committed: a process killed right after
+    (SIGKILL, no close) leaves it in the file for the next one."""
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "crash.db"
+    proc = subprocess.run([sys.executable, "-c", _CRASH, f"sqlite:///{path}"], capture_output=True,
+                          text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert "CLAIMED" in proc.stdout
+    store = open_store(f"sqlite:///{path}")
+    try:
+        assert await store.stage_result("i-1", "stage0") == "done"
+        assert await store.stage_result("i-1", "stage1") == "last"
+        assert await store.get("i-1") == record(version=2)
+    finally:
+        await store.close()
+
+
+#: the schema of the first SQLite store (user_version 0): three full indexes on updated_ns
+_SCHEMA_0 = (
+    """CREATE TABLE flows (
+        instance_id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL, status TEXT NOT NULL,
+        version INTEGER NOT NULL, current_stage TEXT, error TEXT, started_ns INTEGER NOT NULL,
+        updated_ns INTEGER NOT NULL, state_json TEXT NOT NULL, worker TEXT NOT NULL DEFAULT '')""",
+    """CREATE TABLE stage_results (
+        instance_id TEXT NOT NULL, stage_key TEXT NOT NULL, result_json TEXT NOT NULL,
+        created_ns INTEGER NOT NULL, PRIMARY KEY (instance_id, stage_key)) WITHOUT ROWID""",
+    "CREATE INDEX flows_by_updated ON flows (updated_ns DESC, instance_id)",
+    "CREATE INDEX flows_by_status ON flows (status, updated_ns DESC, instance_id)",
+    "CREATE INDEX flows_by_workflow ON flows (workflow_id, updated_ns DESC, instance_id)",
+)
+
+
+async def test_a_store_file_of_the_first_schema_is_migrated(tmp_path: Path) -> None:
+    """A file written by the first SQLite store (full indexes, user_version 0) opens: its indexes
+    are replaced by the partial ones, its records and claims are all there and list as before."""
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("PRAGMA journal_mode = WAL")
+    for statement in _SCHEMA_0:
+        old.execute(statement)
+    recs = [record(f"i-{n}", status=("running", "completed", "failed")[n % 3], workflow="ab"[n % 2],
+                   updated=100 + n) for n in range(9)]
+    for r in recs:
+        old.execute("INSERT INTO flows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (r.instance_id, r.workflow_id, r.status, r.version, r.current_stage, r.error,
+                     r.started_ns, r.updated_ns, r.state_json, r.worker))
+    old.execute("INSERT INTO stage_results VALUES ('i-0', 'stage0', 'won', 1)")
+    old.close()
+    store = open_store(f"sqlite:///{path}")
+    try:
+        newest = sorted(recs, key=lambda r: -r.updated_ns)
+        assert await store.list() == newest
+        assert await store.list(status="running", workflow="a") == [
+            r for r in newest if r.status == "running" and r.workflow_id == "a"]
+        assert await store.list(status="failed") == [r for r in newest if r.status == "failed"]
+        assert await store.stage_result("i-0", "stage0") == "won"
+        await store.save(record("i-0", version=2, status="completed", updated=500))
+        assert [r.instance_id for r in await store.list(status="completed", limit=1)] == ["i-0"]
+    finally:
+        await store.close()
+    check = sqlite3.connect(path)
+    names = {row[0] for row in check.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 2
+    check.close()
+    assert not names & {"flows_by_updated", "flows_by_status", "flows_by_workflow"}
+    assert {"flows_running", "flows_ended", "flows_ended_by_status", "flows_ended_by_workflow"} <= names
+
+
+def test_a_store_file_of_a_newer_schema_is_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "newer.db"
+    first = open_store(f"sqlite:///{path}")
+    asyncio.run(first.close())
+    newer = sqlite3.connect(path, isolation_level=None)
+    newer.execute("PRAGMA user_version = 99")
+    newer.close()
+    with pytest.raises(FlowStoreUnavailableError, match="schema version 99, made by a newer mmate_fast"):
+        open_store(f"sqlite:///{path}")
+
+
+@pytest.mark.parametrize(("status", "workflow"), [(None, None), (None, "a"), ("running", None),
+                                                  ("running", "a"), ("failed", None), ("failed", "a")])
+def test_list_reads_indexes_in_order_without_sorting(status: str | None, workflow: str | None) -> None:
+    """Every list() filter walks an index in the order it returns (a merge of two for running and
+    ended flows together): no full-table sort, however many flows the store holds."""
+    from mmate_fast.stageflow.store import _sqlite
+
+    conn = sqlite3.connect(":memory:")
+    for statement in _sqlite._SCHEMA:
+        conn.execute(statement)
+    plans: list[str] = []
+    real = conn.execute
+
+    class Spy:
+        def execute(self, sql: str, args: tuple[object, ...] = ()) -> object:
+            plans.extend(str(row[3]) for row in real("EXPLAIN QUERY PLAN " + sql, args))
+            return real(sql, args)
+
+    assert _sqlite._list(Spy(), status, workflow, 10, 0) == []  # type: ignore[arg-type]
+    assert plans and not [p for p in plans if "TEMP B-TREE" in p or (p.startswith("SCAN flows") and "INDEX" not in p)]
+    assert any("flows_running" in p or "flows_ended" in p for p in plans)

@@ -13,20 +13,28 @@ and two wake-ups per batch were most of a store call's cost on a loaded machine.
 
 WAL mode with ``synchronous=NORMAL`` (a commit survives a crash of the process, the last ones may be
 lost on power loss) and the write lock let several processes share one file; ``claim_stage`` is
-``INSERT ... ON CONFLICT DO NOTHING`` then ``SELECT`` inside that transaction, atomic across
-processes by the primary key.
+``INSERT ... ON CONFLICT DO NOTHING`` (then ``SELECT`` when it inserted nothing) inside that
+transaction, atomic across processes by the primary key.
 
-Reads (``get``, ``stage_result``) of a file store run at once on the calling thread's connection
-(WAL readers take no lock: a primary-key lookup costs a few µs); one that fails there (a busy WAL
-recovery, I/O) goes to the writer thread, which names the error. ``save_nowait`` queues a save
+Reads (``get``, ``stage_result``) of a file store join the same batch, in order (a read queued after
+a write of its instance sees it): the turn's reads that no write queued before them touches are
+answered first, in one transaction without the lock (``BEGIN``), the rest with the writes, so the
+write lock is held for the writes only, and those reads never wait for another process's lock.
+Each transaction that starts after another process's commit finds its page cache invalidated
+(SQLite reloads every page it touches), so a read of its own cost the same system calls as a
+batch. A batch that fails on the
+calling thread goes to the writer thread, which names the error. ``save_nowait`` queues a save
 without a future (the engine's saves after a hop is published: nobody waits for them; a failure is
-logged), committed with the next batch.
+logged), committed with the next batch. ``claim_stage`` reads the stored result back only when its
+insert did nothing (another writer was first).
 
 WAL checkpoints run on a third thread with its own connection (every ``CHECKPOINT_EVERY`` write
 transactions, ``PRAGMA wal_checkpoint(PASSIVE)``), not in the writer's ``COMMIT`` as SQLite's
 automatic checkpoint would: a checkpoint syncs the file to disk, which takes milliseconds (tens on a
 busy disk), and every call queued behind the writer would wait for it. A passive checkpoint never
-blocks a writer or a reader, in this process or another.
+blocks a writer or a reader, in this process or another; when it leaves more than
+``RESTART_FRAMES`` frames in the WAL (writers that never pause), a ``RESTART`` checkpoint makes the
+WAL start over (see ``_Checkpointer``).
 
 URL: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite:///:memory:`` (this
 store only), with ``?timeout=SECONDS`` (default 10): how long a call may wait for its turn on the
@@ -61,9 +69,22 @@ MAX_BATCH = 1024
 #: write transactions of one store between two WAL checkpoints (each copies the pages written since
 #: the last one back into the database file; SQLite's automatic one comes every 1000 pages)
 CHECKPOINT_EVERY = 100
+#: WAL frames (pages) left after a passive checkpoint above which the checkpointer restarts the WAL
+#: (see ``_Checkpointer``): 1024 frames are 4 MB of 4 KB pages
+RESTART_FRAMES = 1024
+#: how long the checkpointer's restart may wait for the write lock and for readers to leave the WAL
+RESTART_WAIT_MS = 200
+#: a WAL file larger than this is truncated to it when the WAL starts over (every connection's
+#: ``journal_size_limit``: whichever resets the WAL applies its own)
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 _COLUMNS = ("instance_id, workflow_id, status, version, current_stage, error, started_ns, updated_ns, "
             "state_json, worker")
+#: ``PRAGMA user_version`` of the schema below; 0 is the first one (three full indexes on
+#: ``updated_ns``), which opening a store migrates (``_OLD_INDEXES`` dropped, these created)
+SCHEMA_VERSION = 2
+#: the status of a flow still moving (the engine's saves between its start and its end)
+_RUNNING = "running"
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS flows (
         instance_id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL, status TEXT NOT NULL,
@@ -72,11 +93,21 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS stage_results (
         instance_id TEXT NOT NULL, stage_key TEXT NOT NULL, result_json TEXT NOT NULL,
         created_ns INTEGER NOT NULL, PRIMARY KEY (instance_id, stage_key)) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS flows_by_updated ON flows (updated_ns DESC, instance_id)",
-    "CREATE INDEX IF NOT EXISTS flows_by_status ON flows (status, updated_ns DESC, instance_id)",
-    "CREATE INDEX IF NOT EXISTS flows_by_workflow ON flows (workflow_id, updated_ns DESC, instance_id)",
+    # partial indexes: a running flow's save (the engine's save after every hop) updates one small
+    # index (the flows in flight); the status and workflow indexes only change when a flow ends
+    f"""CREATE INDEX IF NOT EXISTS flows_running ON flows (updated_ns DESC, instance_id)
+        WHERE status = '{_RUNNING}'""",
+    f"""CREATE INDEX IF NOT EXISTS flows_ended ON flows (updated_ns DESC, instance_id)
+        WHERE status <> '{_RUNNING}'""",
+    f"""CREATE INDEX IF NOT EXISTS flows_ended_by_status ON flows (status, updated_ns DESC, instance_id)
+        WHERE status <> '{_RUNNING}'""",
+    f"""CREATE INDEX IF NOT EXISTS flows_ended_by_workflow
+        ON flows (workflow_id, updated_ns DESC, instance_id) WHERE status <> '{_RUNNING}'""",
 )
-_SCHEMA_NAMES = {"flows", "stage_results", "flows_by_updated", "flows_by_status", "flows_by_workflow"}
+_SCHEMA_NAMES = {"flows", "stage_results", "flows_running", "flows_ended", "flows_ended_by_status",
+                 "flows_ended_by_workflow"}
+#: the indexes of schema 0, dropped by the migration (each running save updated all three)
+_OLD_INDEXES = ("flows_by_updated", "flows_by_status", "flows_by_workflow")
 _UPSERT = (f"INSERT INTO flows ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
            "ON CONFLICT (instance_id) DO UPDATE SET workflow_id = excluded.workflow_id, "
            "status = excluded.status, version = excluded.version, "
@@ -101,24 +132,29 @@ def _get(conn: sqlite3.Connection, instance_id: str) -> FlowRecord | None:
     return None if row is None else FlowRecord(*row)
 
 
+_ORDER = " ORDER BY updated_ns DESC, instance_id LIMIT ? OFFSET ?"
+#: list(): each WHERE names its partial index's condition as written (SQLite uses a partial index
+#: only then); with no status, the running and the ended flows are merged in order (two index scans)
+_LIST_RUNNING = f"SELECT {_COLUMNS} FROM flows WHERE status = '{_RUNNING}'"
+_LIST_ENDED = f"SELECT {_COLUMNS} FROM flows WHERE status <> '{_RUNNING}'"
+
+
 def _list(conn: sqlite3.Connection, status: str | None, workflow: str | None, limit: int,
           offset: int) -> list[FlowRecord]:
-    where, args = [], []
-    if status is not None:
-        where.append("status = ?")
-        args.append(status)
-    if workflow is not None:
-        where.append("workflow_id = ?")
-        args.append(workflow)
-    sql = f"SELECT {_COLUMNS} FROM flows"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY updated_ns DESC, instance_id LIMIT ? OFFSET ?"
-    return [FlowRecord(*row) for row in conn.execute(sql, (*args, limit, offset))]
+    by_workflow = "" if workflow is None else " AND workflow_id = ?"
+    wf: tuple[str, ...] = () if workflow is None else (workflow,)
+    if status == _RUNNING:
+        sql, args = _LIST_RUNNING + by_workflow, wf
+    elif status is not None:
+        sql, args = _LIST_ENDED + " AND status = ?" + by_workflow, (status, *wf)
+    else:
+        sql, args = f"{_LIST_RUNNING}{by_workflow} UNION ALL {_LIST_ENDED}{by_workflow}", wf + wf
+    return [FlowRecord(*row) for row in conn.execute(sql + _ORDER, (*args, limit, offset))]
 
 
 def _claim(conn: sqlite3.Connection, instance_id: str, stage_key: str, result_json: str) -> str:
-    conn.execute(_CLAIM, (instance_id, stage_key, result_json, time.time_ns()))
+    if conn.execute(_CLAIM, (instance_id, stage_key, result_json, time.time_ns())).rowcount == 1:
+        return result_json  # inserted: ours is the claim (no SELECT to read it back)
     row = conn.execute(_STAGE, (instance_id, stage_key)).fetchone()
     return str(row[0])
 
@@ -137,6 +173,14 @@ def _stage(conn: sqlite3.Connection, instance_id: str, stage_key: str) -> str | 
 
 
 _Fn = Callable[..., Any]
+
+
+def _instance_of(op: _Op) -> str:
+    """The instance id an operation reads or writes (``_save`` takes a record, the others the id)."""
+    first = op[1][0]
+    return first.instance_id if first.__class__ is FlowRecord else str(first)
+
+
 #: (function, its arguments after the connection, writes?, the caller's loop, the caller's future (None:
 #: nobody waits), what, time.monotonic() when queued)
 _Op = tuple[_Fn, tuple[Any, ...], bool, asyncio.AbstractEventLoop, "asyncio.Future[Any] | None", str, float]
@@ -206,7 +250,16 @@ def _store_error(exc: sqlite3.Error, what: str, url: str, timeout: float) -> Flo
 
 class _Checkpointer:
     """Checkpoints the WAL of one store file on its own thread and connection when poked (see the
-    module docstring); started on the first poke, stopped by the store's writer thread at close."""
+    module docstring); started on the first poke, stopped by the store's writer thread at close.
+
+    A passive checkpoint copies the WAL into the database file without blocking anyone, but while
+    several processes write without a pause it never catches up with the last frame, so SQLite never
+    starts the WAL over: it grew to 700 MB for a 34 MB database in the 3-process benchmark, every
+    commit appending to a larger file and every page lookup searching more of the WAL index. When a
+    passive checkpoint leaves more than ``RESTART_FRAMES`` frames, a ``RESTART`` checkpoint follows:
+    it takes the write lock (writers wait, up to ``RESTART_WAIT_MS``), copies the few frames written
+    meanwhile, syncs, and waits for readers to leave the WAL, so the next commit writes it from its
+    start."""
 
     def __init__(self, path: str, url: str) -> None:
         self._path = path
@@ -226,6 +279,7 @@ class _Checkpointer:
         try:
             conn = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         except sqlite3.Error as exc:
             log.warning("flow store %s: cannot open a connection for WAL checkpoints (%s): the WAL file "
                         "grows until the store is closed", self._url, exc)
@@ -237,11 +291,31 @@ class _Checkpointer:
                 if self._stop:
                     return
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if row is not None and row[1] > RESTART_FRAMES:
+                        self._restart(conn)
                 except sqlite3.Error as exc:  # another one runs (busy), I/O: the next poke tries again
                     log.debug("flow store %s: WAL checkpoint failed: %s", self._url, exc)
         finally:
             conn.close()
+
+    def _restart(self, conn: sqlite3.Connection) -> None:
+        """``wal_checkpoint(RESTART)``, tried every 0.1-1 ms for up to ``RESTART_WAIT_MS``: writers
+        that poll for the lock as often would always beat SQLite's busy handler (1, 2, 5 ms...)."""
+        deadline = time.monotonic() + RESTART_WAIT_MS / 1000
+        pause = 0.0001
+        while not self._stop:
+            try:
+                row = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                if row is None or row[0] == 0:
+                    return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(pause)
+            pause = min(pause * 2, 0.001)
 
     def stop(self) -> None:
         """Stop the thread (after the checkpoint it may be running)."""
@@ -322,20 +396,40 @@ class SQLiteFlowStore:
             conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
             self._set_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             if self._checkpointer is not None:
                 conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread does it
-            present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-            if not _SCHEMA_NAMES.issubset(present):  # a read: opening a store never waits for a writer
+            if self._schema_outdated(conn):  # a read: opening a store never waits for a writer
                 conn.execute("BEGIN IMMEDIATE")
-                for statement in _SCHEMA:
-                    conn.execute(statement)
+                if self._schema_outdated(conn):  # another process may have done it meanwhile
+                    for name in _OLD_INDEXES:
+                        conn.execute(f"DROP INDEX IF EXISTS {name}")
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
+        except FlowStoreUnavailableError:
+            conn.close()
+            raise
         except sqlite3.Error as exc:
             conn.close()
             raise FlowStoreUnavailableError(
                 f"cannot open the SQLite flow store {self.url}: {exc}: check that it is a StageFlow "
                 "store, writable, and not locked by another process", url=self.url) from exc
         return conn
+
+    def _schema_outdated(self, conn: sqlite3.Connection) -> bool:
+        """Whether the file needs the schema created or migrated (an empty file, or schema 0);
+        FlowStoreUnavailableError for a schema newer than this code knows."""
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise FlowStoreUnavailableError(
+                f"the SQLite flow store {self.url} has schema version {version}, made by a newer "
+                f"mmate_fast (this one knows up to {SCHEMA_VERSION}): upgrade mmate_fast here or use "
+                "another file", url=self.url)
+        present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        return (version != SCHEMA_VERSION or not _SCHEMA_NAMES.issubset(present)
+                or not present.isdisjoint(_OLD_INDEXES))
 
     def _set_wal(self, conn: sqlite3.Connection) -> None:
         """``journal_mode = WAL``: SQLite reports "locked" at once (no busy handler) when another
@@ -471,71 +565,112 @@ class SQLiteFlowStore:
             if self._write_commits % CHECKPOINT_EVERY == 0:
                 self._checkpointer.poke()
 
-    # ------------------------------------------------------------------ inline writes (calling thread)
-    def _write(self, fn: _Fn, args: tuple[Any, ...], what: str, fut: asyncio.Future[Any] | None) -> None:
-        """Queue a write for the end of this loop turn (``fut``: its caller's future, None for
-        nobody); a store without inline writes hands it to the writer thread at once."""
+    # ------------------------------------------------------------------ inline batches (calling thread)
+    def _enqueue(self, fn: _Fn, args: tuple[Any, ...], writes: bool, what: str,
+                 wait: bool) -> asyncio.Future[Any] | None:
+        """Queue a call for the end of this loop turn; returns its future (None when nobody
+        ``wait``s). A store without inline batches hands it to the writer thread at once."""
         if self._closed:
             raise self._closed_error()
-        loop = asyncio.get_running_loop()
-        op: _Op = (fn, args, True, loop, fut, what, time.monotonic())
-        if not self._sync_reads:
-            self._writes_handed += 1
-            self._queue.put(op)
-            return
         local = self._local
         pending: list[_Op] | None = getattr(local, "pending", None)
-        if pending is None:
-            pending = local.pending = []
+        if pending and local.loop.is_running():
+            # not the turn's first call: its loop is known (asyncio.get_running_loop() costs a
+            # getpid() system call on Python < 3.12: once per batch, not once per call)
+            loop: asyncio.AbstractEventLoop = local.loop
+        else:
+            loop = local.loop = asyncio.get_running_loop()
+            if pending:  # queued on a loop that stopped before its turn ended: the writer thread runs them
+                self._hand_over(pending)
+            elif pending is None:
+                pending = local.pending = []
+        fut = loop.create_future() if wait else None
+        op: _Op = (fn, args, writes, loop, fut, what, time.monotonic())
+        if not self._sync_reads:
+            if writes:
+                self._writes_handed += 1
+            self._queue.put(op)
+            return fut
         pending.append(op)
         if len(pending) == 1:
             loop.call_soon(self._flush_here, pending)
+        return fut
 
     def _flush_here(self, pending: list[_Op], since: float = 0.0) -> None:
-        """Run this turn's writes in one transaction on this thread. While another process holds the
-        write lock, try again a little later from the loop (the writes issued meanwhile join the
-        batch) for up to ``INLINE_LOCK_WAIT`` s, then hand them to the writer thread, which waits
-        for its turn off the loop; so do writes behind earlier ones still pending there (in order)."""
+        """Run this turn's calls on this thread: the reads that no write queued before them touches
+        in one transaction without the lock, the rest in one ``BEGIN IMMEDIATE`` transaction. While
+        another process holds the write lock, answer the reads issued meanwhile the same way, and
+        try the writes again a little later from the loop (the calls issued meanwhile join them)
+        for up to ``INLINE_LOCK_WAIT`` s, then hand them to the writer thread, which waits for its
+        turn off the loop; so do calls behind writes still pending there (in order)."""
         if not pending:
             return
         if self._writes_handed == self._writes_done and not self._closed:
+            if len(pending) > 1:  # reads first, without the lock (shorter lock holds)
+                self._answer_reads(pending)
+                if not pending:
+                    return
             batch = pending[:]
             done = self._run_here(batch)
-            if done is not None:
+            if done is not None and done is not _BUSY:
                 del pending[:len(batch)]
-                if done is not _BUSY:
-                    _settle_here(done)
-                    return
+                _settle_here(done)
+                return
+            if done is _BUSY:
+                self._answer_reads(pending)
                 now = time.monotonic()
                 since = since or now
                 if now - since < INLINE_LOCK_WAIT:
                     pause = min(max(now - since, INLINE_LOCK_PAUSE), 0.001)
-                    asyncio.get_running_loop().call_later(pause, self._flush_here, pending, since)
-                    pending[:0] = batch  # still first in line
+                    pending[0][3].call_later(pause, self._flush_here, pending, since)
                     return
-                pending[:0] = batch
         self._hand_over(pending)
+
+    def _answer_reads(self, pending: list[_Op]) -> None:
+        """The write lock is busy: answer now, without it, the reads of ``pending`` that no write
+        queued before them touches (another instance's); the rest stay queued, in order."""
+        written: set[str] = set()
+        reads: list[_Op] = []
+        for op in pending:
+            if op[2]:
+                written.add(_instance_of(op))
+            elif _instance_of(op) not in written:
+                reads.append(op)
+        if not reads:
+            return
+        answered = self._run_here(reads)
+        if answered is None or answered is _BUSY:
+            return
+        taken = {id(op) for op in reads}
+        pending[:] = [op for op in pending if id(op) not in taken]
+        _settle_here(answered)
 
     def _hand_over(self, pending: list[_Op]) -> None:
         """Queue ``pending`` (emptied) on the writer thread, in order."""
         batch = pending[:]
         pending.clear()
-        self._writes_handed += len(batch)
         for op in batch:
+            if op[2]:
+                self._writes_handed += 1
             self._queue.put(op)
 
     def _run_here(self, batch: list[_Op]) -> list[tuple[_Op, bool, Any]] | None:
-        """``batch`` in one transaction on this thread's connection; ``_BUSY`` when another
-        connection holds the write lock, None when it cannot run here (no connection, or SQLite
-        failed): nothing of it was written then."""
+        """``batch`` in one transaction on this thread's connection; ``_BUSY`` when it writes and
+        another connection holds the write lock, None when it cannot run here (no connection, or
+        SQLite failed): nothing of it was written then."""
         conn = self._conn()
         if conn is None:
             return None
+        writes = False
+        for op in batch:
+            if op[2]:
+                writes = True
+                break
         try:
-            conn.execute("BEGIN IMMEDIATE")  # no busy wait (timeout 0)
+            conn.execute("BEGIN IMMEDIATE" if writes else "BEGIN")  # no busy wait (timeout 0)
         except sqlite3.OperationalError as exc:
             text = str(exc)
-            return _BUSY if "locked" in text or "busy" in text else None
+            return _BUSY if writes and ("locked" in text or "busy" in text) else None
         except sqlite3.Error:
             return None
         done: list[tuple[_Op, bool, Any]] = []
@@ -552,10 +687,11 @@ class SQLiteFlowStore:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            log.debug("flow store %s: a write batch failed on the calling thread (%s): the writer "
-                      "thread runs it", self.url, exc)
+            log.debug("flow store %s: a batch failed on the calling thread (%s): the writer thread "
+                      "runs it", self.url, exc)
             return None
-        self._committed()
+        if writes:
+            self._committed()
         return done
 
     # ------------------------------------------------------------------ the callers' side
@@ -574,10 +710,9 @@ class SQLiteFlowStore:
         self._queue.put((fn, args, writes, loop, fut, what, time.monotonic()))
         return await fut
 
-    async def _write_wait(self, fn: _Fn, args: tuple[Any, ...], what: str) -> Any:
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._write(fn, args, what, fut)
-        return await fut
+    async def _batched(self, fn: _Fn, args: tuple[Any, ...], writes: bool, what: str) -> Any:
+        """Queue ``fn`` with this loop turn's batch and wait for its outcome."""
+        return await self._enqueue(fn, args, writes, what, True)  # type: ignore[misc]
 
     def _conn(self) -> sqlite3.Connection | None:
         """This thread's connection (opened on first use; no busy wait, no automatic checkpoint), or
@@ -589,6 +724,7 @@ class SQLiteFlowStore:
             conn = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA wal_autocheckpoint = 0")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         except sqlite3.Error as exc:
             log.debug("flow store %s: no connection on this thread (%s): reads and writes go to the "
                       "writer thread", self.url, exc)
@@ -602,36 +738,19 @@ class SQLiteFlowStore:
         self._local.conn = conn
         return conn
 
-    def _read_now(self, fn: _Fn, args: tuple[Any, ...]) -> tuple[bool, Any]:
-        """``(True, fn(reader, *args))`` on this thread's reader; ``(False, None)`` when it cannot
-        answer (SQLite busy, I/O error...): the caller asks the writer thread instead."""
-        if self._closed:
-            raise self._closed_error()
-        conn = self._conn()
-        if conn is None:
-            return False, None
-        try:
-            return True, fn(conn, *args)
-        except sqlite3.Error as exc:
-            log.debug("flow store %s: a read on the calling thread failed (%s): asking the writer "
-                      "thread", self.url, exc)
-            return False, None
-
     async def save(self, record: FlowRecord) -> None:
         check_record(record)
-        await self._write_wait(_save, (record,), "save")
+        await self._batched(_save, (record,), True, "save")
 
     def save_nowait(self, record: FlowRecord) -> None:
         """Queue a save of ``record`` and return at once: it is committed with the next batch, in
         order with the calls queued before it; nobody waits for it, and a failure is logged (a
         warning), not raised. For the engine's saves after a hop (the record may lag a moment)."""
         check_record(record)
-        self._write(_save, (record,), "save", None)
+        self._enqueue(_save, (record,), True, "save", False)
 
     async def get(self, instance_id: str) -> FlowRecord | None:
-        done, result = self._read_now(_get, (instance_id,))
-        if not done:
-            result = await self._call(_get, (instance_id,), False, "get")
+        result: FlowRecord | None = await self._batched(_get, (instance_id,), False, "get")
         return result
 
     async def list(self, *, status: str | None = None, workflow: str | None = None,
@@ -642,7 +761,7 @@ class SQLiteFlowStore:
 
     async def claim_stage(self, instance_id: str, stage_key: str, result_json: str) -> str:
         check_claim(instance_id, stage_key, result_json)
-        result: str = await self._write_wait(_claim, (instance_id, stage_key, result_json), "claim_stage")
+        result: str = await self._batched(_claim, (instance_id, stage_key, result_json), True, "claim_stage")
         return result
 
     async def claim_stage_and_save(self, instance_id: str, stage_key: str, result_json: str,
@@ -650,15 +769,13 @@ class SQLiteFlowStore:
         """``claim_stage``; when this call wins the claim, ``save(record)`` in the same transaction."""
         check_claim(instance_id, stage_key, result_json)
         check_record(record)
-        result: str = await self._write_wait(_claim_and_save, (instance_id, stage_key, result_json, record),
-                                             "claim_stage")
+        result: str = await self._batched(_claim_and_save, (instance_id, stage_key, result_json, record),
+                                          True, "claim_stage")
         return result
 
     async def stage_result(self, instance_id: str, stage_key: str) -> str | None:
         check_key(instance_id, stage_key)
-        done, result = self._read_now(_stage, (instance_id, stage_key))
-        if not done:
-            result = await self._call(_stage, (instance_id, stage_key), False, "stage_result")
+        result: str | None = await self._batched(_stage, (instance_id, stage_key), False, "stage_result")
         return result
 
     async def close(self) -> None:

@@ -105,7 +105,7 @@ def command(key: int, content: bytes) -> bytes:
     return HEADER.pack(4 + len(content), key, VERSION) + content
 
 
-def read_string(data: bytes, pos: int) -> tuple[str, int]:
+def read_string(data: bytes | bytearray, pos: int) -> tuple[str, int]:
     (n,) = U16.unpack_from(data, pos)
     pos += 2
     if n == 0xFFFF:

@@ -1,4 +1,5 @@
-"""One connection to RabbitMQ's stream port (5552): an asyncio Protocol speaking the stream protocol.
+"""One connection to RabbitMQ's stream port (5552): an asyncio BufferedProtocol speaking the stream protocol
+(the socket read straight into one buffer, frames parsed in place).
 
 Handshake (peer properties, SASL PLAIN, tune, open), request/response by correlation id with a
 timeout, heartbeats both ways, and the routing of the one-way frames: publish confirms/errors to
@@ -87,7 +88,13 @@ def _response_error(code: int, what: str) -> errors.StreamError:
     return errors.StreamError(msg, code)
 
 
-class StreamConnection(asyncio.Protocol):
+#: the read buffer's first size (a chunk of a few hundred Mmate messages fits) and the least room a
+#: read gets
+_READ_BUFFER = 2 << 20
+_MIN_READ = 256 << 10
+
+
+class StreamConnection(asyncio.BufferedProtocol):
     """A stream-protocol connection. Create it with :func:`connect_stream`."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
@@ -97,7 +104,11 @@ class StreamConnection(asyncio.Protocol):
         self.heartbeat = 60
         self.server_properties: dict[str, str] = {}
         self._transport: Any = None
-        self._buf = bytearray()
+        #: the read buffer: frames parsed in place from ``_start`` to ``_end``
+        self._rbuf = bytearray(_READ_BUFFER)
+        self._rview = memoryview(self._rbuf)
+        self._start = 0
+        self._end = 0
         self._need = 0
         self._corr = 0
         self._pending: dict[int, tuple[asyncio.Future[tuple[int, bytes, int]], int]] = {}
@@ -118,39 +129,55 @@ class StreamConnection(asyncio.Protocol):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """Where the next read goes: the free end of the read buffer (asyncio.BufferedProtocol: the
+        socket is read straight into it, no bytes object per read, no copy of a chunk before it is
+        split). Made room in by moving the unparsed tail to the front, or by a larger buffer when a
+        frame does not fit."""
+        size = len(self._rbuf)
+        if size - self._end >= _MIN_READ:
+            return self._rview[self._end:]
+        pending = self._end - self._start
+        need = max(self._need, pending) + _MIN_READ
+        if need > size:  # a frame larger than the buffer: a new one (the old may still be exported)
+            rbuf = bytearray(max(need, 2 * size))
+            rbuf[:pending] = self._rview[self._start:self._end]
+            self._rbuf, self._rview = rbuf, memoryview(rbuf)
+        elif pending:
+            self._rview[:pending] = self._rview[self._start:self._end]  # memmove
+        self._start, self._end = 0, pending
+        return self._rview[pending:]
+
+    def buffer_updated(self, nbytes: int) -> None:
         self._last_rx = self.loop.time()
-        buf = self._buf
-        if buf:
-            buf += data
-            if len(buf) < self._need:  # a large frame (a chunk) still coming: no copy until it is whole
-                return
-            data = bytes(buf)
-            buf.clear()
-        n = len(data)
-        pos = 0
+        end = self._end = self._end + nbytes
+        pos = self._start
+        if end - pos < self._need:  # a large frame (a chunk) still coming
+            return
+        data = self._rbuf
         try:
-            while n - pos >= 4:
+            while end - pos >= 4:
                 size = c.U32.unpack_from(data, pos)[0]
-                end = pos + 4 + size
-                if end > n:
+                stop = pos + 4 + size
+                if stop > end:
                     break
                 if size < 4:
                     raise errors.StreamProtocolError(f"stream frame of {size} bytes has no key")
-                self._on_frame(data, pos + 4, end)
-                pos = end
+                self._on_frame(data, pos + 4, stop)
+                pos = stop
         except errors.StreamProtocolError as exc:
             log.error("stream connection to %s:%d: %s; closing it", self.host, self.port, exc)
             self._fail(errors.StreamConnectionError(f"bad frame from the stream port: {exc}"))
             if self._transport is not None:
                 self._transport.abort()
             return
-        if pos < n:
-            buf += memoryview(data)[pos:]
-            # bytes the frame that starts the buffer needs (its size once 4 bytes are in)
-            self._need = 4 + c.U32.unpack_from(buf, 0)[0] if len(buf) >= 4 else 4
-        else:
+        if pos == end:
+            self._start = self._end = 0
             self._need = 0
+        else:
+            self._start = pos
+            # bytes the frame that starts the buffer needs (its size once 4 bytes are in)
+            self._need = 4 + c.U32.unpack_from(data, pos)[0] if end - pos >= 4 else 4
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -179,7 +206,7 @@ class StreamConnection(asyncio.Protocol):
             sub._connection_lost(exc)
 
     # ------------------------------------------------------------------ frames in
-    def _on_frame(self, data: bytes, pos: int, end: int) -> None:
+    def _on_frame(self, data: bytes | bytearray, pos: int, end: int) -> None:
         key = c.U16.unpack_from(data, pos)[0]
         body = pos + 4  # after key + version
         if key == c.DELIVER:
@@ -243,7 +270,7 @@ class StreamConnection(asyncio.Protocol):
             entry = self._pending.pop(corr, None)
             if entry is not None and not entry[0].done():
                 code = c.U16.unpack_from(data, body + 4)[0] if key != c.METADATA | c.RESPONSE else c.OK
-                entry[0].set_result((code, data[:end], body + 6))
+                entry[0].set_result((code, bytes(data[:end]), body + 6))
         else:
             log.warning("unexpected stream frame key 0x%04x ignored", key)
 
@@ -406,11 +433,13 @@ class StreamConnection(asyncio.Protocol):
                 return i
         raise errors.StreamError(f"a stream connection carries at most 256 {what}; open another connection")
 
-    async def producer(self, stream: str, *, reference: str = "", max_in_flight: int = 20_000) -> Any:
+    async def producer(self, stream: str, *, reference: str = "", max_in_flight: int = 20_000,
+                       sub_entries: bool = False) -> Any:
         """A :class:`StreamProducer` on ``stream``. With a ``reference`` (at most 256 characters) the
         broker drops messages whose publishing id it stored before (deduplication), and the producer
         goes on after the last stored id. ``max_in_flight``: unconfirmed messages before
-        ``wait_room`` waits (the pipelining window)."""
+        ``wait_room`` waits (the pipelining window). ``sub_entries``: each Publish frame's messages
+        as one sub-entry batch (one publishing id, confirm and deduplication unit for the batch)."""
         from mmate_fast.transports.streams.producer import StreamProducer
 
         pid = self._free_id(self._producers, "publishers")
@@ -425,7 +454,7 @@ class StreamConnection(asyncio.Protocol):
         except BaseException:
             del self._producers[pid]
             raise
-        producer = StreamProducer(self, pid, stream, reference, next_id, max_in_flight)
+        producer = StreamProducer(self, pid, stream, reference, next_id, max_in_flight, sub_entries)
         self._producers[pid] = producer
         return producer
 

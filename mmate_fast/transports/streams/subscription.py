@@ -39,9 +39,12 @@ class StreamSubscription:
         self.error: BaseException | None = None
         self.auto_credit = False
         self._on_lost: Callable[[BaseException], Any] | None = None
+        #: ``split_chunk`` or the receiver's own reader with its signature (which may handle
+        #: records itself and give back only those left for ``on_chunk``, from the offset it returns)
+        self.read_chunk: Callable[[Any, int, int, int], tuple[int, int, list[bytes]]] = _split_chunk
 
-    def _on_chunk(self, data: bytes, pos: int, end: int) -> None:
-        first, ts, records = _split_chunk(data, pos, end, self.next_offset)
+    def _on_chunk(self, data: bytes | bytearray, pos: int, end: int) -> None:
+        first, ts, records = self.read_chunk(data, pos, end, self.next_offset)
         self.chunks += 1
         if records:
             self.records += len(records)

@@ -1,0 +1,103 @@
+"""Micro-benchmark of the requester side of ``client.request`` in this process, without a broker: C
+concurrent loops await ``Bridge.request`` of the rpc workload's query; a fake channel takes each
+request's frames (``publish_nowait``) and answers it on the next loop turn with the workload's reply
+envelope carrying the request's correlation id, fed to the bridge's reply callback as a delivery.
+What is timed: the bridge (address, publish path, deadline, future, task wake-up, reply decode and
+match) plus the fake's own small work (reading the correlation id, patching it into the reply).
+Prints CPU µs per round trip (``time.process_time``), median of ``--rounds``.
+
+    python benchmarks/micro/bridge_roundtrip.py [--requests 20000] [--concurrency 64] [--rounds 5]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # _rpc_types
+
+from _rpc_types import REPLY_QUEUE_LIKE, new_query, reply_for
+
+from mmate_fast._ext import load
+from mmate_fast.bridge import Bridge
+from mmate_fast.messaging.outgoing import build
+from mmate_fast.messaging.publisher import Publisher
+
+_decode_properties = load("frames").decode_properties
+_SLOT = "00000000-0000-4000-8000-000000000000"  # a correlation id's length
+
+
+class _Reply:
+    __slots__ = ("body", "properties")
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.properties = None
+
+
+class _AnsweringChannel:
+    """Answers every request on the next loop turn with the reply envelope (its correlation id)."""
+
+    is_open = True
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, bridge: Bridge) -> None:
+        q = new_query(1)
+        q.reply_to = REPLY_QUEUE_LIKE
+        self._body = build(reply_for(q), correlation_id=_SLOT, persistent=False).body
+        self._loop = loop
+        self._bridge = bridge
+
+    def publish_nowait(self, body: bytes, exchange: str, routing_key: str, properties: bytes,
+                       mandatory: bool = False) -> None:
+        corr = _decode_properties(properties)[0].correlation_id
+        reply = _Reply(self._body.replace(_SLOT.encode(), corr.encode()))
+        self._loop.call_soon(self._bridge._on_reply, reply)
+
+
+class _NoTarget:
+    def publish_nowait(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+async def run(requests: int, concurrency: int, rounds: int) -> list[float]:
+    loop = asyncio.get_running_loop()
+    bridge = Bridge(None, Publisher(_NoTarget(), confirms=False))
+    bridge.channel = _AnsweringChannel(loop, bridge)
+    bridge._ready = True  # started: the reply queue is what the fake channel stands for
+    left = [0]
+
+    async def worker() -> None:
+        while left[0] > 0:
+            left[0] -= 1
+            await bridge.request(new_query(left[0]), timeout=30, persistent=False)
+
+    per_round = []
+    for r in range(rounds + 1):  # the first round warms up
+        left[0] = requests
+        c0 = time.process_time()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        if r:
+            per_round.append((time.process_time() - c0) / requests)
+    return per_round
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=20_000)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=5)
+    a = ap.parse_args()
+    import uvloop
+
+    per = uvloop.run(run(a.requests, a.concurrency, a.rounds))
+    print(f"bridge round trip in-process, concurrency {a.concurrency}: "
+          f"{statistics.median(per) * 1e6:.2f} µs CPU per round trip (median of {a.rounds}; "
+          f"min {min(per) * 1e6:.2f})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""Micro-benchmark of StageFlow's state store per flow: the store calls the engine makes for one
+3-stage flow, replayed on each backend; process CPU µs per flow (the store's own cost, no broker).
+
+    python benchmarks/micro/flow_store_flow.py [--flows 4000] [--rounds 5] [--inflight 64]
+                                               [--processes 1] [--only memory,sqlite,postgres]
+                                               [--postgres-url postgresql://postgres@127.0.0.1:5432/test]
+
+The trace is recorded once from the real engine (``FlowEngine`` on the in-memory transport, the
+``benchmarks/run.py stageflow`` workflow ``validate`` -> ``charge`` -> ``ship`` with its data): every
+``save``, ``save_nowait``, ``stage_result``, ``claim_stage``, ``claim_stage_and_save`` and ``get``
+with its arguments, in order. Each replayed flow gets a fresh instance id (in the records and the
+serialized state too). ``--inflight`` flows run at once per process, each awaiting its calls one
+after the other (``save_nowait`` is not awaited, as in the engine), so a loop turn carries several
+flows' calls, as in a worker. ``--processes P`` runs P processes on the same store at once (SQLite:
+one file; the lock contention of the 3-process benchmark); CPU is summed over them, threads included
+(``time.process_time`` of each process). Each round uses fresh instance ids in the same store, so the
+tables grow over the rounds as they do in a run. The last round's flows are read back (the figures
+count work that was done).
+
+stdout: a table (median µs CPU per flow over the rounds, flows/s of wall time, and ``store cost``:
+the extra CPU per flow over ``memory``), then one JSON line
+``{"workload": "flow-store-flow", "results": {backend: {"cpu_us_per_flow": ..., "flows_per_s": ...}}}``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+if ROOT not in sys.path:  # run from anywhere: import the checkout's mmate_fast
+    sys.path.insert(0, ROOT)
+if os.path.join(ROOT, "benchmarks") not in sys.path:
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+from mmate_fast.stageflow.store import FlowRecord, FlowStore, open_store  # noqa: E402
+
+BACKENDS = ("memory", "sqlite", "postgres")
+#: one recorded call: (method name, arguments)
+Call = tuple[str, tuple[Any, ...]]
+
+
+class _Recorder:
+    """A FlowStore that records the engine's calls and passes them to a memory store."""
+
+    def __init__(self) -> None:
+        self.inner: Any = open_store("memory://")
+        self.calls: list[Call] = []
+
+    async def save(self, record: FlowRecord) -> None:
+        self.calls.append(("save", (replace(record),)))
+        await self.inner.save(record)
+
+    def save_nowait(self, record: FlowRecord) -> None:
+        self.calls.append(("save_nowait", (replace(record),)))
+        self.inner.save_nowait(record)
+
+    async def get(self, instance_id: str) -> FlowRecord | None:
+        self.calls.append(("get", (instance_id,)))
+        result: FlowRecord | None = await self.inner.get(instance_id)
+        return result
+
+    async def list(self, **kw: Any) -> list[FlowRecord]:
+        result: list[FlowRecord] = await self.inner.list(**kw)
+        return result
+
+    async def claim_stage(self, instance_id: str, stage_key: str, result_json: str) -> str:
+        self.calls.append(("claim_stage", (instance_id, stage_key, result_json)))
+        result: str = await self.inner.claim_stage(instance_id, stage_key, result_json)
+        return result
+
+    async def claim_stage_and_save(self, instance_id: str, stage_key: str, result_json: str,
+                                   record: FlowRecord) -> str:
+        self.calls.append(("claim_stage_and_save", (instance_id, stage_key, result_json, replace(record))))
+        result: str = await self.inner.claim_stage_and_save(instance_id, stage_key, result_json, record)
+        return result
+
+    async def stage_result(self, instance_id: str, stage_key: str) -> str | None:
+        self.calls.append(("stage_result", (instance_id, stage_key)))
+        result: str | None = await self.inner.stage_result(instance_id, stage_key)
+        return result
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def record_trace() -> tuple[str, list[Call]]:
+    """(instance id, the store calls of one flow) from the engine on the in-memory transport."""
+    from _flow_common import INITIAL_DATA, STAGES
+
+    from mmate_fast.client import Client
+    from mmate_fast.stageflow import FlowEngine, Workflow
+
+    wf = Workflow(f"micro-store-{uuid.uuid4().hex[:8]}")
+    for stage, key, value in STAGES:
+        wf.add_stage(stage, lambda ctx, key=key, value=value: {key: value})
+    rec = _Recorder()
+    async with Client("memory://", service_name=f"micro-{uuid.uuid4().hex[:6]}") as client:
+        engine = FlowEngine(client, store=rec)  # type: ignore[arg-type]
+        await engine.register(wf)
+        await engine.wait(await engine.start(wf, dict(INITIAL_DATA)), timeout=10)  # warm
+        rec.calls.clear()
+        iid = await engine.start(wf, dict(INITIAL_DATA))
+        state = await engine.wait(iid, timeout=10)
+        assert state.status == "completed", state.status
+        await engine.close()
+    await rec.close()
+    return iid, rec.calls
+
+
+def _swap(value: Any, old: str, new: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, FlowRecord):
+        return FlowRecord(*(_swap(getattr(value, f), old, new) for f in FlowRecord.__dataclass_fields__))
+    return value
+
+
+def flows_for(iid: str, trace: list[Call], n: int) -> list[list[Call]]:
+    """``n`` copies of the trace, each with a fresh instance id."""
+    out = []
+    for _ in range(n):
+        new = str(uuid.uuid4())
+        out.append([(name, tuple(_swap(a, iid, new) for a in args)) for name, args in trace])
+    return out
+
+
+async def replay(store: FlowStore, flows: list[list[Call]], inflight: int) -> float:
+    """Run ``flows`` on ``store``, ``inflight`` at once; wall seconds."""
+    todo = iter(flows)
+
+    async def lane() -> None:
+        for calls in todo:
+            for name, args in calls:
+                if name == "save_nowait":
+                    store.save_nowait(*args)  # type: ignore[attr-defined]
+                else:
+                    await getattr(store, name)(*args)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(inflight)))
+    return time.perf_counter() - t0
+
+
+async def _child_rounds(url: str, iid: str, trace: list[Call], args: argparse.Namespace,
+                        start: Any) -> list[tuple[float, float]]:
+    """(CPU s, wall s) of each round in this process."""
+    store = open_store(url)
+    out = []
+    try:
+        await store.get("warm-up")
+        for _ in range(args.rounds):
+            flows = flows_for(iid, trace, args.flows)
+            if start is not None:
+                start.wait()
+            c0 = time.process_time()
+            wall = await replay(store, flows, args.inflight)
+            # the queued saves are committed before the clock stops
+            last = flows[-1][-1][1][0]
+            await store.get(last)
+            cpu = time.process_time() - c0
+            got = await store.get(last)
+            assert got is not None and got.status == "completed", f"flow {last} was not stored"
+            out.append((cpu, wall))
+    finally:
+        await store.close()
+    return out
+
+
+def _run_child(url: str, iid: str, trace: list[Call], args: argparse.Namespace, start: Any,
+               results: Any) -> None:
+    import uvloop
+
+    results.put(uvloop.run(_child_rounds(url, iid, trace, args, start)))
+
+
+def bench(url: str, iid: str, trace: list[Call], args: argparse.Namespace) -> tuple[float, float]:
+    """(median CPU µs per flow, median flows/s) of ``url`` with ``args.processes`` processes."""
+    import uvloop
+
+    if args.processes == 1 or url.startswith("memory"):
+        rounds = uvloop.run(_child_rounds(url, iid, trace, args, None))
+        per = [(c / args.flows, args.flows / w) for c, w in rounds]
+    else:
+        ctx = multiprocessing.get_context("fork")
+        start = ctx.Barrier(args.processes)
+        results = ctx.Queue()
+        procs = [ctx.Process(target=_run_child, args=(url, iid, trace, args, start, results))
+                 for _ in range(args.processes)]
+        for p in procs:
+            p.start()
+        each = [results.get(timeout=600) for _ in procs]
+        for p in procs:
+            p.join()
+        per = []
+        for r in range(args.rounds):
+            cpu = sum(e[r][0] for e in each)
+            wall = max(e[r][1] for e in each)
+            per.append((cpu / (args.flows * args.processes), args.flows * args.processes / wall))
+    return statistics.median(c for c, _ in per) * 1e6, statistics.median(r for _, r in per)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--flows", type=int, default=4000, help="flows per round and process (default 4000)")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--inflight", type=int, default=64, help="flows at once per process (default 64)")
+    p.add_argument("--processes", type=int, default=1, help="processes sharing the store (default 1)")
+    p.add_argument("--only", default="memory,sqlite", help="backends (default memory,sqlite)")
+    p.add_argument("--postgres-url", default=os.environ.get("MMATE_TEST_POSTGRES_URL",
+                                                            "postgresql://postgres@127.0.0.1:5432/test"))
+    args = p.parse_args(argv)
+    only = [b for b in args.only.split(",") if b]
+    unknown = set(only) - set(BACKENDS)
+    if unknown:
+        p.error(f"unknown backend(s) {sorted(unknown)}: use {', '.join(BACKENDS)}")
+    import uvloop
+
+    iid, trace = uvloop.run(record_trace())
+    results: dict[str, dict[str, float]] = {}
+    for backend in only:
+        folder = None
+        cleanup = None
+        if backend == "memory":
+            url = "memory://"
+        elif backend == "sqlite":
+            folder = tempfile.TemporaryDirectory(prefix="flowbench-")
+            url = f"sqlite:///{folder.name}/flows.db"
+        else:
+            schema = f"flowbench_{uuid.uuid4().hex[:12]}"
+            sep = "&" if "?" in args.postgres_url else "?"
+            url = f"{args.postgres_url}{sep}schema={schema}"
+
+            async def drop(schema: str = schema) -> None:
+                import asyncpg
+
+                conn = await asyncpg.connect(args.postgres_url, timeout=10)
+                try:
+                    await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                finally:
+                    await conn.close()
+
+            cleanup = drop
+        try:
+            cpu_us, rate = bench(url, iid, trace, args)
+        finally:
+            if cleanup is not None:
+                uvloop.run(cleanup())
+            if folder is not None:
+                folder.cleanup()
+        results[backend] = {"cpu_us_per_flow": round(cpu_us, 1), "flows_per_s": round(rate, 1)}
+    ops = ", ".join(name for name, _ in trace)
+    print(f"flow store per flow: {len(trace)} calls ({ops}); {args.flows} flows x {args.rounds} rounds, "
+          f"{args.inflight} in flight, {args.processes} process(es)")
+    base = results.get("memory", {}).get("cpu_us_per_flow")
+    print(f"{'backend':<9} {'µs CPU/flow':>12} {'flows/s':>10} {'store cost µs':>14}")
+    for backend, r in results.items():
+        extra = "" if base is None else f"{r['cpu_us_per_flow'] - base:>14,.1f}"
+        print(f"{backend:<9} {r['cpu_us_per_flow']:>12,.1f} {r['flows_per_s']:>10,.0f} {extra}")
+    print(json.dumps({"workload": "flow-store-flow", "calls": [name for name, _ in trace],
+                      "flows": args.flows, "inflight": args.inflight, "processes": args.processes,
+                      "results": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
