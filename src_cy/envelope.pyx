@@ -31,6 +31,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.dict cimport PyDict_GetItem
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
+from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
@@ -79,9 +80,14 @@ _ENUM_OR_TYPED = (_Enum, *_TYPED)
 
 cdef class Envelope:
     """A decoded envelope. ``timestamp`` is the raw string; ``headers`` is {} when absent;
-    ``payload`` is the decoded JSON value ({} when absent)."""
+    ``payload`` is the decoded JSON value ({} when absent).
 
-    cdef public object id, type, timestamp, correlation_id, reply_to, headers, payload
+    ``decode_envelope`` keeps the headers object of a plain body (its JSON checked as it is read) as
+    bytes and decodes it on first access: most handlers never read the ~14 Go headers."""
+
+    cdef public object id, type, timestamp, correlation_id, reply_to, payload
+    cdef object _headers
+    cdef bytes _raw_headers  # a checked JSON object not decoded yet
 
     def __init__(self, id, type, timestamp, correlation_id=None, reply_to=None, headers=None,
                  payload=None):
@@ -92,6 +98,19 @@ cdef class Envelope:
         self.reply_to = reply_to
         self.headers = {} if headers is None else headers
         self.payload = {} if payload is None else payload
+
+    @property
+    def headers(self):
+        """The envelope headers (a dict; {} when the body had none), decoded on first access."""
+        if self._raw_headers is not None:
+            self._headers = _loads(self._raw_headers)
+            self._raw_headers = None
+        return self._headers
+
+    @headers.setter
+    def headers(self, value):
+        self._headers = value
+        self._raw_headers = None
 
     cdef tuple _values(self):
         return (self.id, self.type, self.timestamp, self.correlation_id, self.reply_to, self.headers,
@@ -849,9 +868,282 @@ cdef inline int _str_or_none(str key, object v) except -1:
     return 0
 
 
+# ---- the plain-body fast path: what Go and we write, read without building the headers
+DEF MAX_PLAIN_DEPTH = 32
+DEF MAX_NUMBER_LEN = 18
+
+
+cdef inline Py_ssize_t _ws(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    while i < n and (p[i] == 32 or p[i] == 10 or p[i] == 13 or p[i] == 9):
+        i += 1
+    return i
+
+
+cdef unsigned char _STOP_STRICT[256]  # 1: ends a plain run of a strict string (quote, escape, <0x20, >=0x80)
+cdef unsigned char _STOP_ANY[256]  # 1: quote or backslash
+cdef unsigned char _STOP_TEXT[256]  # 1: quote, backslash or <0x20 (UTF-8 is checked when decoded)
+
+
+cdef void _init_stops() noexcept:
+    cdef int c
+    for c in range(256):
+        _STOP_STRICT[c] = 1 if (c == 34 or c == 92 or c < 0x20 or c >= 0x80) else 0
+        _STOP_ANY[c] = 1 if (c == 34 or c == 92) else 0
+        _STOP_TEXT[c] = 1 if (c == 34 or c == 92 or c < 0x20) else 0
+
+
+_init_stops()
+
+
+cdef Py_ssize_t _plain_string(const unsigned char* p, Py_ssize_t i, Py_ssize_t n, bint strict) noexcept nogil:
+    """p[i] is a quote: the index after the string. ``strict``: only a string without escapes,
+    control bytes or bytes from 0x80 (-1 for any other); else any string (orjson judges it)."""
+    cdef const unsigned char* stop
+    if strict:
+        stop = &_STOP_STRICT[0]
+    else:
+        stop = &_STOP_ANY[0]
+    i += 1
+    return _string_end(p, i, n, stop, strict)
+
+
+cdef inline Py_ssize_t _string_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t n,
+                                   const unsigned char* stop, bint strict) noexcept nogil:
+    while True:
+        while i < n and not stop[p[i]]:
+            i += 1
+        if i >= n:
+            return -1
+        if p[i] == 34:
+            return i + 1
+        if strict:
+            return -1
+        i += 2  # an escape: orjson judges it
+
+
+cdef Py_ssize_t _plain_number(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """A JSON number of at most MAX_NUMBER_LEN bytes (no exponent: nothing orjson could round or
+    refuse); -1 otherwise."""
+    cdef Py_ssize_t start = i
+    if i < n and p[i] == 45:
+        i += 1
+    if i >= n or not _digit(p[i]):
+        return -1
+    if p[i] == 48:
+        i += 1
+    else:
+        while i < n and _digit(p[i]):
+            i += 1
+    if i < n and p[i] == 46:
+        i += 1
+        if i >= n or not _digit(p[i]):
+            return -1
+        while i < n and _digit(p[i]):
+            i += 1
+    if i < n and (p[i] == 101 or p[i] == 69):
+        return -1
+    if i - start > MAX_NUMBER_LEN:
+        return -1
+    return i
+
+
+cdef inline bint _word(const unsigned char* p, Py_ssize_t i, Py_ssize_t n, const char* w,
+                       Py_ssize_t k) noexcept nogil:
+    cdef Py_ssize_t j
+    if i + k > n:
+        return False
+    for j in range(k):
+        if p[i + j] != <unsigned char>w[j]:
+            return False
+    return True
+
+
+cdef Py_ssize_t _plain_value(const unsigned char* p, Py_ssize_t i, Py_ssize_t n, int depth,
+                             bint strict) noexcept nogil:
+    """The index after the JSON value starting at p[i], nesting up to MAX_PLAIN_DEPTH; -1 when it
+    is not one. ``strict``: only the plain subset (see _plain_string/_plain_number), so orjson is
+    sure to read it later; else the end of whatever value orjson will judge now."""
+    cdef unsigned char c
+    if i >= n or depth > MAX_PLAIN_DEPTH:
+        return -1
+    c = p[i]
+    if c == 34:
+        return _plain_string(p, i, n, strict)
+    if c == 123 or c == 91:  # { or [
+        i = _ws(p, i + 1, n)
+        if i < n and p[i] == c + 2:  # } or ]
+            return i + 1
+        while True:
+            if c == 123:
+                if i >= n or p[i] != 34:
+                    return -1
+                i = _plain_string(p, i, n, strict)
+                if i < 0:
+                    return -1
+                i = _ws(p, i, n)
+                if i >= n or p[i] != 58:
+                    return -1
+                i = _ws(p, i + 1, n)
+            i = _plain_value(p, i, n, depth + 1, strict)
+            if i < 0:
+                return -1
+            i = _ws(p, i, n)
+            if i >= n:
+                return -1
+            if p[i] == 44:
+                i = _ws(p, i + 1, n)
+                continue
+            if p[i] == c + 2:
+                return i + 1
+            return -1
+    if c == 116:
+        return i + 4 if _word(p, i, n, b"true", 4) else -1
+    if c == 102:
+        return i + 5 if _word(p, i, n, b"false", 5) else -1
+    if c == 110:
+        return i + 4 if _word(p, i, n, b"null", 4) else -1
+    if strict:
+        return _plain_number(p, i, n)
+    cdef Py_ssize_t start = i
+    while i < n and (_digit(p[i]) or p[i] == 45 or p[i] == 43 or p[i] == 46 or p[i] == 101 or p[i] == 69):
+        i += 1
+    return i if i > start else -1
+
+
+cdef enum:
+    F_NONE = 0
+    F_ID = 1
+    F_TYPE = 2
+    F_TIMESTAMP = 4
+    F_CID = 8
+    F_REPLY = 16
+    F_HEADERS = 32
+    F_PAYLOAD = 64
+
+
+cdef inline bint _key_is(const unsigned char* p, Py_ssize_t a, Py_ssize_t b, const char* k,
+                         Py_ssize_t kl) noexcept nogil:
+    return b - a == kl and _word(p, a, b, k, kl)
+
+
+cdef int _key_of(const unsigned char* p, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    if _key_is(p, a, b, b"id", 2):
+        return F_ID
+    if _key_is(p, a, b, b"type", 4):
+        return F_TYPE
+    if _key_is(p, a, b, b"timestamp", 9):
+        return F_TIMESTAMP
+    if _key_is(p, a, b, b"headers", 7):
+        return F_HEADERS
+    if _key_is(p, a, b, b"payload", 7):
+        return F_PAYLOAD
+    if _key_is(p, a, b, b"correlationId", 13):
+        return F_CID
+    if _key_is(p, a, b, b"replyTo", 7):
+        return F_REPLY
+    return F_NONE
+
+
+cdef object _plain_envelope(bytes body):
+    """The Envelope of a body in the plain form (the envelope keys once each, strings without
+    escapes, headers of plain ASCII JSON, no long digit runs), its headers kept as checked bytes;
+    None for anything else: then the general path decodes (and judges) it. A payload orjson refuses
+    also goes to the general path, so the error is the one it gives."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(body)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(body)
+    cdef Py_ssize_t i, ka, kb, va, vb
+    cdef Py_ssize_t sa[5]
+    cdef Py_ssize_t sb[5]
+    cdef Py_ssize_t ha = 0, hb = 0, pa = 0, pb = 0
+    cdef int seen = 0, key, slot
+    i = _ws(p, 0, n)
+    if i >= n or p[i] != 123:
+        return None
+    i = _ws(p, i + 1, n)
+    if i < n and p[i] == 125:
+        return None  # {}: no type (the general path says so)
+    while True:
+        if i >= n or p[i] != 34:
+            return None
+        ka = i + 1
+        i = _plain_string(p, i, n, True)
+        if i < 0:
+            return None
+        kb = i - 1
+        key = _key_of(p, ka, kb)
+        if key == F_NONE or seen & key:
+            return None
+        seen |= key
+        i = _ws(p, i, n)
+        if i >= n or p[i] != 58:
+            return None
+        va = _ws(p, i + 1, n)
+        if key == F_HEADERS:
+            if va >= n or p[va] != 123:
+                return None
+            vb = _plain_value(p, va, n, 1, True)
+            ha = va
+            hb = vb
+        elif key == F_PAYLOAD:
+            vb = _plain_value(p, va, n, 1, False)
+            pa = va
+            pb = vb
+        else:
+            if va >= n or p[va] != 34:
+                return None
+            vb = _string_end(p, va + 1, n, &_STOP_TEXT[0], True)  # no escapes: decoded as it is
+            slot = 0 if key == F_ID else 1 if key == F_TYPE else 2 if key == F_TIMESTAMP else \
+                3 if key == F_CID else 4
+            sa[slot] = va + 1
+            sb[slot] = vb - 1
+        if vb < 0:
+            return None
+        i = _ws(p, vb, n)
+        if i >= n:
+            return None
+        if p[i] == 44:
+            i = _ws(p, i + 1, n)
+            continue
+        if p[i] != 125:
+            return None
+        break
+    if _ws(p, i + 1, n) != n or not (seen & F_TYPE) or sb[1] == sa[1]:
+        return None
+    if _digit_run(p, n):  # a long integer somewhere: the general path reads it exactly
+        return None
+    cdef Envelope env = Envelope.__new__(Envelope)
+    try:
+        env.type = PyUnicode_DecodeUTF8(<const char*>p + sa[1], sb[1] - sa[1], NULL)
+        env.id = PyUnicode_DecodeUTF8(<const char*>p + sa[0], sb[0] - sa[0], NULL) if seen & F_ID else ""
+        env.timestamp = (PyUnicode_DecodeUTF8(<const char*>p + sa[2], sb[2] - sa[2], NULL)
+                         if seen & F_TIMESTAMP else "")
+        env.correlation_id = (PyUnicode_DecodeUTF8(<const char*>p + sa[3], sb[3] - sa[3], NULL)
+                              if seen & F_CID else None)
+        env.reply_to = (PyUnicode_DecodeUTF8(<const char*>p + sa[4], sb[4] - sa[4], NULL)
+                        if seen & F_REPLY else None)
+    except UnicodeDecodeError:
+        return None
+    if seen & F_HEADERS and hb - ha > 2:
+        env._raw_headers = PyBytes_FromStringAndSize(<const char*>p + ha, hb - ha)
+    else:
+        env._headers = {}
+    if seen & F_PAYLOAD:
+        try:
+            env.payload = _loads(PyBytes_FromStringAndSize(<const char*>p + pa, pb - pa))
+        except _JSONDecodeError:
+            return None
+    else:
+        env.payload = {}
+    return env
+
+
 def decode_envelope(body):
     """Parse a body (Go's or .NET's). Raises EnvelopeError with reason ``not-json``,
     ``not-an-object``, ``bad-field`` or ``missing-type``."""
+    if type(body) is bytes:
+        fast = _plain_envelope(<bytes>body)
+        if fast is not None:
+            return fast
     try:
         doc = _loads(body)
     except _JSONDecodeError as exc:  # e.g. an integer beyond float64, which orjson refuses

@@ -25,7 +25,9 @@ from typing import Any
 
 class Envelope:
     """A decoded envelope. ``timestamp`` is the raw string; ``headers`` is {} when absent;
-    ``payload`` is the decoded JSON value ({} when absent)."""
+    ``payload`` is the decoded JSON value ({} when absent). The compiled ``decode_envelope`` reads
+    a plain body (the form Go and we write) without building ``headers``: its JSON is checked as it
+    is read and decoded on first access (the twin decodes it at once; same values, same errors)."""
 
     id: str
     type: str

@@ -51,7 +51,9 @@ class Typed:
     def __repr__(self) -> str: ...
 
 class BasicProperties:
-    """The 14 basic content-header properties; ``None`` means absent. ``timestamp`` is POSIX seconds."""
+    """The 14 basic content-header properties; ``None`` means absent. ``timestamp`` is POSIX seconds.
+    The compiled reader checks a received header table as it comes (a bad one marks the delivery
+    undecodable, as before) and decodes ``headers`` on first access; the twin decodes at once."""
 
     content_type: str | None
     content_encoding: str | None

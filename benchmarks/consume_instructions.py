@@ -1,0 +1,127 @@
+"""Instructions per consumed Mmate event, piece by piece, without the broker (callgrind: load-independent).
+
+    python benchmarks/consume_instructions.py [--messages 1000] [PIECE ...]
+
+Pieces: ``feed`` (FrameReader.feed of deliver + header + body frames of the benchmark event, its
+Go header table included), ``envelope`` (decode_envelope of its body), ``payload`` (the contract
+decode: the class's plan.decode), ``from_envelope`` (registry lookup + payload decode),
+``on_delivery`` (Subscription.on_delivery: envelope, dispatch, payload, a plain handler, the ack
+call on a stub channel) and ``all`` (feed + on_delivery). Each piece runs in a fresh interpreter
+under ``valgrind --tool=callgrind`` once with one repetition and once with three; the difference
+divided by 2 x messages is printed (startup and set-up cancel out). Needs valgrind.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PIECES = ("feed", "envelope", "payload", "from_envelope", "on_delivery", "all")
+
+
+def _child(piece: str, n: int, reps: int) -> None:
+    """The measured process: set up once, then run ``piece`` ``reps`` times over n messages."""
+    os.environ.setdefault("BENCH_BODY", "mmate")
+    sys.path.insert(0, HERE)
+    from _mmate_event import OrderCreatedEvent, template
+    from pamqp import commands, frame
+
+    from mmate_fast._ext import load
+    from mmate_fast.contracts import default_registry, from_envelope
+    from mmate_fast.contracts._plan import plan_for
+    from mmate_fast.messaging.dispatcher import Dispatcher
+    from mmate_fast.messaging.subscriber import Subscriber, Subscription
+
+    frames, envelope = load("frames"), load("envelope")
+    body, props = template()
+
+    def deliver(tag: int) -> bytes:
+        head = struct.pack(">HHQ", 60, 0, len(body)) + props
+        return (frame.marshal(commands.Basic.Deliver("ctag", tag, False, "", "q"), 1)
+                + struct.pack(">BHI", 2, 1, len(head)) + head + b"\xce"
+                + struct.pack(">BHI", 3, 1, len(body)) + body + b"\xce")
+
+    class StubChannel:
+        def basic_ack(self, tag: int, multiple: bool = False) -> None:
+            return None
+
+    handled = [0]
+
+    def on_order(evt: Any) -> None:
+        handled[0] += 1
+
+    dispatcher = Dispatcher()
+    dispatcher.add_handler(OrderCreatedEvent, on_order)
+    sub = Subscription(Subscriber(None, dispatcher), "q", StubChannel(), concurrency=10, dead_letter=False)
+    data = b"".join(deliver(i + 1) for i in range(n))
+    reader = frames.FrameReader()
+    items = reader.feed(data)
+    env = envelope.decode_envelope(body)
+    plan = plan_for(OrderCreatedEvent)
+    sub.on_delivery(items[0])
+    decode, on_delivery = plan.decode, sub.on_delivery
+    for _ in range(reps):
+        if piece == "feed":
+            reader.feed(data)
+        elif piece == "envelope":
+            for _ in range(n):
+                envelope.decode_envelope(body)
+        elif piece == "payload":
+            for _ in range(n):
+                decode(env.payload, env.id, env.type, env.timestamp, None)
+        elif piece == "from_envelope":
+            for _ in range(n):
+                from_envelope(env, default_registry)
+        elif piece == "on_delivery":
+            for item in items:
+                on_delivery(item)
+        else:
+            for item in reader.feed(data):
+                on_delivery(item)
+
+
+def _instructions(piece: str, n: int, reps: int) -> int:
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
+         "--child", piece, "--messages", str(n), "--reps", str(reps)],
+        capture_output=True, text=True, check=True)
+    m = re.search(r"Collected : (\d+)", out.stderr)
+    if m is None:
+        raise RuntimeError(f"no callgrind total in: {out.stderr[-500:]}")
+    return int(m.group(1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("pieces", nargs="*", help=f"any of {', '.join(PIECES)} (default: all of them)")
+    ap.add_argument("--messages", type=int, default=1000)
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--reps", type=int, default=1, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        _child(a.child, a.messages, a.reps)
+        return
+    bad = [p for p in a.pieces if p not in PIECES]
+    if bad:
+        ap.error(f"unknown piece(s) {bad}: use {', '.join(PIECES)}")
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is needed (apt-get install valgrind)")
+    from mmate_fast._ext import COMPILED, load
+
+    for name in ("frames", "envelope", "payload_reader"):
+        load(name)
+    print(f"extensions: {'compiled' if all(COMPILED.values()) else 'PURE-PYTHON TWINS'}; "
+          f"{a.messages} messages per repetition")
+    for piece in a.pieces or PIECES:
+        one, three = _instructions(piece, a.messages, 1), _instructions(piece, a.messages, 3)
+        print(f"{piece:<14} {(three - one) / (2 * a.messages):>10,.0f} instructions/msg")
+
+
+if __name__ == "__main__":
+    main()
