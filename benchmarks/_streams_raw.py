@@ -31,7 +31,7 @@ class RawStream(asyncio.Protocol):
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.t: Any = None
-        self.buf = b""
+        self.buf = bytearray()
         self.corr = 0
         self.waiting: dict[int, asyncio.Future[int]] = {}
         self.tuned: asyncio.Future[None] = self.loop.create_future()
@@ -47,7 +47,11 @@ class RawStream(asyncio.Protocol):
         self.t = transport
 
     def data_received(self, data: bytes) -> None:
-        buf = self.buf + data if self.buf else data
+        if self.buf:  # a frame spans reads: append in place (``bytes + bytes`` re-copied the whole
+            self.buf += data  # partial chunk at every read: quadratic in a chunk's size)
+            buf: Any = self.buf
+        else:
+            buf = data
         pos, n = 0, len(buf)
         while n - pos >= 4:
             size = _U32.unpack_from(buf, pos)[0]
@@ -77,7 +81,10 @@ class RawStream(asyncio.Protocol):
                 if fut is not None:
                     fut.set_result(code)
             pos += 4 + size
-        self.buf = buf[pos:]
+        if buf is self.buf:
+            del buf[:pos]
+        elif pos < n:
+            self.buf = bytearray(buf[pos:])
 
     async def request(self, key: int, content: bytes) -> int:
         self.corr += 1
