@@ -290,7 +290,7 @@ class Subscription:
         if ctx is None:
             ctx = MessageContext(delivery, env, msg, self.queue, self._sub.services)
         outcome = hook(result, msg, ctx)
-        if asyncio.iscoroutine(outcome):
+        if outcome is not None and asyncio.iscoroutine(outcome):  # None (the usual) skips the ABC check
             self._spawn(outcome)
 
     def _start(self, ch: Any, delivery: Any, env: Any, msg: Any, handlers: tuple[HandlerSpec, ...]) -> None:
