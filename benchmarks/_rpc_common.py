@@ -145,6 +145,16 @@ def respond_until_stdin_closes(serve: Callable[[], Any], loop_name: str) -> None
     sys.stdout.flush()
 
 
+def respond_blocking(client: str, conc: int, serve: Callable[[], Any]) -> None:
+    """Responder main of a blocking-socket (raw) client: run ``serve()`` under the profiler when
+    asked, then print {"cpu_s": ...} of the serving time."""
+    c0 = time.process_time()
+    with profiled(profile_path(client, conc, "responder")):
+        serve()
+    sys.stdout.write(json.dumps({"cpu_s": time.process_time() - c0}) + "\n")
+    sys.stdout.flush()
+
+
 def merge(req: dict[str, Any], srv: dict[str, Any], n: int) -> dict[str, Any]:
     """The requester's figures + the responder's CPU; rate = round trips / elapsed."""
     res = dict(req)

@@ -43,7 +43,7 @@ from _rpc_common import (
     Timed,
     finish,
     profile_path,
-    profiled,
+    respond_blocking,
     rpc_cli,
     spawn_responder,
     stop_responder,
@@ -303,13 +303,7 @@ def _serve(q: str) -> None:
 
 
 def responder(a: argparse.Namespace) -> None:
-    c0 = time.process_time()
-    with profiled(profile_path(CLIENT, a.concurrency, "responder")):
-        _serve(a.queue)
-    import json
-
-    sys.stdout.write(json.dumps({"cpu_s": time.process_time() - c0}) + "\n")
-    sys.stdout.flush()
+    respond_blocking(CLIENT, a.concurrency, lambda: _serve(a.queue))
 
 
 if __name__ == "__main__":
