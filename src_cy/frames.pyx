@@ -92,21 +92,8 @@ cdef inline void wr64(unsigned char* p, uint64_t v) noexcept nogil:
     wr32(p, <uint32_t>(v >> 32))
     wr32(p + 4, <uint32_t>v)
 
-cdef extern from "Python.h":
-    ctypedef struct PyByteArrayObject:
-        Py_ssize_t ob_alloc
+from _bytebuf cimport _grow
 
-
-cdef inline unsigned char* _grow(bytearray out, Py_ssize_t n) except NULL:
-    """Extend ``out`` by n bytes; returns a pointer to the new tail. The allocation at least
-    doubles when it must grow (bytearray's own step is 1/8: a write buffer filled publish by
-    publish would be copied ~9 times over)."""
-    cdef Py_ssize_t old = PyByteArray_GET_SIZE(out)
-    cdef Py_ssize_t want = old + n
-    if want >= (<PyByteArrayObject*>out).ob_alloc and want < 2 * old:
-        PyByteArray_Resize(out, 2 * old)  # then a minor downsize below: the allocation stays
-    PyByteArray_Resize(out, want)
-    return <unsigned char*>PyByteArray_AS_STRING(out) + old
 
 cdef inline int _put(bytearray out, const void* src, Py_ssize_t n) except -1:
     cdef unsigned char* w = _grow(out, n)
