@@ -138,7 +138,7 @@ def _connection(n: int, reps: int) -> None:
         dispatcher = Dispatcher()
         dispatcher.add_handler(OrderCreatedEvent, on_order)
         sub = Subscription(Subscriber(conn, dispatcher), "q", ch, concurrency=10, dead_letter=False)
-        ch._consumers["ctag"] = _Consumer("q", sub._deliver, None, False)
+        ch._add_consumer("ctag", _Consumer("q", sub._deliver, None, False))
         # built up front, as many rounds for every ``reps`` (1 or 3): only the consuming differs
         rounds = [b"".join(deliver(r * n + i + 1) for i in range(n)) for r in range(max(reps, 3) + 1)]
         for data in rounds[:reps + 1]:  # the first round warms up (plans, caches)

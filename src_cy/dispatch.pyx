@@ -185,6 +185,19 @@ cdef class DeliveryStep:
 
     def __call__(self, delivery):
         """Handle one delivery as ``owner.on_delivery`` would (channel callback)."""
+        return self._run(delivery, None)
+
+    def channel_hook(self, ack):
+        """The step for the frame reader of the channel it consumes on: acks with ``ack`` (that
+        channel's basic_ack) instead of through ``owner.channel`` (see dispatch.pyi)."""
+        if not callable(ack):
+            raise TypeError(f"ack must be callable, not {type(ack).__name__}")
+        cdef _Hooked hooked = _Hooked.__new__(_Hooked)
+        hooked.step = self
+        hooked.ack = ack
+        return hooked
+
+    cdef object _run(self, delivery, ack):
         owner = self._owner
         pipeline = self._pipeline
         sub = self._subscriber
@@ -225,11 +238,28 @@ cdef class DeliveryStep:
         except Exception as exc:
             owner._spawn(owner._handler_failed(ch, delivery, env, msg, None, exc))
             return None
+        if ack is not None:
+            try:
+                ack(delivery.delivery_tag)
+                stats.acked += 1
+                return None
+            except Exception:  # that channel closed under the handler: as the general path settles
+                pass
         if ch.basic_ack(delivery.delivery_tag) is False:  # dropped as stale by a recovering channel
             stats.stale_settles += 1
         else:
             stats.acked += 1
         return None
+
+
+cdef class _Hooked:
+    """DeliveryStep.channel_hook's callable: the step, acking on the channel the delivery came on."""
+
+    cdef DeliveryStep step
+    cdef object ack
+
+    def __call__(self, delivery):
+        return self.step._run(delivery, self.ack)
 
 
 __all__ = ["CACHE_MAX", "DeliveryStep", "DispatchTable"]

@@ -17,6 +17,9 @@ import decimal
 from collections.abc import Mapping
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.dict cimport PyDict_GetItem
+from cpython.list cimport PyList_GET_SIZE
+from cpython.ref cimport PyObject
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
@@ -1249,6 +1252,8 @@ cdef class FrameReader:
     cdef bytearray _buf
     cdef dict _partial  # channel -> Delivery whose content header/body have not fully arrived
     cdef object _error
+    cdef dict _hooks  # channel -> {consumer tag: fn}
+    cdef public list hook_errors  # (delivery, exception) of hooks that raised, for the caller to report
 
     def __init__(self, frame_max=131072, max_message_size=DEFAULT_MAX_MESSAGE_SIZE):
         self._frame_max = _check_frame_max(frame_max)
@@ -1256,6 +1261,48 @@ cdef class FrameReader:
         self._buf = bytearray()
         self._partial = {}
         self._error = None
+        self._hooks = {}
+        self.hook_errors = []
+
+    def set_hook(self, int channel, str consumer_tag, fn):
+        """Hand basic.deliver items of this channel and consumer to ``fn(delivery)`` as they complete
+        (see frames.pyi)."""
+        if not callable(fn):
+            raise TypeError(f"hook must be callable, not {type(fn).__name__}")
+        per = self._hooks.get(channel)
+        if per is None:
+            per = self._hooks[channel] = {}
+        per[consumer_tag] = fn
+
+    def clear_hook(self, int channel, consumer_tag=None):
+        """Forget the hook of one consumer of ``channel`` (None: every hook of the channel)."""
+        if consumer_tag is None:
+            self._hooks.pop(channel, None)
+            return
+        per = self._hooks.get(channel)
+        if per is not None:
+            per.pop(consumer_tag, None)
+            if not per:
+                del self._hooks[channel]
+
+    cdef int _done(self, Delivery d, list items) except -1:
+        """A delivery is complete: to its consumer's hook if it has one and nothing completed
+        earlier in this feed waits in ``items`` (wire order), else to ``items``."""
+        cdef PyObject* per
+        cdef PyObject* hit
+        if self._hooks and d.kind == 0 and not d.oversized and PyList_GET_SIZE(items) == 0:
+            per = PyDict_GetItem(self._hooks, d.channel)
+            if per is not NULL:
+                hit = PyDict_GetItem(<dict>per, d.consumer_tag)
+                if hit is not NULL:
+                    fn = <object>hit  # a strong reference: the hook may clear itself
+                    try:
+                        fn(d)
+                    except Exception as exc:
+                        self.hook_errors.append((d, exc))
+                    return 0
+        items.append(d)
+        return 0
 
     @property
     def frame_max(self):
@@ -1434,7 +1481,7 @@ cdef class FrameReader:
         elif d._size == 0:
             del self._partial[channel]
             d.body = b""
-            items.append(d)
+            self._done(d, items)
         return 0
 
     cdef int _body(self, const unsigned char* p, Py_ssize_t off, Py_ssize_t end, int channel,
@@ -1466,7 +1513,7 @@ cdef class FrameReader:
                 d.body = bytes(d._buf)
                 d._buf = None
             del self._partial[channel]
-            items.append(d)
+            self._done(d, items)
         else:
             if d._buf is None:
                 d._buf = bytearray()

@@ -50,3 +50,10 @@ class DeliveryStep:
                  plan_for: Callable[[type], Any]) -> None: ...
     def __call__(self, delivery: Any) -> None:
         """Handle one delivery exactly as ``owner.on_delivery`` would (a channel callback)."""
+    def channel_hook(self, ack: Callable[[int], Any]) -> Callable[[Any], None]:
+        """The same step for the frame reader of the AMQP channel the subscription consumes on
+        (``FrameReader.set_hook``; the channel registers it in ``basic_consume``): it acks with
+        ``ack`` (that channel's own ``basic_ack``) rather than through ``owner.channel`` (a
+        RobustChannel wrapper would add its stale-tag check on a delivery that just arrived on the
+        live channel); if ``ack`` raises (that channel closed under the handler), it settles through
+        ``owner.channel`` as the general path would."""

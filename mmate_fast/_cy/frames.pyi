@@ -16,7 +16,7 @@ that is not UTF-8 decodes to bytes.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pamqp.base import Frame as PamqpFrame
@@ -186,6 +186,18 @@ class FrameReader:
         """Consume ``data`` and return every item completed by it, in wire order."""
     def pending(self) -> int:
         """Bytes buffered but not yet forming a complete item."""
+    #: (delivery, exception) of every hook call that raised (the delivery counts as handed on);
+    #: the caller reports and clears them
+    hook_errors: list[tuple[Delivery, Exception]]
+    def set_hook(self, channel: int, consumer_tag: str, fn: Callable[[Delivery], Any]) -> None:
+        """From now on, a basic.deliver of ``consumer_tag`` on ``channel`` goes to ``fn(delivery)``
+        the moment it is complete, inside ``feed``, instead of into its result: no item and no
+        Python loop per message (the AMQP Channel registers its consumer's ``channel_hook``). Only when
+        nothing completed earlier in the same ``feed`` waits in the result (wire order is kept) and
+        the delivery is not ``oversized``; otherwise it is returned as usual. An exception from
+        ``fn`` is kept in ``hook_errors``; the reader goes on."""
+    def clear_hook(self, channel: int, consumer_tag: str | None = None) -> None:
+        """Forget the hook of one consumer of ``channel`` (None: every hook of the channel)."""
 
 def encode_table(table: Mapping[str, Any]) -> bytes:
     """Field table payload WITH its 4-byte length prefix. Raises ValueError/TypeError on bad values."""

@@ -174,6 +174,20 @@ class DeliveryStep:
 
     def __call__(self, delivery: Any) -> None:
         """Handle one delivery as ``owner.on_delivery`` would (channel callback)."""
+        return self._run(delivery, None)
+
+    def channel_hook(self, ack: Callable[[int], Any]) -> Callable[[Any], None]:
+        """The step for the frame reader of the channel it consumes on: acks with ``ack`` (that
+        channel's basic_ack) instead of through ``owner.channel`` (see dispatch.pyi)."""
+        if not callable(ack):
+            raise TypeError(f"ack must be callable, not {type(ack).__name__}")
+
+        def hooked(delivery: Any) -> None:
+            return self._run(delivery, ack)
+
+        return hooked
+
+    def _run(self, delivery: Any, ack: Callable[[int], Any] | None) -> None:
         owner, pipeline, sub = self._owner, self._pipeline, self._subscriber
         if (delivery.undecodable is not None or pipeline.has_wire or pipeline.has_consume
                 or sub.observer is not None or sub.tracer is not None or owner._stopping):
@@ -204,6 +218,13 @@ class DeliveryStep:
         except Exception as exc:
             owner._spawn(owner._handler_failed(ch, delivery, env, msg, None, exc))
             return None
+        if ack is not None:
+            try:
+                ack(delivery.delivery_tag)
+                stats.acked += 1
+                return None
+            except Exception:  # that channel closed under the handler: as the general path settles
+                pass
         if ch.basic_ack(delivery.delivery_tag) is False:  # dropped as stale by a recovering channel
             stats.stale_settles += 1
         else:

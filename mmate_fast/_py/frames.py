@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pamqp import commands as _pc
@@ -838,7 +838,8 @@ def _oversized_note(size: int, limit: int) -> str:
 class FrameReader:
     """Incremental decoder: feed it whatever ``data_received`` got, get complete items back."""
 
-    __slots__ = ("_buf", "_error", "_frame_max", "_max_message_size", "_partial", "oversized_count")
+    __slots__ = ("_buf", "_error", "_frame_max", "_hooks", "_max_message_size", "_partial", "hook_errors",
+                 "oversized_count")
 
     def __init__(self, frame_max: int = 131072,
                  max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
@@ -849,6 +850,43 @@ class FrameReader:
         self._error: FrameError | None = None
         #: deliveries handed on marked ``oversized`` so far
         self.oversized_count = 0
+        self._hooks: dict[int, dict[str, Callable[[Delivery], Any]]] = {}
+        #: (delivery, exception) of hooks that raised, for the caller to report
+        self.hook_errors: list[tuple[Delivery, Exception]] = []
+
+    def set_hook(self, channel: int, consumer_tag: str, fn: Callable[[Delivery], Any]) -> None:
+        """Hand basic.deliver items of this channel and consumer to ``fn(delivery)`` as they complete
+        (see frames.pyi)."""
+        if not callable(fn):
+            raise TypeError(f"hook must be callable, not {type(fn).__name__}")
+        if not isinstance(consumer_tag, str):
+            raise TypeError(f"consumer_tag must be str, not {type(consumer_tag).__name__}")
+        self._hooks.setdefault(int(channel), {})[consumer_tag] = fn
+
+    def clear_hook(self, channel: int, consumer_tag: str | None = None) -> None:
+        """Forget the hook of one consumer of ``channel`` (None: every hook of the channel)."""
+        if consumer_tag is None:
+            self._hooks.pop(channel, None)
+            return
+        per = self._hooks.get(channel)
+        if per is not None:
+            per.pop(consumer_tag, None)
+            if not per:
+                del self._hooks[channel]
+
+    def _done(self, d: Delivery, items: list[_Item]) -> None:
+        """A delivery is complete: to its consumer's hook if it has one and nothing completed
+        earlier in this feed waits in ``items`` (wire order), else to ``items``."""
+        if self._hooks and d.kind == 0 and not d.oversized and not items:
+            per = self._hooks.get(d.channel)
+            fn = per.get(d.consumer_tag) if per is not None else None
+            if fn is not None:
+                try:
+                    fn(d)
+                except Exception as exc:
+                    self.hook_errors.append((d, exc))
+                return
+        items.append(d)
 
     @property
     def frame_max(self) -> int:
@@ -984,7 +1022,7 @@ class FrameReader:
             _note(part.delivery, _oversized_note(size, self._max_message_size))
         elif size == 0:
             del self._partial[channel]
-            items.append(part.delivery)
+            self._done(part.delivery, items)
 
     def _body(self, buf: bytearray, off: int, end: int, channel: int, items: list[_Item]) -> None:
         part = self._partial.get(channel)
@@ -1009,7 +1047,7 @@ class FrameReader:
             else:
                 part.delivery.body = bytes(buf[off:end])
             del self._partial[channel]
-            items.append(part.delivery)
+            self._done(part.delivery, items)
         else:
             part.body += buf[off:end]
 

@@ -253,7 +253,7 @@ class Channel:
             self._on_remote_close(m)
         elif isinstance(m, spec.Basic.Cancel):
             tag = m.consumer_tag or ""
-            consumer = self._consumers.pop(tag, None)
+            consumer = self._forget_consumer(tag)
             log.warning("broker cancelled consumer %r on channel %d (queue deleted or failed over)",
                         tag, self.channel_id)
             if consumer is not None and consumer.on_cancel is not None:
@@ -322,6 +322,7 @@ class Channel:
         if self._close_future is not None and not self._close_future.done():
             self._close_future.set_result(None)
         consumers, self._consumers = self._consumers, {}
+        self._conn._reader.clear_hook(self.channel_id)
         if not isinstance(exc, errors.ChannelClosedError) or exc.reply_code != 200:
             for tag, consumer in consumers.items():
                 if consumer.on_cancel is not None and not isinstance(exc, errors.AMQPConnectionError):
@@ -543,23 +544,37 @@ class Channel:
         if consumer_tag in self._consumers:
             raise errors.ChannelError(f"consumer tag {consumer_tag!r} already in use on this channel")
         # registered before the request so deliveries right after consume-ok find it
-        self._consumers[consumer_tag] = _Consumer(queue, callback, on_cancel, no_ack)
+        self._add_consumer(consumer_tag, _Consumer(queue, callback, on_cancel, no_ack))
         try:
             await self._rpc(build_method(spec.Basic.Consume, queue=queue, consumer_tag=consumer_tag,
                                          no_ack=no_ack, exclusive=exclusive, arguments=dict(arguments or {})),
                             (spec.Basic.ConsumeOk,), timeout, f"basic.consume {queue!r}")
         except BaseException:
-            self._consumers.pop(consumer_tag, None)
+            self._forget_consumer(consumer_tag)
             raise
         return consumer_tag
 
+    def _add_consumer(self, consumer_tag: str, consumer: _Consumer) -> None:
+        """Register a consumer. A callback with a ``channel_hook`` (the subscription's compiled
+        step) gets its deliveries straight from the frame reader, acking on this channel
+        (FrameReader.set_hook); no_ack consumers keep the callback path."""
+        self._consumers[consumer_tag] = consumer
+        hook = None if consumer.no_ack else getattr(consumer.callback, "channel_hook", None)
+        if hook is not None:
+            self._conn._reader.set_hook(self.channel_id, consumer_tag, hook(self.basic_ack))
+
+    def _forget_consumer(self, consumer_tag: str) -> _Consumer | None:
+        """Drop a consumer (and its frame-reader hook)."""
+        self._conn._reader.clear_hook(self.channel_id, consumer_tag)
+        return self._consumers.pop(consumer_tag, None)
+
     async def basic_cancel(self, consumer_tag: str, *, timeout: float | None = None) -> None:
         if self._closed_exc is not None:
-            self._consumers.pop(consumer_tag, None)
+            self._forget_consumer(consumer_tag)
             return
         await self._rpc(build_method(spec.Basic.Cancel, consumer_tag=consumer_tag), (spec.Basic.CancelOk,),
                         timeout, f"basic.cancel {consumer_tag!r}")
-        self._consumers.pop(consumer_tag, None)
+        self._forget_consumer(consumer_tag)
 
     async def basic_get(self, queue: str, *, no_ack: bool = False,
                         timeout: float | None = None) -> Any | None:
