@@ -1152,6 +1152,94 @@ def append_ack(bytearray out, int channel, uint64_t delivery_tag, bint multiple=
     _append_tag_method(out, channel, 80, delivery_tag, 1 if multiple else 0)
 
 
+#: out-of-order settled delivery tags an Acks remembers for coalescing (past it: not coalesced)
+MAX_OUT_OF_ORDER = 65536
+
+
+cdef class Acks:
+    """One channel's settle bookkeeping (see frames.pyi): in-order acks of one loop turn leave as a
+    single basic.ack(multiple) frame, written when the connection flushes."""
+
+    cdef object _channel, _conn
+    cdef int _cid
+    cdef uint64_t _upto  # every tag up to here is settled
+    cdef set _above  # settled tags above _upto + 1
+    cdef uint64_t _run_hi
+    cdef Py_ssize_t _run_count
+
+    def __init__(self, channel, connection, int channel_id):
+        _check_channel(channel_id)
+        self._channel = channel
+        self._conn = connection
+        self._cid = channel_id
+        self._above = set()
+
+    @property
+    def settled_upto(self):
+        """Every delivery tag up to this one is settled."""
+        return self._upto
+
+    @property
+    def pending(self):
+        """In-order acks waiting for ``emit`` (the next flush)."""
+        return self._run_count
+
+    def ack(self, uint64_t delivery_tag, bint multiple=False):
+        """basic.ack (the channel's ``basic_ack``)."""
+        if self._channel._closed_exc is not None:
+            self._channel._raise_closed()
+        cdef uint64_t upto
+        if not multiple and delivery_tag == self._upto + 1:
+            upto = delivery_tag
+            if self._above:
+                while (upto + 1) in self._above:
+                    upto += 1
+                    self._above.discard(upto)
+            self._upto = upto
+            if self._run_count == 0:
+                conn = self._conn
+                conn._ack_dirty.append(self._channel)
+                if not conn._flush_pending:
+                    conn._schedule_flush()
+            self._run_hi = delivery_tag
+            self._run_count += 1
+            return None
+        self.emit()
+        conn = self._conn
+        _append_tag_method(conn._wbuf, self._cid, 80, delivery_tag, 1 if multiple else 0)
+        self.settle(delivery_tag, multiple)
+        if not conn._flush_pending:
+            conn._schedule_flush()
+        return None
+
+    def settle(self, uint64_t delivery_tag, bint multiple):
+        """Advance the settled watermark (tags no answer is owed for any more)."""
+        if multiple:
+            if delivery_tag > self._upto:
+                self._upto = delivery_tag
+                self._above = {t for t in self._above if t > delivery_tag}
+        elif delivery_tag == self._upto + 1:
+            self._upto = delivery_tag
+        elif delivery_tag > self._upto:
+            if len(self._above) < MAX_OUT_OF_ORDER:  # bounded: past it, later acks are not coalesced
+                self._above.add(delivery_tag)
+            return
+        while (self._upto + 1) in self._above:
+            self._upto += 1
+            self._above.discard(self._upto)
+
+    def emit(self):
+        """Write the pending in-order ack run into the connection's buffer (before any other settle
+        frame of the channel, and when the connection flushes)."""
+        cdef Py_ssize_t count = self._run_count
+        if count == 0:
+            return
+        self._run_count = 0
+        if self._channel._closed_exc is not None:
+            return
+        _append_tag_method(self._conn._wbuf, self._cid, 80, self._run_hi, 1 if count > 1 else 0)
+
+
 def append_nack(bytearray out, int channel, uint64_t delivery_tag, bint multiple=False, bint requeue=True):
     """Append a basic.nack method frame."""
     _append_tag_method(out, channel, 120, delivery_tag, (1 if multiple else 0) | (2 if requeue else 0))

@@ -199,6 +199,33 @@ class FrameReader:
     def clear_hook(self, channel: int, consumer_tag: str | None = None) -> None:
         """Forget the hook of one consumer of ``channel`` (None: every hook of the channel)."""
 
+#: out-of-order settled delivery tags an Acks remembers for coalescing (past it: not coalesced)
+MAX_OUT_OF_ORDER: int
+
+class Acks:
+    """One AMQP channel's settle bookkeeping, compiled so that acking is one C call: consecutive
+    in-order ``ack`` calls within one loop turn leave as a single ``basic.ack(multiple=True)`` frame
+    (``emit``, which the connection calls when it flushes: the channel is appended to the
+    connection's ``_ack_dirty`` and a flush scheduled on the first ack of a run); any other ack is
+    written at once, after the pending run. ``channel`` must have ``_closed_exc`` and
+    ``_raise_closed()`` (an ack on a closed channel raises that error; a run pending when it closed
+    is dropped); ``connection`` must have ``_wbuf``, ``_ack_dirty``, ``_flush_pending`` and
+    ``_schedule_flush()``."""
+
+    def __init__(self, channel: Any, connection: Any, channel_id: int) -> None: ...
+    @property
+    def settled_upto(self) -> int:
+        """Every delivery tag up to this one is settled."""
+    @property
+    def pending(self) -> int:
+        """In-order acks waiting for ``emit``."""
+    def ack(self, delivery_tag: int, multiple: bool = False) -> None:
+        """basic.ack (the channel's ``basic_ack``)."""
+    def settle(self, delivery_tag: int, multiple: bool) -> None:
+        """Advance the settled watermark (nack, reject, no-ack deliveries)."""
+    def emit(self) -> None:
+        """Write the pending in-order ack run into the connection's buffer."""
+
 def encode_table(table: Mapping[str, Any]) -> bytes:
     """Field table payload WITH its 4-byte length prefix. Raises ValueError/TypeError on bad values."""
 

@@ -730,6 +730,92 @@ def append_ack(out: bytearray, channel: int, delivery_tag: int, multiple: bool =
     out += b"\x01\xce" if multiple else b"\x00\xce"
 
 
+#: out-of-order settled delivery tags an Acks remembers for coalescing (past it: not coalesced)
+MAX_OUT_OF_ORDER = 65536
+
+
+class Acks:
+    """One channel's settle bookkeeping (see frames.pyi): in-order acks of one loop turn leave as a
+    single basic.ack(multiple) frame, written when the connection flushes."""
+
+    __slots__ = ("_above", "_channel", "_cid", "_conn", "_run_count", "_run_hi", "_upto")
+
+    def __init__(self, channel: Any, connection: Any, channel_id: int) -> None:
+        _check_channel(channel_id)
+        self._channel = channel
+        self._conn = connection
+        self._cid = channel_id
+        self._upto = 0  # every tag up to here is settled
+        self._above: set[int] = set()  # settled tags above _upto + 1
+        self._run_hi = 0
+        self._run_count = 0
+
+    @property
+    def settled_upto(self) -> int:
+        """Every delivery tag up to this one is settled."""
+        return self._upto
+
+    @property
+    def pending(self) -> int:
+        """In-order acks waiting for ``emit`` (the next flush)."""
+        return self._run_count
+
+    def ack(self, delivery_tag: int, multiple: bool = False) -> None:
+        """basic.ack (the channel's ``basic_ack``)."""
+        if self._channel._closed_exc is not None:
+            self._channel._raise_closed()
+        if not multiple and delivery_tag == self._upto + 1:
+            upto = delivery_tag
+            above = self._above
+            if above:
+                while (upto + 1) in above:
+                    upto += 1
+                    above.discard(upto)
+            self._upto = upto
+            if self._run_count == 0:
+                conn = self._conn
+                conn._ack_dirty.append(self._channel)
+                if not conn._flush_pending:
+                    conn._schedule_flush()
+            self._run_hi = delivery_tag
+            self._run_count += 1
+            return
+        self.emit()
+        conn = self._conn
+        append_ack(conn._wbuf, self._cid, delivery_tag, multiple)
+        self.settle(delivery_tag, multiple)
+        if not conn._flush_pending:
+            conn._schedule_flush()
+
+    def settle(self, delivery_tag: int, multiple: bool) -> None:
+        """Advance the settled watermark (tags no answer is owed for any more)."""
+        if multiple:
+            if delivery_tag > self._upto:
+                self._upto = delivery_tag
+                self._above = {t for t in self._above if t > delivery_tag}
+        elif delivery_tag == self._upto + 1:
+            self._upto = delivery_tag
+        elif delivery_tag > self._upto:
+            if len(self._above) < MAX_OUT_OF_ORDER:  # bounded: past it, later acks are not coalesced
+                self._above.add(delivery_tag)
+            return
+        above = self._above
+        while (self._upto + 1) in above:
+            self._upto += 1
+            above.discard(self._upto)
+
+    def emit(self) -> None:
+        """Write the pending in-order ack run into the connection's buffer (before any other settle
+        frame of the channel, and when the connection flushes)."""
+        count = self._run_count
+        if count == 0:
+            return
+        self._run_count = 0
+        if self._channel._closed_exc is not None:
+            return
+        append_ack(self._conn._wbuf, self._cid, self._run_hi, count > 1)
+
+
 def append_nack(out: bytearray, channel: int, delivery_tag: int, multiple: bool = False,
                 requeue: bool = True) -> None:
     """Append a basic.nack method frame."""
@@ -1055,7 +1141,8 @@ class FrameReader:
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE", "FRAME_BODY", "FRAME_END", "FRAME_HEADER", "FRAME_HEARTBEAT",
     "FRAME_MAX_LIMIT", "FRAME_METHOD", "FRAME_MIN_SIZE", "GO_UNSAFE_TAGS", "HEARTBEAT_FRAME",
-    "BasicProperties", "Confirm", "Delivery", "FrameReader", "Heartbeat", "MethodFrame", "Typed",
+    "MAX_OUT_OF_ORDER", "Acks", "BasicProperties", "Confirm", "Delivery", "FrameReader", "Heartbeat",
+    "MethodFrame", "Typed",
     "append_ack", "append_nack", "append_publish", "append_reject", "decode_properties", "decode_table",
     "encode_properties", "encode_table", "marshal_method",
 ]
