@@ -34,6 +34,8 @@ from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy
+
+from _strcache cimport _utf8_cached
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
 cdef extern from "Python.h":
@@ -1150,9 +1152,9 @@ cdef object _plain_envelope(bytes body):
         return None
     cdef Envelope env = Envelope.__new__(Envelope)
     try:
-        env.type = PyUnicode_DecodeUTF8(<const char*>p + sa[1], sb[1] - sa[1], NULL)
+        env.type = _utf8_cached(<const char*>p + sa[1], sb[1] - sa[1])
         env.id = PyUnicode_DecodeUTF8(<const char*>p + sa[0], sb[0] - sa[0], NULL) if seen & F_ID else ""
-        env.timestamp = (PyUnicode_DecodeUTF8(<const char*>p + sa[2], sb[2] - sa[2], NULL)
+        env.timestamp = (_utf8_cached(<const char*>p + sa[2], sb[2] - sa[2])
                          if seen & F_TIMESTAMP else "")
         env.correlation_id = (PyUnicode_DecodeUTF8(<const char*>p + sa[3], sb[3] - sa[3], NULL)
                               if seen & F_CID else None)

@@ -96,6 +96,7 @@ cdef inline void wr64(unsigned char* p, uint64_t v) noexcept nogil:
     wr32(p + 4, <uint32_t>v)
 
 from _bytebuf cimport _grow
+from _strcache cimport _utf8_cached
 
 
 cdef inline int _put(bytearray out, const void* src, Py_ssize_t n) except -1:
@@ -601,12 +602,15 @@ cdef inline Py_ssize_t _sstr_len(const unsigned char* p, Py_ssize_t* off, Py_ssi
     return p[o]
 
 
-cdef object _sstr(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end, str what):
-    """Decode a shortstr at p[off[0]], advancing off."""
+cdef object _sstr(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end, str what,
+                  bint unique=False):
+    """Decode a shortstr at p[off[0]], advancing off. Strings that repeat from message to message
+    come from the small cache; ``unique`` ones (message and correlation ids) are decoded afresh."""
     cdef Py_ssize_t n = _sstr_len(p, off, end, what)
     cdef Py_ssize_t o = off[0]
     try:
-        s = PyUnicode_DecodeUTF8(<const char*>p + o, n, NULL)
+        s = (PyUnicode_DecodeUTF8(<const char*>p + o, n, NULL) if unique
+             else _utf8_cached(<const char*>p + o, n))
     except UnicodeDecodeError:
         raise _Bad(f"{what} is not UTF-8") from None
     off[0] = o + n
@@ -620,7 +624,7 @@ cdef object _name(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end, str w
     cdef Py_ssize_t o = off[0]
     off[0] = o + n
     try:
-        return PyUnicode_DecodeUTF8(<const char*>p + o, n, NULL)
+        return _utf8_cached(<const char*>p + o, n)
     except UnicodeDecodeError:
         _note(d, f"{what} is not UTF-8")
         return PyUnicode_DecodeUTF8(<const char*>p + o, n, "surrogateescape")
@@ -939,13 +943,13 @@ cdef BasicProperties _decode_properties(const unsigned char* p, Py_ssize_t* off,
         props.priority = p[o]
         o += 1
     if flags & 0x0400:
-        props.correlation_id = _sstr(p, &o, end, "property correlation_id")
+        props.correlation_id = _sstr(p, &o, end, "property correlation_id", True)
     if flags & 0x0200:
         props.reply_to = _sstr(p, &o, end, "property reply_to")
     if flags & 0x0100:
         props.expiration = _sstr(p, &o, end, "property expiration")
     if flags & 0x0080:
-        props.message_id = _sstr(p, &o, end, "property message_id")
+        props.message_id = _sstr(p, &o, end, "property message_id", True)
     if flags & 0x0040:
         _need(o, 8, end, "property timestamp")
         props.timestamp = rd64(p + o)
