@@ -214,21 +214,28 @@ class StageHandler:
         return stored
 
     async def _run(self, stage: Stage, state: WorkflowState) -> Outcome:
-        done = {r.stage_id for r in state.stage_results if r.status == "completed"}
-        missing = [d for d in stage.depends_on if d not in done]
-        if missing:
-            if not stage.optional:
-                raise StageDependencyError(f"required stage {stage.id!r} depends on {missing}, which did not "
-                                           "complete")
-            now = time.time_ns()
-            return Outcome(StageResult(stage.id, "skipped", start_ns=now, end_ns=now, duration_ns=0), {})
+        if stage.depends_on:
+            done = {r.stage_id for r in state.stage_results if r.status == "completed"}
+            missing = [d for d in stage.depends_on if d not in done]
+            if missing:
+                if not stage.optional:
+                    raise StageDependencyError(f"required stage {stage.id!r} depends on {missing}, which did "
+                                               "not complete")
+                now = time.time_ns()
+                return Outcome(StageResult(stage.id, "skipped", start_ns=now, end_ns=now, duration_ns=0), {})
         codec = self.codec
         start = time.time_ns()
         t0 = time.perf_counter_ns()
         try:
-            ctx, returned = await call_stage(stage, lambda: codec.build(state.global_data),
-                                             workflow_id=state.workflow_id, instance_id=state.instance_id,
-                                             state=state)
+            if stage.retry is None and not (stage.is_async or stage.threaded or stage.wants_info):
+                # a plain function, one attempt, no StageInfo: called here (call_stage's path, without
+                # its coroutine)
+                ctx = codec.build(state.global_data)
+                returned = stage.fn(ctx)
+            else:
+                ctx, returned = await call_stage(stage, lambda: codec.build(state.global_data),
+                                                 workflow_id=state.workflow_id, instance_id=state.instance_id,
+                                                 state=state)
             data, updates = codec.apply(stage.id, ctx, returned, state.global_data)
         except Exception as exc:
             duration = time.perf_counter_ns() - t0
