@@ -195,6 +195,11 @@ class Waiters:
         return state if is_final(state) else None
 
     # ------------------------------------------------------------------ listener
+    @property
+    def listener_missing(self) -> bool:
+        """True while a listener is wanted and not there yet (``ensure_listener`` has work to do)."""
+        return self.listen and self._channel is None and not self._closed
+
     async def ensure_listener(self) -> None:
         """Listen to the terminal events (once per engine; before a flow starts, so that its end
         cannot pass unheard)."""
