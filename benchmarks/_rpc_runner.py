@@ -50,8 +50,8 @@ RAW_SHAPE = {"raw": "mmate", "raw_direct": "direct", "raw_gowire": "gowire",
 #: raw rows whose responder publishes its replies on a channel of their own (channel 2) instead of
 #: the one it consumes on (our Client's reply publisher's layout): what that layout costs the broker
 RAW_REPLY_CHANNEL = {"raw_gowire_split": "2"}
-ORDER = ("raw", "raw_direct", "raw_gowire", "raw_gowire_split", "raw_pamqp", "mmate_fast", "mmate_fast_transient",
-         "mmate_fast_lean", "aio_pika")
+ORDER = ("raw", "raw_direct", "raw_gowire", "raw_gowire_split", "raw_pamqp", "mmate_fast",
+         "mmate_fast_transient", "mmate_fast_lean", "aio_pika")
 DEFAULT_ONLY = ("raw", "raw_gowire", "mmate_fast", "mmate_fast_transient", "mmate_fast_lean", "aio_pika")
 DEFAULT_N = 10_000
 #: aio-pika runs at most this many round trips per run (~0.6k/s at concurrency 1)
