@@ -6,16 +6,20 @@ workload's reply envelope carrying the request's correlation id, fed to the brid
 as a delivery.
 What is timed: the bridge (address, publish path, deadline, future, task wake-up, reply decode and
 match) plus the fake's own small work (reading the correlation id, patching it into the reply).
-Prints CPU µs per round trip (``time.process_time``), median of ``--rounds``.
+Prints CPU µs per round trip (``time.process_time``), median of ``--rounds``; ``--callgrind``:
+instructions per round trip (valgrind, load-independent; e.g. ``--requests 2000 --callgrind``).
 
     python benchmarks/micro/bridge_roundtrip.py [--requests 20000] [--concurrency 64] [--rounds 5] [--no-sink]
+                                                [--callgrind]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
+import re
 import statistics
+import subprocess
 import sys
 import time
 from typing import Any
@@ -125,6 +129,18 @@ async def run(requests: int, concurrency: int, rounds: int, sink: bool = True) -
     return per_round
 
 
+def _instructions(requests: int, concurrency: int, rounds: int, no_sink: bool) -> int:
+    """Instructions of a fresh process running ``rounds`` timed rounds (callgrind's total)."""
+    argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+            os.path.abspath(__file__), "--requests", str(requests), "--concurrency", str(concurrency),
+            "--rounds", str(rounds)] + (["--no-sink"] if no_sink else [])
+    out = subprocess.run(argv, capture_output=True, text=True, check=True)
+    m = re.search(r"Collected : (\d+)", out.stderr)
+    if m is None:
+        raise RuntimeError(f"no callgrind total in: {out.stderr[-500:]}")
+    return int(m.group(1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=20_000)
@@ -132,7 +148,17 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--no-sink", action="store_true",
                     help="the fake channel has no publish_sink (requests built by the general path)")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="instructions per round trip instead (valgrind: 1 and 3 rounds of --requests, "
+                         "the difference / 2 x requests; load-independent)")
     a = ap.parse_args()
+    if a.callgrind:
+        one = _instructions(a.requests, a.concurrency, 1, a.no_sink)
+        three = _instructions(a.requests, a.concurrency, 3, a.no_sink)
+        path = "general path" if a.no_sink else "one-call path"
+        print(f"bridge round trip in-process ({path}), concurrency {a.concurrency}: "
+              f"{(three - one) / (2 * a.requests):,.0f} instructions per round trip (callgrind)")
+        return
     import uvloop
 
     per = uvloop.run(run(a.requests, a.concurrency, a.rounds, not a.no_sink))

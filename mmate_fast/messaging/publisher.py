@@ -84,6 +84,7 @@ async def _published(message_id: str) -> str:
 
 
 _EVENT = MessageKind.EVENT
+_REPLY = MessageKind.REPLY
 #: the publish options a plan covers (any other option takes the general path)
 _PLAN_OPTIONS = frozenset({"kind", "exchange", "routing_key", "persistent"})
 #: the options ``publish_nowait`` takes on the one-call path: the plan's, and the per-call
@@ -274,6 +275,27 @@ class Publisher:
         self.published += 1
         return self._target.publish_nowait(out.body, exchange, routing_key, out.properties,
                                            mandatory=mandatory)
+
+    def reply_nowait(self, reply: Any, reply_to: str, correlation_id: str | None,
+                     persistent: bool = True) -> asyncio.Future[bool] | None:
+        """``publish_nowait(reply, exchange="", routing_key=reply_to, correlation_id=...,
+        kind=REPLY, persistent=...)`` (the responder's reply hop, same bytes) without the keyword
+        packing: the class's plan (one for every reply queue) written into the channel's buffer."""
+        if not self.confirms and not self.pipeline.has_publish:
+            key = (reply.__class__, _REPLY, "", _PER_CALL, persistent, False)
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = self._new_plan(key, reply)
+            if plan:
+                sink = self._sink
+                if sink is None or not sink.open:
+                    get_sink = getattr(self._target, "publish_sink", None)
+                    sink = self._sink = get_sink() if get_sink is not None else None
+                if sink is not None and sink.write(plan, reply, correlation_id, None, reply_to) is not None:
+                    self.published += 1
+                    return None
+        return self.publish_nowait(reply, exchange="", routing_key=reply_to, correlation_id=correlation_id,
+                                   kind=_REPLY, persistent=persistent)
 
     def plan_for(self, msg: Any, *, mandatory: bool = False, **options: Any) -> Any | None:
         """The compiled one-call plan (``wire.PublishPlan``, cached) of ``msg``'s class with these

@@ -482,6 +482,30 @@ def test_publish_nowait_reply_hop_sends_what_the_general_path_sends(profile: str
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("profile", ["go", "lean"])
+@pytest.mark.parametrize(("sink", "confirms"), [(True, False), (False, False), (False, True)])
+def test_reply_nowait_sends_what_publish_nowait_sends(profile: str, sink: bool, confirms: bool) -> None:
+    async def main() -> None:
+        for reply in (PlanReply(id="r-1", status="ok", success=True), PlanReply(id="r-2", success=False),
+                      ErrorReply(id="r-3", error_code="E", error_message="m")):
+            for persistent in (True, False):
+                for _ in range(3):
+                    t0 = int(time.time())
+                    target = _Target(sink, confirms)
+                    pub = Publisher(target, confirms=confirms, wire_profile=profile)
+                    fut = pub.reply_nowait(reply, "bridge.reply.0123abcd", "c-7", persistent)
+                    ref = _general_frames(pub, reply, {"exchange": "", "routing_key": "bridge.reply.0123abcd",
+                                                       "correlation_id": "c-7", "kind": MessageKind.REPLY,
+                                                       "persistent": persistent})
+                    if int(time.time()) == t0:
+                        break
+                assert bytes(target.out) == ref, (type(reply).__name__, persistent)
+                assert (fut is None) == (not confirms) and pub.published == 1
+                assert (target.calls == []) == sink
+
+    asyncio.run(main())
+
+
 def test_publish_nowait_reply_hop_general_path_errors() -> None:
     """What the broker would refuse still raises the general path's named error."""
     from mmate_fast import errors
@@ -493,6 +517,8 @@ def test_publish_nowait_reply_hop_general_path_errors() -> None:
             pub.publish_nowait(PlanReply(success=True), exchange="", routing_key="q" * 256, correlation_id="c")
         with pytest.raises(errors.InvalidArgumentError):
             pub.publish_nowait(PlanReply(success=True), exchange="", routing_key="q", correlation_id="c" * 256)
+        with pytest.raises(errors.InvalidArgumentError):
+            pub.reply_nowait(PlanReply(success=True), "q" * 256, "c")
         assert target.out == b"" and pub.published == 0
 
     asyncio.run(main())
