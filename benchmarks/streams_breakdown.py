@@ -40,6 +40,7 @@ os.environ.setdefault("BENCH_BODY", "mmate")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _aiopika_mmate as am
+import orjson
 from _mmate_event import new_event
 
 from mmate_fast._ext import load
@@ -86,11 +87,15 @@ def _deliver_frames(records: list[bytes]) -> bytes:
     return b"".join(out)
 
 
-async def _child(piece: str, n: int, reps: int) -> None:
-    """The measured process: set up once, then run ``piece`` ``reps`` times over n records."""
+def _consume_runs(n: int) -> dict[str, Callable[[], Any]]:
+    """Each consume piece (PIECES) over n records, set up once (call it in a running loop)."""
     from _mmate_event import OrderCreatedEvent
+    from _streams_raw import RawStream
 
     from mmate_fast.messaging.dispatcher import Dispatcher
+    from mmate_fast.messaging.streams import StreamConsumer
+    from mmate_fast.transports.streams.connection import StreamConnection
+    from mmate_fast.transports.streams.subscription import StreamSubscription
 
     wire, env = load("streamwire"), load("envelope")
     outs = [build(new_event(i), persistent=False) for i in range(n)]
@@ -99,6 +104,7 @@ async def _child(piece: str, n: int, reps: int) -> None:
     envelopes = [env.decode_envelope(b) for b in bodies]
     data = _deliver_frames(records)
     reads = [data[i:i + READ] for i in range(0, len(data), READ)]
+    chunks = [_chunk(records[i:i + CHUNK_RECORDS], i) for i in range(0, n, CHUNK_RECORDS)]
     count = [0]
 
     def handle(evt: Any) -> None:
@@ -107,80 +113,85 @@ async def _child(piece: str, n: int, reps: int) -> None:
     dispatcher = Dispatcher()
     dispatcher.add_handler(OrderCreatedEvent, handle)
     lookup = dispatcher.table.lookup
-    loop = asyncio.get_running_loop()
+    decoder = functools.partial(payload_decoder, registry=default_registry)
 
     class Sink:
         def write(self, frame: Any) -> None:
             return None
 
-    run: Callable[[], Any]
-    if piece == "raw":
-        from _streams_raw import RawStream
+    raw = RawStream()
+    raw.t = Sink()
+    raw.target = 1 << 62
 
-        raw = RawStream()
-        raw.t = Sink()
-        raw.target = 1 << 62
+    def raw_run() -> None:
+        for i in range(0, len(data), READ):
+            raw.data_received(data[i:i + READ])  # a fresh bytes per read, as the loop gives it
 
-        def run() -> None:
-            for i in range(0, len(data), READ):
-                raw.data_received(data[i:i + READ])  # a fresh bytes per read, as the loop gives it
-    elif piece == "consumer":
-        from mmate_fast.messaging.streams import StreamConsumer
-        from mmate_fast.transports.streams.connection import StreamConnection
-        from mmate_fast.transports.streams.subscription import StreamSubscription
+    conn = StreamConnection(asyncio.get_running_loop(), 10.0)
+    conn._transport = Sink()
+    consumer = StreamConsumer(conn, "s", dispatcher, offset="first", credit=16)
+    sub = StreamSubscription(conn, 0, "s", consumer._on_chunk, 0)
+    sub.read_chunk = consumer._read_chunk
+    consumer._sub = sub
+    conn._subscriptions[0] = sub
 
-        conn = StreamConnection(loop, 10.0)
-        conn._transport = Sink()
-        consumer = StreamConsumer(conn, "s", dispatcher, offset="first", credit=16)
-        sub = StreamSubscription(conn, 0, "s", consumer._on_chunk, 0)
-        sub.read_chunk = consumer._read_chunk
-        consumer._sub = sub
-        conn._subscriptions[0] = sub
+    def consumer_run() -> None:
+        sub.next_offset = 0
+        for part in reads:  # the socket read into the connection's buffer (the copy a read makes)
+            view = conn.get_buffer(-1)
+            view[:len(part)] = part
+            conn.buffer_updated(len(part))
+        assert consumer.stats.failed == 0 and not consumer._chunks
 
-        def run() -> None:
-            sub.next_offset = 0
-            for part in reads:  # the socket read into the connection's buffer (the copy a read makes)
-                view = conn.get_buffer(-1)
-                view[:len(part)] = part
-                conn.buffer_updated(len(part))
-            assert consumer.stats.failed == 0 and not consumer._chunks
-    elif piece == "dispatch_chunk":
-        chunks = [_chunk(records[i:i + CHUNK_RECORDS], i) for i in range(0, n, CHUNK_RECORDS)]
-        decoder = functools.partial(payload_decoder, registry=default_registry)
+    def chunks_run() -> None:
+        for c in chunks:
+            wire.dispatch_chunk(c, 0, len(c), 0, env.decode_envelope, lookup, from_envelope, default_registry,
+                                decoder)
 
-        def run() -> None:
-            for c in chunks:
-                wire.dispatch_chunk(c, 0, len(c), 0, env.decode_envelope, lookup, from_envelope,
-                                    default_registry, decoder)
-    elif piece == "body":
-        def run() -> None:
-            for r in records:
-                wire.message_body(r)
-    elif piece == "envelope":
-        def run() -> None:
-            for b in bodies:
-                env.decode_envelope(b)
-    elif piece == "contract":
-        def run() -> None:
-            for e in envelopes:
-                from_envelope(e, default_registry)
-    elif piece == "floor_loads":
-        import orjson
+    def body_run() -> None:
+        for r in records:
+            wire.message_body(r)
 
+    def envelope_run() -> None:
+        for b in bodies:
+            env.decode_envelope(b)
+
+    def contract_run() -> None:
+        for e in envelopes:
+            from_envelope(e, default_registry)
+
+    def floor_loads_run() -> None:
         loads = orjson.loads
+        for b in bodies:
+            handle(loads(b))
 
-        def run() -> None:
-            for b in bodies:
-                handle(loads(b))
-    else:
+    def floor_user_run() -> None:
         from_body = am.from_body
+        for b in bodies:
+            handle(from_body(b))
 
-        def run() -> None:
-            for b in bodies:
-                handle(from_body(b))
+    return {"raw": raw_run, "consumer": consumer_run, "dispatch_chunk": chunks_run, "body": body_run,
+            "envelope": envelope_run, "contract": contract_run, "floor_loads": floor_loads_run,
+            "floor_user": floor_user_run}
+
+
+async def _child(piece: str, n: int, reps: int) -> None:
+    """The measured process: set up once, then run ``piece`` ``reps`` times over n records."""
+    run = _consume_runs(n)[piece]
     run()  # warm: plans built, buffers grown
     for _ in range(reps):
         run()
+
+
+async def _consume_rows(n: int) -> list[tuple[str, float]]:
+    """Client CPU per record of the consume pieces that the table's own rows do not show."""
+    runs = _consume_runs(n)
+    return [
+        ("ours consume: the consumer, all of it (reads -> dispatch_chunk -> handler -> credit)",
+         per_msg(n, runs["consumer"])),
+        ("raw consume: the benchmark's zero-cost reader (per record)", per_msg(n, runs["raw"])),
+        ("floor: orjson.loads(body) + one Python call", per_msg(n, runs["floor_loads"])),
+    ]
 
 
 def _instructions(piece: str, n: int, reps: int) -> int:
@@ -297,6 +308,7 @@ def main() -> None:
         ("ours consume: decode_envelope (core)", per_msg(n, envelopes_of)),
         ("ours consume: contract decode (core)", per_msg(n, messages_of)),
         ("ours consume: dispatch_chunk (compiled, all of it)", per_msg(n, chunks_of)),
+        *asyncio.run(_consume_rows(n)),
     ]
     try:
         from rbfly.streams import stream_message_ctx
