@@ -15,7 +15,6 @@ has all of it).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import uuid
 from collections import OrderedDict
@@ -77,25 +76,13 @@ def state_from_event(type_name: str, p: dict[str, Any]) -> WorkflowState:
     return state
 
 
-def _wake(waiter: asyncio.Future[None], *_: Any) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+#: what a waiter's future holds when its poll interval ran out (the store is then looked at)
+_POLL: Any = object()
 
 
-async def _done_or_later(fut: asyncio.Future[Any], delay: float) -> None:
-    """Return when ``fut`` is done or after ``delay`` seconds, whichever comes first (what
-    ``asyncio.wait((fut,), timeout=delay)`` does, for a fraction of its cost: this runs for every
-    wait that outlives a poll interval)."""
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[None] = loop.create_future()
-    timer = loop.call_later(delay, _wake, waiter)
-    wake = functools.partial(_wake, waiter)
-    fut.add_done_callback(wake)
-    try:
-        await waiter
-    finally:
-        timer.cancel()
-        fut.remove_done_callback(wake)
+def _poll_due(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_result(_POLL)
 
 
 class Waiters:
@@ -140,42 +127,65 @@ class Waiters:
             started.popitem(last=False)
 
     async def wait(self, instance_id: str, timeout: float) -> WorkflowState:
-        fut: asyncio.Future[WorkflowState] = asyncio.get_running_loop().create_future()
-        waiting = self._futures.setdefault(instance_id, set())
-        waiting.add(fut)
+        # one future and one loop timer per poll interval: the timer ends the interval by setting the
+        # future to _POLL (no second future, no asyncio.timeout: this runs once per flow waited for)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        futures = self._futures
+        finals = self._finals
+        futures.setdefault(instance_id, set())  # registered for the whole wait (_on_event reads it)
         try:
-            async with asyncio.timeout(timeout):
-                if self.listen:
-                    await self._ensure_listener()
-                # the listener (or the local shortcut) wakes the future: the store is only a fallback
-                # then (an end before the listener existed), looked at rarely; without events it is
-                # the way in, looked at soon and then less and less often
-                delay = LISTENING_POLL if self.listen else 0.02
-                # started here with the listener on: its end is heard (or was: _finals), so the first
-                # store look waits for the first poll (it finds an end whose event was lost)
-                started_here = self.listen and self._started.pop(instance_id, 0) is None
-                look = not started_here
-                while not fut.done():
-                    heard = self._finals.get(instance_id)
+            if self.listen and self._channel is None:
+                await self._bounded(self._ensure_listener(), end)
+            # the listener (or the local shortcut) wakes the future: the store is only a fallback
+            # then (an end before the listener existed), looked at rarely; without events it is
+            # the way in, looked at soon and then less and less often
+            delay = LISTENING_POLL if self.listen else 0.02
+            # started here with the listener on: its end is heard (or was: _finals), so the first
+            # store look waits for the first poll (it finds an end whose event was lost)
+            look = not (self.listen and self._started.pop(instance_id, 0) is None)
+            while True:
+                heard = finals.get(instance_id)
+                if heard is not None:
+                    return heard
+                if look:
+                    stored = await self._bounded(self._stored(instance_id), end)
+                    if stored is not None:
+                        return stored
+                    heard = finals.get(instance_id)  # heard while the store answered
                     if heard is not None:
                         return heard
-                    if look:
-                        stored = await self._stored(instance_id)
-                        if stored is not None:
-                            return stored
-                    look = True
-                    await _done_or_later(fut, delay)
-                    delay = min(delay * 2, MAX_POLL)
-                return fut.result()
+                look = True
+                left = end - loop.time()
+                if left <= 0:
+                    raise TimeoutError
+                fut: asyncio.Future[WorkflowState] = loop.create_future()
+                waiting = futures.get(instance_id)
+                if waiting is None:  # resolve() takes the set it wakes
+                    waiting = futures[instance_id] = set()
+                waiting.add(fut)
+                timer = loop.call_later(delay if delay < left else left, _poll_due, fut)
+                try:
+                    result = await fut
+                finally:
+                    timer.cancel()
+                    waiting.discard(fut)
+                if result is not _POLL:
+                    return result
+                delay = min(delay * 2, MAX_POLL)
         except TimeoutError:
             raise FlowTimeoutError(f"flow {instance_id} did not finish within {timeout:g} s: see "
                                    "await engine.status(instance_id) for where it stands") from None
         finally:
-            waiting.discard(fut)
-            if not waiting and self._futures.get(instance_id) is waiting:
-                del self._futures[instance_id]
-            if not fut.done():
-                fut.cancel()
+            waiting = futures.get(instance_id)
+            if waiting is not None and not waiting:
+                del futures[instance_id]
+
+    @staticmethod
+    async def _bounded(aw: Any, end: float) -> Any:
+        """Await ``aw`` until loop time ``end`` (TimeoutError after it): the rare awaits of a wait."""
+        async with asyncio.timeout_at(end):
+            return await aw
 
     async def _stored(self, instance_id: str) -> WorkflowState | None:
         record = await self.store.get(instance_id)
@@ -185,6 +195,11 @@ class Waiters:
         return state if is_final(state) else None
 
     # ------------------------------------------------------------------ listener
+    @property
+    def listener_missing(self) -> bool:
+        """True while a listener is wanted and not there yet (``ensure_listener`` has work to do)."""
+        return self.listen and self._channel is None and not self._closed
+
     async def ensure_listener(self) -> None:
         """Listen to the terminal events (once per engine; before a flow starts, so that its end
         cannot pass unheard)."""

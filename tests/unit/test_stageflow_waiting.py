@@ -38,3 +38,45 @@ def test_compensated_event_is_final() -> None:
     assert (state.status, state.version) == ("compensated", 4)
     assert state.global_data == {"amount": 99.95, "orderId": "order-2001", "validate.validated": True}
     assert is_final(state)
+
+
+def _final(iid: str) -> _wire.WorkflowState:
+    return _wire.WorkflowState(workflow_id="wf", instance_id=iid, status="completed", stage_results=[],
+                               global_data={}, start_ns=1, version=3, last_modified_ns=2, end_ns=2)
+
+
+def test_a_wait_is_woken_by_its_end_polls_the_store_for_a_lost_event_and_times_out() -> None:
+    """One future and one timer per poll interval: the end heard wakes the wait at once; a flow whose
+    event was lost is found in the store at the first poll; nothing at all ends in FlowTimeoutError,
+    and no waiter is left registered."""
+    import asyncio
+
+    import pytest
+
+    from mmate_fast import errors
+    from mmate_fast.stageflow import _waiting
+    from mmate_fast.stageflow.store import FlowRecord, open_store
+
+    async def main() -> None:
+        store = open_store("memory://")
+        w = _waiting.Waiters(None, store, listen=True)
+        w._channel = object()  # a listener "exists": flows started here wait without a first store look
+        loop = asyncio.get_running_loop()
+        w.started("a")
+        loop.call_later(0.05, w.resolve, _final("a"))
+        t0 = loop.time()
+        assert (await w.wait("a", 5)).status == "completed"
+        assert loop.time() - t0 < _waiting.LISTENING_POLL
+        w.started("b")  # its event is lost; the store has its end
+        s = _final("b")
+        await store.save(FlowRecord("b", "wf", "completed", 3, None, None, 1, 2, _wire.encode_state(s)))
+        t0 = loop.time()
+        assert (await w.wait("b", 5)).instance_id == "b"
+        assert _waiting.LISTENING_POLL <= loop.time() - t0 + 0.01 < 2
+        w.started("c")
+        with pytest.raises(errors.FlowTimeoutError, match="did not finish within"):
+            await w.wait("c", 0.2)
+        assert w._futures == {}
+        await store.close()
+
+    asyncio.run(main())
