@@ -80,19 +80,37 @@ WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 _COLUMNS = ("instance_id, workflow_id, status, version, current_stage, error, started_ns, updated_ns, "
             "state_json, worker")
-#: ``PRAGMA user_version`` of the schema below; 0 is the first one (three full indexes on
-#: ``updated_ns``), which opening a store migrates (``_OLD_INDEXES`` dropped, these created)
-SCHEMA_VERSION = 2
+#: ``PRAGMA user_version`` of the schema below. 0 was the first one (three full indexes on
+#: ``updated_ns``), 2 the partial indexes with ``flows`` keyed by ``instance_id`` and every claim in
+#: ``stage_results``; opening a store migrates either (``_migrate``)
+SCHEMA_VERSION = 3
 #: the status of a flow still moving (the engine's saves between its start and its end)
 _RUNNING = "running"
+#: ``flows`` keeps a sequence number (``seq``, its rowid: ascending in insertion order) besides the
+#: instance id, and the claims of a stored instance are keyed by it (``claims``): a write
+#: transaction carrying the calls of the flows in flight then dirties a few pages at the end of each
+#: b-tree instead of one random page per claim (instance ids are random UUIDs): 11 -> 5 WAL frames
+#: (4 KB each) per 3-stage flow. Claims of an instance with no record yet (a flow started by another
+#: engine) wait in ``stage_results`` until its first save moves them over (``flows_adopt``).
+_FLOWS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
+        seq INTEGER PRIMARY KEY, instance_id TEXT NOT NULL UNIQUE, workflow_id TEXT NOT NULL,
+        status TEXT NOT NULL, version INTEGER NOT NULL, current_stage TEXT, error TEXT,
+        started_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL, state_json TEXT NOT NULL,
+        worker TEXT NOT NULL DEFAULT '')"""
 _SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS flows (
-        instance_id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL, status TEXT NOT NULL,
-        version INTEGER NOT NULL, current_stage TEXT, error TEXT, started_ns INTEGER NOT NULL,
-        updated_ns INTEGER NOT NULL, state_json TEXT NOT NULL, worker TEXT NOT NULL DEFAULT '')""",
+    _FLOWS_TABLE.format(name="flows"),
+    """CREATE TABLE IF NOT EXISTS claims (
+        flow INTEGER NOT NULL, stage_key TEXT NOT NULL, result_json TEXT NOT NULL,
+        created_ns INTEGER NOT NULL, PRIMARY KEY (flow, stage_key)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS stage_results (
         instance_id TEXT NOT NULL, stage_key TEXT NOT NULL, result_json TEXT NOT NULL,
         created_ns INTEGER NOT NULL, PRIMARY KEY (instance_id, stage_key)) WITHOUT ROWID""",
+    # a new record adopts the claims its instance made before it existed (in the same transaction)
+    """CREATE TRIGGER IF NOT EXISTS flows_adopt AFTER INSERT ON flows BEGIN
+        INSERT INTO claims (flow, stage_key, result_json, created_ns)
+            SELECT new.seq, stage_key, result_json, created_ns FROM stage_results
+            WHERE instance_id = new.instance_id;
+        DELETE FROM stage_results WHERE instance_id = new.instance_id; END""",
     # partial indexes: a running flow's save (the engine's save after every hop) updates one small
     # index (the flows in flight); the status and workflow indexes only change when a flow ends
     f"""CREATE INDEX IF NOT EXISTS flows_running ON flows (updated_ns DESC, instance_id)
@@ -104,8 +122,8 @@ _SCHEMA = (
     f"""CREATE INDEX IF NOT EXISTS flows_ended_by_workflow
         ON flows (workflow_id, updated_ns DESC, instance_id) WHERE status <> '{_RUNNING}'""",
 )
-_SCHEMA_NAMES = {"flows", "stage_results", "flows_running", "flows_ended", "flows_ended_by_status",
-                 "flows_ended_by_workflow"}
+_SCHEMA_NAMES = {"flows", "claims", "stage_results", "flows_adopt", "flows_running", "flows_ended",
+                 "flows_ended_by_status", "flows_ended_by_workflow"}
 #: the indexes of schema 0, dropped by the migration (each running save updated all three)
 _OLD_INDEXES = ("flows_by_updated", "flows_by_status", "flows_by_workflow")
 _UPSERT = (f"INSERT INTO flows ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -116,9 +134,38 @@ _UPSERT = (f"INSERT INTO flows ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?
            "state_json = excluded.state_json, worker = excluded.worker "
            "WHERE excluded.version >= flows.version")
 _GET = f"SELECT {_COLUMNS} FROM flows WHERE instance_id = ?"
-_CLAIM = ("INSERT INTO stage_results (instance_id, stage_key, result_json, created_ns) VALUES (?, ?, ?, ?) "
-          "ON CONFLICT (instance_id, stage_key) DO NOTHING")
-_STAGE = "SELECT result_json FROM stage_results WHERE instance_id = ? AND stage_key = ?"
+#: a claim of a stored instance (inserts nothing when the instance has no record, or the key is taken)
+_CLAIM = ("INSERT INTO claims (flow, stage_key, result_json, created_ns) SELECT seq, ?, ?, ? FROM flows "
+          "WHERE instance_id = ? ON CONFLICT DO NOTHING")
+#: a claim of an instance with no record yet
+_CLAIM_EARLY = ("INSERT INTO stage_results (instance_id, stage_key, result_json, created_ns) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (instance_id, stage_key) DO NOTHING")
+#: the claim of (instance, key), wherever it is (args: key, instance, instance, key)
+_STAGE = ("SELECT c.result_json FROM flows f JOIN claims c ON c.flow = f.seq AND c.stage_key = ? "
+          "WHERE f.instance_id = ? UNION ALL "
+          "SELECT result_json FROM stage_results WHERE instance_id = ? AND stage_key = ?")
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a file of schema 0 or 2 (or an empty one) to ``SCHEMA_VERSION``, inside the caller's
+    write transaction: ``flows`` rebuilt with ``seq`` (numbered by start time), the claims of stored
+    instances moved to ``claims``, the schema-0 indexes dropped, the rest created."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(flows)")}
+    if columns and "seq" not in columns:
+        conn.execute(_FLOWS_TABLE.format(name="flows_v3"))
+        conn.execute(f"INSERT INTO flows_v3 ({_COLUMNS}) SELECT {_COLUMNS} FROM flows "
+                     "ORDER BY started_ns, instance_id")
+        conn.execute("DROP TABLE flows")  # its indexes with it
+        conn.execute("ALTER TABLE flows_v3 RENAME TO flows")
+    for name in _OLD_INDEXES:
+        conn.execute(f"DROP INDEX IF EXISTS {name}")
+    for statement in _SCHEMA:
+        conn.execute(statement)
+    conn.execute("INSERT INTO claims (flow, stage_key, result_json, created_ns) "
+                 "SELECT f.seq, s.stage_key, s.result_json, s.created_ns FROM stage_results s "
+                 "JOIN flows f ON f.instance_id = s.instance_id WHERE true ON CONFLICT DO NOTHING")
+    conn.execute("DELETE FROM stage_results WHERE instance_id IN (SELECT instance_id FROM flows)")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 # ---------------------------------------------------------------------------- operations (writer thread)
@@ -153,9 +200,16 @@ def _list(conn: sqlite3.Connection, status: str | None, workflow: str | None, li
 
 
 def _claim(conn: sqlite3.Connection, instance_id: str, stage_key: str, result_json: str) -> str:
-    if conn.execute(_CLAIM, (instance_id, stage_key, result_json, time.time_ns())).rowcount == 1:
+    now = time.time_ns()
+    if conn.execute(_CLAIM, (stage_key, result_json, now, instance_id)).rowcount == 1:
         return result_json  # inserted: ours is the claim (no SELECT to read it back)
-    row = conn.execute(_STAGE, (instance_id, stage_key)).fetchone()
+    row = conn.execute(_STAGE, (stage_key, instance_id, instance_id, stage_key)).fetchone()
+    if row is not None:
+        return str(row[0])  # another writer was first
+    # no record of the instance yet: the claim waits in stage_results for its first save
+    if conn.execute(_CLAIM_EARLY, (instance_id, stage_key, result_json, now)).rowcount == 1:
+        return result_json
+    row = conn.execute(_STAGE, (stage_key, instance_id, instance_id, stage_key)).fetchone()
     return str(row[0])
 
 
@@ -168,7 +222,7 @@ def _claim_and_save(conn: sqlite3.Connection, instance_id: str, stage_key: str, 
 
 
 def _stage(conn: sqlite3.Connection, instance_id: str, stage_key: str) -> str | None:
-    row = conn.execute(_STAGE, (instance_id, stage_key)).fetchone()
+    row = conn.execute(_STAGE, (stage_key, instance_id, instance_id, stage_key)).fetchone()
     return None if row is None else str(row[0])
 
 
@@ -402,11 +456,7 @@ class SQLiteFlowStore:
             if self._schema_outdated(conn):  # a read: opening a store never waits for a writer
                 conn.execute("BEGIN IMMEDIATE")
                 if self._schema_outdated(conn):  # another process may have done it meanwhile
-                    for name in _OLD_INDEXES:
-                        conn.execute(f"DROP INDEX IF EXISTS {name}")
-                    for statement in _SCHEMA:
-                        conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    _migrate(conn)
                 conn.execute("COMMIT")
         except FlowStoreUnavailableError:
             conn.close()
