@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import time
 import uuid
@@ -606,10 +607,79 @@ async def test_a_store_file_of_the_first_schema_is_migrated(tmp_path: Path) -> N
         await store.close()
     check = sqlite3.connect(path)
     names = {row[0] for row in check.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert check.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert check.execute("SELECT flow, stage_key FROM claims").fetchall() == [(1, "stage0")]
+    assert check.execute("SELECT count(*) FROM stage_results").fetchone()[0] == 0
     check.close()
     assert not names & {"flows_by_updated", "flows_by_status", "flows_by_workflow"}
     assert {"flows_running", "flows_ended", "flows_ended_by_status", "flows_ended_by_workflow"} <= names
+
+
+#: schema 2 (user_version 2): flows keyed by instance id, every claim in stage_results
+_SCHEMA_2 = (*_SCHEMA_0[:2],
+             "CREATE INDEX flows_running ON flows (updated_ns DESC, instance_id) WHERE status = 'running'",
+             "CREATE INDEX flows_ended ON flows (updated_ns DESC, instance_id) WHERE status <> 'running'",
+             "CREATE INDEX flows_ended_by_status ON flows (status, updated_ns DESC, instance_id) "
+             "WHERE status <> 'running'",
+             "CREATE INDEX flows_ended_by_workflow ON flows (workflow_id, updated_ns DESC, instance_id) "
+             "WHERE status <> 'running'",
+             "PRAGMA user_version = 2")
+
+
+async def test_a_store_file_of_schema_2_is_migrated(tmp_path: Path) -> None:
+    """A schema-2 file opens as schema 3: ``flows`` gets its sequence numbers in start order, the
+    claims of stored instances move to ``claims``, a claim of an instance without a record stays
+    until its first save; every claim still wins against a later one."""
+    path = tmp_path / "v2.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("PRAGMA journal_mode = WAL")
+    for statement in _SCHEMA_2:
+        old.execute(statement)
+    recs = [dataclasses.replace(record(f"i-{n}", updated=100 + n), started_ns=10 - n) for n in range(3)]
+    for r in recs:
+        old.execute("INSERT INTO flows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (r.instance_id, r.workflow_id, r.status, r.version, r.current_stage, r.error,
+                     r.started_ns, r.updated_ns, r.state_json, r.worker))
+    old.executemany("INSERT INTO stage_results VALUES (?, ?, ?, 1)",
+                    [("i-0", "stage0", "a"), ("i-2", "stage1", "b"), ("i-9", "stage0", "early")])
+    old.close()
+    store = open_store(f"sqlite:///{path}")
+    try:
+        assert await store.list() == sorted(recs, key=lambda r: -r.updated_ns)
+        assert await store.claim_stage("i-0", "stage0", "late") == "a"
+        assert await store.claim_stage("i-2", "stage1", "late") == "b"
+        assert await store.claim_stage("i-9", "stage0", "late") == "early"
+        assert await store.stage_result("i-9", "stage0") == "early"
+        await store.save(record("i-9"))
+        assert await store.claim_stage("i-9", "stage0", "later") == "early"
+    finally:
+        await store.close()
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert check.execute("SELECT seq, instance_id FROM flows ORDER BY seq").fetchall() == [
+        (1, "i-2"), (2, "i-1"), (3, "i-0"), (4, "i-9")]
+    assert check.execute("SELECT flow, stage_key, result_json FROM claims ORDER BY flow").fetchall() == [
+        (1, "stage1", "b"), (3, "stage0", "a"), (4, "stage0", "early")]
+    assert check.execute("SELECT count(*) FROM stage_results").fetchone()[0] == 0
+    check.close()
+
+
+async def test_a_claim_before_the_first_save_keeps_winning(tmp_path: Path) -> None:
+    """A claim of an instance the store has no record of (a flow another engine started) is kept
+    apart; the instance's first save adopts it, and it wins against every later claim."""
+    store = open_store(f"sqlite:///{tmp_path / 'early.db'}")
+    try:
+        assert await store.claim_stage("i-1", "stage0", "first") == "first"
+        assert await store.claim_stage("i-1", "stage0", "second") == "first"
+        await store.save(record("i-1"))
+        assert await store.claim_stage("i-1", "stage0", "third") == "first"
+        assert await store.stage_result("i-1", "stage0") == "first"
+        assert await store.claim_stage_and_save("i-1", "stage1", "next", record("i-1", version=2)) == "next"
+        assert await store.claim_stage_and_save("i-2", "stage0", "new", record("i-2")) == "new"
+        assert await store.claim_stage("i-2", "stage0", "again") == "new"
+        assert (await store.get("i-2")) == record("i-2")
+    finally:
+        await store.close()
 
 
 def test_a_store_file_of_a_newer_schema_is_unavailable(tmp_path: Path) -> None:
@@ -644,3 +714,37 @@ def test_list_reads_indexes_in_order_without_sorting(status: str | None, workflo
     assert _sqlite._list(Spy(), status, workflow, 10, 0) == []  # type: ignore[arg-type]
     assert plans and not [p for p in plans if "TEMP B-TREE" in p or (p.startswith("SCAN flows") and "INDEX" not in p)]
     assert any("flows_running" in p or "flows_ended" in p for p in plans)
+
+
+async def test_a_wrong_remembered_number_never_touches_another_flow(tmp_path: Path) -> None:
+    """The store remembers each instance's row number (learned by stage_result) and checks it against
+    the instance id wherever it uses it: a number that names another instance's row (one read in a
+    transaction that was rolled back, whose number a later insert took) falls back to the id."""
+    from mmate_fast.stageflow.store._sqlite import SQLiteFlowStore
+
+    store = open_store(f"sqlite:///{tmp_path / 'seq.db'}")
+    assert isinstance(store, SQLiteFlowStore)
+    try:
+        await store.save(record("i-1"))
+        await store.save(record("i-2", state="{\"two\": 1}"))
+        assert await store.stage_result("i-1", "stage0") is None
+        assert await store.stage_result("i-2", "stage0") is None
+        assert store._seqs == {"i-1": 1, "i-2": 2}
+        store._seqs["i-1"] = 2  # wrong: i-2's row
+        assert await store.stage_result("i-1", "stage0") is None
+        store._seqs["i-1"] = 2
+        assert await store.claim_stage("i-1", "stage0", "one") == "one"
+        assert await store.stage_result("i-2", "stage0") is None
+        store._seqs["i-1"] = 2
+        await store.save(record("i-1", version=2, state="{\"one\": 2}"))
+        assert await store.get("i-2") == record("i-2", state="{\"two\": 1}")
+        assert await store.get("i-1") == record("i-1", version=2, state="{\"one\": 2}")
+        store._seqs["i-1"] = 2
+        assert await store.claim_stage_and_save("i-1", "stage1", "r", record("i-1", version=3)) == "r"
+        assert await store.get("i-2") == record("i-2", state="{\"two\": 1}")
+        assert await store.stage_result("i-2", "stage1") is None
+        assert await store.stage_result("i-1", "stage1") == "r"
+        store._seqs["i-1"] = 2
+        assert await store.claim_stage("i-1", "stage0", "again") == "one"  # the first claim still wins
+    finally:
+        await store.close()
