@@ -553,9 +553,11 @@ class Channel:
         step) gets its deliveries straight from the frame reader, acking on this channel
         (FrameReader.set_hook); no_ack consumers keep the callback path."""
         self._consumers[consumer_tag] = consumer
-        hook = None if consumer.no_ack else getattr(consumer.callback, "channel_hook", None)
+        callback = consumer.callback
+        # looked up on the type: an object answering any attribute (a mock) has no hook
+        hook = None if consumer.no_ack else getattr(type(callback), "channel_hook", None)
         if hook is not None:
-            self._conn._reader.set_hook(self.channel_id, consumer_tag, hook(self._acks.ack))
+            self._conn._reader.set_hook(self.channel_id, consumer_tag, hook(callback, self._acks.ack))
 
     def _forget_consumer(self, consumer_tag: str) -> _Consumer | None:
         """Drop a consumer (and its frame-reader hook)."""

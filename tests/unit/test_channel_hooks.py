@@ -100,3 +100,13 @@ async def test_a_raising_hook_is_logged_and_the_connection_goes_on(caplog: pytes
     cb.fail = False
     conn.data_received(deliver(2))
     assert cb.hooked == [2] and not conn.is_closed and conn._reader.hook_errors == []
+
+
+async def test_a_callback_that_answers_every_attribute_has_no_hook() -> None:
+    from unittest.mock import Mock
+
+    conn, ch, _, _ = await setup()
+    cb = Mock(return_value=None)
+    ch._add_consumer("m", _Consumer("q", cb, None, False))
+    conn.data_received(content(1, pc.Basic.Deliver("m", 5, False, "", "q"), pc.Basic.Properties(), b"{}"))
+    assert cb.call_count == 1 and cb.call_args.args[0].delivery_tag == 5
