@@ -421,8 +421,7 @@ class Client:
             return publisher.publish_reply(result, reply_to, correlation_id=correlation_id,
                                            persistent=persistent)
         try:
-            publisher.publish_nowait(result, exchange="", routing_key=reply_to, correlation_id=correlation_id,
-                                     kind=MessageKind.REPLY, persistent=persistent)
+            publisher.reply_nowait(result, reply_to, correlation_id, persistent)
         except errors.MmateError as exc:
             log.warning("could not send the %s reply to %s: %s", message_type(result), reply_to, exc)
         return None

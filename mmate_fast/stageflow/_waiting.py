@@ -3,8 +3,11 @@
 Three ways in, whichever comes first: the local shortcut (this engine ran the step that ended the
 flow and wakes the futures of that instance), the engine's one listener queue (exclusive,
 auto-delete, bound to ``mmate.events`` for the three terminal events, consumed without acks, so an
-instance finished by another process wakes its waiters), and the state store (checked when the wait
-begins and now and then, so a flow that ended before the wait, or with events off, is found too).
+instance finished by another process wakes its waiters; the end of an instance that nobody here
+started or waits for is kept undecoded, the routing key naming the instance, and decoded only if a
+wait for it begins: on a shared broker every listener hears every flow's end), and the state store
+(checked when the wait begins and now and then, so a flow that ended before the wait, or with events
+off, is found too).
 
 A ``WorkflowFailedEvent`` is final only when nothing is to be compensated (no completed stage);
 otherwise the wait goes on until ``WorkflowCompensatedEvent``. From an event alone the state is
@@ -98,6 +101,10 @@ class Waiters:
         #: instances this engine started while its listener listened (the latest RECENT_FINALS): their
         #: end cannot pass unheard, so their wait does not begin with a store look
         self._started: OrderedDict[str, None] = OrderedDict()
+        #: instance id -> bodies of the terminal events heard for it while nobody here waited for it
+        #: (the latest RECENT_FINALS instances), decoded only when a wait for it begins: on a broker
+        #: shared by many engines every listener hears the end of every flow
+        self._unheard: OrderedDict[str, list[bytes]] = OrderedDict()
         self._channel: Any = None
         self._queue = ""
         self._lock = asyncio.Lock()
@@ -134,6 +141,10 @@ class Waiters:
         futures = self._futures
         finals = self._finals
         futures.setdefault(instance_id, set())  # registered for the whole wait (_on_event reads it)
+        bodies = self._unheard.pop(instance_id, None)
+        if bodies is not None:  # its end was heard before this wait began: decoded now
+            for body in bodies:
+                self._heard(body)
         try:
             if self.listen and self._channel is None:
                 await self._bounded(self._ensure_listener(), end)
@@ -226,8 +237,27 @@ class Waiters:
             self._channel, self._queue = channel, queue
 
     def _on_event(self, delivery: Any) -> None:
+        rk = delivery.routing_key  # evt.{instanceId}.{Type}
+        iid = rk[4:rk.rfind(".")] if rk.__class__ is str and rk.startswith("evt.") else ""
+        if iid and iid not in self._futures and iid not in self._started:
+            if iid in self._finals:
+                return  # ended here (the local shortcut came first)
+            # nobody here waits for it (yet): kept undecoded, decoded if a wait for it begins
+            unheard = self._unheard
+            bodies = unheard.get(iid)
+            if bodies is None:
+                unheard[iid] = [bytes(delivery.body)]
+                if len(unheard) > RECENT_FINALS:
+                    unheard.popitem(last=False)
+            else:
+                bodies.append(bytes(delivery.body))
+            return
+        self._heard(delivery.body)
+
+    def _heard(self, body: Any) -> None:
+        """A terminal event's body: wake the waits of its instance, or remember its end."""
         try:
-            env = orjson.loads(delivery.body)
+            env = orjson.loads(body)
             payload = env["payload"]
             if payload["instanceId"] in self._finals:
                 return  # ended here (the local shortcut came first)

@@ -80,3 +80,40 @@ def test_a_wait_is_woken_by_its_end_polls_the_store_for_a_lost_event_and_times_o
         await store.close()
 
     asyncio.run(main())
+
+
+def test_an_end_nobody_waits_for_is_kept_undecoded_until_a_wait_asks() -> None:
+    """Every listener on a shared broker hears every flow's end: an event for an instance this engine
+    neither started nor waits for is kept as bytes (not decoded); a wait that begins later decodes it
+    and returns at once; an event for a waited instance wakes it as before."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from mmate_fast.stageflow import _waiting
+    from mmate_fast.stageflow.store import open_store
+
+    type_name, payload = event(34)  # WorkflowCompletedEvent
+    iid = payload["instanceId"]
+
+    def delivery(instance: str) -> SimpleNamespace:
+        body = json.dumps({"type": type_name, "payload": {**payload, "instanceId": instance}}).encode()
+        return SimpleNamespace(routing_key=f"evt.{instance}.{type_name}", body=body)
+
+    async def main() -> None:
+        store = open_store("memory://")
+        w = _waiting.Waiters(None, store, listen=True)
+        w._channel = object()
+        w._on_event(delivery(iid))
+        assert iid not in w._finals and list(w._unheard) == [iid]
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        state = await w.wait(iid, 5)
+        assert state.status == "completed" and state.instance_id == iid and loop.time() - t0 < 0.1
+        assert not w._unheard
+        w.started("other")
+        loop.call_later(0.05, w._on_event, delivery("other"))
+        assert (await w.wait("other", 5)).instance_id == "other"
+        assert not w._unheard and w._futures == {}
+        await store.close()
+
+    asyncio.run(main())
