@@ -17,9 +17,17 @@ one file; the lock contention of the 3-process benchmark); CPU is summed over th
 tables grow over the rounds as they do in a run. The last round's flows are read back (the figures
 count work that was done).
 
+``--budget`` (SQLite): after the timed rounds each process reopens the store and replays one more
+round counted, not timed: the SQL statements the store ran (a trace callback on its connections:
+``BEGIN IMMEDIATE`` tried and won, ``BEGIN``, ``COMMIT``, the data statements, WAL checkpoints, after
+each of which SQLite syncs the WAL and the database file: the store's only fsyncs) and the process's
+read/write system calls and bytes (``/proc/self/io``: WAL frames, page reads, checkpoint copies), per
+flow, summed over the processes.
+
 stdout: a table (median µs CPU per flow over the rounds, flows/s of wall time, and ``store cost``:
-the extra CPU per flow over ``memory``), then one JSON line
-``{"workload": "flow-store-flow", "results": {backend: {"cpu_us_per_flow": ..., "flows_per_s": ...}}}``.
+the extra CPU per flow over ``memory``), the budget lines, then one JSON line
+``{"workload": "flow-store-flow", "results": {backend: {"cpu_us_per_flow": ..., "flows_per_s": ...,
+"budget": {...}}}}``.
 """
 from __future__ import annotations
 
@@ -152,11 +160,65 @@ async def replay(store: FlowStore, flows: list[list[Call]], inflight: int) -> fl
     return time.perf_counter() - t0
 
 
+def _proc_io() -> dict[str, int]:
+    """This process's I/O counters (Linux ``/proc/self/io``; empty elsewhere)."""
+    try:
+        with open("/proc/self/io") as f:
+            return {k: int(v) for k, v in (line.split(": ") for line in f.read().splitlines())}
+    except OSError:
+        return {}
+
+
+async def _budget_round(url: str, iid: str, trace: list[Call], args: argparse.Namespace,
+                        start: Any) -> dict[str, int]:
+    """One round on a fresh open of ``url``, its SQL statements and system I/O counted (totals)."""
+    import sqlite3
+
+    counts: dict[str, int] = {}
+
+    def traced(sql: str) -> None:
+        words = sql.split(None, 2)
+        head = " ".join(words[:2]) if words and words[0] in ("BEGIN", "PRAGMA") else (words[0] if words else "")
+        if head.startswith("PRAGMA") and "checkpoint" not in head:
+            return
+        if sql.startswith("--"):  # a trigger's statements are reported as "-- TRIGGER name"
+            head = "trigger"
+        counts[head] = counts.get(head, 0) + 1
+
+    real_connect = sqlite3.connect
+
+    def connect(*a: Any, **kw: Any) -> sqlite3.Connection:
+        conn = real_connect(*a, **kw)
+        conn.set_trace_callback(traced)
+        return conn
+
+    sqlite3.connect = connect  # type: ignore[assignment]  # the store opens connections lazily
+    store = open_store(url)
+    try:
+        await store.get("warm-up")
+        flows = flows_for(iid, trace, args.flows)
+        if start is not None:
+            start.wait()
+        io0 = _proc_io()
+        counts.clear()
+        await replay(store, flows, args.inflight)
+        await store.get(flows[-1][-1][1][0])
+        io1 = _proc_io()
+    finally:
+        await store.close()
+        sqlite3.connect = real_connect  # type: ignore[assignment]
+    for key in ("syscr", "syscw", "rchar", "wchar"):
+        if key in io0:
+            counts[f"io:{key}"] = io1[key] - io0[key]
+    return counts
+
+
 async def _child_rounds(url: str, iid: str, trace: list[Call], args: argparse.Namespace,
-                        start: Any) -> list[tuple[float, float]]:
-    """(CPU s, wall s) of each round in this process."""
+                        start: Any) -> tuple[list[tuple[float, float]], dict[str, int]]:
+    """(CPU s, wall s) of each round in this process, and the budget round's counts (or {})."""
     store = open_store(url)
     out = []
+    budget: dict[str, int] = {}
     try:
         await store.get("warm-up")
         for _ in range(args.rounds):
@@ -174,7 +236,9 @@ async def _child_rounds(url: str, iid: str, trace: list[Call], args: argparse.Na
             out.append((cpu, wall))
     finally:
         await store.close()
-    return out
+    if args.budget and url.startswith("sqlite"):
+        budget = await _budget_round(url, iid, trace, args, start)
+    return out, budget
 
 
 def _run_child(url: str, iid: str, trace: list[Call], args: argparse.Namespace, start: Any,
@@ -184,13 +248,17 @@ def _run_child(url: str, iid: str, trace: list[Call], args: argparse.Namespace, 
     results.put(uvloop.run(_child_rounds(url, iid, trace, args, start)))
 
 
-def bench(url: str, iid: str, trace: list[Call], args: argparse.Namespace) -> tuple[float, float]:
-    """(median CPU µs per flow, median flows/s) of ``url`` with ``args.processes`` processes."""
+def bench(url: str, iid: str, trace: list[Call],
+          args: argparse.Namespace) -> tuple[float, float, dict[str, float]]:
+    """(median CPU µs per flow, median flows/s, the budget per flow) of ``url`` with
+    ``args.processes`` processes."""
     import uvloop
 
+    budgets: list[dict[str, int]]
     if args.processes == 1 or url.startswith("memory"):
-        rounds = uvloop.run(_child_rounds(url, iid, trace, args, None))
+        rounds, budget = uvloop.run(_child_rounds(url, iid, trace, args, None))
         per = [(c / args.flows, args.flows / w) for c, w in rounds]
+        budgets = [budget]
     else:
         ctx = multiprocessing.get_context("fork")
         start = ctx.Barrier(args.processes)
@@ -199,15 +267,23 @@ def bench(url: str, iid: str, trace: list[Call], args: argparse.Namespace) -> tu
                  for _ in range(args.processes)]
         for p in procs:
             p.start()
-        each = [results.get(timeout=600) for _ in procs]
+        got = [results.get(timeout=600) for _ in procs]
         for p in procs:
             p.join()
+        each = [rounds for rounds, _ in got]
+        budgets = [budget for _, budget in got]
         per = []
         for r in range(args.rounds):
             cpu = sum(e[r][0] for e in each)
             wall = max(e[r][1] for e in each)
             per.append((cpu / (args.flows * args.processes), args.flows * args.processes / wall))
-    return statistics.median(c for c, _ in per) * 1e6, statistics.median(r for _, r in per)
+    total: dict[str, int] = {}
+    for b in budgets:
+        for key, value in b.items():
+            total[key] = total.get(key, 0) + value
+    n = args.flows * (args.processes if not url.startswith("memory") else 1)
+    per_flow = {key: round(value / n, 3) for key, value in sorted(total.items())}
+    return statistics.median(c for c, _ in per) * 1e6, statistics.median(r for _, r in per), per_flow
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--inflight", type=int, default=64, help="flows at once per process (default 64)")
     p.add_argument("--processes", type=int, default=1, help="processes sharing the store (default 1)")
     p.add_argument("--only", default="memory,sqlite", help="backends (default memory,sqlite)")
+    p.add_argument("--budget", action="store_true",
+                   help="SQLite: one more round per process, counting statements and system I/O per flow")
     p.add_argument("--postgres-url", default=os.environ.get("MMATE_TEST_POSTGRES_URL",
                                                             "postgresql://postgres@127.0.0.1:5432/test"))
     args = p.parse_args(argv)
@@ -227,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvloop
 
     iid, trace = uvloop.run(record_trace())
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, Any]] = {}
     for backend in only:
         folder = None
         cleanup = None
@@ -252,13 +330,15 @@ def main(argv: list[str] | None = None) -> int:
 
             cleanup = drop
         try:
-            cpu_us, rate = bench(url, iid, trace, args)
+            cpu_us, rate, budget = bench(url, iid, trace, args)
         finally:
             if cleanup is not None:
                 uvloop.run(cleanup())
             if folder is not None:
                 folder.cleanup()
         results[backend] = {"cpu_us_per_flow": round(cpu_us, 1), "flows_per_s": round(rate, 1)}
+        if budget:
+            results[backend]["budget"] = budget
     ops = ", ".join(name for name, _ in trace)
     print(f"flow store per flow: {len(trace)} calls ({ops}); {args.flows} flows x {args.rounds} rounds, "
           f"{args.inflight} in flight, {args.processes} process(es)")
@@ -267,6 +347,13 @@ def main(argv: list[str] | None = None) -> int:
     for backend, r in results.items():
         extra = "" if base is None else f"{r['cpu_us_per_flow'] - base:>14,.1f}"
         print(f"{backend:<9} {r['cpu_us_per_flow']:>12,.1f} {r['flows_per_s']:>10,.0f} {extra}")
+    for backend, r in results.items():
+        b = r.get("budget")
+        if b:
+            sql = ", ".join(f"{k} {v:g}" for k, v in b.items() if not k.startswith("io:"))
+            print(f"{backend} budget per flow: SQL: {sql}; system calls: {b.get('io:syscw', 0):g} writes "
+                  f"({b.get('io:wchar', 0) / 1024:,.1f} KB), {b.get('io:syscr', 0):g} reads "
+                  f"({b.get('io:rchar', 0) / 1024:,.1f} KB)")
     print(json.dumps({"workload": "flow-store-flow", "calls": [name for name, _ in trace],
                       "flows": args.flows, "inflight": args.inflight, "processes": args.processes,
                       "results": results}))

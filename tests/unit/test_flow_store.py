@@ -714,3 +714,37 @@ def test_list_reads_indexes_in_order_without_sorting(status: str | None, workflo
     assert _sqlite._list(Spy(), status, workflow, 10, 0) == []  # type: ignore[arg-type]
     assert plans and not [p for p in plans if "TEMP B-TREE" in p or (p.startswith("SCAN flows") and "INDEX" not in p)]
     assert any("flows_running" in p or "flows_ended" in p for p in plans)
+
+
+async def test_a_wrong_remembered_number_never_touches_another_flow(tmp_path: Path) -> None:
+    """The store remembers each instance's row number (learned by stage_result) and checks it against
+    the instance id wherever it uses it: a number that names another instance's row (one read in a
+    transaction that was rolled back, whose number a later insert took) falls back to the id."""
+    from mmate_fast.stageflow.store._sqlite import SQLiteFlowStore
+
+    store = open_store(f"sqlite:///{tmp_path / 'seq.db'}")
+    assert isinstance(store, SQLiteFlowStore)
+    try:
+        await store.save(record("i-1"))
+        await store.save(record("i-2", state="{\"two\": 1}"))
+        assert await store.stage_result("i-1", "stage0") is None
+        assert await store.stage_result("i-2", "stage0") is None
+        assert store._seqs == {"i-1": 1, "i-2": 2}
+        store._seqs["i-1"] = 2  # wrong: i-2's row
+        assert await store.stage_result("i-1", "stage0") is None
+        store._seqs["i-1"] = 2
+        assert await store.claim_stage("i-1", "stage0", "one") == "one"
+        assert await store.stage_result("i-2", "stage0") is None
+        store._seqs["i-1"] = 2
+        await store.save(record("i-1", version=2, state="{\"one\": 2}"))
+        assert await store.get("i-2") == record("i-2", state="{\"two\": 1}")
+        assert await store.get("i-1") == record("i-1", version=2, state="{\"one\": 2}")
+        store._seqs["i-1"] = 2
+        assert await store.claim_stage_and_save("i-1", "stage1", "r", record("i-1", version=3)) == "r"
+        assert await store.get("i-2") == record("i-2", state="{\"two\": 1}")
+        assert await store.stage_result("i-2", "stage1") is None
+        assert await store.stage_result("i-1", "stage1") == "r"
+        store._seqs["i-1"] = 2
+        assert await store.claim_stage("i-1", "stage0", "again") == "one"  # the first claim still wins
+    finally:
+        await store.close()

@@ -140,6 +140,23 @@ _CLAIM = ("INSERT INTO claims (flow, stage_key, result_json, created_ns) SELECT 
 #: a claim of an instance with no record yet
 _CLAIM_EARLY = ("INSERT INTO stage_results (instance_id, stage_key, result_json, created_ns) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT (instance_id, stage_key) DO NOTHING")
+#: a stored instance's number and its claim of a key (None), or no row (args: key, instance)
+_STAGE_SEQ = ("SELECT f.seq, c.result_json FROM flows f LEFT JOIN claims c "
+              "ON c.flow = f.seq AND c.stage_key = ? WHERE f.instance_id = ?")
+#: the same by a known number, checked against the instance id (args: instance, key, seq)
+_STAGE_BY_SEQ = ("SELECT f.instance_id = ?, c.result_json FROM flows f LEFT JOIN claims c "
+                 "ON c.flow = f.seq AND c.stage_key = ? WHERE f.seq = ?")
+#: a claim by a known number, checked against the instance id (args: key, result, now, seq, instance)
+_CLAIM_BY_SEQ = ("INSERT INTO claims (flow, stage_key, result_json, created_ns) SELECT seq, ?, ?, ? "
+                 "FROM flows WHERE seq = ? AND instance_id = ? ON CONFLICT DO NOTHING")
+#: a save by a known number, checked against the instance id (no row changed: the upsert decides)
+_UPDATE_BY_SEQ = ("UPDATE flows SET workflow_id = ?, status = ?, version = ?, current_stage = ?, error = ?, "
+                  "started_ns = ?, updated_ns = ?, state_json = ?, worker = ? "
+                  "WHERE seq = ? AND instance_id = ? AND version <= ?")
+#: most instance numbers a store remembers (``_Seqs``) before it forgets them all
+SEQ_CACHE = 65_536
+#: a claim of an instance with no record yet
+_STAGE_EARLY = "SELECT result_json FROM stage_results WHERE instance_id = ? AND stage_key = ?"
 #: the claim of (instance, key), wherever it is (args: key, instance, instance, key)
 _STAGE = ("SELECT c.result_json FROM flows f JOIN claims c ON c.flow = f.seq AND c.stage_key = ? "
           "WHERE f.instance_id = ? UNION ALL "
@@ -169,7 +186,21 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
 
 # ---------------------------------------------------------------------------- operations (writer thread)
-def _save(conn: sqlite3.Connection, r: FlowRecord) -> None:
+#: instance id -> its ``flows.seq``, as read from the file (per store: a number never changes and a
+#: record is never deleted; every statement that uses one checks it against the instance id, so a
+#: number read in a transaction that was rolled back costs a fallback, not a wrong row). A worker
+#: learns it with the stage's first read, and its claim and save then find the row by number (the
+#: table's end) instead of through the instance id index (random pages: read again after every other
+#: process's commit)
+_Seqs = dict[str, int]
+
+
+def _save(conn: sqlite3.Connection, r: FlowRecord, seqs: _Seqs | None = None) -> None:
+    seq = None if seqs is None else seqs.get(r.instance_id)
+    if seq is not None and conn.execute(_UPDATE_BY_SEQ, (
+            r.workflow_id, r.status, r.version, r.current_stage, r.error, r.started_ns, r.updated_ns,
+            r.state_json, r.worker, seq, r.instance_id, r.version)).rowcount == 1:
+        return
     conn.execute(_UPSERT, (r.instance_id, r.workflow_id, r.status, r.version, r.current_stage, r.error,
                            r.started_ns, r.updated_ns, r.state_json, r.worker))
 
@@ -199,8 +230,13 @@ def _list(conn: sqlite3.Connection, status: str | None, workflow: str | None, li
     return [FlowRecord(*row) for row in conn.execute(sql + _ORDER, (*args, limit, offset))]
 
 
-def _claim(conn: sqlite3.Connection, instance_id: str, stage_key: str, result_json: str) -> str:
+def _claim(conn: sqlite3.Connection, instance_id: str, stage_key: str, result_json: str,
+           seqs: _Seqs | None = None) -> str:
     now = time.time_ns()
+    seq = None if seqs is None else seqs.get(instance_id)
+    if seq is not None and conn.execute(_CLAIM_BY_SEQ, (
+            stage_key, result_json, now, seq, instance_id)).rowcount == 1:
+        return result_json
     if conn.execute(_CLAIM, (stage_key, result_json, now, instance_id)).rowcount == 1:
         return result_json  # inserted: ours is the claim (no SELECT to read it back)
     row = conn.execute(_STAGE, (stage_key, instance_id, instance_id, stage_key)).fetchone()
@@ -214,15 +250,28 @@ def _claim(conn: sqlite3.Connection, instance_id: str, stage_key: str, result_js
 
 
 def _claim_and_save(conn: sqlite3.Connection, instance_id: str, stage_key: str, result_json: str,
-                    record: FlowRecord) -> str:
-    stored = _claim(conn, instance_id, stage_key, result_json)
+                    record: FlowRecord, seqs: _Seqs | None = None) -> str:
+    stored = _claim(conn, instance_id, stage_key, result_json, seqs)
     if stored == result_json:
-        _save(conn, record)
+        _save(conn, record, seqs)
     return stored
 
 
-def _stage(conn: sqlite3.Connection, instance_id: str, stage_key: str) -> str | None:
-    row = conn.execute(_STAGE, (stage_key, instance_id, instance_id, stage_key)).fetchone()
+def _stage(conn: sqlite3.Connection, instance_id: str, stage_key: str,
+           seqs: _Seqs | None = None) -> str | None:
+    seq = None if seqs is None else seqs.get(instance_id)
+    if seq is not None:
+        row = conn.execute(_STAGE_BY_SEQ, (instance_id, stage_key, seq)).fetchone()
+        if row is not None and row[0]:
+            return None if row[1] is None else str(row[1])
+    row = conn.execute(_STAGE_SEQ, (stage_key, instance_id)).fetchone()
+    if row is not None:  # a stored instance: every claim of it is in claims
+        if seqs is not None:
+            if len(seqs) >= SEQ_CACHE:
+                seqs.clear()
+            seqs[instance_id] = row[0]
+        return None if row[1] is None else str(row[1])
+    row = conn.execute(_STAGE_EARLY, (instance_id, stage_key)).fetchone()
     return None if row is None else str(row[0])
 
 
@@ -388,6 +437,8 @@ class SQLiteFlowStore:
         self.url = url or f"sqlite:///{path}"
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._closed = False
+        #: instance id -> flows.seq, learned by stage_result (see ``_Seqs``)
+        self._seqs: _Seqs = {}
         #: per calling thread: ``conn`` (its connection, for reads and inline writes) and ``pending``
         #: (the writes of this loop turn); a file store only: another connection to ``:memory:`` would
         #: open another, empty, database
@@ -790,14 +841,14 @@ class SQLiteFlowStore:
 
     async def save(self, record: FlowRecord) -> None:
         check_record(record)
-        await self._batched(_save, (record,), True, "save")
+        await self._batched(_save, (record, self._seqs), True, "save")
 
     def save_nowait(self, record: FlowRecord) -> None:
         """Queue a save of ``record`` and return at once: it is committed with the next batch, in
         order with the calls queued before it; nobody waits for it, and a failure is logged (a
         warning), not raised. For the engine's saves after a hop (the record may lag a moment)."""
         check_record(record)
-        self._enqueue(_save, (record,), True, "save", False)
+        self._enqueue(_save, (record, self._seqs), True, "save", False)
 
     async def get(self, instance_id: str) -> FlowRecord | None:
         result: FlowRecord | None = await self._batched(_get, (instance_id,), False, "get")
@@ -811,7 +862,8 @@ class SQLiteFlowStore:
 
     async def claim_stage(self, instance_id: str, stage_key: str, result_json: str) -> str:
         check_claim(instance_id, stage_key, result_json)
-        result: str = await self._batched(_claim, (instance_id, stage_key, result_json), True, "claim_stage")
+        result: str = await self._batched(_claim, (instance_id, stage_key, result_json, self._seqs), True,
+                                          "claim_stage")
         return result
 
     async def claim_stage_and_save(self, instance_id: str, stage_key: str, result_json: str,
@@ -819,13 +871,15 @@ class SQLiteFlowStore:
         """``claim_stage``; when this call wins the claim, ``save(record)`` in the same transaction."""
         check_claim(instance_id, stage_key, result_json)
         check_record(record)
-        result: str = await self._batched(_claim_and_save, (instance_id, stage_key, result_json, record),
+        result: str = await self._batched(_claim_and_save, (instance_id, stage_key, result_json, record,
+                                                            self._seqs),
                                           True, "claim_stage")
         return result
 
     async def stage_result(self, instance_id: str, stage_key: str) -> str | None:
         check_key(instance_id, stage_key)
-        result: str | None = await self._batched(_stage, (instance_id, stage_key), False, "stage_result")
+        result: str | None = await self._batched(_stage, (instance_id, stage_key, self._seqs), False,
+                                                   "stage_result")
         return result
 
     async def close(self) -> None:
