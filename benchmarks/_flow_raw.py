@@ -6,10 +6,20 @@ blocking sockets: the ceiling of this broker for this message pattern.
 A worker reads what the socket has, appends the pre-encoded next hop of every complete delivery,
 sends them in one write, and acks (multiple) the deliveries whose hops the broker has confirmed.
 Run as ``python benchmarks/_flow_raw.py stageflow --messages N``; prints one JSON line.
+
+``BENCH_FLOW_RAW=gowire`` (the ``raw_gowire`` row): the same client sending our engine's exact
+messages instead (_flow_gowire.py: Go's ``FlowMessageEnvelope`` hops with our properties, and the
+``WorkflowCompletedEvent`` on ``mmate.events`` as the last hop, heard by the starter on an exclusive
+queue bound to the three terminal events like ``FlowEngine.wait``'s listener and consumed without
+acks; its bindings name this run's instance id, ``evt.{id}.{type}``, where the engine's use
+``evt.#.{type}``: on the shared broker other sessions' events must not count as completions): the
+broker's CPU per flow on Go's wire with a client that costs nothing, the ceiling of the engine's rate
+here.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import select
 import sys
 import time
@@ -46,6 +56,10 @@ from pamqp import frame as pframe
 from pamqp import header as pheader
 
 CLIENT = "raw"
+#: ``gowire``: our engine's exact messages (see the module docstring); else the hand-written bodies
+GOWIRE = os.environ.get("BENCH_FLOW_RAW") == "gowire"
+#: the terminal events FlowEngine.wait's listener binds (evt.#.{type} on mmate.events)
+_TERMINAL = ("WorkflowCompletedEvent", "WorkflowFailedEvent", "WorkflowCompensatedEvent")
 _CLOSE_IDS = ((10 << 16) | 50, (20 << 16) | 40)
 _CLOSE_OK_ID = (10 << 16) | 51
 
@@ -56,6 +70,25 @@ def persistent_publish(routing_key: str, body: bytes, channel: int = 1) -> bytes
     return (pframe.marshal(C.Basic.Publish(exchange="", routing_key=routing_key), channel)
             + pframe.marshal(pheader.ContentHeader(0, len(body), props), channel)
             + pframe.marshal(pbody.ContentBody(body), channel))
+
+
+def props_publish(exchange: str, routing_key: str, props: bytes, body: bytes, channel: int = 1) -> bytes:
+    """basic.publish + content header around already encoded property bytes (flags included) + body."""
+    payload = b"\x00\x3c\x00\x00" + U64.pack(len(body)) + props
+    return (pframe.marshal(C.Basic.Publish(exchange=exchange, routing_key=routing_key), channel)
+            + HDR.pack(2, channel, len(payload)) + payload + b"\xce"
+            + pframe.marshal(pbody.ContentBody(body), channel))
+
+
+def flow_publishes(names: FlowNames) -> list[bytes]:
+    """The pre-encoded publishes of one flow: the start, then one per stage (its next hop)."""
+    if GOWIRE:
+        from _flow_gowire import go_hops
+
+        return [props_publish(ex, rk, props, body) for ex, rk, props, body in go_hops(names.workflow_id)]
+    bodies = hand_bodies(names.workflow_id)
+    targets = [names.stages[0], *names.stages[1:], names.results]
+    return [persistent_publish(q, b) for q, b in zip(targets, bodies, strict=True)]
 
 
 class Confirms:
@@ -83,12 +116,20 @@ class Confirms:
 class FlowConn(RawAMQP):
     """A raw connection for the flow: confirms on, prefetch, consumers tagged ``s{i}`` / ``r``."""
 
-    def __init__(self, prefetch: int, consumers: dict[str, str]) -> None:
+    def __init__(self, prefetch: int, consumers: dict[str, str], *, no_ack: bool = False,
+                 listen: str | None = None, listen_key: str = "#") -> None:
         super().__init__()
         self.rpc(C.Confirm.Select(), C.Confirm.SelectOk)
         self.rpc(C.Basic.Qos(prefetch_count=prefetch), C.Basic.QosOk)
+        if listen is not None:  # FlowEngine.wait's listener queue: exclusive, bound to the terminal events
+            self.rpc(C.Exchange.Declare(exchange="mmate.events", exchange_type="topic", durable=True),
+                     C.Exchange.DeclareOk)
+            self.rpc(C.Queue.Declare(queue=listen, exclusive=True, auto_delete=True), C.Queue.DeclareOk)
+            for event in _TERMINAL:
+                key = f"evt.{listen_key}.{event}"
+                self.rpc(C.Queue.Bind(queue=listen, exchange="mmate.events", routing_key=key), C.Queue.BindOk)
         for tag, q in consumers.items():
-            self.rpc(C.Basic.Consume(queue=q, consumer_tag=tag, no_ack=False), C.Basic.ConsumeOk)
+            self.rpc(C.Basic.Consume(queue=q, consumer_tag=tag, no_ack=no_ack), C.Basic.ConsumeOk)
         self.reset_parser(bytes(self.rbuf))
         self.rbuf.clear()
 
@@ -179,9 +220,8 @@ class FlowConn(RawAMQP):
 
 def flow_worker(a: argparse.Namespace) -> dict[str, Any]:
     names = FlowNames(CLIENT, a.queue)
-    bodies = hand_bodies(names.workflow_id)
-    targets = [*names.stages[1:], names.results]
-    nxt = {ord(str(i)): persistent_publish(targets[i], bodies[i + 1]) for i in range(len(STAGES))}
+    publishes = flow_publishes(names)
+    nxt = {ord(str(i)): publishes[i + 1] for i in range(len(STAGES))}
     idx = {ord(str(i)): i for i in range(len(STAGES))}
     conn = FlowConn(FLOW_PREFETCH, {f"s{i}": q for i, q in enumerate(names.stages)})
     handled = [0] * len(STAGES)
@@ -225,8 +265,15 @@ def flow_worker(a: argparse.Namespace) -> dict[str, Any]:
 
 def stageflow(a: argparse.Namespace) -> dict[str, Any]:
     def starter(names: FlowNames, n: int, cap: float) -> dict[str, Any]:
-        start = persistent_publish(names.stages[0], hand_bodies(names.workflow_id)[0])
-        conn = FlowConn(INFLIGHT, {"r": names.results})
+        start = flow_publishes(names)[0]
+        if GOWIRE:  # completions are WorkflowCompletedEvents on the listener queue, consumed without acks
+            from _flow_gowire import instance_id
+
+            listen = f"stageflow.wait.{names.workflow_id}"
+            conn = FlowConn(INFLIGHT, {"r": listen}, no_ack=True, listen=listen,
+                            listen_key=instance_id(names.workflow_id))
+        else:
+            conn = FlowConn(INFLIGHT, {"r": names.results})
         st = Starts(n)
         out = bytearray()
         dl = deadline(cap)
@@ -247,7 +294,7 @@ def stageflow(a: argparse.Namespace) -> dict[str, Any]:
             if out:
                 conn.sock.sendall(out)
                 out.clear()
-            if last:
+            if last and not GOWIRE:
                 conn.sock.sendall(ack_frame(last, True))
         res = st.result()
         conn.close()

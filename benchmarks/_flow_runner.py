@@ -2,6 +2,8 @@
 in fresh processes, rows one after another per repetition (same broker, same run).
 
 Rows: ``raw`` (pre-encoded frames, the broker's ceiling for this message pattern; _flow_raw.py),
+``raw_gowire`` (the same zero-cost client sending our engine's exact messages: Go's hops and the
+completed event, _flow_gowire.py; the ceiling of the engine on Go's wire),
 ``mmate_fast`` (FlowEngine with its defaults: a memory store per worker, the terminal lifecycle
 events; _flow_mmate.py), ``mmate_fast_sqlite`` (the same with one SQLite file store shared by the
 three processes), ``mmate_fast_all_events`` (memory store, ``FlowEngine(events=True)``: all four of
@@ -32,6 +34,7 @@ ROOT = os.path.dirname(HERE)
 #: row -> (script, BENCH_FLOW_STORE for the mmate rows)
 CLIENTS: dict[str, tuple[str, str | None]] = {
     "raw": ("_flow_raw.py", None),
+    "raw_gowire": ("_flow_raw.py", None),
     "mmate_fast": ("_flow_mmate.py", "memory"),
     "mmate_fast_sqlite": ("_flow_mmate.py", "sqlite"),
     "mmate_fast_all_events": ("_flow_mmate.py", "memory"),
@@ -39,8 +42,10 @@ CLIENTS: dict[str, tuple[str, str | None]] = {
 }
 #: row -> BENCH_FLOW_EVENTS (FlowEngine(events=...)) for the rows that do not use the engine's default
 EVENTS = {"mmate_fast_all_events": "all"}
+#: row -> BENCH_FLOW_RAW (the raw client's mode, _flow_raw.py)
+RAW_MODES = {"raw_gowire": "gowire"}
 #: raw first: the limit of the repetition
-ORDER = ("raw", "mmate_fast", "mmate_fast_sqlite", "mmate_fast_all_events", "aio_pika")
+ORDER = ("raw", "raw_gowire", "mmate_fast", "mmate_fast_sqlite", "mmate_fast_all_events", "aio_pika")
 #: aio-pika runs at most this many flows (it does ~1k flows/s here; rates stay comparable)
 AIO_PIKA_MAX_FLOWS = 5_000
 
@@ -56,7 +61,7 @@ def engine_present() -> bool:
 
 def default_only() -> list[str]:
     """Every row this checkout can run: raw and aio_pika, and the mmate rows once the engine is there."""
-    return [c for c in ORDER if engine_present() or not c.startswith("mmate_fast")]
+    return [c for c in ORDER if engine_present() or not (c.startswith("mmate_fast") or c == "raw_gowire")]
 
 
 def flows_for(client: str, n: int) -> int:
@@ -75,6 +80,9 @@ def run_one(client: str, n: int, loop: str, timeout: float, prefetch: int,
     env.pop("BENCH_FLOW_STORE", None)
     if store is not None:
         env["BENCH_FLOW_STORE"] = store
+    env.pop("BENCH_FLOW_RAW", None)
+    if client in RAW_MODES:
+        env["BENCH_FLOW_RAW"] = RAW_MODES[client]
     env.pop("BENCH_FLOW_EVENTS", None)
     if client in EVENTS:
         env["BENCH_FLOW_EVENTS"] = EVENTS[client]
@@ -154,6 +162,8 @@ def summarize(n: int, runs: dict[str, list[dict[str, Any] | None]], errors: dict
     keep = ratio("mmate_fast_sqlite", "mmate_fast")
     sqlite_cost = None if keep is None else 1.0 - keep
     aio_vs_raw = ratio("aio_pika", "raw")
+    gowire_vs_aio = ratio("raw_gowire", "aio_pika")
+    vs_gowire = {c: ratio(c, "raw_gowire") for c in ours}
     cpu_aio = cpu_ratio("aio_pika", "mmate_fast")
     cpu_sqlite = cpu_ratio("mmate_fast_sqlite", "mmate_fast")
     head = ["client", "flows", "flows/s (median)", "min..max", "client CPU µs/flow", "starter µs/flow",
@@ -167,6 +177,9 @@ def summarize(n: int, runs: dict[str, list[dict[str, Any] | None]], errors: dict
     for c in ours:
         lines.append(f"{c} / aio_pika = {_fmt(vs_aio[c], '.2f')}    {c} / raw = {_fmt(vs_raw[c], '.3f')}")
     lines.append(f"aio_pika / raw = {_fmt(aio_vs_raw, '.3f')}")
+    if "raw_gowire" in order:
+        lines.append(f"raw_gowire / aio_pika = {_fmt(gowire_vs_aio, '.2f')} (the ceiling on Go's wire)    "
+                     + "    ".join(f"{c} / raw_gowire = {_fmt(vs_gowire[c], '.3f')}" for c in ours))
     if "mmate_fast_sqlite" in order and "mmate_fast" in order:
         lines.append(f"sqlite_cost = 1 - mmate_fast_sqlite / mmate_fast = {_fmt(sqlite_cost, '.3f')}    "
                      f"client CPU per flow mmate_fast_sqlite / mmate_fast = {_fmt(cpu_sqlite, '.2f')}")
@@ -184,6 +197,7 @@ def summarize(n: int, runs: dict[str, list[dict[str, Any] | None]], errors: dict
         "sqlite_cost": sqlite_cost, "aio_pika_vs_raw": aio_vs_raw,
         "cpu_aio_pika_vs_mmate_fast": cpu_aio, "cpu_sqlite_vs_memory": cpu_sqlite,
         "vs_raw_by_row": vs_raw, "vs_aio_pika_by_row": vs_aio,
+        "raw_gowire_vs_aio_pika": gowire_vs_aio, "vs_raw_gowire_by_row": vs_gowire,
         "cpu_us_per_flow": cpu, "broker_us_per_flow": broker, "extensions": ext}
     if errors:
         obj["errors"] = errors

@@ -81,14 +81,14 @@ SHAPES = {
 SHAPE = SHAPES[os.environ.get("BENCH_RPC_RAW", "mmate")]
 
 
-def _method(exchange: str, routing_key: str) -> bytes:
-    return pframe.marshal(C.Basic.Publish(exchange=exchange, routing_key=routing_key), 1)
+def _method(exchange: str, routing_key: str, channel: int = 1) -> bytes:
+    return pframe.marshal(C.Basic.Publish(exchange=exchange, routing_key=routing_key), channel)
 
 
-def _content_header(body_len: int, props: bytes) -> bytes:
+def _content_header(body_len: int, props: bytes, channel: int = 1) -> bytes:
     """A content header frame around already encoded property bytes (flags included)."""
     payload = b"\x00\x3c\x00\x00" + U64.pack(body_len) + props
-    return HDR.pack(2, 1, len(payload)) + payload + b"\xce"
+    return HDR.pack(2, channel, len(payload)) + payload + b"\xce"
 
 
 def _plain_props(corr: bytes, reply_to: str | None) -> bytes:
@@ -120,11 +120,11 @@ def _go_props(request: bool, reply_queue: str) -> bytes:
 class Template:
     """Pre-encoded publish + content header + body frames with a correlation id slot."""
 
-    def __init__(self, method: bytes, body: bytes, props: bytes) -> None:
-        header = _content_header(len(body), props)
+    def __init__(self, method: bytes, body: bytes, props: bytes, channel: int = 1) -> None:
+        header = _content_header(len(body), props, channel)
         at = header.rfind(_TEMPLATE_CORR)  # the AMQP property: after any header-table copy
         self.head = method + header[:at]
-        self.tail = header[at + CORR_LEN:] + pframe.marshal(pbody.ContentBody(body), 1)
+        self.tail = header[at + CORR_LEN:] + pframe.marshal(pbody.ContentBody(body), channel)
         #: offset of the correlation id inside the content header frame (what the receiver reads)
         self.corr_at = at
         self.header_len = len(header)
@@ -140,9 +140,14 @@ def request_template(body: bytes, reply_queue: str, queue: str) -> Template:
     return Template(_method(exchange, rk), body, props)
 
 
-def reply_template(body: bytes, reply_to: str) -> Template:
+#: BENCH_RPC_RAW_REPLY_CHANNEL=2: the responder publishes its replies on a second channel (as our
+#: Client's reply publisher does) instead of the channel it consumes on (experiment)
+REPLY_CHANNEL = int(os.environ.get("BENCH_RPC_RAW_REPLY_CHANNEL", "1"))
+
+
+def reply_template(body: bytes, reply_to: str, channel: int = 1) -> Template:
     props = _go_props(False, REPLY_QUEUE_LIKE) if SHAPE.go_props else _plain_props(_TEMPLATE_CORR, None)
-    return Template(_method("", reply_to), body, props)
+    return Template(_method("", reply_to, channel), body, props, channel)
 
 
 def _reply_to_of(header: bytes) -> str:
@@ -244,6 +249,8 @@ def _serve(q: str) -> None:
     if SHAPE.acks:
         conn.rpc(C.Basic.Qos(prefetch_count=SERVER_PREFETCH), C.Basic.QosOk)
     conn.rpc(C.Basic.Consume(queue=q, consumer_tag="srv", no_ack=not SHAPE.acks), C.Basic.ConsumeOk)
+    if REPLY_CHANNEL != 1:
+        conn.rpc(C.Channel.Open(), C.Channel.OpenOk, REPLY_CHANNEL)
     reply_body = templates()[1]
     print("READY", flush=True)
     sock, buf = conn.sock, conn.rbuf
@@ -289,7 +296,7 @@ def _serve(q: str) -> None:
                     corr, reply_to = _corr_of(header), _reply_to_of(header)
                 template = replies.get(reply_to)
                 if template is None:
-                    template = replies[reply_to] = reply_template(reply_body, reply_to)
+                    template = replies[reply_to] = reply_template(reply_body, reply_to, REPLY_CHANNEL)
             elif typ == 3 and template is not None:
                 out.append(template.frames(corr))
                 last = tag  # settled once answered

@@ -38,15 +38,20 @@ from _common import extensions_line, extensions_summary, run_child_process
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CLIENTS = {"raw": "_rpc_raw.py", "raw_direct": "_rpc_raw.py", "raw_gowire": "_rpc_raw.py",
+           "raw_gowire_split": "_rpc_raw.py",
            "raw_pamqp": "_rpc_raw_pamqp.py",
            "mmate_fast": "_rpc_mmate.py", "mmate_fast_transient": "_rpc_mmate.py",
            "mmate_fast_lean": "_rpc_mmate.py", "aio_pika": "_rpc_aiopika.py"}
 #: rows of _rpc_mmate.py that differ from the default row: client -> environment variable it sets
 VARIANT_ENV = {"mmate_fast_transient": "BENCH_RPC_TRANSIENT", "mmate_fast_lean": "BENCH_RPC_LEAN"}
 #: rows of _rpc_raw.py: client -> its BENCH_RPC_RAW shape (see _rpc_raw.py)
-RAW_SHAPE = {"raw": "mmate", "raw_direct": "direct", "raw_gowire": "gowire"}
-ORDER = ("raw", "raw_direct", "raw_gowire", "raw_pamqp", "mmate_fast", "mmate_fast_transient",
-         "mmate_fast_lean", "aio_pika")
+RAW_SHAPE = {"raw": "mmate", "raw_direct": "direct", "raw_gowire": "gowire",
+             "raw_gowire_split": "gowire"}
+#: raw rows whose responder publishes its replies on a channel of their own (channel 2) instead of
+#: the one it consumes on (our Client's reply publisher's layout): what that layout costs the broker
+RAW_REPLY_CHANNEL = {"raw_gowire_split": "2"}
+ORDER = ("raw", "raw_direct", "raw_gowire", "raw_gowire_split", "raw_pamqp", "mmate_fast",
+         "mmate_fast_transient", "mmate_fast_lean", "aio_pika")
 DEFAULT_ONLY = ("raw", "raw_gowire", "mmate_fast", "mmate_fast_transient", "mmate_fast_lean", "aio_pika")
 DEFAULT_N = 10_000
 #: aio-pika runs at most this many round trips per run (~0.6k/s at concurrency 1)
@@ -68,8 +73,11 @@ def run_one(client: str, n: int, conc: int, loop: str,
     if client in VARIANT_ENV:
         env[VARIANT_ENV[client]] = "1"
     env.pop("BENCH_RPC_RAW", None)
+    env.pop("BENCH_RPC_RAW_REPLY_CHANNEL", None)
     if client in RAW_SHAPE:
         env["BENCH_RPC_RAW"] = RAW_SHAPE[client]
+    if client in RAW_REPLY_CHANNEL:
+        env["BENCH_RPC_RAW_REPLY_CHANNEL"] = RAW_REPLY_CHANNEL[client]
     argv = [sys.executable, os.path.join(HERE, CLIENTS[client]), "requester", "--messages", str(n),
             "--concurrency", str(conc), "--loop", loop]
     return run_child_process(argv, env, timeout, n)

@@ -27,6 +27,9 @@ from _common import AMQP_URL, BODY, PROPS, Span, extensions_in_use, run_loop
 
 BATCH = 500
 WINDOW = 20_000
+#: chunks in flight per subscription, the same for our consumer and the raw one (a chunk's credit goes
+#: back when it is handled, by ours; when it arrives, by raw)
+CREDIT = 16
 ROUTE = ("mmate.events", "evt.order-42.OrderCreatedEvent")
 STREAM_URL = "rabbitmq-stream://guest:guest@127.0.0.1:5552/"
 
@@ -61,7 +64,7 @@ async def mmate_consume(stream: str, n: int) -> dict[str, Any]:
         client.dispatcher.add_handler(OrderCreatedEvent, handle)
         await client._stream_side().connection()  # connect, untimed
         span = Span().start()
-        consumer = await client.subscribe_stream(stream, offset="first", credit=16)
+        consumer = await client.subscribe_stream(stream, offset="first", credit=CREDIT)
         await done
         span.stop()
         await consumer.stop()
@@ -135,7 +138,7 @@ async def raw_consume(stream: str, n: int) -> dict[str, Any]:
 
     conn = await connect()
     span = Span().start()
-    await conn.consume(stream, n)
+    await conn.consume(stream, n, CREDIT)
     span.stop()
     conn.t.close()
     return {"count": min(conn.records, n), **span.fields()}

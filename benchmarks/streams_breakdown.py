@@ -10,12 +10,26 @@ envelope decode and contract decode, and all of the consumer's compiled pass ove
 uuid4 + the envelope dict + orjson, then rbfly's AMQP 1.0 encoding of body + application properties
 (its ``encode_publish``); consuming: ``orjson.loads`` + the dataclass. No broker needed (rbfly's
 encoder runs without a connection).
+
+``--instructions``: the consume side in instructions per record under callgrind (load-independent;
+each piece in a fresh interpreter once with one repetition and once with three, the difference / 2N):
+``raw`` (the benchmark's zero-cost raw consumer, ``_streams_raw.RawStream.data_received``, on the same
+Deliver frames), ``consumer`` (all of our consume loop: ``StreamConnection`` reading those frames ->
+subscription -> ``StreamConsumer`` -> ``dispatch_chunk`` -> handler -> credit), ``dispatch_chunk``,
+its steps (``body``, ``envelope``, ``contract``), and two floors for a Python consumer that decodes:
+``floor_loads`` (one ``orjson.loads`` of the body + one Python call per record) and ``floor_user``
+(what the rbfly row's users do: ``orjson.loads`` + the dataclass + a handler call).
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import os
+import re
+import shutil
 import struct
+import subprocess
 import sys
 import time
 import uuid
@@ -26,10 +40,12 @@ os.environ.setdefault("BENCH_BODY", "mmate")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _aiopika_mmate as am
+import orjson
 from _mmate_event import new_event
 
 from mmate_fast._ext import load
 from mmate_fast.contracts import default_registry, from_envelope
+from mmate_fast.contracts._convert import payload_decoder
 from mmate_fast.messaging.dispatcher import HandlerSpec
 from mmate_fast.messaging.outgoing import build
 from mmate_fast.messaging.publisher import Publisher
@@ -54,10 +70,176 @@ def per_msg(n: int, fn: Callable[[], Any]) -> float:
     return best / n * 1e6
 
 
+#: the consume pieces of ``--instructions``
+PIECES = ("raw", "consumer", "dispatch_chunk", "body", "envelope", "contract", "floor_loads", "floor_user")
+#: records per chunk in ``--instructions`` (our publisher's batch; the broker's chunks hold about that)
+CHUNK_RECORDS = 500
+#: bytes per socket read fed to the readers in ``--instructions``
+READ = 256 << 10
+
+
+def _deliver_frames(records: list[bytes]) -> bytes:
+    """Deliver frames (version 1, subscription 0) of ``records`` in chunks of CHUNK_RECORDS."""
+    out = []
+    for i in range(0, len(records), CHUNK_RECORDS):
+        chunk = _chunk(records[i:i + CHUNK_RECORDS], i)
+        out.append(struct.pack(">IHHB", 5 + len(chunk), 0x0008, 1, 0) + chunk)
+    return b"".join(out)
+
+
+def _consume_runs(n: int) -> dict[str, Callable[[], Any]]:
+    """Each consume piece (PIECES) over n records, set up once (call it in a running loop)."""
+    from _mmate_event import OrderCreatedEvent
+    from _streams_raw import RawStream
+
+    from mmate_fast.messaging.dispatcher import Dispatcher
+    from mmate_fast.messaging.streams import StreamConsumer
+    from mmate_fast.transports.streams.connection import StreamConnection
+    from mmate_fast.transports.streams.subscription import StreamSubscription
+
+    wire, env = load("streamwire"), load("envelope")
+    outs = [build(new_event(i), persistent=False) for i in range(n)]
+    records = [wire.encode_message(o.properties, o.body, *ROUTE) for o in outs]
+    bodies = [o.body for o in outs]
+    envelopes = [env.decode_envelope(b) for b in bodies]
+    data = _deliver_frames(records)
+    reads = [data[i:i + READ] for i in range(0, len(data), READ)]
+    chunks = [_chunk(records[i:i + CHUNK_RECORDS], i) for i in range(0, n, CHUNK_RECORDS)]
+    count = [0]
+
+    def handle(evt: Any) -> None:
+        count[0] += 1
+
+    dispatcher = Dispatcher()
+    dispatcher.add_handler(OrderCreatedEvent, handle)
+    lookup = dispatcher.table.lookup
+    decoder = functools.partial(payload_decoder, registry=default_registry)
+
+    class Sink:
+        def write(self, frame: Any) -> None:
+            return None
+
+    raw = RawStream()
+    raw.t = Sink()
+    raw.target = 1 << 62
+
+    def raw_run() -> None:
+        for i in range(0, len(data), READ):
+            raw.data_received(data[i:i + READ])  # a fresh bytes per read, as the loop gives it
+
+    conn = StreamConnection(asyncio.get_running_loop(), 10.0)
+    conn._transport = Sink()
+    consumer = StreamConsumer(conn, "s", dispatcher, offset="first", credit=16)
+    sub = StreamSubscription(conn, 0, "s", consumer._on_chunk, 0)
+    sub.read_chunk = consumer._read_chunk
+    consumer._sub = sub
+    conn._subscriptions[0] = sub
+
+    def consumer_run() -> None:
+        sub.next_offset = 0
+        for part in reads:  # the socket read into the connection's buffer (the copy a read makes)
+            view = conn.get_buffer(-1)
+            view[:len(part)] = part
+            conn.buffer_updated(len(part))
+        assert consumer.stats.failed == 0 and not consumer._chunks
+
+    def chunks_run() -> None:
+        for c in chunks:
+            wire.dispatch_chunk(c, 0, len(c), 0, env.decode_envelope, lookup, from_envelope, default_registry,
+                                decoder)
+
+    def body_run() -> None:
+        for r in records:
+            wire.message_body(r)
+
+    def envelope_run() -> None:
+        for b in bodies:
+            env.decode_envelope(b)
+
+    def contract_run() -> None:
+        for e in envelopes:
+            from_envelope(e, default_registry)
+
+    def floor_loads_run() -> None:
+        loads = orjson.loads
+        for b in bodies:
+            handle(loads(b))
+
+    def floor_user_run() -> None:
+        from_body = am.from_body
+        for b in bodies:
+            handle(from_body(b))
+
+    return {"raw": raw_run, "consumer": consumer_run, "dispatch_chunk": chunks_run, "body": body_run,
+            "envelope": envelope_run, "contract": contract_run, "floor_loads": floor_loads_run,
+            "floor_user": floor_user_run}
+
+
+async def _child(piece: str, n: int, reps: int) -> None:
+    """The measured process: set up once, then run ``piece`` ``reps`` times over n records."""
+    run = _consume_runs(n)[piece]
+    run()  # warm: plans built, buffers grown
+    for _ in range(reps):
+        run()
+
+
+async def _consume_rows(n: int) -> list[tuple[str, float]]:
+    """Client CPU per record of the consume pieces that the table's own rows do not show."""
+    runs = _consume_runs(n)
+    return [
+        ("ours consume: the consumer, all of it (reads -> dispatch_chunk -> handler -> credit)",
+         per_msg(n, runs["consumer"])),
+        ("raw consume: the benchmark's zero-cost reader (per record)", per_msg(n, runs["raw"])),
+        ("floor: orjson.loads(body) + one Python call", per_msg(n, runs["floor_loads"])),
+    ]
+
+
+def _instructions(piece: str, n: int, reps: int) -> int:
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
+         "--child", piece, "--messages", str(n), "--reps", str(reps)],
+        capture_output=True, text=True, check=True)
+    m = re.search(r"Collected : (\d+)", out.stderr)
+    if m is None:
+        raise RuntimeError(f"no callgrind total in: {out.stderr[-500:]}")
+    return int(m.group(1))
+
+
+def instructions(pieces: list[str], n: int) -> None:
+    """Print instructions per record of each consume piece (see the module docstring)."""
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is needed (apt-get install valgrind)")
+    from mmate_fast._ext import COMPILED
+
+    for name in ("streamwire", "envelope", "payload_reader", "dispatch"):
+        load(name)
+    print(f"extensions: {'compiled' if all(COMPILED.values()) else 'PURE-PYTHON TWINS'}; "
+          f"{n} records per repetition, {CHUNK_RECORDS} per chunk")
+    for piece in pieces or PIECES:
+        one, three = _instructions(piece, n, 1), _instructions(piece, n, 3)
+        print(f"{piece:<16} {(three - one) / (2 * n):>10,.0f} instructions/record", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--messages", "-n", type=int, default=20_000)
-    n = ap.parse_args().messages
+    ap.add_argument("--messages", "-n", type=int, default=None,
+                    help="messages per repetition (default 20,000; 2,000 with --instructions)")
+    ap.add_argument("--instructions", nargs="*", metavar="PIECE", default=None,
+                    help=f"callgrind instructions per record of consume pieces ({', '.join(PIECES)}; "
+                         "default all)")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--reps", type=int, default=1, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        asyncio.run(_child(a.child, a.messages, a.reps))
+        return
+    if a.instructions is not None:
+        bad = [p for p in a.instructions if p not in PIECES]
+        if bad:
+            ap.error(f"unknown piece(s) {bad}: use {', '.join(PIECES)}")
+        instructions(a.instructions, a.messages or 2_000)
+        return
+    n = a.messages or 20_000
     wire, env = load("streamwire"), load("envelope")
     events = [new_event(i) for i in range(n)]
     outs = [build(e, persistent=False) for e in events]
@@ -109,10 +291,12 @@ def main() -> None:
     spec = HandlerSpec(handled.append)
     table = {events[0].__class__.__name__: (spec,)}
 
+    decoder = functools.partial(payload_decoder, registry=default_registry)
+
     def chunks_of() -> None:
         for c in chunks:
             wire.dispatch_chunk(c, 0, len(c), 0, env.decode_envelope, table.get, from_envelope,
-                                default_registry)
+                                default_registry, decoder)
             handled.clear()
 
     rows = [
@@ -124,6 +308,7 @@ def main() -> None:
         ("ours consume: decode_envelope (core)", per_msg(n, envelopes_of)),
         ("ours consume: contract decode (core)", per_msg(n, messages_of)),
         ("ours consume: dispatch_chunk (compiled, all of it)", per_msg(n, chunks_of)),
+        *asyncio.run(_consume_rows(n)),
     ]
     try:
         from rbfly.streams import stream_message_ctx

@@ -71,6 +71,7 @@ REPLY_QUEUE_PREFIX = "bridge.reply."
 DEFAULT_PREFETCH = 100
 DEFAULT_TIMEOUT = 30.0
 _FOREVER = 2**31  # resubscribe attempts: until it works or the bridge closes
+_PLANS_MAX = 1024  # request plans cached per bridge (by class and persistence)
 
 
 class _RequestExpired(Exception):
@@ -198,6 +199,19 @@ def error_of(reply: Any, payload: Any = None) -> tuple[str, str] | None:
     return str(code or ""), str(text or "")
 
 
+#: reply class -> True when ``error_of`` judges its instances by ``success`` alone (not an ErrorReply
+#: or GenericMessage): a typed reply with ``success`` not False is an answer, no call needed
+_PLAIN_REPLY: dict[type, bool] = {}
+
+
+def _plain_reply_class(cls: type) -> bool:
+    plain = not issubclass(cls, ErrorReply | GenericMessage)
+    if len(_PLAIN_REPLY) >= 4096:
+        _PLAIN_REPLY.clear()
+    _PLAIN_REPLY[cls] = plain
+    return plain
+
+
 # ---------------------------------------------------------------------------------- the bridge
 class Bridge:
     """Synchronous-looking request/reply over Mmate messaging (one per Client: ``client.bridge``).
@@ -231,6 +245,10 @@ class Bridge:
         #: cancelled the reply consumer (0.1 s doubling up to 5 s, +-20 %, until it works or closes)
         self.resubscribe_backoff: RetryPolicy = ExponentialBackoff(0.1, 5.0, 2.0, _FOREVER, 0.2)
         self.channel: Any = None
+        #: the bridge channel's ``publish_sink()`` (its requests' one-call path), refreshed once closed
+        self._sink: Any = None
+        #: (class, persistent) -> (plan, is a command, has reply_to) or False (see _request_plan)
+        self._plans: dict[tuple[Any, Any], Any] = {}
         self.consumer_tag = ""
         self._pending: dict[str, asyncio.Future[Any]] = {}
         self._deadlines: _Deadlines | None = None
@@ -467,11 +485,32 @@ class Bridge:
             return await self._request(msg, timeout, options)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        correlation_id = self.address(msg, options)
+        planned: Any = None
+        if len(options) == 1 and not self.confirm_requests:  # only ``persistent`` (request() sets it)
+            planned = self._plans.get((msg.__class__, options.get("persistent")))
+            if planned is None:
+                planned = self._request_plan(msg, options.get("persistent"))
+        queue = self.reply_queue
+        if planned:  # address() for a typed message, inlined: its reply address, a new correlation id
+            if planned[1]:
+                require_target_service(msg)
+            if planned[2]:
+                msg.reply_to = queue
+            correlation_id = _new_id()
+        else:
+            correlation_id = self.address(msg, options)
         fut: asyncio.Future[Any] = loop.create_future()
         self._pending[correlation_id] = fut
         try:
-            if self.confirm_requests:
+            if planned:  # one call: the request's frames straight into the bridge channel's buffer
+                sink = self._sink
+                if sink is None or not sink.open:
+                    sink = self._refresh_sink()
+                if sink is None or sink.write(planned[0], msg, correlation_id, queue) is None:
+                    options["correlation_id"] = correlation_id
+                    options["reply_to"] = queue
+                    self._publish_direct(msg, options)
+            elif self.confirm_requests:
                 self._publish_pipelined(msg, options, fut)
             else:
                 self._publish_direct(msg, options)
@@ -503,8 +542,36 @@ class Bridge:
         else:
             await self.publisher.publish(msg, **options)
 
+    def _request_plan(self, msg: Any, persistent: Any) -> Any:
+        """``(plan, is a command, has reply_to)`` of ``msg``'s class sent as a request with only
+        ``persistent`` given (cached per class): the publisher's compiled plan with the request's
+        route; False when the general path must send it (generic messages, interceptors, ...)."""
+        planned: Any = False
+        if not isinstance(msg, GenericMessage):
+            try:
+                kind = kind_of(msg)
+            except errors.MmateError:
+                kind = None
+            if kind is not None:
+                opts: dict[str, Any] = {"persistent": persistent}
+                _route_as_request_kind(kind, opts)
+                plan = self.publisher.plan_for(msg, **opts)
+                if plan is not None:
+                    planned = (plan, kind is MessageKind.COMMAND, hasattr(msg, "reply_to"))
+        if len(self._plans) >= _PLANS_MAX:
+            self._plans.clear()
+        self._plans[(msg.__class__, persistent)] = planned
+        return planned
+
+    def _refresh_sink(self) -> Any:
+        """The bridge channel's ``publish_sink()`` (None: that transport has none, or it is closed)."""
+        get_sink = getattr(self.channel, "publish_sink", None)
+        sink = self._sink = get_sink() if get_sink is not None else None
+        return sink
+
     def _publish_direct(self, msg: Any, options: dict[str, Any]) -> None:
-        """Publish the request on the bridge's channel, unconfirmed (see ``confirm_requests``)."""
+        """Publish the request on the bridge's channel, unconfirmed (see ``confirm_requests``), built
+        by the publisher's general path."""
         _route_as_request(msg, options)
         mandatory = bool(options.pop("mandatory", False))
         exchange, routing_key, out = self.publisher.prepare(msg, **options)
@@ -557,7 +624,7 @@ class Bridge:
             stats.malformed += 1
             log.warning("dropping malformed reply on %s: %s", self.reply_queue, exc)
             return
-        correlation_id = reply_correlation_id(env, delivery.properties)
+        correlation_id = env.correlation_id or reply_correlation_id(env, delivery.properties)
         fut = self._pending.pop(correlation_id, None) if correlation_id else None
         if fut is None or fut.done():
             stats.late_replies += 1
@@ -571,6 +638,12 @@ class Bridge:
             fut.set_exception(exc)
             return
         stats.replied += 1
+        plain = _PLAIN_REPLY.get(reply.__class__)
+        if plain is None:
+            plain = _plain_reply_class(reply.__class__)
+        if plain and getattr(reply, "success", True) is not False:  # error_of's answer: None
+            fut.set_result(reply)
+            return
         failure = error_of(reply, env.payload)
         if failure is None:
             fut.set_result(reply)
@@ -693,8 +766,11 @@ def _route_as_request(msg: Any, options: dict[str, Any]) -> None:
     kind = kind_of(msg)
     if kind is MessageKind.COMMAND:
         require_target_service(msg)
-        options["kind"] = kind
-    elif kind is MessageKind.QUERY:
+    _route_as_request_kind(kind, options)
+
+
+def _route_as_request_kind(kind: MessageKind, options: dict[str, Any]) -> None:
+    if kind is MessageKind.COMMAND or kind is MessageKind.QUERY:
         options["kind"] = kind
 
 

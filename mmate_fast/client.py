@@ -409,20 +409,23 @@ class Client:
         it unless the request came transient (the requester's ``persistent=False``)."""
         if kind_of(result) is not MessageKind.REPLY:
             return None
-        reply_to = ctx.reply_to
-        if not reply_to:
-            log.warning("handler for %s returned a %s but the request has no reply address",
-                        message_type(msg), message_type(result))
-            return None
-        publisher = self._require_reply_publisher()
-        correlation_id = ctx.correlation_id or ctx.message_id
+        reply_to = getattr(msg, "reply_to", None)  # ctx.reply_to's first answer, without the property
+        if reply_to.__class__ is not str or not reply_to:
+            reply_to = ctx.reply_to
+            if not reply_to:
+                log.warning("handler for %s returned a %s but the request has no reply address",
+                            message_type(msg), message_type(result))
+                return None
+        publisher = self._reply_publisher
+        if publisher is None:
+            publisher = self._require_reply_publisher()  # raises
+        correlation_id = ctx.envelope.correlation_id or ctx.correlation_id or ctx.message_id
         persistent = reply_persistent(ctx)
         if publisher.pipeline.has_publish:  # interceptors are async: the awaited path
             return publisher.publish_reply(result, reply_to, correlation_id=correlation_id,
                                            persistent=persistent)
         try:
-            publisher.publish_nowait(result, exchange="", routing_key=reply_to, correlation_id=correlation_id,
-                                     kind=MessageKind.REPLY, persistent=persistent)
+            publisher.reply_nowait(result, reply_to, correlation_id, persistent)
         except errors.MmateError as exc:
             log.warning("could not send the %s reply to %s: %s", message_type(result), reply_to, exc)
         return None

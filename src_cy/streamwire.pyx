@@ -418,74 +418,129 @@ def append_message(bytearray buf not None, uint64_t publishing_id, bytes propert
     PyByteArray_Resize(buf, old + 12 + n)
 
 
-def split_chunk(data, Py_ssize_t pos, Py_ssize_t end, uint64_t min_offset) -> tuple:
-    cdef const uchar[:] view = data
+cdef struct _Records:
+    # a walk over the records of a chunk's data (plain entries and uncompressed sub-batches)
+    const uchar* s
+    Py_ssize_t p        # where the next entry (or sub-batch record) starts
+    Py_ssize_t stop     # the end of the chunk's data
+    Py_ssize_t sub_end  # the end of the sub-batch being walked
+    uint32_t entries    # entries not started yet
+    uint32_t left       # records of the sub-batch not taken yet
+
+
+cdef inline void _records(_Records* r, const uchar* s, Py_ssize_t p, Py_ssize_t stop,
+                          uint16_t entries) noexcept nogil:
+    r.s = s
+    r.p = p
+    r.stop = stop
+    r.sub_end = p
+    r.entries = entries
+    r.left = 0
+
+
+cdef int _next_record(_Records* r, const uchar** rec, uint32_t* size) except -1:
+    """1 with the next record's bytes and size, 0 after the last; StreamProtocolError where the
+    chunk does not parse (split_chunk, dispatch_chunk's check and its pass all walk with this)."""
+    cdef const uchar* s = r.s
+    cdef Py_ssize_t p = r.p
+    cdef uint32_t n
+    cdef uchar head
+    while True:
+        if r.left:
+            if p + 4 > r.sub_end:
+                raise StreamProtocolError("stream sub-batch ends inside a record header")
+            n = _u32(s + p)
+            p += 4
+            if p + n > r.sub_end:
+                raise StreamProtocolError("stream sub-batch record overruns the sub-batch")
+            rec[0] = s + p
+            size[0] = n
+            r.left -= 1
+            r.p = r.sub_end if r.left == 0 else p + n
+            return 1
+        if r.entries == 0:
+            return 0
+        r.entries -= 1
+        if p + 4 > r.stop:
+            raise StreamProtocolError("stream chunk ends inside an entry header")
+        head = s[p]
+        if head & 0x80 == 0:  # a plain entry: 31-bit size, the record
+            n = _u32(s + p)
+            p += 4
+            if p + n > r.stop:
+                raise StreamProtocolError("stream chunk record overruns the chunk")
+            rec[0] = s + p
+            size[0] = n
+            r.p = p + n
+            return 1
+        # a sub-batch: type + compression, records, uncompressed size, size, the records
+        if p + 11 > r.stop:
+            raise StreamProtocolError("stream chunk ends inside a sub-batch header")
+        if (head >> 4) & 0x07:
+            raise StreamProtocolError(
+                f"compressed stream sub-batch (codec {(head >> 4) & 0x07}) is not supported")
+        r.left = _u16(s + p + 1)
+        r.sub_end = p + 11 + _u32(s + p + 7)
+        p += 11
+        if r.sub_end > r.stop:
+            raise StreamProtocolError("stream sub-batch overruns the chunk")
+        if r.left == 0:
+            p = r.sub_end
+        r.p = p
+
+
+cdef struct _Chunk:
+    # a chunk's header fields, its records' walk
+    int8_t chunk_type
+    uint16_t num_entries
+    uint32_t num_records
+    int64_t timestamp
+    uint64_t first
+    Py_ssize_t data
+    Py_ssize_t stop
+
+
+cdef const uchar* _chunk(const uchar[:] view, Py_ssize_t pos, Py_ssize_t end, _Chunk* c) except NULL:
+    """The chunk header at view[pos:end] read into ``c``; the buffer's start. StreamProtocolError
+    for a chunk that does not fit its frame."""
     cdef const uchar* s
-    cdef Py_ssize_t p, stop, sub_end
-    cdef uint16_t num_entries, n, i, j
-    cdef uint32_t size, rsize, data_len
-    cdef int8_t chunk_type
-    cdef int64_t timestamp
-    cdef uint64_t first, offset
-    cdef uint32_t num_records
-    cdef uchar head, compression
-    cdef list out = []
     if end > view.shape[0] or pos < 0 or end - pos < 48:
         raise StreamProtocolError(f"stream chunk of {end - pos} bytes is shorter than its header")
     s = &view[0]
-    chunk_type = <int8_t>s[pos + 1]
-    num_entries = _u16(s + pos + 2)
-    num_records = _u32(s + pos + 4)
-    timestamp = <int64_t>_u64(s + pos + 8)
-    first = _u64(s + pos + 24)
-    data_len = _u32(s + pos + 36)
-    p = pos + 48
-    stop = p + data_len
-    if stop > end:
-        raise StreamProtocolError(f"stream chunk data ({data_len} bytes) overruns its frame")
-    if chunk_type != 0:
-        return first + num_records, timestamp, out
-    offset = first
-    for i in range(num_entries):
-        if p + 4 > stop:
-            raise StreamProtocolError("stream chunk ends inside an entry header")
-        head = s[p]
-        if head & 0x80 == 0:
-            size = _u32(s + p)
-            p += 4
-            if p + size > stop:
-                raise StreamProtocolError("stream chunk record overruns the chunk")
-            if offset >= min_offset:
-                out.append(PyBytes_FromStringAndSize(<const char*>(s + p), size))
-            p += size
-            offset += 1
-        else:
-            if p + 11 > stop:
-                raise StreamProtocolError("stream chunk ends inside a sub-batch header")
-            compression = (head >> 4) & 0x07
-            n = _u16(s + p + 1)
-            size = _u32(s + p + 7)
-            p += 11
-            if compression != 0:
-                raise StreamProtocolError(f"compressed stream sub-batch (codec {compression}) is not supported")
-            sub_end = p + size
-            if sub_end > stop:
-                raise StreamProtocolError("stream sub-batch overruns the chunk")
-            for j in range(n):
-                if p + 4 > sub_end:
-                    raise StreamProtocolError("stream sub-batch ends inside a record header")
-                rsize = _u32(s + p)
-                p += 4
-                if p + rsize > sub_end:
-                    raise StreamProtocolError("stream sub-batch record overruns the sub-batch")
-                if offset >= min_offset:
-                    out.append(PyBytes_FromStringAndSize(<const char*>(s + p), rsize))
-                p += rsize
-                offset += 1
-            p = sub_end
+    c.chunk_type = <int8_t>s[pos + 1]
+    c.num_entries = _u16(s + pos + 2)
+    c.num_records = _u32(s + pos + 4)
+    c.timestamp = <int64_t>_u64(s + pos + 8)
+    c.first = _u64(s + pos + 24)
+    c.data = pos + 48
+    c.stop = c.data + _u32(s + pos + 36)
+    if c.stop > end:
+        raise StreamProtocolError(f"stream chunk data ({c.stop - c.data} bytes) overruns its frame")
+    return s
+
+
+def split_chunk(data, Py_ssize_t pos, Py_ssize_t end, uint64_t min_offset) -> tuple:
+    cdef const uchar[:] view
+    cdef _Chunk c
+    cdef _Records it
+    cdef const uchar* rec
+    cdef uint32_t size
+    cdef uint64_t offset
+    cdef list out = []
+    cdef const uchar* s
+    view = data
+    s = _chunk(view, pos, end, &c)
+    if c.chunk_type != 0:
+        return c.first + c.num_records, c.timestamp, out
+    offset = c.first
+    _records(&it, s, c.data, c.stop, c.num_entries)
+    while _next_record(&it, &rec, &size):
+        if offset >= min_offset:
+            out.append(PyBytes_FromStringAndSize(<const char*>rec, size))
+        offset += 1
     if not out:
-        return offset, timestamp, out
-    return (first if min_offset <= first else min_offset), timestamp, out
+        return offset, c.timestamp, out
+    return (c.first if min_offset <= c.first else min_offset), c.timestamp, out
 
 
 cdef Py_ssize_t _value_end(const uchar* m, Py_ssize_t p, Py_ssize_t n) except -1:
@@ -618,10 +673,63 @@ cdef class TypedAppender:
         return n, True, None
 
 
-def dispatch_records(list records not None, Py_ssize_t start, decode, lookup, convert, registry):
+cdef class _Plain:
+    """What dispatch_records / dispatch_chunk keep between records of one call: the last handlers
+    tuple seen (its one plain handler) and the last type's payload decoder, so a run of records of
+    one type costs no attribute reads or registry lookups after its first."""
+
+    cdef object handlers, fn, type_name, dec, decoder
+    cdef dict decoders
+
+    def __cinit__(self, decoder):
+        self.decoder = decoder
+
+    cdef int handler(self, handlers) except -1:
+        """1 (and ``fn`` set) when ``handlers`` is one plain handler, else 0: the general path."""
+        cdef object spec
+        if handlers is self.handlers:
+            return 1
+        if type(handlers) is not tuple or len(<tuple>handlers) != 1:
+            return 0
+        spec = (<tuple>handlers)[0]
+        if spec.wants_context or spec.is_async:
+            return 0
+        self.handlers = handlers
+        self.fn = spec.fn
+        return 1
+
+    cdef object message(self, env, convert, registry):
+        """``convert(env, registry)``, through the type's payload decoder (kept for the call) when
+        there is one and the payload is a dict: the same message, the same errors."""
+        cdef object t, payload, dec
+        if self.decoder is None:
+            return convert(env, registry)
+        payload = env.payload
+        if type(payload) is not dict:
+            return convert(env, registry)
+        t = env.type
+        if t is self.type_name or (self.type_name is not None and t == self.type_name):
+            dec = self.dec
+        else:
+            if self.decoders is None:
+                self.decoders = {}
+            dec = self.decoders.get(t, self)
+            if dec is self:
+                dec = self.decoder(t)
+                self.decoders[t] = dec
+            self.type_name = t
+            self.dec = dec
+        if dec is None:
+            return convert(env, registry)
+        return dec(payload, env.id, t, env.timestamp, env.correlation_id)
+
+
+def dispatch_records(list records not None, Py_ssize_t start, decode, lookup, convert, registry,
+                     decoder=None):
     """The common case of a stream consumer, compiled (see the .pyi)."""
     cdef Py_ssize_t i, n = len(records), handled = 0, ignored = 0
-    cdef object raw, body, env, handlers, spec, msg
+    cdef object raw, body, env, handlers, msg
+    cdef _Plain plain = _Plain(decoder)
     for i in range(start, n):
         raw = records[i]
         if type(raw) is not bytes:
@@ -635,126 +743,46 @@ def dispatch_records(list records not None, Py_ssize_t start, decode, lookup, co
         if not handlers:
             ignored += 1
             continue
-        if type(handlers) is not tuple or len(<tuple>handlers) != 1:
-            return i, handled, ignored, None
-        spec = (<tuple>handlers)[0]
-        if spec.wants_context or spec.is_async:
+        if not plain.handler(handlers):
             return i, handled, ignored, None
         try:
-            msg = convert(env, registry)
+            msg = plain.message(env, convert, registry)
         except Exception:
             return i, handled, ignored, None
         try:
-            spec.fn(msg)
+            plain.fn(msg)
         except Exception as exc:
             return i, handled, ignored, (exc, body, env, msg)
         handled += 1
     return n, handled, ignored, None
 
 
-cdef int _check_chunk(const uchar* s, Py_ssize_t p, Py_ssize_t stop, uint16_t num_entries) except -1:
-    """Walk the entries of a chunk's data once: StreamProtocolError before anything is processed."""
-    cdef uint16_t i, j, n
-    cdef uint32_t size
-    cdef Py_ssize_t sub_end
-    cdef uchar head
-    for i in range(num_entries):
-        if p + 4 > stop:
-            raise StreamProtocolError("stream chunk ends inside an entry header")
-        head = s[p]
-        if head & 0x80 == 0:
-            size = _u32(s + p)
-            p += 4
-            if p + size > stop:
-                raise StreamProtocolError("stream chunk record overruns the chunk")
-            p += size
-        else:
-            if p + 11 > stop:
-                raise StreamProtocolError("stream chunk ends inside a sub-batch header")
-            if (head >> 4) & 0x07:
-                raise StreamProtocolError(
-                    f"compressed stream sub-batch (codec {(head >> 4) & 0x07}) is not supported")
-            n = _u16(s + p + 1)
-            size = _u32(s + p + 7)
-            p += 11
-            sub_end = p + size
-            if sub_end > stop:
-                raise StreamProtocolError("stream sub-batch overruns the chunk")
-            for j in range(n):
-                if p + 4 > sub_end:
-                    raise StreamProtocolError("stream sub-batch ends inside a record header")
-                size = _u32(s + p)
-                p += 4
-                if p + size > sub_end:
-                    raise StreamProtocolError("stream sub-batch record overruns the sub-batch")
-                p += size
-            p = sub_end
-    return 0
-
-
 def dispatch_chunk(data, Py_ssize_t pos, Py_ssize_t end, uint64_t min_offset, decode, lookup, convert,
-                   registry) -> tuple:
+                   registry, decoder=None) -> tuple:
     """``split_chunk`` and ``dispatch_records`` in one pass over the chunk (see the .pyi)."""
-    cdef const uchar[:] view = data
-    cdef const uchar* s
+    cdef const uchar[:] view
+    cdef _Chunk c
+    cdef _Records it
     cdef const uchar* rec
-    cdef Py_ssize_t p, stop, sub_end
-    cdef uint16_t num_entries, n, i, j
     cdef uint32_t size
-    cdef int8_t chunk_type
-    cdef int64_t timestamp
-    cdef uint64_t first, offset, start = 0
-    cdef uint32_t num_records
-    cdef uchar head
+    cdef uint64_t offset, start = 0
     cdef bint fast = 1, started = 0
     cdef Py_ssize_t done = 0, handled = 0, ignored = 0
     cdef list rest = []
-    cdef object failure = None, body, env, handlers, spec, msg
-    if end > view.shape[0] or pos < 0 or end - pos < 48:
-        raise StreamProtocolError(f"stream chunk of {end - pos} bytes is shorter than its header")
-    s = &view[0]
-    chunk_type = <int8_t>s[pos + 1]
-    num_entries = _u16(s + pos + 2)
-    num_records = _u32(s + pos + 4)
-    timestamp = <int64_t>_u64(s + pos + 8)
-    first = _u64(s + pos + 24)
-    p = pos + 48
-    stop = p + _u32(s + pos + 36)
-    if stop > end:
-        raise StreamProtocolError(f"stream chunk data ({stop - p} bytes) overruns its frame")
-    if chunk_type != 0:
-        return first + num_records, timestamp, 0, 0, 0, None, rest
-    _check_chunk(s, p, stop, num_entries)
-    offset = first
-    i = 0
-    j = 0
-    n = 0
-    sub_end = 0
-    while True:
-        # the next record: (rec, size), from a plain entry or inside a sub-batch
-        if j < n:
-            size = _u32(s + p)
-            rec = s + p + 4
-            p += 4 + size
-            j += 1
-            if j == n:
-                p = sub_end
-        else:
-            if i >= num_entries:
-                break
-            i += 1
-            head = s[p]
-            if head & 0x80:
-                n = _u16(s + p + 1)
-                j = 0
-                sub_end = p + 11 + _u32(s + p + 7)
-                p += 11
-                if n == 0:
-                    p = sub_end
-                continue
-            size = _u32(s + p)
-            rec = s + p + 4
-            p += 4 + size
+    cdef object failure = None, body, env, handlers, msg
+    cdef _Plain plain
+    cdef const uchar* s
+    view = data
+    s = _chunk(view, pos, end, &c)
+    if c.chunk_type != 0:
+        return c.first + c.num_records, c.timestamp, 0, 0, 0, None, rest
+    _records(&it, s, c.data, c.stop, c.num_entries)
+    while _next_record(&it, &rec, &size):  # the whole chunk checked before any handler runs
+        pass
+    plain = _Plain(decoder)
+    _records(&it, s, c.data, c.stop, c.num_entries)
+    offset = c.first
+    while _next_record(&it, &rec, &size):
         offset += 1
         if offset - 1 < min_offset:
             continue
@@ -776,32 +804,27 @@ def dispatch_chunk(data, Py_ssize_t pos, Py_ssize_t end, uint64_t min_offset, de
             ignored += 1
             done += 1
             continue
-        if type(handlers) is not tuple or len(<tuple>handlers) != 1:
-            fast = 0
-            rest.append(PyBytes_FromStringAndSize(<const char*>rec, size))
-            continue
-        spec = (<tuple>handlers)[0]
-        if spec.wants_context or spec.is_async:
+        if not plain.handler(handlers):
             fast = 0
             rest.append(PyBytes_FromStringAndSize(<const char*>rec, size))
             continue
         try:
-            msg = convert(env, registry)
+            msg = plain.message(env, convert, registry)
         except Exception:
             fast = 0
             rest.append(PyBytes_FromStringAndSize(<const char*>rec, size))
             continue
         done += 1
         try:
-            spec.fn(msg)
+            plain.fn(msg)
         except Exception as exc:
             fast = 0
             failure = (exc, PyBytes_FromStringAndSize(<const char*>rec, size), body, env, msg)
             continue
         handled += 1
     if not started:
-        return offset, timestamp, 0, 0, 0, None, rest
-    return start, timestamp, done, handled, ignored, failure, rest
+        return offset, c.timestamp, 0, 0, 0, None, rest
+    return start, c.timestamp, done, handled, ignored, failure, rest
 
 
 def sub_batch(frame, Py_ssize_t head) -> tuple:

@@ -819,20 +819,22 @@ cdef class PublishPlan:
         return (f"PublishPlan(type={self._tpl.type_name!r}, kind={self._kind}, exchange={self.exchange!r}, "
                 f"routing_key={self.routing_key!r})")
 
-    def write(self, bytearray out not None, int channel, Py_ssize_t frame_max, msg):
+    def write(self, bytearray out not None, int channel, Py_ssize_t frame_max, msg, correlation_id=None,
+              reply_to=None, routing_key=None):
         """Append basic.publish + content header + body frame(s) of ``msg`` to ``out``; its message
         id, or None (nothing written) when it needs the general path. See the .pyi."""
         if frame_max < _FRAME_MIN:
             raise ValueError(f"frame_max {frame_max} is below the AMQP minimum {_FRAME_MIN}")
         if channel < 0 or channel > 0xFFFF:
             raise ValueError(f"channel {channel} outside 0..65535")
-        return self._run(msg, out, channel, frame_max)
+        return self._run(msg, out, channel, frame_max, correlation_id, reply_to, routing_key)
 
-    def encode(self, msg):
+    def encode(self, msg, correlation_id=None, reply_to=None, routing_key=None):
         """(message id, routing key, body, properties) of ``msg``, or None; see the .pyi."""
-        return self._run(msg, None, 0, 0)
+        return self._run(msg, None, 0, 0, correlation_id, reply_to, routing_key)
 
-    cdef object _run(self, object msg, bytearray out, int channel, Py_ssize_t frame_max):
+    cdef object _run(self, object msg, bytearray out, int channel, Py_ssize_t frame_max, object corr_in,
+                     object rt_in, object rk_in):
         global _now_sec, _now_str
         cdef MessageTemplate tpl = self._tpl
         cdef timespec now
@@ -869,14 +871,15 @@ cdef class PublishPlan:
                 _now_sec = now.tv_sec
             ts64 = <uint64_t>now.tv_sec
             ts_str = _now_str
-            corr = getattr(msg, "correlation_id", None) or None
+            # the per-call correlation id / reply address win over the message's (as build's options)
+            corr = corr_in or getattr(msg, "correlation_id", None) or None
             if corr is not None and not PyUnicode_Check(corr):
                 return None
-            address = None
-            if kind == 1 or kind == 3:  # command, query: the message's reply address
+            address = rt_in or None
+            if address is None and (kind == 1 or kind == 3):  # command, query: the message's address
                 address = getattr(msg, "reply_to", "") or None
-                if address is not None and not PyUnicode_Check(address):
-                    return None
+            if address is not None and not PyUnicode_Check(address):
+                return None
             agg = seq = succ = None
             if kind == 2:
                 agg = getattr(msg, "aggregate_id", "") or ""
@@ -907,7 +910,11 @@ cdef class PublishPlan:
                     vp[S_SUCC] = b"false"
                     vn[S_SUCC] = 5
                 present[S_SUCC] = True
-            if self._rk is None:
+            if rk_in is not None:  # a per-call routing key (e.g. a reply's: the requester's queue)
+                rkv = rk_in
+                if not PyUnicode_Check(rkv):
+                    return None
+            elif self._rk is None:
                 rkv = agg if self._route_attr == "aggregate_id" and agg is not None else \
                     (getattr(msg, self._route_attr, "") or "")
                 if not PyUnicode_Check(rkv):
@@ -942,7 +949,9 @@ cdef class PublishPlan:
         # ---- what the broker would refuse: the general path raises its named error
         if vn[S_XMID] > 255 or (present[S_XCID] and vn[S_XCID] > 255) or (present[S_RT] and vn[S_RT] > 255):
             return None
-        if self._rk is None:
+        if rk_in is not None:
+            pass  # n_rk: the per-call key's own length
+        elif self._rk is None:
             n_rk += PyBytes_GET_SIZE(self._rk_pre) + PyBytes_GET_SIZE(self._rk_suf)
         else:
             n_rk = PyBytes_GET_SIZE(self._rk)
@@ -1026,7 +1035,9 @@ cdef class PublishPlan:
             body_b = PyBytes_FromStringAndSize(body, size)
             props = PyBytes_FromStringAndSize(NULL, plen)
             self._props(PyBytes_AS_STRING(props), plen, tn, vp, vn, present, ts64)
-            if self._rk is not None:
+            if rk_in is not None:
+                rk = rkv
+            elif self._rk is not None:
                 rk = self.routing_key
             else:
                 rk = self._rk_pre_s + rkv + self._rk_suf_s
@@ -1043,7 +1054,10 @@ cdef class PublishPlan:
         o = <unsigned char*>_wbytes(<char*>o + 7, self._ex)
         o[0] = <uint8_t>n_rk
         o += 1
-        if self._rk is not None:
+        if rk_in is not None:
+            memcpy(o, p_rk, n_rk)
+            o += n_rk
+        elif self._rk is not None:
             o = <unsigned char*>_wbytes(<char*>o, self._rk)
         else:
             o = <unsigned char*>_wbytes(<char*>o, self._rk_pre)
@@ -1134,13 +1148,14 @@ cdef class PublishSink:
     def __repr__(self):
         return f"PublishSink(channel={self.channel_id}, open={self.open})"
 
-    def write(self, PublishPlan plan not None, msg):
+    def write(self, PublishPlan plan not None, msg, correlation_id=None, reply_to=None, routing_key=None):
         """``plan.write`` into the connection's write buffer, a flush scheduled; the message id, or
         None when nothing was written (sink closed, or the message needs the general path)."""
         if not self.open:
             return None
         conn = self._conn
-        r = plan._run(msg, <bytearray?>conn._wbuf, self.channel_id, self.frame_max)
+        r = plan._run(msg, <bytearray?>conn._wbuf, self.channel_id, self.frame_max, correlation_id, reply_to,
+                      routing_key)
         if r is not None and not conn._flush_pending:
             conn._schedule_flush()
         return r

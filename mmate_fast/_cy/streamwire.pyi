@@ -62,24 +62,33 @@ class TypedAppender:
         An error (the fallback's, or ValueError for properties that do not decode) leaves the
         messages before it appended (as many as ids grew by) and nothing of the failing one."""
 
+#: ``decoder(type_name)``: the payload decoder of a type, ``(payload dict, id, type, timestamp,
+#: correlation id) -> message``, giving what ``convert`` gives for an envelope of that type whose
+#: payload is a dict (``contracts._convert.payload_decoder``), or None (then ``convert``)
+PayloadDecoder = Callable[[str], Callable[[dict[str, Any], str, str, str, str | None], Any] | None]
+
 def dispatch_records(records: list[bytes], start: int, decode: Callable[[bytes], Any],
                      lookup: Callable[[str], tuple[Any, ...]], convert: Callable[[Any, Any], Any],
-                     registry: Any) -> tuple[int, int, int, tuple[BaseException, bytes, Any, Any] | None]:
+                     registry: Any, decoder: PayloadDecoder | None = None,
+                     ) -> tuple[int, int, int, tuple[BaseException, bytes, Any, Any] | None]:
     """A stream consumer's common case over ``records[start:]`` in one compiled loop: per record its
     body (``message_body``), ``env = decode(body)``, ``lookup(env.type)``; a type without handlers
     is counted as ignored; with one plain handler (a ``HandlerSpec`` neither async nor wanting a
-    context) ``spec.fn(convert(env, registry))``. Returns (index of the first record not done,
+    context) ``spec.fn(convert(env, registry))``; with a ``decoder``, the message of a dict payload
+    comes from the type's decoder instead (asked once per type and call: a registry or codec
+    change shows from the next call on). Returns (index of the first record not done,
     handled, ignored, failure): it stops before a record that needs the general path (a step
     raised, several handlers, an async or context handler: nothing of it ran), or at a record whose
     handler raised, with failure = (exception, body, envelope, message) (that record is done)."""
 
 def dispatch_chunk(data: bytes | bytearray, pos: int, end: int, min_offset: int,
                    decode: Callable[[bytes], Any], lookup: Callable[[str], tuple[Any, ...]],
-                   convert: Callable[[Any, Any], Any], registry: Any,
+                   convert: Callable[[Any, Any], Any], registry: Any, decoder: PayloadDecoder | None = None,
                    ) -> tuple[int, int, int, int, int, tuple[BaseException, bytes, bytes, Any, Any] | None,
                               list[bytes]]:
     """``split_chunk`` and ``dispatch_records`` in one pass over the chunk in ``data[pos:end]``, with no
-    bytes object per record the fast path handles (only its body): (first, timestamp ms, done,
+    bytes object per record the fast path handles (only its body) and, with a ``decoder``, no Python
+    frame per record but the handler's: (first, timestamp ms, done,
     handled, ignored, failure, rest). ``first`` is the offset of the first record at or after
     ``min_offset`` (with no such record: the offset after the chunk, and nothing else); ``done``
     records from it were processed (handled, ignored, or the failed one); ``failure`` is (exception,

@@ -109,13 +109,20 @@ class PublishPlan:
                  mandatory: bool = False, writer: PayloadWriter | None = None,
                  to_payload: Callable[[Any], Any] | None = None,
                  lean_properties: bytes | None = None) -> None: ...
-    def write(self, out: bytearray, channel: int, frame_max: int, msg: Any) -> str | None:
+    def write(self, out: bytearray, channel: int, frame_max: int, msg: Any, correlation_id: str | None = None,
+              reply_to: str | None = None, routing_key: str | None = None) -> str | None:
         """Append basic.publish + content header + body frame(s) (split at ``frame_max``) of ``msg``
         on ``channel`` to ``out``: its message id (``msg.id`` or a new one). None, with nothing
         written, when the message needs the general path (a ``timestamp`` set on it, a reply without
         ``success``, a value that is not a str where one belongs, a string that is not UTF-8, an id
-        or routing key over 255 bytes, a payload the encoders refuse): that path raises its error."""
-    def encode(self, msg: Any) -> tuple[str, str, bytes, bytes] | None:
+        or routing key over 255 bytes, a payload the encoders refuse): that path raises its error.
+
+        The per-call values are ``outgoing.build``'s / ``Publisher.prepare``'s options of the same
+        names (the request/reply hops): ``correlation_id`` (else ``msg.correlation_id``) and
+        ``reply_to`` (else, for a command or query, ``msg.reply_to``) when not empty, and
+        ``routing_key`` (not None) in place of the plan's route."""
+    def encode(self, msg: Any, correlation_id: str | None = None, reply_to: str | None = None,
+               routing_key: str | None = None) -> tuple[str, str, bytes, bytes] | None:
         """``(message id, routing key, body, encoded properties)`` of ``msg`` (for ``publish_nowait``
         with confirms or on another transport), or None as for ``write``."""
 
@@ -130,9 +137,10 @@ class PublishSink:
     frame_max: int
     open: bool
     def __init__(self, conn: Any, channel_id: int, frame_max: int) -> None: ...
-    def write(self, plan: PublishPlan, msg: Any) -> str | None:
-        """``plan.write(conn._wbuf, channel_id, frame_max, msg)`` and a flush scheduled unless one
-        is; the message id, or None when nothing was written (``open`` is False, or the message
-        needs the general path)."""
+    def write(self, plan: PublishPlan, msg: Any, correlation_id: str | None = None,
+              reply_to: str | None = None, routing_key: str | None = None) -> str | None:
+        """``plan.write(conn._wbuf, channel_id, frame_max, msg, correlation_id, reply_to, routing_key)``
+        and a flush scheduled unless one is; the message id, or None when nothing was written
+        (``open`` is False, or the message needs the general path)."""
 
 __all__ = ["MessageTemplate", "PayloadWriter", "PublishPlan", "PublishSink"]

@@ -430,10 +430,27 @@ class TypedAppender:
         return n, True, None
 
 
+def _message(env: Any, convert: Any, registry: Any, decoder: Any, kept: dict[str, Any]) -> Any:
+    """``convert(env, registry)``, through the type's payload decoder (kept for the call) when there
+    is one and the payload is a dict: the same message, the same errors."""
+    payload = env.payload
+    if decoder is None or type(payload) is not dict:
+        return convert(env, registry)
+    t = env.type
+    dec = kept.get(t, kept)
+    if dec is kept:
+        dec = kept[t] = decoder(t)
+    if dec is None:
+        return convert(env, registry)
+    return dec(payload, env.id, t, env.timestamp, env.correlation_id)
+
+
 def dispatch_records(records: list[bytes], start: int, decode: Any, lookup: Any, convert: Any,
-                     registry: Any) -> tuple[int, int, int, tuple[BaseException, bytes, Any, Any] | None]:
+                     registry: Any, decoder: Any = None,
+                     ) -> tuple[int, int, int, tuple[BaseException, bytes, Any, Any] | None]:
     """The common case of a stream consumer (the twin of the compiled loop; see the .pyi)."""
     handled = ignored = 0
+    kept: dict[str, Any] = {}
     for i in range(start, len(records)):
         raw = records[i]
         if type(raw) is not bytes:
@@ -453,7 +470,7 @@ def dispatch_records(records: list[bytes], start: int, decode: Any, lookup: Any,
         if spec.wants_context or spec.is_async:
             return i, handled, ignored, None
         try:
-            msg = convert(env, registry)
+            msg = _message(env, convert, registry, decoder, kept)
         except Exception:
             return i, handled, ignored, None
         try:
@@ -465,12 +482,13 @@ def dispatch_records(records: list[bytes], start: int, decode: Any, lookup: Any,
 
 
 def dispatch_chunk(data: bytes | bytearray, pos: int, end: int, min_offset: int, decode: Any, lookup: Any,
-                   convert: Any, registry: Any) -> tuple[int, int, int, int, int, Any, list[bytes]]:
+                   convert: Any, registry: Any, decoder: Any = None,
+                   ) -> tuple[int, int, int, int, int, Any, list[bytes]]:
     """``split_chunk`` then ``dispatch_records`` (the twin of the compiled one-pass loop)."""
     first, ts, records = split_chunk(data, pos, end, min_offset)
     if not records:
         return first, ts, 0, 0, 0, None, records
-    i, handled, ignored, stopped = dispatch_records(records, 0, decode, lookup, convert, registry)
+    i, handled, ignored, stopped = dispatch_records(records, 0, decode, lookup, convert, registry, decoder)
     failure = None
     if stopped is not None:
         exc, body, env, msg = stopped

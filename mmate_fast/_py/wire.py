@@ -231,37 +231,41 @@ class PublishPlan:
         return (f"PublishPlan(type={self._tpl.type_name!r}, kind={self.kind}, exchange={self.exchange!r}, "
                 f"routing_key={self.routing_key!r})")
 
-    def write(self, out: bytearray, channel: int, frame_max: int, msg: Any) -> str | None:
+    def write(self, out: bytearray, channel: int, frame_max: int, msg: Any, correlation_id: str | None = None,
+              reply_to: str | None = None, routing_key: str | None = None) -> str | None:
         """Append the publish frames of ``msg`` to ``out``; its message id, or None (see the .pyi)."""
         if frame_max < _frames.FRAME_MIN_SIZE:
             raise ValueError(f"frame_max {frame_max} is below the AMQP minimum {_frames.FRAME_MIN_SIZE}")
         if not 0 <= channel <= 0xFFFF:
             raise ValueError(f"channel {channel} outside 0..65535")
-        r = self.encode(msg)
+        r = self.encode(msg, correlation_id, reply_to, routing_key)
         if r is None:
             return None
         msg_id, rk, body, props = r
         _frames.append_publish(out, channel, self.exchange, rk, body, props, self.mandatory, frame_max)
         return msg_id
 
-    def encode(self, msg: Any) -> tuple[str, str, bytes, bytes] | None:
+    def encode(self, msg: Any, correlation_id: str | None = None, reply_to: str | None = None,
+               routing_key: str | None = None) -> tuple[str, str, bytes, bytes] | None:
         """(message id, routing key, body, properties) of ``msg``, or None (see the .pyi)."""
         if not self._usable:
             return None
         try:
-            return self._encode(msg)
+            return self._encode(msg, correlation_id, reply_to, routing_key)
         except Exception:
             return None
 
-    def _encode(self, msg: Any) -> tuple[str, str, bytes, bytes] | None:
+    def _encode(self, msg: Any, corr_in: str | None, rt_in: str | None,
+                rk_in: str | None) -> tuple[str, str, bytes, bytes] | None:
         if getattr(msg, "timestamp", None) is not None:
             return None
         msg_id = getattr(msg, "id", None) or _env.new_id()
         unix = int(time.time())
         ts_str = _env.utc_timestamp(unix)
-        corr = getattr(msg, "correlation_id", None) or None
+        # the per-call correlation id / reply address win over the message's (as build's options)
+        corr = corr_in or getattr(msg, "correlation_id", None) or None
         kind = self.kind
-        address = (getattr(msg, "reply_to", "") or None) if kind in (1, 3) else None
+        address = rt_in or ((getattr(msg, "reply_to", "") or None) if kind in (1, 3) else None)
         var: dict[str, str] = {"x-message-id": msg_id, "message-id": msg_id, "timestamp": ts_str}
         if corr is not None:
             var["x-correlation-id"] = corr
@@ -280,7 +284,11 @@ class PublishPlan:
             var["x-success"] = "true" if success else "false"
         if address is not None:
             var["x-reply-to"] = address
-        if self.routing_key is not None:
+        if rk_in is not None:
+            if not isinstance(rk_in, str):
+                return None
+            rk = rk_in
+        elif self.routing_key is not None:
             rk = self.routing_key
         else:
             value = agg if self._route_attr == "aggregate_id" and agg is not None else \
@@ -316,12 +324,14 @@ class PublishSink:
     def __repr__(self) -> str:
         return f"PublishSink(channel={self.channel_id}, open={self.open})"
 
-    def write(self, plan: PublishPlan, msg: Any) -> str | None:
+    def write(self, plan: PublishPlan, msg: Any, correlation_id: str | None = None,
+              reply_to: str | None = None, routing_key: str | None = None) -> str | None:
         """``plan.write`` into the connection's write buffer, a flush scheduled; or None."""
         if not self.open:
             return None
         conn = self._conn
-        r = plan.write(conn._wbuf, self.channel_id, self.frame_max, msg)
+        r = plan.write(conn._wbuf, self.channel_id, self.frame_max, msg, correlation_id, reply_to,
+                       routing_key)
         if r is not None and not conn._flush_pending:
             conn._schedule_flush()
         return r

@@ -1,7 +1,7 @@
 """Message object <-> payload dict / envelope (the per-message hot path)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mmate_fast.contracts._base import GenericMessage
@@ -72,4 +72,16 @@ def from_envelope(env: Any, registry: TypeRegistry = default_registry) -> Any:
     return p.decode(payload, env.id, t, env.timestamp, env.correlation_id)
 
 
-__all__ = ["from_envelope", "payload_json", "payload_writer", "to_payload"]
+def payload_decoder(type_name: str, registry: TypeRegistry = default_registry,
+                    ) -> Callable[[dict[str, Any], str, str, str, str | None], Any] | None:
+    """What ``from_envelope`` does for an envelope of ``type_name`` whose payload is a dict, as one
+    callable ``(payload, id, type, timestamp, correlation id) -> message`` (same values, same
+    errors) to keep for a batch of such envelopes; None for a type ``registry`` does not know
+    (``from_envelope`` gives a GenericMessage)."""
+    cls = registry._by_name.get(type_name)
+    if cls is None:
+        return None
+    return (_PLANS.get(cls) or plan_for(cls)).decoder()
+
+
+__all__ = ["from_envelope", "payload_decoder", "payload_json", "payload_writer", "to_payload"]

@@ -171,6 +171,13 @@ class ContractPlan:
         self.decode = self._build_decode_top()
         return self.decode(payload, id, type, ts, cid)
 
+    def decoder(self) -> Callable[[Any, str, str, str, str | None], Any]:
+        """``decode`` built (on first use it is a builder that replaces itself): a caller may keep
+        it for a batch of messages (the streams consumer keeps it for a chunk)."""
+        if self.decode == self._first_decode:
+            self.decode = self._build_decode_top()
+        return self.decode
+
     def _first_decode_nested(self, value: Any) -> Any:
         self.decode_nested = self._build_decode_nested()
         return self.decode_nested(value)

@@ -84,8 +84,15 @@ async def _published(message_id: str) -> str:
 
 
 _EVENT = MessageKind.EVENT
+_REPLY = MessageKind.REPLY
 #: the publish options a plan covers (any other option takes the general path)
 _PLAN_OPTIONS = frozenset({"kind", "exchange", "routing_key", "persistent"})
+#: the options ``publish_nowait`` takes on the one-call path: the plan's, and the per-call
+#: values a plan writes itself (the request/reply hops: correlation id, reply address, and a routing
+#: key given with an exchange, e.g. a reply's: the requester's queue)
+_CALL_OPTIONS = _PLAN_OPTIONS | {"correlation_id", "reply_to"}
+#: the routing-key slot of a plan key whose routing key comes with each call
+_PER_CALL: Any = object()
 #: a class the one-call path cannot publish (generic messages, a class whose plan failed)
 _NO_PLAN = False
 _PLANS_MAX = 1024
@@ -238,18 +245,28 @@ class Publisher:
         if self.pipeline.has_publish:
             raise errors.MmateError("publish_nowait() cannot run the publish interceptors; "
                                     "use await publish() or publish_batch()")
-        if options.keys() <= _PLAN_OPTIONS:  # the one-call path (see publish)
-            key = (msg.__class__, options.get("kind"), options.get("exchange"), options.get("routing_key"),
+        if options.keys() <= _CALL_OPTIONS:  # the one-call path (see publish)
+            exchange = options.get("exchange")
+            routing_key = options.get("routing_key")
+            per_call = exchange is not None and routing_key is not None
+            key = (msg.__class__, options.get("kind"), exchange, _PER_CALL if per_call else routing_key,
                    options.get("persistent", True), mandatory)
             plan = self._plans.get(key)
             if plan is None:
                 plan = self._new_plan(key, msg)
             if plan:
-                sink = self._sink
-                if sink is not None and not self.confirms and sink.write(plan, msg) is not None:
-                    self.published += 1
-                    return None
-                r = plan.encode(msg)
+                corr = options.get("correlation_id")
+                reply_to = options.get("reply_to")
+                rk = routing_key if per_call else None
+                if not self.confirms:
+                    sink = self._sink
+                    if sink is None or not sink.open:  # (e.g. the reply publisher: never awaited)
+                        get_sink = getattr(self._target, "publish_sink", None)
+                        sink = self._sink = get_sink() if get_sink is not None else None
+                    if sink is not None and sink.write(plan, msg, corr, reply_to, rk) is not None:
+                        self.published += 1
+                        return None
+                r = plan.encode(msg, corr, reply_to, rk)
                 if r is not None:
                     fut = self._target.publish_nowait(r[2], plan.exchange, r[1], r[3], mandatory=mandatory)
                     self.published += 1
@@ -258,6 +275,43 @@ class Publisher:
         self.published += 1
         return self._target.publish_nowait(out.body, exchange, routing_key, out.properties,
                                            mandatory=mandatory)
+
+    def reply_nowait(self, reply: Any, reply_to: str, correlation_id: str | None,
+                     persistent: bool = True) -> asyncio.Future[bool] | None:
+        """``publish_nowait(reply, exchange="", routing_key=reply_to, correlation_id=...,
+        kind=REPLY, persistent=...)`` (the responder's reply hop, same bytes) without the keyword
+        packing: the class's plan (one for every reply queue) written into the channel's buffer."""
+        if not self.confirms and not self.pipeline.has_publish:
+            key = (reply.__class__, _REPLY, "", _PER_CALL, persistent, False)
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = self._new_plan(key, reply)
+            if plan:
+                sink = self._sink
+                if sink is None or not sink.open:
+                    get_sink = getattr(self._target, "publish_sink", None)
+                    sink = self._sink = get_sink() if get_sink is not None else None
+                if sink is not None and sink.write(plan, reply, correlation_id, None, reply_to) is not None:
+                    self.published += 1
+                    return None
+        return self.publish_nowait(reply, exchange="", routing_key=reply_to, correlation_id=correlation_id,
+                                   kind=_REPLY, persistent=persistent)
+
+    def plan_for(self, msg: Any, *, mandatory: bool = False, **options: Any) -> Any | None:
+        """The compiled one-call plan (``wire.PublishPlan``, cached) of ``msg``'s class with these
+        options (``kind``, ``exchange``, ``routing_key``, ``persistent``), for writing into another
+        channel's ``PublishSink`` (the bridge sends its requests on its own channel this way, with
+        ``correlation_id`` and ``reply_to`` given per call). None when the publisher has publish
+        interceptors, for other options and for what the general path must handle (generic
+        messages, a route or name the broker would refuse): publish with ``prepare`` then."""
+        if self.pipeline.has_publish or not options.keys() <= _PLAN_OPTIONS:
+            return None
+        key = (msg.__class__, options.get("kind"), options.get("exchange"), options.get("routing_key"),
+               options.get("persistent", True), mandatory)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._new_plan(key, msg)
+        return plan or None
 
     def publish(self, msg: Any, *, mandatory: bool = False, timeout: float | None = None,
                 kind: MessageKind | None = None, exchange: str | None = None, routing_key: str | None = None,
@@ -367,6 +421,8 @@ class Publisher:
     def _new_plan(self, key: tuple[Any, ...], msg: Any) -> Any:
         """Build (and cache) the plan of ``key``; _NO_PLAN for what the general path must handle."""
         cls, kind, exchange, routing_key, persistent, mandatory = key
+        if routing_key is _PER_CALL:
+            routing_key = ""  # never written: each call gives its own
         plan: Any = _NO_PLAN
         try:
             if not getattr(cls, "__mmate_generic__", False) and isinstance(persistent, bool):

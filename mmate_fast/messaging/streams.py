@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -45,6 +46,7 @@ from mmate_fast._transport.streams import OffsetSpec
 from mmate_fast._transport.streams import StreamConnectionLike as StreamConnection
 from mmate_fast._transport.streams import StreamSubscriptionLike as StreamSubscription
 from mmate_fast.contracts import TypeRegistry, from_envelope
+from mmate_fast.contracts._convert import payload_decoder
 from mmate_fast.messaging.dispatcher import Dispatcher, MessageContext
 from mmate_fast.messaging.pipeline import ConsumeContext, Pipeline, PublishContext
 from mmate_fast.messaging.publisher import _NO_PLAN, Publisher
@@ -397,6 +399,8 @@ class StreamConsumer:
         self.dispatcher = dispatcher
         self._lookup = dispatcher.table.lookup
         self._registry = registry if registry is not None else dispatcher.registry
+        #: a type's payload decoder (kept by the compiled pass for a chunk: no Python per record)
+        self._decoder = functools.partial(payload_decoder, registry=self._registry)
         self.pipeline = pipeline if pipeline is not None else Pipeline()
         self.services = services
         self.stats = StreamConsumerStats()
@@ -455,7 +459,8 @@ class StreamConsumer:
         if self._chunks or self._busy or self._stopping or pipeline.has_wire or pipeline.has_consume:
             return _split_chunk(data, pos, end, min_offset)
         first, ts, done, handled, ignored, failure, rest = _dispatch_chunk(
-            data, pos, end, min_offset, _decode_envelope, self._lookup, from_envelope, self._registry)
+            data, pos, end, min_offset, _decode_envelope, self._lookup, from_envelope, self._registry,
+            self._decoder)
         self._direct = True
         if done:
             stats = self.stats
@@ -608,7 +613,8 @@ class StreamConsumer:
             while i < n:
                 if fast:
                     i, done, ignored, failure = _dispatch_records(
-                        records, i, _decode_envelope, self._lookup, from_envelope, self._registry)
+                        records, i, _decode_envelope, self._lookup, from_envelope, self._registry,
+                        self._decoder)
                     handled += done
                     stats.ignored += ignored
                     if i >= n:

@@ -121,6 +121,7 @@ def _encode_flow(m: FlowMessageEnvelope) -> dict[str, Any]:
 _FLOW_STRS = ("payloadType", "serializedWorkflowState", "workflowStateType", "nextStageQueue", "workflowId",
               "instanceId", "stageName")
 _read_strs = _fs.read_strs
+_new = object.__new__
 
 
 def _decode_flow(p: dict[str, Any], id: str, type: str, ts: str, cid: str | None) -> FlowMessageEnvelope:
@@ -129,12 +130,15 @@ def _decode_flow(p: dict[str, Any], id: str, type: str, ts: str, cid: str | None
     index = p.get("currentStageIndex")
     if (strs is not None and checkpoint.__class__ is dict and index.__class__ is int
             and p.get("serializedWorkflowState").__class__ is str):  # the plain form, in fewer calls
-        m = FlowMessageEnvelope(
-            id=id, timestamp=envelope_time(ts), correlation_id=cid or None, payload=p.get("payload"),
-            payload_type=strs[0], serialized_workflow_state=strs[1], workflow_state_type=strs[2],
-            checkpoint=checkpoint, current_stage_index=index, next_stage_queue=strs[3],
-            workflow_id=strs[4], instance_id=strs[5], stage_name=strs[6])
-        m._state = _state_of(strs[1], "FlowMessageEnvelope", id)
+        # the dataclass __init__ (14 keyword arguments, a default factory) skipped: every field set
+        # at once, in the class's field order (tests compare with the general path below)
+        m = _new(FlowMessageEnvelope)
+        m.__dict__ = {
+            "id": id, "timestamp": envelope_time(ts), "correlation_id": cid or None,
+            "payload": p.get("payload"), "payload_type": strs[0], "serialized_workflow_state": strs[1],
+            "workflow_state_type": strs[2], "checkpoint": checkpoint, "current_stage_index": index,
+            "next_stage_queue": strs[3], "workflow_id": strs[4], "instance_id": strs[5],
+            "stage_name": strs[6], "_state": _state_of(strs[1], "FlowMessageEnvelope", id)}
         return m
     try:
         checkpoint = p.get("checkpoint")

@@ -9,7 +9,6 @@ truncated to nanoseconds; ``Z`` or a ``+hh:mm`` offset) and converts to UTC.
 from __future__ import annotations
 
 import datetime as _dt
-import re
 import time
 
 from mmate_fast._ext import COMPILED, load
@@ -26,9 +25,6 @@ _NS = 1_000_000_000
 _EPOCH = _dt.datetime(1970, 1, 1)
 _MIN_S = -62135596800          # 0001-01-01T00:00:00Z
 _MAX_S = 253402300799          # 9999-12-31T23:59:59Z
-_RFC3339 = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
-    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))")
 
 
 def now_ns() -> int:
@@ -99,27 +95,13 @@ _SCALE = [10 ** (9 - n) for n in range(10)]
 
 
 def _parse(text: str) -> int:
-    m = _RFC3339.fullmatch(text) if text.__class__ is str else None
-    if m is None:
-        raise FlowWireError(f"time {text!r} is not RFC 3339 (like 2026-11-27T13:11:25.29813257Z)")
-    y, mo, d, h, mi, s, frac, z, sign, oh, om = m.groups()
-    try:
-        day = _dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s))
-    except ValueError as exc:
-        raise FlowWireError(f"time {text!r} is not a valid time: {exc}") from None
-    secs = (day - _EPOCH) // _dt.timedelta(seconds=1)
-    if z is None:
-        if int(oh) > 23 or int(om) > 59:
-            raise FlowWireError(f"time {text!r} has an offset out of range")
-        off = int(oh) * 3600 + int(om) * 60
-        secs -= off if sign == "+" else -off
-    elif text[10] == "T":  # the canonical UTC form: remember its second for the fast path
+    """The codec's parse (compiled or twin: one RFC 3339 grammar, one set of errors); a canonical UTC
+    text (``T`` and ``Z``) also teaches the fast path its second."""
+    ns = _fs.parse_time(text)
+    if text[-1] in "Zz" and text[10] == "T":
         if len(_SECS) >= _CACHE_MAX:
             _SECS.clear()
-        _SECS[text[:19]] = secs
-    ns = secs * _NS
-    if frac:
-        ns += int((frac + "00000000")[:9])
+        _SECS[text[:19]] = ns // _NS
     return ns
 
 

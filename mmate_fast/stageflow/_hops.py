@@ -28,7 +28,6 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 from mmate_fast.errors import (
@@ -61,17 +60,20 @@ def read_state(msg: Any) -> WorkflowState:
                                   "bad-flow-state") from exc
 
 
-@dataclass(slots=True)
 class Step:
-    """What one stage message (or a parallel join) does to the flow, built before anything is sent."""
+    """What one stage message (or a parallel join) does to the flow, built before anything is sent
+    (a plain class: made once per hop)."""
 
-    state: WorkflowState
-    events: list[Any] = field(default_factory=list)
-    hops: list[tuple[str, Any]] = field(default_factory=list)
-    #: the flow ends with this step (completed, or failed with nothing to compensate)
-    final: bool = False
-    #: (stage index, error text) of the required stage that failed
-    failed: tuple[int, str] | None = None
+    __slots__ = ("events", "failed", "final", "hops", "state")
+
+    def __init__(self, state: WorkflowState) -> None:
+        self.state = state
+        self.events: list[Any] = []
+        self.hops: list[tuple[str, Any]] = []
+        #: the flow ends with this step (completed, or failed with nothing to compensate)
+        self.final = False
+        #: (stage index, error text) of the required stage that failed
+        self.failed: tuple[int, str] | None = None
 
 
 class StageHandler:
@@ -82,6 +84,9 @@ class StageHandler:
         self.wf = wf
         self.codec = ContextCodec(wf.context)
         self.idempotent = idempotent
+        #: the stage queues by index, plus None after the last (the hop's ``nextStageQueue``); made
+        #: again if the workflow gained stages
+        self._queues: list[str | None] = [None]
         #: (instance, stage index) -> done future of the delivery now handling it here (None until a
         #: duplicate comes: made only then): a concurrent duplicate waits for it and is then acked
         #: without running anything
@@ -214,21 +219,28 @@ class StageHandler:
         return stored
 
     async def _run(self, stage: Stage, state: WorkflowState) -> Outcome:
-        done = {r.stage_id for r in state.stage_results if r.status == "completed"}
-        missing = [d for d in stage.depends_on if d not in done]
-        if missing:
-            if not stage.optional:
-                raise StageDependencyError(f"required stage {stage.id!r} depends on {missing}, which did not "
-                                           "complete")
-            now = time.time_ns()
-            return Outcome(StageResult(stage.id, "skipped", start_ns=now, end_ns=now, duration_ns=0), {})
+        if stage.depends_on:
+            done = {r.stage_id for r in state.stage_results if r.status == "completed"}
+            missing = [d for d in stage.depends_on if d not in done]
+            if missing:
+                if not stage.optional:
+                    raise StageDependencyError(f"required stage {stage.id!r} depends on {missing}, which did "
+                                               "not complete")
+                now = time.time_ns()
+                return Outcome(StageResult(stage.id, "skipped", start_ns=now, end_ns=now, duration_ns=0), {})
         codec = self.codec
         start = time.time_ns()
         t0 = time.perf_counter_ns()
         try:
-            ctx, returned = await call_stage(stage, lambda: codec.build(state.global_data),
-                                             workflow_id=state.workflow_id, instance_id=state.instance_id,
-                                             state=state)
+            if stage.retry is None and not (stage.is_async or stage.threaded or stage.wants_info):
+                # a plain function, one attempt, no StageInfo: called here (call_stage's path, without
+                # its coroutine)
+                ctx = codec.build(state.global_data)
+                returned = stage.fn(ctx)
+            else:
+                ctx, returned = await call_stage(stage, lambda: codec.build(state.global_data),
+                                                 workflow_id=state.workflow_id, instance_id=state.instance_id,
+                                                 state=state)
             data, updates = codec.apply(stage.id, ctx, returned, state.global_data)
         except Exception as exc:
             duration = time.perf_counter_ns() - t0
@@ -262,6 +274,14 @@ class StageHandler:
         return outcomes, won
 
     # ------------------------------------------------------------------ moving on
+    def queue_names(self) -> list[str | None]:
+        """The workflow's stage queues by index, and None after the last (a hop's next queue)."""
+        queues = self._queues
+        n = len(self.wf.stages)
+        if len(queues) != n + 1:
+            queues = self._queues = [*(self.rt.stage_queue(self.wf.id, i) for i in range(n)), None]
+        return queues
+
     def step(self, state: WorkflowState, outcomes: list[tuple[int, Outcome]], payload: Any) -> Step:
         """Apply ``outcomes`` (stage index order) to ``state`` and build what follows (pure)."""
         wf = self.wf
@@ -313,11 +333,12 @@ class StageHandler:
                                                                   total_stages=n))
             step.final = True
             return step
+        queues = self.queue_names()
         for j in wf.indexes_from(nxt):
-            after = wf.next_index(j)
-            step.hops.append((rt.stage_queue(wf.id, j), _wire.flow_message(
-                state, stage_index=j, stage_name=wf.stages[j].id,
-                next_queue=rt.stage_queue(wf.id, after) if after < n else None,
+            queue = queues[j]
+            assert queue is not None
+            step.hops.append((queue, _wire.flow_message(
+                state, stage_index=j, stage_name=wf.stages[j].id, next_queue=queues[min(wf.next_index(j), n)],
                 payload=payload, payload_type=_wire.PAYLOAD_TYPE_RAW)))
         return step
 

@@ -101,12 +101,25 @@ def r_list(obj: dict[str, Any], key: str) -> list[Any]:
     raise Bad(f"{key}: expected an array, got {show(v)}")
 
 
+#: envelope timestamp text -> its datetime (whole seconds as Go stamps them: the messages of one
+#: second share it; datetimes are immutable, so sharing one is safe)
+_TIMES: dict[str, datetime.datetime] = {}
+_TIMES_MAX = 256
+
+
 def envelope_time(ts: str) -> datetime.datetime | None:
     """The envelope ``timestamp`` as an aware datetime; None when unparsable (Go ignores it too)."""
+    when = _TIMES.get(ts) if ts.__class__ is str else None
+    if when is not None:
+        return when
     try:
-        return _env.parse_timestamp(ts)
+        when = _env.parse_timestamp(ts)
     except (ValueError, TypeError):
         return None
+    if len(_TIMES) >= _TIMES_MAX:
+        _TIMES.clear()
+    _TIMES[ts] = when
+    return when
 
 
 __all__ = ["Bad", "envelope_time", "r_bool", "r_dict", "r_int", "r_list", "r_opt_dict", "r_opt_str",

@@ -3,8 +3,11 @@
 Three ways in, whichever comes first: the local shortcut (this engine ran the step that ended the
 flow and wakes the futures of that instance), the engine's one listener queue (exclusive,
 auto-delete, bound to ``mmate.events`` for the three terminal events, consumed without acks, so an
-instance finished by another process wakes its waiters), and the state store (checked when the wait
-begins and now and then, so a flow that ended before the wait, or with events off, is found too).
+instance finished by another process wakes its waiters; the end of an instance that nobody here
+started or waits for is kept undecoded, the routing key naming the instance, and decoded only if a
+wait for it begins: on a shared broker every listener hears every flow's end), and the state store
+(checked when the wait begins and now and then, so a flow that ended before the wait, or with events
+off, is found too).
 
 A ``WorkflowFailedEvent`` is final only when nothing is to be compensated (no completed stage);
 otherwise the wait goes on until ``WorkflowCompensatedEvent``. From an event alone the state is
@@ -15,7 +18,6 @@ has all of it).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import uuid
 from collections import OrderedDict
@@ -77,25 +79,13 @@ def state_from_event(type_name: str, p: dict[str, Any]) -> WorkflowState:
     return state
 
 
-def _wake(waiter: asyncio.Future[None], *_: Any) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+#: what a waiter's future holds when its poll interval ran out (the store is then looked at)
+_POLL: Any = object()
 
 
-async def _done_or_later(fut: asyncio.Future[Any], delay: float) -> None:
-    """Return when ``fut`` is done or after ``delay`` seconds, whichever comes first (what
-    ``asyncio.wait((fut,), timeout=delay)`` does, for a fraction of its cost: this runs for every
-    wait that outlives a poll interval)."""
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[None] = loop.create_future()
-    timer = loop.call_later(delay, _wake, waiter)
-    wake = functools.partial(_wake, waiter)
-    fut.add_done_callback(wake)
-    try:
-        await waiter
-    finally:
-        timer.cancel()
-        fut.remove_done_callback(wake)
+def _poll_due(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_result(_POLL)
 
 
 class Waiters:
@@ -111,6 +101,10 @@ class Waiters:
         #: instances this engine started while its listener listened (the latest RECENT_FINALS): their
         #: end cannot pass unheard, so their wait does not begin with a store look
         self._started: OrderedDict[str, None] = OrderedDict()
+        #: instance id -> bodies of the terminal events heard for it while nobody here waited for it
+        #: (the latest RECENT_FINALS instances), decoded only when a wait for it begins: on a broker
+        #: shared by many engines every listener hears the end of every flow
+        self._unheard: OrderedDict[str, list[bytes]] = OrderedDict()
         self._channel: Any = None
         self._queue = ""
         self._lock = asyncio.Lock()
@@ -140,42 +134,69 @@ class Waiters:
             started.popitem(last=False)
 
     async def wait(self, instance_id: str, timeout: float) -> WorkflowState:
-        fut: asyncio.Future[WorkflowState] = asyncio.get_running_loop().create_future()
-        waiting = self._futures.setdefault(instance_id, set())
-        waiting.add(fut)
+        # one future and one loop timer per poll interval: the timer ends the interval by setting the
+        # future to _POLL (no second future, no asyncio.timeout: this runs once per flow waited for)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        futures = self._futures
+        finals = self._finals
+        futures.setdefault(instance_id, set())  # registered for the whole wait (_on_event reads it)
+        bodies = self._unheard.pop(instance_id, None)
+        if bodies is not None:  # its end was heard before this wait began: decoded now
+            for body in bodies:
+                self._heard(body)
         try:
-            async with asyncio.timeout(timeout):
-                if self.listen:
-                    await self._ensure_listener()
-                # the listener (or the local shortcut) wakes the future: the store is only a fallback
-                # then (an end before the listener existed), looked at rarely; without events it is
-                # the way in, looked at soon and then less and less often
-                delay = LISTENING_POLL if self.listen else 0.02
-                # started here with the listener on: its end is heard (or was: _finals), so the first
-                # store look waits for the first poll (it finds an end whose event was lost)
-                started_here = self.listen and self._started.pop(instance_id, 0) is None
-                look = not started_here
-                while not fut.done():
-                    heard = self._finals.get(instance_id)
+            if self.listen and self._channel is None:
+                await self._bounded(self._ensure_listener(), end)
+            # the listener (or the local shortcut) wakes the future: the store is only a fallback
+            # then (an end before the listener existed), looked at rarely; without events it is
+            # the way in, looked at soon and then less and less often
+            delay = LISTENING_POLL if self.listen else 0.02
+            # started here with the listener on: its end is heard (or was: _finals), so the first
+            # store look waits for the first poll (it finds an end whose event was lost)
+            look = not (self.listen and self._started.pop(instance_id, 0) is None)
+            while True:
+                heard = finals.get(instance_id)
+                if heard is not None:
+                    return heard
+                if look:
+                    stored = await self._bounded(self._stored(instance_id), end)
+                    if stored is not None:
+                        return stored
+                    heard = finals.get(instance_id)  # heard while the store answered
                     if heard is not None:
                         return heard
-                    if look:
-                        stored = await self._stored(instance_id)
-                        if stored is not None:
-                            return stored
-                    look = True
-                    await _done_or_later(fut, delay)
-                    delay = min(delay * 2, MAX_POLL)
-                return fut.result()
+                look = True
+                left = end - loop.time()
+                if left <= 0:
+                    raise TimeoutError
+                fut: asyncio.Future[WorkflowState] = loop.create_future()
+                waiting = futures.get(instance_id)
+                if waiting is None:  # resolve() takes the set it wakes
+                    waiting = futures[instance_id] = set()
+                waiting.add(fut)
+                timer = loop.call_later(delay if delay < left else left, _poll_due, fut)
+                try:
+                    result = await fut
+                finally:
+                    timer.cancel()
+                    waiting.discard(fut)
+                if result is not _POLL:
+                    return result
+                delay = min(delay * 2, MAX_POLL)
         except TimeoutError:
             raise FlowTimeoutError(f"flow {instance_id} did not finish within {timeout:g} s: see "
                                    "await engine.status(instance_id) for where it stands") from None
         finally:
-            waiting.discard(fut)
-            if not waiting and self._futures.get(instance_id) is waiting:
-                del self._futures[instance_id]
-            if not fut.done():
-                fut.cancel()
+            waiting = futures.get(instance_id)
+            if waiting is not None and not waiting:
+                del futures[instance_id]
+
+    @staticmethod
+    async def _bounded(aw: Any, end: float) -> Any:
+        """Await ``aw`` until loop time ``end`` (TimeoutError after it): the rare awaits of a wait."""
+        async with asyncio.timeout_at(end):
+            return await aw
 
     async def _stored(self, instance_id: str) -> WorkflowState | None:
         record = await self.store.get(instance_id)
@@ -185,6 +206,11 @@ class Waiters:
         return state if is_final(state) else None
 
     # ------------------------------------------------------------------ listener
+    @property
+    def listener_missing(self) -> bool:
+        """True while a listener is wanted and not there yet (``ensure_listener`` has work to do)."""
+        return self.listen and self._channel is None and not self._closed
+
     async def ensure_listener(self) -> None:
         """Listen to the terminal events (once per engine; before a flow starts, so that its end
         cannot pass unheard)."""
@@ -211,8 +237,27 @@ class Waiters:
             self._channel, self._queue = channel, queue
 
     def _on_event(self, delivery: Any) -> None:
+        rk = delivery.routing_key  # evt.{instanceId}.{Type}
+        iid = rk[4:rk.rfind(".")] if rk.__class__ is str and rk.startswith("evt.") else ""
+        if iid and iid not in self._futures and iid not in self._started:
+            if iid in self._finals:
+                return  # ended here (the local shortcut came first)
+            # nobody here waits for it (yet): kept undecoded, decoded if a wait for it begins
+            unheard = self._unheard
+            bodies = unheard.get(iid)
+            if bodies is None:
+                unheard[iid] = [bytes(delivery.body)]
+                if len(unheard) > RECENT_FINALS:
+                    unheard.popitem(last=False)
+            else:
+                bodies.append(bytes(delivery.body))
+            return
+        self._heard(delivery.body)
+
+    def _heard(self, body: Any) -> None:
+        """A terminal event's body: wake the waits of its instance, or remember its end."""
         try:
-            env = orjson.loads(delivery.body)
+            env = orjson.loads(body)
             payload = env["payload"]
             if payload["instanceId"] in self._finals:
                 return  # ended here (the local shortcut came first)

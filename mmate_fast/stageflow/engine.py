@@ -232,14 +232,16 @@ class FlowEngine:
                               global_data=global_data, start_ns=time.time_ns(), version=1)
         state.last_modified_ns = time.time_ns()
         n = len(wf.stages)
+        queues = reg.stages.queue_names()
         hops = []
         for j in wf.first_indexes():
-            after = wf.next_index(j)
-            hops.append((self._rt.stage_queue(wf.id, j), _wire.flow_message(
-                state, stage_index=j, stage_name=wf.stages[j].id,
-                next_queue=self._rt.stage_queue(wf.id, after) if after < n else None,
+            queue = queues[j]
+            assert queue is not None
+            hops.append((queue, _wire.flow_message(
+                state, stage_index=j, stage_name=wf.stages[j].id, next_queue=queues[min(wf.next_index(j), n)],
                 payload=payload, payload_type=_wire.PAYLOAD_TYPE_INITIAL)))
-        await self._waiters.ensure_listener()
+        if self._waiters.listener_missing:
+            await self._waiters.ensure_listener()
         # the first hop carries the state encoded: saved as it is, not encoded again
         await self._rt.save(state, hops[0][1].serialized_workflow_state)
         await self._rt.send(hops)

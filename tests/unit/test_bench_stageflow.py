@@ -170,3 +170,44 @@ def test_run_py_refuses_unknown_rows() -> None:
     proc = subprocess.run([sys.executable, str(BENCH / "run.py"), "stageflow", "--only", "nope"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "--only" in proc.stderr
+
+
+def test_raw_gowire_sends_the_engines_own_messages(bench: dict[str, ModuleType]) -> None:
+    """The raw_gowire row's pre-encoded publishes are the engine's: the start, two hops whose states
+    follow each other (one completed result more each), the WorkflowCompletedEvent on mmate.events
+    under this run's instance id; frames that parse back to the same properties and bodies."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        gowire = importlib.import_module("_flow_gowire")
+    finally:
+        sys.path.remove(str(BENCH))
+    import orjson
+
+    from mmate_fast.messaging import topology
+    from mmate_fast.stageflow import _wire
+
+    common, raw = bench["_flow_common"], bench["_flow_raw"]
+    names = common.FlowNames("t", "bench-t-0001")
+    iid = gowire.instance_id(names.workflow_id)
+    hops = gowire.go_hops(names.workflow_id)
+    assert [(ex, rk) for ex, rk, _, _ in hops] == [
+        *(("", q) for q in names.stages),
+        (topology.EVENTS, topology.event_routing_key(iid, "WorkflowCompletedEvent"))]
+    for i, (_, _, props, body) in enumerate(hops[:3]):
+        env = orjson.loads(body)
+        assert env["type"] == "FlowMessageEnvelope" and env["payload"]["currentStageIndex"] == i
+        state = _wire.decode_state(env["payload"]["serializedWorkflowState"])
+        assert state.instance_id == iid and [r.status for r in state.stage_results] == ["completed"] * i
+        assert b"FlowMessageEnvelope" in props
+    event = orjson.loads(hops[3][3])
+    assert event["type"] == "WorkflowCompletedEvent" and event["payload"]["status"] == "completed"
+    frames = raw.props_publish(*hops[1])
+    parsed = []
+    pos = 0
+    while pos < len(frames):
+        used, _, fr = pframe.unmarshal(frames[pos:])
+        parsed.append(fr)
+        pos += used
+    assert parsed[0].routing_key == names.stages[1] and parsed[2].value == hops[1][3]
+    assert parsed[1].body_size == len(hops[1][3])
+    assert parsed[1].properties.delivery_mode == 2 and parsed[1].properties.message_type == "FlowMessageEnvelope"

@@ -173,6 +173,62 @@ def test_plan_frames_equal_general_path(wire: ModuleType, ids: str, text: str, c
 
 
 @pytest.mark.parametrize("wire", impl_params("wire"))
+@settings(max_examples=100, deadline=None)
+@given(ids=TEXT.filter(bool), text=TEXT, corr=OPT, addr=TEXT, call_corr=OPT, call_rt=OPT,
+       call_rk=st.one_of(st.none(), TEXT), persistent=st.booleans(), lean=st.booleans(),
+       frame_max=st.sampled_from([4096, 131072]))
+def test_per_call_values_equal_the_general_paths_options(wire: ModuleType, ids: str, text: str, corr: str | None,
+                                                         addr: str, call_corr: str | None, call_rt: str | None,
+                                                         call_rk: str | None, persistent: bool, lean: bool,
+                                                         frame_max: int) -> None:
+    """``write(..., correlation_id, reply_to, routing_key)`` (the request and reply hops) writes what
+    ``build(msg, correlation_id=, reply_to=)`` + ``append_publish`` to ``routing_key`` write: the
+    per-call values win when not empty, the message's otherwise (reply address: commands/queries)."""
+    env, fr = _modules(wire)
+    for msg in _messages(ids, text, corr, addr, "agg", 3):
+        plan, tpl = _plan(wire, msg, persistent=persistent, lean=lean)
+        kind = kind_of(msg)
+        while True:
+            t0 = int(time.time())
+            out = bytearray(b"xx")
+            msg_id = plan.write(out, 9, frame_max, msg, call_corr, call_rt, call_rk)
+            if int(time.time()) == t0:
+                break
+        got = bytes(out[2:])
+        eff_corr = call_corr or msg.correlation_id or None
+        eff_rt = call_rt or ((msg.reply_to or None) if kind in (MessageKind.COMMAND, MessageKind.QUERY) else None)
+        ex, rk = default_route(msg, kind, message_type(msg))
+        rk = call_rk if call_rk is not None else rk
+        if any(len((v or "").encode()) > 255 for v in (ids, eff_corr, eff_rt, rk)):
+            assert msg_id is None and got == b""  # the general path raises InvalidArgumentError
+            assert plan.encode(msg, call_corr, call_rt, call_rk) is None
+            continue
+        assert msg_id == ids
+        ts = env.utc_timestamp(t0)
+        var = outgoing._variable_headers(msg, kind, ids, ts, eff_corr, eff_rt)
+        body, props = tpl.general(ids, ts, t0, eff_corr, eff_rt, True, var, to_payload(msg))
+        if lean:
+            props = bytes(lean_properties(persistent, None, None))
+        ref = bytearray()
+        fr.append_publish(ref, 9, ex, rk, body, props, False, frame_max)
+        assert got == bytes(ref), type(msg).__name__
+        r = plan.encode(msg, call_corr, call_rt, call_rk)
+        assert r is not None and r[0] == ids and r[1] == rk
+
+
+@pytest.mark.parametrize("wire", impl_params("wire"))
+def test_per_call_values_that_need_the_general_path(wire: ModuleType) -> None:
+    msg = PlanQuery(order_id="o-1")
+    plan, _ = _plan(wire, msg, persistent=True, lean=False)
+    for args in ((7, None, None), (None, 7, None), (None, None, 7), ("c" * 256, None, None),
+                 (None, "r" * 256, None), (None, None, "k" * 256), (None, "\ud800", None)):
+        out = bytearray(b"keep")
+        assert plan.write(out, 1, 131072, msg, *args) is None, args
+        assert out == b"keep"
+        assert plan.encode(msg, *args) is None
+
+
+@pytest.mark.parametrize("wire", impl_params("wire"))
 def test_big_body_is_split_and_new_ids_are_made(wire: ModuleType) -> None:
     msg = PlanEvent(order_id="o" * 20000, aggregate_id="a-1", sequence=3)
     msg.id = ""  # no id: the plan makes one, as the general path does
@@ -237,8 +293,11 @@ class _Target:
     def publish_sink(self) -> Any:
         return self if self.sink else None
 
-    def write(self, plan: Any, msg: Any) -> Any:  # the PublishSink interface
-        return plan.write(self.out, 1, 131072, msg)
+    open = True  # the PublishSink interface
+
+    def write(self, plan: Any, msg: Any, correlation_id: str | None = None, reply_to: str | None = None,
+              routing_key: str | None = None) -> Any:
+        return plan.write(self.out, 1, 131072, msg, correlation_id, reply_to, routing_key)
 
     def publish_nowait(self, body: bytes, exchange: str, routing_key: str, properties: bytes, *,
                        mandatory: bool = False, confirm_value: Any = True) -> Any:
@@ -384,6 +443,83 @@ def test_publish_nowait_fast_path_sends_what_the_general_path_sends(sink: bool, 
                     break
             assert pub._plans and bytes(target.out) == ref, type(msg).__name__
             assert (fut is None) == (not confirms) and pub.published == 1
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("profile", ["go", "lean"])
+@pytest.mark.parametrize(("sink", "confirms"), [(True, False), (False, False), (False, True)])
+def test_publish_nowait_reply_hop_sends_what_the_general_path_sends(profile: str, sink: bool,
+                                                                    confirms: bool) -> None:
+    """The responder's reply (``exchange=""``, the requester's queue as routing key, the request's
+    correlation id) and a request's reply address go the one-call path, with one plan per class for
+    every reply queue."""
+
+    async def main() -> None:
+        cases = [(PlanReply(status="ok", success=True), {"kind": MessageKind.REPLY, "correlation_id": "c-9"}),
+                 (ErrorReply(error_code="E", error_message="m"), {"correlation_id": "c-9"}),
+                 (PlanQuery(order_id="o"), {"kind": MessageKind.QUERY, "correlation_id": "c-8",
+                                            "reply_to": "bridge.reply.0000aaaa"}),
+                 (PlanMessage(text="t"), {"reply_to": "r.q", "persistent": False})]
+        for msg, opts in cases:
+            for queue in ("bridge.reply.0123abcd", "bridge.reply.4567cdef", "q\u00e9"):
+                for _ in range(3):
+                    t0 = int(time.time())
+                    target = _Target(sink, confirms)
+                    pub = Publisher(target, confirms=confirms, wire_profile=profile)
+                    all_opts = {"exchange": "", "routing_key": queue, **opts}
+                    fut = pub.publish_nowait(msg, **all_opts)
+                    pub.publish_nowait(msg, **{**all_opts, "routing_key": "other.queue"})
+                    ref = _general_frames(pub, msg, all_opts) + _general_frames(
+                        pub, msg, {**all_opts, "routing_key": "other.queue"})
+                    if int(time.time()) == t0:
+                        break
+                assert len(pub._plans) == 1, "one plan for every routing key"
+                assert bytes(target.out) == ref, (type(msg).__name__, queue, profile)
+                assert (target.calls == []) == sink
+                assert (fut is None) == (not confirms) and pub.published == 2
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("profile", ["go", "lean"])
+@pytest.mark.parametrize(("sink", "confirms"), [(True, False), (False, False), (False, True)])
+def test_reply_nowait_sends_what_publish_nowait_sends(profile: str, sink: bool, confirms: bool) -> None:
+    async def main() -> None:
+        for reply in (PlanReply(id="r-1", status="ok", success=True), PlanReply(id="r-2", success=False),
+                      ErrorReply(id="r-3", error_code="E", error_message="m")):
+            for persistent in (True, False):
+                for _ in range(3):
+                    t0 = int(time.time())
+                    target = _Target(sink, confirms)
+                    pub = Publisher(target, confirms=confirms, wire_profile=profile)
+                    fut = pub.reply_nowait(reply, "bridge.reply.0123abcd", "c-7", persistent)
+                    ref = _general_frames(pub, reply, {"exchange": "", "routing_key": "bridge.reply.0123abcd",
+                                                       "correlation_id": "c-7", "kind": MessageKind.REPLY,
+                                                       "persistent": persistent})
+                    if int(time.time()) == t0:
+                        break
+                assert bytes(target.out) == ref, (type(reply).__name__, persistent)
+                assert (fut is None) == (not confirms) and pub.published == 1
+                assert (target.calls == []) == sink
+
+    asyncio.run(main())
+
+
+def test_publish_nowait_reply_hop_general_path_errors() -> None:
+    """What the broker would refuse still raises the general path's named error."""
+    from mmate_fast import errors
+
+    async def main() -> None:
+        target = _Target(sink=True)
+        pub = Publisher(target)
+        with pytest.raises(errors.InvalidArgumentError):
+            pub.publish_nowait(PlanReply(success=True), exchange="", routing_key="q" * 256, correlation_id="c")
+        with pytest.raises(errors.InvalidArgumentError):
+            pub.publish_nowait(PlanReply(success=True), exchange="", routing_key="q", correlation_id="c" * 256)
+        with pytest.raises(errors.InvalidArgumentError):
+            pub.reply_nowait(PlanReply(success=True), "q" * 256, "c")
+        assert target.out == b"" and pub.published == 0
 
     asyncio.run(main())
 

@@ -240,6 +240,23 @@ def test_state_property_of_a_built_message_decodes_lazily() -> None:
         _ = bad.state
 
 
+def test_the_plain_form_decodes_to_what_the_constructor_builds() -> None:
+    """The fast decode sets the instance's fields without the dataclass __init__: the same fields, in
+    the same order, the same values as the constructor (and the strict path) give."""
+    import dataclasses
+
+    s = _state()
+    sent = w.flow_message(s, stage_index=1, stage_name="b", next_queue="q2", payload={"a": 1})
+    msg = from_envelope(_env.decode_envelope(build(sent).body), SF)
+    assert list(vars(msg)) == [f.name for f in dataclasses.fields(w.FlowMessageEnvelope)]
+    again = w.FlowMessageEnvelope(
+        id=msg.id, timestamp=msg.timestamp, payload=msg.payload, payload_type=msg.payload_type,
+        serialized_workflow_state=msg.serialized_workflow_state, current_stage_index=1,
+        next_stage_queue="q2", workflow_id=s.workflow_id, instance_id=s.instance_id, stage_name="b")
+    assert msg == again and msg.state == s and msg.timestamp is not None and msg.correlation_id is None
+    assert from_envelope(_env.decode_envelope(build(sent).body), SF).timestamp == msg.timestamp
+
+
 def test_queue_names_follow_the_prefix() -> None:
     assert w.stage_queue("orders", 2) == "stageflow.orders.stage2"
     assert w.compensation_queue("orders") == "stageflow.compensation.orders"

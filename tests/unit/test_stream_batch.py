@@ -382,3 +382,92 @@ async def test_sub_entries_send_each_frame_as_one_batch_confirmed_by_its_first_i
     assert producer.confirmed == 20 and not task.done()
     producer._on_confirm(0, 1, struct.pack(">Q", 21))
     assert len(await task) == 25 and producer.confirmed == 25 and producer.in_flight == 0
+
+
+def _raw_record(body: bytes) -> bytes:
+    """A stored record of a hand-written envelope body (properties of a real publish)."""
+    ex, rk, out = Publisher(None).prepare(BatchPlaced(order_id="p"), persistent=False)
+    return pywire.encode_message(out.properties, body, ex, rk)
+
+
+_TS = b'"timestamp":"2026-11-30T00:00:00Z"'
+
+
+@pytest.mark.parametrize("w", IMPLS)
+@pytest.mark.parametrize("sub_batch", [False, True])
+def test_a_payload_decoder_gives_what_convert_gives(w: Any, sub_batch: bool) -> None:
+    """With ``decoder`` (the consumer passes ``payload_decoder``), the messages, counts, failures and
+    the rest handed on equal those of ``convert`` alone; the decoder is asked once per type per call;
+    a payload that is not a dict, or a type it has no decoder for, still goes through ``convert``."""
+    from mmate_fast._ext import load
+    from mmate_fast.contracts import default_registry, from_envelope
+    from mmate_fast.contracts._convert import payload_decoder
+    from tests.unit.test_streamwire import _chunk
+
+    decode = load("envelope").decode_envelope
+    got: list[Any] = []
+    table: dict[str, tuple[Any, ...]] = {"BatchPlaced": (_Spec(got.append),), "BatchShip": (_Spec(got.append),),
+                                         "Other": (_Spec(got.append),)}
+    asked: list[str] = []
+
+    def decoder(t: str) -> Any:
+        asked.append(t)
+        return payload_decoder(t, default_registry)
+
+    placed = [_record(BatchPlaced(order_id=f"o-{i}", amount=i, aggregate_id="a")) for i in range(3)]
+    ship = _record(BatchShip(order_id="s", target_service="x"))
+    other = _record(GenericMessage(type="Other", payload={"n": 1}))
+    cid = _raw_record(b'{"id":"x","type":"BatchPlaced",' + _TS + b',"correlationId":"c-1",'
+                      b'"payload":{"orderId":"k","amount":3}}')
+    listed = _raw_record(b'{"id":"y","type":"BatchPlaced",' + _TS + b',"payload":[1]}')
+    wrong = _raw_record(b'{"id":"z","type":"BatchPlaced",' + _TS + b',"payload":{"orderId":5}}')
+    runs = {
+        "handled": [placed[0], ship, placed[1], other, cid, placed[2], ship],
+        "not a dict": [placed[0], listed, placed[1]],
+        "wrong field": [placed[0], ship, wrong, placed[1]],
+    }
+    for name, records in runs.items():
+        chunk = _chunk(records, 40, sub_batch=sub_batch)
+        results = []
+        for dec in (None, decoder):
+            got.clear()
+            asked.clear()
+            res = w.dispatch_chunk(chunk, 1, len(chunk), 0, decode, lambda t: table.get(t, ()), from_envelope,
+                                   default_registry, dec)
+            results.append((res, list(got)))
+            assert sorted(asked) == sorted(set(asked)), name  # once per type and call
+            again = w.dispatch_records(records, 0, decode, lambda t: table.get(t, ()), from_envelope,
+                                       default_registry, dec)
+            assert again[:3] == (res[2] if res[6] else len(records), res[3], res[4]), name
+        assert results[0] == results[1], name
+
+
+@pytest.mark.parametrize("w", IMPLS)
+def test_payload_decoder_follows_the_registry_from_one_call_to_the_next(w: Any) -> None:
+    """The decoder is kept for one call only: a class registered (or replaced) under the type's name
+    between chunks decodes the next chunk."""
+    from mmate_fast._ext import load
+    from mmate_fast.contracts import TypeRegistry, from_envelope
+    from mmate_fast.contracts._convert import payload_decoder
+    from tests.unit.test_streamwire import _chunk
+
+    @dataclass
+    class Placed2(Event):
+        order_id: str = ""
+
+    registry = TypeRegistry()
+    got: list[Any] = []
+    table = {"BatchPlaced": (_Spec(got.append),)}
+    chunk = _chunk([_record(BatchPlaced(order_id="o"))], 0)
+
+    def run() -> Any:
+        w.dispatch_chunk(chunk, 1, len(chunk), 0, load("envelope").decode_envelope, lambda t: table.get(t, ()),
+                         from_envelope, registry, lambda t: payload_decoder(t, registry))
+        return got.pop()
+
+    assert isinstance(run(), GenericMessage)  # not registered: from_envelope's GenericMessage
+    registry.register(BatchPlaced)
+    assert isinstance(run(), BatchPlaced)
+    registry.register(Placed2, "BatchPlaced")
+    msg = run()
+    assert isinstance(msg, Placed2) and msg.order_id == "o"

@@ -3,6 +3,7 @@ stores, Publish frame entries, chunk splitting and body extraction; bad input ge
 
 from __future__ import annotations
 
+import os
 import struct
 from datetime import UTC, datetime
 from typing import Any
@@ -164,3 +165,61 @@ def test_message_body(w: Any) -> None:
         w.message_body(b"{not amqp}")
     with pytest.raises(ValueError):
         w.message_body(b"\x00Su\xb0\x00\x00\x10\x00short")
+
+
+def _mixed_chunk(first: int) -> bytes:
+    """A chunk of plain entries and sub-batches (one of them empty), as a Deliver frame holds it."""
+    def plain(r: bytes) -> bytes:
+        return struct.pack(">I", len(r)) + r
+
+    def batch(rs: list[bytes]) -> bytes:
+        inner = b"".join(plain(r) for r in rs)
+        return bytes((0x80,)) + struct.pack(">HII", len(rs), len(inner), len(inner)) + inner
+
+    entries = [plain(b"a"), batch([b"bb", b"", b"ccc"]), batch([]), plain(b""), batch([b"d"]), plain(b"eeee")]
+    data = b"".join(entries)
+    head = struct.pack(">bbHIqQQiIII", 0x50, 0, len(entries), 7, 1234, 1, first, 0, len(data), 0, 0)
+    return b"\x05" + head + data
+
+
+def _outcome(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except StreamProtocolError as exc:
+        return ("StreamProtocolError", str(exc))
+
+
+@pytest.mark.skipif(os.environ.get("MMATE_NO_EXTENSIONS") == "1", reason="compares with the compiled one")
+def test_both_walks_agree_on_every_cut_and_every_bad_byte() -> None:
+    """split_chunk and dispatch_chunk of both impls walk plain entries and sub-batches alike: every
+    truncation of a chunk's data and every byte of it set to 0xff gives the same records, offsets
+    and errors (the compiled ones share one record walker)."""
+    from mmate_fast._cy import streamwire as cy
+    from mmate_fast._py import streamwire as py
+
+    good = _mixed_chunk(10)
+    recs = [b"a", b"bb", b"", b"ccc", b"", b"d", b"eeee"]
+    for w in (py, cy):
+        assert w.split_chunk(good, 1, len(good), 0) == (10, 1234, recs)
+        assert w.split_chunk(good, 1, len(good), 13) == (13, 1234, recs[3:])
+    variants = []
+    for cut in range(49, len(good)):  # data_len kept: the chunk says it is longer than its frame
+        variants.append(good[:cut])
+        shorter = bytearray(good[:cut])
+        struct.pack_into(">I", shorter, 1 + 36, cut - 49)  # data_len says what is there
+        variants.append(bytes(shorter))
+    for i in range(49, len(good)):
+        bad = bytearray(good)
+        bad[i] = 0xFF
+        variants.append(bytes(bad))
+    fail = ValueError("not an envelope")
+
+    def decode(body: bytes) -> Any:
+        raise fail  # every record to the general path: dispatch_chunk hands on what split_chunk gives
+
+    for data in variants:
+        for min_offset in (0, 12):
+            args = (data, 1, len(data), min_offset)
+            assert _outcome(cy.split_chunk, *args) == _outcome(py.split_chunk, *args), data.hex()
+            extra = (decode, lambda t: (), None, None)
+            assert _outcome(cy.dispatch_chunk, *args, *extra) == _outcome(py.dispatch_chunk, *args, *extra)
