@@ -115,17 +115,17 @@ _SCHEMA = (
     # index (the flows in flight); the status and workflow indexes only change when a flow ends
     f"""CREATE INDEX IF NOT EXISTS flows_running ON flows (updated_ns DESC, instance_id)
         WHERE status = '{_RUNNING}'""",
-    f"""CREATE INDEX IF NOT EXISTS flows_ended ON flows (updated_ns DESC, instance_id)
-        WHERE status <> '{_RUNNING}'""",
     f"""CREATE INDEX IF NOT EXISTS flows_ended_by_status ON flows (status, updated_ns DESC, instance_id)
         WHERE status <> '{_RUNNING}'""",
     f"""CREATE INDEX IF NOT EXISTS flows_ended_by_workflow
         ON flows (workflow_id, updated_ns DESC, instance_id) WHERE status <> '{_RUNNING}'""",
 )
-_SCHEMA_NAMES = {"flows", "claims", "stage_results", "flows_adopt", "flows_running", "flows_ended",
+_SCHEMA_NAMES = {"flows", "claims", "stage_results", "flows_adopt", "flows_running",
                  "flows_ended_by_status", "flows_ended_by_workflow"}
-#: the indexes of schema 0, dropped by the migration (each running save updated all three)
-_OLD_INDEXES = ("flows_by_updated", "flows_by_status", "flows_by_workflow")
+#: indexes dropped on open: schema 0's three (each running save updated all of them) and schema 2's
+#: ``flows_ended`` (ended flows newest first: ``list()`` merges the status index's runs instead; each
+#: index costs every flow's final transaction a page)
+_OLD_INDEXES = ("flows_by_updated", "flows_by_status", "flows_by_workflow", "flows_ended")
 _UPSERT = (f"INSERT INTO flows ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
            "ON CONFLICT (instance_id) DO UPDATE SET workflow_id = excluded.workflow_id, "
            "status = excluded.status, version = excluded.version, "
@@ -217,6 +217,22 @@ _LIST_RUNNING = f"SELECT {_COLUMNS} FROM flows WHERE status = '{_RUNNING}'"
 _LIST_ENDED = f"SELECT {_COLUMNS} FROM flows WHERE status <> '{_RUNNING}'"
 
 
+#: most ended statuses ``list()`` merges index runs of (more: one sorted scan)
+MAX_MERGED_STATUSES = 64
+
+
+def _ended_statuses(conn: sqlite3.Connection) -> list[str]:
+    """The distinct statuses of ended flows, one index seek each."""
+    found: list[str] = []
+    row = conn.execute(f"SELECT status FROM flows WHERE status <> '{_RUNNING}' "
+                       "ORDER BY status LIMIT 1").fetchone()
+    while row is not None and len(found) <= MAX_MERGED_STATUSES:
+        found.append(row[0])
+        row = conn.execute(f"SELECT status FROM flows WHERE status <> '{_RUNNING}' AND status > ? "
+                           "ORDER BY status LIMIT 1", (row[0],)).fetchone()
+    return found
+
+
 def _list(conn: sqlite3.Connection, status: str | None, workflow: str | None, limit: int,
           offset: int) -> list[FlowRecord]:
     by_workflow = "" if workflow is None else " AND workflow_id = ?"
@@ -225,8 +241,15 @@ def _list(conn: sqlite3.Connection, status: str | None, workflow: str | None, li
         sql, args = _LIST_RUNNING + by_workflow, wf
     elif status is not None:
         sql, args = _LIST_ENDED + " AND status = ?" + by_workflow, (status, *wf)
-    else:
+    elif workflow is not None:
         sql, args = f"{_LIST_RUNNING}{by_workflow} UNION ALL {_LIST_ENDED}{by_workflow}", wf + wf
+    else:  # the running flows' index merged with one run of the status index per ended status
+        statuses = _ended_statuses(conn)
+        if len(statuses) > MAX_MERGED_STATUSES:
+            sql, args = f"{_LIST_RUNNING} UNION ALL {_LIST_ENDED}", ()
+        else:
+            sql = _LIST_RUNNING + "".join(f" UNION ALL {_LIST_ENDED} AND status = ?" for _ in statuses)
+            args = tuple(statuses)
     return [FlowRecord(*row) for row in conn.execute(sql + _ORDER, (*args, limit, offset))]
 
 
