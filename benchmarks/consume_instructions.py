@@ -5,8 +5,12 @@
 Pieces: ``feed`` (FrameReader.feed of deliver + header + body frames of the benchmark event, its
 Go header table included), ``envelope`` (decode_envelope of its body), ``payload`` (the contract
 decode: the class's plan.decode), ``from_envelope`` (registry lookup + payload decode),
-``on_delivery`` (Subscription.on_delivery: envelope, dispatch, payload, a plain handler, the ack
-call on a stub channel) and ``all`` (feed + on_delivery). Each piece runs in a fresh interpreter
+``on_delivery`` (the Subscription's consumer callback — the compiled DeliveryStep, or
+``on_delivery`` without the extensions: envelope, dispatch, payload, a plain handler, the ack call on a stub
+channel) and ``all`` (feed + on_delivery); ``connection``: the whole client side of a consume, as
+the Client's subscription runs it on an AMQP Channel of a Connection whose transport drops what it is
+given (``data_received`` in reads of READ_BYTES, the channel's consumer, the acks written once per
+loop turn). Each piece runs in a fresh interpreter
 under ``valgrind --tool=callgrind`` once with one repetition and once with three; the difference
 divided by 2 x messages is printed (startup and set-up cancel out). Needs valgrind.
 """
@@ -22,7 +26,9 @@ import sys
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PIECES = ("feed", "envelope", "payload", "from_envelope", "on_delivery", "all")
+PIECES = ("feed", "envelope", "payload", "from_envelope", "on_delivery", "all", "connection")
+#: bytes per data_received call of the ``connection`` piece (a read of ~12 deliveries)
+READ_BYTES = 16384
 
 
 def _child(piece: str, n: int, reps: int) -> None:
@@ -39,6 +45,9 @@ def _child(piece: str, n: int, reps: int) -> None:
     from mmate_fast.messaging.subscriber import Subscriber, Subscription
 
     frames, envelope = load("frames"), load("envelope")
+    if piece == "connection":
+        _connection(n, reps)
+        return
     body, props = template()
 
     def deliver(tag: int) -> bytes:
@@ -64,8 +73,8 @@ def _child(piece: str, n: int, reps: int) -> None:
     items = reader.feed(data)
     env = envelope.decode_envelope(body)
     plan = plan_for(OrderCreatedEvent)
-    sub.on_delivery(items[0])
-    decode, on_delivery = plan.decode, sub.on_delivery
+    sub._deliver(items[0])
+    decode, on_delivery = plan.decode, sub._deliver
     for _ in range(reps):
         if piece == "feed":
             reader.feed(data)
@@ -84,6 +93,62 @@ def _child(piece: str, n: int, reps: int) -> None:
         else:
             for item in reader.feed(data):
                 on_delivery(item)
+
+
+def _connection(n: int, reps: int) -> None:
+    """The ``connection`` piece: Connection.data_received -> Channel -> the subscription's consumer
+    -> acks flushed at the end of each loop turn, on a transport that drops the bytes."""
+    import asyncio
+
+    from _mmate_event import OrderCreatedEvent, template
+    from pamqp import commands, frame
+
+    from mmate_fast.amqp.channel import Channel, _Consumer
+    from mmate_fast.amqp.connection import Connection
+    from mmate_fast.amqp.url import ConnectionParameters
+    from mmate_fast.messaging.dispatcher import Dispatcher
+    from mmate_fast.messaging.subscriber import Subscriber, Subscription
+
+    body, props = template()
+    head = struct.pack(">HHQ", 60, 0, len(body)) + props
+
+    def deliver(tag: int) -> bytes:
+        return (frame.marshal(commands.Basic.Deliver("ctag", tag, False, "", "q"), 1)
+                + struct.pack(">BHI", 2, 1, len(head)) + head + b"\xce"
+                + struct.pack(">BHI", 3, 1, len(body)) + body + b"\xce")
+
+    class Sink:
+        def write(self, data: Any) -> None:
+            return None
+
+        def close(self) -> None:
+            return None
+
+    async def run() -> None:
+        conn = Connection(ConnectionParameters(), asyncio.get_running_loop())
+        conn._transport = Sink()  # type: ignore[assignment]
+        ch = Channel(conn, 1)
+        ch._open = True
+        conn._channels[1] = ch
+        handled = [0]
+
+        def on_order(evt: Any) -> None:
+            handled[0] += 1
+
+        dispatcher = Dispatcher()
+        dispatcher.add_handler(OrderCreatedEvent, on_order)
+        sub = Subscription(Subscriber(conn, dispatcher), "q", ch, concurrency=10, dead_letter=False)
+        ch._add_consumer("ctag", _Consumer("q", sub._deliver, None, False))
+        # built up front, as many rounds for every ``reps`` (1 or 3): only the consuming differs
+        rounds = [b"".join(deliver(r * n + i + 1) for i in range(n)) for r in range(max(reps, 3) + 1)]
+        for data in rounds[:reps + 1]:  # the first round warms up (plans, caches)
+            for pos in range(0, len(data), READ_BYTES):
+                conn.data_received(data[pos:pos + READ_BYTES])
+                await asyncio.sleep(0)  # the loop turn ends: acks are written
+        if handled[0] != n * (reps + 1) or sub.stats.acked != n * (reps + 1):
+            raise RuntimeError(f"handled {handled[0]}, acked {sub.stats.acked} of {n * (reps + 1)}")
+
+    asyncio.run(run())
 
 
 def _instructions(piece: str, n: int, reps: int) -> int:

@@ -143,4 +143,123 @@ cdef class DispatchTable:
         self._count = 0
 
 
-__all__ = ["CACHE_MAX", "DispatchTable"]
+cdef class DeliveryStep:
+    """The compiled per-delivery step of one subscription (see dispatch.pyi): envelope, dispatch,
+    payload reader, plain handlers and the ack in one C call, for the deliveries it handles;
+    anything else goes, untouched, to ``owner.on_delivery`` (the general path)."""
+
+    cdef object _owner, _general, _stats, _pipeline, _subscriber
+    cdef DispatchTable _table
+    cdef dict _by_name, _plans, _plain
+    cdef object _decode_envelope, _plan_for
+
+    def __init__(self, owner, DispatchTable table, dict by_name, decode_envelope, dict plans, plan_for):
+        self._owner = owner
+        self._general = owner.on_delivery
+        self._stats = owner.stats
+        self._pipeline = owner._pipeline
+        self._subscriber = owner.subscriber
+        self._table = table
+        self._by_name = by_name
+        self._decode_envelope = decode_envelope
+        self._plans = plans
+        self._plan_for = plan_for
+        self._plain = {}
+
+    cdef tuple _plain_fns(self, tuple handlers):
+        """The handlers' functions when every one is plain and takes only the message, else ()."""
+        cdef PyObject* hit = PyDict_GetItem(self._plain, handlers)
+        if hit is not NULL:
+            return <tuple>hit
+        cdef list fns = []
+        for spec in handlers:
+            if spec.is_async or spec.wants_context:
+                fns = []
+                break
+            fns.append(spec.fn)
+        cdef tuple out = tuple(fns)
+        if len(self._plain) >= _CACHE_MAX:
+            self._plain.clear()
+        self._plain[handlers] = out
+        return out
+
+    def __call__(self, delivery):
+        """Handle one delivery as ``owner.on_delivery`` would (channel callback)."""
+        return self._run(delivery, None)
+
+    def channel_hook(self, ack):
+        """The step for the frame reader of the channel it consumes on: acks with ``ack`` (that
+        channel's basic_ack) instead of through ``owner.channel`` (see dispatch.pyi)."""
+        if not callable(ack):
+            raise TypeError(f"ack must be callable, not {type(ack).__name__}")
+        cdef _Hooked hooked = _Hooked.__new__(_Hooked)
+        hooked.step = self
+        hooked.ack = ack
+        return hooked
+
+    cdef object _run(self, delivery, ack):
+        owner = self._owner
+        pipeline = self._pipeline
+        sub = self._subscriber
+        if (delivery.undecodable is not None or pipeline.has_wire or pipeline.has_consume
+                or sub.observer is not None or sub.tracer is not None or owner._stopping):
+            return self._general(delivery)
+        ch = owner.channel
+        try:
+            env = self._decode_envelope(delivery.body)
+        except Exception:
+            return self._general(delivery)  # it fails there again, and is dealt with
+        type_name = env.type
+        cdef PyObject* hit = PyDict_GetItem(self._table._cache, type_name)
+        cdef tuple handlers = <tuple>hit if hit is not NULL else self._table._resolve(type_name)
+        if not handlers:
+            return self._general(delivery)
+        cdef tuple fns = self._plain_fns(handlers)
+        if not fns:
+            return self._general(delivery)
+        hit = PyDict_GetItem(self._by_name, type_name)
+        payload = env.payload
+        if hit is NULL or type(payload) is not dict:
+            return self._general(delivery)
+        cls = <object>hit
+        hit = PyDict_GetItem(self._plans, cls)
+        plan = <object>hit if hit is not NULL else self._plan_for(cls)
+        try:
+            msg = plan.decode(payload, env.id, type_name, env.timestamp, env.correlation_id)
+        except Exception:
+            return self._general(delivery)
+        stats = self._stats
+        stats.received += 1
+        try:
+            for fn in fns:
+                result = fn(msg)
+                if result is not None:
+                    owner._on_result(result, msg, None, delivery, env)
+        except Exception as exc:
+            owner._spawn(owner._handler_failed(ch, delivery, env, msg, None, exc))
+            return None
+        if ack is not None:
+            try:
+                ack(delivery.delivery_tag)
+                stats.acked += 1
+                return None
+            except Exception:  # that channel closed under the handler: as the general path settles
+                pass
+        if ch.basic_ack(delivery.delivery_tag) is False:  # dropped as stale by a recovering channel
+            stats.stale_settles += 1
+        else:
+            stats.acked += 1
+        return None
+
+
+cdef class _Hooked:
+    """DeliveryStep.channel_hook's callable: the step, acking on the channel the delivery came on."""
+
+    cdef DeliveryStep step
+    cdef object ack
+
+    def __call__(self, delivery):
+        return self.step._run(delivery, self.ack)
+
+
+__all__ = ["CACHE_MAX", "DeliveryStep", "DispatchTable"]

@@ -32,8 +32,10 @@ from cpython.dict cimport PyDict_GetItem
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy
+
+from _strcache cimport _utf8_cached
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
 cdef extern from "Python.h":
@@ -907,9 +909,46 @@ cdef Py_ssize_t _plain_string(const unsigned char* p, Py_ssize_t i, Py_ssize_t n
     return _string_end(p, i, n, stop, strict)
 
 
+cdef extern from *:
+    """
+    #define MMATE_ONES 0x0101010101010101ULL
+    #define MMATE_HIGHS 0x8080808080808080ULL
+    """
+    const uint64_t ONES "MMATE_ONES"
+    const uint64_t HIGHS "MMATE_HIGHS"
+
+
+cdef inline uint64_t _zero_bytes(uint64_t x) noexcept nogil:
+    """The high bit of each byte of x that is zero is set (and maybe of bytes above one: then a
+    lower byte is zero too, so "none" is exact)."""
+    return (x - ONES) & ~x & HIGHS
+
+
+cdef inline Py_ssize_t _plain_run8(const unsigned char* p, Py_ssize_t i, Py_ssize_t n,
+                                   const unsigned char* stop) noexcept nogil:
+    """Skip 8 bytes at a time while none of them is in ``stop`` (one of the three stop tables:
+    quote and backslash always, control bytes for the strict and text ones, bytes from 0x80 for the
+    strict one); the byte loop after it finds the exact stop."""
+    cdef uint64_t x, hit
+    cdef bint ctl = stop != &_STOP_ANY[0]
+    cdef bint high = stop == &_STOP_STRICT[0]
+    while i + 8 <= n:
+        memcpy(&x, p + i, 8)
+        hit = _zero_bytes(x ^ (ONES * 34)) | _zero_bytes(x ^ (ONES * 92))
+        if ctl:
+            hit |= (x - ONES * 32) & ~x & HIGHS  # a byte below 0x20 (exact when there is none)
+        if high:
+            hit |= x & HIGHS
+        if hit:
+            return i
+        i += 8
+    return i
+
+
 cdef inline Py_ssize_t _string_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t n,
                                    const unsigned char* stop, bint strict) noexcept nogil:
     while True:
+        i = _plain_run8(p, i, n, stop)
         while i < n and not stop[p[i]]:
             i += 1
         if i >= n:
@@ -1113,9 +1152,9 @@ cdef object _plain_envelope(bytes body):
         return None
     cdef Envelope env = Envelope.__new__(Envelope)
     try:
-        env.type = PyUnicode_DecodeUTF8(<const char*>p + sa[1], sb[1] - sa[1], NULL)
+        env.type = _utf8_cached(<const char*>p + sa[1], sb[1] - sa[1])
         env.id = PyUnicode_DecodeUTF8(<const char*>p + sa[0], sb[0] - sa[0], NULL) if seen & F_ID else ""
-        env.timestamp = (PyUnicode_DecodeUTF8(<const char*>p + sa[2], sb[2] - sa[2], NULL)
+        env.timestamp = (_utf8_cached(<const char*>p + sa[2], sb[2] - sa[2])
                          if seen & F_TIMESTAMP else "")
         env.correlation_id = (PyUnicode_DecodeUTF8(<const char*>p + sa[3], sb[3] - sa[3], NULL)
                               if seen & F_CID else None)

@@ -17,6 +17,9 @@ import decimal
 from collections.abc import Mapping
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.dict cimport PyDict_GetItem
+from cpython.list cimport PyList_GET_SIZE
+from cpython.ref cimport PyObject
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
@@ -92,21 +95,9 @@ cdef inline void wr64(unsigned char* p, uint64_t v) noexcept nogil:
     wr32(p, <uint32_t>(v >> 32))
     wr32(p + 4, <uint32_t>v)
 
-cdef extern from "Python.h":
-    ctypedef struct PyByteArrayObject:
-        Py_ssize_t ob_alloc
+from _bytebuf cimport _grow
+from _strcache cimport _utf8_cached
 
-
-cdef inline unsigned char* _grow(bytearray out, Py_ssize_t n) except NULL:
-    """Extend ``out`` by n bytes; returns a pointer to the new tail. The allocation at least
-    doubles when it must grow (bytearray's own step is 1/8: a write buffer filled publish by
-    publish would be copied ~9 times over)."""
-    cdef Py_ssize_t old = PyByteArray_GET_SIZE(out)
-    cdef Py_ssize_t want = old + n
-    if want >= (<PyByteArrayObject*>out).ob_alloc and want < 2 * old:
-        PyByteArray_Resize(out, 2 * old)  # then a minor downsize below: the allocation stays
-    PyByteArray_Resize(out, want)
-    return <unsigned char*>PyByteArray_AS_STRING(out) + old
 
 cdef inline int _put(bytearray out, const void* src, Py_ssize_t n) except -1:
     cdef unsigned char* w = _grow(out, n)
@@ -611,12 +602,15 @@ cdef inline Py_ssize_t _sstr_len(const unsigned char* p, Py_ssize_t* off, Py_ssi
     return p[o]
 
 
-cdef object _sstr(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end, str what):
-    """Decode a shortstr at p[off[0]], advancing off."""
+cdef object _sstr(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end, str what,
+                  bint unique=False):
+    """Decode a shortstr at p[off[0]], advancing off. Strings that repeat from message to message
+    come from the small cache; ``unique`` ones (message and correlation ids) are decoded afresh."""
     cdef Py_ssize_t n = _sstr_len(p, off, end, what)
     cdef Py_ssize_t o = off[0]
     try:
-        s = PyUnicode_DecodeUTF8(<const char*>p + o, n, NULL)
+        s = (PyUnicode_DecodeUTF8(<const char*>p + o, n, NULL) if unique
+             else _utf8_cached(<const char*>p + o, n))
     except UnicodeDecodeError:
         raise _Bad(f"{what} is not UTF-8") from None
     off[0] = o + n
@@ -630,7 +624,7 @@ cdef object _name(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end, str w
     cdef Py_ssize_t o = off[0]
     off[0] = o + n
     try:
-        return PyUnicode_DecodeUTF8(<const char*>p + o, n, NULL)
+        return _utf8_cached(<const char*>p + o, n)
     except UnicodeDecodeError:
         _note(d, f"{what} is not UTF-8")
         return PyUnicode_DecodeUTF8(<const char*>p + o, n, "surrogateescape")
@@ -949,13 +943,13 @@ cdef BasicProperties _decode_properties(const unsigned char* p, Py_ssize_t* off,
         props.priority = p[o]
         o += 1
     if flags & 0x0400:
-        props.correlation_id = _sstr(p, &o, end, "property correlation_id")
+        props.correlation_id = _sstr(p, &o, end, "property correlation_id", True)
     if flags & 0x0200:
         props.reply_to = _sstr(p, &o, end, "property reply_to")
     if flags & 0x0100:
         props.expiration = _sstr(p, &o, end, "property expiration")
     if flags & 0x0080:
-        props.message_id = _sstr(p, &o, end, "property message_id")
+        props.message_id = _sstr(p, &o, end, "property message_id", True)
     if flags & 0x0040:
         _need(o, 8, end, "property timestamp")
         props.timestamp = rd64(p + o)
@@ -1162,6 +1156,94 @@ def append_ack(bytearray out, int channel, uint64_t delivery_tag, bint multiple=
     _append_tag_method(out, channel, 80, delivery_tag, 1 if multiple else 0)
 
 
+#: out-of-order settled delivery tags an Acks remembers for coalescing (past it: not coalesced)
+MAX_OUT_OF_ORDER = 65536
+
+
+cdef class Acks:
+    """One channel's settle bookkeeping (see frames.pyi): in-order acks of one loop turn leave as a
+    single basic.ack(multiple) frame, written when the connection flushes."""
+
+    cdef object _channel, _conn
+    cdef int _cid
+    cdef uint64_t _upto  # every tag up to here is settled
+    cdef set _above  # settled tags above _upto + 1
+    cdef uint64_t _run_hi
+    cdef Py_ssize_t _run_count
+
+    def __init__(self, channel, connection, int channel_id):
+        _check_channel(channel_id)
+        self._channel = channel
+        self._conn = connection
+        self._cid = channel_id
+        self._above = set()
+
+    @property
+    def settled_upto(self):
+        """Every delivery tag up to this one is settled."""
+        return self._upto
+
+    @property
+    def pending(self):
+        """In-order acks waiting for ``emit`` (the next flush)."""
+        return self._run_count
+
+    def ack(self, uint64_t delivery_tag, bint multiple=False):
+        """basic.ack (the channel's ``basic_ack``)."""
+        if self._channel._closed_exc is not None:
+            self._channel._raise_closed()
+        cdef uint64_t upto
+        if not multiple and delivery_tag == self._upto + 1:
+            upto = delivery_tag
+            if self._above:
+                while (upto + 1) in self._above:
+                    upto += 1
+                    self._above.discard(upto)
+            self._upto = upto
+            if self._run_count == 0:
+                conn = self._conn
+                conn._ack_dirty.append(self._channel)
+                if not conn._flush_pending:
+                    conn._schedule_flush()
+            self._run_hi = delivery_tag
+            self._run_count += 1
+            return None
+        self.emit()
+        conn = self._conn
+        _append_tag_method(conn._wbuf, self._cid, 80, delivery_tag, 1 if multiple else 0)
+        self.settle(delivery_tag, multiple)
+        if not conn._flush_pending:
+            conn._schedule_flush()
+        return None
+
+    def settle(self, uint64_t delivery_tag, bint multiple):
+        """Advance the settled watermark (tags no answer is owed for any more)."""
+        if multiple:
+            if delivery_tag > self._upto:
+                self._upto = delivery_tag
+                self._above = {t for t in self._above if t > delivery_tag}
+        elif delivery_tag == self._upto + 1:
+            self._upto = delivery_tag
+        elif delivery_tag > self._upto:
+            if len(self._above) < MAX_OUT_OF_ORDER:  # bounded: past it, later acks are not coalesced
+                self._above.add(delivery_tag)
+            return
+        while (self._upto + 1) in self._above:
+            self._upto += 1
+            self._above.discard(self._upto)
+
+    def emit(self):
+        """Write the pending in-order ack run into the connection's buffer (before any other settle
+        frame of the channel, and when the connection flushes)."""
+        cdef Py_ssize_t count = self._run_count
+        if count == 0:
+            return
+        self._run_count = 0
+        if self._channel._closed_exc is not None:
+            return
+        _append_tag_method(self._conn._wbuf, self._cid, 80, self._run_hi, 1 if count > 1 else 0)
+
+
 def append_nack(bytearray out, int channel, uint64_t delivery_tag, bint multiple=False, bint requeue=True):
     """Append a basic.nack method frame."""
     _append_tag_method(out, channel, 120, delivery_tag, (1 if multiple else 0) | (2 if requeue else 0))
@@ -1262,6 +1344,8 @@ cdef class FrameReader:
     cdef bytearray _buf
     cdef dict _partial  # channel -> Delivery whose content header/body have not fully arrived
     cdef object _error
+    cdef dict _hooks  # channel -> {consumer tag: fn}
+    cdef public list hook_errors  # (delivery, exception) of hooks that raised, for the caller to report
 
     def __init__(self, frame_max=131072, max_message_size=DEFAULT_MAX_MESSAGE_SIZE):
         self._frame_max = _check_frame_max(frame_max)
@@ -1269,6 +1353,48 @@ cdef class FrameReader:
         self._buf = bytearray()
         self._partial = {}
         self._error = None
+        self._hooks = {}
+        self.hook_errors = []
+
+    def set_hook(self, int channel, str consumer_tag, fn):
+        """Hand basic.deliver items of this channel and consumer to ``fn(delivery)`` as they complete
+        (see frames.pyi)."""
+        if not callable(fn):
+            raise TypeError(f"hook must be callable, not {type(fn).__name__}")
+        per = self._hooks.get(channel)
+        if per is None:
+            per = self._hooks[channel] = {}
+        per[consumer_tag] = fn
+
+    def clear_hook(self, int channel, consumer_tag=None):
+        """Forget the hook of one consumer of ``channel`` (None: every hook of the channel)."""
+        if consumer_tag is None:
+            self._hooks.pop(channel, None)
+            return
+        per = self._hooks.get(channel)
+        if per is not None:
+            per.pop(consumer_tag, None)
+            if not per:
+                del self._hooks[channel]
+
+    cdef int _done(self, Delivery d, list items) except -1:
+        """A delivery is complete: to its consumer's hook if it has one and nothing completed
+        earlier in this feed waits in ``items`` (wire order), else to ``items``."""
+        cdef PyObject* per
+        cdef PyObject* hit
+        if self._hooks and d.kind == 0 and not d.oversized and PyList_GET_SIZE(items) == 0:
+            per = PyDict_GetItem(self._hooks, d.channel)
+            if per is not NULL:
+                hit = PyDict_GetItem(<dict>per, d.consumer_tag)
+                if hit is not NULL:
+                    fn = <object>hit  # a strong reference: the hook may clear itself
+                    try:
+                        fn(d)
+                    except Exception as exc:
+                        self.hook_errors.append((d, exc))
+                    return 0
+        items.append(d)
+        return 0
 
     @property
     def frame_max(self):
@@ -1447,7 +1573,7 @@ cdef class FrameReader:
         elif d._size == 0:
             del self._partial[channel]
             d.body = b""
-            items.append(d)
+            self._done(d, items)
         return 0
 
     cdef int _body(self, const unsigned char* p, Py_ssize_t off, Py_ssize_t end, int channel,
@@ -1479,7 +1605,7 @@ cdef class FrameReader:
                 d.body = bytes(d._buf)
                 d._buf = None
             del self._partial[channel]
-            items.append(d)
+            self._done(d, items)
         else:
             if d._buf is None:
                 d._buf = bytearray()

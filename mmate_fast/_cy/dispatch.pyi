@@ -3,6 +3,7 @@ mmate_fast/_py/dispatch.py). Lookups allocate nothing: each type's handlers are 
 rebuilt only when registrations change."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 class DispatchTable:
@@ -26,3 +27,33 @@ class DispatchTable:
     def __len__(self) -> int:
         """Number of (pattern, handler) registrations."""
     def clear(self) -> None: ...
+
+class DeliveryStep:
+    """The per-delivery step of one subscription, in one call: envelope (``decode_envelope``),
+    dispatch (``table``), payload decode (the class's ContractPlan from ``plans`` / ``plan_for``,
+    the class from ``by_name``), the handlers and the ack. It takes only what the general path would
+    run inline with nothing around it: a delivery whose properties decoded, no wire-stage or consume
+    interceptor, no observer or tracer, not stopping, a registered class with a dict payload, every
+    handler plain and taking the message alone. Anything else (and any envelope or payload that does
+    not decode) goes, with nothing done yet, to ``owner.on_delivery``, which decides as always.
+
+    ``owner`` is the Subscription: the step reads its ``on_delivery``, ``stats``, ``_pipeline``,
+    ``subscriber`` (``observer``, ``tracer``) once, and ``channel`` and ``_stopping`` per delivery;
+    it counts ``stats.received`` / ``acked`` / ``stale_settles`` as ``on_delivery`` does, hands a
+    handler's result to ``owner._on_result`` and a handler error to
+    ``owner._spawn(owner._handler_failed(...))``, and acks with ``channel.basic_ack`` after every
+    handler returned.
+    """
+
+    def __init__(self, owner: Any, table: DispatchTable, by_name: dict[str, type],
+                 decode_envelope: Callable[[Any], Any], plans: dict[type, Any],
+                 plan_for: Callable[[type], Any]) -> None: ...
+    def __call__(self, delivery: Any) -> None:
+        """Handle one delivery exactly as ``owner.on_delivery`` would (a channel callback)."""
+    def channel_hook(self, ack: Callable[[int], Any]) -> Callable[[Any], None]:
+        """The same step for the frame reader of the AMQP channel the subscription consumes on
+        (``FrameReader.set_hook``; the channel registers it in ``basic_consume``): it acks with
+        ``ack`` (that channel's own ``basic_ack``) rather than through ``owner.channel`` (a
+        RobustChannel wrapper would add its stale-tag check on a delivery that just arrived on the
+        live channel); if ``ack`` raises (that channel closed under the handler), it settles through
+        ``owner.channel`` as the general path would."""

@@ -16,7 +16,7 @@ that is not UTF-8 decodes to bytes.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pamqp.base import Frame as PamqpFrame
@@ -186,6 +186,45 @@ class FrameReader:
         """Consume ``data`` and return every item completed by it, in wire order."""
     def pending(self) -> int:
         """Bytes buffered but not yet forming a complete item."""
+    #: (delivery, exception) of every hook call that raised (the delivery counts as handed on);
+    #: the caller reports and clears them
+    hook_errors: list[tuple[Delivery, Exception]]
+    def set_hook(self, channel: int, consumer_tag: str, fn: Callable[[Delivery], Any]) -> None:
+        """From now on, a basic.deliver of ``consumer_tag`` on ``channel`` goes to ``fn(delivery)``
+        the moment it is complete, inside ``feed``, instead of into its result: no item and no
+        Python loop per message (the AMQP Channel registers its consumer's ``channel_hook``). Only when
+        nothing completed earlier in the same ``feed`` waits in the result (wire order is kept) and
+        the delivery is not ``oversized``; otherwise it is returned as usual. An exception from
+        ``fn`` is kept in ``hook_errors``; the reader goes on."""
+    def clear_hook(self, channel: int, consumer_tag: str | None = None) -> None:
+        """Forget the hook of one consumer of ``channel`` (None: every hook of the channel)."""
+
+#: out-of-order settled delivery tags an Acks remembers for coalescing (past it: not coalesced)
+MAX_OUT_OF_ORDER: int
+
+class Acks:
+    """One AMQP channel's settle bookkeeping, compiled so that acking is one C call: consecutive
+    in-order ``ack`` calls within one loop turn leave as a single ``basic.ack(multiple=True)`` frame
+    (``emit``, which the connection calls when it flushes: the channel is appended to the
+    connection's ``_ack_dirty`` and a flush scheduled on the first ack of a run); any other ack is
+    written at once, after the pending run. ``channel`` must have ``_closed_exc`` and
+    ``_raise_closed()`` (an ack on a closed channel raises that error; a run pending when it closed
+    is dropped); ``connection`` must have ``_wbuf``, ``_ack_dirty``, ``_flush_pending`` and
+    ``_schedule_flush()``."""
+
+    def __init__(self, channel: Any, connection: Any, channel_id: int) -> None: ...
+    @property
+    def settled_upto(self) -> int:
+        """Every delivery tag up to this one is settled."""
+    @property
+    def pending(self) -> int:
+        """In-order acks waiting for ``emit``."""
+    def ack(self, delivery_tag: int, multiple: bool = False) -> None:
+        """basic.ack (the channel's ``basic_ack``)."""
+    def settle(self, delivery_tag: int, multiple: bool) -> None:
+        """Advance the settled watermark (nack, reject, no-ack deliveries)."""
+    def emit(self) -> None:
+        """Write the pending in-order ack run into the connection's buffer."""
 
 def encode_table(table: Mapping[str, Any]) -> bytes:
     """Field table payload WITH its 4-byte length prefix. Raises ValueError/TypeError on bad values."""

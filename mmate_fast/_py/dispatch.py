@@ -6,6 +6,7 @@ the cached tuple; any add/remove/clear drops the cache. The cache holds at most 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mmate_fast.errors import InvalidPatternError
@@ -134,4 +135,101 @@ class DispatchTable:
         self._count = 0
 
 
-__all__ = ["CACHE_MAX", "DispatchTable"]
+class DeliveryStep:
+    """The per-delivery step of one subscription (see dispatch.pyi): envelope, dispatch, payload
+    decode, plain handlers and the ack, for the deliveries it handles; anything else goes, untouched,
+    to ``owner.on_delivery`` (the general path)."""
+
+    __slots__ = ("_by_name", "_decode_envelope", "_general", "_owner", "_pipeline", "_plain", "_plan_for",
+                 "_plans", "_stats", "_subscriber", "_table")
+
+    def __init__(self, owner: Any, table: DispatchTable, by_name: dict[str, type],
+                 decode_envelope: Callable[[Any], Any], plans: dict[type, Any],
+                 plan_for: Callable[[type], Any]) -> None:
+        if not isinstance(table, DispatchTable):
+            raise TypeError(f"table must be a DispatchTable, not {type(table).__name__}")
+        self._owner = owner
+        self._general = owner.on_delivery
+        self._stats = owner.stats
+        self._pipeline = owner._pipeline
+        self._subscriber = owner.subscriber
+        self._table = table
+        self._by_name = by_name
+        self._decode_envelope = decode_envelope
+        self._plans = plans
+        self._plan_for = plan_for
+        self._plain: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+    def _plain_fns(self, handlers: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The handlers' functions when every one is plain and takes only the message, else ()."""
+        out = self._plain.get(handlers)
+        if out is None:
+            fns = tuple(spec.fn for spec in handlers)
+            if any(spec.is_async or spec.wants_context for spec in handlers):
+                fns = ()
+            if len(self._plain) >= CACHE_MAX:
+                self._plain.clear()
+            out = self._plain[handlers] = fns
+        return out
+
+    def __call__(self, delivery: Any) -> None:
+        """Handle one delivery as ``owner.on_delivery`` would (channel callback)."""
+        return self._run(delivery, None)
+
+    def channel_hook(self, ack: Callable[[int], Any]) -> Callable[[Any], None]:
+        """The step for the frame reader of the channel it consumes on: acks with ``ack`` (that
+        channel's basic_ack) instead of through ``owner.channel`` (see dispatch.pyi)."""
+        if not callable(ack):
+            raise TypeError(f"ack must be callable, not {type(ack).__name__}")
+
+        def hooked(delivery: Any) -> None:
+            return self._run(delivery, ack)
+
+        return hooked
+
+    def _run(self, delivery: Any, ack: Callable[[int], Any] | None) -> None:
+        owner, pipeline, sub = self._owner, self._pipeline, self._subscriber
+        if (delivery.undecodable is not None or pipeline.has_wire or pipeline.has_consume
+                or sub.observer is not None or sub.tracer is not None or owner._stopping):
+            return self._general(delivery)
+        ch = owner.channel
+        try:
+            env = self._decode_envelope(delivery.body)
+        except Exception:
+            return self._general(delivery)  # it fails there again, and is dealt with
+        type_name = env.type
+        fns = self._plain_fns(self._table.lookup(type_name))
+        cls = self._by_name.get(type_name)
+        payload = env.payload
+        if not fns or cls is None or type(payload) is not dict:
+            return self._general(delivery)
+        plan = self._plans.get(cls) or self._plan_for(cls)
+        try:
+            msg = plan.decode(payload, env.id, type_name, env.timestamp, env.correlation_id)
+        except Exception:
+            return self._general(delivery)
+        stats = self._stats
+        stats.received += 1
+        try:
+            for fn in fns:
+                result = fn(msg)
+                if result is not None:
+                    owner._on_result(result, msg, None, delivery, env)
+        except Exception as exc:
+            owner._spawn(owner._handler_failed(ch, delivery, env, msg, None, exc))
+            return None
+        if ack is not None:
+            try:
+                ack(delivery.delivery_tag)
+                stats.acked += 1
+                return None
+            except Exception:  # that channel closed under the handler: as the general path settles
+                pass
+        if ch.basic_ack(delivery.delivery_tag) is False:  # dropped as stale by a recovering channel
+            stats.stale_settles += 1
+        else:
+            stats.acked += 1
+        return None
+
+
+__all__ = ["CACHE_MAX", "DeliveryStep", "DispatchTable"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pamqp import commands as _pc
@@ -730,6 +730,92 @@ def append_ack(out: bytearray, channel: int, delivery_tag: int, multiple: bool =
     out += b"\x01\xce" if multiple else b"\x00\xce"
 
 
+#: out-of-order settled delivery tags an Acks remembers for coalescing (past it: not coalesced)
+MAX_OUT_OF_ORDER = 65536
+
+
+class Acks:
+    """One channel's settle bookkeeping (see frames.pyi): in-order acks of one loop turn leave as a
+    single basic.ack(multiple) frame, written when the connection flushes."""
+
+    __slots__ = ("_above", "_channel", "_cid", "_conn", "_run_count", "_run_hi", "_upto")
+
+    def __init__(self, channel: Any, connection: Any, channel_id: int) -> None:
+        _check_channel(channel_id)
+        self._channel = channel
+        self._conn = connection
+        self._cid = channel_id
+        self._upto = 0  # every tag up to here is settled
+        self._above: set[int] = set()  # settled tags above _upto + 1
+        self._run_hi = 0
+        self._run_count = 0
+
+    @property
+    def settled_upto(self) -> int:
+        """Every delivery tag up to this one is settled."""
+        return self._upto
+
+    @property
+    def pending(self) -> int:
+        """In-order acks waiting for ``emit`` (the next flush)."""
+        return self._run_count
+
+    def ack(self, delivery_tag: int, multiple: bool = False) -> None:
+        """basic.ack (the channel's ``basic_ack``)."""
+        if self._channel._closed_exc is not None:
+            self._channel._raise_closed()
+        if not multiple and delivery_tag == self._upto + 1:
+            upto = delivery_tag
+            above = self._above
+            if above:
+                while (upto + 1) in above:
+                    upto += 1
+                    above.discard(upto)
+            self._upto = upto
+            if self._run_count == 0:
+                conn = self._conn
+                conn._ack_dirty.append(self._channel)
+                if not conn._flush_pending:
+                    conn._schedule_flush()
+            self._run_hi = delivery_tag
+            self._run_count += 1
+            return
+        self.emit()
+        conn = self._conn
+        append_ack(conn._wbuf, self._cid, delivery_tag, multiple)
+        self.settle(delivery_tag, multiple)
+        if not conn._flush_pending:
+            conn._schedule_flush()
+
+    def settle(self, delivery_tag: int, multiple: bool) -> None:
+        """Advance the settled watermark (tags no answer is owed for any more)."""
+        if multiple:
+            if delivery_tag > self._upto:
+                self._upto = delivery_tag
+                self._above = {t for t in self._above if t > delivery_tag}
+        elif delivery_tag == self._upto + 1:
+            self._upto = delivery_tag
+        elif delivery_tag > self._upto:
+            if len(self._above) < MAX_OUT_OF_ORDER:  # bounded: past it, later acks are not coalesced
+                self._above.add(delivery_tag)
+            return
+        above = self._above
+        while (self._upto + 1) in above:
+            self._upto += 1
+            above.discard(self._upto)
+
+    def emit(self) -> None:
+        """Write the pending in-order ack run into the connection's buffer (before any other settle
+        frame of the channel, and when the connection flushes)."""
+        count = self._run_count
+        if count == 0:
+            return
+        self._run_count = 0
+        if self._channel._closed_exc is not None:
+            return
+        append_ack(self._conn._wbuf, self._cid, self._run_hi, count > 1)
+
+
 def append_nack(out: bytearray, channel: int, delivery_tag: int, multiple: bool = False,
                 requeue: bool = True) -> None:
     """Append a basic.nack method frame."""
@@ -838,7 +924,8 @@ def _oversized_note(size: int, limit: int) -> str:
 class FrameReader:
     """Incremental decoder: feed it whatever ``data_received`` got, get complete items back."""
 
-    __slots__ = ("_buf", "_error", "_frame_max", "_max_message_size", "_partial", "oversized_count")
+    __slots__ = ("_buf", "_error", "_frame_max", "_hooks", "_max_message_size", "_partial", "hook_errors",
+                 "oversized_count")
 
     def __init__(self, frame_max: int = 131072,
                  max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
@@ -849,6 +936,43 @@ class FrameReader:
         self._error: FrameError | None = None
         #: deliveries handed on marked ``oversized`` so far
         self.oversized_count = 0
+        self._hooks: dict[int, dict[str, Callable[[Delivery], Any]]] = {}
+        #: (delivery, exception) of hooks that raised, for the caller to report
+        self.hook_errors: list[tuple[Delivery, Exception]] = []
+
+    def set_hook(self, channel: int, consumer_tag: str, fn: Callable[[Delivery], Any]) -> None:
+        """Hand basic.deliver items of this channel and consumer to ``fn(delivery)`` as they complete
+        (see frames.pyi)."""
+        if not callable(fn):
+            raise TypeError(f"hook must be callable, not {type(fn).__name__}")
+        if not isinstance(consumer_tag, str):
+            raise TypeError(f"consumer_tag must be str, not {type(consumer_tag).__name__}")
+        self._hooks.setdefault(int(channel), {})[consumer_tag] = fn
+
+    def clear_hook(self, channel: int, consumer_tag: str | None = None) -> None:
+        """Forget the hook of one consumer of ``channel`` (None: every hook of the channel)."""
+        if consumer_tag is None:
+            self._hooks.pop(channel, None)
+            return
+        per = self._hooks.get(channel)
+        if per is not None:
+            per.pop(consumer_tag, None)
+            if not per:
+                del self._hooks[channel]
+
+    def _done(self, d: Delivery, items: list[_Item]) -> None:
+        """A delivery is complete: to its consumer's hook if it has one and nothing completed
+        earlier in this feed waits in ``items`` (wire order), else to ``items``."""
+        if self._hooks and d.kind == 0 and not d.oversized and not items:
+            per = self._hooks.get(d.channel)
+            fn = per.get(d.consumer_tag) if per is not None else None
+            if fn is not None:
+                try:
+                    fn(d)
+                except Exception as exc:
+                    self.hook_errors.append((d, exc))
+                return
+        items.append(d)
 
     @property
     def frame_max(self) -> int:
@@ -984,7 +1108,7 @@ class FrameReader:
             _note(part.delivery, _oversized_note(size, self._max_message_size))
         elif size == 0:
             del self._partial[channel]
-            items.append(part.delivery)
+            self._done(part.delivery, items)
 
     def _body(self, buf: bytearray, off: int, end: int, channel: int, items: list[_Item]) -> None:
         part = self._partial.get(channel)
@@ -1009,7 +1133,7 @@ class FrameReader:
             else:
                 part.delivery.body = bytes(buf[off:end])
             del self._partial[channel]
-            items.append(part.delivery)
+            self._done(part.delivery, items)
         else:
             part.body += buf[off:end]
 
@@ -1017,7 +1141,8 @@ class FrameReader:
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE", "FRAME_BODY", "FRAME_END", "FRAME_HEADER", "FRAME_HEARTBEAT",
     "FRAME_MAX_LIMIT", "FRAME_METHOD", "FRAME_MIN_SIZE", "GO_UNSAFE_TAGS", "HEARTBEAT_FRAME",
-    "BasicProperties", "Confirm", "Delivery", "FrameReader", "Heartbeat", "MethodFrame", "Typed",
+    "MAX_OUT_OF_ORDER", "Acks", "BasicProperties", "Confirm", "Delivery", "FrameReader", "Heartbeat",
+    "MethodFrame", "Typed",
     "append_ack", "append_nack", "append_publish", "append_reject", "decode_properties", "decode_table",
     "encode_properties", "encode_table", "marshal_method",
 ]

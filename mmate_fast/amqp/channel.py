@@ -41,7 +41,6 @@ _Delivery = _frames.Delivery
 _Confirm = _frames.Confirm
 _MethodFrame = _frames.MethodFrame
 _append_publish = _frames.append_publish
-_append_ack = _frames.append_ack
 _append_nack = _frames.append_nack
 _append_reject = _frames.append_reject
 _EMPTY_PROPERTIES: bytes = _frames.encode_properties(None)
@@ -49,8 +48,6 @@ _KIND_DELIVER = _frames.Delivery.KIND_DELIVER
 _KIND_GET_OK = _frames.Delivery.KIND_GET_OK
 
 _tag_counter = itertools.count(1)
-#: out-of-order settled delivery tags remembered for ack coalescing
-_MAX_OUT_OF_ORDER = 65536
 #: ``await publish()`` hands the queued bytes to the transport past this size, so the transport's
 #: flow control (pause_writing) can push back on a fast publisher
 _EAGER_FLUSH_BYTES = 256 * 1024
@@ -124,11 +121,8 @@ class Channel:
         self._retain_waiters = False
         #: the publisher's one-call path into this channel (publish_sink); closed with the channel
         self._sink: Any = None
-        # ack coalescing
-        self._settled_upto = 0
-        self._settled_above: set[int] = set()
-        self._ack_run_hi = 0
-        self._ack_run_count = 0
+        #: settle bookkeeping, compiled (in-order acks of a loop turn coalesced: frames.Acks)
+        self._acks = _frames.Acks(self, connection, channel_id)
 
     def __repr__(self) -> str:
         state = "open" if self._open else "closed"
@@ -253,7 +247,7 @@ class Channel:
             self._on_remote_close(m)
         elif isinstance(m, spec.Basic.Cancel):
             tag = m.consumer_tag or ""
-            consumer = self._consumers.pop(tag, None)
+            consumer = self._forget_consumer(tag)
             log.warning("broker cancelled consumer %r on channel %d (queue deleted or failed over)",
                         tag, self.channel_id)
             if consumer is not None and consumer.on_cancel is not None:
@@ -322,6 +316,7 @@ class Channel:
         if self._close_future is not None and not self._close_future.done():
             self._close_future.set_result(None)
         consumers, self._consumers = self._consumers, {}
+        self._conn._reader.clear_hook(self.channel_id)
         if not isinstance(exc, errors.ChannelClosedError) or exc.reply_code != 200:
             for tag, consumer in consumers.items():
                 if consumer.on_cancel is not None and not isinstance(exc, errors.AMQPConnectionError):
@@ -543,23 +538,39 @@ class Channel:
         if consumer_tag in self._consumers:
             raise errors.ChannelError(f"consumer tag {consumer_tag!r} already in use on this channel")
         # registered before the request so deliveries right after consume-ok find it
-        self._consumers[consumer_tag] = _Consumer(queue, callback, on_cancel, no_ack)
+        self._add_consumer(consumer_tag, _Consumer(queue, callback, on_cancel, no_ack))
         try:
             await self._rpc(build_method(spec.Basic.Consume, queue=queue, consumer_tag=consumer_tag,
                                          no_ack=no_ack, exclusive=exclusive, arguments=dict(arguments or {})),
                             (spec.Basic.ConsumeOk,), timeout, f"basic.consume {queue!r}")
         except BaseException:
-            self._consumers.pop(consumer_tag, None)
+            self._forget_consumer(consumer_tag)
             raise
         return consumer_tag
 
+    def _add_consumer(self, consumer_tag: str, consumer: _Consumer) -> None:
+        """Register a consumer. A callback with a ``channel_hook`` (the subscription's compiled
+        step) gets its deliveries straight from the frame reader, acking on this channel
+        (FrameReader.set_hook); no_ack consumers keep the callback path."""
+        self._consumers[consumer_tag] = consumer
+        callback = consumer.callback
+        # looked up on the type: an object answering any attribute (a mock) has no hook
+        hook = None if consumer.no_ack else getattr(type(callback), "channel_hook", None)
+        if hook is not None:
+            self._conn._reader.set_hook(self.channel_id, consumer_tag, hook(callback, self._acks.ack))
+
+    def _forget_consumer(self, consumer_tag: str) -> _Consumer | None:
+        """Drop a consumer (and its frame-reader hook)."""
+        self._conn._reader.clear_hook(self.channel_id, consumer_tag)
+        return self._consumers.pop(consumer_tag, None)
+
     async def basic_cancel(self, consumer_tag: str, *, timeout: float | None = None) -> None:
         if self._closed_exc is not None:
-            self._consumers.pop(consumer_tag, None)
+            self._forget_consumer(consumer_tag)
             return
         await self._rpc(build_method(spec.Basic.Cancel, consumer_tag=consumer_tag), (spec.Basic.CancelOk,),
                         timeout, f"basic.cancel {consumer_tag!r}")
-        self._consumers.pop(consumer_tag, None)
+        self._forget_consumer(consumer_tag)
 
     async def basic_get(self, queue: str, *, no_ack: bool = False,
                         timeout: float | None = None) -> Any | None:
@@ -573,31 +584,8 @@ class Channel:
 
     # ------------------------------------------------------------------ acks
     def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
-        if self._closed_exc is not None:
-            self._raise_closed()
-        if not multiple and delivery_tag == self._settled_upto + 1:
-            # in-order: extend the pending run, emitted at flush as one ack(multiple=True)
-            upto = delivery_tag
-            above = self._settled_above
-            if above:
-                while (upto + 1) in above:
-                    upto += 1
-                    above.discard(upto)
-            self._settled_upto = upto
-            if self._ack_run_count == 0:
-                self._conn._ack_dirty.append(self)
-                conn = self._conn
-                if not conn._flush_pending:
-                    conn._schedule_flush()
-            self._ack_run_hi = delivery_tag
-            self._ack_run_count += 1
-            return
-        self._emit_ack_run()
-        _append_ack(self._conn._wbuf, self.channel_id, delivery_tag, multiple)
-        self._settle(delivery_tag, multiple)
-        conn = self._conn
-        if not conn._flush_pending:
-            conn._schedule_flush()
+        """Ack (coalesced with the in-order acks of this loop turn: frames.Acks)."""
+        self._acks.ack(delivery_tag, multiple)
 
     def basic_nack(self, delivery_tag: int, multiple: bool = False, requeue: bool = True) -> None:
         if self._closed_exc is not None:
@@ -621,31 +609,11 @@ class Channel:
 
     def _settle(self, delivery_tag: int, multiple: bool) -> None:
         """Advance the settled watermark (tags we no longer owe the broker an answer for)."""
-        if multiple:
-            if delivery_tag > self._settled_upto:
-                self._settled_upto = delivery_tag
-                self._settled_above = {t for t in self._settled_above if t > delivery_tag}
-        elif delivery_tag == self._settled_upto + 1:
-            self._settled_upto = delivery_tag
-        elif delivery_tag > self._settled_upto:
-            # bounded: past the cap, later acks are simply not coalesced (still correct)
-            if len(self._settled_above) < _MAX_OUT_OF_ORDER:
-                self._settled_above.add(delivery_tag)
-            return
-        above = self._settled_above
-        while (self._settled_upto + 1) in above:
-            self._settled_upto += 1
-            above.discard(self._settled_upto)
+        self._acks.settle(delivery_tag, multiple)
 
     def _emit_ack_run(self) -> None:
-        """Write the pending in-order ack run (called before any other ack frame and at flush)."""
-        count = self._ack_run_count
-        if count == 0:
-            return
-        self._ack_run_count = 0
-        if self._closed_exc is not None:
-            return
-        _append_ack(self._conn._wbuf, self.channel_id, self._ack_run_hi, count > 1)
+        """Write the pending in-order ack run (called before any other settle frame and at flush)."""
+        self._acks.emit()
 
     # ------------------------------------------------------------------ close
     async def close(self, timeout: float | None = None) -> None:

@@ -253,6 +253,8 @@ class Connection(asyncio.Protocol):
             return
         if self._reader.oversized_count != self._oversized_seen:
             self._log_oversized(items)
+        if self._reader.hook_errors:
+            self._log_hook_errors()
         channels = self._channels
         for item in items:
             cid = item.channel
@@ -264,6 +266,13 @@ class Connection(asyncio.Protocol):
                 # frames for a channel we already forgot (e.g. in-flight deliveries after close)
                 continue
             ch._on_frame(item)
+
+    def _log_hook_errors(self) -> None:
+        """Log what consumer hooks raised in the last feed (as a failed consumer callback is)."""
+        failed, self._reader.hook_errors = self._reader.hook_errors, []
+        for delivery, exc in failed:
+            log.error("consumer callback on channel %d failed (delivery tag %d left unacked)",
+                      delivery.channel, delivery.delivery_tag, exc_info=exc)
 
     def _log_oversized(self, items: list[Any]) -> None:
         """Log each delivery of ``items`` the reader marked oversized (once per message)."""

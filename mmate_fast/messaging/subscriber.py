@@ -45,8 +45,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mmate_fast import _backoff, errors
-from mmate_fast._ext import load
+from mmate_fast._ext import COMPILED, load
 from mmate_fast.contracts import TypeRegistry, from_envelope
+from mmate_fast.contracts._plan import _PLANS, plan_for
 from mmate_fast.messaging import observer as _obs
 from mmate_fast.messaging import topology
 from mmate_fast.messaging._channels import close_quietly
@@ -55,6 +56,9 @@ from mmate_fast.messaging.pipeline import ConsumeContext, Pipeline
 
 _frames = load("frames")
 _decode_envelope = load("envelope").decode_envelope
+_dispatch = load("dispatch")
+#: the compiled per-delivery step is the consumer callback (the twin would only add a call)
+_STEP = COMPILED.get("dispatch", False)
 
 log = logging.getLogger("mmate_fast.subscriber")
 _perf = time.perf_counter
@@ -177,6 +181,12 @@ class Subscription:
         self._stopping = False
         self._redeclare = redeclare
         self._restarting: asyncio.Task[None] | None = None
+        #: the consumer callback: the compiled per-delivery step (on_delivery for what it declines)
+        self._deliver: Callable[[Any], None] = self.on_delivery
+        table = subscriber.dispatcher.table
+        if _STEP and isinstance(table, _dispatch.DispatchTable):
+            self._deliver = _dispatch.DeliveryStep(self, table, self._registry._by_name, _decode_envelope,
+                                                   _PLANS, plan_for)
 
     @property
     def subscriber(self) -> Subscriber:
@@ -484,7 +494,7 @@ class Subscription:
         tag = f"mmate.{uuid.uuid4().hex}"
         self.consumer_tag = tag
         try:
-            await self.channel.basic_consume(self.queue, self.on_delivery, consumer_tag=tag,
+            await self.channel.basic_consume(self.queue, self._deliver, consumer_tag=tag,
                                              exclusive=self.exclusive, on_cancel=self._on_cancel,
                                              timeout=timeout)
         except BaseException:

@@ -1,0 +1,188 @@
+"""dispatch.DeliveryStep (both impls): what it handles it handles as Subscription.on_delivery would
+(decode, plain handlers, ack after they return, counters); everything else reaches on_delivery
+untouched."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import pytest
+
+from mmate_fast._ext import load
+from mmate_fast.contracts import Event, TypeRegistry
+from mmate_fast.contracts._plan import _PLANS, plan_for
+from mmate_fast.messaging.dispatcher import HandlerSpec
+from mmate_fast.messaging.outgoing import build
+from mmate_fast.messaging.subscriber import SubscriptionStats
+
+from ._impls import impl_params
+
+_frames = load("frames")
+_decode_envelope = load("envelope").decode_envelope
+
+
+@dataclass
+class StepEvent(Event):
+    """A message class of these tests only."""
+
+    order_id: str = ""
+    amount: float = 0.0
+
+
+@pytest.fixture(params=impl_params("dispatch"))
+def D(request: pytest.FixtureRequest) -> ModuleType:
+    mod: ModuleType = request.param
+    return mod
+
+
+class Channel:
+    def __init__(self, stale: bool = False) -> None:
+        self.acks: list[int] = []
+        self.stale = stale
+
+    def basic_ack(self, tag: int, multiple: bool = False) -> bool | None:
+        self.acks.append(tag)
+        return False if self.stale else None
+
+
+class Owner:
+    """What the step reads of a Subscription, recording what it is asked to do."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.stats = SubscriptionStats()
+        self._pipeline = SimpleNamespace(has_wire=False, has_consume=False)
+        self.subscriber = SimpleNamespace(observer=None, tracer=None)
+        self._stopping = False
+        self.general: list[Any] = []
+        self.results: list[Any] = []
+        self.failed: list[Any] = []
+
+    def on_delivery(self, delivery: Any) -> None:
+        self.general.append(delivery)
+
+    def _on_result(self, result: Any, msg: Any, ctx: Any, delivery: Any, env: Any) -> None:
+        self.results.append((result, msg, ctx, delivery, env))
+
+    def _handler_failed(self, ch: Any, delivery: Any, env: Any, msg: Any, ctx: Any,
+                        exc: BaseException) -> tuple[Any, ...]:
+        return (ch, delivery, env, msg, ctx, exc)
+
+    def _spawn(self, work: Any) -> None:
+        self.failed.append(work)
+
+
+def delivery(body: bytes | None = None, tag: int = 7) -> Any:
+    if body is None:
+        body = build(StepEvent(order_id="o-1", amount=2.5)).body
+    return _frames.Delivery(0, 1, "ctag", tag, False, "", "q", body=body)
+
+
+def make(D: ModuleType, *handlers: Any, stale: bool = False) -> tuple[Any, Owner, Any]:
+    registry = TypeRegistry()
+    registry.register(StepEvent)
+    table = D.DispatchTable()
+    for fn in handlers:
+        table.add("StepEvent", HandlerSpec(fn))
+    owner = Owner(Channel(stale))
+    return D.DeliveryStep(owner, table, registry._by_name, _decode_envelope, _PLANS, plan_for), owner, table
+
+
+def test_handles_a_plain_handler_then_acks(D: ModuleType) -> None:
+    seen: list[Any] = []
+    order: list[str] = []
+    step, owner, _ = make(D, lambda m: seen.append(m) or order.append("handler"))
+    owner.channel.basic_ack = lambda tag, multiple=False: order.append(f"ack {tag}")  # type: ignore[method-assign]
+    step(delivery())
+    assert [m.order_id for m in seen] == ["o-1"] and isinstance(seen[0], StepEvent)
+    assert seen[0].amount == 2.5 and seen[0].id
+    assert order == ["handler", "ack 7"]
+    assert (owner.stats.received, owner.stats.acked, owner.general) == (1, 1, [])
+
+
+def test_every_plain_handler_runs_once_before_the_ack(D: ModuleType) -> None:
+    calls: list[str] = []
+    step, owner, _ = make(D, lambda m: calls.append("a"), lambda m: calls.append("b"))
+    step(delivery())
+    assert calls == ["a", "b"] and owner.channel.acks == [7]
+
+
+def test_a_result_goes_to_on_result_and_the_delivery_is_acked(D: ModuleType) -> None:
+    step, owner, _ = make(D, lambda m: "reply")
+    d = delivery()
+    step(d)
+    result, msg, ctx, got, env = owner.results[0]
+    assert (result, ctx, got, env.type) == ("reply", None, d, "StepEvent") and isinstance(msg, StepEvent)
+    assert owner.channel.acks == [7]
+
+
+def test_a_failing_handler_is_not_acked_and_goes_to_handler_failed(D: ModuleType) -> None:
+    boom = ValueError("boom")
+
+    def fail(m: Any) -> None:
+        raise boom
+
+    step, owner, _ = make(D, fail)
+    d = delivery()
+    step(d)
+    assert owner.channel.acks == [] and owner.stats.acked == 0 and owner.stats.received == 1
+    ch, got, env, msg, ctx, exc = owner.failed[0]
+    assert (ch, got, env.type, ctx, exc) == (owner.channel, d, "StepEvent", None, boom)
+    assert isinstance(msg, StepEvent)
+
+
+def test_a_stale_ack_is_counted_as_such(D: ModuleType) -> None:
+    step, owner, _ = make(D, lambda m: None, stale=True)
+    step(delivery())
+    assert (owner.stats.acked, owner.stats.stale_settles) == (0, 1)
+
+
+async def _async_handler(m: Any) -> None:
+    return None
+
+
+@pytest.mark.parametrize("case", ["wire", "consume", "observer", "tracer", "stopping", "undecodable",
+                                  "not-json", "unknown-type", "unregistered", "bad-payload",
+                                  "payload-not-object", "async", "context"])
+def test_what_it_does_not_handle_reaches_on_delivery_untouched(D: ModuleType, case: str) -> None:
+    calls: list[Any] = []
+    handlers: list[Any] = [lambda m: calls.append(m)]
+    if case == "async":
+        handlers.append(_async_handler)
+    elif case == "context":
+        handlers = [lambda m, ctx: calls.append(m)]
+    step, owner, table = make(D, *handlers)
+    d = delivery()
+    if case == "wire":
+        owner._pipeline.has_wire = True
+    elif case == "consume":
+        owner._pipeline.has_consume = True
+    elif case == "observer":
+        owner.subscriber.observer = object()
+    elif case == "tracer":
+        owner.subscriber.tracer = object()
+    elif case == "stopping":
+        owner._stopping = True
+    elif case == "undecodable":
+        d.undecodable = "bad header"
+    elif case == "not-json":
+        d = delivery(b"{not json")
+    elif case == "unknown-type":
+        d = delivery(b'{"id":"1","type":"NoSuchType","payload":{}}')
+    elif case == "unregistered":  # a handler for the type, but no class: a GenericMessage
+        table.add("Unregistered", HandlerSpec(lambda m: calls.append(m)))
+        d = delivery(b'{"id":"1","type":"Unregistered","payload":{}}')
+    elif case == "bad-payload":
+        d = delivery(b'{"id":"1","type":"StepEvent","payload":{"amount":"lots"}}')
+    elif case == "payload-not-object":
+        d = delivery(b'{"id":"1","type":"StepEvent","payload":[1]}')
+    step(d)
+    assert owner.general == [d]
+    assert calls == [] and owner.channel.acks == [] and owner.results == [] and owner.failed == []
+    assert owner.stats == SubscriptionStats()
+
+
+def test_the_table_needs_to_be_a_dispatch_table(D: ModuleType) -> None:
+    with pytest.raises(TypeError):
+        D.DeliveryStep(Owner(Channel()), {}, {}, _decode_envelope, _PLANS, plan_for)
