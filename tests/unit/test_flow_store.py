@@ -611,8 +611,9 @@ async def test_a_store_file_of_the_first_schema_is_migrated(tmp_path: Path) -> N
     assert check.execute("SELECT flow, stage_key FROM claims").fetchall() == [(1, "stage0")]
     assert check.execute("SELECT count(*) FROM stage_results").fetchone()[0] == 0
     check.close()
-    assert not names & {"flows_by_updated", "flows_by_status", "flows_by_workflow", "flows_ended"}
-    assert {"flows_running", "flows_ended_by_status", "flows_ended_by_workflow"} <= names
+    assert not names & {"flows_by_updated", "flows_by_status", "flows_by_workflow", "flows_ended",
+                        "flows_ended_by_status", "flows_ended_by_workflow"}
+    assert {"flows_running", "flows_ended_runs"} <= names
 
 
 #: schema 2 (user_version 2): flows keyed by instance id, every claim in stage_results
@@ -696,8 +697,8 @@ def test_a_store_file_of_a_newer_schema_is_unavailable(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("status", "workflow"), [(None, None), (None, "a"), ("running", None),
                                                   ("running", "a"), ("failed", None), ("failed", "a")])
 def test_list_reads_indexes_in_order_without_sorting(status: str | None, workflow: str | None) -> None:
-    """Every list() filter walks an index in the order it returns (for running and ended flows
-    together, a merge of the running index with one run of the status index per ended status): no
+    """Every list() filter walks indexes in the order it returns (the ended flows' index in runs, one
+    per workflow and status, merged, with the running flows' index when no status is asked): no
     full-table sort, however many flows the store holds."""
     from mmate_fast.stageflow.store import _sqlite
 
@@ -723,27 +724,30 @@ def test_list_reads_indexes_in_order_without_sorting(status: str | None, workflo
     assert any("flows_running" in p or "flows_ended" in p for p in plans)
 
 
-def test_list_of_every_flow_with_many_ended_statuses_sorts() -> None:
-    """Past MAX_MERGED_STATUSES distinct ended statuses, list() of every flow sorts the ended ones
-    instead of merging a run per status: the same records in the same order."""
+@pytest.mark.parametrize(("status", "workflow"), [(None, None), (None, "w1"), ("s3", None), ("s3", "w1")])
+def test_list_past_the_merged_runs_sorts(status: str | None, workflow: str | None) -> None:
+    """Past MAX_MERGED_RUNS runs (workflow x status) list() sorts the ended flows instead of merging
+    a run each: the same records in the same order."""
     from mmate_fast.stageflow.store import _sqlite
 
     conn = sqlite3.connect(":memory:", isolation_level=None)
     _sqlite._migrate(conn)
-    recs = [record(f"i-{n}", status="running" if n % 5 == 0 else f"s{n % 9}", updated=100 + n % 11)
-            for n in range(40)]
+    recs = [record(f"i-{n}", status="running" if n % 5 == 0 else f"s{n % 9}", workflow=f"w{n % 4}",
+                   updated=100 + n % 11) for n in range(80)]
     for r in recs:
         _sqlite._save(conn, r)
-    newest = sorted(recs, key=lambda r: (-r.updated_ns, r.instance_id))
-    assert _sqlite._list(conn, None, None, 100, 0) == newest
-    assert _sqlite._list(conn, None, None, 7, 5) == newest[5:12]
-    limit = _sqlite.MAX_MERGED_STATUSES
-    try:
-        _sqlite.MAX_MERGED_STATUSES = 3
-        assert _sqlite._list(conn, None, None, 100, 0) == newest
-        assert _sqlite._list(conn, None, None, 7, 5) == newest[5:12]
-    finally:
-        _sqlite.MAX_MERGED_STATUSES = limit
+    newest = [r for r in sorted(recs, key=lambda r: (-r.updated_ns, r.instance_id))
+              if (status is None or r.status == status) and (workflow is None or r.workflow_id == workflow)]
+    assert len(newest) >= 2
+    for cap in (_sqlite.MAX_MERGED_RUNS, 2):
+        limit = _sqlite.MAX_MERGED_RUNS
+        try:
+            _sqlite.MAX_MERGED_RUNS = cap
+            assert _sqlite._list(conn, status, workflow, 100, 0) == newest
+            assert _sqlite._list(conn, status, workflow, 3, 1) == newest[1:4]
+        finally:
+            _sqlite.MAX_MERGED_RUNS = limit
+    assert _sqlite._list(conn, "nobody", None, 10, 0) == []
 
 
 async def test_a_wrong_remembered_number_never_touches_another_flow(tmp_path: Path) -> None:
