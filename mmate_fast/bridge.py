@@ -550,7 +550,7 @@ class Bridge:
         if not isinstance(msg, GenericMessage):
             try:
                 kind = kind_of(msg)
-            except errors.MmateError:
+            except Exception:  # the general path raises the real error
                 kind = None
             if kind is not None:
                 opts: dict[str, Any] = {"persistent": persistent}

@@ -611,8 +611,9 @@ async def test_a_store_file_of_the_first_schema_is_migrated(tmp_path: Path) -> N
     assert check.execute("SELECT flow, stage_key FROM claims").fetchall() == [(1, "stage0")]
     assert check.execute("SELECT count(*) FROM stage_results").fetchone()[0] == 0
     check.close()
-    assert not names & {"flows_by_updated", "flows_by_status", "flows_by_workflow"}
-    assert {"flows_running", "flows_ended", "flows_ended_by_status", "flows_ended_by_workflow"} <= names
+    assert not names & {"flows_by_updated", "flows_by_status", "flows_by_workflow", "flows_ended",
+                        "flows_ended_by_status", "flows_ended_by_workflow"}
+    assert {"flows_running", "flows_ended_runs"} <= names
 
 
 #: schema 2 (user_version 2): flows keyed by instance id, every claim in stage_results
@@ -696,13 +697,17 @@ def test_a_store_file_of_a_newer_schema_is_unavailable(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("status", "workflow"), [(None, None), (None, "a"), ("running", None),
                                                   ("running", "a"), ("failed", None), ("failed", "a")])
 def test_list_reads_indexes_in_order_without_sorting(status: str | None, workflow: str | None) -> None:
-    """Every list() filter walks an index in the order it returns (a merge of two for running and
-    ended flows together): no full-table sort, however many flows the store holds."""
+    """Every list() filter walks indexes in the order it returns (the ended flows' index in runs, one
+    per workflow and status, merged, with the running flows' index when no status is asked): no
+    full-table sort, however many flows the store holds."""
     from mmate_fast.stageflow.store import _sqlite
 
-    conn = sqlite3.connect(":memory:")
-    for statement in _sqlite._SCHEMA:
-        conn.execute(statement)
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    _sqlite._migrate(conn)
+    recs = [record(f"i-{n}", status=("running", "completed", "failed", "compensated")[n % 4],
+                   workflow="ab"[n % 2], updated=100 + n % 7) for n in range(16)]
+    for r in recs:
+        _sqlite._save(conn, r)
     plans: list[str] = []
     real = conn.execute
 
@@ -711,9 +716,38 @@ def test_list_reads_indexes_in_order_without_sorting(status: str | None, workflo
             plans.extend(str(row[3]) for row in real("EXPLAIN QUERY PLAN " + sql, args))
             return real(sql, args)
 
-    assert _sqlite._list(Spy(), status, workflow, 10, 0) == []  # type: ignore[arg-type]
+    expected = sorted((r for r in recs if (status is None or r.status == status)
+                       and (workflow is None or r.workflow_id == workflow)),
+                      key=lambda r: (-r.updated_ns, r.instance_id))
+    assert _sqlite._list(Spy(), status, workflow, 10, 0) == expected[:10]  # type: ignore[arg-type]
     assert plans and not [p for p in plans if "TEMP B-TREE" in p or (p.startswith("SCAN flows") and "INDEX" not in p)]
     assert any("flows_running" in p or "flows_ended" in p for p in plans)
+
+
+@pytest.mark.parametrize(("status", "workflow"), [(None, None), (None, "w1"), ("s3", None), ("s3", "w1")])
+def test_list_past_the_merged_runs_sorts(status: str | None, workflow: str | None) -> None:
+    """Past MAX_MERGED_RUNS runs (workflow x status) list() sorts the ended flows instead of merging
+    a run each: the same records in the same order."""
+    from mmate_fast.stageflow.store import _sqlite
+
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    _sqlite._migrate(conn)
+    recs = [record(f"i-{n}", status="running" if n % 5 == 0 else f"s{n % 9}", workflow=f"w{n % 4}",
+                   updated=100 + n % 11) for n in range(80)]
+    for r in recs:
+        _sqlite._save(conn, r)
+    newest = [r for r in sorted(recs, key=lambda r: (-r.updated_ns, r.instance_id))
+              if (status is None or r.status == status) and (workflow is None or r.workflow_id == workflow)]
+    assert len(newest) >= 2
+    for cap in (_sqlite.MAX_MERGED_RUNS, 2):
+        limit = _sqlite.MAX_MERGED_RUNS
+        try:
+            _sqlite.MAX_MERGED_RUNS = cap
+            assert _sqlite._list(conn, status, workflow, 100, 0) == newest
+            assert _sqlite._list(conn, status, workflow, 3, 1) == newest[1:4]
+        finally:
+            _sqlite.MAX_MERGED_RUNS = limit
+    assert _sqlite._list(conn, "nobody", None, 10, 0) == []
 
 
 async def test_a_wrong_remembered_number_never_touches_another_flow(tmp_path: Path) -> None:

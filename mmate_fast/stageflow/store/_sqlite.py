@@ -115,17 +115,17 @@ _SCHEMA = (
     # index (the flows in flight); the status and workflow indexes only change when a flow ends
     f"""CREATE INDEX IF NOT EXISTS flows_running ON flows (updated_ns DESC, instance_id)
         WHERE status = '{_RUNNING}'""",
-    f"""CREATE INDEX IF NOT EXISTS flows_ended ON flows (updated_ns DESC, instance_id)
-        WHERE status <> '{_RUNNING}'""",
-    f"""CREATE INDEX IF NOT EXISTS flows_ended_by_status ON flows (status, updated_ns DESC, instance_id)
-        WHERE status <> '{_RUNNING}'""",
-    f"""CREATE INDEX IF NOT EXISTS flows_ended_by_workflow
-        ON flows (workflow_id, updated_ns DESC, instance_id) WHERE status <> '{_RUNNING}'""",
+    # ended flows: one index, written once per flow; list() merges its runs (one per workflow and
+    # status) in the order it returns
+    f"""CREATE INDEX IF NOT EXISTS flows_ended_runs
+        ON flows (workflow_id, status, updated_ns DESC, instance_id) WHERE status <> '{_RUNNING}'""",
 )
-_SCHEMA_NAMES = {"flows", "claims", "stage_results", "flows_adopt", "flows_running", "flows_ended",
-                 "flows_ended_by_status", "flows_ended_by_workflow"}
-#: the indexes of schema 0, dropped by the migration (each running save updated all three)
-_OLD_INDEXES = ("flows_by_updated", "flows_by_status", "flows_by_workflow")
+_SCHEMA_NAMES = {"flows", "claims", "stage_results", "flows_adopt", "flows_running", "flows_ended_runs"}
+#: indexes dropped on open: schema 0's three (each running save updated all of them) and schema 2's
+#: three on ended flows (``flows_ended_runs`` replaces them: each index costs every flow's final
+#: transaction a page)
+_OLD_INDEXES = ("flows_by_updated", "flows_by_status", "flows_by_workflow", "flows_ended",
+                "flows_ended_by_status", "flows_ended_by_workflow")
 _UPSERT = (f"INSERT INTO flows ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
            "ON CONFLICT (instance_id) DO UPDATE SET workflow_id = excluded.workflow_id, "
            "status = excluded.status, version = excluded.version, "
@@ -217,16 +217,65 @@ _LIST_RUNNING = f"SELECT {_COLUMNS} FROM flows WHERE status = '{_RUNNING}'"
 _LIST_ENDED = f"SELECT {_COLUMNS} FROM flows WHERE status <> '{_RUNNING}'"
 
 
+#: most runs of ``flows_ended_runs`` one ``list()`` merges (more: it sorts the ended flows)
+MAX_MERGED_RUNS = 64
+_ENDED = f"status <> '{_RUNNING}'"
+
+
+def _ended_runs(conn: sqlite3.Connection, status: str | None,
+                workflow: str | None) -> list[tuple[str, str]]:
+    """The (workflow, status) runs of ``flows_ended_runs`` that ``list(status, workflow)`` merges,
+    found by index seeks (one per run); more than ``MAX_MERGED_RUNS`` stops the search."""
+    runs: list[tuple[str, str]] = []
+    if workflow is not None:
+        workflows = [workflow]
+    else:
+        workflows = []
+        row = conn.execute(f"SELECT workflow_id FROM flows WHERE {_ENDED} "
+                           "ORDER BY workflow_id LIMIT 1").fetchone()
+        while row is not None and len(workflows) <= MAX_MERGED_RUNS:
+            workflows.append(row[0])
+            row = conn.execute(f"SELECT workflow_id FROM flows WHERE {_ENDED} AND workflow_id > ? "
+                               "ORDER BY workflow_id LIMIT 1", (row[0],)).fetchone()
+    for wf in workflows:
+        if status is not None:
+            runs.append((wf, status))
+            continue
+        row = conn.execute(f"SELECT status FROM flows WHERE {_ENDED} AND workflow_id = ? "
+                           "ORDER BY status LIMIT 1", (wf,)).fetchone()
+        while row is not None and len(runs) <= MAX_MERGED_RUNS:
+            runs.append((wf, row[0]))
+            row = conn.execute(f"SELECT status FROM flows WHERE {_ENDED} AND workflow_id = ? AND status > ? "
+                               "ORDER BY status LIMIT 1", (wf, row[0])).fetchone()
+        if len(runs) > MAX_MERGED_RUNS:
+            break
+    return runs
+
+
 def _list(conn: sqlite3.Connection, status: str | None, workflow: str | None, limit: int,
           offset: int) -> list[FlowRecord]:
     by_workflow = "" if workflow is None else " AND workflow_id = ?"
     wf: tuple[str, ...] = () if workflow is None else (workflow,)
     if status == _RUNNING:
         sql, args = _LIST_RUNNING + by_workflow, wf
-    elif status is not None:
-        sql, args = _LIST_ENDED + " AND status = ?" + by_workflow, (status, *wf)
     else:
-        sql, args = f"{_LIST_RUNNING}{by_workflow} UNION ALL {_LIST_ENDED}{by_workflow}", wf + wf
+        # ended flows: one run of flows_ended_runs per (workflow, status), merged (with the running
+        # flows' index when no status is asked); too many runs: the ended flows sorted
+        runs = _ended_runs(conn, status, workflow)
+        ended_args: tuple[str, ...]
+        if len(runs) > MAX_MERGED_RUNS:
+            ended = _LIST_ENDED + by_workflow + ("" if status is None else " AND status = ?")
+            ended_args = (*wf, *(() if status is None else (status,)))
+        else:
+            ended = " UNION ALL ".join(f"{_LIST_ENDED} AND workflow_id = ? AND status = ?" for _ in runs)
+            ended_args = tuple(x for run in runs for x in run)
+        if status is None:
+            sql = _LIST_RUNNING + by_workflow + (f" UNION ALL {ended}" if ended else "")
+            args = (*wf, *ended_args)
+        elif ended:
+            sql, args = ended, ended_args
+        else:  # no ended flow at all: the plain query (finds nothing, checks the arguments)
+            sql, args = f"{_LIST_ENDED} AND status = ?", (status,)
     return [FlowRecord(*row) for row in conn.execute(sql + _ORDER, (*args, limit, offset))]
 
 
