@@ -1438,16 +1438,12 @@ cdef class FrameReader:
                 used = self._parse(<const unsigned char*>view.buf, view.len, items)
                 if used < view.len:
                     _put(self._buf, <const char*>view.buf + used, view.len - used)
-            else:
-                _put(self._buf, view.buf, view.len)
-                b = <unsigned char*>PyByteArray_AS_STRING(self._buf)
-                rest = PyByteArray_GET_SIZE(self._buf)
-                used = self._parse(b, rest, items)
-                if used:
-                    rest -= used
-                    if rest:
-                        memmove(b, b + used, rest)
-                    PyByteArray_Resize(self._buf, rest)
+            else:  # a frame began in an earlier read: complete it, then parse the rest in place
+                used = self._complete_pending(<const unsigned char*>view.buf, view.len, items)
+                if 0 <= used < view.len:
+                    rest = self._parse(<const unsigned char*>view.buf + used, view.len - used, items)
+                    if used + rest < view.len:
+                        _put(self._buf, <const char*>view.buf + used + rest, view.len - used - rest)
         except FrameError as exc:
             self._error = exc
             raise
@@ -1460,6 +1456,37 @@ cdef class FrameReader:
         finally:
             PyBuffer_Release(&view)
         return items
+
+    cdef Py_ssize_t _complete_pending(self, const unsigned char* p, Py_ssize_t n, list items) except -2:
+        """The buffer holds the start of one frame: move into it only what that frame still needs
+        from ``p`` (not the whole read) and parse it. Returns the bytes of ``p`` used, or -1 when
+        all of ``p`` went into the buffer and the frame is still incomplete. Errors come as early
+        as before: the frame header is checked as soon as it is whole."""
+        cdef Py_ssize_t have = PyByteArray_GET_SIZE(self._buf), off = 0, take
+        cdef uint64_t total
+        cdef unsigned char* b
+        if have < 7:
+            take = 7 - have if 7 - have < n else n
+            _put(self._buf, p, take)
+            off = take
+            have += take
+            if have < 7:
+                return -1
+        b = <unsigned char*>PyByteArray_AS_STRING(self._buf)
+        self._parse(b, 7, items)  # the header checks only (frame type, heartbeat, frame_max)
+        total = <uint64_t>rd32(b + 3) + 8
+        take = <Py_ssize_t>(total - <uint64_t>have)
+        if take > n - off:
+            take = n - off
+        _put(self._buf, p + off, take)
+        off += take
+        have += take
+        if <uint64_t>have < total:
+            return -1
+        b = <unsigned char*>PyByteArray_AS_STRING(self._buf)
+        self._parse(b, have, items)  # exactly that frame
+        PyByteArray_Resize(self._buf, 0)
+        return off
 
     cdef Py_ssize_t _parse(self, const unsigned char* p, Py_ssize_t n, list items) except -1:
         cdef Py_ssize_t pos = 0, start, end
