@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import struct
-import subprocess
 import sys
 from typing import Any
+
+from _callgrind import callgrind_total
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PIECES = ("feed", "envelope", "payload", "from_envelope", "on_delivery", "all", "connection")
@@ -152,14 +152,7 @@ def _connection(n: int, reps: int) -> None:
 
 
 def _instructions(piece: str, n: int, reps: int) -> int:
-    out = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
-         "--child", piece, "--messages", str(n), "--reps", str(reps)],
-        capture_output=True, text=True, check=True)
-    m = re.search(r"Collected : (\d+)", out.stderr)
-    if m is None:
-        raise RuntimeError(f"no callgrind total in: {out.stderr[-500:]}")
-    return int(m.group(1))
+    return callgrind_total(__file__, "--child", piece, "--messages", str(n), "--reps", str(reps))
 
 
 def main() -> None:

@@ -26,10 +26,8 @@ import argparse
 import asyncio
 import functools
 import os
-import re
 import shutil
 import struct
-import subprocess
 import sys
 import time
 import uuid
@@ -41,6 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _aiopika_mmate as am
 import orjson
+from _callgrind import callgrind_total
 from _mmate_event import new_event
 
 from mmate_fast._ext import load
@@ -195,14 +194,7 @@ async def _consume_rows(n: int) -> list[tuple[str, float]]:
 
 
 def _instructions(piece: str, n: int, reps: int) -> int:
-    out = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
-         "--child", piece, "--messages", str(n), "--reps", str(reps)],
-        capture_output=True, text=True, check=True)
-    m = re.search(r"Collected : (\d+)", out.stderr)
-    if m is None:
-        raise RuntimeError(f"no callgrind total in: {out.stderr[-500:]}")
-    return int(m.group(1))
+    return callgrind_total(__file__, "--child", piece, "--messages", str(n), "--reps", str(reps))
 
 
 def instructions(pieces: list[str], n: int) -> None:

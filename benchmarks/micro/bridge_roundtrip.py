@@ -18,15 +18,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import statistics
-import subprocess
 import sys
 import time
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # _rpc_types
 
+from _callgrind import callgrind_total
 from _rpc_types import REPLY_QUEUE_LIKE, new_query, reply_for
 
 from mmate_fast._ext import load
@@ -131,14 +130,8 @@ async def run(requests: int, concurrency: int, rounds: int, sink: bool = True) -
 
 def _instructions(requests: int, concurrency: int, rounds: int, no_sink: bool) -> int:
     """Instructions of a fresh process running ``rounds`` timed rounds (callgrind's total)."""
-    argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-            os.path.abspath(__file__), "--requests", str(requests), "--concurrency", str(concurrency),
-            "--rounds", str(rounds)] + (["--no-sink"] if no_sink else [])
-    out = subprocess.run(argv, capture_output=True, text=True, check=True)
-    m = re.search(r"Collected : (\d+)", out.stderr)
-    if m is None:
-        raise RuntimeError(f"no callgrind total in: {out.stderr[-500:]}")
-    return int(m.group(1))
+    return callgrind_total(os.path.abspath(__file__), "--requests", str(requests), "--concurrency",
+                           str(concurrency), "--rounds", str(rounds), *(["--no-sink"] if no_sink else []))
 
 
 def main() -> None:

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import struct
-import subprocess
 import sys
 import time
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # _rpc_types
 
+from _callgrind import callgrind_total
 from _rpc_types import REPLY_QUEUE_LIKE, GetOrderQuery, new_query, reply_for
 
 from mmate_fast._ext import load
@@ -114,13 +113,8 @@ def run(requests: int, rounds: int, lean: bool) -> list[float]:
 
 
 def _instructions(requests: int, rounds: int, lean: bool) -> int:
-    argv = [sys.executable, os.path.abspath(__file__), "--requests", str(requests), "--rounds", str(rounds)]
-    argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv] + (["--lean"] if lean else [])
-    out = subprocess.run(argv, capture_output=True, text=True, check=True)
-    m = re.search(r"Collected : (\d+)", out.stderr)
-    if m is None:
-        raise RuntimeError(f"no callgrind total in: {out.stderr[-500:]}")
-    return int(m.group(1))
+    return callgrind_total(os.path.abspath(__file__), "--requests", str(requests), "--rounds", str(rounds),
+                           *(["--lean"] if lean else []))
 
 
 def main() -> None:
