@@ -14,14 +14,11 @@ is work, not spinning. The rates still share the machine's 2 cores with everyone
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from _cost_node import cost_node
     from _flow_common import FLOW_PREFETCH, INFLIGHT
     from _flow_runner import ORDER
     from _flow_runner import main as flow_main
@@ -39,19 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     only = [c.strip().replace("-", "_") for c in a.only.split(",") if c.strip()]
     if any(c not in ORDER for c in only) or a.repeat < 1 or min(a.prefetch, a.inflight) < 1:
         ap.error(f"--only takes rows of {ORDER}; --repeat/--prefetch/--inflight >= 1")
-    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-    import broker_node
-
-    if not a.busy_wait:  # read by rabbitmq-server (broker_node passes our environment on)
-        os.environ["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] = "+sbwt none +sbwtdcpu none +sbwtdio none"
-    node = broker_node.start(kind="flowcost")
-    print(f"flow_cost: own node {node.node} on port {node.amqp_port} "
-          f"(started in {node.startup_seconds:.1f} s)", file=sys.stderr, flush=True)
-    os.environ["BENCH_AMQP_PORT"] = str(node.amqp_port)
-    try:
+    with cost_node("flowcost", "flow_cost", busy_wait=a.busy_wait):
         return flow_main(a.flows, a.repeat, only, a.loop, a.timeout, a.prefetch, a.inflight)
-    finally:
-        node.stop()
 
 
 if __name__ == "__main__":

@@ -14,14 +14,11 @@ rates still share the machine's 2 cores with everyone.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from _cost_node import cost_node
     from _rpc_runner import DEFAULT_ONLY, ORDER
     from _rpc_runner import main as rpc_main
 
@@ -38,19 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     concs = [int(c) for c in a.concurrency.split(",") if c.strip()]
     if any(c not in ORDER for c in only) or not concs or min(concs) < 1 or a.repeat < 1:
         ap.error(f"--only takes rows of {ORDER}; --concurrency positive integers; --repeat >= 1")
-    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-    import broker_node
-
-    if not a.busy_wait:  # read by rabbitmq-server (broker_node passes our environment on)
-        os.environ["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] = "+sbwt none +sbwtdcpu none +sbwtdio none"
-    node = broker_node.start(kind="rpccost")
-    print(f"rpc_cost: own node {node.node} on port {node.amqp_port} "
-          f"(started in {node.startup_seconds:.1f} s)", file=sys.stderr, flush=True)
-    os.environ["BENCH_AMQP_PORT"] = str(node.amqp_port)
-    try:
+    with cost_node("rpccost", "rpc_cost", busy_wait=a.busy_wait):
         return rpc_main(a.messages, concs, a.repeat, only, a.loop, a.timeout)
-    finally:
-        node.stop()
 
 
 if __name__ == "__main__":
