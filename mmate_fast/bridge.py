@@ -199,19 +199,6 @@ def error_of(reply: Any, payload: Any = None) -> tuple[str, str] | None:
     return str(code or ""), str(text or "")
 
 
-#: reply class -> True when ``error_of`` judges its instances by ``success`` alone (not an ErrorReply
-#: or GenericMessage): a typed reply with ``success`` not False is an answer, no call needed
-_PLAIN_REPLY: dict[type, bool] = {}
-
-
-def _plain_reply_class(cls: type) -> bool:
-    plain = not issubclass(cls, ErrorReply | GenericMessage)
-    if len(_PLAIN_REPLY) >= 4096:
-        _PLAIN_REPLY.clear()
-    _PLAIN_REPLY[cls] = plain
-    return plain
-
-
 # ---------------------------------------------------------------------------------- the bridge
 class Bridge:
     """Synchronous-looking request/reply over Mmate messaging (one per Client: ``client.bridge``).
@@ -638,12 +625,6 @@ class Bridge:
             fut.set_exception(exc)
             return
         stats.replied += 1
-        plain = _PLAIN_REPLY.get(reply.__class__)
-        if plain is None:
-            plain = _plain_reply_class(reply.__class__)
-        if plain and getattr(reply, "success", True) is not False:  # error_of's answer: None
-            fut.set_result(reply)
-            return
         failure = error_of(reply, env.payload)
         if failure is None:
             fut.set_result(reply)
