@@ -261,8 +261,7 @@ class Publisher:
                 if not self.confirms:
                     sink = self._sink
                     if sink is None or not sink.open:  # (e.g. the reply publisher: never awaited)
-                        get_sink = getattr(self._target, "publish_sink", None)
-                        sink = self._sink = get_sink() if get_sink is not None else None
+                        sink = self._refresh_sink()
                     if sink is not None and sink.write(plan, msg, corr, reply_to, rk) is not None:
                         self.published += 1
                         return None
@@ -275,6 +274,13 @@ class Publisher:
         self.published += 1
         return self._target.publish_nowait(out.body, exchange, routing_key, out.properties,
                                            mandatory=mandatory)
+
+    def _refresh_sink(self) -> Any:
+        """The target's ``publish_sink()`` now (None: that transport has none), kept for the
+        one-call path."""
+        get_sink = getattr(self._target, "publish_sink", None)
+        sink = self._sink = get_sink() if get_sink is not None else None
+        return sink
 
     def reply_nowait(self, reply: Any, reply_to: str, correlation_id: str | None,
                      persistent: bool = True) -> asyncio.Future[bool] | None:
@@ -289,8 +295,7 @@ class Publisher:
             if plan:
                 sink = self._sink
                 if sink is None or not sink.open:
-                    get_sink = getattr(self._target, "publish_sink", None)
-                    sink = self._sink = get_sink() if get_sink is not None else None
+                    sink = self._refresh_sink()
                 if sink is not None and sink.write(plan, reply, correlation_id, None, reply_to) is not None:
                     self.published += 1
                     return None
@@ -491,8 +496,7 @@ class Publisher:
                         self._unawaited = 0
                         await target.publish(out.body, exchange, routing_key, out.properties,
                                              mandatory=mandatory, timeout=timeout)
-                        sink = getattr(target, "publish_sink", None)
-                        self._sink = sink() if sink is not None else None
+                        self._refresh_sink()
                     else:
                         self._unawaited = n
                         target.publish_nowait(out.body, exchange, routing_key, out.properties,
