@@ -32,6 +32,21 @@ export PYTHONASYNCIODEBUG=${PYTHONASYNCIODEBUG-1}
 
 results=()
 failed=0
+# The failed/erroring test ids of each pytest run, repeated in the summary (CI shows only the tail).
+FAILED_IDS=$(mktemp)
+trap 'rm -f "$FAILED_IDS"' EXIT
+
+# Run pytest (the command after the label $1), its output shown as it comes and its "FAILED id" /
+# "ERROR id" summary lines (-rfE) kept, labelled, for the final summary; the exit code is pytest's.
+run_pytest() {
+    local label=$1 log rc=0
+    shift
+    log=$(mktemp)
+    "$@" 2>&1 | tee "$log" || rc=$?
+    grep -E '^(FAILED|ERROR) ' "$log" | sed "s/^/    [$label] /" >>"$FAILED_IDS" || true
+    rm -f "$log"
+    return "$rc"
+}
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -72,7 +87,7 @@ if [[ ${MMATE_SKIP_POSTGRES:-0} != 1 ]]; then
     bash ci/postgres.sh
 fi
 
-pytest_args=(-p no:cacheprovider)
+pytest_args=(-p no:cacheprovider -rfE)
 if "$PY" -c "import pytest_timeout" 2>/dev/null; then
     pytest_args+=("--timeout=$TIMEOUT")
 else
@@ -97,7 +112,7 @@ if [[ ${MMATE_SKIP_WHEEL:-0} != 1 ]]; then
 fi
 
 step "pytest (compiled extensions required)"
-rc=0; MMATE_REQUIRE_EXTENSIONS=1 "$PY" -m pytest "${pytest_args[@]}" "$@" || rc=$?
+rc=0; run_pytest compiled env MMATE_REQUIRE_EXTENSIONS=1 "$PY" -m pytest "${pytest_args[@]}" "$@" || rc=$?
 record "pytest compiled" "$rc"
 
 # shellcheck disable=SC2086
@@ -107,12 +122,16 @@ if ((${#pure_paths[@]} == 0)); then
     echo "none of $PURE_TEST_DIRS exists"
     record "pytest pure-Python" 5
 else
-    rc=0; MMATE_NO_EXTENSIONS=1 "$PY" -m pytest "${pytest_args[@]}" "$@" "${pure_paths[@]}" || rc=$?
+    rc=0; run_pytest pure-Python env MMATE_NO_EXTENSIONS=1 "$PY" -m pytest "${pytest_args[@]}" "$@" "${pure_paths[@]}" || rc=$?
     record "pytest pure-Python" "$rc"
 fi
 
 printf '\n==> summary\n'
 printf '  %s\n' "${results[@]}"
+if [[ -s $FAILED_IDS ]]; then
+    echo "  failed tests:"
+    cat "$FAILED_IDS"
+fi
 if ((failed)); then
     echo "ci/test.sh: FAILED"
     exit 1
