@@ -1,10 +1,14 @@
 # cython: language_level=3, annotation_typing=False
-"""Compiled per-delivery step of the request/reply bridge's reply consumer (twin:
-mmate_fast/_py/replystep.py; contract: mmate_fast/_cy/replystep.pyi).
+"""Compiled per-message steps of request/reply (twin: mmate_fast/_py/replystep.py; contract:
+mmate_fast/_cy/replystep.pyi).
 
-A plain typed reply to a waiting request goes frame -> envelope -> correlation lookup -> typed
-reply -> future result in one C call (no Python frame but the envelope decoder's and the payload
-reader's own); everything else goes, with nothing done yet, to the bridge's ``_on_reply``.
+``ReplyStep``: the bridge's reply consumer. A plain typed reply to a waiting request goes frame ->
+envelope -> correlation lookup -> typed reply -> future result in one C call (no Python frame but
+the envelope decoder's and the payload reader's own); everything else goes, with nothing done yet,
+to the bridge's ``_on_reply``.
+``ReplyHook``: the Client's handler-result hook on the responder side. A typed reply to a request
+with its reply address on the message goes to the reply publisher's ``reply_nowait`` with no Python
+frame in between; everything else to ``Client._on_handler_result``.
 """
 from cpython.dict cimport PyDict_GetItem
 from cpython.ref cimport PyObject
@@ -119,4 +123,57 @@ cdef class _Hooked:
         return self.step._run(delivery)
 
 
-__all__ = ["ReplyStep"]
+cdef class ReplyHook:
+    """The Client's handler-result hook (see replystep.pyi)."""
+
+    cdef object _client, _general, _plans, _reply_kind, _not_sent, _error
+
+    def __init__(self, client, general, dict plans, reply_kind, not_sent, error):
+        self._client = client
+        self._general = general
+        self._plans = plans
+        self._reply_kind = reply_kind
+        self._not_sent = not_sent
+        self._error = error
+
+    def __call__(self, result, msg, ctx):
+        """``Client._on_handler_result(result, msg, ctx)``, the same outcome."""
+        cdef int done = self._send(result, msg, ctx.envelope, ctx.delivery)
+        if done == 0:
+            return self._general(result, msg, ctx)
+        return None
+
+    def direct(self, result, msg, delivery, env):
+        """The hook without a MessageContext (for a compiled consume step): True when the result
+        was dealt with (sent, or not a reply), False when the caller must build the context and
+        call the hook itself."""
+        return self._send(result, msg, env, delivery) != 0
+
+    cdef int _send(self, result, msg, env, delivery) except -1:
+        """1: dealt with; 0: the general path must decide."""
+        cdef PyObject* hit = PyDict_GetItem(self._plans, type(result))
+        if hit is NULL:
+            return 0
+        plan = <object>hit
+        if plan.is_generic:
+            return 0  # a GenericMessage's kind is its header's: kind_of decides
+        if plan.kind is not self._reply_kind:
+            return 1  # not a reply: nothing to send (the general path returns None too)
+        reply_to = getattr(msg, "reply_to", None)
+        if type(reply_to) is not str or not reply_to:
+            return 0  # the context's reply address, or the warning
+        publisher = self._client._reply_publisher
+        if publisher is None or publisher.pipeline.has_publish:
+            return 0
+        correlation_id = env.correlation_id
+        if not correlation_id:
+            return 0  # the context's fallbacks
+        persistent = getattr(delivery.properties, "delivery_mode", None) != 1
+        try:
+            publisher.reply_nowait(result, reply_to, correlation_id, persistent)
+        except self._error as exc:
+            self._not_sent(result, reply_to, exc)
+        return 1
+
+
+__all__ = ["ReplyHook", "ReplyStep"]

@@ -113,7 +113,8 @@ def run(requests: int, rounds: int, lean: bool) -> list[float]:
                                         wire_profile="lean" if lean else "go")
     client.add_handler(GetOrderQuery, reply_for, bind=False)
     sub = Subscription(Subscriber(None, client.dispatcher, services=client,
-                                  result_hook=client._on_handler_result),
+                                  result_hook=client._result_hook() if hasattr(client, "_result_hook")
+                                  else client._on_handler_result),  # the hook a Client installs
                        "bench-rpc-micro-queue", _StubChannel(), concurrency=10, dead_letter=False)
     data = _request_frames(requests, lean)
     wire = _Wire()

@@ -1,6 +1,7 @@
-"""The request/reply bridge's reply step (compiled: src_cy/replystep.pyx; twin:
-mmate_fast/_py/replystep.py): frame -> envelope -> correlation lookup -> typed reply -> the waiting
-request's future, in one call for a plain typed reply."""
+"""Request/reply per-message steps (compiled: src_cy/replystep.pyx; twin:
+mmate_fast/_py/replystep.py): the bridge's reply step (frame -> envelope -> correlation lookup ->
+typed reply -> the waiting request's future, in one call for a plain typed reply) and the Client's
+handler-result hook (a typed reply straight to the reply publisher's ``reply_nowait``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -35,3 +36,27 @@ class ReplyStep:
         consumer whose callback type has ``no_ack_hook``): each delivery's tag goes to
         ``settle(tag, False)`` first (the channel's settled watermark, as ``Channel._on_frame`` does
         for a no-ack delivery), then the step."""
+
+class ReplyHook:
+    """The Client's handler-result hook (``Subscriber(result_hook=...)``): the outcome of
+    ``general`` (``Client._on_handler_result``) for every result, without its Python frames for a
+    typed reply: when ``type(result)`` has a ContractPlan in ``plans`` that is not generic and its
+    kind is ``reply_kind``, the request message carries a non-empty ``str`` ``reply_to``,
+    ``client._reply_publisher`` (read per call) exists without publish interceptors and the
+    envelope has a correlation id, it calls ``publisher.reply_nowait(result, reply_to,
+    correlation_id, persistent)`` (``persistent``: the request's ``delivery_mode`` was not 1); an
+    ``error`` raised there goes to ``not_sent(result, reply_to, exc)`` (the Client logs it). A
+    result of a plan whose kind is not ``reply_kind`` is ignored (returns None, as ``general``
+    does); anything else (no plan yet, generic messages, the context's reply address or
+    correlation id fallbacks, interceptors) goes to ``general(result, msg, ctx)``.
+    """
+
+    def __init__(self, client: Any, general: Callable[[Any, Any, Any], Any], plans: dict[type, Any],
+                 reply_kind: Any, not_sent: Callable[[Any, str, BaseException], Any],
+                 error: type[BaseException]) -> None: ...
+    def __call__(self, result: Any, msg: Any, ctx: Any) -> Any:
+        """``general(result, msg, ctx)``'s outcome (reads ``ctx.envelope`` and ``ctx.delivery``)."""
+    def direct(self, result: Any, msg: Any, delivery: Any, env: Any) -> bool:
+        """The same without a MessageContext, for a compiled consume step: True when the result was
+        dealt with (sent, or not a reply), False when the caller must build the context and call
+        the hook (``__call__``) itself."""

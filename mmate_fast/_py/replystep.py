@@ -1,6 +1,7 @@
-"""Pure-Python twin of src_cy/replystep.pyx: the bridge's reply step (contract:
-mmate_fast/_cy/replystep.pyi). The Bridge uses it only when compiled (the twin would only add a
-call in front of ``_on_reply``); the tests run both."""
+"""Pure-Python twin of src_cy/replystep.pyx: the bridge's reply step and the Client's
+handler-result hook (contract: mmate_fast/_cy/replystep.pyi). The Bridge and the Client use them
+only when compiled (the twin would only add a call in front of the general path); the tests run
+both."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -103,4 +104,54 @@ class ReplyStep:
         return None
 
 
-__all__ = ["ReplyStep"]
+class ReplyHook:
+    """The Client's handler-result hook: a typed reply with its reply address on the message goes to
+    the reply publisher's ``reply_nowait``; anything else to ``general`` (``_on_handler_result``)."""
+
+    __slots__ = ("_client", "_error", "_general", "_not_sent", "_plans", "_reply_kind")
+
+    def __init__(self, client: Any, general: Callable[[Any, Any, Any], Any], plans: dict[type, Any],
+                 reply_kind: Any, not_sent: Callable[[Any, str, BaseException], Any],
+                 error: type[BaseException]) -> None:
+        self._client = client
+        self._general = general
+        self._plans = plans
+        self._reply_kind = reply_kind
+        self._not_sent = not_sent
+        self._error = error
+
+    def __call__(self, result: Any, msg: Any, ctx: Any) -> Any:
+        """``Client._on_handler_result(result, msg, ctx)``, the same outcome."""
+        if not self._send(result, msg, ctx.envelope, ctx.delivery):
+            return self._general(result, msg, ctx)
+        return None
+
+    def direct(self, result: Any, msg: Any, delivery: Any, env: Any) -> bool:
+        """The hook without a MessageContext: True when dealt with, False when the caller must
+        build the context and call the hook itself."""
+        return self._send(result, msg, env, delivery)
+
+    def _send(self, result: Any, msg: Any, env: Any, delivery: Any) -> bool:
+        plan = self._plans.get(type(result))
+        if plan is None or plan.is_generic:
+            return False
+        if plan.kind is not self._reply_kind:
+            return True
+        reply_to = getattr(msg, "reply_to", None)
+        if type(reply_to) is not str or not reply_to:
+            return False
+        publisher = self._client._reply_publisher
+        if publisher is None or publisher.pipeline.has_publish:
+            return False
+        correlation_id = env.correlation_id
+        if not correlation_id:
+            return False
+        persistent = getattr(delivery.properties, "delivery_mode", None) != 1
+        try:
+            publisher.reply_nowait(result, reply_to, correlation_id, persistent)
+        except self._error as exc:
+            self._not_sent(result, reply_to, exc)
+        return True
+
+
+__all__ = ["ReplyHook", "ReplyStep"]

@@ -5,9 +5,11 @@ reader's ``feed``, settling each tag."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import struct
 import uuid
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
@@ -18,7 +20,7 @@ from mmate_fast import errors
 from mmate_fast._ext import load
 from mmate_fast.amqp.channel import Channel, _Consumer
 from mmate_fast.bridge import Bridge, error_of
-from mmate_fast.contracts import ErrorReply, GenericMessage, Query, Reply, TypeRegistry
+from mmate_fast.contracts import ErrorReply, GenericMessage, MessageKind, Query, Reply, TypeRegistry
 from mmate_fast.contracts._plan import _PLANS, plan_for
 from mmate_fast.messaging.outgoing import build
 from mmate_fast.messaging.pipeline import Interceptor
@@ -281,3 +283,142 @@ async def test_the_channel_hooks_a_no_ack_reply_step_into_the_frame_reader(impl:
     assert len(items) == 1 and seen == []
     ch._on_frame(items[0])
     assert seen == items and ch._acks.settled_upto == 4
+
+
+# ---------------------------------------------------------------------------------- responder side
+class _Recorder:
+    """A reply publisher's target: records what is published (``publish_nowait``'s frames' parts)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Any, ...]] = []
+
+    def publish_nowait(self, body: bytes, exchange: str, routing_key: str, properties: Any, *,
+                       mandatory: bool = False, **kw: Any) -> None:
+        env = orjson.loads(body)
+        self.sent.append((exchange, routing_key, env["type"], env["correlationId"], env["payload"],
+                          bytes(properties)))
+
+
+class _Stamp(Interceptor):
+    async def before_publish(self, ctx: Any) -> None:
+        return None
+
+
+_AT = datetime(2026, 11, 30, 21, 0, tzinfo=UTC)
+
+
+def _request_ctx(msg: Any, *, corr: str | None = CORR, delivery_mode: int = 2,
+                 props_corr: str | None = None, reply_to: str | None = None) -> Any:
+    from mmate_fast.messaging import MessageContext
+    from mmate_fast.transports.base import BasicProperties
+
+    sent = copy.copy(msg)  # the envelope as it arrived (the handler's hooks read msg.reply_to itself)
+    sent.reply_to = ""
+    env = _decode_envelope(build(sent, correlation_id=corr, reply_to=reply_to, persistent=delivery_mode == 2).body)
+    delivery = _Delivery(b"", BasicProperties(delivery_mode=delivery_mode, correlation_id=props_corr))
+    return MessageContext(delivery, env, msg, "svc-queue", None)
+
+
+def _hook_cases() -> list[tuple[str, Any, Any, dict[str, Any], str]]:
+    """(name, result, request, _request_ctx options, reply publisher: ok / none / interceptor / bad)."""
+    asked = RsGetOrder(order_id="A-1")
+    asked.reply_to = "bridge.reply.0123abcd"
+    unaddressed = RsGetOrder(order_id="A-2")
+    enveloped = RsGetOrder(order_id="A-3")
+    enveloped.reply_to = ""
+    too_long = RsGetOrder(order_id="A-4")
+    too_long.reply_to = "q" * 256
+    fixed = {"id": "5b0f7c1e-2d3a-4e5f-8a9b-0c1d2e3f4a5b", "timestamp": _AT}  # the same bytes on both paths
+    ok = RsOrderReply(order_id="A-1", amount=1.5, **fixed)
+    generic_reply = GenericMessage(type="RsGetOrderResult", payload={"x": 1}, headers={"x-message-kind": "reply"},
+                                   **fixed)
+    return [
+        ("typed", ok, asked, {}, "ok"),
+        ("typed-transient", ok, asked, {"delivery_mode": 1}, "ok"),
+        ("not-a-reply", RsGetOrder(order_id="x"), asked, {}, "ok"),
+        ("generic-reply", generic_reply, asked, {}, "ok"),
+        ("generic-not-reply", GenericMessage(type="Whatever", payload={}), asked, {}, "ok"),
+        ("no-reply-address", ok, unaddressed, {}, "ok"),
+        ("envelope-reply-address", ok, enveloped, {"reply_to": "bridge.reply.fromenvl"}, "ok"),
+        ("no-envelope-correlation", ok, asked, {"corr": None, "props_corr": "p-1"}, "ok"),
+        ("refused-reply-address", ok, too_long, {}, "ok"),
+        ("no-reply-publisher", ok, asked, {}, "none"),
+        ("publish-interceptor", ok, asked, {}, "interceptor"),
+    ]
+
+
+def _client_for(publisher_kind: str) -> tuple[Any, _Recorder]:
+    from mmate_fast.client import Client
+    from mmate_fast.messaging.pipeline import Pipeline
+
+    client = Client(service_name="rs-responder")
+    rec = _Recorder()
+    if publisher_kind != "none":
+        pipeline = Pipeline([_Stamp()]) if publisher_kind == "interceptor" else Pipeline()
+        client._reply_publisher = Publisher(rec, confirms=False, pipeline=pipeline)
+    return client, rec
+
+
+def _call(hook_of: Any, case: tuple[str, Any, Any, dict[str, Any], str],
+          caplog: pytest.LogCaptureFixture) -> tuple[Any, ...]:
+    _, result, msg, ctx_options, publisher_kind = case
+    client, rec = _client_for(publisher_kind)
+    ctx = _request_ctx(msg, **ctx_options)
+    caplog.clear()
+    try:
+        out = hook_of(client)(result, msg, ctx)
+    except errors.MmateError as exc:
+        out = ("raised", type(exc).__name__, str(exc))
+    if asyncio.iscoroutine(out):
+        out.close()
+        out = "coroutine"
+    return out, rec.sent, [r.getMessage() for r in caplog.records if r.name == "mmate_fast.client"]
+
+
+@pytest.mark.parametrize("case", _hook_cases(), ids=lambda c: c[0])
+def test_the_reply_hook_answers_as_on_handler_result(impl: ModuleType, case: Any,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    from mmate_fast.client import _reply_not_sent
+
+    general = _call(lambda c: c._on_handler_result, case, caplog)
+    hooked = _call(lambda c: impl.ReplyHook(c, c._on_handler_result, _PLANS, MessageKind.REPLY,
+                                            _reply_not_sent, errors.MmateError), case, caplog)
+    assert hooked == general
+    if case[0] in ("typed", "typed-transient", "envelope-reply-address", "no-envelope-correlation"):
+        assert len(general[1]) == 1  # the case sends a reply (the comparison is not vacuous)
+
+
+def test_the_reply_hook_sends_a_typed_reply_itself(impl: ModuleType) -> None:
+    from mmate_fast.client import _reply_not_sent
+
+    client, rec = _client_for("ok")
+    general_calls: list[Any] = []
+    hook = impl.ReplyHook(client, lambda *a: general_calls.append(a), _PLANS, MessageKind.REPLY,
+                          _reply_not_sent, errors.MmateError)
+    msg = RsGetOrder(order_id="A-1")
+    msg.reply_to = "bridge.reply.0123abcd"
+    ctx = _request_ctx(msg)
+    reply = RsOrderReply(order_id="A-1")
+    plan_for(RsOrderReply)
+    assert hook(reply, msg, ctx) is None and general_calls == [] and len(rec.sent) == 1
+    assert rec.sent[0][:4] == ("", "bridge.reply.0123abcd", "RsOrderReply", CORR)
+    assert hook.direct(reply, msg, ctx.delivery, ctx.envelope) is True and len(rec.sent) == 2
+    no_address = RsGetOrder(order_id="A-2")
+    assert hook.direct(reply, no_address, ctx.delivery, ctx.envelope) is False and len(rec.sent) == 2
+    assert hook.direct(RsGetOrder(), msg, ctx.delivery, ctx.envelope) is True and len(rec.sent) == 2
+
+
+def test_a_client_installs_the_compiled_hook_unless_overridden() -> None:
+    from mmate_fast import client as client_mod
+
+    class Custom(client_mod.Client):
+        def _on_handler_result(self, result: Any, msg: Any, ctx: Any) -> Any:
+            return None
+
+    plain = client_mod.Client(service_name="rs-a")._result_hook()
+    custom = Custom(service_name="rs-b")._result_hook()
+    assert getattr(custom, "__func__", None) is Custom._on_handler_result
+    if client_mod._REPLY_HOOK:
+        assert type(plain).__name__ == "ReplyHook"
+    else:
+        assert getattr(plain, "__func__", None) is client_mod.Client._on_handler_result
