@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mmate_fast import _checks, errors
-from mmate_fast._ext import load
+from mmate_fast._ext import COMPILED, load
 from mmate_fast.contracts import (
     ErrorReply,
     GenericMessage,
@@ -54,6 +54,7 @@ from mmate_fast.contracts import (
     reply_type_of,
     to_payload,
 )
+from mmate_fast.contracts._plan import _PLANS, plan_for
 from mmate_fast.messaging import topology
 from mmate_fast.messaging.outgoing import Outgoing
 from mmate_fast.messaging.publisher import Publisher, require_target_service
@@ -62,6 +63,9 @@ from mmate_fast.reliability.retry import ExponentialBackoff, RetryPolicy
 _env = load("envelope")
 _decode_envelope = _env.decode_envelope
 _new_id = _env.new_id
+_replystep = load("replystep")
+#: the compiled reply step is the reply consumer's callback (the twin would only add a call)
+_STEP = COMPILED.get("replystep", False)
 
 log = logging.getLogger("mmate_fast.bridge")
 
@@ -237,7 +241,14 @@ class Bridge:
         #: (class, persistent) -> (plan, is a command, has reply_to) or False (see _request_plan)
         self._plans: dict[tuple[Any, Any], Any] = {}
         self.consumer_tag = ""
+        #: correlation id -> the waiting request's future (cleared in place: the reply step holds it)
         self._pending: dict[str, asyncio.Future[Any]] = {}
+        #: the reply consumer's callback: the compiled reply step (``_on_reply`` for what it declines)
+        self._reply_callback: Any = self._on_reply
+        if _STEP:
+            self._reply_callback = _replystep.ReplyStep(self, self._pending, self.registry._by_name,
+                                                        _decode_envelope, _PLANS, plan_for, error_of,
+                                                        (ErrorReply, GenericMessage))
         self._deadlines: _Deadlines | None = None
         self._starting: asyncio.Task[None] | None = None
         self._resubscribing: asyncio.Task[None] | None = None
@@ -299,7 +310,7 @@ class Bridge:
             channel.on_return = self._on_return
             # no_ack: every reply is settled at once anyway (matched, late or malformed), so the
             # broker need not track acks for them; it saves a frame and broker work per reply
-            tag = await channel.basic_consume(self.reply_queue, self._on_reply, exclusive=True,
+            tag = await channel.basic_consume(self.reply_queue, self._reply_callback, exclusive=True,
                                               no_ack=True, on_cancel=self._on_cancel)
         except BaseException:
             self.channel = None
@@ -372,8 +383,9 @@ class Bridge:
                 log.warning("bridge %s subscribed to its reply queue again", self.reply_queue)
 
     def _fail_pending(self, exc: BaseException) -> None:
-        pending, self._pending = self._pending, {}
-        for fut in pending.values():
+        pending = list(self._pending.values())
+        self._pending.clear()  # in place: the reply step holds this dict
+        for fut in pending:
             if not fut.done():
                 fut.set_exception(exc)
 

@@ -13,10 +13,12 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from mmate_fast import errors
+from mmate_fast._ext import COMPILED, load
 from mmate_fast.amqp.channel_pool import ChannelPool
 from mmate_fast.amqp.robust import RecoveryPolicy, connect_robust
 from mmate_fast.bridge import Bridge, reply_persistent, reply_with_error
 from mmate_fast.contracts import MessageKind, TypeRegistry, kind_of, message_type
+from mmate_fast.contracts._plan import _PLANS
 from mmate_fast.discovery import Discovery, DiscoveryOptions, EndpointContract
 from mmate_fast.messaging import topology
 from mmate_fast.messaging._channels import close_quietly
@@ -30,12 +32,20 @@ from mmate_fast.reliability.dead_lettering import DeadLettering
 from mmate_fast.transports import connect, scheme_of
 
 log = logging.getLogger("mmate_fast.client")
+_replystep = load("replystep")
+#: the compiled handler-result hook answers requests (the twin would only add a call)
+_REPLY_HOOK = COMPILED.get("replystep", False)
 
 _NOT_CONNECTED = "Client is not connected: use 'async with Client(...)' or await client.connect()"
 _CLOSED = "this Client was closed: create a new Client (a closed one cannot be connected again)"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+
+def _reply_not_sent(result: Any, reply_to: str, exc: BaseException) -> None:
+    """A handler's reply could not be sent (a named error from the publisher): logged, not raised."""
+    log.warning("could not send the %s reply to %s: %s", message_type(result), reply_to, exc)
 
 class Client:
     """A Mmate service endpoint.
@@ -211,7 +221,7 @@ class Client:
         # the patterns' policies, injected into the messaging core: a failed request is answered with
         # an error reply (the bridge's), any other failed delivery ends in its DLQ (reliability's)
         self.subscriber = Subscriber(self.connection, self.dispatcher, services=self,
-                                     result_hook=self._on_handler_result,
+                                     result_hook=self._result_hook(),
                                      error_hook=functools.partial(reply_with_error, replies,
                                                                   dispatcher=self.dispatcher),
                                      dead_letter_target=dlq_target, pipeline=self.pipeline,
@@ -403,6 +413,14 @@ class Client:
             for w in waits:
                 w.cancel()
 
+    def _result_hook(self) -> Callable[[Any, Any, Any], Any]:
+        """The subscriber's result hook: ``_on_handler_result``, in front of it the compiled
+        ``ReplyHook`` (a typed reply straight to ``reply_nowait``) unless a subclass overrides it."""
+        if _REPLY_HOOK and type(self)._on_handler_result is Client._on_handler_result:
+            return _replystep.ReplyHook(self, self._on_handler_result, _PLANS, MessageKind.REPLY,
+                                        _reply_not_sent, errors.MmateError)
+        return self._on_handler_result
+
     def _on_handler_result(self, result: Any, msg: Any, ctx: Any) -> Any:
         """A handler returned something: a reply goes back to the requester's reply address
         (through the default exchange, its publisher confirm not awaited), persistent as Go sends
@@ -427,7 +445,7 @@ class Client:
         try:
             publisher.reply_nowait(result, reply_to, correlation_id, persistent)
         except errors.MmateError as exc:
-            log.warning("could not send the %s reply to %s: %s", message_type(result), reply_to, exc)
+            _reply_not_sent(result, reply_to, exc)
         return None
 
     # ------------------------------------------------------------------ request / reply

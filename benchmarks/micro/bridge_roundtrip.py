@@ -2,11 +2,14 @@
 concurrent loops await ``Bridge.request`` of the rpc workload's query; a fake channel takes each
 request's frames (through a real ``wire.PublishSink`` into a fake connection's buffer, the one-call
 path; ``--no-sink``: ``publish_nowait``, the general path) and answers it on the next loop turn with the
-workload's reply envelope carrying the request's correlation id, fed to the bridge's reply callback
-as a delivery.
-What is timed: the bridge (address, publish path, deadline, future, task wake-up, reply decode and
-match) plus the fake's own small work (finding the correlation id in the request body, patching it
-into the reply; the same on both paths).
+workload's reply (envelope and properties as our responder sends them, transient, with the request's
+correlation id) as AMQP frames: fed to a real ``FrameReader`` and an AMQP ``Channel`` on which the
+bridge's reply callback is registered as ``basic_consume`` (no-ack) registers it, the items handed to
+``Channel._on_frame`` as ``Connection.data_received`` does (a frame-reader hook, when the channel set
+one, takes the deliveries inside ``feed``).
+What is timed: the bridge (address, publish path, deadline, future, task wake-up, the reply from its
+frames to the matched future) plus the fake's own small work (finding the correlation id in the
+request body, patching it into the reply frames; the same on both paths).
 Prints CPU µs per round trip (``time.process_time``), median of ``--rounds``; ``--callgrind``:
 instructions per round trip (valgrind, load-independent; e.g. ``--requests 2000 --callgrind``).
 
@@ -19,6 +22,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import struct
 import sys
 import time
 from typing import Any
@@ -29,52 +33,92 @@ from _callgrind import callgrind_total
 from _rpc_types import REPLY_QUEUE_LIKE, new_query, reply_for
 
 from mmate_fast._ext import load
+from mmate_fast.amqp.channel import Channel, _Consumer
 from mmate_fast.bridge import Bridge
 from mmate_fast.messaging.outgoing import build
 from mmate_fast.messaging.publisher import Publisher
 
 _wire = load("wire")
+_frames = load("frames")
 _CORR_KEY = b'"correlationId":"'
 _SLOT = "00000000-0000-4000-8000-000000000000"  # a correlation id's length
 
 
-class _Reply:
-    __slots__ = ("body", "properties")
+_TAG = 0x7F6E5D4C3B2A1908  # a delivery tag placeholder, patched per reply
 
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-        self.properties = None
+
+class _ReplyWire:
+    """The reply side as the AMQP connection runs it: the replies' frames go into a real FrameReader
+    and its items to a real amqp Channel's ``_on_frame`` (``data_received``'s loop); the bridge's
+    reply callback is registered on that channel as ``basic_consume(no_ack=True)`` registers it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, bridge: Bridge) -> None:
+        from pamqp import commands, frame
+
+        self.loop = loop
+        self._wbuf = bytearray()  # what the channel's Acks would write (nothing for no-ack)
+        self._flush_pending = False
+        self._reader = _frames.FrameReader()
+        ch = self._ch = Channel(self, 1)
+        ch._open = True
+        callback = getattr(bridge, "_reply_callback", bridge._on_reply)
+        ch._add_consumer("bench-reply", _Consumer(REPLY_QUEUE_LIKE, callback, None, True))
+        q = new_query(1)
+        q.reply_to = REPLY_QUEUE_LIKE
+        out = build(reply_for(q), correlation_id=_SLOT, persistent=False)
+        body = out.body
+        head = struct.pack(">HHQ", 60, 0, len(body)) + bytes(out.properties)
+        whole = (frame.marshal(commands.Basic.Deliver("bench-reply", _TAG, False, "", REPLY_QUEUE_LIKE), 1)
+                 + struct.pack(">BHI", 2, 1, len(head)) + head + b"\xce"
+                 + struct.pack(">BHI", 3, 1, len(body)) + body + b"\xce")
+        at = whole.index(struct.pack(">Q", _TAG))
+        self._pre, self._rest = whole[:at], whole[at + 8:]
+        self._tag = 0
+        self.body = body  # the reply envelope (with the slot), for finding its size
+
+    def _schedule_flush(self) -> None:
+        self._flush_pending = True
+
+    def deliver(self, corrs: list[bytes]) -> None:
+        """The replies carrying these correlation ids arrive in one read."""
+        parts = []
+        pre, rest, slot = self._pre, self._rest, _SLOT.encode()
+        for corr in corrs:
+            self._tag += 1
+            parts.append(pre + struct.pack(">Q", self._tag) + rest.replace(slot, corr))
+        reader = self._reader
+        items = reader.feed(b"".join(parts))
+        if reader.hook_errors:
+            raise RuntimeError(f"reply hook failed: {reader.hook_errors[0][1]!r}")
+        on_frame = self._ch._on_frame
+        for item in items:
+            on_frame(item)
 
 
 class _AnsweringChannel:
-    """Answers every request on the next loop turn with the reply envelope (its correlation id)."""
+    """Answers every request on the next loop turn with the reply (its correlation id)."""
 
     is_open = True
 
     def __init__(self, loop: asyncio.AbstractEventLoop, bridge: Bridge) -> None:
-        q = new_query(1)
-        q.reply_to = REPLY_QUEUE_LIKE
-        self._body = build(reply_for(q), correlation_id=_SLOT, persistent=False).body
         self._loop = loop
-        self._bridge = bridge
+        self._wire = _ReplyWire(loop, bridge)
 
     def publish_nowait(self, body: bytes, exchange: str, routing_key: str, properties: bytes,
                        mandatory: bool = False) -> None:
         at = body.find(_CORR_KEY) + len(_CORR_KEY)  # as the sink path's fake finds it
-        reply = _Reply(self._body.replace(_SLOT.encode(), body[at:at + 36]))
-        self._loop.call_soon(self._bridge._on_reply, reply)
+        self._loop.call_soon(self._wire.deliver, [body[at:at + 36]])
 
 
 class _AnsweringConn:
     """The Connection attributes a ``wire.PublishSink`` reads; at each flush (next loop turn) every
-    request written into ``_wbuf`` is answered with the reply envelope (its correlation id)."""
+    request written into ``_wbuf`` is answered with the reply (its correlation id), in one read."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, bridge: Bridge, body: bytes) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, wire: _ReplyWire) -> None:
         self._wbuf = bytearray()
         self._flush_pending = False
         self._loop = loop
-        self._bridge = bridge
-        self._body = body
+        self._wire = wire
 
     def _schedule_flush(self) -> None:
         self._flush_pending = True
@@ -82,12 +126,12 @@ class _AnsweringConn:
 
     def _flush(self) -> None:
         buf, self._wbuf, self._flush_pending = bytes(self._wbuf), bytearray(), False
-        on_reply, body, slot = self._bridge._on_reply, self._body, _SLOT.encode()
+        corrs = []
         at = buf.find(_CORR_KEY)
         while at >= 0:
-            corr = buf[at + len(_CORR_KEY):at + len(_CORR_KEY) + 36]
-            on_reply(_Reply(body.replace(slot, corr)))
+            corrs.append(buf[at + len(_CORR_KEY):at + len(_CORR_KEY) + 36])
             at = buf.find(_CORR_KEY, at + 1)
+        self._wire.deliver(corrs)
 
 
 class _SinkChannel(_AnsweringChannel):
@@ -95,7 +139,7 @@ class _SinkChannel(_AnsweringChannel):
 
     def __init__(self, loop: asyncio.AbstractEventLoop, bridge: Bridge) -> None:
         super().__init__(loop, bridge)
-        self._sink = _wire.PublishSink(_AnsweringConn(loop, bridge, self._body), 1, 131072)
+        self._sink = _wire.PublishSink(_AnsweringConn(loop, self._wire), 1, 131072)
 
     def publish_sink(self) -> Any:
         return self._sink
@@ -125,6 +169,8 @@ async def run(requests: int, concurrency: int, rounds: int, sink: bool = True) -
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         if r:
             per_round.append((time.process_time() - c0) / requests)
+        if bridge.stats.replied != requests * (r + 1):
+            raise RuntimeError(f"not every request got its reply: {bridge.stats}")
     return per_round
 
 

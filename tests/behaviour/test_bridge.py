@@ -8,7 +8,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import pytest
@@ -23,9 +23,14 @@ from tests.vectors import VECTORS as VECTORS_PATH
 
 from .behaviour_helpers import drain_queue, wait_until
 
+#: suffix of this run's query types: their routing keys (``qry.{type}`` on the shared
+#: ``mmate.queries``) must not reach another suite's responders running against the same broker
+_RUN = uuid.uuid4().hex[:8]
+
 
 @dataclass
 class BrGetOrder(Query):
+    __mmate_type__: ClassVar[str] = f"BrGetOrder{_RUN}"
     order_id: str = ""
     delay: float = 0.0
 
@@ -252,8 +257,8 @@ async def test_timeout_raises_and_cleans_up(url: str, server: Client) -> None:
         with pytest.raises(errors.RequestTimeout) as info:
             await client.request(BrGetOrder(order_id="slow", delay=1.5), timeout=0.1)
         assert isinstance(info.value, errors.OperationTimeout)
-        assert info.value.type_name == "BrGetOrder" and info.value.timeout == 0.1
-        assert "BrGetOrder" in str(info.value) and "0.1" in str(info.value)
+        assert info.value.type_name == BrGetOrder.__mmate_type__ and info.value.timeout == 0.1
+        assert BrGetOrder.__mmate_type__ in str(info.value) and "0.1" in str(info.value)
         bridge = client.bridge
         assert bridge.pending == 0 and bridge.stats.timeouts == 1
         # the reply that arrives after the timeout is dropped and counted
@@ -296,7 +301,7 @@ async def test_unregistered_error_shape_is_remote_error(url: str, cleanup: list[
         @srv.handler(BrGetOrder)
         async def answer(q: BrGetOrder, ctx: MessageContext) -> None:
             if q.order_id == "adapter":
-                reply: Any = GenericMessage(type="BrGetOrderError", payload={
+                reply: Any = GenericMessage(type=f"{BrGetOrder.__mmate_type__}Error", payload={
                     "error": "db down", "errorCode": "QUERY_HANDLER_ERROR", "errorMessage": "db down",
                     "success": False})
             else:
@@ -368,6 +373,7 @@ async def test_close_fails_pending_requests(url: str, cleanup: list[str]) -> Non
 
 @dataclass
 class BrUnbound(Query):
+    __mmate_type__: ClassVar[str] = f"BrUnbound{_RUN}"
     order_id: str = ""
 
 
@@ -397,7 +403,7 @@ async def test_requests_are_persistent_unless_asked(url: str, cleanup: list[str]
     async with Client(url, service_name=service) as client:
         admin = await client.connection.channel()
         await admin.queue_declare(queue, durable=False)
-        await admin.queue_bind(queue, topology.QUERIES, "qry.BrUnbound")
+        await admin.queue_bind(queue, topology.QUERIES, f"qry.{BrUnbound.__mmate_type__}")
         for persistent in (None, False, True):
             opts = {} if persistent is None else {"persistent": persistent}
             with pytest.raises(errors.RequestTimeout):
@@ -447,6 +453,7 @@ async def test_typed_error_reply_for_a_handler_with_a_reply_type(url: str, serve
 
 @dataclass
 class BrGetStock(Query):
+    __mmate_type__: ClassVar[str] = f"BrGetStock{_RUN}"
     sku: str = ""
 
 
@@ -481,6 +488,7 @@ async def test_typed_error_reply_for_a_reply_type_given_at_registration(url: str
 # ---------------------------------------------------------------------------------- issue 8 item 8
 @dataclass
 class BrGetOrderStatus(Query):
+    __mmate_type__: ClassVar[str] = f"BrGetOrderStatus{_RUN}"
     order_id: str = ""
 
 
@@ -498,7 +506,7 @@ async def _go_rr_server(url: str, queue: str, vector: str) -> tuple[Any, list[di
     ch = await conn.channel()
     await topology.declare_exchanges(ch)  # as every mmate-go client does at start
     await ch.queue_declare(queue, durable=False, auto_delete=True)
-    await ch.queue_bind(queue, topology.QUERIES, "qry.BrGetOrderStatus")
+    await ch.queue_bind(queue, topology.QUERIES, f"qry.{BrGetOrderStatus.__mmate_type__}")
     answered: list[dict[str, Any]] = []
 
     def on_request(d: Any) -> None:

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pytest
 
@@ -33,8 +34,14 @@ from tests.integration.tcp_proxy import TcpProxy
 QUICK = RecoveryPolicy(initial_delay=0.05, max_delay=0.2, wait_timeout=0.5)
 
 
+#: this run's query type: ``qry.{type}`` on the shared ``mmate.queries`` must not reach another
+#: suite's responders running against the same broker
+_RUN = uuid.uuid4().hex[:8]
+
+
 @dataclass
 class BoGetOrder(Query):
+    __mmate_type__: ClassVar[str] = f"BoGetOrder{_RUN}"
     order_id: str = ""
 
 

@@ -1,0 +1,179 @@
+# cython: language_level=3, annotation_typing=False
+"""Compiled per-message steps of request/reply (twin: mmate_fast/_py/replystep.py; contract:
+mmate_fast/_cy/replystep.pyi).
+
+``ReplyStep``: the bridge's reply consumer. A plain typed reply to a waiting request goes frame ->
+envelope -> correlation lookup -> typed reply -> future result in one C call (no Python frame but
+the envelope decoder's and the payload reader's own); everything else goes, with nothing done yet,
+to the bridge's ``_on_reply``.
+``ReplyHook``: the Client's handler-result hook on the responder side. A typed reply to a request
+with its reply address on the message goes to the reply publisher's ``reply_nowait`` with no Python
+frame in between; everything else to ``Client._on_handler_result``.
+"""
+from cpython.dict cimport PyDict_GetItem
+from cpython.ref cimport PyObject
+
+from mmate_fast.errors import RemoteError
+
+#: classes whose "needs error_of" verdict is cached at most at once (class objects, not wire names)
+cdef Py_ssize_t _CACHE_MAX = 1024
+
+
+cdef class ReplyStep:
+    """The bridge's reply callback (see replystep.pyi)."""
+
+    cdef object _owner, _general, _stats, _publisher
+    cdef dict _pending, _by_name, _plans, _judge
+    cdef object _decode_envelope, _plan_for, _error_of
+    cdef tuple _judged
+
+    def __init__(self, owner, dict pending, dict by_name, decode_envelope, dict plans, plan_for,
+                 error_of, tuple judged):
+        self._owner = owner
+        self._general = owner._on_reply
+        self._stats = owner.stats
+        self._publisher = owner.publisher
+        self._pending = pending
+        self._by_name = by_name
+        self._decode_envelope = decode_envelope
+        self._plans = plans
+        self._plan_for = plan_for
+        self._error_of = error_of
+        self._judged = judged
+        self._judge = {}
+
+    def __call__(self, delivery):
+        """Handle one reply exactly as ``owner._on_reply`` would (a channel callback)."""
+        return self._run(delivery)
+
+    def no_ack_hook(self, settle):
+        """The step for the frame reader of the channel it consumes on (no-ack consumer): each
+        delivery's tag is first passed to ``settle(tag, False)``, as the channel does for a no-ack
+        consumer's deliveries (see replystep.pyi)."""
+        if not callable(settle):
+            raise TypeError(f"settle must be callable, not {type(settle).__name__}")
+        cdef _Hooked hooked = _Hooked.__new__(_Hooked)
+        hooked.step = self
+        hooked.settle = settle
+        return hooked
+
+    cdef bint _needs_judging(self, object cls):
+        """Whether a reply of class ``cls`` must go through ``error_of`` even with ``success`` not
+        False (the ``judged`` classes and their subclasses: ErrorReply, GenericMessage)."""
+        cdef PyObject* hit = PyDict_GetItem(self._judge, cls)
+        if hit is not NULL:
+            return <object>hit is True
+        verdict = issubclass(cls, self._judged)
+        if len(self._judge) >= _CACHE_MAX:
+            self._judge.clear()
+        self._judge[cls] = verdict
+        return verdict
+
+    cdef object _run(self, delivery):
+        if delivery.undecodable is not None or self._publisher.pipeline.has_wire:
+            return self._general(delivery)
+        try:
+            env = self._decode_envelope(delivery.body)
+        except Exception:
+            return self._general(delivery)  # it fails there again, and is counted
+        correlation_id = env.correlation_id
+        if not correlation_id:
+            return self._general(delivery)  # the fallbacks (AMQP property, headers) live there
+        cdef PyObject* hit = PyDict_GetItem(self._pending, correlation_id)
+        if hit is NULL:
+            return self._general(delivery)  # late or unknown: counted and logged there
+        fut = <object>hit
+        if fut.done():
+            return self._general(delivery)
+        type_name = env.type
+        hit = PyDict_GetItem(self._by_name, type_name)
+        payload = env.payload
+        if hit is NULL or type(payload) is not dict:
+            return self._general(delivery)  # a GenericMessage, or a payload to convert / refuse
+        cls = <object>hit
+        hit = PyDict_GetItem(self._plans, cls)
+        plan = <object>hit if hit is not NULL else self._plan_for(cls)
+        try:
+            reply = plan.decode(payload, env.id, type_name, env.timestamp, correlation_id)
+        except Exception:
+            return self._general(delivery)  # raises there again: the request fails with it
+        self._pending.pop(correlation_id, None)
+        stats = self._stats
+        stats.replied += 1
+        if not self._needs_judging(type(reply)) and getattr(reply, "success", True) is not False:
+            fut.set_result(reply)  # error_of's answer for these: None
+            return None
+        failure = self._error_of(reply, payload)
+        if failure is None:
+            fut.set_result(reply)
+        else:
+            stats.errors += 1
+            fut.set_exception(RemoteError(failure[0], failure[1], reply))
+        return None
+
+
+cdef class _Hooked:
+    """ReplyStep.no_ack_hook's callable: settles the delivery's tag, then the step."""
+
+    cdef ReplyStep step
+    cdef object settle
+
+    def __call__(self, delivery):
+        self.settle(delivery.delivery_tag, False)
+        return self.step._run(delivery)
+
+
+cdef class ReplyHook:
+    """The Client's handler-result hook (see replystep.pyi)."""
+
+    cdef object _client, _general, _plans, _reply_kind, _not_sent, _error
+
+    def __init__(self, client, general, dict plans, reply_kind, not_sent, error):
+        self._client = client
+        self._general = general
+        self._plans = plans
+        self._reply_kind = reply_kind
+        self._not_sent = not_sent
+        self._error = error
+
+    def __call__(self, result, msg, ctx):
+        """``Client._on_handler_result(result, msg, ctx)``, the same outcome."""
+        cdef int done = self._send(result, msg, ctx.envelope, ctx.delivery)
+        if done == 0:
+            return self._general(result, msg, ctx)
+        return None
+
+    def direct(self, result, msg, delivery, env):
+        """The hook without a MessageContext (for a compiled consume step): True when the result
+        was dealt with (sent, or not a reply), False when the caller must build the context and
+        call the hook itself."""
+        return self._send(result, msg, env, delivery) != 0
+
+    cdef int _send(self, result, msg, env, delivery) except -1:
+        """1: dealt with; 0: the general path must decide."""
+        cdef PyObject* hit = PyDict_GetItem(self._plans, type(result))
+        if hit is NULL:
+            return 0
+        plan = <object>hit
+        if plan.is_generic:
+            return 0  # a GenericMessage's kind is its header's: kind_of decides
+        if plan.kind is not self._reply_kind:
+            return 1  # not a reply: nothing to send (the general path returns None too)
+        reply_to = getattr(msg, "reply_to", None)
+        if type(reply_to) is not str or not reply_to:
+            return 0  # the context's reply address, or the warning
+        publisher = self._client._reply_publisher
+        if publisher is None or publisher.pipeline.has_publish:
+            return 0
+        correlation_id = env.correlation_id
+        if not correlation_id:
+            return 0  # the context's fallbacks
+        persistent = getattr(delivery.properties, "delivery_mode", None) != 1
+        try:
+            publisher.reply_nowait(result, reply_to, correlation_id, persistent)
+        except self._error as exc:
+            self._not_sent(result, reply_to, exc)
+        return 1
+
+
+__all__ = ["ReplyHook", "ReplyStep"]
