@@ -167,13 +167,14 @@ cdef class DeliveryStep:
         self._plain = {}
 
     cdef tuple _plain_fns(self, tuple handlers):
-        """The handlers' functions when every one is plain and takes only the message, else ()."""
+        """The handlers' functions when every one is plain, takes only the message and settles at
+        once (not ``settles_later``), else ()."""
         cdef PyObject* hit = PyDict_GetItem(self._plain, handlers)
         if hit is not NULL:
             return <tuple>hit
         cdef list fns = []
         for spec in handlers:
-            if spec.is_async or spec.wants_context:
+            if spec.is_async or spec.wants_context or getattr(spec.fn, "__mmate_settles_later__", False):
                 fns = []
                 break
             fns.append(spec.fn)

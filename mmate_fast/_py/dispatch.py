@@ -161,11 +161,13 @@ class DeliveryStep:
         self._plain: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     def _plain_fns(self, handlers: tuple[Any, ...]) -> tuple[Any, ...]:
-        """The handlers' functions when every one is plain and takes only the message, else ()."""
+        """The handlers' functions when every one is plain, takes only the message and settles at
+        once (not ``settles_later``), else ()."""
         out = self._plain.get(handlers)
         if out is None:
             fns = tuple(spec.fn for spec in handlers)
-            if any(spec.is_async or spec.wants_context for spec in handlers):
+            if any(spec.is_async or spec.wants_context or getattr(spec.fn, "__mmate_settles_later__", False)
+                   for spec in handlers):
                 fns = ()
             if len(self._plain) >= CACHE_MAX:
                 self._plain.clear()

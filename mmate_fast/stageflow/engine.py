@@ -339,8 +339,8 @@ def _workflow_id(workflow: Workflow | str) -> str:
 
 
 def _stage_route(handler: StageHandler, index: int) -> Any:
-    """``route(msg, redelivered)`` of stage queue ``index``: the handler's own coroutine (no wrapper)."""
-    return functools.partial(handler.handle, index)
+    """``route(msg, redelivered)`` of stage queue ``index``: the handler's ``handle_now`` (no wrapper)."""
+    return functools.partial(handler.handle_now, index)
 
 
 __all__ = ["FlowEngine", "FlowStatus"]
