@@ -803,5 +803,5 @@ def _handler_call(spec: HandlerSpec, msg: Any, ctx: MessageContext) -> Callable[
 
 
 __all__ = ["SETTLES_LATER", "UNLIMITED_PREFETCH_FACTOR", "ErrorHook", "Failure", "FailureHandler",
-           "Redeclare", "Subscriber", "Subscription", "SubscriptionStats", "check_consumer_limits", "effective_prefetch",
-           "settles_later"]
+           "Redeclare", "Subscriber", "Subscription", "SubscriptionStats", "check_consumer_limits",
+           "effective_prefetch", "settles_later"]
