@@ -216,8 +216,9 @@ cdef class DeliveryStep:
         if not handlers:
             return self._general(delivery)
         cdef tuple fns = self._plain_fns(handlers)
-        if not fns:
-            return self._general(delivery)
+        if not fns:  # handlers the step does not run: the rest of the general path, envelope decoded
+            self._stats.received += 1
+            return owner._on_envelope(ch, delivery, env, handlers)
         hit = PyDict_GetItem(self._by_name, type_name)
         payload = env.payload
         if hit is NULL or type(payload) is not dict:

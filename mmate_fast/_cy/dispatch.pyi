@@ -37,7 +37,10 @@ class DeliveryStep:
     handler plain, taking the message alone and not marked ``settles_later``
     (``__mmate_settles_later__``: the subscription settles those when their awaitable is done).
     Anything else (and any envelope or payload that does not decode) goes, with nothing done yet, to
-    ``owner.on_delivery``, which decides as always.
+    ``owner.on_delivery``, which decides as always; except a delivery whose envelope decoded and
+    whose handlers are not all plain message-only ones (async, with a context, settle-later): it is
+    counted in ``stats.received`` and handed, envelope decoded, to ``owner._on_envelope(channel,
+    delivery, envelope, handlers)`` (the rest of ``on_delivery``), so its body is not decoded twice.
 
     ``owner`` is the Subscription: the step reads its ``on_delivery``, ``stats``, ``_pipeline``,
     ``subscriber`` (``observer``, ``tracer``) once, and ``channel`` and ``_stopping`` per delivery;

@@ -200,10 +200,16 @@ class DeliveryStep:
         except Exception:
             return self._general(delivery)  # it fails there again, and is dealt with
         type_name = env.type
-        fns = self._plain_fns(self._table.lookup(type_name))
+        handlers = self._table.lookup(type_name)
+        if not handlers:
+            return self._general(delivery)
+        fns = self._plain_fns(handlers)
+        if not fns:  # handlers the step does not run: the rest of the general path, envelope decoded
+            self._stats.received += 1
+            return owner._on_envelope(ch, delivery, env, handlers)
         cls = self._by_name.get(type_name)
         payload = env.payload
-        if not fns or cls is None or type(payload) is not dict:
+        if cls is None or type(payload) is not dict:
             return self._general(delivery)
         plan = self._plans.get(cls) or self._plan_for(cls)
         try:

@@ -270,6 +270,13 @@ class Subscription:
             self._fail(ch, delivery, "unknown-type",
                        f"no handler for message type {env.type!r} on queue {self.queue!r}", None, env)
             return
+        self._on_envelope(ch, delivery, env, handlers)
+
+    def _on_envelope(self, ch: Any, delivery: Any, env: Any, handlers: tuple[HandlerSpec, ...]) -> None:
+        """The rest of ``on_delivery`` once the envelope decoded and has ``handlers`` (counted in
+        ``stats.received`` already). The compiled per-delivery step hands over here the deliveries
+        it decoded but whose handlers it does not run itself (async, with a context, settle-later)."""
+        stats = self.stats
         try:
             msg = from_envelope(env, self._registry)
         except (errors.ContractError, errors.EnvelopeError) as exc:
