@@ -390,8 +390,9 @@ class Subscription:
             if self._settle(ch.basic_ack, delivery.delivery_tag):
                 self.stats.acked += 1
             return
-        fut = asyncio.ensure_future(later[0]) if len(later) == 1 else asyncio.gather(*later)
-        if not asyncio.isfuture(later[0]) or len(later) > 1:  # a Task (or gather) made here: kept
+        fut = later[0] if len(later) == 1 else asyncio.gather(*later)
+        if not isinstance(fut, asyncio.Future):  # a coroutine (or another awaitable): in a Task, kept
+            fut = asyncio.ensure_future(fut)
             self._tasks.add(fut)
             fut.add_done_callback(self._tasks.discard)
         self._in_flight += 1

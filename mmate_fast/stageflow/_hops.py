@@ -144,7 +144,7 @@ class StageHandler:
             self._release(key)
             self.rt.save_now(step.state)
             return None
-        fut = asyncio.ensure_future(sent)
+        fut = sent if isinstance(sent, asyncio.Future) else asyncio.ensure_future(sent)
         fut.add_done_callback(functools.partial(self._hop_sent, key, step))
         return fut
 
