@@ -207,6 +207,8 @@ class Subscription:
         self._pipeline = subscriber.pipeline
         #: handler tuple -> _PLAIN / _LATER / _ASYNC (the dispatch table caches the tuples)
         self._modes: dict[tuple[HandlerSpec, ...], int] = {}
+        #: the settle-later handlers among them
+        self._later_specs: set[HandlerSpec] = set()
         self._in_flight = 0
         self._backlog: deque[_Pending] = deque()
         #: Tasks made here (failure handling, async handlers, settle-later coroutines), kept until done
@@ -288,6 +290,7 @@ class Subscription:
         mode = self._modes.get(handlers)
         if mode is None:  # once per handler tuple (the dispatch table caches the tuples)
             mode = self._modes[handlers] = _mode(handlers)
+            self._later_specs.update(spec for spec in handlers if _settles_later(spec))
         if mode or self._pipeline.has_consume:
             if self._in_flight >= self.concurrency:
                 self._backlog.append((ch, delivery, env, msg, handlers))
@@ -376,7 +379,7 @@ class Subscription:
                 else:
                     result = spec.fn(msg)
                 if result is not None:
-                    if _settles_later(spec):
+                    if spec in self._later_specs:
                         later.append(result)
                     else:
                         self._on_result(result, msg, ctx, delivery, env)
