@@ -5,7 +5,7 @@ each one: subscriber, decode, the memory store's claim, the stage, the next hop 
 queue (confirmed), the save after it and the ack. ``--feed-only`` puts the messages there with nobody
 consuming (the feed's own cost, to subtract).
 
-    python benchmarks/micro/stageflow_worker.py [--hops 2000] [--rounds 5]
+    python benchmarks/micro/stageflow_worker.py [--hops 2000] [--rounds 5] [--events terminal|all]
     python benchmarks/micro/stageflow_worker.py --instructions   # callgrind: instructions per hop
 
 ``--instructions`` runs this script under callgrind with N and 2N hops (and the same with
@@ -60,11 +60,11 @@ def stage1_message(engine: FlowEngine, wf: Workflow) -> tuple[bytes, object]:
     return out.body, out.properties
 
 
-async def run(hops: int, rounds: int, feed_only: bool) -> list[float]:
+async def run(hops: int, rounds: int, feed_only: bool, events: str = "terminal") -> list[float]:
     """CPU seconds per hop of each round (the last round's count is what callgrind compares)."""
     per_round = []
     async with Client(f"memory://micro-{uuid.uuid4().hex[:8]}", service_name=f"micro-{uuid.uuid4().hex[:6]}") as client:
-        engine = FlowEngine(client, events="terminal", concurrency=10)
+        engine = FlowEngine(client, events=True if events == "all" else events, concurrency=10)
         wf = workflow()
         await engine.register(wf, serve=not feed_only, stages=[1], compensation=False)
         if feed_only:
@@ -92,18 +92,19 @@ async def run(hops: int, rounds: int, feed_only: bool) -> list[float]:
     return per_round
 
 
-def instructions(hops: int) -> None:
+def instructions(hops: int, events: str) -> None:
     from _callgrind import callgrind_total
 
     script = os.path.abspath(__file__)
     per: dict[str, float] = {}
     for mode in ("hop", "feed"):
         extra = ("--feed-only",) if mode == "feed" else ()
-        one = callgrind_total(script, "--hops", str(hops), "--rounds", "1", *extra)
-        two = callgrind_total(script, "--hops", str(hops), "--rounds", "2", *extra)
+        one = callgrind_total(script, "--hops", str(hops), "--rounds", "1", "--events", events, *extra)
+        two = callgrind_total(script, "--hops", str(hops), "--rounds", "2", "--events", events, *extra)
         per[mode] = (two - one) / hops
         print(f"{mode}: {per[mode]:,.0f} Ir per message ({hops} vs {2 * hops} messages)")
-    print(f"stageflow worker hop: {per['hop'] - per['feed']:,.0f} instructions per hop (hop - feed)")
+    print(f"stageflow worker hop (events={events}): {per['hop'] - per['feed']:,.0f} instructions per hop "
+          "(hop - feed)")
 
 
 def main() -> None:
@@ -111,12 +112,14 @@ def main() -> None:
     parser.add_argument("--hops", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--feed-only", action="store_true")
+    parser.add_argument("--events", choices=("terminal", "all"), default="terminal",
+                        help="FlowEngine(events=...): all adds a StageCompletedEvent to every hop")
     parser.add_argument("--instructions", action="store_true", help="callgrind: instructions per hop")
     args = parser.parse_args()
     if args.instructions:
-        instructions(args.hops)
+        instructions(args.hops, args.events)
         return
-    per_hop = statistics.median(asyncio.run(run(args.hops, args.rounds, args.feed_only)))
+    per_hop = statistics.median(asyncio.run(run(args.hops, args.rounds, args.feed_only, args.events)))
     what = "feed only" if args.feed_only else "stageflow worker hop (memory://, whole consume path)"
     print(f"{what}: {per_hop * 1e6:.1f} µs CPU/hop, {1 / per_hop:,.0f} hops/s")
 

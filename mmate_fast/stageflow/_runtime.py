@@ -123,12 +123,33 @@ class Runtime:
             await self.store.save(record)
 
 
-async def _all_of(calls: list[Awaitable[Any]]) -> None:
-    """Wait for every call, then raise the first one's error if any failed."""
-    outcomes = await asyncio.gather(*calls, return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome
+def _all_of(calls: list[Awaitable[Any]]) -> asyncio.Future[None]:
+    """A future done when every call is, failing then with the first one's error (in call order;
+    cancelled if that one was cancelled): futures are joined by done-callbacks, no Task (a
+    coroutine gets one)."""
+    futures = [c if isinstance(c, asyncio.Future) else asyncio.ensure_future(c) for c in calls]
+    out: asyncio.Future[None] = futures[0].get_loop().create_future()
+    left = [len(futures)]
+
+    def one_done(_: asyncio.Future[Any]) -> None:
+        left[0] -= 1
+        if left[0] or out.done():
+            return
+        first: BaseException | None = None
+        for fut in futures:  # every error is retrieved (as gather(return_exceptions=True) does)
+            exc = asyncio.CancelledError() if fut.cancelled() else fut.exception()
+            if first is None:
+                first = exc
+        if isinstance(first, asyncio.CancelledError):
+            out.cancel()
+        elif first is not None:
+            out.set_exception(first)
+        else:
+            out.set_result(None)
+
+    for fut in futures:
+        fut.add_done_callback(one_done)
+    return out
 
 
 #: the calls of a store that answers at once (see ``Runtime.now``)
