@@ -167,13 +167,14 @@ cdef class DeliveryStep:
         self._plain = {}
 
     cdef tuple _plain_fns(self, tuple handlers):
-        """The handlers' functions when every one is plain and takes only the message, else ()."""
+        """The handlers' functions when every one is plain, takes only the message and settles at
+        once (not ``settles_later``), else ()."""
         cdef PyObject* hit = PyDict_GetItem(self._plain, handlers)
         if hit is not NULL:
             return <tuple>hit
         cdef list fns = []
         for spec in handlers:
-            if spec.is_async or spec.wants_context:
+            if spec.is_async or spec.wants_context or getattr(spec.fn, "__mmate_settles_later__", False):
                 fns = []
                 break
             fns.append(spec.fn)
@@ -215,8 +216,9 @@ cdef class DeliveryStep:
         if not handlers:
             return self._general(delivery)
         cdef tuple fns = self._plain_fns(handlers)
-        if not fns:
-            return self._general(delivery)
+        if not fns:  # handlers the step does not run: the rest of the general path, envelope decoded
+            self._stats.received += 1
+            return owner._on_envelope(ch, delivery, env, handlers)
         hit = PyDict_GetItem(self._by_name, type_name)
         payload = env.payload
         if hit is NULL or type(payload) is not dict:

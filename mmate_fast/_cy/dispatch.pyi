@@ -29,13 +29,18 @@ class DispatchTable:
     def clear(self) -> None: ...
 
 class DeliveryStep:
-    """The per-delivery step of one subscription, in one call: envelope (``decode_envelope``),
-    dispatch (``table``), payload decode (the class's ContractPlan from ``plans`` / ``plan_for``,
-    the class from ``by_name``), the handlers and the ack. It takes only what the general path would
-    run inline with nothing around it: a delivery whose properties decoded, no wire-stage or consume
+    """The per-delivery step of one subscription, in one call: envelope (``decode_envelope``), dispatch
+    (``table``), payload decode (the class's ContractPlan from ``plans`` / ``plan_for``, the class
+    from ``by_name``), the handlers and the ack. It takes only what the general path would run
+    inline with nothing around it: a delivery whose properties decoded, no wire-stage or consume
     interceptor, no observer or tracer, not stopping, a registered class with a dict payload, every
-    handler plain and taking the message alone. Anything else (and any envelope or payload that does
-    not decode) goes, with nothing done yet, to ``owner.on_delivery``, which decides as always.
+    handler plain, taking the message alone and not marked ``settles_later``
+    (``__mmate_settles_later__``: the subscription settles those when their awaitable is done).
+    Anything else (and any envelope or payload that does not decode) goes, with nothing done yet, to
+    ``owner.on_delivery``, which decides as always; except a delivery whose envelope decoded and
+    whose handlers are not all plain message-only ones (async, with a context, settle-later): it is
+    counted in ``stats.received`` and handed, envelope decoded, to ``owner._on_envelope(channel,
+    delivery, envelope, handlers)`` (the rest of ``on_delivery``), so its body is not decoded twice.
 
     ``owner`` is the Subscription: the step reads its ``on_delivery``, ``stats``, ``_pipeline``,
     ``subscriber`` (``observer``, ``tracer``) once, and ``channel`` and ``_stopping`` per delivery;

@@ -161,11 +161,13 @@ class DeliveryStep:
         self._plain: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     def _plain_fns(self, handlers: tuple[Any, ...]) -> tuple[Any, ...]:
-        """The handlers' functions when every one is plain and takes only the message, else ()."""
+        """The handlers' functions when every one is plain, takes only the message and settles at
+        once (not ``settles_later``), else ()."""
         out = self._plain.get(handlers)
         if out is None:
             fns = tuple(spec.fn for spec in handlers)
-            if any(spec.is_async or spec.wants_context for spec in handlers):
+            if any(spec.is_async or spec.wants_context or getattr(spec.fn, "__mmate_settles_later__", False)
+                   for spec in handlers):
                 fns = ()
             if len(self._plain) >= CACHE_MAX:
                 self._plain.clear()
@@ -198,10 +200,16 @@ class DeliveryStep:
         except Exception:
             return self._general(delivery)  # it fails there again, and is dealt with
         type_name = env.type
-        fns = self._plain_fns(self._table.lookup(type_name))
+        handlers = self._table.lookup(type_name)
+        if not handlers:
+            return self._general(delivery)
+        fns = self._plain_fns(handlers)
+        if not fns:  # handlers the step does not run: the rest of the general path, envelope decoded
+            self._stats.received += 1
+            return owner._on_envelope(ch, delivery, env, handlers)
         cls = self._by_name.get(type_name)
         payload = env.payload
-        if not fns or cls is None or type(payload) is not dict:
+        if cls is None or type(payload) is not dict:
             return self._general(delivery)
         plan = self._plans.get(cls) or self._plan_for(cls)
         try:

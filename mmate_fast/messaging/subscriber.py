@@ -31,11 +31,20 @@ delivery ran and whether they raised: a plain call, so metrics keep plain handle
 Plain handlers run inline in the reader (no Task per delivery); ``async`` handlers get one Task per
 delivery, at most ``concurrency`` at a time (the rest wait, in order, in a local queue, which the
 prefetch bounds: prefetch 0 is sent as ``UNLIMITED_PREFETCH_FACTOR * concurrency``).
+
+Settle-later handlers (:func:`settles_later`): a plain handler that returns an awaitable (say the
+confirm future of what it published) runs inline too, and the delivery is settled when that awaitable
+is done, from its done-callback, with no Task in between (a coroutine it returns gets one). Until then
+it counts as in flight like an async handler's delivery (``concurrency``, the backlog, ``stop()``
+waiting for it); the awaitable failing is a handler failure (same failure handler / DLQ), its
+cancellation requeues the delivery as a cancelled async handler's does. With an observer, a tracer
+or consume interceptors such a handler runs in a Task that awaits what it returned.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -119,9 +128,33 @@ _Pending = tuple[Any, Any, Any, Any, tuple[HandlerSpec, ...]]  # (channel, deliv
 #: reasons whose one log line comes from elsewhere: handler errors (``_handler_failed``), too-large
 #: deliveries (the connection, when it dropped the body)
 _LOGGED_ELSEWHERE = frozenset({"handler-error", "too-large"})
+#: the attribute :func:`settles_later` sets on a handler function
+SETTLES_LATER = "__mmate_settles_later__"
+#: how a handler tuple runs: inline and settled at once, inline and settled later, in a Task
+_PLAIN, _LATER, _ASYNC = 0, 1, 2
 #: prefetch=0 ("no fixed limit") is sent as basic.qos of this many messages per concurrent handler:
 #: enough to keep the handlers busy, while the deliveries waiting locally stay bounded
 UNLIMITED_PREFETCH_FACTOR = 10
+
+
+def settles_later(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a plain (not ``async``) handler as settling later: it returns None (settle now, as a
+    plain handler) or an awaitable, and its delivery is acked when that is done (nack/DLQ/retry as a
+    raising handler if it fails; requeued if cancelled), from a done-callback: no Task per delivery.
+    What the awaitable gives is not a reply. Returns ``fn`` (a function: its ``__mmate_settles_later__``
+    is set; a method marked in its class keeps it when bound)."""
+    setattr(fn, SETTLES_LATER, True)
+    return fn
+
+
+def _settles_later(spec: HandlerSpec) -> bool:
+    return bool(getattr(spec.fn, SETTLES_LATER, False)) and not spec.is_async
+
+
+def _mode(handlers: tuple[HandlerSpec, ...]) -> int:
+    if any(spec.is_async for spec in handlers):
+        return _ASYNC
+    return _LATER if any(_settles_later(spec) for spec in handlers) else _PLAIN
 
 
 def check_consumer_limits(prefetch: int, concurrency: int | None) -> None:
@@ -172,10 +205,14 @@ class Subscription:
         #: type name -> class for decoding this queue's deliveries (default: the dispatcher's)
         self._registry = registry if registry is not None else subscriber.dispatcher.registry
         self._pipeline = subscriber.pipeline
-        self._async_handlers: dict[tuple[HandlerSpec, ...], bool] = {}
+        #: handler tuple -> _PLAIN / _LATER / _ASYNC (the dispatch table caches the tuples)
+        self._modes: dict[tuple[HandlerSpec, ...], int] = {}
+        #: the settle-later handlers among them
+        self._later_specs: set[HandlerSpec] = set()
         self._in_flight = 0
         self._backlog: deque[_Pending] = deque()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        #: Tasks made here (failure handling, async handlers, settle-later coroutines), kept until done
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = False
@@ -195,7 +232,8 @@ class Subscription:
 
     @property
     def in_flight(self) -> int:
-        """Async handler calls running now (plain handlers run inline: never in flight between turns)."""
+        """Async handler calls running now, and settle-later deliveries waiting for their awaitable
+        (plain handlers run inline: never in flight between turns)."""
         return self._in_flight
 
     @property
@@ -234,6 +272,13 @@ class Subscription:
             self._fail(ch, delivery, "unknown-type",
                        f"no handler for message type {env.type!r} on queue {self.queue!r}", None, env)
             return
+        self._on_envelope(ch, delivery, env, handlers)
+
+    def _on_envelope(self, ch: Any, delivery: Any, env: Any, handlers: tuple[HandlerSpec, ...]) -> None:
+        """The rest of ``on_delivery`` once the envelope decoded and has ``handlers`` (counted in
+        ``stats.received`` already). The compiled per-delivery step hands over here the deliveries
+        it decoded but whose handlers it does not run itself (async, with a context, settle-later)."""
+        stats = self.stats
         try:
             msg = from_envelope(env, self._registry)
         except (errors.ContractError, errors.EnvelopeError) as exc:
@@ -242,14 +287,15 @@ class Subscription:
         if self._stopping:
             self._settle(ch.basic_nack, delivery.delivery_tag, False, True)
             return
-        is_async = self._async_handlers.get(handlers)
-        if is_async is None:  # once per handler tuple (the dispatch table caches the tuples)
-            is_async = self._async_handlers[handlers] = any(spec.is_async for spec in handlers)
-        if is_async or self._pipeline.has_consume:
+        mode = self._modes.get(handlers)
+        if mode is None:  # once per handler tuple (the dispatch table caches the tuples)
+            mode = self._modes[handlers] = _mode(handlers)
+            self._later_specs.update(spec for spec in handlers if _settles_later(spec))
+        if mode or self._pipeline.has_consume:
             if self._in_flight >= self.concurrency:
                 self._backlog.append((ch, delivery, env, msg, handlers))
             else:
-                self._start(ch, delivery, env, msg, handlers)
+                self._begin(ch, delivery, env, msg, handlers)
             return
         # every handler is plain and nothing intercepts: run inline, no Task
         ctx = None
@@ -303,10 +349,84 @@ class Subscription:
         if outcome is not None and asyncio.iscoroutine(outcome):  # None (the usual) skips the ABC check
             self._spawn(outcome)
 
+    def _begin(self, ch: Any, delivery: Any, env: Any, msg: Any, handlers: tuple[HandlerSpec, ...]) -> None:
+        """Start a delivery that needs a slot: settle-later handlers inline when nothing observes or
+        intercepts them, anything else in a Task."""
+        sub = self._sub
+        if (self._modes.get(handlers) == _LATER and not self._pipeline.has_consume and sub.observer is None
+                and sub.tracer is None):
+            self._run_later(ch, delivery, env, msg, handlers)
+        else:
+            self._start(ch, delivery, env, msg, handlers)
+
     def _start(self, ch: Any, delivery: Any, env: Any, msg: Any, handlers: tuple[HandlerSpec, ...]) -> None:
         self._in_flight += 1
         self._idle.clear()
         self._spawn(self._run(ch, delivery, env, msg, handlers))
+
+    def _run_later(self, ch: Any, delivery: Any, env: Any, msg: Any,
+                   handlers: tuple[HandlerSpec, ...]) -> None:
+        """Run the handlers inline; settle now if no settle-later handler returned an awaitable, else
+        when the awaitable is done (several: when all are)."""
+        ctx = None
+        later: list[Any] = []
+        try:
+            for spec in handlers:
+                if spec.wants_context:
+                    if ctx is None:
+                        ctx = MessageContext(delivery, env, msg, self.queue, self._sub.services)
+                    result = spec.fn(msg, ctx)
+                else:
+                    result = spec.fn(msg)
+                if result is not None:
+                    if spec in self._later_specs:
+                        later.append(result)
+                    else:
+                        self._on_result(result, msg, ctx, delivery, env)
+        except Exception as exc:
+            for awaitable in later:  # not awaited: a coroutine is closed (no "never awaited" warning)
+                if asyncio.iscoroutine(awaitable):
+                    awaitable.close()
+            self._spawn(self._handler_failed(ch, delivery, env, msg, ctx, exc))
+            return
+        if not later:
+            if self._settle(ch.basic_ack, delivery.delivery_tag):
+                self.stats.acked += 1
+            return
+        fut = later[0] if len(later) == 1 else asyncio.gather(*later)
+        if not isinstance(fut, asyncio.Future):  # a coroutine (or another awaitable): in a Task, kept
+            fut = asyncio.ensure_future(fut)
+            self._tasks.add(fut)
+            fut.add_done_callback(self._tasks.discard)
+        self._in_flight += 1
+        self._idle.clear()
+        fut.add_done_callback(functools.partial(self._settled, ch, delivery, env, msg, ctx))
+
+    def _settled(self, ch: Any, delivery: Any, env: Any, msg: Any, ctx: MessageContext | None,
+                 fut: asyncio.Future[Any]) -> None:
+        """A settle-later delivery's awaitable is done: ack it, or fail it as a raising handler (a
+        cancelled one is requeued); then the next delivery waiting for a slot starts."""
+        try:
+            if fut.cancelled():
+                self._settle(ch.basic_nack, delivery.delivery_tag, False, True)
+            else:
+                exc = fut.exception()
+                if exc is None:
+                    if self._settle(ch.basic_ack, delivery.delivery_tag):
+                        self.stats.acked += 1
+                else:
+                    self._spawn(self._handler_failed(ch, delivery, env, msg, ctx, exc))
+        finally:
+            self._in_flight -= 1
+            self._next()
+
+    def _next(self) -> None:
+        """A slot was freed: start what waits for one (in order), or mark the subscription idle."""
+        backlog = self._backlog
+        while backlog and not self._stopping and self._in_flight < self.concurrency:
+            self._begin(*backlog.popleft())
+        if self._in_flight == 0 and not backlog:
+            self._idle.set()
 
     async def _run(self, ch: Any, delivery: Any, env: Any, msg: Any,
                    handlers: tuple[HandlerSpec, ...]) -> None:
@@ -327,6 +447,9 @@ class Subscription:
                     result = spec.fn(msg, ctx) if spec.wants_context else spec.fn(msg)
                     if spec.is_async:
                         result = await result
+                    elif result is not None and _settles_later(spec):
+                        await result
+                        result = None
                 if result is not None:
                     hook = self._sub.result_hook
                     if hook is not None:
@@ -353,10 +476,7 @@ class Subscription:
                 self.stats.acked += 1
         finally:
             self._in_flight -= 1
-            if self._backlog and not self._stopping:
-                self._start(*self._backlog.popleft())
-            elif self._in_flight == 0 and not self._backlog:
-                self._idle.set()
+            self._next()
 
     def _settle(self, settle: Callable[..., Any], *args: Any) -> bool:
         """Ack/nack/reject; False when that did not happen: dropped as stale by a recovering channel
@@ -685,10 +805,14 @@ def _handler_call(spec: HandlerSpec, msg: Any, ctx: MessageContext) -> Callable[
         result = spec.fn(msg, ctx) if spec.wants_context else spec.fn(msg)
         if spec.is_async:
             result = await result
+        elif result is not None and _settles_later(spec):
+            await result
+            result = None
         return result
 
     return call
 
 
-__all__ = ["UNLIMITED_PREFETCH_FACTOR", "ErrorHook", "Failure", "FailureHandler", "Redeclare", "Subscriber",
-           "Subscription", "SubscriptionStats", "check_consumer_limits", "effective_prefetch"]
+__all__ = ["SETTLES_LATER", "UNLIMITED_PREFETCH_FACTOR", "ErrorHook", "Failure", "FailureHandler",
+           "Redeclare", "Subscriber", "Subscription", "SubscriptionStats", "check_consumer_limits",
+           "effective_prefetch", "settles_later"]

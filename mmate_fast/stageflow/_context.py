@@ -64,7 +64,7 @@ class ContextCodec:
         if self.cls is None:
             if returned is None:
                 return None, {}
-            if not isinstance(returned, Mapping):
+            if returned.__class__ is not dict and not isinstance(returned, Mapping):
                 raise TypeError(f"stage {stage_id!r} of a dict workflow must return a dict or None, "
                                 f"got {type(returned).__qualname__}")
             data = dict(returned)

@@ -25,9 +25,11 @@ outcome claimed decides the join (claimed once) and moves the flow on with the m
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 from mmate_fast.errors import (
@@ -93,6 +95,96 @@ class StageHandler:
         self._inflight: dict[tuple[str, int], asyncio.Future[None] | None] = {}
 
     async def handle(self, index: int, msg: Any, redelivered: bool = False) -> None:
+        """Handle one stage message (the general path; ``handle_now`` takes the common hop at once)."""
+        state = self._checked(index, msg)
+        await self._guarded(index, msg, state, redelivered)
+
+    def handle_now(self, index: int, msg: Any, redelivered: bool = False) -> Awaitable[None] | None:
+        """``handle`` for the stage queue's settle-later route: a hop with a store that answers at once
+        (``Runtime.now``), a plain stage (not in a parallel group) that runs for the first time here
+        and that does not fail a required stage is taken here and now, and what is returned is the
+        confirm of what it published (the next hop is saved as sent when that succeeds); anything
+        else returns ``handle``'s coroutine (from where this one left off). A bad message raises at
+        once. The subscriber acks the message when the returned awaitable is done."""
+        state = self._checked(index, msg)
+        now = self.rt.now
+        stage = self.wf.stages[index]
+        key = (state.instance_id, index)
+        if now is None or key in self._inflight or stage.group is not None or not _plain(stage):
+            return self._guarded(index, msg, state, redelivered)
+        iid = state.instance_id
+        skey = stage_key(index)
+        if self.idempotent and now.stage_result_now(iid, skey) is not None:
+            return self._guarded(index, msg, state, redelivered)  # a duplicate: the general path
+        outcome = self._run_now(stage, state)
+        failed = outcome.result.status == "failed" and not stage.optional
+        if self.idempotent:
+            text = outcome.to_json()
+            if not failed and self.wf.next_index(index) >= len(self.wf.stages):  # completes the flow
+                step = self.step(state, [(index, outcome)], None)
+                stored = now.claim_stage_and_save_now(iid, skey, text, self.rt.record(step.state))
+                if stored != text:  # another delivery claimed first: go on from the message with its outcome
+                    return self._guarded(index, msg, _wire.decode_state(msg.serialized_workflow_state),
+                                         redelivered, Outcome.from_json(stored))
+                self.rt.finished(step.state)
+                return self.rt.send_now(step.hops, step.events)
+            stored = now.claim_stage_now(iid, skey, text)
+            if stored != text:
+                return self._guarded(index, msg, state, redelivered, Outcome.from_json(stored))
+        step = self.step(state, [(index, outcome)], msg.payload)
+        if failed or step.final:
+            return self._guarded(index, msg, state, redelivered, outcome, step)
+        self._inflight[key] = None
+        try:
+            sent = self.rt.send_now(step.hops, step.events)
+        except BaseException:
+            self._release(key)
+            raise
+        if sent is None:  # nothing to publish (no hop, no selected event): saved as sent now
+            self._release(key)
+            self.rt.save_now(step.state)
+            return None
+        fut = sent if isinstance(sent, asyncio.Future) else asyncio.ensure_future(sent)
+        fut.add_done_callback(functools.partial(self._hop_sent, key, step))
+        return fut
+
+    def _hop_sent(self, key: tuple[str, int], step: Step, fut: asyncio.Future[Any]) -> None:
+        """``handle_now``'s publish is done: when confirmed, the new state is saved (the mark that the
+        hops went out, as ``execute`` saves it); either way the instance's stage is free again."""
+        self._release(key)
+        if not fut.cancelled() and fut.exception() is None:
+            self.rt.save_now(step.state, step.hops[0][1].serialized_workflow_state if step.hops else None)
+
+    def _release(self, key: tuple[str, int]) -> None:
+        done = self._inflight.pop(key)
+        if done is not None:
+            done.set_result(None)
+
+    async def _guarded(self, index: int, msg: Any, state: WorkflowState, redelivered: bool,
+                       outcome: Outcome | None = None, step: Step | None = None) -> None:
+        """``_handle`` once per (instance, stage) at a time here: a concurrent duplicate waits for the
+        one running and is then done (acked) without running anything. ``outcome`` (and ``step``):
+        what ``handle_now`` already has (claimed; not fresh unless ``step`` is given)."""
+        key = (state.instance_id, index)
+        inflight = self._inflight
+        if key in inflight:  # the same stage of the same instance is being handled here: a duplicate
+            running = inflight[key]
+            if running is None:  # the first duplicate makes the future the others wait for
+                running = inflight[key] = asyncio.get_running_loop().create_future()
+            await asyncio.shield(running)
+            return
+        inflight[key] = None
+        try:
+            if outcome is None:
+                await self._handle(index, msg, state, redelivered)
+            else:
+                await self._go_on(index, msg, state, outcome, step is not None, step)
+        finally:
+            self._release(key)
+
+    def _checked(self, index: int, msg: Any) -> WorkflowState:
+        """The message's state, once the message is known to belong to stage ``index`` of this
+        workflow and its instance is running (else the named error: the message goes to the DLQ)."""
         wf = self.wf
         if not isinstance(msg, FlowMessageEnvelope):
             raise BadFlowMessageError(f"a {type(msg).__name__} arrived on stage queue "
@@ -120,21 +212,7 @@ class StageHandler:
         if state.status != "running":
             raise BadFlowMessageError(f"instance {state.instance_id} is {state.status!r}, not running: "
                                       "a stage message for it cannot run", "flow-not-running")
-        key = (state.instance_id, index)
-        inflight = self._inflight
-        if key in inflight:  # the same stage of the same instance is being handled here: a duplicate
-            running = inflight[key]
-            if running is None:  # the first duplicate makes the future the others wait for
-                running = inflight[key] = asyncio.get_running_loop().create_future()
-            await asyncio.shield(running)
-            return
-        inflight[key] = None
-        try:
-            await self._handle(index, msg, state, redelivered)
-        finally:
-            done = inflight.pop(key)
-            if done is not None:
-                done.set_result(None)
+        return state
 
     async def _handle(self, index: int, msg: Any, state: WorkflowState, redelivered: bool) -> None:
         wf = self.wf
@@ -159,13 +237,13 @@ class StageHandler:
         else:
             outcome, fresh = await self._outcome(stage, state)
         if stage.group is None:
-            outcomes = [(index, outcome)]
-        else:
-            joined = await self._join(stage.group, state, index, outcome)
-            if joined is None or (not joined[1] and not redelivered):
-                self._raise_if_failed(stage, outcome, fresh)
-                return
-            outcomes, fresh = joined[0], joined[1]
+            await self._go_on(index, msg, state, outcome, fresh)
+            return
+        joined = await self._join(stage.group, state, index, outcome)
+        if joined is None or (not joined[1] and not redelivered):
+            self._raise_if_failed(stage, outcome, fresh)
+            return
+        outcomes, fresh = joined[0], joined[1]
         step = self.step(state, outcomes, msg.payload)
         if not fresh:
             record = await self.rt.store.get(state.instance_id)
@@ -173,6 +251,20 @@ class StageHandler:
                 return  # a duplicate of a step already taken: nothing to do again
         await self.execute(step)
         self._raise_if_failed(stage, outcome, fresh)
+
+    async def _go_on(self, index: int, msg: Any, state: WorkflowState, outcome: Outcome, fresh: bool,
+                     step: Step | None = None) -> None:
+        """Move the flow on from stage ``index`` (not in a parallel group) with its ``outcome``:
+        nothing when it is a duplicate of a step already taken, else the step (``step``: built
+        already) executed; a required stage that failed then raises."""
+        if step is None:
+            step = self.step(state, [(index, outcome)], msg.payload)
+        if not fresh:
+            record = await self.rt.store.get(state.instance_id)
+            if record is not None and record.version >= step.state.version:
+                return  # a duplicate of a step already taken: nothing to do again
+        await self.execute(step)
+        self._raise_if_failed(self.wf.stages[index], outcome, fresh)
 
     def _raise_if_failed(self, stage: Stage, outcome: Outcome, fresh: bool) -> None:
         """A required stage that failed (freshly, not a duplicate): its message goes to the DLQ."""
@@ -219,40 +311,58 @@ class StageHandler:
         return stored
 
     async def _run(self, stage: Stage, state: WorkflowState) -> Outcome:
-        if stage.depends_on:
-            done = {r.stage_id for r in state.stage_results if r.status == "completed"}
-            missing = [d for d in stage.depends_on if d not in done]
-            if missing:
-                if not stage.optional:
-                    raise StageDependencyError(f"required stage {stage.id!r} depends on {missing}, which did "
-                                               "not complete")
-                now = time.time_ns()
-                return Outcome(StageResult(stage.id, "skipped", start_ns=now, end_ns=now, duration_ns=0), {})
+        if _plain(stage):  # a plain function, one attempt, no StageInfo: no coroutine of call_stage's
+            return self._run_now(stage, state)
+        skipped = self._skipped(stage, state)
+        if skipped is not None:
+            return skipped
         codec = self.codec
         start = time.time_ns()
         t0 = time.perf_counter_ns()
         try:
-            if stage.retry is None and not (stage.is_async or stage.threaded or stage.wants_info):
-                # a plain function, one attempt, no StageInfo: called here (call_stage's path, without
-                # its coroutine)
-                ctx = codec.build(state.global_data)
-                returned = stage.fn(ctx)
-            else:
-                ctx, returned = await call_stage(stage, lambda: codec.build(state.global_data),
-                                                 workflow_id=state.workflow_id, instance_id=state.instance_id,
-                                                 state=state)
+            ctx, returned = await call_stage(stage, lambda: codec.build(state.global_data),
+                                             workflow_id=state.workflow_id, instance_id=state.instance_id,
+                                             state=state)
             data, updates = codec.apply(stage.id, ctx, returned, state.global_data)
         except Exception as exc:
-            duration = time.perf_counter_ns() - t0
-            text = error_text(exc)
-            log.warning("stage %r of %s failed (%s): %s", stage.id, state.instance_id,
-                        "optional" if stage.optional else "required", text)
-            return Outcome(StageResult(
-                stage.id, "failed", error=text, start_ns=start, end_ns=start + duration,
-                duration_ns=duration), {})
+            return _failed(stage, state, exc, start, t0)
         duration = time.perf_counter_ns() - t0
         return Outcome(StageResult(stage.id, "completed", data=data, start_ns=start, end_ns=start + duration,
                                    duration_ns=duration), updates)
+
+    def _run_now(self, stage: Stage, state: WorkflowState) -> Outcome:
+        """``_run`` of a plain stage (see ``_plain``): called here, at once."""
+        if stage.depends_on:
+            skipped = self._skipped(stage, state)
+            if skipped is not None:
+                return skipped
+        codec = self.codec
+        start = time.time_ns()
+        t0 = time.perf_counter_ns()
+        try:
+            ctx = codec.build(state.global_data)
+            data, updates = codec.apply(stage.id, ctx, stage.fn(ctx), state.global_data)
+        except Exception as exc:
+            return _failed(stage, state, exc, start, t0)
+        duration = time.perf_counter_ns() - t0
+        return Outcome(StageResult(stage.id, "completed", data=data, start_ns=start, end_ns=start + duration,
+                                   duration_ns=duration), updates)
+
+    @staticmethod
+    def _skipped(stage: Stage, state: WorkflowState) -> Outcome | None:
+        """An optional stage whose dependencies did not complete: its ``skipped`` outcome (a required
+        one raises StageDependencyError); None when it can run."""
+        if not stage.depends_on:
+            return None
+        done = {r.stage_id for r in state.stage_results if r.status == "completed"}
+        missing = [d for d in stage.depends_on if d not in done]
+        if not missing:
+            return None
+        if not stage.optional:
+            raise StageDependencyError(f"required stage {stage.id!r} depends on {missing}, which did "
+                                       "not complete")
+        now = time.time_ns()
+        return Outcome(StageResult(stage.id, "skipped", start_ns=now, end_ns=now, duration_ns=0), {})
 
     async def _join(self, group: str, state: WorkflowState, index: int,
                     outcome: Outcome) -> tuple[list[tuple[int, Outcome]], bool] | None:
@@ -360,6 +470,22 @@ class StageHandler:
         # the hops carry the new state already encoded: saved as it is, not encoded again
         await rt.save(step.state, step.hops[0][1].serialized_workflow_state if step.hops else None,
                       wait=False)
+
+
+def _plain(stage: Stage) -> bool:
+    """A plain sync stage function, one attempt, no StageInfo: run at once (``call_stage``'s path
+    without its coroutine)."""
+    return stage.retry is None and not (stage.is_async or stage.threaded or stage.wants_info)
+
+
+def _failed(stage: Stage, state: WorkflowState, exc: Exception, start: int, t0: int) -> Outcome:
+    """The ``failed`` outcome of a stage that raised ``exc`` (logged)."""
+    duration = time.perf_counter_ns() - t0
+    text = error_text(exc)
+    log.warning("stage %r of %s failed (%s): %s", stage.id, state.instance_id,
+                "optional" if stage.optional else "required", text)
+    return Outcome(StageResult(stage.id, "failed", error=text, start_ns=start, end_ns=start + duration,
+                               duration_ns=duration), {})
 
 
 __all__ = ["StageHandler", "Step", "read_state"]

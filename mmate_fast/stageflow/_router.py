@@ -13,10 +13,11 @@ from typing import Any
 
 from mmate_fast.contracts import TypeRegistry
 from mmate_fast.errors import UnknownWorkflowError
+from mmate_fast.messaging.subscriber import settles_later
 from mmate_fast.stageflow._wire import CompensationMessageEnvelope, FlowMessageEnvelope
 
-#: (message, redelivered) -> awaitable
-Route = Callable[[Any, bool], Awaitable[None]]
+#: (message, redelivered) -> awaitable (the stage message is acked when it is done), or None (done)
+Route = Callable[[Any, bool], Awaitable[None] | None]
 
 
 #: the registry the engine's queues are decoded with: StageFlow's own envelope classes only (another
@@ -34,13 +35,16 @@ class Router:
         client.add_handler(FlowMessageEnvelope, self.on_message, bind=False)
         client.add_handler(CompensationMessageEnvelope, self.on_message, bind=False)
 
-    async def on_message(self, msg: Any, ctx: Any) -> None:
+    @settles_later
+    def on_message(self, msg: Any, ctx: Any) -> Awaitable[None] | None:
+        """The route of the delivery's queue, called at once; the subscriber settles the delivery
+        when what it returns is done (a settle-later handler: no Task per stage message)."""
         route = self.routes.get(ctx.queue)
         if route is None:
             raise UnknownWorkflowError(
                 f"{type(msg).__name__} arrived on queue {ctx.queue!r}, which no FlowEngine "
                 "of this client serves: register its workflow with serve=True")
-        await route(msg, bool(ctx.delivery.redelivered))
+        return route(msg, bool(ctx.delivery.redelivered))
 
 
 _ROUTERS: weakref.WeakKeyDictionary[Any, Router] = weakref.WeakKeyDictionary()

@@ -21,8 +21,8 @@ from mmate_fast.stageflow.store import FlowRecord, FlowStore
 class Runtime:
     """The engine's side of the handlers (one per FlowEngine)."""
 
-    __slots__ = ("_claim_and_save", "_save_nowait", "client", "events", "finished", "prefix", "store",
-                 "worker")
+    __slots__ = ("_claim_and_save", "_now", "_now_of", "_save_nowait", "client", "events", "finished",
+                 "prefix", "store", "worker")
 
     def __init__(self, client: Any, store: FlowStore, *, events: Collection[str], prefix: str, worker: str,
                  finished: Callable[[WorkflowState], None]) -> None:
@@ -40,6 +40,19 @@ class Runtime:
         #: the store's optional ``claim_stage_and_save(instance, key, result, record)``, or None
         self._claim_and_save: Callable[[str, str, str, FlowRecord], Awaitable[str]] | None = getattr(
             store, "claim_stage_and_save", None)
+        self._now: Any = None
+        self._now_of: Any = None
+
+    @property
+    def now(self) -> Any:
+        """The store when it answers at once (``stage_result_now``, ``claim_stage_now``,
+        ``claim_stage_and_save_now``, ``save_now``: memory://), else None: a stage hop then needs no
+        coroutine for the store. Follows ``store`` when it is replaced."""
+        store = self.store
+        if store is not self._now_of:
+            self._now_of = store
+            self._now = store if all(callable(getattr(store, name, None)) for name in _NOW_CALLS) else None
+        return self._now
 
     def stage_queue(self, workflow_id: str, index: int) -> str:
         return _queues.stage_queue(self.prefix, workflow_id, index)
@@ -50,11 +63,18 @@ class Runtime:
     async def send(self, hops: Sequence[tuple[str, Any]], events: Sequence[Any] = ()) -> None:
         """Publish ``events`` (those of the selected types) then each ``(queue, envelope)`` of ``hops``,
         in that order (Go's), and wait for all of them (confirms included)."""
+        sent = self.send_now(hops, events)
+        if sent is not None:
+            await sent
+
+    def send_now(self, hops: Sequence[tuple[str, Any]], events: Sequence[Any] = ()) -> Awaitable[Any] | None:
+        """``send`` without waiting: every publish is made now, in order; returns what completes when
+        all are confirmed (the one publish's own awaitable, or a gather that fails with the first
+        error once all are done), None when nothing was published."""
         client = self.client
-        if not events and len(hops) == 1:  # a plain hop (most of them): one publish, its confirm awaited
+        if not events and len(hops) == 1:  # a plain hop (most of them): one publish, its confirm
             queue, envelope = hops[0]
-            await client.publish(envelope, exchange="", routing_key=queue, persistent=True)
-            return
+            return client.publish(envelope, exchange="", routing_key=queue, persistent=True)
         calls = []
         selected = self.events
         for event in events:
@@ -63,12 +83,8 @@ class Runtime:
         for queue, envelope in hops:
             calls.append(client.publish(envelope, exchange="", routing_key=queue, persistent=True))
         if len(calls) == 1:
-            await calls[0]
-        elif calls:
-            outcomes = await asyncio.gather(*calls, return_exceptions=True)
-            for outcome in outcomes:
-                if isinstance(outcome, BaseException):
-                    raise outcome
+            return calls[0]
+        return _all_of(calls) if calls else None
 
     def record(self, state: WorkflowState, state_json: str | None = None) -> FlowRecord:
         """The store record of ``state`` (``state_json``: its encoding when the caller has it)."""
@@ -91,6 +107,10 @@ class Runtime:
             await self.store.save(record)
         return stored
 
+    def save_now(self, state: WorkflowState, state_json: str | None = None) -> None:
+        """``save`` through the store's ``save_now`` (only with ``now``: a store that answers at once)."""
+        self.now.save_now(self.record(state, state_json))
+
     async def save(self, state: WorkflowState, state_json: str | None = None, *, wait: bool = True) -> None:
         """Save ``state`` as the instance's record (the store ignores an older version). With
         ``wait=False`` and a store that has ``save_nowait``, the save is only queued (committed with
@@ -102,5 +122,37 @@ class Runtime:
         else:
             await self.store.save(record)
 
+
+def _all_of(calls: list[Awaitable[Any]]) -> asyncio.Future[None]:
+    """A future done when every call is, failing then with the first one's error (in call order;
+    cancelled if that one was cancelled): futures are joined by done-callbacks, no Task (a
+    coroutine gets one)."""
+    futures = [c if isinstance(c, asyncio.Future) else asyncio.ensure_future(c) for c in calls]
+    out: asyncio.Future[None] = futures[0].get_loop().create_future()
+    left = [len(futures)]
+
+    def one_done(_: asyncio.Future[Any]) -> None:
+        left[0] -= 1
+        if left[0] or out.done():
+            return
+        first: BaseException | None = None
+        for fut in futures:  # every error is retrieved (as gather(return_exceptions=True) does)
+            exc = asyncio.CancelledError() if fut.cancelled() else fut.exception()
+            if first is None:
+                first = exc
+        if isinstance(first, asyncio.CancelledError):
+            out.cancel()
+        elif first is not None:
+            out.set_exception(first)
+        else:
+            out.set_result(None)
+
+    for fut in futures:
+        fut.add_done_callback(one_done)
+    return out
+
+
+#: the calls of a store that answers at once (see ``Runtime.now``)
+_NOW_CALLS = ("stage_result_now", "claim_stage_now", "claim_stage_and_save_now", "save_now")
 
 __all__ = ["Runtime"]

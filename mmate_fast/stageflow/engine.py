@@ -243,8 +243,14 @@ class FlowEngine:
         if self._waiters.listener_missing:
             await self._waiters.ensure_listener()
         # the first hop carries the state encoded: saved as it is, not encoded again
-        await self._rt.save(state, hops[0][1].serialized_workflow_state)
-        await self._rt.send(hops)
+        rt = self._rt
+        if rt.now is not None:  # a store that answers at once: no coroutine for the save
+            rt.save_now(state, hops[0][1].serialized_workflow_state)
+        else:
+            await rt.save(state, hops[0][1].serialized_workflow_state)
+        sent = rt.send_now(hops)
+        if sent is not None:
+            await sent
         self._waiters.started(iid)
         return iid
 
@@ -339,8 +345,8 @@ def _workflow_id(workflow: Workflow | str) -> str:
 
 
 def _stage_route(handler: StageHandler, index: int) -> Any:
-    """``route(msg, redelivered)`` of stage queue ``index``: the handler's own coroutine (no wrapper)."""
-    return functools.partial(handler.handle, index)
+    """``route(msg, redelivered)`` of stage queue ``index``: the handler's ``handle_now`` (no wrapper)."""
+    return functools.partial(handler.handle_now, index)
 
 
 __all__ = ["FlowEngine", "FlowStatus"]

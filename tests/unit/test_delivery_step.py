@@ -1,6 +1,6 @@
 """dispatch.DeliveryStep (both impls): what it handles it handles as Subscription.on_delivery would
-(decode, plain handlers, ack after they return, counters); everything else reaches on_delivery
-untouched."""
+(decode, plain handlers, ack after they return, counters); handlers it does not run get the decoded
+envelope (``_on_envelope``); everything else reaches on_delivery untouched."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,7 +14,7 @@ from mmate_fast.contracts import Event, TypeRegistry
 from mmate_fast.contracts._plan import _PLANS, plan_for
 from mmate_fast.messaging.dispatcher import HandlerSpec
 from mmate_fast.messaging.outgoing import build
-from mmate_fast.messaging.subscriber import SubscriptionStats
+from mmate_fast.messaging.subscriber import SubscriptionStats, settles_later
 
 from ._impls import impl_params
 
@@ -56,11 +56,15 @@ class Owner:
         self.subscriber = SimpleNamespace(observer=None, tracer=None)
         self._stopping = False
         self.general: list[Any] = []
+        self.envelopes: list[Any] = []
         self.results: list[Any] = []
         self.failed: list[Any] = []
 
     def on_delivery(self, delivery: Any) -> None:
         self.general.append(delivery)
+
+    def _on_envelope(self, ch: Any, delivery: Any, env: Any, handlers: tuple[Any, ...]) -> None:
+        self.envelopes.append((ch, delivery, env, handlers))
 
     def _on_result(self, result: Any, msg: Any, ctx: Any, delivery: Any, env: Any) -> None:
         self.results.append((result, msg, ctx, delivery, env))
@@ -144,15 +148,10 @@ async def _async_handler(m: Any) -> None:
 
 @pytest.mark.parametrize("case", ["wire", "consume", "observer", "tracer", "stopping", "undecodable",
                                   "not-json", "unknown-type", "unregistered", "bad-payload",
-                                  "payload-not-object", "async", "context"])
+                                  "payload-not-object"])
 def test_what_it_does_not_handle_reaches_on_delivery_untouched(D: ModuleType, case: str) -> None:
     calls: list[Any] = []
-    handlers: list[Any] = [lambda m: calls.append(m)]
-    if case == "async":
-        handlers.append(_async_handler)
-    elif case == "context":
-        handlers = [lambda m, ctx: calls.append(m)]
-    step, owner, table = make(D, *handlers)
+    step, owner, table = make(D, lambda m: calls.append(m))
     d = delivery()
     if case == "wire":
         owner._pipeline.has_wire = True
@@ -178,9 +177,35 @@ def test_what_it_does_not_handle_reaches_on_delivery_untouched(D: ModuleType, ca
     elif case == "payload-not-object":
         d = delivery(b'{"id":"1","type":"StepEvent","payload":[1]}')
     step(d)
-    assert owner.general == [d]
+    assert owner.general == [d] and owner.envelopes == []
     assert calls == [] and owner.channel.acks == [] and owner.results == [] and owner.failed == []
     assert owner.stats == SubscriptionStats()
+
+
+def _later(m: Any) -> None:
+    return None
+
+
+@pytest.mark.parametrize("case", ["async", "context", "settles-later"])
+def test_handlers_it_does_not_run_get_the_decoded_envelope(D: ModuleType, case: str) -> None:
+    """Async, context-taking and settle-later handlers: counted as received, then the rest of the
+    general path (``_on_envelope``) with the envelope decoded once, nothing run or acked here."""
+    calls: list[Any] = []
+    handlers: list[Any] = [lambda m: calls.append(m)]
+    if case == "async":
+        handlers.append(_async_handler)
+    elif case == "context":
+        handlers = [lambda m, ctx: calls.append(m)]
+    else:
+        handlers = [settles_later(_later)]
+    step, owner, table = make(D, *handlers)
+    d = delivery()
+    step(d)
+    [(ch, got, env, specs)] = owner.envelopes
+    assert (ch, got, env.type) == (owner.channel, d, "StepEvent")
+    assert specs == table.lookup("StepEvent")
+    assert owner.general == [] and calls == [] and owner.channel.acks == [] and owner.results == []
+    assert owner.stats == SubscriptionStats(received=1)
 
 
 def test_the_table_needs_to_be_a_dispatch_table(D: ModuleType) -> None:

@@ -67,6 +67,12 @@ class MemoryFlowStore:
 
     def save_nowait(self, record: FlowRecord) -> None:
         """``save`` at once, for callers that do not wait (the engine's saves after a hop)."""
+        self.save_now(record)
+
+    # the ``*_now`` calls: the FlowStore calls answered at once, no coroutine (a store without I/O
+    # has them; the engine's stage hops use them when all four exist)
+    def save_now(self, record: FlowRecord) -> None:
+        """``save``, done when it returns."""
         check_record(record)
         data = self._check_open()
         with data.lock:
@@ -92,6 +98,10 @@ class MemoryFlowStore:
         return [_copy(r) for r in found[offset:offset + limit]]
 
     async def claim_stage(self, instance_id: str, stage_key: str, result_json: str) -> str:
+        return self.claim_stage_now(instance_id, stage_key, result_json)
+
+    def claim_stage_now(self, instance_id: str, stage_key: str, result_json: str) -> str:
+        """``claim_stage``, answered at once."""
         check_claim(instance_id, stage_key, result_json)
         data = self._check_open()
         with data.lock:
@@ -100,6 +110,11 @@ class MemoryFlowStore:
     async def claim_stage_and_save(self, instance_id: str, stage_key: str, result_json: str,
                                    record: FlowRecord) -> str:
         """``claim_stage``; when this call wins the claim, ``save(record)`` at once (under the lock)."""
+        return self.claim_stage_and_save_now(instance_id, stage_key, result_json, record)
+
+    def claim_stage_and_save_now(self, instance_id: str, stage_key: str, result_json: str,
+                                 record: FlowRecord) -> str:
+        """``claim_stage_and_save``, answered at once."""
         check_claim(instance_id, stage_key, result_json)
         check_record(record)
         data = self._check_open()
@@ -112,6 +127,10 @@ class MemoryFlowStore:
         return stored
 
     async def stage_result(self, instance_id: str, stage_key: str) -> str | None:
+        return self.stage_result_now(instance_id, stage_key)
+
+    def stage_result_now(self, instance_id: str, stage_key: str) -> str | None:
+        """``stage_result``, answered at once."""
         check_key(instance_id, stage_key)
         data = self._check_open()
         with data.lock:
