@@ -151,7 +151,7 @@ cdef class DeliveryStep:
     cdef object _owner, _general, _stats, _pipeline, _subscriber
     cdef DispatchTable _table
     cdef dict _by_name, _plans, _plain
-    cdef object _decode_envelope, _plan_for
+    cdef object _decode_envelope, _plan_for, _hook, _direct
 
     def __init__(self, owner, DispatchTable table, dict by_name, decode_envelope, dict plans, plan_for):
         self._owner = owner
@@ -165,6 +165,16 @@ cdef class DeliveryStep:
         self._plans = plans
         self._plan_for = plan_for
         self._plain = {}
+        self._hook = None
+        self._direct = None
+
+    cdef object _direct_for(self, hook):
+        """The result hook's context-free entry (``direct(result, msg, delivery, env)``, e.g. the
+        Client's ReplyHook), remembered per hook object, or None."""
+        if hook is not self._hook:
+            self._hook = hook
+            self._direct = getattr(hook, "direct", None)
+        return self._direct
 
     cdef tuple _plain_fns(self, tuple handlers):
         """The handlers' functions when every one is plain, takes only the message and settles at
@@ -236,7 +246,9 @@ cdef class DeliveryStep:
             for fn in fns:
                 result = fn(msg)
                 if result is not None:
-                    owner._on_result(result, msg, None, delivery, env)
+                    direct = self._direct_for(sub.result_hook)
+                    if direct is None or not direct(result, msg, delivery, env):
+                        owner._on_result(result, msg, None, delivery, env)
         except Exception as exc:
             owner._spawn(owner._handler_failed(ch, delivery, env, msg, None, exc))
             return None

@@ -140,8 +140,8 @@ class DeliveryStep:
     decode, plain handlers and the ack, for the deliveries it handles; anything else goes, untouched,
     to ``owner.on_delivery`` (the general path)."""
 
-    __slots__ = ("_by_name", "_decode_envelope", "_general", "_owner", "_pipeline", "_plain", "_plan_for",
-                 "_plans", "_stats", "_subscriber", "_table")
+    __slots__ = ("_by_name", "_decode_envelope", "_direct", "_general", "_hook", "_owner", "_pipeline",
+                 "_plain", "_plan_for", "_plans", "_stats", "_subscriber", "_table")
 
     def __init__(self, owner: Any, table: DispatchTable, by_name: dict[str, type],
                  decode_envelope: Callable[[Any], Any], plans: dict[type, Any],
@@ -159,6 +159,16 @@ class DeliveryStep:
         self._plans = plans
         self._plan_for = plan_for
         self._plain: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self._hook: Any = None
+        self._direct: Callable[[Any, Any, Any, Any], bool] | None = None
+
+    def _direct_for(self, hook: Any) -> Callable[[Any, Any, Any, Any], bool] | None:
+        """The result hook's context-free entry (``direct(result, msg, delivery, env)``, e.g. the
+        Client's ReplyHook), remembered per hook object, or None."""
+        if hook is not self._hook:
+            self._hook = hook
+            self._direct = getattr(hook, "direct", None)
+        return self._direct
 
     def _plain_fns(self, handlers: tuple[Any, ...]) -> tuple[Any, ...]:
         """The handlers' functions when every one is plain, takes only the message and settles at
@@ -222,7 +232,9 @@ class DeliveryStep:
             for fn in fns:
                 result = fn(msg)
                 if result is not None:
-                    owner._on_result(result, msg, None, delivery, env)
+                    direct = self._direct_for(sub.result_hook)
+                    if direct is None or not direct(result, msg, delivery, env):
+                        owner._on_result(result, msg, None, delivery, env)
         except Exception as exc:
             owner._spawn(owner._handler_failed(ch, delivery, env, msg, None, exc))
             return None

@@ -53,7 +53,7 @@ class Owner:
         self.channel = channel
         self.stats = SubscriptionStats()
         self._pipeline = SimpleNamespace(has_wire=False, has_consume=False)
-        self.subscriber = SimpleNamespace(observer=None, tracer=None)
+        self.subscriber = SimpleNamespace(observer=None, tracer=None, result_hook=None)
         self._stopping = False
         self.general: list[Any] = []
         self.envelopes: list[Any] = []
@@ -119,6 +119,61 @@ def test_a_result_goes_to_on_result_and_the_delivery_is_acked(D: ModuleType) -> 
     result, msg, ctx, got, env = owner.results[0]
     assert (result, ctx, got, env.type) == ("reply", None, d, "StepEvent") and isinstance(msg, StepEvent)
     assert owner.channel.acks == [7]
+
+
+class DirectHook:
+    """A result hook with the context-free entry (as the Client's ReplyHook): records what it is
+    given and answers ``dealt``."""
+
+    def __init__(self, dealt: bool) -> None:
+        self.dealt = dealt
+        self.calls: list[tuple[Any, ...]] = []
+
+    def __call__(self, result: Any, msg: Any, ctx: Any) -> None:
+        raise AssertionError("the step calls direct(), never the hook with a context")
+
+    def direct(self, result: Any, msg: Any, delivery: Any, env: Any) -> bool:
+        self.calls.append((result, msg, delivery, env))
+        return self.dealt
+
+
+@pytest.mark.parametrize("dealt", [True, False])
+def test_a_result_hooks_direct_entry_is_asked_first(D: ModuleType, dealt: bool) -> None:
+    step, owner, _ = make(D, lambda m: "reply")
+    hook = DirectHook(dealt)
+    owner.subscriber.result_hook = hook
+    d = delivery()
+    step(d)
+    assert [(r, g, e.type) for r, _m, g, e in hook.calls] == [("reply", d, "StepEvent")]
+    # dealt with: on_result is skipped; declined: on_result builds the context and decides
+    assert [r[0] for r in owner.results] == ([] if dealt else ["reply"])
+    assert owner.channel.acks == [7] and owner.failed == []
+
+
+def test_a_new_result_hook_is_seen_at_the_next_delivery(D: ModuleType) -> None:
+    step, owner, _ = make(D, lambda m: "reply")
+    first, second = DirectHook(True), DirectHook(True)
+    owner.subscriber.result_hook = first
+    step(delivery(tag=1))
+    owner.subscriber.result_hook = second
+    step(delivery(tag=2))
+    owner.subscriber.result_hook = None
+    step(delivery(tag=3))
+    assert (len(first.calls), len(second.calls)) == (1, 1)
+    assert [r[3].delivery_tag for r in owner.results] == [3]
+
+
+def test_a_raising_direct_entry_is_a_handler_failure(D: ModuleType) -> None:
+    step, owner, _ = make(D, lambda m: "reply")
+    boom = RuntimeError("no reply publisher")
+
+    class Raising(DirectHook):
+        def direct(self, result: Any, msg: Any, delivery: Any, env: Any) -> bool:
+            raise boom
+
+    owner.subscriber.result_hook = Raising(True)
+    step(delivery())
+    assert owner.channel.acks == [] and owner.failed[0][-1] is boom
 
 
 def test_a_failing_handler_is_not_acked_and_goes_to_handler_failed(D: ModuleType) -> None:
