@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -443,6 +444,53 @@ async def test_reads_no_queued_write_touches_are_answered_while_another_process_
         assert await written == record("i-3")
     finally:
         await store.close()
+
+
+async def test_get_ended_waits_for_a_queued_write_of_any_of_its_instances(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``get_ended`` reads several instances: while another process holds the lock, it is answered
+    at once only when no write queued before it touches any of them, else after that write."""
+    from mmate_fast.stageflow.store import _sqlite
+
+    monkeypatch.setattr(_sqlite, "INLINE_LOCK_WAIT", 30.0)  # never the writer thread here
+    path = tmp_path / "ended-order.db"
+    store = open_store(f"sqlite:///{path}")
+    try:
+        await store.save(record("i-1"))
+        await store.save(record("i-2", status="completed"))
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            store.save_nowait(record("i-1", status="completed", version=2))
+            untouched = asyncio.ensure_future(store.get_ended(["i-2", "i-3"]))
+            touched = asyncio.ensure_future(store.get_ended(["i-2", "i-1"]))
+            assert [r.instance_id for r in await asyncio.wait_for(untouched, 5)] == ["i-2"]
+            await asyncio.sleep(0.02)
+            assert not touched.done()
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert sorted(r.instance_id for r in await touched) == ["i-1", "i-2"]
+    finally:
+        await store.close()
+
+
+def test_get_ended_seeks_the_instance_id_index() -> None:
+    """One statement per chunk of ids, each a seek in the instance id index (no scan of flows)."""
+    from mmate_fast.stageflow.store import _sqlite
+
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    _sqlite._migrate(conn)
+    plans: list[str] = []
+    real = conn.execute
+
+    class Spy:
+        def execute(self, sql: str, args: Any = ()) -> Any:
+            plans.extend(row[3] for row in real("EXPLAIN QUERY PLAN " + sql, args))
+            return real(sql, args)
+
+    assert _sqlite._get_ended(Spy(), ["a", "b"]) == []  # type: ignore[arg-type]
+    assert plans and all("USING INDEX sqlite_autoindex_flows" in p for p in plans if "flows" in p), plans
 
 
 async def test_a_claim_lost_to_another_connection_returns_the_winner(tmp_path: Path) -> None:

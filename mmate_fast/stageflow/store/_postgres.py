@@ -29,7 +29,15 @@ from mmate_fast.errors import (
     FlowStoreUnavailableError,
     InvalidArgumentError,
 )
-from mmate_fast.stageflow.store._record import FlowRecord, check_claim, check_key, check_page, check_record
+from mmate_fast.stageflow.store._record import (
+    ENDED_STATUSES,
+    FlowRecord,
+    check_claim,
+    check_ids,
+    check_key,
+    check_page,
+    check_record,
+)
 from mmate_fast.stageflow.store._url import redact
 
 log = logging.getLogger("mmate_fast.stageflow")
@@ -102,6 +110,8 @@ class PostgresFlowStore:
             "WHERE excluded.version >= flows.version")
         self._sql_get = f"SELECT {_COLUMNS} FROM {t}.flows WHERE instance_id = $1"
         self._sql_list = f"SELECT {_COLUMNS} FROM {t}.flows"
+        self._sql_ended = (f"SELECT {_COLUMNS} FROM {t}.flows WHERE instance_id = ANY($1::text[]) "
+                           "AND status = ANY($2::text[])")
         self._sql_claim = (
             f"INSERT INTO {t}.stage_results (instance_id, stage_key, result_json, created_ns) "
             "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) "
@@ -379,6 +389,12 @@ class PostgresFlowStore:
     async def get(self, instance_id: str) -> FlowRecord | None:
         row = await self._run("get", "fetchrow", self._sql_get, instance_id)
         return None if row is None else FlowRecord(*row)
+
+    async def get_ended(self, instance_ids: list[str]) -> list[FlowRecord]:
+        """The records of those instances that have ended (see ``FlowStore``), in one query."""
+        ids = check_ids(instance_ids)
+        rows = await self._run("get_ended", "fetch", self._sql_ended, ids, list(ENDED_STATUSES))
+        return [FlowRecord(*row) for row in rows]
 
     async def list(self, *, status: str | None = None, workflow: str | None = None,
                    limit: int = 100, offset: int = 0) -> list[FlowRecord]:

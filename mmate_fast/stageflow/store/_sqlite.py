@@ -59,7 +59,15 @@ from mmate_fast.errors import (
     FlowStoreUnavailableError,
     InvalidArgumentError,
 )
-from mmate_fast.stageflow.store._record import FlowRecord, check_claim, check_key, check_page, check_record
+from mmate_fast.stageflow.store._record import (
+    ENDED_STATUSES,
+    FlowRecord,
+    check_claim,
+    check_ids,
+    check_key,
+    check_page,
+    check_record,
+)
 
 log = logging.getLogger("mmate_fast.stageflow")
 
@@ -208,6 +216,23 @@ def _save(conn: sqlite3.Connection, r: FlowRecord, seqs: _Seqs | None = None) ->
 def _get(conn: sqlite3.Connection, instance_id: str) -> FlowRecord | None:
     row = conn.execute(_GET, (instance_id,)).fetchone()
     return None if row is None else FlowRecord(*row)
+
+
+#: most instance ids one ``get_ended`` statement asks for (SQLite before 3.32 allows 999 parameters)
+ENDED_CHUNK = 500
+_ENDED_IN = "', '".join(ENDED_STATUSES)
+
+
+def _get_ended(conn: sqlite3.Connection, instance_ids: list[str]) -> list[FlowRecord]:
+    """The records of those instances that have ended: one statement per ``ENDED_CHUNK`` ids (a seek
+    in the instance id index each)."""
+    out: list[FlowRecord] = []
+    for i in range(0, len(instance_ids), ENDED_CHUNK):
+        chunk = instance_ids[i:i + ENDED_CHUNK]
+        sql = (f"SELECT {_COLUMNS} FROM flows WHERE instance_id IN ({', '.join('?' * len(chunk))}) "
+               f"AND status IN ('{_ENDED_IN}')")
+        out.extend(FlowRecord(*row) for row in conn.execute(sql, chunk))
+    return out
 
 
 _ORDER = " ORDER BY updated_ns DESC, instance_id LIMIT ? OFFSET ?"
@@ -784,6 +809,9 @@ class SQLiteFlowStore:
         for op in pending:
             if op[2]:
                 written.add(_instance_of(op))
+            elif op[0] is _get_ended:  # several instances: none of them written before it
+                if written.isdisjoint(op[1][0]):
+                    reads.append(op)
             elif _instance_of(op) not in written:
                 reads.append(op)
         if not reads:
@@ -901,6 +929,17 @@ class SQLiteFlowStore:
 
     async def get(self, instance_id: str) -> FlowRecord | None:
         result: FlowRecord | None = await self._batched(_get, (instance_id,), False, "get")
+        return result
+
+    async def get_ended(self, instance_ids: list[str]) -> list[FlowRecord]:
+        """The records of those instances that have ended (see ``FlowStore``), read with this loop
+        turn's batch."""
+        ids = check_ids(instance_ids)
+        if not ids:
+            if self._closed:
+                raise self._closed_error()
+            return []
+        result: list[FlowRecord] = await self._batched(_get_ended, (ids,), False, "get_ended")
         return result
 
     async def list(self, *, status: str | None = None, workflow: str | None = None,
