@@ -364,10 +364,15 @@ _Op = tuple[_Fn, tuple[Any, ...], bool, asyncio.AbstractEventLoop, "asyncio.Futu
 _CLOSE = None
 #: ``_run_here``: another connection holds the write lock
 _BUSY: list[tuple[_Op, bool, Any]] = []
-#: how long inline writes try again (every INLINE_LOCK_PAUSE s at first, then up to 1 ms apart) while
-#: another process holds the write lock, before the writer thread waits for it
+#: how long inline writes try again while another process holds the write lock, before the writer
+#: thread waits for it: the first try INLINE_LOCK_PAUSE s after the refusal, then each after as long
+#: as the wait so far (the pause doubles), at most INLINE_LOCK_PAUSE_MAX apart. Never less than 1 ms:
+#: uvloop rounds a timer to whole milliseconds, so a pause under 0.5 ms fired on the next loop turn
+#: and an idle loop (the starter's) spun on ``BEGIN IMMEDIATE``, ~27 refusals per wait for the lock
+#: (each ~12 µs of SQLite and an exception, CPU the holder needed on a loaded machine)
 INLINE_LOCK_WAIT = 0.05
-INLINE_LOCK_PAUSE = 0.0001
+INLINE_LOCK_PAUSE = 0.001
+INLINE_LOCK_PAUSE_MAX = 0.004
 
 
 def _settle(done: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
@@ -796,7 +801,7 @@ class SQLiteFlowStore:
                 now = time.monotonic()
                 since = since or now
                 if now - since < INLINE_LOCK_WAIT:
-                    pause = min(max(now - since, INLINE_LOCK_PAUSE), 0.001)
+                    pause = min(max(now - since, INLINE_LOCK_PAUSE), INLINE_LOCK_PAUSE_MAX)
                     pending[0][3].call_later(pause, self._flush_here, pending, since)
                     return
         self._hand_over(pending)
