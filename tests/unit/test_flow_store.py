@@ -426,7 +426,8 @@ def test_check_key_names_the_wrong_part(instance_id: object, stage_key: object, 
 
 async def test_reads_join_the_loop_turns_write_batch(tmp_path: Path) -> None:
     """get / stage_result issued in the same loop turn as writes run in their transaction, in order:
-    a read queued after a write sees it, one before does not, and the turn costs one commit."""
+    a read queued after a write sees it, one before does not, and the turn costs one transaction
+    (no read transaction of its own for the reads before the first write, while the lock is free)."""
     from mmate_fast.stageflow.store._sqlite import SQLiteFlowStore
 
     store = open_store(f"sqlite:///{tmp_path / 'mixed.db'}")
@@ -434,11 +435,16 @@ async def test_reads_join_the_loop_turns_write_batch(tmp_path: Path) -> None:
     try:
         await store.save(record("warm-up"))
         commits = store._write_commits
+        conn = store._conn()
+        assert conn is not None
+        begins: list[str] = []
+        conn.set_trace_callback(lambda sql: begins.append(sql) if sql.startswith("BEGIN") else None)
         results = await asyncio.gather(
             store.stage_result("i-1", "stage0"), store.get("i-1"), store.save(record()),
             store.claim_stage("i-1", "stage0", "won"), store.stage_result("i-1", "stage0"), store.get("i-1"))
         assert results == [None, None, None, "won", "won", record()]
         assert store._write_commits == commits + 1
+        assert begins == ["BEGIN IMMEDIATE"]
         assert store._writes_handed == 0  # all on the loop's connection
     finally:
         await store.close()

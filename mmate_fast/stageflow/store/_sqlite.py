@@ -16,10 +16,10 @@ lost on power loss) and the write lock let several processes share one file; ``c
 ``INSERT ... ON CONFLICT DO NOTHING`` (then ``SELECT`` when it inserted nothing) inside that
 transaction, atomic across processes by the primary key.
 
-Reads (``get``, ``stage_result``) of a file store join the same batch, in order (a read queued after
-a write of its instance sees it): the turn's reads that no write queued before them touches are
-answered first, in one transaction without the lock (``BEGIN``), the rest with the writes, so the
-write lock is held for the writes only, and those reads never wait for another process's lock.
+Reads (``get``, ``get_ended``, ``stage_result``) of a file store join the same batch, in order (a read
+queued after a write of its instance sees it): one transaction per turn. While another process holds
+the write lock, the turn's reads that no write queued before them touches are answered at once, in
+one transaction without the lock (``BEGIN``), so they never wait for another process's lock.
 Each transaction that starts after another process's commit finds its page cache invalidated
 (SQLite reloads every page it touches), so a read of its own cost the same system calls as a
 batch. A batch that fails on the
@@ -777,19 +777,17 @@ class SQLiteFlowStore:
         return fut
 
     def _flush_here(self, pending: list[_Op], since: float = 0.0) -> None:
-        """Run this turn's calls on this thread: the reads that no write queued before them touches
-        in one transaction without the lock, the rest in one ``BEGIN IMMEDIATE`` transaction. While
-        another process holds the write lock, answer the reads issued meanwhile the same way, and
+        """Run this turn's calls on this thread, in one transaction (``BEGIN IMMEDIATE`` when one of
+        them writes: a read transaction of its own before it, to hold the lock for the writes only,
+        cost more CPU than the shorter hold saved). While another process holds the write lock,
+        answer the reads that no write queued before them touches in one transaction without the
+        lock (and those issued meanwhile the same way), and
         try the writes again a little later from the loop (the calls issued meanwhile join them)
         for up to ``INLINE_LOCK_WAIT`` s, then hand them to the writer thread, which waits for its
         turn off the loop; so do calls behind writes still pending there (in order)."""
         if not pending:
             return
         if self._writes_handed == self._writes_done and not self._closed:
-            if len(pending) > 1:  # reads first, without the lock (shorter lock holds)
-                self._answer_reads(pending)
-                if not pending:
-                    return
             batch = pending[:]
             done = self._run_here(batch)
             if done is not None and done is not _BUSY:
