@@ -81,6 +81,16 @@ def _positive(url: str, key: str, value: str, cast: type[float] | type[int]) -> 
     return number
 
 
+def _terminate(conn: Any) -> None:
+    """Close a pooled connection that broke, so the pool never hands it out again. asyncpg may have
+    detached it from its proxy already (the server ended it mid-query): terminate() then raises
+    InterfaceError, which must not replace the error that broke it."""
+    import asyncpg
+
+    with contextlib.suppress(asyncpg.InterfaceError):
+        conn.terminate()
+
+
 class PostgresFlowStore:
     """A FlowStore in PostgreSQL through an asyncpg pool."""
 
@@ -251,7 +261,7 @@ class PostgresFlowStore:
                 try:
                     return await getattr(conn, method)(sql, *args, timeout=self._timeout)
                 except _broken():
-                    conn.terminate()  # the pool must not hand it out again
+                    _terminate(conn)
                     raise
         except Exception as exc:
             err = self._translate(exc, what)
@@ -308,7 +318,7 @@ class PostgresFlowStore:
                 try:
                     results = await self._write_on(conn, batch)
                 except _broken():
-                    conn.terminate()  # the pool must not hand it out again
+                    _terminate(conn)
                     raise
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             if len(batch) > 1 and not isinstance(exc, _broken()) and not self._closed:
