@@ -532,6 +532,12 @@ def test_get_ended_seeks_the_instance_id_index() -> None:
 
     assert _sqlite._get_ended(Spy(), ["a", "b"]) == []  # type: ignore[arg-type]
     assert plans and all("USING INDEX sqlite_autoindex_flows" in p for p in plans if "flows" in p), plans
+    sqls: list[str] = []
+    conn.set_trace_callback(sqls.append)
+    for n in (1, 3, 8, 9, 31, 100, 129, 700):  # padded to a few statement sizes (the statement cache)
+        assert _sqlite._get_ended(conn, [f"x-{k}" for k in range(n)]) == []
+    sizes = {sql.split(" IN (", 1)[1].split(")", 1)[0].count(",") + 1 for sql in sqls}
+    assert sizes <= {8, 32, 128, 500}, sizes
 
 
 async def test_a_claim_lost_to_another_connection_returns_the_winner(tmp_path: Path) -> None:

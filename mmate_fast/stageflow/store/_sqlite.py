@@ -223,13 +223,20 @@ ENDED_CHUNK = 500
 _ENDED_IN = "', '".join(ENDED_STATUSES)
 
 
+#: the statement sizes ``get_ended`` uses (a chunk is padded to the next one by repeating its last id),
+#: so that a few statements stay in the connection's statement cache instead of one per count
+_ENDED_SIZES = (8, 32, 128, ENDED_CHUNK)
+
+
 def _get_ended(conn: sqlite3.Connection, instance_ids: list[str]) -> list[FlowRecord]:
     """The records of those instances that have ended: one statement per ``ENDED_CHUNK`` ids (a seek
     in the instance id index each)."""
     out: list[FlowRecord] = []
     for i in range(0, len(instance_ids), ENDED_CHUNK):
         chunk = instance_ids[i:i + ENDED_CHUNK]
-        sql = (f"SELECT {_COLUMNS} FROM flows WHERE instance_id IN ({', '.join('?' * len(chunk))}) "
+        size = next(n for n in _ENDED_SIZES if n >= len(chunk))
+        chunk += chunk[-1:] * (size - len(chunk))
+        sql = (f"SELECT {_COLUMNS} FROM flows WHERE instance_id IN ({', '.join('?' * size)}) "
                f"AND status IN ('{_ENDED_IN}')")
         out.extend(FlowRecord(*row) for row in conn.execute(sql, chunk))
     return out
