@@ -261,7 +261,7 @@ class FlowStoreSuite:
         await store.close()
         await store.close()
         calls = (store.save(record()), store.get("i-1"), store.list(), store.claim_stage("i-1", "k", "w"),
-                 store.stage_result("i-1", "k"))
+                 store.stage_result("i-1", "k"), store.get_ended(["i-1"]), store.get_ended([]))
         for call in calls:
             with pytest.raises(FlowStoreClosedError, match="open a new one"):
                 await call
@@ -290,6 +290,31 @@ class FlowStoreSuite:
                 assert await again.stage_result("i-49", "k") == "v"
             finally:
                 await again.close()
+
+    # ------------------------------------------------------------------ get_ended (wait()'s store look)
+    async def test_get_ended_returns_the_ended_records_of_the_ids_asked(self, store: Any) -> None:
+        statuses = ("running", "completed", "compensated", "failed", "cancelled", "pending")
+        for n, status in enumerate(statuses):
+            await store.save(record(f"e-{n}", status=status, version=2))
+        await store.save(record("not-asked", status="completed"))
+        asked = [f"e-{n}" for n in range(len(statuses))] + ["unknown", "e-1"]  # e-1 twice
+        got = await store.get_ended(asked)
+        assert sorted(r.instance_id for r in got) == ["e-1", "e-2", "e-3", "e-4"]
+        assert {r.instance_id: r for r in got}["e-2"] == record("e-2", status="compensated", version=2)
+        assert await store.get_ended([]) == []
+        assert await store.get_ended(("e-0", "unknown")) == []
+
+    async def test_get_ended_of_more_ids_than_one_statement_takes(self, store: Any) -> None:
+        await asyncio.gather(*(store.save(record(f"m-{n}", status="completed" if n % 3 else "running"))
+                               for n in range(1200)))
+        got = await store.get_ended([f"m-{n}" for n in range(1200)] + [f"x-{n}" for n in range(300)])
+        assert sorted(r.instance_id for r in got) == sorted(f"m-{n}" for n in range(1200) if n % 3)
+
+    async def test_get_ended_refuses_bad_ids(self, store: Any) -> None:
+        for bad in ("e-1", ["e-1", ""], ["e-1", 3], ["e-\x00"], None):
+            with pytest.raises(InvalidArgumentError):
+                await store.get_ended(bad)
+        assert await store.get_ended(["e-1"]) == []  # the store lives on
 
     # ------------------------------------------------------------------ across OS processes
     def test_two_processes_agree_on_every_claim(self, store_url: str, tmp_path: Path) -> None:

@@ -3,13 +3,15 @@
 
     python benchmarks/micro/flow_store_flow.py [--flows 4000] [--rounds 5] [--inflight 64]
                                                [--processes 1] [--only memory,sqlite,postgres]
+                                               [--budget] [--ids engine|v4]
                                                [--postgres-url postgresql://postgres@127.0.0.1:5432/test]
 
 The trace is recorded once from the real engine (``FlowEngine`` on the in-memory transport, the
 ``benchmarks/run.py stageflow`` workflow ``validate`` -> ``charge`` -> ``ship`` with its data): every
 ``save``, ``save_nowait``, ``stage_result``, ``claim_stage``, ``claim_stage_and_save`` and ``get``
 with its arguments, in order. Each replayed flow gets a fresh instance id (in the records and the
-serialized state too). ``--inflight`` flows run at once per process, each awaiting its calls one
+serialized state too): the engine's time-ordered ones, or random UUID v4s with ``--ids v4`` (before
+session 7). ``--inflight`` flows run at once per process, each awaiting its calls one
 after the other (``save_nowait`` is not awaited, as in the engine), so a loop turn carries several
 flows' calls, as in a worker. ``--processes P`` runs P processes on the same store at once (SQLite:
 one file; the lock contention of the 3-process benchmark); CPU is summed over them, threads included
@@ -51,6 +53,7 @@ if ROOT not in sys.path:  # run from anywhere: import the checkout's mmate_fast
 if os.path.join(ROOT, "benchmarks") not in sys.path:
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
+from mmate_fast.stageflow._ids import new_id  # noqa: E402
 from mmate_fast.stageflow.store import FlowRecord, FlowStore, open_store  # noqa: E402
 
 BACKENDS = ("memory", "sqlite", "postgres")
@@ -134,11 +137,20 @@ def _swap(value: Any, old: str, new: str) -> Any:
     return value
 
 
+def _v4() -> str:
+    return str(uuid.uuid4())
+
+
+#: ``--ids``: the engine's instance ids (time-ordered, ``stageflow._ids``) or random UUID v4s (before)
+ID_MAKERS = {"engine": new_id, "v4": _v4}
+_make_id = new_id
+
+
 def flows_for(iid: str, trace: list[Call], n: int) -> list[list[Call]]:
-    """``n`` copies of the trace, each with a fresh instance id."""
+    """``n`` copies of the trace, each with a fresh instance id (``--ids``)."""
     out = []
     for _ in range(n):
-        new = str(uuid.uuid4())
+        new = _make_id()
         out.append([(name, tuple(_swap(a, iid, new) for a in args)) for name, args in trace])
     return out
 
@@ -295,9 +307,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default="memory,sqlite", help="backends (default memory,sqlite)")
     p.add_argument("--budget", action="store_true",
                    help="SQLite: one more round per process, counting statements and system I/O per flow")
+    p.add_argument("--ids", choices=sorted(ID_MAKERS), default="engine",
+                   help="instance ids: the engine's time-ordered ones (default) or random v4 (before)")
     p.add_argument("--postgres-url", default=os.environ.get("MMATE_TEST_POSTGRES_URL",
                                                             "postgresql://postgres@127.0.0.1:5432/test"))
     args = p.parse_args(argv)
+    global _make_id
+    _make_id = ID_MAKERS[args.ids]
     only = [b for b in args.only.split(",") if b]
     unknown = set(only) - set(BACKENDS)
     if unknown:
@@ -341,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
             results[backend]["budget"] = budget
     ops = ", ".join(name for name, _ in trace)
     print(f"flow store per flow: {len(trace)} calls ({ops}); {args.flows} flows x {args.rounds} rounds, "
-          f"{args.inflight} in flight, {args.processes} process(es)")
+          f"{args.inflight} in flight, {args.processes} process(es), {args.ids} ids")
     base = results.get("memory", {}).get("cpu_us_per_flow")
     print(f"{'backend':<9} {'µs CPU/flow':>12} {'flows/s':>10} {'store cost µs':>14}")
     for backend, r in results.items():
@@ -356,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"({b.get('io:rchar', 0) / 1024:,.1f} KB)")
     print(json.dumps({"workload": "flow-store-flow", "calls": [name for name, _ in trace],
                       "flows": args.flows, "inflight": args.inflight, "processes": args.processes,
-                      "results": results}))
+                      "ids": args.ids, "results": results}))
     return 0
 
 

@@ -9,6 +9,12 @@ wait for it begins: on a shared broker every listener hears every flow's end), a
 (checked when the wait begins and now and then, so a flow that ended before the wait, or with events
 off, is found too).
 
+The looks "now and then" are one sweep for all the waits of the engine: each wait has its next look
+due (``LISTENING_POLL`` after it began with the listener on, then every ``MAX_POLL``; without events
+0.02 s doubling up to ``MAX_POLL``); when the first is due, the sweep looks at every wait due within
+half its interval too, early, in one store call (``get_ended``: one statement for all of them instead
+of a ``get`` per wait), so a lost end is noticed no later than with a look per wait.
+
 A ``WorkflowFailedEvent`` is final only when nothing is to be compensated (no completed stage);
 otherwise the wait goes on until ``WorkflowCompensatedEvent``. From an event alone the state is
 rebuilt from its payload (a compensated event carries no stage results); after a failed or
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import uuid
 from collections import OrderedDict
 from typing import Any
@@ -31,6 +38,7 @@ from mmate_fast.stageflow import _wire
 from mmate_fast.stageflow._lifecycle import TERMINAL_EVENTS
 from mmate_fast.stageflow._wire import StageResult, WorkflowState
 from mmate_fast.stageflow.store import FlowStore
+from mmate_fast.stageflow.store._record import ENDED_STATUSES
 
 log = logging.getLogger("mmate_fast.stageflow")
 
@@ -38,7 +46,8 @@ log = logging.getLogger("mmate_fast.stageflow")
 RECENT_FINALS = 10_000
 #: the store is looked at again after this many seconds at most while waiting
 MAX_POLL = 1.0
-#: with the event listener on, the first store look after the one at the start of a wait
+#: with the event listener on, the first store look of a wait started here (at most this long after
+#: the wait began; the sweep may take it up to half of it early)
 LISTENING_POLL = 0.5
 
 
@@ -79,13 +88,13 @@ def state_from_event(type_name: str, p: dict[str, Any]) -> WorkflowState:
     return state
 
 
-#: what a waiter's future holds when its poll interval ran out (the store is then looked at)
-_POLL: Any = object()
+#: what a waiter's future holds when its timeout ran out
+_EXPIRED: Any = object()
 
 
-def _poll_due(fut: asyncio.Future[Any]) -> None:
+def _expire(fut: asyncio.Future[Any]) -> None:
     if not fut.done():
-        fut.set_result(_POLL)
+        fut.set_result(_EXPIRED)
 
 
 class Waiters:
@@ -105,6 +114,13 @@ class Waiters:
         #: (the latest RECENT_FINALS instances), decoded only when a wait for it begins: on a broker
         #: shared by many engines every listener hears the end of every flow
         self._unheard: OrderedDict[str, list[bytes]] = OrderedDict()
+        #: each waiting future -> [instance id, loop time of its next store look, poll interval]
+        self._polls: dict[asyncio.Future[Any], list[Any]] = {}
+        #: the store's ``get_ended`` (many instances in one statement), or None (one ``get`` each)
+        self._get_ended: Any = getattr(store, "get_ended", None)
+        self._sweep_timer: asyncio.TimerHandle | None = None
+        self._sweep_at = math.inf
+        self._sweeping = False
         self._channel: Any = None
         self._queue = ""
         self._lock = asyncio.Lock()
@@ -134,8 +150,7 @@ class Waiters:
             started.popitem(last=False)
 
     async def wait(self, instance_id: str, timeout: float) -> WorkflowState:
-        # one future and one loop timer per poll interval: the timer ends the interval by setting the
-        # future to _POLL (no second future, no asyncio.timeout: this runs once per flow waited for)
+        # one future and one loop timer (the timeout) per wait; the store looks are the sweep's
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout
         futures = self._futures
@@ -148,42 +163,42 @@ class Waiters:
         try:
             if self.listen and self._channel is None:
                 await self._bounded(self._ensure_listener(), end)
-            # the listener (or the local shortcut) wakes the future: the store is only a fallback
-            # then (an end before the listener existed), looked at rarely; without events it is
-            # the way in, looked at soon and then less and less often
-            delay = LISTENING_POLL if self.listen else 0.02
+            heard = finals.get(instance_id)
+            if heard is not None:
+                return heard
             # started here with the listener on: its end is heard (or was: _finals), so the first
-            # store look waits for the first poll (it finds an end whose event was lost)
-            look = not (self.listen and self._started.pop(instance_id, 0) is None)
-            while True:
-                heard = finals.get(instance_id)
+            # store look waits for the sweep (it finds an end whose event was lost); else look now
+            if not (self.listen and self._started.pop(instance_id, 0) is None):
+                stored = await self._bounded(self._stored(instance_id), end)
+                if stored is not None:
+                    return stored
+                heard = finals.get(instance_id)  # heard while the store answered
                 if heard is not None:
                     return heard
-                if look:
-                    stored = await self._bounded(self._stored(instance_id), end)
-                    if stored is not None:
-                        return stored
-                    heard = finals.get(instance_id)  # heard while the store answered
-                    if heard is not None:
-                        return heard
-                look = True
-                left = end - loop.time()
-                if left <= 0:
-                    raise TimeoutError
-                fut: asyncio.Future[WorkflowState] = loop.create_future()
-                waiting = futures.get(instance_id)
-                if waiting is None:  # resolve() takes the set it wakes
-                    waiting = futures[instance_id] = set()
-                waiting.add(fut)
-                timer = loop.call_later(delay if delay < left else left, _poll_due, fut)
-                try:
-                    result = await fut
-                finally:
-                    timer.cancel()
-                    waiting.discard(fut)
-                if result is not _POLL:
-                    return result
-                delay = min(delay * 2, MAX_POLL)
+            now = loop.time()
+            if end <= now:
+                raise TimeoutError
+            fut: asyncio.Future[WorkflowState] = loop.create_future()
+            waiting = futures.get(instance_id)
+            if waiting is None:  # resolve() takes the set it wakes
+                waiting = futures[instance_id] = set()
+            waiting.add(fut)
+            # the listener (or the local shortcut) wakes the future: the store is only a fallback
+            # then (an event lost), looked at rarely; without events it is the way in, looked at soon
+            # and then less and less often
+            interval = LISTENING_POLL if self.listen else 0.02
+            self._polls[fut] = [instance_id, now + interval, interval]
+            self._arm(now + interval)
+            timer = loop.call_at(end, _expire, fut)
+            try:
+                result = await fut
+            finally:
+                timer.cancel()
+                waiting.discard(fut)
+                del self._polls[fut]
+            if result is _EXPIRED:
+                raise TimeoutError
+            return result
         except TimeoutError:
             raise FlowTimeoutError(f"flow {instance_id} did not finish within {timeout:g} s: see "
                                    "await engine.status(instance_id) for where it stands") from None
@@ -191,6 +206,52 @@ class Waiters:
             waiting = futures.get(instance_id)
             if waiting is not None and not waiting:
                 del futures[instance_id]
+
+    # ------------------------------------------------------------------ store looks (the sweep)
+    def _arm(self, when: float) -> None:
+        """The sweep runs at loop time ``when`` (or earlier, if it is already due earlier)."""
+        if when >= self._sweep_at:
+            return
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
+        self._sweep_at = when
+        self._sweep_timer = asyncio.get_running_loop().call_at(when, self._sweep_due)
+
+    def _sweep_due(self) -> None:
+        self._sweep_timer = None
+        self._sweep_at = math.inf
+        if self._sweeping or self._closed:  # a sweep in progress arms the next one when it ends
+            return
+        self._sweeping = True
+        task = asyncio.get_running_loop().create_task(self._sweep())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _sweep(self) -> None:
+        """One store look for every wait due now or within half its poll interval (looked at early,
+        never late: a lost end is noticed no later than with one look per wait), in one store call
+        (``get_ended``); each looked-at wait's interval doubles, up to ``MAX_POLL``."""
+        try:
+            now = asyncio.get_running_loop().time()
+            due: dict[str, None] = {}
+            for entry in self._polls.values():
+                interval = entry[2]
+                if entry[1] - interval * 0.5 <= now:
+                    due[entry[0]] = None
+                    entry[2] = interval = min(interval * 2, MAX_POLL)
+                    entry[1] = now + interval
+            if due:
+                try:
+                    ended = await self._stored_many(list(due))
+                except Exception as exc:  # the store failed: the next sweep looks again
+                    log.debug("store look for %d waited flows failed: %r", len(due), exc)
+                    ended = []
+                for state in ended:
+                    self.resolve(state)
+        finally:
+            self._sweeping = False
+            if self._polls and not self._closed:
+                self._arm(min(entry[1] for entry in self._polls.values()))
 
     @staticmethod
     async def _bounded(aw: Any, end: float) -> Any:
@@ -200,10 +261,29 @@ class Waiters:
 
     async def _stored(self, instance_id: str) -> WorkflowState | None:
         record = await self.store.get(instance_id)
-        if record is None or record.status not in ("completed", "compensated", "failed", "cancelled"):
+        if record is None or record.status not in ENDED_STATUSES:
             return None
         state = _wire.decode_state(record.state_json)
         return state if is_final(state) else None
+
+    async def _stored_many(self, instance_ids: list[str]) -> list[WorkflowState]:
+        """The final states the store has of ``instance_ids``."""
+        get_ended = self._get_ended
+        if get_ended is not None:
+            records = await get_ended(instance_ids)
+        else:
+            got = await asyncio.gather(*(self.store.get(iid) for iid in instance_ids))
+            records = [r for r in got if r is not None and r.status in ENDED_STATUSES]
+        states = []
+        for record in records:
+            try:
+                state = _wire.decode_state(record.state_json)
+            except Exception as exc:  # one bad record must not hide the others' ends
+                log.debug("undecodable stored state of %s: %r", record.instance_id, exc)
+                continue
+            if is_final(state):
+                states.append(state)
+        return states
 
     # ------------------------------------------------------------------ listener
     @property
@@ -287,6 +367,9 @@ class Waiters:
 
     async def close(self) -> None:
         self._closed = True
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
+            self._sweep_timer = None
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -25,9 +25,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mmate_fast._ext import load
 from mmate_fast.errors import InvalidArgumentError, MmateError, UnknownWorkflowError, WorkflowDefinitionError
-from mmate_fast.stageflow import _queues, _wire
+from mmate_fast.stageflow import _ids, _queues, _wire
 from mmate_fast.stageflow._compensation import CompensationHandler
 from mmate_fast.stageflow._context import ContextCodec
 from mmate_fast.stageflow._hops import StageHandler
@@ -40,8 +39,8 @@ from mmate_fast.stageflow.store import FlowRecord, FlowStore, open_store
 from mmate_fast.stageflow.workflow import Workflow
 
 log = logging.getLogger("mmate_fast.stageflow")
-#: a random UUID v4 string (the envelope codec's compiled one: a tenth of ``str(uuid.uuid4())``'s cost)
-_new_id = load("envelope").new_id
+#: a time-ordered (UUIDv7-style) instance id: it appends to the store's indexes instead of a random leaf
+_new_id = _ids.new_id
 
 
 class FlowStatus(enum.StrEnum):

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -319,6 +320,41 @@ async def test_a_write_lock_held_briefly_elsewhere_is_waited_for_on_the_loop(
         await store.close()
 
 
+def test_a_busy_write_lock_is_tried_again_at_most_every_millisecond_on_uvloop(tmp_path: Path) -> None:
+    """uvloop runs a timer of less than 0.5 ms on the next loop turn: the retries after a refused
+    ``BEGIN IMMEDIATE`` must not spin an idle loop (they were hundreds in 40 ms, now a few, the pause
+    doubling from 1 ms up to ``INLINE_LOCK_PAUSE_MAX``)."""
+    uvloop = pytest.importorskip("uvloop")
+    from mmate_fast.stageflow.store import _sqlite
+
+    path = tmp_path / "spin.db"
+    tries: list[str] = []
+
+    async def main() -> None:
+        store = open_store(f"sqlite:///{path}")
+        assert isinstance(store, _sqlite.SQLiteFlowStore)
+        try:
+            await store.save(record())
+            conn = store._conn()
+            assert conn is not None
+            conn.set_trace_callback(lambda sql: tries.append(sql) if sql == "BEGIN IMMEDIATE" else None)
+            blocker = sqlite3.connect(path, isolation_level=None)
+            blocker.execute("BEGIN IMMEDIATE")
+            saved = asyncio.ensure_future(store.save(record(version=2)))
+            await asyncio.sleep(0.04)  # the loop idles meanwhile (as a starter's between flows)
+            assert not saved.done()
+            blocker.execute("ROLLBACK")
+            blocker.close()
+            await saved
+            assert store._writes_handed == 0
+        finally:
+            await store.close()
+
+    uvloop.run(main())
+    # 40 ms: tries at ~0, 1, 2, 4, 8, 12, 16, ... ms; a spin would be one every few µs
+    assert 3 <= len(tries) <= 16, len(tries)
+
+
 async def test_opening_an_existing_store_does_not_wait_for_a_writer(tmp_path: Path) -> None:
     """open_store is synchronous: on a store whose schema exists it only reads, so another process
     holding the write lock does not block the caller's event loop."""
@@ -390,7 +426,8 @@ def test_check_key_names_the_wrong_part(instance_id: object, stage_key: object, 
 
 async def test_reads_join_the_loop_turns_write_batch(tmp_path: Path) -> None:
     """get / stage_result issued in the same loop turn as writes run in their transaction, in order:
-    a read queued after a write sees it, one before does not, and the turn costs one commit."""
+    a read queued after a write sees it, one before does not, and the turn costs one transaction
+    (no read transaction of its own for the reads before the first write, while the lock is free)."""
     from mmate_fast.stageflow.store._sqlite import SQLiteFlowStore
 
     store = open_store(f"sqlite:///{tmp_path / 'mixed.db'}")
@@ -398,11 +435,16 @@ async def test_reads_join_the_loop_turns_write_batch(tmp_path: Path) -> None:
     try:
         await store.save(record("warm-up"))
         commits = store._write_commits
+        conn = store._conn()
+        assert conn is not None
+        begins: list[str] = []
+        conn.set_trace_callback(lambda sql: begins.append(sql) if sql.startswith("BEGIN") else None)
         results = await asyncio.gather(
             store.stage_result("i-1", "stage0"), store.get("i-1"), store.save(record()),
             store.claim_stage("i-1", "stage0", "won"), store.stage_result("i-1", "stage0"), store.get("i-1"))
         assert results == [None, None, None, "won", "won", record()]
         assert store._write_commits == commits + 1
+        assert begins == ["BEGIN IMMEDIATE"]
         assert store._writes_handed == 0  # all on the loop's connection
     finally:
         await store.close()
@@ -443,6 +485,59 @@ async def test_reads_no_queued_write_touches_are_answered_while_another_process_
         assert await written == record("i-3")
     finally:
         await store.close()
+
+
+async def test_get_ended_waits_for_a_queued_write_of_any_of_its_instances(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``get_ended`` reads several instances: while another process holds the lock, it is answered
+    at once only when no write queued before it touches any of them, else after that write."""
+    from mmate_fast.stageflow.store import _sqlite
+
+    monkeypatch.setattr(_sqlite, "INLINE_LOCK_WAIT", 30.0)  # never the writer thread here
+    path = tmp_path / "ended-order.db"
+    store = open_store(f"sqlite:///{path}")
+    try:
+        await store.save(record("i-1"))
+        await store.save(record("i-2", status="completed"))
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            store.save_nowait(record("i-1", status="completed", version=2))
+            untouched = asyncio.ensure_future(store.get_ended(["i-2", "i-3"]))
+            touched = asyncio.ensure_future(store.get_ended(["i-2", "i-1"]))
+            assert [r.instance_id for r in await asyncio.wait_for(untouched, 5)] == ["i-2"]
+            await asyncio.sleep(0.02)
+            assert not touched.done()
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert sorted(r.instance_id for r in await touched) == ["i-1", "i-2"]
+    finally:
+        await store.close()
+
+
+def test_get_ended_seeks_the_instance_id_index() -> None:
+    """One statement per chunk of ids, each a seek in the instance id index (no scan of flows)."""
+    from mmate_fast.stageflow.store import _sqlite
+
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    _sqlite._migrate(conn)
+    plans: list[str] = []
+    real = conn.execute
+
+    class Spy:
+        def execute(self, sql: str, args: Any = ()) -> Any:
+            plans.extend(row[3] for row in real("EXPLAIN QUERY PLAN " + sql, args))
+            return real(sql, args)
+
+    assert _sqlite._get_ended(Spy(), ["a", "b"]) == []  # type: ignore[arg-type]
+    assert plans and all("USING INDEX sqlite_autoindex_flows" in p for p in plans if "flows" in p), plans
+    sqls: list[str] = []
+    conn.set_trace_callback(sqls.append)
+    for n in (1, 3, 8, 9, 31, 100, 129, 700):  # padded to a few statement sizes (the statement cache)
+        assert _sqlite._get_ended(conn, [f"x-{k}" for k in range(n)]) == []
+    sizes = {sql.split(" IN (", 1)[1].split(")", 1)[0].count(",") + 1 for sql in sqls}
+    assert sizes <= {8, 32, 128, 500}, sizes
 
 
 async def test_a_claim_lost_to_another_connection_returns_the_winner(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from mmate_fast.stageflow import _wire
 from mmate_fast.stageflow._waiting import is_final, state_from_event
 from tests.vectors import VECTORS
@@ -72,7 +74,8 @@ def test_a_wait_is_woken_by_its_end_polls_the_store_for_a_lost_event_and_times_o
         await store.save(FlowRecord("b", "wf", "completed", 3, None, None, 1, 2, _wire.encode_state(s)))
         t0 = loop.time()
         assert (await w.wait("b", 5)).instance_id == "b"
-        assert _waiting.LISTENING_POLL <= loop.time() - t0 + 0.01 < 2
+        # the sweep armed for "a" (gone) looks at "b" early: within half its interval, never later
+        assert _waiting.LISTENING_POLL / 2 <= loop.time() - t0 + 0.01 < 2
         w.started("c")
         with pytest.raises(errors.FlowTimeoutError, match="did not finish within"):
             await w.wait("c", 0.2)
@@ -115,5 +118,101 @@ def test_an_end_nobody_waits_for_is_kept_undecoded_until_a_wait_asks() -> None:
         assert (await w.wait("other", 5)).instance_id == "other"
         assert not w._unheard and w._futures == {}
         await store.close()
+
+    asyncio.run(main())
+
+
+class _CountingStore:
+    """A memory store that counts the reads ``wait()`` makes (``get_ended`` optional)."""
+
+    def __init__(self, ended: bool) -> None:
+        from mmate_fast.stageflow.store import open_store
+
+        self.inner = open_store("memory://")
+        self.gets = 0
+        self.ended_calls: list[int] = []
+        if ended:
+            self.get_ended = self._get_ended
+
+    async def get(self, iid: str) -> object:
+        self.gets += 1
+        return await self.inner.get(iid)
+
+    async def _get_ended(self, ids: list[str]) -> object:
+        self.ended_calls.append(len(ids))
+        return await self.inner.get_ended(ids)
+
+    async def save(self, record: object) -> None:
+        await self.inner.save(record)
+
+
+@pytest.mark.parametrize("ended", [True, False], ids=["get_ended", "gets"])
+def test_waits_whose_events_were_lost_are_found_by_one_sweep_no_later_than_their_poll(ended: bool) -> None:
+    """50 waits begun over 0.2 s, their ends stored and their events lost: the store looks of all of
+    them come in a few sweeps (one ``get_ended`` each, not a ``get`` per wait), each wait is answered
+    no later than ``LISTENING_POLL`` after it began; without ``get_ended`` the sweep reads one by one."""
+    import asyncio
+
+    from mmate_fast.stageflow import _waiting
+    from mmate_fast.stageflow.store import FlowRecord
+
+    async def main() -> None:
+        store = _CountingStore(ended)
+        w = _waiting.Waiters(None, store, listen=True)  # type: ignore[arg-type]
+        w._channel = object()
+        loop = asyncio.get_running_loop()
+        took: list[float] = []
+
+        async def one(n: int) -> None:
+            iid = f"lost-{n}"
+            s = _final(iid)
+            await store.save(FlowRecord(iid, "wf", "completed", 3, None, None, 1, 2, _wire.encode_state(s)))
+            w.started(iid)
+            t0 = loop.time()
+            assert (await w.wait(iid, 5)).instance_id == iid
+            took.append(loop.time() - t0)
+
+        async def staggered(n: int) -> None:
+            await asyncio.sleep(n * 0.004)
+            await one(n)
+
+        await asyncio.gather(*(staggered(n) for n in range(50)))
+        assert len(took) == 50 and max(took) < _waiting.LISTENING_POLL + 0.3  # (+ a loaded machine's lag)
+        if ended:
+            assert store.gets == 0 and sum(store.ended_calls) >= 50 and len(store.ended_calls) <= 3
+        else:
+            assert store.gets == 50
+        assert w._polls == {} and w._futures == {}
+        w._channel = None  # (not a real one)
+        await w.close()
+
+    asyncio.run(main())
+
+
+def test_a_wait_without_events_polls_soon_and_a_stored_end_is_found() -> None:
+    """No listener: the first look at once, then the sweep every 0.02 s doubling: an end stored a
+    little after the wait began is found within a few looks."""
+    import asyncio
+
+    from mmate_fast.stageflow import _waiting
+    from mmate_fast.stageflow.store import FlowRecord
+
+    async def main() -> None:
+        store = _CountingStore(True)
+        w = _waiting.Waiters(None, store, listen=False)  # type: ignore[arg-type]
+        loop = asyncio.get_running_loop()
+        s = _final("quiet")
+
+        async def end_later() -> None:
+            await asyncio.sleep(0.05)
+            await store.save(FlowRecord("quiet", "wf", "completed", 3, None, None, 1, 2, _wire.encode_state(s)))
+
+        t0 = loop.time()
+        task = asyncio.ensure_future(end_later())
+        assert (await w.wait("quiet", 5)).instance_id == "quiet"
+        await task
+        assert loop.time() - t0 < 1.5
+        assert store.gets == 1 and 1 <= len(store.ended_calls) <= 7  # the look at the start, then sweeps
+        await w.close()
 
     asyncio.run(main())

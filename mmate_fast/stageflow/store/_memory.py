@@ -11,7 +11,15 @@ from __future__ import annotations
 import threading
 
 from mmate_fast.errors import FlowStoreClosedError
-from mmate_fast.stageflow.store._record import FlowRecord, check_claim, check_key, check_page, check_record
+from mmate_fast.stageflow.store._record import (
+    ENDED_STATUSES,
+    FlowRecord,
+    check_claim,
+    check_ids,
+    check_key,
+    check_page,
+    check_record,
+)
 
 
 class _MemoryData:
@@ -85,6 +93,15 @@ class MemoryFlowStore:
         with data.lock:
             stored = data.flows.get(instance_id)
         return None if stored is None else _copy(stored)
+
+    async def get_ended(self, instance_ids: list[str]) -> list[FlowRecord]:
+        """The records of those instances that have ended (see ``FlowStore``)."""
+        ids = check_ids(instance_ids)
+        data = self._check_open()
+        flows = data.flows
+        with data.lock:
+            found = [r for r in map(flows.get, ids) if r is not None and r.status in ENDED_STATUSES]
+        return [_copy(r) for r in found]
 
     async def list(self, *, status: str | None = None, workflow: str | None = None,
                    limit: int = 100, offset: int = 0) -> list[FlowRecord]:

@@ -29,7 +29,15 @@ from mmate_fast.errors import (
     FlowStoreUnavailableError,
     InvalidArgumentError,
 )
-from mmate_fast.stageflow.store._record import FlowRecord, check_claim, check_key, check_page, check_record
+from mmate_fast.stageflow.store._record import (
+    ENDED_STATUSES,
+    FlowRecord,
+    check_claim,
+    check_ids,
+    check_key,
+    check_page,
+    check_record,
+)
 from mmate_fast.stageflow.store._url import redact
 
 log = logging.getLogger("mmate_fast.stageflow")
@@ -73,6 +81,16 @@ def _positive(url: str, key: str, value: str, cast: type[float] | type[int]) -> 
     return number
 
 
+def _terminate(conn: Any) -> None:
+    """Close a pooled connection that broke, so the pool never hands it out again. asyncpg may have
+    detached it from its proxy already (the server ended it mid-query): terminate() then raises
+    InterfaceError, which must not replace the error that broke it."""
+    import asyncpg
+
+    with contextlib.suppress(asyncpg.InterfaceError):
+        conn.terminate()
+
+
 class PostgresFlowStore:
     """A FlowStore in PostgreSQL through an asyncpg pool."""
 
@@ -102,6 +120,8 @@ class PostgresFlowStore:
             "WHERE excluded.version >= flows.version")
         self._sql_get = f"SELECT {_COLUMNS} FROM {t}.flows WHERE instance_id = $1"
         self._sql_list = f"SELECT {_COLUMNS} FROM {t}.flows"
+        self._sql_ended = (f"SELECT {_COLUMNS} FROM {t}.flows WHERE instance_id = ANY($1::text[]) "
+                           "AND status = ANY($2::text[])")
         self._sql_claim = (
             f"INSERT INTO {t}.stage_results (instance_id, stage_key, result_json, created_ns) "
             "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) "
@@ -241,7 +261,7 @@ class PostgresFlowStore:
                 try:
                     return await getattr(conn, method)(sql, *args, timeout=self._timeout)
                 except _broken():
-                    conn.terminate()  # the pool must not hand it out again
+                    _terminate(conn)
                     raise
         except Exception as exc:
             err = self._translate(exc, what)
@@ -298,7 +318,7 @@ class PostgresFlowStore:
                 try:
                     results = await self._write_on(conn, batch)
                 except _broken():
-                    conn.terminate()  # the pool must not hand it out again
+                    _terminate(conn)
                     raise
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             if len(batch) > 1 and not isinstance(exc, _broken()) and not self._closed:
@@ -379,6 +399,12 @@ class PostgresFlowStore:
     async def get(self, instance_id: str) -> FlowRecord | None:
         row = await self._run("get", "fetchrow", self._sql_get, instance_id)
         return None if row is None else FlowRecord(*row)
+
+    async def get_ended(self, instance_ids: list[str]) -> list[FlowRecord]:
+        """The records of those instances that have ended (see ``FlowStore``), in one query."""
+        ids = check_ids(instance_ids)
+        rows = await self._run("get_ended", "fetch", self._sql_ended, ids, list(ENDED_STATUSES))
+        return [FlowRecord(*row) for row in rows]
 
     async def list(self, *, status: str | None = None, workflow: str | None = None,
                    limit: int = 100, offset: int = 0) -> list[FlowRecord]:

@@ -13,6 +13,8 @@ from mmate_fast.errors import InvalidArgumentError
 
 #: the most records one ``list`` call returns
 MAX_LIMIT = 10_000
+#: the statuses of a flow that has ended (``get_ended`` returns the records that have one of them)
+ENDED_STATUSES = ("completed", "compensated", "failed", "cancelled")
 
 
 @dataclass(slots=True)
@@ -62,6 +64,12 @@ class FlowStore(Protocol):
     async def close(self) -> None:
         """Release the backend (idempotent); later calls raise ``FlowStoreClosedError``."""
         ...
+
+    # Optional (the engine looks them up with getattr; every backend here has them):
+    # ``save_nowait(record)``, ``claim_stage_and_save(instance_id, stage_key, result_json, record)`` and
+    # ``get_ended(instance_ids) -> list[FlowRecord]``: the records of those instances that have ended
+    # (a status in ENDED_STATUSES), in no particular order; unknown or running instances are left out
+    # (``wait()`` asks for all the flows it has waited on for a while at once, in one statement).
 
 
 _I64 = 2**63
@@ -128,6 +136,26 @@ def check_key(instance_id: object, stage_key: object) -> None:
         _no_nul(value, name, name)
 
 
+def check_ids(instance_ids: object) -> list[str]:
+    """``get_ended``'s argument: a list (or tuple) of non-empty instance id strings."""
+    if instance_ids.__class__ is list or instance_ids.__class__ is tuple:
+        ids: list[str] = instance_ids  # type: ignore[assignment]
+        for iid in ids:
+            if iid.__class__ is not str or not iid or "\x00" in iid:
+                break
+        else:
+            return list(dict.fromkeys(ids))  # each once
+    if not isinstance(instance_ids, list | tuple):
+        raise InvalidArgumentError("get_ended() takes a list of instance ids, not "
+                                   f"{type(instance_ids).__name__}", argument="instance_ids")
+    for iid in instance_ids:
+        if not isinstance(iid, str) or not iid:
+            raise InvalidArgumentError("every instance id must be a non-empty string",
+                                       argument="instance_ids")
+        _no_nul(iid, "an instance id", "instance_ids")
+    return list(dict.fromkeys(instance_ids))
+
+
 def check_claim(instance_id: object, stage_key: object, result_json: object) -> None:
     """A stage key plus a string result."""
     check_key(instance_id, stage_key)
@@ -146,4 +174,5 @@ def check_page(limit: object, offset: object) -> None:
         raise InvalidArgumentError(f"offset must be an int >= 0, got {offset!r}", argument="offset")
 
 
-__all__ = ["MAX_LIMIT", "FlowRecord", "FlowStore", "check_claim", "check_key", "check_page", "check_record"]
+__all__ = ["ENDED_STATUSES", "MAX_LIMIT", "FlowRecord", "FlowStore", "check_claim", "check_ids", "check_key",
+           "check_page", "check_record"]

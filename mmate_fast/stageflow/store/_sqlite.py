@@ -16,10 +16,10 @@ lost on power loss) and the write lock let several processes share one file; ``c
 ``INSERT ... ON CONFLICT DO NOTHING`` (then ``SELECT`` when it inserted nothing) inside that
 transaction, atomic across processes by the primary key.
 
-Reads (``get``, ``stage_result``) of a file store join the same batch, in order (a read queued after
-a write of its instance sees it): the turn's reads that no write queued before them touches are
-answered first, in one transaction without the lock (``BEGIN``), the rest with the writes, so the
-write lock is held for the writes only, and those reads never wait for another process's lock.
+Reads (``get``, ``get_ended``, ``stage_result``) of a file store join the same batch, in order (a read
+queued after a write of its instance sees it): one transaction per turn. While another process holds
+the write lock, the turn's reads that no write queued before them touches are answered at once, in
+one transaction without the lock (``BEGIN``), so they never wait for another process's lock.
 Each transaction that starts after another process's commit finds its page cache invalidated
 (SQLite reloads every page it touches), so a read of its own cost the same system calls as a
 batch. A batch that fails on the
@@ -59,7 +59,15 @@ from mmate_fast.errors import (
     FlowStoreUnavailableError,
     InvalidArgumentError,
 )
-from mmate_fast.stageflow.store._record import FlowRecord, check_claim, check_key, check_page, check_record
+from mmate_fast.stageflow.store._record import (
+    ENDED_STATUSES,
+    FlowRecord,
+    check_claim,
+    check_ids,
+    check_key,
+    check_page,
+    check_record,
+)
 
 log = logging.getLogger("mmate_fast.stageflow")
 
@@ -210,6 +218,30 @@ def _get(conn: sqlite3.Connection, instance_id: str) -> FlowRecord | None:
     return None if row is None else FlowRecord(*row)
 
 
+#: most instance ids one ``get_ended`` statement asks for (SQLite before 3.32 allows 999 parameters)
+ENDED_CHUNK = 500
+_ENDED_IN = "', '".join(ENDED_STATUSES)
+
+
+#: the statement sizes ``get_ended`` uses (a chunk is padded to the next one by repeating its last id),
+#: so that a few statements stay in the connection's statement cache instead of one per count
+_ENDED_SIZES = (8, 32, 128, ENDED_CHUNK)
+
+
+def _get_ended(conn: sqlite3.Connection, instance_ids: list[str]) -> list[FlowRecord]:
+    """The records of those instances that have ended: one statement per ``ENDED_CHUNK`` ids (a seek
+    in the instance id index each)."""
+    out: list[FlowRecord] = []
+    for i in range(0, len(instance_ids), ENDED_CHUNK):
+        chunk = instance_ids[i:i + ENDED_CHUNK]
+        size = next(n for n in _ENDED_SIZES if n >= len(chunk))
+        chunk += chunk[-1:] * (size - len(chunk))
+        sql = (f"SELECT {_COLUMNS} FROM flows WHERE instance_id IN ({', '.join('?' * size)}) "
+               f"AND status IN ('{_ENDED_IN}')")
+        out.extend(FlowRecord(*row) for row in conn.execute(sql, chunk))
+    return out
+
+
 _ORDER = " ORDER BY updated_ns DESC, instance_id LIMIT ? OFFSET ?"
 #: list(): each WHERE names its partial index's condition as written (SQLite uses a partial index
 #: only then); with no status, the running and the ended flows are merged in order (two index scans)
@@ -339,10 +371,15 @@ _Op = tuple[_Fn, tuple[Any, ...], bool, asyncio.AbstractEventLoop, "asyncio.Futu
 _CLOSE = None
 #: ``_run_here``: another connection holds the write lock
 _BUSY: list[tuple[_Op, bool, Any]] = []
-#: how long inline writes try again (every INLINE_LOCK_PAUSE s at first, then up to 1 ms apart) while
-#: another process holds the write lock, before the writer thread waits for it
+#: how long inline writes try again while another process holds the write lock, before the writer
+#: thread waits for it: the first try INLINE_LOCK_PAUSE s after the refusal, then each after as long
+#: as the wait so far (the pause doubles), at most INLINE_LOCK_PAUSE_MAX apart. Never less than 1 ms:
+#: uvloop rounds a timer to whole milliseconds, so a pause under 0.5 ms fired on the next loop turn
+#: and an idle loop (the starter's) spun on ``BEGIN IMMEDIATE``, ~27 refusals per wait for the lock
+#: (each ~12 µs of SQLite and an exception, CPU the holder needed on a loaded machine)
 INLINE_LOCK_WAIT = 0.05
-INLINE_LOCK_PAUSE = 0.0001
+INLINE_LOCK_PAUSE = 0.001
+INLINE_LOCK_PAUSE_MAX = 0.004
 
 
 def _settle(done: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
@@ -747,19 +784,17 @@ class SQLiteFlowStore:
         return fut
 
     def _flush_here(self, pending: list[_Op], since: float = 0.0) -> None:
-        """Run this turn's calls on this thread: the reads that no write queued before them touches
-        in one transaction without the lock, the rest in one ``BEGIN IMMEDIATE`` transaction. While
-        another process holds the write lock, answer the reads issued meanwhile the same way, and
+        """Run this turn's calls on this thread, in one transaction (``BEGIN IMMEDIATE`` when one of
+        them writes: a read transaction of its own before it, to hold the lock for the writes only,
+        cost more CPU than the shorter hold saved). While another process holds the write lock,
+        answer the reads that no write queued before them touches in one transaction without the
+        lock (and those issued meanwhile the same way), and
         try the writes again a little later from the loop (the calls issued meanwhile join them)
         for up to ``INLINE_LOCK_WAIT`` s, then hand them to the writer thread, which waits for its
         turn off the loop; so do calls behind writes still pending there (in order)."""
         if not pending:
             return
         if self._writes_handed == self._writes_done and not self._closed:
-            if len(pending) > 1:  # reads first, without the lock (shorter lock holds)
-                self._answer_reads(pending)
-                if not pending:
-                    return
             batch = pending[:]
             done = self._run_here(batch)
             if done is not None and done is not _BUSY:
@@ -771,7 +806,7 @@ class SQLiteFlowStore:
                 now = time.monotonic()
                 since = since or now
                 if now - since < INLINE_LOCK_WAIT:
-                    pause = min(max(now - since, INLINE_LOCK_PAUSE), 0.001)
+                    pause = min(max(now - since, INLINE_LOCK_PAUSE), INLINE_LOCK_PAUSE_MAX)
                     pending[0][3].call_later(pause, self._flush_here, pending, since)
                     return
         self._hand_over(pending)
@@ -784,6 +819,9 @@ class SQLiteFlowStore:
         for op in pending:
             if op[2]:
                 written.add(_instance_of(op))
+            elif op[0] is _get_ended:  # several instances: none of them written before it
+                if written.isdisjoint(op[1][0]):
+                    reads.append(op)
             elif _instance_of(op) not in written:
                 reads.append(op)
         if not reads:
@@ -901,6 +939,17 @@ class SQLiteFlowStore:
 
     async def get(self, instance_id: str) -> FlowRecord | None:
         result: FlowRecord | None = await self._batched(_get, (instance_id,), False, "get")
+        return result
+
+    async def get_ended(self, instance_ids: list[str]) -> list[FlowRecord]:
+        """The records of those instances that have ended (see ``FlowStore``), read with this loop
+        turn's batch."""
+        ids = check_ids(instance_ids)
+        if not ids:
+            if self._closed:
+                raise self._closed_error()
+            return []
+        result: list[FlowRecord] = await self._batched(_get_ended, (ids,), False, "get_ended")
         return result
 
     async def list(self, *, status: str | None = None, workflow: str | None = None,
