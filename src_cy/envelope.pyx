@@ -85,11 +85,14 @@ cdef class Envelope:
     ``payload`` is the decoded JSON value ({} when absent).
 
     ``decode_envelope`` keeps the headers object of a plain body (its JSON checked as it is read) as
-    bytes and decodes it on first access: most handlers never read the ~14 Go headers."""
+    bytes and decodes it on first access: most handlers never read the ~14 Go headers. A payload
+    object in the strict plain subset is kept the same way (``raw_payload``): the typed consume
+    path reads the message's fields from those bytes with no dict in between."""
 
-    cdef public object id, type, timestamp, correlation_id, reply_to, payload
-    cdef object _headers
+    cdef public object id, type, timestamp, correlation_id, reply_to
+    cdef object _headers, _payload
     cdef bytes _raw_headers  # a checked JSON object not decoded yet
+    cdef bytes _raw_payload  # a JSON object in the strict plain subset, not decoded yet
 
     def __init__(self, id, type, timestamp, correlation_id=None, reply_to=None, headers=None,
                  payload=None):
@@ -113,6 +116,26 @@ cdef class Envelope:
     def headers(self, value):
         self._headers = value
         self._raw_headers = None
+
+    @property
+    def payload(self):
+        """The decoded payload ({} when the body had none), decoded on first access."""
+        if self._raw_payload is not None:
+            self._payload = _loads(self._raw_payload)
+            self._raw_payload = None
+        return self._payload
+
+    @payload.setter
+    def payload(self, value):
+        self._payload = value
+        self._raw_payload = None
+
+    @property
+    def raw_payload(self):
+        """The payload's JSON bytes while not decoded yet (a JSON object in the strict plain subset:
+        strings without escapes or bytes from 0x80, numbers of up to 18 characters without exponent,
+        nesting up to 32), else None. A payload reader may read the fields from it directly."""
+        return self._raw_payload
 
     cdef tuple _values(self):
         return (self.id, self.type, self.timestamp, self.correlation_id, self.reply_to, self.headers,
@@ -1095,6 +1118,7 @@ cdef object _plain_envelope(bytes body):
     cdef Py_ssize_t sb[5]
     cdef Py_ssize_t ha = 0, hb = 0, pa = 0, pb = 0
     cdef int seen = 0, key, slot
+    cdef bint lazy = False
     i = _ws(p, 0, n)
     if i >= n or p[i] != 123:
         return None
@@ -1124,7 +1148,10 @@ cdef object _plain_envelope(bytes body):
             ha = va
             hb = vb
         elif key == F_PAYLOAD:
-            vb = _plain_value(p, va, n, 1, False)
+            vb = _plain_value(p, va, n, 1, True) if va < n and p[va] == 123 else -1
+            lazy = vb >= 0  # an object orjson is sure to read: kept as bytes (raw_payload)
+            if not lazy:
+                vb = _plain_value(p, va, n, 1, False)
             pa = va
             pb = vb
         else:
@@ -1167,12 +1194,16 @@ cdef object _plain_envelope(bytes body):
     else:
         env._headers = {}
     if seen & F_PAYLOAD:
+        raw = PyBytes_FromStringAndSize(<const char*>p + pa, pb - pa)
+        if lazy:
+            env._raw_payload = raw  # orjson is sure to read it: decoded on first access
+            return env
         try:
-            env.payload = _loads(PyBytes_FromStringAndSize(<const char*>p + pa, pb - pa))
+            env._payload = _loads(raw)
         except _JSONDecodeError:
             return None
     else:
-        env.payload = {}
+        env._payload = {}
     return env
 
 

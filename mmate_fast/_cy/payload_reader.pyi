@@ -44,5 +44,11 @@ class PayloadReader:
     def decode(self, p: dict[str, Any], id: str, type: str, timestamp: str,
                correlation_id: str | None) -> Any:
         """The message (``top`` reader) from the envelope's payload dict and fields."""
+    def decode_envelope(self, env: Any) -> Any:
+        """The message (``top`` reader) from a decoded envelope (``envelope.Envelope``): as
+        ``decode(env.payload, env.id, env.type, env.timestamp, env.correlation_id)``, values and
+        errors alike (a payload that is not a dict: TypeError). The compiled reader reads the
+        fields straight from ``env.raw_payload`` when it holds only exact field keys, once each,
+        every required one with a value; anything else takes the dict path."""
     def decode_nested(self, v: Any) -> Any:
         """A nested value; not a dict: the ``bad("object", v)`` ConvError."""

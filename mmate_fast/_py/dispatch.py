@@ -200,12 +200,11 @@ class DeliveryStep:
         type_name = env.type
         fns = self._plain_fns(self._table.lookup(type_name))
         cls = self._by_name.get(type_name)
-        payload = env.payload
-        if not fns or cls is None or type(payload) is not dict:
+        if not fns or cls is None:
             return self._general(delivery)
         plan = self._plans.get(cls) or self._plan_for(cls)
-        try:
-            msg = plan.decode(payload, env.id, type_name, env.timestamp, env.correlation_id)
+        try:  # a payload that is not a dict raises too: the general path deals with it
+            msg = plan.decode_envelope(env)
         except Exception:
             return self._general(delivery)
         stats = self._stats

@@ -88,6 +88,11 @@ class PayloadReader:
             raise TypeError(f"payload must be a dict, not {p.__class__.__name__}")
         return self._read(p, (None, id, type, timestamp, timestamp, correlation_id))
 
+    def decode_envelope(self, env: Any) -> Any:
+        """The message from a decoded envelope: ``decode`` of its payload and fields (the compiled
+        reader reads a plain ``env.raw_payload`` directly; same values, same errors)."""
+        return self.decode(env.payload, env.id, env.type, env.timestamp, env.correlation_id)
+
     def decode_nested(self, v: Any) -> Any:
         """A nested value: ``v`` must be a dict (else ConvError "expected object")."""
         if v.__class__ is not dict:

@@ -120,6 +120,9 @@ class ContractPlan:
         self.encode: Callable[[Any], dict[str, Any]] = self._first_encode
         #: (payload, id, type, timestamp string, correlation id) -> instance
         self.decode: Callable[[Any, str, str, str, str | None], Any] = self._first_decode
+        #: decoded envelope -> instance: ``decode`` of its payload (a dict, else TypeError) and
+        #: fields; the payload reader's ``decode_envelope`` (reads a plain raw payload directly)
+        self.decode_envelope: Callable[[Any], Any] = self._first_decode_envelope
         #: msg -> the top-level payload's Go JSON (bytes) from the compiled writer (wire.PayloadWriter),
         #: or None: then ``encode`` + the envelope codec (pydantic, generic, a value it leaves)
         self.payload_json: Callable[[Any], bytes | None] = self._first_payload_json
@@ -171,6 +174,24 @@ class ContractPlan:
         self.decode = self._build_decode_top()
         return self.decode(payload, id, type, ts, cid)
 
+    def _first_decode_envelope(self, env: Any) -> Any:
+        self.decode_envelope = self._build_decode_envelope()
+        return self.decode_envelope(env)
+
+    def _build_decode_envelope(self) -> Callable[[Any], Any]:
+        decode = self.decoder()
+        reader = getattr(decode, "__self__", None)
+        if isinstance(reader, _reader.PayloadReader) and decode == reader.decode:
+            return reader.decode_envelope
+        return self._decode_envelope_general
+
+    def _decode_envelope_general(self, env: Any) -> Any:
+        """``decode_envelope`` without a payload reader (pydantic, a hand-written codec)."""
+        payload = env.payload
+        if payload.__class__ is not dict:
+            raise TypeError(f"payload must be a dict, not {payload.__class__.__name__}")
+        return self.decode(payload, env.id, env.type, env.timestamp, env.correlation_id)
+
     def decoder(self) -> Callable[[Any, str, str, str, str | None], Any]:
         """``decode`` built (on first use it is a builder that replaces itself): a caller may keep
         it for a batch of messages (the streams consumer keeps it for a chunk)."""
@@ -214,6 +235,7 @@ class ContractPlan:
         is turned off too: it writes from the attributes and would bypass ``encode``."""
         self.encode = encode
         self.decode = decode
+        self.decode_envelope = self._decode_envelope_general
         self.payload_json = _no_payload_json
         if self._writer is not _MISSING and self._writer is not None:
             self._writer.disabled = True  # message templates may have cached it
