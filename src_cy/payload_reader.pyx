@@ -9,13 +9,13 @@ missing, a value that needs converting) goes through the same hooks as the twin,
 the decoded values are the same.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_CheckExact, PyDict_SetItem, PyDict_Size
+from cpython.dict cimport PyDict_CheckExact, PyDict_Copy, PyDict_SetItem, PyDict_Size
 from cpython.float cimport PyFloat_FromDouble
 from cpython.long cimport PyLong_FromLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memchr, memcmp, memcpy
 
 from orjson import loads as _loads
 
@@ -98,17 +98,11 @@ cdef inline bint _digit(unsigned char c) noexcept nogil:
 
 
 cdef inline Py_ssize_t _plain_str_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
-    """p[i] is the first byte inside a string: the index of its closing quote, or -1 when it has an
-    escape, a control byte or a byte from 0x80 before it (not the strict plain subset)."""
-    cdef unsigned char c
-    while i < n:
-        c = p[i]
-        if c == 34:
-            return i
-        if c == 92 or c < 0x20 or c >= 0x80:
-            return -1
-        i += 1
-    return -1
+    """p[i] is the first byte inside a string: the index of its closing quote (-1: none). The raw
+    payload is in the strict plain subset (``decode_envelope`` checked it: no escapes), so the
+    next quote ends the string."""
+    cdef const void* q = memchr(p + i, 34, n - i)
+    return -1 if q == NULL else <const unsigned char*>q - p
 
 
 cdef Py_ssize_t _nested_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
@@ -146,6 +140,7 @@ cdef class PayloadReader:
     cdef Py_ssize_t _nfields
     cdef object _conv_error, _bad, _fail, _fold, _absent, _missing, _parse_ts, _zero
     cdef object _last_ts, _last_dt  # parse_ts of the last timestamp (messages share whole seconds)
+    cdef dict _template  # every field's attr (None values), in field order: the __dict__ to fill
     cdef bint _has_env  # a field takes its value from the envelope (id, type, timestamp, ...)
     cdef Py_ssize_t* _next  # raw keys: the field whose key followed field i - 1 last time (0: first)
 
@@ -195,6 +190,7 @@ cdef class PayloadReader:
         self._zero = hooks["zero"]
         self._last_ts = None
         self._last_dt = None
+        self._template = dict.fromkeys([(<_Field>f).attr for f in out])
         self._has_env = any((<_Field>f).env != E_NONE for f in out)
         self._next = <Py_ssize_t*>PyMem_Malloc((self._nfields + 1) * sizeof(Py_ssize_t))
         if self._next == NULL:
@@ -415,7 +411,8 @@ cdef class PayloadReader:
         zero values and defaults (``_read``'s end, with no key left for the slow path)."""
         cdef Py_ssize_t i, nf = self._nfields
         cdef _Field f
-        cdef dict d = _PyDict_NewPresized(nf)
+        # direct: every field gets a value; a copy of the key template then only swaps values
+        cdef dict d = PyDict_Copy(self._template) if self.direct else _PyDict_NewPresized(nf)
         for i in range(nf):
             f = <_Field>self._fields[i]
             v = vals[i]
