@@ -56,6 +56,22 @@ EDGE_BODIES: list[bytes] = [
     b"",
     b"null",
     b'{"type":"T","headers":{"a":' + b"[" * 40 + b"]" * 40 + b'}}',
+    # clean bodies (no backslash, control byte or byte from 0x80 anywhere: strings end at the next
+    # quote) cut or broken where a string would end, and bodies one byte away from clean
+    b'{"type":"T","headers":{"a":"b}}',
+    b'{"type":"T","headers":{"a":"b"},"payload":{"k":"v}}',
+    b'{"type":"T","payload":{"k":"v","n":[1,"x",{"y":"z"}]},"id":"i',
+    b'{"type":"T","id":"i"',
+    b'{"type":"T","payload":{"k":"v"}}\n',
+    b'{"type":"T","payload":{"k":"v\\u0041"}}',
+    b'{"type":"T","payload":{"k":"v\\tw"}}',
+    b'{"type":"T","payload":{"k":"v\tw"}}',
+    b'{"type":"T","payload":{"k":"v"},\n"id":"i"}',
+    b'{"type":"T","headers":{"k":"\\u00e9"},"payload":{"k":"v"}}',
+    b'{"type":"T","headers":{"k":"\xc3\xa9"},"payload":{"k":"v"}}',
+    b'{"type":"T\\"","payload":{}}',
+    b'{"type":"T","payload":{"k":"' + b"x" * 37 + b'\\\\"}}',
+    b'{"type":"T","payload":{"k":"' + b"x" * 37 + b'\x7f\x80"}}',
 ]
 
 
