@@ -2,14 +2,15 @@
 """Compiled per-class payload readers (twin: mmate_fast/_py/payload_reader.py; contract:
 mmate_fast/_cy/payload_reader.pyi).
 
-The hot path of a typed consume: one dict lookup per field, the common JSON types checked in C,
-and for a plain dataclass the instance's ``__dict__`` filled in field order (no ``cls(**kw)``, no
-keyword dict). Anything unusual (a key that matches only case-insensitively, a required key that is
+The hot path of a typed consume: the fields read straight from the envelope's raw payload bytes
+(``decode_envelope``; else one dict lookup per field), the common JSON types checked in C, and for
+a plain dataclass the attributes of a bare instance set in field order as its ``__init__`` sets
+them (no ``cls(**kw)``, no keyword dict). Anything unusual (a key that matches only case-insensitively, a required key that is
 missing, a value that needs converting) goes through the same hooks as the twin, so the errors and
 the decoded values are the same.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_CheckExact, PyDict_Copy, PyDict_SetItem, PyDict_Size
+from cpython.dict cimport PyDict_CheckExact, PyDict_SetItem, PyDict_Size
 from cpython.float cimport PyFloat_FromDouble
 from cpython.long cimport PyLong_FromLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
@@ -23,6 +24,7 @@ from orjson import loads as _loads
 cdef extern from "Python.h":
     PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
     dict _PyDict_NewPresized(Py_ssize_t minused)
+    int PyObject_GenericSetAttr(object o, object name, object value) except -1
     object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
     unsigned char* PyUnicode_1BYTE_DATA(object o)
     double PyOS_string_to_double(const char* s, char** endptr, object overflow_exception) except? -1.0
@@ -30,22 +32,18 @@ cdef extern from "Python.h":
 
 cdef extern from *:
     """
-    /* object.__new__(cls) with ``d`` as its __dict__ (what a dataclass __init__ leaves behind) */
-    static PyObject* mmate_instance_with_dict(PyObject* cls, PyObject* d) {
+    /* object.__new__(cls) (a plain dataclass: no __new__ of its own); its attributes are then set
+       with object.__setattr__ in field order, as the dataclass __init__ sets them */
+    static PyObject* mmate_bare_instance(PyObject* cls) {
         PyObject* args = PyTuple_New(0);
         PyObject* obj;
         if (args == NULL) return NULL;
         obj = PyBaseObject_Type.tp_new((PyTypeObject*)cls, args, NULL);
         Py_DECREF(args);
-        if (obj == NULL) return NULL;
-        if (PyObject_GenericSetDict(obj, d, NULL) < 0) {
-            Py_DECREF(obj);
-            return NULL;
-        }
         return obj;
     }
     """
-    object mmate_instance_with_dict(object cls, object d)
+    object mmate_bare_instance(object cls)
 
 TAGS = ("any", "str", "bool", "int", "float", "call")
 MODES = ("default", "zero", "required")
@@ -140,7 +138,6 @@ cdef class PayloadReader:
     cdef Py_ssize_t _nfields
     cdef object _conv_error, _bad, _fail, _fold, _absent, _missing, _parse_ts, _zero
     cdef object _last_ts, _last_dt  # parse_ts of the last timestamp (messages share whole seconds)
-    cdef dict _template  # every field's attr (None values), in field order: the __dict__ to fill
     cdef bint _has_env  # a field takes its value from the envelope (id, type, timestamp, ...)
     cdef Py_ssize_t* _next  # raw keys: the field whose key followed field i - 1 last time (0: first)
 
@@ -190,7 +187,6 @@ cdef class PayloadReader:
         self._zero = hooks["zero"]
         self._last_ts = None
         self._last_dt = None
-        self._template = dict.fromkeys([(<_Field>f).attr for f in out])
         self._has_env = any((<_Field>f).env != E_NONE for f in out)
         self._next = <Py_ssize_t*>PyMem_Malloc((self._nfields + 1) * sizeof(Py_ssize_t))
         if self._next == NULL:
@@ -411,8 +407,12 @@ cdef class PayloadReader:
         zero values and defaults (``_read``'s end, with no key left for the slow path)."""
         cdef Py_ssize_t i, nf = self._nfields
         cdef _Field f
-        # direct: every field gets a value; a copy of the key template then only swaps values
-        cdef dict d = PyDict_Copy(self._template) if self.direct else _PyDict_NewPresized(nf)
+        cdef dict d = None
+        obj = None
+        if self.direct:  # the instance at once, its attributes set in field order (as __init__ does)
+            obj = mmate_bare_instance(self.cls)
+        else:
+            d = _PyDict_NewPresized(nf)
         for i in range(nf):
             f = <_Field>self._fields[i]
             v = vals[i]
@@ -434,7 +434,12 @@ cdef class PayloadReader:
                     continue
                 else:
                     v = f.factory() if f.factory is not None else f.default
-            PyDict_SetItem(d, f.attr, v)
+            if obj is not None:
+                PyObject_GenericSetAttr(obj, f.attr, v)
+            else:
+                PyDict_SetItem(d, f.attr, v)
+        if obj is not None:
+            return obj
         return self._build(d)
 
     cdef bint _needs_slow(self, list vals):
@@ -468,7 +473,10 @@ cdef class PayloadReader:
     cdef object _build(self, dict d):
         if not self.direct:
             return self.cls(**d)
-        return mmate_instance_with_dict(self.cls, d)
+        obj = mmate_bare_instance(self.cls)
+        for k, v in d.items():
+            PyObject_GenericSetAttr(obj, k, v)
+        return obj
 
     cdef object _slow(self, dict p, list vals, Py_ssize_t n, bint top, object id, object type,
                       object ts, object cid):

@@ -4,7 +4,8 @@
 
 Both implementations decode exactly as the plan's generated decoder does (same values, same errors
 through the same hooks); the compiled one checks the common field types in C and, with ``direct``,
-fills a plain dataclass's ``__dict__`` in field order instead of calling ``cls(**kw)``.
+sets a plain dataclass's attributes on a bare instance in field order (``object.__setattr__``, as
+its ``__init__``) instead of calling ``cls(**kw)``.
 """
 from __future__ import annotations
 
