@@ -551,13 +551,16 @@ class Channel:
     def _add_consumer(self, consumer_tag: str, consumer: _Consumer) -> None:
         """Register a consumer. A callback with a ``channel_hook`` (the subscription's compiled
         step) gets its deliveries straight from the frame reader, acking on this channel
-        (FrameReader.set_hook); no_ack consumers keep the callback path."""
+        (FrameReader.set_hook; a callback's ``tag_base`` shifts the hooked tags and unshifts its
+        acks); no_ack consumers keep the callback path."""
         self._consumers[consumer_tag] = consumer
         callback = consumer.callback
         # looked up on the type: an object answering any attribute (a mock) has no hook
         hook = None if consumer.no_ack else getattr(type(callback), "channel_hook", None)
         if hook is not None:
-            self._conn._reader.set_hook(self.channel_id, consumer_tag, hook(callback, self._acks.ack))
+            base = getattr(callback, "tag_base", 0)  # a recovering channel shifts its tags
+            ack = self._acks.shifted(base) if base else self._acks.ack
+            self._conn._reader.set_hook(self.channel_id, consumer_tag, hook(callback, ack), base)
 
     def _forget_consumer(self, consumer_tag: str) -> _Consumer | None:
         """Drop a consumer (and its frame-reader hook)."""
