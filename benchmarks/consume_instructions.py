@@ -12,7 +12,8 @@ the Client's subscription runs it on an AMQP Channel of a Connection whose trans
 given (``data_received`` in reads of READ_BYTES, the channel's consumer, the acks written once per
 loop turn). Each piece runs in a fresh interpreter
 under ``valgrind --tool=callgrind`` once with one repetition and once with three; the difference
-divided by 2 x messages is printed (startup and set-up cancel out). Needs valgrind.
+divided by 2 x messages is printed (startup and set-up cancel out). The children run with
+PYTHONHASHSEED=0 unless it is set (else runs differ by ~1.5k instructions per event). Needs valgrind.
 """
 from __future__ import annotations
 
@@ -168,6 +169,10 @@ def main() -> None:
     bad = [p for p in a.pieces if p not in PIECES]
     if bad:
         ap.error(f"unknown piece(s) {bad}: use {', '.join(PIECES)}")
+    # str hashes are randomized per process: dict probing then differs between the 1- and the
+    # 3-repetition child and the difference swings by ~1.5k instructions per event (connection
+    # piece); a fixed seed makes every run repeat exactly (PYTHONHASHSEED set by the caller wins)
+    os.environ.setdefault("PYTHONHASHSEED", "0")
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is needed (apt-get install valgrind)")
     from mmate_fast._ext import COMPILED, load
