@@ -1212,7 +1212,9 @@ cdef object _plain_envelope(bytes body):
         break
     if _ws(p, i + 1, n) != n or not (seen & F_TYPE) or sb[1] == sa[1]:
         return None
-    if _digit_run(p, n):  # a long integer somewhere: the general path reads it exactly
+    # a long integer somewhere: the general path reads it exactly. Only a payload read as "any
+    # value" can hold one: the headers and a kept (strict) payload take numbers of <= 18 characters
+    if seen & F_PAYLOAD and not lazy and _digit_run(p, n):
         return None
     cdef Envelope env = Envelope.__new__(Envelope)
     try:

@@ -72,6 +72,12 @@ EDGE_BODIES: list[bytes] = [
     b'{"type":"T\\"","payload":{}}',
     b'{"type":"T","payload":{"k":"' + b"x" * 37 + b'\\\\"}}',
     b'{"type":"T","payload":{"k":"' + b"x" * 37 + b'\x7f\x80"}}',
+    # long digit runs: in strings (no matter), as integers in a payload read whole or kept
+    b'{"type":"T","payload":{"s":"12345678901234567890123","n":1}}',
+    b'{"type":"T","headers":{"s":"123456789012345678901234"},"payload":{"n":12345678901234567890123}}',
+    b'{"type":"T","headers":{"s":"x"},"payload":{"n":12345678901234567890123,"e":"\\u00e9"}}',
+    b'{"type":"T","headers":{"n":1234567890123456789012},"payload":{"n":1}}',
+    b'{"type":"T","payload":[12345678901234567890123]}',
 ]
 
 
