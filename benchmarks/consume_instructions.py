@@ -1,6 +1,7 @@
 """Instructions per consumed Mmate event, piece by piece, without the broker (callgrind: load-independent).
 
     python benchmarks/consume_instructions.py [--messages 1000] [PIECE ...]
+    python benchmarks/consume_instructions.py --cpu   (no valgrind: connection piece, µs CPU/event)
 
 Pieces: ``feed`` (FrameReader.feed of deliver + header + body frames of the benchmark event, its
 Go header table included), ``envelope`` (decode_envelope of its body), ``payload`` (the contract
@@ -12,7 +13,8 @@ the Client's subscription runs it on an AMQP Channel of a Connection whose trans
 given (``data_received`` in reads of READ_BYTES, the channel's consumer, the acks written once per
 loop turn). Each piece runs in a fresh interpreter
 under ``valgrind --tool=callgrind`` once with one repetition and once with three; the difference
-divided by 2 x messages is printed (startup and set-up cancel out). Needs valgrind.
+divided by 2 x messages is printed (startup and set-up cancel out). The children run with
+PYTHONHASHSEED=0 unless it is set (else runs differ by ~1.5k instructions per event). Needs valgrind.
 """
 from __future__ import annotations
 
@@ -151,6 +153,25 @@ def _connection(n: int, reps: int) -> None:
     asyncio.run(run())
 
 
+def _cpu(n: int = 20_000, rounds: int = 5) -> None:
+    """``--cpu``: the ``connection`` piece timed with process_time (what the instruction count
+    stands for, in µs; compare builds back to back, the machine's load moves it)."""
+    import time
+
+    os.environ.setdefault("BENCH_BODY", "mmate")
+    sys.path.insert(0, HERE)
+
+    def run(reps: int) -> float:
+        t = time.process_time()
+        _connection(n, reps)
+        return time.process_time() - t
+
+    run(1)  # imports and first-use builders
+    per = sorted((run(3) - run(1)) / (2 * n) * 1e6 for _ in range(rounds))
+    print(f"connection     {per[len(per) // 2]:>10.2f} µs CPU/msg (median of {rounds}: "
+          f"{', '.join(f'{x:.2f}' for x in per)})")
+
+
 def _instructions(piece: str, n: int, reps: int) -> int:
     return callgrind_total(__file__, "--child", piece, "--messages", str(n), "--reps", str(reps))
 
@@ -161,13 +182,23 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=1000)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--reps", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--cpu", action="store_true",
+                    help="no valgrind: the connection piece's process CPU per event in this process "
+                         "(20,000 events, 3 repetitions minus 1, median of 5; load-dependent)")
     a = ap.parse_args()
     if a.child:
         _child(a.child, a.messages, a.reps)
         return
+    if a.cpu:
+        _cpu()
+        return
     bad = [p for p in a.pieces if p not in PIECES]
     if bad:
         ap.error(f"unknown piece(s) {bad}: use {', '.join(PIECES)}")
+    # str hashes are randomized per process: dict probing then differs between the 1- and the
+    # 3-repetition child and the difference swings by ~1.5k instructions per event (connection
+    # piece); a fixed seed makes every run repeat exactly (PYTHONHASHSEED set by the caller wins)
+    os.environ.setdefault("PYTHONHASHSEED", "0")
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is needed (apt-get install valgrind)")
     from mmate_fast._ext import COMPILED, load

@@ -230,14 +230,13 @@ cdef class DeliveryStep:
             self._stats.received += 1
             return owner._on_envelope(ch, delivery, env, handlers)
         hit = PyDict_GetItem(self._by_name, type_name)
-        payload = env.payload
-        if hit is NULL or type(payload) is not dict:
+        if hit is NULL:
             return self._general(delivery)
         cls = <object>hit
         hit = PyDict_GetItem(self._plans, cls)
         plan = <object>hit if hit is not NULL else self._plan_for(cls)
-        try:
-            msg = plan.decode(payload, env.id, type_name, env.timestamp, env.correlation_id)
+        try:  # a payload that is not a dict raises too: the general path deals with it
+            msg = plan.decode_envelope(env)
         except Exception:
             return self._general(delivery)
         stats = self._stats

@@ -33,7 +33,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memchr, memcpy
 
 from _strcache cimport _utf8_cached
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
@@ -85,11 +85,14 @@ cdef class Envelope:
     ``payload`` is the decoded JSON value ({} when absent).
 
     ``decode_envelope`` keeps the headers object of a plain body (its JSON checked as it is read) as
-    bytes and decodes it on first access: most handlers never read the ~14 Go headers."""
+    bytes and decodes it on first access: most handlers never read the ~14 Go headers. A payload
+    object in the strict plain subset is kept the same way (``raw_payload``): the typed consume
+    path reads the message's fields from those bytes with no dict in between."""
 
-    cdef public object id, type, timestamp, correlation_id, reply_to, payload
-    cdef object _headers
+    cdef public object id, type, timestamp, correlation_id, reply_to
+    cdef object _headers, _payload
     cdef bytes _raw_headers  # a checked JSON object not decoded yet
+    cdef bytes _raw_payload  # a JSON object in the strict plain subset, not decoded yet
 
     def __init__(self, id, type, timestamp, correlation_id=None, reply_to=None, headers=None,
                  payload=None):
@@ -113,6 +116,26 @@ cdef class Envelope:
     def headers(self, value):
         self._headers = value
         self._raw_headers = None
+
+    @property
+    def payload(self):
+        """The decoded payload ({} when the body had none), decoded on first access."""
+        if self._raw_payload is not None:
+            self._payload = _loads(self._raw_payload)
+            self._raw_payload = None
+        return self._payload
+
+    @payload.setter
+    def payload(self, value):
+        self._payload = value
+        self._raw_payload = None
+
+    @property
+    def raw_payload(self):
+        """The payload's JSON bytes while not decoded yet (a JSON object in the strict plain subset:
+        strings without escapes or bytes from 0x80, numbers of up to 18 characters without exponent,
+        nesting up to 32), else None. A payload reader may read the fields from it directly."""
+        return self._raw_payload
 
     cdef tuple _values(self):
         return (self.id, self.type, self.timestamp, self.correlation_id, self.reply_to, self.headers,
@@ -897,10 +920,43 @@ cdef void _init_stops() noexcept:
 _init_stops()
 
 
-cdef Py_ssize_t _plain_string(const unsigned char* p, Py_ssize_t i, Py_ssize_t n, bint strict) noexcept nogil:
-    """p[i] is a quote: the index after the string. ``strict``: only a string without escapes,
-    control bytes or bytes from 0x80 (-1 for any other); else any string (orjson judges it)."""
+cdef enum:
+    S_ANY = 0  # any value orjson will judge
+    S_STRICT = 1  # only the plain subset
+    S_CLEAN = 2  # the plain subset, in a body with no backslash, control byte or byte from 0x80
+
+
+cdef bint _clean_body(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    """No backslash, control byte (whitespace included) or byte from 0x80 anywhere in p[:n]: every
+    string of the body is in the strict subset and ends at the next quote (8 bytes at a time)."""
+    cdef uint64_t x, hit = 0
+    cdef Py_ssize_t i = 0
+    while i + 8 <= n:
+        memcpy(&x, p + i, 8)
+        hit |= _zero_bytes(x ^ (ONES * 92)) | ((x - ONES * 32) & ~x & HIGHS) | (x & HIGHS)
+        i += 8
+    if hit:
+        return False
+    while i < n:
+        if p[i] == 92 or p[i] < 0x20 or p[i] >= 0x80:
+            return False
+        i += 1
+    return True
+
+
+cdef inline Py_ssize_t _quote_after(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """The index after the next quote from p[i] (-1: none)."""
+    cdef const void* q = memchr(p + i, 34, n - i) if i < n else NULL
+    return -1 if q == NULL else <const unsigned char*>q - p + 1
+
+
+cdef Py_ssize_t _plain_string(const unsigned char* p, Py_ssize_t i, Py_ssize_t n, int strict) noexcept nogil:
+    """p[i] is a quote: the index after the string. ``strict`` (S_STRICT, S_CLEAN): only a string
+    without escapes, control bytes or bytes from 0x80 (-1 for any other); S_ANY: any string (orjson
+    judges it)."""
     cdef const unsigned char* stop
+    if strict == S_CLEAN:
+        return _quote_after(p, i + 1, n)
     if strict:
         stop = &_STOP_STRICT[0]
     else:
@@ -998,7 +1054,7 @@ cdef inline bint _word(const unsigned char* p, Py_ssize_t i, Py_ssize_t n, const
 
 
 cdef Py_ssize_t _plain_value(const unsigned char* p, Py_ssize_t i, Py_ssize_t n, int depth,
-                             bint strict) noexcept nogil:
+                             int strict) noexcept nogil:
     """The index after the JSON value starting at p[i], nesting up to MAX_PLAIN_DEPTH; -1 when it
     is not one. ``strict``: only the plain subset (see _plain_string/_plain_number), so orjson is
     sure to read it later; else the end of whatever value orjson will judge now."""
@@ -1095,6 +1151,8 @@ cdef object _plain_envelope(bytes body):
     cdef Py_ssize_t sb[5]
     cdef Py_ssize_t ha = 0, hb = 0, pa = 0, pb = 0
     cdef int seen = 0, key, slot
+    cdef bint lazy = False
+    cdef int mode = S_CLEAN if _clean_body(p, n) else S_STRICT  # clean: strings end at the next quote
     i = _ws(p, 0, n)
     if i >= n or p[i] != 123:
         return None
@@ -1105,7 +1163,7 @@ cdef object _plain_envelope(bytes body):
         if i >= n or p[i] != 34:
             return None
         ka = i + 1
-        i = _plain_string(p, i, n, True)
+        i = _plain_string(p, i, n, mode)
         if i < 0:
             return None
         kb = i - 1
@@ -1120,17 +1178,23 @@ cdef object _plain_envelope(bytes body):
         if key == F_HEADERS:
             if va >= n or p[va] != 123:
                 return None
-            vb = _plain_value(p, va, n, 1, True)
+            vb = _plain_value(p, va, n, 1, mode)
             ha = va
             hb = vb
         elif key == F_PAYLOAD:
-            vb = _plain_value(p, va, n, 1, False)
+            vb = _plain_value(p, va, n, 1, mode) if va < n and p[va] == 123 else -1
+            lazy = vb >= 0  # an object orjson is sure to read: kept as bytes (raw_payload)
+            if not lazy:
+                vb = _plain_value(p, va, n, 1, S_ANY)
             pa = va
             pb = vb
         else:
             if va >= n or p[va] != 34:
                 return None
-            vb = _string_end(p, va + 1, n, &_STOP_TEXT[0], True)  # no escapes: decoded as it is
+            if mode == S_CLEAN:
+                vb = _quote_after(p, va + 1, n)
+            else:
+                vb = _string_end(p, va + 1, n, &_STOP_TEXT[0], True)  # no escapes: decoded as it is
             slot = 0 if key == F_ID else 1 if key == F_TYPE else 2 if key == F_TIMESTAMP else \
                 3 if key == F_CID else 4
             sa[slot] = va + 1
@@ -1148,7 +1212,9 @@ cdef object _plain_envelope(bytes body):
         break
     if _ws(p, i + 1, n) != n or not (seen & F_TYPE) or sb[1] == sa[1]:
         return None
-    if _digit_run(p, n):  # a long integer somewhere: the general path reads it exactly
+    # a long integer somewhere: the general path reads it exactly. Only a payload read as "any
+    # value" can hold one: the headers and a kept (strict) payload take numbers of <= 18 characters
+    if seen & F_PAYLOAD and not lazy and _digit_run(p, n):
         return None
     cdef Envelope env = Envelope.__new__(Envelope)
     try:
@@ -1167,12 +1233,16 @@ cdef object _plain_envelope(bytes body):
     else:
         env._headers = {}
     if seen & F_PAYLOAD:
+        raw = PyBytes_FromStringAndSize(<const char*>p + pa, pb - pa)
+        if lazy:
+            env._raw_payload = raw  # orjson is sure to read it: decoded on first access
+            return env
         try:
-            env.payload = _loads(PyBytes_FromStringAndSize(<const char*>p + pa, pb - pa))
+            env._payload = _loads(raw)
         except _JSONDecodeError:
             return None
     else:
-        env.payload = {}
+        env._payload = {}
     return env
 
 

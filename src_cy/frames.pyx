@@ -1216,6 +1216,14 @@ cdef class Acks:
             conn._schedule_flush()
         return None
 
+    def shifted(self, uint64_t tag_base):
+        """``ack`` for tags shifted up by ``tag_base`` (a recovering channel's later generations):
+        ``shifted(base)(tag)`` acks ``tag - base`` here, in C."""
+        cdef ShiftedAck a = ShiftedAck.__new__(ShiftedAck)
+        a.acks = self
+        a.base = tag_base
+        return a
+
     def settle(self, uint64_t delivery_tag, bint multiple):
         """Advance the settled watermark (tags no answer is owed for any more)."""
         if multiple:
@@ -1242,6 +1250,25 @@ cdef class Acks:
         if self._channel._closed_exc is not None:
             return
         _append_tag_method(self._conn._wbuf, self._cid, 80, self._run_hi, 1 if count > 1 else 0)
+
+
+cdef class ShiftedAck:
+    """``Acks.shifted(base)``: acks ``tag - base`` on its channel."""
+
+    cdef Acks acks
+    cdef readonly uint64_t base
+
+    def __call__(self, uint64_t delivery_tag, bint multiple=False):
+        if delivery_tag < self.base:
+            raise ValueError(f"delivery tag {delivery_tag} is below the tag base {self.base}")
+        return self.acks.ack(delivery_tag - self.base, multiple)
+
+
+cdef class _Shift:
+    """A frame-reader hook whose deliveries get ``base`` added to their tag first (set_hook)."""
+
+    cdef object fn
+    cdef uint64_t base
 
 
 def append_nack(bytearray out, int channel, uint64_t delivery_tag, bint multiple=False, bint requeue=True):
@@ -1356,11 +1383,17 @@ cdef class FrameReader:
         self._hooks = {}
         self.hook_errors = []
 
-    def set_hook(self, int channel, str consumer_tag, fn):
-        """Hand basic.deliver items of this channel and consumer to ``fn(delivery)`` as they complete
-        (see frames.pyi)."""
+    def set_hook(self, int channel, str consumer_tag, fn, uint64_t tag_base=0):
+        """Hand basic.deliver items of this channel and consumer to ``fn(delivery)`` as they complete,
+        their delivery tag raised by ``tag_base`` first (see frames.pyi)."""
+        cdef _Shift shift
         if not callable(fn):
             raise TypeError(f"hook must be callable, not {type(fn).__name__}")
+        if tag_base:
+            shift = _Shift.__new__(_Shift)
+            shift.fn = fn
+            shift.base = tag_base
+            fn = shift
         per = self._hooks.get(channel)
         if per is None:
             per = self._hooks[channel] = {}
@@ -1388,6 +1421,9 @@ cdef class FrameReader:
                 hit = PyDict_GetItem(<dict>per, d.consumer_tag)
                 if hit is not NULL:
                     fn = <object>hit  # a strong reference: the hook may clear itself
+                    if type(fn) is _Shift:
+                        d.delivery_tag += (<_Shift>fn).base
+                        fn = (<_Shift>fn).fn
                     try:
                         fn(d)
                     except Exception as exc:

@@ -2,39 +2,48 @@
 """Compiled per-class payload readers (twin: mmate_fast/_py/payload_reader.py; contract:
 mmate_fast/_cy/payload_reader.pyi).
 
-The hot path of a typed consume: one dict lookup per field, the common JSON types checked in C,
-and for a plain dataclass the instance's ``__dict__`` filled in field order (no ``cls(**kw)``, no
-keyword dict). Anything unusual (a key that matches only case-insensitively, a required key that is
+The hot path of a typed consume: the fields read straight from the envelope's raw payload bytes
+(``decode_envelope``; else one dict lookup per field), the common JSON types checked in C, and for
+a plain dataclass the attributes of a bare instance set in field order as its ``__init__`` sets
+them (no ``cls(**kw)``, no keyword dict). Anything unusual (a key that matches only case-insensitively, a required key that is
 missing, a value that needs converting) goes through the same hooks as the twin, so the errors and
 the decoded values are the same.
 """
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_CheckExact, PyDict_SetItem, PyDict_Size
+from cpython.float cimport PyFloat_FromDouble
+from cpython.long cimport PyLong_FromLongLong
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport PyObject
+from libc.stdint cimport int64_t
+from libc.string cimport memchr, memcmp, memcpy
+
+from orjson import loads as _loads
 
 
 cdef extern from "Python.h":
     PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
     dict _PyDict_NewPresized(Py_ssize_t minused)
+    int PyObject_GenericSetAttr(object o, object name, object value) except -1
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    unsigned char* PyUnicode_1BYTE_DATA(object o)
+    double PyOS_string_to_double(const char* s, char** endptr, object overflow_exception) except? -1.0
 
 
 cdef extern from *:
     """
-    /* object.__new__(cls) with ``d`` as its __dict__ (what a dataclass __init__ leaves behind) */
-    static PyObject* mmate_instance_with_dict(PyObject* cls, PyObject* d) {
+    /* object.__new__(cls) (a plain dataclass: no __new__ of its own); its attributes are then set
+       with object.__setattr__ in field order, as the dataclass __init__ sets them */
+    static PyObject* mmate_bare_instance(PyObject* cls) {
         PyObject* args = PyTuple_New(0);
         PyObject* obj;
         if (args == NULL) return NULL;
         obj = PyBaseObject_Type.tp_new((PyTypeObject*)cls, args, NULL);
         Py_DECREF(args);
-        if (obj == NULL) return NULL;
-        if (PyObject_GenericSetDict(obj, d, NULL) < 0) {
-            Py_DECREF(obj);
-            return NULL;
-        }
         return obj;
     }
     """
-    object mmate_instance_with_dict(object cls, object d)
+    object mmate_bare_instance(object cls)
 
 TAGS = ("any", "str", "bool", "int", "float", "call")
 MODES = ("default", "zero", "required")
@@ -66,8 +75,57 @@ cdef object _M = object()
 
 cdef class _Field:
     cdef object attr, wire, conv, fp, default, factory
+    cdef bytes wire_b  # the wire name's UTF-8 (matched against the raw payload's keys)
     cdef int tag, mode, env
     cdef bint body
+
+
+# ---- the raw payload (Envelope.raw_payload: a JSON object in the strict plain subset)
+DEF MAX_INT_LEN = 18  # digits (and sign) of an integer read here: always within int64
+DEF MAX_FLOAT_LEN = 40
+
+
+cdef inline Py_ssize_t _ws(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    while i < n and (p[i] == 32 or p[i] == 10 or p[i] == 13 or p[i] == 9):
+        i += 1
+    return i
+
+
+cdef inline bint _digit(unsigned char c) noexcept nogil:
+    return 48 <= c <= 57
+
+
+cdef inline Py_ssize_t _plain_str_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """p[i] is the first byte inside a string: the index of its closing quote (-1: none). The raw
+    payload is in the strict plain subset (``decode_envelope`` checked it: no escapes), so the
+    next quote ends the string."""
+    cdef const void* q = memchr(p + i, 34, n - i)
+    return -1 if q == NULL else <const unsigned char*>q - p
+
+
+cdef Py_ssize_t _nested_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """p[i] opens an object or array: the index after its end (strings without escapes), else -1."""
+    cdef Py_ssize_t depth = 0
+    cdef unsigned char c
+    while i < n:
+        c = p[i]
+        if c == 34:
+            i = _plain_str_end(p, i + 1, n)
+            if i < 0:
+                return -1
+        elif c == 123 or c == 91:
+            depth += 1
+        elif c == 125 or c == 93:
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return -1
+
+
+cdef inline bint _word(const unsigned char* p, Py_ssize_t i, Py_ssize_t n, const char* w,
+                       Py_ssize_t k) noexcept nogil:
+    return i + k <= n and memcmp(p + i, w, k) == 0
 
 
 cdef class PayloadReader:
@@ -80,6 +138,11 @@ cdef class PayloadReader:
     cdef Py_ssize_t _nfields
     cdef object _conv_error, _bad, _fail, _fold, _absent, _missing, _parse_ts, _zero
     cdef object _last_ts, _last_dt  # parse_ts of the last timestamp (messages share whole seconds)
+    cdef bint _has_env  # a field takes its value from the envelope (id, type, timestamp, ...)
+    cdef Py_ssize_t* _next  # raw keys: the field whose key followed field i - 1 last time (0: first)
+
+    def __dealloc__(self):
+        PyMem_Free(self._next)
 
     def __init__(self, cls, fields, *, top, direct, hooks):
         cdef _Field f
@@ -100,6 +163,7 @@ cdef class PayloadReader:
             f.attr = attr
             f.wire = wire
             f.body = wire is not None
+            f.wire_b = wire.encode() if wire is not None else None
             f.tag = TAGS.index(tag)
             f.conv = conv
             f.mode = MODES.index(mode)
@@ -123,6 +187,12 @@ cdef class PayloadReader:
         self._zero = hooks["zero"]
         self._last_ts = None
         self._last_dt = None
+        self._has_env = any((<_Field>f).env != E_NONE for f in out)
+        self._next = <Py_ssize_t*>PyMem_Malloc((self._nfields + 1) * sizeof(Py_ssize_t))
+        if self._next == NULL:
+            raise MemoryError()
+        for i in range(self._nfields + 1):
+            self._next[i] = i
 
     def __repr__(self):
         return (f"PayloadReader({self.cls.__qualname__}, {self._nfields} fields, "
@@ -133,6 +203,19 @@ cdef class PayloadReader:
         if not PyDict_CheckExact(p):
             raise TypeError(f"payload must be a dict, not {(<object>p).__class__.__name__}")
         return self._read(<dict>p, True, id, type, timestamp, correlation_id)
+
+    def decode_envelope(self, env):
+        """The message from a decoded envelope: read straight from ``env.raw_payload`` when it has
+        nothing the dict path would treat differently, else from ``env.payload`` as ``decode``."""
+        raw = getattr(env, "raw_payload", None)
+        if type(raw) is bytes:
+            msg = self._raw(<bytes>raw, env)
+            if msg is not _M:
+                return msg
+        p = env.payload
+        if not PyDict_CheckExact(p):
+            raise TypeError(f"payload must be a dict, not {(<object>p).__class__.__name__}")
+        return self._read(<dict>p, True, env.id, env.type, env.timestamp, env.correlation_id)
 
     def decode_nested(self, v):
         """A nested value: ``v`` must be a dict (else ConvError "expected object")."""
@@ -186,7 +269,150 @@ cdef class PayloadReader:
             vals[i] = self._check(f, <object>hit)
         if n != PyDict_Size(p) or (not complete and self._needs_slow(vals)):
             return self._slow(p, vals, n, top, id, type, ts, cid)
-        cdef dict d = _PyDict_NewPresized(nf)
+        return self._finish(vals, top, id, type, ts, cid)
+
+    cdef Py_ssize_t _match(self, const unsigned char* k, Py_ssize_t kl, Py_ssize_t last):
+        """The index of the body field whose wire name is exactly k[:kl] (the one that followed
+        field ``last`` last time is tried first), or -1."""
+        cdef Py_ssize_t i = self._next[last + 1], j
+        cdef _Field f
+        if i < self._nfields:
+            f = <_Field>self._fields[i]
+            if f.body and PyBytes_GET_SIZE(f.wire_b) == kl and memcmp(PyBytes_AS_STRING(f.wire_b), k, kl) == 0:
+                return i
+        for j in range(self._nfields):
+            f = <_Field>self._fields[j]
+            if f.body and PyBytes_GET_SIZE(f.wire_b) == kl and memcmp(PyBytes_AS_STRING(f.wire_b), k, kl) == 0:
+                self._next[last + 1] = j
+                return j
+        return -1
+
+    cdef object _raw(self, bytes raw, object env):
+        """The message read from the payload object's JSON bytes, each value made as orjson makes
+        it and then checked as ``_read`` checks it (same order, same hooks); ``_M`` (nothing done)
+        for anything ``_read`` would treat differently: a key that is not exactly a field's wire
+        name, a duplicate key, a required field missing or null, a value outside the plain subset."""
+        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(raw)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(raw)
+        cdef Py_ssize_t i, j, k, ka, kb, va, vb, last = -1, nf = self._nfields
+        cdef list vals = [_M] * nf
+        cdef _Field f
+        cdef bint neg
+        cdef int64_t iv
+        cdef unsigned char c
+        cdef char num[MAX_FLOAT_LEN + 1]
+        if n < 2 or p[0] != 123:
+            return _M
+        i = _ws(p, 1, n)
+        if i < n and p[i] == 125:
+            i += 1
+        else:
+            while True:
+                if i >= n or p[i] != 34:
+                    return _M
+                ka = i + 1
+                kb = _plain_str_end(p, ka, n)
+                if kb < 0:
+                    return _M
+                i = _ws(p, kb + 1, n)
+                if i >= n or p[i] != 58:
+                    return _M
+                va = _ws(p, i + 1, n)
+                k = self._match(p + ka, kb - ka, last)
+                if k < 0 or vals[k] is not _M:
+                    return _M  # an unknown or case-folded key, or a duplicate: the dict path
+                if va >= n:
+                    return _M
+                c = p[va]
+                if c == 34:
+                    vb = _plain_str_end(p, va + 1, n)
+                    if vb < 0:
+                        return _M
+                    v = PyUnicode_New(vb - va - 1, 127)
+                    memcpy(PyUnicode_1BYTE_DATA(v), p + va + 1, vb - va - 1)
+                    vb += 1
+                elif c == 116 and _word(p, va, n, b"true", 4):
+                    v = True
+                    vb = va + 4
+                elif c == 102 and _word(p, va, n, b"false", 5):
+                    v = False
+                    vb = va + 5
+                elif c == 110 and _word(p, va, n, b"null", 4):
+                    v = None
+                    vb = va + 4
+                elif c == 123 or c == 91:
+                    vb = _nested_end(p, va, n)
+                    if vb < 0:
+                        return _M
+                    try:
+                        v = _loads(PyBytes_FromStringAndSize(<const char*>p + va, vb - va))
+                    except Exception:
+                        return _M
+                else:
+                    neg = c == 45
+                    j = va + 1 if neg else va
+                    if j >= n or not _digit(p[j]) or (p[j] == 48 and j + 1 < n and _digit(p[j + 1])):
+                        return _M
+                    iv = 0
+                    vb = j
+                    while vb < n and _digit(p[vb]):
+                        iv = iv * 10 + (p[vb] - 48)
+                        vb += 1
+                        if vb - va > MAX_INT_LEN:
+                            return _M
+                    if vb < n and (p[vb] == 46 or p[vb] == 101 or p[vb] == 69):
+                        if p[vb] != 46 or vb + 1 >= n or not _digit(p[vb + 1]):
+                            return _M
+                        vb += 1
+                        while vb < n and _digit(p[vb]):
+                            vb += 1
+                        if vb - va > MAX_FLOAT_LEN or (vb < n and (p[vb] == 101 or p[vb] == 69)):
+                            return _M
+                        memcpy(num, p + va, vb - va)
+                        num[vb - va] = 0
+                        v = PyFloat_FromDouble(PyOS_string_to_double(num, NULL, None))
+                    else:
+                        v = PyLong_FromLongLong(-iv if neg else iv)
+                vals[k] = v
+                last = k
+                i = _ws(p, vb, n)
+                if i >= n:
+                    return _M
+                if p[i] == 44:
+                    i = _ws(p, i + 1, n)
+                    continue
+                if p[i] != 125:
+                    return _M
+                i += 1
+                break
+        if _ws(p, i, n) != n:
+            return _M
+        for i in range(nf):  # as _read: missing or null first (the slow path decides), then checks
+            f = <_Field>self._fields[i]
+            if f.body and f.mode == M_REQUIRED and (vals[i] is _M or vals[i] is None):
+                return _M
+        for i in range(nf):
+            f = <_Field>self._fields[i]
+            v = vals[i]
+            if v is None:
+                vals[i] = _M
+            elif v is not _M:
+                vals[i] = self._check(f, v)
+        if self._has_env:
+            return self._finish(vals, True, env.id, env.type, env.timestamp, env.correlation_id)
+        return self._finish(vals, True, None, None, None, None)
+
+    cdef object _finish(self, list vals, bint top, object id, object type, object ts, object cid):
+        """The instance from the decoded body values (``_M``: missing or null), the envelope fields,
+        zero values and defaults (``_read``'s end, with no key left for the slow path)."""
+        cdef Py_ssize_t i, nf = self._nfields
+        cdef _Field f
+        cdef dict d = None
+        obj = None
+        if self.direct:  # the instance at once, its attributes set in field order (as __init__ does)
+            obj = mmate_bare_instance(self.cls)
+        else:
+            d = _PyDict_NewPresized(nf)
         for i in range(nf):
             f = <_Field>self._fields[i]
             v = vals[i]
@@ -208,7 +434,12 @@ cdef class PayloadReader:
                     continue
                 else:
                     v = f.factory() if f.factory is not None else f.default
-            PyDict_SetItem(d, f.attr, v)
+            if obj is not None:
+                PyObject_GenericSetAttr(obj, f.attr, v)
+            else:
+                PyDict_SetItem(d, f.attr, v)
+        if obj is not None:
+            return obj
         return self._build(d)
 
     cdef bint _needs_slow(self, list vals):
@@ -242,7 +473,10 @@ cdef class PayloadReader:
     cdef object _build(self, dict d):
         if not self.direct:
             return self.cls(**d)
-        return mmate_instance_with_dict(self.cls, d)
+        obj = mmate_bare_instance(self.cls)
+        for k, v in d.items():
+            PyObject_GenericSetAttr(obj, k, v)
+        return obj
 
     cdef object _slow(self, dict p, list vals, Py_ssize_t n, bint top, object id, object type,
                       object ts, object cid):

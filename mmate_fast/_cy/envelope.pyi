@@ -27,7 +27,8 @@ class Envelope:
     """A decoded envelope. ``timestamp`` is the raw string; ``headers`` is {} when absent;
     ``payload`` is the decoded JSON value ({} when absent). The compiled ``decode_envelope`` reads
     a plain body (the form Go and we write) without building ``headers``: its JSON is checked as it
-    is read and decoded on first access (the twin decodes it at once; same values, same errors)."""
+    is read and decoded on first access (the twin decodes it at once; same values, same errors);
+    a plain payload object likewise (see ``raw_payload``)."""
 
     id: str
     type: str
@@ -36,6 +37,13 @@ class Envelope:
     reply_to: str | None
     headers: dict[str, Any]
     payload: Any
+    @property
+    def raw_payload(self) -> bytes | None:
+        """The payload's JSON bytes while not decoded yet, else None. The compiled
+        ``decode_envelope`` keeps a payload object in the strict plain subset (strings without
+        escapes or bytes from 0x80, numbers of up to 18 characters without exponent, nesting up to
+        32: orjson is sure to read it) this way and decodes it on first access of ``payload``; a
+        payload reader's ``decode_envelope`` reads the fields from it directly. The twin: None."""
     def __init__(self, id: str, type: str, timestamp: str, correlation_id: str | None = None,
                  reply_to: str | None = None, headers: dict[str, Any] | None = None,
                  payload: Any = None) -> None: ...

@@ -189,13 +189,16 @@ class FrameReader:
     #: (delivery, exception) of every hook call that raised (the delivery counts as handed on);
     #: the caller reports and clears them
     hook_errors: list[tuple[Delivery, Exception]]
-    def set_hook(self, channel: int, consumer_tag: str, fn: Callable[[Delivery], Any]) -> None:
+    def set_hook(self, channel: int, consumer_tag: str, fn: Callable[[Delivery], Any],
+                 tag_base: int = 0) -> None:
         """From now on, a basic.deliver of ``consumer_tag`` on ``channel`` goes to ``fn(delivery)``
         the moment it is complete, inside ``feed``, instead of into its result: no item and no
         Python loop per message (the AMQP Channel registers its consumer's ``channel_hook``). Only when
         nothing completed earlier in the same ``feed`` waits in the result (wire order is kept) and
         the delivery is not ``oversized``; otherwise it is returned as usual. An exception from
-        ``fn`` is kept in ``hook_errors``; the reader goes on."""
+        ``fn`` is kept in ``hook_errors``; the reader goes on. ``tag_base`` (a recovering channel's
+        later generations shift their tags): added to the delivery tag of what goes to ``fn`` (a
+        delivery returned as an item keeps the broker's tag)."""
     def clear_hook(self, channel: int, consumer_tag: str | None = None) -> None:
         """Forget the hook of one consumer of ``channel`` (None: every hook of the channel)."""
 
@@ -221,10 +224,20 @@ class Acks:
         """In-order acks waiting for ``emit``."""
     def ack(self, delivery_tag: int, multiple: bool = False) -> None:
         """basic.ack (the channel's ``basic_ack``)."""
+    def shifted(self, tag_base: int) -> ShiftedAck:
+        """``ack`` for delivery tags shifted up by ``tag_base`` (what a hook set with that
+        ``tag_base`` sees): ``shifted(base)(tag)`` acks ``tag - base`` here (compiled: in C)."""
     def settle(self, delivery_tag: int, multiple: bool) -> None:
         """Advance the settled watermark (nack, reject, no-ack deliveries)."""
     def emit(self) -> None:
         """Write the pending in-order ack run into the connection's buffer."""
+
+class ShiftedAck:
+    """``Acks.shifted(base)``: ``(tag, multiple=False)`` acks ``tag - base`` (a tag below the base:
+    ValueError)."""
+
+    base: int
+    def __call__(self, delivery_tag: int, multiple: bool = False) -> None: ...
 
 def encode_table(table: Mapping[str, Any]) -> bytes:
     """Field table payload WITH its 4-byte length prefix. Raises ValueError/TypeError on bad values."""

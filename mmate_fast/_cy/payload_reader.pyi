@@ -4,7 +4,8 @@
 
 Both implementations decode exactly as the plan's generated decoder does (same values, same errors
 through the same hooks); the compiled one checks the common field types in C and, with ``direct``,
-fills a plain dataclass's ``__dict__`` in field order instead of calling ``cls(**kw)``.
+sets a plain dataclass's attributes on a bare instance in field order (``object.__setattr__``, as
+its ``__init__``) instead of calling ``cls(**kw)``.
 """
 from __future__ import annotations
 
@@ -44,5 +45,11 @@ class PayloadReader:
     def decode(self, p: dict[str, Any], id: str, type: str, timestamp: str,
                correlation_id: str | None) -> Any:
         """The message (``top`` reader) from the envelope's payload dict and fields."""
+    def decode_envelope(self, env: Any) -> Any:
+        """The message (``top`` reader) from a decoded envelope (``envelope.Envelope``): as
+        ``decode(env.payload, env.id, env.type, env.timestamp, env.correlation_id)``, values and
+        errors alike (a payload that is not a dict: TypeError). The compiled reader reads the
+        fields straight from ``env.raw_payload`` when it holds only exact field keys, once each,
+        every required one with a value; anything else takes the dict path."""
     def decode_nested(self, v: Any) -> Any:
         """A nested value; not a dict: the ``bad("object", v)`` ConvError."""

@@ -218,12 +218,11 @@ class DeliveryStep:
             self._stats.received += 1
             return owner._on_envelope(ch, delivery, env, handlers)
         cls = self._by_name.get(type_name)
-        payload = env.payload
-        if cls is None or type(payload) is not dict:
+        if cls is None:
             return self._general(delivery)
         plan = self._plans.get(cls) or self._plan_for(cls)
-        try:
-            msg = plan.decode(payload, env.id, type_name, env.timestamp, env.correlation_id)
+        try:  # a payload that is not a dict raises too: the general path deals with it
+            msg = plan.decode_envelope(env)
         except Exception:
             return self._general(delivery)
         stats = self._stats

@@ -85,6 +85,12 @@ class Envelope:
 
     __hash__ = None  # type: ignore[assignment]
 
+    @property
+    def raw_payload(self) -> bytes | None:
+        """Always None here: the twin decodes the payload at once (the compiled Envelope keeps a
+        plain payload object's JSON bytes until first access)."""
+        return None
+
     def __repr__(self) -> str:
         return (f"Envelope(id={self.id!r}, type={self.type!r}, timestamp={self.timestamp!r}, "
                 f"correlation_id={self.correlation_id!r}, reply_to={self.reply_to!r}, "

@@ -734,6 +734,35 @@ def append_ack(out: bytearray, channel: int, delivery_tag: int, multiple: bool =
 MAX_OUT_OF_ORDER = 65536
 
 
+class _Shift:
+    """A frame-reader hook whose deliveries get ``base`` added to their tag first (set_hook)."""
+
+    __slots__ = ("base", "fn")
+
+    def __init__(self, fn: Callable[[Delivery], Any], base: int) -> None:
+        self.fn = fn
+        self.base = base
+
+    def __call__(self, d: Delivery) -> Any:
+        d.delivery_tag += self.base
+        return self.fn(d)
+
+
+class ShiftedAck:
+    """``Acks.shifted(base)``: acks ``tag - base`` on its channel."""
+
+    __slots__ = ("_acks", "base")
+
+    def __init__(self, acks: Acks, base: int) -> None:
+        self._acks = acks
+        self.base = base
+
+    def __call__(self, delivery_tag: int, multiple: bool = False) -> None:
+        if delivery_tag < self.base:
+            raise ValueError(f"delivery tag {delivery_tag} is below the tag base {self.base}")
+        return self._acks.ack(delivery_tag - self.base, multiple)
+
+
 class Acks:
     """One channel's settle bookkeeping (see frames.pyi): in-order acks of one loop turn leave as a
     single basic.ack(multiple) frame, written when the connection flushes."""
@@ -786,6 +815,13 @@ class Acks:
         self.settle(delivery_tag, multiple)
         if not conn._flush_pending:
             conn._schedule_flush()
+
+    def shifted(self, tag_base: int) -> ShiftedAck:
+        """``ack`` for tags shifted up by ``tag_base`` (a recovering channel's later generations):
+        ``shifted(base)(tag)`` acks ``tag - base`` here."""
+        if not 0 <= tag_base < 1 << 64:
+            raise OverflowError(f"tag_base {tag_base} is not an unsigned 64-bit integer")
+        return ShiftedAck(self, tag_base)
 
     def settle(self, delivery_tag: int, multiple: bool) -> None:
         """Advance the settled watermark (tags no answer is owed for any more)."""
@@ -940,13 +976,18 @@ class FrameReader:
         #: (delivery, exception) of hooks that raised, for the caller to report
         self.hook_errors: list[tuple[Delivery, Exception]] = []
 
-    def set_hook(self, channel: int, consumer_tag: str, fn: Callable[[Delivery], Any]) -> None:
-        """Hand basic.deliver items of this channel and consumer to ``fn(delivery)`` as they complete
-        (see frames.pyi)."""
+    def set_hook(self, channel: int, consumer_tag: str, fn: Callable[[Delivery], Any],
+                 tag_base: int = 0) -> None:
+        """Hand basic.deliver items of this channel and consumer to ``fn(delivery)`` as they complete,
+        their delivery tag raised by ``tag_base`` first (see frames.pyi)."""
         if not callable(fn):
             raise TypeError(f"hook must be callable, not {type(fn).__name__}")
         if not isinstance(consumer_tag, str):
             raise TypeError(f"consumer_tag must be str, not {type(consumer_tag).__name__}")
+        if not 0 <= tag_base < 1 << 64:
+            raise OverflowError(f"tag_base {tag_base} is not an unsigned 64-bit integer")
+        if tag_base:
+            fn = _Shift(fn, tag_base)
         self._hooks.setdefault(int(channel), {})[consumer_tag] = fn
 
     def clear_hook(self, channel: int, consumer_tag: str | None = None) -> None:
@@ -1142,7 +1183,7 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE", "FRAME_BODY", "FRAME_END", "FRAME_HEADER", "FRAME_HEARTBEAT",
     "FRAME_MAX_LIMIT", "FRAME_METHOD", "FRAME_MIN_SIZE", "GO_UNSAFE_TAGS", "HEARTBEAT_FRAME",
     "MAX_OUT_OF_ORDER", "Acks", "BasicProperties", "Confirm", "Delivery", "FrameReader", "Heartbeat",
-    "MethodFrame", "Typed",
+    "MethodFrame", "ShiftedAck", "Typed",
     "append_ack", "append_nack", "append_publish", "append_reject", "decode_properties", "decode_table",
     "encode_properties", "encode_table", "marshal_method",
 ]

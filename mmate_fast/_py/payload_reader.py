@@ -6,8 +6,9 @@ plans; it does what the generated decoder of the plan does (Go's rules: missing 
 keep the default or get the zero value, keys matched exactly and else case-insensitively, values
 checked and converted per field) and raises the same errors through the plan's hooks. What it adds
 is speed: the compiled module checks the common field types in C and, for a plain dataclass (its
-generated ``__init__``, no ``__post_init__``, ``__new__`` or ``__setattr__`` of its own), fills the
-instance's ``__dict__`` directly instead of calling ``cls(**kw)``.
+generated ``__init__``, no ``__post_init__``, ``__new__`` or ``__setattr__`` of its own), sets the
+attributes of a bare instance in field order (``object.__setattr__``, as that ``__init__`` does)
+instead of calling ``cls(**kw)``.
 
 The codec layer knows nothing of contracts: the error classes and the slow paths (case-insensitive
 keys, required keys, timestamps) come in as hooks.
@@ -40,8 +41,8 @@ class PayloadReader:
     wire, ConvError) -> raises, ``fold`` (payload, kw, cls, fail) for keys that match only
     case-insensitively, ``absent`` (payload, kw, cls, field plan, fail, missing) for a required field
     not decoded, ``missing``, ``parse_ts`` (envelope timestamp str -> datetime | None) and ``zero``
-    (field plan -> Go's zero value; raises ConvError). ``direct``: fill ``__dict__`` instead of
-    calling ``cls(**kw)`` (only for a plain dataclass, see the module docstring).
+    (field plan -> Go's zero value; raises ConvError). ``direct``: set the attributes of a bare
+    instance instead of calling ``cls(**kw)`` (only for a plain dataclass, see the module docstring).
     """
 
     __slots__ = ("_absent", "_bad", "_cls", "_conv_error", "_direct", "_fail", "_fields", "_fold",
@@ -87,6 +88,11 @@ class PayloadReader:
         if p.__class__ is not dict:
             raise TypeError(f"payload must be a dict, not {p.__class__.__name__}")
         return self._read(p, (None, id, type, timestamp, timestamp, correlation_id))
+
+    def decode_envelope(self, env: Any) -> Any:
+        """The message from a decoded envelope: ``decode`` of its payload and fields (the compiled
+        reader reads a plain ``env.raw_payload`` directly; same values, same errors)."""
+        return self.decode(env.payload, env.id, env.type, env.timestamp, env.correlation_id)
 
     def decode_nested(self, v: Any) -> Any:
         """A nested value: ``v`` must be a dict (else ConvError "expected object")."""
@@ -144,14 +150,12 @@ class PayloadReader:
                     fail(cls, attr, wire, e)
         if not self._direct:
             return cls(**kw)
-        d: dict[str, Any] = {}
+        obj: Any = object.__new__(cls)
         for attr, _wire, _tag, _conv, _mode, _fp, default, factory, _src in self._fields:
             v = kw.get(attr, _M)
             if v is _M:
                 v = factory() if factory is not None else default
-            d[attr] = v
-        obj: Any = object.__new__(cls)
-        object.__setattr__(obj, "__dict__", d)  # frozen dataclasses too, as their __init__ does
+            object.__setattr__(obj, attr, v)  # frozen dataclasses too, as their __init__ does
         return obj
 
 

@@ -109,6 +109,26 @@ class _ConsumerRecord:
         self.on_cancel = on_cancel
 
 
+class _Shifted:
+    """A consumer callback with a ``channel_hook`` (the subscription's compiled step) on a later
+    generation: its deliveries get the generation's tag base. Called as a callback it shifts the
+    tag itself; the AMQP Channel registers its hook with ``tag_base`` instead (the frame reader
+    shifts the tag, ``Acks.shifted`` unshifts the acks), so it stays on the fast path."""
+
+    __slots__ = ("callback", "tag_base")
+
+    def __init__(self, callback: Any, tag_base: int) -> None:
+        self.callback = callback
+        self.tag_base = tag_base
+
+    def __call__(self, delivery: Any) -> Any:
+        delivery.delivery_tag += self.tag_base
+        return self.callback(delivery)
+
+    def channel_hook(self, ack: Any) -> Any:
+        return self.callback.channel_hook(ack)
+
+
 class RobustChannel:
     """A channel that is reopened and restored after a reconnect or a channel error (see the module
     docstring). Create it with ``await robust_connection.channel()``."""
@@ -538,6 +558,8 @@ class RobustChannel:
         base = self._tag_base
         if base == 0:
             return callback
+        if getattr(type(callback), "channel_hook", None) is not None:
+            return _Shifted(callback, base)  # stays hooked on the frame reader, tags shifted there
         if asyncio.iscoroutinefunction(callback):
             async def shifted_async(delivery: Any) -> None:
                 delivery.delivery_tag += base

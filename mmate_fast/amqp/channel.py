@@ -551,19 +551,25 @@ class Channel:
     def _add_consumer(self, consumer_tag: str, consumer: _Consumer) -> None:
         """Register a consumer. A callback with a ``channel_hook`` (the subscription's compiled
         step) gets its deliveries straight from the frame reader, acking on this channel
-        (FrameReader.set_hook); a no_ack consumer's callback with a ``no_ack_hook`` (the bridge's
-        reply step) too, settling each tag on this channel as ``_on_frame`` does."""
+        (FrameReader.set_hook; a callback's ``tag_base`` shifts the hooked tags and unshifts its
+        acks); a no_ack consumer's callback with a ``no_ack_hook`` (the bridge's reply step) too,
+        settling each tag on this channel as ``_on_frame`` does."""
         self._consumers[consumer_tag] = consumer
         callback = consumer.callback
         # looked up on the type: an object answering any attribute (a mock) has no hook
+        base = 0
         if consumer.no_ack:
             hook = getattr(type(callback), "no_ack_hook", None)
             settle: Any = self._acks.settle
         else:
             hook = getattr(type(callback), "channel_hook", None)
             settle = self._acks.ack
+            if hook is not None:
+                base = getattr(callback, "tag_base", 0)  # a recovering channel shifts its tags
+                if base:
+                    settle = self._acks.shifted(base)
         if hook is not None:
-            self._conn._reader.set_hook(self.channel_id, consumer_tag, hook(callback, settle))
+            self._conn._reader.set_hook(self.channel_id, consumer_tag, hook(callback, settle), base)
 
     def _forget_consumer(self, consumer_tag: str) -> _Consumer | None:
         """Drop a consumer (and its frame-reader hook)."""

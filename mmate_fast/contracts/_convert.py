@@ -54,6 +54,8 @@ def from_envelope(env: Any, registry: TypeRegistry = default_registry) -> Any:
     envelope. Unregistered types give a GenericMessage that keeps the payload."""
     t = env.type
     cls = registry._by_name.get(t)
+    if cls is not None and getattr(env, "raw_payload", None) is not None:  # a plain object, undecoded
+        return (_PLANS.get(cls) or plan_for(cls)).decode_envelope(env)
     payload = env.payload
     if cls is None:
         return GenericMessage(type=t, id=env.id, timestamp=_parse_envelope_ts(env.timestamp),

@@ -183,3 +183,62 @@ async def test_stale_settles_return_false_and_live_ones_none() -> None:
         await asyncio.sleep(0.1)
         await robust.close()
     assert await _queue_depth(q, delete=True) == 0
+
+
+class _StepLike:
+    """A consumer callback with a ``channel_hook`` (as the subscription's compiled step): the hook
+    acks with the ``ack`` it is given, or nacks through the robust channel when told to."""
+
+    def __init__(self, ch: Any) -> None:
+        self.ch = ch
+        self.seen: list[tuple[str, int, bytes]] = []
+        self.nack_bodies: set[bytes] = set()
+        self.settles: list[bool | None] = []
+
+    def _settle(self, d: Any, ack: Callable[[int], Any]) -> None:
+        if d.body in self.nack_bodies:
+            self.settles.append(self.ch.basic_nack(d.delivery_tag, False, False))
+        else:
+            self.settles.append(ack(d.delivery_tag))
+
+    def __call__(self, d: Any) -> None:
+        self.seen.append(("call", d.delivery_tag, d.body))
+        self._settle(d, self.ch.basic_ack)
+
+    def channel_hook(self, ack: Callable[[int], Any]) -> Callable[[Any], None]:
+        def hook(d: Any) -> None:
+            self.seen.append(("hook", d.delivery_tag, d.body))
+            self._settle(d, ack)
+        return hook
+
+
+async def test_a_hooked_consumer_stays_hooked_after_a_reconnect() -> None:
+    """Generation 2 shifts delivery tags (RobustChannel._wrap): a consumer with a channel_hook is
+    still fed by the frame reader (tags shifted there, acks unshifted on the live channel), and a
+    settle through the robust channel with a tag it saw is live, not stale."""
+    q = _name("hooked")
+    await _fill(q, 0)
+    async with TcpProxy() as proxy:
+        robust = await connect_robust(proxy.url(), policy=FAST)
+        try:
+            ch = await robust.channel()
+            await ch.basic_qos(10)
+            cb = _StepLike(ch)
+            await ch.basic_consume(q, cb)
+            await _fill(q, 2)  # after consume-ok: not in its read (that read's deliveries are items)
+            await _until(lambda: len(cb.seen) == 2, 10, "two deliveries")
+            assert [(k, t) for k, t, _ in cb.seen] == [("hook", 1), ("hook", 2)]
+            await asyncio.sleep(0.1)  # the acks leave before the cut
+            proxy.cut()
+            await _until(lambda: robust.stats.reconnects == 1, 10, "a reconnect")
+            await asyncio.sleep(0.1)  # the consumer is back (its consume-ok read)
+            cb.nack_bodies.add(b"1")
+            await _fill(q, 2)  # bodies b"0", b"1"
+            await _until(lambda: len(cb.seen) == 4, 10, lambda: f"two more deliveries: {cb.seen}")
+            base = 1 << 40
+            assert [(k, t, b) for k, t, b in cb.seen[2:]] == [("hook", base + 1, b"0"), ("hook", base + 2, b"1")]
+            assert cb.settles == [None, None, None, None]
+            await asyncio.sleep(0.2)
+        finally:
+            await robust.close()
+    assert await _queue_depth(q, delete=True) == 0

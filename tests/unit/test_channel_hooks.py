@@ -110,3 +110,30 @@ async def test_a_callback_that_answers_every_attribute_has_no_hook() -> None:
     ch._add_consumer("m", _Consumer("q", cb, None, False))
     conn.data_received(content(1, pc.Basic.Deliver("m", 5, False, "", "q"), pc.Basic.Properties(), b"{}"))
     assert cb.call_count == 1 and cb.call_args.args[0].delivery_tag == 5
+
+
+async def test_a_shifted_consumer_stays_hooked() -> None:
+    """A recovering channel's later generation (RobustChannel._wrap -> _Shifted with its tag base):
+    the hook is registered with the base, the handler sees shifted tags, the acks leave unshifted;
+    a delivery that must wait in the result goes through the callback, shifted once."""
+    from mmate_fast.amqp._robust_channel import _Shifted
+
+    conn = Connection(ConnectionParameters(), asyncio.get_running_loop())
+    sink = Sink()
+    conn._transport = sink  # type: ignore[assignment]
+    ch = Channel(conn, 1)
+    ch._open = True
+    conn._channels[1] = ch
+    cb = Hooked()
+    base = 1 << 40
+    ch._add_consumer("t", _Consumer("q", _Shifted(cb, base), None, False))
+    conn.data_received(deliver(1) + deliver(2))
+    assert (cb.hooked, cb.called) == ([base + 1, base + 2], [])
+    await asyncio.sleep(0)
+    assert sink.written == [bytes.fromhex("010001000000 0d 003c 0050 0000000000000002 01 ce".replace(" ", ""))]
+    other = content(1, pc.Basic.Deliver("other", 1, False, "", "q"), pc.Basic.Properties(), b"{}")
+    ch._consumers["other"] = _Consumer("q", lambda d: None, None, False)
+    conn.data_received(other + deliver(3))  # 3 waits behind "other" (wire order): the callback path
+    assert (cb.hooked, cb.called) == ([base + 1, base + 2], [base + 3])
+    with pytest.raises(ValueError):
+        ch._acks.shifted(base)(5)

@@ -56,6 +56,28 @@ EDGE_BODIES: list[bytes] = [
     b"",
     b"null",
     b'{"type":"T","headers":{"a":' + b"[" * 40 + b"]" * 40 + b'}}',
+    # clean bodies (no backslash, control byte or byte from 0x80 anywhere: strings end at the next
+    # quote) cut or broken where a string would end, and bodies one byte away from clean
+    b'{"type":"T","headers":{"a":"b}}',
+    b'{"type":"T","headers":{"a":"b"},"payload":{"k":"v}}',
+    b'{"type":"T","payload":{"k":"v","n":[1,"x",{"y":"z"}]},"id":"i',
+    b'{"type":"T","id":"i"',
+    b'{"type":"T","payload":{"k":"v"}}\n',
+    b'{"type":"T","payload":{"k":"v\\u0041"}}',
+    b'{"type":"T","payload":{"k":"v\\tw"}}',
+    b'{"type":"T","payload":{"k":"v\tw"}}',
+    b'{"type":"T","payload":{"k":"v"},\n"id":"i"}',
+    b'{"type":"T","headers":{"k":"\\u00e9"},"payload":{"k":"v"}}',
+    b'{"type":"T","headers":{"k":"\xc3\xa9"},"payload":{"k":"v"}}',
+    b'{"type":"T\\"","payload":{}}',
+    b'{"type":"T","payload":{"k":"' + b"x" * 37 + b'\\\\"}}',
+    b'{"type":"T","payload":{"k":"' + b"x" * 37 + b'\x7f\x80"}}',
+    # long digit runs: in strings (no matter), as integers in a payload read whole or kept
+    b'{"type":"T","payload":{"s":"12345678901234567890123","n":1}}',
+    b'{"type":"T","headers":{"s":"123456789012345678901234"},"payload":{"n":12345678901234567890123}}',
+    b'{"type":"T","headers":{"s":"x"},"payload":{"n":12345678901234567890123,"e":"\\u00e9"}}',
+    b'{"type":"T","headers":{"n":1234567890123456789012},"payload":{"n":1}}',
+    b'{"type":"T","payload":[12345678901234567890123]}',
 ]
 
 

@@ -113,3 +113,20 @@ def test_a_hook_may_clear_itself(F: ModuleType) -> None:
 def test_set_hook_needs_a_callable(F: ModuleType) -> None:
     with pytest.raises(TypeError):
         F.FrameReader().set_hook(1, "a", None)
+
+
+def test_a_tag_base_shifts_only_what_the_hook_gets(F: ModuleType) -> None:
+    """set_hook(..., tag_base): the hook sees the broker's tag + base (a recovering channel's later
+    generation); a delivery returned as an item keeps the broker's tag."""
+    r = F.FrameReader()
+    got: list[Any] = []
+    base = 1 << 40
+    r.set_hook(1, "a", got.append, base)
+    items = r.feed(deliver(1) + deliver(2, "b") + deliver(3))
+    assert [d.delivery_tag for d in got] == [base + 1]
+    assert [d.delivery_tag for d in items] == [2, 3]
+    r.set_hook(1, "a", got.append)  # replaced without a base
+    r.feed(deliver(4))
+    assert got[-1].delivery_tag == 4
+    with pytest.raises(OverflowError):
+        r.set_hook(1, "a", got.append, -1)
