@@ -87,23 +87,22 @@ cdef class ReplyStep:
             return self._general(delivery)
         type_name = env.type
         hit = PyDict_GetItem(self._by_name, type_name)
-        payload = env.payload
-        if hit is NULL or type(payload) is not dict:
-            return self._general(delivery)  # a GenericMessage, or a payload to convert / refuse
+        if hit is NULL:
+            return self._general(delivery)  # a GenericMessage, or a type to convert / refuse
         cls = <object>hit
         hit = PyDict_GetItem(self._plans, cls)
         plan = <object>hit if hit is not NULL else self._plan_for(cls)
-        try:
-            reply = plan.decode(payload, env.id, type_name, env.timestamp, correlation_id)
+        try:  # read from the payload's bytes when the envelope kept them; not a dict: raises
+            reply = plan.decode_envelope(env)
         except Exception:
-            return self._general(delivery)  # raises there again: the request fails with it
+            return self._general(delivery)  # converted, or raises there again: the request fails
         self._pending.pop(correlation_id, None)
         stats = self._stats
         stats.replied += 1
         if not self._needs_judging(type(reply)) and getattr(reply, "success", True) is not False:
             fut.set_result(reply)  # error_of's answer for these: None
             return None
-        failure = self._error_of(reply, payload)
+        failure = self._error_of(reply, env.payload)
         if failure is None:
             fut.set_result(reply)
         else:

@@ -79,13 +79,12 @@ class ReplyStep:
             return None
         type_name = env.type
         cls = self._by_name.get(type_name)
-        payload = env.payload
-        if cls is None or type(payload) is not dict:
+        if cls is None:
             self._general(delivery)
             return None
         plan = self._plans.get(cls) or self._plan_for(cls)
-        try:
-            reply = plan.decode(payload, env.id, type_name, env.timestamp, correlation_id)
+        try:  # read from the payload's bytes when the envelope kept them; not a dict: raises
+            reply = plan.decode_envelope(env)
         except Exception:
             self._general(delivery)
             return None
@@ -95,7 +94,7 @@ class ReplyStep:
         if not self._needs_judging(type(reply)) and getattr(reply, "success", True) is not False:
             fut.set_result(reply)
             return None
-        failure = self._error_of(reply, payload)
+        failure = self._error_of(reply, env.payload)
         if failure is None:
             fut.set_result(reply)
         else:
