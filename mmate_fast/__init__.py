@@ -77,6 +77,7 @@ from mmate_fast.messaging import (
     Publisher,
     Subscriber,
     Subscription,
+    settles_later,
 )
 from mmate_fast.observability import Observability, TracingObserver
 from mmate_fast.stageflow import FlowEngine, FlowStatus, Stage, StageInfo, StageRetry, Workflow
@@ -178,5 +179,6 @@ __all__ = [
     "json_schema",
     "register",
     "run_fleet",
+    "settles_later",
     "wire_field",
 ]

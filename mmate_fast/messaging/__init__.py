@@ -14,6 +14,7 @@ from mmate_fast.messaging.subscriber import (
     Subscriber,
     Subscription,
     SubscriptionStats,
+    settles_later,
 )
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "Subscription",
     "SubscriptionStats",
     "default_route",
+    "settles_later",
 ]
