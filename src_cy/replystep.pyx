@@ -22,14 +22,13 @@ cdef Py_ssize_t _CACHE_MAX = 1024
 cdef class ReplyStep:
     """The bridge's reply callback (see replystep.pyi)."""
 
-    cdef object _owner, _general, _stats, _publisher
+    cdef object _general, _stats, _publisher
     cdef dict _pending, _by_name, _plans, _judge
     cdef object _decode_envelope, _plan_for, _error_of
     cdef tuple _judged
 
     def __init__(self, owner, dict pending, dict by_name, decode_envelope, dict plans, plan_for,
                  error_of, tuple judged):
-        self._owner = owner
         self._general = owner._on_reply
         self._stats = owner.stats
         self._publisher = owner.publisher

@@ -16,14 +16,13 @@ class ReplyStep:
     """The bridge's reply callback: a plain typed reply to a waiting request is matched and its
     future resolved here; anything else goes, with nothing done yet, to ``owner._on_reply``."""
 
-    __slots__ = ("_by_name", "_decode_envelope", "_error_of", "_general", "_judge", "_judged", "_owner",
+    __slots__ = ("_by_name", "_decode_envelope", "_error_of", "_general", "_judge", "_judged",
                  "_pending", "_plan_for", "_plans", "_publisher", "_stats")
 
     def __init__(self, owner: Any, pending: dict[str, Any], by_name: dict[str, type],
                  decode_envelope: Callable[[Any], Any], plans: dict[type, Any],
                  plan_for: Callable[[type], Any], error_of: Callable[[Any, Any], Any],
                  judged: tuple[type, ...]) -> None:
-        self._owner = owner
         self._general = owner._on_reply
         self._stats = owner.stats
         self._publisher = owner.publisher

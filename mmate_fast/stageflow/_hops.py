@@ -326,9 +326,7 @@ class StageHandler:
             data, updates = codec.apply(stage.id, ctx, returned, state.global_data)
         except Exception as exc:
             return _failed(stage, state, exc, start, t0)
-        duration = time.perf_counter_ns() - t0
-        return Outcome(StageResult(stage.id, "completed", data=data, start_ns=start, end_ns=start + duration,
-                                   duration_ns=duration), updates)
+        return _completed(stage, data, updates, start, t0)
 
     def _run_now(self, stage: Stage, state: WorkflowState) -> Outcome:
         """``_run`` of a plain stage (see ``_plain``): called here, at once."""
@@ -344,9 +342,7 @@ class StageHandler:
             data, updates = codec.apply(stage.id, ctx, stage.fn(ctx), state.global_data)
         except Exception as exc:
             return _failed(stage, state, exc, start, t0)
-        duration = time.perf_counter_ns() - t0
-        return Outcome(StageResult(stage.id, "completed", data=data, start_ns=start, end_ns=start + duration,
-                                   duration_ns=duration), updates)
+        return _completed(stage, data, updates, start, t0)
 
     @staticmethod
     def _skipped(stage: Stage, state: WorkflowState) -> Outcome | None:
@@ -476,6 +472,13 @@ def _plain(stage: Stage) -> bool:
     """A plain sync stage function, one attempt, no StageInfo: run at once (``call_stage``'s path
     without its coroutine)."""
     return stage.retry is None and not (stage.is_async or stage.threaded or stage.wants_info)
+
+
+def _completed(stage: Stage, data: dict[str, Any] | None, updates: Any, start: int, t0: int) -> Outcome:
+    """The ``completed`` outcome of a stage that returned (``data``/``updates`` from the codec)."""
+    duration = time.perf_counter_ns() - t0
+    return Outcome(StageResult(stage.id, "completed", data=data, start_ns=start, end_ns=start + duration,
+                               duration_ns=duration), updates)
 
 
 def _failed(stage: Stage, state: WorkflowState, exc: Exception, start: int, t0: int) -> Outcome:
