@@ -269,45 +269,76 @@ def encode_result(result):
     return "".join(out)
 
 
+cdef Py_ssize_t _state_out(list out, state, Py_ssize_t *last_end) except -2:
+    """Append ``state``'s JSON parts to ``out`` (raises _Odd); returns where the last stage result's
+    parts begin in ``out`` (-1: no result) and sets ``last_end`` to where they end."""
+    cdef bint first = True
+    cdef Py_ssize_t last = -1
+    out += ['{"workflowId":', quote(state.workflow_id), ',"instanceId":', quote(state.instance_id),
+            ',"status":', quote(state.status)]
+    cur = state.current_stage
+    if cur:
+        out.append(',"currentStage":')
+        out.append(quote(cur))
+    out.append(',"stageResults":[')
+    for r in state.stage_results:
+        if not first:
+            out.append(",")
+        first = False
+        last = len(out)
+        _result(out, r)
+    last_end[0] = len(out)
+    out.append('],"globalData":')
+    gd = state.global_data
+    out.append(_map(gd) if gd is not None else "{}")
+    out.append(',"startTime":"')
+    out.append(_time(state.start_ns))
+    end = state.end_ns
+    if end is not None:
+        out.append('","endTime":"')
+        out.append(_time(end))
+    out.append('","lastModified":"')
+    out.append(_time(state.last_modified_ns))
+    out.append('"')
+    err = state.error_message
+    if err:
+        out.append(',"errorMessage":')
+        out.append(quote(err))
+    out.append(',"version":')
+    out.append(_int(state.version))
+    out.append("}")
+    return last
+
+
 def encode_state(state):
     """A WorkflowState as Go's ``json.Marshal`` writes it, or None (not the plain form)."""
-    cdef list out
-    cdef bint first = True
+    cdef list out = []
+    cdef Py_ssize_t end = 0
     try:
-        out = ['{"workflowId":', quote(state.workflow_id), ',"instanceId":', quote(state.instance_id),
-               ',"status":', quote(state.status)]
-        cur = state.current_stage
-        if cur:
-            out.append(',"currentStage":')
-            out.append(quote(cur))
-        out.append(',"stageResults":[')
-        for r in state.stage_results:
-            if not first:
-                out.append(",")
-            first = False
-            _result(out, r)
-        out.append('],"globalData":')
-        gd = state.global_data
-        out.append(_map(gd) if gd is not None else "{}")
-        out.append(',"startTime":"')
-        out.append(_time(state.start_ns))
-        end = state.end_ns
-        if end is not None:
-            out.append('","endTime":"')
-            out.append(_time(end))
-        out.append('","lastModified":"')
-        out.append(_time(state.last_modified_ns))
-        out.append('"')
-        err = state.error_message
-        if err:
-            out.append(',"errorMessage":')
-            out.append(quote(err))
-        out.append(',"version":')
-        out.append(_int(state.version))
-        out.append("}")
+        _state_out(out, state, &end)
     except _Odd:
         return None
     return "".join(out)
+
+
+def advance(state, result, dict updates, now_ns):
+    """A stage hop's whole state work in one call (see the twin): ``result`` appended, ``updates``
+    merged into ``globalData``, version+1, ``lastModified`` = ``now_ns``, ``currentStage`` cleared;
+    returns ``(state_json, claim_json)``, or None when not the plain form (the state is advanced
+    either way; an ``updates`` orjson cannot write raises first, before any change)."""
+    cdef list out = []
+    cdef Py_ssize_t start, end = 0
+    upd = _dumps(updates).decode()
+    state.stage_results.append(result)
+    state.global_data.update(updates)
+    state.version += 1
+    state.last_modified_ns = now_ns
+    state.current_stage = None
+    try:
+        start = _state_out(out, state, &end)
+    except _Odd:
+        return None
+    return "".join(out), '{"result":' + "".join(out[start:end]) + ',"updates":' + upd + "}"
 
 
 # --------------------------------------------------------------------------- decoding
