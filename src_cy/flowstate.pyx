@@ -321,11 +321,12 @@ def encode_state(state):
     return "".join(out)
 
 
-def advance(state, result, dict updates, now_ns):
+def advance(state, result, dict updates, now_ns, end_ns=None):
     """A stage hop's whole state work in one call (see the twin): ``result`` appended, ``updates``
-    merged into ``globalData``, version+1, ``lastModified`` = ``now_ns``, ``currentStage`` cleared;
-    returns ``(state_json, claim_json)``, or None when not the plain form (the state is advanced
-    either way; an ``updates`` orjson cannot write raises first, before any change)."""
+    merged into ``globalData``, version+1, ``lastModified`` = ``now_ns``, ``currentStage`` cleared
+    (and with ``end_ns``: status ``completed``, ``endTime`` = ``lastModified`` = ``end_ns``,
+    version+1); returns ``(state_json, claim_json)``, or None when not the plain form (the state is
+    advanced either way; an ``updates`` orjson cannot write raises first, before any change)."""
     cdef list out = []
     cdef Py_ssize_t start, end = 0
     upd = _dumps(updates).decode()
@@ -334,6 +335,11 @@ def advance(state, result, dict updates, now_ns):
     state.version += 1
     state.last_modified_ns = now_ns
     state.current_stage = None
+    if end_ns is not None:
+        state.status = "completed"
+        state.end_ns = end_ns
+        state.last_modified_ns = end_ns
+        state.version += 1
     try:
         start = _state_out(out, state, &end)
     except _Odd:

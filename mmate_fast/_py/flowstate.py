@@ -194,10 +194,13 @@ def encode_state(state: Any) -> str | None:
     return "".join(out)
 
 
-def advance(state: Any, result: Any, updates: dict[str, Any], now_ns: int) -> tuple[str, str] | None:
+def advance(state: Any, result: Any, updates: dict[str, Any], now_ns: int,
+            end_ns: int | None = None) -> tuple[str, str] | None:
     """A stage hop's whole state work in one call: Go's ``addStageResult`` as the engine's step does
     it (``result`` appended, ``updates`` merged into ``globalData``, version+1, ``lastModified`` =
-    ``now_ns``, ``currentStage`` cleared: the flow moves on), then ``(state_json, claim_json)``: the
+    ``now_ns``, ``currentStage`` cleared: the flow moves on), with ``end_ns`` then Go's
+    ``markCompleted`` (status ``completed``, ``endTime`` = ``lastModified`` = ``end_ns``, version+1:
+    the last stage), then ``(state_json, claim_json)``: the
     new state as ``encode_state`` writes it and the outcome's claim text
     (``{"result":<result as encode_result writes it>,"updates":<orjson>}``, the stage result's JSON
     taken from the state's). None when the state is not the plain form: the state is advanced either
@@ -209,6 +212,11 @@ def advance(state: Any, result: Any, updates: dict[str, Any], now_ns: int) -> tu
     state.version += 1
     state.last_modified_ns = now_ns
     state.current_stage = None
+    if end_ns is not None:
+        state.status = "completed"
+        state.end_ns = end_ns
+        state.last_modified_ns = end_ns
+        state.version += 1
     out: list[str] = []
     try:
         start, end = _state_out(out, state)

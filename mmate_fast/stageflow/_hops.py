@@ -122,6 +122,8 @@ class StageHandler:
         nxt = wf.next_index(index)
         if not failed and nxt < len(wf.stages) and wf.stages[nxt].group is None:  # one hop: _hop_now
             return self._hop_now(index, msg, state, redelivered, outcome, nxt)
+        if not failed and self.idempotent and STAGE_COMPLETED not in self.rt.events:
+            return self._last_now(index, msg, state, redelivered, outcome)  # nxt >= n: completes the flow
         if self.idempotent:
             text = outcome.to_json()
             if not failed and nxt >= len(wf.stages):  # completes the flow
@@ -191,6 +193,27 @@ class StageHandler:
         fut = sent if isinstance(sent, asyncio.Future) else asyncio.ensure_future(sent)
         fut.add_done_callback(functools.partial(self._hop_sent, key, state, text))
         return fut
+
+    def _last_now(self, index: int, msg: Any, state: WorkflowState, redelivered: bool,
+                  outcome: Outcome) -> Awaitable[None] | None:
+        """``handle_now``'s last stage (fresh, not failing a required stage; no StageCompletedEvent
+        selected: its ``sequence`` is the version before the completion): ``step`` + ``_finish``
+        without a Step: the final state and the claim text in one call, claimed and saved in one store
+        call, the local waiters woken, the WorkflowCompletedEvent (when selected) published."""
+        rt = self.rt
+        t = time.time_ns()
+        text, claim = advance(state, outcome, t, t)
+        stored = rt.now.claim_stage_and_save_now(state.instance_id, stage_key(index), claim,
+                                                 rt.record(state, text))
+        if stored != claim:  # another delivery claimed first: go on from the message with its outcome
+            return self._guarded(index, msg, _wire.decode_state(msg.serialized_workflow_state),
+                                 redelivered, Outcome.from_json(stored))
+        rt.finished(state)
+        if WORKFLOW_COMPLETED not in rt.events:
+            return None
+        wf = self.wf
+        return rt.send_now((), (_wire.workflow_completed_event(state, workflow_name=wf.name,
+                                                               total_stages=len(wf.stages)),))
 
     def _hop_sent(self, key: tuple[str, int], state: WorkflowState, state_json: str | None,
                   fut: asyncio.Future[Any]) -> None:

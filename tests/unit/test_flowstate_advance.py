@@ -101,8 +101,10 @@ def _cases() -> list[tuple[WorkflowState, Outcome]]:
 CASES = _cases()
 
 
-def _strict(state: WorkflowState, outcome: Outcome) -> tuple[WorkflowState, str | None, str | None]:
-    """The step applied by hand (as StageHandler.step does for a result that lets the flow go on), the
+def _strict(state: WorkflowState, outcome: Outcome,
+            end_ns: int | None = None) -> tuple[WorkflowState, str | None, str | None]:
+    """The step applied by hand (as StageHandler.step does for a result that lets the flow go on, and
+    with ``end_ns`` for the last stage's: then ``mark_completed``), the
     general encoder's text (None where it refuses) and the claim text as ``Outcome.to_json`` makes it
     on the general path (its stage result written by the general encoder)."""
     st = copy.deepcopy(state)
@@ -111,6 +113,8 @@ def _strict(state: WorkflowState, outcome: Outcome) -> tuple[WorkflowState, str 
     st.version += 1
     st.last_modified_ns = NOW
     st.current_stage = None
+    if end_ns is not None:
+        _state.mark_completed(st, end_ns=end_ns)
     try:
         text: str | None = go_dumps(st.to_go(go_map))
         claim: str | None = ('{"result":' + go_dumps(outcome.result.to_go(go_map)) + ',"updates":'
@@ -135,17 +139,18 @@ def test_cases_cover_what_matters() -> None:
     assert any(s.current_stage for s, _ in CASES)
 
 
+@pytest.mark.parametrize("end_ns", [None, NOW + 5], ids=["hop", "last"])
 @pytest.mark.parametrize("fs", IMPLS)
-def test_one_call_is_the_strict_path_byte_for_byte(fs: ModuleType) -> None:
+def test_one_call_is_the_strict_path_byte_for_byte(fs: ModuleType, end_ns: int | None) -> None:
     for state, outcome in CASES:
-        strict, text, claim = _strict(state, outcome)
+        strict, text, claim = _strict(state, outcome, end_ns)
         st = copy.deepcopy(state)
         if not _writable(outcome.updates):  # the claim cannot be written: raises before any change
             with pytest.raises(orjson.JSONEncodeError):
-                fs.advance(st, outcome.result, outcome.updates, NOW)
+                fs.advance(st, outcome.result, outcome.updates, NOW, end_ns)
             assert st == state
             continue
-        out = fs.advance(st, copy.deepcopy(outcome.result), copy.deepcopy(outcome.updates), NOW)
+        out = fs.advance(st, copy.deepcopy(outcome.result), copy.deepcopy(outcome.updates), NOW, end_ns)
         assert st == strict  # advanced either way
         if out is None:
             assert fs.encode_state(st) is None
@@ -155,15 +160,16 @@ def test_one_call_is_the_strict_path_byte_for_byte(fs: ModuleType) -> None:
         assert claim == outcome.to_json() or _state._fast_encode_result(outcome.result) is None
 
 
-def test_the_engines_advance_is_the_strict_path_or_raises_as_it_does() -> None:
+@pytest.mark.parametrize("end_ns", [None, NOW + 5], ids=["hop", "last"])
+def test_the_engines_advance_is_the_strict_path_or_raises_as_it_does(end_ns: int | None) -> None:
     for state, outcome in CASES:
-        strict, text, claim = _strict(state, outcome)
+        strict, text, claim = _strict(state, outcome, end_ns)
         st = copy.deepcopy(state)
-        if text is None:
+        if text is None or not _writable(outcome.updates):
             with pytest.raises(Exception):  # noqa: B017 - the general path's named error, whichever
-                _outcome.advance(st, outcome, NOW)
+                _outcome.advance(st, outcome, NOW, end_ns)
             continue
-        assert _outcome.advance(st, outcome, NOW) == (text, outcome.to_json())
+        assert _outcome.advance(st, outcome, NOW, end_ns) == (text, outcome.to_json())
         assert text == _state.encode_state(st)
         assert st == strict
 
