@@ -404,11 +404,22 @@ class StageHandler:
             if skipped is not None:
                 return skipped
         codec = self.codec
+        gd = state.global_data
         start = time.time_ns()
         t0 = time.perf_counter_ns()
         try:
-            ctx = codec.build(state.global_data)
-            data, updates = codec.apply(stage.id, ctx, stage.fn(ctx), state.global_data)
+            if codec.typed:
+                ctx = codec.build(gd)
+                data, updates = codec.apply(stage.id, ctx, stage.fn(ctx), gd)
+            else:  # a dict workflow: codec.build and codec.apply's dict case inline (the common one)
+                ctx = dict(gd)
+                returned = stage.fn(ctx)
+                if returned.__class__ is dict:
+                    sid = stage.id
+                    updates = {f"{sid}.{key}": value for key, value in returned.items()}
+                    data = dict(returned) or None
+                else:
+                    data, updates = codec.apply(stage.id, ctx, returned, gd)
         except Exception as exc:
             return _failed(stage, state, exc, start, t0)
         return _completed(stage, data, updates, start, t0)
