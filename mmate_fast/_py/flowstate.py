@@ -383,5 +383,6 @@ def decode_state(text: Any, state_cls: Any, result_cls: Any) -> Any:
         return None
 
 
-__all__ = ["ZERO_NS", "advance", "decode_state", "encode_result", "encode_state", "format_time", "parse_time", "quote",
+__all__ = ["ZERO_NS", "advance", "decode_state", "encode_result", "encode_state", "format_time", "parse_time",
+           "quote",
            "read_result", "read_strs"]

@@ -151,8 +151,8 @@ class StageHandler:
             self.rt.save_now(step.state)
             return None
         fut = sent if isinstance(sent, asyncio.Future) else asyncio.ensure_future(sent)
-        fut.add_done_callback(functools.partial(self._hop_sent, key, step.state,
-                                                step.hops[0][1].serialized_workflow_state if step.hops else None))
+        text = step.hops[0][1].serialized_workflow_state if step.hops else None
+        fut.add_done_callback(functools.partial(self._hop_sent, key, step.state, text))
         return fut
 
     def _hop_now(self, index: int, msg: Any, state: WorkflowState, redelivered: bool, outcome: Outcome,

@@ -42,7 +42,8 @@ class Outcome:
         return cls(StageResult.from_go(obj["result"]), dict(obj.get("updates") or {}))
 
 
-def advance(state: WorkflowState, outcome: Outcome, now_ns: int, end_ns: int | None = None) -> tuple[str, str]:
+def advance(state: WorkflowState, outcome: Outcome, now_ns: int,
+            end_ns: int | None = None) -> tuple[str, str]:
     """A stage hop's state work, in one compiled call when the state is the plain form: ``outcome``
     applied to ``state`` as the engine's step applies a result that lets the flow go on (result
     appended, its updates merged into ``globalData``, version+1, ``lastModified`` = ``now_ns``,

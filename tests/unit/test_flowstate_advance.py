@@ -163,7 +163,7 @@ def test_one_call_is_the_strict_path_byte_for_byte(fs: ModuleType, end_ns: int |
 @pytest.mark.parametrize("end_ns", [None, NOW + 5], ids=["hop", "last"])
 def test_the_engines_advance_is_the_strict_path_or_raises_as_it_does(end_ns: int | None) -> None:
     for state, outcome in CASES:
-        strict, text, claim = _strict(state, outcome, end_ns)
+        strict, text, _ = _strict(state, outcome, end_ns)
         st = copy.deepcopy(state)
         if text is None or not _writable(outcome.updates):
             with pytest.raises(Exception):  # noqa: B017 - the general path's named error, whichever
