@@ -151,8 +151,8 @@ class StageHandler:
             self.rt.save_now(step.state)
             return None
         fut = sent if isinstance(sent, asyncio.Future) else asyncio.ensure_future(sent)
-        text = step.hops[0][1].serialized_workflow_state if step.hops else None
-        fut.add_done_callback(functools.partial(self._hop_sent, key, step.state, text))
+        sent_json = step.hops[0][1].serialized_workflow_state if step.hops else None
+        fut.add_done_callback(functools.partial(self._hop_sent, key, step.state, sent_json))
         return fut
 
     def _hop_now(self, index: int, msg: Any, state: WorkflowState, redelivered: bool, outcome: Outcome,
@@ -172,6 +172,8 @@ class StageHandler:
         wf = self.wf
         n = len(wf.stages)
         queues = self.queue_names()
+        queue = queues[nxt]
+        assert queue is not None
         hop = _wire.flow_message(state, stage_index=nxt, stage_name=wf.stages[nxt].id,
                                  next_queue=queues[min(wf.next_index(nxt), n)], payload=msg.payload,
                                  payload_type=_wire.PAYLOAD_TYPE_RAW, state_json=text)
@@ -182,7 +184,7 @@ class StageHandler:
         key = (iid, index)
         self._inflight[key] = None
         try:
-            sent = rt.send_now(((queues[nxt], hop),), events)
+            sent = rt.send_now(((queue, hop),), events)
         except BaseException:
             self._release(key)
             raise
