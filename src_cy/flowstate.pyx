@@ -115,6 +115,10 @@ cdef str _format_secs_frac(long long secs, long long frac):
 
 def format_time(ns):
     """``ns`` as Go writes a UTC ``time.Time`` in JSON (no quotes); FlowWireError outside 0001-9999."""
+    return _format_time(ns)
+
+
+cdef str _format_time(ns):
     cdef long long v, secs
     if ns.__class__ is int and -_SAFE_NS < ns < _SAFE_NS:
         v = ns
@@ -201,6 +205,11 @@ cdef inline bint _safe(str s):
 
 def quote(s):
     """``s`` as a JSON string the way Go writes it (quotes included); _Odd for a non-str."""
+    return _quote(s)
+
+
+cdef str _quote(s):
+    """``quote`` for this module's writers: a C call, not a Python one."""
     if s.__class__ is not str:
         raise _Odd
     if _safe(s):
@@ -230,16 +239,16 @@ cdef str _time(ns):
     if ns.__class__ is not int:
         raise _Odd
     try:
-        return format_time(ns)
+        return _format_time(ns)
     except FlowWireError:
         raise _Odd from None
 
 
 cdef void _result(list out, r) except *:
     out.append('{"stageId":')
-    out.append(quote(r.stage_id))
+    out.append(_quote(r.stage_id))
     out.append(',"status":')
-    out.append(quote(r.status))
+    out.append(_quote(r.status))
     data = r.data
     if data:
         out.append(',"data":')
@@ -247,7 +256,7 @@ cdef void _result(list out, r) except *:
     error = r.error
     if error:
         out.append(',"error":')
-        out.append(quote(error))
+        out.append(_quote(error))
     out.append(',"startTime":"')
     out.append(_time(r.start_ns))
     end = r.end_ns
@@ -274,12 +283,12 @@ cdef Py_ssize_t _state_out(list out, state, Py_ssize_t *last_end) except -2:
     parts begin in ``out`` (-1: no result) and sets ``last_end`` to where they end."""
     cdef bint first = True
     cdef Py_ssize_t last = -1
-    out += ['{"workflowId":', quote(state.workflow_id), ',"instanceId":', quote(state.instance_id),
-            ',"status":', quote(state.status)]
+    out += ['{"workflowId":', _quote(state.workflow_id), ',"instanceId":', _quote(state.instance_id),
+            ',"status":', _quote(state.status)]
     cur = state.current_stage
     if cur:
         out.append(',"currentStage":')
-        out.append(quote(cur))
+        out.append(_quote(cur))
     out.append(',"stageResults":[')
     for r in state.stage_results:
         if not first:
@@ -303,7 +312,7 @@ cdef Py_ssize_t _state_out(list out, state, Py_ssize_t *last_end) except -2:
     err = state.error_message
     if err:
         out.append(',"errorMessage":')
-        out.append(quote(err))
+        out.append(_quote(err))
     out.append(',"version":')
     out.append(_int(state.version))
     out.append("}")
