@@ -115,6 +115,10 @@ cdef str _format_secs_frac(long long secs, long long frac):
 
 def format_time(ns):
     """``ns`` as Go writes a UTC ``time.Time`` in JSON (no quotes); FlowWireError outside 0001-9999."""
+    return _format_time(ns)
+
+
+cdef str _format_time(ns):
     cdef long long v, secs
     if ns.__class__ is int and -_SAFE_NS < ns < _SAFE_NS:
         v = ns
@@ -201,6 +205,11 @@ cdef inline bint _safe(str s):
 
 def quote(s):
     """``s`` as a JSON string the way Go writes it (quotes included); _Odd for a non-str."""
+    return _quote(s)
+
+
+cdef str _quote(s):
+    """``quote`` for this module's writers: a C call, not a Python one."""
     if s.__class__ is not str:
         raise _Odd
     if _safe(s):
@@ -230,16 +239,16 @@ cdef str _time(ns):
     if ns.__class__ is not int:
         raise _Odd
     try:
-        return format_time(ns)
+        return _format_time(ns)
     except FlowWireError:
         raise _Odd from None
 
 
 cdef void _result(list out, r) except *:
     out.append('{"stageId":')
-    out.append(quote(r.stage_id))
+    out.append(_quote(r.stage_id))
     out.append(',"status":')
-    out.append(quote(r.status))
+    out.append(_quote(r.status))
     data = r.data
     if data:
         out.append(',"data":')
@@ -247,7 +256,7 @@ cdef void _result(list out, r) except *:
     error = r.error
     if error:
         out.append(',"error":')
-        out.append(quote(error))
+        out.append(_quote(error))
     out.append(',"startTime":"')
     out.append(_time(r.start_ns))
     end = r.end_ns
@@ -269,45 +278,82 @@ def encode_result(result):
     return "".join(out)
 
 
+cdef Py_ssize_t _state_out(list out, state, Py_ssize_t *last_end) except -2:
+    """Append ``state``'s JSON parts to ``out`` (raises _Odd); returns where the last stage result's
+    parts begin in ``out`` (-1: no result) and sets ``last_end`` to where they end."""
+    cdef bint first = True
+    cdef Py_ssize_t last = -1
+    out += ['{"workflowId":', _quote(state.workflow_id), ',"instanceId":', _quote(state.instance_id),
+            ',"status":', _quote(state.status)]
+    cur = state.current_stage
+    if cur:
+        out.append(',"currentStage":')
+        out.append(_quote(cur))
+    out.append(',"stageResults":[')
+    for r in state.stage_results:
+        if not first:
+            out.append(",")
+        first = False
+        last = len(out)
+        _result(out, r)
+    last_end[0] = len(out)
+    out.append('],"globalData":')
+    gd = state.global_data
+    out.append(_map(gd) if gd is not None else "{}")
+    out.append(',"startTime":"')
+    out.append(_time(state.start_ns))
+    end = state.end_ns
+    if end is not None:
+        out.append('","endTime":"')
+        out.append(_time(end))
+    out.append('","lastModified":"')
+    out.append(_time(state.last_modified_ns))
+    out.append('"')
+    err = state.error_message
+    if err:
+        out.append(',"errorMessage":')
+        out.append(_quote(err))
+    out.append(',"version":')
+    out.append(_int(state.version))
+    out.append("}")
+    return last
+
+
 def encode_state(state):
     """A WorkflowState as Go's ``json.Marshal`` writes it, or None (not the plain form)."""
-    cdef list out
-    cdef bint first = True
+    cdef list out = []
+    cdef Py_ssize_t end = 0
     try:
-        out = ['{"workflowId":', quote(state.workflow_id), ',"instanceId":', quote(state.instance_id),
-               ',"status":', quote(state.status)]
-        cur = state.current_stage
-        if cur:
-            out.append(',"currentStage":')
-            out.append(quote(cur))
-        out.append(',"stageResults":[')
-        for r in state.stage_results:
-            if not first:
-                out.append(",")
-            first = False
-            _result(out, r)
-        out.append('],"globalData":')
-        gd = state.global_data
-        out.append(_map(gd) if gd is not None else "{}")
-        out.append(',"startTime":"')
-        out.append(_time(state.start_ns))
-        end = state.end_ns
-        if end is not None:
-            out.append('","endTime":"')
-            out.append(_time(end))
-        out.append('","lastModified":"')
-        out.append(_time(state.last_modified_ns))
-        out.append('"')
-        err = state.error_message
-        if err:
-            out.append(',"errorMessage":')
-            out.append(quote(err))
-        out.append(',"version":')
-        out.append(_int(state.version))
-        out.append("}")
+        _state_out(out, state, &end)
     except _Odd:
         return None
     return "".join(out)
+
+
+def advance(state, result, dict updates, now_ns, end_ns=None):
+    """A stage hop's whole state work in one call (see the twin): ``result`` appended, ``updates``
+    merged into ``globalData``, version+1, ``lastModified`` = ``now_ns``, ``currentStage`` cleared
+    (and with ``end_ns``: status ``completed``, ``endTime`` = ``lastModified`` = ``end_ns``,
+    version+1); returns ``(state_json, claim_json)``, or None when not the plain form (the state is
+    advanced either way; an ``updates`` orjson cannot write raises first, before any change)."""
+    cdef list out = []
+    cdef Py_ssize_t start, end = 0
+    upd = _dumps(updates).decode()
+    state.stage_results.append(result)
+    state.global_data.update(updates)
+    state.version += 1
+    state.last_modified_ns = now_ns
+    state.current_stage = None
+    if end_ns is not None:
+        state.status = "completed"
+        state.end_ns = end_ns
+        state.last_modified_ns = end_ns
+        state.version += 1
+    try:
+        start = _state_out(out, state, &end)
+    except _Odd:
+        return None
+    return "".join(out), '{"result":' + "".join(out[start:end]) + ',"updates":' + upd + "}"
 
 
 # --------------------------------------------------------------------------- decoding

@@ -145,42 +145,84 @@ def encode_result(result: Any) -> str | None:
     return "".join(out)
 
 
+def _state_out(out: list[str], state: Any) -> tuple[int, int]:
+    """Append ``state``'s JSON parts to ``out`` (raises _Odd); returns where the last stage result's
+    parts begin and end in ``out`` (-1, n: no result)."""
+    out += ['{"workflowId":', quote(state.workflow_id), ',"instanceId":', quote(state.instance_id),
+            ',"status":', quote(state.status)]
+    if state.current_stage:
+        out.append(',"currentStage":')
+        out.append(quote(state.current_stage))
+    out.append(',"stageResults":[')
+    first = True
+    last = -1
+    for r in state.stage_results:
+        if not first:
+            out.append(",")
+        first = False
+        last = len(out)
+        _result(out, r)
+    last_end = len(out)
+    out.append('],"globalData":')
+    gd = state.global_data
+    out.append(_map(gd) if gd is not None else "{}")
+    out.append(',"startTime":"')
+    out.append(_time(state.start_ns))
+    if state.end_ns is not None:
+        out.append('","endTime":"')
+        out.append(_time(state.end_ns))
+    out.append('","lastModified":"')
+    out.append(_time(state.last_modified_ns))
+    out.append('"')
+    if state.error_message:
+        out.append(',"errorMessage":')
+        out.append(quote(state.error_message))
+    out.append(',"version":')
+    out.append(_int(state.version))
+    out.append("}")
+    return last, last_end
+
+
 def encode_state(state: Any) -> str | None:
     """A WorkflowState as Go's ``json.Marshal`` writes it (the ``serializedWorkflowState``), or None
     (not the plain form)."""
+    out: list[str] = []
     try:
-        out = ['{"workflowId":', quote(state.workflow_id), ',"instanceId":', quote(state.instance_id),
-               ',"status":', quote(state.status)]
-        if state.current_stage:
-            out.append(',"currentStage":')
-            out.append(quote(state.current_stage))
-        out.append(',"stageResults":[')
-        first = True
-        for r in state.stage_results:
-            if not first:
-                out.append(",")
-            first = False
-            _result(out, r)
-        out.append('],"globalData":')
-        gd = state.global_data
-        out.append(_map(gd) if gd is not None else "{}")
-        out.append(',"startTime":"')
-        out.append(_time(state.start_ns))
-        if state.end_ns is not None:
-            out.append('","endTime":"')
-            out.append(_time(state.end_ns))
-        out.append('","lastModified":"')
-        out.append(_time(state.last_modified_ns))
-        out.append('"')
-        if state.error_message:
-            out.append(',"errorMessage":')
-            out.append(quote(state.error_message))
-        out.append(',"version":')
-        out.append(_int(state.version))
-        out.append("}")
+        _state_out(out, state)
     except _Odd:
         return None
     return "".join(out)
+
+
+def advance(state: Any, result: Any, updates: dict[str, Any], now_ns: int,
+            end_ns: int | None = None) -> tuple[str, str] | None:
+    """A stage hop's whole state work in one call: Go's ``addStageResult`` as the engine's step does
+    it (``result`` appended, ``updates`` merged into ``globalData``, version+1, ``lastModified`` =
+    ``now_ns``, ``currentStage`` cleared: the flow moves on), with ``end_ns`` then Go's
+    ``markCompleted`` (status ``completed``, ``endTime`` = ``lastModified`` = ``end_ns``, version+1:
+    the last stage), then ``(state_json, claim_json)``: the
+    new state as ``encode_state`` writes it and the outcome's claim text
+    (``{"result":<result as encode_result writes it>,"updates":<orjson>}``, the stage result's JSON
+    taken from the state's). None when the state is not the plain form: the state is advanced either
+    way and the caller encodes it on the general path (which names what is wrong). An ``updates``
+    that orjson cannot write raises first, before anything changes (as the claim text would)."""
+    upd = orjson.dumps(updates).decode()
+    state.stage_results.append(result)
+    state.global_data.update(updates)
+    state.version += 1
+    state.last_modified_ns = now_ns
+    state.current_stage = None
+    if end_ns is not None:
+        state.status = "completed"
+        state.end_ns = end_ns
+        state.last_modified_ns = end_ns
+        state.version += 1
+    out: list[str] = []
+    try:
+        start, end = _state_out(out, state)
+    except _Odd:
+        return None
+    return "".join(out), '{"result":' + "".join(out[start:end]) + ',"updates":' + upd + "}"
 
 
 # --------------------------------------------------------------------------- decoding
@@ -341,5 +383,6 @@ def decode_state(text: Any, state_cls: Any, result_cls: Any) -> Any:
         return None
 
 
-__all__ = ["ZERO_NS", "decode_state", "encode_result", "encode_state", "format_time", "parse_time", "quote",
+__all__ = ["ZERO_NS", "advance", "decode_state", "encode_result", "encode_state", "format_time", "parse_time",
+           "quote",
            "read_result", "read_strs"]

@@ -43,7 +43,7 @@ from mmate_fast.errors import (
 from mmate_fast.stageflow import _wire
 from mmate_fast.stageflow._context import ContextCodec
 from mmate_fast.stageflow._lifecycle import STAGE_COMPLETED, WORKFLOW_COMPLETED, WORKFLOW_FAILED
-from mmate_fast.stageflow._outcome import Outcome, join_key, stage_key
+from mmate_fast.stageflow._outcome import Outcome, advance, join_key, stage_key
 from mmate_fast.stageflow._runner import call_stage, error_text
 from mmate_fast.stageflow._runtime import Runtime
 from mmate_fast.stageflow._wire import FlowMessageEnvelope, StageResult, WorkflowState
@@ -118,9 +118,15 @@ class StageHandler:
             return self._guarded(index, msg, state, redelivered)  # a duplicate: the general path
         outcome = self._run_now(stage, state)
         failed = outcome.result.status == "failed" and not stage.optional
+        wf = self.wf
+        nxt = wf.next_index(index)
+        if not failed and nxt < len(wf.stages) and wf.stages[nxt].group is None:  # one hop: _hop_now
+            return self._hop_now(index, msg, state, redelivered, outcome, nxt)
+        if not failed and self.idempotent and STAGE_COMPLETED not in self.rt.events:
+            return self._last_now(index, msg, state, redelivered, outcome)  # nxt >= n: completes the flow
         if self.idempotent:
             text = outcome.to_json()
-            if not failed and self.wf.next_index(index) >= len(self.wf.stages):  # completes the flow
+            if not failed and nxt >= len(wf.stages):  # completes the flow
                 step = self.step(state, [(index, outcome)], None)
                 stored = now.claim_stage_and_save_now(iid, skey, text, self.rt.record(step.state))
                 if stored != text:  # another delivery claimed first: go on from the message with its outcome
@@ -145,15 +151,80 @@ class StageHandler:
             self.rt.save_now(step.state)
             return None
         fut = sent if isinstance(sent, asyncio.Future) else asyncio.ensure_future(sent)
-        fut.add_done_callback(functools.partial(self._hop_sent, key, step))
+        sent_json = step.hops[0][1].serialized_workflow_state if step.hops else None
+        fut.add_done_callback(functools.partial(self._hop_sent, key, step.state, sent_json))
         return fut
 
-    def _hop_sent(self, key: tuple[str, int], step: Step, fut: asyncio.Future[Any]) -> None:
+    def _hop_now(self, index: int, msg: Any, state: WorkflowState, redelivered: bool, outcome: Outcome,
+                 nxt: int) -> Awaitable[None] | None:
+        """``handle_now``'s common case, a fresh outcome that moves the flow on to one next stage
+        (``nxt``, not a parallel group): ``step``'s work without a Step: the state advanced and
+        encoded and the claim text made in one call (``_outcome.advance``), the outcome claimed, the
+        hop (and a StageCompletedEvent when selected) published; the confirm is returned."""
+        rt = self.rt
+        iid = state.instance_id
+        text, claim = advance(state, outcome, time.time_ns())
+        if self.idempotent:
+            stored = rt.now.claim_stage_now(iid, stage_key(index), claim)
+            if stored != claim:  # another delivery claimed first: go on from the message with its outcome
+                return self._guarded(index, msg, _wire.decode_state(msg.serialized_workflow_state),
+                                     redelivered, Outcome.from_json(stored))
+        wf = self.wf
+        n = len(wf.stages)
+        queues = self.queue_names()
+        queue = queues[nxt]
+        assert queue is not None
+        hop = _wire.flow_message(state, stage_index=nxt, stage_name=wf.stages[nxt].id,
+                                 next_queue=queues[min(wf.next_index(nxt), n)], payload=msg.payload,
+                                 payload_type=_wire.PAYLOAD_TYPE_RAW, state_json=text)
+        result = outcome.result
+        events: list[Any] = []
+        if result.status == "completed" and STAGE_COMPLETED in rt.events:
+            events.append(_wire.stage_completed_event(state, result, stage_index=index, total_stages=n))
+        key = (iid, index)
+        self._inflight[key] = None
+        try:
+            sent = rt.send_now(((queue, hop),), events)
+        except BaseException:
+            self._release(key)
+            raise
+        if sent is None:  # pragma: no cover - a hop is always published
+            self._release(key)
+            rt.save_now(state, text)
+            return None
+        fut = sent if isinstance(sent, asyncio.Future) else asyncio.ensure_future(sent)
+        fut.add_done_callback(functools.partial(self._hop_sent, key, state, text))
+        return fut
+
+    def _last_now(self, index: int, msg: Any, state: WorkflowState, redelivered: bool,
+                  outcome: Outcome) -> Awaitable[None] | None:
+        """``handle_now``'s last stage (fresh, not failing a required stage; no StageCompletedEvent
+        selected: its ``sequence`` is the version before the completion): ``step`` + ``_finish``
+        without a Step: the final state and the claim text in one call, claimed and saved in one store
+        call, the local waiters woken, the WorkflowCompletedEvent (when selected) published."""
+        rt = self.rt
+        t = time.time_ns()
+        text, claim = advance(state, outcome, t, t)
+        stored = rt.now.claim_stage_and_save_now(state.instance_id, stage_key(index), claim,
+                                                 rt.record(state, text))
+        if stored != claim:  # another delivery claimed first: go on from the message with its outcome
+            return self._guarded(index, msg, _wire.decode_state(msg.serialized_workflow_state),
+                                 redelivered, Outcome.from_json(stored))
+        rt.finished(state)
+        if WORKFLOW_COMPLETED not in rt.events:
+            return None
+        wf = self.wf
+        return rt.send_now((), (_wire.workflow_completed_event(state, workflow_name=wf.name,
+                                                               total_stages=len(wf.stages)),))
+
+    def _hop_sent(self, key: tuple[str, int], state: WorkflowState, state_json: str | None,
+                  fut: asyncio.Future[Any]) -> None:
         """``handle_now``'s publish is done: when confirmed, the new state is saved (the mark that the
-        hops went out, as ``execute`` saves it); either way the instance's stage is free again."""
+        hops went out, as ``execute`` saves it; ``state_json``: the hop's state string, when there is
+        one); either way the instance's stage is free again."""
         self._release(key)
         if not fut.cancelled() and fut.exception() is None:
-            self.rt.save_now(step.state, step.hops[0][1].serialized_workflow_state if step.hops else None)
+            self.rt.save_now(state, state_json)
 
     def _release(self, key: tuple[str, int]) -> None:
         done = self._inflight.pop(key)
@@ -335,11 +406,22 @@ class StageHandler:
             if skipped is not None:
                 return skipped
         codec = self.codec
+        gd = state.global_data
         start = time.time_ns()
         t0 = time.perf_counter_ns()
         try:
-            ctx = codec.build(state.global_data)
-            data, updates = codec.apply(stage.id, ctx, stage.fn(ctx), state.global_data)
+            if codec.typed:
+                ctx = codec.build(gd)
+                data, updates = codec.apply(stage.id, ctx, stage.fn(ctx), gd)
+            else:  # a dict workflow: codec.build and codec.apply's dict case inline (the common one)
+                ctx = dict(gd)
+                returned = stage.fn(ctx)
+                if returned.__class__ is dict:
+                    sid = stage.id
+                    updates = {f"{sid}.{key}": value for key, value in returned.items()}
+                    data = dict(returned) or None
+                else:
+                    data, updates = codec.apply(stage.id, ctx, returned, gd)
         except Exception as exc:
             return _failed(stage, state, exc, start, t0)
         return _completed(stage, data, updates, start, t0)

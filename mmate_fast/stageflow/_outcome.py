@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from mmate_fast.stageflow._state import _fast_encode_result
-from mmate_fast.stageflow._wire import StageResult
+from mmate_fast.stageflow._state import _fast_advance, _fast_encode_result, encode_state, mark_completed
+from mmate_fast.stageflow._wire import StageResult, WorkflowState
 
 _dumps = orjson.dumps
 
@@ -42,6 +42,30 @@ class Outcome:
         return cls(StageResult.from_go(obj["result"]), dict(obj.get("updates") or {}))
 
 
+def advance(state: WorkflowState, outcome: Outcome, now_ns: int,
+            end_ns: int | None = None) -> tuple[str, str]:
+    """A stage hop's state work, in one compiled call when the state is the plain form: ``outcome``
+    applied to ``state`` as the engine's step applies a result that lets the flow go on (result
+    appended, its updates merged into ``globalData``, version+1, ``lastModified`` = ``now_ns``,
+    ``currentStage`` cleared; with ``end_ns``, the last stage: then ``mark_completed``), and
+    ``(state_json, claim_json)``: the new state as ``encode_state`` writes it and
+    ``outcome.to_json()``, byte for byte (tests/unit/test_flowstate_advance.py)."""
+    if _fast_advance is not None:
+        out = _fast_advance(state, outcome.result, outcome.updates, now_ns, end_ns)
+        if out is not None:
+            return out
+        return encode_state(state), outcome.to_json()  # advanced already: the general path encodes
+    claim = outcome.to_json()
+    state.stage_results.append(outcome.result)
+    state.global_data.update(outcome.updates)
+    state.version += 1
+    state.last_modified_ns = now_ns
+    state.current_stage = None
+    if end_ns is not None:
+        mark_completed(state, end_ns=end_ns)
+    return encode_state(state), claim
+
+
 def stage_key(index: int) -> str:
     """The claim key of stage ``index``'s outcome."""
     return f"stage{index}"
@@ -57,4 +81,4 @@ def compensation_key(index: int) -> str:
     return f"compensation{index}"
 
 
-__all__ = ["Outcome", "compensation_key", "join_key", "stage_key"]
+__all__ = ["Outcome", "advance", "compensation_key", "join_key", "stage_key"]

@@ -42,6 +42,8 @@ _fast_encode_state = _fs.encode_state if COMPILED["flowstate"] else _no_fast
 _fast_encode_result = _fs.encode_result if COMPILED["flowstate"] else _no_fast
 _fast_decode_state = _fs.decode_state if COMPILED["flowstate"] else _no_fast
 _fast_read_result = _fs.read_result if COMPILED["flowstate"] else _no_fast
+#: the compiled one-call hop (``_outcome.advance``); None without extensions (the general path)
+_fast_advance: Callable[..., tuple[str, str] | None] | None = _fs.advance if COMPILED["flowstate"] else None
 
 #: StageResult / CompensationResult statuses
 STAGE_STATUSES = ("pending", "running", "completed", "failed", "compensated", "skipped")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from mmate_fast._ext import load
 from mmate_fast.stageflow._envelopes import (
     PAYLOAD_TYPE_INITIAL,
     PAYLOAD_TYPE_RAW,
@@ -50,6 +51,8 @@ from mmate_fast.stageflow._state import (
 )
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_new = object.__new__
+_new_id = load("envelope").new_id
 _SECOND = datetime.timedelta(seconds=1)
 
 #: Go's default stage queue prefix (``WithStageQueuePrefix`` changes it)
@@ -68,17 +71,27 @@ def compensation_queue(workflow_id: str, prefix: str = DEFAULT_PREFIX) -> str:
 
 
 def flow_message(state: WorkflowState, *, stage_index: int, stage_name: str, next_queue: str | None,
-                 payload: Any, payload_type: str | None = None) -> FlowMessageEnvelope:
+                 payload: Any, payload_type: str | None = None,
+                 state_json: str | None = None) -> FlowMessageEnvelope:
     """The FlowMessageEnvelope that sends ``state`` to stage ``stage_index`` (Go's
     ``publishToStage``). ``next_queue``: the stage i+1 queue, None on the last stage; ``payload``:
     the stage input (the initial data, then passed on unchanged); ``payload_type`` defaults to what
-    Go writes (``map[string]interface {}`` at stage 0, ``json.RawMessage`` after)."""
+    Go writes (``map[string]interface {}`` at stage 0, ``json.RawMessage`` after); ``state_json``:
+    ``encode_state(state)`` when the caller has it (a hop's ``_outcome.advance``)."""
     if payload_type is None:
         payload_type = PAYLOAD_TYPE_INITIAL if stage_index == 0 else PAYLOAD_TYPE_RAW
-    return FlowMessageEnvelope(
-        payload=payload, payload_type=payload_type, serialized_workflow_state=encode_state(state),
-        current_stage_index=stage_index, next_stage_queue=next_queue or "",
-        workflow_id=state.workflow_id, instance_id=state.instance_id, stage_name=stage_name)
+    # the dataclass __init__ (keyword arguments, two default factories) skipped: every field set at
+    # once, in the class's field order, as its defaults would (tests compare with the constructor)
+    m = _new(FlowMessageEnvelope)
+    m.__dict__ = {
+        "id": _new_id(), "timestamp": None, "correlation_id": None, "payload": payload,
+        "payload_type": payload_type,
+        "serialized_workflow_state": state_json if state_json is not None else encode_state(state),
+        "workflow_state_type": WORKFLOW_STATE_TYPE, "checkpoint": zero_checkpoint(),
+        "current_stage_index": stage_index, "next_stage_queue": next_queue or "",
+        "workflow_id": state.workflow_id, "instance_id": state.instance_id, "stage_name": stage_name,
+        "_state": None}
+    return m
 
 
 def compensation_message(state: WorkflowState | str, *, failed_stage_index: int, total: int, index: int,

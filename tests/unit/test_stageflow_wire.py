@@ -257,6 +257,30 @@ def test_the_plain_form_decodes_to_what_the_constructor_builds() -> None:
     assert from_envelope(_env.decode_envelope(build(sent).body), SF).timestamp == msg.timestamp
 
 
+def test_flow_message_builds_what_the_constructor_builds() -> None:
+    """``flow_message`` sets the fields without the dataclass __init__: the same fields in the same
+    order, the constructor's defaults (a fresh id each time, no timestamp, Go's zero checkpoint, a
+    state decoded only when asked), the state string given or encoded."""
+    import dataclasses
+
+    s = _state()
+    for state_json in (None, w.encode_state(s)):
+        msg = w.flow_message(s, stage_index=1, stage_name="b", next_queue="q2", payload={"a": 1},
+                             state_json=state_json)
+        assert list(vars(msg)) == [f.name for f in dataclasses.fields(w.FlowMessageEnvelope)]
+        made = w.FlowMessageEnvelope(
+            id=msg.id, payload={"a": 1}, payload_type=w.PAYLOAD_TYPE_RAW,
+            serialized_workflow_state=w.encode_state(s), current_stage_index=1, next_stage_queue="q2",
+            workflow_id=s.workflow_id, instance_id=s.instance_id, stage_name="b")
+        names = [f.name for f in dataclasses.fields(w.FlowMessageEnvelope)]
+        assert [getattr(msg, k) for k in names] == [getattr(made, k) for k in names]
+        assert msg == made and msg._state is None and msg.state == s
+        assert msg.checkpoint is not w.flow_message(s, stage_index=1, stage_name="b", next_queue=None,
+                                                    payload=None).checkpoint
+    ids = {w.flow_message(s, stage_index=0, stage_name="a", next_queue=None, payload=None).id for _ in range(50)}
+    assert len(ids) == 50
+
+
 def test_queue_names_follow_the_prefix() -> None:
     assert w.stage_queue("orders", 2) == "stageflow.orders.stage2"
     assert w.compensation_queue("orders") == "stageflow.compensation.orders"
