@@ -676,9 +676,11 @@ cdef class TypedAppender:
 cdef class _Plain:
     """What dispatch_records / dispatch_chunk keep between records of one call: the last handlers
     tuple seen (its one plain handler) and the last type's payload decoder, so a run of records of
-    one type costs no attribute reads or registry lookups after its first."""
+    one type costs no attribute reads or registry lookups after its first. When that decoder is a
+    payload reader's ``decode``, its ``decode_envelope`` is kept too: the message is read straight
+    from the envelope's raw payload bytes (no payload dict), with the same values and errors."""
 
-    cdef object handlers, fn, type_name, dec, decoder
+    cdef object handlers, fn, type_name, dec, dec_env, decoder
     cdef dict decoders
 
     def __cinit__(self, decoder):
@@ -698,30 +700,46 @@ cdef class _Plain:
         self.fn = spec.fn
         return 1
 
+    cdef int _kept(self, t) except -1:
+        """``dec`` / ``dec_env`` set to the payload decoder of type ``t`` (asked once per call)."""
+        cdef object got, dec, dec_env, reader
+        if self.decoders is None:
+            self.decoders = {}
+        got = self.decoders.get(t)
+        if got is None:
+            dec = self.decoder(t)
+            dec_env = None
+            if dec is not None:
+                reader = getattr(dec, "__self__", None)
+                if reader is not None and dec == getattr(reader, "decode", None):
+                    dec_env = getattr(reader, "decode_envelope", None)
+            got = (dec, dec_env)
+            self.decoders[t] = got
+        self.type_name = t
+        self.dec = (<tuple>got)[0]
+        self.dec_env = (<tuple>got)[1]
+        return 0
+
     cdef object message(self, env, convert, registry):
         """``convert(env, registry)``, through the type's payload decoder (kept for the call) when
-        there is one and the payload is a dict: the same message, the same errors."""
-        cdef object t, payload, dec
+        there is one and the payload is a dict (a raw payload is one): the same message, the same
+        errors."""
+        cdef object t, payload
         if self.decoder is None:
             return convert(env, registry)
-        payload = env.payload
-        if type(payload) is not dict:
-            return convert(env, registry)
         t = env.type
-        if t is self.type_name or (self.type_name is not None and t == self.type_name):
-            dec = self.dec
-        else:
-            if self.decoders is None:
-                self.decoders = {}
-            dec = self.decoders.get(t, self)
-            if dec is self:
-                dec = self.decoder(t)
-                self.decoders[t] = dec
-            self.type_name = t
-            self.dec = dec
-        if dec is None:
+        if not (t is self.type_name or (self.type_name is not None and t == self.type_name)):
+            self._kept(t)
+        if self.dec_env is not None:
+            if getattr(env, "raw_payload", None) is not None:
+                return self.dec_env(env)  # a JSON object kept as bytes: read without a dict
+            if type(env.payload) is not dict:
+                return convert(env, registry)
+            return self.dec_env(env)
+        payload = env.payload
+        if type(payload) is not dict or self.dec is None:
             return convert(env, registry)
-        return dec(payload, env.id, t, env.timestamp, env.correlation_id)
+        return self.dec(payload, env.id, t, env.timestamp, env.correlation_id)
 
 
 def dispatch_records(list records not None, Py_ssize_t start, decode, lookup, convert, registry,

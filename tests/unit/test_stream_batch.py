@@ -6,6 +6,7 @@ the messages before them appended; a frame ends before the message that would pa
 from __future__ import annotations
 
 import asyncio
+import os
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -471,3 +472,77 @@ def test_payload_decoder_follows_the_registry_from_one_call_to_the_next(w: Any) 
     registry.register(Placed2, "BatchPlaced")
     msg = run()
     assert isinstance(msg, Placed2) and msg.order_id == "o"
+
+
+#: payloads for BatchPlaced that the raw reader reads, declines or refuses (each: the same message or
+#: the same hand-on to the general path as ``convert``)
+_EDGE_PAYLOADS = [
+    b'{"orderId":"k","amount":3}', b'{"amount":2.5,"orderId":"k"}', b'{"orderId":"k"}', b"{}",
+    b'{"orderId":null,"amount":null}', b'{"orderId":"k","unknown":1}', b'{"OrderID":"k"}',
+    b'{"orderId":"a","orderId":"b"}', b'{"orderId":"k","amount":12345678901234567890}',
+    b'{"orderId":"k","amount":1e3}', b'{"orderId":"k","amount":-0.125}', b'{"orderId":"k","amount":"x"}',
+    b'{"orderId":5}', b'{"orderId":"caf\\u00e9"}', b'{"orderId":"x\\"y"}', b'{"orderId":"k","amount":true}',
+    b'{"orderId":"k","aggregateId":{"a":[1,2]}}', b'{"orderId":"k","extra":[1,{"b":null}]}',
+    b'{"orderId":"\xc3\xa9"}', b'{ "orderId" : "k" , "amount" : 7 }', b"[1]", b'"s"', b"null",
+]
+
+
+@pytest.mark.parametrize("w", IMPLS)
+@pytest.mark.parametrize("sub_batch", [False, True])
+def test_the_raw_payload_path_gives_what_convert_gives_on_every_edge(w: Any, sub_batch: bool) -> None:
+    """Each edge payload, alone and among good records: the counts, the messages handled (values and
+    types), the failure and the rest handed on (where ``convert`` raises: the general path's) equal
+    those of ``convert`` alone, with either envelope implementation."""
+    from mmate_fast._ext import load
+    from mmate_fast._py import envelope as pyenvelope
+    from mmate_fast.contracts import default_registry, from_envelope
+    from mmate_fast.contracts._convert import payload_decoder
+    from tests.unit.test_streamwire import _chunk
+
+    got: list[Any] = []
+
+    def keep(msg: Any) -> None:
+        got.append((type(msg), vars(msg)))
+        if getattr(msg, "order_id", None) == "fail":
+            raise RuntimeError("handler")
+
+    table: dict[str, tuple[Any, ...]] = {"BatchPlaced": (_Spec(keep),)}
+    good = _record(BatchPlaced(order_id="g", amount=1.5, aggregate_id="a"))
+    failing = _record(BatchPlaced(order_id="fail"))
+    for decode in {load("envelope").decode_envelope, pyenvelope.decode_envelope}:
+        for payload in _EDGE_PAYLOADS:
+            rec = _raw_record(b'{"id":"e","type":"BatchPlaced",' + _TS + b',"correlationId":"c",'
+                              b'"payload":' + payload + b"}")
+            for records in ([rec], [good, rec, good], [good, rec, failing, rec]):
+                chunk = _chunk(records, 5, sub_batch=sub_batch)
+                results = []
+                for dec in (None, lambda t: payload_decoder(t, default_registry)):
+                    got.clear()
+                    res = w.dispatch_chunk(chunk, 1, len(chunk), 0, decode, lambda t: table.get(t, ()),
+                                           from_envelope, default_registry, dec)
+                    failure = res[5] and (type(res[5][0]), vars(res[5][4]))
+                    results.append((res[:5], failure, res[6], list(got)))
+                assert results[0] == results[1], payload
+
+
+@pytest.mark.skipif(os.environ.get("MMATE_NO_EXTENSIONS") == "1", reason="the compiled envelope keeps raw payloads")
+@pytest.mark.parametrize("w", IMPLS)
+def test_a_typed_record_is_read_from_its_raw_payload(w: Any) -> None:
+    """With the consumer's decoder, a record of a registered dataclass is read straight from the
+    envelope's payload bytes: the envelope handed back with a handler's failure still holds its raw
+    payload (no payload dict was made), and its message equals the general path's."""
+    from mmate_fast._cy import envelope as cyenvelope
+    from mmate_fast.contracts import default_registry, from_envelope
+    from mmate_fast.contracts._convert import payload_decoder
+    from tests.unit.test_streamwire import _chunk
+
+    def boom(msg: Any) -> None:
+        raise RuntimeError("boom")
+
+    table = {"BatchPlaced": (_Spec(boom),)}
+    chunk = _chunk([_record(BatchPlaced(order_id="o", amount=2.5, aggregate_id="a"))], 0)
+    res = w.dispatch_chunk(chunk, 1, len(chunk), 0, cyenvelope.decode_envelope, lambda t: table.get(t, ()),
+                           from_envelope, default_registry, lambda t: payload_decoder(t, default_registry))
+    exc, raw, body, env, msg = res[5]
+    assert env.raw_payload is not None
+    assert msg == from_envelope(cyenvelope.decode_envelope(body), default_registry)
