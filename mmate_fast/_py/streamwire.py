@@ -442,7 +442,7 @@ def _kept_decoder(decoder: Any, t: str, kept: dict[str, Any]) -> tuple[Any, Any]
             if reader is not None and dec == getattr(reader, "decode", None):
                 dec_env = getattr(reader, "decode_envelope", None)
         got = kept[t] = (dec, dec_env)
-    return got  # type: ignore[no-any-return]
+    return got
 
 
 def _message(env: Any, convert: Any, registry: Any, decoder: Any, kept: dict[str, Any]) -> Any:
