@@ -1,6 +1,6 @@
-"""Strings of a clean body end at the next quote, found 8 bytes at a time (src_cy/_quote.pxd): the
-compiled envelope decoder and payload reader must find it wherever it sits relative to an 8-byte
-word (every string length and start offset, a string cut off by the end of the body) and so give
+"""Strings of a clean body end at the next quote (the compiled envelope decoder and payload reader
+search for it with no escape handling): wherever it sits (every string length and start offset, a
+string cut off by the end of the body) they must find it, read the body on the plain path, and give
 what the twin gives."""
 from __future__ import annotations
 
