@@ -34,9 +34,8 @@ from cpython.object cimport PyObject
 from cpython.pycapsule cimport PyCapsule_New
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memchr, memcpy
 
-from _quote cimport _next_quote
 from _strcache cimport _utf8_cached
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
@@ -948,8 +947,8 @@ cdef bint _clean_body(const unsigned char* p, Py_ssize_t n) noexcept nogil:
 
 cdef inline Py_ssize_t _quote_after(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
     """The index after the next quote from p[i] (-1: none)."""
-    cdef Py_ssize_t q = _next_quote(p, i, n)
-    return -1 if q < 0 else q + 1
+    cdef const void* q = memchr(p + i, 34, n - i) if i < n else NULL
+    return -1 if q == NULL else <const unsigned char*>q - p + 1
 
 
 cdef Py_ssize_t _plain_string(const unsigned char* p, Py_ssize_t i, Py_ssize_t n, int strict) noexcept nogil:

@@ -16,9 +16,7 @@ from cpython.long cimport PyLong_FromLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t
-from libc.string cimport memcmp, memcpy
-
-from _quote cimport _next_quote
+from libc.string cimport memchr, memcmp, memcpy
 
 from orjson import loads as _loads
 
@@ -101,7 +99,8 @@ cdef inline Py_ssize_t _plain_str_end(const unsigned char* p, Py_ssize_t i, Py_s
     """p[i] is the first byte inside a string: the index of its closing quote (-1: none). The raw
     payload is in the strict plain subset (``decode_envelope`` checked it: no escapes), so the
     next quote ends the string."""
-    return _next_quote(p, i, n)
+    cdef const void* q = memchr(p + i, 34, n - i)
+    return -1 if q == NULL else <const unsigned char*>q - p
 
 
 cdef Py_ssize_t _nested_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
