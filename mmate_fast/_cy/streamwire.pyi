@@ -91,13 +91,14 @@ def dispatch_chunk(data: bytes | bytearray, pos: int, end: int, min_offset: int,
     """``split_chunk`` and ``dispatch_records`` in one pass over the chunk in ``data[pos:end]``, with no
     bytes object per record the fast path handles (with the compiled ``decode_envelope`` as ``decode``,
     a one-part body in the plain form is read where it lies in the chunk, else its body is made and
-    handed to ``decode``) and, with a ``decoder``, no Python frame per record but the handler's: (first, timestamp ms, done,
-    handled, ignored, failure, rest). ``first`` is the offset of the first record at or after
-    ``min_offset`` (with no such record: the offset after the chunk, and nothing else); ``done``
-    records from it were processed (handled, ignored, or the failed one); ``failure`` is (exception,
-    record, body, envelope, message) of the last of them when its handler raised; ``rest`` are the
-    records after the done ones (from offset ``first + done``), for the general path. The chunk is
-    checked whole first: StreamProtocolError (as ``split_chunk``) before any handler runs."""
+    handed to ``decode``) and, with a ``decoder``, no Python frame per record but the handler's:
+    (first, timestamp ms, done, handled, ignored, failure, rest). ``first`` is the offset of the
+    first record at or after ``min_offset`` (with no such record: the offset after the chunk, and
+    nothing else); ``done`` records from it were processed (handled, ignored, or the failed one);
+    ``failure`` is (exception, record, body, envelope, message) of the last of them when its handler
+    raised; ``rest`` are the records after the done ones (from offset ``first + done``), for the
+    general path. The chunk is checked whole first: StreamProtocolError (as ``split_chunk``) before
+    any handler runs."""
 
 def sub_batch(frame: bytes | bytearray, head: int) -> tuple[bytearray, int, int, int]:
     """The PublishedMessages of a Publish frame (after its ``head`` bytes, left as they are) as one

@@ -544,6 +544,7 @@ def test_a_typed_record_is_read_from_its_raw_payload(w: Any) -> None:
     res = w.dispatch_chunk(chunk, 1, len(chunk), 0, cyenvelope.decode_envelope, lambda t: table.get(t, ()),
                            from_envelope, default_registry, lambda t: payload_decoder(t, default_registry))
     exc, raw, body, env, msg = res[5]
+    assert isinstance(exc, RuntimeError) and raw == w.split_chunk(chunk, 1, len(chunk), 0)[2][0]
     assert env.raw_payload is not None
     assert msg == from_envelope(cyenvelope.decode_envelope(body), default_registry)
 
