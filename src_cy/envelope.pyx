@@ -31,6 +31,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.dict cimport PyDict_GetItem
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
+from cpython.pycapsule cimport PyCapsule_New
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memchr, memcpy
@@ -1139,13 +1140,17 @@ cdef int _key_of(const unsigned char* p, Py_ssize_t a, Py_ssize_t b) noexcept no
     return F_NONE
 
 
-cdef object _plain_envelope(bytes body):
-    """The Envelope of a body in the plain form (the envelope keys once each, strings without
-    escapes, headers of plain ASCII JSON, no long digit runs), its headers kept as checked bytes;
-    None for anything else: then the general path decodes (and judges) it. A payload orjson refuses
-    also goes to the general path, so the error is the one it gives."""
-    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(body)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(body)
+cdef inline object _plain_envelope(bytes body):
+    return _plain_envelope_at(<const unsigned char*>PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body))
+
+
+cdef object _plain_envelope_at(const unsigned char* p, Py_ssize_t n):
+    """The Envelope of a body (``n`` bytes at ``p``) in the plain form (the envelope keys once each,
+    strings without escapes, headers of plain ASCII JSON, no long digit runs), its headers kept as
+    checked bytes; None for anything else: then the general path decodes (and judges) it. A payload
+    orjson refuses also goes to the general path, so the error is the one it gives. Keeps nothing
+    of ``p``: a caller may hand it bytes it does not own as a bytes object (streamwire, through
+    ``_C_DECODE_AT``, a record's body inside its chunk)."""
     cdef Py_ssize_t i, ka, kb, va, vb
     cdef Py_ssize_t sa[5]
     cdef Py_ssize_t sb[5]
@@ -1296,6 +1301,11 @@ def decode_envelope(body):
     env.headers = headers
     env.payload = <object>pp if pp != NULL else {}
     return env
+
+
+#: ``_plain_envelope_at`` for compiled callers (streamwire): the same Envelope ``decode_envelope``
+#: gives a plain body, or None (then ``decode_envelope`` of the body as bytes decides)
+_C_DECODE_AT = PyCapsule_New(<void*>_plain_envelope_at, "mmate_fast._cy.envelope.decode_at", NULL)
 
 
 __all__ = [

@@ -8,6 +8,7 @@ the frame's bytearray.
 """
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.pycapsule cimport PyCapsule_GetPointer
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memmove
@@ -17,6 +18,19 @@ from mmate_fast.errors import StreamProtocolError
 CHUNK_HEADER_SIZE = 48
 
 ctypedef unsigned char uchar
+ctypedef object (*_decode_at_t)(const uchar*, Py_ssize_t)
+
+# the compiled envelope decoder and its C entry on (pointer, length): dispatch_chunk reads a record's
+# body where it lies in the chunk (no bytes object) when it is handed that decoder
+cdef object _envelope_decode = None
+cdef _decode_at_t _envelope_at = NULL
+try:
+    from mmate_fast._cy import envelope as _cy_envelope
+    _envelope_at = <_decode_at_t>PyCapsule_GetPointer(_cy_envelope._C_DECODE_AT,
+                                                      "mmate_fast._cy.envelope.decode_at")
+    _envelope_decode = _cy_envelope.decode_envelope
+except (ImportError, AttributeError):
+    pass
 
 
 cdef inline uint16_t _u16(const uchar* p) noexcept nogil:
@@ -580,6 +594,38 @@ cdef Py_ssize_t _value_end(const uchar* m, Py_ssize_t p, Py_ssize_t n) except -1
     return end
 
 
+cdef int _body_span(const uchar* m, Py_ssize_t n, const uchar** at, Py_ssize_t* size) except -1:
+    """How many data parts ``_body_at`` would join (same walk, same errors) and where the first lies
+    (``at``, ``size``): with one, the body is those bytes where they are."""
+    cdef Py_ssize_t p = 0, vpos, end
+    cdef int code, parts = 0
+    cdef uchar v
+    while p < n:
+        if m[p] != 0x00 or p + 2 >= n:
+            raise ValueError("not an AMQP 1.0 message: a section does not start with a descriptor")
+        if m[p + 1] == 0x53:
+            code = m[p + 2]
+            vpos = p + 3
+        else:
+            vpos = _value_end(m, p + 1, n)
+            code = -1
+        end = _value_end(m, vpos, n)
+        if code == 0x75 or code == 0x77:
+            v = m[vpos]
+            if v == 0xA0 or v == 0xA1 or v == 0xA3:
+                if parts == 0:
+                    at[0] = m + vpos + 2
+                    size[0] = m[vpos + 1]
+                parts += 1
+            elif v == 0xB0 or v == 0xB1 or v == 0xB3:
+                if parts == 0:
+                    at[0] = m + vpos + 5
+                    size[0] = _u32(m + vpos + 1)
+                parts += 1
+        p = end
+    return parts
+
+
 def message_body(bytes msg not None) -> bytes:
     return _message_body(msg)
 
@@ -676,9 +722,11 @@ cdef class TypedAppender:
 cdef class _Plain:
     """What dispatch_records / dispatch_chunk keep between records of one call: the last handlers
     tuple seen (its one plain handler) and the last type's payload decoder, so a run of records of
-    one type costs no attribute reads or registry lookups after its first."""
+    one type costs no attribute reads or registry lookups after its first. When that decoder is a
+    payload reader's ``decode``, its ``decode_envelope`` is kept too: the message is read straight
+    from the envelope's raw payload bytes (no payload dict), with the same values and errors."""
 
-    cdef object handlers, fn, type_name, dec, decoder
+    cdef object handlers, fn, type_name, dec, dec_env, decoder
     cdef dict decoders
 
     def __cinit__(self, decoder):
@@ -698,30 +746,46 @@ cdef class _Plain:
         self.fn = spec.fn
         return 1
 
+    cdef int _kept(self, t) except -1:
+        """``dec`` / ``dec_env`` set to the payload decoder of type ``t`` (asked once per call)."""
+        cdef object got, dec, dec_env, reader
+        if self.decoders is None:
+            self.decoders = {}
+        got = self.decoders.get(t)
+        if got is None:
+            dec = self.decoder(t)
+            dec_env = None
+            if dec is not None:
+                reader = getattr(dec, "__self__", None)
+                if reader is not None and dec == getattr(reader, "decode", None):
+                    dec_env = getattr(reader, "decode_envelope", None)
+            got = (dec, dec_env)
+            self.decoders[t] = got
+        self.type_name = t
+        self.dec = (<tuple>got)[0]
+        self.dec_env = (<tuple>got)[1]
+        return 0
+
     cdef object message(self, env, convert, registry):
         """``convert(env, registry)``, through the type's payload decoder (kept for the call) when
-        there is one and the payload is a dict: the same message, the same errors."""
-        cdef object t, payload, dec
+        there is one and the payload is a dict (a raw payload is one): the same message, the same
+        errors."""
+        cdef object t, payload
         if self.decoder is None:
             return convert(env, registry)
-        payload = env.payload
-        if type(payload) is not dict:
-            return convert(env, registry)
         t = env.type
-        if t is self.type_name or (self.type_name is not None and t == self.type_name):
-            dec = self.dec
-        else:
-            if self.decoders is None:
-                self.decoders = {}
-            dec = self.decoders.get(t, self)
-            if dec is self:
-                dec = self.decoder(t)
-                self.decoders[t] = dec
-            self.type_name = t
-            self.dec = dec
-        if dec is None:
+        if not (t is self.type_name or (self.type_name is not None and t == self.type_name)):
+            self._kept(t)
+        if self.dec_env is not None:
+            if getattr(env, "raw_payload", None) is not None:
+                return self.dec_env(env)  # a JSON object kept as bytes: read without a dict
+            if type(env.payload) is not dict:
+                return convert(env, registry)
+            return self.dec_env(env)
+        payload = env.payload
+        if type(payload) is not dict or self.dec is None:
             return convert(env, registry)
-        return dec(payload, env.id, t, env.timestamp, env.correlation_id)
+        return self.dec(payload, env.id, t, env.timestamp, env.correlation_id)
 
 
 def dispatch_records(list records not None, Py_ssize_t start, decode, lookup, convert, registry,
@@ -772,6 +836,9 @@ def dispatch_chunk(data, Py_ssize_t pos, Py_ssize_t end, uint64_t min_offset, de
     cdef object failure = None, body, env, handlers, msg
     cdef _Plain plain
     cdef const uchar* s
+    cdef const uchar* bp
+    cdef Py_ssize_t bn
+    cdef _decode_at_t at = _envelope_at if decode is _envelope_decode else NULL
     view = data
     s = _chunk(view, pos, end, &c)
     if c.chunk_type != 0:
@@ -793,8 +860,15 @@ def dispatch_chunk(data, Py_ssize_t pos, Py_ssize_t end, uint64_t min_offset, de
             rest.append(PyBytes_FromStringAndSize(<const char*>rec, size))
             continue
         try:
-            body = _body_at(rec, size)
-            env = decode(body)
+            body = None
+            if at != NULL and _body_span(rec, size, &bp, &bn) == 1:
+                env = at(bp, bn)  # the body read where it lies in the chunk
+                if env is None:  # not the plain form: the decoder judges it as bytes
+                    body = PyBytes_FromStringAndSize(<const char*>bp, bn)
+                    env = decode(body)
+            else:
+                body = _body_at(rec, size)
+                env = decode(body)
         except Exception:
             fast = 0
             rest.append(PyBytes_FromStringAndSize(<const char*>rec, size))
@@ -819,6 +893,8 @@ def dispatch_chunk(data, Py_ssize_t pos, Py_ssize_t end, uint64_t min_offset, de
             plain.fn(msg)
         except Exception as exc:
             fast = 0
+            if body is None:
+                body = _body_at(rec, size)
             failure = (exc, PyBytes_FromStringAndSize(<const char*>rec, size), body, env, msg)
             continue
         handled += 1

@@ -64,7 +64,9 @@ class TypedAppender:
 
 #: ``decoder(type_name)``: the payload decoder of a type, ``(payload dict, id, type, timestamp,
 #: correlation id) -> message``, giving what ``convert`` gives for an envelope of that type whose
-#: payload is a dict (``contracts._convert.payload_decoder``), or None (then ``convert``)
+#: payload is a dict (``contracts._convert.payload_decoder``), or None (then ``convert``). When it is a
+#: payload reader's bound ``decode``, the reader's ``decode_envelope`` reads an envelope that still
+#: holds its raw payload (``Envelope.raw_payload``) with no payload dict: same values, same errors
 PayloadDecoder = Callable[[str], Callable[[dict[str, Any], str, str, str, str | None], Any] | None]
 
 def dispatch_records(records: list[bytes], start: int, decode: Callable[[bytes], Any],
@@ -87,14 +89,16 @@ def dispatch_chunk(data: bytes | bytearray, pos: int, end: int, min_offset: int,
                    ) -> tuple[int, int, int, int, int, tuple[BaseException, bytes, bytes, Any, Any] | None,
                               list[bytes]]:
     """``split_chunk`` and ``dispatch_records`` in one pass over the chunk in ``data[pos:end]``, with no
-    bytes object per record the fast path handles (only its body) and, with a ``decoder``, no Python
-    frame per record but the handler's: (first, timestamp ms, done,
-    handled, ignored, failure, rest). ``first`` is the offset of the first record at or after
-    ``min_offset`` (with no such record: the offset after the chunk, and nothing else); ``done``
-    records from it were processed (handled, ignored, or the failed one); ``failure`` is (exception,
-    record, body, envelope, message) of the last of them when its handler raised; ``rest`` are the
-    records after the done ones (from offset ``first + done``), for the general path. The chunk is
-    checked whole first: StreamProtocolError (as ``split_chunk``) before any handler runs."""
+    bytes object per record the fast path handles (with the compiled ``decode_envelope`` as ``decode``,
+    a one-part body in the plain form is read where it lies in the chunk, else its body is made and
+    handed to ``decode``) and, with a ``decoder``, no Python frame per record but the handler's:
+    (first, timestamp ms, done, handled, ignored, failure, rest). ``first`` is the offset of the
+    first record at or after ``min_offset`` (with no such record: the offset after the chunk, and
+    nothing else); ``done`` records from it were processed (handled, ignored, or the failed one);
+    ``failure`` is (exception, record, body, envelope, message) of the last of them when its handler
+    raised; ``rest`` are the records after the done ones (from offset ``first + done``), for the
+    general path. The chunk is checked whole first: StreamProtocolError (as ``split_chunk``) before
+    any handler runs."""
 
 def sub_batch(frame: bytes | bytearray, head: int) -> tuple[bytearray, int, int, int]:
     """The PublishedMessages of a Publish frame (after its ``head`` bytes, left as they are) as one

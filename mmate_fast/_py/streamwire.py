@@ -430,17 +430,37 @@ class TypedAppender:
         return n, True, None
 
 
+def _kept_decoder(decoder: Any, t: str, kept: dict[str, Any]) -> tuple[Any, Any]:
+    """The payload decoder of type ``t`` (asked once per call) and, when it is a payload reader's
+    ``decode``, that reader's ``decode_envelope``."""
+    got = kept.get(t)
+    if got is None:
+        dec = decoder(t)
+        dec_env = None
+        if dec is not None:
+            reader = getattr(dec, "__self__", None)
+            if reader is not None and dec == getattr(reader, "decode", None):
+                dec_env = getattr(reader, "decode_envelope", None)
+        got = kept[t] = (dec, dec_env)
+    return got
+
+
 def _message(env: Any, convert: Any, registry: Any, decoder: Any, kept: dict[str, Any]) -> Any:
     """``convert(env, registry)``, through the type's payload decoder (kept for the call) when there
-    is one and the payload is a dict: the same message, the same errors."""
-    payload = env.payload
-    if decoder is None or type(payload) is not dict:
+    is one and the payload is a dict (a raw payload is one; a reader's ``decode_envelope`` reads it
+    without a dict): the same message, the same errors."""
+    if decoder is None:
         return convert(env, registry)
     t = env.type
-    dec = kept.get(t, kept)
-    if dec is kept:
-        dec = kept[t] = decoder(t)
-    if dec is None:
+    dec, dec_env = _kept_decoder(decoder, t, kept)
+    if dec_env is not None:
+        if getattr(env, "raw_payload", None) is not None:
+            return dec_env(env)
+        if type(env.payload) is not dict:
+            return convert(env, registry)
+        return dec_env(env)
+    payload = env.payload
+    if dec is None or type(payload) is not dict:
         return convert(env, registry)
     return dec(payload, env.id, t, env.timestamp, env.correlation_id)
 

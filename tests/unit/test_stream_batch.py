@@ -6,6 +6,7 @@ the messages before them appended; a frame ends before the message that would pa
 from __future__ import annotations
 
 import asyncio
+import os
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -471,3 +472,142 @@ def test_payload_decoder_follows_the_registry_from_one_call_to_the_next(w: Any) 
     registry.register(Placed2, "BatchPlaced")
     msg = run()
     assert isinstance(msg, Placed2) and msg.order_id == "o"
+
+
+#: payloads for BatchPlaced that the raw reader reads, declines or refuses (each: the same message or
+#: the same hand-on to the general path as ``convert``)
+_EDGE_PAYLOADS = [
+    b'{"orderId":"k","amount":3}', b'{"amount":2.5,"orderId":"k"}', b'{"orderId":"k"}', b"{}",
+    b'{"orderId":null,"amount":null}', b'{"orderId":"k","unknown":1}', b'{"OrderID":"k"}',
+    b'{"orderId":"a","orderId":"b"}', b'{"orderId":"k","amount":12345678901234567890}',
+    b'{"orderId":"k","amount":1e3}', b'{"orderId":"k","amount":-0.125}', b'{"orderId":"k","amount":"x"}',
+    b'{"orderId":5}', b'{"orderId":"caf\\u00e9"}', b'{"orderId":"x\\"y"}', b'{"orderId":"k","amount":true}',
+    b'{"orderId":"k","aggregateId":{"a":[1,2]}}', b'{"orderId":"k","extra":[1,{"b":null}]}',
+    b'{"orderId":"\xc3\xa9"}', b'{ "orderId" : "k" , "amount" : 7 }', b"[1]", b'"s"', b"null",
+]
+
+
+@pytest.mark.parametrize("w", IMPLS)
+@pytest.mark.parametrize("sub_batch", [False, True])
+def test_the_raw_payload_path_gives_what_convert_gives_on_every_edge(w: Any, sub_batch: bool) -> None:
+    """Each edge payload, alone and among good records: the counts, the messages handled (values and
+    types), the failure and the rest handed on (where ``convert`` raises: the general path's) equal
+    those of ``convert`` alone, with either envelope implementation."""
+    from mmate_fast._ext import load
+    from mmate_fast._py import envelope as pyenvelope
+    from mmate_fast.contracts import default_registry, from_envelope
+    from mmate_fast.contracts._convert import payload_decoder
+    from tests.unit.test_streamwire import _chunk
+
+    got: list[Any] = []
+
+    def keep(msg: Any) -> None:
+        got.append((type(msg), vars(msg)))
+        if getattr(msg, "order_id", None) == "fail":
+            raise RuntimeError("handler")
+
+    table: dict[str, tuple[Any, ...]] = {"BatchPlaced": (_Spec(keep),)}
+    good = _record(BatchPlaced(order_id="g", amount=1.5, aggregate_id="a"))
+    failing = _record(BatchPlaced(order_id="fail"))
+    for decode in {load("envelope").decode_envelope, pyenvelope.decode_envelope}:
+        for payload in _EDGE_PAYLOADS:
+            rec = _raw_record(b'{"id":"e","type":"BatchPlaced",' + _TS + b',"correlationId":"c",'
+                              b'"payload":' + payload + b"}")
+            for records in ([rec], [good, rec, good], [good, rec, failing, rec]):
+                chunk = _chunk(records, 5, sub_batch=sub_batch)
+                results = []
+                for dec in (None, lambda t: payload_decoder(t, default_registry)):
+                    got.clear()
+                    res = w.dispatch_chunk(chunk, 1, len(chunk), 0, decode, lambda t: table.get(t, ()),
+                                           from_envelope, default_registry, dec)
+                    failure = res[5] and (type(res[5][0]), vars(res[5][4]))
+                    results.append((res[:5], failure, res[6], list(got)))
+                assert results[0] == results[1], payload
+
+
+@pytest.mark.skipif(os.environ.get("MMATE_NO_EXTENSIONS") == "1", reason="the compiled envelope keeps raw payloads")
+@pytest.mark.parametrize("w", IMPLS)
+def test_a_typed_record_is_read_from_its_raw_payload(w: Any) -> None:
+    """With the consumer's decoder, a record of a registered dataclass is read straight from the
+    envelope's payload bytes: the envelope handed back with a handler's failure still holds its raw
+    payload (no payload dict was made), and its message equals the general path's."""
+    from mmate_fast._cy import envelope as cyenvelope
+    from mmate_fast.contracts import default_registry, from_envelope
+    from mmate_fast.contracts._convert import payload_decoder
+    from tests.unit.test_streamwire import _chunk
+
+    def boom(msg: Any) -> None:
+        raise RuntimeError("boom")
+
+    table = {"BatchPlaced": (_Spec(boom),)}
+    chunk = _chunk([_record(BatchPlaced(order_id="o", amount=2.5, aggregate_id="a"))], 0)
+    res = w.dispatch_chunk(chunk, 1, len(chunk), 0, cyenvelope.decode_envelope, lambda t: table.get(t, ()),
+                           from_envelope, default_registry, lambda t: payload_decoder(t, default_registry))
+    exc, raw, body, env, msg = res[5]
+    assert isinstance(exc, RuntimeError) and raw == w.split_chunk(chunk, 1, len(chunk), 0)[2][0]
+    assert env.raw_payload is not None
+    assert msg == from_envelope(cyenvelope.decode_envelope(body), default_registry)
+
+
+def _sections(*parts: bytes) -> bytes:
+    """An AMQP 1.0 message of the given sections (each: descriptor code byte + encoded value)."""
+    return b"".join(b"\x00\x53" + p for p in parts)
+
+
+@pytest.mark.skipif(os.environ.get("MMATE_NO_EXTENSIONS") == "1", reason="compares with the compiled one")
+@pytest.mark.parametrize("sub_batch", [False, True])
+def test_a_body_read_in_place_gives_what_the_twin_gives(sub_batch: bool) -> None:
+    """The compiled pass reads a one-part body where it lies in the chunk (no bytes object) when it
+    is handed the compiled envelope decoder: bodies of one data section (short and long form), of
+    two, an amqp-value string, no data at all, bodies outside the plain form (escapes, non-ASCII,
+    spaces, long digit runs), bodies that are no envelope or no message, and a handler failure (its
+    body bytes) give the twin's results."""
+    from mmate_fast._cy import envelope as cyenvelope
+    from mmate_fast._cy import streamwire as cywire
+    from mmate_fast.contracts import default_registry, from_envelope
+    from mmate_fast.contracts._convert import payload_decoder
+    from tests.unit.test_streamwire import _chunk
+
+    got: list[Any] = []
+
+    def keep(msg: Any) -> None:
+        got.append((type(msg), vars(msg)))
+        if getattr(msg, "order_id", None) == "fail":
+            raise RuntimeError("handler")
+
+    table: dict[str, tuple[Any, ...]] = {"BatchPlaced": (_Spec(keep),)}
+
+    def env(payload: bytes, extra: bytes = b"") -> bytes:
+        return b'{"id":"e","type":"BatchPlaced",' + _TS + extra + b',"payload":' + payload + b"}"
+
+    plain = env(b'{"orderId":"k","amount":3}')
+    long_body = env(b'{"orderId":"' + b"x" * 300 + b'"}')
+    head = b"\x75\xa0" + bytes([len(plain)])
+    bodies = [
+        _sections(head + plain),
+        _sections(b"\x75\xb0" + struct.pack(">I", len(long_body)) + long_body),
+        _sections(b"\x75\xa0\x10" + plain[:16], b"\x75\xb0" + struct.pack(">I", len(plain) - 16) + plain[16:]),
+        _sections(b"\x77\xa1" + bytes([len(plain)]) + plain),
+        _sections(b"\x70\x45", head + plain),  # a header section before the data
+        _sections(b"\x70\x45"),  # no data: an empty body
+        _sections(b"\x75\xa0\x00"),
+        _sections(b"\x75\xa0" + bytes([len(env(b'{"orderId":"a\\"b"}'))]) + env(b'{"orderId":"a\\"b"}')),
+        _sections(b"\x75\xa0" + bytes([len(env(b'{"orderId":"\xc3\xa9"}'))]) + env(b'{"orderId":"\xc3\xa9"}')),
+        _sections(b"\x75\xa0" + bytes([len(env(b'{ "orderId" : "k" }'))]) + env(b'{ "orderId" : "k" }')),
+        _sections(b"\x75\xa0" + bytes([len(env(b'{"amount":123456789012345678901}'))])
+                  + env(b'{"amount":123456789012345678901}')),
+        _sections(b"\x75\xa0\x05[1,2]"), _sections(b"\x75\xa0\x04{}}{"), b"not amqp", _sections(b"\x75\xa0\x30ab"),
+        _sections(b"\x75\xa0" + bytes([len(env(b'{"orderId":"fail"}'))]) + env(b'{"orderId":"fail"}')),
+    ]
+    for i, body in enumerate(bodies):
+        for records in ([body], [bodies[0], body, bodies[1]]):
+            chunk = _chunk(records, 3, sub_batch=sub_batch)
+            results = []
+            for w, decode in ((cywire, cyenvelope.decode_envelope), (pywire, cyenvelope.decode_envelope)):
+                got.clear()
+                res = w.dispatch_chunk(chunk, 1, len(chunk), 0, decode, lambda t: table.get(t, ()),
+                                       from_envelope, default_registry,
+                                       lambda t: payload_decoder(t, default_registry))
+                failure = res[5] and (type(res[5][0]), res[5][1], res[5][2], res[5][3], vars(res[5][4]))
+                results.append((res[:5], failure, res[6], list(got)))
+            assert results[0] == results[1], i
