@@ -522,7 +522,7 @@ def test_the_reply_hook_writes_into_the_sink_without_reply_nowait(impl: ModuleTy
         calls.append(a)
         return original(*a)
 
-    publisher.reply_nowait = spy  # type: ignore[method-assign]
+    publisher.reply_nowait = spy
     msg = RsGetOrder(order_id="A-1")
     msg.reply_to = "bridge.reply.0123abcd"
     ctx = _request_ctx(msg)
