@@ -7,8 +7,9 @@ envelope -> correlation lookup -> typed reply -> future result in one C call (no
 the envelope decoder's and the payload reader's own); everything else goes, with nothing done yet,
 to the bridge's ``_on_reply``.
 ``ReplyHook``: the Client's handler-result hook on the responder side. A typed reply to a request
-with its reply address on the message goes to the reply publisher's ``reply_nowait`` with no Python
-frame in between; everything else to ``Client._on_handler_result``.
+with its reply address on the message is written by the reply publisher's plan into its channel's
+sink with no Python frame in between (``reply_nowait`` when that path declines); everything else
+goes to ``Client._on_handler_result``.
 """
 from cpython.dict cimport PyDict_GetItem
 from cpython.ref cimport PyObject
@@ -125,6 +126,8 @@ cdef class ReplyHook:
     """The Client's handler-result hook (see replystep.pyi)."""
 
     cdef object _client, _general, _plans, _reply_kind, _not_sent, _error
+    cdef object _publisher  # the reply publisher whose plans _durable / _transient hold
+    cdef dict _durable, _transient  # reply class -> its plan in that publisher (False: none)
 
     def __init__(self, client, general, dict plans, reply_kind, not_sent, error):
         self._client = client
@@ -133,6 +136,9 @@ cdef class ReplyHook:
         self._reply_kind = reply_kind
         self._not_sent = not_sent
         self._error = error
+        self._publisher = None
+        self._durable = {}
+        self._transient = {}
 
     def __call__(self, result, msg, ctx):
         """``Client._on_handler_result(result, msg, ctx)``, the same outcome."""
@@ -149,7 +155,8 @@ cdef class ReplyHook:
 
     cdef int _send(self, result, msg, env, delivery) except -1:
         """1: dealt with; 0: the general path must decide."""
-        cdef PyObject* hit = PyDict_GetItem(self._plans, type(result))
+        cls = type(result)
+        cdef PyObject* hit = PyDict_GetItem(self._plans, cls)
         if hit is NULL:
             return 0
         plan = <object>hit
@@ -168,10 +175,44 @@ cdef class ReplyHook:
             return 0  # the context's fallbacks
         persistent = getattr(delivery.properties, "delivery_mode", None) != 1
         try:
+            if self._write(publisher, cls, result, reply_to, correlation_id, persistent):
+                return 1
             publisher.reply_nowait(result, reply_to, correlation_id, persistent)
         except self._error as exc:
             self._not_sent(result, reply_to, exc)
         return 1
+
+    cdef bint _write(self, publisher, cls, result, str reply_to, correlation_id, bint persistent) except -1:
+        """``reply_nowait``'s one-call path without its frame: the class's reply plan (asked of the
+        publisher once per class and ``persistent``) written into the publisher's sink. False when
+        it wrote nothing (no plan, confirm mode, no sink, the plan declined): ``reply_nowait``
+        then."""
+        if publisher is not self._publisher:  # a new reply publisher (reconnect): its own plans
+            self._publisher = publisher
+            self._durable = {}
+            self._transient = {}
+        cdef dict plans = self._durable if persistent else self._transient
+        cdef PyObject* hit = PyDict_GetItem(plans, cls)
+        if hit is NULL:
+            plan = publisher.reply_plan(result, persistent)
+            if plan is None:
+                plan = False
+            if len(plans) >= _CACHE_MAX:
+                plans.clear()
+            plans[cls] = plan
+        else:
+            plan = <object>hit
+        if plan is False or publisher.confirms:
+            return False
+        sink = publisher._sink
+        if sink is None or not sink.open:
+            sink = publisher._refresh_sink()
+            if sink is None:
+                return False
+        if sink.write(plan, result, correlation_id, None, reply_to) is None:
+            return False
+        publisher.published += 1
+        return True
 
 
 __all__ = ["ReplyHook", "ReplyStep"]

@@ -1,7 +1,7 @@
 """Request/reply per-message steps (compiled: src_cy/replystep.pyx; twin:
 mmate_fast/_py/replystep.py): the bridge's reply step (frame -> envelope -> correlation lookup ->
 typed reply -> the waiting request's future, in one call for a plain typed reply) and the Client's
-handler-result hook (a typed reply straight to the reply publisher's ``reply_nowait``)."""
+handler-result hook (a typed reply written straight into the reply publisher's sink)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -43,9 +43,13 @@ class ReplyHook:
     typed reply: when ``type(result)`` has a ContractPlan in ``plans`` that is not generic and its
     kind is ``reply_kind``, the request message carries a non-empty ``str`` ``reply_to``,
     ``client._reply_publisher`` (read per call) exists without publish interceptors and the
-    envelope has a correlation id, it calls ``publisher.reply_nowait(result, reply_to,
-    correlation_id, persistent)`` (``persistent``: the request's ``delivery_mode`` was not 1); an
-    ``error`` raised there goes to ``not_sent(result, reply_to, exc)`` (the Client logs it). A
+    envelope has a correlation id, it sends what ``publisher.reply_nowait(result, reply_to,
+    correlation_id, persistent)`` sends (``persistent``: the request's ``delivery_mode`` was not 1):
+    itself when the publisher is not in confirm mode and has a plan for the class
+    (``publisher.reply_plan(result, persistent)``, asked once per class, ``persistent`` and
+    publisher) and a sink (``publisher._sink``, replaced by ``publisher._refresh_sink()`` when
+    missing or closed) that takes the write (``published`` counted), else through ``reply_nowait``;
+    an ``error`` raised there goes to ``not_sent(result, reply_to, exc)`` (the Client logs it). A
     result of a plan whose kind is not ``reply_kind`` is ignored (returns None, as ``general``
     does); anything else (no plan yet, generic messages, the context's reply address or
     correlation id fallbacks, interceptors) goes to ``general(result, msg, ctx)``.

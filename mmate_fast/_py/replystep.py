@@ -103,10 +103,12 @@ class ReplyStep:
 
 
 class ReplyHook:
-    """The Client's handler-result hook: a typed reply with its reply address on the message goes to
-    the reply publisher's ``reply_nowait``; anything else to ``general`` (``_on_handler_result``)."""
+    """The Client's handler-result hook: a typed reply with its reply address on the message is
+    written by the reply publisher's plan into its sink (``reply_nowait`` when that declines);
+    anything else goes to ``general`` (``_on_handler_result``)."""
 
-    __slots__ = ("_client", "_error", "_general", "_not_sent", "_plans", "_reply_kind")
+    __slots__ = ("_client", "_durable", "_error", "_general", "_not_sent", "_plans", "_publisher",
+                 "_reply_kind", "_transient")
 
     def __init__(self, client: Any, general: Callable[[Any, Any, Any], Any], plans: dict[type, Any],
                  reply_kind: Any, not_sent: Callable[[Any, str, BaseException], Any],
@@ -117,6 +119,10 @@ class ReplyHook:
         self._reply_kind = reply_kind
         self._not_sent = not_sent
         self._error = error
+        self._publisher: Any = None
+        #: reply class -> its plan in ``_publisher`` (False: none), persistent and transient
+        self._durable: dict[type, Any] = {}
+        self._transient: dict[type, Any] = {}
 
     def __call__(self, result: Any, msg: Any, ctx: Any) -> Any:
         """``Client._on_handler_result(result, msg, ctx)``, the same outcome."""
@@ -130,7 +136,8 @@ class ReplyHook:
         return self._send(result, msg, env, delivery)
 
     def _send(self, result: Any, msg: Any, env: Any, delivery: Any) -> bool:
-        plan = self._plans.get(type(result))
+        cls = type(result)
+        plan = self._plans.get(cls)
         if plan is None or plan.is_generic:
             return False
         if plan.kind is not self._reply_kind:
@@ -146,9 +153,39 @@ class ReplyHook:
             return False
         persistent = getattr(delivery.properties, "delivery_mode", None) != 1
         try:
-            publisher.reply_nowait(result, reply_to, correlation_id, persistent)
+            if not self._write(publisher, cls, result, reply_to, correlation_id, persistent):
+                publisher.reply_nowait(result, reply_to, correlation_id, persistent)
         except self._error as exc:
             self._not_sent(result, reply_to, exc)
+        return True
+
+    def _write(self, publisher: Any, cls: type, result: Any, reply_to: str, correlation_id: str,
+               persistent: bool) -> bool:
+        """``reply_nowait``'s one-call path: the class's reply plan (asked of the publisher once per
+        class and ``persistent``) written into the publisher's sink; False when nothing was written."""
+        if publisher is not self._publisher:  # a new reply publisher (reconnect): its own plans
+            self._publisher = publisher
+            self._durable = {}
+            self._transient = {}
+        plans = self._durable if persistent else self._transient
+        plan = plans.get(cls)
+        if plan is None:
+            plan = publisher.reply_plan(result, persistent)
+            if plan is None:
+                plan = False
+            if len(plans) >= _CACHE_MAX:
+                plans.clear()
+            plans[cls] = plan
+        if plan is False or publisher.confirms:
+            return False
+        sink = publisher._sink
+        if sink is None or not sink.open:
+            sink = publisher._refresh_sink()
+            if sink is None:
+                return False
+        if sink.write(plan, result, correlation_id, None, reply_to) is None:
+            return False
+        publisher.published += 1
         return True
 
 

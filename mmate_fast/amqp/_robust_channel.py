@@ -129,6 +129,26 @@ class _Shifted:
         return self.callback.channel_hook(ack)
 
 
+class _ShiftedNoAck:
+    """A no-ack consumer callback with a ``no_ack_hook`` (the bridge's compiled reply step) on a
+    later generation: called as a callback it shifts the tag itself (as any callback); the AMQP
+    Channel registers its hook, which sees the live channel's own tags (a no-ack delivery's tag is
+    only settled there, never by its consumer), so it stays on the fast path."""
+
+    __slots__ = ("callback", "tag_base")
+
+    def __init__(self, callback: Any, tag_base: int) -> None:
+        self.callback = callback
+        self.tag_base = tag_base
+
+    def __call__(self, delivery: Any) -> Any:
+        delivery.delivery_tag += self.tag_base
+        return self.callback(delivery)
+
+    def no_ack_hook(self, settle: Any) -> Any:
+        return self.callback.no_ack_hook(settle)
+
+
 class RobustChannel:
     """A channel that is reopened and restored after a reconnect or a channel error (see the module
     docstring). Create it with ``await robust_connection.channel()``."""
@@ -560,6 +580,8 @@ class RobustChannel:
             return callback
         if getattr(type(callback), "channel_hook", None) is not None:
             return _Shifted(callback, base)  # stays hooked on the frame reader, tags shifted there
+        if getattr(type(callback), "no_ack_hook", None) is not None:
+            return _ShiftedNoAck(callback, base)  # a no-ack consumer's hook stays on the frame reader
         if asyncio.iscoroutinefunction(callback):
             async def shifted_async(delivery: Any) -> None:
                 delivery.delivery_tag += base

@@ -302,6 +302,19 @@ class Publisher:
         return self.publish_nowait(reply, exchange="", routing_key=reply_to, correlation_id=correlation_id,
                                    kind=_REPLY, persistent=persistent)
 
+    def reply_plan(self, reply: Any, persistent: bool = True) -> Any | None:
+        """The plan ``reply_nowait`` writes ``reply``'s class with (cached per class and
+        ``persistent``: one for every reply queue), or None when it takes the general path (confirm
+        mode, publish interceptors, a class the one-call path cannot publish). The Client's compiled
+        result hook keeps it to write replies into ``_sink`` itself (``replystep.ReplyHook``)."""
+        if self.confirms or self.pipeline.has_publish:
+            return None
+        key = (reply.__class__, _REPLY, "", _PER_CALL, persistent, False)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._new_plan(key, reply)
+        return plan or None
+
     def plan_for(self, msg: Any, *, mandatory: bool = False, **options: Any) -> Any | None:
         """The compiled one-call plan (``wire.PublishPlan``, cached) of ``msg``'s class with these
         options (``kind``, ``exchange``, ``routing_key``, ``persistent``), for writing into another

@@ -182,3 +182,41 @@ async def test_a_request_that_closes_the_bridge_channel_fails_alone(recovery: bo
         reply = await client.request(BoGetOrder(order_id="next"), timeout=5)
         assert reply.order_id == "next"
         assert bridge.channel.is_open
+
+
+async def test_the_reply_step_stays_hooked_after_a_reconnect(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a network cut the bridge's reply channel is a later generation of its RobustChannel: its
+    compiled reply step is still fed by the frame reader (``no_ack_hook``), so no reply reaches
+    ``Channel._on_frame`` as a delivery item, before or after the cut, and the replies still match."""
+    from mmate_fast.amqp.channel import Channel
+
+    items: list[tuple[int, str]] = []  # (reconnects so far, routing key) of deliveries to _on_frame
+    on_frame = Channel._on_frame
+
+    async with TcpProxy() as proxy, _responder(), _requester(proxy.url(), recovery=QUICK) as client:
+        bridge = client.bridge
+        if getattr(type(bridge._reply_callback), "no_ack_hook", None) is None:
+            pytest.skip("the reply step is compiled only (MMATE_NO_EXTENSIONS=1: the callback path)")
+
+        def spy(self: Channel, item: object) -> None:
+            if getattr(item, "routing_key", None) == bridge.reply_queue:
+                items.append((client.connection.stats.reconnects, bridge.reply_queue))
+            on_frame(self, item)
+
+        monkeypatch.setattr(Channel, "_on_frame", spy)
+        assert (await client.request(BoGetOrder(order_id="warm"), timeout=5)).order_id == "warm"
+        for i in range(3):
+            assert (await client.request(BoGetOrder(order_id=f"before-{i}"), timeout=5)).order_id == f"before-{i}"
+        proxy.cut()
+        await wait_until(lambda: client.connection.stats.reconnects == 1 and client.connection.is_connected,
+                         timeout=10)
+        for i in range(5):
+            for _ in range(50):  # the reply channel comes back with the connection; retried until then
+                try:
+                    reply = await client.request(BoGetOrder(order_id=f"after-{i}"), timeout=5)
+                    break
+                except errors.MmateError:
+                    await asyncio.sleep(0.1)
+            assert reply.order_id == f"after-{i}"
+        assert bridge.stats.replied >= 9
+        assert [n for n, _ in items if n >= 1] == []  # after the cut: every reply through the hook

@@ -242,3 +242,46 @@ async def test_a_hooked_consumer_stays_hooked_after_a_reconnect() -> None:
         finally:
             await robust.close()
     assert await _queue_depth(q, delete=True) == 0
+
+
+class _NoAckStepLike:
+    """A no-ack consumer callback with a ``no_ack_hook`` (as the bridge's compiled reply step): the
+    hook settles each tag with the ``settle`` it is given, then records the delivery."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int, bytes]] = []
+
+    def __call__(self, d: Any) -> None:
+        self.seen.append(("call", d.delivery_tag, d.body))
+
+    def no_ack_hook(self, settle: Callable[[int, bool], Any]) -> Callable[[Any], None]:
+        def hook(d: Any) -> None:
+            settle(d.delivery_tag, False)
+            self.seen.append(("hook", d.delivery_tag, d.body))
+        return hook
+
+
+async def test_a_no_ack_hooked_consumer_stays_hooked_after_a_reconnect() -> None:
+    """Generation 2 wraps callbacks (RobustChannel._wrap): a no-ack consumer with a no_ack_hook (the
+    bridge's reply step) is still fed by the frame reader, settling the live channel's own tags."""
+    q = _name("no-ack-hooked")
+    await _fill(q, 0)
+    async with TcpProxy() as proxy:
+        robust = await connect_robust(proxy.url(), policy=FAST)
+        try:
+            ch = await robust.channel()
+            cb = _NoAckStepLike()
+            await ch.basic_consume(q, cb, no_ack=True)
+            await _fill(q, 2)  # after consume-ok: not in its read (that read's deliveries are items)
+            await _until(lambda: len(cb.seen) == 2, 10, "two deliveries")
+            assert [(k, t) for k, t, _ in cb.seen] == [("hook", 1), ("hook", 2)]
+            proxy.cut()
+            await _until(lambda: robust.stats.reconnects == 1, 10, "a reconnect")
+            await asyncio.sleep(0.1)  # the consumer is back (its consume-ok read)
+            await _fill(q, 2)
+            await _until(lambda: len(cb.seen) == 4, 10, lambda: f"two more deliveries: {cb.seen}")
+            assert [(k, t, b) for k, t, b in cb.seen[2:]] == [("hook", 1, b"0"), ("hook", 2, b"1")]
+            assert ch.channel._acks.settled_upto == 2  # settled on the live channel, nothing owed
+        finally:
+            await robust.close()
+    assert await _queue_depth(q, delete=True) == 0

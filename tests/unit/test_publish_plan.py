@@ -173,6 +173,28 @@ def test_plan_frames_equal_general_path(wire: ModuleType, ids: str, text: str, c
 
 
 @pytest.mark.parametrize("wire", impl_params("wire"))
+def test_every_special_character_at_every_word_offset(wire: ModuleType) -> None:
+    """The string writer copies runs of 8 plain bytes whole: each character that needs an escape
+    (or a look: any non-ASCII) at each offset of 8-byte words, alone and next to another, in
+    strings of 0-19 bytes, still writes what the general path writes."""
+    specials = [*SPECIALS, "\u2027", "\u202a", "\u00e2", "\x7f", " ", "~", "="]
+    texts = ["a" * n for n in range(20)]
+    for c in specials:
+        for n in (8, 9, 15, 16, 17, 19):
+            for at in range(n):
+                texts.append("b" * at + c + "c" * (n - at - 1))
+                texts.append("d" * at + c + c + "e" * max(0, n - at - 2))
+    plan, tpl = _plan(wire, PlanMessage(text=""), persistent=True, lean=False)
+    for text in texts:
+        msg = PlanMessage(id="id-" + text, text=text, correlation_id=text or None)
+        got, msg_id, unix = _write_same_second(plan, msg, 1, 131072)
+        assert msg_id == "id-" + text
+        ref = _reference(wire, tpl, msg, "id-" + text, unix, persistent=True, lean=False, channel=1,
+                         frame_max=131072)
+        assert got == ref, repr(text)
+
+
+@pytest.mark.parametrize("wire", impl_params("wire"))
 @settings(max_examples=100, deadline=None)
 @given(ids=TEXT.filter(bool), text=TEXT, corr=OPT, addr=TEXT, call_corr=OPT, call_rt=OPT,
        call_rk=st.one_of(st.none(), TEXT), persistent=st.booleans(), lean=st.booleans(),

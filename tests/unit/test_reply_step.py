@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import struct
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -422,3 +423,140 @@ def test_a_client_installs_the_compiled_hook_unless_overridden() -> None:
         assert type(plain).__name__ == "ReplyHook"
     else:
         assert getattr(plain, "__func__", None) is client_mod.Client._on_handler_result
+
+
+# ------------------------------------------------------------- responder side: the sink write itself
+class _SinkConn:
+    """The Connection attributes a PublishSink reads (nothing is flushed)."""
+
+    def __init__(self) -> None:
+        self._wbuf = bytearray()
+        self._flush_pending = False
+
+    def _schedule_flush(self) -> None:
+        self._flush_pending = True
+
+
+class _SinkTarget:
+    """A reply channel with a real PublishSink (a new one when the old one closed), recording what
+    takes the general path (``publish_nowait``) into the same buffer."""
+
+    def __init__(self) -> None:
+        self.conn = _SinkConn()
+        self.sinks = [_frames_sink(self.conn)]
+        self.general = 0
+
+    def publish_sink(self) -> Any:
+        if not self.sinks[-1].open:
+            self.sinks.append(_frames_sink(self.conn))
+        return self.sinks[-1]
+
+    def publish_nowait(self, body: bytes, exchange: str, routing_key: str, properties: bytes, *,
+                       mandatory: bool = False, **kw: Any) -> None:
+        self.general += 1
+        _frames.append_publish(self.conn._wbuf, 3, exchange, routing_key, body, properties, mandatory, 131072)
+
+
+def _frames_sink(conn: _SinkConn) -> Any:
+    return load("wire").PublishSink(conn, 3, 131072)
+
+
+def _sink_client(profile: str) -> tuple[Any, _SinkTarget]:
+    from mmate_fast.client import Client
+
+    client = Client(service_name="rs-responder", wire_profile=profile)
+    target = _SinkTarget()
+    client._reply_publisher = Publisher(target, confirms=False, wire_profile=profile)
+    return client, target
+
+
+def _sink_run(hook_of: Any, profile: str, case: tuple[str, Any, Any, dict[str, Any], str],
+              caplog: pytest.LogCaptureFixture) -> tuple[Any, ...]:
+    _, result, msg, ctx_options, _ = case
+    if isinstance(result, RsOrderReply):  # a set timestamp takes the general path: the clock's
+        result = copy.copy(result)
+        result.timestamp = None
+    client, target = _sink_client(profile)
+    ctx = _request_ctx(msg, **ctx_options)
+    caplog.clear()
+    hook = hook_of(client)
+    outs = [hook(result, msg, ctx) for _ in range(2)]  # the second from the hook's cache
+    return (outs, bytes(target.conn._wbuf), target.general, client._reply_publisher.published,
+            [r.getMessage() for r in caplog.records if r.name == "mmate_fast.client"])
+
+
+@pytest.mark.parametrize("profile", ["go", "lean"])
+@pytest.mark.parametrize("case", _hook_cases()[:9], ids=lambda c: c[0])
+def test_the_reply_hook_writes_the_bytes_on_handler_result_writes(
+        impl: ModuleType, profile: str, case: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Into a real PublishSink: the same frames, counts, warnings and return values as the
+    general path (``reply_nowait``), Go's wire and lean, persistent and transient."""
+    from mmate_fast.client import _reply_not_sent
+
+    for _ in range(3):  # the same second for both (the timestamp the plan writes)
+        t0 = int(time.time())
+        general = _sink_run(lambda c: c._on_handler_result, profile, case, caplog)
+        hooked = _sink_run(lambda c: impl.ReplyHook(c, c._on_handler_result, _PLANS, MessageKind.REPLY,
+                                                    _reply_not_sent, errors.MmateError), profile, case, caplog)
+        if int(time.time()) == t0:
+            break
+    assert hooked == general
+    if case[0] in ("typed", "typed-transient", "envelope-reply-address", "no-envelope-correlation"):
+        assert general[1] and general[2] == 0 and general[3] == 2  # written into the sink, twice
+
+
+def test_the_reply_hook_writes_into_the_sink_without_reply_nowait(impl: ModuleType) -> None:
+    """A typed reply goes from the hook into the reply publisher's sink itself (no ``reply_nowait``
+    frame); a closed sink is replaced as ``reply_nowait`` replaces it, a new reply publisher (a
+    reconnect) gets its own plans, and what the plan declines still goes through ``reply_nowait``."""
+    from mmate_fast.client import _reply_not_sent
+
+    client, target = _sink_client("go")
+    hook = impl.ReplyHook(client, client._on_handler_result, _PLANS, MessageKind.REPLY, _reply_not_sent,
+                          errors.MmateError)
+    calls: list[Any] = []
+    publisher = client._reply_publisher
+    original = publisher.reply_nowait
+
+    def spy(*a: Any) -> Any:
+        calls.append(a)
+        return original(*a)
+
+    publisher.reply_nowait = spy
+    msg = RsGetOrder(order_id="A-1")
+    msg.reply_to = "bridge.reply.0123abcd"
+    ctx = _request_ctx(msg)
+    reply = RsOrderReply(order_id="A-1")
+    assert hook.direct(reply, msg, ctx.delivery, ctx.envelope) is True
+    assert calls == [] and publisher.published == 1 and target.conn._wbuf and target.general == 0
+    target.sinks[-1].open = False  # the channel closed: the next reply takes the new one
+    n = len(target.conn._wbuf)
+    assert hook.direct(reply, msg, ctx.delivery, ctx.envelope) is True
+    assert calls == [] and len(target.sinks) == 2 and publisher._sink is target.sinks[1]
+    assert len(target.conn._wbuf) == 2 * n and publisher.published == 2
+    long = RsGetOrder(order_id="A-2")
+    long.reply_to = "q" * 256  # the plan declines; reply_nowait's general path refuses it
+    assert hook.direct(reply, long, ctx.delivery, ctx.envelope) is True
+    assert len(calls) == 1 and len(target.conn._wbuf) == 2 * n and publisher.published == 2
+    client2, target2 = _sink_client("lean")
+    client._reply_publisher = client2._reply_publisher  # a new reply publisher: its own (lean) plan
+    assert hook.direct(reply, msg, ctx.delivery, ctx.envelope) is True
+    assert len(target.conn._wbuf) == 2 * n and target2.conn._wbuf and client2._reply_publisher.published == 1
+    assert len(target2.conn._wbuf) < n  # lean: Go's properties without the AMQP header table
+
+
+def test_reply_plan_is_the_plan_reply_nowait_writes_with() -> None:
+    target = _SinkTarget()
+    pub = Publisher(target, confirms=False)
+    reply = RsOrderReply(order_id="A-1")
+    plan = pub.reply_plan(reply, False)
+    assert plan is not None and pub.reply_plan(reply, False) is plan and pub.reply_plan(reply, True) is not plan
+    assert Publisher(target, confirms=True).reply_plan(reply) is None
+    assert Publisher(target, pipeline=_pipeline_with(_Stamp())).reply_plan(reply) is None
+    assert pub.reply_plan(GenericMessage(type="X", payload={}), True) is None
+
+
+def _pipeline_with(interceptor: Any) -> Any:
+    from mmate_fast.messaging.pipeline import Pipeline
+
+    return Pipeline([interceptor])
