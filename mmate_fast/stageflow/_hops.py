@@ -42,6 +42,7 @@ from mmate_fast.errors import (
 )
 from mmate_fast.stageflow import _wire
 from mmate_fast.stageflow._context import ContextCodec
+from mmate_fast.stageflow._later import LaterHop
 from mmate_fast.stageflow._lifecycle import STAGE_COMPLETED, WORKFLOW_COMPLETED, WORKFLOW_FAILED
 from mmate_fast.stageflow._outcome import Outcome, join_key, stage_key
 from mmate_fast.stageflow._runner import call_stage, error_text
@@ -108,6 +109,8 @@ class StageHandler:
         once. The subscriber acks the message when the returned awaitable is done."""
         state = self._checked(index, msg)
         now = self.rt.now
+        if now is None:
+            return self._handle_later(index, msg, state, redelivered)
         stage = self.wf.stages[index]
         key = (state.instance_id, index)
         if now is None or key in self._inflight or stage.group is not None or not _plain(stage):
@@ -147,6 +150,23 @@ class StageHandler:
         fut = sent if isinstance(sent, asyncio.Future) else asyncio.ensure_future(sent)
         fut.add_done_callback(functools.partial(self._hop_sent, key, step))
         return fut
+
+    def _handle_later(self, index: int, msg: Any, state: WorkflowState, redelivered: bool) -> Awaitable[None]:
+        """``handle_now`` on a store that answers with futures (``Runtime.later``: SQLite): a plain
+        stage (not in a parallel group) not in flight here takes the hop chained on the store's futures
+        (``_later.LaterHop``: no coroutine); anything else, or another store, ``handle``'s coroutine."""
+        later = self.rt.later
+        stage = self.wf.stages[index]
+        key = (state.instance_id, index)
+        if (later is None or not self.idempotent or key in self._inflight or stage.group is not None
+                or not _plain(stage)):
+            return self._guarded(index, msg, state, redelivered)
+        self._inflight[key] = None
+        try:
+            return LaterHop(self, index, msg, state, later).out
+        except BaseException:
+            self._release(key)
+            raise
 
     def _hop_sent(self, key: tuple[str, int], step: Step, fut: asyncio.Future[Any]) -> None:
         """``handle_now``'s publish is done: when confirmed, the new state is saved (the mark that the

@@ -59,6 +59,14 @@ class Names:
         return name
 
 
+@pytest.fixture(params=["memory", "sqlite"])
+def flow_store(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A StageFlow engine's store for the tests that run on both kinds: ``memory://`` (its stage hops
+    take no coroutine, the store answers at once) and a SQLite file (its hops chain on the store's
+    futures, ``stageflow._later``)."""
+    return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/flows.db"
+
+
 @pytest.fixture
 async def names(url: str) -> AsyncIterator[Names]:
     """Unique names; every queue and exchange named through it is deleted after the test (whether

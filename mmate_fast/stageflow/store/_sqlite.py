@@ -959,26 +959,41 @@ class SQLiteFlowStore:
         return result
 
     async def claim_stage(self, instance_id: str, stage_key: str, result_json: str) -> str:
-        check_claim(instance_id, stage_key, result_json)
-        result: str = await self._batched(_claim, (instance_id, stage_key, result_json, self._seqs), True,
-                                          "claim_stage")
+        result: str = await self.claim_stage_later(instance_id, stage_key, result_json)
         return result
 
     async def claim_stage_and_save(self, instance_id: str, stage_key: str, result_json: str,
                                    record: FlowRecord) -> str:
         """``claim_stage``; when this call wins the claim, ``save(record)`` in the same transaction."""
-        check_claim(instance_id, stage_key, result_json)
-        check_record(record)
-        result: str = await self._batched(_claim_and_save, (instance_id, stage_key, result_json, record,
-                                                            self._seqs),
-                                          True, "claim_stage")
+        result: str = await self.claim_stage_and_save_later(instance_id, stage_key, result_json, record)
         return result
 
     async def stage_result(self, instance_id: str, stage_key: str) -> str | None:
-        check_key(instance_id, stage_key)
-        result: str | None = await self._batched(_stage, (instance_id, stage_key, self._seqs), False,
-                                                   "stage_result")
+        result: str | None = await self.stage_result_later(instance_id, stage_key)
         return result
+
+    # the ``*_later`` calls: the FlowStore calls as the future of this loop turn's batch (no coroutine;
+    # the engine's stage hops chain their steps on them with done-callbacks). Bad arguments and a closed
+    # store raise at once; everything else arrives in the future, as the async calls raise it.
+    def stage_result_later(self, instance_id: str, stage_key: str) -> asyncio.Future[str | None]:
+        """``stage_result``, read with this loop turn's batch."""
+        check_key(instance_id, stage_key)
+        return self._enqueue(_stage, (instance_id, stage_key, self._seqs), False,  # type: ignore[return-value]
+                             "stage_result", True)
+
+    def claim_stage_later(self, instance_id: str, stage_key: str, result_json: str) -> asyncio.Future[str]:
+        """``claim_stage``, committed with this loop turn's batch (the future is done after the commit)."""
+        check_claim(instance_id, stage_key, result_json)
+        return self._enqueue(_claim, (instance_id, stage_key, result_json,  # type: ignore[return-value]
+                                      self._seqs), True, "claim_stage", True)
+
+    def claim_stage_and_save_later(self, instance_id: str, stage_key: str, result_json: str,
+                                   record: FlowRecord) -> asyncio.Future[str]:
+        """``claim_stage_and_save``, committed with this loop turn's batch."""
+        check_claim(instance_id, stage_key, result_json)
+        check_record(record)
+        return self._enqueue(_claim_and_save, (  # type: ignore[return-value]
+            instance_id, stage_key, result_json, record, self._seqs), True, "claim_stage", True)
 
     async def close(self) -> None:
         """Finish what is queued, close the connection and stop the thread (idempotent)."""
