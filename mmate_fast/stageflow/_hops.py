@@ -94,6 +94,8 @@ class StageHandler:
         #: duplicate comes: made only then): a concurrent duplicate waits for it and is then acked
         #: without running anything
         self._inflight: dict[tuple[str, int], asyncio.Future[None] | None] = {}
+        #: the stages too slow to run inside their claim's store transaction (``_later``)
+        self._slow: set[int] = set()
 
     async def handle(self, index: int, msg: Any, redelivered: bool = False) -> None:
         """Handle one stage message (the general path; ``handle_now`` takes the common hop at once)."""

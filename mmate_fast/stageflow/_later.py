@@ -17,6 +17,7 @@ What the subscriber gets is ``out``: a future done (or failed, or cancelled) whe
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
@@ -26,14 +27,21 @@ from mmate_fast.stageflow._outcome import Outcome, stage_key
 if TYPE_CHECKING:
     from mmate_fast.stageflow._hops import StageHandler, Step
     from mmate_fast.stageflow._wire import WorkflowState
+    from mmate_fast.stageflow.store import FlowRecord
     from mmate_fast.stageflow.workflow import Stage
+
+
+#: a plain stage whose run took longer than this (ns) no longer runs inside the claim's transaction
+#: on this engine (it would hold the file's write lock, which the other processes wait for, as long)
+INLINE_STAGE_NS = 500_000
 
 
 class LaterHop:
     """One stage message's hop through a futures store (see the module docstring); made by
     ``StageHandler`` with the instance's stage already marked in flight."""
 
-    __slots__ = ("handler", "index", "key", "later", "msg", "out", "outcome", "state", "step", "text")
+    __slots__ = ("error", "handler", "index", "key", "later", "msg", "out", "outcome", "record", "state",
+                 "step", "text", "thread")
 
     def __init__(self, handler: StageHandler, index: int, msg: Any, state: WorkflowState, later: Any) -> None:
         self.handler = handler
@@ -45,62 +53,119 @@ class LaterHop:
         self.outcome: Outcome | None = None
         self.text = ""
         self.step: Step | None = None
-        read: asyncio.Future[str | None] = later.stage_result_later(state.instance_id, stage_key(index))
-        self.out: asyncio.Future[None] = read.get_loop().create_future()
-        read.add_done_callback(self._read)
+        self.record: FlowRecord | None = None
+        self.error: Exception | None = None
+        self.thread = threading.get_ident()
+        claim_computed = getattr(later, "claim_computed_later", None)
+        if claim_computed is not None and index not in handler._slow:
+            first: asyncio.Future[Any] = claim_computed(state.instance_id, stage_key(index), self._compute)
+            first.add_done_callback(self._computed)
+        else:
+            first = later.stage_result_later(state.instance_id, stage_key(index))
+            first.add_done_callback(self._read)
+        self.out: asyncio.Future[None] = first.get_loop().create_future()
 
-    # ------------------------------------------------------------------ the steps (done-callbacks)
-    def _read(self, fut: asyncio.Future[str | None]) -> None:
-        """The claimed outcome is read: none, so the stage runs and its outcome is claimed (with the
-        final state when it completes the flow); one, so the general path goes on with it."""
+    # ------------------------------------------------------------------ the stage in the claim's transaction
+    def _compute(self) -> tuple[str, FlowRecord | None] | None:
+        """Called by the store inside the transaction that found no claim: run the stage (and, when it
+        completes the flow, build the final record) and hand back what to claim. The same result when
+        called again (a retried batch); None (claim nothing) off the loop's thread before it ran, or
+        when it raised (kept in ``error``)."""
+        if self.text:
+            return self.text, self.record
+        if self.error is not None or threading.get_ident() != self.thread:
+            return None
         try:
-            stored = fut.result()
             handler = self.handler
-            state = self.state
-            index = self.index
-            if stored is not None:  # a duplicate of a stage that ran: the general path decides
-                self._resume(handler._go_on(index, self.msg, state, Outcome.from_json(stored), False))
-                return
-            stage: Stage = handler.wf.stages[index]
-            outcome = self.outcome = handler._run_now(stage, state)
-            text = self.text = outcome.to_json()
-            iid = state.instance_id
-            if not handler._ends_flow(stage, outcome):
-                claim = self.later.claim_stage_later(iid, stage_key(index), text)
-                claim.add_done_callback(self._claimed)
-                return
-            step = self.step = handler.step(state, [(index, outcome)], None)
-            record = handler.rt.record(step.state)
-            claim = self.later.claim_stage_and_save_later(iid, stage_key(index), text, record)
-            claim.add_done_callback(self._finished)
+            stage: Stage = handler.wf.stages[self.index]
+            outcome = handler._run_now(stage, self.state)
+            text = outcome.to_json()
+            step = record = None
+            if handler._ends_flow(stage, outcome):
+                step = handler.step(self.state, [(self.index, outcome)], None)
+                record = handler.rt.record(step.state)
+            if (outcome.result.duration_ns or 0) > INLINE_STAGE_NS:  # too slow to run under the write lock
+                handler._slow.add(self.index)
+        except Exception as exc:
+            self.error = exc
+            return None
+        self.outcome, self.step, self.record, self.text = outcome, step, record, text
+        return text, record
+
+    def _computed(self, fut: asyncio.Future[tuple[str | None, bool]]) -> None:
+        """``claim_computed_later`` is committed: a claim found (a duplicate), the stage's outcome
+        claimed (or lost to another), or the stage not run (``_compute`` declined): on as the split
+        path goes."""
+        try:
+            stored, _ = fut.result()
+            if self.error is not None:
+                raise self.error
+            if not self.text:  # the stage did not run in it
+                self._read_result(stored)
+            elif self.step is not None:
+                self._after_finish(stored)
+            else:
+                self._after_claim(stored)
         except BaseException as exc:  # handed to the subscriber in ``out``
             self._fail(exc)
 
-    def _claimed(self, fut: asyncio.Future[str]) -> None:
-        """The outcome is claimed (committed): publish the step, or let the general path go on (a lost
-        claim, a required stage that failed, a flow that ends with this failure)."""
+    # ------------------------------------------------------------------ the split path (done-callbacks)
+    def _read(self, fut: asyncio.Future[str | None]) -> None:
         try:
-            stored = fut.result()
-            handler = self.handler
-            outcome = self.outcome
-            assert outcome is not None
-            if stored != self.text:  # another delivery claimed first
-                theirs = Outcome.from_json(stored)
-                self._resume(handler._go_on(self.index, self.msg, self.state, theirs, False))
-                return
-            step = self.step = handler.step(self.state, [(self.index, outcome)], self.msg.payload)
-            if step.final or (outcome.result.status == "failed"
-                              and not handler.wf.stages[self.index].optional):
-                self._resume(handler._go_on(self.index, self.msg, self.state, outcome, True, step))
-                return
-            sent = handler.rt.send_now(step.hops, step.events)
-            if sent is None:  # nothing published: saved as sent now
-                self._save_sent(step)
-                self._done(None)
-                return
-            _future(sent).add_done_callback(self._sent)
+            self._read_result(fut.result())
+        except BaseException as exc:  # handed to the subscriber in ``out``
+            self._fail(exc)
+
+    def _read_result(self, stored: str | None) -> None:
+        """The claimed outcome is read: none, so the stage runs and its outcome is claimed (with the
+        final state when it completes the flow); one, so the general path goes on with it."""
+        handler = self.handler
+        state = self.state
+        index = self.index
+        if stored is not None:  # a duplicate of a stage that ran: the general path decides
+            self._resume(handler._go_on(index, self.msg, state, Outcome.from_json(stored), False))
+            return
+        stage: Stage = handler.wf.stages[index]
+        outcome = self.outcome = handler._run_now(stage, state)
+        text = self.text = outcome.to_json()
+        iid = state.instance_id
+        if not handler._ends_flow(stage, outcome):
+            claim = self.later.claim_stage_later(iid, stage_key(index), text)
+            claim.add_done_callback(self._claimed)
+            return
+        step = self.step = handler.step(state, [(index, outcome)], None)
+        record = handler.rt.record(step.state)
+        claim = self.later.claim_stage_and_save_later(iid, stage_key(index), text, record)
+        claim.add_done_callback(self._finished)
+
+    def _claimed(self, fut: asyncio.Future[str]) -> None:
+        try:
+            self._after_claim(fut.result())
         except BaseException as exc:
             self._fail(exc)
+
+    def _after_claim(self, stored: str | None) -> None:
+        """The outcome is claimed (committed): publish the step, or let the general path go on (a lost
+        claim, a required stage that failed, a flow that ends with this failure)."""
+        handler = self.handler
+        outcome = self.outcome
+        assert outcome is not None
+        if stored != self.text:  # another delivery claimed first
+            assert stored is not None
+            theirs = Outcome.from_json(stored)
+            self._resume(handler._go_on(self.index, self.msg, self.state, theirs, False))
+            return
+        step = self.step = handler.step(self.state, [(self.index, outcome)], self.msg.payload)
+        if step.final or (outcome.result.status == "failed"
+                          and not handler.wf.stages[self.index].optional):
+            self._resume(handler._go_on(self.index, self.msg, self.state, outcome, True, step))
+            return
+        sent = handler.rt.send_now(step.hops, step.events)
+        if sent is None:  # nothing published: saved as sent now
+            self._save_sent(step)
+            self._done(None)
+            return
+        _future(sent).add_done_callback(self._sent)
 
     def _sent(self, fut: asyncio.Future[Any]) -> None:
         """The hop is confirmed: the new state is queued as saved (the mark that it went out); a failed
@@ -116,26 +181,29 @@ class LaterHop:
         self._done(None)
 
     def _finished(self, fut: asyncio.Future[str]) -> None:
-        """The last stage's outcome is claimed and the final state saved in one transaction: wake the
-        local waiters and publish the final events; lost: the general path goes on from the message."""
         try:
-            stored = fut.result()
-            handler = self.handler
-            step = self.step
-            assert step is not None
-            if stored != self.text:  # nothing of ours was saved; our step changed ``state``: from the message
-                state = _wire.decode_state(self.msg.serialized_workflow_state)
-                self._resume(handler._go_on(self.index, self.msg, state, Outcome.from_json(stored), False))
-                return
-            rt = handler.rt
-            rt.finished(step.state)
-            sent = rt.send_now(step.hops, step.events)
-            if sent is None:
-                self._done(None)
-                return
-            _future(sent).add_done_callback(self._events_sent)
+            self._after_finish(fut.result())
         except BaseException as exc:
             self._fail(exc)
+
+    def _after_finish(self, stored: str | None) -> None:
+        """The last stage's outcome is claimed and the final state saved in one transaction: wake the
+        local waiters and publish the final events; lost: the general path goes on from the message."""
+        handler = self.handler
+        step = self.step
+        assert step is not None
+        if stored != self.text:  # nothing of ours was saved; our step changed ``state``: from the message
+            assert stored is not None
+            state = _wire.decode_state(self.msg.serialized_workflow_state)
+            self._resume(handler._go_on(self.index, self.msg, state, Outcome.from_json(stored), False))
+            return
+        rt = handler.rt
+        rt.finished(step.state)
+        sent = rt.send_now(step.hops, step.events)
+        if sent is None:
+            self._done(None)
+            return
+        _future(sent).add_done_callback(self._events_sent)
 
     def _events_sent(self, fut: asyncio.Future[Any]) -> None:
         try:

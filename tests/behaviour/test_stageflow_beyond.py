@@ -13,6 +13,7 @@ import orjson
 
 from mmate_fast.client import Client
 from mmate_fast.stageflow import FlowEngine, Workflow, _wire
+from mmate_fast.stageflow.store import _sqlite
 from tests.behaviour.conftest import Names
 from tests.behaviour.stageflow_helpers import Events, engine_for, flow_queues
 
@@ -101,6 +102,24 @@ class _ClaimedBehindOurBack:
             else:
                 self._store.claim_stage_and_save_now(instance_id, stage_key, self._outcome, self._final)
         return found
+
+    def claim_computed_later(self, instance_id: str, stage_key: str, compute: Any) -> Any:
+        """The same race on SQLite's one-transaction hop: their claim lands in the transaction right
+        after our stage ran (through the store's own connection: the read found nothing before)."""
+        if stage_key != self._key:
+            return self._store.claim_computed_later(instance_id, stage_key, compute)
+        store = self._store
+
+        def racing() -> Any:
+            ours = compute()
+            conn = store._conn()
+            if self._final is None:
+                _sqlite._claim(conn, instance_id, stage_key, self._outcome, store._seqs)
+            else:
+                _sqlite._claim_and_save(conn, instance_id, stage_key, self._outcome, self._final, store._seqs)
+            return ours
+
+        return store.claim_computed_later(instance_id, stage_key, racing)
 
     def stage_result_later(self, instance_id: str, stage_key: str) -> Any:
         """The same race on the engine's path for stores that answer with futures (SQLite): their

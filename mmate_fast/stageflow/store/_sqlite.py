@@ -356,6 +356,29 @@ def _stage(conn: sqlite3.Connection, instance_id: str, stage_key: str,
     return None if row is None else str(row[0])
 
 
+#: ``claim_computed_later``'s ``compute()``: (result JSON, the record to save with it or None), or None
+Compute = Callable[[], "tuple[str, FlowRecord | None] | None"]
+
+
+def _claim_computed(conn: sqlite3.Connection, instance_id: str, stage_key: str, compute: Compute,
+                    seqs: _Seqs | None = None) -> tuple[str | None, bool]:
+    """The claimed result of (instance, key); when there is none, ``compute()``'s result claimed (and
+    its record saved when the claim wins) in the same transaction. Returns (the claim found or made,
+    whether it is the computed one); (None, False) when ``compute`` declined."""
+    stored = _stage(conn, instance_id, stage_key, seqs)
+    if stored is not None:
+        return stored, False
+    computed = compute()
+    if computed is None:
+        return None, False
+    text, record = computed  # the engine's own (no argument checks here: an error would leave the batch)
+    if record is not None:
+        stored = _claim_and_save(conn, instance_id, stage_key, text, record, seqs)
+    else:
+        stored = _claim(conn, instance_id, stage_key, text, seqs)
+    return stored, stored == text
+
+
 _Fn = Callable[..., Any]
 
 
@@ -975,6 +998,21 @@ class SQLiteFlowStore:
     # the ``*_later`` calls: the FlowStore calls as the future of this loop turn's batch (no coroutine;
     # the engine's stage hops chain their steps on them with done-callbacks). Bad arguments and a closed
     # store raise at once; everything else arrives in the future, as the async calls raise it.
+    def claim_computed_later(self, instance_id: str, stage_key: str,
+                             compute: Compute) -> asyncio.Future[tuple[str | None, bool]]:
+        """In this loop turn's write transaction: the claimed result of (instance, key); when there is
+        none, ``compute()`` is called there and then (on this thread, with the write lock held: it
+        must be quick and must not wait) and the ``(result_json, record or None)`` it returns is
+        claimed, the record saved when the claim wins, before the commit: one transaction where
+        ``stage_result`` + ``claim_stage[_and_save]`` take two, and no other writer between the read
+        and the claim. The future gives (the claim found or made, whether it is the computed one).
+        ``compute`` may be called again (the batch retried, or run on the writer thread when this
+        thread could not): it returns the same result then, or None to claim nothing ((None, False):
+        the caller claims on its own). An error of ``compute`` must stay inside it (kept, None)."""
+        check_key(instance_id, stage_key)
+        return self._enqueue(_claim_computed, (  # type: ignore[return-value]
+            instance_id, stage_key, compute, self._seqs), True, "claim_stage", True)
+
     def stage_result_later(self, instance_id: str, stage_key: str) -> asyncio.Future[str | None]:
         """``stage_result``, read with this loop turn's batch."""
         check_key(instance_id, stage_key)
