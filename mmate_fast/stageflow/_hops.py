@@ -94,8 +94,9 @@ class StageHandler:
         #: duplicate comes: made only then): a concurrent duplicate waits for it and is then acked
         #: without running anything
         self._inflight: dict[tuple[str, int], asyncio.Future[None] | None] = {}
-        #: the stages too slow to run inside their claim's store transaction (``_later``)
-        self._slow: set[int] = set()
+        #: stage index -> its last runs in a row slower than ``_later.INLINE_STAGE_NS`` (at
+        #: ``_later.SLOW_RUNS`` it no longer runs inside its claim's store transaction)
+        self._slow: dict[int, int] = {}
 
     async def handle(self, index: int, msg: Any, redelivered: bool = False) -> None:
         """Handle one stage message (the general path; ``handle_now`` takes the common hop at once)."""

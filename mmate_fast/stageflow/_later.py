@@ -31,9 +31,12 @@ if TYPE_CHECKING:
     from mmate_fast.stageflow.workflow import Stage
 
 
-#: a plain stage whose run took longer than this (ns) no longer runs inside the claim's transaction
-#: on this engine (it would hold the file's write lock, which the other processes wait for, as long)
+#: a plain stage whose last ``SLOW_RUNS`` runs in a row each took longer than ``INLINE_STAGE_NS`` no
+#: longer runs inside its claim's transaction on this engine (it would hold the file's write lock, which
+#: the other processes wait for, as long); one slow run is not enough: a busy machine preempts a
+#: quick stage now and then
 INLINE_STAGE_NS = 500_000
+SLOW_RUNS = 8
 
 
 class LaterHop:
@@ -57,7 +60,7 @@ class LaterHop:
         self.error: Exception | None = None
         self.thread = threading.get_ident()
         claim_computed = getattr(later, "claim_computed_later", None)
-        if claim_computed is not None and index not in handler._slow:
+        if claim_computed is not None and handler._slow.get(index, 0) < SLOW_RUNS:
             first: asyncio.Future[Any] = claim_computed(state.instance_id, stage_key(index), self._compute)
             first.add_done_callback(self._computed)
         else:
@@ -84,8 +87,11 @@ class LaterHop:
             if handler._ends_flow(stage, outcome):
                 step = handler.step(self.state, [(self.index, outcome)], None)
                 record = handler.rt.record(step.state)
-            if (outcome.result.duration_ns or 0) > INLINE_STAGE_NS:  # too slow to run under the write lock
-                handler._slow.add(self.index)
+            slow = handler._slow
+            if (outcome.result.duration_ns or 0) > INLINE_STAGE_NS:  # slow under the write lock
+                slow[self.index] = slow.get(self.index, 0) + 1
+            elif slow:
+                slow.pop(self.index, None)
         except Exception as exc:
             self.error = exc
             return None
