@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from typing import Any
 
 import pytest
@@ -137,3 +138,37 @@ async def test_a_hop_on_a_sqlite_store_that_closed_fails_at_once(url: str, names
         with pytest.raises(FlowStoreClosedError):
             handler.handle_now(1, hop)
         assert not handler._inflight
+
+
+async def test_a_slow_stage_leaves_the_claims_transaction_after_slow_runs_in_a_row(
+        url: str, names: Names, tmp_path: Any) -> None:
+    """A plain stage that takes longer than ``INLINE_STAGE_NS`` run after run would hold the file's
+    write lock as long: after ``SLOW_RUNS`` such runs in a row it runs outside the transaction (read,
+    run, claim: the split path); its flows complete either way, each stage run once."""
+    from mmate_fast.stageflow import _later
+
+    ran: list[str] = []
+    wf = Workflow(f"bt-flow-{names.queue('wf')}")
+    wf.add_stage("a", lambda ctx: ran.append("a") or {"a": 1})
+    wf.add_stage("slow", lambda ctx: ran.append("slow") or time.sleep(_later.INLINE_STAGE_NS / 1e9 * 2) or {"s": 1})
+    wf.add_stage("c", lambda ctx: ran.append("c") or {"c": 1})
+    async with engine_for(url, names, wf, store=f"sqlite:///{tmp_path}/flows.db", publish_events="terminal") as flows:
+        handler = flows._registration(wf).stages
+        computed: list[str] = []
+        store = flows.store
+        real = store.claim_computed_later
+
+        def spy(instance_id: str, stage_key: str, compute: Any) -> Any:
+            computed.append(stage_key)
+            return real(instance_id, stage_key, compute)
+
+        store.claim_computed_later = spy  # type: ignore[method-assign]
+        flows._rt.store = store
+        n = _later.SLOW_RUNS + 3
+        for _ in range(n):  # one after the other: the slow runs come in a row
+            state = await flows.wait(await flows.start(wf, {}), timeout=10)
+            assert state.status == "completed"
+        assert ran == ["a", "slow", "c"] * n
+        assert handler._slow == {1: _later.SLOW_RUNS}  # its count stops there; a and c are quick
+        assert computed.count("stage1") == _later.SLOW_RUNS  # then the split path
+        assert computed.count("stage0") == computed.count("stage2") == n
