@@ -109,9 +109,17 @@ class _ClaimedBehindOurBack:
         if stage_key != self._key:
             return self._store.claim_computed_later(instance_id, stage_key, compute)
         store = self._store
+        loop = asyncio.get_running_loop()
 
         def racing() -> Any:
             ours = compute()
+            if ours is None:  # declined (on the writer thread): theirs is queued before our claim comes
+                if self._final is None:
+                    loop.call_soon_threadsafe(store.claim_stage_later, instance_id, stage_key, self._outcome)
+                else:
+                    loop.call_soon_threadsafe(store.claim_stage_and_save_later, instance_id, stage_key,
+                                              self._outcome, self._final)
+                return None
             conn = store._conn()
             if self._final is None:
                 _sqlite._claim(conn, instance_id, stage_key, self._outcome, store._seqs)
