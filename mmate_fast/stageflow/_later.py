@@ -12,6 +12,11 @@ stage that failed, a step that ends the flow with a failure) goes on in ``_go_on
 general path does from there. The instance's stage is in flight here (``StageHandler._inflight``)
 until the hop is done, so a concurrent duplicate waits for it as it waits for the general path.
 
+On a store with ``claim_computed_later`` (SQLite) the read, the stage and the claim (for the last stage
+also the final save) share one transaction: the store calls ``_compute`` inside it when it finds no
+claim. A stage too slow to hold the write lock that long (``SLOW_RUNS`` runs in a row over
+``INLINE_STAGE_NS``), or a batch run off the loop's thread, takes the split path: read, run, claim.
+
 What the subscriber gets is ``out``: a future done (or failed, or cancelled) when the hop is.
 """
 from __future__ import annotations

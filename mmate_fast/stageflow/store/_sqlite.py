@@ -26,7 +26,10 @@ batch. A batch that fails on the
 calling thread goes to the writer thread, which names the error. ``save_nowait`` queues a save
 without a future (the engine's saves after a hop is published: nobody waits for them; a failure is
 logged), committed with the next batch. ``claim_stage`` reads the stored result back only when its
-insert did nothing (another writer was first).
+insert did nothing (another writer was first). The ``*_later`` calls hand back the batch's future
+itself (no coroutine: the engine's stage hops chain on them), and ``claim_computed_later`` reads a
+claim, computes the result when there is none (the engine runs the stage there) and claims it, all in
+the batch's write transaction.
 
 WAL checkpoints run on a third thread with its own connection (every ``CHECKPOINT_EVERY`` write
 transactions, ``PRAGMA wal_checkpoint(PASSIVE)``), not in the writer's ``COMMIT`` as SQLite's
