@@ -7,18 +7,25 @@ consuming (the feed's own cost, to subtract).
 
     python benchmarks/micro/stageflow_worker.py [--hops 2000] [--rounds 5] [--events terminal|all]
     python benchmarks/micro/stageflow_worker.py --instructions   # callgrind: instructions per hop
+    python benchmarks/micro/stageflow_worker.py --store sqlite [--instructions]   # a SQLite file store
 
 ``--instructions`` runs this script under callgrind with N and 2N hops (and the same with
 ``--feed-only``) and prints (Ir(2N) - Ir(N)) / N for both and their difference: the worker's
 instructions per hop, independent of the machine's load.
+
+``--store sqlite``: the engine's store is a fresh SQLite file (one process: no other process's commits
+between its transactions); each instance's record is saved first, as the starter saves it, in both modes
+(so the subtraction leaves the hop's own store calls: the stage's read, its claim, the save after it).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 
@@ -45,14 +52,20 @@ def workflow() -> Workflow:
     return wf
 
 
-def stage1_message(engine: FlowEngine, wf: Workflow) -> tuple[bytes, object]:
-    """Body and properties of a stage-1 message as the engine sends it (instance ``TEMPLATE_ID``)."""
+def stage1_state(wf: Workflow) -> _wire.WorkflowState:
+    """The state a stage-1 message carries (instance ``TEMPLATE_ID``)."""
     now = time.time_ns()
     state = _wire.WorkflowState(workflow_id=wf.id, instance_id=TEMPLATE_ID, status="running",
                                 start_ns=now, last_modified_ns=now, version=2,
                                 global_data={"orderId": "order-2001", "amount": 99.95, "validate.validated": True})
     state.stage_results.append(_wire.StageResult("validate", "completed", data={"validated": True},
                                                  start_ns=now, end_ns=now, duration_ns=1))
+    return state
+
+
+def stage1_message(engine: FlowEngine, wf: Workflow) -> tuple[bytes, object]:
+    """Body and properties of a stage-1 message as the engine sends it (instance ``TEMPLATE_ID``)."""
+    state = stage1_state(wf)
     hop = _wire.flow_message(state, stage_index=1, stage_name="charge",
                              next_queue=engine.stage_queue(wf, 2),
                              payload={"orderId": "order-2001", "amount": 99.95})
@@ -60,11 +73,22 @@ def stage1_message(engine: FlowEngine, wf: Workflow) -> tuple[bytes, object]:
     return out.body, out.properties
 
 
-async def run(hops: int, rounds: int, feed_only: bool, events: str = "terminal") -> list[float]:
+async def run(hops: int, rounds: int, feed_only: bool, events: str = "terminal",
+              store: str = "memory") -> list[float]:
     """CPU seconds per hop of each round (the last round's count is what callgrind compares)."""
+    tmp = tempfile.mkdtemp(prefix="micro-worker-") if store == "sqlite" else None
+    try:
+        return await _run(hops, rounds, feed_only, events, tmp)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def _run(hops: int, rounds: int, feed_only: bool, events: str, tmp: str | None) -> list[float]:
     per_round = []
+    store_url = "memory://" if tmp is None else f"sqlite:///{os.path.join(tmp, 'flows.db')}"
     async with Client(f"memory://micro-{uuid.uuid4().hex[:8]}", service_name=f"micro-{uuid.uuid4().hex[:6]}") as client:
-        engine = FlowEngine(client, events=True if events == "all" else events, concurrency=10)
+        engine = FlowEngine(client, store=store_url, events=True if events == "all" else events, concurrency=10)
         wf = workflow()
         await engine.register(wf, serve=not feed_only, stages=[1], compensation=False)
         if feed_only:
@@ -77,6 +101,11 @@ async def run(hops: int, rounds: int, feed_only: bool, events: str = "terminal")
         n = 0
         for _ in range(rounds):
             bodies = [body.replace(template, str(uuid.UUID(int=n + i)).encode()) for i in range(hops)]
+            if tmp is not None:  # the records the starter saved (in both modes: subtracted)
+                state = stage1_state(wf)
+                for i in range(n, n + hops):  # queued, committed in one transaction with the last
+                    state.instance_id = str(uuid.UUID(int=i))
+                    await engine._rt.save(state, wait=i == n + hops - 1)
             n += hops
             c0 = time.process_time()
             for b in bodies:
@@ -92,18 +121,20 @@ async def run(hops: int, rounds: int, feed_only: bool, events: str = "terminal")
     return per_round
 
 
-def instructions(hops: int, events: str) -> None:
+def instructions(hops: int, events: str, store: str = "memory") -> None:
     from _callgrind import callgrind_total
 
     script = os.path.abspath(__file__)
     per: dict[str, float] = {}
     for mode in ("hop", "feed"):
         extra = ("--feed-only",) if mode == "feed" else ()
-        one = callgrind_total(script, "--hops", str(hops), "--rounds", "1", "--events", events, *extra)
-        two = callgrind_total(script, "--hops", str(hops), "--rounds", "2", "--events", events, *extra)
+        common = ("--events", events, "--store", store, *extra)
+        one = callgrind_total(script, "--hops", str(hops), "--rounds", "1", *common)
+        two = callgrind_total(script, "--hops", str(hops), "--rounds", "2", *common)
         per[mode] = (two - one) / hops
         print(f"{mode}: {per[mode]:,.0f} Ir per message ({hops} vs {2 * hops} messages)")
-    print(f"stageflow worker hop (events={events}): {per['hop'] - per['feed']:,.0f} instructions per hop "
+    print(f"stageflow worker hop (events={events}, store={store}): {per['hop'] - per['feed']:,.0f} "
+          "instructions per hop "
           "(hop - feed)")
 
 
@@ -114,13 +145,16 @@ def main() -> None:
     parser.add_argument("--feed-only", action="store_true")
     parser.add_argument("--events", choices=("terminal", "all"), default="terminal",
                         help="FlowEngine(events=...): all adds a StageCompletedEvent to every hop")
+    parser.add_argument("--store", choices=("memory", "sqlite"), default="memory",
+                        help="the engine's store: memory:// (default) or a fresh SQLite file")
     parser.add_argument("--instructions", action="store_true", help="callgrind: instructions per hop")
     args = parser.parse_args()
     if args.instructions:
-        instructions(args.hops, args.events)
+        instructions(args.hops, args.events, args.store)
         return
-    per_hop = statistics.median(asyncio.run(run(args.hops, args.rounds, args.feed_only, args.events)))
-    what = "feed only" if args.feed_only else "stageflow worker hop (memory://, whole consume path)"
+    per_hop = statistics.median(asyncio.run(run(args.hops, args.rounds, args.feed_only, args.events,
+                                                args.store)))
+    what = "feed only" if args.feed_only else f"stageflow worker hop ({args.store}, whole consume path)"
     print(f"{what}: {per_hop * 1e6:.1f} µs CPU/hop, {1 / per_hop:,.0f} hops/s")
 
 

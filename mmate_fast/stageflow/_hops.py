@@ -42,6 +42,7 @@ from mmate_fast.errors import (
 )
 from mmate_fast.stageflow import _wire
 from mmate_fast.stageflow._context import ContextCodec
+from mmate_fast.stageflow._later import LaterHop
 from mmate_fast.stageflow._lifecycle import STAGE_COMPLETED, WORKFLOW_COMPLETED, WORKFLOW_FAILED
 from mmate_fast.stageflow._outcome import Outcome, advance, join_key, stage_key
 from mmate_fast.stageflow._runner import call_stage, error_text
@@ -93,6 +94,9 @@ class StageHandler:
         #: duplicate comes: made only then): a concurrent duplicate waits for it and is then acked
         #: without running anything
         self._inflight: dict[tuple[str, int], asyncio.Future[None] | None] = {}
+        #: stage index -> its last runs in a row slower than ``_later.INLINE_STAGE_NS`` (at
+        #: ``_later.SLOW_RUNS`` it no longer runs inside its claim's store transaction)
+        self._slow: dict[int, int] = {}
 
     async def handle(self, index: int, msg: Any, redelivered: bool = False) -> None:
         """Handle one stage message (the general path; ``handle_now`` takes the common hop at once)."""
@@ -108,9 +112,11 @@ class StageHandler:
         once. The subscriber acks the message when the returned awaitable is done."""
         state = self._checked(index, msg)
         now = self.rt.now
+        if now is None:
+            return self._handle_later(index, msg, state, redelivered)
         stage = self.wf.stages[index]
         key = (state.instance_id, index)
-        if now is None or key in self._inflight or stage.group is not None or not _plain(stage):
+        if key in self._inflight or stage.group is not None or not _plain(stage):
             return self._guarded(index, msg, state, redelivered)
         iid = state.instance_id
         skey = stage_key(index)
@@ -154,6 +160,23 @@ class StageHandler:
         sent_json = step.hops[0][1].serialized_workflow_state if step.hops else None
         fut.add_done_callback(functools.partial(self._hop_sent, key, step.state, sent_json))
         return fut
+
+    def _handle_later(self, index: int, msg: Any, state: WorkflowState, redelivered: bool) -> Awaitable[None]:
+        """``handle_now`` on a store that answers with futures (``Runtime.later``: SQLite): a plain
+        stage (not in a parallel group) not in flight here takes the hop chained on the store's futures
+        (``_later.LaterHop``: no coroutine); anything else, or another store, ``handle``'s coroutine."""
+        later = self.rt.later
+        stage = self.wf.stages[index]
+        key = (state.instance_id, index)
+        if (later is None or not self.idempotent or key in self._inflight or stage.group is not None
+                or not _plain(stage)):
+            return self._guarded(index, msg, state, redelivered)
+        self._inflight[key] = None
+        try:
+            return LaterHop(self, index, msg, state, later).out
+        except BaseException:
+            self._release(key)
+            raise
 
     def _hop_now(self, index: int, msg: Any, state: WorkflowState, redelivered: bool, outcome: Outcome,
                  nxt: int) -> Awaitable[None] | None:

@@ -21,8 +21,8 @@ from mmate_fast.stageflow.store import FlowRecord, FlowStore
 class Runtime:
     """The engine's side of the handlers (one per FlowEngine)."""
 
-    __slots__ = ("_claim_and_save", "_now", "_now_of", "_save_nowait", "client", "events", "finished",
-                 "prefix", "store", "worker")
+    __slots__ = ("_claim_and_save", "_later", "_later_of", "_now", "_now_of", "_save_nowait", "client",
+                 "events", "finished", "prefix", "store", "worker")
 
     def __init__(self, client: Any, store: FlowStore, *, events: Collection[str], prefix: str, worker: str,
                  finished: Callable[[WorkflowState], None]) -> None:
@@ -42,6 +42,8 @@ class Runtime:
             store, "claim_stage_and_save", None)
         self._now: Any = None
         self._now_of: Any = None
+        self._later: Any = None
+        self._later_of: Any = None
 
     @property
     def now(self) -> Any:
@@ -53,6 +55,19 @@ class Runtime:
             self._now_of = store
             self._now = store if all(callable(getattr(store, name, None)) for name in _NOW_CALLS) else None
         return self._now
+
+    @property
+    def later(self) -> Any:
+        """The store when it hands its calls back as futures (``stage_result_later``,
+        ``claim_stage_later``, ``claim_stage_and_save_later``, and ``save_nowait``: SQLite), else None:
+        a stage hop then chains its steps on those futures (done-callbacks, no coroutine). Follows
+        ``store`` when it is replaced."""
+        store = self.store
+        if store is not self._later_of:
+            self._later_of = store
+            found = all(callable(getattr(store, name, None)) for name in _LATER_CALLS)
+            self._later = store if found else None
+        return self._later
 
     def stage_queue(self, workflow_id: str, index: int) -> str:
         return _queues.stage_queue(self.prefix, workflow_id, index)
@@ -154,5 +169,8 @@ def _all_of(calls: list[Awaitable[Any]]) -> asyncio.Future[None]:
 
 #: the calls of a store that answers at once (see ``Runtime.now``)
 _NOW_CALLS = ("stage_result_now", "claim_stage_now", "claim_stage_and_save_now", "save_now")
+
+#: the calls of a store that hands its calls back as futures (see ``Runtime.later``)
+_LATER_CALLS = ("stage_result_later", "claim_stage_later", "claim_stage_and_save_later", "save_nowait")
 
 __all__ = ["Runtime"]

@@ -59,6 +59,16 @@ class Names:
         return name
 
 
+@pytest.fixture(params=["memory", "sqlite", "sqlite-memory"])
+def flow_store(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A StageFlow engine's store for the tests that run on each kind of hop: ``memory://`` (no
+    coroutine, the store answers at once), a SQLite file (chained on the store's futures, the stage run
+    inside its claim's transaction: ``stageflow._later``) and ``sqlite:///:memory:`` (every call on the
+    store's writer thread, where the stage does not run: read, run, claim in turn)."""
+    return {"memory": "memory://", "sqlite": f"sqlite:///{tmp_path}/flows.db",
+            "sqlite-memory": "sqlite:///:memory:"}[request.param]
+
+
 @pytest.fixture
 async def names(url: str) -> AsyncIterator[Names]:
     """Unique names; every queue and exchange named through it is deleted after the test (whether

@@ -51,11 +51,11 @@ def three_stages(wf_id: str, calls: list[str], *, fail_at: str | None = None) ->
     return wf
 
 
-async def test_three_stages_complete_with_go_events_and_state(url: str, names: Names) -> None:
+async def test_three_stages_complete_with_go_events_and_state(url: str, names: Names, flow_store: str) -> None:
     calls: list[str] = []
     wf = three_stages(f"bt-flow-{names.queue('wf')}", calls)
     events = Events()
-    async with engine_for(url, names, wf, events=events) as flows:
+    async with engine_for(url, names, wf, events=events, store=flow_store) as flows:
         iid = await flows.start(wf, {"orderId": "o-1", "amount": 99.95})
         state = await flows.wait(iid, timeout=10)
         assert calls == ["validate", "charge", "ship"]
@@ -74,11 +74,11 @@ async def test_three_stages_complete_with_go_events_and_state(url: str, names: N
         assert [r.instance_id for r in await flows.list(workflow=wf.id, status="completed")] == [iid]
 
 
-async def test_failure_at_stage_2_compensates_stage_1(url: str, names: Names) -> None:
+async def test_failure_at_stage_2_compensates_stage_1(url: str, names: Names, flow_store: str) -> None:
     calls: list[str] = []
     wf = three_stages(f"bt-flow-{names.queue('wf')}", calls, fail_at="charge")
     events = Events()
-    async with engine_for(url, names, wf, events=events) as flows:
+    async with engine_for(url, names, wf, events=events, store=flow_store) as flows:
         iid = await flows.start(wf, {"orderId": "o-1"})
         state = await flows.wait(iid, timeout=10)
         assert calls == ["validate", "charge", "undo:validate:{'validated': True}"]
@@ -96,7 +96,7 @@ async def test_failure_at_stage_2_compensates_stage_1(url: str, names: Names) ->
         assert (await flows.status(iid)).status == "compensated"  # type: ignore[union-attr]
 
 
-async def test_four_stages_failing_at_4_compensate_3_2_1_in_reverse(url: str, names: Names) -> None:
+async def test_four_stages_failing_at_4_compensate_3_2_1_in_reverse(url: str, names: Names, flow_store: str) -> None:
     calls: list[str] = []
     wf = Workflow(f"bt-flow-{names.queue('wf')}")
     for sid in ("a", "b", "c"):
@@ -108,7 +108,7 @@ async def test_four_stages_failing_at_4_compensate_3_2_1_in_reverse(url: str, na
         raise ValueError("d broke")
 
     events = Events()
-    async with engine_for(url, names, wf, events=events) as flows:
+    async with engine_for(url, names, wf, events=events, store=flow_store) as flows:
         iid = await flows.start(wf, {})
         state = await flows.wait(iid, timeout=10)
         assert calls == ["a", "b", "c", "undo:c", "undo:b", "undo:a"]
@@ -121,26 +121,26 @@ async def test_four_stages_failing_at_4_compensate_3_2_1_in_reverse(url: str, na
         assert comp["totalCompensations"] == 3 and comp["failedStageIndex"] == 3
 
 
-async def test_failure_at_stage_1_has_nothing_to_compensate(url: str, names: Names) -> None:
+async def test_failure_at_stage_1_has_nothing_to_compensate(url: str, names: Names, flow_store: str) -> None:
     wf = Workflow(f"bt-flow-{names.queue('wf')}")
     wf.add_stage("a", lambda ctx: (_ for _ in ()).throw(RuntimeError("first fails")))
     wf.add_stage("b", lambda ctx: None)
     events = Events()
-    async with engine_for(url, names, wf, events=events) as flows:
+    async with engine_for(url, names, wf, events=events, store=flow_store) as flows:
         iid = await flows.start(wf, {})
         state = await flows.wait(iid, timeout=10)
         assert state.status == "failed" and state.version == 2 and state.stage_results == []
         assert await events.wait_for(iid, 1) == [("WorkflowFailedEvent", 2)]
 
 
-async def test_optional_stage_failing_and_skipped_by_dependency(url: str, names: Names) -> None:
+async def test_optional_stage_failing_and_skipped_by_dependency(url: str, names: Names, flow_store: str) -> None:
     wf = Workflow(f"bt-flow-{names.queue('wf')}")
     wf.add_stage("a", lambda ctx: {"x": 1})
     wf.add_stage("flaky", lambda ctx: 1 / 0, optional=True)
     wf.add_stage("needs-flaky", lambda ctx: {"ran": True}, optional=True, depends_on=["flaky"])
     wf.add_stage("last", lambda ctx: {"done": True}, depends_on=["a"])
     events = Events()
-    async with engine_for(url, names, wf, events=events) as flows:
+    async with engine_for(url, names, wf, events=events, store=flow_store) as flows:
         iid = await flows.start(wf, {})
         state = await flows.wait(iid, timeout=10)
         assert state.status == "completed"

@@ -118,12 +118,12 @@ async def test_garbage_bytes_on_a_stage_queue(url: str, names: Names, conn: Any)
 
 @pytest.mark.parametrize("idempotent", [True, False], ids=["claims", "no-claims"])
 async def test_failed_required_stage_message_is_kept_in_its_dlq(url: str, names: Names, conn: Any,
-                                                                 idempotent: bool) -> None:
+                                                                 idempotent: bool, flow_store: str) -> None:
     wf = Workflow(f"bt-flow-{names.queue('wf')}")
     undone: list[str] = []
     wf.add_stage("a", lambda ctx: None, compensate=lambda ctx: undone.append("a"))
     wf.add_stage("b", lambda ctx: (_ for _ in ()).throw(RuntimeError("b is broken")))
-    async with engine_for(url, names, wf, idempotent=idempotent) as flows:
+    async with engine_for(url, names, wf, idempotent=idempotent, store=flow_store) as flows:
         iid = await flows.start(wf, {})
         state = await flows.wait(iid, timeout=10)
         assert state.status == "compensated" and undone == ["a"]

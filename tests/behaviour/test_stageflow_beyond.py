@@ -13,6 +13,7 @@ import orjson
 
 from mmate_fast.client import Client
 from mmate_fast.stageflow import FlowEngine, Workflow, _wire
+from mmate_fast.stageflow.store import _sqlite
 from tests.behaviour.conftest import Names
 from tests.behaviour.stageflow_helpers import Events, engine_for, flow_queues
 
@@ -37,11 +38,11 @@ def hop_to(flows: FlowEngine, wf: Workflow, index: int, done: list[str]) -> Any:
                               payload={"k": 1})
 
 
-async def test_the_same_hop_published_twice_is_applied_once(url: str, names: Names) -> None:
+async def test_the_same_hop_published_twice_is_applied_once(url: str, names: Names, flow_store: str) -> None:
     calls: list[str] = []
     wf = counted_flow(f"bt-flow-{names.queue('wf')}", calls)
     events = Events()
-    async with engine_for(url, names, wf, events=events) as flows:
+    async with engine_for(url, names, wf, events=events, store=flow_store) as flows:
         client = flows.client
         hop = hop_to(flows, wf, 1, ["a"])
         for _ in range(2):  # back to back: the copies may be handled at the same time
@@ -57,11 +58,11 @@ async def test_the_same_hop_published_twice_is_applied_once(url: str, names: Nam
                                                                "WorkflowCompletedEvent"]
 
 
-async def test_the_last_hop_published_twice_completes_once(url: str, names: Names) -> None:
+async def test_the_last_hop_published_twice_completes_once(url: str, names: Names, flow_store: str) -> None:
     calls: list[str] = []
     wf = counted_flow(f"bt-flow-{names.queue('wf')}", calls)
     events = Events()
-    async with engine_for(url, names, wf, events=events) as flows:
+    async with engine_for(url, names, wf, events=events, store=flow_store) as flows:
         hop = hop_to(flows, wf, 2, ["a", "b"])
         for _ in range(3):
             await flows.client.publish(hop, exchange="", routing_key=flows.stage_queue(wf, 2))
@@ -73,11 +74,11 @@ async def test_the_last_hop_published_twice_completes_once(url: str, names: Name
 
 
 class _ClaimedBehindOurBack:
-    """A memory store on which another worker claims stage ``key`` of an instance (and saves its final
-    state, in one transaction as the engine does) right after our read found no claim: the race the
-    last stage's claim_stage_and_save must lose cleanly."""
+    """A store on which another worker claims stage ``key`` of an instance (and, with ``final``, saves
+    its final state in one transaction as the engine does) right after our read found no claim: the
+    race our claim (the last stage's claim_stage_and_save) must lose cleanly."""
 
-    def __init__(self, store: Any, key: str, outcome: str, final: Any) -> None:
+    def __init__(self, store: Any, key: str, outcome: str, final: Any = None) -> None:
         self._store, self._key, self._outcome, self._final = store, key, outcome, final
 
     def __getattr__(self, name: str) -> Any:
@@ -86,23 +87,66 @@ class _ClaimedBehindOurBack:
     async def stage_result(self, instance_id: str, stage_key: str) -> str | None:
         found = await self._store.stage_result(instance_id, stage_key)
         if found is None and stage_key == self._key:
-            await self._store.claim_stage_and_save(instance_id, stage_key, self._outcome, self._final)
+            if self._final is None:
+                await self._store.claim_stage(instance_id, stage_key, self._outcome)
+            else:
+                await self._store.claim_stage_and_save(instance_id, stage_key, self._outcome, self._final)
         return found
 
     def stage_result_now(self, instance_id: str, stage_key: str) -> str | None:
         """The same race on the engine's path for stores that answer at once (memory://)."""
         found = self._store.stage_result_now(instance_id, stage_key)
         if found is None and stage_key == self._key:
-            self._store.claim_stage_and_save_now(instance_id, stage_key, self._outcome, self._final)
+            if self._final is None:
+                self._store.claim_stage_now(instance_id, stage_key, self._outcome)
+            else:
+                self._store.claim_stage_and_save_now(instance_id, stage_key, self._outcome, self._final)
+        return found
+
+    def claim_computed_later(self, instance_id: str, stage_key: str, compute: Any) -> Any:
+        """The same race on SQLite's one-transaction hop: their claim lands in the transaction right
+        after our stage ran (through the store's own connection: the read found nothing before)."""
+        if stage_key != self._key:
+            return self._store.claim_computed_later(instance_id, stage_key, compute)
+        store = self._store
+        loop = asyncio.get_running_loop()
+
+        def racing() -> Any:
+            ours = compute()
+            if ours is None:  # declined (on the writer thread): theirs is queued before our claim comes
+                if self._final is None:
+                    loop.call_soon_threadsafe(store.claim_stage_later, instance_id, stage_key, self._outcome)
+                else:
+                    loop.call_soon_threadsafe(store.claim_stage_and_save_later, instance_id, stage_key,
+                                              self._outcome, self._final)
+                return None
+            conn = store._conn()
+            if self._final is None:
+                _sqlite._claim(conn, instance_id, stage_key, self._outcome, store._seqs)
+            else:
+                _sqlite._claim_and_save(conn, instance_id, stage_key, self._outcome, self._final, store._seqs)
+            return ours
+
+        return store.claim_computed_later(instance_id, stage_key, racing)
+
+    def stage_result_later(self, instance_id: str, stage_key: str) -> Any:
+        """The same race on the engine's path for stores that answer with futures (SQLite): their
+        claim is queued right behind our read, in the same transaction."""
+        found = self._store.stage_result_later(instance_id, stage_key)
+        if stage_key == self._key:
+            if self._final is None:
+                self._store.claim_stage_later(instance_id, stage_key, self._outcome)
+            else:
+                self._store.claim_stage_and_save_later(instance_id, stage_key, self._outcome, self._final)
         return found
 
 
 async def test_the_last_stage_losing_its_claim_to_another_worker_completes_nothing(
-        url: str, names: Names) -> None:
+        url: str, names: Names, flow_store: str) -> None:
     calls: list[str] = []
     wf = counted_flow(f"bt-flow-{names.queue('wf')}", calls)
     events = Events()
-    async with engine_for(url, names, wf, events=events) as flows:
+    async with engine_for(url, names, wf, events=events, store=flow_store) as flows:
         hop = hop_to(flows, wf, 2, ["a", "b"])
         theirs = _wire.decode_state(hop.serialized_workflow_state)
         result = _wire.StageResult("c", "completed", data={"n": 99}, start_ns=1, end_ns=2, duration_ns=1)
@@ -116,6 +160,27 @@ async def test_the_last_stage_losing_its_claim_to_another_worker_completes_nothi
         await asyncio.sleep(0.3)
         assert calls == ["c"]  # ours ran (the race), but its outcome lost: nothing of it was published
         assert events.of(hop.instance_id) == []
+
+
+async def test_a_middle_stage_losing_its_claim_goes_on_with_the_winners_outcome(
+        url: str, names: Names, flow_store: str) -> None:
+    calls: list[str] = []
+    wf = counted_flow(f"bt-flow-{names.queue('wf')}", calls)
+    events = Events()
+    async with engine_for(url, names, wf, events=events, store=flow_store) as flows:
+        hop = hop_to(flows, wf, 1, ["a"])
+        await flows.store.save(flows._rt.record(_wire.decode_state(hop.serialized_workflow_state)))
+        result = _wire.StageResult("b", "completed", data={"n": 99}, start_ns=1, end_ns=2, duration_ns=1)
+        outcome = orjson.dumps({"result": result.to_go(), "updates": {"b.n": 99}}).decode()
+        flows._rt.store = _ClaimedBehindOurBack(flows.store, "stage1", outcome)
+        await flows.client.publish(hop, exchange="", routing_key=flows.stage_queue(wf, 1))
+        state = await flows.wait(hop.instance_id, timeout=10)
+        assert state.status == "completed" and state.global_data["b.n"] == 99  # the winner's outcome
+        assert calls == ["b", "c"]  # ours ran (the race), its outcome lost; the flow went on once
+        assert [r.data for r in state.stage_results] == [None, {"n": 99}, {"n": 2}]
+        await events.wait_for(hop.instance_id, 3)
+        assert [t for t, _ in events.of(hop.instance_id)] == ["StageCompletedEvent", "StageCompletedEvent",
+                                                               "WorkflowCompletedEvent"]
 
 
 async def test_a_worker_dying_mid_stage_hands_the_stage_to_another(url: str, names: Names) -> None:

@@ -877,3 +877,100 @@ async def test_a_wrong_remembered_number_never_touches_another_flow(tmp_path: Pa
         assert await store.claim_stage("i-1", "stage0", "again") == "one"  # the first claim still wins
     finally:
         await store.close()
+
+
+async def test_claim_computed_reads_computes_and_claims_in_one_transaction(tmp_path: Path) -> None:
+    """``claim_computed_later``: no claim yet -> ``compute()`` is called inside the transaction and its
+    result claimed (its record saved with it), one ``BEGIN IMMEDIATE``; a claim there -> compute is
+    not called; compute declining (None) claims nothing; an instance with no record claims early."""
+    from mmate_fast.stageflow.store._sqlite import SQLiteFlowStore
+
+    store = open_store(f"sqlite:///{tmp_path / 'computed.db'}")
+    assert isinstance(store, SQLiteFlowStore)
+    try:
+        await store.save(record())
+        conn = store._conn()
+        assert conn is not None
+        begins: list[str] = []
+        conn.set_trace_callback(lambda sql: begins.append(sql) if sql.startswith("BEGIN") else None)
+        calls: list[bool] = []
+
+        def compute() -> tuple[str, Any]:
+            calls.append(conn.in_transaction)
+            return "mine", None
+
+        assert await store.claim_computed_later("i-1", "stage0", compute) == ("mine", True)
+        assert calls == [True] and begins == ["BEGIN IMMEDIATE"]
+        assert await store.stage_result("i-1", "stage0") == "mine"
+        assert await store.claim_computed_later("i-1", "stage0", compute) == ("mine", False)
+        assert calls == [True]  # claimed already: not computed again
+        final = record(version=5, status="completed")
+        assert await store.claim_computed_later("i-1", "stage1", lambda: ("fin", final)) == ("fin", True)
+        assert await store.get("i-1") == final
+        assert await store.claim_computed_later("i-1", "stage2", lambda: None) == (None, False)
+        assert await store.stage_result("i-1", "stage2") is None
+        assert await store.claim_computed_later("i-9", "stage0", lambda: ("early", None)) == ("early", True)
+        await store.save(record("i-9"))  # the first save adopts the early claim
+        assert await store.stage_result("i-9", "stage0") == "early"
+    finally:
+        await store.close()
+
+
+async def test_claim_computed_lost_to_another_writer_saves_nothing(tmp_path: Path) -> None:
+    """Another writer's claim in the same transaction after the read (as one retried after a rollback
+    may find): theirs is returned, not ours, and our record is not saved."""
+    from mmate_fast.stageflow.store import _sqlite
+
+    store = open_store(f"sqlite:///{tmp_path / 'lost.db'}")
+    assert isinstance(store, _sqlite.SQLiteFlowStore)
+    try:
+        await store.save(record())
+
+        def racing() -> tuple[str, Any]:
+            _sqlite._claim(store._conn(), "i-1", "stage0", "theirs")  # type: ignore[arg-type]
+            return "ours", record(version=9)
+
+        assert await store.claim_computed_later("i-1", "stage0", racing) == ("theirs", False)
+        got = await store.get("i-1")
+        assert got is not None and got.version == 1
+    finally:
+        await store.close()
+
+
+async def test_claim_computed_on_the_writer_thread_may_decline(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """While another process holds the lock past ``INLINE_LOCK_WAIT`` the batch runs on the writer
+    thread, and so does ``compute``: the engine's declines there (it runs stages on the loop only)
+    and nothing is claimed; a claim found there is still returned."""
+    import threading
+
+    from mmate_fast.stageflow.store import _sqlite
+
+    monkeypatch.setattr(_sqlite, "INLINE_LOCK_WAIT", 0.01)
+    path = tmp_path / "declined.db"
+    store = open_store(f"sqlite:///{path}")
+    try:
+        await store.save(record())
+        await store.claim_stage("i-1", "stage0", "done")
+        loop_thread = threading.get_ident()
+        threads: list[bool] = []
+
+        def compute() -> tuple[str, Any] | None:
+            threads.append(threading.get_ident() == loop_thread)
+            return None if threads[-1] is False else ("mine", None)
+
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            declined = asyncio.ensure_future(store.claim_computed_later("i-1", "stage1", compute))
+            found = asyncio.ensure_future(store.claim_computed_later("i-1", "stage0", compute))
+            await asyncio.sleep(0.1)
+            assert not declined.done()
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert await declined == (None, False) and threads == [False]
+        assert await found == ("done", False)
+        assert await store.stage_result("i-1", "stage1") is None
+    finally:
+        await store.close()

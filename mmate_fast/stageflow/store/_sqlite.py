@@ -26,7 +26,10 @@ batch. A batch that fails on the
 calling thread goes to the writer thread, which names the error. ``save_nowait`` queues a save
 without a future (the engine's saves after a hop is published: nobody waits for them; a failure is
 logged), committed with the next batch. ``claim_stage`` reads the stored result back only when its
-insert did nothing (another writer was first).
+insert did nothing (another writer was first). The ``*_later`` calls hand back the batch's future
+itself (no coroutine: the engine's stage hops chain on them), and ``claim_computed_later`` reads a
+claim, computes the result when there is none (the engine runs the stage there) and claims it, all in
+the batch's write transaction.
 
 WAL checkpoints run on a third thread with its own connection (every ``CHECKPOINT_EVERY`` write
 transactions, ``PRAGMA wal_checkpoint(PASSIVE)``), not in the writer's ``COMMIT`` as SQLite's
@@ -354,6 +357,29 @@ def _stage(conn: sqlite3.Connection, instance_id: str, stage_key: str,
         return None if row[1] is None else str(row[1])
     row = conn.execute(_STAGE_EARLY, (instance_id, stage_key)).fetchone()
     return None if row is None else str(row[0])
+
+
+#: ``claim_computed_later``'s ``compute()``: (result JSON, the record to save with it or None), or None
+Compute = Callable[[], "tuple[str, FlowRecord | None] | None"]
+
+
+def _claim_computed(conn: sqlite3.Connection, instance_id: str, stage_key: str, compute: Compute,
+                    seqs: _Seqs | None = None) -> tuple[str | None, bool]:
+    """The claimed result of (instance, key); when there is none, ``compute()``'s result claimed (and
+    its record saved when the claim wins) in the same transaction. Returns (the claim found or made,
+    whether it is the computed one); (None, False) when ``compute`` declined."""
+    stored = _stage(conn, instance_id, stage_key, seqs)
+    if stored is not None:
+        return stored, False
+    computed = compute()
+    if computed is None:
+        return None, False
+    text, record = computed  # the engine's own (no argument checks here: an error would leave the batch)
+    if record is not None:
+        stored = _claim_and_save(conn, instance_id, stage_key, text, record, seqs)
+    else:
+        stored = _claim(conn, instance_id, stage_key, text, seqs)
+    return stored, stored == text
 
 
 _Fn = Callable[..., Any]
@@ -959,26 +985,56 @@ class SQLiteFlowStore:
         return result
 
     async def claim_stage(self, instance_id: str, stage_key: str, result_json: str) -> str:
-        check_claim(instance_id, stage_key, result_json)
-        result: str = await self._batched(_claim, (instance_id, stage_key, result_json, self._seqs), True,
-                                          "claim_stage")
+        result: str = await self.claim_stage_later(instance_id, stage_key, result_json)
         return result
 
     async def claim_stage_and_save(self, instance_id: str, stage_key: str, result_json: str,
                                    record: FlowRecord) -> str:
         """``claim_stage``; when this call wins the claim, ``save(record)`` in the same transaction."""
-        check_claim(instance_id, stage_key, result_json)
-        check_record(record)
-        result: str = await self._batched(_claim_and_save, (instance_id, stage_key, result_json, record,
-                                                            self._seqs),
-                                          True, "claim_stage")
+        result: str = await self.claim_stage_and_save_later(instance_id, stage_key, result_json, record)
         return result
 
     async def stage_result(self, instance_id: str, stage_key: str) -> str | None:
-        check_key(instance_id, stage_key)
-        result: str | None = await self._batched(_stage, (instance_id, stage_key, self._seqs), False,
-                                                   "stage_result")
+        result: str | None = await self.stage_result_later(instance_id, stage_key)
         return result
+
+    # the ``*_later`` calls: the FlowStore calls as the future of this loop turn's batch (no coroutine;
+    # the engine's stage hops chain their steps on them with done-callbacks). Bad arguments and a closed
+    # store raise at once; everything else arrives in the future, as the async calls raise it.
+    def claim_computed_later(self, instance_id: str, stage_key: str,
+                             compute: Compute) -> asyncio.Future[tuple[str | None, bool]]:
+        """In this loop turn's write transaction: the claimed result of (instance, key); when there is
+        none, ``compute()`` is called there and then (on this thread, with the write lock held: it
+        must be quick and must not wait) and the ``(result_json, record or None)`` it returns is
+        claimed, the record saved when the claim wins, before the commit: one transaction where
+        ``stage_result`` + ``claim_stage[_and_save]`` take two, and no other writer between the read
+        and the claim. The future gives (the claim found or made, whether it is the computed one).
+        ``compute`` may be called again (the batch retried, or run on the writer thread when this
+        thread could not): it returns the same result then, or None to claim nothing ((None, False):
+        the caller claims on its own). An error of ``compute`` must stay inside it (kept, None)."""
+        check_key(instance_id, stage_key)
+        return self._enqueue(_claim_computed, (  # type: ignore[return-value]
+            instance_id, stage_key, compute, self._seqs), True, "claim_stage", True)
+
+    def stage_result_later(self, instance_id: str, stage_key: str) -> asyncio.Future[str | None]:
+        """``stage_result``, read with this loop turn's batch."""
+        check_key(instance_id, stage_key)
+        return self._enqueue(_stage, (instance_id, stage_key, self._seqs), False,  # type: ignore[return-value]
+                             "stage_result", True)
+
+    def claim_stage_later(self, instance_id: str, stage_key: str, result_json: str) -> asyncio.Future[str]:
+        """``claim_stage``, committed with this loop turn's batch (the future is done after the commit)."""
+        check_claim(instance_id, stage_key, result_json)
+        return self._enqueue(_claim, (instance_id, stage_key, result_json,  # type: ignore[return-value]
+                                      self._seqs), True, "claim_stage", True)
+
+    def claim_stage_and_save_later(self, instance_id: str, stage_key: str, result_json: str,
+                                   record: FlowRecord) -> asyncio.Future[str]:
+        """``claim_stage_and_save``, committed with this loop turn's batch."""
+        check_claim(instance_id, stage_key, result_json)
+        check_record(record)
+        return self._enqueue(_claim_and_save, (  # type: ignore[return-value]
+            instance_id, stage_key, result_json, record, self._seqs), True, "claim_stage", True)
 
     async def close(self) -> None:
         """Finish what is queued, close the connection and stop the thread (idempotent)."""
