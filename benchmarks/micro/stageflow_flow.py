@@ -3,7 +3,15 @@ the engine's full path per flow (start, three stage hops through the messaging c
 store, the lifecycle events selected by ``--events``, wait). Prints the process CPU per flow (the
 engine's own cost; the rate is bound by it) for each ``--events`` choice, median of ``--rounds``.
 
+``--starter``: the stages run on a second engine (its own Client and memory store, as a worker
+process would), so the starting engine hears each flow's end through its wait listener and decodes
+the terminal event (the benchmark's starter path), not through the local shortcut.
+``--instructions``: callgrind's instruction count per flow instead of CPU (``--flows`` flows minus a
+run of none, in fresh processes under valgrind; repeatable on a loaded machine; set
+``PYTHONHASHSEED=0``).
+
     python benchmarks/micro/stageflow_flow.py [--flows 2000] [--rounds 5] [--events all,terminal,none]
+                                              [--starter] [--instructions]
 """
 from __future__ import annotations
 
@@ -35,13 +43,21 @@ def workflow() -> Workflow:
     return wf
 
 
-async def run(flows: int, rounds: int, events: Any, inflight: int) -> list[float]:
+async def run(flows: int, rounds: int, events: Any, inflight: int, starter: bool = False) -> list[float]:
     """CPU seconds per flow of each round."""
     per_round = []
-    async with Client("memory://", service_name=f"micro-{uuid.uuid4().hex[:6]}") as client:
+    name = uuid.uuid4().hex[:6]
+    async with Client(f"memory://{name}", service_name=f"micro-{name}") as client, \
+            Client(f"memory://{name}", service_name=f"micro-{name}-w") as worker_client:
         engine = FlowEngine(client, events=events)
         wf = workflow()
-        await engine.register(wf)
+        worker = None
+        if starter:  # the stages on another engine: the end is heard through the listener
+            worker = FlowEngine(worker_client, events=events)
+            await worker.register(wf)
+            await engine.register(wf, serve=False)
+        else:
+            await engine.register(wf)
         data = {"orderId": "order-2001", "amount": 99.95}
         await engine.wait(await engine.start(wf, dict(data)), timeout=10)  # warm
 
@@ -55,8 +71,10 @@ async def run(flows: int, rounds: int, events: Any, inflight: int) -> list[float
             left = [flows]
             c0 = time.process_time()
             await asyncio.gather(*(lane(left) for _ in range(inflight)))
-            per_round.append((time.process_time() - c0) / flows)
+            per_round.append((time.process_time() - c0) / max(flows, 1))
         await engine.close()
+        if worker is not None:
+            await worker.close()
     return per_round
 
 
@@ -66,10 +84,27 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--inflight", type=int, default=50)
     parser.add_argument("--events", default="all,terminal,none")
+    parser.add_argument("--starter", action="store_true", help="stages on a second engine")
+    parser.add_argument("--instructions", action="store_true", help="callgrind instructions per flow")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:  # one run under callgrind (instructions mode)
+        asyncio.run(run(args.flows, 1, CHOICES[args.events], args.inflight, args.starter))
+        return
     for name in args.events.split(","):
-        per_flow = statistics.median(asyncio.run(run(args.flows, args.rounds, CHOICES[name], args.inflight)))
-        print(f"stageflow flow in-process (memory://, events={name}): {per_flow * 1e6:,.0f} µs CPU/flow, "
+        if args.instructions:
+            sys.path.insert(0, os.path.dirname(HERE))
+            from _callgrind import callgrind_total
+            extra = ["--child", "--events", name, "--inflight", str(args.inflight)]
+            extra += ["--starter"] if args.starter else []
+            full = callgrind_total(__file__, "--flows", str(args.flows), *extra)
+            base = callgrind_total(__file__, "--flows", "0", *extra)
+            print(f"stageflow flow in-process (memory://, events={name}, starter={args.starter}): "
+                  f"{(full - base) / args.flows:,.0f} instructions/flow")
+            continue
+        per_flow = statistics.median(asyncio.run(run(args.flows, args.rounds, CHOICES[name], args.inflight,
+                                                     args.starter)))
+        print(f"stageflow flow in-process (memory://, events={name}, starter={args.starter}): {per_flow * 1e6:,.0f} µs CPU/flow, "
               f"{1 / per_flow:,.0f} flows/s")
 
 

@@ -34,7 +34,7 @@ import orjson
 
 from mmate_fast.errors import FlowTimeoutError
 from mmate_fast.messaging import topology
-from mmate_fast.stageflow import _wire
+from mmate_fast.stageflow import _state, _wire
 from mmate_fast.stageflow._lifecycle import TERMINAL_EVENTS
 from mmate_fast.stageflow._wire import StageResult, WorkflowState
 from mmate_fast.stageflow.store import FlowStore
@@ -63,29 +63,38 @@ def is_final(state: WorkflowState) -> bool:
 
 
 def state_from_event(type_name: str, p: dict[str, Any]) -> WorkflowState:
-    """The final state as far as a terminal event tells it (raises on a malformed payload)."""
-    results = [StageResult.from_go(r) for r in p.get("stageResults") or ()]
-    state = WorkflowState(workflow_id=p["workflowId"], instance_id=p["instanceId"], status="running",
-                          stage_results=results, version=int(p.get("sequence", 0)))
+    """The final state as far as a terminal event tells it (raises on a malformed payload).
+
+    One constructor call per event, the stage results read by the compiled reader directly (the
+    general ``StageResult.from_go`` only for a result it declines): this runs for every end a wait
+    here hears."""
+    items = p.get("stageResults")
+    results = [_read_result(r, StageResult) or _from_go(r) for r in items] if items else []
+    version = int(p.get("sequence", 0))
     if type_name == "WorkflowCompletedEvent":
-        state.status = "completed"
-        state.global_data = dict(p.get("finalData") or {})
-        state.start_ns = _wire.parse_time(p["startTime"])
-        state.end_ns = state.last_modified_ns = _wire.parse_time(p["endTime"])
-    elif type_name == "WorkflowFailedEvent":
-        state.status = "failed"
-        state.current_stage = p.get("failedStageId") or None
-        state.error_message = p.get("error") or None
-        state.global_data = dict(p.get("stateData") or {})
-        state.start_ns = _wire.parse_time(p["startTime"])
-        state.end_ns = state.last_modified_ns = _wire.parse_time(p["failureTime"])
-    else:
-        state.status = "compensated"
-        state.error_message = p.get("originalError") or None
-        state.global_data = dict(p.get("workflowData") or {})
-        state.end_ns = _wire.parse_time(p["failureTime"])
-        state.last_modified_ns = _wire.parse_time(p["compensationEndTime"])
-    return state
+        end = _parse_time(p["endTime"])
+        return WorkflowState(p["workflowId"], p["instanceId"], "completed", None, results,
+                             _data(p.get("finalData")), _parse_time(p["startTime"]), end, end, None, version)
+    if type_name == "WorkflowFailedEvent":
+        end = _parse_time(p["failureTime"])
+        return WorkflowState(p["workflowId"], p["instanceId"], "failed", p.get("failedStageId") or None,
+                             results, _data(p.get("stateData")), _parse_time(p["startTime"]), end, end,
+                             p.get("error") or None, version)
+    return WorkflowState(p["workflowId"], p["instanceId"], "compensated", None, results,
+                         _data(p.get("workflowData")), 0, _parse_time(p["failureTime"]),
+                         _parse_time(p["compensationEndTime"]), p.get("originalError") or None, version)
+
+
+def _data(value: Any) -> dict[str, Any]:
+    """A payload's data object as the state's ``global_data`` (a decoded dict is the event's own:
+    kept, not copied)."""
+    return value if value.__class__ is dict else dict(value or {})
+
+
+_parse_time = _wire.parse_time
+_from_go = StageResult.from_go
+#: the compiled StageResult reader (None for a result not in the plain form, and always without extensions)
+_read_result: Any = _state._fast_read_result
 
 
 #: what a waiter's future holds when its timeout ran out
@@ -129,16 +138,23 @@ class Waiters:
 
     def resolve(self, state: WorkflowState) -> None:
         """The flow ended here (or we learned it ended): wake its waiters."""
-        if not is_final(state):
-            return
+        if is_final(state):
+            self._resolve(state)
+
+    def _resolve(self, state: WorkflowState) -> None:
+        """``resolve`` of a state known to be final."""
         finals = self._finals
-        finals[state.instance_id] = state
-        finals.move_to_end(state.instance_id)
+        iid = state.instance_id
+        if iid in finals:
+            finals.move_to_end(iid)
+        finals[iid] = state
         if len(finals) > RECENT_FINALS:
             finals.popitem(last=False)
-        for fut in self._futures.pop(state.instance_id, ()):
-            if not fut.done():
-                fut.set_result(state)
+        waiting = self._futures.pop(iid, None)
+        if waiting:
+            for fut in waiting:
+                if not fut.done():
+                    fut.set_result(state)
 
     def started(self, instance_id: str) -> None:
         """``instance_id`` was just started by this engine, after ``ensure_listener``."""
@@ -341,16 +357,20 @@ class Waiters:
             payload = env["payload"]
             if payload["instanceId"] in self._finals:
                 return  # ended here (the local shortcut came first)
-            state = state_from_event(env["type"], payload)
+            type_name = env["type"]
+            state = state_from_event(type_name, payload)
         except Exception as exc:  # a malformed event on our own queue: nothing to wake
             log.debug("ignoring an undecodable terminal event: %r", exc)
             return
+        if type_name == "WorkflowCompletedEvent":
+            # final, and it carries the whole final state (results, finalData, times, version), the
+            # store's record to the byte: no lookup
+            self._resolve(state)
+            return
         if not is_final(state):
             return
-        if state.instance_id not in self._futures or state.status == "completed":
-            # nobody waits yet: remember it; or a WorkflowCompletedEvent, which carries the whole final
-            # state (results, finalData, times, version), the store's record to the byte: no lookup
-            self.resolve(state)
+        if state.instance_id not in self._futures:  # nobody waits yet: remember it
+            self._resolve(state)
             return
         task = asyncio.get_running_loop().create_task(self._resolve_from(state))
         self._tasks.add(task)

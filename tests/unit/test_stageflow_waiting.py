@@ -216,3 +216,36 @@ def test_a_wait_without_events_polls_soon_and_a_stored_end_is_found() -> None:
         await w.close()
 
     asyncio.run(main())
+
+
+def test_a_stage_result_the_fast_reader_declines_is_read_by_the_general_one() -> None:
+    """A result time with an offset (not Go's UTC form) still decodes, to the same instant; a wrong
+    one raises FlowStateError naming the key (the event is then ignored by the listener)."""
+    from mmate_fast.errors import FlowStateError
+
+    type_name, payload = event(34)
+    first = dict(payload["stageResults"][0])
+    first["startTime"] = "2026-11-27T15:11:25.5+02:00"
+    state = state_from_event(type_name, {**payload, "stageResults": [first, *payload["stageResults"][1:]]})
+    assert _wire.format_time(state.stage_results[0].start_ns) == "2026-11-27T13:11:25.5Z"
+    assert [r.stage_id for r in state.stage_results] == ["validate", "charge", "ship"]
+    first["startTime"] = 7
+    with pytest.raises(FlowStateError, match="startTime"):
+        state_from_event(type_name, {**payload, "stageResults": [first]})
+
+
+def test_the_state_holds_the_events_data_and_every_field() -> None:
+    """Completed: the event's times, ``finalData`` and ``sequence``; compensated: no start time, the
+    compensation's end as last modified."""
+    type_name, payload = event(34)
+    state = state_from_event(type_name, payload)
+    assert state.global_data == payload["finalData"]
+    assert (state.current_stage, state.error_message) == (None, None)
+    assert state.start_ns == _wire.parse_time(payload["startTime"])
+    assert state.end_ns == state.last_modified_ns == _wire.parse_time(payload["endTime"])
+    type_name, payload = event(27)
+    state = state_from_event(type_name, payload)
+    assert (state.start_ns, state.current_stage) == (0, None)
+    assert state.end_ns == _wire.parse_time(payload["failureTime"])
+    assert state.last_modified_ns == _wire.parse_time(payload["compensationEndTime"])
+    assert state.error_message == (payload.get("originalError") or None)
