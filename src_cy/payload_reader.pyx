@@ -140,9 +140,13 @@ cdef class PayloadReader:
     cdef object _last_ts, _last_dt  # parse_ts of the last timestamp (messages share whole seconds)
     cdef bint _has_env  # a field takes its value from the envelope (id, type, timestamp, ...)
     cdef Py_ssize_t* _next  # raw keys: the field whose key followed field i - 1 last time (0: first)
+    cdef const char** _wire_p  # field i's wire name (UTF-8, kept alive by its _Field.wire_b)
+    cdef Py_ssize_t* _wire_n  # its length; -1: not a body field
 
     def __dealloc__(self):
         PyMem_Free(self._next)
+        PyMem_Free(self._wire_p)
+        PyMem_Free(self._wire_n)
 
     def __init__(self, cls, fields, *, top, direct, hooks):
         cdef _Field f
@@ -189,10 +193,20 @@ cdef class PayloadReader:
         self._last_dt = None
         self._has_env = any((<_Field>f).env != E_NONE for f in out)
         self._next = <Py_ssize_t*>PyMem_Malloc((self._nfields + 1) * sizeof(Py_ssize_t))
-        if self._next == NULL:
+        self._wire_p = <const char**>PyMem_Malloc((self._nfields + 1) * sizeof(const char*))
+        self._wire_n = <Py_ssize_t*>PyMem_Malloc((self._nfields + 1) * sizeof(Py_ssize_t))
+        if self._next == NULL or self._wire_p == NULL or self._wire_n == NULL:
             raise MemoryError()
         for i in range(self._nfields + 1):
             self._next[i] = i
+        for i in range(self._nfields):
+            f = <_Field>out[i]
+            if f.body:
+                self._wire_p[i] = PyBytes_AS_STRING(f.wire_b)
+                self._wire_n[i] = PyBytes_GET_SIZE(f.wire_b)
+            else:
+                self._wire_p[i] = NULL
+                self._wire_n[i] = -1
 
     def __repr__(self):
         return (f"PayloadReader({self.cls.__qualname__}, {self._nfields} fields, "
@@ -271,18 +285,14 @@ cdef class PayloadReader:
             return self._slow(p, vals, n, top, id, type, ts, cid)
         return self._finish(vals, top, id, type, ts, cid)
 
-    cdef Py_ssize_t _match(self, const unsigned char* k, Py_ssize_t kl, Py_ssize_t last):
+    cdef inline Py_ssize_t _match(self, const unsigned char* k, Py_ssize_t kl, Py_ssize_t last) noexcept:
         """The index of the body field whose wire name is exactly k[:kl] (the one that followed
-        field ``last`` last time is tried first), or -1."""
+        field ``last`` last time is tried first), or -1 (C arrays only: no object touched)."""
         cdef Py_ssize_t i = self._next[last + 1], j
-        cdef _Field f
-        if i < self._nfields:
-            f = <_Field>self._fields[i]
-            if f.body and PyBytes_GET_SIZE(f.wire_b) == kl and memcmp(PyBytes_AS_STRING(f.wire_b), k, kl) == 0:
-                return i
+        if i < self._nfields and self._wire_n[i] == kl and memcmp(self._wire_p[i], k, kl) == 0:
+            return i
         for j in range(self._nfields):
-            f = <_Field>self._fields[j]
-            if f.body and PyBytes_GET_SIZE(f.wire_b) == kl and memcmp(PyBytes_AS_STRING(f.wire_b), k, kl) == 0:
+            if self._wire_n[j] == kl and memcmp(self._wire_p[j], k, kl) == 0:
                 self._next[last + 1] = j
                 return j
         return -1

@@ -54,6 +54,11 @@ CASES: list[tuple[type, bytes, str]] = [
     (RdOrderPlaced, b'{"orderId":"exact","ORDERID":"folded-loses","amount":1}', "lazy"),
     (RdOrderPlaced, b'{"orderId":"a","amount":1,"orderId":"b"}', "lazy"),  # duplicate: the last wins
     (RdOrderPlaced, b'{"orderId":"a","amount":1,"id":"payload-id","type":"T"}', "lazy"),  # envelope keys
+    (RdOrderPlaced, b'{"orderI":"x","amount":1}', "lazy"),  # a prefix of a wire name: unknown
+    (RdOrderPlaced, b'{"orderIdX":"x","amount":1}', "lazy"),  # a wire name and more: unknown
+    (RdOrderPlaced, b'{"":"x","amount":1}', "lazy"),  # the empty key matches no field
+    (RdOrderPlaced, b'{"sequence":2,"amount":1,"orderId":"x","aggregateId":"g"}', "raw"),  # keys in
+    (RdOrderPlaced, b'{"aggregateId":"g","orderId":"x","sequence":2,"amount":1}', "raw"),  # new orders
     (RdOrderPlaced, b'{"orderId":"a\\"b","amount":1}', "eager"),  # escapes
     (RdOrderPlaced, b'{"orderId":"a\\u00e9","amount":1}', "eager"),
     (RdOrderPlaced, '{"orderId":"café","amount":1,"note":"€"}'.encode(), "eager"),  # non-ASCII
