@@ -109,11 +109,9 @@ class _ConsumerRecord:
         self.on_cancel = on_cancel
 
 
-class _Shifted:
-    """A consumer callback with a ``channel_hook`` (the subscription's compiled step) on a later
-    generation: its deliveries get the generation's tag base. Called as a callback it shifts the
-    tag itself; the AMQP Channel registers its hook with ``tag_base`` instead (the frame reader
-    shifts the tag, ``Acks.shifted`` unshifts the acks), so it stays on the fast path."""
+class _ShiftedCallback:
+    """A consumer callback on a later generation, called as a callback: its deliveries get the
+    generation's tag base (the subclasses add the compiled hook that keeps it on the fast path)."""
 
     __slots__ = ("callback", "tag_base")
 
@@ -124,26 +122,26 @@ class _Shifted:
     def __call__(self, delivery: Any) -> Any:
         delivery.delivery_tag += self.tag_base
         return self.callback(delivery)
+
+
+class _Shifted(_ShiftedCallback):
+    """A consumer callback with a ``channel_hook`` (the subscription's compiled step) on a later
+    generation: the AMQP Channel registers its hook with ``tag_base`` (the frame reader shifts the
+    tag, ``Acks.shifted`` unshifts the acks), so it stays on the fast path."""
+
+    __slots__ = ()
 
     def channel_hook(self, ack: Any) -> Any:
         return self.callback.channel_hook(ack)
 
 
-class _ShiftedNoAck:
+class _ShiftedNoAck(_ShiftedCallback):
     """A no-ack consumer callback with a ``no_ack_hook`` (the bridge's compiled reply step) on a
-    later generation: called as a callback it shifts the tag itself (as any callback); the AMQP
-    Channel registers its hook, which sees the live channel's own tags (a no-ack delivery's tag is
-    only settled there, never by its consumer), so it stays on the fast path."""
+    later generation: the AMQP Channel registers its hook, which sees the live channel's own tags (a
+    no-ack delivery's tag is only settled there, never by its consumer), so it stays on the fast
+    path."""
 
-    __slots__ = ("callback", "tag_base")
-
-    def __init__(self, callback: Any, tag_base: int) -> None:
-        self.callback = callback
-        self.tag_base = tag_base
-
-    def __call__(self, delivery: Any) -> Any:
-        delivery.delivery_tag += self.tag_base
-        return self.callback(delivery)
+    __slots__ = ()
 
     def no_ack_hook(self, settle: Any) -> Any:
         return self.callback.no_ack_hook(settle)
