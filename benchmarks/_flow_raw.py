@@ -67,6 +67,12 @@ _SPIN = [float(x) * 1e-6 for x in os.environ.get("BENCH_FLOW_RAW_SPIN_US", "0,0"
 #: BENCH_FLOW_RAW_SPLIT=1: a worker consumes each stage queue on a channel of its own (2, 3, 4; each
 #: with its prefetch, acked per channel) and publishes on channel 1, as the engine's Client does
 SPLIT = os.environ.get("BENCH_FLOW_RAW_SPLIT") == "1"
+#: BENCH_FLOW_RAW_EVENT_KEYS=N (gowire): the completed event's routing key names one of N instance ids in
+#: turn (evt.{id}.WorkflowCompletedEvent) instead of the run's one id: the engine's keys differ per flow,
+#: and RabbitMQ caches a channel's last 12 topic-permission checks by routing key, so one fixed key is
+#: checked once per run; with N > 12 every event is checked, as the engine's are. The starter's
+#: listener then binds evt.#.{type} like FlowEngine.wait's (on a node of our own: flow_cost.py).
+EVENT_KEYS = int(os.environ.get("BENCH_FLOW_RAW_EVENT_KEYS", "0"))
 _CLOSE_IDS = ((10 << 16) | 50, (20 << 16) | 40)
 
 
@@ -104,6 +110,18 @@ def flow_publishes(names: FlowNames) -> list[bytes]:
     bodies = hand_bodies(names.workflow_id)
     targets = [names.stages[0], *names.stages[1:], names.results]
     return [persistent_publish(q, b) for q, b in zip(targets, bodies, strict=True)]
+
+
+def event_variants(names: FlowNames, n: int) -> list[bytes]:
+    """The gowire flow's last publish (the completed event) with ``n`` routing keys, one instance id
+    each (the body is the run's one event: the broker routes by the key only)."""
+    import uuid
+
+    from _flow_gowire import go_hops
+
+    ex, rk, props, body = go_hops(names.workflow_id)[-1]
+    word = rk.split(".")[1]
+    return [props_publish(ex, rk.replace(word, str(uuid.uuid4()), 1), props, body) for _ in range(n)]
 
 
 class Confirms:
@@ -246,6 +264,8 @@ def flow_worker(a: argparse.Namespace) -> dict[str, Any]:
     names = FlowNames(CLIENT, a.queue)
     publishes = flow_publishes(names)
     nxt = {ord(str(i)): publishes[i + 1] for i in range(len(STAGES))}
+    events = event_variants(names, EVENT_KEYS) if GOWIRE and EVENT_KEYS else []
+    last_ch = ord(str(len(STAGES) - 1))
     idx = {ord(str(i)): i for i in range(len(STAGES))}
     conn = FlowConn(FLOW_PREFETCH, {f"s{i}": q for i, q in enumerate(names.stages)}, split=SPLIT)
     handled = [0] * len(STAGES)
@@ -256,7 +276,10 @@ def flow_worker(a: argparse.Namespace) -> dict[str, Any]:
 
     def on_body(ch: int, _tag: int) -> None:
         _spin(spin)
-        out.extend(nxt[ch])
+        if events and ch == last_ch:
+            out.extend(events[seq[0] % len(events)])
+        else:
+            out.extend(nxt[ch])
         handled[idx[ch]] += 1
         seq[0] += 1
 
@@ -311,7 +334,8 @@ def stageflow(a: argparse.Namespace) -> dict[str, Any]:
             listen = f"stageflow.wait.{names.workflow_id}"
             # BENCH_FLOW_RAW_LISTEN_KEY: the middle word of the listener's bindings instead of this run's
             # instance id (``#``: FlowEngine.wait's own bindings, fine on a node of our own)
-            key = os.environ.get("BENCH_FLOW_RAW_LISTEN_KEY") or instance_id(names.workflow_id)
+            key = (os.environ.get("BENCH_FLOW_RAW_LISTEN_KEY") or ("#" if EVENT_KEYS else "")
+                   or instance_id(names.workflow_id))
             conn = FlowConn(INFLIGHT, {"r": listen}, no_ack=True, listen=listen, listen_key=key)
         else:
             conn = FlowConn(INFLIGHT, {"r": names.results})

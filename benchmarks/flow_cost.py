@@ -35,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reductions", action="store_true",
                     help="print the node's Erlang reductions per flow by process kind after each row (a "
                          "sampler process on the node, every 200 ms: its own work counts as broker CPU)")
+    ap.add_argument("--eprof", default=None, metavar="DIR",
+                    help="profile the node's channel and queue processes with eprof for 2 s, 3 s into each "
+                         "row, into DIR/eprof-ROW-N.txt (slows them a lot: counts only, no rates)")
+    ap.add_argument("--eval", default=None, metavar="FILE",
+                    help="rabbitmqctl eval the Erlang expression in FILE on the node 3 s into each row and "
+                         "print its output (e.g. a call trace of what the broker does per flow)")
     ap.add_argument("--frames", action="store_true",
                     help="count the AMQP methods per flow through a proxy (_flow_frames.py; one row only; "
                          "the proxy's CPU is this process's, but take rates from a run without it)")
@@ -45,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.frames and len(only) != 1:
         ap.error("--frames counts one row: give --only ROW")
     with cost_node("flowcost", "flow_cost", busy_wait=a.busy_wait) as node:
-        _count_broker_io(node, a.reductions)
+        _count_broker_io(node, a.reductions, a.eprof, a.eval)
         if not a.frames:
             return flow_main(a.flows, a.repeat, only, a.loop, a.timeout, a.prefetch, a.inflight)
         import os
@@ -135,7 +141,19 @@ after 5000 -> timeout end.
 """
 
 
-def _count_broker_io(node: object, reductions: bool = False) -> None:
+#: rabbitmqctl eval: eprof on every channel and queue process for 2 s, the analysis into ~s (the file)
+_EPROF = r"""
+Kind = fun(P) -> case erlang:process_info(P, dictionary) of
+  {dictionary, D} -> case proplists:get_value('$initial_call', D) of {M, _, _} -> M; _ -> none end;
+  _ -> none end end,
+Pids = [P || P <- processes(), lists:member(Kind(P), [rabbit_channel, rabbit_prequeue])],
+eprof:start(), eprof:log("~s"), eprof:start_profiling(Pids), timer:sleep(2000),
+eprof:stop_profiling(), eprof:analyze(total), eprof:stop(), ok.
+"""
+
+
+def _count_broker_io(node: object, reductions: bool = False, eprof: str | None = None,
+                     eval_file: str | None = None) -> None:
     """Print, after each row's run, the node's read/write syscalls and context switches per flow
     (the whole run of the row: setup included, a few hundred per row). How often the broker wakes
     and reads is what a client's write pattern changes even when the AMQP methods per flow are the
@@ -154,9 +172,32 @@ def _count_broker_io(node: object, reductions: bool = False) -> None:
     def counted(client: str, n: int, *args: object, **kw: object) -> object:
         if reductions:
             ctl("eval", "fb_sampler ! reset, ok.")
+        timer = None
+        if eprof:
+            import os
+            import threading
+
+            os.makedirs(eprof, exist_ok=True)
+            k = len([f for f in os.listdir(eprof) if f.startswith(f"eprof-{client}-")])
+            path = os.path.abspath(os.path.join(eprof, f"eprof-{client}-{k + 1}.txt"))
+            timer = threading.Timer(3.0, ctl, ("eval", _EPROF.replace("~s", path)))
+            timer.start()
+        elif eval_file:
+            import threading
+
+            with open(eval_file) as f:
+                expr = f.read()
+
+            def run_eval() -> None:
+                print(f"    eval on {client}:\n{ctl('eval', expr)}", file=sys.stderr, flush=True)
+
+            timer = threading.Timer(3.0, run_eval)
+            timer.start()
         b0 = _beam_counts(pid)
         res = run_one(client, n, *args, **kw)  # type: ignore[arg-type]
         b1 = _beam_counts(pid)
+        if timer is not None:
+            timer.join()
         per = "  ".join(f"{k} {(b1[k] - b0[k]) / n:.2f}" for k in b0)
         print(f"    broker per flow, {client}: {per}", file=sys.stderr, flush=True)
         if reductions:

@@ -310,3 +310,26 @@ def test_frame_proxy_forwards_both_ways_and_counts(bench: dict[str, ModuleType])
         srv.close()
     (up, down), = proxy.conns
     assert up.c["  qos prefetch 3"] == 1 and down.c["  basic.ack single"] == 1
+
+
+def test_raw_gowire_event_variants_differ_in_the_routing_key_only(bench: dict[str, ModuleType]) -> None:
+    raw = bench["_flow_raw"]
+    names = bench["_flow_common"].FlowNames("raw_gowire")
+    sys.path.insert(0, str(BENCH))
+    try:
+        gowire = importlib.import_module("_flow_gowire")
+    finally:
+        sys.path.remove(str(BENCH))
+    ex, rk, props, body = gowire.go_hops(names.workflow_id)[-1]
+    variants = raw.event_variants(names, 16)
+    keys = set()
+    for v in variants:
+        method = pframe.unmarshal(v)[2]
+        assert method.exchange == ex == "mmate.events"
+        assert method.routing_key != rk and method.routing_key.endswith(".WorkflowCompletedEvent")
+        keys.add(method.routing_key)
+        assert props in v
+    # one body for every key (go_hops builds a new event id per call: compare the variants' bodies)
+    tail = len(pframe.marshal(pbody.ContentBody(body), 1))
+    assert len({v[-tail:] for v in variants}) == 1 and b'"type":"WorkflowCompletedEvent"' in variants[0][-tail:]
+    assert len(keys) == 16
