@@ -328,7 +328,7 @@ def test_raw_gowire_event_variants_differ_in_the_routing_key_only(bench: dict[st
         assert method.exchange == ex == "mmate.events"
         assert method.routing_key != rk and method.routing_key.endswith(".WorkflowCompletedEvent")
         keys.add(method.routing_key)
-        assert props in v
+        assert props[:2] in v  # the property flags (the values carry the event's own id and time)
     # one body for every key (go_hops builds a new event id per call: compare the variants' bodies)
     tail = len(pframe.marshal(pbody.ContentBody(body), 1))
     assert len({v[-tail:] for v in variants}) == 1 and b'"type":"WorkflowCompletedEvent"' in variants[0][-tail:]
