@@ -73,6 +73,35 @@ def workflow(workflow_id: str, handled: list[int] | None = None) -> Any:
     return wf
 
 
+def _io_counts() -> tuple[int, int]:
+    """(socket writes, socket reads) of this process's AMQP connections so far (``_tx_count`` /
+    ``_rx_count``)."""
+    import gc
+
+    from mmate_fast.amqp.connection import Connection
+
+    conns = [o for o in gc.get_objects() if isinstance(o, Connection)]
+    return sum(c._tx_count for c in conns), sum(c._rx_count for c in conns)
+
+
+class _IO:
+    """``BENCH_FLOW_IO=FILE``: append this process's socket writes and reads over the timed part to FILE
+    (the runner keeps the clients' own output)."""
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+        self.path = os.environ.get("BENCH_FLOW_IO")
+        self.on = bool(self.path)
+        self.t0 = _io_counts() if self.on else (0, 0)
+
+    def done(self, units: int, unit: str) -> None:
+        if self.on and units:
+            tx, rx = _io_counts()
+            with open(str(self.path), "a") as f:
+                f.write(f"{CLIENT} {self.role} {os.getpid()}: writes {(tx - self.t0[0]) / units:.3f}, reads "
+                        f"{(rx - self.t0[1]) / units:.3f} per {unit}\n")
+
+
 def _client(names: FlowNames) -> Any:
     from mmate_fast.client import Client
 
@@ -90,9 +119,11 @@ async def _worker(workflow_id: str) -> dict[str, Any]:
         await flows.register(wf, serve=True)
         print("READY", flush=True)
         c0 = time.process_time()
+        io = _IO("worker")
         with profiled("worker"):
             await wait_for_stop()
         cpu = time.process_time() - c0
+        io.done(sum(handled), "stage message")
         await flows.close()
     return worker_result(cpu, handled, store=STORE)
 
@@ -123,9 +154,11 @@ async def _starter(names: FlowNames, n: int, cap: float) -> dict[str, Any]:
                 st.complete()
 
         st.begin()
+        io = _IO("starter")
         with profiled("starter"):
             await asyncio.wait_for(asyncio.gather(*(lane() for _ in range(min(n, INFLIGHT)))), timeout=cap)
         res = st.result()
+        io.done(st.completed, "flow")
         await flows.close()
     return {**res, "bad_results": bad[0]}
 

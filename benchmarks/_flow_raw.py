@@ -60,7 +60,28 @@ CLIENT = "raw"
 GOWIRE = os.environ.get("BENCH_FLOW_RAW") == "gowire"
 #: the terminal events FlowEngine.wait's listener binds (evt.#.{type} on mmate.events)
 _TERMINAL = ("WorkflowCompletedEvent", "WorkflowFailedEvent", "WorkflowCompensatedEvent")
+#: BENCH_FLOW_RAW_SPIN_US="W,S": burn W µs of CPU per delivery in a worker and S per completion in the
+#: starter (a client as slow as the engine on the very same wire: does the broker's CPU per flow follow
+#: the client's pace?); unset: no spinning
+_SPIN = [float(x) * 1e-6 for x in os.environ.get("BENCH_FLOW_RAW_SPIN_US", "0,0").split(",")]
+#: BENCH_FLOW_RAW_SPLIT=1: a worker consumes each stage queue on a channel of its own (2, 3, 4; each
+#: with its prefetch, acked per channel) and publishes on channel 1, as the engine's Client does
+SPLIT = os.environ.get("BENCH_FLOW_RAW_SPLIT") == "1"
+#: BENCH_FLOW_RAW_EVENT_KEYS=N (gowire): the completed event's routing key names one of N instance ids in
+#: turn (evt.{id}.WorkflowCompletedEvent) instead of the run's one id: the engine's keys differ per flow,
+#: and RabbitMQ caches a channel's last 12 topic-permission checks by routing key, so one fixed key is
+#: checked once per run; with N > 12 every event is checked, as the engine's are. The starter's
+#: listener then binds evt.#.{type} like FlowEngine.wait's (on a node of our own: flow_cost.py).
+EVENT_KEYS = int(os.environ.get("BENCH_FLOW_RAW_EVENT_KEYS", "0"))
 _CLOSE_IDS = ((10 << 16) | 50, (20 << 16) | 40)
+
+
+def _spin(seconds: float) -> None:
+    """Burn ``seconds`` of this process's CPU (a stand-in for a client's own work per message)."""
+    if seconds > 0:
+        end = time.process_time() + seconds
+        while time.process_time() < end:
+            pass
 _CLOSE_OK_ID = (10 << 16) | 51
 
 
@@ -91,6 +112,18 @@ def flow_publishes(names: FlowNames) -> list[bytes]:
     return [persistent_publish(q, b) for q, b in zip(targets, bodies, strict=True)]
 
 
+def event_variants(names: FlowNames, n: int) -> list[bytes]:
+    """The gowire flow's last publish (the completed event) with ``n`` routing keys, one instance id
+    each (the body is the run's one event: the broker routes by the key only)."""
+    import uuid
+
+    from _flow_gowire import go_hops
+
+    ex, rk, props, body = go_hops(names.workflow_id)[-1]
+    word = rk.split(".")[1]
+    return [props_publish(ex, rk.replace(word, str(uuid.uuid4()), 1), props, body) for _ in range(n)]
+
+
 class Confirms:
     """Publisher-confirm bookkeeping: ``upto`` = every publish with a sequence number <= upto is
     confirmed (basic.ack multiple, or single acks that close the gap; RabbitMQ may confirm out of
@@ -117,7 +150,7 @@ class FlowConn(RawAMQP):
     """A raw connection for the flow: confirms on, prefetch, consumers tagged ``s{i}`` / ``r``."""
 
     def __init__(self, prefetch: int, consumers: dict[str, str], *, no_ack: bool = False,
-                 listen: str | None = None, listen_key: str = "#") -> None:
+                 listen: str | None = None, listen_key: str = "#", split: bool = False) -> None:
         super().__init__()
         self.rpc(C.Confirm.Select(), C.Confirm.SelectOk)
         self.rpc(C.Basic.Qos(prefetch_count=prefetch), C.Basic.QosOk)
@@ -128,8 +161,13 @@ class FlowConn(RawAMQP):
             for event in _TERMINAL:
                 key = f"evt.{listen_key}.{event}"
                 self.rpc(C.Queue.Bind(queue=listen, exchange="mmate.events", routing_key=key), C.Queue.BindOk)
-        for tag, q in consumers.items():
-            self.rpc(C.Basic.Consume(queue=q, consumer_tag=tag, no_ack=no_ack), C.Basic.ConsumeOk)
+        for k, (tag, q) in enumerate(consumers.items()):
+            ch = 1
+            if split:
+                ch = k + 2
+                self.rpc(C.Channel.Open(), C.Channel.OpenOk, ch)
+                self.rpc(C.Basic.Qos(prefetch_count=prefetch), C.Basic.QosOk, ch)
+            self.rpc(C.Basic.Consume(queue=q, consumer_tag=tag, no_ack=no_ack), C.Basic.ConsumeOk, ch)
         self.reset_parser(bytes(self.rbuf))
         self.rbuf.clear()
 
@@ -141,6 +179,8 @@ class FlowConn(RawAMQP):
         self.confirms = Confirms()
         self.cur_tag = 0  # delivery tag / consumer-tag byte of the delivery being read
         self.cur_ch = 0
+        self.cur_chan = 1  # the AMQP channel of the delivery being read
+        self.last_by_chan: dict[int, int] = {}  # split mode: highest delivery tag per channel this parse
 
     def close(self) -> None:
         """Connection.Close, then read (and drop) everything up to Close-Ok: a socket closed with
@@ -189,13 +229,15 @@ class FlowConn(RawAMQP):
         cur_tag, cur_ch = self.cur_tag, self.cur_ch
         confirms = self.confirms
         while pos + 7 <= end:
-            typ, _ch, size = hdr(buf, pos)
+            typ, chan, size = hdr(buf, pos)
             fe = pos + 8 + size
             if fe > end:
                 break
             if typ == 3:
                 on_body(cur_ch, cur_tag)
                 last = cur_tag
+                if chan != 1:
+                    self.last_by_chan[chan] = cur_tag
             elif typ == 1:
                 mid = u32(buf, pos + 7)[0]
                 if mid == DELIVER_ID:
@@ -222,18 +264,27 @@ def flow_worker(a: argparse.Namespace) -> dict[str, Any]:
     names = FlowNames(CLIENT, a.queue)
     publishes = flow_publishes(names)
     nxt = {ord(str(i)): publishes[i + 1] for i in range(len(STAGES))}
+    events = event_variants(names, EVENT_KEYS) if GOWIRE and EVENT_KEYS else []
+    last_ch = ord(str(len(STAGES) - 1))
     idx = {ord(str(i)): i for i in range(len(STAGES))}
-    conn = FlowConn(FLOW_PREFETCH, {f"s{i}": q for i, q in enumerate(names.stages)})
+    conn = FlowConn(FLOW_PREFETCH, {f"s{i}": q for i, q in enumerate(names.stages)}, split=SPLIT)
     handled = [0] * len(STAGES)
     out = bytearray()
     seq = [0]
 
+    spin = _SPIN[0]
+
     def on_body(ch: int, _tag: int) -> None:
-        out.extend(nxt[ch])
+        _spin(spin)
+        if events and ch == last_ch:
+            out.extend(events[seq[0] % len(events)])
+        else:
+            out.extend(nxt[ch])
         handled[idx[ch]] += 1
         seq[0] += 1
 
-    pending: deque[tuple[int, int]] = deque()  # (last publish seq of a read, last delivery tag of it)
+    # (last publish seq of a read, last delivery tag of it; split: {channel: last tag})
+    pending: deque[tuple[int, Any]] = deque()
     sock, stdin, sendall = conn.sock, sys.stdin, conn.sock.sendall
     confirms = conn.confirms
     print("READY", flush=True)
@@ -252,7 +303,18 @@ def flow_worker(a: argparse.Namespace) -> dict[str, Any]:
         if out:
             sendall(out)
             out.clear()
-            pending.append((seq[0], last))
+            if SPLIT:
+                pending.append((seq[0], dict(conn.last_by_chan)))
+                conn.last_by_chan.clear()
+            else:
+                pending.append((seq[0], last))
+        if SPLIT:
+            acks: dict[int, int] = {}
+            while pending and pending[0][0] <= confirms.upto:
+                acks.update(pending.popleft()[1])
+            if acks:
+                sendall(b"".join(ack_frame(t, True, ch) for ch, t in acks.items()))
+            continue
         ack_tag = 0
         while pending and pending[0][0] <= confirms.upto:
             ack_tag = pending.popleft()[1]
@@ -270,15 +332,21 @@ def stageflow(a: argparse.Namespace) -> dict[str, Any]:
             from _flow_gowire import instance_id
 
             listen = f"stageflow.wait.{names.workflow_id}"
-            conn = FlowConn(INFLIGHT, {"r": listen}, no_ack=True, listen=listen,
-                            listen_key=instance_id(names.workflow_id))
+            # BENCH_FLOW_RAW_LISTEN_KEY: the middle word of the listener's bindings instead of this run's
+            # instance id (``#``: FlowEngine.wait's own bindings, fine on a node of our own)
+            key = (os.environ.get("BENCH_FLOW_RAW_LISTEN_KEY") or ("#" if EVENT_KEYS else "")
+                   or instance_id(names.workflow_id))
+            conn = FlowConn(INFLIGHT, {"r": listen}, no_ack=True, listen=listen, listen_key=key)
         else:
             conn = FlowConn(INFLIGHT, {"r": names.results})
         st = Starts(n)
         out = bytearray()
         dl = deadline(cap)
 
+        spin = _SPIN[1]
+
         def on_body(_ch: int, _tag: int) -> None:
+            _spin(spin)
             if st.complete():
                 out.extend(start)
                 st.started += 1

@@ -211,3 +211,125 @@ def test_raw_gowire_sends_the_engines_own_messages(bench: dict[str, ModuleType])
     assert parsed[0].routing_key == names.stages[1] and parsed[2].value == hops[1][3]
     assert parsed[1].body_size == len(hops[1][3])
     assert parsed[1].properties.delivery_mode == 2 and parsed[1].properties.message_type == "FlowMessageEnvelope"
+
+
+def test_raw_frame_walker_keeps_the_last_tag_of_each_channel(bench: dict[str, ModuleType]) -> None:
+    """``BENCH_FLOW_RAW_SPLIT``: deliveries on channels 2.. are acked per channel, so the walker keeps
+    the highest delivery tag of each (channel 1 deliveries are the one-channel mode's)."""
+    raw = bench["_flow_raw"]
+    conn = object.__new__(raw.FlowConn)
+    conn.reset_parser()
+    body = b"{}"
+
+    def delivery(ch: int, tag: int) -> bytes:
+        return b"".join(pframe.marshal(p, ch) for p in (  # type: ignore[arg-type]
+            C.Basic.Deliver(consumer_tag=f"s{ch - 2}", delivery_tag=tag, exchange="", routing_key="q"),
+            pheader.ContentHeader(0, len(body), C.Basic.Properties()), pbody.ContentBody(body)))
+
+    data = delivery(2, 4) + delivery(3, 9) + delivery(2, 5) + delivery(1, 1)
+    conn.buf[:len(data)] = data
+    conn.parse(len(data), lambda ch, tag: None)
+    assert conn.last_by_chan == {2: 5, 3: 9}
+
+
+def test_frame_counter_counts_methods_flags_and_bytes_across_reads(bench: dict[str, ModuleType]) -> None:
+    sys.path.insert(0, str(BENCH))
+    try:
+        frames = importlib.import_module("_flow_frames")
+    finally:
+        sys.path.remove(str(BENCH))
+    up = frames._Counts()
+    side = frames._Side(up, client=True)
+    body = b'{"x":1}'
+    props = C.Basic.Properties(delivery_mode=2)
+    data = (b"AMQP\x00\x00\x09\x01"
+            + _frames(C.Basic.Publish(exchange="mmate.events", routing_key="evt.abc.WorkflowCompletedEvent",
+                                      mandatory=True),
+                      pheader.ContentHeader(0, len(body), props), pbody.ContentBody(body),
+                      C.Basic.Publish(exchange="", routing_key="q1"),
+                      pheader.ContentHeader(0, len(body), props), pbody.ContentBody(body),
+                      C.Basic.Ack(delivery_tag=5, multiple=True), C.Basic.Ack(delivery_tag=6),
+                      C.Queue.Bind(queue="w", exchange="mmate.events", routing_key="evt.#.WorkflowFailedEvent"),
+                      C.Basic.Qos(prefetch_count=10)))
+    for i in range(0, len(data), 7):  # frames split at every place
+        side.feed(data[i:i + 7])
+    c = up.c
+    assert c["basic.publish"] == 2 and c["  publish mandatory"] == 1
+    assert c["  publish to mmate.events"] == 1 and c["  publish to (default)"] == 1
+    assert c["  publish rk evt.*.WorkflowCompletedEvent"] == 1
+    assert c["basic.ack"] == 2 and c["  basic.ack multiple"] == 1 and c["  basic.ack single"] == 1
+    assert c["  bind evt.#.WorkflowFailedEvent"] == 1 and c["  qos prefetch 10"] == 1
+    assert c["content header"] == 2 and c["body frames"] == 2 and c["  body bytes"] == 2 * len(body)
+    assert c["frames"] == 10 and c["bytes"] == len(data) - 8
+    down = frames._Counts()
+    frames._Side(down, client=False).feed(
+        _frames(C.Basic.Deliver(consumer_tag="ctag", delivery_tag=1, exchange="mmate.events", routing_key="k")))
+    assert down.c["  deliver from mmate.events"] == 1
+
+
+def test_frame_proxy_forwards_both_ways_and_counts(bench: dict[str, ModuleType]) -> None:
+    import socket
+    import threading
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        frames = importlib.import_module("_flow_frames")
+    finally:
+        sys.path.remove(str(BENCH))
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    reply = _frames(C.Basic.Ack(delivery_tag=1))
+
+    def broker() -> None:  # reads the header + one frame, answers one frame
+        conn, _ = srv.accept()
+        want = 8 + len(_frames(C.Basic.Qos(prefetch_count=3)))
+        got = b""
+        while len(got) < want:
+            got += conn.recv(want - len(got))
+        conn.sendall(reply)
+        conn.close()
+
+    t = threading.Thread(target=broker, daemon=True)
+    t.start()
+    proxy = frames.FrameProxy(srv.getsockname()[1])
+    port = proxy.start()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as cs:
+            cs.sendall(b"AMQP\x00\x00\x09\x01" + _frames(C.Basic.Qos(prefetch_count=3)))
+            got = b""
+            while len(got) < len(reply):
+                chunk = cs.recv(100)
+                if not chunk:
+                    break
+                got += chunk
+        assert got == reply
+        t.join(5)
+    finally:
+        proxy.stop()
+        srv.close()
+    (up, down), = proxy.conns
+    assert up.c["  qos prefetch 3"] == 1 and down.c["  basic.ack single"] == 1
+
+
+def test_raw_gowire_event_variants_differ_in_the_routing_key_only(bench: dict[str, ModuleType]) -> None:
+    raw = bench["_flow_raw"]
+    names = bench["_flow_common"].FlowNames("raw_gowire")
+    sys.path.insert(0, str(BENCH))
+    try:
+        gowire = importlib.import_module("_flow_gowire")
+    finally:
+        sys.path.remove(str(BENCH))
+    ex, rk, props, body = gowire.go_hops(names.workflow_id)[-1]
+    variants = raw.event_variants(names, 16)
+    keys = set()
+    for v in variants:
+        method = pframe.unmarshal(v)[2]
+        assert method.exchange == ex == "mmate.events"
+        assert method.routing_key != rk and method.routing_key.endswith(".WorkflowCompletedEvent")
+        keys.add(method.routing_key)
+        assert props[:2] in v  # the property flags (the values carry the event's own id and time)
+    # one body for every key (go_hops builds a new event id per call: compare the variants' bodies)
+    tail = len(pframe.marshal(pbody.ContentBody(body), 1))
+    assert len({v[-tail:] for v in variants}) == 1 and b'"type":"WorkflowCompletedEvent"' in variants[0][-tail:]
+    assert len(keys) == 16
