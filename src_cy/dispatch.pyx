@@ -8,13 +8,25 @@ cache holds at most CACHE_MAX types (type names come off the wire): when full it
 from cpython.dict cimport PyDict_GetItem
 from cpython.ref cimport PyObject
 
+import asyncio
+import logging
 from typing import Any
 
-from mmate_fast.errors import InvalidPatternError
+from mmate_fast.errors import InvalidPatternError, MmateError
 
 #: Most types whose handler tuples are cached at once.
 CACHE_MAX = 4096
 cdef Py_ssize_t _CACHE_MAX = CACHE_MAX
+#: the attribute of a settle-later handler that takes a context: its context-free entry
+#: ``(message, delivery, queue)`` (see dispatch.pyi)
+SETTLE_DIRECT = "__mmate_settle_direct__"
+
+_Future = asyncio.Future
+_gather = asyncio.gather
+_ensure_future = asyncio.ensure_future
+_iscoroutine = asyncio.iscoroutine
+#: the subscriber's logger (a settle that could not be made is logged as the subscription logs it)
+_log = logging.getLogger("mmate_fast.subscriber")
 
 
 cdef tuple _split(object pattern):
@@ -148,9 +160,9 @@ cdef class DeliveryStep:
     payload reader, plain handlers and the ack in one C call, for the deliveries it handles;
     anything else goes, untouched, to ``owner.on_delivery`` (the general path)."""
 
-    cdef object _owner, _general, _stats, _pipeline, _subscriber
+    cdef object _owner, _general, _stats, _pipeline, _subscriber, _queue
     cdef DispatchTable _table
-    cdef dict _by_name, _plans, _plain
+    cdef dict _by_name, _plans, _plain, _later
     cdef object _decode_envelope, _plan_for, _hook, _direct
 
     def __init__(self, owner, DispatchTable table, dict by_name, decode_envelope, dict plans, plan_for):
@@ -159,12 +171,14 @@ cdef class DeliveryStep:
         self._stats = owner.stats
         self._pipeline = owner._pipeline
         self._subscriber = owner.subscriber
+        self._queue = owner.queue
         self._table = table
         self._by_name = by_name
         self._decode_envelope = decode_envelope
         self._plans = plans
         self._plan_for = plan_for
         self._plain = {}
+        self._later = {}
         self._hook = None
         self._direct = None
 
@@ -192,6 +206,43 @@ cdef class DeliveryStep:
         if len(self._plain) >= _CACHE_MAX:
             self._plain.clear()
         self._plain[handlers] = out
+        return out
+
+    cdef tuple _later_fns(self, tuple handlers):
+        """How the step runs a settle-later handler tuple itself: one (function, kind) per handler,
+        kind 0 a plain message-only handler (its result is a reply), 1 a settle-later one called
+        with the message, 2 a settle-later one's context-free entry called with (message, delivery,
+        queue); () when it does not (an async handler, a plain one taking a context, a settle-later
+        one taking a context without a context-free entry, or no settle-later handler at all)."""
+        cdef PyObject* hit = PyDict_GetItem(self._later, handlers)
+        if hit is not NULL:
+            return <tuple>hit
+        cdef list entries = []
+        cdef bint later = False
+        for spec in handlers:
+            fn = spec.fn
+            if spec.is_async:
+                later = False
+                break
+            if getattr(fn, "__mmate_settles_later__", False):
+                later = True
+                if not spec.wants_context:
+                    entries.append((fn, 1))
+                    continue
+                direct = getattr(fn, SETTLE_DIRECT, None)
+                if direct is None:
+                    later = False
+                    break
+                entries.append((direct, 2))
+            elif spec.wants_context:
+                later = False
+                break
+            else:
+                entries.append((fn, 0))
+        cdef tuple out = tuple(entries) if later else ()
+        if len(self._later) >= _CACHE_MAX:
+            self._later.clear()
+        self._later[handlers] = out
         return out
 
     def __call__(self, delivery):
@@ -226,9 +277,14 @@ cdef class DeliveryStep:
         if not handlers:
             return self._general(delivery)
         cdef tuple fns = self._plain_fns(handlers)
-        if not fns:  # handlers the step does not run: the rest of the general path, envelope decoded
-            self._stats.received += 1
-            return owner._on_envelope(ch, delivery, env, handlers)
+        cdef tuple later = ()
+        if not fns:
+            later = self._later_fns(handlers)
+            # handlers the step does not run, or no free slot (the backlog keeps the order): the rest
+            # of the general path, envelope decoded
+            if not later or owner._in_flight >= owner.concurrency:
+                self._stats.received += 1
+                return owner._on_envelope(ch, delivery, env, handlers)
         hit = PyDict_GetItem(self._by_name, type_name)
         if hit is NULL:
             return self._general(delivery)
@@ -241,6 +297,8 @@ cdef class DeliveryStep:
             return self._general(delivery)
         stats = self._stats
         stats.received += 1
+        if later:
+            return self._run_later(ch, delivery, env, msg, later, ack)
         try:
             for fn in fns:
                 result = fn(msg)
@@ -265,6 +323,107 @@ cdef class DeliveryStep:
         return None
 
 
+    cdef object _run_later(self, ch, delivery, env, msg, tuple entries, ack):
+        """``Subscription._run_later`` for the tuples ``_later_fns`` takes: the handlers inline, then
+        the ack now when no settle-later handler returned an awaitable, else a done-callback on it
+        (``_Settle``) with the delivery in flight until then."""
+        owner = self._owner
+        cdef object first = None
+        cdef list more = None
+        cdef object result
+        cdef Py_ssize_t kind
+        try:
+            for fn, kind in entries:
+                if kind == 2:
+                    result = fn(msg, delivery, self._queue)
+                else:
+                    result = fn(msg)
+                if result is not None:
+                    if kind:
+                        if first is None:
+                            first = result
+                        elif more is None:
+                            more = [first, result]
+                        else:
+                            more.append(result)
+                    else:
+                        direct = self._direct_for(self._subscriber.result_hook)
+                        if direct is None or not direct(result, msg, delivery, env):
+                            owner._on_result(result, msg, None, delivery, env)
+        except Exception as exc:
+            if more is not None:  # not awaited: a coroutine is closed (no "never awaited" warning)
+                for awaitable in more:
+                    if _iscoroutine(awaitable):
+                        awaitable.close()
+            elif first is not None and _iscoroutine(first):
+                first.close()
+            owner._spawn(owner._handler_failed(ch, delivery, env, msg, None, exc))
+            return None
+        if first is None:  # nothing to wait for: settled now
+            if ack is not None:
+                try:
+                    ack(delivery.delivery_tag)
+                    self._stats.acked += 1
+                    return None
+                except Exception:  # that channel closed under the handler: as the general path settles
+                    pass
+            if owner._settle(ch.basic_ack, delivery.delivery_tag):
+                self._stats.acked += 1
+            return None
+        fut = first if more is None else _gather(*more)
+        if not isinstance(fut, _Future):  # a coroutine (or another awaitable): in a Task, kept
+            fut = _ensure_future(fut)
+            tasks = owner._tasks
+            tasks.add(fut)
+            fut.add_done_callback(tasks.discard)
+        if owner._in_flight == 0:  # (with deliveries in flight the subscription is not idle already)
+            owner._idle.clear()
+        owner._in_flight += 1
+        cdef _Settle settle = _Settle.__new__(_Settle)
+        settle.step = self
+        settle.ch = ch
+        settle.delivery = delivery
+        settle.env = env
+        settle.msg = msg
+        fut.add_done_callback(settle)
+        return None
+
+
+cdef class _Settle:
+    """``Subscription._settled`` of a delivery the step started (the awaitable's done-callback): ack,
+    or fail it as a raising handler (a cancelled one is requeued); then a freed slot starts what waits
+    for one (``owner._next``), or the subscription is idle again."""
+
+    cdef DeliveryStep step
+    cdef object ch, delivery, env, msg
+
+    def __call__(self, fut):
+        owner = self.step._owner
+        ch = self.ch
+        delivery = self.delivery
+        try:
+            if fut.cancelled():
+                owner._settle(ch.basic_nack, delivery.delivery_tag, False, True)
+            else:
+                exc = fut.exception()
+                if exc is None:
+                    try:
+                        settled = ch.basic_ack(delivery.delivery_tag)
+                    except MmateError as err:  # as Subscription._settle: logged, not counted
+                        _log.warning("could not settle delivery on %r: %s", self.step._queue, err)
+                    else:
+                        if settled is False:  # dropped as stale by a recovering channel
+                            self.step._stats.stale_settles += 1
+                        else:
+                            self.step._stats.acked += 1
+                else:
+                    owner._spawn(owner._handler_failed(ch, delivery, self.env, self.msg, None, exc))
+        finally:
+            owner._in_flight -= 1
+            if owner._backlog or owner._in_flight == 0:
+                owner._next()
+
+
 cdef class _Hooked:
     """DeliveryStep.channel_hook's callable: the step, acking on the channel the delivery came on."""
 
@@ -275,4 +434,4 @@ cdef class _Hooked:
         return self.step._run(delivery, self.ack)
 
 
-__all__ = ["CACHE_MAX", "DeliveryStep", "DispatchTable"]
+__all__ = ["CACHE_MAX", "SETTLE_DIRECT", "DeliveryStep", "DispatchTable"]

@@ -6,6 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+#: Most types whose handler tuples are cached at once.
+CACHE_MAX: int
+#: the attribute of a settle-later handler taking a context that is its context-free entry,
+#: ``(message, delivery, queue) -> awaitable | None``: what the step calls instead of the handler
+#: (no MessageContext is made); the handler itself is what the general path calls
+SETTLE_DIRECT: str
+
 class DispatchTable:
     """Handlers per wire type string, plus wildcard handlers.
 
@@ -33,21 +40,33 @@ class DeliveryStep:
     (``table``), payload decode (the class's ContractPlan from ``plans`` / ``plan_for``, the class
     from ``by_name``), the handlers and the ack. It takes only what the general path would run
     inline with nothing around it: a delivery whose properties decoded, no wire-stage or consume
-    interceptor, no observer or tracer, not stopping, a registered class with a dict payload, every
-    handler plain, taking the message alone and not marked ``settles_later``
-    (``__mmate_settles_later__``: the subscription settles those when their awaitable is done).
+    interceptor, no observer or tracer, not stopping, a registered class with a dict payload, and
+    either every handler plain and taking the message alone, or settle-later handlers
+    (``__mmate_settles_later__``) with a free handler slot (``owner._in_flight < owner.concurrency``),
+    each handler of the tuple not async and either plain taking the message alone (its result is a
+    reply, as below), settle-later taking the message alone, or settle-later taking a context with a
+    context-free entry (``SETTLE_DIRECT``: called with (message, delivery, ``owner.queue``) instead).
     Anything else (and any envelope or payload that does not decode) goes, with nothing done yet, to
     ``owner.on_delivery``, which decides as always; except a delivery whose envelope decoded and
-    whose handlers are not all plain message-only ones (async, with a context, settle-later): it is
-    counted in ``stats.received`` and handed, envelope decoded, to ``owner._on_envelope(channel,
-    delivery, envelope, handlers)`` (the rest of ``on_delivery``), so its body is not decoded twice.
+    whose handlers the step does not run (async, with a context, a settle-later one taking a
+    context without a context-free entry) or that finds no free slot: it is counted in
+    ``stats.received`` and handed, envelope decoded, to ``owner._on_envelope(channel, delivery,
+    envelope, handlers)`` (the rest of ``on_delivery``), so its body is not decoded twice.
 
     ``owner`` is the Subscription: the step reads its ``on_delivery``, ``stats``, ``_pipeline``,
-    ``subscriber`` (``observer``, ``tracer``) once, and ``channel`` and ``_stopping`` per delivery;
-    it counts ``stats.received`` / ``acked`` / ``stale_settles`` as ``on_delivery`` does, hands a
-    handler's result to ``owner._on_result`` and a handler error to
+    ``subscriber`` (``observer``, ``tracer``), ``queue`` once, and ``channel`` and ``_stopping`` per
+    delivery; it counts ``stats.received`` / ``acked`` / ``stale_settles`` as ``on_delivery`` does,
+    hands a handler's result to ``owner._on_result`` and a handler error to
     ``owner._spawn(owner._handler_failed(...))``, and acks with ``channel.basic_ack`` after every
     handler returned.
+
+    Settle-later handlers run as ``Subscription._run_later`` runs them: none returned an awaitable:
+    acked at once (``owner._settle``); else the awaitable (several: ``asyncio.gather``; a coroutine:
+    a Task kept in ``owner._tasks``) settles the delivery from its done-callback, the delivery in
+    flight until then (``owner._in_flight``, ``owner._idle`` cleared): done: acked on that channel
+    (stale counted, a settle error logged as ``owner._settle`` does); failed: handler failure
+    (context None); cancelled: nack with requeue (``owner._settle``); then ``owner._in_flight`` - 1
+    and ``owner._next()`` when something waits in ``owner._backlog`` or nothing is in flight.
     """
 
     def __init__(self, owner: Any, table: DispatchTable, by_name: dict[str, type],

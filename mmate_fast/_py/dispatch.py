@@ -6,13 +6,21 @@ the cached tuple; any add/remove/clear drops the cache. The cache holds at most 
 """
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
-from mmate_fast.errors import InvalidPatternError
+from mmate_fast.errors import InvalidPatternError, MmateError
 
 #: Most types whose handler tuples are cached at once.
 CACHE_MAX = 4096
+#: the attribute of a settle-later handler that takes a context: its context-free entry
+#: ``(message, delivery, queue)`` (see dispatch.pyi)
+SETTLE_DIRECT = "__mmate_settle_direct__"
+
+#: the subscriber's logger (a settle that could not be made is logged as the subscription logs it)
+_log = logging.getLogger("mmate_fast.subscriber")
 
 
 def _split(pattern: Any) -> tuple[int, str, str]:
@@ -140,8 +148,8 @@ class DeliveryStep:
     decode, plain handlers and the ack, for the deliveries it handles; anything else goes, untouched,
     to ``owner.on_delivery`` (the general path)."""
 
-    __slots__ = ("_by_name", "_decode_envelope", "_direct", "_general", "_hook", "_owner", "_pipeline",
-                 "_plain", "_plan_for", "_plans", "_stats", "_subscriber", "_table")
+    __slots__ = ("_by_name", "_decode_envelope", "_direct", "_general", "_hook", "_later", "_owner",
+                 "_pipeline", "_plain", "_plan_for", "_plans", "_queue", "_stats", "_subscriber", "_table")
 
     def __init__(self, owner: Any, table: DispatchTable, by_name: dict[str, type],
                  decode_envelope: Callable[[Any], Any], plans: dict[type, Any],
@@ -153,12 +161,14 @@ class DeliveryStep:
         self._stats = owner.stats
         self._pipeline = owner._pipeline
         self._subscriber = owner.subscriber
+        self._queue = owner.queue
         self._table = table
         self._by_name = by_name
         self._decode_envelope = decode_envelope
         self._plans = plans
         self._plan_for = plan_for
         self._plain: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self._later: dict[tuple[Any, ...], tuple[tuple[Any, int], ...]] = {}
         self._hook: Any = None
         self._direct: Callable[[Any, Any, Any, Any], bool] | None = None
 
@@ -182,6 +192,43 @@ class DeliveryStep:
             if len(self._plain) >= CACHE_MAX:
                 self._plain.clear()
             out = self._plain[handlers] = fns
+        return out
+
+    def _later_fns(self, handlers: tuple[Any, ...]) -> tuple[tuple[Any, int], ...]:
+        """How the step runs a settle-later handler tuple itself: one (function, kind) per handler,
+        kind 0 a plain message-only handler (its result is a reply), 1 a settle-later one called
+        with the message, 2 a settle-later one's context-free entry called with (message, delivery,
+        queue); () when it does not (an async handler, a plain one taking a context, a settle-later
+        one taking a context without a context-free entry, or no settle-later handler at all)."""
+        out = self._later.get(handlers)
+        if out is not None:
+            return out
+        entries: list[tuple[Any, int]] = []
+        later = False
+        for spec in handlers:
+            fn = spec.fn
+            if spec.is_async:
+                later = False
+                break
+            if getattr(fn, "__mmate_settles_later__", False):
+                later = True
+                if not spec.wants_context:
+                    entries.append((fn, 1))
+                    continue
+                direct = getattr(fn, SETTLE_DIRECT, None)
+                if direct is None:
+                    later = False
+                    break
+                entries.append((direct, 2))
+            elif spec.wants_context:
+                later = False
+                break
+            else:
+                entries.append((fn, 0))
+        out = tuple(entries) if later else ()
+        if len(self._later) >= CACHE_MAX:
+            self._later.clear()
+        self._later[handlers] = out
         return out
 
     def __call__(self, delivery: Any) -> None:
@@ -214,9 +261,14 @@ class DeliveryStep:
         if not handlers:
             return self._general(delivery)
         fns = self._plain_fns(handlers)
-        if not fns:  # handlers the step does not run: the rest of the general path, envelope decoded
-            self._stats.received += 1
-            return owner._on_envelope(ch, delivery, env, handlers)
+        later: tuple[tuple[Any, int], ...] = ()
+        if not fns:
+            later = self._later_fns(handlers)
+            # handlers the step does not run, or no free slot (the backlog keeps the order): the rest
+            # of the general path, envelope decoded
+            if not later or owner._in_flight >= owner.concurrency:
+                self._stats.received += 1
+                return owner._on_envelope(ch, delivery, env, handlers)
         cls = self._by_name.get(type_name)
         if cls is None:
             return self._general(delivery)
@@ -227,6 +279,8 @@ class DeliveryStep:
             return self._general(delivery)
         stats = self._stats
         stats.received += 1
+        if later:
+            return self._run_later(ch, delivery, env, msg, later, ack)
         try:
             for fn in fns:
                 result = fn(msg)
@@ -250,5 +304,92 @@ class DeliveryStep:
             stats.acked += 1
         return None
 
+    def _run_later(self, ch: Any, delivery: Any, env: Any, msg: Any, entries: tuple[tuple[Any, int], ...],
+                   ack: Callable[[int], Any] | None) -> None:
+        """``Subscription._run_later`` for the tuples ``_later_fns`` takes: the handlers inline, then
+        the ack now when no settle-later handler returned an awaitable, else a done-callback on it
+        (``_Settle``) with the delivery in flight until then."""
+        owner = self._owner
+        later: list[Any] = []
+        try:
+            for fn, kind in entries:
+                result = fn(msg, delivery, self._queue) if kind == 2 else fn(msg)
+                if result is not None:
+                    if kind:
+                        later.append(result)
+                    else:
+                        direct = self._direct_for(self._subscriber.result_hook)
+                        if direct is None or not direct(result, msg, delivery, env):
+                            owner._on_result(result, msg, None, delivery, env)
+        except Exception as exc:
+            for awaitable in later:  # not awaited: a coroutine is closed (no "never awaited" warning)
+                if asyncio.iscoroutine(awaitable):
+                    awaitable.close()
+            owner._spawn(owner._handler_failed(ch, delivery, env, msg, None, exc))
+            return None
+        if not later:  # nothing to wait for: settled now
+            if ack is not None:
+                try:
+                    ack(delivery.delivery_tag)
+                    self._stats.acked += 1
+                    return None
+                except Exception:  # that channel closed under the handler: as the general path settles
+                    pass
+            if owner._settle(ch.basic_ack, delivery.delivery_tag):
+                self._stats.acked += 1
+            return None
+        fut = later[0] if len(later) == 1 else asyncio.gather(*later)
+        if not isinstance(fut, asyncio.Future):  # a coroutine (or another awaitable): in a Task, kept
+            fut = asyncio.ensure_future(fut)
+            owner._tasks.add(fut)
+            fut.add_done_callback(owner._tasks.discard)
+        if owner._in_flight == 0:  # (with deliveries in flight the subscription is not idle already)
+            owner._idle.clear()
+        owner._in_flight += 1
+        fut.add_done_callback(_Settle(self, ch, delivery, env, msg))
+        return None
 
-__all__ = ["CACHE_MAX", "DeliveryStep", "DispatchTable"]
+
+class _Settle:
+    """``Subscription._settled`` of a delivery the step started (the awaitable's done-callback): ack,
+    or fail it as a raising handler (a cancelled one is requeued); then a freed slot starts what waits
+    for one (``owner._next``), or the subscription is idle again."""
+
+    __slots__ = ("ch", "delivery", "env", "msg", "step")
+
+    def __init__(self, step: DeliveryStep, ch: Any, delivery: Any, env: Any, msg: Any) -> None:
+        self.step = step
+        self.ch = ch
+        self.delivery = delivery
+        self.env = env
+        self.msg = msg
+
+    def __call__(self, fut: asyncio.Future[Any]) -> None:
+        step = self.step
+        owner = step._owner
+        ch = self.ch
+        delivery = self.delivery
+        try:
+            if fut.cancelled():
+                owner._settle(ch.basic_nack, delivery.delivery_tag, False, True)
+            else:
+                exc = fut.exception()
+                if exc is None:
+                    try:
+                        settled = ch.basic_ack(delivery.delivery_tag)
+                    except MmateError as err:  # as Subscription._settle: logged, not counted
+                        _log.warning("could not settle delivery on %r: %s", step._queue, err)
+                    else:
+                        if settled is False:  # dropped as stale by a recovering channel
+                            step._stats.stale_settles += 1
+                        else:
+                            step._stats.acked += 1
+                else:
+                    owner._spawn(owner._handler_failed(ch, delivery, self.env, self.msg, None, exc))
+        finally:
+            owner._in_flight -= 1
+            if owner._backlog or owner._in_flight == 0:
+                owner._next()
+
+
+__all__ = ["CACHE_MAX", "SETTLE_DIRECT", "DeliveryStep", "DispatchTable"]

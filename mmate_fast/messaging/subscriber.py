@@ -277,7 +277,8 @@ class Subscription:
     def _on_envelope(self, ch: Any, delivery: Any, env: Any, handlers: tuple[HandlerSpec, ...]) -> None:
         """The rest of ``on_delivery`` once the envelope decoded and has ``handlers`` (counted in
         ``stats.received`` already). The compiled per-delivery step hands over here the deliveries
-        it decoded but whose handlers it does not run itself (async, with a context, settle-later)."""
+        it decoded but whose handlers it does not run itself (async, with a context, settle-later
+        ones without a free slot or taking a context without a context-free entry)."""
         stats = self.stats
         try:
             msg = from_envelope(env, self._registry)

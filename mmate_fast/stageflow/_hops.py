@@ -127,7 +127,7 @@ class StageHandler:
         wf = self.wf
         nxt = wf.next_index(index)
         if not failed and nxt < len(wf.stages) and wf.stages[nxt].group is None:  # one hop: _hop_now
-            return self._hop_now(index, msg, state, redelivered, outcome, nxt)
+            return self._hop_now(index, msg, state, redelivered, outcome, nxt, now, skey)
         if not failed and self.idempotent and STAGE_COMPLETED not in self.rt.events:
             return self._last_now(index, msg, state, redelivered, outcome)  # nxt >= n: completes the flow
         if self.idempotent:
@@ -179,16 +179,17 @@ class StageHandler:
             raise
 
     def _hop_now(self, index: int, msg: Any, state: WorkflowState, redelivered: bool, outcome: Outcome,
-                 nxt: int) -> Awaitable[None] | None:
+                 nxt: int, now: Any, skey: str) -> Awaitable[None] | None:
         """``handle_now``'s common case, a fresh outcome that moves the flow on to one next stage
         (``nxt``, not a parallel group): ``step``'s work without a Step: the state advanced and
         encoded and the claim text made in one call (``_outcome.advance``), the outcome claimed, the
-        hop (and a StageCompletedEvent when selected) published; the confirm is returned."""
+        hop (and a StageCompletedEvent when selected) published; the confirm is returned. ``now``
+        and ``skey``: ``handle_now``'s ``rt.now`` and ``stage_key(index)``."""
         rt = self.rt
         iid = state.instance_id
         text, claim = advance(state, outcome, time.time_ns())
         if self.idempotent:
-            stored = rt.now.claim_stage_now(iid, stage_key(index), claim)
+            stored = now.claim_stage_now(iid, skey, claim)
             if stored != claim:  # another delivery claimed first: go on from the message with its outcome
                 return self._guarded(index, msg, _wire.decode_state(msg.serialized_workflow_state),
                                      redelivered, Outcome.from_json(stored))

@@ -22,8 +22,8 @@ class SlEvt(Event):
 
 
 class Pending:
-    """A settle-later handler (message only: the compiled per-delivery step must hand it on) that
-    returns one future per delivery, kept by message number."""
+    """A settle-later handler (message only: the compiled per-delivery step runs it itself when a
+    handler slot is free) that returns one future per delivery, kept by message number."""
 
     def __init__(self) -> None:
         self.futures: dict[int, asyncio.Future[Any]] = {}
@@ -197,3 +197,42 @@ async def test_with_an_observer_the_settle_still_waits(url: str, names: Any) -> 
         handler.futures[1].set_result("ignored")
         await wait_until(lambda: sub.stats.acked == 1)
         assert handled == [("SlEvt", None)]
+
+
+class WithContext:
+    """A settle-later handler taking a context, with the context-free entry
+    (``__mmate_settle_direct__``) the compiled step calls instead: both record the same."""
+
+    __mmate_settles_later__ = True
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, str, bool]] = []
+        self.futures: dict[int, asyncio.Future[Any]] = {}
+
+    def __call__(self, e: SlEvt, ctx: Any) -> asyncio.Future[Any]:
+        return self.__mmate_settle_direct__(e, ctx.delivery, ctx.queue)
+
+    def __mmate_settle_direct__(self, e: SlEvt, delivery: Any, queue: str) -> asyncio.Future[Any]:
+        self.seen.append((e.n, queue, bool(delivery.redelivered)))
+        fut = self.futures[e.n] = asyncio.get_running_loop().create_future()
+        return fut
+
+
+async def test_a_context_free_entry_settles_like_the_handler(url: str, names: Any) -> None:
+    """Compiled, the step calls the entry with the delivery and queue (no MessageContext); either
+    way the delivery is settled when the awaitable is done, or goes to its DLQ when it fails."""
+    handler = WithContext()
+    async with await _client(url, names) as client:
+        client.add_handler(SlEvt, handler)
+        sub = await client.start_consuming()
+        await client.publish_event(SlEvt(n=1, aggregate_id="a"))
+        await client.publish_event(SlEvt(n=2, aggregate_id="a"))
+        await wait_until(lambda: len(handler.futures) == 2)
+        assert handler.seen == [(1, client.service_queue, False), (2, client.service_queue, False)]
+        assert sub.stats.acked == 0 and sub.in_flight == 2
+        handler.futures[1].set_result(None)
+        handler.futures[2].set_exception(StageFailedError("boom", "s", "boom"))
+        await wait_until(lambda: sub.stats.acked == 1 and sub.stats.dead_lettered == 1)
+        assert sub.in_flight == 0 and sub.stats.handler_errors == 1
+        await client.subscriber.unsubscribe(sub)
+        assert await queue_depth(client.connection, client.service_queue) == 0
