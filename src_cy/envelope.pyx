@@ -23,6 +23,8 @@ from collections.abc import Mapping
 
 import orjson
 
+cimport cython
+
 from mmate_fast._py.envelope import _FAILED, _reparse
 from mmate_fast.errors import ContractError, EnvelopeError
 
@@ -81,6 +83,7 @@ _TYPED = _typed_classes()
 _ENUM_OR_TYPED = (_Enum, *_TYPED)
 
 
+@cython.freelist(16)  # one per message on every consume path: reuse the memory
 cdef class Envelope:
     """A decoded envelope. ``timestamp`` is the raw string; ``headers`` is {} when absent;
     ``payload`` is the decoded JSON value ({} when absent).
