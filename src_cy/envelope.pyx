@@ -1154,40 +1154,41 @@ cdef Py_ssize_t _strict_object(const unsigned char* p, Py_ssize_t i, Py_ssize_t 
         if i >= n or p[i] != 34:
             return -1
         i = _strict_end(p, i + 1, n)
-        if i < 0 or i >= n:
+        if i < 0 or i + 1 >= n:  # a colon and a value must follow
             return -1
-        if p[i] != 58:
-            i = _ws(p, i, n)
-            if i >= n or p[i] != 58:
-                return -1
-        i += 1
-        if i >= n:
-            return -1
-        c = p[i]
-        if c <= 32:
-            i = _ws(p, i, n)
-            if i >= n:
-                return -1
-            c = p[i]
-        if c == 34:
-            i = _strict_end(p, i + 1, n)
-        elif _digit(c) or c == 45:
-            i = _plain_number(p, i, n)
+        if p[i] == 58 and p[i + 1] == 34:  # the compact "key":"value"
+            i = _strict_end(p, i + 2, n)
         else:
-            i = _plain_value(p, i, n, depth + 1, S_STRICT)
-        if i < 0 or i >= n:
-            return -1
-        c = p[i]
-        if c <= 32:
-            i = _ws(p, i, n)
+            if p[i] != 58:
+                i = _ws(p, i, n)
+                if i >= n or p[i] != 58:
+                    return -1
+            i = _ws(p, i + 1, n)
             if i >= n:
                 return -1
             c = p[i]
+            if c == 34:
+                i = _strict_end(p, i + 1, n)
+            elif _digit(c) or c == 45:
+                i = _plain_number(p, i, n)
+            else:
+                i = _plain_value(p, i, n, depth + 1, S_STRICT)
+        if i < 0 or i >= n:
+            return -1
+        c = p[i]
         if c == 44:
             i += 1
             if i < n and p[i] <= 32:
                 i = _ws(p, i, n)
             continue
+        if c <= 32:
+            i = _ws(p, i, n)
+            if i >= n:
+                return -1
+            c = p[i]
+            if c == 44:
+                i = _ws(p, i + 1, n)
+                continue
         if c == 125:
             return i + 1
         return -1

@@ -51,31 +51,31 @@ def _variants() -> Iterator[tuple[str, bytes, bool]]:
         others = base[:i] + base[i + 1:]
         yield f"{name}-missing", _body(others), True
         # a repeated header: orjson keeps the last one, as the twin's parser does
-        yield f"{name}-twice", _body(base[:i + 1] + [(name, b'"again"')] + base[i + 1:]), True
-        yield f"{name}-first", _body([(name, value)] + others), True
+        yield f"{name}-twice", _body([*base[:i + 1], (name, b'"again"'), *base[i + 1:]]), True
+        yield f"{name}-first", _body([(name, value), *others]), True
         for kind, raw in [("int", b"7"), ("neg", b"-7"), ("float", b"1.5"), ("str", b'"7"'),
                           ("empty", b'""'), ("true", b"true"), ("false", b"false"), ("null", b"null"),
                           ("obj", b'{"a":[1,"b",{}]}'), ("list", b"[]"), ("long", b"1234567890123456789"),
                           ("exp", b"1e5"), ("lead0", b"01"), ("dot", b"1."), ("plus", b"+1"),
                           ("bad-word", b"nul"), ("bad-obj", b'{"a"}'), ("cut-str", b'"ab')]:
             plain = kind not in ("long", "exp", "lead0", "dot", "plus", "bad-word", "bad-obj", "cut-str")
-            yield f"{name}-{kind}", _body(base[:i] + [(name, raw)] + base[i + 1:]), plain
+            yield f"{name}-{kind}", _body([*base[:i], (name, raw), *base[i + 1:]]), plain
         for kind, raw in [("escaped", b'"a\\u0041"'), ("quote", b'"a\\"b"'), ("backslash", b'"a\\\\"'),
                           ("non-ascii", '"é€"'.encode()), ("bad-utf8", b'"\xff"'), ("ctl", b'"a\x01"'),
                           ("tab", b'"a\tb"'), ("del", b'"a\x7f"')]:
             plain = kind == "del"
-            yield f"{name}-{kind}", _body(base[:i] + [(name, raw)] + base[i + 1:]), plain
+            yield f"{name}-{kind}", _body([*base[:i], (name, raw), *base[i + 1:]]), plain
             if kind in ("escaped", "non-ascii", "ctl"):
-                yield f"{name}-key-{kind}", _body(base[:i] + [(raw.decode("latin-1")[1:-1], value)] +
-                                                  base[i + 1:]), False
-        spaced = _body(base[:i] + [(name, b" \n" + value + b"\t ")] + base[i + 1:])
+                yield f"{name}-key-{kind}", _body([*base[:i], (raw.decode("latin-1")[1:-1], value),
+                                                   *base[i + 1:]]), False
+        spaced = _body([*base[:i], (name, b" \n" + value + b"\t "), *base[i + 1:]])
         yield f"{name}-spaced", spaced, True
     long_value = b'"' + b"x" * 40 + b'"'
-    yield "long-value", _body(base + [("x-long", long_value)]), True
+    yield "long-value", _body([*base, ("x-long", long_value)]), True
     for n in range(0, 40):  # every string length, so the 16- and 8-byte scans end everywhere
-        yield f"len-{n}", _body([("k" * n, b'"' + b"v" * n + b'"')] + base), True
-        yield f"len-{n}-high", _body([("k" * n, b'"' + b"v" * n + b'\x80"')] + base), False
-        yield f"len-{n}-ctl", _body([("k" * n, b'"' + b"v" * n + b'\x1f"')] + base), False
+        yield f"len-{n}", _body([("k" * n, b'"' + b"v" * n + b'"'), *base]), True
+        yield f"len-{n}-high", _body([("k" * n, b'"' + b"v" * n + b'\x80"'), *base]), False
+        yield f"len-{n}-ctl", _body([("k" * n, b'"' + b"v" * n + b'\x1f"'), *base]), False
 
 
 def _outcome(E: ModuleType, body: bytes | bytearray) -> tuple[str, Any]:
