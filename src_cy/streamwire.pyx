@@ -594,12 +594,15 @@ cdef Py_ssize_t _value_end(const uchar* m, Py_ssize_t p, Py_ssize_t n) except -1
     return end
 
 
-cdef int _body_span(const uchar* m, Py_ssize_t n, const uchar** at, Py_ssize_t* size) except -1:
-    """How many data parts ``_body_at`` would join (same walk, same errors) and where the first lies
-    (``at``, ``size``): with one, the body is those bytes where they are."""
-    cdef Py_ssize_t p = 0, vpos, end
-    cdef int code, parts = 0
+cdef int _body_walk(const uchar* m, Py_ssize_t n, const uchar** at, Py_ssize_t* size,
+                    list parts) except -1:
+    """The one walk of a message's sections: how many data parts its body has, where the first
+    lies (``at``, ``size``: with one, the body is those bytes where they are) and, when ``parts`` is
+    a list, every part appended to it as bytes. ValueError for a message that is not AMQP 1.0."""
+    cdef Py_ssize_t p = 0, vpos, end, k
+    cdef int code, count = 0
     cdef uchar v
+    cdef const uchar* q
     while p < n:
         if m[p] != 0x00 or p + 2 >= n:
             raise ValueError("not an AMQP 1.0 message: a section does not start with a descriptor")
@@ -612,18 +615,28 @@ cdef int _body_span(const uchar* m, Py_ssize_t n, const uchar** at, Py_ssize_t* 
         end = _value_end(m, vpos, n)
         if code == 0x75 or code == 0x77:
             v = m[vpos]
+            q = NULL
             if v == 0xA0 or v == 0xA1 or v == 0xA3:
-                if parts == 0:
-                    at[0] = m + vpos + 2
-                    size[0] = m[vpos + 1]
-                parts += 1
+                q = m + vpos + 2
+                k = m[vpos + 1]
             elif v == 0xB0 or v == 0xB1 or v == 0xB3:
-                if parts == 0:
-                    at[0] = m + vpos + 5
-                    size[0] = _u32(m + vpos + 1)
-                parts += 1
+                q = m + vpos + 5
+                k = _u32(m + vpos + 1)
+            if q != NULL:
+                if count == 0:
+                    at[0] = q
+                    size[0] = k
+                if parts is not None:
+                    parts.append(PyBytes_FromStringAndSize(<const char*>q, k))
+                count += 1
         p = end
-    return parts
+    return count
+
+
+cdef inline int _body_span(const uchar* m, Py_ssize_t n, const uchar** at, Py_ssize_t* size) except -1:
+    """How many data parts ``_body_at`` would join (same walk, same errors) and where the first lies
+    (``at``, ``size``): with one, the body is those bytes where they are."""
+    return _body_walk(m, n, at, size, None)
 
 
 def message_body(bytes msg not None) -> bytes:
@@ -635,32 +648,17 @@ cdef object _message_body(bytes msg):
 
 
 cdef object _body_at(const uchar* m, Py_ssize_t n):
-    cdef Py_ssize_t p = 0, vpos, end, size
-    cdef int code
-    cdef uchar v
-    cdef list parts = []
-    cdef object one = None
-    while p < n:
-        if m[p] != 0x00 or p + 2 >= n:
-            raise ValueError("not an AMQP 1.0 message: a section does not start with a descriptor")
-        if m[p + 1] == 0x53:
-            code = m[p + 2]
-            vpos = p + 3
-        else:
-            vpos = _value_end(m, p + 1, n)
-            code = -1
-        end = _value_end(m, vpos, n)
-        if code == 0x75 or code == 0x77:
-            v = m[vpos]
-            if v == 0xA0 or v == 0xA1 or v == 0xA3:
-                size = m[vpos + 1]
-                parts.append(PyBytes_FromStringAndSize(<const char*>(m + vpos + 2), size))
-            elif v == 0xB0 or v == 0xB1 or v == 0xB3:
-                size = _u32(m + vpos + 1)
-                parts.append(PyBytes_FromStringAndSize(<const char*>(m + vpos + 5), size))
-        p = end
-    if len(parts) == 1:
-        return parts[0]
+    """The message's body: its data parts joined (a one-part body copied once, in one walk)."""
+    cdef const uchar* at = NULL
+    cdef Py_ssize_t size = 0
+    cdef int count = _body_walk(m, n, &at, &size, None)
+    cdef list parts
+    if count == 1:
+        return PyBytes_FromStringAndSize(<const char*>at, size)
+    if count == 0:
+        return b""
+    parts = []
+    _body_walk(m, n, &at, &size, parts)
     return b"".join(parts)
 
 
@@ -861,8 +859,10 @@ def dispatch_chunk(data, Py_ssize_t pos, Py_ssize_t end, uint64_t min_offset, de
             continue
         try:
             body = None
-            if at != NULL and _body_span(rec, size, &bp, &bn) == 1:
-                env = at(bp, bn)  # the body read where it lies in the chunk
+            env = None
+            if _body_span(rec, size, &bp, &bn) == 1:  # one data part (the walk made once)
+                if at != NULL:
+                    env = at(bp, bn)  # the body read where it lies in the chunk
                 if env is None:  # not the plain form: the decoder judges it as bytes
                     body = PyBytes_FromStringAndSize(<const char*>bp, bn)
                     env = decode(body)
