@@ -93,10 +93,7 @@ cdef class Envelope:
     object in the strict plain subset is kept the same way (``raw_payload``): the typed consume
     path reads the message's fields from those bytes with no dict in between."""
 
-    cdef public object id, type, timestamp, correlation_id, reply_to
-    cdef object _headers, _payload
-    cdef bytes _raw_headers  # a checked JSON object not decoded yet
-    cdef bytes _raw_payload  # a JSON object in the strict plain subset, not decoded yet
+    # fields: mmate_fast/_cy/envelope.pxd (payload_reader cimports them)
 
     def __init__(self, id, type, timestamp, correlation_id=None, reply_to=None, headers=None,
                  payload=None):

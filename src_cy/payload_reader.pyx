@@ -14,9 +14,11 @@ from cpython.dict cimport PyDict_CheckExact, PyDict_SetItem, PyDict_Size
 from cpython.float cimport PyFloat_FromDouble
 from cpython.long cimport PyLong_FromLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from cpython.ref cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 from libc.stdint cimport int64_t
-from libc.string cimport memchr, memcmp, memcpy
+from libc.string cimport memchr, memcmp, memcpy, memset
+
+from mmate_fast._cy.envelope cimport Envelope
 
 from orjson import loads as _loads
 
@@ -71,6 +73,38 @@ cdef enum:
     E_CID = 5
 
 cdef object _M = object()
+
+# The decoded values of one decode: a C array of owned references, one per field (NULL: missing; the
+# raw path also keeps a JSON null as None until the required check); on the stack up to
+# STACK_FIELDS fields. Not kept on the reader: a converter may decode a nested value of the same
+# class with it (recursive contracts).
+DEF STACK_FIELDS = 32
+
+
+cdef inline PyObject** _vals_new(PyObject** stack, Py_ssize_t nf) except NULL:
+    cdef PyObject** vals = stack
+    if nf > STACK_FIELDS:
+        vals = <PyObject**>PyMem_Malloc(nf * sizeof(PyObject*))
+        if vals == NULL:
+            raise MemoryError()
+    memset(vals, 0, nf * sizeof(PyObject*))
+    return vals
+
+
+cdef inline void _vals_free(PyObject** vals, PyObject** stack, Py_ssize_t nf) noexcept:
+    cdef Py_ssize_t i
+    for i in range(nf):
+        Py_XDECREF(vals[i])
+    if vals != stack:
+        PyMem_Free(vals)
+
+
+cdef inline void _vals_set(PyObject** vals, Py_ssize_t i, object v) noexcept:
+    """vals[i] = v (a new reference; the one it replaces is released)."""
+    cdef PyObject* old = vals[i]
+    Py_INCREF(v)
+    vals[i] = <PyObject*>v
+    Py_XDECREF(old)
 
 
 cdef class _Field:
@@ -220,10 +254,23 @@ cdef class PayloadReader:
 
     def decode_envelope(self, env):
         """The message from a decoded envelope: read straight from ``env.raw_payload`` when it has
-        nothing the dict path would treat differently, else from ``env.payload`` as ``decode``."""
+        nothing the dict path would treat differently, else from ``env.payload`` as ``decode``. The
+        compiled Envelope's fields are read from its struct (cimported), any other envelope's
+        (the twin's, a subclass) by attribute."""
+        cdef Envelope e
+        if type(env) is Envelope:
+            e = <Envelope>env
+            if e._raw_payload is not None:
+                msg = self._raw(e._raw_payload, e.id, e.type, e.timestamp, e.correlation_id)
+                if msg is not _M:
+                    return msg
+            p = e.payload
+            if not PyDict_CheckExact(p):
+                raise TypeError(f"payload must be a dict, not {(<object>p).__class__.__name__}")
+            return self._read(<dict>p, True, e.id, e.type, e.timestamp, e.correlation_id)
         raw = getattr(env, "raw_payload", None)
         if type(raw) is bytes:
-            msg = self._raw(<bytes>raw, env)
+            msg = self._raw(<bytes>raw, env.id, env.type, env.timestamp, env.correlation_id)
             if msg is not _M:
                 return msg
         p = env.payload
@@ -266,24 +313,28 @@ cdef class PayloadReader:
         cdef Py_ssize_t i, n = 0, nf = self._nfields
         cdef _Field f
         cdef PyObject* hit
-        cdef list vals = [_M] * nf
+        cdef PyObject* stack[STACK_FIELDS]
+        cdef PyObject** vals = _vals_new(stack, nf)
         cdef bint complete = True
-        for i in range(nf):
-            f = <_Field>self._fields[i]
-            if not f.body:
-                continue
-            hit = PyDict_GetItemWithError(p, f.wire)
-            if hit is NULL:
-                complete = False
-                continue
-            n += 1
-            if <object>hit is None:
-                complete = False
-                continue
-            vals[i] = self._check(f, <object>hit)
-        if n != PyDict_Size(p) or (not complete and self._needs_slow(vals)):
-            return self._slow(p, vals, n, top, id, type, ts, cid)
-        return self._finish(vals, top, id, type, ts, cid)
+        try:
+            for i in range(nf):
+                f = <_Field>self._fields[i]
+                if not f.body:
+                    continue
+                hit = PyDict_GetItemWithError(p, f.wire)
+                if hit is NULL:
+                    complete = False
+                    continue
+                n += 1
+                if <object>hit is None:
+                    complete = False
+                    continue
+                _vals_set(vals, i, self._check(f, <object>hit))
+            if n != PyDict_Size(p) or (not complete and self._needs_slow(vals)):
+                return self._slow(p, vals, n, top, id, type, ts, cid)
+            return self._finish(vals, top, id, type, ts, cid)
+        finally:
+            _vals_free(vals, stack, nf)
 
     cdef inline Py_ssize_t _match(self, const unsigned char* k, Py_ssize_t kl, Py_ssize_t last) noexcept:
         """The index of the body field whose wire name is exactly k[:kl] (the one that followed
@@ -297,47 +348,86 @@ cdef class PayloadReader:
                 return j
         return -1
 
-    cdef object _raw(self, bytes raw, object env):
+    cdef object _raw(self, bytes raw, object id, object type, object ts, object cid):
         """The message read from the payload object's JSON bytes, each value made as orjson makes
         it and then checked as ``_read`` checks it (same order, same hooks); ``_M`` (nothing done)
         for anything ``_read`` would treat differently: a key that is not exactly a field's wire
-        name, a duplicate key, a required field missing or null, a value outside the plain subset."""
-        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(raw)
-        cdef Py_ssize_t n = PyBytes_GET_SIZE(raw)
-        cdef Py_ssize_t i, j, k, ka, kb, va, vb, last = -1, nf = self._nfields
-        cdef list vals = [_M] * nf
+        name, a duplicate key, a required field missing or null, a value outside the plain subset.
+        ``id`` ... ``cid``: the envelope's fields."""
+        cdef Py_ssize_t nf = self._nfields
+        cdef PyObject* stack[STACK_FIELDS]
+        cdef PyObject** vals = _vals_new(stack, nf)
+        try:
+            if not self._raw_values(<const unsigned char*>PyBytes_AS_STRING(raw),
+                                    PyBytes_GET_SIZE(raw), vals):
+                return _M
+            if not self._raw_checked(vals):
+                return _M
+            return self._finish(vals, True, id, type, ts, cid)
+        finally:
+            _vals_free(vals, stack, nf)
+
+    cdef bint _raw_checked(self, PyObject** vals) except -1:
+        """One pass in field order: a required field missing or null declines (False: the dict
+        path decides, as ``_read``'s slow path); another null becomes missing; every value is
+        checked as ``_read`` checks it (the common exact types in line, else ``_check``)."""
+        cdef Py_ssize_t i
         cdef _Field f
+        cdef PyObject* o
+        cdef int tag
+        for i in range(self._nfields):
+            o = vals[i]
+            if o == NULL or o == <PyObject*>None:
+                if self._wire_n[i] >= 0 and (<_Field>self._fields[i]).mode == M_REQUIRED:
+                    return False
+                if o != NULL:
+                    vals[i] = NULL
+                    Py_XDECREF(o)
+                continue
+            f = <_Field>self._fields[i]
+            tag = f.tag
+            cls = type(<object>o)
+            if tag == T_ANY or (tag == T_STR and cls is str) or (tag == T_INT and cls is int) \
+                    or (tag == T_FLOAT and cls is float) or (tag == T_BOOL and cls is bool):
+                continue  # what _check returns unchanged
+            _vals_set(vals, i, self._check(f, <object>o))
+        return True
+
+    cdef bint _raw_values(self, const unsigned char* p, Py_ssize_t n, PyObject** vals) except -1:
+        """The payload object's values by field (new references into ``vals``; a JSON null as
+        None); False (``_raw`` declines) for anything outside what ``_raw`` reads."""
+        cdef Py_ssize_t i, j, k, ka, kb, va, vb, last = -1
         cdef bint neg
         cdef int64_t iv
         cdef unsigned char c
         cdef char num[MAX_FLOAT_LEN + 1]
         if n < 2 or p[0] != 123:
-            return _M
+            return False
         i = _ws(p, 1, n)
         if i < n and p[i] == 125:
             i += 1
         else:
             while True:
                 if i >= n or p[i] != 34:
-                    return _M
+                    return False
                 ka = i + 1
                 kb = _plain_str_end(p, ka, n)
                 if kb < 0:
-                    return _M
+                    return False
                 i = _ws(p, kb + 1, n)
                 if i >= n or p[i] != 58:
-                    return _M
+                    return False
                 va = _ws(p, i + 1, n)
                 k = self._match(p + ka, kb - ka, last)
-                if k < 0 or vals[k] is not _M:
-                    return _M  # an unknown or case-folded key, or a duplicate: the dict path
+                if k < 0 or vals[k] != NULL:
+                    return False  # an unknown or case-folded key, or a duplicate: the dict path
                 if va >= n:
-                    return _M
+                    return False
                 c = p[va]
                 if c == 34:
                     vb = _plain_str_end(p, va + 1, n)
                     if vb < 0:
-                        return _M
+                        return False
                     v = PyUnicode_New(vb - va - 1, 127)
                     memcpy(PyUnicode_1BYTE_DATA(v), p + va + 1, vb - va - 1)
                     vb += 1
@@ -353,67 +443,53 @@ cdef class PayloadReader:
                 elif c == 123 or c == 91:
                     vb = _nested_end(p, va, n)
                     if vb < 0:
-                        return _M
+                        return False
                     try:
                         v = _loads(PyBytes_FromStringAndSize(<const char*>p + va, vb - va))
                     except Exception:
-                        return _M
+                        return False
                 else:
                     neg = c == 45
                     j = va + 1 if neg else va
                     if j >= n or not _digit(p[j]) or (p[j] == 48 and j + 1 < n and _digit(p[j + 1])):
-                        return _M
+                        return False
                     iv = 0
                     vb = j
                     while vb < n and _digit(p[vb]):
                         iv = iv * 10 + (p[vb] - 48)
                         vb += 1
                         if vb - va > MAX_INT_LEN:
-                            return _M
+                            return False
                     if vb < n and (p[vb] == 46 or p[vb] == 101 or p[vb] == 69):
                         if p[vb] != 46 or vb + 1 >= n or not _digit(p[vb + 1]):
-                            return _M
+                            return False
                         vb += 1
                         while vb < n and _digit(p[vb]):
                             vb += 1
                         if vb - va > MAX_FLOAT_LEN or (vb < n and (p[vb] == 101 or p[vb] == 69)):
-                            return _M
+                            return False
                         memcpy(num, p + va, vb - va)
                         num[vb - va] = 0
                         v = PyFloat_FromDouble(PyOS_string_to_double(num, NULL, None))
                     else:
                         v = PyLong_FromLongLong(-iv if neg else iv)
-                vals[k] = v
+                Py_INCREF(v)
+                vals[k] = <PyObject*>v
                 last = k
                 i = _ws(p, vb, n)
                 if i >= n:
-                    return _M
+                    return False
                 if p[i] == 44:
                     i = _ws(p, i + 1, n)
                     continue
                 if p[i] != 125:
-                    return _M
+                    return False
                 i += 1
                 break
-        if _ws(p, i, n) != n:
-            return _M
-        for i in range(nf):  # as _read: missing or null first (the slow path decides), then checks
-            f = <_Field>self._fields[i]
-            if f.body and f.mode == M_REQUIRED and (vals[i] is _M or vals[i] is None):
-                return _M
-        for i in range(nf):
-            f = <_Field>self._fields[i]
-            v = vals[i]
-            if v is None:
-                vals[i] = _M
-            elif v is not _M:
-                vals[i] = self._check(f, v)
-        if self._has_env:
-            return self._finish(vals, True, env.id, env.type, env.timestamp, env.correlation_id)
-        return self._finish(vals, True, None, None, None, None)
+        return _ws(p, i, n) == n
 
-    cdef object _finish(self, list vals, bint top, object id, object type, object ts, object cid):
-        """The instance from the decoded body values (``_M``: missing or null), the envelope fields,
+    cdef object _finish(self, PyObject** vals, bint top, object id, object type, object ts, object cid):
+        """The instance from the decoded body values (NULL: missing or null), the envelope fields,
         zero values and defaults (``_read``'s end, with no key left for the slow path)."""
         cdef Py_ssize_t i, nf = self._nfields
         cdef _Field f
@@ -425,8 +501,9 @@ cdef class PayloadReader:
             d = _PyDict_NewPresized(nf)
         for i in range(nf):
             f = <_Field>self._fields[i]
-            v = vals[i]
-            if v is _M:
+            if vals[i] != NULL:
+                v = <object>vals[i]
+            else:
                 if f.env != E_NONE and top:
                     v = self._envelope(f, id, type, ts, cid)
                     if v is _M:
@@ -452,13 +529,13 @@ cdef class PayloadReader:
             return obj
         return self._build(d)
 
-    cdef bint _needs_slow(self, list vals):
+    cdef bint _needs_slow(self, PyObject** vals):
         """A required field not decoded (missing or null): the slow path decides (``absent``)."""
         cdef Py_ssize_t i
         cdef _Field f
         for i in range(self._nfields):
             f = <_Field>self._fields[i]
-            if f.body and f.mode == M_REQUIRED and vals[i] is _M:
+            if f.body and f.mode == M_REQUIRED and vals[i] == NULL:
                 return True
         return False
 
@@ -488,7 +565,7 @@ cdef class PayloadReader:
             PyObject_GenericSetAttr(obj, k, v)
         return obj
 
-    cdef object _slow(self, dict p, list vals, Py_ssize_t n, bint top, object id, object type,
+    cdef object _slow(self, dict p, PyObject** vals, Py_ssize_t n, bint top, object id, object type,
                       object ts, object cid):
         """The twin's order exactly: envelope fields and decoded values, the case-insensitive
         keys (``fold``), required keys (``absent``), zero values, then the defaults."""
@@ -498,8 +575,8 @@ cdef class PayloadReader:
         for i in range(nf):
             f = <_Field>self._fields[i]
             if f.body:
-                if vals[i] is not _M:
-                    kw[f.attr] = vals[i]
+                if vals[i] != NULL:
+                    kw[f.attr] = <object>vals[i]
             elif f.env != E_NONE and top:
                 v = self._envelope(f, id, type, ts, cid)
                 if v is not _M:

@@ -50,6 +50,8 @@ class PayloadReader:
         ``decode(env.payload, env.id, env.type, env.timestamp, env.correlation_id)``, values and
         errors alike (a payload that is not a dict: TypeError). The compiled reader reads the
         fields straight from ``env.raw_payload`` when it holds only exact field keys, once each,
-        every required one with a value; anything else takes the dict path."""
+        every required one with a value; anything else takes the dict path. It reads the compiled
+        ``Envelope``'s fields from its struct (``mmate_fast/_cy/envelope.pxd``, exact type only);
+        any other envelope (the twin's, a subclass, a look-alike) by attribute."""
     def decode_nested(self, v: Any) -> Any:
         """A nested value; not a dict: the ``bad("object", v)`` ConvError."""
