@@ -9,9 +9,13 @@ the terminal event (the benchmark's starter path), not through the local shortcu
 ``--instructions``: callgrind's instruction count per flow instead of CPU (``--flows`` flows minus a
 run of none, in fresh processes under valgrind; repeatable on a loaded machine; set
 ``PYTHONHASHSEED=0``).
+``--part heard|start`` (with ``--instructions``): one piece of the starter alone, per flow: ``heard``
+= ``Waiters._heard`` of a real WorkflowCompletedEvent body (as the worker's Client publishes it, a new
+instance id each) with a wait registered for it; ``start`` = ``engine.start()`` on memory:// with
+nobody serving the stage queue. Each minus the same process doing everything but that piece.
 
     python benchmarks/micro/stageflow_flow.py [--flows 2000] [--rounds 5] [--events all,terminal,none]
-                                              [--starter] [--instructions]
+                                              [--starter] [--instructions] [--part heard|start]
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ import sys
 import time
 import uuid
 from typing import Any
+
+import orjson
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -78,6 +84,73 @@ async def run(flows: int, rounds: int, events: Any, inflight: int, starter: bool
     return per_round
 
 
+async def event_body(events: Any = "terminal") -> bytes:
+    """The body of a real WorkflowCompletedEvent, as a worker's Client publishes it (one flow run on
+    memory:// with the stages on a second engine)."""
+    from mmate_fast.stageflow import _waiting
+
+    bodies: list[bytes] = []
+    name = uuid.uuid4().hex[:6]
+    heard = _waiting.Waiters._heard
+
+    def keep(self: Any, body: Any) -> None:
+        bodies.append(bytes(body))
+        heard(self, body)
+
+    _waiting.Waiters._heard = keep  # type: ignore[method-assign]
+    try:
+        async with Client(f"memory://{name}", service_name=f"micro-{name}") as client, \
+                Client(f"memory://{name}", service_name=f"micro-{name}-w") as worker_client:
+            engine, worker, wf = FlowEngine(client, events=events), FlowEngine(worker_client, events=events), workflow()
+            await worker.register(wf)
+            await engine.register(wf, serve=False)
+            await engine.wait(await engine.start(wf, {"orderId": "order-2001", "amount": 99.95}), timeout=10)
+            await engine.close()
+            await worker.close()
+    finally:
+        _waiting.Waiters._heard = heard  # type: ignore[method-assign]
+    return bodies[0]
+
+
+async def run_part(part: str, flows: int, skip: bool) -> None:
+    """One piece of the starter ``flows`` times (``skip``: everything around it, not the piece)."""
+    if part == "heard":
+        from mmate_fast.stageflow._ids import new_id
+        from mmate_fast.stageflow._waiting import Waiters
+        from mmate_fast.stageflow.store import open_store
+
+        body = await event_body()
+        old = orjson.loads(body)["payload"]["instanceId"].encode()
+        ids = [new_id() for _ in range(flows)]
+        bodies = [body.replace(old, iid.encode()) for iid in ids]
+        waiters = Waiters(None, open_store("memory://"))
+        loop = asyncio.get_running_loop()
+        futures = []
+        for iid in ids:
+            fut = loop.create_future()
+            waiters._futures[iid] = {fut}
+            futures.append(fut)
+        if not skip:
+            heard = waiters._heard
+            for b in bodies:
+                heard(b)
+            assert all(f.done() for f in futures)
+        return
+    name = uuid.uuid4().hex[:6]
+    async with Client(f"memory://{name}", service_name=f"micro-{name}") as client:
+        engine = FlowEngine(client, events="terminal")
+        wf = workflow()
+        await engine.register(wf, serve=False)
+        data = {"orderId": "order-2001", "amount": 99.95}
+        await engine.start(wf, dict(data))  # warm
+        datas = [dict(data) for _ in range(flows)]
+        if not skip:
+            start = engine.start
+            for d in datas:
+                await start(wf, d)
+        await engine.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--flows", type=int, default=2000)
@@ -86,10 +159,23 @@ def main() -> None:
     parser.add_argument("--events", default="all,terminal,none")
     parser.add_argument("--starter", action="store_true", help="stages on a second engine")
     parser.add_argument("--instructions", action="store_true", help="callgrind instructions per flow")
+    parser.add_argument("--part", choices=["heard", "start"], help="one piece of the starter (instructions)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--skip", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # one run under callgrind (instructions mode)
-        asyncio.run(run(args.flows, 1, CHOICES[args.events], args.inflight, args.starter))
+        if args.part:
+            asyncio.run(run_part(args.part, args.flows, args.skip))
+        else:
+            asyncio.run(run(args.flows, 1, CHOICES[args.events], args.inflight, args.starter))
+        return
+    if args.part:
+        sys.path.insert(0, os.path.dirname(HERE))
+        from _callgrind import callgrind_total
+        extra = ["--child", "--part", args.part, "--flows", str(args.flows)]
+        full = callgrind_total(__file__, *extra)
+        base = callgrind_total(__file__, *extra, "--skip")
+        print(f"stageflow starter part {args.part} (memory://): {(full - base) / args.flows:,.0f} instructions/flow")
         return
     for name in args.events.split(","):
         if args.instructions:

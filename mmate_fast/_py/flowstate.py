@@ -383,6 +383,102 @@ def decode_state(text: Any, state_cls: Any, result_cls: Any) -> Any:
         return None
 
 
+#: the two times each terminal event's state is built from
+_EVENT_TIMES = {"WorkflowCompletedEvent": ("startTime", "endTime"),
+                "WorkflowFailedEvent": ("startTime", "failureTime"),
+                "WorkflowCompensatedEvent": ("failureTime", "compensationEndTime")}
+_ALL_TIMES = ("startTime", "endTime", "failureTime", "compensationEndTime")
+_EVENT_STRS = ("failedStageId", "error", "originalError")
+_EVENT_DATA = ("finalData", "stateData", "workflowData")
+
+
+def _event_data(p: dict[str, Any], key: str) -> dict[str, Any]:
+    v = p.get(key)
+    if v is None:
+        return {}
+    if v.__class__ is not dict:
+        raise _Odd
+    return v
+
+
+def _event_time(p: dict[str, Any], key: str) -> int:
+    v = p.get(key)
+    if v.__class__ is not str:
+        raise _Odd
+    try:
+        return parse_time(v)
+    except FlowWireError:
+        raise _Odd from None
+
+
+def state_from_event(body: Any, state_cls: Any, result_cls: Any) -> tuple[str, Any] | None:
+    """A heard terminal event's body (the envelope's JSON bytes) as ``(type name, state_cls(...))``
+    (its StageResults as ``result_cls(...)``, field order as in ``decode_state``), equal to
+    ``orjson.loads`` + ``stageflow._waiting.state_from_event``; None when it is not the plain form
+    (the caller then takes that path, which also raises what is wrong): a body orjson refuses, a type
+    other than the three terminal events, a payload value of another JSON type than that path reads
+    plainly (ids and error texts strings, ``sequence`` an integer, data objects, results a list of
+    result objects ``read_result`` reads, every one of the four times there in Go's UTC form; null
+    where that path takes it).
+
+    The compiled reader reads the bytes in one pass and may decline more (a number with an exponent
+    or more than 18 digits anywhere, a key with an escape or beyond ASCII, nesting deeper than 32, a
+    time it does not parse in C); what it returns equals this."""
+    if body.__class__ is str:
+        return None
+    try:
+        env = orjson.loads(body)
+    except (orjson.JSONDecodeError, TypeError):
+        return None
+    if env.__class__ is not dict:
+        return None
+    type_name = env.get("type")
+    p = env.get("payload")
+    if type_name not in _EVENT_TIMES or p.__class__ is not dict:
+        return None
+    wid = p.get("workflowId", 0)
+    iid = p.get("instanceId", 0)
+    if wid.__class__ is not str or iid.__class__ is not str:
+        return None
+    try:
+        items = p.get("stageResults")
+        results = []
+        if items is not None:
+            if items.__class__ is not list:
+                return None
+            for r in items:
+                result = read_result(r, result_cls)
+                if result is None:
+                    return None
+                results.append(result)
+        version = p.get("sequence", 0)
+        if version.__class__ is not int:
+            return None
+        for key in _EVENT_STRS:
+            v = p.get(key)
+            if v is not None and v.__class__ is not str:
+                return None
+        for key in _EVENT_DATA:
+            _event_data(p, key)
+        for key in _ALL_TIMES:  # each one there must be in Go's form, whatever the event's type
+            if key in p:
+                _event_time(p, key)
+        first, second = _EVENT_TIMES[type_name]
+        t1 = _event_time(p, first)
+        t2 = _event_time(p, second)
+        if type_name == "WorkflowCompletedEvent":
+            return type_name, state_cls(wid, iid, "completed", None, results, _event_data(p, "finalData"),
+                                        t1, t2, t2, None, version)
+        if type_name == "WorkflowFailedEvent":
+            return type_name, state_cls(wid, iid, "failed", p.get("failedStageId") or None, results,
+                                        _event_data(p, "stateData"), t1, t2, t2, p.get("error") or None,
+                                        version)
+        return type_name, state_cls(wid, iid, "compensated", None, results, _event_data(p, "workflowData"),
+                                    0, t1, t2, p.get("originalError") or None, version)
+    except _Odd:
+        return None
+
+
 __all__ = ["ZERO_NS", "advance", "decode_state", "encode_result", "encode_state", "format_time", "parse_time",
            "quote",
-           "read_result", "read_strs"]
+           "read_result", "read_strs", "state_from_event"]

@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from mmate_fast._ext import COMPILED, load
 from mmate_fast.errors import FlowTimeoutError
 from mmate_fast.messaging import topology
 from mmate_fast.stageflow import _state, _wire
@@ -95,6 +96,10 @@ _parse_time = _wire.parse_time
 _from_go = StageResult.from_go
 #: the compiled StageResult reader (None for a result not in the plain form, and always without extensions)
 _read_result: Any = _state._fast_read_result
+#: the compiled terminal event reader (body -> (type name, state), or None: not the plain form, and
+#: always without extensions; then orjson + ``state_from_event``)
+_read_event: Any = (load("flowstate").state_from_event if COMPILED["flowstate"]
+                    else lambda body, state_cls, result_cls: None)
 
 
 #: what a waiter's future holds when its timeout ran out
@@ -353,12 +358,18 @@ class Waiters:
     def _heard(self, body: Any) -> None:
         """A terminal event's body: wake the waits of its instance, or remember its end."""
         try:
-            env = orjson.loads(body)
-            payload = env["payload"]
-            if payload["instanceId"] in self._finals:
-                return  # ended here (the local shortcut came first)
-            type_name = env["type"]
-            state = state_from_event(type_name, payload)
+            got = _read_event(body, WorkflowState, StageResult)  # the compiled reader, in one pass
+            if got is None:  # not its plain form (or no extensions): the general path
+                env = orjson.loads(body)
+                payload = env["payload"]
+                if payload["instanceId"] in self._finals:
+                    return  # ended here (the local shortcut came first)
+                type_name = env["type"]
+                state = state_from_event(type_name, payload)
+            else:
+                type_name, state = got
+                if state.instance_id in self._finals:
+                    return
         except Exception as exc:  # a malformed event on our own queue: nothing to wake
             log.debug("ignoring an undecodable terminal event: %r", exc)
             return

@@ -41,6 +41,9 @@ from mmate_fast.stageflow.workflow import Workflow
 log = logging.getLogger("mmate_fast.stageflow")
 #: a time-ordered (UUIDv7-style) instance id: it appends to the store's indexes instead of a random leaf
 _new_id = _ids.new_id
+_time_ns = time.time_ns
+_flow_message = _wire.flow_message
+_INITIAL = _wire.PAYLOAD_TYPE_INITIAL
 
 
 class FlowStatus(enum.StrEnum):
@@ -55,7 +58,7 @@ class FlowStatus(enum.StrEnum):
 
 
 class _Registration:
-    __slots__ = ("codec", "compensation", "queues", "serving", "stages", "wf")
+    __slots__ = ("_first", "codec", "compensation", "queues", "serving", "stages", "wf")
 
     def __init__(self, wf: Workflow, stages: StageHandler, compensation: CompensationHandler,
                  queues: list[str]) -> None:
@@ -65,6 +68,22 @@ class _Registration:
         self.compensation = compensation
         self.queues = queues
         self.serving = False
+        self._first: tuple[int, list[tuple[str, int, str, str | None]]] = (-1, [])
+
+    def first_hops(self) -> list[tuple[str, int, str, str | None]]:
+        """(queue, stage index, stage id, next queue) of each stage a new flow starts with, kept
+        until the workflow's stage count changes (``StageHandler.queue_names`` does the same)."""
+        wf = self.wf
+        n = len(wf.stages)
+        if self._first[0] != n:
+            queues = self.stages.queue_names()
+            hops = []
+            for j in wf.first_indexes():
+                queue = queues[j]
+                assert queue is not None
+                hops.append((queue, j, wf.stages[j].id, queues[min(wf.next_index(j), n)]))
+            self._first = (n, hops)
+        return self._first[1]
 
 
 class FlowEngine:
@@ -227,18 +246,13 @@ class FlowEngine:
             global_data = reg.codec.to_data(data)
             payload = data if data is None or isinstance(data, Mapping) else dict(global_data)
         iid = instance_id or _new_id()
-        state = WorkflowState(workflow_id=wf.id, instance_id=iid, status="running", stage_results=[],
-                              global_data=global_data, start_ns=time.time_ns(), version=1)
-        state.last_modified_ns = time.time_ns()
-        n = len(wf.stages)
-        queues = reg.stages.queue_names()
-        hops = []
-        for j in wf.first_indexes():
-            queue = queues[j]
-            assert queue is not None
-            hops.append((queue, _wire.flow_message(
-                state, stage_index=j, stage_name=wf.stages[j].id, next_queue=queues[min(wf.next_index(j), n)],
-                payload=payload, payload_type=_wire.PAYLOAD_TYPE_INITIAL)))
+        # (positional: workflow_id, instance_id, status, current_stage, stage_results, global_data,
+        # start_ns, end_ns, last_modified_ns, error_message, version; Go reads the clock twice)
+        state = WorkflowState(wf.id, iid, "running", None, [], global_data, _time_ns(), None, _time_ns(),
+                              None, 1)
+        hops = [(queue, _flow_message(state, stage_index=j, stage_name=name, next_queue=nxt, payload=payload,
+                                      payload_type=_INITIAL))
+                for queue, j, name, nxt in reg.first_hops()]
         if self._waiters.listener_missing:
             await self._waiters.ensure_listener()
         # the first hop carries the state encoded: saved as it is, not encoded again
