@@ -982,3 +982,97 @@ async def test_claim_computed_on_the_writer_thread_may_decline(tmp_path: Path,
         assert await store.stage_result("i-1", "stage1") is None
     finally:
         await store.close()
+
+
+async def test_save_later_is_the_batch_future_done_after_the_commit(tmp_path: Path) -> None:
+    """``save_later`` (what ``Runtime.save`` and ``start()`` await on SQLite): the loop turn's batch
+    future, done once the record is committed in the file; bad records and a closed store raise at
+    once, as ``save`` does."""
+    from mmate_fast.errors import FlowStoreClosedError
+
+    path = tmp_path / "later.db"
+    store = open_store(f"sqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        fut = store.save_later(record())  # type: ignore[attr-defined]
+        assert isinstance(fut, asyncio.Future) and not fut.done()
+        assert other.execute("SELECT count(*) FROM flows").fetchone()[0] == 0  # queued, not committed
+        assert await fut is None
+        assert other.execute("SELECT version FROM flows WHERE instance_id = 'i-1'").fetchone() == (1,)
+        await store.save_later(record(version=2))  # type: ignore[attr-defined]
+        assert await store.get("i-1") == record(version=2)
+        with pytest.raises(InvalidArgumentError):
+            store.save_later("not a record")  # type: ignore[attr-defined]
+    finally:
+        other.close()
+        await store.close()
+    with pytest.raises(FlowStoreClosedError):
+        store.save_later(record())  # type: ignore[attr-defined]
+
+
+async def test_the_engine_saves_through_the_sqlite_store_futures(tmp_path: Path) -> None:
+    """``Runtime.later`` needs ``save_later`` too; ``Runtime.save`` (and so ``start()``) awaits it
+    instead of the store's ``save`` coroutine."""
+    from mmate_fast.stageflow._runtime import Runtime
+    from mmate_fast.stageflow._wire import WorkflowState
+
+    store = open_store(f"sqlite:///{tmp_path / 'rt.db'}")
+    try:
+        rt = Runtime(None, store, events=(), prefix="", worker="w", finished=lambda state: None)
+        assert rt.later is store
+
+        async def no_coroutine(record: Any) -> None:
+            raise AssertionError("the save coroutine was used")
+
+        store.save = no_coroutine  # type: ignore[method-assign]
+        state = WorkflowState(workflow_id="wf", instance_id="i-7", status="running", start_ns=1, version=1)
+        await rt.save(state)
+        got = await store.get("i-7")
+        assert got is not None and got.version == 1 and got.worker == "w"
+
+        class Without:  # the other ``*_later`` calls but no ``save_later``: not a futures store
+            def __getattr__(self, name: str) -> Any:
+                if name == "save_later":
+                    raise AttributeError(name)
+                return getattr(store, name)
+
+        rt.store = Without()  # type: ignore[assignment]
+        assert rt.later is None
+    finally:
+        await store.close()
+
+
+async def test_a_save_writes_none_and_text_for_current_stage_and_error_in_every_combination(
+        tmp_path: Path) -> None:
+    """``_save`` writes a None ``current_stage`` / ``error`` as NULL in the statement (not bound):
+    every combination of the two, inserted, updated through the upsert and through the instance's
+    known number (``_seqs``), reads back as saved, and NULL stays distinct from ''."""
+    from mmate_fast.stageflow.store._sqlite import SQLiteFlowStore
+
+    store = open_store(f"sqlite:///{tmp_path / 'nulls.db'}")
+    assert isinstance(store, SQLiteFlowStore)
+    combos = [(cs, err) for cs in (None, "", "stage-b") for err in (None, "", "boom")]
+    try:
+        for n, (cs, err) in enumerate(combos):
+            iid = f"i-{n}"
+            first = dataclasses.replace(record(iid), current_stage=cs, error=err)
+            await store.save(first)  # the upsert (a new record)
+            assert await store.get(iid) == first
+            version = 2
+            for cs2, err2 in combos:  # the upsert again (no number known), then by number
+                for by_seq in (False, True):
+                    if by_seq:
+                        assert await store.stage_result(iid, "stage0") is None  # learns the number
+                        assert iid in store._seqs
+                    else:
+                        store._seqs.pop(iid, None)
+                    again = dataclasses.replace(first, version=version, current_stage=cs2, error=err2,
+                                                state_json=f"{{\"v\": {version}}}")
+                    await store.save(again)
+                    assert await store.get(iid) == again
+                    version += 1
+            older = dataclasses.replace(first, version=1, current_stage="old", error="old")
+            await store.save(older)  # an older version changes nothing, either way
+            assert (await store.get(iid)).version == version - 1  # type: ignore[union-attr]
+    finally:
+        await store.close()
