@@ -138,7 +138,9 @@ async def test_a_hop_on_a_sqlite_store_that_closed_fails_at_once(url: str, names
                                  payload={})
         with pytest.raises(FlowStoreClosedError):
             handler.handle_now(1, hop)
-        assert not handler._inflight
+        # this hop's key only: the last stage's may still wait for its final event's confirm (wait()
+        # returns when the flow ends here, before that), which failed this test now and then on RabbitMQ
+        assert (state.instance_id, 1) not in handler._inflight
 
 
 async def test_a_slow_stage_leaves_the_claims_transaction_after_slow_runs_in_a_row(
