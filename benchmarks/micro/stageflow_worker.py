@@ -52,9 +52,14 @@ def workflow() -> Workflow:
     return wf
 
 
+#: the flows' start time: the records saved first and the messages' states agree on it, as a flow's
+#: record and its messages do (a SQLite save after a hop by the row's number checks it)
+START_NS = time.time_ns()
+
+
 def stage1_state(wf: Workflow) -> _wire.WorkflowState:
     """The state a stage-1 message carries (instance ``TEMPLATE_ID``)."""
-    now = time.time_ns()
+    now = START_NS
     state = _wire.WorkflowState(workflow_id=wf.id, instance_id=TEMPLATE_ID, status="running",
                                 start_ns=now, last_modified_ns=now, version=2,
                                 global_data={"orderId": "order-2001", "amount": 99.95, "validate.validated": True})

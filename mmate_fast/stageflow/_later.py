@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from mmate_fast.stageflow import _wire
-from mmate_fast.stageflow._outcome import Outcome, stage_key
+from mmate_fast.stageflow._lifecycle import STAGE_COMPLETED, WORKFLOW_COMPLETED
+from mmate_fast.stageflow._outcome import Outcome, advance, stage_key
 
 if TYPE_CHECKING:
     from mmate_fast.stageflow._hops import StageHandler, Step
@@ -48,8 +50,8 @@ class LaterHop:
     """One stage message's hop through a futures store (see the module docstring); made by
     ``StageHandler`` with the instance's stage already marked in flight."""
 
-    __slots__ = ("error", "handler", "index", "key", "later", "msg", "out", "outcome", "record", "state",
-                 "step", "text", "thread")
+    __slots__ = ("error", "final", "handler", "index", "json", "key", "later", "msg", "nxt", "out", "outcome",
+                 "record", "state", "step", "text", "thread")
 
     def __init__(self, handler: StageHandler, index: int, msg: Any, state: WorkflowState, later: Any) -> None:
         self.handler = handler
@@ -62,6 +64,13 @@ class LaterHop:
         self.text = ""
         self.step: Step | None = None
         self.record: FlowRecord | None = None
+        #: the advanced state's string (``_outcome.advance``: the hop's or the final state), when the
+        #: stage's outcome was applied in one call; None: the general ``step`` applies it
+        self.json: str | None = None
+        #: the next stage of a one-call hop
+        self.nxt = 0
+        #: the outcome completes the flow (claimed with the final record)
+        self.final = False
         self.error: Exception | None = None
         self.thread = threading.get_ident()
         claim_computed = getattr(later, "claim_computed_later", None)
@@ -84,24 +93,57 @@ class LaterHop:
         if self.error is not None or threading.get_ident() != self.thread:
             return None
         try:
-            handler = self.handler
-            stage: Stage = handler.wf.stages[self.index]
-            outcome = handler._run_now(stage, self.state)
-            text = outcome.to_json()
-            step = record = None
-            if handler._ends_flow(stage, outcome):
-                step = handler.step(self.state, [(self.index, outcome)], None)
-                record = handler.rt.record(step.state)
-            slow = handler._slow
+            self._run()
+            slow = self.handler._slow
+            outcome = self.outcome
+            assert outcome is not None
             if (outcome.result.duration_ns or 0) > INLINE_STAGE_NS:  # slow under the write lock
                 slow[self.index] = slow.get(self.index, 0) + 1
             elif slow:
                 slow.pop(self.index, None)
         except Exception as exc:
             self.error = exc
+            self.text = ""
             return None
-        self.outcome, self.step, self.record, self.text = outcome, step, record, text
-        return text, record
+        return self.text, self.record
+
+    def _run(self) -> None:
+        """Run the stage and make what is claimed: ``text`` (the claim), and for the outcome that
+        completes the flow ``final`` and the final ``record``. A fresh outcome that lets the flow go on
+        (to one next stage, or to its end when no StageCompletedEvent is selected) is applied to
+        ``state`` at once, with the next state string and the claim text made in one call
+        (``_outcome.advance``, as the memory store's hop does; ``json``); anything else (a required
+        stage that failed, a parallel group next, the last stage's StageCompletedEvent) is left to
+        ``step``."""
+        handler = self.handler
+        wf = handler.wf
+        index = self.index
+        state = self.state
+        stage: Stage = wf.stages[index]
+        outcome = self.outcome = handler._run_now(stage, state)
+        stages = wf.stages
+        if outcome.result.status == "failed" and not stage.optional:  # the failure path: step
+            self.text = outcome.to_json()
+            return
+        nxt = wf.next_index(index)
+        if nxt < len(stages):
+            if stages[nxt].group is None:  # one hop
+                self.json, self.text = advance(state, outcome, time.time_ns())
+                self.nxt = nxt
+            else:
+                self.text = outcome.to_json()
+            return
+        self.final = True
+        rt = handler.rt
+        if STAGE_COMPLETED not in rt.events:  # (its ``sequence`` is the version between add and complete)
+            t = time.time_ns()
+            json, self.text = advance(state, outcome, t, t)
+            self.json = json
+            self.record = rt.record(state, json)
+            return
+        self.text = outcome.to_json()
+        step = self.step = handler.step(state, [(index, outcome)], None)
+        self.record = rt.record(step.state)
 
     def _computed(self, fut: asyncio.Future[tuple[str | None, bool]]) -> None:
         """``claim_computed_later`` is committed: a claim found (a duplicate), the stage's outcome
@@ -113,7 +155,7 @@ class LaterHop:
                 raise self.error
             if not self.text:  # the stage did not run in it
                 self._read_result(stored)
-            elif self.step is not None:
+            elif self.final:
                 self._after_finish(stored)
             else:
                 self._after_claim(stored)
@@ -136,17 +178,14 @@ class LaterHop:
         if stored is not None:  # a duplicate of a stage that ran: the general path decides
             self._resume(handler._go_on(index, self.msg, state, Outcome.from_json(stored), False))
             return
-        stage: Stage = handler.wf.stages[index]
-        outcome = self.outcome = handler._run_now(stage, state)
-        text = self.text = outcome.to_json()
+        self._run()
+        text = self.text
         iid = state.instance_id
-        if not handler._ends_flow(stage, outcome):
+        if not self.final:
             claim = self.later.claim_stage_later(iid, stage_key(index), text)
             claim.add_done_callback(self._claimed)
             return
-        step = self.step = handler.step(state, [(index, outcome)], None)
-        record = handler.rt.record(step.state)
-        claim = self.later.claim_stage_and_save_later(iid, stage_key(index), text, record)
+        claim = self.later.claim_stage_and_save_later(iid, stage_key(index), text, self.record)
         claim.add_done_callback(self._finished)
 
     def _claimed(self, fut: asyncio.Future[str]) -> None:
@@ -164,28 +203,56 @@ class LaterHop:
         if stored != self.text:  # another delivery claimed first
             assert stored is not None
             theirs = Outcome.from_json(stored)
-            self._resume(handler._go_on(self.index, self.msg, self.state, theirs, False))
+            # ``state`` was advanced when ``json`` was made: the general path starts from the message's
+            state = self.state
+            if self.json is not None:
+                state = _wire.decode_state(self.msg.serialized_workflow_state)
+            self._resume(handler._go_on(self.index, self.msg, state, theirs, False))
             return
-        step = self.step = handler.step(self.state, [(self.index, outcome)], self.msg.payload)
-        if step.final or (outcome.result.status == "failed"
-                          and not handler.wf.stages[self.index].optional):
-            self._resume(handler._go_on(self.index, self.msg, self.state, outcome, True, step))
-            return
-        sent = handler.rt.send_now(step.hops, step.events)
+        rt = handler.rt
+        if self.json is not None:  # the state advanced in one call: the hop to stage ``nxt``
+            sent = rt.send_now(*self._hop())
+        else:
+            step = self.step = handler.step(self.state, [(self.index, outcome)], self.msg.payload)
+            if step.final or (outcome.result.status == "failed"
+                              and not handler.wf.stages[self.index].optional):
+                self._resume(handler._go_on(self.index, self.msg, self.state, outcome, True, step))
+                return
+            sent = rt.send_now(step.hops, step.events)
         if sent is None:  # nothing published: saved as sent now
-            self._save_sent(step)
+            self._save_sent()
             self._done(None)
             return
         _future(sent).add_done_callback(self._sent)
+
+    def _hop(self) -> tuple[tuple[tuple[str, Any]], list[Any]]:
+        """The one-call hop's publishes (``StageHandler._hop_now``'s): the stage message to ``nxt``,
+        carrying the advanced state's string, after a StageCompletedEvent when that is selected."""
+        handler = self.handler
+        wf = handler.wf
+        state = self.state
+        nxt = self.nxt
+        n = len(wf.stages)
+        queues = handler.queue_names()
+        queue = queues[nxt]
+        assert queue is not None
+        hop = _wire.flow_message(state, stage_index=nxt, stage_name=wf.stages[nxt].id,
+                                 next_queue=queues[min(wf.next_index(nxt), n)], payload=self.msg.payload,
+                                 payload_type=_wire.PAYLOAD_TYPE_RAW, state_json=self.json)
+        outcome = self.outcome
+        assert outcome is not None
+        result = outcome.result
+        events: list[Any] = []
+        if result.status == "completed" and STAGE_COMPLETED in handler.rt.events:
+            events.append(_wire.stage_completed_event(state, result, stage_index=self.index, total_stages=n))
+        return ((queue, hop),), events
 
     def _sent(self, fut: asyncio.Future[Any]) -> None:
         """The hop is confirmed: the new state is queued as saved (the mark that it went out); a failed
         publish fails the hop (nothing saved), as ``execute`` does."""
         try:
             fut.result()
-            step = self.step
-            assert step is not None
-            self._save_sent(step)
+            self._save_sent()
         except BaseException as exc:
             self._fail(exc)
             return
@@ -201,16 +268,24 @@ class LaterHop:
         """The last stage's outcome is claimed and the final state saved in one transaction: wake the
         local waiters and publish the final events; lost: the general path goes on from the message."""
         handler = self.handler
-        step = self.step
-        assert step is not None
         if stored != self.text:  # nothing of ours was saved; our step changed ``state``: from the message
             assert stored is not None
             state = _wire.decode_state(self.msg.serialized_workflow_state)
             self._resume(handler._go_on(self.index, self.msg, state, Outcome.from_json(stored), False))
             return
         rt = handler.rt
-        rt.finished(step.state)
-        sent = rt.send_now(step.hops, step.events)
+        step = self.step
+        if step is None:  # the final state advanced in one call (``_last_now``'s ending)
+            state = self.state
+            rt.finished(state)
+            sent = None
+            if WORKFLOW_COMPLETED in rt.events:
+                wf = handler.wf
+                sent = rt.send_now((), (_wire.workflow_completed_event(state, workflow_name=wf.name,
+                                                                       total_stages=len(wf.stages)),))
+        else:
+            rt.finished(step.state)
+            sent = rt.send_now(step.hops, step.events)
         if sent is None:
             self._done(None)
             return
@@ -225,9 +300,16 @@ class LaterHop:
         self._done(None)
 
     # ------------------------------------------------------------------ endings
-    def _save_sent(self, step: Step) -> None:
-        self.later.save_nowait(self.handler.rt.record(
-            step.state, step.hops[0][1].serialized_workflow_state if step.hops else None))
+    def _save_sent(self) -> None:
+        """Queue the new state as saved (the hop's state string, not encoded again)."""
+        rt = self.handler.rt
+        if self.json is not None:
+            record = rt.record(self.state, self.json)
+        else:
+            step = self.step
+            assert step is not None
+            record = rt.record(step.state, step.hops[0][1].serialized_workflow_state if step.hops else None)
+        self.later.save_nowait(record)
 
     def _resume(self, coro: Awaitable[None]) -> None:
         """Go on in a coroutine (a Task) with the stage still in flight here; ``out`` follows it."""

@@ -59,9 +59,9 @@ class Runtime:
     @property
     def later(self) -> Any:
         """The store when it hands its calls back as futures (``stage_result_later``,
-        ``claim_stage_later``, ``claim_stage_and_save_later``, and ``save_nowait``: SQLite), else None:
-        a stage hop then chains its steps on those futures (done-callbacks, no coroutine). Follows
-        ``store`` when it is replaced."""
+        ``claim_stage_later``, ``claim_stage_and_save_later``, ``save_later``, and ``save_nowait``:
+        SQLite), else None: a stage hop then chains its steps on those futures (done-callbacks, no
+        coroutine) and a save awaits the batch's future. Follows ``store`` when it is replaced."""
         store = self.store
         if store is not self._later_of:
             self._later_of = store
@@ -134,6 +134,8 @@ class Runtime:
         record = self.record(state, state_json)
         if not wait and self._save_nowait is not None:
             self._save_nowait(record)
+        elif (later := self.later) is not None:  # the batch's future itself (no store coroutine)
+            await later.save_later(record)
         else:
             await self.store.save(record)
 
@@ -171,6 +173,7 @@ def _all_of(calls: list[Awaitable[Any]]) -> asyncio.Future[None]:
 _NOW_CALLS = ("stage_result_now", "claim_stage_now", "claim_stage_and_save_now", "save_now")
 
 #: the calls of a store that hands its calls back as futures (see ``Runtime.later``)
-_LATER_CALLS = ("stage_result_later", "claim_stage_later", "claim_stage_and_save_later", "save_nowait")
+_LATER_CALLS = ("stage_result_later", "claim_stage_later", "claim_stage_and_save_later", "save_later",
+                "save_nowait")
 
 __all__ = ["Runtime"]

@@ -259,6 +259,8 @@ class FlowEngine:
         rt = self._rt
         if rt.now is not None:  # a store that answers at once: no coroutine for the save
             rt.save_now(state, hops[0][1].serialized_workflow_state)
+        elif rt.later is not None:  # a store that answers with futures (SQLite): its batch's, awaited
+            await rt.later.save_later(rt.record(state, hops[0][1].serialized_workflow_state))
         else:
             await rt.save(state, hops[0][1].serialized_workflow_state)
         sent = rt.send_now(hops)

@@ -6,6 +6,7 @@ state after a hop is saved once that hop is confirmed."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import time
 from typing import Any
@@ -137,7 +138,9 @@ async def test_a_hop_on_a_sqlite_store_that_closed_fails_at_once(url: str, names
                                  payload={})
         with pytest.raises(FlowStoreClosedError):
             handler.handle_now(1, hop)
-        assert not handler._inflight
+        # this hop's key only: the last stage's may still wait for its final event's confirm (wait()
+        # returns when the flow ends here, before that), which failed this test now and then on RabbitMQ
+        assert (state.instance_id, 1) not in handler._inflight
 
 
 async def test_a_slow_stage_leaves_the_claims_transaction_after_slow_runs_in_a_row(
@@ -172,3 +175,98 @@ async def test_a_slow_stage_leaves_the_claims_transaction_after_slow_runs_in_a_r
         assert handler._slow == {1: _later.SLOW_RUNS}  # its count stops there; a and c are quick
         assert computed.count("stage1") == _later.SLOW_RUNS  # then the split path
         assert computed.count("stage0") == computed.count("stage2") == n
+
+
+class _NoLater:
+    """The engine's SQLite store without its ``*_later`` calls: ``Runtime.later`` is None, so every hop
+    takes the general coroutine path (``_guarded`` -> ``step`` -> ``execute``)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        if name.endswith("_later"):
+            raise AttributeError(name)
+        return getattr(self._store, name)
+
+
+class _Recorder:
+    """The engine's client, recording every publish in a comparable form (message ids, the run's queue
+    prefix and instance id left out)."""
+
+    def __init__(self, client: Any, prefix: str) -> None:
+        self._client = client
+        self._prefix = prefix
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def publish(self, message: Any, **options: Any) -> Any:
+        fields = {k: v for k, v in vars(message).items() if k not in ("id", "_state")}
+        if "next_stage_queue" in fields:
+            fields["next_stage_queue"] = fields["next_stage_queue"].replace(self._prefix, "")
+        self.seen.append((type(message).__name__, fields))
+        return self._client.publish(message, **options)
+
+
+def _every_kind_of_stage(wf_id: str) -> Workflow:
+    """Four stages: Go-escaped data, an optional stage that fails (the flow goes on), one that sets
+    nothing, and the last one."""
+    wf = Workflow(wf_id)
+
+    def b(ctx: Any) -> Any:
+        raise ValueError("b is down")
+
+    wf.add_stage("a", lambda ctx: {"a": 1, "s": "x<&>\u2028\"\\", "n": None})
+    wf.add_stage("b", b, optional=True)
+    wf.add_stage("c", lambda ctx: {})
+    wf.add_stage("d", lambda ctx: {"d": [1.5, -0.0, 2**53], "nested": {"k": "v"}})
+    return wf
+
+
+async def _one_flow(url: str, names: Names, wf: Workflow, store: str, events: str, path: str) -> Any:
+    """One flow of ``wf`` under ``path`` (``general``: the coroutine path; ``inline``: the stage in its
+    claim's transaction; ``split``: read, run, claim): what it published, its claims and its record."""
+    async with engine_for(url, names, wf, store=store, publish_events=True if events == "all" else events) as flows:
+        handler = flows._registration(wf).stages
+        if path == "general":
+            flows._rt.store = _NoLater(flows.store)
+        elif path == "split":
+            handler._slow.update({i: 10**6 for i in range(len(wf.stages))})
+        prefix = flows.stage_queue(wf, 0)[:-len(f"{wf.id}.stage0")]
+        recorder = _Recorder(flows.client, prefix)
+        flows._rt.client = recorder
+        iid = await flows.start(wf, {"orderId": "o-1", "amount": 9.5}, instance_id="0190e0e0-0000-7000-8000-000000000001")
+        state = await flows.wait(iid, timeout=10)
+        for _ in range(200):  # the saves after the hops are queued once each hop is confirmed
+            record = await flows.status(iid)
+            if record is not None and record.version == state.version:
+                break
+            await asyncio.sleep(0.01)
+        claims = {k: await flows.store.stage_result(iid, f"stage{k}") for k in range(len(wf.stages))}
+        if path != "general":
+            assert handler._slow == ({} if path == "inline" else {i: 10**6 for i in range(len(wf.stages))})
+        assert record is not None
+        return recorder.seen, claims, dataclasses.replace(record, worker=""), _wire.encode_state(state)
+
+
+@pytest.mark.parametrize("events", ["terminal", "all"])
+@pytest.mark.parametrize("path", ["inline", "split"])
+async def test_a_sqlite_hop_publishes_claims_and_saves_what_the_general_path_does(
+        url: str, names: Names, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, events: str, path: str) -> None:
+    """With the clock stopped, a flow through the SQLite hop (its stage in the claim's transaction, or
+    split) publishes the same hops and events, claims the same outcomes and saves the same records as
+    the same flow through the general coroutine path, byte for byte (the hop's state work is
+    ``flowstate.advance``'s one call, the general path's is ``step`` + ``encode_state``)."""
+    monkeypatch.setattr(time, "time_ns", lambda: 1_733_000_000_123_456_789)
+    monkeypatch.setattr(time, "perf_counter_ns", lambda: 5_000)
+    wf = _every_kind_of_stage(f"bt-flow-{names.queue('wf')}")
+    want = await _one_flow(url, names, wf, f"sqlite:///{tmp_path}/general.db", events, "general")
+    got = await _one_flow(url, names, wf, f"sqlite:///{tmp_path}/{path}.db", events, path)
+    published, claims, record, final = got
+    assert [t for t, _ in published] == [t for t, _ in want[0]]
+    assert published == want[0]
+    assert claims == want[1] and all(claims.values())
+    assert record == want[2] and record.status == "completed"
+    assert final == want[3]

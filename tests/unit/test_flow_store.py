@@ -710,13 +710,13 @@ async def test_a_store_file_of_the_first_schema_is_migrated(tmp_path: Path) -> N
         await store.close()
     check = sqlite3.connect(path)
     names = {row[0] for row in check.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert check.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 4
     assert check.execute("SELECT flow, stage_key FROM claims").fetchall() == [(1, "stage0")]
     assert check.execute("SELECT count(*) FROM stage_results").fetchone()[0] == 0
     check.close()
     assert not names & {"flows_by_updated", "flows_by_status", "flows_by_workflow", "flows_ended",
-                        "flows_ended_by_status", "flows_ended_by_workflow"}
-    assert {"flows_running", "flows_ended_runs"} <= names
+                        "flows_ended_by_status", "flows_ended_by_workflow", "flows_running"}
+    assert {"flows_in_flight", "flows_ended_runs"} <= names
 
 
 #: schema 2 (user_version 2): flows keyed by instance id, every claim in stage_results
@@ -731,7 +731,7 @@ _SCHEMA_2 = (*_SCHEMA_0[:2],
 
 
 async def test_a_store_file_of_schema_2_is_migrated(tmp_path: Path) -> None:
-    """A schema-2 file opens as schema 3: ``flows`` gets its sequence numbers in start order, the
+    """A schema-2 file opens as schema 4: ``flows`` gets its sequence numbers in start order, the
     claims of stored instances move to ``claims``, a claim of an instance without a record stays
     until its first save; every claim still wins against a later one."""
     path = tmp_path / "v2.db"
@@ -759,13 +759,91 @@ async def test_a_store_file_of_schema_2_is_migrated(tmp_path: Path) -> None:
     finally:
         await store.close()
     check = sqlite3.connect(path)
-    assert check.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 4
     assert check.execute("SELECT seq, instance_id FROM flows ORDER BY seq").fetchall() == [
         (1, "i-2"), (2, "i-1"), (3, "i-0"), (4, "i-9")]
     assert check.execute("SELECT flow, stage_key, result_json FROM claims ORDER BY flow").fetchall() == [
         (1, "stage1", "b"), (3, "stage0", "a"), (4, "stage0", "early")]
     assert check.execute("SELECT count(*) FROM stage_results").fetchone()[0] == 0
     check.close()
+
+
+async def test_a_store_file_of_schema_3_is_migrated(tmp_path: Path) -> None:
+    """A schema-3 file (running flows indexed by ``updated_ns``: ``flows_running``) opens as schema 4:
+    that index is replaced by ``flows_in_flight``, the records and claims are all there, list() returns
+    them in the same order, and a running flow's save after a hop works on the migrated file."""
+    from mmate_fast.stageflow.store import _sqlite
+
+    path = tmp_path / "v3.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("PRAGMA journal_mode = WAL")
+    _sqlite._migrate(old)  # the tables of schema 3 and 4 are the same: only the running index differs
+    old.execute("DROP INDEX flows_in_flight")
+    old.execute("CREATE INDEX flows_running ON flows (updated_ns DESC, instance_id) WHERE status = 'running'")
+    old.execute("PRAGMA user_version = 3")
+    recs = [record(f"i-{n}", status=("running", "completed", "failed")[n % 3], workflow="ab"[n % 2],
+                   updated=100 + n) for n in range(9)]
+    for r in recs:
+        _sqlite._save(old, r)
+    _sqlite._claim(old, "i-0", "stage0", "won")
+    _sqlite._claim(old, "i-99", "stage0", "early")
+    old.close()
+    store = open_store(f"sqlite:///{path}")
+    assert isinstance(store, _sqlite.SQLiteFlowStore)
+    try:
+        newest = sorted(recs, key=lambda r: -r.updated_ns)
+        assert await store.list() == newest
+        assert await store.list(status="running") == [r for r in newest if r.status == "running"]
+        assert await store.list(status="running", workflow="a", limit=1) == [
+            r for r in newest if r.status == "running" and r.workflow_id == "a"][:1]
+        assert await store.stage_result("i-0", "stage0") == "won"  # learns i-0's number
+        assert await store.claim_stage("i-0", "stage0", "late") == "won"
+        hop = record("i-0", version=2, updated=900, stage=None, state="{\"hop\": 1}")
+        await store.save(hop)  # a running flow's save by its number
+        assert await store.get("i-0") == hop
+        assert (await store.list(status="running", limit=1)) == [hop]
+        await store.save(record("i-99"))
+        assert await store.stage_result("i-99", "stage0") == "early"
+    finally:
+        await store.close()
+    check = sqlite3.connect(path)
+    names = {row[0] for row in check.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 4
+    check.close()
+    assert "flows_running" not in names and {"flows_in_flight", "flows_ended_runs"} <= names
+
+
+def test_a_running_flows_save_by_number_leaves_its_index_entries_alone(tmp_path: Path) -> None:
+    """A running flow's save whose row is running too (the save after a hop), by the instance's
+    known number, is one narrow UPDATE that writes none of the indexed columns but ``updated_ns``;
+    a save that changes the status, the workflow or the start time, or an older version, goes on to
+    the full statements and saves (or ignores) the whole record as before."""
+    from mmate_fast.stageflow.store import _sqlite
+
+    conn = sqlite3.connect(tmp_path / "narrow.db", isolation_level=None)
+    _sqlite._migrate(conn)
+    seqs: dict[str, int] = {}
+    _sqlite._save(conn, record("i-1"), seqs)
+    assert _sqlite._stage(conn, "i-1", "stage0", seqs) is None and seqs == {"i-1": 1}
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    hop = record("i-1", version=2, updated=2_000, stage=None, worker="w2")
+    _sqlite._save(conn, hop, seqs)
+    assert [s.split(" SET ", 1)[0] for s in statements] == ["UPDATE flows"]
+    assert "status =" not in statements[0].split(" WHERE ", 1)[0] and "workflow_id =" not in (
+        statements[0].split(" WHERE ", 1)[0])
+    conn.set_trace_callback(None)
+    assert _sqlite._get(conn, "i-1") == hop
+    for changed in (dataclasses.replace(hop, version=3, workflow_id="other"),
+                    dataclasses.replace(hop, version=4, started_ns=7),
+                    dataclasses.replace(hop, version=5, status="completed", updated_ns=3_000)):
+        _sqlite._save(conn, changed, seqs)
+        assert _sqlite._get(conn, "i-1") == changed
+    _sqlite._save(conn, dataclasses.replace(hop, version=1), seqs)  # older: nothing changes
+    assert _sqlite._get(conn, "i-1").version == 5  # type: ignore[union-attr]
+    assert _sqlite._list(conn, "running", None, 10, 0) == []
+    assert [r.instance_id for r in _sqlite._list(conn, "completed", None, 10, 0)] == ["i-1"]
+    conn.close()
 
 
 async def test_a_claim_before_the_first_save_keeps_winning(tmp_path: Path) -> None:
@@ -801,8 +879,9 @@ def test_a_store_file_of_a_newer_schema_is_unavailable(tmp_path: Path) -> None:
                                                   ("running", "a"), ("failed", None), ("failed", "a")])
 def test_list_reads_indexes_in_order_without_sorting(status: str | None, workflow: str | None) -> None:
     """Every list() filter walks indexes in the order it returns (the ended flows' index in runs, one
-    per workflow and status, merged, with the running flows' index when no status is asked): no
-    full-table sort, however many flows the store holds."""
+    per workflow and status, merged, with the running flows when no status is asked): no full-table
+    scan or sort, however many flows the store holds; only the flows in flight (``flows_in_flight``,
+    which a save after a hop does not move: schema 4) are sorted."""
     from mmate_fast.stageflow.store import _sqlite
 
     conn = sqlite3.connect(":memory:", isolation_level=None)
@@ -823,8 +902,14 @@ def test_list_reads_indexes_in_order_without_sorting(status: str | None, workflo
                        and (workflow is None or r.workflow_id == workflow)),
                       key=lambda r: (-r.updated_ns, r.instance_id))
     assert _sqlite._list(Spy(), status, workflow, 10, 0) == expected[:10]  # type: ignore[arg-type]
-    assert plans and not [p for p in plans if "TEMP B-TREE" in p or (p.startswith("SCAN flows") and "INDEX" not in p)]
-    assert any("flows_running" in p or "flows_ended" in p for p in plans)
+    assert plans and not [p for p in plans if p.startswith("SCAN flows") and "INDEX" not in p]
+    sorts = [i for i, p in enumerate(plans) if "TEMP B-TREE" in p]
+    if status in (None, "running"):  # the running flows, right after they are found by their index
+        assert len(sorts) == 1 and plans[sorts[0]] == "USE TEMP B-TREE FOR ORDER BY", plans
+        assert plans[sorts[0] - 1] == "SEARCH flows USING INDEX flows_in_flight (status=?)", plans
+    else:
+        assert not sorts, plans
+    assert any("flows_in_flight" in p or "flows_ended" in p for p in plans)
 
 
 @pytest.mark.parametrize(("status", "workflow"), [(None, None), (None, "w1"), ("s3", None), ("s3", "w1")])
@@ -980,5 +1065,99 @@ async def test_claim_computed_on_the_writer_thread_may_decline(tmp_path: Path,
         assert await declined == (None, False) and threads == [False]
         assert await found == ("done", False)
         assert await store.stage_result("i-1", "stage1") is None
+    finally:
+        await store.close()
+
+
+async def test_save_later_is_the_batch_future_done_after_the_commit(tmp_path: Path) -> None:
+    """``save_later`` (what ``Runtime.save`` and ``start()`` await on SQLite): the loop turn's batch
+    future, done once the record is committed in the file; bad records and a closed store raise at
+    once, as ``save`` does."""
+    from mmate_fast.errors import FlowStoreClosedError
+
+    path = tmp_path / "later.db"
+    store = open_store(f"sqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        fut = store.save_later(record())  # type: ignore[attr-defined]
+        assert isinstance(fut, asyncio.Future) and not fut.done()
+        assert other.execute("SELECT count(*) FROM flows").fetchone()[0] == 0  # queued, not committed
+        assert await fut is None
+        assert other.execute("SELECT version FROM flows WHERE instance_id = 'i-1'").fetchone() == (1,)
+        await store.save_later(record(version=2))  # type: ignore[attr-defined]
+        assert await store.get("i-1") == record(version=2)
+        with pytest.raises(InvalidArgumentError):
+            store.save_later("not a record")  # type: ignore[attr-defined]
+    finally:
+        other.close()
+        await store.close()
+    with pytest.raises(FlowStoreClosedError):
+        store.save_later(record())  # type: ignore[attr-defined]
+
+
+async def test_the_engine_saves_through_the_sqlite_store_futures(tmp_path: Path) -> None:
+    """``Runtime.later`` needs ``save_later`` too; ``Runtime.save`` (and so ``start()``) awaits it
+    instead of the store's ``save`` coroutine."""
+    from mmate_fast.stageflow._runtime import Runtime
+    from mmate_fast.stageflow._wire import WorkflowState
+
+    store = open_store(f"sqlite:///{tmp_path / 'rt.db'}")
+    try:
+        rt = Runtime(None, store, events=(), prefix="", worker="w", finished=lambda state: None)
+        assert rt.later is store
+
+        async def no_coroutine(record: Any) -> None:
+            raise AssertionError("the save coroutine was used")
+
+        store.save = no_coroutine  # type: ignore[method-assign]
+        state = WorkflowState(workflow_id="wf", instance_id="i-7", status="running", start_ns=1, version=1)
+        await rt.save(state)
+        got = await store.get("i-7")
+        assert got is not None and got.version == 1 and got.worker == "w"
+
+        class Without:  # the other ``*_later`` calls but no ``save_later``: not a futures store
+            def __getattr__(self, name: str) -> Any:
+                if name == "save_later":
+                    raise AttributeError(name)
+                return getattr(store, name)
+
+        rt.store = Without()  # type: ignore[assignment]
+        assert rt.later is None
+    finally:
+        await store.close()
+
+
+async def test_a_save_writes_none_and_text_for_current_stage_and_error_in_every_combination(
+        tmp_path: Path) -> None:
+    """``_save`` writes a None ``current_stage`` / ``error`` as NULL in the statement (not bound):
+    every combination of the two, inserted, updated through the upsert and through the instance's
+    known number (``_seqs``), reads back as saved, and NULL stays distinct from ''."""
+    from mmate_fast.stageflow.store._sqlite import SQLiteFlowStore
+
+    store = open_store(f"sqlite:///{tmp_path / 'nulls.db'}")
+    assert isinstance(store, SQLiteFlowStore)
+    combos = [(cs, err) for cs in (None, "", "stage-b") for err in (None, "", "boom")]
+    try:
+        for n, (cs, err) in enumerate(combos):
+            iid = f"i-{n}"
+            first = dataclasses.replace(record(iid), current_stage=cs, error=err)
+            await store.save(first)  # the upsert (a new record)
+            assert await store.get(iid) == first
+            version = 2
+            for cs2, err2 in combos:  # the upsert again (no number known), then by number
+                for by_seq in (False, True):
+                    if by_seq:
+                        assert await store.stage_result(iid, "stage0") is None  # learns the number
+                        assert iid in store._seqs
+                    else:
+                        store._seqs.pop(iid, None)
+                    again = dataclasses.replace(first, version=version, current_stage=cs2, error=err2,
+                                                state_json=f"{{\"v\": {version}}}")
+                    await store.save(again)
+                    assert await store.get(iid) == again
+                    version += 1
+            older = dataclasses.replace(first, version=1, current_stage="old", error="old")
+            await store.save(older)  # an older version changes nothing, either way
+            assert (await store.get(iid)).version == version - 1  # type: ignore[union-attr]
     finally:
         await store.close()

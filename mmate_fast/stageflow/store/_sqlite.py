@@ -93,8 +93,9 @@ _COLUMNS = ("instance_id, workflow_id, status, version, current_stage, error, st
             "state_json, worker")
 #: ``PRAGMA user_version`` of the schema below. 0 was the first one (three full indexes on
 #: ``updated_ns``), 2 the partial indexes with ``flows`` keyed by ``instance_id`` and every claim in
-#: ``stage_results``; opening a store migrates either (``_migrate``)
-SCHEMA_VERSION = 3
+#: ``stage_results``, 3 the running flows indexed by ``updated_ns`` (``flows_running``: every save
+#: after a hop moved its entry); opening a store migrates any of them (``_migrate``)
+SCHEMA_VERSION = 4
 #: the status of a flow still moving (the engine's saves between its start and its end)
 _RUNNING = "running"
 #: ``flows`` keeps a sequence number (``seq``, its rowid: ascending in insertion order) besides the
@@ -122,21 +123,22 @@ _SCHEMA = (
             SELECT new.seq, stage_key, result_json, created_ns FROM stage_results
             WHERE instance_id = new.instance_id;
         DELETE FROM stage_results WHERE instance_id = new.instance_id; END""",
-    # partial indexes: a running flow's save (the engine's save after every hop) updates one small
-    # index (the flows in flight); the status and workflow indexes only change when a flow ends
-    f"""CREATE INDEX IF NOT EXISTS flows_running ON flows (updated_ns DESC, instance_id)
-        WHERE status = '{_RUNNING}'""",
+    # partial indexes: the flows in flight, keyed by nothing a running flow's save changes (the
+    # engine's save after every hop, ``_UPDATE_RUNNING``, leaves the index alone: list(running) sorts
+    # them); the ended flows' index only changes when a flow ends
+    f"""CREATE INDEX IF NOT EXISTS flows_in_flight ON flows (status) WHERE status = '{_RUNNING}'""",
     # ended flows: one index, written once per flow; list() merges its runs (one per workflow and
     # status) in the order it returns
     f"""CREATE INDEX IF NOT EXISTS flows_ended_runs
         ON flows (workflow_id, status, updated_ns DESC, instance_id) WHERE status <> '{_RUNNING}'""",
 )
-_SCHEMA_NAMES = {"flows", "claims", "stage_results", "flows_adopt", "flows_running", "flows_ended_runs"}
-#: indexes dropped on open: schema 0's three (each running save updated all of them) and schema 2's
+_SCHEMA_NAMES = {"flows", "claims", "stage_results", "flows_adopt", "flows_in_flight", "flows_ended_runs"}
+#: indexes dropped on open: schema 0's three (each running save updated all of them), schema 2's
 #: three on ended flows (``flows_ended_runs`` replaces them: each index costs every flow's final
-#: transaction a page)
+#: transaction a page) and schema 2/3's running flows by ``updated_ns`` (``flows_in_flight``
+#: replaces it: a save after a hop moved its entry, ~12k instructions and a page)
 _OLD_INDEXES = ("flows_by_updated", "flows_by_status", "flows_by_workflow", "flows_ended",
-                "flows_ended_by_status", "flows_ended_by_workflow")
+                "flows_ended_by_status", "flows_ended_by_workflow", "flows_running")
 _UPSERT = (f"INSERT INTO flows ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
            "ON CONFLICT (instance_id) DO UPDATE SET workflow_id = excluded.workflow_id, "
            "status = excluded.status, version = excluded.version, "
@@ -164,6 +166,14 @@ _CLAIM_BY_SEQ = ("INSERT INTO claims (flow, stage_key, result_json, created_ns) 
 _UPDATE_BY_SEQ = ("UPDATE flows SET workflow_id = ?, status = ?, version = ?, current_stage = ?, error = ?, "
                   "started_ns = ?, updated_ns = ?, state_json = ?, worker = ? "
                   "WHERE seq = ? AND instance_id = ? AND version <= ?")
+#: a running flow's save by a known number, when the row is running too (args: version, current_stage,
+#: error, updated_ns, state_json, worker, seq, instance, version, workflow, started_ns): the columns a
+#: save after a hop changes, none that ``flows_in_flight`` or ``flows_ended_runs`` depends on but
+#: ``updated_ns`` (the ended flows' index, whose condition is false before and after, is not written);
+#: no row changed: the full statements decide
+_UPDATE_RUNNING = ("UPDATE flows SET version = ?, current_stage = {current_stage}, error = {error}, "
+                   "updated_ns = ?, state_json = ?, worker = ? WHERE seq = ? AND instance_id = ? "
+                   f"AND version <= ? AND status = '{_RUNNING}' AND workflow_id = ? AND started_ns = ?")
 #: most instance numbers a store remembers (``_Seqs``) before it forgets them all
 SEQ_CACHE = 65_536
 #: a claim of an instance with no record yet
@@ -175,9 +185,9 @@ _STAGE = ("SELECT c.result_json FROM flows f JOIN claims c ON c.flow = f.seq AND
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring a file of schema 0 or 2 (or an empty one) to ``SCHEMA_VERSION``, inside the caller's
+    """Bring a file of schema 0, 2 or 3 (or an empty one) to ``SCHEMA_VERSION``, inside the caller's
     write transaction: ``flows`` rebuilt with ``seq`` (numbered by start time), the claims of stored
-    instances moved to ``claims``, the schema-0 indexes dropped, the rest created."""
+    instances moved to ``claims``, the older indexes (``_OLD_INDEXES``) dropped, the rest created."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(flows)")}
     if columns and "seq" not in columns:
         conn.execute(_FLOWS_TABLE.format(name="flows_v3"))
@@ -206,14 +216,42 @@ def _migrate(conn: sqlite3.Connection) -> None:
 _Seqs = dict[str, int]
 
 
+def _without_nulls(sql: str) -> dict[tuple[bool, bool], str]:
+    """``sql`` (with the placeholders ``{current_stage}`` and ``{error}``) for each of the two being
+    None or not: a None is written as ``NULL`` in the statement, not bound. Python's sqlite3 binds
+    None through its adapter protocol (two failed attribute look-ups, ~3.3k instructions each), the
+    other types at once; a running flow's record has both None."""
+    return {(cs, err): sql.format(current_stage="NULL" if cs else "?", error="NULL" if err else "?")
+            for cs in (False, True) for err in (False, True)}
+
+
+#: ``_UPSERT`` / ``_UPDATE_BY_SEQ`` by (current_stage is None, error is None)
+_UPSERTS = _without_nulls(f"INSERT INTO flows ({_COLUMNS}) VALUES (?, ?, ?, ?, {{current_stage}}, "
+                          "{error}, ?, ?, ?, ?)" + _UPSERT[_UPSERT.index(" ON CONFLICT"):])
+_UPDATES_RUNNING = _without_nulls(_UPDATE_RUNNING)
+_UPDATES_BY_SEQ = _without_nulls(_UPDATE_BY_SEQ.replace("current_stage = ?",
+                                                        "current_stage = {current_stage}")
+                                 .replace("error = ?", "error = {error}"))
+
+
 def _save(conn: sqlite3.Connection, r: FlowRecord, seqs: _Seqs | None = None) -> None:
     seq = None if seqs is None else seqs.get(r.instance_id)
-    if seq is not None and conn.execute(_UPDATE_BY_SEQ, (
-            r.workflow_id, r.status, r.version, r.current_stage, r.error, r.started_ns, r.updated_ns,
-            r.state_json, r.worker, seq, r.instance_id, r.version)).rowcount == 1:
-        return
-    conn.execute(_UPSERT, (r.instance_id, r.workflow_id, r.status, r.version, r.current_stage, r.error,
-                           r.started_ns, r.updated_ns, r.state_json, r.worker))
+    cs, err = r.current_stage, r.error
+    nulls = (cs is None, err is None)
+    # the values bound: the record's fields, without a None current_stage / error (NULL in the statement)
+    texts = (*(() if cs is None else (cs,)), *(() if err is None else (err,)))
+    if seq is not None:
+        if r.status == _RUNNING and conn.execute(_UPDATES_RUNNING[nulls], (
+                r.version, *texts, r.updated_ns, r.state_json, r.worker, seq, r.instance_id, r.version,
+                r.workflow_id, r.started_ns)).rowcount == 1:
+            return  # a running flow's save after a hop: its index entries stay where they are
+        if conn.execute(_UPDATES_BY_SEQ[nulls], (
+                r.workflow_id, r.status, r.version, *texts, r.started_ns, r.updated_ns, r.state_json,
+                r.worker, seq, r.instance_id, r.version)).rowcount == 1:
+            return
+    values: tuple[Any, ...] = (r.status, r.version, *texts, r.started_ns, r.updated_ns, r.state_json,
+                               r.worker)
+    conn.execute(_UPSERTS[nulls], (r.instance_id, r.workflow_id, *values))
 
 
 def _get(conn: sqlite3.Connection, instance_id: str) -> FlowRecord | None:
@@ -953,8 +991,12 @@ class SQLiteFlowStore:
         return conn
 
     async def save(self, record: FlowRecord) -> None:
+        await self.save_later(record)
+
+    def save_later(self, record: FlowRecord) -> asyncio.Future[None]:
+        """``save``, committed with this loop turn's batch (the future is done after the commit)."""
         check_record(record)
-        await self._batched(_save, (record, self._seqs), True, "save")
+        return self._enqueue(_save, (record, self._seqs), True, "save", True)  # type: ignore[return-value]
 
     def save_nowait(self, record: FlowRecord) -> None:
         """Queue a save of ``record`` and return at once: it is committed with the next batch, in
