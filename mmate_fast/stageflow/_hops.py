@@ -178,6 +178,24 @@ class StageHandler:
             self._release(key)
             raise
 
+    def one_hop(self, index: int, nxt: int, state: WorkflowState, payload: Any, text: str | None,
+                result: Any) -> tuple[tuple[tuple[str, Any]], list[Any]]:
+        """The publishes of a one-call hop from stage ``index`` to ``nxt`` (not a parallel group): the
+        stage message carrying the advanced state's string ``text``, and a StageCompletedEvent first
+        when that is selected and the stage completed (``_hop_now``'s and ``LaterHop``'s)."""
+        wf = self.wf
+        n = len(wf.stages)
+        queues = self.queue_names()
+        queue = queues[nxt]
+        assert queue is not None
+        hop = _wire.flow_message(state, stage_index=nxt, stage_name=wf.stages[nxt].id,
+                                 next_queue=queues[min(wf.next_index(nxt), n)], payload=payload,
+                                 payload_type=_wire.PAYLOAD_TYPE_RAW, state_json=text)
+        events: list[Any] = []
+        if result.status == "completed" and STAGE_COMPLETED in self.rt.events:
+            events.append(_wire.stage_completed_event(state, result, stage_index=index, total_stages=n))
+        return ((queue, hop),), events
+
     def _hop_now(self, index: int, msg: Any, state: WorkflowState, redelivered: bool, outcome: Outcome,
                  nxt: int, now: Any, skey: str) -> Awaitable[None] | None:
         """``handle_now``'s common case, a fresh outcome that moves the flow on to one next stage
@@ -193,22 +211,11 @@ class StageHandler:
             if stored != claim:  # another delivery claimed first: go on from the message with its outcome
                 return self._guarded(index, msg, _wire.decode_state(msg.serialized_workflow_state),
                                      redelivered, Outcome.from_json(stored))
-        wf = self.wf
-        n = len(wf.stages)
-        queues = self.queue_names()
-        queue = queues[nxt]
-        assert queue is not None
-        hop = _wire.flow_message(state, stage_index=nxt, stage_name=wf.stages[nxt].id,
-                                 next_queue=queues[min(wf.next_index(nxt), n)], payload=msg.payload,
-                                 payload_type=_wire.PAYLOAD_TYPE_RAW, state_json=text)
-        result = outcome.result
-        events: list[Any] = []
-        if result.status == "completed" and STAGE_COMPLETED in rt.events:
-            events.append(_wire.stage_completed_event(state, result, stage_index=index, total_stages=n))
+        hops, events = self.one_hop(index, nxt, state, msg.payload, text, outcome.result)
         key = (iid, index)
         self._inflight[key] = None
         try:
-            sent = rt.send_now(((queue, hop),), events)
+            sent = rt.send_now(hops, events)
         except BaseException:
             self._release(key)
             raise

@@ -226,26 +226,11 @@ class LaterHop:
         _future(sent).add_done_callback(self._sent)
 
     def _hop(self) -> tuple[tuple[tuple[str, Any]], list[Any]]:
-        """The one-call hop's publishes (``StageHandler._hop_now``'s): the stage message to ``nxt``,
-        carrying the advanced state's string, after a StageCompletedEvent when that is selected."""
-        handler = self.handler
-        wf = handler.wf
-        state = self.state
-        nxt = self.nxt
-        n = len(wf.stages)
-        queues = handler.queue_names()
-        queue = queues[nxt]
-        assert queue is not None
-        hop = _wire.flow_message(state, stage_index=nxt, stage_name=wf.stages[nxt].id,
-                                 next_queue=queues[min(wf.next_index(nxt), n)], payload=self.msg.payload,
-                                 payload_type=_wire.PAYLOAD_TYPE_RAW, state_json=self.json)
+        """The one-call hop's publishes (``StageHandler.one_hop``) to ``nxt``."""
         outcome = self.outcome
         assert outcome is not None
-        result = outcome.result
-        events: list[Any] = []
-        if result.status == "completed" and STAGE_COMPLETED in handler.rt.events:
-            events.append(_wire.stage_completed_event(state, result, stage_index=self.index, total_stages=n))
-        return ((queue, hop),), events
+        return self.handler.one_hop(self.index, self.nxt, self.state, self.msg.payload, self.json,
+                                    outcome.result)
 
     def _sent(self, fut: asyncio.Future[Any]) -> None:
         """The hop is confirmed: the new state is queued as saved (the mark that it went out); a failed

@@ -15,6 +15,7 @@ import pytest
 
 from mmate_fast.errors import FlowStoreClosedError
 from mmate_fast.stageflow import Workflow, _wire
+from mmate_fast.stageflow import engine as engine_module
 from mmate_fast.stageflow._router import router_for
 from mmate_fast.stageflow._wire import FlowMessageEnvelope
 from tests.behaviour.conftest import Names
@@ -259,7 +260,9 @@ async def test_a_sqlite_hop_publishes_claims_and_saves_what_the_general_path_doe
     split) publishes the same hops and events, claims the same outcomes and saves the same records as
     the same flow through the general coroutine path, byte for byte (the hop's state work is
     ``flowstate.advance``'s one call, the general path's is ``step`` + ``encode_state``)."""
-    monkeypatch.setattr(time, "time_ns", lambda: 1_733_000_000_123_456_789)
+    frozen = lambda: 1_733_000_000_123_456_789  # noqa: E731
+    monkeypatch.setattr(time, "time_ns", frozen)
+    monkeypatch.setattr(engine_module, "_time_ns", frozen)  # start() binds the clock at import
     monkeypatch.setattr(time, "perf_counter_ns", lambda: 5_000)
     wf = _every_kind_of_stage(f"bt-flow-{names.queue('wf')}")
     want = await _one_flow(url, names, wf, f"sqlite:///{tmp_path}/general.db", events, "general")
