@@ -89,24 +89,24 @@ class Runtime:
         all are confirmed (the one publish's own awaitable, or a gather that fails with the first
         error once all are done), None when nothing was published."""
         client = self.client
+        publish = client.publish
+        if publish.__class__ is _MethodType and publish.__func__ is (
+                _CLIENT_PUBLISH if _CLIENT_PUBLISH is not None else _client_publish()):
+            # Client.publish itself (not a wrapper set on the instance or a subclass's): its live
+            # publisher's publish called directly (one keyword-packing layer and frame fewer a publish)
+            publisher = client._live_publisher
+            if publisher is not None:
+                publish = publisher.publish
         if not events and len(hops) == 1:  # a plain hop (most of them): one publish, its confirm
             queue, envelope = hops[0]
-            publish = client.publish
-            if publish.__class__ is _MethodType and publish.__func__ is (
-                    _CLIENT_PUBLISH if _CLIENT_PUBLISH is not None else _client_publish()):
-                # Client.publish itself (not a wrapper set on the instance or a subclass's): its
-                # publisher's publish called directly (one keyword-packing layer and frame fewer)
-                publisher = client._live_publisher
-                if publisher is not None:
-                    return publisher.publish(envelope, exchange="", routing_key=queue, persistent=True)
             return publish(envelope, exchange="", routing_key=queue, persistent=True)
         calls = []
         selected = self.events
         for event in events:
             if type(event).__name__ in selected:
-                calls.append(client.publish(event, kind=MessageKind.EVENT, persistent=True))
+                calls.append(publish(event, kind=MessageKind.EVENT, persistent=True))
         for queue, envelope in hops:
-            calls.append(client.publish(envelope, exchange="", routing_key=queue, persistent=True))
+            calls.append(publish(envelope, exchange="", routing_key=queue, persistent=True))
         if len(calls) == 1:
             return calls[0]
         return _all_of(calls) if calls else None

@@ -57,6 +57,7 @@ async def test_a_plain_hop_goes_to_the_live_publisher_as_client_publish_would() 
     from typing import Any
 
     from mmate_fast.client import Client
+    from mmate_fast.contracts import MessageKind
     from mmate_fast.stageflow._envelopes import FlowMessageEnvelope
     from mmate_fast.stageflow._runtime import Runtime
     from mmate_fast.stageflow.store import open_store
@@ -75,6 +76,14 @@ async def test_a_plain_hop_goes_to_the_live_publisher_as_client_publish_would() 
     options = {"exchange": "", "routing_key": "q1", "persistent": True}
     assert rt.send_now([("q1", env)]) == "sent"
     assert seen == [("publisher", env, options)]
+
+    class StageCompletedEvent:
+        pass
+
+    event = StageCompletedEvent()
+    rt.events = ("StageCompletedEvent",)
+    assert rt.send_now([], [event, FlowMessageEnvelope()]) == "sent"  # the one selected event
+    assert seen[-1] == ("publisher", event, {"kind": MessageKind.EVENT, "persistent": True})
 
     def spy(msg: Any, **opts: Any) -> str:
         seen.append(("spy", msg, opts))
