@@ -132,13 +132,17 @@ def _decode_flow(p: dict[str, Any], id: str, type: str, ts: str, cid: str | None
             and p.get("serializedWorkflowState").__class__ is str):  # the plain form, in fewer calls
         # the dataclass __init__ (14 keyword arguments, a default factory) skipped: every field set
         # at once, in the class's field order (tests compare with the general path below)
+        try:  # _state_of, inlined (one frame fewer per hop)
+            state = decode_state(strs[1])
+        except FlowStateError as exc:
+            raise FlowStateError(f"FlowMessageEnvelope {id}: {exc}") from None
         m = _new(FlowMessageEnvelope)
         m.__dict__ = {
             "id": id, "timestamp": envelope_time(ts), "correlation_id": cid or None,
             "payload": p.get("payload"), "payload_type": strs[0], "serialized_workflow_state": strs[1],
             "workflow_state_type": strs[2], "checkpoint": checkpoint, "current_stage_index": index,
             "next_stage_queue": strs[3], "workflow_id": strs[4], "instance_id": strs[5],
-            "stage_name": strs[6], "_state": _state_of(strs[1], "FlowMessageEnvelope", id)}
+            "stage_name": strs[6], "_state": state}
         return m
     try:
         checkpoint = p.get("checkpoint")
