@@ -374,7 +374,7 @@ cdef bint _plain_json(str text):
     cdef int kind = PyUnicode_KIND(text)
     cdef void *data = PyUnicode_DATA(text)
     cdef int run = 0, c, p1 = 3, p2 = 3  # classes of the previous two characters
-    cdef bint in_str = False, esc = False
+    cdef bint in_str = False, esc = False, neg = False
     cdef Py_UCS4 ch
     for i in range(n):
         ch = PyUnicode_READ(kind, data, i)
@@ -400,8 +400,10 @@ cdef bint _plain_json(str text):
         else:
             c = 3
         if c == 0:
+            if run == 0:
+                neg = p1 == 2
             run += 1
-            if run >= 20:
+            if run >= 20 or (run == 19 and neg):  # a 19-digit negative may be below int64 (orjson: float)
                 return False
         else:
             run = 0

@@ -227,13 +227,13 @@ def advance(state: Any, result: Any, updates: dict[str, Any], now_ns: int,
 
 # --------------------------------------------------------------------------- decoding
 def _plain_json(text: str) -> bool:
-    """True when orjson reads ``text`` as Go does. Outside strings: no run of 20 digits (an integer
-    beyond 64 bits, which orjson would not keep exact), no ``-`` + one digit + a non-number character
+    """True when orjson reads ``text`` as Go does. Outside strings: no run of 20 digits and no ``-`` +
+    19 digits (an integer that may be beyond 64 bits, which orjson would not keep exact), no ``-`` + one digit + a non-number character
     (``-0``: Go keeps a float -0, orjson an int 0), no exponent (a float beyond float64 is an error for
     the strict reader). What strings hold does not matter (``"order-1"`` is plain)."""
     run = 0
     p1 = p2 = 3
-    in_str = esc = False
+    in_str = esc = neg = False
     for ch in text:
         if in_str:
             if esc:
@@ -257,8 +257,10 @@ def _plain_json(text: str) -> bool:
         else:
             c = 3
         if c == 0:
+            if run == 0:
+                neg = p1 == 2
             run += 1
-            if run >= 20:
+            if run >= 20 or (run == 19 and neg):
                 return False
         else:
             run = 0

@@ -22,11 +22,12 @@ _encode_json = _env.encode_json
 Fragment = orjson.Fragment
 
 #: what orjson does not read as Go does: an integer beyond 64 bits (orjson rounds it; a run of 20
-#: digits) or a negative zero (orjson gives int 0; Go keeps float64 -0 and writes ``-0`` again).
+#: digits, or "-" and 19 digits: below -2**63) or a negative zero (orjson gives int 0; Go keeps float64 -0 and writes ``-0`` again).
 #: One translate finds both: digits -> "0", letters and "." -> "a", "-" stays, anything else -> " ".
 _CLASSES = bytes(0x30 if 0x30 <= i <= 0x39 else 0x61 if (0x41 <= i <= 0x5A or 0x61 <= i <= 0x7A or i == 0x2E)
                  else 0x2D if i == 0x2D else 0x20 for i in range(256))
 _RUN = b"0" * 20
+_NEG_RUN = b"-" + b"0" * 19
 
 
 def go_map(value: dict[str, Any], what: str) -> orjson.Fragment:
@@ -62,11 +63,12 @@ def _int(text: str) -> int | float:
 
 
 def loads(text: Any) -> Any:
-    """Parse JSON text as Go reads it into ``interface{}``, integers exact: text with a run of 19
-    digits or a ``-0`` is parsed with the stdlib (slow path). Raises ValueError when it is not JSON."""
+    """Parse JSON text as Go reads it into ``interface{}``, integers exact: text with a run of 20
+    digits (19 after a ``-``) or a ``-0`` is parsed with the stdlib (slow path). Raises ValueError
+    when it is not JSON."""
     if text.__class__ is str:
         classes = text.encode().translate(_CLASSES)
-        if _RUN in classes or b"-0 " in classes or classes.endswith(b"-0"):
+        if _RUN in classes or _NEG_RUN in classes or b"-0 " in classes or classes.endswith(b"-0"):
             return json.loads(text, parse_float=_finite, parse_int=_int, parse_constant=_constant)
     return orjson.loads(text)
 

@@ -180,3 +180,19 @@ def test_read_strs(fs: ModuleType) -> None:
     assert fs.read_strs({"a": "x", "b": None}, ("a", "b", "c")) == ("x", "", "")
     assert fs.read_strs({"a": "x", "b": 1}, ("a", "b")) is None
     assert fs.read_strs({}, ()) == ()
+
+
+@pytest.mark.parametrize("fs", IMPLS)
+@pytest.mark.parametrize("number", [
+    -9223372036854775809, -9999999999999999999, -9223372036854775808, -1000000000000000000,
+    9223372036854775807, 9223372036854775808, 18446744073709551615, 18446744073709551616, -(2**70)])
+def test_an_integer_near_the_64_bit_edges_stays_an_exact_int(fs: ModuleType, number: int) -> None:
+    """orjson reads an integer below -2**63 with 19 digits as a float: such text takes the strict
+    path, which keeps it exact (found by the round-trip property test)."""
+    state = _state(global_data={"n": number, "s": "x"})
+    text = _general_encode(state)
+    decoded = fs.decode_state(text, WorkflowState, StageResult)
+    back = decoded if decoded is not None else _strict(text)
+    assert back.global_data == {"n": number, "s": "x"} and type(back.global_data["n"]) is int
+    assert _strict(text).global_data["n"] == number and type(_strict(text).global_data["n"]) is int
+    assert _general_encode(back) == text
