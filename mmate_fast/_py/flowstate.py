@@ -228,9 +228,10 @@ def advance(state: Any, result: Any, updates: dict[str, Any], now_ns: int,
 # --------------------------------------------------------------------------- decoding
 def _plain_json(text: str) -> bool:
     """True when orjson reads ``text`` as Go does. Outside strings: no run of 20 digits and no ``-`` +
-    19 digits (an integer that may be beyond 64 bits, which orjson would not keep exact), no ``-`` + one digit + a non-number character
-    (``-0``: Go keeps a float -0, orjson an int 0), no exponent (a float beyond float64 is an error for
-    the strict reader). What strings hold does not matter (``"order-1"`` is plain)."""
+    19 digits (an integer that may be beyond 64 bits, which orjson would not keep exact), no ``-`` +
+    one digit + a non-number character (``-0``: Go keeps a float -0, orjson an int 0), no exponent (a
+    float beyond float64 is an error for the strict reader). What strings hold does not matter
+    (``"order-1"`` is plain)."""
     run = 0
     p1 = p2 = 3
     in_str = esc = neg = False

@@ -22,7 +22,8 @@ _encode_json = _env.encode_json
 Fragment = orjson.Fragment
 
 #: what orjson does not read as Go does: an integer beyond 64 bits (orjson rounds it; a run of 20
-#: digits, or "-" and 19 digits: below -2**63) or a negative zero (orjson gives int 0; Go keeps float64 -0 and writes ``-0`` again).
+#: digits, or "-" and 19 digits: below -2**63) or a negative zero (orjson gives int 0; Go keeps
+#: float64 -0 and writes ``-0`` again).
 #: One translate finds both: digits -> "0", letters and "." -> "a", "-" stays, anything else -> " ".
 _CLASSES = bytes(0x30 if 0x30 <= i <= 0x39 else 0x61 if (0x41 <= i <= 0x5A or 0x61 <= i <= 0x7A or i == 0x2E)
                  else 0x2D if i == 0x2D else 0x20 for i in range(256))
