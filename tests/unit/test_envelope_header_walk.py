@@ -6,15 +6,13 @@ once read, or the same named error), and the bodies that are still plain must ta
 from __future__ import annotations
 
 from collections.abc import Iterator
-from types import ModuleType
-from typing import Any
 
 import orjson
 import pytest
 
-from mmate_fast import errors
 from mmate_fast._py import envelope as twin
 from tests.unit._impls import NO_EXT
+from tests.unit.test_envelope_plain_path import _outcome
 from tests.vectors import VECTORS
 
 pytestmark = pytest.mark.skipif(NO_EXT, reason="MMATE_NO_EXTENSIONS=1")
@@ -76,15 +74,6 @@ def _variants() -> Iterator[tuple[str, bytes, bool]]:
         yield f"len-{n}", _body([("k" * n, b'"' + b"v" * n + b'"'), *base]), True
         yield f"len-{n}-high", _body([("k" * n, b'"' + b"v" * n + b'\x80"'), *base]), False
         yield f"len-{n}-ctl", _body([("k" * n, b'"' + b"v" * n + b'\x1f"'), *base]), False
-
-
-def _outcome(E: ModuleType, body: bytes | bytearray) -> tuple[str, Any]:
-    try:
-        env = E.decode_envelope(body)
-    except errors.EnvelopeError as exc:
-        return "error", (exc.reason, str(exc))
-    return "ok", (env.id, env.type, env.timestamp, env.correlation_id, env.reply_to, env.headers,
-                  env.payload)
 
 
 VARIANTS = list(_variants())

@@ -81,7 +81,7 @@ EDGE_BODIES: list[bytes] = [
 ]
 
 
-def _outcome(E: ModuleType, body: bytes) -> tuple[str, Any]:
+def _outcome(E: ModuleType, body: bytes | bytearray) -> tuple[str, Any]:
     try:
         env = E.decode_envelope(body)
     except errors.EnvelopeError as exc:
