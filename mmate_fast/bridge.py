@@ -66,6 +66,11 @@ _new_id = _env.new_id
 _replystep = load("replystep")
 #: the compiled reply step is the reply consumer's callback (the twin would only add a call)
 _STEP = COMPILED.get("replystep", False)
+#: loop -> the task it is running now (the C tasks' own dict, one lookup): tells that the bridge's
+#: last loop still runs its requests without asyncio.get_running_loop(), a getpid() syscall per call
+#: on Python < 3.12 (its fork check). Where asyncio has no such dict (3.14) it answers None: every
+#: request asks get_running_loop() then, as before.
+_task_of = getattr(asyncio.tasks, "_current_tasks", {}).get
 
 log = logging.getLogger("mmate_fast.bridge")
 
@@ -482,7 +487,13 @@ class Bridge:
         asyncio.timeout scope or a loop timer per request; the timeout fires at most 50 ms late)."""
         if not self._ready or self.publisher.pipeline.has_publish:  # changed since request() was called
             return await self._request(msg, timeout, options)
-        loop = asyncio.get_running_loop()
+        deadlines = self._deadlines
+        if deadlines is not None and _task_of(deadlines.loop) is not None:
+            loop = deadlines.loop  # inside one of its tasks: the running loop
+        else:
+            loop = asyncio.get_running_loop()
+            if deadlines is None or deadlines.loop is not loop:
+                deadlines = self._deadlines = _Deadlines(loop)
         deadline = loop.time() + timeout
         planned: Any = None
         if len(options) == 1 and not self.confirm_requests:  # only ``persistent`` (request() sets it)
@@ -514,9 +525,6 @@ class Bridge:
             else:
                 self._publish_direct(msg, options)
             self.stats.sent += 1
-            deadlines = self._deadlines
-            if deadlines is None or deadlines.loop is not loop:
-                deadlines = self._deadlines = _Deadlines(loop)
             bucket = deadlines.add(deadline, fut)
             try:
                 return await fut

@@ -776,14 +776,31 @@ cdef int _check_key(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end) exc
     """``_sstr`` of a field table key without the str: length and UTF-8 checked, off advanced."""
     cdef Py_ssize_t start = off[0]
     cdef Py_ssize_t n = _sstr_len(p, off, end, "field table key")
-    cdef Py_ssize_t o = off[0], i
-    for i in range(n):
-        if p[o + i] >= 0x80:  # not ASCII: let the decoder judge it, as _sstr does
-            off[0] = start
-            _sstr(p, off, end, "field table key")
-            return 0
+    cdef Py_ssize_t o = off[0]
+    if not _ascii(p + o, n):  # not ASCII: let the decoder judge it, as _sstr does
+        off[0] = start
+        _sstr(p, off, end, "field table key")
+        return 0
     off[0] = o + n
     return 0
+
+
+cdef inline bint _ascii(const unsigned char* s, Py_ssize_t n) noexcept nogil:
+    """Whether the ``n`` bytes at ``s`` are all below 0x80: 8 bytes per step (a header table's keys
+    are checked on every delivery), the last < 8 one by one."""
+    cdef uint64_t word, seen = 0
+    cdef Py_ssize_t i = 0
+    while i + 8 <= n:
+        memcpy(&word, s + i, 8)
+        seen |= word
+        i += 8
+    if seen & 0x8080808080808080ULL:
+        return False
+    while i < n:
+        if s[i] >= 0x80:
+            return False
+        i += 1
+    return True
 
 
 cdef int _check_value(const unsigned char* p, Py_ssize_t* off, Py_ssize_t end, int depth) except -1:
@@ -1232,6 +1249,8 @@ cdef class Acks:
                 self._above = {t for t in self._above if t > delivery_tag}
         elif delivery_tag == self._upto + 1:
             self._upto = delivery_tag
+            if not self._above:  # in order, nothing settled above (a no-ack consumer's every tag)
+                return
         elif delivery_tag > self._upto:
             if len(self._above) < MAX_OUT_OF_ORDER:  # bounded: past it, later acks are not coalesced
                 self._above.add(delivery_tag)

@@ -14,6 +14,8 @@ goes to ``Client._on_handler_result``.
 from cpython.dict cimport PyDict_GetItem
 from cpython.ref cimport PyObject
 
+from mmate_fast._cy.envelope cimport Envelope
+
 from mmate_fast.errors import RemoteError
 
 #: classes whose "needs error_of" verdict is cached at most at once (class objects, not wire names)
@@ -76,7 +78,8 @@ cdef class ReplyStep:
             env = self._decode_envelope(delivery.body)
         except Exception:
             return self._general(delivery)  # it fails there again, and is counted
-        correlation_id = env.correlation_id
+        cdef bint plain = type(env) is Envelope  # the compiled one: its fields read from the struct
+        correlation_id = (<Envelope>env).correlation_id if plain else env.correlation_id
         if not correlation_id:
             return self._general(delivery)  # the fallbacks (AMQP property, headers) live there
         cdef PyObject* hit = PyDict_GetItem(self._pending, correlation_id)
@@ -85,7 +88,7 @@ cdef class ReplyStep:
         fut = <object>hit
         if fut.done():
             return self._general(delivery)
-        type_name = env.type
+        type_name = (<Envelope>env).type if plain else env.type
         hit = PyDict_GetItem(self._by_name, type_name)
         if hit is NULL:
             return self._general(delivery)  # a GenericMessage, or a type to convert / refuse

@@ -174,3 +174,56 @@ async def test_the_answer_reaches_a_planned_request(monkeypatch: pytest.MonkeyPa
     b._on_reply(_Delivery())
     reply = await asyncio.wait_for(task, 1)
     assert isinstance(reply, GenericMessage) and reply.payload["n"] == 1
+
+
+async def _answered(b: Bridge, order_id: str) -> Any:
+    """A request answered through the bridge's reply path (its correlation id read off the wire)."""
+    from mmate_fast.messaging.outgoing import build
+
+    task = asyncio.ensure_future(b.request(BpQuery(order_id=order_id), timeout=5))
+    await asyncio.sleep(0)
+    assert b.pending == 1
+    corr = next(iter(b._pending))
+
+    class _Delivery:
+        properties = None
+        body = build(GenericMessage(type="BpReply", payload={"success": True, "n": order_id}),
+                     correlation_id=corr).body
+
+    b._on_reply(_Delivery())
+    return await asyncio.wait_for(task, 1)
+
+
+async def test_requests_on_the_bridges_loop_do_not_ask_for_the_running_loop(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first request finds the running loop; the next ones, inside a task of that same loop, take
+    it from the bridge (asyncio.get_running_loop() makes a getpid() syscall per call on 3.11)."""
+    asked = []
+    running = asyncio.get_running_loop
+
+    def counted() -> asyncio.AbstractEventLoop:
+        asked.append(1)
+        return running()
+
+    monkeypatch.setattr(bridge_mod.asyncio, "get_running_loop", counted)
+    b = _bridge(True)
+    for i in range(5):
+        assert (await _answered(b, f"o-{i}")).payload["n"] == f"o-{i}"
+    assert len(asked) == 1 and b._deadlines is not None and b._deadlines.loop is running()
+
+
+def test_a_bridge_used_from_another_loop_waits_on_that_loop() -> None:
+    """A bridge whose last request ran on a loop that is gone (a second asyncio.run) finds the loop
+    running now: its future, deadline buckets and reply all belong to the new loop."""
+    b = _bridge(True)
+    loops = []
+
+    async def one(order_id: str) -> Any:
+        loops.append(asyncio.get_running_loop())
+        reply = await _answered(b, order_id)
+        assert b._deadlines is not None and b._deadlines.loop is loops[-1]
+        return reply
+
+    assert asyncio.run(one("a")).payload["n"] == "a"
+    assert asyncio.run(one("b")).payload["n"] == "b"
+    assert loops[0] is not loops[1]

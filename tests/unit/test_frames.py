@@ -251,6 +251,27 @@ def test_properties_roundtrip(F: ModuleType) -> None:
         F.encode_properties(F.BasicProperties(content_type=5))
 
 
+@pytest.mark.parametrize("size", [1, 7, 8, 9, 15, 16, 17, 24])
+def test_a_header_key_byte_above_0x7f_at_every_offset(F: ModuleType, size: int) -> None:
+    """The header table's keys are checked 8 bytes at a time (compiled): a byte >= 0x80 anywhere in a
+    key, in a whole word or the tail, sends the key to the UTF-8 decoder (valid: kept; not UTF-8:
+    FrameError 502), as a key of plain ASCII bytes passes as it is."""
+    def props(key: bytes) -> bytes:
+        entry = bytes([len(key)]) + key + b"S" + struct.pack(">I", 1) + b"v"
+        return b"\x20\x00" + struct.pack(">I", len(entry)) + entry
+
+    plain = b"k" * size
+    assert F.decode_properties(props(plain))[0].headers == {plain.decode(): "v"}
+    for at in range(size):
+        for odd, valid in ((b"\xc3\xa9", True), (b"\xff", False), (b"\x80", False)):
+            key = plain[:at] + odd + plain[at + 1:]
+            if valid:
+                assert F.decode_properties(props(key))[0].headers == {key.decode(): "v"}
+            else:
+                with pytest.raises(FrameError):
+                    _ = F.decode_properties(props(key))[0].headers  # lazy or not: it fails
+
+
 # --------------------------------------------------------------------------- decoding pamqp frames
 def test_decode_deliver_getok_return_all_props(F: ModuleType) -> None:
     big = bytes(range(256)) * 1000
