@@ -66,11 +66,10 @@ _new_id = _env.new_id
 _replystep = load("replystep")
 #: the compiled reply step is the reply consumer's callback (the twin would only add a call)
 _STEP = COMPILED.get("replystep", False)
-#: loop -> the task it is running now (the C tasks' own dict, one lookup): tells that the bridge's
-#: last loop still runs its requests without asyncio.get_running_loop(), a getpid() syscall per call
-#: on Python < 3.12 (its fork check). Where asyncio has no such dict (3.14) it answers None: every
-#: request asks get_running_loop() then, as before.
-_task_of = getattr(asyncio.tasks, "_current_tasks", {}).get
+#: ``asyncio.current_task(loop)`` with the loop given is one lookup in the loop's current-task table:
+#: it tells that the bridge's last loop still runs its requests without asyncio.get_running_loop(),
+#: a getpid() syscall per call on Python < 3.12 (its fork check)
+_task_of = asyncio.current_task
 
 log = logging.getLogger("mmate_fast.bridge")
 
