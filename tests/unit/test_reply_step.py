@@ -569,7 +569,7 @@ def test_a_publish_interceptor_added_later_sends_the_next_reply_the_general_way(
     not stop a non-reply result from being ignored."""
     from mmate_fast.client import _reply_not_sent
 
-    client, target = _sink_client("go")
+    client, _ = _sink_client("go")
     general: list[Any] = []
 
     def on_result(result: Any, msg: Any, ctx: Any) -> None:
