@@ -12,6 +12,8 @@ import asyncio
 import logging
 from typing import Any
 
+from mmate_fast._cy.envelope cimport Envelope
+from mmate_fast._cy.replystep cimport ReplyHook
 from mmate_fast.errors import InvalidPatternError, MmateError
 
 #: Most types whose handler tuples are cached at once.
@@ -190,6 +192,21 @@ cdef class DeliveryStep:
             self._direct = getattr(hook, "direct", None)
         return self._direct
 
+    cdef int _result(self, result, msg, delivery, env) except -1:
+        """A plain handler's result to the subscriber's result hook: its context-free entry when
+        it has one (the compiled ReplyHook's ``_send`` called in C: what its ``direct`` returns,
+        without the Python call), else / when that declines ``owner._on_result``."""
+        hook = self._subscriber.result_hook
+        if type(hook) is ReplyHook:
+            if (<ReplyHook>hook)._send(result, msg, env, delivery):
+                return 0
+        else:
+            direct = self._direct_for(hook)
+            if direct is not None and direct(result, msg, delivery, env):
+                return 0
+        self._owner._on_result(result, msg, None, delivery, env)
+        return 0
+
     cdef tuple _plain_fns(self, tuple handlers):
         """The handlers' functions when every one is plain, takes only the message and settles at
         once (not ``settles_later``), else ()."""
@@ -271,7 +288,7 @@ cdef class DeliveryStep:
             env = self._decode_envelope(delivery.body)
         except Exception:
             return self._general(delivery)  # it fails there again, and is dealt with
-        type_name = env.type
+        type_name = (<Envelope>env).type if type(env) is Envelope else env.type
         cdef PyObject* hit = PyDict_GetItem(self._table._cache, type_name)
         cdef tuple handlers = <tuple>hit if hit is not NULL else self._table._resolve(type_name)
         if not handlers:
@@ -303,9 +320,7 @@ cdef class DeliveryStep:
             for fn in fns:
                 result = fn(msg)
                 if result is not None:
-                    direct = self._direct_for(sub.result_hook)
-                    if direct is None or not direct(result, msg, delivery, env):
-                        owner._on_result(result, msg, None, delivery, env)
+                    self._result(result, msg, delivery, env)
         except Exception as exc:
             owner._spawn(owner._handler_failed(ch, delivery, env, msg, None, exc))
             return None
@@ -347,9 +362,7 @@ cdef class DeliveryStep:
                         else:
                             more.append(result)
                     else:
-                        direct = self._direct_for(self._subscriber.result_hook)
-                        if direct is None or not direct(result, msg, delivery, env):
-                            owner._on_result(result, msg, None, delivery, env)
+                        self._result(result, msg, delivery, env)
         except Exception as exc:
             if more is not None:  # not awaited: a coroutine is closed (no "never awaited" warning)
                 for awaitable in more:

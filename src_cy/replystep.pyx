@@ -126,11 +126,8 @@ cdef class _Hooked:
 
 
 cdef class ReplyHook:
-    """The Client's handler-result hook (see replystep.pyi)."""
-
-    cdef object _client, _general, _plans, _reply_kind, _not_sent, _error
-    cdef object _publisher  # the reply publisher whose plans _durable / _transient hold
-    cdef dict _durable, _transient  # reply class -> its plan in that publisher (False: none)
+    """The Client's handler-result hook (see replystep.pyi); its C fields and ``_send`` are declared
+    in mmate_fast/_cy/replystep.pxd (the compiled consume step calls ``_send`` directly)."""
 
     def __init__(self, client, general, dict plans, reply_kind, not_sent, error):
         self._client = client
@@ -139,9 +136,8 @@ cdef class ReplyHook:
         self._reply_kind = reply_kind
         self._not_sent = not_sent
         self._error = error
-        self._publisher = None
-        self._durable = {}
-        self._transient = {}
+        self._verdicts = {}
+        self._adopt(None)
 
     def __call__(self, result, msg, ctx):
         """``Client._on_handler_result(result, msg, ctx)``, the same outcome."""
@@ -156,24 +152,42 @@ cdef class ReplyHook:
         call the hook itself."""
         return self._send(result, msg, env, delivery) != 0
 
+    cdef object _verdict(self, cls):
+        """What a result of ``cls`` is, from its ContractPlan: True a reply (sent here), False not
+        a reply (nothing to send), None generic (``kind_of`` decides: the general path) or no plan
+        yet. Kept per class once the plan exists (a plan's kind and genericity are its class's)."""
+        cdef PyObject* hit = PyDict_GetItem(self._verdicts, cls)
+        if hit is not NULL:
+            return <object>hit
+        hit = PyDict_GetItem(self._plans, cls)
+        if hit is NULL:
+            return None
+        plan = <object>hit
+        verdict = None if plan.is_generic else plan.kind is self._reply_kind
+        if len(self._verdicts) >= _CACHE_MAX:
+            self._verdicts.clear()
+        self._verdicts[cls] = verdict
+        return verdict
+
     cdef int _send(self, result, msg, env, delivery) except -1:
         """1: dealt with; 0: the general path must decide."""
         cls = type(result)
-        cdef PyObject* hit = PyDict_GetItem(self._plans, cls)
-        if hit is NULL:
+        verdict = self._verdict(cls)
+        if verdict is None:
             return 0
-        plan = <object>hit
-        if plan.is_generic:
-            return 0  # a GenericMessage's kind is its header's: kind_of decides
-        if plan.kind is not self._reply_kind:
+        if verdict is False:
             return 1  # not a reply: nothing to send (the general path returns None too)
         reply_to = getattr(msg, "reply_to", None)
         if type(reply_to) is not str or not reply_to:
             return 0  # the context's reply address, or the warning
         publisher = self._client._reply_publisher
-        if publisher is None or publisher.pipeline.has_publish:
+        if publisher is None:
             return 0
-        correlation_id = env.correlation_id
+        if publisher is not self._publisher:  # a new reply publisher (reconnect): its own plans
+            self._adopt(publisher)
+        if self._pipeline.has_publish:
+            return 0
+        correlation_id = (<Envelope>env).correlation_id if type(env) is Envelope else env.correlation_id
         if not correlation_id:
             return 0  # the context's fallbacks
         persistent = getattr(delivery.properties, "delivery_mode", None) != 1
@@ -185,15 +199,23 @@ cdef class ReplyHook:
             self._not_sent(result, reply_to, exc)
         return 1
 
+    cdef int _adopt(self, publisher) except -1:
+        """Start on ``publisher`` (None: none yet): its pipeline and confirm mode (both set once, in
+        ``Publisher.__init__``) read once, no reply plans of its own yet."""
+        self._publisher = publisher
+        self._pipeline = None if publisher is None else publisher.pipeline
+        self._confirms = publisher is not None and bool(publisher.confirms)
+        self._durable = {}
+        self._transient = {}
+        return 0
+
     cdef bint _write(self, publisher, cls, result, str reply_to, correlation_id, bint persistent) except -1:
         """``reply_nowait``'s one-call path without its frame: the class's reply plan (asked of the
         publisher once per class and ``persistent``) written into the publisher's sink. False when
         it wrote nothing (no plan, confirm mode, no sink, the plan declined): ``reply_nowait``
         then."""
-        if publisher is not self._publisher:  # a new reply publisher (reconnect): its own plans
-            self._publisher = publisher
-            self._durable = {}
-            self._transient = {}
+        if self._confirms:
+            return False
         cdef dict plans = self._durable if persistent else self._transient
         cdef PyObject* hit = PyDict_GetItem(plans, cls)
         if hit is NULL:
@@ -205,7 +227,7 @@ cdef class ReplyHook:
             plans[cls] = plan
         else:
             plan = <object>hit
-        if plan is False or publisher.confirms:
+        if plan is False:
             return False
         sink = publisher._sink
         if sink is None or not sink.open:

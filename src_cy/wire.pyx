@@ -543,6 +543,7 @@ cdef extern from "Python.h":
 cdef extern from "math.h":
     bint isfinite(double x) nogil
     double fabs(double x) nogil
+    double nearbyint(double x) nogil
 
 
 cdef extern from "string.h":
@@ -565,6 +566,62 @@ cdef Py_ssize_t _wint(char* w, long long v) noexcept:
         tmp[k] = 45
     memcpy(w, tmp + k, 24 - k)
     return 24 - k
+
+
+#: the powers of ten a double holds exactly (10**0 .. 10**22), as doubles and as integers up to 10**15
+cdef double _P10[23]
+cdef unsigned long long _I10[16]
+for _k in range(23):
+    _P10[_k] = float(10 ** _k)
+for _k in range(16):
+    _I10[_k] = 10 ** _k
+
+
+cdef Py_ssize_t _short_float(char* w, double v) noexcept:
+    """``PyOS_double_to_string(v, 'r', 0, 0)`` (repr without its ".0", Go's form in this range) at w
+    (room for 24 bytes) for a finite v with 1e-4 <= |v| < 1e16 whose shortest form has at most 15
+    significant digits: its length, else 0 (the caller then asks Python's dtoa, ~2k instructions).
+    Why it is exact: the smallest k for which the integer m nearest |v| * 10**k (< 10**15) gives back
+    |v| as m / 10**k (both exact doubles, the division correctly rounded: the double nearest the
+    decimal m * 10**-k) names the shortest decimal that reads back as v; with at most 15 digits (DBL_DIG)
+    no other decimal of that length reads back as v, so it is the one repr prints, in fixed notation
+    in this range (no exponent, no trailing zeros, "0." before a fraction below 1)."""
+    cdef double a = fabs(v), scaled, m = 0
+    cdef int k, d, n = 0
+    cdef unsigned long long im, ip, frac
+    cdef char tmp[24]
+    for k in range(23):
+        scaled = a * _P10[k]
+        if scaled >= 1e15:
+            return 0
+        m = nearbyint(scaled)
+        if m / _P10[k] == a:
+            break
+    else:
+        return 0
+    im = <unsigned long long>m
+    ip = im // _I10[k]
+    frac = im - ip * _I10[k]
+    if v < 0:
+        w[n] = 45  # '-'
+        n += 1
+    d = 24
+    while True:
+        d -= 1
+        tmp[d] = <char>(48 + ip % 10)
+        ip //= 10
+        if ip == 0:
+            break
+    memcpy(w + n, tmp + d, 24 - d)
+    n += 24 - d
+    if k:
+        w[n] = 46  # '.'
+        n += 1
+        for d in range(k - 1, -1, -1):
+            w[n + d] = <char>(48 + frac % 10)
+            frac //= 10
+        n += k
+    return n
 
 
 cdef struct Out:
@@ -645,6 +702,7 @@ cdef class PayloadWriter:
         cdef const char* s = NULL
         cdef char* w
         cdef char* r = NULL
+        cdef char fbuf[24]
         cdef bytes key
         cdef bytes frag = None
         cdef bint first = True
@@ -688,8 +746,12 @@ cdef class PayloadWriter:
                 frag = _encode_json(v if fl[i] & 2 else self._general(v))
                 n = PyBytes_GET_SIZE(frag)
             elif k == 2:
-                r = PyOS_double_to_string(dv, b'r', 0, 0, NULL)
-                n = <Py_ssize_t>strlen(r)
+                n = _short_float(fbuf, dv)
+                if n:
+                    r = NULL
+                else:
+                    r = PyOS_double_to_string(dv, b'r', 0, 0, NULL)
+                    n = <Py_ssize_t>strlen(r)
             elif k >= 3:
                 n = 24
             w = _room(o, stack, used, kl + n + 1)
@@ -704,8 +766,11 @@ cdef class PayloadWriter:
             if k == 1:
                 used += _jstr(w, <const unsigned char*>s, (n - 2) // 6) - w
             elif k == 2:
-                memcpy(w, r, n)
-                PyMem_Free(r)
+                if r is NULL:
+                    memcpy(w, fbuf, n)
+                else:
+                    memcpy(w, r, n)
+                    PyMem_Free(r)
                 used += n
             elif k == 3:
                 memcpy(w, b"null", 4)

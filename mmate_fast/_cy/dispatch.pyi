@@ -56,7 +56,10 @@ class DeliveryStep:
     ``owner`` is the Subscription: the step reads its ``on_delivery``, ``stats``, ``_pipeline``,
     ``subscriber`` (``observer``, ``tracer``), ``queue`` once, and ``channel`` and ``_stopping`` per
     delivery; it counts ``stats.received`` / ``acked`` / ``stale_settles`` as ``on_delivery`` does,
-    hands a handler's result to ``owner._on_result`` and a handler error to
+    hands a handler's result to the subscriber's ``result_hook``'s context-free entry
+    ``direct(result, msg, delivery, envelope)`` when it has one (looked up once per hook object;
+    the compiled ``replystep.ReplyHook`` itself, exactly that class, through its C entry: the same
+    answer without the Python call), else / when that declines to ``owner._on_result``, and a handler error to
     ``owner._spawn(owner._handler_failed(...))``, and acks with ``channel.basic_ack`` after every
     handler returned.
 

@@ -42,7 +42,8 @@ class ReplyHook:
     ``general`` (``Client._on_handler_result``) for every result, without its Python frames for a
     typed reply: when ``type(result)`` has a ContractPlan in ``plans`` that is not generic and its
     kind is ``reply_kind``, the request message carries a non-empty ``str`` ``reply_to``,
-    ``client._reply_publisher`` (read per call) exists without publish interceptors and the
+    ``client._reply_publisher`` (read per call; its ``pipeline`` and ``confirms``, set once by
+    ``Publisher.__init__``, read once per publisher) exists without publish interceptors and the
     envelope has a correlation id, it sends what ``publisher.reply_nowait(result, reply_to,
     correlation_id, persistent)`` sends (``persistent``: the request's ``delivery_mode`` was not 1):
     itself when the publisher is not in confirm mode and has a plan for the class
@@ -52,7 +53,11 @@ class ReplyHook:
     an ``error`` raised there goes to ``not_sent(result, reply_to, exc)`` (the Client logs it). A
     result of a plan whose kind is not ``reply_kind`` is ignored (returns None, as ``general``
     does); anything else (no plan yet, generic messages, the context's reply address or
-    correlation id fallbacks, interceptors) goes to ``general(result, msg, ctx)``.
+    correlation id fallbacks, interceptors) goes to ``general(result, msg, ctx)``. A class's verdict
+    (reply, not a reply, generic) is kept once its plan exists (the compiled hook; the twin reads
+    the plan per call: the same answers). The compiled consume step (``dispatch.DeliveryStep``)
+    calls the compiled hook's C entry (``mmate_fast/_cy/replystep.pxd``) instead of ``direct`` when
+    the result hook is exactly this class.
     """
 
     def __init__(self, client: Any, general: Callable[[Any, Any, Any], Any], plans: dict[type, Any],

@@ -107,8 +107,8 @@ class ReplyHook:
     written by the reply publisher's plan into its sink (``reply_nowait`` when that declines);
     anything else goes to ``general`` (``_on_handler_result``)."""
 
-    __slots__ = ("_client", "_durable", "_error", "_general", "_not_sent", "_plans", "_publisher",
-                 "_reply_kind", "_transient")
+    __slots__ = ("_client", "_confirms", "_durable", "_error", "_general", "_not_sent", "_pipeline", "_plans",
+                 "_publisher", "_reply_kind", "_transient")
 
     def __init__(self, client: Any, general: Callable[[Any, Any, Any], Any], plans: dict[type, Any],
                  reply_kind: Any, not_sent: Callable[[Any, str, BaseException], Any],
@@ -120,6 +120,8 @@ class ReplyHook:
         self._not_sent = not_sent
         self._error = error
         self._publisher: Any = None
+        self._pipeline: Any = None
+        self._confirms = False
         #: reply class -> its plan in ``_publisher`` (False: none), persistent and transient
         self._durable: dict[type, Any] = {}
         self._transient: dict[type, Any] = {}
@@ -146,7 +148,11 @@ class ReplyHook:
         if type(reply_to) is not str or not reply_to:
             return False
         publisher = self._client._reply_publisher
-        if publisher is None or publisher.pipeline.has_publish:
+        if publisher is None:
+            return False
+        if publisher is not self._publisher:  # a new reply publisher (reconnect): its own plans
+            self._adopt(publisher)
+        if self._pipeline.has_publish:
             return False
         correlation_id = env.correlation_id
         if not correlation_id:
@@ -159,14 +165,21 @@ class ReplyHook:
             self._not_sent(result, reply_to, exc)
         return True
 
+    def _adopt(self, publisher: Any) -> None:
+        """Start on ``publisher``: its pipeline and confirm mode (both set once, in
+        ``Publisher.__init__``) read once, no reply plans of its own yet."""
+        self._publisher = publisher
+        self._pipeline = publisher.pipeline
+        self._confirms = bool(publisher.confirms)
+        self._durable = {}
+        self._transient = {}
+
     def _write(self, publisher: Any, cls: type, result: Any, reply_to: str, correlation_id: str,
                persistent: bool) -> bool:
         """``reply_nowait``'s one-call path: the class's reply plan (asked of the publisher once per
         class and ``persistent``) written into the publisher's sink; False when nothing was written."""
-        if publisher is not self._publisher:  # a new reply publisher (reconnect): its own plans
-            self._publisher = publisher
-            self._durable = {}
-            self._transient = {}
+        if self._confirms:
+            return False
         plans = self._durable if persistent else self._transient
         plan = plans.get(cls)
         if plan is None:
@@ -176,7 +189,7 @@ class ReplyHook:
             if len(plans) >= _CACHE_MAX:
                 plans.clear()
             plans[cls] = plan
-        if plan is False or publisher.confirms:
+        if plan is False:
             return False
         sink = publisher._sink
         if sink is None or not sink.open:

@@ -183,3 +183,24 @@ def test_a_hand_written_codec_wins_over_a_cached_writer() -> None:
     plan = contract_plan(Custom)
     plan.use_codec(lambda m: {"t": m.text}, plan.decode)
     assert build(msg).body.endswith(b',"payload":{"t":"x"}}')
+
+
+#: decimals of 1-17 significant digits anywhere in (and around) the range the compiled writer prints
+#: without Python's dtoa (1e-4 <= |x| < 1e16, at most 15 digits), both signs
+SHORT_DECIMALS = st.builds(lambda digits, scale, neg: float(f"{'-' if neg else ''}{digits}e-{scale}"),
+                           st.integers(1, 10**17 - 1), st.integers(0, 24), st.booleans())
+FLOAT_EDGES = [1e-4, 1.0000000000000002e-4, 9.999999999999999e-5, 1e15, 999999999999999.0,
+               999999999999999.9, 99999999999999.99, 1e16, 9999999999999998.0, 0.1 + 0.2, 9.95, 0.5, 1.0,
+               2.0**53, 123456789012345.6, 123456789012345.0, 10.42, 0.001, 1234.5678]
+
+
+@settings(max_examples=500, deadline=None)
+@given(x=st.one_of(SHORT_DECIMALS, st.floats(allow_nan=False, allow_infinity=False),
+                   st.floats(1e-4, 1e16), st.sampled_from(FLOAT_EDGES + [-e for e in FLOAT_EDGES])))
+def test_writer_floats_equal_the_dict_path(x: float) -> None:
+    """A float field prints as the general path does (Python's shortest repr, Go's form): the compiled
+    writer's own short-decimal formatter (no dtoa for up to 15 significant digits) included."""
+    inner = Inner(weight=x)
+    want = _penv.encode_json(to_payload(inner))
+    for W in IMPLS:
+        assert _writer(W, Inner).encode(inner) == want

@@ -560,3 +560,30 @@ def _pipeline_with(interceptor: Any) -> Any:
     from mmate_fast.messaging.pipeline import Pipeline
 
     return Pipeline([interceptor])
+
+
+def test_a_publish_interceptor_added_later_sends_the_next_reply_the_general_way(impl: ModuleType) -> None:
+    """The hook reads its reply publisher's pipeline and confirm mode once per publisher, but whether
+    that pipeline has publish interceptors on every reply: one added after the hook wrote a reply
+    sends the next one through ``_on_handler_result``; a ContractPlan's verdict kept per class does
+    not stop a non-reply result from being ignored."""
+    from mmate_fast.client import _reply_not_sent
+
+    client, _ = _sink_client("go")
+    general: list[Any] = []
+
+    def on_result(result: Any, msg: Any, ctx: Any) -> None:
+        general.append(result)
+
+    hook = impl.ReplyHook(client, on_result, _PLANS, MessageKind.REPLY, _reply_not_sent, errors.MmateError)
+    msg = RsGetOrder(order_id="A-1")
+    msg.reply_to = "bridge.reply.0123abcd"
+    ctx = _request_ctx(msg)
+    reply = RsOrderReply(order_id="A-1")
+    publisher = client._reply_publisher
+    assert hook(reply, msg, ctx) is None and publisher.published == 1 and not general
+    publisher.pipeline.add(_Stamp())
+    assert hook(reply, msg, ctx) is None and publisher.published == 1 and general == [reply]
+    assert hook.direct(reply, msg, ctx.delivery, ctx.envelope) is False
+    assert hook.direct(RsGetOrder(order_id="x"), msg, ctx.delivery, ctx.envelope) is True  # not a reply
+    assert general == [reply]
