@@ -115,3 +115,25 @@ def test_headers_are_read_on_first_use_and_can_be_replaced() -> None:
     assert fresh.headers == {"new": 1}
     assert compiled.decode_envelope(body) == compiled.decode_envelope(body)
 
+
+
+#: string contents that stop the shared string scanner (``_jsonscan.stop_at``) somewhere: escapes,
+#: bytes from 0x80, control bytes, a cut escape; valid JSON or not
+SCAN_STOPS = [b"", b'\\"', b"\\\\", b"\\n", b"\\u00e9", b"\\ud83d\\ude00", b"\xc3\xa9", b"\xe4\xb8\xad\\t",
+              b"\xc3\xa9\x01", b"\x7f", b"\x01", b"\x1f", b"\t", b"\\x", b"\xff", b'\\"\\"' + b"q" * 15 + b"\\\\"]
+
+
+@pytest.mark.parametrize("stop", SCAN_STOPS, ids=repr)
+def test_a_stop_at_every_offset_of_a_string_equals_the_twin(stop: bytes) -> None:
+    """The stop bytes at every offset of a 16-byte scan (0-40 bytes in), with 0, 1 or 17 bytes after
+    them, in a payload value and key, a header value and the type: what the twin gives."""
+    from mmate_fast._cy import envelope as compiled
+
+    for before in range(41):
+        for after in (0, 1, 17):
+            s = b"x" * before + stop + b"y" * after
+            for body in (b'{"type":"T","payload":{"k":"' + s + b'","n":1}}',
+                         b'{"type":"T","payload":{"' + s + b'":[1,"' + s + b'"]}}',
+                         b'{"type":"T","headers":{"h":"' + s + b'"},"payload":{}}',
+                         b'{"type":"' + s + b'","payload":{}}'):
+                assert _outcome(compiled, body) == _outcome(twin, body), body

@@ -364,6 +364,35 @@ def test_damaged_bodies_are_declined_or_equal_the_general_path(fs: Any) -> None:
     assert read_here > 50  # some damage leaves the plain form (a changed digit or letter)
 
 
+#: string contents that stop the shared string scanner (``_jsonscan.stop_at``) somewhere: escapes,
+#: bytes from 0x80 (then escapes or control bytes after them), control bytes, bad escapes or UTF-8
+SCAN_STOPS = [b"", b'\\"', b"\\\\", b"\\n", b"\\u00e9", b"\\ud83d\\ude00", b"\\u12g4", b"\\x", b"\xc3\xa9",
+              b"\xe4\xb8\xad\\t", b"\xc3\xa9\x01", b"\x7f", b"\x01", b"\x1f", b"\t", b"\xff", b"\xc3"]
+
+
+@pytest.mark.parametrize("fs", IMPLS)
+@pytest.mark.parametrize("stop", SCAN_STOPS, ids=repr)
+def test_a_stop_at_every_offset_of_a_string_is_read_like_the_general_path(fs: Any, stop: bytes) -> None:
+    """The stop bytes at every offset of a 16-byte scan (0-40 bytes in), with 0, 1 or 17 bytes after
+    them, in a string read (workflowId), one in the state data and one of its keys: the general path's
+    result or None; a valid value is read here."""
+    marker = "\x00MARK\x00"
+    sites = [(_set("payload/workflowId", marker), True), (_set("payload/finalData/orderId", marker), True),
+             (_set("payload/finalData", {marker: 1}), False)]
+    for change, value in sites:
+        template = edit(34, change)
+        assert orjson.dumps(marker)[1:-1] in template
+        for before in range(41):
+            for after in (0, 1, 17):
+                body = template.replace(orjson.dumps(marker)[1:-1], b"x" * before + stop + b"y" * after)
+                try:
+                    orjson.loads(body)
+                    valid = True
+                except orjson.JSONDecodeError:
+                    valid = False
+                check(fs, body, taken=(valid and (value or stop == b"")) or None)
+
+
 def test_heard_takes_the_general_path_for_what_the_reader_declines(monkeypatch: pytest.MonkeyPatch) -> None:
     """``Waiters._heard`` ends in the same state (or the same ignored error) with the reader as
     without it."""
