@@ -35,10 +35,9 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.pycapsule cimport PyCapsule_New
 from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.stdint cimport int64_t
-from libc.string cimport memcpy
+from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport memchr, memcpy
 
-from _jsonscan cimport STOP_ANY, STOP_STRICT, STOP_TEXT, stop_at
 from _strcache cimport _utf8_cached
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
@@ -906,15 +905,84 @@ cdef inline Py_ssize_t _ws(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) n
     return i
 
 
+cdef unsigned char _STOP_STRICT[256]  # 1: ends a plain run of a strict string (quote, escape, <0x20, >=0x80)
+cdef unsigned char _STOP_ANY[256]  # 1: quote or backslash
+cdef unsigned char _STOP_TEXT[256]  # 1: quote, backslash or <0x20 (UTF-8 is checked when decoded)
+
+
+cdef void _init_stops() noexcept:
+    cdef int c
+    for c in range(256):
+        _STOP_STRICT[c] = 1 if (c == 34 or c == 92 or c < 0x20 or c >= 0x80) else 0
+        _STOP_ANY[c] = 1 if (c == 34 or c == 92) else 0
+        _STOP_TEXT[c] = 1 if (c == 34 or c == 92 or c < 0x20) else 0
+
+
+_init_stops()
+
+
 cdef enum:
     S_ANY = 0  # any value orjson will judge
     S_STRICT = 1  # only the plain subset
 
 
+cdef extern from *:
+    """
+    #define MMATE_ONES 0x0101010101010101ULL
+    #define MMATE_HIGHS 0x8080808080808080ULL
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #endif
+
+    /* The index of the first byte from p[i] that may end a plain run of a string: a quote, a
+       backslash, a byte below 0x20 and (high) a byte from 0x80; n when there is none before n.
+       16 bytes at a time with SSE2 (signed "< 0x20" is exactly "< 0x20 or >= 0x80"), else 8 at a
+       time (the lowest flagged byte of the word tricks is exact); the last bytes one by one. */
+    static inline Py_ssize_t mmate_stop_at(const unsigned char* p, Py_ssize_t i, Py_ssize_t n,
+                                           int high, const unsigned char* stop) {
+    #if defined(__SSE2__)
+        const __m128i q = _mm_set1_epi8(34), b = _mm_set1_epi8(92), c = _mm_set1_epi8(32);
+        const __m128i c1 = _mm_set1_epi8(31);
+        while (i + 16 <= n) {
+            __m128i x = _mm_loadu_si128((const __m128i*)(p + i));
+            __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(x, q), _mm_cmpeq_epi8(x, b));
+            if (high)
+                hit = _mm_or_si128(hit, _mm_cmplt_epi8(x, c));
+            else
+                hit = _mm_or_si128(hit, _mm_cmpeq_epi8(_mm_min_epu8(x, c1), x));
+            unsigned int m = (unsigned int)_mm_movemask_epi8(hit);
+            if (m)
+                return i + __builtin_ctz(m);
+            i += 16;
+        }
+    #else
+        while (i + 8 <= n) {
+            unsigned long long x, hit;
+            memcpy(&x, p + i, 8);
+            unsigned long long xq = x ^ (MMATE_ONES * 34), xb = x ^ (MMATE_ONES * 92);
+            hit = ((xq - MMATE_ONES) & ~xq) | ((xb - MMATE_ONES) & ~xb) | ((x - MMATE_ONES * 32) & ~x);
+            if (high)
+                hit |= x;
+            if (hit & MMATE_HIGHS)
+                break;  /* the byte loop finds which one (within these 8 bytes) */
+            i += 8;
+        }
+    #endif
+        while (i < n && !stop[p[i]])
+            i++;
+        return i;
+    }
+    """
+    const uint64_t ONES "MMATE_ONES"
+    const uint64_t HIGHS "MMATE_HIGHS"
+    Py_ssize_t _stop_at "mmate_stop_at"(const unsigned char* p, Py_ssize_t i, Py_ssize_t n, int high,
+                                        const unsigned char* stop) noexcept nogil
+
+
 cdef inline Py_ssize_t _strict_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
     """p[i] is the first byte inside a string: the index after its closing quote when the string
     has no escape, control byte or byte from 0x80 (the strict subset); -1 for any other."""
-    i = stop_at(p, i, n, STOP_STRICT)
+    i = _stop_at(p, i, n, 1, &_STOP_STRICT[0])
     return i + 1 if i < n and p[i] == 34 else -1
 
 
@@ -922,23 +990,11 @@ cdef inline Py_ssize_t _text_end(const unsigned char* p, Py_ssize_t i, Py_ssize_
                                  bint* ascii) noexcept nogil:
     """p[i] is the first byte inside a string: the index after its closing quote when the string
     has no escape or control byte (``ascii`` cleared when it holds a byte from 0x80); -1 else."""
-    i = stop_at(p, i, n, STOP_STRICT)
+    i = _stop_at(p, i, n, 1, &_STOP_STRICT[0])
     if i < n and p[i] >= 0x80:
         ascii[0] = False
-        i = stop_at(p, i, n, STOP_TEXT)
+        i = _stop_at(p, i, n, 0, &_STOP_TEXT[0])
     return i + 1 if i < n and p[i] == 34 else -1
-
-
-cdef inline Py_ssize_t _any_string_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
-    """p[i] is the first byte inside a string: the index after its closing quote, escapes skipped
-    (a backslash and the byte after it; orjson judges the escape and the rest); -1 when cut."""
-    while True:
-        i = stop_at(p, i, n, STOP_ANY)
-        if i >= n:
-            return -1
-        if p[i] == 34:
-            return i + 1
-        i += 2
 
 
 cdef Py_ssize_t _plain_string(const unsigned char* p, Py_ssize_t i, Py_ssize_t n, int strict) noexcept nogil:
@@ -946,7 +1002,49 @@ cdef Py_ssize_t _plain_string(const unsigned char* p, Py_ssize_t i, Py_ssize_t n
     control bytes or bytes from 0x80 (-1 for any other); S_ANY: any string (orjson judges it)."""
     if strict:
         return _strict_end(p, i + 1, n)
-    return _any_string_end(p, i + 1, n)
+    return _string_end(p, i + 1, n, &_STOP_ANY[0], False)
+
+
+cdef inline uint64_t _zero_bytes(uint64_t x) noexcept nogil:
+    """The high bit of each byte of x that is zero is set (and maybe of bytes above one: then a
+    lower byte is zero too, so "none" is exact)."""
+    return (x - ONES) & ~x & HIGHS
+
+
+cdef inline Py_ssize_t _plain_run8(const unsigned char* p, Py_ssize_t i, Py_ssize_t n,
+                                   const unsigned char* stop) noexcept nogil:
+    """Skip 8 bytes at a time while none of them is in ``stop`` (one of the three stop tables:
+    quote and backslash always, control bytes for the strict and text ones, bytes from 0x80 for the
+    strict one); the byte loop after it finds the exact stop."""
+    cdef uint64_t x, hit
+    cdef bint ctl = stop != &_STOP_ANY[0]
+    cdef bint high = stop == &_STOP_STRICT[0]
+    while i + 8 <= n:
+        memcpy(&x, p + i, 8)
+        hit = _zero_bytes(x ^ (ONES * 34)) | _zero_bytes(x ^ (ONES * 92))
+        if ctl:
+            hit |= (x - ONES * 32) & ~x & HIGHS  # a byte below 0x20 (exact when there is none)
+        if high:
+            hit |= x & HIGHS
+        if hit:
+            return i
+        i += 8
+    return i
+
+
+cdef inline Py_ssize_t _string_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t n,
+                                   const unsigned char* stop, bint strict) noexcept nogil:
+    while True:
+        i = _plain_run8(p, i, n, stop)
+        while i < n and not stop[p[i]]:
+            i += 1
+        if i >= n:
+            return -1
+        if p[i] == 34:
+            return i + 1
+        if strict:
+            return -1
+        i += 2  # an escape: orjson judges it
 
 
 cdef inline Py_ssize_t _plain_number(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:

@@ -10,9 +10,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_SetItem
 from cpython.unicode cimport (PyUnicode_DATA, PyUnicode_DecodeASCII, PyUnicode_GET_LENGTH, PyUnicode_KIND,
                               PyUnicode_READ)
+from libc.stdint cimport uint64_t
 from libc.string cimport memcmp, memcpy
-
-from _jsonscan cimport STOP_STRICT, STOP_TEXT, stop_at
 
 cdef extern from "Python.h":
     double PyOS_string_to_double(const char *s, char **endptr, object overflow_exception) except? -1.0
@@ -578,21 +577,58 @@ cdef inline bint _hex(unsigned char c) noexcept nogil:
     return (48 <= c <= 57) or (65 <= c <= 70) or (97 <= c <= 102)
 
 
+cdef extern from *:
+    """
+    /* the index of the lowest byte whose high bit is set in m (m != 0); 0 where that cannot be had
+       cheaply (the caller then walks from the word's first byte) */
+    static inline int mm_lowest_byte(uint64_t m) {
+    #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        return __builtin_ctzll(m) >> 3;
+    #else
+        return 0;
+    #endif
+    }
+    """
+    int mm_lowest_byte(uint64_t m) noexcept nogil
+
+
+cdef inline uint64_t _stops8(uint64_t v) noexcept nogil:
+    """The bytes of ``v`` (8 read from memory) that end or escape a JSON string or need a look: below
+    0x20 or >= 0x80, a quote, a backslash; flagged by their high bit. Exact word tests: such a byte is
+    never missed, and the lowest flagged byte is one (a borrow only flags bytes above the one that
+    made it)."""
+    cdef uint64_t ones = 0x0101010101010101ULL
+    cdef uint64_t t = v | ((v - ones * 0x20) & ~v)  # high bit: >= 0x80, or below 0x20
+    cdef uint64_t x = v ^ (ones * 0x22)  # '"'
+    t |= (x - ones) & ~x
+    x = v ^ (ones * 0x5C)  # '\\'
+    t |= (x - ones) & ~x
+    return t & 0x8080808080808080ULL
+
+
 cdef Py_ssize_t _str_end(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, int *flags) noexcept nogil:
     """``s[i]`` is a quote: where the JSON string ends (after its closing quote), -1 when it is not a
-    valid one; ``flags`` gets _F_ESC / _F_HIGH. The shared scanner (``_jsonscan.stop_at``) jumps to
-    each byte that needs a look; after the first byte from 0x80 only quotes, backslashes and control
-    bytes stop it (_F_HIGH is set then: orjson checks the UTF-8)."""
+    valid one; ``flags`` gets _F_ESC / _F_HIGH. Read 8 bytes at a time up to the first that stops
+    them (``_stops8``)."""
     cdef unsigned char c
+    cdef uint64_t v, m
     i += 1
     while True:
-        if flags[0] & _F_HIGH:  # (two calls: each with its stop set a constant)
-            i = stop_at(s, i, n, STOP_TEXT)
-        else:
-            i = stop_at(s, i, n, STOP_STRICT)
-        if i >= n:
-            return -1
-        c = s[i]
+        while i + 8 <= n:
+            memcpy(&v, s + i, 8)
+            m = _stops8(v)
+            if m:
+                i += mm_lowest_byte(m)
+                break
+            i += 8
+        while True:
+            if i >= n:
+                return -1
+            c = s[i]
+            if 32 <= c < 128 and c != 34 and c != 92:
+                i += 1
+                continue
+            break
         if c == 34:
             return i + 1
         if c == 92:
